@@ -1,0 +1,82 @@
+"""The engine's one exception tree.
+
+    EngineError                 anything the engine reports as a one-line user error
+    ├── ConfigError             bad TOML, wrong type, unknown key, missing env var
+    ├── PluginError             unknown plugin name, duplicate name, failed import
+    ├── DataError               bad market data (malformed row, time going backwards)
+    ├── IndicatorError          unknown indicator or parameter, bad indicator input
+    ├── StrategyError           a strategy failed to load, raised, or returned nonsense
+    │   └── StrategyBudgetError a sandboxed strategy ran past its CPU or memory budget
+    ├── StateError              an illegal state-machine transition
+    ├── BrokerError             a broker refused, failed or could not be reached
+    ├── RiskError               an order refused by a risk rule
+    └── JournalError            the order journal is corrupt, too new, or unwritable
+
+The CLI turns any EngineError into one line on stderr and exit code 2. Code
+that wraps a lower-level failure raises ``SomeError(...) from err``.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Root of every error the engine reports to a user as one line."""
+
+
+class ConfigError(EngineError):
+    """The configuration is invalid; the message names file, key path and expectation."""
+
+
+class PluginError(EngineError):
+    """A plugin is unknown, duplicated, or failed to load."""
+
+
+class DataError(EngineError):
+    """Market data is malformed; the message names file and line (or symbol and time)."""
+
+
+class IndicatorError(EngineError):
+    """An indicator name, parameter or input is invalid."""
+
+
+class StrategyError(EngineError):
+    """A strategy failed: load error, runtime error, invalid decision."""
+
+
+class StrategyBudgetError(StrategyError):
+    """A sandboxed strategy exceeded its instruction or memory budget."""
+
+
+class StateError(EngineError):
+    """A state-machine transition that the transition table does not allow."""
+
+
+class BrokerError(EngineError):
+    """A broker refused an order, failed, or could not be reached."""
+
+
+class RiskError(EngineError):
+    """A risk rule refused an order; ``rule`` names the rule."""
+
+    def __init__(self, message: str, rule: str = "") -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+class JournalError(EngineError):
+    """The journal is corrupt, of a newer schema, or cannot be written."""
+
+
+__all__ = [
+    "BrokerError",
+    "ConfigError",
+    "DataError",
+    "EngineError",
+    "IndicatorError",
+    "JournalError",
+    "PluginError",
+    "RiskError",
+    "StateError",
+    "StrategyBudgetError",
+    "StrategyError",
+]

@@ -1,0 +1,131 @@
+"""Hook specifications: every extension point of the engine.
+
+A plugin is any object (usually a module) with functions marked
+``@hookimpl`` whose names match the specs below, declared under the
+entry-point group ``engine_core.plugins``. An implementation may take a
+subset of a spec's arguments; specs only ever gain arguments, so old
+plugins keep working.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import pluggy
+
+if TYPE_CHECKING:
+    from engine_core.model import (
+        Bar,
+        ErrorEvent,
+        FillEvent,
+        OrderEvent,
+        SignalEvent,
+        TransitionEvent,
+    )
+
+PROJECT = "engine_core"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+Register = Callable[..., None]
+
+# ------------------------------------------------------------ registration
+# Called once when plugins load. Each receives a ``register`` callback; every
+# call of it adds one named implementation. All plugins' results combine; a
+# name registered twice is an error naming both distributions.
+
+
+@hookspec
+def register_data_sources(register: Register) -> None:
+    """Register market-data sources.
+
+    ``register(name, cls)`` where ``cls`` subclasses
+    :class:`engine_core.sources.DataSource` and carries its own config model
+    for the keys of the ``[source]`` table.
+    """
+
+
+@hookspec
+def register_indicators(register: Register) -> None:
+    """Register indicators.
+
+    ``register(kind)`` where ``kind`` is an
+    :class:`engine_core.indicators.IndicatorKind` (its ``spec.name`` is the
+    registered name, lower case).
+    """
+
+
+@hookspec
+def register_strategy_hosts(register: Register) -> None:
+    """Register strategy hosts (languages strategies are written in).
+
+    ``register(name, cls)`` where ``cls`` subclasses
+    :class:`engine_core.strategy.StrategyHost`.
+    """
+
+
+@hookspec
+def register_brokers(register: Register) -> None:
+    """Register brokers.
+
+    ``register(name, cls)`` where ``cls`` subclasses
+    :class:`engine_core.brokers.Broker` and carries its own config model for
+    the venue-specific keys of the ``[broker]`` table.
+    """
+
+
+@hookspec
+def register_event_sinks(register: Register) -> None:
+    """Register event sinks (where engine events go: log, MQTT, files).
+
+    ``register(name, cls)`` where ``cls`` subclasses
+    :class:`engine_core.events.EventSink`.
+    """
+
+
+# ------------------------------------------------------------ observation
+# Called by the engine as things happen; results are ignored. They run on the
+# thread where the event happens (a symbol's worker for bars, signals,
+# transitions, orders and fills), so an implementation must be quick and
+# thread-safe. ``engine_bar`` is only called when some plugin implements it.
+
+
+@hookspec
+def engine_started(config: Any) -> None:
+    """The engine has validated its config and is about to start the workers."""
+
+
+@hookspec
+def engine_stopped(summary: dict[str, Any]) -> None:
+    """The engine has stopped; ``summary`` is what ``summary.json`` holds."""
+
+
+@hookspec
+def engine_bar(bar: Bar) -> None:
+    """A bar reached its symbol's worker."""
+
+
+@hookspec
+def engine_signal(event: SignalEvent) -> None:
+    """A strategy made a decision."""
+
+
+@hookspec
+def engine_transition(event: TransitionEvent) -> None:
+    """A symbol's state machine changed state."""
+
+
+@hookspec
+def engine_order(event: OrderEvent) -> None:
+    """An order was submitted, acknowledged, cancelled, rejected or refused."""
+
+
+@hookspec
+def engine_fill(event: FillEvent) -> None:
+    """An order was filled (in whole or in part)."""
+
+
+@hookspec
+def engine_error(event: ErrorEvent) -> None:
+    """Something failed: a strategy error halting a symbol, a broker error, bad data."""

@@ -1,0 +1,212 @@
+"""Frozen domain values: bars, orders, fills, positions, and the engine's events.
+
+Times are integers: nanoseconds since the Unix epoch, UTC (``ts``). Prices and
+quantities in orders, fills and positions are ``Decimal`` (exact at the broker
+edge); bars carry floats because they are market observations, not money
+that the engine moves.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+NS_PER_SECOND = 1_000_000_000
+
+
+class Side(str, enum.Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+
+class State(str, enum.Enum):
+    """States of a symbol's state machine."""
+
+    WATCH = "watch"
+    CLOSE_WATCH = "close_watch"
+    IN_TRADE = "in_trade"
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    symbol: str
+    ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One market trade (tick) as a venue reports it."""
+
+    symbol: str
+    ts: int
+    price: float
+    qty: float
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BarChunk:
+    """Consecutive bars of one symbol as columns (the backtest's unit of work).
+
+    ``ts`` is int64 nanoseconds, strictly increasing; the price and volume
+    columns are float64 arrays of the same length.
+    """
+
+    symbol: str
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def bar(self, i: int) -> Bar:
+        return Bar(
+            self.symbol,
+            int(self.ts[i]),
+            float(self.open[i]),
+            float(self.high[i]),
+            float(self.low[i]),
+            float(self.close[i]),
+            float(self.volume[i]),
+        )
+
+    def slice(self, start: int, stop: int) -> BarChunk:
+        return BarChunk(
+            self.symbol,
+            self.ts[start:stop],
+            self.open[start:stop],
+            self.high[start:stop],
+            self.low[start:stop],
+            self.close[start:stop],
+            self.volume[start:stop],
+        )
+
+    @classmethod
+    def from_bars(cls, bars: list[Bar]) -> BarChunk:
+        symbol = bars[0].symbol if bars else ""
+        return cls(
+            symbol,
+            np.fromiter((b.ts for b in bars), dtype=np.int64, count=len(bars)),
+            np.fromiter((b.open for b in bars), dtype=np.float64, count=len(bars)),
+            np.fromiter((b.high for b in bars), dtype=np.float64, count=len(bars)),
+            np.fromiter((b.low for b in bars), dtype=np.float64, count=len(bars)),
+            np.fromiter((b.close for b in bars), dtype=np.float64, count=len(bars)),
+            np.fromiter((b.volume for b in bars), dtype=np.float64, count=len(bars)),
+        )
+
+
+class OrderType(str, enum.Enum):
+    MARKET = "market"
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A market order the engine sends to a broker.
+
+    ``client_id`` is deterministic (engine id, symbol, sequence) so that a
+    retry or a restart can never place the same order twice.
+    """
+
+    client_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    ts: int
+    reason: str = ""
+    type: OrderType = OrderType.MARKET
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    client_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    commission: Decimal
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    symbol: str
+    qty: Decimal = Decimal(0)
+    avg_price: Decimal = Decimal(0)
+
+    @property
+    def is_flat(self) -> bool:
+        return self.qty == 0
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionEvent:
+    symbol: str
+    ts: int
+    from_state: State
+    to_state: State
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignalEvent:
+    """A strategy decision (setup, enter, exit, cancel, adjust)."""
+
+    symbol: str
+    ts: int
+    action: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    order: Order
+    status: str  # submitted | acknowledged | cancelled | rejected | refused
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FillEvent:
+    fill: Fill
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    symbol: str | None
+    ts: int | None
+    message: str
+    kind: str = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTrip:
+    """A closed trade: entry and exit of one position."""
+
+    symbol: str
+    side: Side
+    qty: Decimal
+    entry_ts: int
+    entry_price: Decimal
+    exit_ts: int
+    exit_price: Decimal
+    pnl: Decimal
+    commission: Decimal
+    exit_reason: str
