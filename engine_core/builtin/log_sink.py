@@ -1,0 +1,80 @@
+"""The log sink: engine events as lines on stderr or in a file."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from engine_core.events import Event, EventSink
+from engine_core.hookspecs import hookimpl
+from engine_core.model import Bar, ErrorEvent, FillEvent, OrderEvent, SignalEvent, TransitionEvent
+from engine_core.sources import PluginConfig
+
+
+class LogConfig(PluginConfig):
+    path: str | None = None  # a file (appended to); stderr when not given
+    bars: bool = False
+    level: Literal["all", "trades", "errors"] = "all"
+
+
+def iso(ts: int | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def describe(event: Event) -> str:
+    """One line for an event (shared by every text sink)."""
+    if isinstance(event, TransitionEvent):
+        return f"{iso(event.ts)} {event.symbol} {event.from_state.value} -> {event.to_state.value} ({event.reason})"
+    if isinstance(event, OrderEvent):
+        o = event.order
+        extra = f": {event.detail}" if event.detail else ""
+        return f"{iso(o.ts)} {o.symbol} order {event.status} {o.side.value} {o.qty} [{o.client_id}] {o.reason}{extra}"
+    if isinstance(event, FillEvent):
+        f = event.fill
+        return f"{iso(f.ts)} {f.symbol} fill {f.side.value} {f.qty} @ {f.price} fee {f.commission} [{f.client_id}]"
+    if isinstance(event, SignalEvent):
+        return f"{iso(event.ts)} {event.symbol} signal {event.action} {event.detail or ''}".rstrip()
+    if isinstance(event, ErrorEvent):
+        return f"{iso(event.ts)} {event.symbol or '-'} {event.kind}: {event.message}"
+    if isinstance(event, Bar):
+        return f"{iso(event.ts)} {event.symbol} bar o={event.open} h={event.high} l={event.low} c={event.close} v={event.volume}"
+    return repr(event)
+
+
+class LogSink(EventSink):
+    Config = LogConfig
+
+    def __init__(self, config: LogConfig) -> None:
+        super().__init__(config)
+        self.wants_bars = config.bars  # type: ignore[misc]
+        self._out: TextIO | None = None
+
+    def start(self) -> None:
+        self._out = open(Path(self.config.path), "a", encoding="utf-8") if self.config.path else sys.stderr
+
+    def handle(self, event: Event) -> None:
+        level = self.config.level
+        if level == "errors" and not isinstance(event, ErrorEvent):
+            return
+        if level == "trades" and not isinstance(event, (FillEvent, ErrorEvent)):
+            return
+        if self._out is not None:
+            self._out.write(describe(event) + "\n")
+
+    def flush(self) -> None:
+        if self._out is not None:
+            self._out.flush()
+
+    def close(self) -> None:
+        if self._out is not None and self._out is not sys.stderr:
+            self._out.close()
+        self._out = None
+
+
+@hookimpl
+def register_event_sinks(register: Any) -> None:
+    register("log", LogSink)

@@ -1,0 +1,99 @@
+"""The simulated source: seeded geometric Brownian motion bars.
+
+Deterministic for a given seed: each symbol gets its own generator seeded
+from (seed, symbol), so adding a symbol does not change the others' bars.
+``bars`` bars per symbol for a backtest, or endless (``bars = 0``) at
+``pace`` seconds per bar for a live-like run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Iterator
+
+import numpy as np
+from pydantic import Field
+
+from engine_core.hookspecs import hookimpl
+from engine_core.model import NS_PER_SECOND, Bar, BarChunk
+from engine_core.sources import DataSource, PluginConfig
+
+
+class SimulatedConfig(PluginConfig):
+    seed: int = 1
+    bars: int = Field(default=10_000, ge=0)  # per symbol; 0 = endless (live)
+    interval: int = Field(default=60, ge=1)  # seconds per bar
+    start: datetime = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    price: float = Field(default=100.0, gt=0)
+    drift: float = 0.0  # per year
+    volatility: float = Field(default=0.6, ge=0)  # per year
+    pace: float = Field(default=0.0, ge=0)  # live: seconds between bars (0 = as fast as possible)
+    chunk: int = Field(default=65536, ge=1)
+
+
+_YEAR_S = 365 * 24 * 3600
+
+
+class SimulatedSource(DataSource):
+    Config = SimulatedConfig
+
+    def _rng(self, symbol: str) -> np.random.Generator:
+        digest = hashlib.sha256(f"{self.config.seed}:{symbol}".encode()).digest()
+        return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+    def _start_ns(self) -> int:
+        start = self.config.start
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=timezone.utc)
+        return int(start.timestamp()) * NS_PER_SECOND
+
+    def _generate(self, rng: np.random.Generator, n: int, last_close: float, first: int, symbol: str) -> BarChunk:
+        cfg = self.config
+        dt = cfg.interval / _YEAR_S
+        sigma = cfg.volatility * np.sqrt(dt)
+        mu = (cfg.drift - 0.5 * cfg.volatility**2) * dt
+        # Four sub-steps per bar give open, two extremes and close of a path.
+        steps = rng.standard_normal((n, 4)) * (sigma / 2) + mu / 4
+        path = last_close * np.exp(np.cumsum(steps.ravel())).reshape(n, 4)
+        prev_close = np.concatenate(([last_close], path[:-1, 3]))
+        open_ = prev_close * np.exp(steps[:, 0] * 0.1)
+        close = path[:, 3]
+        high = np.maximum.reduce([path[:, 1], path[:, 2], open_, close])
+        low = np.minimum.reduce([path[:, 1], path[:, 2], open_, close])
+        volume = np.round(rng.gamma(2.0, 50.0, n), 3)
+        ts = self._start_ns() + (first + np.arange(n, dtype=np.int64)) * cfg.interval * NS_PER_SECOND
+        r = lambda a: np.round(a, 4)  # noqa: E731 - prices as a venue would quote them
+        return BarChunk(symbol, ts, r(open_), r(high), r(low), r(close), volume)
+
+    def history(self) -> Iterator[BarChunk]:
+        cfg = self.config
+        rngs = {s: self._rng(s) for s in self.symbols}
+        last = {s: cfg.price for s in self.symbols}
+        done = 0
+        while done < cfg.bars:
+            n = min(cfg.chunk, cfg.bars - done)
+            for symbol in self.symbols:
+                chunk = self._generate(rngs[symbol], n, last[symbol], done, symbol)
+                last[symbol] = float(chunk.close[-1])
+                yield chunk
+            done += n
+
+    async def live(self) -> AsyncIterator[Bar]:  # type: ignore[override]
+        cfg = self.config
+        rngs = {s: self._rng(s) for s in self.symbols}
+        last = {s: cfg.price for s in self.symbols}
+        i = 0
+        while cfg.bars == 0 or i < cfg.bars:
+            for symbol in self.symbols:
+                chunk = self._generate(rngs[symbol], 1, last[symbol], i, symbol)
+                last[symbol] = float(chunk.close[0])
+                yield chunk.bar(0)
+            i += 1
+            await asyncio.sleep(cfg.pace)
+
+
+@hookimpl
+def register_data_sources(register: Any) -> None:
+    register("simulated", SimulatedSource)

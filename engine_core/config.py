@@ -1,0 +1,243 @@
+"""TOML configuration, validated into typed objects before anything starts.
+
+Every error is one line naming the file, the key path and what was expected::
+
+    config.toml: broker.cash: expected a positive number, got 'abc'
+
+``${NAME}`` in string values is replaced from the environment; a missing
+variable is an error. Values that came from the environment are never shown
+in messages (they are usually secrets).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine_core.errors import ConfigError, PluginError
+from engine_core.plugins import Registry
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class EngineSection(_Section):
+    mode: Literal["backtest", "live"] = "backtest"
+    symbols: list[str] = Field(min_length=1)
+    window: int = Field(default=500, ge=2, le=1_000_000)
+    id: str = Field(default="engine", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    chunk: int = Field(default=65536, ge=1, le=10_000_000)
+    state_dir: str = ".engine"
+
+    @field_validator("symbols")
+    @classmethod
+    def _unique(cls, symbols: list[str]) -> list[str]:
+        for s in symbols:
+            if not re.fullmatch(r"[A-Za-z0-9._/:-]{1,40}", s):
+                raise ValueError(f"symbol {s!r} has characters a symbol cannot have")
+        dupes = sorted({s for s in symbols if symbols.count(s) > 1})
+        if dupes:
+            raise ValueError(f"symbol {dupes[0]!r} is listed twice")
+        return symbols
+
+
+class PluginSection(_Section):
+    """A table naming a plugin by ``type``; its other keys belong to the plugin."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: str
+
+
+class StrategySection(_Section):
+    host: str = "lua"
+    script: str | None = None
+    class_: str | None = Field(default=None, alias="class")
+    params: dict[str, Any] = Field(default_factory=dict)
+    qty: Decimal = Field(default=Decimal(1), gt=0)
+    stop_loss: float | None = Field(default=None, gt=0, lt=1)
+    take_profit: float | None = Field(default=None, gt=0)
+    trailing_stop: float | None = Field(default=None, gt=0, lt=1)
+    on_error: Literal["keep", "flatten"] = "flatten"
+    max_instructions: int = Field(default=1_000_000, ge=1000)
+    max_memory_mb: int = Field(default=64, ge=1)
+    reload: bool = True
+
+
+class ReportSection(_Section):
+    dir: str = "reports"
+    html: bool = True
+
+
+class EngineConfig(_Section):
+    engine: EngineSection
+    source: PluginSection
+    strategy: StrategySection
+    broker: PluginSection = PluginSection(type="paper")
+    sinks: list[PluginSection] = Field(default_factory=list)
+    report: ReportSection = ReportSection()
+
+
+# Kept for the strategy contract's type hints.
+StrategyConfig = StrategySection
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config with each plugin table validated by its plugin."""
+
+    path: Path
+    config: EngineConfig
+    source_cls: type
+    source_config: Any
+    broker_cls: type
+    broker_config: Any
+    host_cls: type
+    sinks: list[tuple[type, Any]]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+def _substitute(value: Any, path: str, env_paths: set[str], where: str) -> Any:
+    if isinstance(value, str):
+
+        def repl(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{where}: {path}: environment variable {name} is not set")
+            env_paths.add(path)
+            return os.environ[name]
+
+        return _ENV.sub(repl, value)
+    if isinstance(value, dict):
+        return {
+            k: _substitute(v, f"{path}.{k}" if path else str(k), env_paths, where)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_substitute(v, f"{path}[{i}]", env_paths, where) for i, v in enumerate(value)]
+    return value
+
+
+_EXPECTED = {
+    "missing": "required key is missing",
+    "extra_forbidden": "unknown key",
+    "greater_than": "expected a number > {gt}",
+    "greater_than_equal": "expected a number >= {ge}",
+    "less_than": "expected a number < {lt}",
+    "less_than_equal": "expected a number <= {le}",
+}
+
+
+def _describe(err: dict[str, Any], secret: bool) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    got = "" if secret or kind in ("missing", "extra_forbidden") else f", got {err.get('input')!r}"
+    if kind in ("decimal_parsing", "float_parsing", "int_parsing", "decimal_type", "float_type", "int_type"):
+        return f"expected a number{got}"
+    if kind in ("greater_than", "greater_than_equal") and ctx.get("gt", ctx.get("ge")) in (0, "0"):
+        return f"expected a positive number{got}"
+    if kind in _EXPECTED:
+        return _EXPECTED[kind].format(**ctx) + got
+    if kind == "literal_error":
+        return f"expected {ctx.get('expected')}{got}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{msg[0].lower() + msg[1:] if msg else kind}{got}"
+
+
+def format_validation_error(
+    err: ValidationError, where: str, prefix: str = "", env_paths: set[str] | None = None
+) -> ConfigError:
+    """One line for the first problem (and how many more there are)."""
+    errors = err.errors()
+    first = errors[0]
+    loc = ".".join(
+        f"[{p}]" if isinstance(p, int) else str(p) for p in first["loc"]
+    ).replace(".[", "[")
+    key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+    secret = bool(env_paths) and any(key == p or key.startswith(p + ".") for p in env_paths or ())
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return ConfigError(f"{where}: {key}: {_describe(first, secret)}{more}")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from err
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from err
+
+
+def validate_plugin_config(
+    model: type[BaseModel], values: dict[str, Any], where: str, prefix: str, env_paths: set[str]
+) -> Any:
+    try:
+        return model.model_validate(values)
+    except ValidationError as err:
+        raise format_validation_error(err, where, prefix, env_paths) from err
+
+
+def _plugin(registry: Registry, kind: str, name: str, where: str, key: str) -> Any:
+    try:
+        return registry.get(kind, name)
+    except PluginError as err:
+        raise PluginError(f"{where}: {key}: {err}") from err
+
+
+def load_config(path: str | Path, registry: Registry) -> LoadedConfig:
+    """Read, substitute, validate; resolve every named plugin and validate its table."""
+    path = Path(path)
+    where = str(path)
+    raw = read_toml(path)
+    env_paths: set[str] = set()
+    raw = _substitute(raw, "", env_paths, where)
+    try:
+        cfg = EngineConfig.model_validate(raw)
+    except ValidationError as err:
+        raise format_validation_error(err, where, "", env_paths) from err
+    strat = cfg.strategy
+    if strat.script and strat.class_:
+        raise ConfigError(f"{where}: strategy: give either script or class, not both")
+    if not strat.script and not strat.class_:
+        raise ConfigError(f"{where}: strategy: expected script = \"file.lua\" or class = \"module:Class\"")
+
+    def extras(section: PluginSection) -> dict[str, Any]:
+        return dict(section.model_extra or {})
+
+    source_cls = _plugin(registry, "source", cfg.source.type, where, "source.type")
+    source_config = validate_plugin_config(
+        source_cls.Config, extras(cfg.source), where, "source", env_paths
+    )
+    broker_cls = _plugin(registry, "broker", cfg.broker.type, where, "broker.type")
+    broker_config = validate_plugin_config(
+        broker_cls.Config, extras(cfg.broker), where, "broker", env_paths
+    )
+    host_cls = _plugin(registry, "strategy_host", strat.host, where, "strategy.host")
+    sinks = []
+    for i, sink in enumerate(cfg.sinks):
+        sink_cls = _plugin(registry, "sink", sink.type, where, f"sinks[{i}].type")
+        sinks.append(
+            (sink_cls, validate_plugin_config(sink_cls.Config, extras(sink), where, f"sinks[{i}]", env_paths))
+        )
+    return LoadedConfig(path, cfg, source_cls, source_config, broker_cls, broker_config, host_cls, sinks)

@@ -1,0 +1,297 @@
+"""The strategy-host contract, the decisions strategies return, and the view
+of its symbol a strategy reads.
+
+A strategy is a set of decision functions, one per state of the symbol's
+state machine: ``watch(ctx)``, ``close_watch(ctx)``, ``in_trade(ctx)``, plus
+optional ``init(ctx)`` and ``on_fill(ctx, fill)``. A host (Lua, Python, ...)
+runs them. The worker hands the host bars in chunks (one bar live, many in a
+backtest) and asks it to *scan*: call the function of the current state on
+bar after bar until one returns a decision. Scanning in the host's own loop
+keeps the per-bar cost of a backtest to one function call, while live runs
+take exactly the same path with chunks of one bar.
+
+Decisions (what the functions return; nothing / nil means "no change"):
+
+==============  =====================  ===========================================
+state           action                 meaning
+==============  =====================  ===========================================
+watch           ``setup``              a setup: move to close_watch (``expires``
+                                       bars, optional), then close_watch runs on
+                                       the same bar
+watch           ``enter``              setup and enter on this bar
+close_watch     ``enter``              send the entry order (``side`` buy or sell,
+                                       ``qty``, ``stop_loss``, ``take_profit``,
+                                       ``trailing_stop``)
+close_watch     ``cancel``             back to watch
+in_trade        ``exit``               send the exit order
+in_trade        ``adjust``             move ``stop_loss`` / ``take_profit`` /
+                                       ``trailing_stop``
+==============  =====================  ===========================================
+
+A decision is a string (the action) or a table / mapping with ``action`` and
+the optional keys above plus ``reason``.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
+from engine_core.errors import StrategyError
+from engine_core.model import Fill, Side, State
+
+if TYPE_CHECKING:
+    from engine_core.config import StrategyConfig
+
+ACTIONS: dict[State, tuple[str, ...]] = {
+    State.WATCH: ("setup", "enter"),
+    State.CLOSE_WATCH: ("enter", "cancel"),
+    State.IN_TRADE: ("exit", "adjust"),
+}
+FUNCTION_OF_STATE = {
+    State.WATCH: "watch",
+    State.CLOSE_WATCH: "close_watch",
+    State.IN_TRADE: "in_trade",
+}
+_KEYS = {"action", "side", "qty", "stop_loss", "take_profit", "trailing_stop", "expires", "reason"}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: str
+    side: Side = Side.BUY
+    qty: Decimal | None = None  # None: the strategy's configured quantity
+    stop_loss: float | None = None  # price
+    take_profit: float | None = None  # price
+    trailing_stop: float | None = None  # fraction of the best price since entry
+    expires: int | None = None  # bars a setup stays valid
+    reason: str = ""
+
+
+def _number(value: Any, key: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise StrategyError(f"{where}: decision field {key!r} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def parse_decision(state: State, value: Any, where: str) -> Decision | None:
+    """Validate what a decision function returned; ``where`` names script,
+    function and line for the error message."""
+    if value is None or value is False:
+        return None
+    if isinstance(value, str):
+        fields: Mapping[str, Any] = {"action": value}
+    elif isinstance(value, Mapping):
+        fields = value
+    else:
+        raise StrategyError(
+            f"{where}: a decision must be nil, an action string or a table, got {type(value).__name__}"
+        )
+    unknown = sorted(set(map(str, fields)) - _KEYS)
+    if unknown:
+        raise StrategyError(
+            f"{where}: unknown decision field {unknown[0]!r}; fields are {', '.join(sorted(_KEYS))}"
+        )
+    action = fields.get("action")
+    allowed = ACTIONS[state]
+    if action not in allowed:
+        raise StrategyError(
+            f"{where}: action {action!r} is not valid in state {state.value}; "
+            f"expected one of {', '.join(allowed)} (or nil)"
+        )
+    side = fields.get("side", "buy")
+    if side not in ("buy", "sell"):
+        raise StrategyError(f"{where}: decision field 'side' must be \"buy\" or \"sell\", got {side!r}")
+    qty = fields.get("qty")
+    if qty is not None:
+        q = _number(qty, "qty", where)
+        if q <= 0:
+            raise StrategyError(f"{where}: decision field 'qty' must be positive, got {qty!r}")
+        try:
+            qty = Decimal(repr(q))
+        except InvalidOperation as err:  # pragma: no cover - finite floats always convert
+            raise StrategyError(f"{where}: bad qty {qty!r}") from err
+    prices = {}
+    for key in ("stop_loss", "take_profit", "trailing_stop"):
+        if fields.get(key) is not None:
+            prices[key] = _number(fields[key], key, where)
+            if prices[key] <= 0:
+                raise StrategyError(f"{where}: decision field {key!r} must be positive")
+    if prices.get("trailing_stop", 0) >= 1:
+        raise StrategyError(f"{where}: 'trailing_stop' is a fraction below 1 (0.02 = 2%)")
+    expires = fields.get("expires")
+    if expires is not None:
+        e = _number(expires, "expires", where)
+        if e < 1 or not e.is_integer():
+            raise StrategyError(f"{where}: 'expires' must be a whole number of bars >= 1")
+        expires = int(e)
+    reason = fields.get("reason", "")
+    return Decision(
+        action=str(action),
+        side=Side(side),
+        qty=qty,
+        expires=expires,
+        reason=str(reason),
+        **prices,
+    )
+
+
+@dataclass(slots=True)
+class PositionView:
+    """The symbol's position as a strategy sees it (floats; the engine keeps Decimals)."""
+
+    qty: float = 0.0  # signed: > 0 long, < 0 short
+    avg_price: float = 0.0
+    entry_ts: int = 0
+    bars_held: int = 0
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    trailing_stop: float | None = None
+
+
+class SymbolView:
+    """What a strategy reads of its symbol: bars with history, indicators, position.
+
+    The arrays ``ts, open, high, low, close, volume`` hold up to ``window - 1``
+    earlier bars followed by the current chunk; the chunk's first bar is at
+    index ``offset`` and it has ``n`` bars; ``seen`` bars of the symbol came
+    before it. ``indicator(name, args)`` returns
+    the indicator's output arrays aligned with them (NaN before it is ready).
+    Only the worker thread of the symbol touches a view.
+    """
+
+    def __init__(self, symbol: str, params: Mapping[str, Any], window: int) -> None:
+        self.symbol = symbol
+        self.params = dict(params)
+        self.window = window
+        empty = np.empty(0)
+        self.ts = np.empty(0, dtype=np.int64)
+        self.open = self.high = self.low = self.close = self.volume = empty
+        self.offset = 0
+        self.n = 0
+        self.seen = 0  # bars of the symbol before the current chunk
+        self.position = PositionView()
+        self._indicators: dict[tuple[str, tuple[Any, ...]], Any] = {}
+
+    # The worker calls these two.
+    def set_data(self, cols: Mapping[str, np.ndarray], offset: int) -> None:
+        self.ts = cols["ts"]
+        self.open, self.high, self.low = cols["open"], cols["high"], cols["low"]
+        self.close, self.volume = cols["close"], cols["volume"]
+        self.offset = offset
+        self.seen += self.n
+        self.n = len(self.ts) - offset
+        for tracked in self._indicators.values():
+            tracked.advance(self)
+
+    def indicator(self, name: str, args: tuple[Any, ...] = ()) -> tuple[np.ndarray, ...]:
+        key = (name, args)
+        tracked = self._indicators.get(key)
+        if tracked is None:
+            tracked = _TrackedIndicator(name, args, self)
+            self._indicators[key] = tracked
+        return tracked.outputs
+
+    def indicator_keys(self) -> list[tuple[str, tuple[Any, ...]]]:
+        return list(self._indicators)
+
+
+class _TrackedIndicator:
+    """A streaming indicator kept in step with the view's chunks.
+
+    On creation it is warmed on the history the view holds; each new chunk is
+    fed with ``update_many`` (O(1) per bar), and its outputs are kept for the
+    same history span as the view's arrays.
+    """
+
+    def __init__(self, name: str, args: tuple[Any, ...], view: SymbolView) -> None:
+        from engine_core import indicators
+
+        self.instance = indicators.create(name, **indicators.positional_params(name, args))
+        self.fed_until_ts: int | None = None
+        outs = self.instance.update_many(_Cols(view, 0))
+        self.outputs: tuple[np.ndarray, ...] = tuple(outs)
+        if len(view.ts):
+            self.fed_until_ts = int(view.ts[-1])
+
+    def advance(self, view: SymbolView) -> None:
+        # Bars of the view not fed yet: those after fed_until_ts (normally the chunk).
+        start = 0 if self.fed_until_ts is None else int(np.searchsorted(view.ts, self.fed_until_ts, "right"))
+        new = self.instance.update_many(_Cols(view, start))
+        keep = start  # outputs for view[0:start] come from the previous arrays' tail
+        tail = tuple(o[len(o) - keep :] if keep else o[:0] for o in self.outputs)
+        self.outputs = tuple(np.concatenate((t, x)) for t, x in zip(tail, new))
+        if len(view.ts):
+            self.fed_until_ts = int(view.ts[-1])
+
+
+class _Cols:
+    """Columns of a view from ``start`` on, in the shape update_many reads."""
+
+    __slots__ = ("open", "high", "low", "close", "volume", "ts")
+
+    def __init__(self, view: SymbolView, start: int) -> None:
+        self.ts = view.ts[start:]
+        self.open, self.high, self.low = view.open[start:], view.high[start:], view.low[start:]
+        self.close, self.volume = view.close[start:], view.volume[start:]
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+class SymbolStrategy(abc.ABC):
+    """One symbol's running strategy, made by a host's ``bind``."""
+
+    @abc.abstractmethod
+    def init(self) -> None:
+        """Call the strategy's ``init(ctx)`` if it has one."""
+
+    @abc.abstractmethod
+    def scan(self, state: State, start: int, stop: int) -> tuple[int, Decision | None]:
+        """Call the decision function of ``state`` on chunk bars ``start`` ..
+        ``stop - 1`` (indices relative to the chunk) until one returns a decision.
+
+        Returns ``(i, decision)`` for the first bar that decided, or
+        ``(stop, None)``. Raises StrategyError (naming script, function, line
+        and symbol) when the strategy fails.
+        """
+
+    @abc.abstractmethod
+    def on_fill(self, fill: Fill) -> None:
+        """Call the strategy's ``on_fill(ctx, fill)`` if it has one."""
+
+    def reload_if_changed(self) -> str | None:
+        """Swap in a changed strategy file between bars (keeping state); return
+        a message when something was reloaded or rejected, else None."""
+        return None
+
+    def close(self) -> None:
+        """Release the strategy's resources."""
+
+
+class StrategyHost(abc.ABC):
+    """A strategy language. One host per run; ``bind`` once per symbol."""
+
+    def __init__(self, config: StrategyConfig, base_dir: Path) -> None:
+        self.config = config
+        self.base_dir = base_dir
+
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Load and check the strategy (compiles, defines the required
+        functions); raise StrategyError naming the file and line."""
+
+    @abc.abstractmethod
+    def bind(self, symbol: str, view: SymbolView) -> SymbolStrategy:
+        """A strategy instance for one symbol, reading ``view``."""
+
+    @property
+    def name(self) -> str:
+        """How reports name the strategy (script path or class)."""
+        return self.config.script or self.config.class_ or "?"
