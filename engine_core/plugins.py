@@ -121,20 +121,34 @@ def new_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-def _dist_of(ep: Any) -> tuple[str, str]:
-    dist = getattr(ep, "dist", None)
-    if dist is None:
-        return "?", "?"
-    return dist.metadata["Name"] or "?", dist.version or "?"
+def _distributions() -> dict[tuple[str, str], tuple[str, str]]:
+    """(entry-point name, value) -> (distribution, version) for the plugin group.
+
+    stevedore's cached entry points do not carry their distribution, so it is
+    looked up once from importlib.metadata.
+    """
+    from importlib.metadata import entry_points
+
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        if dist is not None:
+            out[(ep.name, ep.value)] = (dist.metadata["Name"] or "?", dist.version or "?")
+    return out
+
+
+def _dist_of(ep: Any, dists: dict[tuple[str, str], tuple[str, str]]) -> tuple[str, str]:
+    return dists.get((ep.name, ep.value), ("?", "?"))
 
 
 def _entry_point_plugins() -> Iterable[tuple[PluginInfo, Any]]:
     from stevedore import ExtensionManager
 
     failures: list[PluginInfo] = []
+    dists = _distributions()
 
     def on_failure(_manager: Any, ep: Any, err: BaseException) -> None:
-        dist, version = _dist_of(ep)
+        dist, version = _dist_of(ep, dists)
         failures.append(
             PluginInfo(ep.name, dist, version, "failed", f"{type(err).__name__}: {err}")
         )
@@ -146,7 +160,7 @@ def _entry_point_plugins() -> Iterable[tuple[PluginInfo, Any]]:
     )
     loaded = []
     for ext in mgr:
-        dist, version = _dist_of(ext.entry_point)
+        dist, version = _dist_of(ext.entry_point, dists)
         loaded.append((PluginInfo(ext.name, dist, version), ext.plugin))
     yield from sorted(loaded, key=lambda item: item[0].name)
     for info in failures:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -113,10 +113,7 @@ def parse_decision(state: State, value: Any, where: str) -> Decision | None:
         q = _number(qty, "qty", where)
         if q <= 0:
             raise StrategyError(f"{where}: decision field 'qty' must be positive, got {qty!r}")
-        try:
-            qty = Decimal(repr(q))
-        except InvalidOperation as err:  # pragma: no cover - finite floats always convert
-            raise StrategyError(f"{where}: bad qty {qty!r}") from err
+        qty = Decimal(qty) if isinstance(qty, int) else Decimal(repr(q))
     prices = {}
     for key in ("stop_loss", "take_profit", "trailing_stop"):
         if fields.get(key) is not None:
@@ -149,7 +146,7 @@ class PositionView:
     qty: float = 0.0  # signed: > 0 long, < 0 short
     avg_price: float = 0.0
     entry_ts: int = 0
-    bars_held: int = 0
+    entry_index: int = 0  # the symbol's bar count (ctx.index) at the entry fill; bars held = index - this
     stop_loss: float | None = None
     take_profit: float | None = None
     trailing_stop: float | None = None
