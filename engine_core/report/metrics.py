@@ -30,6 +30,8 @@ Definitions (rf = 0), for a curve ``E[0..n-1]`` at times ``t[0..n-1]``:
 - over closed round trips (``RoundTrip.pnl`` as the engine reports it):
   ``win_rate`` = share with pnl > 0; ``profit_factor`` = sum of gains /
   sum of losses; ``avg_trade_pnl``, ``best_trade_pnl``, ``worst_trade_pnl``.
+- in total, ``bars``, ``trades``, ``orders`` and ``fills`` are sums over
+  symbols, while drawdown bars count steps of the total curve.
 
 A figure that is undefined (no trades, fewer than two bars, zero variance, no
 losses for the profit factor) is ``None`` (JSON ``null``), never inf or NaN.
@@ -164,7 +166,7 @@ def _curve_stats(curve: Curve, start_cash: float, periods_per_year: float | None
     else:
         stats["max_drawdown_bars"] = 0
         stats["max_drawdown_seconds"] = 0.0
-    if periods and start_cash > 0 and final > 0:
+    if periods and n > 1 and start_cash > 0 and final > 0:
         with np.errstate(over="ignore"):
             stats["cagr"] = number(np.power(final / start_cash, periods / (n - 1)) - 1.0)
     if n > 2 and np.all(equity[:-1] > 0):
@@ -214,7 +216,7 @@ def summarize(result: RunResult, periods_per_year: float | None = None) -> dict:
             "fills": s.fills,
             "halted": s.halted,
             "errors": list(s.errors),
-            "final_state": str(getattr(s.final_state, "value", s.final_state)),
+            "final_state": s.final_state,
             "position_qty": str(s.position_qty),
         }
     symbols = result.symbols.values()
