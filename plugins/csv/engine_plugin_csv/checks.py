@@ -1,0 +1,121 @@
+"""Row checks, and what happens to a rejected row: an error, or skipped and counted."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+from engine_core.errors import DataError
+
+REASONS = (
+    "",
+    "wrong field count",
+    "bad value",
+    "missing value",
+    "high < low",
+    "open/close outside [low, high]",
+    "negative volume",
+    "duplicate time",
+    "time going backwards",
+)
+"""Why a row is rejected, indexed by reason code (0 = accepted)."""
+FIELD_COUNT, BAD_VALUE, MISSING, HIGH_LOW, OUTSIDE, NEGATIVE_VOLUME, DUPLICATE, BACKWARDS = range(1, 9)
+
+COLUMNS = ("time", "open", "high", "low", "close", "volume")
+
+
+def check_rows(ts: np.ndarray, prices: np.ndarray, ts_missing: np.ndarray, last_ts: int) -> np.ndarray:
+    """Reason codes of each row (0 = good).
+
+    ``prices`` is (5, n): open, high, low, close, volume, NaN where missing.
+    Times must strictly increase over the accepted rows, after ``last_ts``.
+    """
+    o, h, low, c, v = prices
+    missing = ts_missing | ~np.isfinite(prices).all(axis=0)
+    outside = (o < low) | (o > h) | (c < low) | (c > h)
+    conditions = [missing, h < low, outside, v < 0]
+    codes = np.zeros(len(ts), dtype=np.uint8)
+    if np.logical_or.reduce(conditions).any():
+        codes = np.select(conditions, [MISSING, HIGH_LOW, OUTSIDE, NEGATIVE_VOLUME], 0).astype(np.uint8)
+    kept = np.flatnonzero(codes == 0)
+    t = ts[kept]
+    prev = np.maximum(np.concatenate(([last_ts], np.maximum.accumulate(t)[:-1])), last_ts)
+    if not (t > prev).all():
+        codes[kept[t == prev]] = DUPLICATE
+        codes[kept[t < prev]] = BACKWARDS
+    return codes
+
+
+def describe(code: int, i: int, ts: np.ndarray, prices: np.ndarray, codes: np.ndarray, last_ts: int) -> str:
+    """What is wrong with row ``i`` (arrays as given to :func:`check_rows`)."""
+    o, h, low, c, v = (float(x) for x in prices[:, i])
+    if code == MISSING:
+        bad = [n for n, x in zip(COLUMNS[1:], prices[:, i]) if not np.isfinite(x)]
+        return f"missing value in {bad[0] if bad else 'time'}"
+    if code == HIGH_LOW:
+        return f"high {h:g} < low {low:g}"
+    if code == OUTSIDE:
+        return f"open {o:g} or close {c:g} outside [low {low:g}, high {h:g}]"
+    if code == NEGATIVE_VOLUME:
+        return f"negative volume {v:g}"
+    before = ts[:i][codes[:i] == 0]
+    prev = max(last_ts, int(before.max())) if len(before) else last_ts
+    if code == DUPLICATE:
+        return f"duplicate time {format_ts(int(ts[i]))}"
+    return f"time {format_ts(int(ts[i]))} is before the previous row's {format_ts(prev)}"
+
+
+def format_ts(ts: int) -> str:
+    """ISO form of nanoseconds since the epoch, UTC."""
+    return f"{np.datetime64(ts, 'ns').astype('datetime64[s]')}Z"
+
+
+@dataclass
+class Rejects:
+    """The rows one block rejects: line numbers, reason codes, and how to describe one."""
+
+    parts: list[tuple[np.ndarray, np.ndarray, Callable[[int], str]]] = field(default_factory=list)
+
+    def add(self, lines: np.ndarray, codes: np.ndarray, detail: Callable[[int], str]) -> None:
+        if len(lines):
+            self.parts.append((lines, codes, detail))
+
+    def first(self) -> tuple[int, str]:
+        """Line number and description of the earliest rejected row."""
+        lines, _, detail = min(self.parts, key=lambda part: int(part[0].min()))
+        j = int(np.argmin(lines))
+        return int(lines[j]), detail(j)
+
+
+class RowLog:
+    """Counts rows; raises on a rejected row, or (``skip``) counts it by reason."""
+
+    def __init__(self, skip: bool) -> None:
+        self.skip = skip
+        self.rows = 0
+        self.skipped: Counter[str] = Counter()
+        self.first_skipped: Optional[str] = None
+
+    def settle(self, path: Path, rejects: Rejects) -> None:
+        """Raise ``DataError`` for the earliest rejected row, or count them all."""
+        if not rejects.parts:
+            return
+        line, detail = rejects.first()
+        message = f"{path}:{line}: {detail}"
+        if not self.skip:
+            raise DataError(message)
+        for _, codes, _ in rejects.parts:
+            for code, count in zip(*np.unique(codes, return_counts=True)):
+                self.skipped[REASONS[code]] += int(count)
+        self.first_skipped = self.first_skipped or message
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "skipped_rows": sum(self.skipped.values()),
+            "skipped_by_reason": dict(sorted(self.skipped.items())),
+            "first_skipped": self.first_skipped,
+        }

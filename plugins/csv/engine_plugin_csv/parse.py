@@ -1,0 +1,179 @@
+"""Cut a file into blocks of whole lines and parse each block with pyarrow.
+
+A block that pyarrow refuses is bisected by lines until each bad line is
+isolated, so a malformed row costs a few extra parses of its neighbourhood and
+its line number stays exact.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator, Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from engine_plugin_csv.checks import BAD_VALUE, FIELD_COUNT
+from engine_plugin_csv.config import CsvConfig
+from engine_plugin_csv.layout import PRICE_FIELDS, Layout
+
+_UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+_FIELD_COUNT_ERROR = re.compile(r"Expected (\d+) columns, got (\d+)")
+_CONVERSION_ERROR = re.compile(r"column #(\d+): CSV conversion error to [^:]+: (.*)")
+
+
+@dataclass(frozen=True)
+class Block:
+    """Whole lines of a file (ending in a newline); ``line`` is the first one's number."""
+
+    line: int
+    data: bytes
+
+    def data_lines(self, excluded: np.ndarray) -> np.ndarray:
+        """Numbers of the non-blank lines (the rows pyarrow reads), less ``excluded``."""
+        buf = np.frombuffer(self.data, dtype=np.uint8)
+        ends = np.flatnonzero(buf == 10)
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        length = ends - starts
+        blank = (length == 0) | ((length == 1) & (buf[starts] == 13))
+        lines = self.line + np.flatnonzero(~blank)
+        return lines[~np.isin(lines, excluded)] if len(excluded) else lines
+
+
+def read_blocks(stream: BinaryIO, line: int, size: int) -> Iterator[Block]:
+    """Blocks of about ``size`` bytes from ``stream``, whose next line is number ``line``."""
+    rest = b""
+    while True:
+        chunk = stream.read(size)
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1 if chunk else len(data)
+        if cut:
+            block = data[:cut] if data[cut - 1 : cut] == b"\n" else data[:cut] + b"\n"
+            yield Block(line, block)
+            line += block.count(b"\n")
+        rest = data[cut:]
+        if not chunk:
+            return
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A parsed block: times (ns, UTC), prices (5 x n, NaN where missing), symbols."""
+
+    ts: np.ndarray
+    ts_missing: np.ndarray
+    prices: np.ndarray
+    symbol_codes: Optional[np.ndarray]
+    """Per row, an index into the engine's symbols, or -1 for any other symbol."""
+
+
+@dataclass(frozen=True)
+class BadLine:
+    line: int
+    code: int
+    detail: str
+
+
+class BlockParser:
+    """Parses blocks of one layout into :class:`Columns`."""
+
+    def __init__(self, layout: Layout, config: CsvConfig, symbols: list[str]) -> None:
+        names = layout.names
+        time_type = {
+            "int": pa.int64(),
+            "float": pa.float64(),
+            "iso": pa.timestamp("ns"),
+            "iso_tz": pa.timestamp("ns", tz="UTC"),
+        }[layout.time_kind]
+        types = {names[layout.time]: time_type} | {names[i]: pa.float64() for i in layout.prices}
+        self._fields = {layout.time: "time"} | dict(zip(layout.prices, PRICE_FIELDS))
+        if layout.symbol is not None:
+            types[names[layout.symbol]] = pa.string()
+            self._fields[layout.symbol] = "symbol"
+        self._layout = layout
+        self._symbols = pa.array(symbols, pa.string())
+        self._zone = config.timezone if layout.time_kind == "iso" and config.timezone != "UTC" else None
+        self._unit = config.time_unit
+        self._options = {
+            "read_options": pcsv.ReadOptions(column_names=names, block_size=1 << 20),
+            "parse_options": pcsv.ParseOptions(delimiter=config.delimiter),
+            "convert_options": pcsv.ConvertOptions(
+                column_types=types,
+                include_columns=[names[i] for i in self._fields],
+                null_values=[""],
+                strings_can_be_null=False,
+            ),
+        }
+
+    def parse(self, block: Block) -> tuple[Columns, list[BadLine]]:
+        """The rows of ``block`` that pyarrow accepts, and the lines it refuses."""
+        try:
+            return self._columns(self._table(block.data)), []
+        except pa.ArrowInvalid as err:
+            tables: list[pa.Table] = []
+            bad: list[BadLine] = []
+            self._bisect(block, err, tables, bad)
+            return self._columns(pa.concat_tables(tables or [self._table(b"")])), bad
+
+    def _table(self, data: bytes) -> pa.Table:
+        table = pcsv.read_csv(io.BytesIO(data), **self._options)
+        if self._zone is not None:
+            time = table.column(0)
+            local = pc.assume_timezone(time, self._zone, ambiguous="earliest", nonexistent="raise")
+            table = table.set_column(0, table.schema.field(0).name, local)
+        return table
+
+    def _bisect(self, block: Block, err: pa.ArrowInvalid, tables: list[pa.Table], bad: list[BadLine]) -> None:
+        newlines = np.flatnonzero(np.frombuffer(block.data, dtype=np.uint8) == 10)
+        if len(newlines) == 1:
+            bad.append(BadLine(block.line, *self._reason(err)))
+            return
+        half = len(newlines) // 2
+        cut = int(newlines[half - 1]) + 1
+        for part in (Block(block.line, block.data[:cut]), Block(block.line + half, block.data[cut:])):
+            try:
+                tables.append(self._table(part.data))
+            except pa.ArrowInvalid as part_err:
+                self._bisect(part, part_err, tables, bad)
+
+    def _reason(self, err: pa.ArrowInvalid) -> tuple[int, str]:
+        message = str(err).splitlines()[0]
+        if match := _FIELD_COUNT_ERROR.search(message):
+            return FIELD_COUNT, f"expected {match[1]} fields, got {match[2]}"
+        if match := _CONVERSION_ERROR.search(message):
+            return BAD_VALUE, f"bad {self._fields.get(int(match[1]), 'value')}: {match[2]}"
+        return BAD_VALUE, message
+
+    def _columns(self, table: pa.Table) -> Columns:
+        layout = self._layout
+        time = table.column(f"f{layout.time}")
+        missing = time.is_null().to_numpy(zero_copy_only=False)
+        raw = time.fill_null(0)
+        if layout.time_kind in ("iso", "iso_tz"):
+            ts = raw.cast(pa.int64()).to_numpy()
+        else:
+            ts = _epoch_ns(raw.to_numpy(), self._unit)
+        prices = np.empty((5, table.num_rows))
+        for row, i in zip(prices, layout.prices):
+            row[:] = table.column(f"f{i}").to_numpy()
+        codes = None
+        if layout.symbol is not None:
+            codes = pc.index_in(table.column(f"f{layout.symbol}"), value_set=self._symbols)
+            codes = codes.fill_null(-1).to_numpy()
+        return Columns(ts, missing, prices, codes)
+
+
+def _epoch_ns(values: np.ndarray, unit: str) -> np.ndarray:
+    """Epoch numbers to int64 nanoseconds; ``auto`` picks s/ms/us/ns per value by magnitude."""
+    if unit == "auto":
+        size = np.abs(values)
+        scale = np.where(size < 1e11, 10**9, np.where(size < 1e14, 10**6, np.where(size < 1e17, 10**3, 1)))
+    else:
+        scale = _UNIT_NS[unit]
+    if values.dtype.kind == "f":
+        return np.rint(values * scale).astype(np.int64)
+    return values * scale
