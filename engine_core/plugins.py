@@ -153,6 +153,9 @@ def _entry_point_plugins() -> Iterable[tuple[PluginInfo, Any]]:
             PluginInfo(ep.name, dist, version, "failed", f"{type(err).__name__}: {err}")
         )
 
+    # stevedore keeps a per-process cache of each group; drop it so that a
+    # registry built after an install sees the new plugins.
+    ExtensionManager.ENTRY_POINT_CACHE.pop(ENTRY_POINT_GROUP, None)
     mgr = ExtensionManager(
         namespace=ENTRY_POINT_GROUP,
         invoke_on_load=False,

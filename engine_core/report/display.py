@@ -1,0 +1,60 @@
+"""How summary figures read to a person; the terminal table and the HTML page share it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+Kind = Literal["int", "money", "percent", "ratio", "duration"]
+
+# (summary key, label, kind) of the per-symbol table, in both terminal and HTML
+TABLE_COLUMNS: list[tuple[str, str, Kind]] = [
+    ("bars", "Bars", "int"),
+    ("trades", "Trades", "int"),
+    ("pnl", "PnL", "money"),
+    ("total_return", "Return", "percent"),
+    ("sharpe", "Sharpe", "ratio"),
+    ("max_drawdown", "Max DD", "percent"),
+    ("win_rate", "Win rate", "percent"),
+]
+
+# the headline figures of the whole run, in reading order
+HEADLINE: list[tuple[str, str, Kind]] = [
+    ("final_equity", "Final equity", "money"),
+    ("pnl", "PnL", "money"),
+    ("total_return", "Return", "percent"),
+    ("cagr", "CAGR", "percent"),
+    ("sharpe", "Sharpe", "ratio"),
+    ("sortino", "Sortino", "ratio"),
+    ("max_drawdown", "Max drawdown", "percent"),
+    ("max_drawdown_bars", "Max drawdown duration (bars)", "int"),
+    ("max_drawdown_seconds", "Max drawdown duration", "duration"),
+    ("exposure", "Exposure", "percent"),
+    ("trades", "Trades", "int"),
+    ("win_rate", "Win rate", "percent"),
+    ("profit_factor", "Profit factor", "ratio"),
+    ("avg_trade_pnl", "Average trade", "money"),
+    ("best_trade_pnl", "Best trade", "money"),
+    ("worst_trade_pnl", "Worst trade", "money"),
+    ("bars", "Bars", "int"),
+    ("orders", "Orders", "int"),
+    ("fills", "Fills", "int"),
+]
+
+MISSING = "n/a"
+
+
+def show(value: Any, kind: Kind) -> str:
+    """Text of one summary value; ``n/a`` for an undefined (None) figure."""
+    if value is None:
+        return MISSING
+    if kind == "int":
+        return f"{value:,}"
+    if kind == "money":
+        return f"{value:,.2f}"
+    if kind == "percent":
+        return f"{value * 100:.2f}%"
+    if kind == "ratio":
+        return f"{value:.2f}"
+    days, rest = divmod(int(value), 86_400)
+    clock = f"{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
+    return f"{days}d {clock}" if days else clock

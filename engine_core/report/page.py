@@ -1,0 +1,90 @@
+"""The self-contained HTML report: tables and an inline chart, nothing loaded from outside."""
+
+from __future__ import annotations
+
+import base64
+import json
+from html import escape
+
+from engine_core.report.display import HEADLINE, TABLE_COLUMNS, show
+
+TRADE_LIMIT = 500
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin-bottom: 1.5em; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.75em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f3f3f3; }
+img { max-width: 100%; }
+.note { color: #666; }
+"""
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """An HTML table; every cell is escaped here."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "\n".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "))
+
+
+def render_page(
+    summary: dict, trade_header: list[str], trade_rows: list[list[str]], chart_png: bytes | None
+) -> str:
+    """The report page for a summary, its trade rows (sorted) and the chart, if any."""
+    total = summary["total"]
+    run = [
+        ["Strategy", summary["strategy"]],
+        ["Mode", summary["mode"]],
+        ["Start cash", show(summary["start_cash"], "money")],
+        ["Symbols", ", ".join(summary["symbols"])],
+        ["First bar", summary["first_bar"] or "n/a"],
+        ["Last bar", summary["last_bar"] or "n/a"],
+        ["Parameters", _compact(summary["params"])],
+        ["Source", _compact(summary["source"])],
+    ]
+    run += [[f"Halted: {name}", reason] for name, reason in total["halted"].items()]
+    run += [["Error", message] for message in total["errors"]]
+    per_symbol = [
+        [name, *(show(figures[key], kind) for key, _, kind in TABLE_COLUMNS)]
+        for name, figures in summary["per_symbol"].items()
+    ]
+    chart = (
+        '<img alt="Equity and drawdown" src="data:image/png;base64,'
+        f'{base64.b64encode(chart_png).decode("ascii")}">'
+        if chart_png
+        else '<p class="note">No bars: nothing to plot.</p>'
+    )
+    trades_note = (
+        f"First {TRADE_LIMIT} of {len(trade_rows)} trades; all are in trades.csv."
+        if len(trade_rows) > TRADE_LIMIT
+        else f"{len(trade_rows)} trades."
+    )
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            '<head><meta charset="utf-8">',
+            f"<title>Run report: {escape(summary['strategy'])}</title>",
+            f"<style>{_STYLE}</style></head>",
+            "<body>",
+            f"<h1>Run report: {escape(summary['strategy'])}</h1>",
+            _table(["Run", ""], run),
+            "<h2>Headline figures</h2>",
+            _table(["Figure", "Total"], [[label, show(total[key], kind)] for key, label, kind in HEADLINE]),
+            "<h2>Per symbol</h2>",
+            _table(["Symbol", *(label for _, label, _ in TABLE_COLUMNS)], per_symbol),
+            "<h2>Equity and drawdown</h2>",
+            chart,
+            "<h2>Trades</h2>",
+            _table(trade_header, trade_rows[:TRADE_LIMIT]),
+            f'<p class="note">{trades_note}</p>',
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )

@@ -1,0 +1,29 @@
+"""The summary table printed at the end of ``engine run``."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from engine_core.report.display import TABLE_COLUMNS, show
+
+
+def print_summary(summary: dict, console: Console) -> None:
+    """Print per-symbol and total headline figures, then halted symbols and error counts."""
+    table = Table(title=f"{summary['strategy']} ({summary['mode']})", title_justify="left")
+    table.add_column("Symbol")
+    for _, label, _ in TABLE_COLUMNS:
+        table.add_column(label, justify="right")
+    for name, figures in summary["per_symbol"].items():
+        table.add_row(name, *(show(figures[key], kind) for key, _, kind in TABLE_COLUMNS))
+    total = summary["total"]
+    table.add_section()
+    table.add_row(
+        "Total", *(show(total[key], kind) for key, _, kind in TABLE_COLUMNS), style="bold"
+    )
+    console.print(table)
+    for name, reason in total["halted"].items():
+        console.print(Text.assemble((f"{name} halted: ", "yellow"), reason))
+    if total["errors"]:
+        console.print(Text(f"{len(total['errors'])} error(s), listed in the report", style="red"))

@@ -1,0 +1,130 @@
+"""Fakes and helpers for testing the engine and its plugins.
+
+* :func:`builtin_registry` - a registry of the core's built-ins plus the
+  plugin objects you pass, without loading installed entry points;
+* :class:`ReplaySource` - a source that replays bars given in its config;
+* :class:`RecordingBroker` - a simulated broker that records every order;
+* :func:`write_config` - a TOML config file from Python dicts.
+
+The module is itself a plugin registering ``replay`` and ``recording``:
+``builtin_registry(("testing", engine_core.testing))``.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator
+
+from engine_core.builtin import log_sink, paper, python_host, simulated
+from engine_core.builtin.paper import PaperBroker
+from engine_core.hookspecs import hookimpl
+from engine_core.model import NS_PER_SECOND, Bar, BarChunk, Order
+from engine_core.plugins import Registry, build_registry
+from engine_core.sources import DataSource, PluginConfig
+
+BUILTINS = (
+    ("simulated", simulated),
+    ("paper", paper),
+    ("python", python_host),
+    ("log", log_sink),
+)
+
+
+def builtin_registry(*extra: tuple[str, Any]) -> Registry:
+    """Built-ins (the Lua host too, when importable) plus ``extra`` plugins."""
+    plugins = list(BUILTINS)
+    try:
+        from engine_core.lua import plugin as lua_plugin
+
+        plugins.append(("lua", lua_plugin))
+    except ImportError:
+        pass
+    return build_registry([*plugins, *extra], autoload=False)
+
+
+class ReplayConfig(PluginConfig):
+    # rows of [symbol, seconds since epoch, open, high, low, close, volume]
+    bars: list[tuple[str, int, float, float, float, float, float]]
+
+
+class ReplaySource(DataSource):
+    """Replays the bars listed in its config, in the given order."""
+
+    Config = ReplayConfig
+
+    def _bars(self) -> list[Bar]:
+        return [
+            Bar(s, t * NS_PER_SECOND, o, h, lo, c, v)
+            for s, t, o, h, lo, c, v in self.config.bars
+            if s in self.symbols
+        ]
+
+    def history(self) -> Iterator[BarChunk]:
+        for symbol in self.symbols:
+            bars = [b for b in self._bars() if b.symbol == symbol]
+            if bars:
+                yield BarChunk.from_bars(bars)
+
+    async def live(self) -> AsyncIterator[Bar]:  # type: ignore[override]
+        for bar in self._bars():
+            yield bar
+
+
+class RecordingBroker(PaperBroker):
+    """The paper broker, keeping every order it was sent (resends included)."""
+
+    sent: list[Order]
+
+    def submit(self, order: Order) -> None:
+        if not hasattr(self, "sent"):
+            self.sent = []
+        self.sent.append(order)
+        super().submit(order)
+
+
+@hookimpl
+def register_data_sources(register: Any) -> None:
+    register("replay", ReplaySource)
+
+
+@hookimpl
+def register_brokers(register: Any) -> None:
+    register("recording", RecordingBroker)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def _table(name: str, values: dict[str, Any], out: list[str], array: bool = False) -> None:
+    out.append(f"[[{name}]]" if array else f"[{name}]")
+    nested = {k: v for k, v in values.items() if isinstance(v, dict)}
+    for key, value in values.items():
+        if key not in nested:
+            out.append(f"{key} = {_toml_value(value)}")
+    for key, value in nested.items():
+        _table(f"{name}.{key}", value, out)
+
+
+def write_config(path: Path, sections: dict[str, Any]) -> Path:
+    """Write ``{"engine": {...}, "strategy": {..., "params": {...}}, "sinks": [{...}]}``
+    as TOML to ``path`` and return it."""
+    out: list[str] = []
+    for name, values in sections.items():
+        if isinstance(values, list):
+            for item in values:
+                _table(name, item, out, array=True)
+        else:
+            _table(name, values, out)
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path

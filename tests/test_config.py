@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine_core.config import load_config
+from engine_core.errors import ConfigError, PluginError
+from engine_core.testing import write_config
+
+
+def base(**over: dict) -> dict:
+    sections = {
+        "engine": {"symbols": ["AAA"]},
+        "source": {"type": "simulated", "bars": 10},
+        "strategy": {"host": "python", "class": "mod:Cls"},
+        "broker": {"type": "paper", "cash": 1000},
+    }
+    for key, value in over.items():
+        sections[key] = value
+    return sections
+
+
+def load(tmp_path: Path, registry, sections: dict):
+    return load_config(write_config(tmp_path / "config.toml", sections), registry)
+
+
+def test_valid_config_is_typed(tmp_path, registry):
+    loaded = load(tmp_path, registry, base())
+    assert loaded.config.engine.symbols == ["AAA"]
+    assert loaded.broker_config.cash == 1000
+    assert loaded.source_config.bars == 10
+    assert loaded.base_dir == tmp_path
+
+
+def test_broken_toml_names_the_line(tmp_path, registry):
+    path = tmp_path / "config.toml"
+    path.write_text('[engine]\nsymbols = ["A"]\nmode = \n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"config.toml: invalid TOML: .*line 3"):
+        load_config(path, registry)
+
+
+def test_missing_file(tmp_path, registry):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.toml", registry)
+
+
+def test_wrong_type_names_key_and_value(tmp_path, registry):
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, registry, base(broker={"type": "paper", "cash": "abc"}))
+    assert str(info.value) == f"{tmp_path / 'config.toml'}: broker.cash: expected a number, got 'abc'"
+
+
+def test_negative_cash(tmp_path, registry):
+    with pytest.raises(ConfigError, match=r"broker.cash: expected a positive number, got -5"):
+        load(tmp_path, registry, base(broker={"type": "paper", "cash": -5}))
+
+
+def test_unknown_key_in_core_section(tmp_path, registry):
+    with pytest.raises(ConfigError, match=r"engine.symbolz: unknown key"):
+        load(tmp_path, registry, base(engine={"symbols": ["A"], "symbolz": ["B"]}))
+
+
+def test_unknown_key_in_plugin_section(tmp_path, registry):
+    with pytest.raises(ConfigError, match=r"source.seeed: unknown key"):
+        load(tmp_path, registry, base(source={"type": "simulated", "seeed": 3}))
+
+
+def test_bad_literal(tmp_path, registry):
+    with pytest.raises(ConfigError, match=r"broker.fill: expected 'next_open' or 'close', got 'later'"):
+        load(tmp_path, registry, base(broker={"type": "paper", "fill": "later"}))
+
+
+def test_missing_required_section(tmp_path, registry):
+    sections = base()
+    del sections["source"]
+    with pytest.raises(ConfigError, match=r": source: required key is missing"):
+        load(tmp_path, registry, sections)
+
+
+def test_duplicate_symbol(tmp_path, registry):
+    with pytest.raises(ConfigError, match=r"engine.symbols: symbol 'A' is listed twice"):
+        load(tmp_path, registry, base(engine={"symbols": ["A", "A"]}))
+
+
+def test_unknown_plugin_lists_installed_and_provider(tmp_path, registry):
+    with pytest.raises(PluginError) as info:
+        load(tmp_path, registry, base(source={"type": "binance"}))
+    msg = str(info.value)
+    assert "source.type: unknown source 'binance'" in msg
+    assert "installed: replay, simulated" in msg
+    assert "engine-plugin-binance" in msg
+
+
+def test_env_substitution(tmp_path, registry, monkeypatch):
+    monkeypatch.setenv("SEED_FROM_ENV", "77")
+    loaded = load(tmp_path, registry, base(source={"type": "simulated", "seed": "${SEED_FROM_ENV}"}))
+    assert loaded.source_config.seed == 77
+
+
+def test_missing_env_var(tmp_path, registry, monkeypatch):
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    with pytest.raises(ConfigError, match=r"source.seed: environment variable NOT_SET_ANYWHERE is not set"):
+        load(tmp_path, registry, base(source={"type": "simulated", "seed": "${NOT_SET_ANYWHERE}"}))
+
+
+def test_secret_from_env_is_never_printed(tmp_path, registry, monkeypatch):
+    monkeypatch.setenv("API_SECRET", "s3cr3t-value")
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, registry, base(broker={"type": "paper", "cash": "${API_SECRET}"}))
+    assert "s3cr3t" not in str(info.value)
+    assert "broker.cash: expected a number" in str(info.value)
+
+
+def test_strategy_needs_script_or_class(tmp_path, registry):
+    with pytest.raises(ConfigError, match=r"strategy: expected script"):
+        load(tmp_path, registry, base(strategy={"host": "python"}))
+    with pytest.raises(ConfigError, match=r"strategy: give either script or class"):
+        load(tmp_path, registry, base(strategy={"host": "python", "class": "a:B", "script": "x.lua"}))
+
+
+def test_sinks_validated_by_their_plugin(tmp_path, registry):
+    with pytest.raises(ConfigError, match=r"sinks\[0\].colour: unknown key"):
+        load(tmp_path, registry, base(sinks=[{"type": "log", "colour": "red"}]))
