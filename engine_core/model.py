@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -157,8 +157,10 @@ class Position:
 # ---------------------------------------------------------------- events
 
 
-@dataclass(frozen=True, slots=True)
-class TransitionEvent:
+class TransitionEvent(NamedTuple):
+    """A state-machine transition (a NamedTuple: built on the hot path, and
+    a frozen dataclass costs twice as much to construct)."""
+
     symbol: str
     ts: int
     from_state: State

@@ -19,6 +19,11 @@ TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
 )
 
 
+_ALLOWED: dict[State, frozenset[State]] = {
+    state: frozenset(to for frm, to in TRANSITIONS if frm is state) for state in State
+}
+
+
 class StateMachine:
     __slots__ = ("symbol", "state", "transitions")
 
@@ -29,7 +34,7 @@ class StateMachine:
 
     def transition(self, to: State, ts: int, reason: str) -> TransitionEvent:
         frm = self.state
-        if (frm, to) not in TRANSITIONS:
+        if to not in _ALLOWED[frm]:
             raise StateError(
                 f"{self.symbol}: illegal transition {frm.value} -> {to.value} ({reason})"
             )
