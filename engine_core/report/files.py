@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import csv
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from engine_core.model import RoundTrip
-from engine_core.report.fastcsv import fixed_columns, iso_times, join_rows, time_columns
+from engine_core.report.fastcsv import (
+    fixed_columns,
+    fraction_digits,
+    iso_times,
+    time_columns,
+    write_csv,
+)
 from engine_core.report.metrics import SIGNIFICANT_DIGITS, drawdown, sorted_trades, total_curve
 from engine_core.report.page import render_page
 from engine_core.report.plot import equity_chart
@@ -67,17 +74,13 @@ def write_report(result: RunResult, summary: dict, out_dir: Path) -> dict[str, P
         writer.writerows(rows)
     curve = total_curve(result)
     dd = drawdown(curve.equity)
+    columns = [
+        (partial(time_columns, frac_digits=fraction_digits(curve.ts)), curve.ts),
+        (partial(fixed_columns, decimals=_equity_decimals(curve.equity)), curve.equity),
+        (partial(fixed_columns, decimals=DRAWDOWN_DECIMALS), dd),
+    ]
     with paths["equity"].open("wb") as out:
-        out.write(b"time,equity,drawdown\n")
-        out.write(
-            join_rows(
-                [
-                    time_columns(curve.ts),
-                    fixed_columns(curve.equity, _equity_decimals(curve.equity)),
-                    fixed_columns(dd, DRAWDOWN_DECIMALS),
-                ]
-            )
-        )
+        write_csv(out, "time,equity,drawdown", columns)
     chart = equity_chart(curve.ts, curve.equity, dd) if len(curve.ts) else None
     paths["html"].write_text(render_page(summary, TRADE_COLUMNS, rows, chart), encoding="utf-8")
     return paths

@@ -94,24 +94,27 @@ def total_curve(result: RunResult) -> Curve:
     series = [s for s in result.symbols.values() if s.bars]
     if not series:
         return Curve(np.empty(0, np.int64), np.empty(0), np.empty(0, bool))
+    start_cash = float(result.start_cash)
     if all(np.array_equal(s.ts, series[0].ts) for s in series[1:]):
-        grid = np.asarray(series[0].ts, dtype=np.int64)
-    else:
-        # a stable sort merges the already-sorted runs in linear time
-        merged = np.sort(np.concatenate([s.ts for s in series]).astype(np.int64), kind="stable")
-        grid = merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
-    pnl = np.zeros(len(grid))
-    exposed = np.zeros(len(grid), dtype=bool)
-    for s in series:
-        if len(s.ts) == len(grid):  # the symbol has a bar at every grid time
-            pnl += s.pnl
-            exposed |= s.exposed
-            continue
-        last = np.searchsorted(s.ts, grid, side="right") - 1
-        started = last >= 0
-        pnl += np.where(started, s.pnl[last], 0.0)
-        exposed |= started & s.exposed[last]
-    return Curve(grid, float(result.start_cash) + pnl, exposed)
+        pnl = np.sum([s.pnl for s in series], axis=0)
+        exposed = np.any([s.exposed for s in series], axis=0)
+        return Curve(np.asarray(series[0].ts, np.int64), start_cash + pnl, exposed)
+    # a stable sort merges the already-sorted series in linear time; a time shared
+    # by several symbols becomes one grid point, taken at the last of its copies
+    times = np.concatenate([s.ts for s in series]).astype(np.int64, copy=False)
+    order = np.argsort(times, kind="stable")
+    owner = np.repeat(np.arange(len(series)), [s.bars for s in series])[order]
+    merged = times[order]
+    last_copy = np.append(merged[1:] != merged[:-1], True)
+    pnl = np.zeros(np.count_nonzero(last_copy))
+    exposed = np.zeros(len(pnl), dtype=bool)
+    for k, s in enumerate(series):
+        # index of the symbol's latest bar at or before each grid time; -1 before its first
+        latest = (np.cumsum(owner == k) - 1)[last_copy]
+        started = latest >= 0
+        pnl += np.where(started, s.pnl[latest], 0.0)
+        exposed |= started & s.exposed[latest]
+    return Curve(merged[last_copy], start_cash + pnl, exposed)
 
 
 def drawdown(equity: np.ndarray) -> np.ndarray:
