@@ -72,8 +72,8 @@ class SimulatedSource(DataSource):
         rngs = {s: self._rng(s) for s in self.symbols}
         last = {s: cfg.price for s in self.symbols}
         done = 0
-        while done < cfg.bars:
-            n = min(cfg.chunk, cfg.bars - done)
+        while cfg.bars == 0 or done < cfg.bars:
+            n = cfg.chunk if cfg.bars == 0 else min(cfg.chunk, cfg.bars - done)
             for symbol in self.symbols:
                 chunk = self._generate(rngs[symbol], n, last[symbol], done, symbol)
                 last[symbol] = float(chunk.close[-1])
@@ -81,17 +81,18 @@ class SimulatedSource(DataSource):
             done += n
 
     async def live(self) -> AsyncIterator[Bar]:  # type: ignore[override]
-        cfg = self.config
-        rngs = {s: self._rng(s) for s in self.symbols}
-        last = {s: cfg.price for s in self.symbols}
-        i = 0
-        while cfg.bars == 0 or i < cfg.bars:
-            for symbol in self.symbols:
-                chunk = self._generate(rngs[symbol], 1, last[symbol], i, symbol)
-                last[symbol] = float(chunk.close[0])
-                yield chunk.bar(0)
-            i += 1
-            await asyncio.sleep(cfg.pace)
+        """The same bars as ``history`` (for the same seed), one at a time in
+        time order, ``pace`` seconds apart."""
+        pending: list[BarChunk] = []
+        for chunk in self.history():
+            pending.append(chunk)
+            if len(pending) < len(self.symbols):
+                continue
+            for i in range(len(pending[0])):
+                for c in pending:
+                    yield c.bar(i)
+                await asyncio.sleep(self.config.pace)
+            pending = []
 
 
 @hookimpl
