@@ -24,6 +24,7 @@ from engine_plugin_csv.layout import PRICE_FIELDS, Layout
 _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _FIELD_COUNT_ERROR = re.compile(r"Expected (\d+) columns, got (\d+)")
 _CONVERSION_ERROR = re.compile(r"column #(\d+): CSV conversion error to [^:]+: (.*)")
+_TIME_GAP_ERROR = re.compile(r"doesn't exist in timezone '([^']+)': ([\d-]+ [\d:]+?)(\.0+)? is in a gap")
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,8 @@ class BlockParser:
             return FIELD_COUNT, f"expected {match[1]} fields, got {match[2]}"
         if match := _CONVERSION_ERROR.search(message):
             return BAD_VALUE, f"bad {self._fields.get(int(match[1]), 'value')}: {match[2]}"
+        if match := _TIME_GAP_ERROR.search(message):
+            return BAD_VALUE, f"bad time: {match[2]} does not exist in {match[1]} (a DST gap)"
         return BAD_VALUE, message
 
     def _columns(self, table: pa.Table) -> Columns:
