@@ -1,0 +1,122 @@
+"""The ``engine`` command as a user runs it: a subprocess with the installed plugins."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine_core.testing import write_config
+
+
+def engine(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
+    return subprocess.run(
+        [sys.executable, "-m", "engine_core", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
+
+
+@pytest.fixture
+def example(tmp_path: Path, root: Path) -> Path:
+    shutil.copy(root / "examples" / "python_sma_cross.py", tmp_path)
+    text = (root / "examples" / "python_sma_cross.toml").read_text()
+    text = text.replace('dir = "../reports/python_sma_cross"', 'dir = "out"').replace("bars = 5000", "bars = 1500")
+    (tmp_path / "c.toml").write_text(text)
+    return tmp_path / "c.toml"
+
+
+def test_run_writes_the_report_and_prints_the_summary(example):
+    proc = engine("run", "-c", str(example))
+    assert proc.returncode == 0, proc.stderr
+    assert "Total" in proc.stdout and "BTCUSDT" in proc.stdout
+    summary = json.loads((example.parent / "out" / "summary.json").read_text())
+    total = summary["total"]
+    assert total["bars"] == 3000
+    assert total["trades"] == sum(summary["per_symbol"][s]["trades"] for s in ("BTCUSDT", "ETHUSDT")) > 0
+    assert total["final_equity"] == pytest.approx(100000 + total["pnl"])
+    for name in ("trades.csv", "equity.csv", "report.html"):
+        assert (example.parent / "out" / name).stat().st_size > 0
+
+
+def test_reports_are_byte_identical_across_runs(example):
+    out = example.parent / "out"
+    assert engine("run", "-q", "-c", str(example)).returncode == 0
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert engine("run", "-q", "-c", str(example)).returncode == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+
+
+def test_validate(example):
+    proc = engine("validate", "-c", str(example))
+    assert proc.returncode == 0 and ": ok (backtest, 2 symbols" in proc.stdout
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_broken_toml_is_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[engine]\nsymbols = [\n")
+    assert_one_line_error(engine("run", "-c", str(bad)), "bad.toml: invalid TOML", "line")
+
+
+def test_unknown_plugin_is_one_line(tmp_path):
+    cfg = write_config(tmp_path / "c.toml", {
+        "engine": {"symbols": ["A"]}, "source": {"type": "nosuch"},
+        "strategy": {"host": "python", "class": "x:Y"},
+    })
+    assert_one_line_error(engine("validate", "-c", str(cfg)), "source.type: unknown source 'nosuch'", "installed:")
+
+
+def test_missing_config_is_one_line(tmp_path):
+    assert_one_line_error(engine("run", "-c", str(tmp_path / "none.toml")), "no such config file")
+
+
+def test_strategy_class_that_raises_on_import(tmp_path):
+    (tmp_path / "boom.py").write_text("x = 1\nraise RuntimeError('broken strategy module')\n")
+    cfg = write_config(tmp_path / "c.toml", {
+        "engine": {"symbols": ["A"]}, "source": {"type": "simulated", "bars": 10},
+        "strategy": {"host": "python", "class": "boom.py:S"},
+    })
+    assert_one_line_error(engine("run", "-c", str(cfg)), "cannot import boom.py", "boom.py:2", "broken strategy module")
+
+
+def test_strategy_class_that_raises_while_trading_halts_its_symbol(tmp_path):
+    (tmp_path / "s.py").write_text(
+        "class S:\n"
+        "    def watch(self, ctx):\n"
+        "        raise KeyError('no such thing')\n"
+        "    def close_watch(self, ctx):\n        return None\n"
+        "    def in_trade(self, ctx):\n        return None\n"
+    )
+    cfg = write_config(tmp_path / "c.toml", {
+        "engine": {"symbols": ["A"]}, "source": {"type": "simulated", "bars": 10},
+        "strategy": {"host": "python", "class": "s.py:S"}, "report": {"dir": "out"},
+    })
+    proc = engine("run", "-q", "-c", str(cfg))
+    assert proc.returncode == 0
+    assert "warning: A halted:" in proc.stderr and "s.py:3 in watch" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "no such thing" in json.dumps(summary["per_symbol"]["A"])
+
+
+def test_list_plugins_shows_installed_distributions():
+    proc = engine("list-plugins", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    names = {(r["kind"], r["name"]): r for r in rows}
+    assert names[("source", "simulated")]["distribution"] == "engine-core"
+    assert names[("broker", "paper")]["status"] == "loaded"
+    assert {"name", "kind", "distribution", "version", "status"} <= set(rows[0])
