@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
+
 from engine_core.errors import DataError
 
 REASONS = (
@@ -22,12 +24,16 @@ REASONS = (
     "time going backwards",
 )
 """Why a row is rejected, indexed by reason code (0 = accepted)."""
-FIELD_COUNT, BAD_VALUE, MISSING, HIGH_LOW, OUTSIDE, NEGATIVE_VOLUME, DUPLICATE, BACKWARDS = range(1, 9)
+FIELD_COUNT, BAD_VALUE, MISSING, HIGH_LOW, OUTSIDE, NEGATIVE_VOLUME, DUPLICATE, BACKWARDS = range(
+    1, 9
+)
 
 COLUMNS = ("time", "open", "high", "low", "close", "volume")
 
 
-def check_rows(ts: np.ndarray, prices: np.ndarray, ts_missing: np.ndarray, last_ts: int) -> np.ndarray:
+def check_rows(
+    ts: np.ndarray, prices: np.ndarray, ts_missing: np.ndarray, last_ts: int
+) -> np.ndarray:
     """Reason codes of each row (0 = good).
 
     ``prices`` is (5, n): open, high, low, close, volume, NaN where missing.
@@ -39,7 +45,9 @@ def check_rows(ts: np.ndarray, prices: np.ndarray, ts_missing: np.ndarray, last_
     conditions = [missing, h < low, outside, v < 0]
     codes = np.zeros(len(ts), dtype=np.uint8)
     if np.logical_or.reduce(conditions).any():
-        codes = np.select(conditions, [MISSING, HIGH_LOW, OUTSIDE, NEGATIVE_VOLUME], 0).astype(np.uint8)
+        codes = np.select(conditions, [MISSING, HIGH_LOW, OUTSIDE, NEGATIVE_VOLUME], 0).astype(
+            np.uint8
+        )
     kept = np.flatnonzero(codes == 0)
     t = ts[kept]
     prev = np.maximum(np.concatenate(([last_ts], np.maximum.accumulate(t)[:-1])), last_ts)
@@ -49,7 +57,9 @@ def check_rows(ts: np.ndarray, prices: np.ndarray, ts_missing: np.ndarray, last_
     return codes
 
 
-def describe(code: int, i: int, ts: np.ndarray, prices: np.ndarray, codes: np.ndarray, last_ts: int) -> str:
+def describe(
+    code: int, i: int, ts: np.ndarray, prices: np.ndarray, codes: np.ndarray, last_ts: int
+) -> str:
     """What is wrong with row ``i`` (arrays as given to :func:`check_rows`)."""
     o, h, low, c, v = (float(x) for x in prices[:, i])
     if code == MISSING:
@@ -97,7 +107,7 @@ class RowLog:
         self.skip = skip
         self.rows = 0
         self.skipped: Counter[str] = Counter()
-        self.first_skipped: Optional[str] = None
+        self.first_skipped: str | None = None
 
     def settle(self, path: Path, rejects: Rejects) -> None:
         """Raise ``DataError`` for the earliest rejected row, or count them all."""

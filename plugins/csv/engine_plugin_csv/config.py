@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 import zoneinfo
 from datetime import date, datetime, time
-from typing import Literal, Optional, Union
+from typing import Literal
 
-from engine_core.sources import PluginConfig
 from pydantic import Field, field_validator, model_validator
 
+from engine_core.sources import PluginConfig
+
 FieldName = Literal["time", "open", "high", "low", "close", "volume"]
-ColumnRef = Union[str, int]
+ColumnRef = str | int
 """A column by header name (case-insensitive) or by 0-based position."""
 
 
@@ -28,20 +29,20 @@ class CsvConfig(PluginConfig):
 
     path: str
     """A file, a directory (its ``*.csv`` files) or a glob, relative to the config file."""
-    symbol: Optional[str] = None
-    symbol_pattern: Optional[str] = None
-    symbol_column: Optional[ColumnRef] = None
+    symbol: str | None = None
+    symbol_pattern: str | None = None
+    symbol_column: ColumnRef | None = None
     columns: dict[FieldName, ColumnRef] = Field(default_factory=dict)
     """Where each field is; unset fields are found by header name, else by position."""
-    header: Optional[bool] = None
+    header: bool | None = None
     """Whether the first line is a header; by default, when none of its fields is a number."""
     time_unit: Literal["auto", "s", "ms", "us", "ns"] = "auto"
     """Unit of numeric times; ``auto`` decides per value by magnitude."""
     timezone: str = "UTC"
     """IANA zone of datetimes (and of ``start``/``end``) written without an offset."""
-    start: Optional[Union[datetime, date]] = None
+    start: datetime | date | None = None
     """First time included."""
-    end: Optional[Union[datetime, date]] = None
+    end: datetime | date | None = None
     """First time excluded."""
     delimiter: str = ","
     on_bad_row: Literal["error", "skip"] = "error"
@@ -50,7 +51,7 @@ class CsvConfig(PluginConfig):
 
     @field_validator("symbol_pattern")
     @classmethod
-    def _pattern_compiles(cls, value: Optional[str]) -> Optional[str]:
+    def _pattern_compiles(cls, value: str | None) -> str | None:
         if value is not None:
             try:
                 re.compile(value)
@@ -70,13 +71,15 @@ class CsvConfig(PluginConfig):
     @field_validator("delimiter")
     @classmethod
     def _one_character(cls, value: str) -> str:
-        if len(value) != 1 or value in "\r\n\"":
+        if len(value) != 1 or value in '\r\n"':
             raise ValueError("must be one character other than a quote or newline")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> CsvConfig:
-        given = [k for k in ("symbol", "symbol_pattern", "symbol_column") if getattr(self, k) is not None]
+        given = [
+            k for k in ("symbol", "symbol_pattern", "symbol_column") if getattr(self, k) is not None
+        ]
         if len(given) > 1:
             raise ValueError(f"set at most one of {', '.join(given)}")
         start, end = self.start_ns(), self.end_ns()
@@ -84,16 +87,16 @@ class CsvConfig(PluginConfig):
             raise ValueError("start must be before end")
         return self
 
-    def start_ns(self) -> Optional[int]:
+    def start_ns(self) -> int | None:
         """``start`` as nanoseconds since the epoch (naive values in ``timezone``)."""
         return _to_ns(self.start, self.timezone)
 
-    def end_ns(self) -> Optional[int]:
+    def end_ns(self) -> int | None:
         """``end`` as nanoseconds since the epoch (naive values in ``timezone``)."""
         return _to_ns(self.end, self.timezone)
 
 
-def _to_ns(value: Optional[Union[datetime, date]], zone: str) -> Optional[int]:
+def _to_ns(value: datetime | date | None, zone: str) -> int | None:
     if value is None:
         return None
     moment = value if isinstance(value, datetime) else datetime.combine(value, time())

@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from engine_core.errors import DataError
+from engine_plugin_csv.config import ColumnRef, CsvConfig, FieldName
 
-from engine_plugin_csv.config import ColumnRef, CsvConfig
-
-PRICE_FIELDS = ("open", "high", "low", "close", "volume")
+PRICE_FIELDS: tuple[FieldName, ...] = ("open", "high", "low", "close", "volume")
 TIME_NAMES = ("datetime", "timestamp", "time", "date", "open_time", "ts")
 """Header names taken as the time column when ``columns.time`` is not set."""
 
@@ -30,7 +29,7 @@ class Layout:
     time: int
     prices: tuple[int, ...]
     """Positions of open, high, low, close, volume."""
-    symbol: Optional[int]
+    symbol: int | None
     time_kind: TimeKind
 
     @property
@@ -38,7 +37,7 @@ class Layout:
         return [f"f{i}" for i in range(self.width)]
 
 
-def detect_layout(path: Path, first: str, data: Optional[str], config: CsvConfig) -> Layout:
+def detect_layout(path: Path, first: str, data: str | None, config: CsvConfig) -> Layout:
     """The layout of ``path`` given its first line and its first data line.
 
     ``data`` is None when the first line is all there is.
@@ -50,10 +49,12 @@ def detect_layout(path: Path, first: str, data: Optional[str], config: CsvConfig
         raise DataError(f"{path}: empty file (no data rows)")
     names = [name.lower() for name in fields] if header else []
 
-    def find(field: str, ref: Optional[ColumnRef], default: Optional[int]) -> int:
+    def find(field: str, ref: ColumnRef | None, default: int | None) -> int:
         if isinstance(ref, int):
             if not 0 <= ref < len(fields):
-                raise DataError(f"{path}:1: no column {ref} for {field} (the file has {len(fields)})")
+                raise DataError(
+                    f"{path}:1: no column {ref} for {field} (the file has {len(fields)})"
+                )
             return ref
         candidates = (ref,) if ref is not None else TIME_NAMES if field == "time" else (field,)
         for name in candidates:

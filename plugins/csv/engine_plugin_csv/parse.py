@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Optional
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +25,9 @@ from engine_plugin_csv.layout import PRICE_FIELDS, Layout
 _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _FIELD_COUNT_ERROR = re.compile(r"Expected (\d+) columns, got (\d+)")
 _CONVERSION_ERROR = re.compile(r"column #(\d+): CSV conversion error to [^:]+: (.*)")
-_TIME_GAP_ERROR = re.compile(r"doesn't exist in timezone '([^']+)': ([\d-]+ [\d:]+?)(\.0+)? is in a gap")
+_TIME_GAP_ERROR = re.compile(
+    r"doesn't exist in timezone '([^']+)': ([\d-]+ [\d:]+?)(\.0+)? is in a gap"
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class Columns:
     ts: np.ndarray
     ts_missing: np.ndarray
     prices: np.ndarray
-    symbol_codes: Optional[np.ndarray]
+    symbol_codes: np.ndarray | None
     """Per row, an index into the engine's symbols, or -1 for any other symbol."""
 
 
@@ -97,7 +100,9 @@ class BlockParser:
             self._fields[layout.symbol] = "symbol"
         self._layout = layout
         self._symbols = pa.array(symbols, pa.string())
-        self._zone = config.timezone if layout.time_kind == "iso" and config.timezone != "UTC" else None
+        self._zone = (
+            config.timezone if layout.time_kind == "iso" and config.timezone != "UTC" else None
+        )
         self._unit = config.time_unit
         self._options = {
             "read_options": pcsv.ReadOptions(column_names=names, block_size=1 << 20),
@@ -128,14 +133,19 @@ class BlockParser:
             table = table.set_column(0, table.schema.field(0).name, local)
         return table
 
-    def _bisect(self, block: Block, err: pa.ArrowInvalid, tables: list[pa.Table], bad: list[BadLine]) -> None:
+    def _bisect(
+        self, block: Block, err: pa.ArrowInvalid, tables: list[pa.Table], bad: list[BadLine]
+    ) -> None:
         newlines = np.flatnonzero(np.frombuffer(block.data, dtype=np.uint8) == 10)
         if len(newlines) == 1:
             bad.append(BadLine(block.line, *self._reason(err)))
             return
         half = len(newlines) // 2
         cut = int(newlines[half - 1]) + 1
-        for part in (Block(block.line, block.data[:cut]), Block(block.line + half, block.data[cut:])):
+        for part in (
+            Block(block.line, block.data[:cut]),
+            Block(block.line + half, block.data[cut:]),
+        ):
             try:
                 tables.append(self._table(part.data))
             except pa.ArrowInvalid as part_err:
@@ -172,9 +182,12 @@ class BlockParser:
 
 def _epoch_ns(values: np.ndarray, unit: str) -> np.ndarray:
     """Epoch numbers to int64 nanoseconds; ``auto`` picks s/ms/us/ns per value by magnitude."""
+    scale: np.ndarray | int
     if unit == "auto":
         size = np.abs(values)
-        scale = np.where(size < 1e11, 10**9, np.where(size < 1e14, 10**6, np.where(size < 1e17, 10**3, 1)))
+        scale = np.where(
+            size < 1e11, 10**9, np.where(size < 1e14, 10**6, np.where(size < 1e17, 10**3, 1))
+        )
     else:
         scale = _UNIT_NS[unit]
     if values.dtype.kind == "f":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from engine_core.hookspecs import Register, hookimpl
-
 from engine_plugin_csv.source import CsvSource
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 import numpy as np
+
 from engine_core.errors import DataError
 from engine_core.model import BarChunk
-
 from engine_plugin_csv.checks import Rejects, RowLog, check_rows, describe
 from engine_plugin_csv.config import CsvConfig
 from engine_plugin_csv.layout import detect_layout
-from engine_plugin_csv.parse import Block, BlockParser, Columns, read_blocks
+from engine_plugin_csv.parse import BadLine, Block, BlockParser, Columns, read_blocks
 
 _NEVER = np.iinfo(np.int64).min
 
@@ -24,7 +25,9 @@ class FileGroupReader:
     strictly increase per symbol across all the files, in the order given.
     """
 
-    def __init__(self, paths: list[Path], config: CsvConfig, symbols: list[str], log: RowLog) -> None:
+    def __init__(
+        self, paths: list[Path], config: CsvConfig, symbols: list[str], log: RowLog
+    ) -> None:
         self.paths = paths
         self.config = config
         self.symbols = symbols
@@ -34,7 +37,7 @@ class FileGroupReader:
         self.start = _NEVER if start is None else start
         self.end = np.iinfo(np.int64).max if end is None else end
 
-    def __iter__(self) -> Iterator[BarChunk]:
+    def __iter__(self) -> Generator[BarChunk, None, None]:
         for path in self.paths:
             if self._past_end():
                 return
@@ -61,11 +64,12 @@ class FileGroupReader:
             if self._past_end():
                 return
 
-    def _chunks(self, path: Path, block: Block, cols: Columns, bad: list) -> Iterator[BarChunk]:
+    def _chunks(
+        self, path: Path, block: Block, cols: Columns, bad: list[BadLine]
+    ) -> Iterator[BarChunk]:
         rejects = Rejects()
-        for item in bad:
-            rejects.add(np.array([item.line]), np.array([item.code]), lambda _, d=item.detail: d)
         excluded = np.array([item.line for item in bad], dtype=np.int64)
+        rejects.add(excluded, np.array([item.code for item in bad]), lambda j: bad[j].detail)
         out = []
         for k, rows in _by_symbol(cols.symbol_codes, len(self.symbols)):
             ts, prices, missing = cols.ts[rows], cols.prices[:, rows], cols.ts_missing[rows]
@@ -73,7 +77,11 @@ class FileGroupReader:
             codes = check_rows(ts, prices, missing, last)
             wrong = np.flatnonzero(codes)
             if len(wrong):
-                rejects.add(block.data_lines(excluded)[rows][wrong], codes[wrong], _describer(wrong, ts, prices, codes, last))
+                rejects.add(
+                    block.data_lines(excluded)[rows][wrong],
+                    codes[wrong],
+                    _describer(wrong, ts, prices, codes, last),
+                )
                 keep = codes == 0
                 ts, prices = ts[keep], prices[:, keep]
             if len(ts):
@@ -98,7 +106,9 @@ def _by_symbol(codes: np.ndarray | None, count: int) -> Iterator[tuple[int, slic
             yield k, rows
 
 
-def _describer(wrong: np.ndarray, ts: np.ndarray, prices: np.ndarray, codes: np.ndarray, last: int) -> Callable[[int], str]:
+def _describer(
+    wrong: np.ndarray, ts: np.ndarray, prices: np.ndarray, codes: np.ndarray, last: int
+) -> Callable[[int], str]:
     def detail(j: int) -> str:
         i = int(wrong[j])
         return describe(int(codes[i]), i, ts, prices, codes, last)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -34,7 +34,7 @@ def write_gbm_csv(
     """
     rng = np.random.default_rng([seed, zlib.crc32(symbol.encode())])
     sigma = _VOLATILITY * np.sqrt(interval_s / _YEAR_S)
-    close = price * np.exp(np.cumsum(rng.normal(-sigma**2 / 2, sigma, bars)))
+    close = price * np.exp(np.cumsum(rng.normal(-(sigma**2) / 2, sigma, bars)))
     opens = np.concatenate(([price], close[:-1]))
     wick = np.abs(rng.normal(0, sigma / 2, (2, bars)))
     o, c = np.round(opens, 2), np.round(close, 2)
@@ -42,14 +42,21 @@ def write_gbm_csv(
     low = np.minimum(np.round(np.minimum(opens, close) * (1 - wick[1]), 2), np.minimum(o, c))
     volume = np.round(rng.lognormal(2, 1, bars), 3)
     times = np.datetime64(start, "s") + np.arange(bars) * np.timedelta64(interval_s, "s")
-    stamps = np.char.replace(np.datetime_as_string(times, unit="s"), "T", " ")
+    stamps = np.char.replace(np.datetime_as_string(times.astype("M8[s]"), unit="s"), "T", " ")
     row = "{},{:.2f},{:.2f},{:.2f},{:.2f},{:.3f}".format
-    columns = (stamps.tolist(), o.tolist(), high.tolist(), low.tolist(), c.tolist(), volume.tolist())
+    columns = (
+        stamps.tolist(),
+        o.tolist(),
+        high.tolist(),
+        low.tolist(),
+        c.tolist(),
+        volume.tolist(),
+    )
     lines = map(row, *columns)
     Path(path).write_text("datetime,open,high,low,close,volume\n" + "\n".join(lines) + "\n")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Command line: write one sample file per symbol into a directory."""
     parser = argparse.ArgumentParser(prog="python -m engine_plugin_csv.sample", description=__doc__)
     parser.add_argument("out_dir", type=Path)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import glob
 import re
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Generator, Iterator, Optional, Sequence
+from typing import Any
 
 from engine_core.errors import DataError
 from engine_core.model import BarChunk
 from engine_core.sources import DataSource
-
 from engine_plugin_csv.checks import RowLog
 from engine_plugin_csv.config import CsvConfig
 from engine_plugin_csv.merge import demux, merge_by_time
@@ -43,7 +43,9 @@ class CsvSource(DataSource):
             self._readers.append(reader)
             where = ", ".join(str(p) for p in paths)
             for symbol, stream in zip(symbols, demux(reader, symbols)):
-                streams.append(_nonempty(stream, f"no data for {symbol} in {where}{self._window()}"))
+                streams.append(
+                    _nonempty(stream, f"no data for {symbol} in {where}{self._window()}")
+                )
         yield from merge_by_time(streams)
 
     def stats(self) -> dict[str, Any]:
@@ -93,7 +95,7 @@ def find_files(base_dir: Path, pattern: str) -> list[Path]:
     return files
 
 
-def file_symbol(path: Path, config: CsvConfig, symbols: Sequence[str]) -> Optional[str]:
+def file_symbol(path: Path, config: CsvConfig, symbols: Sequence[str]) -> str | None:
     """The engine symbol a file holds, or None when it holds none of them (see ``CsvConfig``)."""
     stem = path.stem
     if config.symbol is not None:
@@ -103,11 +105,14 @@ def file_symbol(path: Path, config: CsvConfig, symbols: Sequence[str]) -> Option
         if match is None:
             return None
         pattern = match.re
-        named = match["symbol"] if "symbol" in pattern.groupindex else match[1 if pattern.groups else 0]
+        named = (
+            match["symbol"] if "symbol" in pattern.groupindex else match[1 if pattern.groups else 0]
+        )
     else:
         upper = stem.upper()
         prefixes = [
-            s for s in symbols
+            s
+            for s in symbols
             if upper.startswith(s.upper()) and not upper[len(s) : len(s) + 1].isalnum()
         ]
         return max(prefixes, key=len, default=None)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
-from engine_core.model import BarChunk
-
 from engine_plugin_csv import CsvConfig, CsvSource
+
+from engine_core.model import BarChunk
 
 Read = Callable[..., list[BarChunk]]
 
@@ -67,4 +68,3 @@ def read(source: Callable[..., CsvSource]) -> Read:
             src.close()
 
     return read
-

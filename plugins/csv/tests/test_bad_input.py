@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+
 from engine_core.errors import DataError
 
 HEADER = "datetime,open,high,low,close,volume\n"
@@ -16,18 +17,42 @@ def good(minute: int) -> str:
 
 
 BAD_ROWS = {
-    "fewer fields": ("2024-01-01 00:03:00,10,12,9,11\n", "expected 6 fields, got 5", "wrong field count"),
-    "more fields": ("2024-01-01 00:03:00,10,12,9,11,5,7\n", "expected 6 fields, got 7", "wrong field count"),
+    "fewer fields": (
+        "2024-01-01 00:03:00,10,12,9,11\n",
+        "expected 6 fields, got 5",
+        "wrong field count",
+    ),
+    "more fields": (
+        "2024-01-01 00:03:00,10,12,9,11,5,7\n",
+        "expected 6 fields, got 7",
+        "wrong field count",
+    ),
     "text": ("2024-01-01 00:03:00,ten,12,9,11,5\n", "bad open: invalid value 'ten'", "bad value"),
-    "bad time": ("2024-01-01 25:03:00,10,12,9,11,5\n", "bad time: invalid value '2024-01-01 25:03:00'", "bad value"),
+    "bad time": (
+        "2024-01-01 25:03:00,10,12,9,11,5\n",
+        "bad time: invalid value '2024-01-01 25:03:00'",
+        "bad value",
+    ),
     "empty value": ("2024-01-01 00:03:00,10,12,9,,5\n", "missing value in close", "missing value"),
     "nan": ("2024-01-01 00:03:00,10,nan,9,11,5\n", "missing value in high", "missing value"),
     "empty time": (",10,12,9,11,5\n", "missing value in time", "missing value"),
     "duplicate": (good(2), "duplicate time 2024-01-01T00:02:00Z", "duplicate time"),
-    "backwards": (good(1), "time 2024-01-01T00:01:00Z is before the previous row's 2024-01-01T00:02:00Z", "time going backwards"),
+    "backwards": (
+        good(1),
+        "time 2024-01-01T00:01:00Z is before the previous row's 2024-01-01T00:02:00Z",
+        "time going backwards",
+    ),
     "high < low": ("2024-01-01 00:03:00,10,8,9,9,5\n", "high 8 < low 9", "high < low"),
-    "open outside": ("2024-01-01 00:03:00,13,12,9,11,5\n", "open 13 or close 11 outside [low 9, high 12]", "open/close outside [low, high]"),
-    "negative volume": ("2024-01-01 00:03:00,10,12,9,11,-1\n", "negative volume -1", "negative volume"),
+    "open outside": (
+        "2024-01-01 00:03:00,13,12,9,11,5\n",
+        "open 13 or close 11 outside [low 9, high 12]",
+        "open/close outside [low, high]",
+    ),
+    "negative volume": (
+        "2024-01-01 00:03:00,10,12,9,11,-1\n",
+        "negative volume -1",
+        "negative volume",
+    ),
 }
 
 
@@ -51,16 +76,30 @@ def test_bad_row_is_skipped_and_counted(write, source, case: str) -> None:
     path = write("BTCUSDT.csv", file_with(row))
     src = source(path="BTCUSDT.csv", on_bad_row="skip")
     chunks = list(src.history())
-    assert [int(t) % 3_600_000_000_000 // 60_000_000_000 for c in chunks for t in c.ts] == [0, 1, 2, 4, 5]
-    assert src.stats() == {"csv": {
-        "files": 1, "rows": 5, "skipped_rows": 1, "skipped_by_reason": {reason: 1},
-        "first_skipped": f"{path}:5: {detail}",
-    }}
+    assert [int(t) % 3_600_000_000_000 // 60_000_000_000 for c in chunks for t in c.ts] == [
+        0,
+        1,
+        2,
+        4,
+        5,
+    ]
+    assert src.stats() == {
+        "csv": {
+            "files": 1,
+            "rows": 5,
+            "skipped_rows": 1,
+            "skipped_by_reason": {reason: 1},
+            "first_skipped": f"{path}:5: {detail}",
+        }
+    }
 
 
 def test_time_in_a_dst_gap_is_a_bad_row(write, read) -> None:
     write("BTCUSDT.csv", HEADER + "2024-03-31 01:30:00,1,1,1,1,1\n2024-03-31 02:30:00,1,1,1,1,1\n")
-    with pytest.raises(DataError, match=r"BTCUSDT\.csv:3: bad time: 2024-03-31 02:30:00 does not exist in Europe/Berlin \(a DST gap\)$"):
+    with pytest.raises(
+        DataError,
+        match=r"BTCUSDT\.csv:3: bad time: 2024-03-31 02:30:00 does not exist in Europe/Berlin \(a DST gap\)$",
+    ):
         read(path="BTCUSDT.csv", timezone="Europe/Berlin")
 
 
@@ -71,13 +110,29 @@ def test_earliest_bad_row_of_a_block_is_reported(write, read) -> None:
 
 
 def test_skip_counts_every_reason_and_keeps_the_first(write, source) -> None:
-    rows = [good(0), "oops\n", good(2), good(1), "2024-01-01 00:03:00,10,8,9,9,5\n", "\n", good(4), good(4)]
+    rows = [
+        good(0),
+        "oops\n",
+        good(2),
+        good(1),
+        "2024-01-01 00:03:00,10,8,9,9,5\n",
+        "\n",
+        good(4),
+        good(4),
+    ]
     path = write("BTCUSDT.csv", HEADER + "".join(rows))
     src = source(path="BTCUSDT.csv", on_bad_row="skip")
     assert sum(len(c) for c in src.history()) == 3
     assert src.stats()["csv"] == {
-        "files": 1, "rows": 3, "skipped_rows": 4,
-        "skipped_by_reason": {"duplicate time": 1, "high < low": 1, "time going backwards": 1, "wrong field count": 1},
+        "files": 1,
+        "rows": 3,
+        "skipped_rows": 4,
+        "skipped_by_reason": {
+            "duplicate time": 1,
+            "high < low": 1,
+            "time going backwards": 1,
+            "wrong field count": 1,
+        },
         "first_skipped": f"{path}:3: expected 6 fields, got 1",
     }
 
@@ -95,8 +150,13 @@ def big_file(rows: int, blank_every: int = 0) -> list[str]:
 
 @pytest.mark.parametrize("chunk_rows", [1, 7, 65_536])
 @pytest.mark.parametrize("kind", ["malformed", "duplicate"])
-def test_line_numbers_stay_exact_past_the_first_chunk(write, read, chunk_rows: int, kind: str) -> None:
-    lines = ["datetime,open,high,low,close,volume", *big_file(150_000 if chunk_rows == 65_536 else 2_000, 97)]
+def test_line_numbers_stay_exact_past_the_first_chunk(
+    write, read, chunk_rows: int, kind: str
+) -> None:
+    lines = [
+        "datetime,open,high,low,close,volume",
+        *big_file(150_000 if chunk_rows == 65_536 else 2_000, 97),
+    ]
     at = len(lines) - 3 if lines[-3] else len(lines) - 4
     lines[at] = "1,2" if kind == "malformed" else lines[at - 1]
     write("BTCUSDT.csv", "\n".join(lines) + "\n")
@@ -118,13 +178,19 @@ def test_large_file_streams_in_chunks_of_about_chunk_rows(write, read) -> None:
         ("", "empty file (no data rows)"),
         ("\n\r\n\n", "empty file (no data rows)"),
         (HEADER, "empty file (no data rows)"),
-        ("datetime,open,high,low,close\n2024-01-01,1,1,1,1\n", "1: missing volume column (header: datetime,open,high,low,close)"),
+        (
+            "datetime,open,high,low,close\n2024-01-01,1,1,1,1\n",
+            "1: missing volume column (header: datetime,open,high,low,close)",
+        ),
         ("when,open,high,low,close,volume\n2024-01-01,1,1,1,1,1\n", "1: missing time column"),
     ],
 )
 def test_file_level_errors(write, read, text: str, message: str) -> None:
     path = write("BTCUSDT.csv", text)
-    with pytest.raises(DataError, match=re.escape(f"{path}:{message}" if message[0].isdigit() else f"{path}: {message}")):
+    with pytest.raises(
+        DataError,
+        match=re.escape(f"{path}:{message}" if message[0].isdigit() else f"{path}: {message}"),
+    ):
         read(path="BTCUSDT.csv", on_bad_row="skip")
 
 

@@ -6,16 +6,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from engine_core.plugins import build_registry
-from pydantic import ValidationError
-
 from engine_plugin_csv import CsvConfig, CsvSource, plugin
 from engine_plugin_csv.sample import main, write_gbm_csv
+from pydantic import ValidationError
+
+from engine_core.plugins import build_registry
 
 
 def test_defaults() -> None:
     config = CsvConfig(path="data")
-    assert (config.delimiter, config.on_bad_row, config.timezone, config.time_unit) == (",", "error", "UTC", "auto")
+    assert (config.delimiter, config.on_bad_row, config.timezone, config.time_unit) == (
+        ",",
+        "error",
+        "UTC",
+        "auto",
+    )
     assert (config.header, config.columns, config.chunk_rows) == (None, {}, 65_536)
 
 
@@ -26,7 +31,10 @@ def test_defaults() -> None:
         ({}, "Field required"),
         ({"path": "x", "timezone": "Mars/Olympus"}, "unknown IANA time zone"),
         ({"path": "x", "symbol_pattern": "("}, "not a regular expression"),
-        ({"path": "x", "symbol": "A", "symbol_column": "s"}, "set at most one of symbol, symbol_column"),
+        (
+            {"path": "x", "symbol": "A", "symbol_column": "s"},
+            "set at most one of symbol, symbol_column",
+        ),
         ({"path": "x", "start": "2024-02-01", "end": "2024-01-01"}, "start must be before end"),
         ({"path": "x", "columns": {"price": "p"}}, "columns.price"),
         ({"path": "x", "on_bad_row": "ignore"}, "'error' or 'skip'"),
@@ -49,13 +57,17 @@ def test_sample_is_seeded_valid_and_readable(tmp_path: Path) -> None:
     write_gbm_csv(tmp_path / "a.csv", "BTCUSDT", 5_000, seed=3)
     write_gbm_csv(tmp_path / "b.csv", "BTCUSDT", 5_000, seed=3)
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
-    source = CsvSource(CsvConfig(path="a.csv", symbol="BTCUSDT"), symbols=["BTCUSDT"], base_dir=tmp_path)
+    source = CsvSource(
+        CsvConfig(path="a.csv", symbol="BTCUSDT"), symbols=["BTCUSDT"], base_dir=tmp_path
+    )
     chunks = list(source.history())
     assert sum(map(len, chunks)) == 5_000 and source.stats()["csv"]["skipped_rows"] == 0
     assert np.all(np.diff(chunks[0].ts) == 60 * 10**9)
 
 
-def test_sample_cli_writes_one_file_per_symbol(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sample_cli_writes_one_file_per_symbol(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     main([str(tmp_path), "--symbols", "BTCUSDT,ETHUSDT", "--bars", "100", "--seed", "7"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["BTCUSDT.csv", "ETHUSDT.csv"]
     assert (tmp_path / "ETHUSDT.csv").read_text().count("\n") == 101

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from engine_core.errors import DataError
 
 HEADER = "datetime,open,high,low,close,volume\n"
@@ -27,7 +28,9 @@ def test_glob_and_several_files_per_symbol_in_name_order(write, read, ns) -> Non
     write("BTCUSDTX-1m-2024-01.csv", rows(9))  # another symbol
     chunks = read(path="BTCUSDT*-1m-*.csv")
     assert [t for c in chunks for t in c.ts.tolist()] == [
-        ns("2024-01-01T00:00"), ns("2024-01-02T00:00"), ns("2024-01-03T00:00")
+        ns("2024-01-01T00:00"),
+        ns("2024-01-02T00:00"),
+        ns("2024-01-03T00:00"),
     ]
 
 
@@ -50,13 +53,19 @@ def test_symbol_pattern(write, read) -> None:
 
 
 def test_symbol_column_file_emits_engine_symbols_only(write, read, bars) -> None:
-    write("all.csv", "symbol,timestamp,open,high,low,close,volume\n"
-          "BTCUSDT,1704067200000,1,1,1,1,1\nXRPUSDT,1704067200000,9,9,9,9,9\n"
-          "ETHUSDT,1704067200000,2,2,2,2,2\nETHUSDT,1704067260000,3,3,3,3,3\n"
-          "BTCUSDT,1704067260000,4,4,4,4,4\n")
+    write(
+        "all.csv",
+        "symbol,timestamp,open,high,low,close,volume\n"
+        "BTCUSDT,1704067200000,1,1,1,1,1\nXRPUSDT,1704067200000,9,9,9,9,9\n"
+        "ETHUSDT,1704067200000,2,2,2,2,2\nETHUSDT,1704067260000,3,3,3,3,3\n"
+        "BTCUSDT,1704067260000,4,4,4,4,4\n",
+    )
     got = bars(read(["BTCUSDT", "ETHUSDT"], path="all.csv", symbol_column="symbol"))
     assert [(b[0], b[2]) for b in got] == [
-        ("BTCUSDT", 1.0), ("BTCUSDT", 4.0), ("ETHUSDT", 2.0), ("ETHUSDT", 3.0)
+        ("BTCUSDT", 1.0),
+        ("BTCUSDT", 4.0),
+        ("ETHUSDT", 2.0),
+        ("ETHUSDT", 3.0),
     ]
 
 

@@ -9,8 +9,11 @@ T1 = "2024-01-01T00:01:00"
 
 
 def test_iso_header_layout(write, read, ns, bars) -> None:
-    write("BTCUSDT.csv", "datetime,open,high,low,close,volume\n"
-          "2024-01-01 00:00:00,1,2,0.5,1.5,10\n2024-01-01 00:01:00,1.5,2.5,1,2,20.25\n")
+    write(
+        "BTCUSDT.csv",
+        "datetime,open,high,low,close,volume\n"
+        "2024-01-01 00:00:00,1,2,0.5,1.5,10\n2024-01-01 00:01:00,1.5,2.5,1,2,20.25\n",
+    )
     assert bars(read(path="BTCUSDT.csv")) == [
         ("BTCUSDT", ns(T0), 1.0, 2.0, 0.5, 1.5, 10.0),
         ("BTCUSDT", ns(T1), 1.5, 2.5, 1.0, 2.0, 20.25),
@@ -27,7 +30,9 @@ def test_iso_header_layout(write, read, ns, bars) -> None:
         ("2024-01-01", T0),
     ],
 )
-def test_iso_times_with_and_without_offsets(write, read, ns, bars, stamp: str, expected: str) -> None:
+def test_iso_times_with_and_without_offsets(
+    write, read, ns, bars, stamp: str, expected: str
+) -> None:
     write("BTCUSDT.csv", f"datetime,open,high,low,close,volume\n{stamp},1,1,1,1,1\n")
     assert read(path="BTCUSDT.csv")[0].ts.tolist() == [ns(expected)]
 
@@ -38,8 +43,11 @@ def test_iso_times_with_and_without_offsets(write, read, ns, bars, stamp: str, e
 )
 def test_epoch_units_detected_by_magnitude(write, read, ns, bars, name: str, scale: int) -> None:
     seconds = 1_704_067_200
-    write("BTCUSDT.csv", f"{name},open,high,low,close,volume\n"
-          f"{seconds * scale},1,1,1,1,1\n{(seconds + 60) * scale},1,1,1,1,1\n")
+    write(
+        "BTCUSDT.csv",
+        f"{name},open,high,low,close,volume\n"
+        f"{seconds * scale},1,1,1,1,1\n{(seconds + 60) * scale},1,1,1,1,1\n",
+    )
     assert read(path="BTCUSDT.csv")[0].ts.tolist() == [ns(T0), ns(T1)]
 
 
@@ -84,20 +92,29 @@ def test_columns_by_name_and_position_in_any_order(write, read, ns, bars) -> Non
 
 
 def test_quoted_fields_crlf_and_blank_lines(write, read, ns, bars) -> None:
-    write("BTCUSDT.csv", '"datetime","open","high","low","close","volume"\r\n\r\n'
-          '"2024-01-01 00:00:00",1,1,1,1,1\r\n\r\n2024-01-01 00:01:00,1,1,1,1,1')
+    write(
+        "BTCUSDT.csv",
+        '"datetime","open","high","low","close","volume"\r\n\r\n'
+        '"2024-01-01 00:00:00",1,1,1,1,1\r\n\r\n2024-01-01 00:01:00,1,1,1,1,1',
+    )
     assert [bar[1] for bar in bars(read(path="BTCUSDT.csv"))] == [ns(T0), ns(T1)]
 
 
 def test_extra_columns_are_ignored(write, read, ns, bars) -> None:
-    write("BTCUSDT.csv", "datetime,venue,open,high,low,close,volume,note\n"
-          "2024-01-01 00:00:00,binance,1,1,1,1,1,hello\n")
+    write(
+        "BTCUSDT.csv",
+        "datetime,venue,open,high,low,close,volume,note\n"
+        "2024-01-01 00:00:00,binance,1,1,1,1,1,hello\n",
+    )
     assert len(read(path="BTCUSDT.csv")[0]) == 1
 
 
 def test_timezone_applies_to_naive_datetimes_only(write, read, ns, bars) -> None:
-    write("BTCUSDT.csv", "datetime,open,high,low,close,volume\n"
-          "2024-07-01 02:00:00,1,1,1,1,1\n2024-12-01 01:00:00,1,1,1,1,1\n")
+    write(
+        "BTCUSDT.csv",
+        "datetime,open,high,low,close,volume\n"
+        "2024-07-01 02:00:00,1,1,1,1,1\n2024-12-01 01:00:00,1,1,1,1,1\n",
+    )
     write("ETHUSDT.csv", "datetime,open,high,low,close,volume\n2024-07-01T00:00:00Z,1,1,1,1,1\n")
     chunks = read(["BTCUSDT", "ETHUSDT"], path=".", timezone="Europe/Berlin")
     by_symbol = {c.symbol: c.ts.tolist() for c in chunks}

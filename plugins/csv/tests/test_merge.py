@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from engine_core.model import BarChunk
-
 from engine_plugin_csv.merge import demux, merge_by_time
+
+from engine_core.model import BarChunk
 
 
 def chunk(symbol: str, *ts: int) -> BarChunk:
