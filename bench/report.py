@@ -31,12 +31,22 @@ def synthetic_symbol(name: str, bars: int, offset_ns: int, seed: int) -> SymbolR
     exposed = (np.arange(bars) // 500) % 2 == 0
     trades = [
         RoundTrip(
-            name, Side.BUY, Decimal("0.1"), int(ts[i]), Decimal("100"), int(ts[i + 499]),
-            Decimal("101"), Decimal(f"{pnl[i + 499] - pnl[i]:.2f}"), Decimal("0.02"), "exit",
+            name,
+            Side.BUY,
+            Decimal("0.1"),
+            int(ts[i]),
+            Decimal(100),
+            int(ts[i + 499]),
+            Decimal(101),
+            Decimal(f"{pnl[i + 499] - pnl[i]:.2f}"),
+            Decimal("0.02"),
+            "exit",
         )
         for i in range(0, bars - 500, 1_000)
     ]
-    return SymbolResult(name, ts, pnl, exposed, trades=trades, orders=2 * len(trades), fills=2 * len(trades))
+    return SymbolResult(
+        name, ts, pnl, exposed, trades=trades, orders=2 * len(trades), fills=2 * len(trades)
+    )
 
 
 def main(bars: int = 1_000_000) -> None:

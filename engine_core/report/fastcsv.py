@@ -9,7 +9,7 @@ step is a numpy operation on whole columns instead of a Python call per value
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import BinaryIO
 
@@ -63,8 +63,11 @@ def _clock(seconds: np.ndarray) -> np.ndarray:
     n = len(seconds)
     return np.hstack(
         [
-            _digits(seconds // 3600, 2), _literal(n, ":"),
-            _digits(seconds // 60 % 60, 2), _literal(n, ":"), _digits(seconds % 60, 2),
+            _digits(seconds // 3600, 2),
+            _literal(n, ":"),
+            _digits(seconds // 60 % 60, 2),
+            _literal(n, ":"),
+            _digits(seconds % 60, 2),
         ]
     )
 
@@ -140,7 +143,7 @@ def join_rows(fields: list[np.ndarray], sep: str = ",") -> np.ndarray:
     return matrix[matrix != 0]
 
 
-def write_csv(out: BinaryIO, header: str, columns: list[tuple[Formatter, np.ndarray]]) -> None:
+def write_csv(out: BinaryIO, header: str, columns: Sequence[tuple[Formatter, np.ndarray]]) -> None:
     """Write a header line, then one line per row of the equally long ``columns``."""
     out.write(f"{header}\n".encode())
     rows = len(columns[0][1]) if columns else 0

@@ -30,19 +30,37 @@ from engine_core.report.plot import equity_chart
 from engine_core.results import RunResult
 
 TRADE_COLUMNS = [
-    "symbol", "side", "entry_time", "entry_price", "exit_time", "exit_price",
-    "qty", "pnl", "commission", "exit_reason",
+    "symbol",
+    "side",
+    "entry_time",
+    "entry_price",
+    "exit_time",
+    "exit_price",
+    "qty",
+    "pnl",
+    "commission",
+    "exit_reason",
 ]
 DRAWDOWN_DECIMALS = 10
 
 
 def trade_rows(trades: list[RoundTrip]) -> list[list[str]]:
     """One row of text per round trip, in TRADE_COLUMNS order."""
-    times = iso_times(np.array([t.entry_ts for t in trades] + [t.exit_ts for t in trades], np.int64))
+    times = iso_times(
+        np.array([t.entry_ts for t in trades] + [t.exit_ts for t in trades], np.int64)
+    )
     return [
         [
-            t.symbol, t.side.value, entry, str(t.entry_price), exit_, str(t.exit_price),
-            str(t.qty), str(t.pnl), str(t.commission), t.exit_reason,
+            t.symbol,
+            t.side.value,
+            entry,
+            str(t.entry_price),
+            exit_,
+            str(t.exit_price),
+            str(t.qty),
+            str(t.pnl),
+            str(t.commission),
+            t.exit_reason,
         ]
         for t, entry, exit_ in zip(trades, times[: len(trades)], times[len(trades) :])
     ]

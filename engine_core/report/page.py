@@ -24,7 +24,9 @@ img { max-width: 100%; }
 def _table(header: list[str], rows: list[list[str]]) -> str:
     """An HTML table; every cell is escaped here."""
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "\n".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "\n".join(
+        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
 
 
@@ -75,7 +77,10 @@ def render_page(
             f"<h1>Run report: {escape(summary['strategy'])}</h1>",
             _table(["Run", ""], run),
             "<h2>Headline figures</h2>",
-            _table(["Figure", "Total"], [[label, show(total[key], kind)] for key, label, kind in HEADLINE]),
+            _table(
+                ["Figure", "Total"],
+                [[label, show(total[key], kind)] for key, label, kind in HEADLINE],
+            ),
             "<h2>Per symbol</h2>",
             _table(["Symbol", *(label for _, label, _ in TABLE_COLUMNS)], per_symbol),
             "<h2>Equity and drawdown</h2>",

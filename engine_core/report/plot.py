@@ -9,7 +9,9 @@ import numpy as np
 MAX_POINTS = 5_000
 
 
-def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+def downsample(
+    x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
     """At most ``max_points`` points: the minimum and maximum of each bucket, in time order.
 
     Keeping both extremes of every bucket keeps short spikes and drawdowns

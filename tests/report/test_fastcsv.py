@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+from functools import partial
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine_core.report.fastcsv import (
+    fixed_columns,
+    fraction_digits,
+    iso_times,
+    join_rows,
+    time_columns,
+    write_csv,
+)
+
+
+def test_iso_times_picks_the_coarsest_exact_fraction():
+    assert iso_times(np.array([0, 951_782_400 * 10**9])) == [
+        "1970-01-01T00:00:00Z",
+        "2000-02-29T00:00:00Z",
+    ]
+    assert iso_times(np.array([1_500_000_000, -1_000_000])) == [
+        "1970-01-01T00:00:01.500Z",
+        "1969-12-31T23:59:59.999Z",
+    ]
+    assert iso_times(np.array([1])) == ["1970-01-01T00:00:00.000000001Z"]
+    assert iso_times(np.array([], dtype=np.int64)) == []
+
+
+@given(st.lists(st.integers(-(10**9), 4 * 10**9), min_size=1, max_size=20))
+def test_time_columns_match_datetime(seconds):
+    ts = np.array(seconds, dtype=np.int64) * 1_000_000_000
+    expected = [
+        datetime.fromtimestamp(s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") for s in seconds
+    ]
+    assert join_rows([time_columns(ts)]).tobytes().decode().splitlines() == expected
+
+
+@given(st.lists(st.integers(-(10**12), 10**12), min_size=1, max_size=20), st.integers(0, 6))
+def test_fixed_columns_match_python_formatting(units, decimals):
+    values = np.array(units, dtype=np.float64) / 10**decimals
+    text = join_rows([fixed_columns(values, decimals)]).tobytes().decode().splitlines()
+    assert text == [f"{v:.{decimals}f}" for v in values]
+
+
+def test_fixed_columns_leave_non_finite_values_empty():
+    text = join_rows([fixed_columns(np.array([np.nan, -0.0004, 1.5]), 3)]).tobytes()
+    assert text == b"\n0.000\n1.500\n"
+
+
+def test_write_csv_in_chunks(monkeypatch):
+    monkeypatch.setattr("engine_core.report.fastcsv.CHUNK_ROWS", 3)
+    ts = np.arange(7, dtype=np.int64) * 1_000_000_000
+    out = io.BytesIO()
+    columns = [
+        (partial(time_columns, frac_digits=fraction_digits(ts)), ts),
+        (partial(fixed_columns, decimals=1), np.arange(7) * 10.0),
+    ]
+    write_csv(out, "time,x", columns)
+    lines = out.getvalue().decode().splitlines()
+    assert lines[0] == "time,x" and len(lines) == 8
+    assert lines[7] == "1970-01-01T00:00:06Z,60.0"

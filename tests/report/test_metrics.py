@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from engine_core.report import metrics
+from engine_core.report.metrics import summarize, total_curve
+
+
+def test_drawdown_depth_and_duration(build):
+    # equity 100, 110, 99, 120: 10% below the 110 peak, regained two bars later
+    s = summarize(
+        build.run(build.symbol("BTC", [0, 1, 2, 3], [0, 10, -1, 20], [False, True, True, False]))
+    )
+    figures = s["per_symbol"]["BTC"]
+    assert figures["max_drawdown"] == 0.1
+    assert figures["max_drawdown_bars"] == 2
+    assert figures["max_drawdown_seconds"] == 120.0
+    assert figures["pnl"] == 20.0
+    assert figures["final_equity"] == 120.0
+    assert figures["total_return"] == 0.2
+    assert figures["exposure"] == 0.5
+    assert figures["bar_seconds"] == 60.0
+    assert figures["periods_per_year"] == 525_600.0
+
+
+def test_unrecovered_drawdown_lasts_to_the_last_bar(build):
+    figures = summarize(build.run(build.symbol("BTC", [0, 1, 2, 5], [0, 10, -1, 5])))["per_symbol"][
+        "BTC"
+    ]
+    assert figures["max_drawdown"] == 0.1
+    assert figures["max_drawdown_bars"] == 2
+    assert figures["max_drawdown_seconds"] == 240.0
+
+
+def test_sharpe_sortino_cagr_on_known_returns(build):
+    # returns +10%, -10%, +10%: mean 1/30, sample std 1/sqrt(75), downside dev sqrt(1/300)
+    result = build.run(build.symbol("BTC", [0, 1, 2, 3], [0, 10, -1, 8.9]))
+    figures = summarize(result, periods_per_year=4)["total"]
+    assert figures["sharpe"] == pytest.approx(math.sqrt(3) / 6 * 2, rel=1e-9)
+    assert figures["sortino"] == pytest.approx(math.sqrt(3) / 3 * 2, rel=1e-9)
+    assert figures["cagr"] == pytest.approx(1.089 ** (4 / 3) - 1, rel=1e-9)
+    assert figures["periods_per_year"] == 4
+
+
+def test_trade_figures(build):
+    pnls = ["10", "-5", "20", "-5", "0"]
+    result = build.run(
+        build.symbol(
+            "BTC", [0, 1], [0, 20], trades=[build.trip("BTC", p, i) for i, p in enumerate(pnls)]
+        )
+    )
+    figures = summarize(result)["total"]
+    assert figures["trades"] == 5
+    assert figures["win_rate"] == 0.4
+    assert figures["profit_factor"] == 3.0
+    assert figures["avg_trade_pnl"] == 4.0
+    assert figures["best_trade_pnl"] == 20.0
+    assert figures["worst_trade_pnl"] == -5.0
+
+
+def test_profit_factor_without_losses_is_null(build):
+    result = build.run(build.symbol("BTC", [0, 1], [0, 3], trades=[build.trip("BTC", "3", 1)]))
+    assert summarize(result)["total"]["profit_factor"] is None
+
+
+def test_total_curve_forward_fills_symbols_on_the_union_of_times(build):
+    a = build.symbol("A", [0, 1, 2], [0, 5, 10], [False, True, False])
+    b = build.symbol("B", [1, 1.5, 3], [1, -2, 3], [True, False, False])
+    curve = total_curve(build.run(a, b))
+    minute = build.MINUTE
+    assert (curve.ts - build.T0).tolist() == [0, minute, minute * 3 // 2, 2 * minute, 3 * minute]
+    assert curve.equity.tolist() == [100, 106, 103, 108, 113]
+    assert curve.exposed.tolist() == [False, True, True, False, False]
+    s = summarize(build.run(a, b))
+    assert s["total"]["pnl"] == 13.0
+    assert s["total"]["bars"] == 6
+    assert s["total"]["exposure"] == 0.4
+    assert s["first_bar"] == "2024-01-01T00:00:00Z"
+    assert s["last_bar"] == "2024-01-01T00:03:00Z"
+
+
+def test_total_curve_of_symbols_on_the_same_times_is_the_sum(build):
+    a = build.symbol("A", [0, 1, 2], [0, 5, 10])
+    b = build.symbol("B", [0, 1, 2], [0, -1, 1], [False, True, True])
+    curve = total_curve(build.run(a, b))
+    assert curve.equity.tolist() == [100, 104, 111]
+    assert curve.exposed.tolist() == [False, True, True]
+
+
+def test_a_run_without_trades_has_nulls_not_errors(build):
+    s = summarize(build.run(build.symbol("BTC", [0, 1, 2], [0, 0, 0]), build.symbol("ETH", [], [])))
+    btc, eth = s["per_symbol"]["BTC"], s["per_symbol"]["ETH"]
+    assert btc["trades"] == 0
+    for key in ("win_rate", "profit_factor", "avg_trade_pnl", "sharpe", "sortino"):
+        assert btc[key] is None
+    assert btc["max_drawdown"] == 0.0 and btc["max_drawdown_bars"] == 0
+    assert eth["bars"] == 0 and eth["pnl"] == 0.0 and eth["first_bar"] is None
+    assert eth["max_drawdown"] is None and eth["exposure"] is None
+
+
+def test_an_empty_run(build):
+    s = summarize(build.run())
+    assert s["symbols"] == [] and s["first_bar"] is None
+    assert s["total"]["bars"] == 0 and s["total"]["final_equity"] == 100.0
+
+
+def test_summary_header_and_json_safety(build):
+    halted = build.symbol("BTC", [0, 1], [0, 1], halted="strategy error", errors=["boom"])
+    s = summarize(build.run(halted))
+    assert s["strategy"] == "demo.lua" and s["mode"] == "backtest" and s["start_cash"] == 100.0
+    assert s["symbols"] == ["BTC"]
+    assert s["source"] == {"bars": 2}
+    assert s["params"] == {"fast": 5, "size": "0.5"}
+    assert s["total"]["halted"] == {"BTC": "strategy error"}
+    assert s["total"]["errors"] == ["BTC: boom"]
+    assert s["per_symbol"]["BTC"]["position_qty"] == "0"
+
+
+def test_number_rounds_to_ten_significant_digits():
+    assert metrics.number(1 / 3) == 0.3333333333
+    assert metrics.number(float("inf")) is None
+    assert metrics.number(float("nan")) is None
+    assert metrics.json_safe({1: (np.float64(2.5), np.int64(3))}) == {"1": [2.5, 3]}
