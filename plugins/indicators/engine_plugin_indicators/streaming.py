@@ -165,29 +165,50 @@ class WmaStream(_FiniteMemory):
 
 
 class BbandsStream(_FiniteMemory):
-    """Bollinger Bands over an SMA with TA-Lib's population stddev (running
-    sums of values and squares); O(1) for matype 0 only."""
+    """Bollinger Bands over TA-Lib's SMA with population stddev; O(1) for
+    matype 0 only.
+
+    TA-Lib (0.6+) computes the deviation without the cancellation of a naive
+    sum of squares (a flat window gives exactly 0), so the variance here comes
+    from running sums of deviations from an anchor near the prices, re-anchored
+    every ``period`` bars (amortised O(1)), and is exactly 0 on a flat window.
+    """
 
     @classmethod
     def supports(cls, params: Mapping[str, Any]) -> bool:
         return params["matype"] == 0
 
     def _reset(self) -> None:
-        self._total = self._total2 = 0.0
+        self._mean = _RunningMean(self._params["period"])
+        self._anchor: float | None = None
+        self._s1 = self._s2 = 0.0
+        self._same = 0  # bars in a row equal to the previous one, plus one
 
     def _step(self, x: float) -> None:  # type: ignore[override]
-        self._total += x
-        self._total2 += x * x
+        window = self._recent[0]
         period = self._lookback + 1
+        self._same = self._same + 1 if len(window) > 1 and window[-2] == x else 1
+        if self._anchor is None:
+            self._anchor = x
+        d = x - self._anchor
+        self._s1 += d
+        self._s2 += d * d
+        mean = self._mean.push(x)
         if self._n < period:
             return
-        mean = self._total / period
-        variance = self._total2 / period
-        oldest = self._recent[0][0]
-        self._total -= oldest
-        self._total2 -= oldest * oldest
-        variance -= mean * mean
-        std = math.sqrt(variance) if variance > 0.0 else 0.0
+        std = 0.0
+        if self._same < period:
+            dm = self._s1 / period
+            variance = self._s2 / period - dm * dm
+            std = math.sqrt(variance) if variance > 0.0 else 0.0
+        old = window[0] - self._anchor
+        self._s1 -= old
+        self._s2 -= old * old
+        if self._n % period == 0:
+            self._anchor = x
+            kept = [v - x for v in list(window)[1:]]
+            self._s1 = _ordered_sum(kept)
+            self._s2 = _ordered_sum(v * v for v in kept)
         p = self._params
         self._value = (mean + std * p["nbdevup"], mean, mean - std * p["nbdevdn"])
 
