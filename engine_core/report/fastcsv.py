@@ -118,7 +118,7 @@ def fixed_columns(values: np.ndarray, decimals: int) -> np.ndarray:
     finite = np.isfinite(values)
     scaled = np.rint(np.abs(np.where(finite, values, 0.0)) * 10.0**decimals).astype(np.int64)
     whole, frac = np.divmod(scaled, 10**decimals)
-    width = max(len(str(int(whole.max()))) if n else 1, 1)
+    width = len(str(int(whole.max()))) if n else 1
     int_cols = _digits(whole, width)
     # blank the leading zeros, keeping the units digit
     lengths = np.searchsorted(10 ** np.arange(1, width, dtype=np.int64), whole, side="right") + 1

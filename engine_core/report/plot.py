@@ -37,10 +37,13 @@ def equity_chart(ts: np.ndarray, equity: np.ndarray, drawdown: np.ndarray) -> by
     from matplotlib.figure import Figure
 
     times = np.asarray(ts, dtype=np.int64).astype("datetime64[ns]")
-    fig = Figure(figsize=(10, 5.5), dpi=100, layout="constrained")
+    fig = Figure(figsize=(10, 5.5), dpi=100)
+    # fixed margins: a layout engine would cost more than the drawing itself
+    fig.subplots_adjust(left=0.1, right=0.98, top=0.97, bottom=0.08, hspace=0.08)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     top.plot(*downsample(times, equity), color="#1f5fa8", linewidth=0.9)
     top.set_ylabel("Equity")
+    top.ticklabel_format(axis="y", style="plain", useOffset=False)
     top.grid(alpha=0.3)
     dd_times, dd = downsample(times, drawdown)
     bottom.fill_between(dd_times, -100.0 * dd, 0.0, color="#c0392b", alpha=0.5, linewidth=0)
