@@ -52,7 +52,10 @@ class O1Indicator(FedIndicator):
         return True
 
     def update(self, bar: Any) -> None:
-        values = self._read(bar)
+        values = self._get(bar)
+        for v in values:
+            if v != v:
+                self._read(bar)  # raises, naming the column
         self._n += 1
         self._push(*values)
 
@@ -87,14 +90,15 @@ class _FiniteMemory(O1Indicator):
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
         super().__init__(kind, params)
         self._recent = [deque(maxlen=self._lookback + 1) for _ in kind.columns]
+        self._appends = [recent.append for recent in self._recent]
         self._reset()
 
     def _reset(self) -> None:
         """Start the running state afresh (as TA-Lib does at the start of an array)."""
 
     def _push(self, *values: float) -> None:
-        for recent, v in zip(self._recent, values):
-            recent.append(v)
+        for append, v in zip(self._appends, values):
+            append(v)
         self._step(*values)
 
     def _step(self, *values: float) -> None:
@@ -183,6 +187,7 @@ class BbandsStream(_FiniteMemory):
         self._anchor: float | None = None
         self._s1 = self._s2 = 0.0
         self._same = 0  # bars in a row equal to the previous one, plus one
+        self._up, self._dn = self._params["nbdevup"], self._params["nbdevdn"]
 
     def _step(self, x: float) -> None:  # type: ignore[override]
         window = self._recent[0]
@@ -209,8 +214,7 @@ class BbandsStream(_FiniteMemory):
             kept = [v - x for v in list(window)[1:]]
             self._s1 = _ordered_sum(kept)
             self._s2 = _ordered_sum(v * v for v in kept)
-        p = self._params
-        self._value = (mean + std * p["nbdevup"], mean, mean - std * p["nbdevdn"])
+        self._value = (mean + std * self._up, mean, mean - std * self._dn)
 
 
 class StochStream(_FiniteMemory):
@@ -227,9 +231,10 @@ class StochStream(_FiniteMemory):
         self._lows: deque[tuple[int, float]] = deque()
         self._slowk = _RunningMean(p["slowk_period"])
         self._slowd = _RunningMean(p["slowd_period"])
+        self._span = p["fastk_period"]
 
     def _step(self, high: float, low: float, close: float) -> None:  # type: ignore[override]
-        n, span = self._n, self._params["fastk_period"]
+        n, span = self._n, self._span
         highs, lows = self._highs, self._lows
         while highs and highs[-1][1] <= high:
             highs.pop()
