@@ -7,14 +7,15 @@ update_many on 65,536-bar chunks), and batch next to TA-Lib's own call.
 from __future__ import annotations
 
 import timeit
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import talib
+from engine_plugin_indicators import plugin
+from engine_plugin_indicators.testing import make_path
 
 from engine_core import indicators
 from engine_core.plugins import build_registry, set_registry
-from engine_plugin_indicators import plugin
-from engine_plugin_indicators.testing import make_path
 
 O1 = ["sma", "ema", "wma", "rsi", "macd", "bbands", "atr", "stoch", "vwap"]
 CHUNK = 65_536
@@ -34,11 +35,11 @@ def streaming() -> None:
         stream = indicators.create(name)
         stream.update_many(path.slice(0, 1000))
         it = iter(bars * 1000)
-        update_us = per_call_us(lambda: stream.update(next(it)))
+        update_us = per_call_us(lambda s=stream, i=it: s.update(next(i)))
         many = indicators.create(name)
         chunks = iter([path.slice(i * CHUNK, (i + 1) * CHUNK) for i in range(4)] * 1000)
         many.update_many(next(chunks))
-        many_us = per_call_us(lambda: many.update_many(next(chunks)), repeat=3) / CHUNK
+        many_us = per_call_us(lambda m=many, c=chunks: m.update_many(next(c)), repeat=3) / CHUNK
         print(f"{name:<10} {update_us:>10.2f} {many_us:>19.4f}")
 
 
@@ -52,8 +53,8 @@ def batch() -> None:
             inputs = {c: getattr(path, c) for c in kind.spec.inputs}
             func = getattr(talib, name.upper())
             args = [getattr(path, c) for c in kind.columns]  # type: ignore[attr-defined]
-            ours = per_call_us(lambda: kind.batch(inputs, params))
-            theirs = per_call_us(lambda: func(*args))
+            ours = per_call_us(lambda k=kind, i=inputs, p=params: k.batch(i, p))
+            theirs = per_call_us(lambda f=func, a=args: f(*a))
             print(f"{name:<10} {size:>8} {ours:>10.2f} {theirs:>10.2f} {ours / theirs:>6.2f}")
 
 

@@ -4,8 +4,9 @@ chunks (NaN is rejected), counting bars, ``value`` and ``ready``."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,14 +43,14 @@ class FedIndicator(StreamingIndicator):
     def _read(self, bar: Any) -> tuple[float, ...]:
         values: tuple[float, ...] = self._get(bar)
         for v in values:
-            if v != v:
+            if math.isnan(v):
                 raise IndicatorError(
                     f"indicator {self.spec.name!r}: bar has NaN in {self._nan_column(values)}"
                 )
         return values
 
     def _nan_column(self, values: tuple[float, ...]) -> str:
-        return next(c for c, v in zip(self._kind.columns, values) if v != v)
+        return next(c for c, v in zip(self._kind.columns, values) if math.isnan(v))
 
     def _read_chunk(self, bars: Any) -> list[np.ndarray]:
         columns = [np.ascontiguousarray(getattr(bars, c), dtype=np.float64) for c in self._kind.columns]

@@ -14,7 +14,8 @@ Only the five core indicators rename parameters, to the names strategies use
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import talib
@@ -98,7 +99,7 @@ class TalibKind(IndicatorKind):
     def _accepts(self, params: Mapping[str, Any]) -> bool:
         try:
             self.func(*[_TINY] * len(self.columns), *self._values(params))
-        except Exception:
+        except Exception:  # noqa: BLE001 - TA-Lib raises bare Exception
             return False
         return True
 

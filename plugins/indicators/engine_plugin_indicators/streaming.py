@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import talib
@@ -54,7 +55,7 @@ class O1Indicator(FedIndicator):
     def update(self, bar: Any) -> None:
         values = self._get(bar)
         for v in values:
-            if v != v:
+            if math.isnan(v):
                 self._read(bar)  # raises, naming the column
         self._n += 1
         self._push(*values)
@@ -251,9 +252,9 @@ class StochStream(_FiniteMemory):
         lowest = lows[0][1]
         diff = (highs[0][1] - lowest) / 100.0
         slowk = self._slowk.push((close - lowest) / diff if diff != 0.0 else 0.0)
-        if slowk == slowk:
+        if not math.isnan(slowk):
             slowd = self._slowd.push(slowk)
-            if slowd == slowd:
+            if not math.isnan(slowd):
                 self._value = (slowk, slowd)
 
 

@@ -3,7 +3,8 @@ output, for this plugin's tests and benchmarks."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,7 @@ def streamed_many(name: str, chunk: BarChunk, params: dict[str, Any], cuts: Sequ
     """``update_many`` over the chunk split at ``cuts``."""
     stream = indicators.create(name, **params)
     bounds = [0, *sorted(cuts), len(chunk)]
-    parts = [stream.update_many(chunk.slice(a, b)) for a, b in zip(bounds, bounds[1:])]
+    parts = [stream.update_many(chunk.slice(a, b)) for a, b in pairwise(bounds)]
     return [np.concatenate(p) for p in zip(*parts)]
 
 

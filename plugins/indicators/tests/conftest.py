@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
+from engine_plugin_indicators import plugin
 
 from engine_core.plugins import build_registry, set_registry
-from engine_plugin_indicators import plugin
 
 
 @pytest.fixture(autouse=True)

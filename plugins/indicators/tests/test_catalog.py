@@ -7,13 +7,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import talib
+from engine_plugin_indicators.testing import make_path
 from talib import abstract
 
 from engine_core import indicators
 from engine_core.errors import IndicatorError
 from engine_core.indicators import PRICE_INPUTS
 from engine_core.model import Bar
-from engine_plugin_indicators.testing import make_path
 
 FUNCTIONS = talib.get_functions()
 CHUNK = make_path(21, 500, "gaps")

@@ -6,11 +6,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from engine_core import indicators
-from engine_core.model import Bar
 from engine_plugin_indicators.streaming import O1Indicator
 from engine_plugin_indicators.testing import (
     PATHS,
@@ -21,6 +16,11 @@ from engine_plugin_indicators.testing import (
     streamed,
     streamed_many,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine_core import indicators
+from engine_core.model import Bar
 
 CASES: list[tuple[str, dict[str, Any]]] = [
     ("sma", {"period": 20}),

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import pytest
 import talib
+from engine_plugin_indicators.testing import (
+    assert_same,
+    expected,
+    make_path,
+    streamed,
+    streamed_many,
+)
+from engine_plugin_indicators.window import MAX_WINDOW, WindowIndicator, plan
 
 from engine_core import indicators
-from engine_plugin_indicators.testing import assert_same, expected, make_path, streamed, streamed_many
-from engine_plugin_indicators.window import MAX_WINDOW, WindowIndicator, plan
 
 CHUNK = make_path(31, 2500, "gaps")
 
