@@ -4,6 +4,7 @@ output, for this plugin's tests and benchmarks."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
