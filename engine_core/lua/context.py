@@ -1,0 +1,346 @@
+"""The ``ctx`` a Lua strategy reads, and the scan loop that calls it.
+
+Everything per bar happens in Lua: the scan loop sets the current bar and
+calls the state's function, and the ctx accessors are closures reading Lua
+arrays at that bar. Python ships each chunk's arrays once, as packed
+float64/int64 bytes unpacked by ``string.unpack``, and only the arrays the
+script has asked for: the first read of ``ctx.close`` or ``ctx.ind.sma(10)``
+registers the need, and from then on every chunk ships that array. When a
+chunk follows the previous one, only its new bars are shipped; the history
+part is moved inside Lua.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from decimal import Decimal
+from typing import Any, Callable
+
+import numpy as np
+
+from engine_core.errors import EngineError
+from engine_core.lua.sandbox import Sandbox
+from engine_core.strategy import SymbolView
+
+log = logging.getLogger("engine_core.lua")
+
+_ARRAY_BYTES = 40  # a Lua array slot, with room for growth, per shipped value
+_LOG_CHARS = 1000
+
+_CONTEXT_LUA = r"""
+local tools, need_column, need_indicator, log, symbol, params = ...
+local guarded, readonly, reset = tools.guarded, tools.readonly, tools.reset
+local unpack, move, rep, concat = string.unpack, table.move, string.rep, table.concat
+local select, error, type, tostring, setmetatable, rawset = select, error, type, tostring, setmetatable, rawset
+
+local cur, off, base = 0, 0, 0  -- array index of the current bar; of the chunk's first bar - 1; index - cur
+
+-- Data arrays, in the order Python ships them; "d" float64 or "j" int64.
+local arrays, letters = {}, {}
+local PIECE = 4096
+local formats = {}
+for _, letter in ipairs({"d", "j"}) do
+  formats[letter] = setmetatable({}, {__index = function(cache, n)
+    local f = "=" .. rep(letter, n); cache[n] = f; return f
+  end})
+end
+
+local function fill(t, letter, blob, at)  -- blob's values into t[at], t[at + 1], ...
+  local fmt = formats[letter]
+  local n = #blob // 8
+  local pos, j, last = 1, at, at + n - 1
+  while j <= last do
+    local m = last - j + 1
+    if m > PIECE then m = PIECE end
+    move({unpack(fmt[m], blob, pos)}, 1, m, j, t)
+    j, pos = j + m, pos + 8 * m
+  end
+end
+
+local function add_array(letter, blob)
+  local t = {}
+  fill(t, letter, blob, 1)
+  arrays[#arrays + 1], letters[#letters + 1] = t, letter
+  return t
+end
+
+-- A new chunk: keep > 0 moves each array's last `keep` values (the history) to the front.
+local function load_chunk(chunk_off, chunk_base, keep, old_len, ...)
+  for k = 1, #arrays do
+    local t = arrays[k]
+    if keep > 0 then move(t, old_len - keep + 1, old_len, 1, t) end
+    fill(t, letters[k], (select(k, ...)), keep + 1)
+  end
+  off, base = chunk_off, chunk_base
+end
+
+-- Price columns, registered on first use.
+local columns = {}
+local function column(name)
+  local t = columns[name]
+  if t == nil then
+    t = add_array(name == "time" and "j" or "d", need_column(name))
+    columns[name] = t
+  end
+  return t
+end
+local SERIES = {open = true, high = true, low = true, close = true, volume = true, time = true}
+
+local function series(t)  -- ctx.close(n): n bars ago, nil beyond the history
+  return function(n)
+    if n == nil then return t[cur] end
+    if n < 0 then return nil end
+    return t[cur - n]
+  end
+end
+
+-- Indicators: a tree per name keyed by the arguments; LEAF holds the arrays.
+local LEAF = {}
+local trees = {}
+
+local function register(name, ...)
+  local args = {...}
+  for k = 1, select("#", ...) do
+    local a = args[k]
+    if (type(a) ~= "number" and type(a) ~= "string") or a ~= a then
+      return nil, "indicator " .. tostring(name) .. ": argument " .. k .. " must be a number, got " .. tostring(a)
+    end
+  end
+  local got = {need_indicator(name, ...)}
+  if got[1] == nil then return nil, got[2] end
+  local entry = {n = #got}
+  for k = 1, #got do entry[k] = add_array("d", got[k]) end
+  local node = trees[name]
+  for k = 1, select("#", ...) do
+    local a = args[k]
+    node[a] = node[a] or {}
+    node = node[a]
+  end
+  node[LEAF] = entry
+  return entry
+end
+
+local function lookup(name, ...)
+  local node = trees[name]
+  for k = 1, select("#", ...) do
+    node = node[(select(k, ...))]
+    if node == nil then return register(name, ...) end
+  end
+  return node[LEAF] or register(name, ...)
+end
+
+local function values(e, j, k)  -- outputs k.. of an entry at j, NaN as nil
+  if k > e.n then return end
+  local v = e[k][j]
+  if v ~= v then v = nil end
+  return v, values(e, j, k + 1)
+end
+
+local function reader(name, shift)
+  local tree = trees[name] or {}
+  trees[name] = tree
+  return function(a, ...)
+    local e
+    if select("#", ...) == 0 then  -- the common one-argument call, without the general lookup
+      local node = tree[a]
+      e = node and node[LEAF]
+    end
+    if e == nil then
+      local err
+      e, err = lookup(name, a, ...)
+      if e == nil then error(err, 2) end
+    end
+    local j = cur - shift
+    if e.n == 1 then
+      local v = e[1][j]
+      if v ~= v then return nil end
+      return v
+    end
+    return values(e, j, 1)
+  end
+end
+
+local function indicators(shift)
+  local cache = setmetatable({}, {__index = function(cache, name)
+    local f = reader(name, shift); rawset(cache, name, f); return f
+  end})
+  return readonly(cache)
+end
+
+-- The position, set by Python between scans.
+local pos = {}
+setmetatable(pos, {__index = function(_, k)
+  if k == "bars_held" and pos.entry_index then return cur + base - pos.entry_index end
+end})
+local function set_position(qty, avg_price, entry_time, entry_index, stop_loss, take_profit, trailing_stop)
+  local open = qty ~= 0
+  pos.qty = qty
+  pos.side = open and (qty > 0 and "long" or "short") or nil
+  pos.avg_price = open and avg_price or nil
+  pos.entry_time = open and entry_time or nil
+  pos.entry_index = open and entry_index or nil
+  pos.stop_loss, pos.take_profit, pos.trailing_stop = stop_loss, take_profit, trailing_stop
+end
+set_position(0)
+
+local function freeze(t)
+  for k, v in pairs(t) do if type(v) == "table" then t[k] = freeze(v) end end
+  return readonly(t)
+end
+
+local bar = readonly({}, function(_, k)
+  if SERIES[k] then return column(k)[cur] end
+end)
+
+local fields = {
+  symbol = symbol, params = freeze(params), state = {}, bar = bar,
+  ind = indicators(0), prev = indicators(1), position = readonly(pos),
+  log = function(...)
+    local parts = {}
+    for k = 1, select("#", ...) do parts[k] = tostring((select(k, ...))) end
+    log(concat(parts, " "))
+  end,
+}
+setmetatable(fields, {__index = function(_, k)
+  if k == "index" then return cur + base end
+  if SERIES[k] then
+    local f = series(column(k)); rawset(fields, k, f); return f
+  end
+end})
+local ctx = readonly(fields)
+
+-- The script's functions, swapped in on (re)load.
+local fns = {}
+local function set_functions(env)
+  fns = {watch = env.watch, close_watch = env.close_watch, in_trade = env.in_trade,
+         init = env.init, on_fill = env.on_fill}
+end
+
+local function loop(fn, first, stop)
+  for k = first, stop - 1 do
+    cur = off + k + 1
+    reset()
+    local r = fn(ctx)
+    if r ~= nil and r ~= false then return k, r end
+  end
+  return stop, nil
+end
+
+local function scan(name, first, stop)
+  return guarded(loop, fns[name], first, stop)
+end
+
+local function call(name, at, ...)  -- an optional function at array index `at`
+  local f = fns[name]
+  if f == nil then return true end
+  cur = at
+  return guarded(function(...) f(ctx, ...); return true end, ...)
+end
+
+local function on_fill(at, side, qty, price, commission, time, id)
+  return call("on_fill", at, readonly({side = side, qty = qty, price = price,
+    commission = commission, time = time, id = id}))
+end
+
+local function return_line(name, k)
+  cur = off + k + 1
+  return tools.return_line(fns[name], ctx)
+end
+
+return {load_chunk = load_chunk, set_position = set_position, set_functions = set_functions,
+        scan = scan, call = call, on_fill = on_fill, return_line = return_line}
+"""
+
+_COLUMN = {"time": "ts", "open": "open", "high": "high", "low": "low", "close": "close", "volume": "volume"}
+ArrayOf = Callable[[SymbolView], np.ndarray]
+
+
+class Context:
+    """One symbol's ``ctx`` inside its sandbox, fed from its view."""
+
+    def __init__(self, sandbox: Sandbox, view: SymbolView, label: str) -> None:
+        self.sandbox = sandbox
+        self.view = view
+        self.label = label
+        self.arrays: list[ArrayOf] = []  # in the order the Lua side holds them
+        self.chunk: tuple[int, int] | None = None  # (seen, n) of the shipped chunk
+        self.length = 0  # length of the shipped arrays
+        self.position: tuple[Any, ...] | None = None
+        lua = sandbox.lua
+        self.lua = lua.execute(
+            _CONTEXT_LUA,
+            sandbox.tools,
+            self._need_column,
+            self._need_indicator,
+            self._log,
+            view.symbol,
+            _to_lua(lua, view.params),
+        )
+
+    # ------------------------------------------------------------ called from Lua
+
+    def _need_column(self, name: str) -> bytes:
+        column = _COLUMN[name]
+        return self._add(lambda view: getattr(view, column))
+
+    def _need_indicator(self, name: Any, *args: Any) -> tuple[Any, ...]:
+        try:
+            outputs = self.view.indicator(str(name), args)
+        except EngineError as err:
+            return None, str(err)
+        return tuple(self._add(lambda view, k=k: view.indicator(str(name), args)[k]) for k in range(len(outputs)))
+
+    def _add(self, array_of: ArrayOf) -> bytes:
+        self.arrays.append(array_of)
+        self._reserve()
+        return array_of(self.view).tobytes()
+
+    def _log(self, message: str) -> None:
+        log.info("%s [%s] %s", self.label, self.view.symbol, message[:_LOG_CHARS])
+
+    # ------------------------------------------------------------ called by the host
+
+    def sync(self) -> None:
+        """Ship a new chunk's arrays and a changed position to Lua."""
+        view = self.view
+        if self.chunk != (view.seen, view.n):
+            self._ship()
+        p = view.position
+        position = (p.qty, p.avg_price, p.entry_ts, p.entry_index, p.stop_loss, p.take_profit, p.trailing_stop)
+        if position != self.position:
+            self.position = position
+            self.lua.set_position(*position)
+
+    def _ship(self) -> None:
+        view = self.view
+        follows = self.chunk is not None and view.seen == sum(self.chunk) and view.offset <= self.length
+        keep = view.offset if follows else 0
+        self._reserve()
+        blobs = [array_of(view)[keep:].tobytes() for array_of in self.arrays]
+        self.lua.load_chunk(view.offset, view.seen - view.offset, keep, self.length, *blobs)
+        self.chunk = (view.seen, view.n)
+        self.length = len(view.ts)
+
+    def _reserve(self) -> None:
+        size = max(len(self.view.ts), self.length)
+        self.sandbox.reserve(size * (len(self.arrays) * _ARRAY_BYTES + 8))
+
+    def bar_at(self, ts: int) -> int:
+        """The array index (1-based, as Lua holds it) of the last bar at or before ``ts``."""
+        return int(np.searchsorted(self.view.ts, ts, "right"))
+
+
+def _to_lua(lua: Any, value: Any) -> Any:
+    """Config values as plain Lua values (never Python objects)."""
+    if isinstance(value, dict):
+        return lua.table_from({str(k): _to_lua(lua, v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return lua.table_from([_to_lua(lua, v) for v in value])
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

@@ -1,0 +1,132 @@
+"""The Lua strategy host: ``LuaHost`` loads and checks the script once,
+``bind`` gives each symbol its own sandboxed runtime running it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from lupa import lua54
+
+from engine_core.errors import StrategyError
+from engine_core.lua.context import Context
+from engine_core.lua.sandbox import Sandbox, results
+from engine_core.lua.script import ScriptVersion, ScriptWatcher, read_script
+from engine_core.model import Fill, State
+from engine_core.strategy import (
+    FUNCTION_OF_STATE,
+    Decision,
+    StrategyHost,
+    SymbolStrategy,
+    SymbolView,
+    parse_decision,
+)
+
+log = logging.getLogger("engine_core.lua")
+
+REQUIRED = ("watch", "close_watch", "in_trade")
+OPTIONAL = ("init", "on_fill")
+
+
+class LuaHost(StrategyHost):
+    """Strategies written in Lua (``[strategy] host = "lua"``, ``script = "file.lua"``)."""
+
+    def load(self) -> None:
+        if not self.config.script:
+            raise StrategyError('strategy.script: the lua host needs script = "file.lua"')
+        self.label = self.config.script
+        self.path = (self.base_dir / self.config.script).resolve()
+        self.version = read_script(self.path, self.label)
+        self.sandbox().compile(self.version.code, self.chunkname, REQUIRED, OPTIONAL)
+
+    @property
+    def chunkname(self) -> str:
+        return "@" + self.label
+
+    def sandbox(self) -> Sandbox:
+        return Sandbox(self.config.max_instructions, self.config.max_memory_mb)
+
+    def bind(self, symbol: str, view: SymbolView) -> SymbolStrategy:
+        return LuaSymbolStrategy(self, symbol, view)
+
+
+class LuaSymbolStrategy(SymbolStrategy):
+    """One symbol's script: its own runtime, ctx and ``state`` table."""
+
+    def __init__(self, host: LuaHost, symbol: str, view: SymbolView) -> None:
+        self.host = host
+        self.symbol = symbol
+        self.sandbox = host.sandbox()
+        self.ctx = Context(self.sandbox, view, host.label)
+        self._install(host.version)
+        self.watcher = ScriptWatcher(host.path, host.label, host.version)
+
+    def _install(self, version: ScriptVersion) -> None:
+        env = self.sandbox.compile(version.code, self.host.chunkname, REQUIRED, OPTIONAL)
+        self.ctx.lua.set_functions(env)
+
+    def _failure(self, function: str, result: tuple[Any, ...]) -> StrategyError:
+        _, kind, message, line = result
+        return self.sandbox.failure(self.host.label, function, kind, message, line, self.symbol)
+
+    def _where(self, function: str, line: int | None) -> str:
+        at = f"{self.host.label}:{line}" if line else self.host.label
+        return f"{at}: {function} for {self.symbol}"
+
+    def init(self) -> None:
+        self.ctx.sync()
+        result = results(self.ctx.lua.call("init", self.ctx.view.offset))
+        if result[0] is None:
+            raise self._failure("init", result)
+
+    def scan(self, state: State, start: int, stop: int) -> tuple[int, Decision | None]:
+        function = FUNCTION_OF_STATE[state]
+        self.ctx.sync()
+        result = results(self.ctx.lua.scan(function, start, stop))
+        k, value = result[0], result[1]
+        if k is None:
+            raise self._failure(function, result)
+        if value is None:
+            return stop, None
+        fields = _python(value)
+        try:
+            return k, parse_decision(state, fields, self._where(function, None))
+        except StrategyError:
+            line = self.ctx.lua.return_line(function, k)
+        # The same error again, now naming the line of the return.
+        return k, parse_decision(state, fields, self._where(function, line))
+
+    def on_fill(self, fill: Fill) -> None:
+        ctx = self.ctx
+        ctx.sync()
+        at = ctx.bar_at(fill.ts)
+        result = results(
+            ctx.lua.on_fill(
+                at, fill.side.value, float(fill.qty), float(fill.price), float(fill.commission), fill.ts, fill.client_id
+            )
+        )
+        if result[0] is None:
+            raise self._failure("on_fill", result)
+
+    def reload_if_changed(self) -> str | None:
+        label = self.host.label
+        try:
+            version = self.watcher.poll()
+            if version is None:
+                return None
+            self._install(version)
+        except StrategyError as err:
+            message = f"{label}: reload rejected for {self.symbol}, the running version stays: {err}"
+            log.warning(message)
+            return message
+        message = f"{label}: reloaded for {self.symbol} (sha256 {version.digest[:12]})"
+        log.info(message)
+        return message
+
+
+def _python(value: Any) -> Any:
+    """A decision as parse_decision reads it: a str, or a dict for a Lua table."""
+    if lua54.lua_type(value) == "table":
+        return dict(value.items())
+    return value

@@ -1,0 +1,68 @@
+"""A strategy file on disk: its text, and noticing when it changes."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from engine_core.errors import StrategyError
+
+CHECK_EVERY = 0.5  # seconds of wall time between two looks at the file
+
+
+@dataclass(frozen=True)
+class ScriptVersion:
+    code: str
+    stamp: tuple[int, int]  # (mtime_ns, size)
+    digest: str  # sha256 of the text
+
+
+def read_script(path: Path, label: str) -> ScriptVersion:
+    """The script's current version; StrategyError when it cannot be read."""
+    try:
+        stat = path.stat()
+        data = path.read_bytes()
+        code = data.decode("utf-8")
+    except FileNotFoundError:
+        raise StrategyError(f"{label}: no such strategy file ({path})") from None
+    except UnicodeDecodeError as err:
+        raise StrategyError(f"{label}: not UTF-8 text: {err}") from err
+    except OSError as err:
+        raise StrategyError(f"{label}: cannot read: {err.strerror}") from err
+    return ScriptVersion(code, (stat.st_mtime_ns, stat.st_size), hashlib.sha256(data).hexdigest())
+
+
+class ScriptWatcher:
+    """Reports a new version of a file, looking at most every ``interval``
+    seconds: a changed mtime or size, then a changed hash."""
+
+    def __init__(self, path: Path, label: str, current: ScriptVersion, interval: float = CHECK_EVERY) -> None:
+        self.path = path
+        self.label = label
+        self.current = current
+        self.interval = interval
+        self.next_check = time.monotonic() + interval
+
+    def poll(self) -> ScriptVersion | None:
+        """The new version when the file changed since the last one seen;
+        StrategyError (once per change) when it cannot be read."""
+        now = time.monotonic()
+        if now < self.next_check:
+            return None
+        self.next_check = now + self.interval
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None  # being replaced: look again next time
+        if (stat.st_mtime_ns, stat.st_size) == self.current.stamp:
+            return None
+        try:
+            version = read_script(self.path, self.label)
+        except StrategyError:
+            self.current = replace(self.current, stamp=(stat.st_mtime_ns, stat.st_size))
+            raise
+        changed = version.digest != self.current.digest
+        self.current = version
+        return version if changed else None
