@@ -11,12 +11,23 @@ from __future__ import annotations
 
 import abc
 from decimal import Decimal
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple
 
 from engine_core.model import Fill, Order
 from engine_core.sources import PluginConfig
 
+if TYPE_CHECKING:
+    from engine_core.journal import Journal
+
 FillCallback = Callable[[Fill], None]
+
+
+class OrderStatus(NamedTuple):
+    """What a broker knows of one order, looked up by client id."""
+
+    status: str  # open | filled | cancelled | rejected
+    filled_qty: Decimal
+    fills: tuple[Fill, ...] = ()
 
 
 class Broker(abc.ABC):
@@ -41,7 +52,13 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def submit(self, order: Order) -> None:
         """Send an order. Must be idempotent on ``order.client_id``: sending
-        the same client id twice never places two orders."""
+        the same client id twice never places two orders. Raises BrokerError
+        when refused, BrokerTimeout when sent but unanswered."""
+
+    @abc.abstractmethod
+    def order_status(self, client_id: str) -> OrderStatus | None:
+        """The broker's view of an order, or None when it has no such order
+        (it never arrived). Used after a timeout and after a restart."""
 
     def cancel(self, client_id: str) -> None:
         """Cancel an open order."""
@@ -57,3 +74,7 @@ class Broker(abc.ABC):
     def positions(self) -> dict[str, Decimal]:
         """Net position per symbol as the broker sees it."""
         return {}
+
+    def bind_journal(self, journal: Journal) -> None:
+        """Simulated brokers keep their own state in the engine's journal so
+        that a paper run survives a restart like a real one; venues ignore it."""

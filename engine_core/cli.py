@@ -183,3 +183,48 @@ def indicators(name: str | None, as_json: bool) -> None:
         params = ", ".join(f"{k}={v}" for k, v in s.params.items())
         table.add_row(s.name, ",".join(s.inputs), params, ",".join(s.outputs), s.group, s.description)
     Console().print(table)
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(config_path: Path, as_json: bool) -> None:
+    """Each symbol's state, position, open orders and last event, read from the
+    journal (no running engine needed)."""
+    from engine_core.config import read_toml
+    from engine_core.errors import JournalError
+    from engine_core.journal import OPEN_STATUSES, Journal
+    from engine_core.model import iso_utc
+
+    raw = read_toml(config_path).get("engine", {})
+    path = config_path.parent / raw.get("state_dir", ".engine") / f"{raw.get('id', 'engine')}.sqlite"
+    if not path.exists():
+        raise JournalError(f"{path}: no journal (the engine has not run live with this config)")
+    journal = Journal(path)
+    try:
+        rows = []
+        for symbol, snap in journal.symbols().items():
+            last = journal.events(symbol, last=1)
+            rows.append({
+                "symbol": symbol, "state": snap["state"], "qty": snap["qty"],
+                "avg_price": snap["entry"]["price"] if snap["entry"] else None,
+                "open_orders": [o["client_id"] for o in journal.orders(symbol, OPEN_STATUSES)],
+                "halted": snap["halted"],
+                "last_event": None if not last else {"kind": last[0]["kind"], "ts": last[0]["ts"]},
+                "last_bar": snap["last_ts"],
+            })
+    finally:
+        journal.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"journal {path}")
+    for col in ("symbol", "state", "position", "avg price", "open orders", "last event", "last bar", "halted"):
+        table.add_column(col)
+    for r in rows:
+        ev = r["last_event"]
+        table.add_row(
+            r["symbol"], r["state"], r["qty"], r["avg_price"] or "-", ", ".join(r["open_orders"]) or "-",
+            f"{ev['kind']} {iso_utc(ev['ts'])}" if ev else "-", iso_utc(r["last_bar"]), r["halted"] or "-",
+        )
+    Console().print(table)

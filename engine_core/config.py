@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine_core.errors import ConfigError, PluginError
 from engine_core.plugins import Registry
+from engine_core.risk import RiskSection
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,7 +43,9 @@ class EngineSection(_Section):
     window: int = Field(default=500, ge=2, le=1_000_000)
     id: str = Field(default="engine", pattern=r"^[A-Za-z0-9_-]{1,32}$")
     chunk: int = Field(default=65536, ge=1, le=10_000_000)
-    state_dir: str = ".engine"
+    state_dir: str = ".engine"  # where the journal lives: <state_dir>/<id>.sqlite
+    journal: bool | None = None  # default: on for live runs, off for backtests
+    journal_sync: Literal["full", "normal"] = "full"  # "normal" survives a crash, not power loss
 
     @field_validator("symbols")
     @classmethod
@@ -90,6 +93,7 @@ class EngineConfig(_Section):
     broker: PluginSection = PluginSection(type="paper")
     sinks: list[PluginSection] = Field(default_factory=list)
     report: ReportSection = ReportSection()
+    risk: RiskSection = RiskSection()
 
 
 # Kept for the strategy contract's type hints.

@@ -9,6 +9,7 @@
     │   └── StrategyBudgetError a sandboxed strategy ran past its CPU or memory budget
     ├── StateError              an illegal state-machine transition
     ├── BrokerError             a broker refused, failed or could not be reached
+    │   └── BrokerTimeout       an order was sent but no answer came: its state is unknown
     ├── RiskError               an order refused by a risk rule
     └── JournalError            the order journal is corrupt, too new, or unwritable
 
@@ -55,6 +56,10 @@ class BrokerError(EngineError):
     """A broker refused an order, failed, or could not be reached."""
 
 
+class BrokerTimeout(BrokerError):
+    """An order was sent but the broker did not answer; resolve it by client id."""
+
+
 class RiskError(EngineError):
     """A risk rule refused an order; ``rule`` names the rule."""
 
@@ -69,6 +74,7 @@ class JournalError(EngineError):
 
 __all__ = [
     "BrokerError",
+    "BrokerTimeout",
     "ConfigError",
     "DataError",
     "EngineError",

@@ -1,28 +1,38 @@
 """The execution engine: the one path every order takes to a broker.
 
 It numbers orders with deterministic client ids (engine id, symbol,
-sequence), so that a retry or a restart never places the same order twice,
-emits the order events, and hands the order to the broker.
+sequence), journals the intent before sending, and resolves an unanswered
+send by asking the broker for the client id, so that neither a retry nor a
+restart ever places the same order twice.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from decimal import Decimal
 
-from engine_core.brokers import Broker
-from engine_core.errors import BrokerError
+from engine_core.brokers import Broker, OrderStatus
+from engine_core.errors import BrokerError, BrokerTimeout
 from engine_core.events import EventBus
+from engine_core.journal import Journal
 from engine_core.model import Order, OrderEvent, Side
+
+STATUS_RETRIES = 3
 
 
 class ExecutionEngine:
-    def __init__(self, engine_id: str, broker: Broker, bus: EventBus) -> None:
+    def __init__(self, engine_id: str, broker: Broker, bus: EventBus, journal: Journal | None = None) -> None:
         self.engine_id = engine_id
         self.broker = broker
         self.bus = bus
+        self.journal = journal
         self._seq: dict[str, int] = {}
         self._lock = threading.Lock()
+        if journal is not None:
+            for row in journal.orders():
+                seq = int(row["client_id"].rsplit("-", 1)[1])
+                self._seq[row["symbol"]] = max(self._seq.get(row["symbol"], 0), seq)
 
     def client_id(self, symbol: str) -> str:
         with self._lock:
@@ -30,13 +40,45 @@ class ExecutionEngine:
             self._seq[symbol] = seq
         return f"{self.engine_id}-{symbol}-{seq}"
 
-    def submit(self, symbol: str, side: Side, qty: Decimal, ts: int, reason: str) -> Order:
-        """Send a market order; raises BrokerError (after a ``rejected`` event)."""
+    def _record(self, order: Order, status: str, detail: str = "") -> None:
+        if self.journal is not None:
+            self.journal.order(order, status, detail=detail)
+        self.bus.emit(OrderEvent(order, status, detail))
+
+    def submit(self, symbol: str, side: Side, qty: Decimal, ts: int, reason: str) -> tuple[Order, OrderStatus | None]:
+        """Send a market order. Returns the order and, when the send had to be
+        resolved by client id, what the broker said of it (its fills may need
+        booking). Raises BrokerError when the order was refused or not placed."""
         order = Order(self.client_id(symbol), symbol, side, qty, ts, reason)
-        self.bus.emit(OrderEvent(order, "submitted"))
+        self._record(order, "intent")
         try:
             self.broker.submit(order)
+        except BrokerTimeout as err:
+            status = self.resolve(order, str(err))
+            return order, status
         except BrokerError as err:
-            self.bus.emit(OrderEvent(order, "rejected", str(err)))
+            self._record(order, "rejected", str(err))
             raise
-        return order
+        self._record(order, "submitted")
+        return order, None
+
+    def resolve(self, order: Order, why: str) -> OrderStatus:
+        """Ask the broker what became of an order whose send went unanswered."""
+        self._record(order, "unknown", why)
+        status = self.lookup(order.client_id)
+        if status is None:
+            self._record(order, "lost", f"not placed: the broker has no order {order.client_id} ({why}); not resent")
+            raise BrokerError(f"order {order.client_id} was not placed ({why}); it is not resent")
+        self._record(order, "acknowledged" if status.status == "open" else status.status)
+        return status
+
+    def lookup(self, client_id: str) -> OrderStatus | None:
+        """``broker.order_status`` with a few retries on transient errors."""
+        for attempt in range(STATUS_RETRIES):
+            try:
+                return self.broker.order_status(client_id)
+            except BrokerError:
+                if attempt == STATUS_RETRIES - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        return None  # pragma: no cover - the loop returns or raises

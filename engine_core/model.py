@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 import numpy as np
 
 NS_PER_SECOND = 1_000_000_000
+
+
+def iso_utc(ts: int | None) -> str:
+    """An event time as ISO 8601 UTC to the second ("-" for none)."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts // NS_PER_SECOND, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Side(str, enum.Enum):
@@ -141,6 +149,11 @@ class Fill:
     price: Decimal
     commission: Decimal
     ts: int
+    trade_id: str = ""  # the venue's id of this fill; with client_id, what makes a fill unique
+
+    @property
+    def key(self) -> str:
+        return f"{self.client_id}/{self.trade_id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -20,7 +21,8 @@ from engine_core.config import LoadedConfig, load_config
 from engine_core.errors import DataError, EngineError
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
-from engine_core.model import BarChunk, Fill
+from engine_core.journal import OPEN_STATUSES, Journal
+from engine_core.model import BarChunk, Fill, Order, Side
 from engine_core.plugins import Registry, get_registry
 from engine_core.results import RunResult
 from engine_core.sources import DataSource
@@ -48,7 +50,11 @@ class Engine:
         self.broker: Broker = self.loaded.broker_cls(self.loaded.broker_config, on_fill=self._route_fill)
         self.host = self.loaded.host_cls(cfg.strategy, self.loaded.base_dir)
         self.bus = EventBus(self.registry.pm, [cls(c) for cls, c in self.loaded.sinks])
-        self.execution = ExecutionEngine(cfg.engine.id, self.broker, self.bus)
+        use_journal = cfg.engine.journal if cfg.engine.journal is not None else cfg.engine.mode == "live"
+        self.journal = Journal(journal_path(self.loaded), sync=cfg.engine.journal_sync) if use_journal else None
+        if self.journal is not None:
+            self.broker.bind_journal(self.journal)
+        self.execution = ExecutionEngine(cfg.engine.id, self.broker, self.bus, self.journal)
 
     def _route_fill(self, fill: Fill) -> None:
         worker = self.workers.get(fill.symbol)
@@ -69,9 +75,12 @@ class Engine:
                 self.bus,
                 cfg.engine.window,
                 inbox_size=0 if live else INBOX_CHUNKS,
+                journal=self.journal,
             )
         self.bus.start()
         self.broker.connect()
+        if self.journal is not None:
+            self._recover(self.journal)
         self.registry.pm.hook.engine_started(config=cfg)
         for worker in self.workers.values():
             worker.start()
@@ -90,6 +99,8 @@ class Engine:
             self.source.close()
             self.broker.close()
             self.bus.close()
+            if self.journal is not None:
+                self.journal.close()
         if failure is not None:
             raise failure
         return RunResult(
@@ -100,6 +111,42 @@ class Engine:
             source_stats=self.source.stats(),
             params=dict(cfg.strategy.params),
         )
+
+    def _recover(self, journal: Journal) -> None:
+        """Restore each symbol from the journal, then reconcile with the broker
+        before anything trades: orders the broker never got are marked lost
+        (never resent), fills it made that the journal missed are booked, and
+        a position that still disagrees halts that symbol."""
+        snapshots = journal.symbols()
+        positions = self.broker.positions()
+        for symbol, worker in self.workers.items():
+            rows = journal.orders(symbol, OPEN_STATUSES)
+            orders = [
+                Order(r["client_id"], symbol, Side(r["side"]), Decimal(r["qty"]), r["created_ts"], r["reason"])
+                for r in rows
+            ]
+            fills = {f"{e['client_id']}/{e.get('trade_id', '')}" for e in journal.events(symbol, kind="fill")}
+            if symbol in snapshots:
+                worker.restore(snapshots[symbol], orders, fills)
+            for order in orders:
+                status = self.execution.lookup(order.client_id)
+                if status is None:
+                    journal.order(order, "lost", detail="not at the broker after a restart; not resent")
+                    if worker.pending is not None and worker.pending.client_id == order.client_id:
+                        worker._order_gone(f"order {order.client_id} never reached the broker")
+                    continue
+                if status.status == "open":
+                    journal.order(order, "acknowledged")
+                worker.book_status(order.client_id, status)
+            held = positions.get(symbol, Decimal(0))
+            if held != worker.qty:
+                worker.halt(
+                    f"{symbol}: position mismatch after restart: the journal says {worker.qty}, "
+                    f"the broker {held}; resolve it at the broker, then restart",
+                    worker.last_ts,
+                )
+            journal.event("recovered", symbol, worker.last_ts, state=worker.sm.state.value, qty=str(worker.qty),
+                          pending=worker.pending.client_id if worker.pending else None)
 
     def _stop_workers(self) -> None:
         for worker in self.workers.values():
@@ -172,6 +219,11 @@ class Engine:
             if isinstance(err, EngineError):
                 raise err
             raise EngineError(f"data source {self.loaded.config.source.type!r} failed: {type(err).__name__}: {err}") from err
+
+
+def journal_path(loaded: LoadedConfig) -> Path:
+    cfg = loaded.config.engine
+    return loaded.base_dir / cfg.state_dir / f"{cfg.id}.sqlite"
 
 
 def build_engine(path: str | Path, registry: Registry | None = None, **kwargs: Any) -> Engine:

@@ -27,11 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from engine_core.brokers import Broker
+from engine_core.brokers import Broker, OrderStatus
 from engine_core.config import StrategySection
 from engine_core.errors import EngineError, StrategyError
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
+from engine_core.journal import Journal
 from engine_core.model import (
     Bar,
     BarChunk,
@@ -39,6 +40,7 @@ from engine_core.model import (
     Fill,
     FillEvent,
     Order,
+    OrderEvent,
     RoundTrip,
     Side,
     SignalEvent,
@@ -73,8 +75,10 @@ class SymbolWorker:
         bus: EventBus,
         window: int,
         inbox_size: int = 0,
+        journal: Journal | None = None,
     ) -> None:
         self.symbol = symbol
+        self.journal = journal
         self.cfg = strategy
         self.execution = execution
         self.broker = broker
@@ -100,6 +104,8 @@ class SymbolWorker:
         self.expiry: int | None = None  # absolute bar index at which a setup lapses
         self.halted: str | None = None
         self.started = False
+        self.last_ts: int | None = None  # the last bar processed (a restart resumes after it)
+        self.fill_keys: set[str] = set()  # fills booked, so none is booked twice
 
         self.trades: list[RoundTrip] = []
         self.errors: list[str] = []
@@ -139,6 +145,10 @@ class SymbolWorker:
     # ------------------------------------------------------------ chunks
 
     def process(self, chunk: BarChunk) -> None:
+        if self.last_ts is not None and len(chunk) and int(chunk.ts[0]) <= self.last_ts:
+            chunk = chunk.slice(int(np.searchsorted(chunk.ts, self.last_ts, "right")), len(chunk))
+        if len(chunk) == 0:
+            return
         cols, offset = self.store.with_chunk(chunk, self.window - 1)
         self.view.set_data(cols, offset)
         self._sync_position_view()
@@ -157,6 +167,8 @@ class SymbolWorker:
         self.store.extend(chunk)
         self._record(chunk)
         self._i = 0
+        self.last_ts = int(chunk.ts[-1])
+        self._persist()
         if self.halted is None and self.cfg.reload:
             message = self.strategy.reload_if_changed()
             if message:
@@ -241,19 +253,45 @@ class SymbolWorker:
         elif d.action == "adjust":
             self._set_stops(d, None)
             self._sync_position_view()
+            self._persist()
 
     def _send(self, side: Side, qty: Decimal, ts: int, reason: str, k: int, price: float | None = None) -> None:
         try:
-            self.pending = self.execution.submit(self.symbol, side, qty, ts, reason)
+            order, status = self.execution.submit(self.symbol, side, qty, ts, reason)
         except EngineError as err:
-            self.halt(f"order refused: {err}", ts)
+            self.pending_decision = None
+            self.bus.emit(ErrorEvent(self.symbol, ts, f"order not placed: {err}", kind="order"))
+            if self.sm.state is State.CLOSE_WATCH:
+                self._transition(State.WATCH, ts, "entry not placed")
             return
+        self.pending = order
         self.pending_filled = Decimal(0)
         self.orders += 1
-        if self.broker.simulated and (price is not None or self.broker.fill_at == "close"):
+        self._persist()
+        if status is not None:
+            self.book_status(order.client_id, status, k)
+        if self.broker.simulated and self.pending is not None and (price is not None or self.broker.fill_at == "close"):
             at = float(self.view.close[self.view.offset + k]) if price is None else price
             for fill in self.broker.match(self.symbol, ts, at):
                 self.apply_fill(fill, k)
+
+    def book_status(self, client_id: str, status: OrderStatus, i: int = 0) -> None:
+        """Book what the broker reports of an order (after a timeout or a restart)."""
+        for fill in status.fills:
+            self.apply_fill(fill, i)
+        if status.status in ("cancelled", "rejected") and self.pending is not None and self.pending.client_id == client_id:
+            self._order_gone(f"order {client_id} {status.status} by the broker")
+
+    def _order_gone(self, why: str) -> None:
+        """The pending order will never fill: back to where the strategy decides again."""
+        order = self.pending
+        self.pending = None
+        self.pending_decision = None
+        if order is not None:
+            self.bus.emit(OrderEvent(order, "cancelled", why))
+        if self.sm.state is State.CLOSE_WATCH and self.qty == 0:
+            self._transition(State.WATCH, order.ts if order else 0, why)
+        self._persist()
 
     def _exit(self, k: int, reason: str, price: float | None) -> None:
         if self.qty == 0 or self.pending is not None:
@@ -334,13 +372,43 @@ class SymbolWorker:
     # ------------------------------------------------------------ fills
 
     def apply_fill(self, fill: Fill, i: int) -> None:
-        """Book a fill into the position; ``i`` is the chunk bar it marks from."""
+        """Book a fill into the position; ``i`` is the chunk bar it marks from.
+
+        The fill, its order's status and the new position are journaled in
+        one transaction; a fill already booked (same client id and trade id)
+        is ignored. A fill for an order that is not pending (a late fill of an
+        order given up as lost) is booked all the same: the position the
+        broker holds is the truth."""
+        if fill.key in self.fill_keys:
+            return
+        self.fill_keys.add(fill.key)
+        order = self.pending if self.pending is not None and self.pending.client_id == fill.client_id else None
+        if order is None:
+            self.bus.emit(ErrorEvent(self.symbol, fill.ts, f"fill for order {fill.client_id}, which was not pending: booked", kind="fill"))
+        cumulative = self.pending_filled + fill.qty if order is not None else fill.qty
+        complete = order is None or cumulative >= order.qty
+        if self.journal is None:
+            self._book(fill, i, order, cumulative, complete)
+        else:
+            with self.journal.transaction():
+                self.journal.fill(
+                    fill.client_id, self.symbol, fill.ts, str(cumulative), "filled" if complete else "partially_filled",
+                    side=fill.side.value, qty=str(fill.qty), price=str(fill.price),
+                    commission=str(fill.commission), trade_id=fill.trade_id,
+                )
+                self._book(fill, i, order, cumulative, complete)
+                self._persist()
+        self.bus.emit(FillEvent(fill))
+        self._guard(lambda: self.strategy.on_fill(fill), fill.ts)
+        if self.halted is not None and self.cfg.on_error == "flatten" and self.qty != 0 and self.view.n:
+            self._exit(self._i, "halt", None)
+
+    def _book(self, fill: Fill, i: int, order: Order | None, cumulative: Decimal, complete: bool) -> None:
         signed = fill.qty if fill.side is Side.BUY else -fill.qty
         before = self.qty
         self.qty = before + signed
         self.cash -= signed * fill.price + fill.commission
         self.fills += 1
-        self.bus.emit(FillEvent(fill))
         if before == 0 and self.qty != 0:
             index = self.view.seen + i + 1
             self.entry = _Entry(fill.ts, fill.price, abs(signed), fill.commission, fill.side, index)
@@ -350,17 +418,14 @@ class SymbolWorker:
             e.price = (e.price * e.qty + fill.price * fill.qty) / total
             e.qty, e.commission = total, e.commission + fill.commission
         elif self.entry is not None and self.qty == 0:
-            self._close_round_trip(fill)
+            self._close_round_trip(fill, order.reason if order is not None else "exit")
         self._marks.append((i, float(self.qty), float(self.cash)))
-
-        order = self.pending
-        if order is not None and fill.client_id == order.client_id:
-            self.pending_filled += fill.qty
-            if self.pending_filled >= order.qty:
+        if order is not None:
+            self.pending_filled = cumulative
+            if complete:
                 self.pending = None
                 self._order_done(order, fill)
         self._sync_position_view()
-        self._guard(lambda: self.strategy.on_fill(fill), fill.ts)
 
     def _order_done(self, order: Order, fill: Fill) -> None:
         state = self.sm.state
@@ -372,16 +437,13 @@ class SymbolWorker:
         elif state is State.IN_TRADE and self.qty == 0:
             self.stop_loss = self.take_profit = self.trailing = None
             self._transition(State.WATCH, fill.ts, order.reason)
-        if self.halted is not None and self.cfg.on_error == "flatten" and self.qty != 0:
-            self._exit(self._i, "halt", None)
 
-    def _close_round_trip(self, fill: Fill) -> None:
+    def _close_round_trip(self, fill: Fill, reason: str) -> None:
         e = self.entry
         assert e is not None
         direction = 1 if e.side is Side.BUY else -1
         commission = e.commission + fill.commission
         pnl = (fill.price - e.price) * e.qty * direction - commission
-        reason = self.pending.reason if self.pending is not None else "exit"
         self.trades.append(
             RoundTrip(self.symbol, e.side, e.qty, e.ts, e.price, fill.ts, fill.price, pnl, commission, reason)
         )
@@ -398,7 +460,12 @@ class SymbolWorker:
     # ------------------------------------------------------------ state, errors
 
     def _transition(self, to: State, ts: int, reason: str) -> None:
-        self.bus.emit(self.sm.transition(to, ts, reason))
+        event = self.sm.transition(to, ts, reason)
+        if self.journal is not None:
+            with self.journal.transaction():
+                self.journal.event("transition", self.symbol, ts, frm=event.from_state.value, to=to.value, reason=reason)
+                self._persist()
+        self.bus.emit(event)
 
     def _guard(self, call: Any, ts: int) -> None:
         if self.halted is not None:
@@ -415,9 +482,60 @@ class SymbolWorker:
             return
         self.halted = message
         self.errors.append(message)
+        if self.journal is not None:
+            with self.journal.transaction():
+                self.journal.event("halted", self.symbol, ts, message=message)
+                self._persist()
         self.bus.emit(ErrorEvent(self.symbol, ts, message, kind="halted"))
         if self.cfg.on_error == "flatten" and self.qty != 0 and self.pending is None and self.view.n:
             self._exit(self._i, "halt", None)
+
+    # ------------------------------------------------------------ journal
+
+    def snapshot(self) -> dict[str, Any]:
+        e = self.entry
+        return {
+            "state": self.sm.state.value,
+            "qty": str(self.qty),
+            "cash": str(self.cash),
+            "entry": None if e is None else {
+                "ts": e.ts, "price": str(e.price), "qty": str(e.qty), "commission": str(e.commission),
+                "side": e.side.value, "index": e.index,
+            },
+            "pending": None if self.pending is None else self.pending.client_id,
+            "pending_filled": str(self.pending_filled),
+            "stop_loss": self.stop_loss,
+            "take_profit": self.take_profit,
+            "trailing_stop": self.trailing,
+            "best": self.best,
+            "expiry": self.expiry,
+            "halted": self.halted,
+            "last_ts": self.last_ts,
+            "bars": self.view.seen + self.view.n,
+        }
+
+    def _persist(self) -> None:
+        if self.journal is not None:
+            self.journal.save_symbol(self.symbol, self.snapshot())
+
+    def restore(self, snap: dict[str, Any], open_orders: list[Order], fill_keys: set[str]) -> None:
+        """Take up where a previous run of this engine left off."""
+        self.sm = StateMachine(self.symbol, State(snap["state"]))
+        self.qty, self.cash = Decimal(snap["qty"]), Decimal(snap["cash"])
+        e = snap["entry"]
+        self.entry = None if e is None else _Entry(
+            e["ts"], Decimal(e["price"]), Decimal(e["qty"]), Decimal(e["commission"]), Side(e["side"]), e["index"]
+        )
+        self.pending = next((o for o in open_orders if o.client_id == snap["pending"]), None)
+        if self.pending is None and open_orders:
+            self.pending = open_orders[-1]  # journaled as sent, snapshot not yet written
+        self.pending_filled = Decimal(snap["pending_filled"]) if self.pending is not None else Decimal(0)
+        self.stop_loss, self.take_profit = snap["stop_loss"], snap["take_profit"]
+        self.trailing, self.best, self.expiry = snap["trailing_stop"], snap["best"], snap["expiry"]
+        self.halted, self.last_ts = snap["halted"], snap["last_ts"]
+        self.view.seen = snap["bars"]
+        self.fill_keys = set(fill_keys)
+        self._sync_position_view()
 
     # ------------------------------------------------------------ result
 

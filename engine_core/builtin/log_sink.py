@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from engine_core.events import Event, EventSink
 from engine_core.hookspecs import hookimpl
-from engine_core.model import Bar, ErrorEvent, FillEvent, OrderEvent, SignalEvent, TransitionEvent
+from engine_core.model import (
+    Bar,
+    ErrorEvent,
+    FillEvent,
+    OrderEvent,
+    SignalEvent,
+    TransitionEvent,
+    iso_utc,
+)
 from engine_core.sources import PluginConfig
 
 
@@ -19,29 +26,23 @@ class LogConfig(PluginConfig):
     level: Literal["all", "trades", "errors"] = "all"
 
 
-def iso(ts: int | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def describe(event: Event) -> str:
     """One line for an event (shared by every text sink)."""
     if isinstance(event, TransitionEvent):
-        return f"{iso(event.ts)} {event.symbol} {event.from_state.value} -> {event.to_state.value} ({event.reason})"
+        return f"{iso_utc(event.ts)} {event.symbol} {event.from_state.value} -> {event.to_state.value} ({event.reason})"
     if isinstance(event, OrderEvent):
         o = event.order
         extra = f": {event.detail}" if event.detail else ""
-        return f"{iso(o.ts)} {o.symbol} order {event.status} {o.side.value} {o.qty} [{o.client_id}] {o.reason}{extra}"
+        return f"{iso_utc(o.ts)} {o.symbol} order {event.status} {o.side.value} {o.qty} [{o.client_id}] {o.reason}{extra}"
     if isinstance(event, FillEvent):
         f = event.fill
-        return f"{iso(f.ts)} {f.symbol} fill {f.side.value} {f.qty} @ {f.price} fee {f.commission} [{f.client_id}]"
+        return f"{iso_utc(f.ts)} {f.symbol} fill {f.side.value} {f.qty} @ {f.price} fee {f.commission} [{f.client_id}]"
     if isinstance(event, SignalEvent):
-        return f"{iso(event.ts)} {event.symbol} signal {event.action} {event.detail or ''}".rstrip()
+        return f"{iso_utc(event.ts)} {event.symbol} signal {event.action} {event.detail or ''}".rstrip()
     if isinstance(event, ErrorEvent):
-        return f"{iso(event.ts)} {event.symbol or '-'} {event.kind}: {event.message}"
+        return f"{iso_utc(event.ts)} {event.symbol or '-'} {event.kind}: {event.message}"
     if isinstance(event, Bar):
-        return f"{iso(event.ts)} {event.symbol} bar o={event.open} h={event.high} l={event.low} c={event.close} v={event.volume}"
+        return f"{iso_utc(event.ts)} {event.symbol} bar o={event.open} h={event.high} l={event.low} c={event.close} v={event.volume}"
     return repr(event)
 
 

@@ -1,4 +1,9 @@
-"""The paper broker: fills market orders against bars, with commission and slippage."""
+"""The paper broker: fills market orders against bars, with commission and slippage.
+
+With a journal bound (live paper trading), every order it accepts and every
+fill it makes is written there first, so that after a crash it answers
+``order_status`` and ``positions`` exactly as a venue would.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,13 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from engine_core.brokers import Broker, FillCallback
+from engine_core.brokers import Broker, FillCallback, OrderStatus
 from engine_core.hookspecs import hookimpl
+from engine_core.journal import Journal
 from engine_core.model import Fill, Order, Side
 from engine_core.sources import PluginConfig
+
+_KEY = "paper:"
 
 
 class PaperConfig(PluginConfig):
@@ -34,42 +42,97 @@ class PaperBroker(Broker):
         super().__init__(config, on_fill=on_fill)
         self.fill_at = config.fill
         self._pending: dict[str, dict[str, Order]] = {}
-        self._seen: set[str] = set()
+        self._orders: dict[str, dict[str, Any]] = {}  # client id -> record (what order_status answers)
         self._lock = threading.Lock()
+        self._journal: Journal | None = None
+
+    def bind_journal(self, journal: Journal) -> None:
+        """Restore the open orders and fills of an earlier run from the journal."""
+        self._journal = journal
+        for key, record in journal.items(_KEY):
+            cid = key[len(_KEY):]
+            self._orders[cid] = record
+            if record["status"] == "open":
+                order = _order_from(cid, record)
+                self._pending.setdefault(order.symbol, {})[cid] = order
+
+    def _save(self, cid: str) -> None:
+        if self._journal is not None:
+            self._journal.put(_KEY + cid, self._orders[cid])
 
     def starting_cash(self) -> Decimal:
         return self.config.cash
 
     def submit(self, order: Order) -> None:
         with self._lock:
-            if order.client_id in self._seen:
+            if order.client_id in self._orders:
                 return  # idempotent: a resend of a known order places nothing
-            self._seen.add(order.client_id)
+            self._orders[order.client_id] = {
+                "symbol": order.symbol, "side": order.side.value, "qty": str(order.qty),
+                "ts": order.ts, "reason": order.reason, "status": "open",
+            }
+            self._save(order.client_id)
             self._pending.setdefault(order.symbol, {})[order.client_id] = order
 
     def cancel(self, client_id: str) -> None:
         with self._lock:
-            for orders in self._pending.values():
-                orders.pop(client_id, None)
+            record = self._orders.get(client_id)
+            if record is None or record["status"] != "open":
+                return
+            record["status"] = "cancelled"
+            self._save(client_id)
+            self._pending.get(record["symbol"], {}).pop(client_id, None)
 
     def match(self, symbol: str, ts: int, price: float) -> list[Fill]:
         with self._lock:
             orders = self._pending.pop(symbol, None)
-        if not orders:
-            return []
-        cfg = self.config
-        base = to_decimal(price)
-        fills = []
-        for order in orders.values():
-            slip = base * cfg.slippage
-            px = base + slip if order.side is Side.BUY else base - slip
-            commission = px * order.qty * cfg.commission
-            fills.append(Fill(order.client_id, symbol, order.side, order.qty, px, commission, ts))
-        return fills
+            if not orders:
+                return []
+            cfg = self.config
+            base = to_decimal(price)
+            fills = []
+            for order in orders.values():
+                slip = base * cfg.slippage
+                px = base + slip if order.side is Side.BUY else base - slip
+                commission = px * order.qty * cfg.commission
+                fill = Fill(order.client_id, symbol, order.side, order.qty, px, commission, ts, order.client_id)
+                record = self._orders[order.client_id]
+                record.update(status="filled", price=str(px), commission=str(commission), fill_ts=ts)
+                self._save(order.client_id)  # the fill exists once it is journaled here
+                fills.append(fill)
+            return fills
+
+    def order_status(self, client_id: str) -> OrderStatus | None:
+        with self._lock:
+            record = self._orders.get(client_id)
+        if record is None:
+            return None
+        if record["status"] != "filled":
+            return OrderStatus(record["status"], Decimal(0))
+        qty = Decimal(record["qty"])
+        fill = Fill(
+            client_id, record["symbol"], Side(record["side"]), qty, Decimal(record["price"]),
+            Decimal(record["commission"]), int(record["fill_ts"]), client_id,
+        )
+        return OrderStatus("filled", qty, (fill,))
 
     def open_orders(self) -> list[Order]:
         with self._lock:
             return [o for orders in self._pending.values() for o in orders.values()]
+
+    def positions(self) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        with self._lock:
+            for record in self._orders.values():
+                if record["status"] == "filled":
+                    qty = Decimal(record["qty"])
+                    signed = qty if record["side"] == "buy" else -qty
+                    out[record["symbol"]] = out.get(record["symbol"], Decimal(0)) + signed
+        return out
+
+
+def _order_from(client_id: str, record: dict[str, Any]) -> Order:
+    return Order(client_id, record["symbol"], Side(record["side"]), Decimal(record["qty"]), int(record["ts"]), record["reason"])
 
 
 @hookimpl

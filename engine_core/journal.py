@@ -1,0 +1,251 @@
+"""The order journal: everything the engine does with orders and positions,
+written before it is acted on, so that a crash or restart loses nothing and
+doubles nothing.
+
+One SQLite file per engine instance (``<state_dir>/<engine id>.sqlite``),
+WAL mode. Schema (version in ``PRAGMA user_version``):
+
+``events``   append-only log: ``seq, ts, symbol, kind, data`` (JSON). Kinds:
+             ``intent``, ``submitted``, ``acknowledged``, ``fill``, ``cancelled``,
+             ``rejected``, ``refused``, ``lost``, ``transition``, ``stops``,
+             ``halted``, ``recovered``.
+``orders``   one row per client order id: ``client_id, symbol, side, qty,
+             reason, status, filled_qty, created_ts, updated_ts``; status is
+             ``intent`` (recorded, not yet sent), ``submitted``, ``acknowledged``,
+             ``filled``, ``cancelled``, ``rejected``, ``lost`` (never reached
+             the broker) or ``unknown`` (the broker did not answer).
+``symbols``  the latest snapshot of each symbol's worker (state, position,
+             stops, client-id sequence, pending order), as JSON.
+``broker``   key/value rows a simulated broker keeps its own state in (the
+             paper broker's open orders and fills), so that a paper run
+             survives a restart exactly like a real one.
+
+Money and quantities are stored as decimal strings.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from engine_core.errors import JournalError
+from engine_core.model import Order
+
+SCHEMA_VERSION = 1
+_APP_ID = 0x454E474E  # "ENGN": marks the file as this engine's journal
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER,
+    symbol TEXT,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_symbol ON events(symbol, seq);
+CREATE TABLE IF NOT EXISTS orders (
+    client_id TEXT PRIMARY KEY,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    qty TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    status TEXT NOT NULL,
+    filled_qty TEXT NOT NULL DEFAULT '0',
+    created_ts INTEGER NOT NULL,
+    updated_ts INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_open ON orders(symbol, status);
+CREATE TABLE IF NOT EXISTS symbols (
+    symbol TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS broker (
+    key TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+"""
+
+OPEN_STATUSES = ("intent", "submitted", "acknowledged", "unknown")
+
+
+class Journal:
+    """Thread-safe: one connection, one lock; every write is its own
+    transaction unless grouped with :meth:`transaction`."""
+
+    def __init__(self, path: str | Path, *, sync: str = "full") -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._depth = 0
+        existed = self.path.exists() and self.path.stat().st_size > 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+            if existed:
+                self._check_existing()
+            else:
+                self._create()
+        except sqlite3.DatabaseError as err:
+            raise JournalError(f"{self.path}: not a readable journal ({err}); move it away to start afresh") from err
+        except OSError as err:
+            raise JournalError(f"{self.path}: cannot open the journal: {err}") from err
+
+    def _create(self) -> None:
+        with self.transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.execute(f"PRAGMA application_id={_APP_ID}")
+
+    def _check_existing(self) -> None:
+        app = self._db.execute("PRAGMA application_id").fetchone()[0]
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if app != _APP_ID:
+            raise JournalError(f"{self.path}: not an engine journal; move it away or set engine.state_dir")
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"{self.path}: journal schema version {version} is newer than this engine reads "
+                f"({SCHEMA_VERSION}); upgrade engine-core"
+            )
+        if version < 1:
+            raise JournalError(f"{self.path}: journal has no schema version; it is corrupt")
+        result = self._db.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise JournalError(f"{self.path}: journal is corrupt ({result})")
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing = {"events", "orders", "symbols", "broker"} - tables
+        if missing:
+            raise JournalError(f"{self.path}: journal is corrupt (missing tables {', '.join(sorted(missing))})")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one atomic commit (nests; the outermost commits)."""
+        with self._lock:
+            if self._depth == 0:
+                self._db.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if self._depth == 0:
+                try:
+                    self._db.execute("COMMIT")
+                except sqlite3.Error as err:
+                    raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+        try:
+            with self.transaction():
+                self._db.execute(sql, args)
+        except sqlite3.Error as err:
+            raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
+
+    # ------------------------------------------------------------ writes
+
+    def event(self, kind: str, symbol: str | None, ts: int | None, **data: Any) -> None:
+        self._write(
+            "INSERT INTO events(ts, symbol, kind, data) VALUES (?, ?, ?, ?)",
+            (ts, symbol, kind, json.dumps(data, sort_keys=True, default=str)),
+        )
+
+    def order(self, order: Order, status: str, *, detail: str = "") -> None:
+        """Record an order's status (inserting it the first time) and the event."""
+        with self.transaction():
+            self._write(
+                "INSERT INTO orders(client_id, symbol, side, qty, reason, status, created_ts, updated_ts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(client_id) DO UPDATE SET status=excluded.status, updated_ts=excluded.updated_ts",
+                (order.client_id, order.symbol, order.side.value, str(order.qty), order.reason, status, order.ts, order.ts),
+            )
+            self.event(status, order.symbol, order.ts, client_id=order.client_id, side=order.side.value,
+                       qty=str(order.qty), reason=order.reason, detail=detail)
+
+    def fill(self, client_id: str, symbol: str, ts: int, filled_qty: str, status: str, **data: Any) -> None:
+        with self.transaction():
+            self._write(
+                "UPDATE orders SET filled_qty=?, status=?, updated_ts=? WHERE client_id=?",
+                (filled_qty, status, ts, client_id),
+            )
+            self.event("fill", symbol, ts, client_id=client_id, **data)
+
+    def save_symbol(self, symbol: str, snapshot: dict[str, Any]) -> None:
+        self._write(
+            "INSERT INTO symbols(symbol, data) VALUES (?, ?) ON CONFLICT(symbol) DO UPDATE SET data=excluded.data",
+            (symbol, json.dumps(snapshot, sort_keys=True, default=str)),
+        )
+
+    def put(self, key: str, value: Any) -> None:
+        """A simulated broker's own state."""
+        self._write(
+            "INSERT INTO broker(key, data) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET data=excluded.data",
+            (key, json.dumps(value, sort_keys=True, default=str)),
+        )
+
+    # ------------------------------------------------------------ reads
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as err:
+                raise JournalError(f"{self.path}: cannot read the journal: {err}") from err
+
+    def get(self, key: str) -> Any:
+        rows = self._read("SELECT data FROM broker WHERE key=?", (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def items(self, prefix: str) -> list[tuple[str, Any]]:
+        """A simulated broker's state rows whose key starts with ``prefix``."""
+        rows = self._read("SELECT key, data FROM broker WHERE key >= ? AND key < ? ORDER BY key", (prefix, prefix + "\uffff"))
+        return [(k, json.loads(d)) for k, d in rows]
+
+    def symbols(self) -> dict[str, dict[str, Any]]:
+        return {s: json.loads(d) for s, d in self._read("SELECT symbol, data FROM symbols ORDER BY symbol")}
+
+    def orders(self, symbol: str | None = None, statuses: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT client_id, symbol, side, qty, reason, status, filled_qty, created_ts, updated_ts FROM orders"
+        where, args = [], []
+        if symbol is not None:
+            where.append("symbol=?")
+            args.append(symbol)
+        if statuses:
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args.extend(statuses)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        keys = ("client_id", "symbol", "side", "qty", "reason", "status", "filled_qty", "created_ts", "updated_ts")
+        return [dict(zip(keys, row)) for row in self._read(sql + " ORDER BY created_ts, client_id", tuple(args))]
+
+    def events(self, symbol: str | None = None, kind: str | None = None, last: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT seq, ts, symbol, kind, data FROM events"
+        where, args = [], []
+        if symbol is not None:
+            where.append("symbol=?")
+            args.append(symbol)
+        if kind is not None:
+            where.append("kind=?")
+            args.append(kind)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq"
+        if last is not None:
+            sql = f"SELECT * FROM ({sql.replace(' ORDER BY seq', ' ORDER BY seq DESC')} LIMIT {int(last)}) ORDER BY seq"
+        return [
+            {"seq": seq, "ts": ts, "symbol": sym, "kind": kind, **json.loads(data)}
+            for seq, ts, sym, kind, data in self._read(sql, tuple(args))
+        ]
