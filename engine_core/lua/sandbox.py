@@ -196,7 +196,7 @@ return {guarded = guarded, reset = reset, compile = compile, readonly = readonly
         return_line = return_line}
 """
 
-_LOCATION = re.compile(r"^[^\n]*?:(\d+): ")
+_LOCATION = re.compile(r"^([^\n]*?):(\d+): ")
 
 
 def _refuse(obj: Any, name: Any, setting: bool) -> Any:
@@ -245,8 +245,9 @@ class Sandbox:
         """The error for a failed call, naming script, line, function and symbol
         (``function`` None: loading the script)."""
         found = _LOCATION.match(message)
-        if found:
-            line = line or int(found.group(1))
+        if found:  # Lua's "chunk:line: " prefix; its line only counts in the script
+            if found.group(1) == script:
+                line = line or int(found.group(2))
             message = message[found.end() :]
         parts = [f"{script}:{line}" if line else script]
         if function:

@@ -1,0 +1,227 @@
+"""What ``ctx`` gives a script: bars, history, indicators, position, params, state."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pytest
+import talib
+
+from engine_core.model import State
+
+MINUTE = 60_000_000_000
+
+
+def probe(harness: Any, expression: str, **kwargs: Any) -> Any:
+    """A harness whose watch returns the Lua ``expression`` (joined with
+    commas when it has several values) as the decision's reason."""
+    code = f"""
+    local function show(...)
+      local out = {{}}
+      for i = 1, select("#", ...) do
+        local v = select(i, ...)
+        out[i] = math.type(v) == "float" and string.format("%.17g", v) or tostring(v)
+      end
+      return table.concat(out, ",")
+    end
+    function watch(ctx) return {{action = "setup", reason = show({expression})}} end
+    function close_watch(ctx) end
+    function in_trade(ctx) end
+    """
+    return harness(code, **kwargs)
+
+
+def reason(h: Any, k: int) -> str:
+    """The reason the probe gives on chunk bar k."""
+    i, decision = h.strategy.scan(State.WATCH, k, k + 1)
+    assert i == k and decision is not None
+    return decision.reason
+
+
+def _parse(text: str) -> Any:
+    if text == "nil":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def at(h: Any, k: int) -> list[Any]:
+    """The probe's values on chunk bar k: numbers, None for nil, else strings."""
+    return [_parse(part) for part in reason(h, k).split(",")]
+
+
+def test_bar_and_history(harness: Any) -> None:
+    h = probe(harness, "ctx.bar.time, ctx.bar.close, ctx.close(), ctx.close(0), ctx.close(2), ctx.open(1), ctx.index")
+    h.feed(np.arange(1.0, 11.0))
+    assert at(h, 0) == [MINUTE, 1.0, 1.0, 1.0, None, None, 1]
+    assert at(h, 5) == [6 * MINUTE, 6.0, 6.0, 6.0, 4.0, 4.0, 6]
+
+
+def test_every_series_and_bar_field(harness: Any) -> None:
+    h = probe(
+        harness,
+        "ctx.time(1), ctx.open(), ctx.high(), ctx.low(), ctx.volume(), "
+        "ctx.bar.open, ctx.bar.high, ctx.bar.low, ctx.bar.volume, ctx.close(-1), ctx.bar.nothing",
+    )
+    h.feed(np.array([10.0, 12.0, 11.0]))
+    assert at(h, 1) == [MINUTE, 10.0, 12.5, 9.5, 11.0, 10.0, 12.5, 9.5, 11.0, None, None]
+
+
+def test_history_spans_chunks_up_to_the_window(harness: Any) -> None:
+    h = probe(harness, "ctx.close(4), ctx.close(5), ctx.index", window=5)
+    h.feed(np.arange(1.0, 8.0))
+    h.feed(np.array([100.0, 101.0]))  # the history comes from the previous chunk
+    assert at(h, 0) == [4.0, None, 8]  # window 5: 4 bars back at a chunk's first bar
+    assert at(h, 1) == [5.0, 4.0, 9]
+    h.feed(np.array([200.0]))  # a live-size chunk
+    assert at(h, 0) == [6.0, None, 10]
+
+
+def test_chunk_that_does_not_follow_reloads_everything(harness: Any) -> None:
+    h = probe(harness, "ctx.close(1), ctx.index")
+    h.feed(np.arange(1.0, 5.0))
+    at(h, 3)
+    h.view.seen += 10  # a gap: the host must not reuse the shipped history
+    h.feed(np.array([9.0]))
+    assert at(h, 0) == [4.0, 15]
+
+
+def test_indicators_current_and_previous(harness: Any) -> None:
+    close = np.linspace(1.0, 30.0, 30) ** 1.5
+    h = probe(harness, "ctx.ind.sma(5), ctx.prev.sma(5), ctx.ind.sma(5.0)")
+    h.feed(close)
+    sma = talib.SMA(close, 5)
+    assert at(h, 3) == [None, None, None]
+    assert at(h, 4) == [sma[4], None, sma[4]]
+    assert at(h, 20) == [sma[20], sma[19], sma[20]]
+
+
+def test_indicators_keep_their_values_across_chunks(harness: Any) -> None:
+    close = np.cos(np.arange(80) / 5.0) * 10 + 50
+    h = probe(harness, "ctx.ind.ema(10), ctx.prev.ema(10)", window=20)
+    h.feed(close[:50])
+    at(h, 49)
+    h.feed(close[50:])
+    ema = talib.EMA(close, 10)
+    for k in (0, 1, 29):
+        assert at(h, k) == [ema[50 + k], ema[49 + k]]
+
+
+def test_multi_output_indicators(harness: Any) -> None:
+    close = np.sin(np.arange(120) / 7.0) * 5 + 100
+    h = probe(harness, "ctx.ind.macd(12, 26, 9)")
+    h.feed(close)
+    macd, signal, hist = talib.MACD(close, 12, 26, 9)
+    assert at(h, 10) == [None, None, None]
+    assert at(h, 100) == [macd[100], signal[100], hist[100]]
+    h2 = probe(harness, "ctx.ind.bbands(20, 2, 2)")
+    h2.feed(close)
+    upper, middle, lower = talib.BBANDS(close, 20, 2, 2)
+    assert at(h2, 50) == [upper[50], middle[50], lower[50]]
+
+
+def test_indicator_created_once_per_symbol(harness: Any) -> None:
+    h = probe(harness, "ctx.ind.sma(3), ctx.prev.sma(3), ctx.ind.sma(4)")
+    h.feed(np.arange(1.0, 20.0))
+    for k in range(19):
+        at(h, k)
+    assert sorted(h.view.indicator_keys()) == [("sma", (3,)), ("sma", (4,))]
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        ("ctx.ind.nosuch(3)", "unknown indicator 'nosuch'"),
+        ("ctx.ind.sma(3, 4, 5)", "takes at most 1 parameters"),
+        ("ctx.ind.sma({})", "argument 1 must be a number"),
+        ("ctx.ind.sma(0/0)", "argument 1 must be a number"),
+        ("ctx.ind.sma('x')", "period must be a whole number"),
+    ],
+)
+def test_bad_indicator_is_an_error_at_the_script_line(harness: Any, call: str, message: str) -> None:
+    from engine_core.errors import StrategyError
+
+    code = f"function watch(ctx)\n  local x = {call}\n  return x\nend\nfunction close_watch() end\nfunction in_trade() end\n"
+    h = harness(code)
+    h.feed(np.arange(1.0, 5.0))
+    with pytest.raises(StrategyError, match=rf"^strategy.lua:2: watch for TEST: .*{message}"):
+        h.strategy.scan(State.WATCH, 0, 4)
+
+
+def test_position(harness: Any) -> None:
+    fields = "qty, side, avg_price, entry_time, bars_held, stop_loss, take_profit, trailing_stop"
+    h = probe(harness, ", ".join(f"ctx.position.{f.strip()}" for f in fields.split(",")))
+    h.feed(np.arange(1.0, 10.0))
+    assert at(h, 0) == [0, None, None, None, None, None, None, None]
+    p = h.view.position
+    p.qty, p.avg_price, p.entry_ts, p.entry_index, p.stop_loss = -2.0, 3.5, 3 * MINUTE, 3, 2.0
+    assert at(h, 5) == [-2, "short", 3.5, 3 * MINUTE, 3, 2, None, None]
+    p.qty, p.take_profit, p.trailing_stop = 1.0, 9.0, 0.05
+    assert at(h, 6) == [1, "long", 3.5, 3 * MINUTE, 4, 2, 9, 0.05]
+
+
+def test_params_symbol_and_read_only_tables(harness: Any) -> None:
+    h = probe(
+        harness,
+        "ctx.symbol, ctx.params.fast, ctx.params.name, ctx.params.levels[2], #ctx.params.levels, "
+        "pcall(function() ctx.params.fast = 1 end), pcall(function() ctx.bar = 1 end), "
+        "pcall(function() ctx.position.qty = 1 end), pcall(function() ctx.ind.sma = 1 end), "
+        "pcall(rawset, ctx, 'close', 1), pcall(setmetatable, ctx, {}), getmetatable(ctx)",
+        params={"fast": 10, "name": "x", "levels": [1.5, 2.5]},
+    )
+    h.feed(np.arange(1.0, 3.0))
+    values = at(h, 0)
+    assert values[:5] == ["TEST", 10, "x", 2.5, 2]
+    assert values[5:11] == ["false"] * 6
+    assert values[-1] == "read-only"
+
+
+def test_state_persists_between_bars_and_chunks(harness: Any) -> None:
+    code = """
+    function init(ctx) ctx.state.n = 100 end
+    function watch(ctx)
+      ctx.state.n = ctx.state.n + 1
+      return {action = "setup", reason = tostring(ctx.state.n)}
+    end
+    function close_watch(ctx) end
+    function in_trade(ctx) end
+    """
+    h = harness(code)
+    h.feed(np.arange(1.0, 3.0))
+    h.strategy.init()
+    assert at(h, 0) == [101]
+    h.feed(np.arange(1.0, 3.0))
+    assert at(h, 0) == [102]
+
+
+def test_log(harness: Any, caplog: pytest.LogCaptureFixture) -> None:
+    h = probe(harness, "ctx.log('close is', ctx.close(), nil)")
+    h.feed(np.array([7.0]))
+    with caplog.at_level(logging.INFO, logger="engine_core.lua"):
+        at(h, 0)
+    assert "strategy.lua [TEST] close is 7.0 nil" in caplog.text
+
+
+def test_on_fill_sees_the_fill_and_its_bar(harness: Any) -> None:
+    from decimal import Decimal
+
+    from engine_core.model import Fill, Side
+
+    code = """
+    function on_fill(ctx, fill)
+      ctx.state.seen = table.concat({fill.side, fill.qty, fill.price, fill.time, fill.id, ctx.close()}, ",")
+    end
+    function watch(ctx) return {action = "setup", reason = ctx.state.seen} end
+    function close_watch(ctx) end
+    function in_trade(ctx) end
+    """
+    h = harness(code)
+    h.feed(np.arange(1.0, 6.0))
+    h.strategy.on_fill(Fill("id-1", "TEST", Side.BUY, Decimal(2), Decimal("3.5"), Decimal(0), 3 * MINUTE))
+    assert reason(h, 4) == f"buy,2.0,3.5,{3 * MINUTE},id-1,3.0"
