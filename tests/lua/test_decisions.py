@@ -1,0 +1,110 @@
+"""Decisions from Lua: parsed per the contract; failures name script, function, line, symbol."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine_core.errors import StrategyError
+from engine_core.model import Side, State
+
+FUNCTIONS = """
+function close_watch(ctx)
+  if ctx.index == 3 then return {action = "enter", side = "sell", qty = 2, stop_loss = 9.5, reason = "r"} end
+end
+function in_trade(ctx)
+  if ctx.close() > 4 then return "exit" end
+end
+"""
+
+
+def test_scan_stops_at_the_first_decision(harness: Any) -> None:
+    h = harness("function watch(ctx) if ctx.close() >= 3 then return 'setup' end end" + FUNCTIONS)
+    h.feed(np.arange(1.0, 7.0))
+    s = h.strategy
+    assert s.scan(State.WATCH, 0, 2) == (2, None)
+    k, d = s.scan(State.WATCH, 0, 6)
+    assert (k, d.action) == (2, "setup")
+    k, d = s.scan(State.CLOSE_WATCH, 2, 3)  # the same bar again, as the worker asks after a setup
+    assert (k, d.side, d.qty, d.stop_loss, d.reason) == (2, Side.SELL, Decimal(2), 9.5, "r")
+    assert s.scan(State.IN_TRADE, 3, 6)[0] == 4
+    assert s.scan(State.IN_TRADE, 0, 3) == (3, None)
+
+
+@pytest.mark.parametrize(
+    "decision, message",
+    [
+        ("'enter_now'", "action 'enter_now' is not valid in state watch"),
+        ("{action = 'setup', qty = -1}", "'qty' must be positive"),
+        ("{action = 'setup', colour = 'red'}", "unknown decision field 'colour'"),
+        ("true", "a decision must be nil, an action string or a table"),
+    ],
+)
+def test_invalid_decision_names_the_return_line(harness: Any, decision: str, message: str) -> None:
+    code = f"""function watch(ctx)
+  local x = ctx.close()
+  if x > 100 then
+    return nil
+  end
+  return {decision}
+end
+""" + FUNCTIONS
+    h = harness(code)
+    h.feed(np.arange(1.0, 4.0))
+    with pytest.raises(StrategyError, match=rf"^strategy.lua:6: watch for TEST: .*{message}"):
+        h.strategy.scan(State.WATCH, 0, 3)
+
+
+def test_runtime_error_names_script_function_line_and_symbol(harness: Any) -> None:
+    code = "function watch(ctx)\n  local t = nil\n  return t.x\nend\n" + FUNCTIONS
+    h = harness(code)
+    h.feed(np.arange(1.0, 4.0))
+    with pytest.raises(StrategyError, match=r"^strategy.lua:3: watch for TEST: attempt to index a nil value"):
+        h.strategy.scan(State.WATCH, 0, 3)
+
+
+def test_error_in_a_helper_names_the_helper_line(harness: Any) -> None:
+    code = "local function helper()\n  error('custom failure')\nend\nfunction watch(ctx) helper() end\n" + FUNCTIONS
+    h = harness(code)
+    h.feed(np.arange(1.0, 4.0))
+    with pytest.raises(StrategyError, match=r"^strategy.lua:2: watch for TEST: custom failure$"):
+        h.strategy.scan(State.WATCH, 0, 3)
+
+
+@pytest.mark.parametrize(
+    "code, message",
+    [
+        ("function watch(ctx) end\nfunction close_watch(ctx) end\n", "does not define function in_trade"),
+        ("function watch(ctx) end end", r"^strategy.lua:1: <eof> expected"),
+        ("error('at load')", r"^strategy.lua:1: at load"),
+        ("while true do end", "instruction budget exceeded"),
+        ("init = 3" + FUNCTIONS + "function watch() end", "init must be a function"),
+    ],
+)
+def test_load_rejects_a_broken_script(harness: Any, code: str, message: str) -> None:
+    with pytest.raises(StrategyError, match=message):
+        harness(code)
+
+
+def test_missing_file(tmp_path: Any) -> None:
+    from engine_core.config import StrategySection
+    from engine_core.lua.host import LuaHost
+
+    with pytest.raises(StrategyError, match="nope.lua: no such strategy file"):
+        LuaHost(StrategySection(script="nope.lua"), tmp_path).load()
+
+
+def test_init_and_on_fill_errors(harness: Any) -> None:
+    from engine_core.model import Fill
+
+    code = "function init(ctx) error('no init') end\nfunction on_fill(ctx, f) error('no fill') end\n"
+    h = harness(code + "function watch() end" + FUNCTIONS)
+    h.feed(np.arange(1.0, 4.0))
+    with pytest.raises(StrategyError, match=r"^strategy.lua:1: init for TEST: no init"):
+        h.strategy.init()
+    fill = Fill("c", "TEST", Side.BUY, Decimal(1), Decimal(1), Decimal(0), 1)
+    with pytest.raises(StrategyError, match=r"^strategy.lua:2: on_fill for TEST: no fill"):
+        h.strategy.on_fill(fill)
