@@ -1,0 +1,342 @@
+"""Risk controls: position sizing, pre-trade checks and kill switches.
+
+The ``[risk]`` table holds the global limits, ``[risk.symbols.<SYMBOL>]``
+overrides them per symbol (only the keys it sets)::
+
+    [risk]
+    max_position = 5
+    max_orders_per_minute = 10
+    daily_loss_limit = 0.05        # of starting cash, per UTC day
+    max_drawdown = 0.2             # below the peak equity
+    sizing = "percent_equity"
+    percent = 0.1
+    qty_step = 0.001
+    max_total_notional = 50000     # global only: across symbols
+    max_open_orders = 4            # global only: across symbols
+
+    [risk.symbols.BTCUSDT]
+    max_position = 2
+
+Every rule is off unless set. An order that only reduces a position (exits,
+stops, kill-switch flattening) is never refused, so a position can always be
+closed. Times are event times (the order's and bars' ``ts``), so a backtest
+meets the same limits as a live run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from engine_core.errors import RiskError
+from engine_core.model import NS_PER_SECOND, Side
+
+NS_PER_MINUTE = 60 * NS_PER_SECOND
+NS_PER_DAY = 86_400 * NS_PER_SECOND
+
+Sizing = Literal["fixed_qty", "fixed_notional", "percent_equity", "risk_per_trade"]
+
+# the key each sizing rule needs besides ``sizing`` itself
+_SIZING_NEEDS = {"fixed_notional": "notional", "percent_equity": "percent", "risk_per_trade": "risk"}
+
+
+class RiskLimits(BaseModel):
+    """The limits that apply to one symbol; ``None`` turns a rule off.
+
+    Same model settings as ``engine_core.config._Section`` (frozen, unknown
+    keys refused); not derived from it because config.py imports this module.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_position: Decimal | None = Field(default=None, gt=0)
+    max_notional: Decimal | None = Field(default=None, gt=0)
+    max_orders_per_minute: int | None = Field(default=None, ge=1)
+    daily_loss_limit: float | None = Field(default=None, gt=0, lt=1)
+    max_drawdown: float | None = Field(default=None, gt=0, lt=1)
+    kill_action: Literal["flatten", "halt"] = "flatten"
+    qty: Decimal | None = Field(default=None, gt=0)
+    notional: Decimal | None = Field(default=None, gt=0)
+    percent: Decimal | None = Field(default=None, gt=0, le=1)
+    risk: Decimal | None = Field(default=None, gt=0, lt=1)
+    qty_step: Decimal | None = Field(default=None, gt=0)
+    # after the keys it needs, so that its validator sees them
+    sizing: Sizing = "fixed_qty"
+
+    @field_validator("sizing")
+    @classmethod
+    def _sizing_complete(cls, sizing: Sizing, info: ValidationInfo) -> Sizing:
+        need = _SIZING_NEEDS.get(sizing)
+        if need is not None and info.data.get(need) is None:
+            raise ValueError(f"needs {need} to be set")
+        return sizing
+
+
+class RiskSection(RiskLimits):
+    """The ``[risk]`` table: global limits, global-only limits, per-symbol overrides."""
+
+    max_total_notional: Decimal | None = Field(default=None, gt=0)
+    max_open_orders: int | None = Field(default=None, ge=1)
+    symbols: dict[str, RiskLimits] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sizing_into_overrides(cls, raw: Any) -> Any:
+        """Give each override the global sizing keys it does not set, so that every
+        symbol's sizing rule is validated with the keys it will be sized by."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("symbols"), dict):
+            return raw
+        inherited = {k: raw[k] for k in ("sizing", *_SIZING_NEEDS.values()) if k in raw}
+        symbols = {
+            symbol: {**inherited, **override} if isinstance(override, dict) else override
+            for symbol, override in raw["symbols"].items()
+        }
+        return {**raw, "symbols": symbols}
+
+    def for_symbol(self, symbol: str) -> RiskLimits:
+        """The global limits with the symbol's override (only the keys it sets) on top."""
+        merged = {k: getattr(self, k) for k in RiskLimits.model_fields}
+        override = self.symbols.get(symbol)
+        if override is not None:
+            merged.update(override.model_dump(include=override.model_fields_set))
+        return RiskLimits(**merged)
+
+
+class Account:
+    """What the symbols share: starting cash, latest PnL and notional per symbol, open orders.
+
+    Workers update it from their own threads; every method is thread-safe.
+    """
+
+    def __init__(self, start_cash: Decimal) -> None:
+        self.start_cash = start_cash
+        self._lock = threading.Lock()
+        self._pnl: dict[str, float] = {}
+        self._notional: dict[str, float] = {}
+        self._open_orders = 0
+
+    def update(self, symbol: str, pnl: float, notional: float) -> None:
+        """Record the symbol's latest PnL and (absolute) notional exposure."""
+        with self._lock:
+            self._pnl[symbol] = pnl
+            self._notional[symbol] = abs(notional)
+
+    def order_opened(self) -> None:
+        with self._lock:
+            self._open_orders += 1
+
+    def order_closed(self) -> None:
+        with self._lock:
+            self._open_orders -= 1
+
+    @property
+    def open_orders(self) -> int:
+        return self._open_orders
+
+    def equity(self) -> float:
+        """Starting cash plus every symbol's latest PnL."""
+        with self._lock:
+            return float(self.start_cash) + sum(self._pnl.values())
+
+    def notional(self, symbol: str) -> float:
+        with self._lock:
+            return self._notional.get(symbol, 0.0)
+
+    def total_notional(self) -> float:
+        with self._lock:
+            return sum(self._notional.values())
+
+
+@dataclass
+class KillState:
+    """A symbol's kill-switch memory between spans (JSON-able with ``asdict``).
+
+    ``day`` is the UTC day number (days since the epoch) of the last bar seen,
+    ``day_start`` the equity that day started from, ``last`` the last equity seen.
+    """
+
+    peak: float | None = None
+    day: int | None = None
+    day_start: float | None = None
+    last: float | None = None
+
+
+class RiskManager:
+    """Sizes entries, checks orders before they leave, and watches the kill switches."""
+
+    def __init__(self, section: RiskSection, account: Account) -> None:
+        self.section = section
+        self.account = account
+        self._limits: dict[str, RiskLimits] = {}
+        self._sent: dict[str, deque[int]] = {}  # per symbol: event times of the last minute's orders
+
+    def limits(self, symbol: str) -> RiskLimits:
+        """The symbol's effective limits (cached)."""
+        lim = self._limits.get(symbol)
+        if lim is None:
+            lim = self._limits[symbol] = self.section.for_symbol(symbol)
+        return lim
+
+    # ------------------------------------------------------------ sizing
+
+    def size(
+        self, symbol: str, price: float, stop_loss: float | None, equity: float, default_qty: Decimal
+    ) -> Decimal:
+        """The entry quantity by the symbol's sizing rule, rounded down to ``qty_step``.
+
+        ``default_qty`` (the strategy's) is used by ``fixed_qty`` without ``qty``.
+        Raises RiskError(rule="sizing") when no positive quantity results.
+        """
+        lim = self.limits(symbol)
+        rule = lim.sizing
+
+        def refuse(why: str) -> RiskError:
+            return RiskError(f"{symbol}: sizing {rule} refused the entry: {why}", rule="sizing")
+
+        if price <= 0:
+            raise refuse(f"price {_num(price)} is not positive")
+        px = _dec(price)
+        if rule == "fixed_qty":
+            qty = lim.qty or default_qty
+        elif rule == "fixed_notional":
+            assert lim.notional is not None  # validated with the config
+            qty = lim.notional / px
+        elif rule == "percent_equity":
+            assert lim.percent is not None
+            qty = _dec(equity) * lim.percent / px
+        else:
+            assert lim.risk is not None
+            if stop_loss is None:
+                raise refuse("the entry has no stop-loss")
+            distance = abs(px - _dec(stop_loss))
+            if distance == 0:
+                raise refuse(f"stop-loss {_num(stop_loss)} equals the price")
+            qty = _dec(equity) * lim.risk / distance
+        if lim.qty_step is not None:
+            qty = (qty / lim.qty_step).to_integral_value(ROUND_FLOOR) * lim.qty_step
+        if qty <= 0:
+            step = f", qty_step {_num(lim.qty_step)}" if lim.qty_step is not None else ""
+            raise refuse(
+                f"quantity {_num(qty)} (equity {_num(equity)}, price {_num(price)}{step})"
+            )
+        return qty
+
+    # ------------------------------------------------------------ pre-trade checks
+
+    def check(
+        self,
+        symbol: str,
+        side: Side,
+        qty: Decimal,
+        price: float,
+        position_qty: Decimal,
+        ts: int,
+        reducing: bool,
+    ) -> None:
+        """Refuse (RiskError naming the rule) an order that breaks a limit; count it if not.
+
+        A ``reducing`` order (exit, stop, flattening) is never refused.
+        """
+        lim, total = self.limits(symbol), self.section
+        sent = self._sent.setdefault(symbol, deque())
+        while sent and sent[0] <= ts - NS_PER_MINUTE:
+            sent.popleft()
+        if not reducing:
+
+            def refuse(rule: str, what: str, value: object, limit: object) -> RiskError:
+                return RiskError(
+                    f"{symbol}: order {side.value} {_num(qty)} refused by {rule}: "
+                    f"{what} {_num(value)}, limit {_num(limit)}",
+                    rule=rule,
+                )
+
+            position = position_qty + side.sign * qty
+            notional = abs(position) * _dec(price)
+            if lim.max_position is not None and abs(position) > lim.max_position:
+                raise refuse("max_position", "position would be", position, lim.max_position)
+            if lim.max_notional is not None and notional > lim.max_notional:
+                raise refuse("max_notional", "notional would be", notional, lim.max_notional)
+            if total.max_total_notional is not None:
+                others = self.account.total_notional() - self.account.notional(symbol)
+                would = _dec(others) + notional
+                if would > total.max_total_notional:
+                    raise refuse(
+                        "max_total_notional", "total notional would be", would, total.max_total_notional
+                    )
+            if total.max_open_orders is not None and self.account.open_orders >= total.max_open_orders:
+                raise refuse("max_open_orders", "open orders", self.account.open_orders, total.max_open_orders)
+            if lim.max_orders_per_minute is not None and len(sent) >= lim.max_orders_per_minute:
+                raise refuse(
+                    "max_orders_per_minute", "orders in the last minute", len(sent), lim.max_orders_per_minute
+                )
+        sent.append(ts)
+
+    # ------------------------------------------------------------ kill switches
+
+    def first_kill(
+        self, symbol: str, ts: np.ndarray, equity: np.ndarray, state: KillState
+    ) -> tuple[int, str] | None:
+        """The first bar of a span where the daily-loss or drawdown switch trips.
+
+        ``ts`` (int64 ns) and ``equity`` (start cash plus the symbol's PnL at
+        each bar close) cover the span. Returns ``(index, rule)`` or None, and
+        advances ``state`` over the bars consumed: up to and including the trip,
+        or the whole span.
+        """
+        lim = self.limits(symbol)
+        n = len(equity)
+        if n == 0 or (lim.daily_loss_limit is None and lim.max_drawdown is None):
+            return None
+        eq = np.asarray(equity, dtype=np.float64)
+        day = np.asarray(ts, dtype=np.int64) // NS_PER_DAY
+        # a day starts from the equity at the close of the previous day's last bar
+        prev_eq = np.empty(n)
+        prev_eq[0] = eq[0] if state.last is None else state.last
+        prev_eq[1:] = eq[:-1]
+        new_day = np.empty(n, dtype=bool)
+        new_day[0] = state.day is None or day[0] != state.day
+        new_day[1:] = day[1:] != day[:-1]
+        since = np.maximum.accumulate(np.where(new_day, np.arange(n), 0))
+        day_start = prev_eq[since]
+        if not new_day[0]:
+            day_start[since == 0] = state.day_start
+        peak = np.maximum.accumulate(eq if state.peak is None else np.maximum(eq, state.peak))
+
+        trips = []
+        if lim.daily_loss_limit is not None:
+            loss = lim.daily_loss_limit * float(self.account.start_cash)
+            trips.append((day_start - eq >= loss, "daily_loss_limit"))
+        if lim.max_drawdown is not None:
+            trips.append((peak - eq >= lim.max_drawdown * peak, "max_drawdown"))
+        hit: tuple[int, str] | None = None
+        for mask, rule in trips:
+            j = int(mask.argmax())
+            if mask[j] and (hit is None or j < hit[0]):
+                hit = (j, rule)
+
+        end = n - 1 if hit is None else hit[0]
+        state.peak = float(peak[end])
+        state.day = int(day[end])
+        state.day_start = float(day_start[end])
+        state.last = float(eq[end])
+        return hit
+
+
+def _dec(x: float) -> Decimal:
+    """A float as the Decimal of its shortest repr (100.1 -> Decimal('100.1'))."""
+    return Decimal(repr(float(x)))
+
+
+def _num(x: object) -> str:
+    """A number for a message: no exponent, no trailing zeros."""
+    d = x if isinstance(x, Decimal) else Decimal(repr(x) if isinstance(x, float) else str(x))
+    return format(d.normalize(), "f")
+
+
+__all__ = ["Account", "KillState", "RiskLimits", "RiskManager", "RiskSection"]
