@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from engine_core.errors import ConfigError, PluginError
 from engine_core.plugins import Registry
 from engine_core.risk import RiskSection
-from engine_core.risk import RiskSection
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,7 +93,6 @@ class EngineConfig(_Section):
     broker: PluginSection = PluginSection(type="paper")
     sinks: list[PluginSection] = Field(default_factory=list)
     report: ReportSection = ReportSection()
-    risk: RiskSection = RiskSection()
     risk: RiskSection = RiskSection()
 
 
