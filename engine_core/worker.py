@@ -105,6 +105,7 @@ class SymbolWorker:
         self.halted: str | None = None
         self.started = False
         self.last_ts: int | None = None  # the last bar processed (a restart resumes after it)
+        self.bars_done = 0  # bars processed up to last_ts
         self.fill_keys: set[str] = set()  # fills booked, so none is booked twice
 
         self.trades: list[RoundTrip] = []
@@ -168,6 +169,7 @@ class SymbolWorker:
         self._record(chunk)
         self._i = 0
         self.last_ts = int(chunk.ts[-1])
+        self.bars_done += len(chunk)
         self._persist()
         if self.halted is None and self.cfg.reload:
             message = self.strategy.reload_if_changed()
@@ -511,7 +513,7 @@ class SymbolWorker:
             "expiry": self.expiry,
             "halted": self.halted,
             "last_ts": self.last_ts,
-            "bars": self.view.seen + self.view.n,
+            "bars": self.bars_done,
         }
 
     def _persist(self) -> None:
@@ -533,7 +535,7 @@ class SymbolWorker:
         self.stop_loss, self.take_profit = snap["stop_loss"], snap["take_profit"]
         self.trailing, self.best, self.expiry = snap["trailing_stop"], snap["best"], snap["expiry"]
         self.halted, self.last_ts = snap["halted"], snap["last_ts"]
-        self.view.seen = snap["bars"]
+        self.view.seen = self.bars_done = snap["bars"]
         self.fill_keys = set(fill_keys)
         self._sync_position_view()
 
