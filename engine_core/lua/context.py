@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -289,7 +290,8 @@ class Context:
             outputs = self.view.indicator(str(name), args)
         except EngineError as err:
             return None, str(err)
-        return tuple(self._add(lambda view, k=k: view.indicator(str(name), args)[k]) for k in range(len(outputs)))
+        key = str(name)
+        return tuple(self._add(_output(key, args, k)) for k in range(len(outputs)))
 
     def _add(self, array_of: ArrayOf) -> bytes:
         self.arrays.append(array_of)
@@ -329,6 +331,11 @@ class Context:
     def bar_at(self, ts: int) -> int:
         """The array index (1-based, as Lua holds it) of the last bar at or before ``ts``."""
         return int(np.searchsorted(self.view.ts, ts, "right"))
+
+
+def _output(name: str, args: tuple[Any, ...], k: int) -> ArrayOf:
+    """Reads output ``k`` of an indicator from the view."""
+    return lambda view: view.indicator(name, args)[k]
 
 
 def _to_lua(lua: Any, value: Any) -> Any:

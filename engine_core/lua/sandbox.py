@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import lupa.lua54 as lua54
+from lupa import lua54
 
 from engine_core.errors import StrategyBudgetError, StrategyError
 

@@ -5,8 +5,9 @@ next bar's open; a stop fills on the bar whose range touches it)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,4 +142,5 @@ def test_strategy_makes_the_computed_trades(name: str, tmp_path: Path, root: Pat
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_example_config_runs(name: str, root: Path) -> None:
     result = run(root / "examples" / f"{name}.toml")
-    assert all(s.halted is None and s.trades for s in result.symbols.values())
+    for s in result.symbols.values():
+        assert s.halted is None and s.trades, (s.halted, s.errors[:1], len(s.trades))
