@@ -13,20 +13,29 @@ import time
 from decimal import Decimal
 
 from engine_core.brokers import Broker, OrderStatus
-from engine_core.errors import BrokerError, BrokerTimeout
+from engine_core.errors import BrokerError, BrokerTimeout, RiskError
 from engine_core.events import EventBus
 from engine_core.journal import Journal
 from engine_core.model import Order, OrderEvent, Side
+from engine_core.risk import Account, RiskManager, RiskSection
 
 STATUS_RETRIES = 3
 
 
 class ExecutionEngine:
-    def __init__(self, engine_id: str, broker: Broker, bus: EventBus, journal: Journal | None = None) -> None:
+    def __init__(
+        self,
+        engine_id: str,
+        broker: Broker,
+        bus: EventBus,
+        journal: Journal | None = None,
+        risk: RiskManager | None = None,
+    ) -> None:
         self.engine_id = engine_id
         self.broker = broker
         self.bus = bus
         self.journal = journal
+        self.risk = risk or RiskManager(RiskSection(), Account(broker.starting_cash()))
         self._seq: dict[str, int] = {}
         self._lock = threading.Lock()
         if journal is not None:
@@ -45,22 +54,48 @@ class ExecutionEngine:
             self.journal.order(order, status, detail=detail)
         self.bus.emit(OrderEvent(order, status, detail))
 
-    def submit(self, symbol: str, side: Side, qty: Decimal, ts: int, reason: str) -> tuple[Order, OrderStatus | None]:
-        """Send a market order. Returns the order and, when the send had to be
-        resolved by client id, what the broker said of it (its fills may need
-        booking). Raises BrokerError when the order was refused or not placed."""
+    def submit(
+        self,
+        symbol: str,
+        side: Side,
+        qty: Decimal,
+        ts: int,
+        reason: str,
+        *,
+        price: float,
+        position: Decimal,
+        reducing: bool,
+    ) -> tuple[Order, OrderStatus | None]:
+        """Check a market order against the risk rules and send it.
+
+        ``price`` is the last price (for notional limits), ``position`` the
+        symbol's position before the order. Returns the order and, when the
+        send had to be resolved by client id, what the broker said of it (its
+        fills may need booking). Raises RiskError when a rule refused it,
+        BrokerError when the broker refused it or it was not placed."""
         order = Order(self.client_id(symbol), symbol, side, qty, ts, reason)
+        try:
+            self.risk.check(symbol, side, qty, price, position, ts, reducing)
+        except RiskError as err:
+            self._record(order, "refused", f"{err.rule}: {err}")
+            raise
         self._record(order, "intent")
         try:
             self.broker.submit(order)
         except BrokerTimeout as err:
             status = self.resolve(order, str(err))
+            self.risk.account.order_opened()
             return order, status
         except BrokerError as err:
             self._record(order, "rejected", str(err))
             raise
         self._record(order, "submitted")
+        self.risk.account.order_opened()
         return order, None
+
+    def order_closed(self) -> None:
+        """An order left the book (filled, cancelled or lost)."""
+        self.risk.account.order_closed()
 
     def resolve(self, order: Order, why: str) -> OrderStatus:
         """Ask the broker what became of an order whose send went unanswered."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import queue
 import threading
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from engine_core.brokers import Broker, OrderStatus
 from engine_core.config import StrategySection
-from engine_core.errors import EngineError, StrategyError
+from engine_core.errors import EngineError, RiskError, StrategyError
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal
@@ -47,6 +47,7 @@ from engine_core.model import (
     State,
 )
 from engine_core.results import SymbolResult
+from engine_core.risk import KillState
 from engine_core.statemachine import StateMachine
 from engine_core.storage import BarWindow
 from engine_core.strategy import Decision, StrategyHost, SymbolView
@@ -107,6 +108,12 @@ class SymbolWorker:
         self.last_ts: int | None = None  # the last bar processed (a restart resumes after it)
         self.bars_done = 0  # bars processed up to last_ts
         self.fill_keys: set[str] = set()  # fills booked, so none is booked twice
+        self.risk = execution.risk
+        self.start_cash = float(self.risk.account.start_cash)
+        self.kill = KillState()
+        limits = self.risk.limits(symbol)
+        self.kill_rules = limits.daily_loss_limit is not None or limits.max_drawdown is not None
+        self.kill_action = limits.kill_action
 
         self.trades: list[RoundTrip] = []
         self.errors: list[str] = []
@@ -183,8 +190,10 @@ class SymbolWorker:
         qty = np.repeat(np.array([m[1] for m in self._marks]), lengths)
         cash = np.repeat(np.array([m[2] for m in self._marks]), lengths)
         self._ts.append(chunk.ts)
-        self._pnl.append(cash + qty * chunk.close)
+        pnl = cash + qty * chunk.close
+        self._pnl.append(pnl)
         self._exposed.append(qty != 0)
+        self.risk.account.update(self.symbol, float(pnl[-1]), abs(float(qty[-1]) * float(chunk.close[-1])))
 
     def _step(self, i: int, n: int) -> int:
         v, o = self.view, self.view.offset
@@ -201,6 +210,9 @@ class SymbolWorker:
             hit = self._first_stop(i, n)
             if hit is not None:
                 stop = hit[0]
+        kill = self._first_kill(i, stop + 1 if hit is not None else stop)
+        if kill is not None and (hit is None or kill[0] < hit[0]):
+            stop, hit = kill[0], None
         elif state is State.CLOSE_WATCH and self.expiry is not None:
             lapse = self.expiry - v.seen
             if lapse <= i:
@@ -214,9 +226,16 @@ class SymbolWorker:
             self._advance_best(i, min(k + 1, stop))
         if decision is None:
             if hit is not None and k == hit[0]:
+                self._consume_kill(i, k + 1)
                 self._exit(hit[0], hit[2], hit[1])
                 return hit[0] + 1
+            if kill is not None and k == kill[0]:
+                self._consume_kill(i, k + 1)
+                self._kill_switch(k, kill[1])
+                return k + 1
+            self._consume_kill(i, stop)
             return stop
+        self._consume_kill(i, k + 1)
         self._apply(state, decision, k)
         return k + 1
 
@@ -229,6 +248,32 @@ class SymbolWorker:
             ts = int(self.view.ts[self.view.offset + start])
             self.halt(str(err), ts)
             return None, None
+
+    # ------------------------------------------------------------ kill switches
+
+    def _equity(self, start: int, stop: int) -> np.ndarray:
+        """The symbol's equity (start cash + its PnL) at the closes of chunk bars [start, stop)."""
+        o = self.view.offset
+        return self.start_cash + float(self.cash) + float(self.qty) * self.view.close[o + start : o + stop]
+
+    def _first_kill(self, start: int, stop: int) -> tuple[int, str] | None:
+        if not self.kill_rules or stop <= start:
+            return None
+        o = self.view.offset
+        probe = KillState(**asdict(self.kill))
+        return self.risk.first_kill(self.symbol, self.view.ts[o + start : o + stop], self._equity(start, stop), probe)
+
+    def _consume_kill(self, start: int, stop: int) -> None:
+        """Advance the kill-switch memory over bars the worker has finished."""
+        if self.kill_rules and stop > start:
+            o = self.view.offset
+            self.risk.first_kill(self.symbol, self.view.ts[o + start : o + stop], self._equity(start, stop), self.kill)
+
+    def _kill_switch(self, k: int, rule: str) -> None:
+        ts = int(self.view.ts[self.view.offset + k])
+        if self.kill_action == "flatten" and self.qty != 0:
+            self._exit(k, rule, None)
+        self.halt(f"{self.symbol}: kill switch {rule} tripped; trading stopped ({self.kill_action})", ts, flatten=False)
 
     # ------------------------------------------------------------ decisions
 
@@ -244,7 +289,15 @@ class SymbolWorker:
                     self._apply(State.CLOSE_WATCH, d2, k2)
                 return
         if d.action == "enter":
-            qty = d.qty or self.cfg.qty
+            price = float(self.view.close[self.view.offset + k])
+            stop = d.stop_loss
+            if stop is None and self.cfg.stop_loss:
+                stop = price * (1 - d.side.sign * self.cfg.stop_loss)
+            try:
+                qty = d.qty or self.risk.size(self.symbol, price, stop, self.start_cash + float(self.cash), self.cfg.qty)
+            except RiskError as err:
+                self._not_placed(ts, err)
+                return
             self.pending_decision = d
             self._send(d.side, qty, ts, d.reason or "enter", k)
         elif d.action == "cancel":
@@ -257,14 +310,16 @@ class SymbolWorker:
             self._sync_position_view()
             self._persist()
 
-    def _send(self, side: Side, qty: Decimal, ts: int, reason: str, k: int, price: float | None = None) -> None:
+    def _send(
+        self, side: Side, qty: Decimal, ts: int, reason: str, k: int, price: float | None = None, reducing: bool = False
+    ) -> None:
+        last = float(self.view.close[self.view.offset + k]) if price is None else price
         try:
-            order, status = self.execution.submit(self.symbol, side, qty, ts, reason)
+            order, status = self.execution.submit(
+                self.symbol, side, qty, ts, reason, price=last, position=self.qty, reducing=reducing
+            )
         except EngineError as err:
-            self.pending_decision = None
-            self.bus.emit(ErrorEvent(self.symbol, ts, f"order not placed: {err}", kind="order"))
-            if self.sm.state is State.CLOSE_WATCH:
-                self._transition(State.WATCH, ts, "entry not placed")
+            self._not_placed(ts, err)
             return
         self.pending = order
         self.pending_filled = Decimal(0)
@@ -276,6 +331,13 @@ class SymbolWorker:
             at = float(self.view.close[self.view.offset + k]) if price is None else price
             for fill in self.broker.match(self.symbol, ts, at):
                 self.apply_fill(fill, k)
+
+    def _not_placed(self, ts: int, err: EngineError) -> None:
+        self.pending_decision = None
+        rule = f" by {err.rule}" if isinstance(err, RiskError) and err.rule else ""
+        self.bus.emit(ErrorEvent(self.symbol, ts, f"order not placed: {err}", kind="order"))
+        if self.sm.state is State.CLOSE_WATCH:
+            self._transition(State.WATCH, ts, f"entry refused{rule}" if rule else "entry not placed")
 
     def book_status(self, client_id: str, status: OrderStatus, i: int = 0) -> None:
         """Book what the broker reports of an order (after a timeout or a restart)."""
@@ -290,6 +352,7 @@ class SymbolWorker:
         self.pending = None
         self.pending_decision = None
         if order is not None:
+            self.execution.order_closed()
             self.bus.emit(OrderEvent(order, "cancelled", why))
         if self.sm.state is State.CLOSE_WATCH and self.qty == 0:
             self._transition(State.WATCH, order.ts if order else 0, why)
@@ -300,7 +363,7 @@ class SymbolWorker:
             return
         side = Side.SELL if self.qty > 0 else Side.BUY
         ts = int(self.view.ts[self.view.offset + k])
-        self._send(side, abs(self.qty), ts, reason, k, price)
+        self._send(side, abs(self.qty), ts, reason, k, price, reducing=True)
 
     # ------------------------------------------------------------ stops
 
@@ -422,10 +485,13 @@ class SymbolWorker:
         elif self.entry is not None and self.qty == 0:
             self._close_round_trip(fill, order.reason if order is not None else "exit")
         self._marks.append((i, float(self.qty), float(self.cash)))
+        last = float(self.view.close[self.view.offset + i]) if self.view.n else float(fill.price)
+        self.risk.account.update(self.symbol, float(self.cash) + float(self.qty) * last, float(abs(self.qty)) * last)
         if order is not None:
             self.pending_filled = cumulative
             if complete:
                 self.pending = None
+                self.execution.order_closed()
                 self._order_done(order, fill)
         self._sync_position_view()
 
@@ -477,7 +543,7 @@ class SymbolWorker:
         except StrategyError as err:
             self.halt(str(err), ts)
 
-    def halt(self, message: str, ts: int | None) -> None:
+    def halt(self, message: str, ts: int | None, flatten: bool = True) -> None:
         """Stop this symbol's strategy; flatten if the config says so."""
         if self.halted is not None:
             self.errors.append(message)
@@ -489,7 +555,7 @@ class SymbolWorker:
                 self.journal.event("halted", self.symbol, ts, message=message)
                 self._persist()
         self.bus.emit(ErrorEvent(self.symbol, ts, message, kind="halted"))
-        if self.cfg.on_error == "flatten" and self.qty != 0 and self.pending is None and self.view.n:
+        if flatten and self.cfg.on_error == "flatten" and self.qty != 0 and self.pending is None and self.view.n:
             self._exit(self._i, "halt", None)
 
     # ------------------------------------------------------------ journal
@@ -514,6 +580,7 @@ class SymbolWorker:
             "halted": self.halted,
             "last_ts": self.last_ts,
             "bars": self.bars_done,
+            "kill": asdict(self.kill),
         }
 
     def _persist(self) -> None:
@@ -536,6 +603,7 @@ class SymbolWorker:
         self.trailing, self.best, self.expiry = snap["trailing_stop"], snap["best"], snap["expiry"]
         self.halted, self.last_ts = snap["halted"], snap["last_ts"]
         self.view.seen = self.bars_done = snap["bars"]
+        self.kill = KillState(**snap.get("kill", {}))
         self.fill_keys = set(fill_keys)
         self._sync_position_view()
 
