@@ -1,9 +1,10 @@
 """Core tests never load whatever happens to be installed: autoload is off and
 each test's registry holds the built-ins, the test fakes and, when
-installed, the indicators plugin."""
+installed, the indicators and CSV plugins."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -17,12 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _optional_plugins() -> list[tuple[str, Any]]:
     out = []
-    try:
-        from engine_plugin_indicators import plugin as indicators_plugin
-
-        out.append(("indicators", indicators_plugin))
-    except ImportError:
-        pass
+    for name, module in (("indicators", "engine_plugin_indicators.plugin"), ("csv", "engine_plugin_csv.plugin")):
+        try:
+            out.append((name, importlib.import_module(module)))
+        except ImportError:
+            pass
     return out
 
 

@@ -39,9 +39,12 @@ _YEAR_S = 365 * 24 * 3600
 class SimulatedSource(DataSource):
     Config = SimulatedConfig
 
-    def _rng(self, symbol: str) -> np.random.Generator:
+    def _rngs(self, symbol: str) -> tuple[np.random.Generator, np.random.Generator]:
         digest = hashlib.sha256(f"{self.config.seed}:{symbol}".encode()).digest()
-        return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        return (
+            np.random.default_rng(int.from_bytes(digest[:8], "little")),
+            np.random.default_rng(int.from_bytes(digest[8:16], "little")),
+        )
 
     def _start_ns(self) -> int:
         start = self.config.start
@@ -49,34 +52,41 @@ class SimulatedSource(DataSource):
             start = start.replace(tzinfo=timezone.utc)
         return int(start.timestamp()) * NS_PER_SECOND
 
-    def _generate(self, rng: np.random.Generator, n: int, last_close: float, first: int, symbol: str) -> BarChunk:
+    def _generate(
+        self, rngs: tuple[np.random.Generator, np.random.Generator], n: int, log_price: float, first: int, symbol: str
+    ) -> tuple[BarChunk, float]:
+        """``n`` bars continuing from ``log_price``; returns them and the new log price.
+
+        Prices and volumes draw from their own streams and the log price is
+        summed in one sequence, so the bars do not depend on the chunk size."""
+        rng, vol_rng = rngs
         cfg = self.config
         dt = cfg.interval / _YEAR_S
         sigma = cfg.volatility * np.sqrt(dt)
         mu = (cfg.drift - 0.5 * cfg.volatility**2) * dt
-        # Four sub-steps per bar give open, two extremes and close of a path.
+        # Four sub-steps per bar give the open, two extremes and the close.
         steps = rng.standard_normal((n, 4)) * (sigma / 2) + mu / 4
-        path = last_close * np.exp(np.cumsum(steps.ravel())).reshape(n, 4)
-        prev_close = np.concatenate(([last_close], path[:-1, 3]))
+        logs = np.cumsum(np.concatenate(([log_price], steps.ravel())))
+        path = np.exp(logs[1:]).reshape(n, 4)
+        prev_close = np.exp(logs[:-1:4])
         open_ = prev_close * np.exp(steps[:, 0] * 0.1)
         close = path[:, 3]
         high = np.maximum.reduce([path[:, 1], path[:, 2], open_, close])
         low = np.minimum.reduce([path[:, 1], path[:, 2], open_, close])
-        volume = np.round(rng.gamma(2.0, 50.0, n), 3)
+        volume = np.round(vol_rng.gamma(2.0, 50.0, n), 3)
         ts = self._start_ns() + (first + np.arange(n, dtype=np.int64)) * cfg.interval * NS_PER_SECOND
         r = lambda a: np.round(a, 4)  # noqa: E731 - prices as a venue would quote them
-        return BarChunk(symbol, ts, r(open_), r(high), r(low), r(close), volume)
+        return BarChunk(symbol, ts, r(open_), r(high), r(low), r(close), volume), float(logs[-1])
 
     def history(self) -> Iterator[BarChunk]:
         cfg = self.config
-        rngs = {s: self._rng(s) for s in self.symbols}
-        last = {s: cfg.price for s in self.symbols}
+        rngs = {s: self._rngs(s) for s in self.symbols}
+        log_price = {s: float(np.log(cfg.price)) for s in self.symbols}
         done = 0
         while cfg.bars == 0 or done < cfg.bars:
             n = cfg.chunk if cfg.bars == 0 else min(cfg.chunk, cfg.bars - done)
             for symbol in self.symbols:
-                chunk = self._generate(rngs[symbol], n, last[symbol], done, symbol)
-                last[symbol] = float(chunk.close[-1])
+                chunk, log_price[symbol] = self._generate(rngs[symbol], n, log_price[symbol], done, symbol)
                 yield chunk
             done += n
 
