@@ -68,6 +68,8 @@ class EventBus:
                 if caller.get_hookimpls():
                     self._hooks[cls] = (caller, _ARG_OF.get(name, "event"))
         self.wants_bars = Bar in self._hooks or any(s.wants_bars for s in self.sinks)
+        # False when nothing listens: the hot paths then skip building events.
+        self.listening = bool(self.sinks) or bool(self._hooks)
 
     def emit(self, event: Event) -> None:
         hook = self._hooks.get(type(event))

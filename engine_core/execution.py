@@ -52,7 +52,8 @@ class ExecutionEngine:
     def _record(self, order: Order, status: str, detail: str = "") -> None:
         if self.journal is not None:
             self.journal.order(order, status, detail=detail)
-        self.bus.emit(OrderEvent(order, status, detail))
+        if self.bus.listening:
+            self.bus.emit(OrderEvent(order, status, detail))
 
     def submit(
         self,

@@ -175,6 +175,9 @@ class RiskManager:
         self.account = account
         self._limits: dict[str, RiskLimits] = {}
         self._sent: dict[str, deque[int]] = {}  # per symbol: event times of the last minute's orders
+        self._idle: dict[str, bool] = {}
+        # Only the cross-symbol limit reads other symbols' marks.
+        self.tracks_account = section.max_total_notional is not None
 
     def limits(self, symbol: str) -> RiskLimits:
         """The symbol's effective limits (cached)."""
@@ -182,6 +185,16 @@ class RiskManager:
         if lim is None:
             lim = self._limits[symbol] = self.section.for_symbol(symbol)
         return lim
+
+    def _unlimited(self, symbol: str, lim: RiskLimits) -> bool:
+        """No pre-trade rule applies to the symbol (the common backtest case)."""
+        idle = self._idle.get(symbol)
+        if idle is None:
+            total = self.section
+            idle = self._idle[symbol] = all(
+                getattr(lim, key) is None for key in ("max_position", "max_notional", "max_orders_per_minute")
+            ) and total.max_total_notional is None and total.max_open_orders is None
+        return idle
 
     # ------------------------------------------------------------ sizing
 
@@ -244,6 +257,8 @@ class RiskManager:
         A ``reducing`` order (exit, stop, flattening) is never refused.
         """
         lim, total = self.limits(symbol), self.section
+        if self._unlimited(symbol, lim):
+            return
         sent = self._sent.setdefault(symbol, deque())
         while sent and sent[0] <= ts - NS_PER_MINUTE:
             sent.popleft()

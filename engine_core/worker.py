@@ -193,7 +193,8 @@ class SymbolWorker:
         pnl = cash + qty * chunk.close
         self._pnl.append(pnl)
         self._exposed.append(qty != 0)
-        self.risk.account.update(self.symbol, float(pnl[-1]), abs(float(qty[-1]) * float(chunk.close[-1])))
+        if self.risk.tracks_account:
+            self.risk.account.update(self.symbol, float(pnl[-1]), abs(float(qty[-1]) * float(chunk.close[-1])))
 
     def _step(self, i: int, n: int) -> int:
         v, o = self.view, self.view.offset
@@ -279,7 +280,8 @@ class SymbolWorker:
 
     def _apply(self, state: State, d: Decision, k: int) -> None:
         ts = int(self.view.ts[self.view.offset + k])
-        self.bus.emit(SignalEvent(self.symbol, ts, d.action, _detail(d)))
+        if self.bus.listening:
+            self.bus.emit(SignalEvent(self.symbol, ts, d.action, _detail(d)))
         if d.action in ("setup", "enter") and state is State.WATCH:
             self._transition(State.CLOSE_WATCH, ts, d.reason or d.action)
             self.expiry = self.view.seen + k + d.expires if d.expires else None
@@ -463,7 +465,8 @@ class SymbolWorker:
                 )
                 self._book(fill, i, order, cumulative, complete)
                 self._persist()
-        self.bus.emit(FillEvent(fill))
+        if self.bus.listening:
+            self.bus.emit(FillEvent(fill))
         self._guard(lambda: self.strategy.on_fill(fill), fill.ts)
         if self.halted is not None and self.cfg.on_error == "flatten" and self.qty != 0 and self.view.n:
             self._exit(self._i, "halt", None)
@@ -485,8 +488,9 @@ class SymbolWorker:
         elif self.entry is not None and self.qty == 0:
             self._close_round_trip(fill, order.reason if order is not None else "exit")
         self._marks.append((i, float(self.qty), float(self.cash)))
-        last = float(self.view.close[self.view.offset + i]) if self.view.n else float(fill.price)
-        self.risk.account.update(self.symbol, float(self.cash) + float(self.qty) * last, float(abs(self.qty)) * last)
+        if self.risk.tracks_account:
+            last = float(self.view.close[self.view.offset + i]) if self.view.n else float(fill.price)
+            self.risk.account.update(self.symbol, float(self.cash) + float(self.qty) * last, float(abs(self.qty)) * last)
         if order is not None:
             self.pending_filled = cumulative
             if complete:
@@ -533,7 +537,8 @@ class SymbolWorker:
             with self.journal.transaction():
                 self.journal.event("transition", self.symbol, ts, frm=event.from_state.value, to=to.value, reason=reason)
                 self._persist()
-        self.bus.emit(event)
+        if self.bus.listening:
+            self.bus.emit(event)
 
     def _guard(self, call: Any, ts: int) -> None:
         if self.halted is not None:

@@ -66,7 +66,7 @@ class PaperBroker(Broker):
     def submit(self, order: Order) -> None:
         with self._lock:
             if order.client_id in self._orders:
-                return  # idempotent: a resend of a known order places nothing
+                return  # idempotent: a resend of a known (open, or journaled) order places nothing
             self._orders[order.client_id] = {
                 "symbol": order.symbol, "side": order.side.value, "qty": str(order.qty),
                 "ts": order.ts, "reason": order.reason, "status": "open",
@@ -96,9 +96,12 @@ class PaperBroker(Broker):
                 px = base + slip if order.side is Side.BUY else base - slip
                 commission = px * order.qty * cfg.commission
                 fill = Fill(order.client_id, symbol, order.side, order.qty, px, commission, ts, order.client_id)
-                record = self._orders[order.client_id]
-                record.update(status="filled", price=str(px), commission=str(commission), fill_ts=ts)
-                self._save(order.client_id)  # the fill exists once it is journaled here
+                if self._journal is None:
+                    del self._orders[order.client_id]  # a backtest keeps no history of filled orders
+                else:
+                    record = self._orders[order.client_id]
+                    record.update(status="filled", price=str(px), commission=str(commission), fill_ts=ts)
+                    self._save(order.client_id)  # the fill exists once it is journaled here
                 fills.append(fill)
             return fills
 
