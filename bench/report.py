@@ -1,14 +1,22 @@
-"""Time summarize and write_report on a 1,000,000-bar, two-symbol synthetic run.
+"""Time summarize and write_report on 1,000,000-bar synthetic runs, and their memory.
 
     .venv/bin/python bench/report.py [bars] [repeats]
 
-Two layouts: both symbols on the same bar times, and the second symbol's bars
-30 s after the first's, so that the total curve is built on a merged grid of
-twice as many times. The first write_report includes importing matplotlib.
+Three layouts: one symbol; both symbols on the same bar times; and the second
+symbol's bars 30 s after the first's, so that the total curve is built on a
+merged grid of twice as many times. The first write_report includes importing
+matplotlib.
+
+Each layout runs in a fresh process, which reports how much summarize and the
+first write_report raise its peak RSS (``ru_maxrss``) above what it held once
+the synthetic run was built: the memory the report adds to a backtest.
 """
 
 from __future__ import annotations
 
+import json
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +58,10 @@ def synthetic_symbol(name: str, bars: int, offset_ns: int, seed: int) -> SymbolR
     )
 
 
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def timed(result: RunResult, out_dir: Path) -> tuple[float, float]:
     """Seconds taken by summarize and by write_report."""
     started = time.perf_counter()
@@ -59,25 +71,66 @@ def timed(result: RunResult, out_dir: Path) -> tuple[float, float]:
     return summarized - started, time.perf_counter() - summarized
 
 
+LAYOUTS = {
+    "one symbol": None,
+    "same bar times": 0,
+    "second symbol 30 s later": 30,
+}
+
+
+def child(label: str, bars: int, repeats: int) -> None:
+    """Run one layout in this (fresh) process and print its figures as JSON."""
+    offset_s = LAYOUTS[label]
+    symbols = {"BTCUSDT": synthetic_symbol("BTCUSDT", bars, 0, 1)}
+    if offset_s is not None:
+        symbols["ETHUSDT"] = synthetic_symbol("ETHUSDT", bars, offset_s * 1_000_000_000, 2)
+    result = RunResult("bench.lua", "backtest", Decimal(100_000), symbols)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = peak_mb()
+        started = time.perf_counter()
+        summary = summarize(result)
+        summarized = time.perf_counter()
+        summarize_mb = peak_mb() - base
+        write_report(result, summary, Path(tmp))
+        runs = [(summarized - started, time.perf_counter() - summarized)]
+        report_mb = peak_mb() - base
+        runs += [timed(result, Path(tmp)) for _ in range(repeats - 1)]
+        rows = sum(1 for _ in (Path(tmp) / "equity.csv").open("rb")) - 1
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "runs": runs,
+                "base_mb": base,
+                "summarize_mb": summarize_mb,
+                "report_mb": report_mb,
+            }
+        )
+    )
+
+
 def main(bars: int = 1_000_000, repeats: int = 3) -> None:
-    for label, offset_s in (("same bar times", 0), ("second symbol 30 s later", 30)):
-        symbols = {
-            "BTCUSDT": synthetic_symbol("BTCUSDT", bars, 0, 1),
-            "ETHUSDT": synthetic_symbol("ETHUSDT", bars, offset_s * 1_000_000_000, 2),
-        }
-        result = RunResult("bench.lua", "backtest", Decimal(100_000), symbols)
-        with tempfile.TemporaryDirectory() as tmp:
-            runs = [timed(result, Path(tmp)) for _ in range(repeats)]
-            rows = sum(1 for _ in (Path(tmp) / "equity.csv").open("rb")) - 1
+    for label in LAYOUTS:
+        cmd = [sys.executable, __file__, "--child", label, str(bars), str(repeats)]
+        out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        runs = out["runs"]
         (first_s, first_w), best_s, best_w = (
             runs[0],
             min(r[0] for r in runs),
             min(r[1] for r in runs),
         )
-        print(f"{bars:,} bars x 2 symbols, {label}: equity.csv {rows:,} rows")
+        print(f"{bars:,} bars, {label}: equity.csv {out['rows']:,} rows")
         print(f"  summarize    first {first_s:.3f} s, best of {repeats} {best_s:.3f} s")
         print(f"  write_report first {first_w:.3f} s, best of {repeats} {best_w:.3f} s")
+        print(
+            f"  peak RSS +{out['summarize_mb']:.0f} MB after summarize, "
+            f"+{out['report_mb']:.0f} MB after write_report "
+            f"(over {out['base_mb']:.0f} MB with the run built)"
+        )
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:]))
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        main(*(int(a) for a in sys.argv[1:]))
