@@ -138,10 +138,16 @@ local function values(e, j, k)  -- outputs k.. of an entry at j, NaN as nil
   return v, values(e, j, k + 1)
 end
 
+-- Arrays of the one-output indicators registered with one argument, by name
+-- then argument: the readers' fast path.
+local single = {}
+
 local function reader(name, shift)
   local tree = trees[name] or {}
   trees[name] = tree
-  return function(a, ...)
+  local one = single[name] or {}
+  single[name] = one
+  local function general(a, ...)
     local e
     if select("#", ...) == 0 then  -- the common one-argument call, without the general lookup
       local node = tree[a]
@@ -150,8 +156,9 @@ local function reader(name, shift)
     if e == nil then
       local err
       e, err = lookup(name, a, ...)
-      if e == nil then error(err, 2) end
+      if e == nil then error(err, 2) end  -- (a tail call from the reader: level 2 is the script)
     end
+    if e.n == 1 and select("#", ...) == 0 then one[a] = e[1] end
     local j = cur - shift
     if e.n == 1 then
       local v = e[1][j]
@@ -159,6 +166,28 @@ local function reader(name, shift)
       return v
     end
     return values(e, j, 1)
+  end
+  -- The fast path: one argument, one output; few VM instructions (each one
+  -- traps into the budget hook).
+  if shift == 0 then
+    return function(a, ...)
+      local t = one[a]
+      if t ~= nil and select("#", ...) == 0 then
+        local v = t[cur]
+        if v == v then return v end
+        return nil
+      end
+      return general(a, ...)
+    end
+  end
+  return function(a, ...)
+    local t = one[a]
+    if t ~= nil and select("#", ...) == 0 then
+      local v = t[cur - 1]
+      if v == v then return v end
+      return nil
+    end
+    return general(a, ...)
   end
 end
 
