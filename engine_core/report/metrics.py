@@ -42,7 +42,9 @@ their text. Nothing depends on the wall clock.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -51,7 +53,7 @@ import numpy as np
 
 from engine_core.model import NS_PER_SECOND, RoundTrip
 from engine_core.report.fastcsv import iso_times
-from engine_core.results import RunResult
+from engine_core.results import RunResult, SymbolResult
 
 SECONDS_PER_YEAR = 365 * 86_400
 SIGNIFICANT_DIGITS = 10
@@ -89,32 +91,97 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-def total_curve(result: RunResult) -> Curve:
-    """The run's total equity on the union of all symbols' bar times."""
-    series = [s for s in result.symbols.values() if s.bars]
-    if not series:
-        return Curve(np.empty(0, np.int64), np.empty(0), np.empty(0, bool))
-    start_cash = float(result.start_cash)
-    if all(np.array_equal(s.ts, series[0].ts) for s in series[1:]):
-        pnl = np.sum([s.pnl for s in series], axis=0)
-        exposed = np.any([s.exposed for s in series], axis=0)
-        return Curve(np.asarray(series[0].ts, np.int64), start_cash + pnl, exposed)
+BLOCK = 1 << 16  # rows per block of the streamed total curve and of drawdown scans
+
+
+def _sorted(ts: np.ndarray) -> bool:
+    """Whether bar times never decrease (checked in blocks, without an n-long temporary)."""
+    return all(
+        not np.any(np.diff(ts[i : i + BLOCK + 1]) < 0) for i in range(0, len(ts), BLOCK)
+    )
+
+
+def _merge_window(series: list, cuts: list[tuple[int, int]], start_cash: float) -> Curve:
+    """The total curve on the times of ``series[k].ts[lo:hi]`` for each ``(lo, hi)`` in cuts.
+
+    The windows must hold every bar of every symbol between their first and last time.
+    """
+    times = np.concatenate([s.ts[lo:hi] for s, (lo, hi) in zip(series, cuts)])
+    times = times.astype(np.int64, copy=False)
     # a stable sort merges the already-sorted series in linear time; a time shared
     # by several symbols becomes one grid point, taken at the last of its copies
-    times = np.concatenate([s.ts for s in series]).astype(np.int64, copy=False)
     order = np.argsort(times, kind="stable")
-    owner = np.repeat(np.arange(len(series)), [s.bars for s in series])[order]
+    owner = np.repeat(np.arange(len(series)), [hi - lo for lo, hi in cuts])[order]
     merged = times[order]
     last_copy = np.append(merged[1:] != merged[:-1], True)
     pnl = np.zeros(np.count_nonzero(last_copy))
     exposed = np.zeros(len(pnl), dtype=bool)
-    for k, s in enumerate(series):
+    for k, (s, (lo, _)) in enumerate(zip(series, cuts)):
         # index of the symbol's latest bar at or before each grid time; -1 before its first
-        latest = (np.cumsum(owner == k) - 1)[last_copy]
+        latest = (np.cumsum(owner == k) + (lo - 1))[last_copy]
         started = latest >= 0
         pnl += np.where(started, s.pnl[latest], 0.0)
         exposed |= started & s.exposed[latest]
     return Curve(merged[last_copy], start_cash + pnl, exposed)
+
+
+def total_curve_blocks(result: RunResult, block: int = BLOCK) -> Iterator[Curve]:
+    """The total curve of :func:`total_curve` in consecutive pieces of about ``block`` rows.
+
+    Memory stays bounded by the block size whatever the length of the run.
+    """
+    series = [s for s in result.symbols.values() if s.bars]
+    if not series:
+        return
+    start_cash = float(result.start_cash)
+    if all(np.array_equal(s.ts, series[0].ts) for s in series[1:]):
+        ts = np.asarray(series[0].ts, np.int64)
+        for i in range(0, len(ts), block):
+            rows = slice(i, i + block)
+            pnl = np.sum([s.pnl[rows] for s in series], axis=0)
+            exposed = np.any([s.exposed[rows] for s in series], axis=0)
+            yield Curve(ts[rows], start_cash + pnl, exposed)
+        return
+    if not all(_sorted(s.ts) for s in series):
+        yield _merge_window(series, [(0, s.bars) for s in series], start_cash)
+        return
+    # windows of times up to the earliest of the symbols' next ``block``-th bar time:
+    # every window holds all bars of all symbols in its time span
+    lows = [0] * len(series)
+    while True:
+        live = [k for k, s in enumerate(series) if lows[k] < s.bars]
+        if not live:
+            return
+        cut = min(series[k].ts[min(lows[k] + block, series[k].bars) - 1] for k in live)
+        highs = [int(np.searchsorted(s.ts, cut, side="right")) for s in series]
+        yield _merge_window(series, list(zip(lows, highs)), start_cash)
+        lows = highs
+
+
+def total_curve(result: RunResult) -> Curve:
+    """The run's total equity on the union of all symbols' bar times."""
+    blocks = total_curve_blocks(result)
+    first = next(blocks, None)
+    if first is None:
+        return Curve(np.empty(0, np.int64), np.empty(0), np.empty(0, bool))
+    second = next(blocks, None)
+    if second is None:
+        return first
+    series = [s for s in result.symbols.values() if s.bars]
+    same_times = all(np.array_equal(s.ts, series[0].ts) for s in series[1:])
+    # filled in place: pages past the end of the grid are never touched, so never resident
+    size = series[0].bars if same_times else sum(s.bars for s in series)
+    ts = np.asarray(series[0].ts, np.int64) if same_times else np.empty(size, np.int64)
+    equity = np.empty(size)
+    exposed = np.empty(size, bool)
+    n = 0
+    for piece in itertools.chain([first, second], blocks):
+        rows = slice(n, n + len(piece.ts))
+        equity[rows], exposed[rows] = piece.equity, piece.exposed
+        if not same_times:
+            ts[rows] = piece.ts
+        n = rows.stop
+    return Curve(ts[:n], equity[:n], exposed[:n])
 
 
 def drawdown(equity: np.ndarray) -> np.ndarray:
@@ -122,6 +189,23 @@ def drawdown(equity: np.ndarray) -> np.ndarray:
     peak = np.maximum.accumulate(equity)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(peak > 0, 1.0 - equity / peak, 0.0)
+
+
+class Drawdown:
+    """:func:`drawdown` of a curve fed in consecutive pieces, carrying the running peak."""
+
+    def __init__(self) -> None:
+        self.peak = -np.inf
+
+    def __call__(self, equity: np.ndarray) -> np.ndarray:
+        peak = np.maximum.accumulate(equity)
+        if len(peak):
+            np.maximum(peak, self.peak, out=peak)
+            self.peak = peak[-1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dd = np.divide(equity, peak)
+            np.subtract(1.0, dd, out=dd)
+            return np.where(peak > 0, dd, 0.0)
 
 
 def sorted_trades(result: RunResult) -> list[RoundTrip]:
@@ -136,11 +220,70 @@ def _ratio(mean: float, deviation: float, periods: float | None) -> float | None
     return number(mean / deviation * math.sqrt(periods))
 
 
+def _std(r: np.ndarray) -> float:
+    """``r.std(ddof=1)``, the same float, computed in place: r is left overwritten."""
+    n = len(r)
+    mean = np.add.reduce(r, keepdims=True) / n
+    np.subtract(r, mean, out=r)
+    np.square(r, out=r)
+    return float(np.sqrt(np.add.reduce(r) / (n - 1)))
+
+
+def _returns(equity: np.ndarray) -> np.ndarray:
+    """Per-period returns ``equity[1:] / equity[:-1] - 1`` in one new array."""
+    r = np.divide(equity[1:], equity[:-1])
+    np.subtract(r, 1.0, out=r)
+    return r
+
+
+def _drawdown_stats(ts: np.ndarray, equity: np.ndarray) -> dict:
+    """Maximum drawdown and the longest drawdown period, scanning the curve in blocks."""
+    n = len(equity)
+    dd_of = Drawdown()
+    deepest = []
+    last_top = 0  # the latest bar not under water (its own peak)
+    longest_bars = longest_ns = None
+    for start in range(0, n, BLOCK):
+        stop = min(start + BLOCK, n)
+        dd = dd_of(equity[start:stop])
+        deepest.append(dd.max())
+        below = dd > 0
+        under = np.flatnonzero(below)
+        if not len(under):
+            last_top = stop - 1
+            continue
+        tops = np.where(below, 0, np.arange(start, stop))
+        np.maximum.accumulate(tops, out=tops)
+        np.maximum(tops, last_top, out=tops)
+        last_top = int(tops[-1])
+        peak_bar = tops[under]
+        under += start
+        end_bar = np.minimum(under + 1, n - 1)
+        bars = (end_bar - peak_bar).max()
+        spans = (ts[end_bar] - ts[peak_bar]).max()
+        longest_bars = bars if longest_bars is None else max(longest_bars, bars)
+        longest_ns = spans if longest_ns is None else max(longest_ns, spans)
+    stats: dict[str, Any] = {"max_drawdown": number(np.max(deepest))}
+    if longest_bars is None:
+        stats["max_drawdown_bars"] = 0
+        stats["max_drawdown_seconds"] = 0.0
+    else:
+        stats["max_drawdown_bars"] = int(longest_bars)
+        stats["max_drawdown_seconds"] = number(longest_ns / NS_PER_SECOND)
+    return stats
+
+
 def _curve_stats(curve: Curve, start_cash: float, periods_per_year: float | None) -> dict:
-    """Return, risk and drawdown figures of one equity curve."""
+    """Return, risk and drawdown figures of one equity curve.
+
+    Temporaries are at most one n-long float array at a time (the returns);
+    the drawdown is scanned in blocks.
+    """
     ts, equity, n = curve.ts, curve.equity, len(curve.ts)
     final = float(equity[-1]) if n else start_cash
-    step = float(np.median(np.diff(ts))) / NS_PER_SECOND if n > 1 else None
+    step = (
+        float(np.median(np.diff(ts), overwrite_input=True)) / NS_PER_SECOND if n > 1 else None
+    )
     periods = periods_per_year or (SECONDS_PER_YEAR / step if step else None)
     stats: dict[str, Any] = {
         "final_equity": number(final),
@@ -158,25 +301,19 @@ def _curve_stats(curve: Curve, start_cash: float, periods_per_year: float | None
     }
     if n == 0:
         return stats
-    dd = drawdown(equity)
-    stats["max_drawdown"] = number(dd.max())
-    under = np.flatnonzero(dd > 0)
-    if len(under):
-        peak_bar = np.maximum.accumulate(np.where(dd > 0, 0, np.arange(n)))[under]
-        end_bar = np.minimum(under + 1, n - 1)
-        stats["max_drawdown_bars"] = int((end_bar - peak_bar).max())
-        stats["max_drawdown_seconds"] = number((ts[end_bar] - ts[peak_bar]).max() / NS_PER_SECOND)
-    else:
-        stats["max_drawdown_bars"] = 0
-        stats["max_drawdown_seconds"] = 0.0
+    stats |= _drawdown_stats(ts, equity)
     if periods and n > 1 and start_cash > 0 and final > 0:
         with np.errstate(over="ignore"):
             stats["cagr"] = number(np.power(final / start_cash, periods / (n - 1)) - 1.0)
-    if n > 2 and np.all(equity[:-1] > 0):
-        r = equity[1:] / equity[:-1] - 1.0
+    head = equity[:-1]  # the last value may be anything
+    if n > 2 and all(np.all(head[i : i + BLOCK] > 0) for i in range(0, n - 1, BLOCK)):
+        r = _returns(equity)
         mean = float(r.mean())
-        stats["sharpe"] = _ratio(mean, float(r.std(ddof=1)), periods)
-        stats["sortino"] = _ratio(mean, math.sqrt(np.mean(np.minimum(r, 0.0) ** 2)), periods)
+        stats["sharpe"] = _ratio(mean, _std(r), periods)
+        r = _returns(equity)  # _std overwrote it
+        np.minimum(r, 0.0, out=r)
+        np.square(r, out=r)
+        stats["sortino"] = _ratio(mean, math.sqrt(np.mean(r)), periods)
     return stats
 
 
@@ -204,24 +341,29 @@ def _span(ts: np.ndarray) -> dict[str, str | None]:
     return {"first_bar": first, "last_bar": last}
 
 
+def _symbol_summary(s: SymbolResult, start_cash: float, periods_per_year: float | None) -> dict:
+    curve = Curve(np.asarray(s.ts), start_cash + np.asarray(s.pnl, float), s.exposed)
+    return {
+        **_curve_stats(curve, start_cash, periods_per_year),
+        **_trade_stats(s.trades),
+        **_span(curve.ts),
+        "bars": s.bars,
+        "orders": s.orders,
+        "fills": s.fills,
+        "halted": s.halted,
+        "errors": list(s.errors),
+        "final_state": s.final_state,
+        "position_qty": str(s.position_qty),
+    }
+
+
 def summarize(result: RunResult, periods_per_year: float | None = None) -> dict:
     """The run's summary as JSON-safe data (see the module docstring for definitions)."""
     start_cash = float(result.start_cash)
-    per_symbol = {}
-    for name, s in result.symbols.items():
-        curve = Curve(np.asarray(s.ts), start_cash + np.asarray(s.pnl, float), s.exposed)
-        per_symbol[name] = {
-            **_curve_stats(curve, start_cash, periods_per_year),
-            **_trade_stats(s.trades),
-            **_span(curve.ts),
-            "bars": s.bars,
-            "orders": s.orders,
-            "fills": s.fills,
-            "halted": s.halted,
-            "errors": list(s.errors),
-            "final_state": s.final_state,
-            "position_qty": str(s.position_qty),
-        }
+    per_symbol = {
+        name: _symbol_summary(s, start_cash, periods_per_year)
+        for name, s in result.symbols.items()
+    }
     symbols = result.symbols.values()
     total = total_curve(result)
     return {
