@@ -33,7 +33,8 @@ _CONTEXT_LUA = r"""
 local tools, need_column, need_indicator, log, symbol, params = ...
 local guarded, readonly, reset = tools.guarded, tools.readonly, tools.reset
 local unpack, move, rep, concat = string.unpack, table.move, string.rep, table.concat
-local select, error, type, tostring, setmetatable, rawset = select, error, type, tostring, setmetatable, rawset
+local select, error, type, tostring, setmetatable, rawset, next =
+  select, error, type, tostring, setmetatable, rawset, next
 
 local cur, off, base = 0, 0, 0  -- array index of the current bar; of the chunk's first bar - 1; index - cur
 
@@ -247,14 +248,35 @@ local function set_functions(env)
          init = env.init, on_fill = env.on_fill}
 end
 
+-- A decision as Python takes it: a table whose keys are all decision fields
+-- goes flattened (its fields in host._FIELDS order, read raw as Python would
+-- walk it); any other table, or a value that is no table, goes as it is.
+local function decided(k, r)
+  if type(r) ~= "table" then return k, r end
+  local action, side, qty, stop_loss, take_profit, trailing_stop, expires, reason
+  for key, v in next, r do
+    if key == "action" then action = v
+    elseif key == "reason" then reason = v
+    elseif key == "qty" then qty = v
+    elseif key == "side" then side = v
+    elseif key == "stop_loss" then stop_loss = v
+    elseif key == "take_profit" then take_profit = v
+    elseif key == "trailing_stop" then trailing_stop = v
+    elseif key == "expires" then expires = v
+    else return k, r end  -- an unknown field: Python walks the table for the error
+  end
+  return k, action, side, qty, stop_loss, take_profit, trailing_stop, expires, reason
+end
+
+-- Returns stop alone when no bar decided.
 local function loop(fn, first, stop)
   for k = first, stop - 1 do
     cur = off + k + 1
     reset()
     local r = fn(ctx)
-    if r ~= nil and r ~= false then return k, r end
+    if r ~= nil and r ~= false then return decided(k, r) end
   end
-  return stop, nil
+  return stop
 end
 
 local function scan(name, first, stop)

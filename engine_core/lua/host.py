@@ -26,6 +26,8 @@ log = logging.getLogger("engine_core.lua")
 
 REQUIRED = ("watch", "close_watch", "in_trade")
 OPTIONAL = ("init", "on_fill")
+_FIELDS = ("action", "side", "qty", "stop_loss", "take_profit", "trailing_stop", "expires", "reason")  # Lua's order
+_DECISIONS_KEPT = 1024  # parsed decisions remembered per symbol (the cache empties when full)
 
 
 class LuaHost(StrategyHost):
@@ -58,12 +60,18 @@ class LuaSymbolStrategy(SymbolStrategy):
         self.symbol = symbol
         self.sandbox = host.sandbox()
         self.ctx = Context(self.sandbox, view, host.label)
+        lua = self.ctx.lua
+        self._scan, self._on_fill = lua.scan, lua.on_fill
+        # Decisions parse_decision accepted, by state and the values returned
+        # (with their types: 1, 1.0 and true are equal keys otherwise).
+        self._decisions: dict[tuple[Any, ...], Decision] = {}
         self._install(host.version)
         self.watcher = ScriptWatcher(host.path, host.label, host.version)
 
     def _install(self, version: ScriptVersion) -> None:
         env = self.sandbox.compile(version.code, self.host.chunkname, REQUIRED, OPTIONAL)
         self.ctx.lua.set_functions(env)
+        self.has_on_fill = env["on_fill"] is not None
 
     def _failure(self, function: str, result: tuple[Any, ...]) -> StrategyError:
         _, kind, message, line = result
@@ -82,26 +90,46 @@ class LuaSymbolStrategy(SymbolStrategy):
     def scan(self, state: State, start: int, stop: int) -> tuple[int, Decision | None]:
         function = FUNCTION_OF_STATE[state]
         self.ctx.sync()
-        result = results(self.ctx.lua.scan(function, start, stop))
-        k, value = result[0], result[1]
+        # Lua returns stop alone; or k and the decision (a table with only
+        # decision fields flattened to their values in _FIELDS order); or nil
+        # and the failure.
+        result = self._scan(function, start, stop)
+        if result.__class__ is int:
+            return stop, None
+        k = result[0]
         if k is None:
             raise self._failure(function, result)
-        if value is None:
-            return stop, None
+        value = result[1] if len(result) == 2 else result[1:]
+        if value.__class__ is str:
+            key: tuple[Any, ...] | None = (state, value)
+        elif value.__class__ is tuple:
+            key = (state, value, tuple(map(type, value)))
+        else:
+            key = None
+        decision = self._decisions.get(key) if key is not None else None
+        if decision is not None:
+            return k, decision
         fields = _python(value)
         try:
-            return k, parse_decision(state, fields, self._where(function, None))
+            decision = parse_decision(state, fields, self._where(function, None))
         except StrategyError:
             line = self.ctx.lua.return_line(function, k)
-        # The same error again, now naming the line of the return.
-        return k, parse_decision(state, fields, self._where(function, line))
+            # The same error again, now naming the line of the return.
+            return k, parse_decision(state, fields, self._where(function, line))
+        if key is not None and decision is not None:
+            if len(self._decisions) >= _DECISIONS_KEPT:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return k, decision
 
     def on_fill(self, fill: Fill) -> None:
+        if not self.has_on_fill:
+            return
         ctx = self.ctx
         ctx.sync()
         at = ctx.bar_at(fill.ts)
         result = results(
-            ctx.lua.on_fill(
+            self._on_fill(
                 at, fill.side.value, float(fill.qty), float(fill.price), float(fill.commission), fill.ts, fill.client_id
             )
         )
@@ -125,7 +153,10 @@ class LuaSymbolStrategy(SymbolStrategy):
 
 
 def _python(value: Any) -> Any:
-    """A decision as parse_decision reads it: a str, or a dict for a Lua table."""
+    """A decision as parse_decision reads it: a str, a dict for a Lua table or
+    for the flattened fields of one (nil fields left out, as Lua has them)."""
+    if value.__class__ is tuple:
+        return {name: v for name, v in zip(_FIELDS, value) if v is not None}
     if lua54.lua_type(value) == "table":
         return dict(value.items())
     return value
