@@ -42,7 +42,7 @@ class EngineSection(_Section):
     symbols: list[str] = Field(min_length=1)
     window: int = Field(default=500, ge=2, le=1_000_000)
     id: str = Field(default="engine", pattern=r"^[A-Za-z0-9_-]{1,32}$")
-    chunk: int = Field(default=65536, ge=1, le=10_000_000)
+    chunk: int = Field(default=16384, ge=1, le=10_000_000)  # bars a backtest hands a worker at once
     state_dir: str = ".engine"  # where the journal lives: <state_dir>/<id>.sqlite
     journal: bool | None = None  # default: on for live runs, off for backtests
     journal_sync: Literal["full", "normal"] = "full"  # "normal" survives a crash, not power loss

@@ -28,7 +28,7 @@ from engine_core.results import RunResult
 from engine_core.sources import DataSource
 from engine_core.worker import STOP, SymbolWorker
 
-INBOX_CHUNKS = 4  # backtest chunks queued per symbol before the reader waits
+INBOX_CHUNKS = 2  # backtest chunks queued per symbol before the reader waits
 
 
 @dataclass

@@ -46,7 +46,7 @@ class CsvConfig(PluginConfig):
     """First time excluded."""
     delimiter: str = ","
     on_bad_row: Literal["error", "skip"] = "error"
-    chunk_rows: int = Field(default=65_536, ge=1)
+    chunk_rows: int = Field(default=16_384, ge=1)
     """About how many rows each emitted chunk holds."""
 
     @field_validator("symbol_pattern")

@@ -48,6 +48,9 @@ class Block:
         return lines[~np.isin(lines, excluded)] if len(excluded) else lines
 
 
+_POOL = pa.system_memory_pool()
+
+
 def read_blocks(stream: BinaryIO, line: int, size: int) -> Iterator[Block]:
     """Blocks of about ``size`` bytes from ``stream``, whose next line is number ``line``."""
     rest = b""
@@ -126,7 +129,9 @@ class BlockParser:
             return self._columns(pa.concat_tables(tables or [self._table(b"")])), bad
 
     def _table(self, data: bytes) -> pa.Table:
-        table = pcsv.read_csv(io.BytesIO(data), **self._options)
+        # The system allocator hands freed blocks back; Arrow's default pool
+        # keeps them, which costs tens of MB over a long file.
+        table = pcsv.read_csv(io.BytesIO(data), memory_pool=_POOL, **self._options)
         if self._zone is not None:
             time = table.column(0)
             local = pc.assume_timezone(time, self._zone, ambiguous="earliest", nonexistent="raise")

@@ -21,7 +21,7 @@ def test_defaults() -> None:
         "UTC",
         "auto",
     )
-    assert (config.header, config.columns, config.chunk_rows) == (None, {}, 65_536)
+    assert (config.header, config.columns, config.chunk_rows) == (None, {}, 16_384)
 
 
 @pytest.mark.parametrize(
