@@ -31,7 +31,7 @@ _LOG_CHARS = 1000
 
 _CONTEXT_LUA = r"""
 local tools, need_column, need_indicator, log, symbol, params = ...
-local guarded, readonly, reset = tools.guarded, tools.readonly, tools.reset
+local guarded, readonly = tools.guarded, tools.readonly
 local unpack, move, rep, concat = string.unpack, table.move, string.rep, table.concat
 local select, error, type, tostring, setmetatable, rawset, next =
   select, error, type, tostring, setmetatable, rawset, next
@@ -268,16 +268,20 @@ local function decided(k, r)
   return k, action, side, qty, stop_loss, take_profit, trailing_stop, expires, reason
 end
 
--- Returns stop alone when no bar decided.
+-- Returns stop alone when no bar decided. Each bar gets a fresh budget, set
+-- inline: the three budget upvalues are the sandbox's own (share_budget).
+local left, spent, max_instructions
 local function loop(fn, first, stop)
-  for k = first, stop - 1 do
-    cur = off + k + 1
-    reset()
+  local o = off
+  for j = o + first + 1, o + stop do
+    cur = j
+    left, spent = max_instructions, nil
     local r = fn(ctx)
-    if r ~= nil and r ~= false then return decided(k, r) end
+    if r then return decided(j - o - 1, r) end
   end
   return stop
 end
+tools.share_budget(loop)
 
 local function scan(name, first, stop)
   return guarded(loop, fns[name], first, stop)

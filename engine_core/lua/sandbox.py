@@ -8,7 +8,7 @@ The CPU budget is an instruction-count hook installed by the host code below
 (the ``debug`` library stays outside the script's environment). The hook
 fires every ``PERIOD`` instructions and raises once the current call has
 used ``max_instructions``; callers reset the budget per call with one
-upvalue assignment. ``pcall``, ``xpcall`` and ``coroutine.resume``/``wrap``
+upvalue assignment (a host loop shares the budget's upvalues: ``share_budget``). ``pcall``, ``xpcall`` and ``coroutine.resume``/``wrap``
 re-raise a spent budget or a memory error, and new coroutines get the hook,
 so neither a swallowing loop nor a coroutine escapes the limit.
 """
@@ -29,7 +29,7 @@ _MB = 1 << 20
 # toolkit. Nothing here is reachable from a script's environment.
 _SANDBOX_LUA = r"""
 local max_instructions, period = ...
-local sethook, getinfo = debug.sethook, debug.getinfo
+local sethook, getinfo, getupvalue, upvaluejoin = debug.sethook, debug.getinfo, debug.getupvalue, debug.upvaluejoin
 local error, pcall, xpcall, type, tostring = error, pcall, xpcall, type, tostring
 local co_create, co_resume = coroutine.create, coroutine.resume
 local MEMORY = "not enough memory"
@@ -48,6 +48,23 @@ end
 
 local function reset()
   left, spent = max_instructions, nil
+end
+
+-- Joins a host function's upvalues named left, spent and max_instructions to
+-- the budget's own, so that a host loop resets the budget inline
+-- (`left, spent = max_instructions, nil`) instead of calling reset() per bar.
+local budget_upvalues = {}
+for i = 1, 3 do budget_upvalues[(getupvalue(reset, i))] = i end
+local function share_budget(f)
+  local joined, i = 0, 1
+  while true do
+    local name = getupvalue(f, i)
+    if name == nil then break end
+    if budget_upvalues[name] then upvaluejoin(f, i, reset, budget_upvalues[name]); joined = joined + 1 end
+    i = i + 1
+  end
+  assert(joined == 3, "share_budget: the function must use left, spent and max_instructions")
+  return f
 end
 
 -- After a protected call returns: a spent budget or memory error goes on up.
@@ -193,7 +210,7 @@ end
 
 sethook(hook, "", period)
 return {guarded = guarded, reset = reset, compile = compile, readonly = readonly,
-        return_line = return_line}
+        return_line = return_line, share_budget = share_budget}
 """
 
 _LOCATION = re.compile(r"^([^\n]*?):(\d+): ")
