@@ -10,23 +10,29 @@ of the run alone, so two writes of the same run are byte-identical.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
-from functools import partial
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from engine_core.model import RoundTrip
 from engine_core.report.fastcsv import (
+    CHUNK_ROWS,
     fixed_columns,
     fraction_digits,
-    iso_times,
+    join_rows,
     time_columns,
-    write_csv,
 )
-from engine_core.report.metrics import SIGNIFICANT_DIGITS, drawdown, sorted_trades, total_curve
-from engine_core.report.page import render_page
-from engine_core.report.plot import equity_chart
+from engine_core.report.metrics import (
+    SIGNIFICANT_DIGITS,
+    Drawdown,
+    sorted_trades,
+    total_curve_blocks,
+)
+from engine_core.report.page import TRADE_LIMIT, render_page
+from engine_core.report.plot import Downsampler, chart_png
 from engine_core.results import RunResult
 
 TRADE_COLUMNS = [
@@ -42,38 +48,110 @@ TRADE_COLUMNS = [
     "exit_reason",
 ]
 DRAWDOWN_DECIMALS = 10
+Chart = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # times and values of both plots
+
+
+TRADE_BLOCK = 4096  # round trips formatted at a time
+
+
+def _trade_row(t: RoundTrip, entry: str, exit_: str) -> list[str]:
+    return [
+        t.symbol,
+        t.side.value,
+        entry,
+        str(t.entry_price),
+        exit_,
+        str(t.exit_price),
+        str(t.qty),
+        str(t.pnl),
+        str(t.commission),
+        t.exit_reason,
+    ]
+
+
+def trade_row_blocks(trades: list[RoundTrip]) -> Iterator[list[list[str]]]:
+    """The rows of :func:`trade_rows`, TRADE_BLOCK round trips at a time."""
+    if not trades:
+        return
+    n = len(trades)
+    ts = np.fromiter(
+        itertools.chain((t.entry_ts for t in trades), (t.exit_ts for t in trades)), np.int64, 2 * n
+    )
+    digits = fraction_digits(ts)  # of all the times, as iso_times does
+    for start in range(0, n, TRADE_BLOCK):
+        block = trades[start : start + TRADE_BLOCK]
+        m = len(block)
+        times = np.concatenate([ts[start : start + m], ts[n + start : n + start + m]])
+        text = join_rows([time_columns(times, digits)]).tobytes().decode("ascii").splitlines()
+        yield [_trade_row(t, entry, exit_) for t, entry, exit_ in zip(block, text[:m], text[m:])]
 
 
 def trade_rows(trades: list[RoundTrip]) -> list[list[str]]:
     """One row of text per round trip, in TRADE_COLUMNS order."""
-    times = iso_times(
-        np.array([t.entry_ts for t in trades] + [t.exit_ts for t in trades], np.int64)
-    )
-    return [
-        [
-            t.symbol,
-            t.side.value,
-            entry,
-            str(t.entry_price),
-            exit_,
-            str(t.exit_price),
-            str(t.qty),
-            str(t.pnl),
-            str(t.commission),
-            t.exit_reason,
-        ]
-        for t, entry, exit_ in zip(trades, times[: len(trades)], times[len(trades) :])
-    ]
+    return [row for block in trade_row_blocks(trades) for row in block]
 
 
 def _equity_decimals(equity: np.ndarray) -> int:
     """Decimals that give the largest equity value 10 significant digits (0 to 8)."""
     largest = float(np.abs(equity).max()) if len(equity) else 0.0
+    return _decimals_for(largest)
+
+
+def _decimals_for(largest: float) -> int:
     return min(max(SIGNIFICANT_DIGITS - len(str(int(largest))), 0), 8)
 
 
+def _write_trades(path: Path, trades: list[RoundTrip]) -> list[list[str]]:
+    """Write trades.csv block by block; return the rows the HTML page lists."""
+    shown: list[list[str]] = []
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(TRADE_COLUMNS)
+        for rows in trade_row_blocks(trades):
+            writer.writerows(rows)
+            if len(shown) < TRADE_LIMIT:
+                shown += rows[: TRADE_LIMIT - len(shown)]
+    return shown
+
+
+def _write_equity(path: Path, result: RunResult) -> Chart | None:
+    """Write equity.csv from the total curve in blocks; return the chart's points.
+
+    A first pass finds what fixes the format of every row (fraction digits of
+    the times, decimals of the equity); the second formats and writes.
+    """
+    n, digits, largest = 0, 0, []
+    for curve in total_curve_blocks(result):
+        n += len(curve.ts)
+        digits = max(digits, fraction_digits(curve.ts))
+        largest.append(np.abs(curve.equity).max())
+    decimals = _decimals_for(float(np.max(largest)) if largest else 0.0)
+    equity_points, drawdown_points = Downsampler(n), Downsampler(n)
+    dd_of = Drawdown()
+    with path.open("wb") as out:
+        out.write(b"time,equity,drawdown\n")
+        for curve in total_curve_blocks(result):
+            dd = dd_of(curve.equity)
+            for i in range(0, len(dd), CHUNK_ROWS):
+                rows = slice(i, i + CHUNK_ROWS)
+                fields = [
+                    time_columns(curve.ts[rows], digits),
+                    fixed_columns(curve.equity[rows], decimals),
+                    fixed_columns(dd[rows], DRAWDOWN_DECIMALS),
+                ]
+                out.write(join_rows(fields).data)
+            equity_points.add(curve.ts, curve.equity)
+            drawdown_points.add(curve.ts, dd)
+    return (*equity_points.points(), *drawdown_points.points()) if n else None
+
+
 def write_report(result: RunResult, summary: dict, out_dir: Path) -> dict[str, Path]:
-    """Write the four report files into ``out_dir`` (created if missing); return their paths."""
+    """Write the four report files into ``out_dir`` (created if missing); return their paths.
+
+    Memory stays bounded whatever the length of the run: the curve and the
+    trades are formatted and written in blocks, and the chart gets at most a
+    few thousand points.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -85,20 +163,12 @@ def write_report(result: RunResult, summary: dict, out_dir: Path) -> dict[str, P
     paths["summary"].write_text(
         json.dumps(summary, sort_keys=True, indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
-    rows = trade_rows(sorted_trades(result))
-    with paths["trades"].open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(TRADE_COLUMNS)
-        writer.writerows(rows)
-    curve = total_curve(result)
-    dd = drawdown(curve.equity)
-    columns = [
-        (partial(time_columns, frac_digits=fraction_digits(curve.ts)), curve.ts),
-        (partial(fixed_columns, decimals=_equity_decimals(curve.equity)), curve.equity),
-        (partial(fixed_columns, decimals=DRAWDOWN_DECIMALS), dd),
-    ]
-    with paths["equity"].open("wb") as out:
-        write_csv(out, "time,equity,drawdown", columns)
-    chart = equity_chart(curve.ts, curve.equity, dd) if len(curve.ts) else None
-    paths["html"].write_text(render_page(summary, TRADE_COLUMNS, rows, chart), encoding="utf-8")
+    trades = sorted_trades(result)
+    shown = _write_trades(paths["trades"], trades)
+    points = _write_equity(paths["equity"], result)
+    chart = chart_png(*points) if points else None
+    paths["html"].write_text(
+        render_page(summary, TRADE_COLUMNS, shown, chart, trade_count=len(trades)),
+        encoding="utf-8",
+    )
     return paths

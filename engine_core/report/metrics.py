@@ -96,9 +96,7 @@ BLOCK = 1 << 16  # rows per block of the streamed total curve and of drawdown sc
 
 def _sorted(ts: np.ndarray) -> bool:
     """Whether bar times never decrease (checked in blocks, without an n-long temporary)."""
-    return all(
-        not np.any(np.diff(ts[i : i + BLOCK + 1]) < 0) for i in range(0, len(ts), BLOCK)
-    )
+    return all(not np.any(np.diff(ts[i : i + BLOCK + 1]) < 0) for i in range(0, len(ts), BLOCK))
 
 
 def _merge_window(series: list, cuts: list[tuple[int, int]], start_cash: float) -> Curve:
@@ -281,9 +279,7 @@ def _curve_stats(curve: Curve, start_cash: float, periods_per_year: float | None
     """
     ts, equity, n = curve.ts, curve.equity, len(curve.ts)
     final = float(equity[-1]) if n else start_cash
-    step = (
-        float(np.median(np.diff(ts), overwrite_input=True)) / NS_PER_SECOND if n > 1 else None
-    )
+    step = float(np.median(np.diff(ts), overwrite_input=True)) / NS_PER_SECOND if n > 1 else None
     periods = periods_per_year or (SECONDS_PER_YEAR / step if step else None)
     stats: dict[str, Any] = {
         "final_equity": number(final),
@@ -310,7 +306,8 @@ def _curve_stats(curve: Curve, start_cash: float, periods_per_year: float | None
         r = _returns(equity)
         mean = float(r.mean())
         stats["sharpe"] = _ratio(mean, _std(r), periods)
-        r = _returns(equity)  # _std overwrote it
+        del r  # _std overwrote it: computed again, without holding both
+        r = _returns(equity)
         np.minimum(r, 0.0, out=r)
         np.square(r, out=r)
         stats["sortino"] = _ratio(mean, math.sqrt(np.mean(r)), periods)
@@ -361,8 +358,7 @@ def summarize(result: RunResult, periods_per_year: float | None = None) -> dict:
     """The run's summary as JSON-safe data (see the module docstring for definitions)."""
     start_cash = float(result.start_cash)
     per_symbol = {
-        name: _symbol_summary(s, start_cash, periods_per_year)
-        for name, s in result.symbols.items()
+        name: _symbol_summary(s, start_cash, periods_per_year) for name, s in result.symbols.items()
     }
     symbols = result.symbols.values()
     total = total_curve(result)

@@ -35,9 +35,19 @@ def _compact(value: object) -> str:
 
 
 def render_page(
-    summary: dict, trade_header: list[str], trade_rows: list[list[str]], chart_png: bytes | None
+    summary: dict,
+    trade_header: list[str],
+    trade_rows: list[list[str]],
+    chart_png: bytes | None,
+    trade_count: int | None = None,
 ) -> str:
-    """The report page for a summary, its trade rows (sorted) and the chart, if any."""
+    """The report page for a summary, its trade rows (sorted) and the chart, if any.
+
+    ``trade_rows`` may hold only the first TRADE_LIMIT rows when ``trade_count``
+    gives the number of all trades.
+    """
+    if trade_count is None:
+        trade_count = len(trade_rows)
     total = summary["total"]
     run = [
         ["Strategy", summary["strategy"]],
@@ -62,9 +72,9 @@ def render_page(
         else '<p class="note">No bars: nothing to plot.</p>'
     )
     trades_note = (
-        f"First {TRADE_LIMIT} of {len(trade_rows)} trades; all are in trades.csv."
-        if len(trade_rows) > TRADE_LIMIT
-        else f"{len(trade_rows)} trades."
+        f"First {TRADE_LIMIT} of {trade_count} trades; all are in trades.csv."
+        if trade_count > TRADE_LIMIT
+        else f"{trade_count} trades."
     )
     return "\n".join(
         [
