@@ -25,6 +25,7 @@ from engine_core.journal import OPEN_STATUSES, Journal
 from engine_core.model import BarChunk, Fill, Order, Side
 from engine_core.plugins import Registry, get_registry
 from engine_core.results import RunResult
+from engine_core.risk import Account, RiskManager
 from engine_core.sources import DataSource
 from engine_core.worker import STOP, SymbolWorker
 
@@ -54,7 +55,8 @@ class Engine:
         self.journal = Journal(journal_path(self.loaded), sync=cfg.engine.journal_sync) if use_journal else None
         if self.journal is not None:
             self.broker.bind_journal(self.journal)
-        self.execution = ExecutionEngine(cfg.engine.id, self.broker, self.bus, self.journal)
+        self.risk = RiskManager(cfg.risk, Account(self.broker.starting_cash()))
+        self.execution = ExecutionEngine(cfg.engine.id, self.broker, self.bus, self.journal, self.risk)
 
     def _route_fill(self, fill: Fill) -> None:
         worker = self.workers.get(fill.symbol)

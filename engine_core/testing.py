@@ -4,9 +4,10 @@
   plugin objects you pass, without loading installed entry points;
 * :class:`ReplaySource` - a source that replays bars given in its config;
 * :class:`RecordingBroker` - a simulated broker that records every order;
+* :class:`MemorySink` - an event sink that keeps every event in a list;
 * :func:`write_config` - a TOML config file from Python dicts.
 
-The module is itself a plugin registering ``replay`` and ``recording``:
+The module is itself a plugin registering ``replay``, ``recording`` and ``memory``:
 ``builtin_registry(("testing", engine_core.testing))``.
 """
 
@@ -19,6 +20,7 @@ from typing import Any, AsyncIterator, Iterator
 
 from engine_core.builtin import log_sink, paper, python_host, simulated
 from engine_core.builtin.paper import PaperBroker
+from engine_core.events import Event, EventSink
 from engine_core.hookspecs import hookimpl
 from engine_core.model import NS_PER_SECOND, Bar, BarChunk, Order
 from engine_core.plugins import Registry, build_registry
@@ -42,6 +44,10 @@ def builtin_registry(*extra: tuple[str, Any]) -> Registry:
     except ImportError:
         pass
     return build_registry([*plugins, *extra], autoload=False)
+
+
+class MemoryConfig(PluginConfig):
+    bars: bool = False
 
 
 class ReplayConfig(PluginConfig):
@@ -82,6 +88,25 @@ class RecordingBroker(PaperBroker):
             self.sent = []
         self.sent.append(order)
         super().submit(order)
+
+
+class MemorySink(EventSink):
+    """Keeps every event (bars too when ``bars = true``) in ``events``."""
+
+    Config = MemoryConfig
+
+    def __init__(self, config: MemoryConfig) -> None:
+        super().__init__(config)
+        self.wants_bars = config.bars  # type: ignore[misc]
+        self.events: list[Event] = []
+
+    def handle(self, event: Event) -> None:
+        self.events.append(event)
+
+
+@hookimpl
+def register_event_sinks(register: Any) -> None:
+    register("memory", MemorySink)
 
 
 @hookimpl

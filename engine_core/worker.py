@@ -262,7 +262,8 @@ class SymbolWorker:
             return None
         o = self.view.offset
         probe = KillState(**asdict(self.kill))
-        return self.risk.first_kill(self.symbol, self.view.ts[o + start : o + stop], self._equity(start, stop), probe)
+        hit = self.risk.first_kill(self.symbol, self.view.ts[o + start : o + stop], self._equity(start, stop), probe)
+        return None if hit is None else (start + hit[0], hit[1])
 
     def _consume_kill(self, start: int, stop: int) -> None:
         """Advance the kill-switch memory over bars the worker has finished."""
@@ -455,6 +456,7 @@ class SymbolWorker:
         cumulative = self.pending_filled + fill.qty if order is not None else fill.qty
         complete = order is None or cumulative >= order.qty
         if self.journal is None:
+            self._emit_fill(fill)
             self._book(fill, i, order, cumulative, complete)
         else:
             with self.journal.transaction():
@@ -463,13 +465,16 @@ class SymbolWorker:
                     side=fill.side.value, qty=str(fill.qty), price=str(fill.price),
                     commission=str(fill.commission), trade_id=fill.trade_id,
                 )
+                self._emit_fill(fill)
                 self._book(fill, i, order, cumulative, complete)
                 self._persist()
-        if self.bus.listening:
-            self.bus.emit(FillEvent(fill))
         self._guard(lambda: self.strategy.on_fill(fill), fill.ts)
         if self.halted is not None and self.cfg.on_error == "flatten" and self.qty != 0 and self.view.n:
             self._exit(self._i, "halt", None)
+
+    def _emit_fill(self, fill: Fill) -> None:
+        if self.bus.listening:
+            self.bus.emit(FillEvent(fill))
 
     def _book(self, fill: Fill, i: int, order: Order | None, cumulative: Decimal, complete: bool) -> None:
         signed = fill.qty if fill.side is Side.BUY else -fill.qty

@@ -1,0 +1,113 @@
+"""Risk rules acting inside a run: refused orders, sizing, kill switches."""
+
+from __future__ import annotations
+
+import textwrap
+from decimal import Decimal
+from pathlib import Path
+
+from engine_core.journal import Journal
+from engine_core.model import OrderEvent, TransitionEvent
+from engine_core.runner import build_engine
+from engine_core.testing import write_config
+
+ENTER_EVERY_5 = """
+class S:
+    def watch(self, ctx):
+        return "setup" if ctx.index % 5 == 1 else None
+    def close_watch(self, ctx):
+        q = ctx.params.get("qty")
+        return {"action": "enter", "qty": q} if q else "enter"
+    def in_trade(self, ctx):
+        return "exit" if ctx.index % 5 == 3 else None
+"""
+
+
+def engine(tmp_path: Path, rows: list, risk: dict, params: dict | None = None, **engine_cfg):
+    (tmp_path / "s.py").write_text(textwrap.dedent(ENTER_EVERY_5))
+    cfg = write_config(tmp_path / "c.toml", {
+        "engine": {"symbols": sorted({r[0] for r in rows}), **engine_cfg},
+        "source": {"type": "replay", "bars": rows},
+        "strategy": {"host": "python", "class": "s.py:S", "params": params or {"x": 0}},
+        "broker": {"type": "paper", "cash": 10000},
+        "risk": risk,
+        "sinks": [{"type": "memory"}],
+    })
+    return build_engine(cfg)
+
+
+def bars(symbol: str, closes: list[float]) -> list:
+    return [[symbol, 60 * i, c, c, c, c, 1.0] for i, c in enumerate(closes)]
+
+
+def run_recorded(eng):
+    result = eng.run()
+    return result, eng.bus.sinks[0].events
+
+
+def test_max_position_refuses_the_order_that_breaks_it(tmp_path):
+    eng = engine(tmp_path, bars("A", [100.0] * 12), {"max_position": 2}, params={"qty": 3})
+    result, events = run_recorded(eng)
+    refused = [e for e in events if isinstance(e, OrderEvent) and e.status == "refused"]
+    assert refused and all("max_position" in e.detail for e in refused)
+    assert "position would be 3, limit 2" in refused[0].detail
+    assert result.symbols["A"].fills == 0
+    back = [e for e in events if isinstance(e, TransitionEvent) and e.reason == "entry refused by max_position"]
+    assert len(back) == len(refused)
+
+
+def test_order_within_the_limit_passes(tmp_path):
+    result = engine(tmp_path, bars("A", [100.0] * 12), {"max_position": 3}, params={"qty": 3}).run()
+    assert result.symbols["A"].fills > 0
+
+
+def test_percent_equity_sizing(tmp_path):
+    result = engine(tmp_path, bars("A", [50.0] * 8), {"sizing": "percent_equity", "percent": 0.1, "qty_step": 1}).run()
+    trade = result.symbols["A"].trades[0]
+    assert trade.qty == Decimal(20)  # 10% of 10,000 at 50
+
+
+def test_drawdown_kill_switch_flattens_and_halts(tmp_path):
+    closes = [100.0, 100.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0]
+    result = engine(
+        tmp_path, bars("A", closes), {"max_drawdown": 0.1}, params={"qty": 50}
+    ).run()
+    a = result.symbols["A"]
+    # entered at 100 (bar 1 open); the fall to 60 at bar 2's close costs 20%: flatten at bar 3's open
+    assert a.halted and "kill switch max_drawdown tripped" in a.halted
+    assert a.position_qty == 0 and len(a.trades) == 1
+    assert a.trades[0].exit_reason == "max_drawdown" and a.trades[0].exit_ts == 180 * 10**9
+    assert a.orders == 2  # halted: no new entry at bar 5
+
+
+def test_kill_switch_halt_keeps_the_position(tmp_path):
+    closes = [100.0, 100.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0]
+    result = engine(
+        tmp_path, bars("A", closes), {"max_drawdown": 0.1, "kill_action": "halt"}, params={"qty": 50}
+    ).run()
+    a = result.symbols["A"]
+    assert a.halted and a.position_qty == 50
+
+
+def test_drawdown_under_the_limit_does_not_trip(tmp_path):
+    closes = [100.0, 100.0, 97.0, 97.0, 97.0, 97.0, 97.0, 97.0]  # 1.5% of equity
+    a = engine(tmp_path, bars("A", closes), {"max_drawdown": 0.02}, params={"qty": 50}).run().symbols["A"]
+    assert a.halted is None and a.trades[0].exit_reason == "exit"
+
+
+def test_daily_loss_limit_trips_on_the_day_it_is_lost(tmp_path):
+    day = 86400
+    rows = [["A", t, c, c, c, c, 1.0] for t, c in
+            [(0, 100.0), (60, 100.0), (120, 100.0), (180, 100.0), (240, 100.0), (300, 100.0),
+             (day, 100.0), (day + 60, 100.0), (day + 120, 90.0), (day + 180, 90.0)]]
+    a = engine(tmp_path, rows, {"daily_loss_limit": 0.03}, params={"qty": 50}).run().symbols["A"]
+    assert a.halted and "daily_loss_limit" in a.halted
+
+
+def test_refused_orders_are_journaled(tmp_path):
+    eng = engine(tmp_path, bars("A", [100.0] * 8), {"max_position": 1}, params={"qty": 2}, journal=True)
+    eng.run()
+    journal = Journal(tmp_path / ".engine" / "engine.sqlite")
+    refused = journal.events(kind="refused")
+    assert refused and refused[0]["detail"].startswith("max_position:")
+    assert {o["status"] for o in journal.orders()} == {"refused"}
