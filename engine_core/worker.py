@@ -385,6 +385,10 @@ class SymbolWorker:
                 self.take_profit = d.take_profit
             if d.trailing_stop is not None:
                 self.trailing = d.trailing_stop
+        if self.journal is not None and (self.stop_loss or self.take_profit or self.trailing):
+            ts = self.entry.ts if fill_price is not None and self.entry else self.last_ts
+            self.journal.event("stops", self.symbol, ts, stop_loss=self.stop_loss,
+                               take_profit=self.take_profit, trailing_stop=self.trailing)
 
     def _advance_best(self, start: int, stop: int) -> None:
         if self.trailing is None or stop <= start:

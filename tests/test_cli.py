@@ -120,3 +120,17 @@ def test_list_plugins_shows_installed_distributions():
     assert names[("source", "simulated")]["distribution"] == "engine-core"
     assert names[("broker", "paper")]["status"] == "loaded"
     assert {"name", "kind", "distribution", "version", "status"} <= set(rows[0])
+
+
+def test_indicators_command_lists_parameters_and_defaults():
+    proc = engine("indicators", "macd", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (spec,) = json.loads(proc.stdout)
+    assert spec["name"] == "macd" and spec["outputs"] == ["macd", "macdsignal", "macdhist"]
+    assert list(spec["params"]) == ["fast", "slow", "signal"] and spec["params"]["slow"] == 26
+    table = engine("indicators")
+    assert table.returncode == 0 and "bbands" in table.stdout and "atr" in table.stdout
+
+
+def test_unknown_indicator_is_one_line():
+    assert_one_line_error(engine("indicators", "nosuch"), "unknown indicator 'nosuch'", "available:")

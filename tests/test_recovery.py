@@ -278,3 +278,17 @@ def test_position_mismatch_halts_only_that_symbol(tmp_path):
     result = build_engine(config).run()
     assert result.symbols["A"].halted and "position mismatch" in result.symbols["A"].halted
     assert result.symbols["B"].halted is None and result.symbols["B"].bars == 30
+
+
+def test_stops_are_journaled(tmp_path):
+    config = live_config(tmp_path, bars=40, pace=0.0)
+    text = config.read_text().replace('class = "s.py:S"', 'class = "s.py:S"\nstop_loss = 0.5\ntake_profit = 0.5')
+    config.write_text(text)
+    build_engine(config).run()
+    journal = Journal(tmp_path / ".engine" / "engine.sqlite")
+    stops = journal.events(symbol="A", kind="stops")
+    fills = [f for f in journal.events(symbol="A", kind="fill") if f["side"] == "buy"]
+    assert len(stops) == len(fills) > 0  # one per entry
+    entry = Decimal(fills[0]["price"])
+    assert stops[0]["stop_loss"] == pytest.approx(float(entry) * 0.5)
+    assert stops[0]["take_profit"] == pytest.approx(float(entry) * 1.5)

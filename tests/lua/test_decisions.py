@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -108,3 +109,85 @@ def test_init_and_on_fill_errors(harness: Any) -> None:
     fill = Fill("c", "TEST", Side.BUY, Decimal(1), Decimal(1), Decimal(0), 1)
     with pytest.raises(StrategyError, match=r"^strategy.lua:2: on_fill for TEST: no fill"):
         h.strategy.on_fill(fill)
+
+
+def test_decision_tables_are_read_raw_and_values_keep_their_types(harness: Any) -> None:
+    code = """
+    local QTY = {1, 1.0, 1, 2.5}
+    function watch(ctx)
+      ctx.state.n = (ctx.state.n or 0) + 1
+      local n = ctx.state.n
+      if n <= 4 then return {action = "setup", qty = QTY[n], expires = 2, reason = n % 2} end
+      if n == 5 then return setmetatable({action = "setup"}, {__index = {qty = 5, side = "sell"}}) end
+      if n == 6 then return {action = "enter", side = "sell", stop_loss = 2, take_profit = 3.5, trailing_stop = 0.1} end
+      return {action = "setup", qty = true}
+    end
+    function close_watch(ctx) end
+    function in_trade(ctx) end
+    """
+    h = harness(code)
+    h.feed(np.arange(1.0, 4.0))
+    s = h.strategy
+    decisions = [s.scan(State.WATCH, 0, 3)[1] for _ in range(6)]
+    assert [(str(d.qty), d.reason, d.expires) for d in decisions[:4]] == [
+        ("1", "1", 2),
+        ("1.0", "0", 2),
+        ("1", "1", 2),
+        ("2.5", "0", 2),
+    ]
+    assert decisions[0] is decisions[2]  # the same values: the parsed decision is reused
+    assert (decisions[4].qty, decisions[4].side) == (None, Side.BUY)  # raw fields, as Python walks the table
+    d = decisions[5]
+    assert (d.action, d.side, d.stop_loss, d.take_profit, d.trailing_stop) == ("enter", Side.SELL, 2.0, 3.5, 0.1)
+    with pytest.raises(StrategyError, match=r"^strategy.lua:\d+: watch for TEST: decision field 'qty' must be a finite number, got True"):
+        s.scan(State.WATCH, 0, 3)
+
+
+@pytest.mark.parametrize(
+    "decision, message",
+    [
+        ("{action = 'setup', [1] = 2}", "unknown decision field '1'"),
+        ("{'setup'}", "unknown decision field '1'"),
+        ("{action = 'setup', qty = 1, zzz = 1, colour = 'red'}", "unknown decision field 'colour'"),
+        ("{action = 'setup', qty = {}}", "decision field 'qty' must be a finite number"),
+        ("{action = 'setup', side = 'up'}", "decision field 'side' must be \"buy\" or \"sell\", got 'up'"),
+        ("{qty = 1}", "action None is not valid in state watch"),
+        ("{}", "action None is not valid in state watch"),
+        ("{action = 'setup', qty = 0/0}", "decision field 'qty' must be a finite number, got nan"),
+    ],
+)
+def test_invalid_decision_tables(harness: Any, decision: str, message: str) -> None:
+    h = harness(f"function watch(ctx)\n  return {decision}\nend\n" + FUNCTIONS)
+    h.feed(np.arange(1.0, 4.0))
+    for _ in range(2):  # an invalid decision is never remembered
+        with pytest.raises(StrategyError, match=rf"^strategy.lua:2: watch for TEST: .*{re.escape(message)}"):
+            h.strategy.scan(State.WATCH, 0, 3)
+
+
+class _Untouchable:
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"on_fill touched ctx.{name}")
+
+
+def test_on_fill_without_the_function_does_nothing(harness: Any) -> None:
+    from engine_core.model import Fill
+
+    from .test_reload import rewrite
+
+    h = harness("function watch() end" + FUNCTIONS)
+    h.feed(np.arange(1.0, 4.0))
+    fill = Fill("c", "TEST", Side.BUY, Decimal(1), Decimal(1), Decimal(0), 1)
+    s = h.strategy
+    ctx, s.ctx = s.ctx, _Untouchable()
+    s.on_fill(fill)
+    s.ctx = ctx
+    rewrite(h, "function on_fill(ctx, f) ctx.state.fills = (ctx.state.fills or 0) + 1 end\n"
+            "function watch(ctx) return {action = 'setup', reason = tostring(ctx.state.fills)} end" + FUNCTIONS)
+    assert s.reload_if_changed() is not None
+    s.on_fill(fill)
+    assert s.scan(State.WATCH, 0, 1)[1].reason == "1"
+    rewrite(h, "function watch() end" + FUNCTIONS)
+    assert s.reload_if_changed() is not None
+    ctx, s.ctx = s.ctx, _Untouchable()
+    s.on_fill(fill)
+    s.ctx = ctx
