@@ -2,11 +2,11 @@
 
 Each follows TA-Lib's C code step by step (same seeding, same order of
 floating-point operations), so ``update`` reproduces TA-Lib's numbers.
-``update_many`` feeds bars one by one until the indicator is ready, then
-continues vectorised: indicators with finite memory (SMA, WMA, BBANDS,
-STOCH) call TA-Lib on the last lookback bars plus the chunk and rebuild
-their state from the chunk's tail; recursive ones (EMA, RSI, ATR, MACD)
-continue their state with :func:`ema_continue`; VWAP keeps running totals.
+``update_many`` never restarts anything: it runs exactly the operations
+``update`` runs, in the same order, so its values do not depend on where
+chunks start. SMA and VWAP do so vectorised (``np.cumsum`` is a sequential
+accumulate, so a running sum keeps TA-Lib's order of additions); EMA loops
+over the chunk with local variables; the others replay ``_push`` bar by bar.
 """
 
 from __future__ import annotations
@@ -25,14 +25,24 @@ if TYPE_CHECKING:
     from engine_plugin_indicators.catalog import TalibKind
 
 
-def ema_continue(prev: float, x: np.ndarray, period: int) -> np.ndarray:
-    """EMA with k = 2 / (period + 1) of ``x``, continuing from the state ``prev``.
+def _load_fma() -> Any:
+    """The C library's correctly rounded ``fma(a, b, c)``: TA-Lib's build
+    contracts ``a * b + c`` into one fused multiply-add (it picks its FMA code
+    path at load time on CPUs that have one), and so must we to agree bit for
+    bit. Python 3.13 has ``math.fma``; older ones reach libm through ctypes."""
+    if hasattr(math, "fma"):
+        return math.fma
+    import ctypes
+    import ctypes.util
 
-    TA-Lib seeds its EMA with the SMA of the first ``period`` values, so
-    ``period`` copies of ``prev`` put it in exactly that state (to an ulp).
-    Wilder smoothing (k = 1 / n) is this with period 2n - 1.
-    """
-    return talib.EMA(np.concatenate((np.full(period, prev), x)), period)[period:]
+    libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    func = libm.fma
+    func.restype = ctypes.c_double
+    func.argtypes = (ctypes.c_double, ctypes.c_double, ctypes.c_double)
+    return func
+
+
+fma = _load_fma()
 
 
 def _ordered_sum(values: Any) -> float:
@@ -63,19 +73,39 @@ class O1Indicator(FedIndicator):
     def update_many(self, bars: Any) -> tuple[np.ndarray, ...]:
         columns = self._read_chunk(bars)
         size = len(columns[0])
-        outs = [np.full(size, NAN) for _ in self.spec.outputs]
+        width = len(self.spec.outputs)
         i = 0
-        while i < size and not self.ready:
-            self._n += 1
-            self._push(*[float(c[i]) for c in columns])
-            for out, v in zip(outs, self._value):
-                out[i] = v
-            i += 1
-        if i < size:
-            for out, values in zip(outs, self._bulk([c[i:] for c in columns])):
-                out[i:] = values
-            self._value = tuple(float(out[-1]) for out in outs)
-        return tuple(outs)
+        if self._vectorised:
+            # bar by bar until ready, then the exact vectorised continuation
+            head: list[tuple[float, ...]] = []
+            while i < size and not self.ready:
+                self._n += 1
+                self._push(*[float(c[i]) for c in columns])
+                head.append(self._value)
+                i += 1
+            outs = np.empty((width, size))
+            if head:
+                outs[:, :i] = np.array(head, dtype=np.float64).reshape(i, width).T
+            if i < size:
+                for row, values in zip(outs, self._bulk([c[i:] for c in columns])):
+                    row[i:] = values
+                self._value = tuple(outs[:, -1].tolist())
+            return tuple(outs)
+        # exact replay of ``update``: the same operations in the same order
+        values: list[tuple[float, ...]] = []
+        keep = values.append
+        push = self._push
+        n = self._n
+        for row in zip(*[c.tolist() for c in columns]):
+            n += 1
+            self._n = n
+            push(*row)
+            keep(self._value)
+        if not size:
+            return tuple(np.empty(0) for _ in range(width))
+        return tuple(np.array(values, dtype=np.float64).reshape(size, width).T)
+
+    _vectorised = False  # True when ``_bulk`` reproduces ``_push`` exactly
 
     def _push(self, *values: float) -> None:
         raise NotImplementedError
@@ -105,19 +135,6 @@ class _FiniteMemory(O1Indicator):
     def _step(self, *values: float) -> None:
         raise NotImplementedError
 
-    def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-        span = self._lookback + 1
-        full = [np.concatenate((np.fromiter(r, np.float64, span)[1:], c)) for r, c in zip(self._recent, columns)]
-        outs = self._kind.call(full, self._params)
-        seen = self._n + len(columns[0])
-        self._reset()
-        self._n = 0
-        for values in zip(*[f[-span:].tolist() for f in full]):
-            self._n += 1
-            self._push(*values)
-        self._n = seen
-        return tuple(o[self._lookback :] for o in outs)
-
 
 class _RunningMean:
     """TA-Lib's SMA recurrence: add the new value, divide, drop the oldest."""
@@ -140,11 +157,38 @@ class _RunningMean:
 
 
 class SmaStream(_FiniteMemory):
+    """TA-Lib's SMA: one running sum from the first bar (add the new value,
+    divide, subtract the oldest). ``update_many`` runs the same additions in
+    the same order through ``np.cumsum`` (a strictly sequential accumulate)
+    over ``[total, x0, -old0, x1, -old1, ...]``."""
+
+    _vectorised = True
+
     def _reset(self) -> None:
         self._mean = _RunningMean(self._params["period"])
 
     def _step(self, x: float) -> None:  # type: ignore[override]
         self._value = (self._mean.push(x),)
+
+    def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        x = columns[0]
+        size = len(x)
+        mean = self._mean
+        period = mean.period
+        window = np.fromiter(mean.window, np.float64, period)
+        full = np.concatenate((window, x))
+        seq = np.empty(2 * size + 1)
+        seq[0] = mean.total
+        seq[1::2] = x
+        np.negative(full[1 : size + 1], out=seq[2::2])
+        sums = np.cumsum(seq)
+        out = sums[1::2] / period
+        mean.total = float(sums[-1])
+        tail = full[-period:].tolist()
+        mean.window.extend(tail)
+        self._recent[0].extend(full[-(self._lookback + 1) :].tolist())
+        self._n += size
+        return (out,)
 
 
 class WmaStream(_FiniteMemory):
@@ -259,7 +303,8 @@ class StochStream(_FiniteMemory):
 
 
 class EmaStream(O1Indicator):
-    """TA-Lib's EMA: seeded with the SMA of the first ``period`` values."""
+    """TA-Lib's EMA: seeded with the SMA of the first ``period`` values (summed
+    in order, then divided), then ``fma(x - ema, k, ema)``, k = 2 / (period + 1)."""
 
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
         super().__init__(kind, params)
@@ -274,14 +319,23 @@ class EmaStream(O1Indicator):
                 self._ema /= self._period
                 self._value = (self._ema,)
             return
-        self._ema = (x - self._ema) * self._k + self._ema
+        self._ema = fma(x - self._ema, self._k, self._ema)
         self._value = (self._ema,)
 
-    def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-        out = ema_continue(self._ema, columns[0], self._period)
-        self._ema = float(out[-1])
-        self._n += len(out)
-        return (out,)
+    def update_many(self, bars: Any) -> tuple[np.ndarray, ...]:
+        if self._n < self._period:
+            return super().update_many(bars)
+        x = self._read_chunk(bars)[0].tolist()
+        out = [0.0] * len(x)
+        ema, k, f = self._ema, self._k, fma
+        for i, v in enumerate(x):
+            ema = f(v - ema, k, ema)
+            out[i] = ema
+        if x:
+            self._ema = ema
+            self._value = (ema,)
+        self._n += len(x)
+        return (np.array(out, dtype=np.float64),)
 
 
 def _rsi(gain: float, loss: float) -> float:
@@ -317,26 +371,17 @@ class RsiStream(O1Indicator):
         self._loss /= p
         self._value = (_rsi(self._gain, self._loss),)
 
-    def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-        x = columns[0]
-        change = np.diff(x, prepend=self._prev)
-        wilder = 2 * self._period - 1
-        gain = ema_continue(self._gain, np.maximum(change, 0.0), wilder)
-        loss = ema_continue(self._loss, np.maximum(-change, 0.0), wilder)
-        total = gain + loss
-        out = np.divide(100.0 * gain, total, out=np.zeros_like(total), where=total != 0.0)
-        self._prev, self._gain, self._loss = float(x[-1]), float(gain[-1]), float(loss[-1])
-        self._n += len(x)
-        return (out,)
-
 
 class AtrStream(O1Indicator):
     """TA-Lib's ATR: the SMA of the first ``period`` true ranges (the first bar
-    has none), then Wilder smoothing."""
+    has none), then Wilder smoothing as TA-Lib's build computes it:
+    ``fma(atr, w, tr * (1 - w))`` with ``w = (period - 1) / period``."""
 
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
         super().__init__(kind, params)
-        self._period = params["timeperiod"]
+        self._period = p = params["timeperiod"]
+        self._w = float(p - 1) / float(p)
+        self._v = 1.0 - self._w
         self._close = self._atr = 0.0
 
     def _push(self, high: float, low: float, close: float) -> None:  # type: ignore[override]
@@ -349,20 +394,10 @@ class AtrStream(O1Indicator):
             self._atr += tr
             if self._n < p + 1:
                 return
+            self._atr /= p
         else:
-            self._atr *= p - 1
-            self._atr += tr
-        self._atr /= p
+            self._atr = fma(self._atr, self._w, tr * self._v)
         self._value = (self._atr,)
-
-    def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-        high, low, close = columns
-        prev = np.concatenate(([self._close], close[:-1]))
-        tr = np.maximum(high - low, np.maximum(np.abs(prev - high), np.abs(prev - low)))
-        out = ema_continue(self._atr, tr, 2 * self._period - 1)
-        self._close, self._atr = float(close[-1]), float(out[-1])
-        self._n += len(out)
-        return (out,)
 
 
 class MacdStream(O1Indicator):
@@ -388,8 +423,8 @@ class MacdStream(O1Indicator):
             self._slow_ema /= slow
             self._fast_ema = _ordered_sum(self._seed) / self._fast
         else:
-            self._fast_ema = (x - self._fast_ema) * self._kf + self._fast_ema
-            self._slow_ema = (x - self._slow_ema) * self._ks + self._slow_ema
+            self._fast_ema = fma(x - self._fast_ema, self._kf, self._fast_ema)
+            self._slow_ema = fma(x - self._slow_ema, self._ks, self._slow_ema)
         macd = self._fast_ema - self._slow_ema
         m = n - slow + 1  # MACD values so far
         if m <= self._signal:
@@ -398,41 +433,51 @@ class MacdStream(O1Indicator):
                 return
             self._sig /= self._signal
         else:
-            self._sig = (macd - self._sig) * self._kg + self._sig
+            self._sig = fma(macd - self._sig, self._kg, self._sig)
         self._value = (macd, self._sig, macd - self._sig)
-
-    def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-        x = columns[0]
-        fast = ema_continue(self._fast_ema, x, self._fast)
-        slow = ema_continue(self._slow_ema, x, self._slow)
-        macd = fast - slow
-        sig = ema_continue(self._sig, macd, self._signal)
-        self._fast_ema, self._slow_ema, self._sig = float(fast[-1]), float(slow[-1]), float(sig[-1])
-        self._n += len(x)
-        return (macd, sig, macd - sig)
 
 
 class VwapStream(O1Indicator):
-    """Volume-weighted average typical price since the first bar: two running
-    totals (a bounded window can never reproduce it)."""
+    """TA-Lib's VWAP since the first bar: ``typ = (high + low + close) / 3.0``,
+    ``sumPV += typ * volume``, ``sumV += volume``, value ``sumPV / sumV`` once
+    ``sumV > 0`` (0.0 before). ``update_many`` runs the same sums in order
+    with ``np.cumsum``."""
+
+    _vectorised = True
 
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
         super().__init__(kind, params)
-        self._pv = self._v = 0.0
+        self._pv = self._v = self._vwap = 0.0
 
     def _push(self, high: float, low: float, close: float, volume: float) -> None:  # type: ignore[override]
         self._pv += (high + low + close) / 3.0 * volume
         self._v += volume
-        self._value = (self._pv / self._v if self._v != 0.0 else NAN,)
+        if self._v > 0.0:
+            self._vwap = self._pv / self._v
+        self._value = (self._vwap,)
 
     def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
         high, low, close, volume = columns
-        pv = self._pv + np.cumsum((high + low + close) / 3.0 * volume)
-        v = self._v + np.cumsum(volume)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        size = len(high)
+        pv = np.empty(size + 1)
+        pv[0] = self._pv
+        np.multiply((high + low + close) / 3.0, volume, out=pv[1:])
+        v = np.empty(size + 1)
+        v[0] = self._v
+        v[1:] = volume
+        pv = np.cumsum(pv)[1:]
+        v = np.cumsum(v)[1:]
+        if np.all(v > 0.0):
             out = pv / v
-        self._pv, self._v = float(pv[-1]), float(v[-1])
-        self._n += len(out)
+        else:  # leading bars without volume carry the last value
+            out = np.empty(size)
+            vwap = self._vwap
+            for i, (a, b) in enumerate(zip(pv.tolist(), v.tolist())):
+                if b > 0.0:
+                    vwap = a / b
+                out[i] = vwap
+        self._pv, self._v, self._vwap = float(pv[-1]), float(v[-1]), float(out[-1])
+        self._n += size
         return (out,)
 
 
