@@ -294,8 +294,8 @@ class StochStream(_FiniteMemory):
         if n < span:
             return
         lowest = lows[0][1]
-        diff = (highs[0][1] - lowest) / 100.0
-        slowk = self._slowk.push((close - lowest) / diff if diff != 0.0 else 0.0)
+        diff = highs[0][1] - lowest  # TA-Lib's build: (close - lowest) / diff * 100
+        slowk = self._slowk.push((close - lowest) / diff * 100.0 if diff != 0.0 else 0.0)
         if not math.isnan(slowk):
             slowd = self._slowd.push(slowk)
             if not math.isnan(slowd):

@@ -23,14 +23,20 @@ def make_path(seed: int, size: int, kind: str = "walk", scale: float = 100.0) ->
     if kind == "gaps":
         steps += np.where(rng.random(size) < 0.03, rng.normal(0.0, 0.2, size), 0.0)
     close = scale * np.exp(np.cumsum(steps))
-    if kind == "flat":
+    if kind == "cents":  # 2-decimal prices with long flat stretches: ties abound
+        close = np.round(close, 2)
+        for start in rng.integers(0, size, 12):
+            close[start : start + 120] = close[start]
+    if kind in ("flat", "cents"):
         for start in rng.integers(0, size, 6):
             close[start : start + 40] = close[start]
     open_ = np.concatenate(([close[0]], close[:-1]))
     wick = np.abs(rng.normal(0.0, 0.003, (2, size)))
     high = np.maximum(open_, close) * (1.0 + wick[0])
     low = np.minimum(open_, close) * (1.0 - wick[1])
-    if kind == "flat":
+    if kind == "cents":
+        high, low = np.round(high, 2), np.round(low, 2)
+    if kind in ("flat", "cents"):
         flat = np.flatnonzero(np.diff(close, prepend=np.nan) == 0.0)
         open_[flat] = high[flat] = low[flat] = close[flat]
     volume = rng.lognormal(6.0, 0.7, size)
@@ -43,6 +49,7 @@ PATHS = {  # name -> (seed, kind, scale)
     "flat": (3, "flat", 100.0),
     "tiny": (4, "gaps", 1e-8),
     "huge": (5, "gaps", 1e8),
+    "cents": (6, "cents", 100.0),
 }
 
 
@@ -85,6 +92,15 @@ def streamed_many(name: str, chunk: BarChunk, params: dict[str, Any], cuts: Sequ
     bounds = [0, *sorted(cuts), len(chunk)]
     parts = [stream.update_many(chunk.slice(a, b)) for a, b in pairwise(bounds)]
     return [np.concatenate(p) for p in zip(*parts)]
+
+
+def assert_exact(got: Sequence[np.ndarray], want: Sequence[np.ndarray], label: str) -> None:
+    """Bitwise equal floats and NaN exactly where ``want`` has NaN."""
+    assert len(got) == len(want), label
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert np.array_equal(np.isnan(g), np.isnan(w)), f"{label} output {i}: NaN positions differ"
+        bad = np.flatnonzero(~((g == w) | np.isnan(w)))
+        assert not bad.size, f"{label} output {i}: first difference at {bad[0]}: {g[bad[0]]!r} != {w[bad[0]]!r}"
 
 
 def assert_same(got: Sequence[np.ndarray], want: Sequence[np.ndarray], label: str) -> None:
