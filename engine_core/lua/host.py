@@ -94,7 +94,7 @@ class LuaSymbolStrategy(SymbolStrategy):
         # decision fields flattened to their values in _FIELDS order); or nil
         # and the failure.
         result = self._scan(function, start, stop)
-        if result.__class__ is int:
+        if result.__class__ is not tuple:
             return stop, None
         k = result[0]
         if k is None:
