@@ -225,3 +225,38 @@ def test_on_fill_sees_the_fill_and_its_bar(harness: Any) -> None:
     h.feed(np.arange(1.0, 6.0))
     h.strategy.on_fill(Fill("id-1", "TEST", Side.BUY, Decimal(2), Decimal("3.5"), Decimal(0), 3 * MINUTE))
     assert reason(h, 4) == f"buy,2.0,3.5,{3 * MINUTE},id-1,3.0"
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        ("ctx.ind.sma(3, nil)", "argument 2 must be a number, got nil"),
+        ("ctx.prev.sma(3, nil)", "argument 2 must be a number, got nil"),
+        ("ctx.ind.sma(3, 4)", "takes at most 1 parameters"),
+        ("ctx.prev.sma({})", "argument 1 must be a number"),
+    ],
+)
+def test_extra_arguments_are_checked_after_the_one_argument_call(harness: Any, call: str, message: str) -> None:
+    """The fast path of a one-argument indicator read never hides extra arguments."""
+    from engine_core.errors import StrategyError
+
+    code = (
+        "function watch(ctx)\n  local a, b = ctx.ind.sma(3), ctx.prev.sma(3)\n"
+        f"  if ctx.index > 3 then local x = {call}; return x end\nend\nfunction close_watch() end\nfunction in_trade() end\n"
+    )
+    h = harness(code)
+    h.feed(np.arange(1.0, 6.0))
+    with pytest.raises(StrategyError, match=rf"^strategy.lua:3: watch for TEST: .*{message}"):
+        h.strategy.scan(State.WATCH, 0, 5)
+
+
+def test_one_argument_reads_across_chunks_and_warmup(harness: Any) -> None:
+    close = np.linspace(1.0, 40.0, 40) ** 1.2
+    h = probe(harness, "ctx.ind.sma(4), ctx.prev.sma(4), ctx.prev.sma(4.0), (pcall(ctx.ind.sma, 4, 'x'))", window=10)
+    sma = talib.SMA(close, 4)
+    h.feed(close[:20])
+    assert at(h, 2) == [None, None, None, "false"]  # warm-up: NaN reads as nil
+    assert at(h, 3)[:3] == [sma[3], None, None]
+    assert at(h, 19)[:3] == [sma[19], sma[18], sma[18]]
+    h.feed(close[20:])
+    assert at(h, 0)[:3] == [sma[20], sma[19], sma[19]]
