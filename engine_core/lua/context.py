@@ -149,24 +149,38 @@ local function reader(name, shift)
   local one = single[name] or {}
   single[name] = one
   local function general(a, ...)
-    local e
-    if select("#", ...) == 0 then  -- the common one-argument call, without the general lookup
-      local node = tree[a]
-      e = node and node[LEAF]
+    local n = select("#", ...)
+    local node = tree[a]  -- up to three arguments: the tree walked inline
+    if n == 1 then
+      local b = ...
+      node = node and node[b]
+    elseif n == 2 then
+      local b, c = ...
+      node = node and node[b]
+      node = node and node[c]
+    elseif n ~= 0 then
+      node = nil
     end
+    local e = node and node[LEAF]
     if e == nil then
       local err
       e, err = lookup(name, a, ...)
       if e == nil then error(err, 2) end  -- (a tail call from the reader: level 2 is the script)
     end
-    if e.n == 1 and select("#", ...) == 0 then one[a] = e[1] end
-    local j = cur - shift
-    if e.n == 1 then
-      local v = e[1][j]
-      if v ~= v then return nil end
+    local outputs, j = e.n, cur - shift
+    local v = e[1][j]
+    if v ~= v then v = nil end
+    if outputs == 1 then
+      if n == 0 then one[a] = e[1] end
       return v
     end
-    return values(e, j, 1)
+    local v2 = e[2][j]
+    if v2 ~= v2 then v2 = nil end
+    if outputs == 2 then return v, v2 end
+    local v3 = e[3][j]
+    if v3 ~= v3 then v3 = nil end
+    if outputs == 3 then return v, v2, v3 end
+    return v, v2, v3, values(e, j, 4)
   end
   -- The fast path: one argument, one output; few VM instructions (each one
   -- traps into the budget hook).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -260,3 +261,35 @@ def test_one_argument_reads_across_chunks_and_warmup(harness: Any) -> None:
     assert at(h, 19)[:3] == [sma[19], sma[18], sma[18]]
     h.feed(close[20:])
     assert at(h, 0)[:3] == [sma[20], sma[19], sma[19]]
+
+
+def test_indicators_with_several_arguments_and_outputs(harness: Any) -> None:
+    close = np.cos(np.arange(60) / 4.0) * 10 + 50
+    reads = [
+        ("ind", "stddev", (5, 1)),
+        ("prev", "stddev", (5, 1)),
+        ("ind", "stddev", (5, 2)),
+        ("ind", "minmax", (4,)),
+        ("prev", "minmax", (4,)),
+        ("ind", "stoch", (5, 3, 0, 3, 0)),
+        ("ind", "bbands", (6, 2, 2)),
+        ("prev", "bbands", (6, 2, 2)),
+    ]
+    # Each read as a table of all its outputs (a call mid-list gives one value).
+    expression = ", ".join(
+        f"table.concat((function(...) local t = {{}} for i = 1, select('#', ...) do "
+        f"t[i] = string.format('%.17g', (select(i, ...)) or 0/0) end return t end)"
+        f"(ctx.{kind}.{name}({', '.join(map(str, args))})), ';')"
+        for kind, name, args in reads
+    )
+    h = probe(harness, expression)
+    h.feed(close)
+
+    def expected(kind: str, name: str, args: tuple[Any, ...], k: int) -> str:
+        j = k - (kind == "prev")
+        values = [float(a[j]) if j >= 0 else float("nan") for a in h.view.indicator(name, args)]
+        return ";".join("nan" if math.isnan(v) else f"{v:.17g}" for v in values)
+
+    for k in (0, 3, 4, 12, 40, 59):
+        got = reason(h, k).replace("-nan", "nan").split(",")
+        assert got == [expected(kind, name, args, k) for kind, name, args in reads]
