@@ -73,9 +73,24 @@ def simulate(
     return trades
 
 
+def side_changes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bars where a moves above b and below b, passing over bars where they are
+    equal within 1e-9 relative (backtrader's CrossOver; NaN is no side)."""
+    with np.errstate(invalid="ignore"):
+        gap, tie = a - b, 1e-9 * np.abs(b)
+        side = np.where(gap > tie, 1, np.where(gap < -tie, -1, 0))
+    last = 0
+    up, down = np.zeros(len(a), dtype=bool), np.zeros(len(a), dtype=bool)
+    for i, s in enumerate(side):
+        if s:
+            up[i], down[i] = last == -1 and s == 1, last == 1 and s == -1
+            last = s
+    return up, down
+
+
 def sma_cross(c: BarChunk) -> list[Trade]:
-    fast, slow = talib.SMA(c.close, 5), talib.SMA(c.close, 20)
-    return simulate(c, cross_up(fast, slow), cross_up(slow, fast), reasons=("", "fast crossed below slow"))
+    up, down = side_changes(talib.SMA(c.close, 5), talib.SMA(c.close, 20))
+    return simulate(c, up, down, reasons=("", "fast crossed below slow"))
 
 
 def rsi_reversion(c: BarChunk) -> list[Trade]:
