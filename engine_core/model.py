@@ -1,6 +1,7 @@
 """Frozen domain values: bars, orders, fills, positions, and the engine's events.
 
-Values built on the hot path of a backtest (orders, fills, transitions) are
+Values built on the hot path of a backtest (orders, fills, transitions,
+round trips) are
 NamedTuples: as immutable as frozen dataclasses and several times cheaper to
 construct.
 
@@ -213,8 +214,7 @@ class ErrorEvent:
     kind: str = "error"
 
 
-@dataclass(frozen=True, slots=True)
-class RoundTrip:
+class RoundTrip(NamedTuple):
     """A closed trade: entry and exit of one position."""
 
     symbol: str

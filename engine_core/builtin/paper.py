@@ -71,8 +71,12 @@ class PaperBroker(Broker):
                 "symbol": order.symbol, "side": order.side.value, "qty": str(order.qty),
                 "ts": order.ts, "reason": order.reason, "status": "open",
             }
-            self._save(order.client_id)
-            self._pending.setdefault(order.symbol, {})[order.client_id] = order
+            if self._journal is not None:
+                self._save(order.client_id)
+            pending = self._pending.get(order.symbol)
+            if pending is None:
+                pending = self._pending[order.symbol] = {}
+            pending[order.client_id] = order
 
     def cancel(self, client_id: str) -> None:
         with self._lock:
