@@ -67,8 +67,18 @@ def child(path: str, report: bool) -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     bars = sum(r.bars for r in result.symbols.values())
     trades = sum(len(r.trades) for r in result.symbols.values())
-    print(json.dumps({"bars": bars, "trades": trades, "run_s": run_s, "total_s": total_s, "rss_mb": rss,
-                      "pnl": summary["total"]["pnl"]}))
+    print(
+        json.dumps(
+            {
+                "bars": bars,
+                "trades": trades,
+                "run_s": run_s,
+                "total_s": total_s,
+                "rss_mb": rss,
+                "pnl": summary["total"]["pnl"],
+            }
+        )
+    )
 
 
 def main() -> None:

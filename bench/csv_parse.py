@@ -18,9 +18,7 @@ ROWS = 1_000_000
 
 
 def rows_per_second(base_dir: Path, name: str) -> float:
-    source = CsvSource(
-        CsvConfig(path=name, symbol="BTCUSDT"), symbols=["BTCUSDT"], base_dir=base_dir
-    )
+    source = CsvSource(CsvConfig(path=name, symbol="BTCUSDT"), symbols=["BTCUSDT"], base_dir=base_dir)
     began = time.perf_counter()
     rows = sum(len(chunk) for chunk in source.history())
     elapsed = time.perf_counter() - began

@@ -75,7 +75,10 @@ def main() -> None:
         work = Path(tmp)
         for symbols, bars in ((1, args.bars), (100, max(1, args.bars // 50))):
             rate, trades = pipeline(symbols, bars, work)
-            print(f"pipeline, {symbols:>3} symbol(s) x {bars:,} bars, Python host: {rate:,.0f} bars/s ({trades:,} round trips)")
+            print(
+                f"pipeline, {symbols:>3} symbol(s) x {bars:,} bars, Python host: "
+                f"{rate:,.0f} bars/s ({trades:,} round trips)"
+            )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS: {peak:.0f} MB (python {sys.version.split()[0]})")
 

@@ -53,9 +53,7 @@ def synthetic_symbol(name: str, bars: int, offset_ns: int, seed: int) -> SymbolR
         )
         for i in range(0, bars - 500, 1_000)
     ]
-    return SymbolResult(
-        name, ts, pnl, exposed, trades=trades, orders=2 * len(trades), fills=2 * len(trades)
-    )
+    return SymbolResult(name, ts, pnl, exposed, trades=trades, orders=2 * len(trades), fills=2 * len(trades))
 
 
 def peak_mb() -> float:

@@ -10,8 +10,9 @@ asynchronously through the ``on_fill`` callback, from any thread.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from engine_core.model import Fill, Order
 from engine_core.sources import PluginConfig

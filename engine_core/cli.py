@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 from rich.console import Console
@@ -41,7 +42,11 @@ def main() -> None:
 
 
 config_option = click.option(
-    "-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    "-c",
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
     help="TOML config file.",
 )
 
@@ -101,8 +106,13 @@ def _progress_bar() -> tuple[Callable[[int], None] | None, Callable[[], None]]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     prog = Progress(
-        TextColumn("backtest"), BarColumn(), TextColumn("{task.completed:,} bars"),
-        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console, transient=True,
+        TextColumn("backtest"),
+        BarColumn(),
+        TextColumn("{task.completed:,} bars"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
     )
     task = prog.add_task("run", total=None, rate="")
     started = time.perf_counter()
@@ -127,16 +137,30 @@ def list_plugins(as_json: bool) -> None:
     for reg in registry.registrations():
         p = reg.plugin
         rows.append(
-            {"name": reg.name, "kind": reg.kind, "plugin": p.name, "distribution": p.distribution,
-             "version": p.version, "status": p.status, "error": p.error}
+            {
+                "name": reg.name,
+                "kind": reg.kind,
+                "plugin": p.name,
+                "distribution": p.distribution,
+                "version": p.version,
+                "status": p.status,
+                "error": p.error,
+            }
         )
     registered = {r["plugin"] for r in rows}
     for p in registry.plugins:
         if p.name not in registered:
             kind = "observer" if p.status == "loaded" else "-"
             rows.append(
-                {"name": p.name, "kind": kind, "plugin": p.name, "distribution": p.distribution,
-                 "version": p.version, "status": p.status, "error": p.error}
+                {
+                    "name": p.name,
+                    "kind": kind,
+                    "plugin": p.name,
+                    "distribution": p.distribution,
+                    "version": p.version,
+                    "status": p.status,
+                    "error": p.error,
+                }
             )
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -170,11 +194,23 @@ def indicators(name: str | None, as_json: bool) -> None:
 
     specs = [ind.kind(name).spec] if name else ind.available()
     if as_json:
-        click.echo(json.dumps(
-            [{"name": s.name, "group": s.group, "description": s.description, "inputs": list(s.inputs),
-              "params": dict(s.params), "outputs": list(s.outputs), "streaming_o1": s.o1} for s in specs],
-            indent=2,
-        ))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": s.name,
+                        "group": s.group,
+                        "description": s.description,
+                        "inputs": list(s.inputs),
+                        "params": dict(s.params),
+                        "outputs": list(s.outputs),
+                        "streaming_o1": s.o1,
+                    }
+                    for s in specs
+                ],
+                indent=2,
+            )
+        )
         return
     table = Table(title="indicators")
     for col in ("name", "inputs", "parameters (defaults)", "outputs", "group", "description"):
@@ -205,14 +241,18 @@ def status(config_path: Path, as_json: bool) -> None:
         rows = []
         for symbol, snap in journal.symbols().items():
             last = journal.events(symbol, last=1)
-            rows.append({
-                "symbol": symbol, "state": snap["state"], "qty": snap["qty"],
-                "avg_price": snap["entry"]["price"] if snap["entry"] else None,
-                "open_orders": [o["client_id"] for o in journal.orders(symbol, OPEN_STATUSES)],
-                "halted": snap["halted"],
-                "last_event": None if not last else {"kind": last[0]["kind"], "ts": last[0]["ts"]},
-                "last_bar": snap["last_ts"],
-            })
+            rows.append(
+                {
+                    "symbol": symbol,
+                    "state": snap["state"],
+                    "qty": snap["qty"],
+                    "avg_price": snap["entry"]["price"] if snap["entry"] else None,
+                    "open_orders": [o["client_id"] for o in journal.orders(symbol, OPEN_STATUSES)],
+                    "halted": snap["halted"],
+                    "last_event": None if not last else {"kind": last[0]["kind"], "ts": last[0]["ts"]},
+                    "last_bar": snap["last_ts"],
+                }
+            )
     finally:
         journal.close()
     if as_json:
@@ -224,7 +264,13 @@ def status(config_path: Path, as_json: bool) -> None:
     for r in rows:
         ev = r["last_event"]
         table.add_row(
-            r["symbol"], r["state"], r["qty"], r["avg_price"] or "-", ", ".join(r["open_orders"]) or "-",
-            f"{ev['kind']} {iso_utc(ev['ts'])}" if ev else "-", iso_utc(r["last_bar"]), r["halted"] or "-",
+            r["symbol"],
+            r["state"],
+            r["qty"],
+            r["avg_price"] or "-",
+            ", ".join(r["open_orders"]) or "-",
+            f"{ev['kind']} {iso_utc(ev['ts'])}" if ev else "-",
+            iso_utc(r["last_bar"]),
+            r["halted"] or "-",
         )
     Console().print(table)

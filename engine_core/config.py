@@ -130,10 +130,7 @@ def _substitute(value: Any, path: str, env_paths: set[str], where: str) -> Any:
 
         return _ENV.sub(repl, value)
     if isinstance(value, dict):
-        return {
-            k: _substitute(v, f"{path}.{k}" if path else str(k), env_paths, where)
-            for k, v in value.items()
-        }
+        return {k: _substitute(v, f"{path}.{k}" if path else str(k), env_paths, where) for k, v in value.items()}
     if isinstance(value, list):
         return [_substitute(v, f"{path}[{i}]", env_paths, where) for i, v in enumerate(value)]
     return value
@@ -171,9 +168,7 @@ def format_validation_error(
     """One line for the first problem (and how many more there are)."""
     errors = err.errors()
     first = errors[0]
-    loc = ".".join(
-        f"[{p}]" if isinstance(p, int) else str(p) for p in first["loc"]
-    ).replace(".[", "[")
+    loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in first["loc"]).replace(".[", "[")
     key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
     secret = bool(env_paths) and any(key == p or key.startswith(p + ".") for p in env_paths or ())
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -224,24 +219,18 @@ def load_config(path: str | Path, registry: Registry) -> LoadedConfig:
     if strat.script and strat.class_:
         raise ConfigError(f"{where}: strategy: give either script or class, not both")
     if not strat.script and not strat.class_:
-        raise ConfigError(f"{where}: strategy: expected script = \"file.lua\" or class = \"module:Class\"")
+        raise ConfigError(f'{where}: strategy: expected script = "file.lua" or class = "module:Class"')
 
     def extras(section: PluginSection) -> dict[str, Any]:
         return dict(section.model_extra or {})
 
     source_cls = _plugin(registry, "source", cfg.source.type, where, "source.type")
-    source_config = validate_plugin_config(
-        source_cls.Config, extras(cfg.source), where, "source", env_paths
-    )
+    source_config = validate_plugin_config(source_cls.Config, extras(cfg.source), where, "source", env_paths)
     broker_cls = _plugin(registry, "broker", cfg.broker.type, where, "broker.type")
-    broker_config = validate_plugin_config(
-        broker_cls.Config, extras(cfg.broker), where, "broker", env_paths
-    )
+    broker_config = validate_plugin_config(broker_cls.Config, extras(cfg.broker), where, "broker", env_paths)
     host_cls = _plugin(registry, "strategy_host", strat.host, where, "strategy.host")
     sinks = []
     for i, sink in enumerate(cfg.sinks):
         sink_cls = _plugin(registry, "sink", sink.type, where, f"sinks[{i}].type")
-        sinks.append(
-            (sink_cls, validate_plugin_config(sink_cls.Config, extras(sink), where, f"sinks[{i}]", env_paths))
-        )
+        sinks.append((sink_cls, validate_plugin_config(sink_cls.Config, extras(sink), where, f"sinks[{i}]", env_paths)))
     return LoadedConfig(path, cfg, source_cls, source_config, broker_cls, broker_config, host_cls, sinks)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import abc
 import threading
-from typing import Any, ClassVar, Iterable
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 import pluggy
 

@@ -13,8 +13,9 @@ exactly where TA-Lib's own output starts.
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -101,9 +102,7 @@ def resolve_params(spec: IndicatorSpec, given: Mapping[str, Any]) -> dict[str, A
     unknown = [k for k in given if k not in spec.params]
     if unknown:
         accepted = ", ".join(f"{k}={v!r}" for k, v in spec.params.items()) or "none"
-        raise IndicatorError(
-            f"indicator {spec.name!r} has no parameter {unknown[0]!r}; accepted: {accepted}"
-        )
+        raise IndicatorError(f"indicator {spec.name!r} has no parameter {unknown[0]!r}; accepted: {accepted}")
     params = dict(spec.params)
     for key, value in given.items():
         default = params[key]
@@ -111,9 +110,7 @@ def resolve_params(spec: IndicatorSpec, given: Mapping[str, Any]) -> dict[str, A
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             if not isinstance(value, int) or isinstance(value, bool):
-                raise IndicatorError(
-                    f"indicator {spec.name!r}: {key} must be a whole number, got {value!r}"
-                )
+                raise IndicatorError(f"indicator {spec.name!r}: {key} must be a whole number, got {value!r}")
         elif isinstance(default, float):
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise IndicatorError(f"indicator {spec.name!r}: {key} must be a number, got {value!r}")

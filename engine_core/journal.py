@@ -28,9 +28,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from engine_core.errors import JournalError
 from engine_core.model import Order
@@ -170,10 +171,27 @@ class Journal:
                 "INSERT INTO orders(client_id, symbol, side, qty, reason, status, created_ts, updated_ts) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(client_id) DO UPDATE SET status=excluded.status, updated_ts=excluded.updated_ts",
-                (order.client_id, order.symbol, order.side.value, str(order.qty), order.reason, status, order.ts, order.ts),
+                (
+                    order.client_id,
+                    order.symbol,
+                    order.side.value,
+                    str(order.qty),
+                    order.reason,
+                    status,
+                    order.ts,
+                    order.ts,
+                ),
             )
-            self.event(status, order.symbol, order.ts, client_id=order.client_id, side=order.side.value,
-                       qty=str(order.qty), reason=order.reason, detail=detail)
+            self.event(
+                status,
+                order.symbol,
+                order.ts,
+                client_id=order.client_id,
+                side=order.side.value,
+                qty=str(order.qty),
+                reason=order.reason,
+                detail=detail,
+            )
 
     def fill(self, client_id: str, symbol: str, ts: int, filled_qty: str, status: str, **data: Any) -> None:
         with self.transaction():
@@ -211,7 +229,9 @@ class Journal:
 
     def items(self, prefix: str) -> list[tuple[str, Any]]:
         """A simulated broker's state rows whose key starts with ``prefix``."""
-        rows = self._read("SELECT key, data FROM broker WHERE key >= ? AND key < ? ORDER BY key", (prefix, prefix + "\uffff"))
+        rows = self._read(
+            "SELECT key, data FROM broker WHERE key >= ? AND key < ? ORDER BY key", (prefix, prefix + "\uffff")
+        )
         return [(k, json.loads(d)) for k, d in rows]
 
     def symbols(self) -> dict[str, dict[str, Any]]:
@@ -231,7 +251,9 @@ class Journal:
         keys = ("client_id", "symbol", "side", "qty", "reason", "status", "filled_qty", "created_ts", "updated_ts")
         return [dict(zip(keys, row)) for row in self._read(sql + " ORDER BY created_ts, client_id", tuple(args))]
 
-    def events(self, symbol: str | None = None, kind: str | None = None, last: int | None = None) -> list[dict[str, Any]]:
+    def events(
+        self, symbol: str | None = None, kind: str | None = None, last: int | None = None
+    ) -> list[dict[str, Any]]:
         sql = "SELECT seq, ts, symbol, kind, data FROM events"
         where, args = [], []
         if symbol is not None:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import pluggy
 
@@ -106,9 +107,7 @@ class Registry:
         if provider:
             hint = f"; it is provided by {provider} (pip install {provider})"
         if failed:
-            hint += "; plugins that failed to load: " + ", ".join(
-                f"{p.name} ({p.error})" for p in failed
-            )
+            hint += "; plugins that failed to load: " + ", ".join(f"{p.name} ({p.error})" for p in failed)
         raise PluginError(f"unknown {label} {name!r}; installed: {installed}{hint}")
 
     def has(self, kind: str, name: str) -> bool:
@@ -149,9 +148,7 @@ def _entry_point_plugins() -> Iterable[tuple[PluginInfo, Any]]:
 
     def on_failure(_manager: Any, ep: Any, err: BaseException) -> None:
         dist, version = _dist_of(ep, dists)
-        failures.append(
-            PluginInfo(ep.name, dist, version, "failed", f"{type(err).__name__}: {err}")
-        )
+        failures.append(PluginInfo(ep.name, dist, version, "failed", f"{type(err).__name__}: {err}"))
 
     # stevedore keeps a per-process cache of each group; drop it so that a
     # registry built after an install sees the new plugins.
@@ -170,9 +167,7 @@ def _entry_point_plugins() -> Iterable[tuple[PluginInfo, Any]]:
         yield info, None
 
 
-def build_registry(
-    extra: Iterable[tuple[str, Any]] = (), *, autoload: bool | None = None
-) -> Registry:
+def build_registry(extra: Iterable[tuple[str, Any]] = (), *, autoload: bool | None = None) -> Registry:
     """Load plugins (entry points unless disabled, then ``extra``) into a registry.
 
     ``extra`` is ``(name, plugin_object)`` pairs, used by tests and embedders.

@@ -191,16 +191,16 @@ class RiskManager:
         idle = self._idle.get(symbol)
         if idle is None:
             total = self.section
-            idle = self._idle[symbol] = all(
-                getattr(lim, key) is None for key in ("max_position", "max_notional", "max_orders_per_minute")
-            ) and total.max_total_notional is None and total.max_open_orders is None
+            idle = self._idle[symbol] = (
+                all(getattr(lim, key) is None for key in ("max_position", "max_notional", "max_orders_per_minute"))
+                and total.max_total_notional is None
+                and total.max_open_orders is None
+            )
         return idle
 
     # ------------------------------------------------------------ sizing
 
-    def size(
-        self, symbol: str, price: float, stop_loss: float | None, equity: float, default_qty: Decimal
-    ) -> Decimal:
+    def size(self, symbol: str, price: float, stop_loss: float | None, equity: float, default_qty: Decimal) -> Decimal:
         """The entry quantity by the symbol's sizing rule, rounded down to ``qty_step``.
 
         ``default_qty`` (the strategy's) is used by ``fixed_qty`` without ``qty``.
@@ -235,9 +235,7 @@ class RiskManager:
             qty = (qty / lim.qty_step).to_integral_value(ROUND_FLOOR) * lim.qty_step
         if qty <= 0:
             step = f", qty_step {_num(lim.qty_step)}" if lim.qty_step is not None else ""
-            raise refuse(
-                f"quantity {_num(qty)} (equity {_num(equity)}, price {_num(price)}{step})"
-            )
+            raise refuse(f"quantity {_num(qty)} (equity {_num(equity)}, price {_num(price)}{step})")
         return qty
 
     # ------------------------------------------------------------ pre-trade checks
@@ -281,22 +279,16 @@ class RiskManager:
                 others = self.account.total_notional() - self.account.notional(symbol)
                 would = _dec(others) + notional
                 if would > total.max_total_notional:
-                    raise refuse(
-                        "max_total_notional", "total notional would be", would, total.max_total_notional
-                    )
+                    raise refuse("max_total_notional", "total notional would be", would, total.max_total_notional)
             if total.max_open_orders is not None and self.account.open_orders >= total.max_open_orders:
                 raise refuse("max_open_orders", "open orders", self.account.open_orders, total.max_open_orders)
             if lim.max_orders_per_minute is not None and len(sent) >= lim.max_orders_per_minute:
-                raise refuse(
-                    "max_orders_per_minute", "orders in the last minute", len(sent), lim.max_orders_per_minute
-                )
+                raise refuse("max_orders_per_minute", "orders in the last minute", len(sent), lim.max_orders_per_minute)
         sent.append(ts)
 
     # ------------------------------------------------------------ kill switches
 
-    def first_kill(
-        self, symbol: str, ts: np.ndarray, equity: np.ndarray, state: KillState
-    ) -> tuple[int, str] | None:
+    def first_kill(self, symbol: str, ts: np.ndarray, equity: np.ndarray, state: KillState) -> tuple[int, str] | None:
         """The first bar of a span where the daily-loss or drawdown switch trips.
 
         ``ts`` (int64 ns) and ``equity`` (start cash plus the symbol's PnL at

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from decimal import Decimal
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from engine_core.brokers import Broker
 from engine_core.config import LoadedConfig, load_config
@@ -147,8 +148,14 @@ class Engine:
                     f"the broker {held}; resolve it at the broker, then restart",
                     worker.last_ts,
                 )
-            journal.event("recovered", symbol, worker.last_ts, state=worker.sm.state.value, qty=str(worker.qty),
-                          pending=worker.pending.client_id if worker.pending else None)
+            journal.event(
+                "recovered",
+                symbol,
+                worker.last_ts,
+                state=worker.sm.state.value,
+                qty=str(worker.qty),
+                pending=worker.pending.client_id if worker.pending else None,
+            )
 
     def _stop_workers(self) -> None:
         for worker in self.workers.values():
@@ -171,9 +178,7 @@ class Engine:
                 continue
             prev = last_ts.get(chunk.symbol)
             if prev is not None and int(chunk.ts[0]) <= prev:
-                raise DataError(
-                    f"{chunk.symbol}: bars out of time order from the source at ts={int(chunk.ts[0])}"
-                )
+                raise DataError(f"{chunk.symbol}: bars out of time order from the source at ts={int(chunk.ts[0])}")
             last_ts[chunk.symbol] = int(chunk.ts[-1])
             for start in range(0, len(chunk), size):
                 part = chunk if len(chunk) <= size else chunk.slice(start, start + size)
@@ -220,7 +225,9 @@ class Engine:
             err = errors[0]
             if isinstance(err, EngineError):
                 raise err
-            raise EngineError(f"data source {self.loaded.config.source.type!r} failed: {type(err).__name__}: {err}") from err
+            raise EngineError(
+                f"data source {self.loaded.config.source.type!r} failed: {type(err).__name__}: {err}"
+            ) from err
 
 
 def journal_path(loaded: LoadedConfig) -> Path:

@@ -15,8 +15,9 @@ before anything starts, and provides one or both of:
 from __future__ import annotations
 
 import abc
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any, AsyncIterator, ClassVar, Iterator, Sequence
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 

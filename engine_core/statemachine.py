@@ -35,9 +35,7 @@ class StateMachine:
     def transition(self, to: State, ts: int, reason: str) -> TransitionEvent:
         frm = self.state
         if to not in _ALLOWED[frm]:
-            raise StateError(
-                f"{self.symbol}: illegal transition {frm.value} -> {to.value} ({reason})"
-            )
+            raise StateError(f"{self.symbol}: illegal transition {frm.value} -> {to.value} ({reason})")
         self.state = to
         self.transitions += 1
         return TransitionEvent(self.symbol, ts, frm, to, reason)

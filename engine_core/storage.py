@@ -24,10 +24,7 @@ class BarWindow:
             raise ValueError("capacity must be at least 1")
         self.symbol = symbol
         self.capacity = capacity
-        self._cols = {
-            name: np.zeros(capacity, dtype=np.int64 if name == "ts" else np.float64)
-            for name in COLUMNS
-        }
+        self._cols = {name: np.zeros(capacity, dtype=np.int64 if name == "ts" else np.float64) for name in COLUMNS}
         self._next = 0  # index the next bar is written at
         self._count = 0
         self._lock = threading.Lock()

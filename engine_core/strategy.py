@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -90,14 +91,10 @@ def parse_decision(state: State, value: Any, where: str) -> Decision | None:
     elif isinstance(value, Mapping):
         fields = value
     else:
-        raise StrategyError(
-            f"{where}: a decision must be nil, an action string or a table, got {type(value).__name__}"
-        )
+        raise StrategyError(f"{where}: a decision must be nil, an action string or a table, got {type(value).__name__}")
     unknown = sorted(set(map(str, fields)) - _KEYS)
     if unknown:
-        raise StrategyError(
-            f"{where}: unknown decision field {unknown[0]!r}; fields are {', '.join(sorted(_KEYS))}"
-        )
+        raise StrategyError(f"{where}: unknown decision field {unknown[0]!r}; fields are {', '.join(sorted(_KEYS))}")
     action = fields.get("action")
     allowed = ACTIONS[state]
     if action not in allowed:
@@ -107,7 +104,7 @@ def parse_decision(state: State, value: Any, where: str) -> Decision | None:
         )
     side = fields.get("side", "buy")
     if side not in ("buy", "sell"):
-        raise StrategyError(f"{where}: decision field 'side' must be \"buy\" or \"sell\", got {side!r}")
+        raise StrategyError(f'{where}: decision field \'side\' must be "buy" or "sell", got {side!r}')
     qty = fields.get("qty")
     if qty is not None:
         q = _number(qty, "qty", where)

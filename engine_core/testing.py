@@ -14,9 +14,10 @@ The module is itself a plugin registering ``replay``, ``recording`` and ``memory
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 from engine_core.builtin import log_sink, paper, python_host, simulated
 from engine_core.builtin.paper import PaperBroker
@@ -62,9 +63,7 @@ class ReplaySource(DataSource):
 
     def _bars(self) -> list[Bar]:
         return [
-            Bar(s, t * NS_PER_SECOND, o, h, lo, c, v)
-            for s, t, o, h, lo, c, v in self.config.bars
-            if s in self.symbols
+            Bar(s, t * NS_PER_SECOND, o, h, lo, c, v) for s, t, o, h, lo, c, v in self.config.bars if s in self.symbols
         ]
 
     def history(self) -> Iterator[BarChunk]:

@@ -297,7 +297,9 @@ class SymbolWorker:
             if stop is None and self.cfg.stop_loss:
                 stop = price * (1 - d.side.sign * self.cfg.stop_loss)
             try:
-                qty = d.qty or self.risk.size(self.symbol, price, stop, self.start_cash + float(self.cash), self.cfg.qty)
+                qty = d.qty or self.risk.size(
+                    self.symbol, price, stop, self.start_cash + float(self.cash), self.cfg.qty
+                )
             except RiskError as err:
                 self._not_placed(ts, err)
                 return
@@ -346,7 +348,11 @@ class SymbolWorker:
         """Book what the broker reports of an order (after a timeout or a restart)."""
         for fill in status.fills:
             self.apply_fill(fill, i)
-        if status.status in ("cancelled", "rejected") and self.pending is not None and self.pending.client_id == client_id:
+        if (
+            status.status in ("cancelled", "rejected")
+            and self.pending is not None
+            and self.pending.client_id == client_id
+        ):
             self._order_gone(f"order {client_id} {status.status} by the broker")
 
     def _order_gone(self, why: str) -> None:
@@ -387,8 +393,14 @@ class SymbolWorker:
                 self.trailing = d.trailing_stop
         if self.journal is not None and (self.stop_loss or self.take_profit or self.trailing):
             ts = self.entry.ts if fill_price is not None and self.entry else self.last_ts
-            self.journal.event("stops", self.symbol, ts, stop_loss=self.stop_loss,
-                               take_profit=self.take_profit, trailing_stop=self.trailing)
+            self.journal.event(
+                "stops",
+                self.symbol,
+                ts,
+                stop_loss=self.stop_loss,
+                take_profit=self.take_profit,
+                trailing_stop=self.trailing,
+            )
 
     def _advance_best(self, start: int, stop: int) -> None:
         if self.trailing is None or stop <= start:
@@ -456,7 +468,11 @@ class SymbolWorker:
         self.fill_keys.add(fill.key)
         order = self.pending if self.pending is not None and self.pending.client_id == fill.client_id else None
         if order is None:
-            self.bus.emit(ErrorEvent(self.symbol, fill.ts, f"fill for order {fill.client_id}, which was not pending: booked", kind="fill"))
+            self.bus.emit(
+                ErrorEvent(
+                    self.symbol, fill.ts, f"fill for order {fill.client_id}, which was not pending: booked", kind="fill"
+                )
+            )
         cumulative = self.pending_filled + fill.qty if order is not None else fill.qty
         complete = order is None or cumulative >= order.qty
         if self.journal is None:
@@ -465,9 +481,16 @@ class SymbolWorker:
         else:
             with self.journal.transaction():
                 self.journal.fill(
-                    fill.client_id, self.symbol, fill.ts, str(cumulative), "filled" if complete else "partially_filled",
-                    side=fill.side.value, qty=str(fill.qty), price=str(fill.price),
-                    commission=str(fill.commission), trade_id=fill.trade_id,
+                    fill.client_id,
+                    self.symbol,
+                    fill.ts,
+                    str(cumulative),
+                    "filled" if complete else "partially_filled",
+                    side=fill.side.value,
+                    qty=str(fill.qty),
+                    price=str(fill.price),
+                    commission=str(fill.commission),
+                    trade_id=fill.trade_id,
                 )
                 self._emit_fill(fill)
                 self._book(fill, i, order, cumulative, complete)
@@ -499,7 +522,9 @@ class SymbolWorker:
         self._marks.append((i, float(self.qty), float(self.cash)))
         if self.risk.tracks_account:
             last = float(self.view.close[self.view.offset + i]) if self.view.n else float(fill.price)
-            self.risk.account.update(self.symbol, float(self.cash) + float(self.qty) * last, float(abs(self.qty)) * last)
+            self.risk.account.update(
+                self.symbol, float(self.cash) + float(self.qty) * last, float(abs(self.qty)) * last
+            )
         if order is not None:
             self.pending_filled = cumulative
             if complete:
@@ -544,7 +569,9 @@ class SymbolWorker:
         event = self.sm.transition(to, ts, reason)
         if self.journal is not None:
             with self.journal.transaction():
-                self.journal.event("transition", self.symbol, ts, frm=event.from_state.value, to=to.value, reason=reason)
+                self.journal.event(
+                    "transition", self.symbol, ts, frm=event.from_state.value, to=to.value, reason=reason
+                )
                 self._persist()
         if self.bus.listening:
             self.bus.emit(event)
@@ -580,9 +607,15 @@ class SymbolWorker:
             "state": self.sm.state.value,
             "qty": str(self.qty),
             "cash": str(self.cash),
-            "entry": None if e is None else {
-                "ts": e.ts, "price": str(e.price), "qty": str(e.qty), "commission": str(e.commission),
-                "side": e.side.value, "index": e.index,
+            "entry": None
+            if e is None
+            else {
+                "ts": e.ts,
+                "price": str(e.price),
+                "qty": str(e.qty),
+                "commission": str(e.commission),
+                "side": e.side.value,
+                "index": e.index,
             },
             "pending": None if self.pending is None else self.pending.client_id,
             "pending_filled": str(self.pending_filled),
@@ -606,8 +639,12 @@ class SymbolWorker:
         self.sm = StateMachine(self.symbol, State(snap["state"]))
         self.qty, self.cash = Decimal(snap["qty"]), Decimal(snap["cash"])
         e = snap["entry"]
-        self.entry = None if e is None else _Entry(
-            e["ts"], Decimal(e["price"]), Decimal(e["qty"]), Decimal(e["commission"]), Side(e["side"]), e["index"]
+        self.entry = (
+            None
+            if e is None
+            else _Entry(
+                e["ts"], Decimal(e["price"]), Decimal(e["qty"]), Decimal(e["commission"]), Side(e["side"]), e["index"]
+            )
         )
         self.pending = next((o for o in open_orders if o.client_id == snap["pending"]), None)
         if self.pending is None and open_orders:

@@ -72,10 +72,14 @@ def test_broken_toml_is_one_line(tmp_path):
 
 
 def test_unknown_plugin_is_one_line(tmp_path):
-    cfg = write_config(tmp_path / "c.toml", {
-        "engine": {"symbols": ["A"]}, "source": {"type": "nosuch"},
-        "strategy": {"host": "python", "class": "x:Y"},
-    })
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"symbols": ["A"]},
+            "source": {"type": "nosuch"},
+            "strategy": {"host": "python", "class": "x:Y"},
+        },
+    )
     assert_one_line_error(engine("validate", "-c", str(cfg)), "source.type: unknown source 'nosuch'", "installed:")
 
 
@@ -85,10 +89,14 @@ def test_missing_config_is_one_line(tmp_path):
 
 def test_strategy_class_that_raises_on_import(tmp_path):
     (tmp_path / "boom.py").write_text("x = 1\nraise RuntimeError('broken strategy module')\n")
-    cfg = write_config(tmp_path / "c.toml", {
-        "engine": {"symbols": ["A"]}, "source": {"type": "simulated", "bars": 10},
-        "strategy": {"host": "python", "class": "boom.py:S"},
-    })
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"symbols": ["A"]},
+            "source": {"type": "simulated", "bars": 10},
+            "strategy": {"host": "python", "class": "boom.py:S"},
+        },
+    )
     assert_one_line_error(engine("run", "-c", str(cfg)), "cannot import boom.py", "boom.py:2", "broken strategy module")
 
 
@@ -100,10 +108,15 @@ def test_strategy_class_that_raises_while_trading_halts_its_symbol(tmp_path):
         "    def close_watch(self, ctx):\n        return None\n"
         "    def in_trade(self, ctx):\n        return None\n"
     )
-    cfg = write_config(tmp_path / "c.toml", {
-        "engine": {"symbols": ["A"]}, "source": {"type": "simulated", "bars": 10},
-        "strategy": {"host": "python", "class": "s.py:S"}, "report": {"dir": "out"},
-    })
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"symbols": ["A"]},
+            "source": {"type": "simulated", "bars": 10},
+            "strategy": {"host": "python", "class": "s.py:S"},
+            "report": {"dir": "out"},
+        },
+    )
     proc = engine("run", "-q", "-c", str(cfg))
     assert proc.returncode == 0
     assert "warning: A halted:" in proc.stderr and "s.py:3 in watch" in proc.stderr

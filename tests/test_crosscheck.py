@@ -41,10 +41,20 @@ def backtrader_trades(csv: Path) -> list[tuple[dt.datetime, dt.datetime, float]]
                 trades.append((bt.num2date(trade.dtopen), bt.num2date(trade.dtclose), trade.pnl))
 
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(bt.feeds.GenericCSVData(
-        dataname=str(csv), dtformat="%Y-%m-%d %H:%M:%S", datetime=0, open=1, high=2, low=3, close=4,
-        volume=5, openinterest=-1, timeframe=bt.TimeFrame.Minutes,
-    ))
+    cerebro.adddata(
+        bt.feeds.GenericCSVData(
+            dataname=str(csv),
+            dtformat="%Y-%m-%d %H:%M:%S",
+            datetime=0,
+            open=1,
+            high=2,
+            low=3,
+            close=4,
+            volume=5,
+            openinterest=-1,
+            timeframe=bt.TimeFrame.Minutes,
+        )
+    )
     cerebro.addstrategy(SmaCross)
     cerebro.addanalyzer(Record)
     cerebro.broker.setcash(100_000)

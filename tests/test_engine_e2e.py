@@ -23,7 +23,8 @@ def bars(symbol: str, n: int, seed: int) -> BarChunk:
     source = SimulatedSource(SimulatedConfig(seed=seed, bars=n), symbols=[symbol], base_dir=Path("."))
     chunks = list(source.history())
     return BarChunk(
-        symbol, *(np.concatenate([getattr(c, k) for c in chunks]) for k in ("ts", "open", "high", "low", "close", "volume"))
+        symbol,
+        *(np.concatenate([getattr(c, k) for c in chunks]) for k in ("ts", "open", "high", "low", "close", "volume")),
     )
 
 
@@ -51,7 +52,11 @@ def config(tmp_path: Path, root: Path) -> Path:
         {
             "engine": {"symbols": SYMBOLS, "window": 50, "chunk": 777},
             "source": {"type": "simulated", "seed": 9, "bars": 3000},
-            "strategy": {"host": "python", "class": "sma.py:SmaCross", "params": {"fast": FAST, "slow": SLOW, "qty": 3}},
+            "strategy": {
+                "host": "python",
+                "class": "sma.py:SmaCross",
+                "params": {"fast": FAST, "slow": SLOW, "qty": 3},
+            },
             "broker": {"type": "paper", "cash": 50000, "commission": float(COMMISSION)},
         },
     )

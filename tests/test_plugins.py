@@ -62,7 +62,10 @@ def test_loads_plugin_from_entry_point_with_distribution(site):
 def test_broken_plugin_is_reported_not_fatal(site):
     make_dist(site, "engine-plugin-fake", "1.0", {"fake": "fake_good"}, {"fake_good": GOOD})
     make_dist(
-        site, "engine-plugin-broken", "0.1", {"broken": "fake_broken"},
+        site,
+        "engine-plugin-broken",
+        "0.1",
+        {"broken": "fake_broken"},
         {"fake_broken": "import module_that_does_not_exist\n"},
     )
     reg = build_registry(autoload=True)
@@ -75,11 +78,16 @@ def test_broken_plugin_is_reported_not_fatal(site):
 
 def test_unknown_name_mentions_failed_plugins(site):
     make_dist(
-        site, "engine-plugin-broken", "0.1", {"broken": "fake_broken"},
+        site,
+        "engine-plugin-broken",
+        "0.1",
+        {"broken": "fake_broken"},
         {"fake_broken": "raise RuntimeError('boom at import')\n"},
     )
     reg = build_registry(autoload=True)
-    with pytest.raises(PluginError, match=r"unknown source 'nope'.*failed to load: broken \(RuntimeError: boom at import\)"):
+    with pytest.raises(
+        PluginError, match=r"unknown source 'nope'.*failed to load: broken \(RuntimeError: boom at import\)"
+    ):
         reg.get("source", "nope")
 
 
@@ -125,7 +133,10 @@ def test_builtins_come_from_the_core_entry_points():
 def test_list_plugins_json(site):
     make_dist(site, "engine-plugin-fake", "1.2.3", {"fake": "fake_good"}, {"fake_good": GOOD})
     make_dist(
-        site, "engine-plugin-broken", "0.1", {"broken": "fake_broken"},
+        site,
+        "engine-plugin-broken",
+        "0.1",
+        {"broken": "fake_broken"},
         {"fake_broken": "import module_that_does_not_exist\n"},
     )
     set_registry(build_registry(autoload=True))
@@ -134,8 +145,13 @@ def test_list_plugins_json(site):
     rows = json.loads(result.output)
     fake = next(r for r in rows if r["name"] == "fake")
     assert fake == {
-        "name": "fake", "kind": "source", "plugin": "fake", "distribution": "engine-plugin-fake",
-        "version": "1.2.3", "status": "loaded", "error": "",
+        "name": "fake",
+        "kind": "source",
+        "plugin": "fake",
+        "distribution": "engine-plugin-fake",
+        "version": "1.2.3",
+        "status": "loaded",
+        "error": "",
     }
     broken = next(r for r in rows if r["name"] == "broken")
     assert broken["status"] == "failed" and broken["distribution"] == "engine-plugin-broken"

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from engine_core.brokers import OrderStatus
 from engine_core.builtin.paper import PaperBroker
 from engine_core.errors import BrokerTimeout, JournalError
 from engine_core.hookspecs import hookimpl
@@ -39,19 +38,25 @@ class S:
 
 def live_config(tmp_path: Path, bars: int = 400, pace: float = 0.002, **engine: object) -> Path:
     (tmp_path / "s.py").write_text(textwrap.dedent(STRATEGY))
-    return write_config(tmp_path / "c.toml", {
-        "engine": {"mode": "live", "symbols": ["A", "B"], "journal_sync": "normal", **engine},
-        "source": {"type": "simulated", "bars": bars, "pace": pace, "seed": 3},
-        "strategy": {"host": "python", "class": "s.py:S"},
-        "report": {"dir": "out"},
-    })
+    return write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"mode": "live", "symbols": ["A", "B"], "journal_sync": "normal", **engine},
+            "source": {"type": "simulated", "bars": bars, "pace": pace, "seed": 3},
+            "strategy": {"host": "python", "class": "s.py:S"},
+            "report": {"dir": "out"},
+        },
+    )
 
 
 def start(config: Path) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
     return subprocess.Popen(
         [sys.executable, "-m", "engine_core", "run", "-q", "--no-report", "-c", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
 
@@ -70,7 +75,7 @@ def check_consistency(path: Path, *, settled: bool = True) -> dict[str, int]:
     finally:
         journal.close()
     # every order the broker got was journaled before it was sent, and none twice
-    for key, record in paper.items():
+    for key in paper:
         cid = key.removeprefix("paper:")
         assert cid in orders, f"broker has {cid} the journal never recorded"
         assert orders[cid]["status"] not in ("lost",), f"{cid} marked lost but placed"
@@ -93,7 +98,8 @@ def check_consistency(path: Path, *, settled: bool = True) -> dict[str, int]:
         )
         broker = sum(
             (Decimal(r["qty"]) if r["side"] == "buy" else -Decimal(r["qty"]))
-            for r in paper.values() if r["symbol"] == symbol and r["status"] == "filled"
+            for r in paper.values()
+            if r["symbol"] == symbol and r["status"] == "filled"
         )
         assert Decimal(snap["qty"]) == from_fills
         if not settled:
@@ -191,12 +197,13 @@ def run_with(tmp_path: Path, broker: str):
 
 def test_timeout_after_send_is_resolved_by_client_id(tmp_path):
     result, journal = run_with(tmp_path, "after")
-    orders = journal.orders()
-    assert orders and all(o["status"] == "filled" or o["client_id"].endswith(tuple("0123456789")) for o in orders)
+    orders = journal.orders(symbol="A")
     kinds = Counter(e["kind"] for e in journal.events(symbol="A"))
-    assert kinds["unknown"] == kinds["acknowledged"] > 0  # every unanswered send found open at the broker
+    assert kinds["unknown"] == kinds["acknowledged"] == len(orders) > 0  # every unanswered send found at the broker
     assert kinds["lost"] == 0
-    assert result.symbols["A"].fills == result.symbols["A"].orders - (1 if result.symbols["A"].final_state != "watch" and result.symbols["A"].position_qty == 0 else 0)
+    # every order filled, except one still waiting for the next bar when the feed ended
+    still_open = [o for o in orders if o["status"] != "filled"]
+    assert len(still_open) <= 1 and result.symbols["A"].fills == len(orders) - len(still_open)
     journal.close()
     check_consistency(tmp_path / ".engine" / "engine.sqlite")
 
@@ -245,8 +252,12 @@ def test_status_command_reads_the_journal(tmp_path):
     config = live_config(tmp_path, bars=30, pace=0.0)
     build_engine(config).run()
     env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
-    proc = subprocess.run([sys.executable, "-m", "engine_core", "status", "--json", "-c", str(config)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine_core", "status", "--json", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     import json
 
@@ -259,8 +270,9 @@ def test_status_command_reads_the_journal(tmp_path):
 def test_status_without_a_journal_is_one_line(tmp_path):
     config = live_config(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
-    proc = subprocess.run([sys.executable, "-m", "engine_core", "status", "-c", str(config)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine_core", "status", "-c", str(config)], capture_output=True, text=True, env=env
+    )
     assert proc.returncode == 2 and "no journal" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
@@ -270,8 +282,20 @@ def test_position_mismatch_halts_only_that_symbol(tmp_path):
     path = tmp_path / ".engine" / "engine.sqlite"
     journal = Journal(path)
     # the broker gets a fill for A the engine never heard of
-    journal.put("paper:manual-1", {"symbol": "A", "side": "buy", "qty": "5", "ts": 0, "reason": "manual",
-                                   "status": "filled", "price": "100", "commission": "0", "fill_ts": 0})
+    journal.put(
+        "paper:manual-1",
+        {
+            "symbol": "A",
+            "side": "buy",
+            "qty": "5",
+            "ts": 0,
+            "reason": "manual",
+            "status": "filled",
+            "price": "100",
+            "commission": "0",
+            "fill_ts": 0,
+        },
+    )
     journal.close()
     text = config.read_text().replace("bars = 30", "bars = 60")
     config.write_text(text)

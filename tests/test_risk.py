@@ -102,9 +102,7 @@ def test_refused_orders_are_not_counted_by_the_rate_limit() -> None:
 
 
 def test_reducing_orders_are_never_refused_but_are_counted() -> None:
-    rm = manager(
-        max_position=1, max_notional=1, max_total_notional=1, max_open_orders=1, max_orders_per_minute=1
-    )
+    rm = manager(max_position=1, max_notional=1, max_total_notional=1, max_open_orders=1, max_orders_per_minute=1)
     rm.account.update("A", 0.0, 500.0)
     rm.account.order_opened()
     for k in range(3):
@@ -174,25 +172,37 @@ def test_config_without_risk_table_has_every_rule_off(tmp_path: Path, registry: 
 @pytest.mark.parametrize(
     ("risk", "message"),
     [
-        ({"symbols": {"BTC": {"max_position": -1}}}, "risk.symbols.BTC.max_position: expected a positive number, got -1"),
+        (
+            {"symbols": {"BTC": {"max_position": -1}}},
+            "risk.symbols.BTC.max_position: expected a positive number, got -1",
+        ),
         ({"max_notional": 0}, "risk.max_notional: expected a positive number, got 0"),
         ({"max_orders_per_minute": 0}, "risk.max_orders_per_minute: expected a number >= 1, got 0"),
         ({"max_drawdown": 1.5}, "risk.max_drawdown: expected a number < 1.0, got 1.5"),
         ({"percent": 2}, "risk.percent: expected a number <= 1, got 2"),
-        ({"sizing": "martingale"}, (
-            "risk.sizing: expected 'fixed_qty', 'fixed_notional', 'percent_equity' "
-            "or 'risk_per_trade', got 'martingale'"
-        )),
+        (
+            {"sizing": "martingale"},
+            (
+                "risk.sizing: expected 'fixed_qty', 'fixed_notional', 'percent_equity' "
+                "or 'risk_per_trade', got 'martingale'"
+            ),
+        ),
         ({"kill_action": "panic"}, "risk.kill_action: expected 'flatten' or 'halt', got 'panic'"),
         ({"max_positon": 1}, "risk.max_positon: unknown key"),
         ({"symbols": {"BTC": {"max_open_orders": 1}}}, "risk.symbols.BTC.max_open_orders: unknown key"),
         ({"sizing": "fixed_notional"}, "risk.sizing: needs notional to be set, got 'fixed_notional'"),
-        ({"sizing": "percent_equity", "symbols": {"BTC": {"percent": 1}}},
-         "risk.sizing: needs percent to be set, got 'percent_equity'"),
-        ({"symbols": {"BTC": {"sizing": "risk_per_trade"}}},
-         "risk.symbols.BTC.sizing: needs risk to be set, got 'risk_per_trade'"),
-        ({"sizing": "risk_per_trade", "risk": 0.01, "symbols": {"BTC": {"sizing": "fixed_notional"}}},
-         "risk.symbols.BTC.sizing: needs notional to be set, got 'fixed_notional'"),
+        (
+            {"sizing": "percent_equity", "symbols": {"BTC": {"percent": 1}}},
+            "risk.sizing: needs percent to be set, got 'percent_equity'",
+        ),
+        (
+            {"symbols": {"BTC": {"sizing": "risk_per_trade"}}},
+            "risk.symbols.BTC.sizing: needs risk to be set, got 'risk_per_trade'",
+        ),
+        (
+            {"sizing": "risk_per_trade", "risk": 0.01, "symbols": {"BTC": {"sizing": "fixed_notional"}}},
+            "risk.symbols.BTC.sizing: needs notional to be set, got 'fixed_notional'",
+        ),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, registry: Any, risk: dict[str, Any], message: str) -> None:
@@ -215,8 +225,13 @@ def test_config_errors_name_the_key(tmp_path: Path, registry: Any, risk: dict[st
         ({"sizing": "percent_equity", "percent": 1, "qty_step": 5}, 100.0, None, 1999.0, D(15)),
         ({"sizing": "risk_per_trade", "risk": D("0.01")}, 100.0, 98.0, 10_000.0, D(50)),
         ({"sizing": "risk_per_trade", "risk": D("0.01")}, 100.0, 102.0, 10_000.0, D(50)),  # a short
-        ({"sizing": "risk_per_trade", "risk": D("0.02"), "qty_step": D("0.001")}, 50_000.0, 49_300.0, 9_000.0,
-         D("0.257")),
+        (
+            {"sizing": "risk_per_trade", "risk": D("0.02"), "qty_step": D("0.001")},
+            50_000.0,
+            49_300.0,
+            9_000.0,
+            D("0.257"),
+        ),
     ],
 )
 def test_sizing_rules_are_exact(
@@ -237,14 +252,34 @@ def test_sizing_per_symbol_override() -> None:
 @pytest.mark.parametrize(
     ("risk", "price", "stop", "equity", "message"),
     [
-        ({"sizing": "risk_per_trade", "risk": D("0.01")}, 100.0, None, 1e4,
-         "A: sizing risk_per_trade refused the entry: the entry has no stop-loss"),
-        ({"sizing": "risk_per_trade", "risk": D("0.01")}, 100.0, 100.0, 1e4,
-         "A: sizing risk_per_trade refused the entry: stop-loss 100 equals the price"),
-        ({"sizing": "fixed_notional", "notional": 50, "qty_step": 1}, 100.0, None, 1e4,
-         "A: sizing fixed_notional refused the entry: quantity 0 (equity 10000, price 100, qty_step 1)"),
-        ({"sizing": "percent_equity", "percent": D("0.5")}, 100.0, None, -5.0,
-         "A: sizing percent_equity refused the entry: quantity -0.025 (equity -5, price 100)"),
+        (
+            {"sizing": "risk_per_trade", "risk": D("0.01")},
+            100.0,
+            None,
+            1e4,
+            "A: sizing risk_per_trade refused the entry: the entry has no stop-loss",
+        ),
+        (
+            {"sizing": "risk_per_trade", "risk": D("0.01")},
+            100.0,
+            100.0,
+            1e4,
+            "A: sizing risk_per_trade refused the entry: stop-loss 100 equals the price",
+        ),
+        (
+            {"sizing": "fixed_notional", "notional": 50, "qty_step": 1},
+            100.0,
+            None,
+            1e4,
+            "A: sizing fixed_notional refused the entry: quantity 0 (equity 10000, price 100, qty_step 1)",
+        ),
+        (
+            {"sizing": "percent_equity", "percent": D("0.5")},
+            100.0,
+            None,
+            -5.0,
+            "A: sizing percent_equity refused the entry: quantity -0.025 (equity -5, price 100)",
+        ),
         ({}, 0.0, None, 1e4, "A: sizing fixed_qty refused the entry: price 0 is not positive"),
     ],
 )
@@ -330,9 +365,7 @@ def test_no_kill_rules_no_work() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    steps=st.lists(
-        st.tuples(st.integers(0, 8 * HOUR), st.floats(-300, 300, allow_nan=False)), min_size=1, max_size=60
-    ),
+    steps=st.lists(st.tuples(st.integers(0, 8 * HOUR), st.floats(-300, 300, allow_nan=False)), min_size=1, max_size=60),
     cuts=st.lists(st.integers(0, 60), max_size=3),
     daily=st.one_of(st.none(), st.floats(0.01, 0.5)),
     dd=st.one_of(st.none(), st.floats(0.01, 0.5)),

@@ -25,14 +25,17 @@ class S:
 
 def engine(tmp_path: Path, rows: list, risk: dict, params: dict | None = None, **engine_cfg):
     (tmp_path / "s.py").write_text(textwrap.dedent(ENTER_EVERY_5))
-    cfg = write_config(tmp_path / "c.toml", {
-        "engine": {"symbols": sorted({r[0] for r in rows}), **engine_cfg},
-        "source": {"type": "replay", "bars": rows},
-        "strategy": {"host": "python", "class": "s.py:S", "params": params or {"x": 0}},
-        "broker": {"type": "paper", "cash": 10000},
-        "risk": risk,
-        "sinks": [{"type": "memory"}],
-    })
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"symbols": sorted({r[0] for r in rows}), **engine_cfg},
+            "source": {"type": "replay", "bars": rows},
+            "strategy": {"host": "python", "class": "s.py:S", "params": params or {"x": 0}},
+            "broker": {"type": "paper", "cash": 10000},
+            "risk": risk,
+            "sinks": [{"type": "memory"}],
+        },
+    )
     return build_engine(cfg)
 
 
@@ -69,9 +72,7 @@ def test_percent_equity_sizing(tmp_path):
 
 def test_drawdown_kill_switch_flattens_and_halts(tmp_path):
     closes = [100.0, 100.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0]
-    result = engine(
-        tmp_path, bars("A", closes), {"max_drawdown": 0.1}, params={"qty": 50}
-    ).run()
+    result = engine(tmp_path, bars("A", closes), {"max_drawdown": 0.1}, params={"qty": 50}).run()
     a = result.symbols["A"]
     # entered at 100 (bar 1 open); the fall to 60 at bar 2's close costs 20%: flatten at bar 3's open
     assert a.halted and "kill switch max_drawdown tripped" in a.halted
@@ -82,9 +83,7 @@ def test_drawdown_kill_switch_flattens_and_halts(tmp_path):
 
 def test_kill_switch_halt_keeps_the_position(tmp_path):
     closes = [100.0, 100.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0]
-    result = engine(
-        tmp_path, bars("A", closes), {"max_drawdown": 0.1, "kill_action": "halt"}, params={"qty": 50}
-    ).run()
+    result = engine(tmp_path, bars("A", closes), {"max_drawdown": 0.1, "kill_action": "halt"}, params={"qty": 50}).run()
     a = result.symbols["A"]
     assert a.halted and a.position_qty == 50
 
@@ -97,9 +96,21 @@ def test_drawdown_under_the_limit_does_not_trip(tmp_path):
 
 def test_daily_loss_limit_trips_on_the_day_it_is_lost(tmp_path):
     day = 86400
-    rows = [["A", t, c, c, c, c, 1.0] for t, c in
-            [(0, 100.0), (60, 100.0), (120, 100.0), (180, 100.0), (240, 100.0), (300, 100.0),
-             (day, 100.0), (day + 60, 100.0), (day + 120, 90.0), (day + 180, 90.0)]]
+    rows = [
+        ["A", t, c, c, c, c, 1.0]
+        for t, c in [
+            (0, 100.0),
+            (60, 100.0),
+            (120, 100.0),
+            (180, 100.0),
+            (240, 100.0),
+            (300, 100.0),
+            (day, 100.0),
+            (day + 60, 100.0),
+            (day + 120, 90.0),
+            (day + 180, 90.0),
+        ]
+    ]
     a = engine(tmp_path, rows, {"daily_loss_limit": 0.03}, params={"qty": 50}).run().symbols["A"]
     assert a.halted and "daily_loss_limit" in a.halted
 

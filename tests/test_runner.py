@@ -35,11 +35,14 @@ def test_a_slow_strategy_does_not_delay_another_symbol(tmp_path: Path):
     (tmp_path / "s.py").write_text(textwrap.dedent(RECORDER))
     log = tmp_path / "calls.log"
     rows = [[sym, 60 * i, 1.0, 1.0, 1.0, 1.0, 1.0] for i in range(40) for sym in ("SLOW", "FAST")]
-    cfg = write_config(tmp_path / "c.toml", {
-        "engine": {"mode": "live", "symbols": ["SLOW", "FAST"]},
-        "source": {"type": "replay", "bars": rows},
-        "strategy": {"host": "python", "class": "s.py:S", "params": {"log": str(log)}},
-    })
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"mode": "live", "symbols": ["SLOW", "FAST"]},
+            "source": {"type": "replay", "bars": rows},
+            "strategy": {"host": "python", "class": "s.py:S", "params": {"log": str(log)}},
+        },
+    )
     result = run(cfg)
     assert result.symbols["SLOW"].bars == result.symbols["FAST"].bars == 40
     calls = [line.split() for line in log.read_text().splitlines()]
@@ -56,17 +59,23 @@ def test_ctrl_c_stops_a_live_run_cleanly(tmp_path: Path, root: Path):
         "    def close_watch(self, ctx):\n        return None\n"
         "    def in_trade(self, ctx):\n        return 'exit' if ctx.index % 10 == 5 else None\n"
     )
-    cfg = write_config(tmp_path / "c.toml", {
-        "engine": {"mode": "live", "symbols": ["A", "B"]},
-        "source": {"type": "simulated", "bars": 0, "pace": 0.002},
-        "strategy": {"host": "python", "class": "s.py:S"},
-        "sinks": [{"type": "log", "path": str(tmp_path / "events.log")}],
-        "report": {"dir": "out"},
-    })
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"mode": "live", "symbols": ["A", "B"]},
+            "source": {"type": "simulated", "bars": 0, "pace": 0.002},
+            "strategy": {"host": "python", "class": "s.py:S"},
+            "sinks": [{"type": "log", "path": str(tmp_path / "events.log")}],
+            "report": {"dir": "out"},
+        },
+    )
     env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine_core", "run", "-c", str(cfg)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     deadline = time.monotonic() + 30
     events = tmp_path / "events.log"

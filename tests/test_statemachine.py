@@ -17,7 +17,9 @@ def test_round_trip_emits_events():
         sm.transition(State.WATCH, 3, "stop_loss"),
     ]
     assert [(e.from_state, e.to_state) for e in events] == [
-        (State.WATCH, State.CLOSE_WATCH), (State.CLOSE_WATCH, State.IN_TRADE), (State.IN_TRADE, State.WATCH),
+        (State.WATCH, State.CLOSE_WATCH),
+        (State.CLOSE_WATCH, State.IN_TRADE),
+        (State.IN_TRADE, State.WATCH),
     ]
     assert events[2].symbol == "BTC" and events[2].ts == 3 and events[2].reason == "stop_loss"
     assert sm.transitions == 3

@@ -17,12 +17,20 @@ from engine_core.testing import write_config
 FLAT = [(100, 101, 99, 100)] * 3
 
 
-def run(tmp_path: Path, strategy: str, bars: dict[str, list[tuple]], *, broker: dict | None = None,
-        strategy_cfg: dict | None = None, params: dict | None = None) -> Any:
+def run(
+    tmp_path: Path,
+    strategy: str,
+    bars: dict[str, list[tuple]],
+    *,
+    broker: dict | None = None,
+    strategy_cfg: dict | None = None,
+    params: dict | None = None,
+) -> Any:
     (tmp_path / "strat.py").write_text(textwrap.dedent(strategy))
     rows = [
-        [sym, 60 * i, float(o), float(h), float(l), float(c), 1.0]
-        for sym, seq in bars.items() for i, (o, h, l, c) in enumerate(seq)
+        [sym, 60 * i, float(o), float(h), float(lo), float(c), 1.0]
+        for sym, seq in bars.items()
+        for i, (o, h, lo, c) in enumerate(seq)
     ]
     sections = {
         "engine": {"symbols": list(bars), "window": 50},

@@ -33,7 +33,9 @@ def describe(event: Event) -> str:
     if isinstance(event, OrderEvent):
         o = event.order
         extra = f": {event.detail}" if event.detail else ""
-        return f"{iso_utc(o.ts)} {o.symbol} order {event.status} {o.side.value} {o.qty} [{o.client_id}] {o.reason}{extra}"
+        return (
+            f"{iso_utc(o.ts)} {o.symbol} order {event.status} {o.side.value} {o.qty} [{o.client_id}] {o.reason}{extra}"
+        )
     if isinstance(event, FillEvent):
         f = event.fill
         return f"{iso_utc(f.ts)} {f.symbol} fill {f.side.value} {f.qty} @ {f.price} fee {f.commission} [{f.client_id}]"
@@ -42,7 +44,8 @@ def describe(event: Event) -> str:
     if isinstance(event, ErrorEvent):
         return f"{iso_utc(event.ts)} {event.symbol or '-'} {event.kind}: {event.message}"
     if isinstance(event, Bar):
-        return f"{iso_utc(event.ts)} {event.symbol} bar o={event.open} h={event.high} l={event.low} c={event.close} v={event.volume}"
+        prices = f"o={event.open} h={event.high} l={event.low} c={event.close} v={event.volume}"
+        return f"{iso_utc(event.ts)} {event.symbol} bar {prices}"
     return repr(event)
 
 

@@ -50,7 +50,7 @@ class PaperBroker(Broker):
         """Restore the open orders and fills of an earlier run from the journal."""
         self._journal = journal
         for key, record in journal.items(_KEY):
-            cid = key[len(_KEY):]
+            cid = key[len(_KEY) :]
             self._orders[cid] = record
             if record["status"] == "open":
                 order = _order_from(cid, record)
@@ -68,8 +68,12 @@ class PaperBroker(Broker):
             if order.client_id in self._orders:
                 return  # idempotent: a resend of a known (open, or journaled) order places nothing
             self._orders[order.client_id] = {
-                "symbol": order.symbol, "side": order.side.value, "qty": str(order.qty),
-                "ts": order.ts, "reason": order.reason, "status": "open",
+                "symbol": order.symbol,
+                "side": order.side.value,
+                "qty": str(order.qty),
+                "ts": order.ts,
+                "reason": order.reason,
+                "status": "open",
             }
             if self._journal is not None:
                 self._save(order.client_id)
@@ -118,8 +122,14 @@ class PaperBroker(Broker):
             return OrderStatus(record["status"], Decimal(0))
         qty = Decimal(record["qty"])
         fill = Fill(
-            client_id, record["symbol"], Side(record["side"]), qty, Decimal(record["price"]),
-            Decimal(record["commission"]), int(record["fill_ts"]), client_id,
+            client_id,
+            record["symbol"],
+            Side(record["side"]),
+            qty,
+            Decimal(record["price"]),
+            Decimal(record["commission"]),
+            int(record["fill_ts"]),
+            client_id,
         )
         return OrderStatus("filled", qty, (fill,))
 
@@ -139,7 +149,9 @@ class PaperBroker(Broker):
 
 
 def _order_from(client_id: str, record: dict[str, Any]) -> Order:
-    return Order(client_id, record["symbol"], Side(record["side"]), Decimal(record["qty"]), int(record["ts"]), record["reason"])
+    return Order(
+        client_id, record["symbol"], Side(record["side"]), Decimal(record["qty"]), int(record["ts"]), record["reason"]
+    )
 
 
 @hookimpl

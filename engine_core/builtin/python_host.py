@@ -12,8 +12,9 @@ import importlib
 import importlib.util
 import math
 import traceback
+from collections.abc import Callable
 from types import MappingProxyType
-from typing import Any, Callable
+from typing import Any
 
 from engine_core.errors import StrategyError
 from engine_core.hookspecs import hookimpl
@@ -80,7 +81,15 @@ class Context:
     @property
     def bar(self) -> Bar:
         v, i = self._view, self._i
-        return Bar(v.symbol, int(v.ts[i]), float(v.open[i]), float(v.high[i]), float(v.low[i]), float(v.close[i]), float(v.volume[i]))
+        return Bar(
+            v.symbol,
+            int(v.ts[i]),
+            float(v.open[i]),
+            float(v.high[i]),
+            float(v.low[i]),
+            float(v.close[i]),
+            float(v.volume[i]),
+        )
 
     def open(self, n: int = 0) -> float | None:
         return self._at("open", n)
@@ -126,8 +135,7 @@ class PythonSymbolStrategy(SymbolStrategy):
 
     def _error(self, err: BaseException, function: str) -> StrategyError:
         return StrategyError(
-            f"{self.name}: {function} failed for {self.symbol} at {_where(err, function)}: "
-            f"{type(err).__name__}: {err}"
+            f"{self.name}: {function} failed for {self.symbol} at {_where(err, function)}: {type(err).__name__}: {err}"
         )
 
     def _call(self, function: str, *args: Any) -> Any:
@@ -172,7 +180,7 @@ class PythonHost(StrategyHost):
         spec = self.config.class_ or ""
         module_name, _, class_name = spec.partition(":")
         if not module_name or not class_name:
-            raise StrategyError(f"strategy.class: expected \"module:Class\", got {spec!r}")
+            raise StrategyError(f'strategy.class: expected "module:Class", got {spec!r}')
         module = self._import(module_name)
         cls = getattr(module, class_name, None)
         if not isinstance(cls, type):
@@ -198,8 +206,7 @@ class PythonHost(StrategyHost):
             raise
         except Exception as err:
             raise StrategyError(
-                f"strategy.class: cannot import {module_name}: {_where(err, module_name)}: "
-                f"{type(err).__name__}: {err}"
+                f"strategy.class: cannot import {module_name}: {_where(err, module_name)}: {type(err).__name__}: {err}"
             ) from err
 
     def bind(self, symbol: str, view: SymbolView) -> SymbolStrategy:
@@ -209,4 +216,3 @@ class PythonHost(StrategyHost):
 @hookimpl
 def register_strategy_hosts(register: Any) -> None:
     register("python", PythonHost)
-

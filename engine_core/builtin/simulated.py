@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import numpy as np
 from pydantic import Field

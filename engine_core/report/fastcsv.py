@@ -22,10 +22,7 @@ CHUNK_ROWS = 1 << 15
 _ZERO = ord("0")
 # the four ASCII digits of i, zero-padded, as one uint32: a lookup replaces 4 divisions
 _QUADS = (
-    ((np.arange(10_000)[:, None] // np.array([1000, 100, 10, 1])) % 10 + _ZERO)
-    .astype(np.uint8)
-    .view(np.uint32)
-    .ravel()
+    ((np.arange(10_000)[:, None] // np.array([1000, 100, 10, 1])) % 10 + _ZERO).astype(np.uint8).view(np.uint32).ravel()
 )
 
 
@@ -53,9 +50,7 @@ def _dates(days: np.ndarray) -> np.ndarray:
     month = month_start.astype(np.int64) % 12 + 1
     day = (date - month_start).astype(np.int64) + 1
     n = len(days)
-    return np.hstack(
-        [_digits(year, 4), _literal(n, "-"), _digits(month, 2), _literal(n, "-"), _digits(day, 2)]
-    )
+    return np.hstack([_digits(year, 4), _literal(n, "-"), _digits(month, 2), _literal(n, "-"), _digits(day, 2)])
 
 
 def _clock(seconds: np.ndarray) -> np.ndarray:

@@ -74,9 +74,7 @@ def trade_row_blocks(trades: list[RoundTrip]) -> Iterator[list[list[str]]]:
     if not trades:
         return
     n = len(trades)
-    ts = np.fromiter(
-        itertools.chain((t.entry_ts for t in trades), (t.exit_ts for t in trades)), np.int64, 2 * n
-    )
+    ts = np.fromiter(itertools.chain((t.entry_ts for t in trades), (t.exit_ts for t in trades)), np.int64, 2 * n)
     digits = fraction_digits(ts)  # of all the times, as iso_times does
     for start in range(0, n, TRADE_BLOCK):
         block = trades[start : start + TRADE_BLOCK]
@@ -160,9 +158,7 @@ def write_report(result: RunResult, summary: dict, out_dir: Path) -> dict[str, P
         "equity": out_dir / "equity.csv",
         "html": out_dir / "report.html",
     }
-    paths["summary"].write_text(
-        json.dumps(summary, sort_keys=True, indent=2, allow_nan=False) + "\n", encoding="utf-8"
-    )
+    paths["summary"].write_text(json.dumps(summary, sort_keys=True, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     trades = sorted_trades(result)
     shown = _write_trades(paths["trades"], trades)
     points = _write_equity(paths["equity"], result)

@@ -318,9 +318,9 @@ def _trade_stats(trades: list[RoundTrip]) -> dict:
     """Win rate, profit factor and per-trade figures of closed round trips."""
     pnls = [t.pnl for t in trades]
     if not pnls:
-        return dict.fromkeys(
-            ("win_rate", "profit_factor", "avg_trade_pnl", "best_trade_pnl", "worst_trade_pnl")
-        ) | {"trades": 0}
+        return dict.fromkeys(("win_rate", "profit_factor", "avg_trade_pnl", "best_trade_pnl", "worst_trade_pnl")) | {
+            "trades": 0
+        }
     gains = sum((p for p in pnls if p > 0), Decimal(0))
     losses = -sum((p for p in pnls if p < 0), Decimal(0))
     return {
@@ -357,9 +357,7 @@ def _symbol_summary(s: SymbolResult, start_cash: float, periods_per_year: float 
 def summarize(result: RunResult, periods_per_year: float | None = None) -> dict:
     """The run's summary as JSON-safe data (see the module docstring for definitions)."""
     start_cash = float(result.start_cash)
-    per_symbol = {
-        name: _symbol_summary(s, start_cash, periods_per_year) for name, s in result.symbols.items()
-    }
+    per_symbol = {name: _symbol_summary(s, start_cash, periods_per_year) for name, s in result.symbols.items()}
     symbols = result.symbols.values()
     total = total_curve(result)
     return {

@@ -24,9 +24,7 @@ img { max-width: 100%; }
 def _table(header: list[str], rows: list[list[str]]) -> str:
     """An HTML table; every cell is escaped here."""
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "\n".join(
-        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows
-    )
+    body = "\n".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
 
 
@@ -66,8 +64,7 @@ def render_page(
         for name, figures in summary["per_symbol"].items()
     ]
     chart = (
-        '<img alt="Equity and drawdown" src="data:image/png;base64,'
-        f'{base64.b64encode(chart_png).decode("ascii")}">'
+        f'<img alt="Equity and drawdown" src="data:image/png;base64,{base64.b64encode(chart_png).decode("ascii")}">'
         if chart_png
         else '<p class="note">No bars: nothing to plot.</p>'
     )

@@ -9,9 +9,7 @@ import numpy as np
 MAX_POINTS = 5_000
 
 
-def downsample(
-    x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS
-) -> tuple[np.ndarray, np.ndarray]:
+def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
     """At most ``max_points`` points: the minimum and maximum of each bucket, in time order.
 
     Keeping both extremes of every bucket keeps short spikes and drawdowns
@@ -58,9 +56,7 @@ class Downsampler:
         last = self.seen == self.n
         if last:
             # as downsample: pad the final buckets with the last value
-            padded = np.concatenate(
-                [y, np.full((self.buckets - self.done) * self.size - len(y), y[-1])]
-            )
+            padded = np.concatenate([y, np.full((self.buckets - self.done) * self.size - len(y), y[-1])])
         else:
             full = len(y) // self.size * self.size
             padded = y[:full]
@@ -87,9 +83,7 @@ def equity_chart(ts: np.ndarray, equity: np.ndarray, drawdown: np.ndarray) -> by
     return chart_png(*downsample(ts, equity), *downsample(ts, drawdown))
 
 
-def chart_png(
-    equity_ts: np.ndarray, equity: np.ndarray, drawdown_ts: np.ndarray, drawdown: np.ndarray
-) -> bytes:
+def chart_png(equity_ts: np.ndarray, equity: np.ndarray, drawdown_ts: np.ndarray, drawdown: np.ndarray) -> bytes:
     """:func:`equity_chart` of already downsampled points (int64 ns times)."""
     import matplotlib
 
@@ -105,9 +99,7 @@ def chart_png(
     top.set_ylabel("Equity")
     top.ticklabel_format(axis="y", style="plain", useOffset=False)
     top.grid(alpha=0.3)
-    bottom.fill_between(
-        _datetimes(drawdown_ts), -100.0 * drawdown, 0.0, color="#c0392b", alpha=0.5, linewidth=0
-    )
+    bottom.fill_between(_datetimes(drawdown_ts), -100.0 * drawdown, 0.0, color="#c0392b", alpha=0.5, linewidth=0)
     bottom.set_ylabel("Drawdown %")
     bottom.grid(alpha=0.3)
     locator = AutoDateLocator()

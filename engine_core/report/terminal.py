@@ -19,9 +19,7 @@ def print_summary(summary: dict, console: Console) -> None:
         table.add_row(name, *(show(figures[key], kind) for key, _, kind in TABLE_COLUMNS))
     total = summary["total"]
     table.add_section()
-    table.add_row(
-        "Total", *(show(total[key], kind) for key, _, kind in TABLE_COLUMNS), style="bold"
-    )
+    table.add_row("Total", *(show(total[key], kind) for key, _, kind in TABLE_COLUMNS), style="bold")
     console.print(table)
     for name, reason in total["halted"].items():
         console.print(Text.assemble((f"{name} halted: ", "yellow"), reason))

@@ -45,14 +45,17 @@ def test_scan_stops_at_the_first_decision(harness: Any) -> None:
     ],
 )
 def test_invalid_decision_names_the_return_line(harness: Any, decision: str, message: str) -> None:
-    code = f"""function watch(ctx)
+    code = (
+        f"""function watch(ctx)
   local x = ctx.close()
   if x > 100 then
     return nil
   end
   return {decision}
 end
-""" + FUNCTIONS
+"""
+        + FUNCTIONS
+    )
     h = harness(code)
     h.feed(np.arange(1.0, 4.0))
     with pytest.raises(StrategyError, match=rf"^strategy.lua:6: watch for TEST: .*{message}"):
@@ -139,7 +142,10 @@ def test_decision_tables_are_read_raw_and_values_keep_their_types(harness: Any) 
     assert (decisions[4].qty, decisions[4].side) == (None, Side.BUY)  # raw fields, as Python walks the table
     d = decisions[5]
     assert (d.action, d.side, d.stop_loss, d.take_profit, d.trailing_stop) == ("enter", Side.SELL, 2.0, 3.5, 0.1)
-    with pytest.raises(StrategyError, match=r"^strategy.lua:\d+: watch for TEST: decision field 'qty' must be a finite number, got True"):
+    with pytest.raises(
+        StrategyError,
+        match=r"^strategy.lua:\d+: watch for TEST: decision field 'qty' must be a finite number, got True",
+    ):
         s.scan(State.WATCH, 0, 3)
 
 
@@ -181,8 +187,11 @@ def test_on_fill_without_the_function_does_nothing(harness: Any) -> None:
     ctx, s.ctx = s.ctx, _Untouchable()
     s.on_fill(fill)
     s.ctx = ctx
-    rewrite(h, "function on_fill(ctx, f) ctx.state.fills = (ctx.state.fills or 0) + 1 end\n"
-            "function watch(ctx) return {action = 'setup', reason = tostring(ctx.state.fills)} end" + FUNCTIONS)
+    rewrite(
+        h,
+        "function on_fill(ctx, f) ctx.state.fills = (ctx.state.fills or 0) + 1 end\n"
+        "function watch(ctx) return {action = 'setup', reason = tostring(ctx.state.fills)} end" + FUNCTIONS,
+    )
     assert s.reload_if_changed() is not None
     s.on_fill(fill)
     assert s.scan(State.WATCH, 0, 1)[1].reason == "1"

@@ -98,7 +98,9 @@ def test_memory_bomb_hits_the_memory_limit(harness: Any, code: str) -> None:
         max_instructions=100_000_000,
     )
     h.feed(np.arange(1.0, 4.0))
-    with pytest.raises(StrategyBudgetError, match=r"^strategy.lua(:\d+)?: watch for TEST: memory limit of 16 MB exceeded"):
+    with pytest.raises(
+        StrategyBudgetError, match=r"^strategy.lua(:\d+)?: watch for TEST: memory limit of 16 MB exceeded"
+    ):
         h.strategy.scan(State.WATCH, 0, 3)
 
 

@@ -24,7 +24,9 @@ Trade = tuple[int, int, float, str]  # entry bar, exit bar, exit price, exit rea
 
 
 def history(symbol: str) -> BarChunk:
-    source = SimulatedSource(SimulatedConfig(seed=SEED, bars=BARS, chunk=SOURCE_CHUNK), symbols=[symbol], base_dir=Path("."))
+    source = SimulatedSource(
+        SimulatedConfig(seed=SEED, bars=BARS, chunk=SOURCE_CHUNK), symbols=[symbol], base_dir=Path(".")
+    )
     chunks = list(source.history())
     columns = ("ts", "open", "high", "low", "close", "volume")
     return BarChunk(symbol, *(np.concatenate([getattr(c, k) for c in chunks]) for k in columns))
@@ -148,7 +150,9 @@ def test_strategy_makes_the_computed_trades(name: str, tmp_path: Path, root: Pat
         assert got.halted is None, got.errors
         expected = expected_of(c)
         assert len(expected) >= 5, "the data should make this strategy trade"
-        assert [(t.entry_ts, t.exit_ts) for t in got.trades] == [(int(c.ts[a]), int(c.ts[b])) for a, b, _, _ in expected]
+        assert [(t.entry_ts, t.exit_ts) for t in got.trades] == [
+            (int(c.ts[a]), int(c.ts[b])) for a, b, _, _ in expected
+        ]
         assert [float(t.exit_price) for t in got.trades] == pytest.approx([p for _, _, p, _ in expected])
         assert [t.exit_reason for t in got.trades] == [r for _, _, _, r in expected]
         assert all(t.qty == 2 for t in got.trades)

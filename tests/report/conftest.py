@@ -30,9 +30,7 @@ class Build:
         return SymbolResult(name, ts, np.array(pnl, dtype=np.float64), flags, **extra)
 
     @staticmethod
-    def trip(
-        name: str, pnl: str, exit_minute: int, side: Side = Side.BUY, reason: str = "exit"
-    ) -> RoundTrip:
+    def trip(name: str, pnl: str, exit_minute: int, side: Side = Side.BUY, reason: str = "exit") -> RoundTrip:
         exit_ts = Build.T0 + exit_minute * Build.MINUTE
         return RoundTrip(
             name,
@@ -48,9 +46,7 @@ class Build:
         )
 
     @staticmethod
-    def run(
-        *symbols: SymbolResult, start_cash: str = "100", strategy: str = "demo.lua"
-    ) -> RunResult:
+    def run(*symbols: SymbolResult, start_cash: str = "100", strategy: str = "demo.lua") -> RunResult:
         return RunResult(
             strategy,
             "backtest",

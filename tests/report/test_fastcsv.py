@@ -34,9 +34,7 @@ def test_iso_times_picks_the_coarsest_exact_fraction():
 @given(st.lists(st.integers(-(10**9), 4 * 10**9), min_size=1, max_size=20))
 def test_time_columns_match_datetime(seconds):
     ts = np.array(seconds, dtype=np.int64) * 1_000_000_000
-    expected = [
-        datetime.fromtimestamp(s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") for s in seconds
-    ]
+    expected = [datetime.fromtimestamp(s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") for s in seconds]
     assert join_rows([time_columns(ts)]).tobytes().decode().splitlines() == expected
 
 

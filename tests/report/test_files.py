@@ -94,9 +94,7 @@ def test_html_is_self_contained_and_escaped(result, tmp_path):
 
 def test_html_lists_the_first_trades_only(build, tmp_path):
     trades = [build.trip("BTC", "1", i) for i in range(TRADE_LIMIT + 20)]
-    html = write(build.run(build.symbol("BTC", [0, 1], [0, 1], trades=trades)), tmp_path)[
-        "html"
-    ].read_text()
+    html = write(build.run(build.symbol("BTC", [0, 1], [0, 1], trades=trades)), tmp_path)["html"].read_text()
     assert html.count("<tr><td>BTC</td><td>buy</td>") == TRADE_LIMIT
     assert f"First {TRADE_LIMIT} of {TRADE_LIMIT + 20} trades" in html
 

@@ -11,9 +11,7 @@ from engine_core.report.metrics import summarize, total_curve
 
 def test_drawdown_depth_and_duration(build):
     # equity 100, 110, 99, 120: 10% below the 110 peak, regained two bars later
-    s = summarize(
-        build.run(build.symbol("BTC", [0, 1, 2, 3], [0, 10, -1, 20], [False, True, True, False]))
-    )
+    s = summarize(build.run(build.symbol("BTC", [0, 1, 2, 3], [0, 10, -1, 20], [False, True, True, False])))
     figures = s["per_symbol"]["BTC"]
     assert figures["max_drawdown"] == 0.1
     assert figures["max_drawdown_bars"] == 2
@@ -27,9 +25,7 @@ def test_drawdown_depth_and_duration(build):
 
 
 def test_unrecovered_drawdown_lasts_to_the_last_bar(build):
-    figures = summarize(build.run(build.symbol("BTC", [0, 1, 2, 5], [0, 10, -1, 5])))["per_symbol"][
-        "BTC"
-    ]
+    figures = summarize(build.run(build.symbol("BTC", [0, 1, 2, 5], [0, 10, -1, 5])))["per_symbol"]["BTC"]
     assert figures["max_drawdown"] == 0.1
     assert figures["max_drawdown_bars"] == 2
     assert figures["max_drawdown_seconds"] == 240.0
@@ -48,9 +44,7 @@ def test_sharpe_sortino_cagr_on_known_returns(build):
 def test_trade_figures(build):
     pnls = ["10", "-5", "20", "-5", "0"]
     result = build.run(
-        build.symbol(
-            "BTC", [0, 1], [0, 20], trades=[build.trip("BTC", p, i) for i, p in enumerate(pnls)]
-        )
+        build.symbol("BTC", [0, 1], [0, 20], trades=[build.trip("BTC", p, i) for i, p in enumerate(pnls)])
     )
     figures = summarize(result)["total"]
     assert figures["trades"] == 5

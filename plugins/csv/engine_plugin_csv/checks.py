@@ -24,16 +24,12 @@ REASONS = (
     "time going backwards",
 )
 """Why a row is rejected, indexed by reason code (0 = accepted)."""
-FIELD_COUNT, BAD_VALUE, MISSING, HIGH_LOW, OUTSIDE, NEGATIVE_VOLUME, DUPLICATE, BACKWARDS = range(
-    1, 9
-)
+FIELD_COUNT, BAD_VALUE, MISSING, HIGH_LOW, OUTSIDE, NEGATIVE_VOLUME, DUPLICATE, BACKWARDS = range(1, 9)
 
 COLUMNS = ("time", "open", "high", "low", "close", "volume")
 
 
-def check_rows(
-    ts: np.ndarray, prices: np.ndarray, ts_missing: np.ndarray, last_ts: int
-) -> np.ndarray:
+def check_rows(ts: np.ndarray, prices: np.ndarray, ts_missing: np.ndarray, last_ts: int) -> np.ndarray:
     """Reason codes of each row (0 = good).
 
     ``prices`` is (5, n): open, high, low, close, volume, NaN where missing.
@@ -45,9 +41,7 @@ def check_rows(
     conditions = [missing, h < low, outside, v < 0]
     codes = np.zeros(len(ts), dtype=np.uint8)
     if np.logical_or.reduce(conditions).any():
-        codes = np.select(conditions, [MISSING, HIGH_LOW, OUTSIDE, NEGATIVE_VOLUME], 0).astype(
-            np.uint8
-        )
+        codes = np.select(conditions, [MISSING, HIGH_LOW, OUTSIDE, NEGATIVE_VOLUME], 0).astype(np.uint8)
     kept = np.flatnonzero(codes == 0)
     t = ts[kept]
     prev = np.maximum(np.concatenate(([last_ts], np.maximum.accumulate(t)[:-1])), last_ts)
@@ -57,9 +51,7 @@ def check_rows(
     return codes
 
 
-def describe(
-    code: int, i: int, ts: np.ndarray, prices: np.ndarray, codes: np.ndarray, last_ts: int
-) -> str:
+def describe(code: int, i: int, ts: np.ndarray, prices: np.ndarray, codes: np.ndarray, last_ts: int) -> str:
     """What is wrong with row ``i`` (arrays as given to :func:`check_rows`)."""
     o, h, low, c, v = (float(x) for x in prices[:, i])
     if code == MISSING:

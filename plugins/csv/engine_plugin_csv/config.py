@@ -77,9 +77,7 @@ class CsvConfig(PluginConfig):
 
     @model_validator(mode="after")
     def _consistent(self) -> CsvConfig:
-        given = [
-            k for k in ("symbol", "symbol_pattern", "symbol_column") if getattr(self, k) is not None
-        ]
+        given = [k for k in ("symbol", "symbol_pattern", "symbol_column") if getattr(self, k) is not None]
         if len(given) > 1:
             raise ValueError(f"set at most one of {', '.join(given)}")
         start, end = self.start_ns(), self.end_ns()

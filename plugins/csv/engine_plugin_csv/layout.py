@@ -52,9 +52,7 @@ def detect_layout(path: Path, first: str, data: str | None, config: CsvConfig) -
     def find(field: str, ref: ColumnRef | None, default: int | None) -> int:
         if isinstance(ref, int):
             if not 0 <= ref < len(fields):
-                raise DataError(
-                    f"{path}:1: no column {ref} for {field} (the file has {len(fields)})"
-                )
+                raise DataError(f"{path}:1: no column {ref} for {field} (the file has {len(fields)})")
             return ref
         candidates = (ref,) if ref is not None else TIME_NAMES if field == "time" else (field,)
         for name in candidates:

@@ -25,9 +25,7 @@ from engine_plugin_csv.layout import PRICE_FIELDS, Layout
 _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _FIELD_COUNT_ERROR = re.compile(r"Expected (\d+) columns, got (\d+)")
 _CONVERSION_ERROR = re.compile(r"column #(\d+): CSV conversion error to [^:]+: (.*)")
-_TIME_GAP_ERROR = re.compile(
-    r"doesn't exist in timezone '([^']+)': ([\d-]+ [\d:]+?)(\.0+)? is in a gap"
-)
+_TIME_GAP_ERROR = re.compile(r"doesn't exist in timezone '([^']+)': ([\d-]+ [\d:]+?)(\.0+)? is in a gap")
 
 
 @dataclass(frozen=True)
@@ -103,9 +101,7 @@ class BlockParser:
             self._fields[layout.symbol] = "symbol"
         self._layout = layout
         self._symbols = pa.array(symbols, pa.string())
-        self._zone = (
-            config.timezone if layout.time_kind == "iso" and config.timezone != "UTC" else None
-        )
+        self._zone = config.timezone if layout.time_kind == "iso" and config.timezone != "UTC" else None
         self._unit = config.time_unit
         self._options = {
             "read_options": pcsv.ReadOptions(column_names=names, block_size=1 << 20),
@@ -138,9 +134,7 @@ class BlockParser:
             table = table.set_column(0, table.schema.field(0).name, local)
         return table
 
-    def _bisect(
-        self, block: Block, err: pa.ArrowInvalid, tables: list[pa.Table], bad: list[BadLine]
-    ) -> None:
+    def _bisect(self, block: Block, err: pa.ArrowInvalid, tables: list[pa.Table], bad: list[BadLine]) -> None:
         newlines = np.flatnonzero(np.frombuffer(block.data, dtype=np.uint8) == 10)
         if len(newlines) == 1:
             bad.append(BadLine(block.line, *self._reason(err)))
@@ -190,9 +184,7 @@ def _epoch_ns(values: np.ndarray, unit: str) -> np.ndarray:
     scale: np.ndarray | int
     if unit == "auto":
         size = np.abs(values)
-        scale = np.where(
-            size < 1e11, 10**9, np.where(size < 1e14, 10**6, np.where(size < 1e17, 10**3, 1))
-        )
+        scale = np.where(size < 1e11, 10**9, np.where(size < 1e14, 10**6, np.where(size < 1e17, 10**3, 1)))
     else:
         scale = _UNIT_NS[unit]
     if values.dtype.kind == "f":

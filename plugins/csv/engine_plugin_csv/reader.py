@@ -25,9 +25,7 @@ class FileGroupReader:
     strictly increase per symbol across all the files, in the order given.
     """
 
-    def __init__(
-        self, paths: list[Path], config: CsvConfig, symbols: list[str], log: RowLog
-    ) -> None:
+    def __init__(self, paths: list[Path], config: CsvConfig, symbols: list[str], log: RowLog) -> None:
         self.paths = paths
         self.config = config
         self.symbols = symbols
@@ -64,9 +62,7 @@ class FileGroupReader:
             if self._past_end():
                 return
 
-    def _chunks(
-        self, path: Path, block: Block, cols: Columns, bad: list[BadLine]
-    ) -> Iterator[BarChunk]:
+    def _chunks(self, path: Path, block: Block, cols: Columns, bad: list[BadLine]) -> Iterator[BarChunk]:
         rejects = Rejects()
         excluded = np.array([item.line for item in bad], dtype=np.int64)
         rejects.add(excluded, np.array([item.code for item in bad]), lambda j: bad[j].detail)

@@ -43,9 +43,7 @@ class CsvSource(DataSource):
             self._readers.append(reader)
             where = ", ".join(str(p) for p in paths)
             for symbol, stream in zip(symbols, demux(reader, symbols)):
-                streams.append(
-                    _nonempty(stream, f"no data for {symbol} in {where}{self._window()}")
-                )
+                streams.append(_nonempty(stream, f"no data for {symbol} in {where}{self._window()}"))
         yield from merge_by_time(streams)
 
     def stats(self) -> dict[str, Any]:
@@ -105,16 +103,10 @@ def file_symbol(path: Path, config: CsvConfig, symbols: Sequence[str]) -> str | 
         if match is None:
             return None
         pattern = match.re
-        named = (
-            match["symbol"] if "symbol" in pattern.groupindex else match[1 if pattern.groups else 0]
-        )
+        named = match["symbol"] if "symbol" in pattern.groupindex else match[1 if pattern.groups else 0]
     else:
         upper = stem.upper()
-        prefixes = [
-            s
-            for s in symbols
-            if upper.startswith(s.upper()) and not upper[len(s) : len(s) + 1].isalnum()
-        ]
+        prefixes = [s for s in symbols if upper.startswith(s.upper()) and not upper[len(s) : len(s) + 1].isalnum()]
         return max(prefixes, key=len, default=None)
     return next((s for s in symbols if s.upper() == named.upper()), None)
 

@@ -150,9 +150,7 @@ def big_file(rows: int, blank_every: int = 0) -> list[str]:
 
 @pytest.mark.parametrize("chunk_rows", [1, 7, 65_536])
 @pytest.mark.parametrize("kind", ["malformed", "duplicate"])
-def test_line_numbers_stay_exact_past_the_first_chunk(
-    write, read, chunk_rows: int, kind: str
-) -> None:
+def test_line_numbers_stay_exact_past_the_first_chunk(write, read, chunk_rows: int, kind: str) -> None:
     lines = [
         "datetime,open,high,low,close,volume",
         *big_file(150_000 if chunk_rows == 65_536 else 2_000, 97),

@@ -57,17 +57,13 @@ def test_sample_is_seeded_valid_and_readable(tmp_path: Path) -> None:
     write_gbm_csv(tmp_path / "a.csv", "BTCUSDT", 5_000, seed=3)
     write_gbm_csv(tmp_path / "b.csv", "BTCUSDT", 5_000, seed=3)
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
-    source = CsvSource(
-        CsvConfig(path="a.csv", symbol="BTCUSDT"), symbols=["BTCUSDT"], base_dir=tmp_path
-    )
+    source = CsvSource(CsvConfig(path="a.csv", symbol="BTCUSDT"), symbols=["BTCUSDT"], base_dir=tmp_path)
     chunks = list(source.history())
     assert sum(map(len, chunks)) == 5_000 and source.stats()["csv"]["skipped_rows"] == 0
     assert np.all(np.diff(chunks[0].ts) == 60 * 10**9)
 
 
-def test_sample_cli_writes_one_file_per_symbol(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_sample_cli_writes_one_file_per_symbol(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main([str(tmp_path), "--symbols", "BTCUSDT,ETHUSDT", "--bars", "100", "--seed", "7"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["BTCUSDT.csv", "ETHUSDT.csv"]
     assert (tmp_path / "ETHUSDT.csv").read_text().count("\n") == 101

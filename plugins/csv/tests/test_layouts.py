@@ -30,9 +30,7 @@ def test_iso_header_layout(write, read, ns, bars) -> None:
         ("2024-01-01", T0),
     ],
 )
-def test_iso_times_with_and_without_offsets(
-    write, read, ns, bars, stamp: str, expected: str
-) -> None:
+def test_iso_times_with_and_without_offsets(write, read, ns, bars, stamp: str, expected: str) -> None:
     write("BTCUSDT.csv", f"datetime,open,high,low,close,volume\n{stamp},1,1,1,1,1\n")
     assert read(path="BTCUSDT.csv")[0].ts.tolist() == [ns(expected)]
 
@@ -45,8 +43,7 @@ def test_epoch_units_detected_by_magnitude(write, read, ns, bars, name: str, sca
     seconds = 1_704_067_200
     write(
         "BTCUSDT.csv",
-        f"{name},open,high,low,close,volume\n"
-        f"{seconds * scale},1,1,1,1,1\n{(seconds + 60) * scale},1,1,1,1,1\n",
+        f"{name},open,high,low,close,volume\n{seconds * scale},1,1,1,1,1\n{(seconds + 60) * scale},1,1,1,1,1\n",
     )
     assert read(path="BTCUSDT.csv")[0].ts.tolist() == [ns(T0), ns(T1)]
 
@@ -103,8 +100,7 @@ def test_quoted_fields_crlf_and_blank_lines(write, read, ns, bars) -> None:
 def test_extra_columns_are_ignored(write, read, ns, bars) -> None:
     write(
         "BTCUSDT.csv",
-        "datetime,venue,open,high,low,close,volume,note\n"
-        "2024-01-01 00:00:00,binance,1,1,1,1,1,hello\n",
+        "datetime,venue,open,high,low,close,volume,note\n2024-01-01 00:00:00,binance,1,1,1,1,1,hello\n",
     )
     assert len(read(path="BTCUSDT.csv")[0]) == 1
 
@@ -112,8 +108,7 @@ def test_extra_columns_are_ignored(write, read, ns, bars) -> None:
 def test_timezone_applies_to_naive_datetimes_only(write, read, ns, bars) -> None:
     write(
         "BTCUSDT.csv",
-        "datetime,open,high,low,close,volume\n"
-        "2024-07-01 02:00:00,1,1,1,1,1\n2024-12-01 01:00:00,1,1,1,1,1\n",
+        "datetime,open,high,low,close,volume\n2024-07-01 02:00:00,1,1,1,1,1\n2024-12-01 01:00:00,1,1,1,1,1\n",
     )
     write("ETHUSDT.csv", "datetime,open,high,low,close,volume\n2024-07-01T00:00:00Z,1,1,1,1,1\n")
     chunks = read(["BTCUSDT", "ETHUSDT"], path=".", timezone="Europe/Berlin")
