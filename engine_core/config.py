@@ -146,7 +146,7 @@ _EXPECTED = {
 }
 
 
-def _describe(err: dict[str, Any], secret: bool) -> str:
+def _describe(err: Any, secret: bool) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     got = "" if secret or kind in ("missing", "extra_forbidden") else f", got {err.get('input')!r}"

@@ -76,8 +76,8 @@ class SimulatedSource(DataSource):
         low = np.minimum.reduce([path[:, 1], path[:, 2], open_, close])
         volume = np.round(vol_rng.gamma(2.0, 50.0, n), 3)
         ts = self._start_ns() + (first + np.arange(n, dtype=np.int64)) * cfg.interval * NS_PER_SECOND
-        r = lambda a: np.round(a, 4)  # noqa: E731 - prices as a venue would quote them
-        return BarChunk(symbol, ts, r(open_), r(high), r(low), r(close), volume), float(logs[-1])
+        prices = np.round(np.stack((open_, high, low, close)), 4)  # as a venue would quote them
+        return BarChunk(symbol, ts, prices[0], prices[1], prices[2], prices[3], volume), float(logs[-1])
 
     def history(self) -> Iterator[BarChunk]:
         cfg = self.config

@@ -262,7 +262,7 @@ def _drawdown_stats(ts: np.ndarray, equity: np.ndarray) -> dict:
         longest_bars = bars if longest_bars is None else max(longest_bars, bars)
         longest_ns = spans if longest_ns is None else max(longest_ns, spans)
     stats: dict[str, Any] = {"max_drawdown": number(np.max(deepest))}
-    if longest_bars is None:
+    if longest_bars is None or longest_ns is None:
         stats["max_drawdown_bars"] = 0
         stats["max_drawdown_seconds"] = 0.0
     else:
