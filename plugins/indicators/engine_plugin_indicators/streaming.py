@@ -45,6 +45,75 @@ def _load_fma() -> Any:
 fma = _load_fma()
 
 
+# Below this many bars a Python loop beats setting up a TA-Lib call.
+TALIB_MIN = 48
+
+
+def _mean_seed(target: float, period: int) -> float | None:
+    """A double ``z`` with ``z / period == target`` exactly (the division
+    rounded as C rounds it), or None when no double divides to ``target``.
+
+    ``z / period`` is monotone in ``z``, and ``fl(target * period)`` is within
+    half an ulp of the exact product, so the quotient is within about an ulp
+    of ``target``: stepping ``z`` one ulp at a time towards ``target`` either
+    hits it within a step or two or jumps over it (then no double does: the
+    spacing of ``z / period`` there is wider than ``target``'s rounding
+    interval, which happens for roughly one state in eight when ``period`` is
+    not a power of two)."""
+    p = float(period)
+    z = target * p
+    if not math.isfinite(z):
+        return None
+    q = z / p
+    if q == target:
+        return z
+    up = q < target
+    for _ in range(8):
+        z = math.nextafter(z, math.inf if up else -math.inf)
+        q = z / p
+        if q == target:
+            return z
+        if (q > target) == up:  # stepped over: no double divides to target
+            return None
+    return None
+
+
+def _ema_continue(ema: float, x: np.ndarray, period: int, k: float) -> np.ndarray:
+    """TA-Lib's EMA continued from state ``ema`` over ``x``: bitwise what the
+    loop ``ema = fma(v - ema, k, ema)`` gives, for ``k = 2 / (period + 1)``.
+
+    TA-Lib seeds its EMA with the in-order sum of the first ``period`` inputs
+    divided by ``period`` and then steps over the rest, so
+    ``talib.EMA([z, 0, ..., 0, *x], period)`` with ``z / period == ema``
+    exactly (adding zeros is exact) continues the recursion in TA-Lib's own C
+    loop. When no such ``z`` exists, one exact step in Python moves the state
+    on and the search is tried again."""
+    size = len(x)
+    out = np.empty(size)
+    i = 0
+    if period >= 2 and size >= TALIB_MIN:
+        while i < size:
+            z = _mean_seed(ema, period)
+            if z is not None:
+                seeded = np.zeros(period + size - i)
+                seeded[0] = z
+                seeded[period:] = x[i:]
+                result = talib.EMA(seeded, period)
+                if result[period - 1] == ema:
+                    out[i:] = result[period:]
+                    return out
+            ema = fma(float(x[i]) - ema, k, ema)
+            out[i] = ema
+            i += 1
+    values = x[i:].tolist()
+    rest = [0.0] * len(values)
+    for j, v in enumerate(values):
+        ema = fma(v - ema, k, ema)
+        rest[j] = ema
+    out[i:] = rest
+    return out
+
+
 def _ordered_sum(values: Any) -> float:
     """Left-to-right sum, as TA-Lib's loops add (``sum`` may compensate)."""
     total = 0.0
@@ -322,20 +391,14 @@ class EmaStream(O1Indicator):
         self._ema = fma(x - self._ema, self._k, self._ema)
         self._value = (self._ema,)
 
-    def update_many(self, bars: Any) -> tuple[np.ndarray, ...]:
-        if self._n < self._period:
-            return super().update_many(bars)
-        x = self._read_chunk(bars)[0].tolist()
-        out = [0.0] * len(x)
-        ema, k, f = self._ema, self._k, fma
-        for i, v in enumerate(x):
-            ema = f(v - ema, k, ema)
-            out[i] = ema
-        if x:
-            self._ema = ema
-            self._value = (ema,)
+    _vectorised = True
+
+    def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        x = columns[0]
+        out = _ema_continue(self._ema, x, self._period, self._k)
+        self._ema = float(out[-1])
         self._n += len(x)
-        return (np.array(out, dtype=np.float64),)
+        return (out,)
 
 
 def _rsi(gain: float, loss: float) -> float:
@@ -399,6 +462,45 @@ class AtrStream(O1Indicator):
             self._atr = fma(self._atr, self._w, tr * self._v)
         self._value = (self._atr,)
 
+    _vectorised = True
+
+    def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """TA-Lib's ATR continued in its own C loop: ``period + 1`` seed bars
+        whose true ranges are ``[z, 0, ..., 0]`` with ``z / period == atr``
+        exactly (TA-Lib's initial SMA), the last closing at the real previous
+        close; the bars of the chunk follow. Where no such ``z`` exists one
+        exact Python step moves the state on first."""
+        high, low, close = columns
+        size = len(high)
+        p = self._period
+        out = np.empty(size)
+        i = 0
+        if size >= TALIB_MIN:
+            while i < size:
+                z = _mean_seed(self._atr, p)
+                if z is not None and z >= 0.0:
+                    rows = p + 1 + size - i
+                    h, lo, c = np.empty(rows), np.empty(rows), np.empty(rows)
+                    h[: p + 1] = lo[: p + 1] = c[: p + 1] = self._close
+                    h[0] = lo[0] = c[0] = lo[1] = 0.0
+                    h[1] = z
+                    h[p + 1 :], lo[p + 1 :], c[p + 1 :] = high[i:], low[i:], close[i:]
+                    result = talib.ATR(h, lo, c, p)
+                    if result[p] == self._atr:
+                        out[i:] = result[p + 1 :]
+                        self._atr, self._close = float(out[-1]), float(close[-1])
+                        self._n += size
+                        return (out,)
+                self._n += 1
+                self._push(float(high[i]), float(low[i]), float(close[i]))
+                out[i] = self._atr
+                i += 1
+        for j, row in enumerate(zip(high[i:].tolist(), low[i:].tolist(), close[i:].tolist()), i):
+            self._n += 1
+            self._push(*row)
+            out[j] = self._atr
+        return (out,)
+
 
 class MacdStream(O1Indicator):
     """TA-Lib's MACD: both EMAs start at the slow lookback (the fast one seeded
@@ -435,6 +537,18 @@ class MacdStream(O1Indicator):
         else:
             self._sig = fma(macd - self._sig, self._kg, self._sig)
         self._value = (macd, self._sig, macd - self._sig)
+
+    _vectorised = True
+
+    def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        x = columns[0]
+        fast = _ema_continue(self._fast_ema, x, self._fast, self._kf)
+        slow = _ema_continue(self._slow_ema, x, self._slow, self._ks)
+        macd = fast - slow
+        sig = _ema_continue(self._sig, macd, self._signal, self._kg)
+        self._fast_ema, self._slow_ema, self._sig = float(fast[-1]), float(slow[-1]), float(sig[-1])
+        self._n += len(x)
+        return (macd, sig, macd - sig)
 
 
 class VwapStream(O1Indicator):
