@@ -184,6 +184,35 @@ class O1Indicator(FedIndicator):
         raise NotImplementedError
 
 
+def _extend(recent: deque[float], x: np.ndarray) -> None:
+    """Append the tail of ``x`` that a bounded deque keeps."""
+    recent.extend(x[-(recent.maxlen or len(x)) :].tolist())
+
+
+def _tail(recent: deque[float], count: int) -> np.ndarray:
+    """The last ``count`` values of a deque as an array."""
+    values = np.fromiter(recent, np.float64, len(recent))
+    return values[len(values) - count :]
+
+
+def _rolling(x: np.ndarray, span: int, pick: Any) -> np.ndarray:
+    """``pick`` (np.maximum or np.minimum) over each window of ``span``
+    consecutive values of ``x`` (``len(x) - span + 1`` windows) in O(len(x)):
+    van Herk / Gil-Werman, prefix and suffix accumulations within blocks of
+    ``span``; max and min are exact, so any grouping gives the same values."""
+    count = len(x) - span + 1
+    if span == 1:
+        return x.copy()
+    blocks = -(-len(x) // span)
+    padded = np.empty(blocks * span)
+    padded[: len(x)] = x
+    padded[len(x) :] = x[-1]
+    grid = padded.reshape(blocks, span)
+    prefix = pick.accumulate(grid, axis=1).ravel()
+    suffix = pick.accumulate(grid[:, ::-1], axis=1)[:, ::-1].ravel()
+    return pick(suffix[:count], prefix[span - 1 : span - 1 + count])
+
+
 class _FiniteMemory(O1Indicator):
     """An indicator whose output depends only on the last lookback + 1 bars."""
 
@@ -224,6 +253,22 @@ class _RunningMean:
         self.total -= window[0]
         return mean
 
+    def bulk(self, x: np.ndarray) -> np.ndarray:
+        """``push`` over ``x`` once the window is full, vectorised: the same
+        additions in the same order through ``np.cumsum`` (a sequential
+        accumulate) over ``[total, x0, -old0, x1, -old1, ...]``."""
+        size = len(x)
+        period = self.period
+        full = np.concatenate((np.fromiter(self.window, np.float64, period), x))
+        seq = np.empty(2 * size + 1)
+        seq[0] = self.total
+        seq[1::2] = x
+        np.negative(full[1 : size + 1], out=seq[2::2])
+        sums = np.cumsum(seq)
+        self.total = float(sums[-1])
+        self.window.extend(full[-period:].tolist())
+        return sums[1::2] / period
+
 
 class SmaStream(_FiniteMemory):
     """TA-Lib's SMA: one running sum from the first bar (add the new value,
@@ -241,22 +286,9 @@ class SmaStream(_FiniteMemory):
 
     def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
         x = columns[0]
-        size = len(x)
-        mean = self._mean
-        period = mean.period
-        window = np.fromiter(mean.window, np.float64, period)
-        full = np.concatenate((window, x))
-        seq = np.empty(2 * size + 1)
-        seq[0] = mean.total
-        seq[1::2] = x
-        np.negative(full[1 : size + 1], out=seq[2::2])
-        sums = np.cumsum(seq)
-        out = sums[1::2] / period
-        mean.total = float(sums[-1])
-        tail = full[-period:].tolist()
-        mean.window.extend(tail)
-        self._recent[0].extend(full[-(self._lookback + 1) :].tolist())
-        self._n += size
+        out = self._mean.bulk(x)
+        _extend(self._recent[0], x)
+        self._n += len(x)
         return (out,)
 
 
@@ -280,6 +312,34 @@ class WmaStream(_FiniteMemory):
         self._trailing = self._recent[0][0]
         self._value = (self._sum / self._divider,)
         self._sum -= self._sub
+
+    _vectorised = True
+
+    def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """The two running sums through ``np.cumsum`` in ``_step``'s order:
+        ``sub`` over ``[sub, x0, -t0, x1, -t1, ...]`` and ``sum`` over
+        ``[sum, x0 * period, -sub0, x1 * period, -sub1, ...]``, where ``t`` is
+        the trailing value (the oldest of the window before each bar)."""
+        x = columns[0]
+        size = len(x)
+        recent = self._recent[0]
+        period = self._lookback + 1
+        full = np.concatenate((np.fromiter(recent, np.float64, len(recent)), x))
+        seq = np.empty(2 * size + 1)
+        seq[0] = self._sub
+        seq[1::2] = x
+        seq[2] = -self._trailing
+        np.negative(full[1:size], out=seq[4::2])
+        subs = np.cumsum(seq)[2::2]
+        seq[0] = self._sum
+        np.multiply(x, float(period), out=seq[1::2])
+        np.negative(subs, out=seq[2::2])
+        sums = np.cumsum(seq)
+        out = sums[1::2] / self._divider
+        self._sub, self._sum, self._trailing = float(subs[-1]), float(sums[-1]), float(full[size])
+        _extend(recent, x)
+        self._n += size
+        return (out,)
 
 
 class BbandsStream(_FiniteMemory):
@@ -347,7 +407,8 @@ class StochStream(_FiniteMemory):
         self._slowd = _RunningMean(p["slowd_period"])
         self._span = p["fastk_period"]
 
-    def _step(self, high: float, low: float, close: float) -> None:  # type: ignore[override]
+    def _extremes(self, high: float, low: float) -> None:
+        """Keep the monotonic deques of the last ``span`` highs and lows."""
         n, span = self._n, self._span
         highs, lows = self._highs, self._lows
         while highs and highs[-1][1] <= high:
@@ -360,8 +421,12 @@ class StochStream(_FiniteMemory):
             highs.popleft()
         if lows[0][0] <= n - span:
             lows.popleft()
-        if n < span:
+
+    def _step(self, high: float, low: float, close: float) -> None:  # type: ignore[override]
+        self._extremes(high, low)
+        if self._n < self._span:
             return
+        highs, lows = self._highs, self._lows
         lowest = lows[0][1]
         diff = highs[0][1] - lowest  # TA-Lib's build: (close - lowest) / diff * 100
         slowk = self._slowk.push((close - lowest) / diff * 100.0 if diff != 0.0 else 0.0)
@@ -369,6 +434,35 @@ class StochStream(_FiniteMemory):
             slowd = self._slowd.push(slowk)
             if not math.isnan(slowd):
                 self._value = (slowk, slowd)
+
+    _vectorised = True
+
+    def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """Rolling extremes over the chunk (exact whatever the method), %K
+        with the same operations as ``_step``, then both running means
+        vectorised; the monotonic deques are rebuilt from the last bars."""
+        high, low, close = columns
+        size = len(high)
+        span = self._span
+        highs = np.concatenate((_tail(self._recent[0], span - 1), high))
+        lows = np.concatenate((_tail(self._recent[1], span - 1), low))
+        highest = _rolling(highs, span, np.maximum)
+        lowest = _rolling(lows, span, np.minimum)
+        diff = highest - lowest
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fastk = np.where(diff != 0.0, (close - lowest) / diff * 100.0, 0.0)
+        slowk = self._slowk.bulk(fastk)
+        slowd = self._slowd.bulk(slowk)
+        for recent, col in zip(self._recent, columns):
+            _extend(recent, col)
+        n = self._n + size
+        self._highs.clear()
+        self._lows.clear()
+        self._n = n - span
+        for h, lo in zip(highs[-span:].tolist(), lows[-span:].tolist()):
+            self._n += 1
+            self._extremes(h, lo)
+        return (slowk, slowd)
 
 
 class EmaStream(O1Indicator):
