@@ -114,6 +114,33 @@ def _ema_continue(ema: float, x: np.ndarray, period: int, k: float) -> np.ndarra
     return out
 
 
+def _atr_continue(
+    atr: float, prev_close: float, high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int
+) -> np.ndarray | None:
+    """TA-Lib's ATR continued from state ``atr`` (after a bar that closed at
+    ``prev_close``) in its own C loop, or None when the state cannot be seeded.
+
+    ``period + 1`` seed bars come first: flat at 0, then one from 0 up to
+    ``z`` that closes at ``prev_close``, then flat at ``prev_close``; their
+    true ranges are ``[z, 0, ..., 0]``, so TA-Lib's initial SMA is exactly
+    ``z / period == atr`` and the chunk's first true range sees the real
+    previous close."""
+    z = _mean_seed(atr, period)
+    if z is None or z < 0.0:
+        return None
+    seed = period + 1
+    rows = seed + len(high)
+    h, lo, c = np.empty(rows), np.empty(rows), np.empty(rows)
+    h[:seed] = lo[:seed] = c[:seed] = prev_close
+    h[0] = lo[0] = c[0] = lo[1] = 0.0
+    h[1] = z
+    h[seed:], lo[seed:], c[seed:] = high, low, close
+    result = talib.ATR(h, lo, c, period)
+    if result[period] != atr:
+        return None
+    return np.asarray(result[seed:])
+
+
 def _ordered_sum(values: Any) -> float:
     """Left-to-right sum, as TA-Lib's loops add (``sum`` may compensate)."""
     total = 0.0
@@ -502,11 +529,16 @@ def _rsi(gain: float, loss: float) -> float:
 
 class RsiStream(O1Indicator):
     """TA-Lib's RSI: average gain and loss over the first ``period`` changes,
-    then Wilder smoothing."""
+    then Wilder smoothing of each, in the form TA-Lib's build computes ATR's
+    (``fma(avg, w, change * (1 - w))``, ``w = (period - 1) / period``, the
+    change 0 for the side that did not move), so that ``update_many`` can
+    continue both averages exactly in ``talib.ATR``'s C loop."""
 
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
         super().__init__(kind, params)
-        self._period = params["period"]
+        self._period = p = params["period"]
+        self._w = float(p - 1) / float(p)
+        self._v = 1.0 - self._w
         self._prev = self._gain = self._loss = 0.0
 
     def _push(self, x: float) -> None:  # type: ignore[override]
@@ -514,19 +546,53 @@ class RsiStream(O1Indicator):
         if self._n == 1:
             return
         p = self._period
-        seeding = self._n <= p + 1
-        if not seeding:
-            self._gain *= p - 1
-            self._loss *= p - 1
-        if change < 0:
-            self._loss -= change
+        if self._n <= p + 1:
+            if change < 0:
+                self._loss -= change
+            else:
+                self._gain += change
+            if self._n < p + 1:
+                return
+            self._gain /= p
+            self._loss /= p
+        elif change < 0:
+            self._gain = fma(self._gain, self._w, 0.0)
+            self._loss = fma(self._loss, self._w, -change * self._v)
         else:
-            self._gain += change
-        if seeding and self._n < p + 1:
-            return
-        self._gain /= p
-        self._loss /= p
+            self._gain = fma(self._gain, self._w, change * self._v)
+            self._loss = fma(self._loss, self._w, 0.0)
         self._value = (_rsi(self._gain, self._loss),)
+
+    _vectorised = True
+
+    def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """Gains and losses each through ``talib.ATR`` as true ranges (high =
+        the move, low = close = 0 gives exactly that true range)."""
+        x = columns[0]
+        size = len(x)
+        out = np.empty(size)
+        i = 0
+        while i < size:
+            if size - i >= TALIB_MIN:
+                rest = x[i:]
+                change = np.diff(rest, prepend=self._prev)
+                zeros = np.zeros(len(rest))
+                up = np.where(change < 0, 0.0, change)
+                down = np.where(change < 0, -change, 0.0)
+                gain = _atr_continue(self._gain, 0.0, up, zeros, zeros, self._period)
+                loss = _atr_continue(self._loss, 0.0, down, zeros, zeros, self._period)
+                if gain is not None and loss is not None:
+                    total = gain + loss
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        out[i:] = np.where(total != 0.0, 100.0 * (gain / total), 0.0)
+                    self._gain, self._loss, self._prev = float(gain[-1]), float(loss[-1]), float(x[-1])
+                    self._n += size - i
+                    break
+            self._n += 1  # one exact step in Python, then try again
+            self._push(float(x[i]))
+            out[i] = self._value[0]
+            i += 1
+        return (out,)
 
 
 class AtrStream(O1Indicator):
@@ -566,33 +632,20 @@ class AtrStream(O1Indicator):
         exact Python step moves the state on first."""
         high, low, close = columns
         size = len(high)
-        p = self._period
         out = np.empty(size)
         i = 0
-        if size >= TALIB_MIN:
-            while i < size:
-                z = _mean_seed(self._atr, p)
-                if z is not None and z >= 0.0:
-                    rows = p + 1 + size - i
-                    h, lo, c = np.empty(rows), np.empty(rows), np.empty(rows)
-                    h[: p + 1] = lo[: p + 1] = c[: p + 1] = self._close
-                    h[0] = lo[0] = c[0] = lo[1] = 0.0
-                    h[1] = z
-                    h[p + 1 :], lo[p + 1 :], c[p + 1 :] = high[i:], low[i:], close[i:]
-                    result = talib.ATR(h, lo, c, p)
-                    if result[p] == self._atr:
-                        out[i:] = result[p + 1 :]
-                        self._atr, self._close = float(out[-1]), float(close[-1])
-                        self._n += size
-                        return (out,)
-                self._n += 1
-                self._push(float(high[i]), float(low[i]), float(close[i]))
-                out[i] = self._atr
-                i += 1
-        for j, row in enumerate(zip(high[i:].tolist(), low[i:].tolist(), close[i:].tolist()), i):
-            self._n += 1
-            self._push(*row)
-            out[j] = self._atr
+        while i < size:
+            if size - i >= TALIB_MIN:
+                rest = _atr_continue(self._atr, self._close, high[i:], low[i:], close[i:], self._period)
+                if rest is not None:
+                    out[i:] = rest
+                    self._atr, self._close = float(out[-1]), float(close[-1])
+                    self._n += size - i
+                    break
+            self._n += 1  # one exact step in Python, then try again
+            self._push(float(high[i]), float(low[i]), float(close[i]))
+            out[i] = self._atr
+            i += 1
         return (out,)
 
 

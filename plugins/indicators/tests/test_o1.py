@@ -2,9 +2,10 @@
 
 ``update`` and ``update_many`` over any chunking are bitwise identical for
 every O(1) indicator; those in ``EXACT`` are also bitwise identical to
-TA-Lib's batch over the whole series. WMA, RSI and BBANDS follow TA-Lib's
+TA-Lib's batch over the whole series. WMA and BBANDS follow TA-Lib's
 published C operation order, which the installed (FMA, reassociating) build
-does not keep exactly; they are checked against TA-Lib within ``RTOL``."""
+does not keep exactly, and RSI smooths in the build's ATR form (so chunks can
+continue in ``talib.ATR``); they are checked against TA-Lib within ``RTOL``."""
 
 from __future__ import annotations
 
