@@ -417,6 +417,79 @@ class BbandsStream(_FiniteMemory):
             self._s2 = _ordered_sum(v * v for v in kept)
         self._value = (mean + std * self._up, mean, mean - std * self._dn)
 
+    _vectorised = True
+
+    def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """``_step`` vectorised with the same operations in the same order.
+
+        Between re-anchorings (bar counts that are multiples of ``period``)
+        each deviation sum is a sequential accumulate: the segment the chunk
+        starts in over ``[s, d0, -old0, d1, -old1, ...]``, each later one as a
+        row ``[kept..., d0, -old0, ...]`` of a 2-D ``np.cumsum`` along rows,
+        where ``kept`` are the ``period - 1`` values the re-anchoring sums."""
+        x = columns[0]
+        size = len(x)
+        p = self._lookback + 1
+        n0 = self._n
+        window = self._recent[0]
+        full = np.concatenate((np.fromiter(window, np.float64, p), x))
+        mean = self._mean.bulk(x)
+        # bars in a row equal to the one before, plus one
+        j = np.arange(size)
+        reset = np.where(full[p:] != full[p - 1 : -1], j, -1)
+        last = np.maximum.accumulate(reset)
+        same = np.where(last >= 0, j - last + 1, self._same + j + 1)
+        # the anchor of each bar: x at the last multiple of p before its count
+        counts = n0 + 1 + j
+        at = (counts - 1) // p * p  # count of the anchoring bar
+        anchor = np.where(at > n0, full[np.maximum(at - n0 + p - 1, 0)], self._anchor)
+        d = x - anchor
+        old = full[1 : size + 1] - anchor
+        first = min(size, (n0 // p + 1) * p - n0)  # bars up to the next re-anchoring
+        s1 = np.empty(size)
+        s2 = np.empty(size)
+        end = []
+        for out, state, plus, minus in ((s1, self._s1, d, old), (s2, self._s2, d * d, old * old)):
+            seq = np.empty(2 * first + 1)
+            seq[0] = state
+            seq[1::2] = plus[:first]
+            np.negative(minus[:first], out=seq[2::2])
+            sums = np.cumsum(seq)
+            out[:first] = sums[1::2]
+            end.append(float(sums[-1]))
+        if first < size:
+            rows = -(-(size - first) // p)
+            starts = first - 1 + p * np.arange(rows)  # the re-anchoring bars
+            anchors = x[starts]
+            kept = full[(starts + 2)[:, None] + np.arange(p - 1)[None, :]] - anchors[:, None]
+            tail = size - first
+            for out, plus, minus, init in ((s1, d, old, kept), (s2, d * d, old * old, kept * kept)):
+                grid = np.zeros((rows, 3 * p - 1))
+                grid[:, : p - 1] = init
+                terms = np.zeros((rows * p, 2))
+                terms[:tail, 0] = plus[first:]
+                np.negative(minus[first:], out=terms[:tail, 1])
+                grid[:, p - 1 :] = terms.reshape(rows, 2 * p)
+                sums = np.cumsum(grid, axis=1)[:, p - 1 :].reshape(rows * p, 2)
+                out[first:] = sums[:tail, 0]
+                end.append(float(sums[tail - 1, 1]))
+            end = end[2:]
+        dm = s1 / p
+        variance = s2 / p - dm * dm
+        std = np.sqrt(np.where(variance > 0.0, variance, 0.0))
+        std[same >= p] = 0.0
+        self._s1, self._s2 = end
+        self._same = int(same[-1])
+        self._anchor = float(anchor[-1])
+        _extend(window, x)
+        self._n = n = n0 + size
+        if n % p == 0:  # the last bar re-anchors
+            self._anchor = xl = float(x[-1])
+            kept_last = [v - xl for v in list(window)[1:]]
+            self._s1 = _ordered_sum(kept_last)
+            self._s2 = _ordered_sum(v * v for v in kept_last)
+        return (mean + std * self._up, mean, mean - std * self._dn)
+
 
 class StochStream(_FiniteMemory):
     """Slow stochastic: %K over rolling high/low (monotonic deques), then two
