@@ -216,6 +216,18 @@ def _extend(recent: deque[float], x: np.ndarray) -> None:
     recent.extend(x[-(recent.maxlen or len(x)) :].tolist())
 
 
+def _accumulate_rows(grid: np.ndarray) -> None:
+    """``np.cumsum(grid, axis=0)`` in place: the same sequential additions
+    down each column, but one vectorised row add at a time (numpy's
+    accumulate does not vectorise across columns, so this is faster once
+    rows are long)."""
+    if grid.shape[1] < 64:
+        np.cumsum(grid, axis=0, out=grid)
+        return
+    for i in range(1, grid.shape[0]):
+        np.add(grid[i - 1], grid[i], out=grid[i])
+
+
 def _tail(recent: deque[float], count: int) -> np.ndarray:
     """The last ``count`` values of a deque as an array."""
     values = np.fromiter(recent, np.float64, len(recent))
@@ -224,20 +236,16 @@ def _tail(recent: deque[float], count: int) -> np.ndarray:
 
 def _rolling(x: np.ndarray, span: int, pick: Any) -> np.ndarray:
     """``pick`` (np.maximum or np.minimum) over each window of ``span``
-    consecutive values of ``x`` (``len(x) - span + 1`` windows) in O(len(x)):
-    van Herk / Gil-Werman, prefix and suffix accumulations within blocks of
-    ``span``; max and min are exact, so any grouping gives the same values."""
+    consecutive values of ``x`` (``len(x) - span + 1`` windows), by doubling:
+    extremes over windows of 1, 2, 4, ... then two overlapping windows of the
+    largest power of two cover ``span``; max and min are exact, so any
+    grouping gives the same values."""
     count = len(x) - span + 1
-    if span == 1:
-        return x.copy()
-    blocks = -(-len(x) // span)
-    padded = np.empty(blocks * span)
-    padded[: len(x)] = x
-    padded[len(x) :] = x[-1]
-    grid = padded.reshape(blocks, span)
-    prefix = pick.accumulate(grid, axis=1).ravel()
-    suffix = pick.accumulate(grid[:, ::-1], axis=1)[:, ::-1].ravel()
-    return pick(suffix[:count], prefix[span - 1 : span - 1 + count])
+    width, cur = 1, x
+    while 2 * width <= span:
+        cur = pick(cur[:-width], cur[width:])
+        width *= 2
+    return pick(cur[:count], cur[span - width : span - width + count])
 
 
 class _FiniteMemory(O1Indicator):
@@ -419,15 +427,25 @@ class BbandsStream(_FiniteMemory):
 
     _vectorised = True
 
+    BLOCK = 8192  # bars per vectorised pass: keeps the temporaries small and cached
+
     def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        x = columns[0]
+        if len(x) <= self.BLOCK:
+            return self._bulk_block(x)
+        parts = [self._bulk_block(x[i : i + self.BLOCK]) for i in range(0, len(x), self.BLOCK)]
+        return tuple(np.concatenate(p) for p in zip(*parts))
+
+    def _bulk_block(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
         """``_step`` vectorised with the same operations in the same order.
 
         Between re-anchorings (bar counts that are multiples of ``period``)
         each deviation sum is a sequential accumulate: the segment the chunk
         starts in over ``[s, d0, -old0, d1, -old1, ...]``, each later one as a
-        row ``[kept..., d0, -old0, ...]`` of a 2-D ``np.cumsum`` along rows,
-        where ``kept`` are the ``period - 1`` values the re-anchoring sums."""
-        x = columns[0]
+        column ``[kept..., d0, -old0, ...]`` of a grid accumulated down its
+        columns, where ``kept`` are the ``period - 1`` values the re-anchoring
+        sums. Chunks go in blocks of ``BLOCK`` bars (larger temporaries cost
+        page faults on every call)."""
         size = len(x)
         p = self._lookback + 1
         n0 = self._n
@@ -461,19 +479,28 @@ class BbandsStream(_FiniteMemory):
             rows = -(-(size - first) // p)
             starts = first - 1 + p * np.arange(rows)  # the re-anchoring bars
             anchors = x[starts]
-            kept = full[(starts + 2)[:, None] + np.arange(p - 1)[None, :]] - anchors[:, None]
+            # one column per segment (s1's, then s2's): running down the
+            # columns adds each segment's terms in order, vectorised across them
+            kept = full[np.arange(p - 1)[:, None] + (starts + 2)[None, :]] - anchors[None, :]
             tail = size - first
-            for out, plus, minus, init in ((s1, d, old, kept), (s2, d * d, old * old, kept * kept)):
-                grid = np.zeros((rows, 3 * p - 1))
-                grid[:, : p - 1] = init
-                terms = np.zeros((rows * p, 2))
-                terms[:tail, 0] = plus[first:]
-                np.negative(minus[first:], out=terms[:tail, 1])
-                grid[:, p - 1 :] = terms.reshape(rows, 2 * p)
-                sums = np.cumsum(grid, axis=1)[:, p - 1 :].reshape(rows * p, 2)
-                out[first:] = sums[:tail, 0]
-                end.append(float(sums[tail - 1, 1]))
-            end = end[2:]
+            grid = np.empty((3 * p - 1, 2 * rows))
+            grid[: p - 1, :rows] = kept
+            np.multiply(kept, kept, out=grid[: p - 1, rows:])
+            terms = np.zeros((4, rows * p))
+            terms[0, :tail] = d[first:]
+            np.negative(old[first:], out=terms[1, :tail])
+            np.multiply(terms[0, :tail], terms[0, :tail], out=terms[2, :tail])
+            np.multiply(old[first:], old[first:], out=terms[3, :tail])
+            np.negative(terms[3, :tail], out=terms[3, :tail])
+            grid[p - 1 :: 2, :rows] = terms[0].reshape(rows, p).T
+            grid[p::2, :rows] = terms[1].reshape(rows, p).T
+            grid[p - 1 :: 2, rows:] = terms[2].reshape(rows, p).T
+            grid[p::2, rows:] = terms[3].reshape(rows, p).T
+            _accumulate_rows(grid)
+            last_row, last_col = p + 2 * ((tail - 1) % p), rows - 1
+            s1[first:] = grid[p - 1 :: 2, :rows].T.ravel()[:tail]
+            s2[first:] = grid[p - 1 :: 2, rows:].T.ravel()[:tail]
+            end = [float(grid[last_row, last_col]), float(grid[last_row, rows + last_col])]
         dm = s1 / p
         variance = s2 / p - dm * dm
         std = np.sqrt(np.where(variance > 0.0, variance, 0.0))
