@@ -655,12 +655,12 @@ class RsiStream(O1Indicator):
                 return
             self._gain /= p
             self._loss /= p
-        elif change < 0:
-            self._gain = fma(self._gain, self._w, 0.0)
+        elif change < 0:  # fma(avg, w, 0.0) is avg * w rounded once: the product
+            self._gain *= self._w
             self._loss = fma(self._loss, self._w, -change * self._v)
         else:
             self._gain = fma(self._gain, self._w, change * self._v)
-            self._loss = fma(self._loss, self._w, 0.0)
+            self._loss *= self._w
         self._value = (_rsi(self._gain, self._loss),)
 
     _vectorised = True
