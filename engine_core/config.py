@@ -112,10 +112,18 @@ class LoadedConfig:
     broker_config: Any
     host_cls: type
     sinks: list[tuple[type, Any]]
+    secret_paths: frozenset[str] = frozenset()  # key paths whose values came from the environment
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    def public_params(self) -> dict[str, Any]:
+        """The strategy's params for reports, with values from the environment hidden."""
+        return {
+            key: "<from environment>" if f"strategy.params.{key}" in self.secret_paths else value
+            for key, value in self.config.strategy.params.items()
+        }
 
 
 def _substitute(value: Any, path: str, env_paths: set[str], where: str) -> Any:
@@ -233,4 +241,6 @@ def load_config(path: str | Path, registry: Registry) -> LoadedConfig:
     for i, sink in enumerate(cfg.sinks):
         sink_cls = _plugin(registry, "sink", sink.type, where, f"sinks[{i}].type")
         sinks.append((sink_cls, validate_plugin_config(sink_cls.Config, extras(sink), where, f"sinks[{i}]", env_paths)))
-    return LoadedConfig(path, cfg, source_cls, source_config, broker_cls, broker_config, host_cls, sinks)
+    return LoadedConfig(
+        path, cfg, source_cls, source_config, broker_cls, broker_config, host_cls, sinks, frozenset(env_paths)
+    )

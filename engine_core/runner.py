@@ -112,7 +112,7 @@ class Engine:
             start_cash=self.broker.starting_cash(),
             symbols={s: w.result() for s, w in self.workers.items()},
             source_stats=self.source.stats(),
-            params=dict(cfg.strategy.params),
+            params=self.loaded.public_params(),
         )
 
     def _recover(self, journal: Journal) -> None:
