@@ -44,9 +44,7 @@ class FedIndicator(StreamingIndicator):
         values: tuple[float, ...] = self._get(bar)
         for v in values:
             if math.isnan(v):
-                raise IndicatorError(
-                    f"indicator {self.spec.name!r}: bar has NaN in {self._nan_column(values)}"
-                )
+                raise IndicatorError(f"indicator {self.spec.name!r}: bar has NaN in {self._nan_column(values)}")
         return values
 
     def _nan_column(self, values: tuple[float, ...]) -> str:
@@ -57,7 +55,5 @@ class FedIndicator(StreamingIndicator):
         for name, col in zip(self._kind.columns, columns):
             bad = np.flatnonzero(np.isnan(col))
             if bad.size:
-                raise IndicatorError(
-                    f"indicator {self.spec.name!r}: chunk has NaN in {name} at row {bad[0]}"
-                )
+                raise IndicatorError(f"indicator {self.spec.name!r}: chunk has NaN in {name} at row {bad[0]}")
         return columns

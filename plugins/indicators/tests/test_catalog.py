@@ -29,7 +29,15 @@ def test_every_talib_function_is_registered_with_a_complete_spec() -> None:
         assert list(spec.params.values()) == list(info["parameters"].values())
         assert set(spec.inputs) <= set(PRICE_INPUTS)
     assert {s.name for s in specs.values() if s.o1} == {
-        "sma", "ema", "wma", "rsi", "macd", "bbands", "atr", "stoch", "vwap"
+        "sma",
+        "ema",
+        "wma",
+        "rsi",
+        "macd",
+        "bbands",
+        "atr",
+        "stoch",
+        "vwap",
     }
 
 
