@@ -287,5 +287,7 @@ class StrategyHost(abc.ABC):
 
     @property
     def name(self) -> str:
-        """How reports name the strategy (script path or class)."""
-        return self.config.script or self.config.class_ or "?"
+        """How reports name the strategy: the script's file name, or the class."""
+        if self.config.script:
+            return Path(self.config.script).name
+        return self.config.class_ or "?"
