@@ -111,6 +111,12 @@ class BarChunk:
         )
 
     @classmethod
+    def from_bar(cls, bar: Bar) -> BarChunk:
+        """One bar as a chunk (the live path)."""
+        f = np.array((bar.open, bar.high, bar.low, bar.close, bar.volume), dtype=np.float64)
+        return cls(bar.symbol, np.array((bar.ts,), dtype=np.int64), f[0:1], f[1:2], f[2:3], f[3:4], f[4:5])
+
+    @classmethod
     def from_bars(cls, bars: list[Bar]) -> BarChunk:
         symbol = bars[0].symbol if bars else ""
         return cls(

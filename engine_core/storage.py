@@ -8,6 +8,7 @@ never sees a half-written bar.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -90,3 +91,35 @@ class BarWindow:
         if offset == 0:
             return {name: getattr(chunk, name) for name in COLUMNS}, 0
         return {name: np.concatenate((past[name], getattr(chunk, name))) for name in COLUMNS}, offset
+
+
+class Series:
+    """A growable numpy array (amortised O(1) append), for per-bar results."""
+
+    def __init__(self, dtype: Any, capacity: int = 1024) -> None:
+        self._data = np.empty(capacity, dtype=dtype)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _room(self, extra: int) -> None:
+        need = self._n + extra
+        if need > len(self._data):
+            grown = np.empty(max(need, 2 * len(self._data)), dtype=self._data.dtype)
+            grown[: self._n] = self._data[: self._n]
+            self._data = grown
+
+    def append(self, value: Any) -> None:
+        self._room(1)
+        self._data[self._n] = value
+        self._n += 1
+
+    def extend(self, values: np.ndarray) -> None:
+        self._room(len(values))
+        self._data[self._n : self._n + len(values)] = values
+        self._n += len(values)
+
+    def array(self) -> np.ndarray:
+        """The values so far (a view; copy it to keep it past the next append)."""
+        return self._data[: self._n]

@@ -217,12 +217,27 @@ class _TrackedIndicator:
     def advance(self, view: SymbolView) -> None:
         # Bars of the view not fed yet: those after fed_until_ts (normally the chunk).
         start = 0 if self.fed_until_ts is None else int(np.searchsorted(view.ts, self.fed_until_ts, "right"))
-        new = self.instance.update_many(_Cols(view, start))
+        if start == len(view.ts) - 1:  # one new bar (live): the scalar update is far cheaper
+            self.instance.update(_LastBar(view))
+            value = self.instance.value
+            new: tuple[Any, ...] = tuple((v,) for v in value) if isinstance(value, tuple) else ((value,),)
+        else:
+            new = self.instance.update_many(_Cols(view, start))
         keep = start  # outputs for view[0:start] come from the previous arrays' tail
         tail = tuple(o[len(o) - keep :] if keep else o[:0] for o in self.outputs)
         self.outputs = tuple(np.concatenate((t, x)) for t, x in zip(tail, new))
         if len(view.ts):
             self.fed_until_ts = int(view.ts[-1])
+
+
+class _LastBar:
+    """The view's last bar, in the shape ``update`` reads."""
+
+    __slots__ = ("open", "high", "low", "close", "volume")
+
+    def __init__(self, view: SymbolView) -> None:
+        self.open, self.high, self.low = float(view.open[-1]), float(view.high[-1]), float(view.low[-1])
+        self.close, self.volume = float(view.close[-1]), float(view.volume[-1])
 
 
 class _Cols:

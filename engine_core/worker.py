@@ -49,7 +49,7 @@ from engine_core.model import (
 from engine_core.results import SymbolResult
 from engine_core.risk import KillState
 from engine_core.statemachine import StateMachine
-from engine_core.storage import BarWindow
+from engine_core.storage import BarWindow, Series
 from engine_core.strategy import Decision, StrategyHost, SymbolView
 
 STOP = object()  # put in a worker's inbox to end it after what is queued
@@ -119,9 +119,9 @@ class SymbolWorker:
         self.errors: list[str] = []
         self.orders = 0
         self.fills = 0
-        self._ts: list[np.ndarray] = []
-        self._pnl: list[np.ndarray] = []
-        self._exposed: list[np.ndarray] = []
+        self._ts = Series(np.int64)
+        self._pnl = Series(np.float64)
+        self._exposed = Series(bool)
         self._marks: list[tuple[int, float, float]] = []
         self._i = 0  # chunk-relative index of the bar being processed
 
@@ -140,7 +140,7 @@ class SymbolWorker:
                 if isinstance(msg, BarChunk):
                     self.process(msg)
                 elif isinstance(msg, Bar):
-                    self.process(BarChunk.from_bars([msg]))
+                    self.process(BarChunk.from_bar(msg))
                 elif isinstance(msg, Fill):
                     self.apply_fill(msg, 0)
             except EngineError as err:
@@ -184,17 +184,25 @@ class SymbolWorker:
                 self.bus.emit(ErrorEvent(self.symbol, int(chunk.ts[-1]), message, kind="reload"))
 
     def _record(self, chunk: BarChunk) -> None:
+        """Mark the chunk's bars to market: PnL and exposure at each close."""
         n = len(chunk)
-        idx = [m[0] for m in self._marks] + [n]
-        lengths = np.diff(np.asarray(idx))
-        qty = np.repeat(np.array([m[1] for m in self._marks]), lengths)
-        cash = np.repeat(np.array([m[2] for m in self._marks]), lengths)
-        self._ts.append(chunk.ts)
-        pnl = cash + qty * chunk.close
-        self._pnl.append(pnl)
-        self._exposed.append(qty != 0)
+        _, qty, cash = self._marks[-1]
+        if n == 1:  # live: one bar, the position as it stands after the bar
+            pnl = cash + qty * float(chunk.close[0])
+            self._ts.append(chunk.ts[0])
+            self._pnl.append(pnl)
+            self._exposed.append(qty != 0)
+        else:
+            idx = [m[0] for m in self._marks] + [n]
+            lengths = np.diff(np.asarray(idx))
+            qtys = np.repeat(np.array([m[1] for m in self._marks]), lengths)
+            pnls = np.repeat(np.array([m[2] for m in self._marks]), lengths) + qtys * chunk.close
+            self._ts.extend(chunk.ts)
+            self._pnl.extend(pnls)
+            self._exposed.extend(qtys != 0)
+            pnl = float(pnls[-1])
         if self.risk.tracks_account:
-            self.risk.account.update(self.symbol, float(pnl[-1]), abs(float(qty[-1]) * float(chunk.close[-1])))
+            self.risk.account.update(self.symbol, pnl, abs(qty * float(chunk.close[-1])))
 
     def _step(self, i: int, n: int) -> int:
         v, o = self.view, self.view.offset
@@ -661,14 +669,11 @@ class SymbolWorker:
     # ------------------------------------------------------------ result
 
     def result(self) -> SymbolResult:
-        def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
-            return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
-
         return SymbolResult(
             symbol=self.symbol,
-            ts=cat(self._ts, np.int64),
-            pnl=cat(self._pnl, np.float64),
-            exposed=cat(self._exposed, bool),
+            ts=self._ts.array(),
+            pnl=self._pnl.array(),
+            exposed=self._exposed.array(),
             trades=list(self.trades),
             orders=self.orders,
             fills=self.fills,

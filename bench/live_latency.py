@@ -1,0 +1,106 @@
+"""Live path: latency from a bar's arrival to the order it causes, and CPU per symbol.
+
+Runs the engine in live mode on the simulated feed (one bar per symbol every
+``--pace`` seconds) with a Lua strategy that enters and exits often, for
+``--symbols`` symbols. The source's bars are stamped on arrival (when the
+I/O thread receives them); an observation hook stamps each submitted order.
+Prints the arrival-to-order latency percentiles and the process CPU time per
+symbol as a share of one core.
+
+    .venv/bin/python bench/live_latency.py [--symbols 100] [--bars 300] [--pace 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine_core.builtin.simulated import SimulatedSource
+from engine_core.hookspecs import hookimpl
+from engine_core.model import OrderEvent
+from engine_core.plugins import build_registry
+from engine_core.runner import Engine
+from engine_core.config import load_config
+
+STRATEGY = """
+function watch(ctx)
+  local fast, slow = ctx.ind.sma(5), ctx.ind.sma(20)
+  if fast and slow and ctx.index % 10 == 0 then return "setup" end
+end
+function close_watch(ctx) return "enter" end
+function in_trade(ctx) if ctx.index % 10 == 5 then return "exit" end end
+"""
+
+arrived: dict[tuple[str, int], float] = {}
+latencies: list[float] = []
+
+
+class StampedSource(SimulatedSource):
+    async def live(self):  # type: ignore[override]
+        async for bar in super().live():
+            arrived[(bar.symbol, bar.ts)] = time.perf_counter()
+            yield bar
+
+
+class Probe:
+    @staticmethod
+    @hookimpl
+    def register_data_sources(register: Any) -> None:
+        register("stamped", StampedSource)
+
+    @staticmethod
+    @hookimpl
+    def engine_order(event: OrderEvent) -> None:
+        if event.status == "submitted":
+            t0 = arrived.get((event.order.symbol, event.order.ts))
+            if t0 is not None:
+                latencies.append(time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument("--bars", type=int, default=300, help="bars per symbol")
+    parser.add_argument("--pace", type=float, default=0.05, help="seconds between bars")
+    args = parser.parse_args()
+    import engine_core.builtin.log_sink as log_sink
+    import engine_core.builtin.paper as paper
+    import engine_core.lua.plugin as lua
+    import engine_plugin_indicators.plugin as indicators
+
+    registry = build_registry(
+        [("paper", paper), ("lua", lua), ("log", log_sink), ("indicators", indicators), ("probe", Probe())],
+        autoload=False,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "s.lua").write_text(STRATEGY)
+        symbols = ", ".join(f'"S{k:03d}"' for k in range(args.symbols))
+        (work / "live.toml").write_text(
+            f'[engine]\nmode = "live"\nsymbols = [{symbols}]\njournal = false\n'
+            f'[source]\ntype = "stamped"\nbars = {args.bars}\npace = {args.pace}\n'
+            '[strategy]\nhost = "lua"\nscript = "s.lua"\n'
+        )
+        engine = Engine(load_config(work / "live.toml", registry), registry)
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        result = engine.run()
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    bars = sum(r.bars for r in result.symbols.values())
+    lat = np.array(latencies) * 1000
+    print(f"live: {args.symbols} symbols, {bars:,} bars in {wall:.1f} s, {len(lat):,} orders")
+    print(
+        f"  arrival -> order submitted: median {np.median(lat):.2f} ms, p99 {np.percentile(lat, 99):.2f} ms, "
+        f"max {lat.max():.2f} ms"
+    )
+    print(f"  CPU: {cpu / wall * 100:.1f}% of one core in all = {cpu / wall * 100 / args.symbols:.3f}% per symbol")
+    print(f"  peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
