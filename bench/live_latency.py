@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from engine_core.builtin.simulated import SimulatedSource
+from engine_core.config import load_config
 from engine_core.hookspecs import hookimpl
 from engine_core.model import OrderEvent
 from engine_core.plugins import build_registry
 from engine_core.runner import Engine
-from engine_core.config import load_config
 
 STRATEGY = """
 function watch(ctx)
@@ -69,10 +69,11 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=300, help="bars per symbol")
     parser.add_argument("--pace", type=float, default=0.05, help="seconds between bars")
     args = parser.parse_args()
+    import engine_plugin_indicators.plugin as indicators
+
     import engine_core.builtin.log_sink as log_sink
     import engine_core.builtin.paper as paper
     import engine_core.lua.plugin as lua
-    import engine_plugin_indicators.plugin as indicators
 
     registry = build_registry(
         [("paper", paper), ("lua", lua), ("log", log_sink), ("indicators", indicators), ("probe", Probe())],
