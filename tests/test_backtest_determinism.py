@@ -50,3 +50,35 @@ def test_live_takes_the_decisions_the_backtest_takes(tmp_path, root, name):
     for symbol, r in b.symbols.items():
         assert len(r.trades) > 5
         assert lv.symbols[symbol].trades == r.trades
+
+
+@pytest.mark.parametrize("host", ["lua", "python"])
+def test_history_reads_end_at_the_window_whatever_the_chunk(tmp_path, host):
+    """ctx.close(n) is nil for n >= window even where the chunk holds older bars."""
+    if host == "lua":
+        (tmp_path / "s.lua").write_text(
+            "function watch(ctx)\n"
+            "  if ctx.index > 50 and ctx.close(10) == nil then error('missing') end\n"
+            "  if ctx.close(20) ~= nil or ctx.close(9) == nil and ctx.index > 10 then error('window') end\n"
+            "end\nfunction close_watch(ctx) end\nfunction in_trade(ctx) end\n"
+        )
+        strategy = 'host = "lua"\nscript = "s.lua"'
+    else:
+        (tmp_path / "s.py").write_text(
+            "class S:\n"
+            "    def watch(self, ctx):\n"
+            "        if ctx.close(20) is not None or (ctx.index > 10 and ctx.close(9) is None):\n"
+            "            raise RuntimeError('window')\n"
+            "    def close_watch(self, ctx):\n        pass\n"
+            "    def in_trade(self, ctx):\n        pass\n"
+        )
+        strategy = 'host = "python"\nclass = "s.py:S"'
+    for chunk in (1, 100, 16384):
+        cfg = tmp_path / f"c{chunk}.toml"
+        cfg.write_text(
+            f'[engine]\nsymbols = ["A"]\nwindow = 20\nchunk = {chunk}\n[source]\ntype = "simulated"\nbars = 300\n'
+            f"[strategy]\n{strategy}\n"
+        )
+        result = run(cfg)
+        assert result.symbols["A"].halted is None, result.symbols["A"].halted
+        assert result.symbols["A"].bars == 300

@@ -126,6 +126,10 @@ def test_sinks_validated_by_their_plugin(tmp_path, registry):
 
 def test_params_from_the_environment_never_reach_the_report(tmp_path, registry, monkeypatch):
     monkeypatch.setenv("WEBHOOK_TOKEN", "tok-123-secret")
-    loaded = load(tmp_path, registry, base(strategy={"host": "python", "class": "m:C", "params": {"token": "${WEBHOOK_TOKEN}", "fast": 3}}))
+    loaded = load(
+        tmp_path,
+        registry,
+        base(strategy={"host": "python", "class": "m:C", "params": {"token": "${WEBHOOK_TOKEN}", "fast": 3}}),
+    )
     assert loaded.config.strategy.params["token"] == "tok-123-secret"  # the strategy gets it
     assert loaded.public_params() == {"token": "<from environment>", "fast": 3}

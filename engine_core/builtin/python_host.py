@@ -72,8 +72,10 @@ class Context:
         self.index = 0
 
     def _at(self, column: str, n: int) -> Any:
+        """``n`` bars ago; None at or beyond the window, so that what a strategy
+        sees never depends on where a backtest's chunks begin."""
         i = self._i - n
-        if i < 0 or n < 0:
+        if i < 0 or n < 0 or n >= self._view.window:
             return None
         value = getattr(self._view, column)[i]
         return int(value) if column == "ts" else float(value)

@@ -30,7 +30,7 @@ _ARRAY_BYTES = 40  # a Lua array slot, with room for growth, per shipped value
 _LOG_CHARS = 1000
 
 _CONTEXT_LUA = r"""
-local tools, need_column, need_indicator, log, symbol, params = ...
+local tools, need_column, need_indicator, log, symbol, params, window = ...
 local guarded, readonly = tools.guarded, tools.readonly
 local unpack, move, rep, concat = string.unpack, table.move, string.rep, table.concat
 local select, error, type, tostring, setmetatable, rawset, next =
@@ -89,10 +89,10 @@ local function column(name)
 end
 local SERIES = {open = true, high = true, low = true, close = true, volume = true, time = true}
 
-local function series(t)  -- ctx.close(n): n bars ago, nil beyond the history
+local function series(t)  -- ctx.close(n): n bars ago, nil at or beyond the window
   return function(n)
     if n == nil then return t[cur] end
-    if n < 0 then return nil end
+    if n < 0 or n >= window then return nil end
     return t[cur - n]
   end
 end
@@ -346,6 +346,7 @@ class Context:
             self._log,
             view.symbol,
             _to_lua(lua, view.params),
+            view.window,
         )
 
     # ------------------------------------------------------------ called from Lua

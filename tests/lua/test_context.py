@@ -78,8 +78,8 @@ def test_history_spans_chunks_up_to_the_window(harness: Any) -> None:
     h = probe(harness, "ctx.close(4), ctx.close(5), ctx.index", window=5)
     h.feed(np.arange(1.0, 8.0))
     h.feed(np.array([100.0, 101.0]))  # the history comes from the previous chunk
-    assert at(h, 0) == [4.0, None, 8]  # window 5: 4 bars back at a chunk's first bar
-    assert at(h, 1) == [5.0, 4.0, 9]
+    assert at(h, 0) == [4.0, None, 8]  # window 5: 4 bars back at most
+    assert at(h, 1) == [5.0, None, 9]  # the same inside a chunk that holds older bars
     h.feed(np.array([200.0]))  # a live-size chunk
     assert at(h, 0) == [6.0, None, 10]
 
