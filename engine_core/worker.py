@@ -222,7 +222,7 @@ class SymbolWorker:
         kill = self._first_kill(i, stop + 1 if hit is not None else stop)
         if kill is not None and (hit is None or kill[0] < hit[0]):
             stop, hit = kill[0], None
-        elif state is State.CLOSE_WATCH and self.expiry is not None:
+        if state is State.CLOSE_WATCH and self.expiry is not None:
             lapse = self.expiry - v.seen
             if lapse <= i:
                 self._transition(State.WATCH, int(v.ts[o + i]), "setup expired")
