@@ -62,7 +62,7 @@ def child(path: str, report: bool) -> None:
     run_s = time.perf_counter() - t0
     summary = summarize(result)
     if report:
-        write_report(result, summary, Path(path).parent / "report")
+        write_report(result, summary, Path(path).parent / "report", html=True)
     total_s = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     bars = sum(r.bars for r in result.symbols.values())

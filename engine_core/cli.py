@@ -87,7 +87,7 @@ def run(config_path: Path, no_report: bool, quiet: bool) -> None:
     engine.registry.pm.hook.engine_stopped(summary=summary)
     if not no_report:
         out = (engine.loaded.base_dir / engine.loaded.config.report.dir).resolve()
-        paths = write_report(result, summary, out)
+        paths = write_report(result, summary, out, html=engine.loaded.config.report.html)
         files = ", ".join(sorted(p.name for p in paths.values()))
     if not quiet:
         print_summary(summary, console)

@@ -147,3 +147,10 @@ def test_indicators_command_lists_parameters_and_defaults():
 
 def test_unknown_indicator_is_one_line():
     assert_one_line_error(engine("indicators", "nosuch"), "unknown indicator 'nosuch'", "available:")
+
+
+def test_report_without_html(example):
+    text = example.read_text().replace('dir = "out"', 'dir = "out"\nhtml = false')
+    example.write_text(text)
+    assert engine("run", "-q", "-c", str(example)).returncode == 0
+    assert sorted(p.name for p in (example.parent / "out").iterdir()) == ["equity.csv", "summary.json", "trades.csv"]

@@ -143,8 +143,10 @@ def _write_equity(path: Path, result: RunResult) -> Chart | None:
     return (*equity_points.points(), *drawdown_points.points()) if n else None
 
 
-def write_report(result: RunResult, summary: dict, out_dir: Path) -> dict[str, Path]:
-    """Write the four report files into ``out_dir`` (created if missing); return their paths.
+def write_report(result: RunResult, summary: dict, out_dir: Path, *, html: bool = True) -> dict[str, Path]:
+    """Write the report files into ``out_dir`` (created if missing); return their paths.
+
+    ``html=False`` leaves out report.html (and the chart, and matplotlib).
 
     Memory stays bounded whatever the length of the run: the curve and the
     trades are formatted and written in blocks, and the chart gets at most a
@@ -156,12 +158,14 @@ def write_report(result: RunResult, summary: dict, out_dir: Path) -> dict[str, P
         "summary": out_dir / "summary.json",
         "trades": out_dir / "trades.csv",
         "equity": out_dir / "equity.csv",
-        "html": out_dir / "report.html",
     }
     paths["summary"].write_text(json.dumps(summary, sort_keys=True, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     trades = sorted_trades(result)
     shown = _write_trades(paths["trades"], trades)
     points = _write_equity(paths["equity"], result)
+    if not html:
+        return paths
+    paths["html"] = out_dir / "report.html"
     chart = chart_png(*points) if points else None
     paths["html"].write_text(
         render_page(summary, TRADE_COLUMNS, shown, chart, trade_count=len(trades)),
