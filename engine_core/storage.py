@@ -1,8 +1,10 @@
 """Per-symbol windowed storage: a fixed-size, numpy-backed ring buffer.
 
-Appending is O(1) per bar (O(n) for n bars at once) and the buffer never
-grows. Reads return copies in time order, so a reader on another thread
-never sees a half-written bar.
+Each bar is written twice, at ``i`` and ``i + capacity`` of a buffer twice
+the capacity, so the last bars are always one contiguous slice: reading the
+window needs no copy and no wrap-around. Appending is O(1) per bar and the
+buffer never grows. ``last`` and ``snapshot`` return copies, so a reader on
+another thread never sees a half-written bar.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ class BarWindow:
             raise ValueError("capacity must be at least 1")
         self.symbol = symbol
         self.capacity = capacity
-        self._cols = {name: np.zeros(capacity, dtype=np.int64 if name == "ts" else np.float64) for name in COLUMNS}
-        self._next = 0  # index the next bar is written at
+        self._cols = {name: np.zeros(2 * capacity, dtype=np.int64 if name == "ts" else np.float64) for name in COLUMNS}
+        self._next = 0  # ring position the next bar is written at
         self._count = 0
         self._lock = threading.Lock()
 
@@ -34,17 +36,7 @@ class BarWindow:
         return self._count
 
     def append(self, bar: Bar) -> None:
-        with self._lock:
-            i = self._next
-            cols = self._cols
-            cols["ts"][i] = bar.ts
-            cols["open"][i] = bar.open
-            cols["high"][i] = bar.high
-            cols["low"][i] = bar.low
-            cols["close"][i] = bar.close
-            cols["volume"][i] = bar.volume
-            self._next = (i + 1) % self.capacity
-            self._count = min(self._count + 1, self.capacity)
+        self.extend(BarChunk.from_bar(bar))
 
     def extend(self, chunk: BarChunk) -> None:
         n = len(chunk)
@@ -52,42 +44,65 @@ class BarWindow:
             return
         cap = self.capacity
         with self._lock:
+            if n == 1:  # a live bar: scalar writes are far cheaper than slice copies
+                i = self._next
+                for name in COLUMNS:
+                    dst = self._cols[name]
+                    dst[i] = dst[i + cap] = getattr(chunk, name)[0]
+                self._next = (i + 1) % cap
+                self._count = min(self._count + 1, cap)
+                return
             if n >= cap:
                 for name in COLUMNS:
-                    self._cols[name][:] = getattr(chunk, name)[n - cap :]
+                    tail = getattr(chunk, name)[n - cap :]
+                    dst = self._cols[name]
+                    dst[:cap] = tail
+                    dst[cap:] = tail
                 self._next, self._count = 0, cap
                 return
             first = min(n, cap - self._next)
+            i = self._next
             for name in COLUMNS:
                 src = getattr(chunk, name)
                 dst = self._cols[name]
-                dst[self._next : self._next + first] = src[:first]
+                dst[i : i + first] = src[:first]
+                dst[i + cap : i + cap + first] = src[:first]
                 dst[: n - first] = src[first:]
-            self._next = (self._next + n) % cap
+                dst[cap : cap + n - first] = src[first:]
+            self._next = (i + n) % cap
             self._count = min(self._count + n, cap)
+
+    def _tail(self, column: str, count: int) -> np.ndarray:
+        """The last ``count`` values of a column, oldest first: a view, valid until the next write."""
+        end = self._next + self.capacity
+        return self._cols[column][end - count : end]
 
     def last(self, column: str, n: int | None = None) -> np.ndarray:
         """The last ``n`` values of a column (all stored if None), oldest first."""
         with self._lock:
-            return self._last_locked(column, n)
-
-    def _last_locked(self, column: str, n: int | None) -> np.ndarray:
-        count = self._count if n is None else max(0, min(n, self._count))
-        src = self._cols[column]
-        start = self._next - count
-        if start >= 0:
-            return src[start : self._next].copy()
-        return np.concatenate((src[start:], src[: self._next]))
+            return self._tail(column, self._count if n is None else max(0, min(n, self._count))).copy()
 
     def snapshot(self, n: int | None = None) -> dict[str, np.ndarray]:
         """The last ``n`` bars of every column, consistent with each other."""
         with self._lock:
-            return {name: self._last_locked(name, n) for name in COLUMNS}
+            count = self._count if n is None else max(0, min(n, self._count))
+            return {name: self._tail(name, count).copy() for name in COLUMNS}
 
-    def with_chunk(self, chunk: BarChunk, history: int) -> tuple[dict[str, np.ndarray], int]:
-        """Up to ``history`` stored bars followed by ``chunk``, and the chunk's offset."""
+    def push(self, chunk: BarChunk, history: int) -> tuple[dict[str, np.ndarray], int]:
+        """Store ``chunk``; return up to ``history`` earlier bars followed by the
+        chunk, as columns, and the chunk's offset in them.
+
+        When history and chunk fit in the window (a live bar), the columns are
+        views of the buffer, valid until the next push: the worker that owns
+        the window reads them while it processes the chunk, then pushes the next.
+        """
+        n = len(chunk)
+        offset = min(history, self._count)
+        if offset + n <= self.capacity:
+            self.extend(chunk)
+            return {name: self._tail(name, offset + n) for name in COLUMNS}, offset
         past = self.snapshot(history)
-        offset = len(past["ts"])
+        self.extend(chunk)
         if offset == 0:
             return {name: getattr(chunk, name) for name in COLUMNS}, 0
         return {name: np.concatenate((past[name], getattr(chunk, name))) for name in COLUMNS}, offset

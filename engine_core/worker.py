@@ -157,7 +157,7 @@ class SymbolWorker:
             chunk = chunk.slice(int(np.searchsorted(chunk.ts, self.last_ts, "right")), len(chunk))
         if len(chunk) == 0:
             return
-        cols, offset = self.store.with_chunk(chunk, self.window - 1)
+        cols, offset = self.store.push(chunk, self.window - 1)
         self.view.set_data(cols, offset)
         self._sync_position_view()
         if not self.started:
@@ -172,7 +172,6 @@ class SymbolWorker:
         while i < n:
             self._i = i
             i = self._step(i, n)
-        self.store.extend(chunk)
         self._record(chunk)
         self._i = 0
         self.last_ts = int(chunk.ts[-1])

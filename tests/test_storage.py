@@ -3,6 +3,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,12 +39,25 @@ def test_extend_equals_reference(capacity, sizes):
     assert list(w.last("close")) == [x + 0.5 for x in expected]
 
 
-def test_with_chunk_prepends_history():
+@pytest.mark.parametrize("n", [1, 3, 20])
+def test_push_stores_and_prepends_history(n):
     w = BarWindow("S", 10)
     w.extend(chunk(0, 8))
-    cols, offset = w.with_chunk(chunk(8, 3), 4)
+    cols, offset = w.push(chunk(8, n), 4)
     assert offset == 4
-    assert list(cols["ts"]) == [4, 5, 6, 7, 8, 9, 10]
+    assert list(cols["ts"]) == list(range(4, 8 + n))
+    assert list(cols["close"]) == [t + 0.5 for t in range(4, 8 + n)]
+    assert list(w.last("ts")) == list(range(max(0, 8 + n - 10), 8 + n))
+
+
+def test_push_from_empty_and_live_bars():
+    w = BarWindow("S", 5)
+    seen = []
+    for t in range(12):
+        cols, offset = w.push(chunk(t, 1), 4)
+        seen.append(list(cols["ts"]))
+        assert offset == min(t, 4)
+    assert seen[0] == [0] and seen[2] == [0, 1, 2] and seen[11] == [7, 8, 9, 10, 11]
 
 
 def test_buffer_never_grows():
@@ -51,8 +65,9 @@ def test_buffer_never_grows():
     ids = {k: id(v) for k, v in w._cols.items()}
     for i in range(10):
         w.extend(chunk(i * 1000, 1000))
+        w.push(chunk(i * 1000 + 1000, 1), 99)
     assert {k: id(v) for k, v in w._cols.items()} == ids
-    assert all(len(v) == 100 for v in w._cols.values())
+    assert all(len(v) == 200 for v in w._cols.values())
 
 
 def test_reads_are_consistent_under_concurrent_writes():

@@ -37,6 +37,7 @@ local select, error, type, tostring, setmetatable, rawset, next =
   select, error, type, tostring, setmetatable, rawset, next
 
 local cur, off, base = 0, 0, 0  -- array index of the current bar; of the chunk's first bar - 1; index - cur
+local first = 1  -- array index of the view's first bar
 
 -- Data arrays, in the order Python ships them; "d" float64 or "j" int64.
 local arrays, letters = {}, {}
@@ -60,21 +61,22 @@ local function fill(t, letter, blob, at)  -- blob's values into t[at], t[at + 1]
   end
 end
 
-local function add_array(letter, blob)
+local function add_array(letter, blob)  -- a view array, aligned with the others
   local t = {}
-  fill(t, letter, blob, 1)
+  fill(t, letter, blob, first)
   arrays[#arrays + 1], letters[#letters + 1] = t, letter
   return t
 end
 
--- A new chunk: keep > 0 moves each array's last `keep` values (the history) to the front.
-local function load_chunk(chunk_off, chunk_base, keep, old_len, ...)
+-- A new chunk: keep > 0 first moves each array's `keep` values ending at
+-- old_len (the history) to the front; the chunk's values go from `dest` on.
+local function load_chunk(chunk_off, chunk_base, view_first, keep, old_len, dest, ...)
   for k = 1, #arrays do
     local t = arrays[k]
     if keep > 0 then move(t, old_len - keep + 1, old_len, 1, t) end
-    fill(t, letters[k], (select(k, ...)), keep + 1)
+    fill(t, letters[k], (select(k, ...)), dest)
   end
-  off, base = chunk_off, chunk_base
+  off, base, first = chunk_off, chunk_base, view_first
 end
 
 -- Price columns, registered on first use.
@@ -335,7 +337,10 @@ class Context:
         self.label = label
         self.arrays: list[ArrayOf] = []  # in the order the Lua side holds them
         self.chunk: tuple[int, int] | None = None  # (seen, n) of the shipped chunk
-        self.length = 0  # length of the shipped arrays
+        self.length = 0  # length of the arrays in Lua
+        self.off = 0  # array index (1-based) of the chunk's first bar, minus one
+        self.capacity = max(4 * view.window, 1024)  # array length up to which chunks are appended
+        self.reserved = 0  # memory reserved for the arrays so far
         self.position: tuple[Any, ...] | None = None
         lua = sandbox.lua
         self.lua = lua.execute(
@@ -385,22 +390,35 @@ class Context:
             self.lua.set_position(*position)
 
     def _ship(self) -> None:
+        """Send the chunk's bars. A chunk that follows the last one is appended
+        after it while the arrays stay under ``capacity`` (a live bar then costs
+        O(1)); past that, the history is moved to the front first."""
         view = self.view
         follows = self.chunk is not None and view.seen == sum(self.chunk) and view.offset <= self.length
-        keep = view.offset if follows else 0
-        self._reserve()
-        blobs = [array_of(view)[keep:].tobytes() for array_of in self.arrays]
-        self.lua.load_chunk(view.offset, view.seen - view.offset, keep, self.length, *blobs)
+        if follows and self.length + view.n <= self.capacity:
+            keep, off, start = 0, self.length, view.offset
+        elif follows:
+            keep, off, start = view.offset, view.offset, view.offset
+        else:
+            keep, off, start = 0, view.offset, 0
+        self._reserve(off + view.n)
+        blobs = [array_of(view)[start:].tobytes() for array_of in self.arrays]
+        dest = off + 1 - (view.offset - start)
+        self.lua.load_chunk(off, view.seen - off, off - view.offset + 1, keep, self.length, dest, *blobs)
         self.chunk = (view.seen, view.n)
-        self.length = len(view.ts)
+        self.off = off
+        self.length = off + view.n
 
-    def _reserve(self) -> None:
-        size = max(len(self.view.ts), self.length)
-        self.sandbox.reserve(size * (len(self.arrays) * _ARRAY_BYTES + 8))
+    def _reserve(self, size: int = 0) -> None:
+        size = max(size, len(self.view.ts), self.length)
+        budget = size * (len(self.arrays) * _ARRAY_BYTES + 8)
+        if budget > self.reserved:  # grows only: a lupa call per bar is not free
+            self.sandbox.reserve(budget)
+            self.reserved = budget
 
     def bar_at(self, ts: int) -> int:
         """The array index (1-based, as Lua holds it) of the last bar at or before ``ts``."""
-        return int(np.searchsorted(self.view.ts, ts, "right"))
+        return int(np.searchsorted(self.view.ts, ts, "right")) + self.off - self.view.offset
 
 
 def _output(name: str, args: tuple[Any, ...], k: int) -> ArrayOf:

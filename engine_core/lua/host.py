@@ -83,7 +83,7 @@ class LuaSymbolStrategy(SymbolStrategy):
 
     def init(self) -> None:
         self.ctx.sync()
-        result = results(self.ctx.lua.call("init", self.ctx.view.offset))
+        result = results(self.ctx.lua.call("init", self.ctx.off))
         if result[0] is None:
             raise self._failure("init", result)
 
