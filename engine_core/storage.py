@@ -10,6 +10,7 @@ another thread never sees a half-written bar.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -19,93 +20,112 @@ from engine_core.model import Bar, BarChunk
 COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 
 
-class BarWindow:
-    """The last ``capacity`` bars of one symbol."""
+class Ring:
+    """Named columns keeping their last ``capacity`` rows (thread-safe writes and copies)."""
 
-    def __init__(self, symbol: str, capacity: int) -> None:
+    def __init__(self, dtypes: Mapping[str, Any], capacity: int) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
-        self.symbol = symbol
         self.capacity = capacity
-        self._cols = {name: np.zeros(2 * capacity, dtype=np.int64 if name == "ts" else np.float64) for name in COLUMNS}
-        self._next = 0  # ring position the next bar is written at
+        self._cols = {name: np.zeros(2 * capacity, dtype=dtype) for name, dtype in dtypes.items()}
+        self._next = 0  # ring position the next row is written at
         self._count = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return self._count
 
-    def append(self, bar: Bar) -> None:
-        self.extend(BarChunk.from_bar(bar))
-
-    def extend(self, chunk: BarChunk) -> None:
-        n = len(chunk)
+    def extend(self, values: Mapping[str, np.ndarray]) -> None:
+        """Append rows: one array per column, all of the same length."""
+        n = len(next(iter(values.values())))
         if n == 0:
             return
         cap = self.capacity
         with self._lock:
+            i = self._next
             if n == 1:  # a live bar: scalar writes are far cheaper than slice copies
-                i = self._next
-                for name in COLUMNS:
-                    dst = self._cols[name]
-                    dst[i] = dst[i + cap] = getattr(chunk, name)[0]
-                self._next = (i + 1) % cap
-                self._count = min(self._count + 1, cap)
-                return
-            if n >= cap:
-                for name in COLUMNS:
-                    tail = getattr(chunk, name)[n - cap :]
-                    dst = self._cols[name]
+                for name, dst in self._cols.items():
+                    dst[i] = dst[i + cap] = values[name][0]
+            elif n >= cap:
+                for name, dst in self._cols.items():
+                    tail = values[name][n - cap :]
                     dst[:cap] = tail
                     dst[cap:] = tail
-                self._next, self._count = 0, cap
-                return
-            first = min(n, cap - self._next)
-            i = self._next
-            for name in COLUMNS:
-                src = getattr(chunk, name)
-                dst = self._cols[name]
-                dst[i : i + first] = src[:first]
-                dst[i + cap : i + cap + first] = src[:first]
-                dst[: n - first] = src[first:]
-                dst[cap : cap + n - first] = src[first:]
+                i = -n  # lands _next on 0 below
+            else:
+                first = min(n, cap - i)
+                for name, dst in self._cols.items():
+                    src = values[name]
+                    dst[i : i + first] = src[:first]
+                    dst[i + cap : i + cap + first] = src[:first]
+                    dst[: n - first] = src[first:]
+                    dst[cap : cap + n - first] = src[first:]
             self._next = (i + n) % cap
             self._count = min(self._count + n, cap)
 
-    def _tail(self, column: str, count: int) -> np.ndarray:
+    def _tail(self, name: str, count: int) -> np.ndarray:
         """The last ``count`` values of a column, oldest first: a view, valid until the next write."""
         end = self._next + self.capacity
-        return self._cols[column][end - count : end]
+        return self._cols[name][end - count : end]
+
+    def snapshot(self, n: int | None = None) -> dict[str, np.ndarray]:
+        """Copies of the last ``n`` rows (all if None), consistent with each other."""
+        with self._lock:
+            count = self._count if n is None else max(0, min(n, self._count))
+            return {name: self._tail(name, count).copy() for name in self._cols}
+
+    def push(self, values: Mapping[str, np.ndarray], history: int) -> tuple[dict[str, np.ndarray], int]:
+        """Append ``values``; return up to ``history`` earlier rows followed by them,
+        and where they start.
+
+        When both fit in the ring (a live bar) the columns are views of the
+        buffer, valid until the next write: the one writer reads them before
+        it pushes again.
+        """
+        n = len(next(iter(values.values())))
+        offset = min(history, self._count)
+        if offset + n <= self.capacity:
+            self.extend(values)
+            return {name: self._tail(name, offset + n) for name in self._cols}, offset
+        past = self.snapshot(history)
+        self.extend(values)
+        if offset == 0:
+            return dict(values), 0
+        return {name: np.concatenate((past[name], values[name])) for name in self._cols}, offset
+
+
+class BarWindow:
+    """The last ``capacity`` bars of one symbol."""
+
+    def __init__(self, symbol: str, capacity: int) -> None:
+        self.symbol = symbol
+        self.capacity = capacity
+        self._ring = Ring({name: np.int64 if name == "ts" else np.float64 for name in COLUMNS}, capacity)
+
+    def __len__(self) -> int:
+        return len(self._ring)
+
+    def append(self, bar: Bar) -> None:
+        self.extend(BarChunk.from_bar(bar))
+
+    def extend(self, chunk: BarChunk) -> None:
+        self._ring.extend(_columns(chunk))
 
     def last(self, column: str, n: int | None = None) -> np.ndarray:
         """The last ``n`` values of a column (all stored if None), oldest first."""
-        with self._lock:
-            return self._tail(column, self._count if n is None else max(0, min(n, self._count))).copy()
+        return self._ring.snapshot(n)[column]
 
     def snapshot(self, n: int | None = None) -> dict[str, np.ndarray]:
         """The last ``n`` bars of every column, consistent with each other."""
-        with self._lock:
-            count = self._count if n is None else max(0, min(n, self._count))
-            return {name: self._tail(name, count).copy() for name in COLUMNS}
+        return self._ring.snapshot(n)
 
     def push(self, chunk: BarChunk, history: int) -> tuple[dict[str, np.ndarray], int]:
-        """Store ``chunk``; return up to ``history`` earlier bars followed by the
-        chunk, as columns, and the chunk's offset in them.
+        """Store ``chunk``; return up to ``history`` earlier bars followed by it, and its offset."""
+        return self._ring.push(_columns(chunk), history)
 
-        When history and chunk fit in the window (a live bar), the columns are
-        views of the buffer, valid until the next push: the worker that owns
-        the window reads them while it processes the chunk, then pushes the next.
-        """
-        n = len(chunk)
-        offset = min(history, self._count)
-        if offset + n <= self.capacity:
-            self.extend(chunk)
-            return {name: self._tail(name, offset + n) for name in COLUMNS}, offset
-        past = self.snapshot(history)
-        self.extend(chunk)
-        if offset == 0:
-            return {name: getattr(chunk, name) for name in COLUMNS}, 0
-        return {name: np.concatenate((past[name], getattr(chunk, name))) for name in COLUMNS}, offset
+
+def _columns(chunk: BarChunk) -> dict[str, np.ndarray]:
+    return {name: getattr(chunk, name) for name in COLUMNS}
 
 
 class Series:

@@ -46,6 +46,7 @@ import numpy as np
 
 from engine_core.errors import StrategyError
 from engine_core.model import Fill, Side, State
+from engine_core.storage import Ring
 
 if TYPE_CHECKING:
     from engine_core.config import StrategyConfig
@@ -200,32 +201,40 @@ class _TrackedIndicator:
     """A streaming indicator kept in step with the view's chunks.
 
     On creation it is warmed on the history the view holds; each new chunk is
-    fed with ``update_many`` (O(1) per bar), and its outputs are kept for the
-    same history span as the view's arrays.
+    fed with ``update_many`` (one bar live: ``update``), and its outputs are
+    kept in a ring for the same history span as the view's arrays.
     """
 
     def __init__(self, name: str, args: tuple[Any, ...], view: SymbolView) -> None:
         from engine_core import indicators
 
         self.instance = indicators.create(name, **indicators.positional_params(name, args))
-        self.fed_until_ts: int | None = None
-        outs = self.instance.update_many(_Cols(view, 0))
-        self.outputs: tuple[np.ndarray, ...] = tuple(outs)
-        if len(view.ts):
-            self.fed_until_ts = int(view.ts[-1])
+        outs = tuple(self.instance.update_many(_Cols(view, 0)))
+        self.names = tuple(str(k) for k in range(len(outs)))
+        self.ring = Ring(dict.fromkeys(self.names, np.float64), view.window)
+        self.ring.extend(dict(zip(self.names, outs)))
+        self.outputs: tuple[np.ndarray, ...] = outs
+        self.fed_until_ts: int | None = int(view.ts[-1]) if len(view.ts) else None
 
     def advance(self, view: SymbolView) -> None:
-        # Bars of the view not fed yet: those after fed_until_ts (normally the chunk).
-        start = 0 if self.fed_until_ts is None else int(np.searchsorted(view.ts, self.fed_until_ts, "right"))
+        # Bars of the view not fed yet: normally the chunk after the view's history.
+        o = view.offset
+        if self.fed_until_ts is None:
+            start = 0
+        elif o and int(view.ts[o - 1]) == self.fed_until_ts:
+            start = o
+        else:
+            start = int(np.searchsorted(view.ts, self.fed_until_ts, "right"))
         if start == len(view.ts) - 1:  # one new bar (live): the scalar update is far cheaper
             self.instance.update(_LastBar(view))
             value = self.instance.value
-            new: tuple[Any, ...] = tuple((v,) for v in value) if isinstance(value, tuple) else ((value,),)
+            new: tuple[Any, ...] = (
+                tuple(np.array((v,)) for v in value) if isinstance(value, tuple) else (np.array((value,)),)
+            )
         else:
-            new = self.instance.update_many(_Cols(view, start))
-        keep = start  # outputs for view[0:start] come from the previous arrays' tail
-        tail = tuple(o[len(o) - keep :] if keep else o[:0] for o in self.outputs)
-        self.outputs = tuple(np.concatenate((t, x)) for t, x in zip(tail, new))
+            new = tuple(self.instance.update_many(_Cols(view, start)))
+        cols, _ = self.ring.push(dict(zip(self.names, new)), start)
+        self.outputs = tuple(cols[name] for name in self.names)
         if len(view.ts):
             self.fed_until_ts = int(view.ts[-1])
 

@@ -62,12 +62,12 @@ def test_push_from_empty_and_live_bars():
 
 def test_buffer_never_grows():
     w = BarWindow("S", 100)
-    ids = {k: id(v) for k, v in w._cols.items()}
+    ids = {k: id(v) for k, v in w._ring._cols.items()}
     for i in range(10):
         w.extend(chunk(i * 1000, 1000))
         w.push(chunk(i * 1000 + 1000, 1), 99)
-    assert {k: id(v) for k, v in w._cols.items()} == ids
-    assert all(len(v) == 200 for v in w._cols.values())
+    assert {k: id(v) for k, v in w._ring._cols.items()} == ids
+    assert all(len(v) == 200 for v in w._ring._cols.values())
 
 
 def test_reads_are_consistent_under_concurrent_writes():
