@@ -69,6 +69,19 @@ class Trade:
     qty: float
 
 
+def bar_at(columns: Any, symbol: str, i: int) -> Bar:
+    """Bar ``i`` of anything holding the columns ts/open/high/low/close/volume."""
+    return Bar(
+        symbol,
+        int(columns.ts[i]),
+        float(columns.open[i]),
+        float(columns.high[i]),
+        float(columns.low[i]),
+        float(columns.close[i]),
+        float(columns.volume[i]),
+    )
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class BarChunk:
     """Consecutive bars of one symbol as columns (the backtest's unit of work).
@@ -89,15 +102,7 @@ class BarChunk:
         return len(self.ts)
 
     def bar(self, i: int) -> Bar:
-        return Bar(
-            self.symbol,
-            int(self.ts[i]),
-            float(self.open[i]),
-            float(self.high[i]),
-            float(self.low[i]),
-            float(self.close[i]),
-            float(self.volume[i]),
-        )
+        return bar_at(self, self.symbol, i)
 
     def slice(self, start: int, stop: int) -> BarChunk:
         return BarChunk(

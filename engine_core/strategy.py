@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine_core.errors import StrategyError
-from engine_core.model import Fill, Side, State
+from engine_core.model import Fill, Side, State, bar_at
 from engine_core.storage import Ring
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ class _TrackedIndicator:
         else:
             start = int(np.searchsorted(view.ts, self.fed_until_ts, "right"))
         if start == len(view.ts) - 1:  # one new bar (live): the scalar update is far cheaper
-            self.instance.update(_LastBar(view))
+            self.instance.update(bar_at(view, view.symbol, -1))
             value = self.instance.value
             new: tuple[Any, ...] = (
                 tuple(np.array((v,)) for v in value) if isinstance(value, tuple) else (np.array((value,)),)
@@ -237,16 +237,6 @@ class _TrackedIndicator:
         self.outputs = tuple(cols[name] for name in self.names)
         if len(view.ts):
             self.fed_until_ts = int(view.ts[-1])
-
-
-class _LastBar:
-    """The view's last bar, in the shape ``update`` reads."""
-
-    __slots__ = ("open", "high", "low", "close", "volume")
-
-    def __init__(self, view: SymbolView) -> None:
-        self.open, self.high, self.low = float(view.open[-1]), float(view.high[-1]), float(view.low[-1])
-        self.close, self.volume = float(view.close[-1]), float(view.volume[-1])
 
 
 class _Cols:

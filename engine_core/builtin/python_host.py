@@ -18,7 +18,7 @@ from typing import Any
 
 from engine_core.errors import StrategyError
 from engine_core.hookspecs import hookimpl
-from engine_core.model import Bar, Fill, State
+from engine_core.model import Bar, Fill, State, bar_at
 from engine_core.strategy import (
     FUNCTION_OF_STATE,
     Decision,
@@ -82,16 +82,7 @@ class Context:
 
     @property
     def bar(self) -> Bar:
-        v, i = self._view, self._i
-        return Bar(
-            v.symbol,
-            int(v.ts[i]),
-            float(v.open[i]),
-            float(v.high[i]),
-            float(v.low[i]),
-            float(v.close[i]),
-            float(v.volume[i]),
-        )
+        return bar_at(self._view, self._view.symbol, self._i)
 
     def open(self, n: int = 0) -> float | None:
         return self._at("open", n)
