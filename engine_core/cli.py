@@ -36,7 +36,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
-@click.version_option(package_name="engine-core")
+@click.version_option(package_name="engine-trading-core")
 def main() -> None:
     """Plugin-based trading engine: Lua strategies, backtests, live trading."""
 

@@ -112,7 +112,7 @@ class Journal:
         if version > SCHEMA_VERSION:
             raise JournalError(
                 f"{self.path}: journal schema version {version} is newer than this engine reads "
-                f"({SCHEMA_VERSION}); upgrade engine-core"
+                f"({SCHEMA_VERSION}); upgrade engine-trading-core"
             )
         if version < 1:
             raise JournalError(f"{self.path}: journal has no schema version; it is corrupt")

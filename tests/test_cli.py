@@ -130,7 +130,7 @@ def test_list_plugins_shows_installed_distributions():
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     names = {(r["kind"], r["name"]): r for r in rows}
-    assert names[("source", "simulated")]["distribution"] == "engine-core"
+    assert names[("source", "simulated")]["distribution"] == "engine-trading-core"
     assert names[("broker", "paper")]["status"] == "loaded"
     assert {"name", "kind", "distribution", "version", "status"} <= set(rows[0])
 

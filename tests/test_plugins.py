@@ -127,7 +127,7 @@ def test_builtins_come_from_the_core_entry_points():
     for kind, name in (("source", "simulated"), ("broker", "paper"), ("strategy_host", "python"), ("sink", "log")):
         assert reg.has(kind, name)
         plugin = next(r.plugin for r in reg.registrations(kind) if r.name == name)
-        assert plugin.distribution == "engine-core"
+        assert plugin.distribution == "engine-trading-core"
 
 
 def test_list_plugins_json(site):
