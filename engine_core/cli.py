@@ -28,11 +28,36 @@ def _fail(err: EngineError) -> None:
 
 
 class _Group(click.Group):
+    """The ``engine`` group: turns EngineError into one line, and adds the
+    commands that plugins register (``register_commands``) on first use."""
+
+    _plugins_added = False
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except EngineError as err:
             _fail(err)
+
+    def _add_plugin_commands(self) -> None:
+        if self._plugins_added:
+            return
+        self._plugins_added = True
+        from engine_core.plugins import get_registry
+
+        try:
+            get_registry().pm.hook.register_commands(cli=self)
+        except EngineError as err:
+            _fail(err)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            self._add_plugin_commands()
+        return super().get_command(ctx, cmd_name)
 
 
 @click.group(cls=_Group)
@@ -124,6 +149,13 @@ def _progress_bar() -> tuple[Callable[[int], None] | None, Callable[[], None]]:
         prog.update(task, completed=bars, rate=rate)
 
     return update, prog.stop
+
+
+@main.group()
+def download() -> None:
+    """Download history from a venue into CSV files that the csv source reads.
+
+    Venue plugins add one subcommand each (``engine download binance``)."""
 
 
 @main.command("list-plugins")

@@ -85,6 +85,19 @@ def register_event_sinks(register: Register) -> None:
     """
 
 
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands to the ``engine`` command line.
+
+    ``cli`` is the :class:`click.Group` behind ``engine``; call
+    ``cli.add_command(command)`` with a click command or group (for example
+    ``engine optimize``). A venue's history download goes under the core's
+    ``download`` group: ``cli.commands["download"].add_command(command,
+    "binance")``. A plugin's command
+    must import its heavy dependencies inside the command, not at load time.
+    """
+
+
 # ------------------------------------------------------------ observation
 # Called by the engine as things happen; results are ignored. They run on the
 # thread where the event happens (a symbol's worker for bars, signals,
