@@ -1,10 +1,37 @@
-"""The broker contract.
+"""The broker contract, and the base of simulated brokers.
 
-A broker takes orders and reports fills. Simulated brokers (``simulated =
-True``) fill against bars: the symbol's worker calls ``match`` at the price
-point the broker's ``fill_at`` names (the next bar's open, or the decision
-bar's close), which keeps backtests deterministic. Venue brokers report fills
-asynchronously through the ``on_fill`` callback, from any thread.
+A broker takes orders and reports what happens to them as
+:class:`~engine_core.orders.OrderUpdate` values through the one
+``on_update`` callback it is built with. The callback may be called from any
+thread (a venue's websocket thread, a timer) and never blocks: the engine
+routes each update to its symbol's worker, which applies it in order with
+everything else that symbol does.
+
+Venue brokers (Binance, Alpaca) implement :class:`Broker`:
+
+==================  =========  ===============================================
+method              required   what it does
+==================  =========  ===============================================
+``connect``                    open sessions, sync clocks, read filters; called
+                               before anything else, and before
+                               ``starting_cash``
+``starting_cash``   yes        the account's cash in the quote currency
+``submit``          yes        send an order; idempotent on ``client_id``
+``cancel``          yes        ask the venue to cancel; the result comes as an
+                               update (cancel, or the fill that raced it)
+``order_status``    yes        the venue's view of one order by client id
+                               (``None``: it never arrived)
+``open_orders``                orders working at the venue (reconciliation)
+``positions``                  net position per symbol (reconciliation)
+``round_qty``                  a quantity rounded down to what the venue can
+                               trade (lot step); exits sell what is held
+``close``                      release sessions
+==================  =========  ===============================================
+
+Simulated brokers (paper, and test doubles) fill against bars instead: they
+subclass :class:`SimulatedBroker`, and the symbol's worker calls ``match``
+with each bar at the point the broker's ``fill_at`` names, which keeps a
+backtest deterministic.
 """
 
 from __future__ import annotations
@@ -12,61 +39,56 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from engine_core.model import Fill, Order
+from engine_core.model import Order
+from engine_core.orders import OrderState, OrderUpdate
 from engine_core.sources import PluginConfig
 
 if TYPE_CHECKING:
     from engine_core.journal import Journal
 
-FillCallback = Callable[[Fill], None]
-
-
-class OrderStatus(NamedTuple):
-    """What a broker knows of one order, looked up by client id."""
-
-    status: str  # open | filled | cancelled | rejected
-    filled_qty: Decimal
-    fills: tuple[Fill, ...] = ()
+UpdateCallback = Callable[[OrderUpdate], None]
 
 
 class Broker(abc.ABC):
+    """A venue's order interface. ``Config`` is the model of its ``[broker]``
+    table (besides ``type``)."""
+
     Config: ClassVar[type[PluginConfig]] = PluginConfig
     simulated: ClassVar[bool] = False
-    fill_at: str = "next_open"  # simulated brokers: "next_open" or "close"
+    supports_brackets: ClassVar[bool] = False  # attaches stop/take-profit legs to an entry at the venue
 
-    def __init__(self, config: Any, *, on_fill: FillCallback) -> None:
+    def __init__(self, config: Any, *, on_update: UpdateCallback) -> None:
         self.config = config
-        self.on_fill = on_fill
+        self.on_update = on_update
 
     def connect(self) -> None:
-        """Open sessions; called before any order."""
+        """Open sessions; called before any other method but ``bind_journal``."""
 
     def close(self) -> None:
         """Close sessions."""
 
     @abc.abstractmethod
     def starting_cash(self) -> Decimal:
-        """Cash at the start of the run (the account's for a venue)."""
+        """Cash at the start of the run (the account's for a venue), read after ``connect``."""
 
     @abc.abstractmethod
     def submit(self, order: Order) -> None:
         """Send an order. Must be idempotent on ``order.client_id``: sending
         the same client id twice never places two orders. Raises BrokerError
-        when refused, BrokerTimeout when sent but unanswered."""
+        when refused (nothing placed), BrokerTimeout when sent but unanswered.
+        What happens next arrives through ``on_update``."""
 
     @abc.abstractmethod
-    def order_status(self, client_id: str) -> OrderStatus | None:
-        """The broker's view of an order, or None when it has no such order
-        (it never arrived). Used after a timeout and after a restart."""
-
     def cancel(self, client_id: str) -> None:
-        """Cancel an open order."""
+        """Ask for an open order to be cancelled. Idempotent; the outcome
+        arrives through ``on_update`` (a cancel, or fills that came first)."""
 
-    def match(self, symbol: str, ts: int, price: float) -> list[Fill]:
-        """Simulated brokers: fill the symbol's pending orders at ``price``."""
-        return []
+    @abc.abstractmethod
+    def order_status(self, client_id: str) -> OrderState | None:
+        """The broker's view of an order with its fills, or None when it has
+        no such order (it never arrived). Used after a timeout and a restart."""
 
     def open_orders(self) -> list[Order]:
         """Orders the broker holds open (for reconciliation after a restart)."""
@@ -76,6 +98,44 @@ class Broker(abc.ABC):
         """Net position per symbol as the broker sees it."""
         return {}
 
+    def round_qty(self, symbol: str, qty: Decimal) -> Decimal:
+        """``qty`` rounded down to what the venue trades (its lot step)."""
+        return qty
+
     def bind_journal(self, journal: Journal) -> None:
         """Simulated brokers keep their own state in the engine's journal so
         that a paper run survives a restart like a real one; venues ignore it."""
+
+
+class SimulatedBroker(Broker):
+    """A broker that fills against the symbol's bars, driven by its worker.
+
+    ``fill_at`` is ``"next_open"`` (a market order fills at the open of the
+    bar after the decision) or ``"close"`` (at the decision bar's close).
+    Limit orders fill when a bar's range reaches the limit: at the open when
+    it opens through the limit, else at the limit. Its updates are returned
+    to the worker, which applies them at once, rather than sent through
+    ``on_update``: a backtest books every fill at its bar.
+    """
+
+    simulated: ClassVar[bool] = True
+    fill_at: str = "next_open"
+
+    @abc.abstractmethod
+    def match(self, symbol: str, ts: int, open_: float, high: float, low: float) -> list[OrderUpdate]:
+        """Fill the symbol's working orders placed before ``ts`` against a bar
+        (market orders at ``open_``; limits where the range reaches them) and
+        return the updates, which the worker applies at once."""
+
+    @abc.abstractmethod
+    def match_close(self, symbol: str, ts: int, close: float) -> list[OrderUpdate]:
+        """``fill_at = "close"``: fill the symbol's market orders at the
+        decision bar's ``close``."""
+
+    @abc.abstractmethod
+    def cancel_now(self, client_id: str) -> list[OrderUpdate]:
+        """Cancel at once and return the update (nothing if it was not open)."""
+
+    def cancel(self, client_id: str) -> None:
+        for update in self.cancel_now(client_id):
+            self.on_update(update)

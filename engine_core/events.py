@@ -12,6 +12,7 @@ import pluggy
 
 from engine_core.model import (
     Bar,
+    ConnectionEvent,
     ErrorEvent,
     FillEvent,
     OrderEvent,
@@ -20,7 +21,7 @@ from engine_core.model import (
 )
 from engine_core.sources import PluginConfig
 
-Event = Bar | SignalEvent | TransitionEvent | OrderEvent | FillEvent | ErrorEvent
+Event = Bar | SignalEvent | TransitionEvent | OrderEvent | FillEvent | ErrorEvent | ConnectionEvent
 
 _HOOK_OF = {
     Bar: "engine_bar",
@@ -29,6 +30,7 @@ _HOOK_OF = {
     OrderEvent: "engine_order",
     FillEvent: "engine_fill",
     ErrorEvent: "engine_error",
+    ConnectionEvent: "engine_connection",
 }
 _ARG_OF = {"engine_bar": "bar"}
 

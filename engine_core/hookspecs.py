@@ -17,6 +17,7 @@ import pluggy
 if TYPE_CHECKING:
     from engine_core.model import (
         Bar,
+        ConnectionEvent,
         ErrorEvent,
         FillEvent,
         OrderEvent,
@@ -143,3 +144,8 @@ def engine_fill(event: FillEvent) -> None:
 @hookspec
 def engine_error(event: ErrorEvent) -> None:
     """Something failed: a strategy error halting a symbol, a broker error, bad data."""
+
+
+@hookspec
+def engine_connection(event: ConnectionEvent) -> None:
+    """A live source's connection changed state (connected, reconnecting, backfilling, stale, closed)."""

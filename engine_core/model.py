@@ -137,13 +137,24 @@ class BarChunk:
 
 class OrderType(str, enum.Enum):
     MARKET = "market"
+    LIMIT = "limit"
+
+
+class TimeInForce(str, enum.Enum):
+    GTC = "gtc"  # good till cancelled (the engine cancels an entry limit after its ``expires`` bars)
+    IOC = "ioc"  # immediate or cancel
+    FOK = "fok"  # fill or kill
+    DAY = "day"  # until the session's end (stock venues)
 
 
 class Order(NamedTuple):
-    """A market order the engine sends to a broker.
+    """An order the engine sends to a broker.
 
     ``client_id`` is deterministic (engine id, symbol, sequence) so that a
-    retry or a restart can never place the same order twice.
+    retry or a restart can never place the same order twice. ``price`` is the
+    limit price of a limit order. ``stop_price`` and ``take_profit_price`` are
+    protective prices a venue may attach to an entry (a bracket); the engine
+    watches them either way.
     """
 
     client_id: str
@@ -153,9 +164,18 @@ class Order(NamedTuple):
     ts: int
     reason: str = ""
     type: OrderType = OrderType.MARKET
+    price: Decimal | None = None
+    tif: TimeInForce = TimeInForce.GTC
+    stop_price: Decimal | None = None
+    take_profit_price: Decimal | None = None
 
 
 class Fill(NamedTuple):
+    """One execution. ``qty`` is the executed quantity (what completes the
+    order); ``fee_qty`` is the part of it a venue kept as its fee in the asset
+    bought (Binance without BNB), so the position grows by ``qty - fee_qty``;
+    ``commission`` is the fee in the quote currency, booked as cost."""
+
     client_id: str
     symbol: str
     side: Side
@@ -164,21 +184,17 @@ class Fill(NamedTuple):
     commission: Decimal
     ts: int
     trade_id: str = ""  # the venue's id of this fill; with client_id, what makes a fill unique
+    fee_qty: Decimal = Decimal(0)
 
     @property
     def key(self) -> str:
         return f"{self.client_id}/{self.trade_id}"
 
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    symbol: str
-    qty: Decimal = Decimal(0)
-    avg_price: Decimal = Decimal(0)
-
     @property
-    def is_flat(self) -> bool:
-        return self.qty == 0
+    def position_change(self) -> Decimal:
+        """The signed change of the position this fill makes."""
+        held = self.qty - self.fee_qty if self.side is Side.BUY else self.qty
+        return held if self.side is Side.BUY else -held
 
 
 # ---------------------------------------------------------------- events
@@ -208,13 +224,24 @@ class SignalEvent:
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
     order: Order
-    status: str  # submitted | acknowledged | cancelled | rejected | refused
+    status: str  # an orders.OrderStatus value
     detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class FillEvent:
     fill: Fill
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    """A live source's connection changed state (see ``sources.ConnectionState``);
+    ``ts`` is wall-clock time."""
+
+    source: str
+    state: str
+    ts: int
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,236 @@
+"""One symbol's order lifecycle: statuses, the updates brokers emit, and the
+order in flight.
+
+Every order moves through :class:`OrderStatus` along the edges of
+``TRANSITIONS`` (drawn below). Brokers report what happens to an order as
+:class:`OrderUpdate` values through their one ``on_update`` callback;
+:class:`OrderTracker` (one per symbol, owned by its worker) applies each
+update to the order in flight and says what it means for the position::
+
+    intent -> submitted -> accepted -> partially_filled -> filled
+       |          |            |              |
+       |          +-> unknown  +-> cancelled <+-> expired
+       |          |   (resolved by client id)
+       |          +-> rejected
+       +-> lost (never reached the venue; never resent)
+    refused: a risk rule stopped it before it was journaled as an intent
+
+Fills are the truth about the position: a fill is booked whatever the
+order's status (a late fill of an order marked lost, a fill racing a cancel),
+and only its status change is subject to the table.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from hashlib import blake2b
+from typing import NamedTuple
+
+from engine_core.model import Fill, Order
+
+
+class OrderStatus(str, enum.Enum):
+    INTENT = "intent"  # journaled, not yet sent
+    SUBMITTED = "submitted"  # sent, not yet acknowledged
+    ACCEPTED = "accepted"  # acknowledged by the venue (its order id known)
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    LOST = "lost"  # never reached the venue; not resent
+    UNKNOWN = "unknown"  # sent but unanswered: to be resolved by client id
+    REFUSED = "refused"  # stopped by a risk rule before it was sent
+
+    @classmethod
+    def _missing_(cls, value: object) -> OrderStatus | None:
+        return cls.ACCEPTED if value == "acknowledged" else None  # journals of schema 1
+
+    @property
+    def is_open(self) -> bool:
+        """Still working (or possibly working) at the venue."""
+        return self in OPEN_STATUSES
+
+
+OPEN_STATUSES = frozenset(
+    {
+        OrderStatus.INTENT,
+        OrderStatus.SUBMITTED,
+        OrderStatus.ACCEPTED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.UNKNOWN,
+    }
+)
+
+_S = OrderStatus
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    _S.INTENT: frozenset({_S.SUBMITTED, _S.ACCEPTED, _S.PARTIALLY_FILLED, _S.FILLED, _S.REJECTED, _S.UNKNOWN, _S.LOST}),
+    _S.SUBMITTED: frozenset(
+        {_S.ACCEPTED, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.REJECTED, _S.EXPIRED, _S.UNKNOWN, _S.LOST}
+    ),
+    _S.UNKNOWN: frozenset(
+        {_S.ACCEPTED, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.REJECTED, _S.EXPIRED, _S.LOST}
+    ),
+    _S.ACCEPTED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.EXPIRED, _S.UNKNOWN}),
+    _S.PARTIALLY_FILLED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.EXPIRED, _S.UNKNOWN}),
+    _S.LOST: frozenset({_S.PARTIALLY_FILLED, _S.FILLED}),  # a late fill: the venue had it after all
+    _S.FILLED: frozenset(),
+    _S.CANCELLED: frozenset(),
+    _S.REJECTED: frozenset(),
+    _S.EXPIRED: frozenset(),
+    _S.REFUSED: frozenset(),
+}
+
+
+def can_move(frm: OrderStatus, to: OrderStatus) -> bool:
+    return to in TRANSITIONS[frm]
+
+
+class UpdateKind(str, enum.Enum):
+    """What a broker reports of an order."""
+
+    ACK = "ack"  # accepted; ``venue_id`` set
+    PARTIAL_FILL = "partial_fill"  # ``fill`` set; more to come
+    FILL = "fill"  # ``fill`` set; the order is complete
+    CANCEL = "cancel"  # cancelled (what was filled stays filled)
+    REJECT = "reject"  # refused by the venue; ``reason`` says why
+    EXPIRE = "expire"  # its time in force ran out
+
+
+STATUS_OF_UPDATE = {
+    UpdateKind.ACK: OrderStatus.ACCEPTED,
+    UpdateKind.PARTIAL_FILL: OrderStatus.PARTIALLY_FILLED,
+    UpdateKind.FILL: OrderStatus.FILLED,
+    UpdateKind.CANCEL: OrderStatus.CANCELLED,
+    UpdateKind.REJECT: OrderStatus.REJECTED,
+    UpdateKind.EXPIRE: OrderStatus.EXPIRED,
+}
+
+
+class OrderUpdate(NamedTuple):
+    """One thing that happened to an order at the broker (emitted through the
+    broker's ``on_update`` callback, from any thread)."""
+
+    kind: UpdateKind
+    client_id: str
+    symbol: str
+    ts: int
+    fill: Fill | None = None
+    venue_id: str = ""
+    reason: str = ""
+
+
+class OrderState(NamedTuple):
+    """What a broker knows of one order, looked up by client id (after a
+    timeout and after a restart)."""
+
+    status: OrderStatus
+    filled_qty: Decimal
+    fills: tuple[Fill, ...] = ()
+    venue_id: str = ""
+
+
+@dataclass(slots=True)
+class InFlight:
+    """The order a symbol has working: its status, cumulative fill and venue id."""
+
+    order: Order
+    status: OrderStatus
+    filled: Decimal = Decimal(0)
+    venue_id: str = ""
+    bar: int = 0  # the symbol's bar count when it was sent (for expiry)
+    cancel_sent: bool = False
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.order.qty - self.filled
+
+
+class Applied(NamedTuple):
+    """What an update did: the fill to book (if any), the status it moved to
+    (None when the table refused the move), and whether the order is done."""
+
+    fill: Fill | None
+    status: OrderStatus | None
+    done: bool
+
+
+class OrderTracker:
+    """One symbol's order in flight (the engine works one order per symbol at
+    a time) and what each broker update does to it."""
+
+    __slots__ = ("current",)
+
+    def __init__(self) -> None:
+        self.current: InFlight | None = None
+
+    def open(self, order: Order, status: OrderStatus, bar: int = 0) -> InFlight:
+        self.current = InFlight(order, status, bar=bar)
+        return self.current
+
+    def is_current(self, client_id: str) -> bool:
+        return self.current is not None and self.current.order.client_id == client_id
+
+    def apply(self, update: OrderUpdate) -> Applied:
+        """Apply ``update`` to the order in flight. An update for another order
+        (a late fill of an order given up) only passes its fill on."""
+        cur = self.current
+        if cur is None or cur.order.client_id != update.client_id:
+            return Applied(update.fill, None, False)
+        to = STATUS_OF_UPDATE[update.kind]
+        if update.venue_id:
+            cur.venue_id = update.venue_id
+        if update.fill is not None:
+            cur.filled += update.fill.qty
+            to = OrderStatus.FILLED if cur.filled >= cur.order.qty else OrderStatus.PARTIALLY_FILLED
+        if not can_move(cur.status, to):
+            return Applied(update.fill, None, False)
+        cur.status = to
+        done = not to.is_open
+        if done:
+            self.current = None
+        return Applied(update.fill, to, done)
+
+    def settle(self, status: OrderStatus) -> InFlight | None:
+        """The order in flight ended without an update (lost, refused by the
+        venue at send): forget it and return it."""
+        cur = self.current
+        if cur is not None:
+            cur.status = status
+            self.current = None
+        return cur
+
+
+# ------------------------------------------------------------ client ids
+
+CLIENT_ID_MAX = 36  # Binance's limit; Alpaca allows 128
+_CLIENT_ID_CHARS = re.compile(r"^[.A-Za-z0-9:/_-]+$")
+
+
+def client_id_prefix(engine_id: str, symbols: list[str] | tuple[str, ...] = ()) -> str:
+    """The engine's part of its client ids: the engine id itself when every id
+    it makes fits every venue's rules (36 characters of ``[.A-Za-z0-9:/_-]``
+    with a sequence up to 10 digits), else ``e`` and 8 hex digits of its hash
+    (deterministic, so a restart makes the same ids)."""
+    longest = max((len(s) for s in symbols), default=12)
+    if _CLIENT_ID_CHARS.match(engine_id) and len(engine_id) + longest + 12 <= CLIENT_ID_MAX:
+        return engine_id
+    return "e" + blake2b(engine_id.encode(), digest_size=4).hexdigest()
+
+
+def make_client_id(prefix: str, symbol: str, seq: int) -> str:
+    cid = f"{prefix}-{symbol}-{seq}"
+    if len(cid) > CLIENT_ID_MAX or not _CLIENT_ID_CHARS.match(cid):
+        # symbols with characters no venue takes in an id (or very long ones)
+        sym = "s" + blake2b(symbol.encode(), digest_size=4).hexdigest()
+        cid = f"{prefix}-{sym}-{seq}"
+    return cid
+
+
+def parse_client_id(client_id: str) -> tuple[str, int]:
+    """``(prefix-and-symbol part, sequence)`` of a client id made here."""
+    head, _, seq = client_id.rpartition("-")
+    return head, int(seq)
