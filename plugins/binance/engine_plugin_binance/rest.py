@@ -199,7 +199,9 @@ class BinanceRest:
                     resynced = True
                     await self.sync_time()
                     continue
-                raise BinanceError(f"Binance {method} {path}: {msg} (code {code}, HTTP {status})", code=code, status=status)
+                raise BinanceError(
+                    f"Binance {method} {path}: {msg} (code {code}, HTTP {status})", code=code, status=status
+                )
             return body if raw else wire.decode(body)
 
 
@@ -250,7 +252,8 @@ async def klines_before(rest: BinanceRest, symbol: str, interval: str, count: in
     out: list[wire.KlineRow] = []
     end: int | None = None
     while len(out) < count:
-        params: dict[str, Any] = {"symbol": symbol, "interval": interval, "limit": min(KLINES_LIMIT, count - len(out) + 1)}
+        limit = min(KLINES_LIMIT, count - len(out) + 1)
+        params: dict[str, Any] = {"symbol": symbol, "interval": interval, "limit": limit}
         if end is not None:
             params["endTime"] = end
         rows = wire.decode_klines(await rest.request("GET", "/api/v3/klines", params, weight=KLINES_WEIGHT, raw=True))
@@ -259,7 +262,7 @@ async def klines_before(rest: BinanceRest, symbol: str, interval: str, count: in
         if not closed:
             break
         out = closed + out
-        if len(rows) < params["limit"]:
+        if len(rows) < limit:
             break
         end = closed[0].t - 1
     return out[-count:] if count else []

@@ -38,7 +38,13 @@ from engine_plugin_binance.rest import BinanceRest, Unanswered
 
 log = logging.getLogger("engine_plugin_binance")
 
-_DROPPED = (websockets.ConnectionClosed, websockets.InvalidHandshake, websockets.InvalidURI, OSError, asyncio.TimeoutError)
+_DROPPED = (
+    websockets.ConnectionClosed,
+    websockets.InvalidHandshake,
+    websockets.InvalidURI,
+    OSError,
+    asyncio.TimeoutError,
+)
 
 
 class _Reconnect(Exception):

@@ -256,11 +256,12 @@ class FakeBinance:
 
     def add_history(self, symbol: str, count: int, *, end_ms: int | None = None, price: float = 100.0) -> None:
         """``count`` closed bars of ``symbol`` ending before ``end_ms`` (default:
-        the start of the current interval), a deterministic zigzag around ``price``."""
+        100,000 intervals ago, which leaves room for as many closed bars to
+        follow), a deterministic zigzag around ``price``."""
         with self._lock:
             if end_ms is None:
                 now = int(time.time() * 1000)
-                end_ms = now - now % self.interval_ms
+                end_ms = now - now % self.interval_ms - 100_000 * self.interval_ms
             start = end_ms - count * self.interval_ms
             for i in range(count):
                 self._store(symbol, start + i * self.interval_ms, price + (i % 7) - 3)
@@ -680,9 +681,7 @@ class FakeBinance:
             return early
         symbol = request.query.get("symbol", "")
         order_id = request.query.get("orderId")
-        rows = [
-            t for t in self.trades if t["symbol"] == symbol and (order_id is None or str(t["orderId"]) == order_id)
-        ]
+        rows = [t for t in self.trades if t["symbol"] == symbol and (order_id is None or str(t["orderId"]) == order_id)]
         return _json(rows, 200, headers)
 
     # ---------------------------------------------------------------- WebSocket API: user data
@@ -762,13 +761,59 @@ class FakeBinance:
             expected = hmac.new(self.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
             if params.get("apiKey") != self.api_key or not hmac.compare_digest(expected, signature.lower()):
                 self.bad_signatures += 1
-                return {"id": rid, "status": 400, "error": {"code": -1022, "msg": "Signature for this request is not valid."}}
+                return {
+                    "id": rid,
+                    "status": 400,
+                    "error": {"code": -1022, "msg": "Signature for this request is not valid."},
+                }
             self._next_sub += 1
             session.subscriptions[self._next_sub] = params["apiKey"]
             return {"id": rid, "status": 200, "result": {"subscriptionId": self._next_sub}}
         if method == "session.status":
             return {"id": rid, "status": 200, "result": {"userDataStream": bool(session.subscriptions)}}
         return {"id": rid, "status": 400, "error": {"code": -1020, "msg": "Unsupported operation."}}
+
+
+# ------------------------------------------------------------ test helpers
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll ``predicate`` until true (a generous timeout: tests run on busy machines)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class LiveReader:
+    """Pulls a source's ``live()`` bars into ``bars`` on the running loop, and
+    its connection states into ``states``."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.bars: list[Any] = []
+        self.states: list[str] = []
+        source.bind_connection(lambda state, detail: self.states.append(state.value))
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LiveReader:
+        async def pump() -> None:
+            async for bar in self.source.live():
+                self.bars.append(bar)
+
+        self.task = asyncio.create_task(pump())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        try:
+            await self.task
+        except (asyncio.CancelledError, Exception):
+            pass
+        await self.source.aclose()
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
