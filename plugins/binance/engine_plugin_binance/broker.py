@@ -226,9 +226,9 @@ class BinanceBroker(Broker):
             rules.check(qty, price, self._ref_price.get(order.symbol), market)
         except BrokerError as err:
             raise BrokerError(f"{err}; order {order.client_id} not sent") from None
-        params["quantity"] = f"{qty:f}"
+        params["quantity"] = f"{qty.normalize():f}"
         if price is not None:
-            params["price"] = f"{price:f}"
+            params["price"] = f"{price.normalize():f}"
         params["newClientOrderId"] = order.client_id
         params["newOrderRespType"] = "FULL"
         self._sent.add(order.client_id)

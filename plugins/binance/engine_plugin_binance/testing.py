@@ -152,6 +152,7 @@ class FakeBinance:
         self.requests: Counter[str] = Counter()  # "METHOD /path" -> count
         self.script: list[OrderScript] = []  # consumed one per order; empty: fill
         self.bad_signatures = 0
+        self.user_streams_down = False  # True: the WebSocket API refuses connections (HTTP 503)
         self.weight = 0
         self._weight_minute = 0
         self._failures: list[_Failure] = []
@@ -580,7 +581,7 @@ class FakeBinance:
             self.placed.append(p)
         await self._report(order, "NEW")
         fills: list[dict[str, Any]] = []
-        if script.mode == "fill" and order.type == "MARKET":
+        if script.mode in ("fill", "no_answer") and order.type == "MARKET":
             fills.append(await self._execute(order, order.qty, self.last_price.get(symbol, Decimal(100))))
         elif script.mode == "expire":
             order.status = "EXPIRED"
@@ -734,6 +735,8 @@ class FakeBinance:
                     pass
 
     async def _ws_api(self, request: web.Request) -> web.StreamResponse:
+        if self.user_streams_down:
+            return web.Response(status=503, text="")
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         session = _UserSession(ws, request.transport)
