@@ -80,8 +80,7 @@ class BinanceBroker(Broker):
     """Seconds between REST polls of the orders in flight while the user data stream is down."""
 
     def __init__(self, config: BinanceBrokerConfig, *, on_update: UpdateCallback, symbols: Sequence[str] = ()) -> None:
-        super().__init__(config, on_update=on_update)
-        self.symbols = [s.upper() for s in symbols]
+        super().__init__(config, on_update=on_update, symbols=[s.upper() for s in symbols])
         self._rest = BinanceRest(
             config.rest(),
             api_key=config.api_key.get_secret_value(),
@@ -154,7 +153,9 @@ class BinanceBroker(Broker):
         self._tasks = [loop.create_task(self._user_stream()), loop.create_task(self._poll())]
 
     async def _load_rules(self, symbols: Sequence[str]) -> None:
-        params = {"symbols": "[" + ",".join(f'"{s}"' for s in symbols) + "]"} if symbols else {}
+        if not symbols:
+            return  # read per symbol on first use
+        params = {"symbols": "[" + ",".join(f'"{s}"' for s in symbols) + "]"}
         try:
             info = await self._rest.request("GET", "/api/v3/exchangeInfo", params, weight=20)
         except BinanceError as err:
@@ -201,6 +202,8 @@ class BinanceBroker(Broker):
             rules = self._rules.get(symbol)
             if rules is None:
                 raise BrokerError(f"{symbol}: not a Binance spot symbol")
+            if symbol not in self.symbols:
+                self.symbols.append(symbol)
         return rules
 
     def round_qty(self, symbol: str, qty: Decimal) -> Decimal:
