@@ -149,6 +149,7 @@ class FakeBinance:
         self.orders: dict[int, FakeOrder] = {}
         self.trades: list[dict[str, Any]] = []
         self.placed: list[dict[str, str]] = []  # params of every order the venue placed
+        self.order_arrivals: list[float] = []  # time.perf_counter() when each order request arrived
         self.requests: Counter[str] = Counter()  # "METHOD /path" -> count
         self.script: list[OrderScript] = []  # consumed one per order; empty: fill
         self.bad_signatures = 0
@@ -551,6 +552,7 @@ class FakeBinance:
         return found[-1] if found else None
 
     async def _new_order(self, request: web.Request) -> web.StreamResponse:
+        self.order_arrivals.append(time.perf_counter())
         early, headers = await self._pre(request, True)
         if early:
             return early
