@@ -160,3 +160,25 @@ async def test_the_source_slows_down_before_the_weight_limit(fake, source_for):
     src._rest.limiter.observe(src._rest.limiter.budget)  # the venue says the budget is spent
     assert src._rest.limiter.delay(2) > 0
     await src.aclose()
+
+
+async def test_the_source_reconnects_ahead_of_the_24_hour_cut_and_on_server_shutdown(fake, source_for):
+    fake.add_history("BTCUSDT", 5)
+    src = source_for()
+    src.MAX_CONNECTION_AGE = 0.0  # every message is past the age: reconnect after each
+    await src.warmup("BTCUSDT", 5)
+    first = fake.klines["BTCUSDT"][-1][0]
+    async with LiveReader(src) as r:
+        await wait_for(lambda: fake.connected_streams() == 1, what="stream connection")
+        fake.stream_bar("BTCUSDT", closed_update=False)
+        await wait_for(lambda: fake.stream_connections == 2 and fake.connected_streams() == 1, what="age reconnect")
+        src.MAX_CONNECTION_AGE = 3600.0
+        fake.next_bar("BTCUSDT")  # while it reconnected
+        fake.send_raw('{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1770123456789}}')
+        await wait_for(
+            lambda: fake.stream_connections == 3 and fake.connected_streams() == 1, what="shutdown reconnect"
+        )
+        fake.stream_bar("BTCUSDT")
+        await wait_for(lambda: len(r.bars) == 3, what="every bar")
+    assert times(r.bars) == [first + i * M for i in (1, 2, 3)]
+    assert src.problems.total == 0
