@@ -181,9 +181,9 @@ class BinanceRest:
                     status=418,
                 )
             if status == 429:
-                after = _seconds(headers.get("Retry-After"), 1.0)
-                log.warning("binance: rate limited (429) on %s %s; waiting %.0fs", method, path, after)
-                self.limiter.pause(after)
+                wait = _seconds(headers.get("Retry-After"), 1.0)
+                log.warning("binance: rate limited (429) on %s %s; waiting %.0fs", method, path, wait)
+                self.limiter.pause(wait)
                 if attempt <= self.retries:
                     continue
                 raise BinanceError(f"Binance {method} {path}: still rate limited after {attempt} tries", status=429)

@@ -246,7 +246,7 @@ class FakeBinance:
         await site.start()
         server = site._server
         assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def _shutdown(self) -> None:
         for s in self._streams + self._users:  # type: ignore[operator]
@@ -287,7 +287,7 @@ class FakeBinance:
         if rows and rows[-1][0] >= open_ms:
             raise ValueError(f"{symbol}: bar at {open_ms} is not after the last one")
         rows.append(row)
-        self.last_price[symbol] = Decimal(row[4])
+        self.last_price[symbol] = Decimal(str(row[4]))
         return row
 
     def next_bar(self, symbol: str, close: float | None = None) -> list[Any]:
