@@ -121,6 +121,9 @@ class BinanceBroker(Broker):
         if self._loop is None:
             coro.close()
             raise BrokerError("binance broker: not connected (connect() first)")
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise BrokerError("binance broker: called from its own on_update (the callback must not call back)")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def connect(self) -> None:
