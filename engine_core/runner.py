@@ -53,7 +53,9 @@ class Engine:
         self.source: DataSource = self.loaded.source_cls(
             self.loaded.source_config, symbols=self.symbols, base_dir=self.loaded.base_dir
         )
-        self.broker: Broker = self.loaded.broker_cls(self.loaded.broker_config, on_update=self._route_update)
+        self.broker: Broker = self.loaded.broker_cls(
+            self.loaded.broker_config, on_update=self._route_update, symbols=self.symbols
+        )
         self.host = self.loaded.host_cls(cfg.strategy, self.loaded.base_dir)
         self.bus = EventBus(self.registry.pm, [cls(c) for cls, c in self.loaded.sinks])
         self.journal: Journal | None = None

@@ -412,6 +412,10 @@ class SymbolWorker:
         except RiskError as err:
             self._not_placed(ts, err)
             return
+        qty = self.broker.round_qty(self.symbol, qty)
+        if qty <= 0:
+            self._not_placed(ts, RiskError(f"{self.symbol}: entry quantity rounds to 0 at the venue's lot step"))
+            return
         self.expiry = None
         self.entry_levels = (d.stop_price, d.take_profit_price, d.trailing_stop)
         placed = self._send(

@@ -13,6 +13,7 @@ every fill it makes is written there first, so that after a crash it answers
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -38,8 +39,8 @@ class PaperConfig(PluginConfig):
 class PaperBroker(SimulatedBroker):
     Config = PaperConfig
 
-    def __init__(self, config: PaperConfig, *, on_update: UpdateCallback) -> None:
-        super().__init__(config, on_update=on_update)
+    def __init__(self, config: PaperConfig, *, on_update: UpdateCallback, symbols: Sequence[str] = ()) -> None:
+        super().__init__(config, on_update=on_update, symbols=symbols)
         self.fill_at = config.fill
         self._working: dict[str, dict[str, Order]] = {}  # symbol -> client id -> order
         self._orders: dict[str, dict[str, Any]] = {}  # client id -> record (what order_status answers)
