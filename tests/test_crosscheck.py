@@ -62,14 +62,17 @@ def backtrader_trades(csv: Path) -> list[tuple[dt.datetime, dt.datetime, float]]
     return trades
 
 
+TIE = 2.0**-40  # strategies/sma_cross.lua's: averages this close, relative to the price, are equal
+
+
 def tie_times(csv: Path) -> set[dt.datetime]:
-    """Bars where SMA(10) and SMA(30) are equal within 1e-9: the two engines'
-    float arithmetic may each call such a bar a hair above or below."""
+    """Bars where SMA(10) and SMA(30) are equal up to rounding (TIE): the two
+    engines' float arithmetic may each call such a bar a hair above or below."""
     rows = np.genfromtxt(csv, delimiter=",", skip_header=1, usecols=(4,))
     times = np.genfromtxt(csv, delimiter=",", skip_header=1, usecols=(0,), dtype="datetime64[s]")
     fast, slow = talib.SMA(rows, 10), talib.SMA(rows, 30)
     with np.errstate(invalid="ignore"):
-        tied = np.abs(fast - slow) <= 1e-9 * np.abs(slow)
+        tied = np.abs(fast - slow) <= TIE * np.abs(slow)
     return {t.astype(dt.datetime) for t in times[tied]}
 
 

@@ -77,9 +77,10 @@ def simulate(
 
 def side_changes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bars where a moves above b and below b, passing over bars where they are
-    equal within 1e-9 relative (backtrader's CrossOver; NaN is no side)."""
+    equal up to rounding, 2**-40 of b as the script has it (backtrader's
+    CrossOver; NaN is no side)."""
     with np.errstate(invalid="ignore"):
-        gap, tie = a - b, 1e-9 * np.abs(b)
+        gap, tie = a - b, 2.0**-40 * np.abs(b)
         side = np.where(gap > tie, 1, np.where(gap < -tie, -1, 0))
     last = 0
     up, down = np.zeros(len(a), dtype=bool), np.zeros(len(a), dtype=bool)
