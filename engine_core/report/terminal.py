@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from engine_core.report.display import TABLE_COLUMNS, show
+from engine_core.report.display import TABLE_COLUMNS, ratio_note, show
 
 
 def print_summary(summary: dict, console: Console) -> None:
@@ -21,6 +21,9 @@ def print_summary(summary: dict, console: Console) -> None:
     table.add_section()
     table.add_row("Total", *(show(total[key], kind) for key, _, kind in TABLE_COLUMNS), style="bold")
     console.print(table)
+    note = ratio_note(summary)
+    if note:
+        console.print(Text(note, style="dim"))
     for name, reason in total["halted"].items():
         console.print(Text.assemble((f"{name} halted: ", "yellow"), reason))
     if total["errors"]:
