@@ -14,13 +14,14 @@ from engine_core.model import (
     Bar,
     ErrorEvent,
     FillEvent,
+    LogEvent,
     OrderEvent,
     SignalEvent,
     TransitionEvent,
 )
 from engine_core.sources import PluginConfig
 
-Event = Bar | SignalEvent | TransitionEvent | OrderEvent | FillEvent | ErrorEvent
+Event = Bar | SignalEvent | TransitionEvent | OrderEvent | FillEvent | ErrorEvent | LogEvent
 
 _HOOK_OF = {
     Bar: "engine_bar",
@@ -29,6 +30,7 @@ _HOOK_OF = {
     OrderEvent: "engine_order",
     FillEvent: "engine_fill",
     ErrorEvent: "engine_error",
+    LogEvent: "engine_log",
 }
 _ARG_OF = {"engine_bar": "bar"}
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         Bar,
         ErrorEvent,
         FillEvent,
+        LogEvent,
         OrderEvent,
         SignalEvent,
         TransitionEvent,
@@ -143,3 +144,8 @@ def engine_fill(event: FillEvent) -> None:
 @hookspec
 def engine_error(event: ErrorEvent) -> None:
     """Something failed: a strategy error halting a symbol, a broker error, bad data."""
+
+
+@hookspec
+def engine_log(event: LogEvent) -> None:
+    """A strategy logged a line (``ctx.log``): ``event.symbol``, the bar's ``event.ts``, ``event.message``."""

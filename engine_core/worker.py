@@ -51,6 +51,7 @@ from engine_core.risk import KillState
 from engine_core.statemachine import StateMachine
 from engine_core.storage import BarWindow, Series
 from engine_core.strategy import Decision, StrategyHost, SymbolView
+from engine_core.strategy_log import StrategyLog
 
 STOP = object()  # put in a worker's inbox to end it after what is queued
 
@@ -86,7 +87,7 @@ class SymbolWorker:
         self.bus = bus
         self.window = window
         self.store = BarWindow(symbol, window)
-        self.view = SymbolView(symbol, strategy.params, window)
+        self.view = SymbolView(symbol, strategy.params, window, StrategyLog(symbol, bus))
         self.strategy = host.bind(symbol, self.view)
         self.sm = StateMachine(symbol)
         self.inbox: queue.Queue[Any] = queue.Queue(inbox_size)

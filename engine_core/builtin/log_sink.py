@@ -12,6 +12,7 @@ from engine_core.model import (
     Bar,
     ErrorEvent,
     FillEvent,
+    LogEvent,
     OrderEvent,
     SignalEvent,
     TransitionEvent,
@@ -43,6 +44,8 @@ def describe(event: Event) -> str:
         return f"{iso_utc(event.ts)} {event.symbol} signal {event.action} {event.detail or ''}".rstrip()
     if isinstance(event, ErrorEvent):
         return f"{iso_utc(event.ts)} {event.symbol or '-'} {event.kind}: {event.message}"
+    if isinstance(event, LogEvent):
+        return f"{iso_utc(event.ts)} {event.symbol} log: {event.message}"
     if isinstance(event, Bar):
         prices = f"o={event.open} h={event.high} l={event.low} c={event.close} v={event.volume}"
         return f"{iso_utc(event.ts)} {event.symbol} bar {prices}"
