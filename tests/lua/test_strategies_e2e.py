@@ -164,3 +164,11 @@ def test_example_config_runs(name: str, root: Path) -> None:
     result = run(root / "examples" / f"{name}.toml")
     for s in result.symbols.values():
         assert s.halted is None and s.trades, (s.halted, s.errors[:1], len(s.trades))
+        # sized from the equity, not 1 unit: each entry puts about half the symbol's equity at stake
+        equity = float(result.start_cash) + np.interp([t.entry_ts for t in s.trades], s.ts, s.pnl)
+        notional = np.array([float(t.qty * t.entry_price) for t in s.trades])
+        assert np.all((notional > 0.45 * equity) & (notional < 0.55 * equity)), (notional / equity).min()
+    if name == "macd_trend":
+        # its stops are near enough to be hit, both ways
+        reasons = [t.exit_reason for s in result.symbols.values() for t in s.trades]
+        assert reasons.count("stop_loss") > 50 and reasons.count("take_profit") > 50

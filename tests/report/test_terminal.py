@@ -30,7 +30,7 @@ def test_sharpe_reads_na_with_the_reason_when_returns_are_too_few(build):
     print_summary(summarize(build.run(build.symbol("BTC", minutes, pnl))), console)
     text = console.export_text()
     row = next(line for line in text.splitlines() if "BTC" in line)
-    assert row.split("│")[6].strip() == "n/a"  # (before the border), Symbol, Bars, Trades, PnL, Return, Sharpe
+    assert row.split()[5] == "n/a"  # Symbol, Bars, Trades, PnL, Return, Sharpe
     assert "Sharpe and Sortino are n/a: they need 43,800 bar returns" in text
     assert "99 here" in text
     # a year of daily bars has its ratios, and no note
@@ -39,4 +39,18 @@ def test_sharpe_reads_na_with_the_reason_when_returns_are_too_few(build):
     print_summary(summarize(build.run(build.symbol("BTC", days, [float(i % 7) for i in range(366)]))), console)
     text = console.export_text()
     assert "are n/a" not in text
-    assert next(line for line in text.splitlines() if "BTC" in line).split("│")[6].strip() != "n/a"
+    assert next(line for line in text.splitlines() if "BTC" in line).split()[5] != "n/a"
+
+
+def test_the_table_fits_80_columns_with_six_figure_pnls(build):
+    pnl = [0.0, -120_710.93]
+    result = build.run(
+        build.symbol("BTCUSDT", [0, 1], pnl, trades=[build.trip("BTCUSDT", "-120710.93", 1)]),
+        build.symbol("ETHUSDT", [0, 1], pnl),
+        start_cash="1000000",
+    )
+    console = Console(record=True, width=80)
+    print_summary(summarize(result), console)
+    text = console.export_text()
+    assert "-241,421.86" in text and "-120,710.93" in text and "…" not in text
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
