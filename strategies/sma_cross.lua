@@ -1,5 +1,6 @@
 -- SMA crossover, long only: buy when the fast SMA crosses above the slow
--- one, sell when it crosses back below. Params: fast, slow, qty.
+-- one, sell when it crosses back below. Params: fast, slow, qty
+-- (optional: without it, the [risk] sizing rule sizes the entry).
 --
 -- A cross is a change of side between the two averages; bars where they
 -- are equal are passed over, so "below, equal, above" is one cross up and
