@@ -100,6 +100,7 @@ def run(config_path: Path, no_report: bool, quiet: bool) -> None:
     """Run a config: a backtest over history, or live."""
     from engine_core.report import print_summary, summarize, write_report
     from engine_core.runner import build_engine
+    from engine_core.strategy_log import TERMINAL
 
     console = Console(stderr=False)
     progress, finish = _progress_bar()
@@ -108,6 +109,7 @@ def run(config_path: Path, no_report: bool, quiet: bool) -> None:
         result = engine.run()
     finally:
         finish()
+        TERMINAL.finish()  # how many ctx.log lines the terminal left out at the end
     summary = engine.summary or summarize(result)
     if not no_report:
         out = (engine.loaded.base_dir / engine.loaded.config.report.dir).resolve()

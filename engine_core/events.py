@@ -17,13 +17,14 @@ from engine_core.model import (
     ConnectionEvent,
     ErrorEvent,
     FillEvent,
+    LogEvent,
     OrderEvent,
     SignalEvent,
     TransitionEvent,
 )
 from engine_core.sources import PluginConfig
 
-Event = Bar | SignalEvent | TransitionEvent | OrderEvent | FillEvent | ErrorEvent | ConnectionEvent
+Event = Bar | SignalEvent | TransitionEvent | OrderEvent | FillEvent | ErrorEvent | ConnectionEvent | LogEvent
 
 _HOOK_OF = {
     Bar: "engine_bar",
@@ -33,6 +34,7 @@ _HOOK_OF = {
     FillEvent: "engine_fill",
     ErrorEvent: "engine_error",
     ConnectionEvent: "engine_connection",
+    LogEvent: "engine_log",
 }
 _ARG_OF = {"engine_bar": "bar"}
 SINK_QUEUE = 100_000  # events buffered per sink before its drops are counted

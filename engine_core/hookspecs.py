@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         ConnectionEvent,
         ErrorEvent,
         FillEvent,
+        LogEvent,
         OrderEvent,
         SignalEvent,
         TransitionEvent,
@@ -149,3 +150,8 @@ def engine_error(event: ErrorEvent) -> None:
 @hookspec
 def engine_connection(event: ConnectionEvent) -> None:
     """A live source's connection changed state (connected, reconnecting, backfilling, stale, closed)."""
+
+
+@hookspec
+def engine_log(event: LogEvent) -> None:
+    """A strategy logged a line (``ctx.log``): ``event.symbol``, the bar's ``event.ts``, ``event.message``."""

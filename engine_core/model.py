@@ -258,6 +258,15 @@ class ErrorEvent:
     kind: str = "error"
 
 
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """A line a strategy logged (``ctx.log``) on its bar; ``ts`` is None before the first bar."""
+
+    symbol: str
+    ts: int | None
+    message: str
+
+
 class RoundTrip(NamedTuple):
     """A closed trade: entry and exit of one position."""
 

@@ -49,6 +49,7 @@ import numpy as np
 from engine_core.errors import StrategyError
 from engine_core.model import Fill, Side, State, bar_at, to_decimal
 from engine_core.storage import Ring
+from engine_core.strategy_log import StrategyLog
 
 if TYPE_CHECKING:
     from engine_core.config import StrategyConfig
@@ -177,11 +178,13 @@ class SymbolView:
     index ``offset`` and it has ``n`` bars; ``seen`` bars of the symbol came
     before it. ``indicator(name, args)`` returns
     the indicator's output arrays aligned with them (NaN before it is ready).
+    ``log(ts, message)`` is the strategy's ``ctx.log`` (terminal and event bus).
     Only the worker thread of the symbol touches a view.
     """
 
-    def __init__(self, symbol: str, params: Mapping[str, Any], window: int) -> None:
+    def __init__(self, symbol: str, params: Mapping[str, Any], window: int, log: StrategyLog | None = None) -> None:
         self.symbol = symbol
+        self.log = log or StrategyLog(symbol)
         self.params = dict(params)
         self.window = window
         empty = np.empty(0)

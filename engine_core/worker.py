@@ -66,6 +66,7 @@ from engine_core.statemachine import StateMachine
 from engine_core.stops import KillSwitch, StopHit, Stops
 from engine_core.storage import BarWindow
 from engine_core.strategy import Decision, StrategyHost, SymbolView
+from engine_core.strategy_log import StrategyLog
 
 STOP = object()  # put in a worker's inbox to end it after what is queued
 
@@ -106,7 +107,7 @@ class SymbolWorker:
         self.bus = bus
         self.window = window
         self.store = BarWindow(symbol, window)
-        self.view = SymbolView(symbol, strategy.params, window)
+        self.view = SymbolView(symbol, strategy.params, window, StrategyLog(symbol, bus))
         self.strategy = host.bind(symbol, self.view)
         self.sm = StateMachine(symbol)
         self.inbox: queue.Queue[Any] = queue.Queue(inbox_size)

@@ -34,7 +34,8 @@ class SmaCross:
         return None
 
     def close_watch(self, ctx: Any) -> Any:
-        return {"action": "enter", "qty": ctx.params["qty"], "reason": "fast above slow"}
+        # no qty param: the [risk] sizing rule sizes the entry
+        return {"action": "enter", "qty": ctx.params.get("qty"), "reason": "fast above slow"}
 
     def in_trade(self, ctx: Any) -> Any:
         if self._cross(ctx) < 0:

@@ -1,6 +1,7 @@
 -- Bollinger breakout, long only: buy when the close breaks above the upper
 -- band, sell when it falls back below the middle band.
--- Params: period, width (standard deviations), qty.
+-- Params: period, width (standard deviations), qty (optional: without it,
+-- the [risk] sizing rule sizes the entry).
 
 function watch(ctx)
   local p = ctx.params

@@ -1,7 +1,8 @@
 -- MACD trend, long only: buy when the MACD histogram turns positive, with a
 -- stop-loss and a take-profit set from the entry bar's close; sell when the
 -- histogram turns negative (or the engine hits a stop first).
--- Params: fast, slow, signal, stop (fraction below), target (fraction above), qty.
+-- Params: fast, slow, signal, stop (fraction below), target (fraction above),
+-- qty (optional: without it, the [risk] sizing rule sizes the entry).
 
 local function hist(ind, p)
   local _, _, h = ind.macd(p.fast, p.slow, p.signal)  -- macd, signal, histogram

@@ -1,6 +1,7 @@
 -- RSI mean reversion, long only: buy when the RSI climbs back above the
 -- oversold level, sell once it reaches the overbought level.
--- Params: period, oversold, overbought, qty.
+-- Params: period, oversold, overbought, qty (optional: without it, the
+-- [risk] sizing rule sizes the entry).
 
 function watch(ctx)
   local p = ctx.params

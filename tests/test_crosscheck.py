@@ -2,7 +2,8 @@
 
 backtrader 1.9.78 is the reference: SMA(10)/SMA(30) crossover (its
 CrossOver), long only, 1 unit, market orders filled at the next bar's open,
-no costs, run on the sample data the README's backtest uses. Every trade
+no costs, run on the sample data the README's backtest uses (that example
+sizes its entries from the equity; here both trade 1 unit). Every trade
 must be the same, to the bar and to the cent, except where the two
 averages are equal to within float rounding on the decision bar: there
 backtrader's float sums and TA-Lib's may each put the tie a hair to one
@@ -20,6 +21,7 @@ import pytest
 import talib
 
 from engine_core.runner import run
+from engine_core.testing import write_config
 
 
 def backtrader_trades(csv: Path) -> list[tuple[dt.datetime, dt.datetime, float]]:
@@ -62,22 +64,38 @@ def backtrader_trades(csv: Path) -> list[tuple[dt.datetime, dt.datetime, float]]
     return trades
 
 
+TIE = 2.0**-40  # strategies/sma_cross.lua's: averages this close, relative to the price, are equal
+
+
 def tie_times(csv: Path) -> set[dt.datetime]:
-    """Bars where SMA(10) and SMA(30) are equal within 1e-9: the two engines'
-    float arithmetic may each call such a bar a hair above or below."""
+    """Bars where SMA(10) and SMA(30) are equal up to rounding (TIE): the two
+    engines' float arithmetic may each call such a bar a hair above or below."""
     rows = np.genfromtxt(csv, delimiter=",", skip_header=1, usecols=(4,))
     times = np.genfromtxt(csv, delimiter=",", skip_header=1, usecols=(0,), dtype="datetime64[s]")
     fast, slow = talib.SMA(rows, 10), talib.SMA(rows, 30)
     with np.errstate(invalid="ignore"):
-        tied = np.abs(fast - slow) <= 1e-9 * np.abs(slow)
+        tied = np.abs(fast - slow) <= TIE * np.abs(slow)
     return {t.astype(dt.datetime) for t in times[tied]}
 
 
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])
-def test_sma_cross_matches_backtrader(root: Path, symbol: str) -> None:
+def test_sma_cross_matches_backtrader(root: Path, tmp_path: Path, symbol: str) -> None:
     csv = root / "examples" / "data" / f"{symbol}.csv"
     want = backtrader_trades(csv)
-    got = run(root / "examples" / "sma_cross.toml").symbols[symbol].trades
+    config = write_config(
+        tmp_path / "sma_cross.toml",
+        {
+            "engine": {"symbols": [symbol], "window": 100},
+            "source": {"type": "csv", "path": str(csv.parent)},
+            "strategy": {
+                "host": "lua",
+                "script": str(root / "strategies" / "sma_cross.lua"),
+                "params": {"fast": 10, "slow": 30, "qty": 1},
+            },
+            "broker": {"type": "paper", "cash": 100000, "fill": "next_open", "commission": 0, "slippage": 0},
+        },
+    )
+    got = run(config).symbols[symbol].trades
     assert len(want) > 300 and len(got) == len(want)
     utc = lambda ns: dt.datetime.fromtimestamp(ns / 1e9, dt.timezone.utc).replace(tzinfo=None)  # noqa: E731
     ties, minute = tie_times(csv), dt.timedelta(minutes=1)

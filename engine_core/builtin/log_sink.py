@@ -13,6 +13,7 @@ from engine_core.model import (
     ConnectionEvent,
     ErrorEvent,
     FillEvent,
+    LogEvent,
     OrderEvent,
     SignalEvent,
     TransitionEvent,
@@ -46,6 +47,8 @@ def describe(event: Event) -> str:
     if isinstance(event, ConnectionEvent):
         detail = f" ({event.detail})" if event.detail else ""
         return f"{iso_utc(event.ts)} - source {event.source} {event.state}{detail}"
+    if isinstance(event, LogEvent):
+        return f"{iso_utc(event.ts)} {event.symbol} log: {event.message}"
     if isinstance(event, Bar):
         prices = f"o={event.open} h={event.high} l={event.low} c={event.close} v={event.volume}"
         return f"{iso_utc(event.ts)} {event.symbol} bar {prices}"

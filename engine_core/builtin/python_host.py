@@ -106,6 +106,11 @@ class Context:
     def position(self) -> Any:
         return self._view.position
 
+    def log(self, *args: Any) -> None:
+        """Log the arguments, joined with spaces, at the current bar (terminal and event bus)."""
+        view, i = self._view, self._i
+        view.log(int(view.ts[i]) if 0 <= i < len(view.ts) else None, " ".join(map(str, args)))
+
 
 def _where(err: BaseException, fallback: str) -> str:
     frames = traceback.extract_tb(err.__traceback__)

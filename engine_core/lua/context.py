@@ -13,7 +13,6 @@ part is moved inside Lua.
 from __future__ import annotations
 
 import datetime
-import logging
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -24,10 +23,7 @@ from engine_core.errors import EngineError
 from engine_core.lua.sandbox import Sandbox
 from engine_core.strategy import SymbolView
 
-log = logging.getLogger("engine_core.lua")
-
 _ARRAY_BYTES = 40  # a Lua array slot, with room for growth, per shipped value
-_LOG_CHARS = 1000
 
 _CONTEXT_LUA = r"""
 local tools, need_column, need_indicator, log, symbol, params, window = ...
@@ -246,7 +242,7 @@ local fields = {
   log = function(...)
     local parts = {}
     for k = 1, select("#", ...) do parts[k] = tostring((select(k, ...))) end
-    log(concat(parts, " "))
+    log(concat(parts, " "), cur)
   end,
 }
 setmetatable(fields, {__index = function(_, k)
@@ -374,8 +370,11 @@ class Context:
         self._reserve()
         return array_of(self.view).tobytes()
 
-    def _log(self, message: str) -> None:
-        log.info("%s [%s] %s", self.label, self.view.symbol, message[:_LOG_CHARS])
+    def _log(self, message: str, at: int) -> None:
+        """``ctx.log`` at Lua array index ``at``: the line goes out with that bar's time."""
+        view = self.view
+        i = int(at) - 1 - self.off + view.offset
+        view.log(int(view.ts[i]) if 0 <= i < len(view.ts) else None, str(message))
 
     # ------------------------------------------------------------ called by the host
 

@@ -58,3 +58,20 @@ def show(value: Any, kind: Kind) -> str:
     days, rest = divmod(int(value), 86_400)
     clock = f"{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
     return f"{days}d {clock}" if days else clock
+
+
+def ratio_note(summary: dict) -> str | None:
+    """Why Sharpe and Sortino read n/a, when too few returns are the reason."""
+    short = [
+        (name, figures)
+        for name, figures in [("Total", summary["total"]), *summary["per_symbol"].items()]
+        if figures.get("ratio_min_returns") is not None and figures["returns"] < figures["ratio_min_returns"]
+    ]
+    if not short:
+        return None
+    need = max(figures["ratio_min_returns"] for _, figures in short)
+    where = "" if short[0][0] == "Total" else " for " + ", ".join(name for name, _ in short)
+    return (
+        f"Sharpe and Sortino are n/a{where}: they need {need:,} bar returns "
+        f"(at least 30, and a month of bars); {short[0][1]['returns']:,} here."
+    )

@@ -32,7 +32,7 @@ from engine_core.report.metrics import (
     total_curve_blocks,
 )
 from engine_core.report.page import TRADE_LIMIT, render_page
-from engine_core.report.plot import Downsampler, chart_png
+from engine_core.report.plot import ChartData, Downsampler, chart_png, symbol_line
 from engine_core.results import RunResult
 
 TRADE_COLUMNS = [
@@ -48,7 +48,7 @@ TRADE_COLUMNS = [
     "exit_reason",
 ]
 DRAWDOWN_DECIMALS = 10
-Chart = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # times and values of both plots
+Curves = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # downsampled total equity and drawdown
 
 
 TRADE_BLOCK = 4096  # round trips formatted at a time
@@ -112,7 +112,7 @@ def _write_trades(path: Path, trades: list[RoundTrip]) -> list[list[str]]:
     return shown
 
 
-def _write_equity(path: Path, result: RunResult) -> Chart | None:
+def _write_equity(path: Path, result: RunResult) -> Curves | None:
     """Write equity.csv from the total curve in blocks; return the chart's points.
 
     A first pass finds what fixes the format of every row (fraction digits of
@@ -166,7 +166,11 @@ def write_report(result: RunResult, summary: dict, out_dir: Path, *, html: bool 
     if not html:
         return paths
     paths["html"] = out_dir / "report.html"
-    chart = chart_png(*points) if points else None
+    chart = None
+    if points:
+        start_cash = float(result.start_cash)
+        lines = [symbol_line(s, start_cash) for s in result.symbols.values() if s.bars]
+        chart = chart_png(ChartData(*points, lines))
     paths["html"].write_text(
         render_page(summary, TRADE_COLUMNS, shown, chart, trade_count=len(trades)),
         encoding="utf-8",

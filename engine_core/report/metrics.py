@@ -20,6 +20,13 @@ Definitions (rf = 0), for a curve ``E[0..n-1]`` at times ``t[0..n-1]``:
   backtesting.py's. Unlike backtesting.py, which resamples to daily returns
   and uses their geometric mean, both ratios here use the arithmetic mean of
   per-bar returns.
+- ``returns = n - 1``. Sharpe and Sortino need at least
+  ``ratio_min_returns = max(30, ceil(P / 12))`` of them: 30 returns, and at
+  least a month of them at the curve's bar interval (43,800 one-minute bars,
+  31 daily bars at P = 365). With fewer they are None: annualising a few
+  days of bars multiplies their noise by ``sqrt(P / returns)`` (the
+  standard error of an annualised Sharpe ratio is about that), which is how
+  two weeks of one-minute bars show "Sharpe" figures of -72 or 190.
 - ``drawdown[i] = 1 - E[i] / max(E[0..i])``; ``max_drawdown`` is its maximum,
   a positive fraction. A drawdown period runs from its peak bar to the bar
   that regains the peak (or to the last bar, if none does);
@@ -57,6 +64,10 @@ from engine_core.results import RunResult, SymbolResult
 
 SECONDS_PER_YEAR = 365 * 86_400
 SIGNIFICANT_DIGITS = 10
+MIN_RATIO_RETURNS = 30
+"""The fewest returns Sharpe and Sortino are given for, whatever the bar interval."""
+MIN_RATIO_MONTHS = 1
+"""The shortest span of returns, in months (of ``P / 12`` periods), they are given for."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -212,6 +223,13 @@ def sorted_trades(result: RunResult) -> list[RoundTrip]:
     return sorted(trades, key=lambda t: (t.exit_ts, t.symbol))
 
 
+def ratio_min_returns(periods_per_year: float | None) -> int | None:
+    """The fewest returns a curve needs for Sharpe and Sortino (None: cannot annualise)."""
+    if not periods_per_year:
+        return None
+    return max(MIN_RATIO_RETURNS, math.ceil(periods_per_year * MIN_RATIO_MONTHS / 12))
+
+
 def _ratio(mean: float, deviation: float, periods: float | None) -> float | None:
     if periods is None or not deviation > 0:
         return None
@@ -290,6 +308,8 @@ def _curve_stats(curve: Curve, start_cash: float, periods_per_year: float | None
         "cagr": None,
         "sharpe": None,
         "sortino": None,
+        "returns": max(n - 1, 0),
+        "ratio_min_returns": ratio_min_returns(periods),
         "exposure": number(np.count_nonzero(curve.exposed) / n) if n else None,
         "max_drawdown": None,
         "max_drawdown_bars": None,
@@ -302,7 +322,8 @@ def _curve_stats(curve: Curve, start_cash: float, periods_per_year: float | None
         with np.errstate(over="ignore"):
             stats["cagr"] = number(np.power(final / start_cash, periods / (n - 1)) - 1.0)
     head = equity[:-1]  # the last value may be anything
-    if n > 2 and all(np.all(head[i : i + BLOCK] > 0) for i in range(0, n - 1, BLOCK)):
+    need = stats["ratio_min_returns"]
+    if need is not None and n - 1 >= need and all(np.all(head[i : i + BLOCK] > 0) for i in range(0, n - 1, BLOCK)):
         r = _returns(equity)
         mean = float(r.mean())
         stats["sharpe"] = _ratio(mean, _std(r), periods)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import io
 import math
 from typing import Any
 
@@ -11,6 +11,7 @@ import pytest
 import talib
 
 from engine_core.model import State
+from engine_core.strategy_log import StrategyLog, TerminalLog
 
 MINUTE = 60_000_000_000
 
@@ -201,12 +202,14 @@ def test_state_persists_between_bars_and_chunks(harness: Any) -> None:
     assert at(h, 0) == [102]
 
 
-def test_log(harness: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_log(harness: Any) -> None:
     h = probe(harness, "ctx.log('close is', ctx.close(), nil)")
-    h.feed(np.array([7.0]))
-    with caplog.at_level(logging.INFO, logger="engine_core.lua"):
-        at(h, 0)
-    assert "strategy.lua [TEST] close is 7.0 nil" in caplog.text
+    out = io.StringIO()
+    h.view.log = StrategyLog("TEST", terminal=TerminalLog(out=lambda: out))
+    h.feed(np.array([5.0, 7.0]))
+    at(h, 1)
+    # the bar's time (the harness puts bar k at k + 1 minutes), the symbol, the joined values
+    assert out.getvalue() == "1970-01-01T00:02:00Z TEST log: close is 7.0 nil\n"
 
 
 def test_on_fill_sees_the_fill_and_its_bar(harness: Any) -> None:

@@ -77,9 +77,10 @@ def simulate(
 
 def side_changes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bars where a moves above b and below b, passing over bars where they are
-    equal within 1e-9 relative (backtrader's CrossOver; NaN is no side)."""
+    equal up to rounding, 2**-40 of b as the script has it (backtrader's
+    CrossOver; NaN is no side)."""
     with np.errstate(invalid="ignore"):
-        gap, tie = a - b, 1e-9 * np.abs(b)
+        gap, tie = a - b, 2.0**-40 * np.abs(b)
         side = np.where(gap > tie, 1, np.where(gap < -tie, -1, 0))
     last = 0
     up, down = np.zeros(len(a), dtype=bool), np.zeros(len(a), dtype=bool)
@@ -163,3 +164,11 @@ def test_example_config_runs(name: str, root: Path) -> None:
     result = run(root / "examples" / f"{name}.toml")
     for s in result.symbols.values():
         assert s.halted is None and s.trades, (s.halted, s.errors[:1], len(s.trades))
+        # sized from the equity, not 1 unit: each entry puts about half the symbol's equity at stake
+        equity = float(result.start_cash) + np.interp([t.entry_ts for t in s.trades], s.ts, s.pnl)
+        notional = np.array([float(t.qty * t.entry_price) for t in s.trades])
+        assert np.all((notional > 0.45 * equity) & (notional < 0.55 * equity)), (notional / equity).min()
+    if name == "macd_trend":
+        # its stops are near enough to be hit, both ways
+        reasons = [t.exit_reason for s in result.symbols.values() for t in s.trades]
+        assert reasons.count("stop_loss") > 50 and reasons.count("take_profit") > 50

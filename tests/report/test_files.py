@@ -115,3 +115,11 @@ def test_chart_downsampling_keeps_the_extremes():
     assert len(small) <= 1_000
     assert small.min() == -5.0 and small.max() == y.max()
     assert np.all(np.diff(x) >= 0)
+
+
+def test_html_says_why_sharpe_is_missing(result, tmp_path):
+    html = write(result, tmp_path)["html"].read_text()
+    assert (
+        "Sharpe and Sortino are n/a: they need 87,600 bar returns (at least 30, and a month of bars); 5 here." in html
+    )
+    assert summarize(result)["total"]["sharpe"] is None

@@ -31,14 +31,40 @@ def test_unrecovered_drawdown_lasts_to_the_last_bar(build):
     assert figures["max_drawdown_seconds"] == 240.0
 
 
+def known_returns(build, repeats: int):
+    """Equity 100 with returns +10%, -10%, +10% repeated: mean 1/30, downside dev sqrt(1/300)."""
+    equity = 100 * np.cumprod([1.0] + [1.1, 0.9, 1.1] * repeats)
+    return build.run(build.symbol("BTC", list(range(len(equity))), list(equity - 100)))
+
+
 def test_sharpe_sortino_cagr_on_known_returns(build):
-    # returns +10%, -10%, +10%: mean 1/30, sample std 1/sqrt(75), downside dev sqrt(1/300)
-    result = build.run(build.symbol("BTC", [0, 1, 2, 3], [0, 10, -1, 8.9]))
-    figures = summarize(result, periods_per_year=4)["total"]
-    assert figures["sharpe"] == pytest.approx(math.sqrt(3) / 6 * 2, rel=1e-9)
-    assert figures["sortino"] == pytest.approx(math.sqrt(3) / 3 * 2, rel=1e-9)
-    assert figures["cagr"] == pytest.approx(1.089 ** (4 / 3) - 1, rel=1e-9)
-    assert figures["periods_per_year"] == 4
+    figures = summarize(known_returns(build, 10), periods_per_year=360)["total"]
+    # 30 returns: population variance 8/900, sample variance 8/900 * 30/29
+    assert figures["returns"] == 30 and figures["ratio_min_returns"] == 30
+    assert figures["sharpe"] == pytest.approx((1 / 30) / math.sqrt(8 / 900 * 30 / 29) * math.sqrt(360), rel=1e-9)
+    assert figures["sortino"] == pytest.approx((1 / 30) / math.sqrt(1 / 300) * math.sqrt(360), rel=1e-9)
+    assert figures["cagr"] == pytest.approx(1.089 ** (10 * 360 / 30) - 1, rel=1e-9)
+    assert figures["periods_per_year"] == 360
+
+
+def test_sharpe_and_sortino_need_30_returns_and_a_month_of_them(build):
+    assert metrics.ratio_min_returns(365) == 31  # a month of daily bars
+    assert metrics.ratio_min_returns(525_600) == 43_800  # of one-minute bars
+    assert metrics.ratio_min_returns(52) == 30
+    for returns, periods, shown in ((29, 12, False), (30, 12, True), (30, 361, False), (31, 372, True)):
+        result = known_returns(build, 11)
+        result.symbols["BTC"].ts = result.symbols["BTC"].ts[: returns + 1]
+        result.symbols["BTC"].pnl = result.symbols["BTC"].pnl[: returns + 1]
+        result.symbols["BTC"].exposed = result.symbols["BTC"].exposed[: returns + 1]
+        summary = summarize(result, periods_per_year=periods)
+        for figures in (summary["total"], summary["per_symbol"]["BTC"]):
+            assert (figures["sharpe"] is not None, figures["sortino"] is not None) == (shown, shown), (returns, periods)
+            assert figures["cagr"] is not None  # the other figures stay
+    # 20,000 one-minute bars (two weeks): no annualised ratio, whatever the curve
+    minutes = build.run(build.symbol("BTC", list(range(20_000)), list(np.sin(np.arange(20_000) / 50.0))))
+    figures = summarize(minutes)["total"]
+    assert figures["sharpe"] is None and figures["sortino"] is None
+    assert figures["returns"] == 19_999 and figures["ratio_min_returns"] == 43_800
 
 
 def test_trade_figures(build):
