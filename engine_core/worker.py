@@ -113,6 +113,7 @@ class SymbolWorker:
         self.inbox: queue.Queue[Any] = queue.Queue(inbox_size)
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()  # held while a message is processed
+        self._gate = threading.Lock()  # orders deliver's put against the thread's end (never held long)
         self.done = False  # the thread has ended; late updates are applied by the caller
 
         self.ledger = Ledger(symbol)
@@ -166,12 +167,16 @@ class SymbolWorker:
             self.errors.append(tb)
 
     def deliver(self, update: OrderUpdate) -> None:
-        """A broker update for this symbol, from any thread. After the worker
+        """A broker update for this symbol, from any thread. It is queued
+        without waiting for the message being processed: a venue broker
+        reports an order's ack or fill from its own thread while the worker
+        may be waiting on that broker to answer the send. After the worker
         has ended (shutdown), it is applied at once so no fill is dropped."""
-        with self.lock:
+        with self._gate:
             if not self.done:
                 self.inbox.put(update)
                 return
+        with self.lock:
             self.handle(update)
 
     def _finish(self) -> None:
@@ -181,10 +186,13 @@ class SymbolWorker:
                 try:
                     msg = self.inbox.get_nowait()
                 except queue.Empty:
-                    break
+                    with self._gate:  # nothing can be queued after this check
+                        if self.inbox.empty():
+                            self.done = True
+                            return
+                    continue
                 if type(msg) is OrderUpdate:
                     self.handle(msg)
-            self.done = True
 
     # ------------------------------------------------------------ chunks
 

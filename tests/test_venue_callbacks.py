@@ -1,0 +1,78 @@
+"""A venue broker reports an order's ack and fill from its own thread, and may
+do so before it answers the send (Binance's user data stream often beats the
+order's HTTP response). The worker is waiting on that send: the update must be
+queued without waiting for the worker, or broker and worker wait on each other."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+from engine_core.brokers import Broker
+from engine_core.hookspecs import hookimpl
+from engine_core.model import Fill, Order
+from engine_core.orders import OrderState, OrderUpdate, UpdateKind
+from engine_core.runner import build_engine
+from engine_core.testing import builtin_registry, write_config
+
+
+class ReportsBeforeAnswering(Broker):
+    """Acks and fills each order from a thread of its own, and answers
+    ``submit`` only once that thread has handed both updates over."""
+
+    handed_over: list[bool] = []
+
+    def starting_cash(self) -> Decimal:
+        return Decimal(100_000)
+
+    def submit(self, order: Order) -> None:
+        def report() -> None:
+            self.on_update(OrderUpdate(UpdateKind.ACK, order.client_id, order.symbol, order.ts, venue_id="v1"))
+            fill = Fill(order.client_id, order.symbol, order.side, order.qty, Decimal(100), Decimal(0), order.ts, "t1")
+            self.on_update(OrderUpdate(UpdateKind.FILL, order.client_id, order.symbol, order.ts, fill, "v1"))
+
+        thread = threading.Thread(target=report)
+        thread.start()
+        thread.join(30)  # generous: a blocked thread (the defect) is what ends it
+        self.handed_over.append(not thread.is_alive())
+
+    def cancel(self, client_id: str) -> None:
+        pass
+
+    def order_status(self, client_id: str) -> OrderState | None:
+        return None
+
+
+class _Plugin:
+    @staticmethod
+    @hookimpl
+    def register_brokers(register):
+        register("reports-first", ReportsBeforeAnswering)
+
+
+def test_updates_sent_while_the_worker_waits_on_the_send_are_booked(tmp_path: Path):
+    import engine_core.testing as testing
+
+    (tmp_path / "s.py").write_text(
+        "class S:\n"
+        "    def watch(self, ctx):\n        return {'action': 'enter', 'qty': 2} if ctx.index == 3 else None\n"
+        "    def close_watch(self, ctx):\n        return None\n"
+        "    def in_trade(self, ctx):\n        return None\n"
+    )
+    rows = [["A", 60 * i, 100.0, 101.0, 99.0, 100.0, 1.0] for i in range(10)]
+    config = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"mode": "live", "symbols": ["A"]},
+            "source": {"type": "replay", "bars": rows},
+            "strategy": {"host": "python", "class": "s.py:S"},
+            "broker": {"type": "reports-first"},
+        },
+    )
+    ReportsBeforeAnswering.handed_over = []
+    registry = builtin_registry(("testing", testing), ("brokers", _Plugin()))
+    result = build_engine(config, registry).run()
+    assert ReportsBeforeAnswering.handed_over == [True]  # the broker's thread was never blocked by the worker
+    assert result.symbols["A"].position_qty == 2
+    assert result.symbols["A"].final_state == "in_trade"
