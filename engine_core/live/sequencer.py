@@ -2,7 +2,10 @@
 
 A live source pushes every bar its stream delivers through
 :meth:`BarSequencer.push` and hands the engine what comes back. The
-sequencer drops duplicates and bars older than the symbol's last one, and
+sequencer drops duplicates and bars older than the symbol's last one
+(counted as wire problems, except the newest bar a warm-up or backfill
+fetched: it may have closed while the fetch ran, and the stream sends it
+too), and
 notices gaps: with ``contiguous`` bars (a crypto venue has a bar for every
 interval) a bar that skips ahead puts its symbol on hold, and so does
 :meth:`hold` after a reconnect, when anything may have been missed. A held
@@ -42,7 +45,7 @@ class BarSequencer:
     intervals have no bar: there only a reconnect opens a gap).
     """
 
-    __slots__ = ("interval", "contiguous", "problems", "_last", "_held", "_gap_end")
+    __slots__ = ("interval", "contiguous", "problems", "_last", "_held", "_gap_end", "_fetched")
 
     def __init__(self, interval_ns: int, *, contiguous: bool = True, problems: WireProblems | None = None) -> None:
         self.interval = interval_ns
@@ -51,6 +54,7 @@ class BarSequencer:
         self._last: dict[str, int] = {}
         self._held: dict[str, dict[int, Bar]] = {}
         self._gap_end: dict[str, int | None] = {}
+        self._fetched: dict[str, int] = {}  # the newest bar fetched (warm-up, backfill) per symbol
 
     def last(self, symbol: str) -> int | None:
         """Time of the last bar released for ``symbol`` (None: none yet)."""
@@ -59,12 +63,15 @@ class BarSequencer:
     def mark(self, symbol: str, ts: int) -> None:
         """The engine already has ``symbol``'s bars up to ``ts`` (warm-up history)."""
         self._last[symbol] = ts
+        self._fetched[symbol] = ts
 
     def push(self, bar: Bar) -> tuple[Bar, ...]:
         """A bar from the stream; returns the bars to deliver now (usually it alone)."""
         symbol, ts = bar.symbol, bar.ts
         last = self._last.get(symbol)
         if last is not None and ts <= last:
+            if ts == self._fetched.get(symbol):
+                return _NONE  # it closed while it was fetched: the stream's copy is no wire problem
             self.problems.drop("duplicate bar" if ts == last else "out-of-order bar", f"{symbol} at ts={ts}")
             return _NONE
         held = self._held.get(symbol)
@@ -111,6 +118,8 @@ class BarSequencer:
         for bar in bars:
             if bar.symbol != symbol:
                 raise ValueError(f"backfill of {symbol} got a bar of {bar.symbol}")
+            if bar.ts > self._fetched.get(symbol, -1):
+                self._fetched[symbol] = bar.ts
             if last is None or bar.ts > last:
                 held.setdefault(bar.ts, bar)  # a bar both streamed and fetched is the same bar
         out = [held[ts] for ts in sorted(held)]

@@ -92,8 +92,9 @@ class BinanceSource(DataSource):
         self.sequencer.mark(symbol, rows[-1].t * wire.MS)
         return BarChunk.from_bars([wire.row_bar(symbol, r) for r in rows])
 
-    async def _backfill(self) -> list[Bar]:
-        """Fetch every held symbol's missing bars and release them in order."""
+    async def _backfill(self, url: str) -> list[Bar]:
+        """Fetch every held symbol's missing bars and release them in order
+        (the connection is ``backfilling`` meanwhile, then ``connected``)."""
         gaps = self.sequencer.gaps()
         if not gaps:
             return []
@@ -112,6 +113,7 @@ class BinanceSource(DataSource):
             released = self.sequencer.backfill(gap.symbol, fetched)
             self.counts["backfilled"] += sum(1 for b in released if b.ts in fetched_ts)
             out += released
+        self.connection(ConnectionState.CONNECTED, url)
         return out
 
     # ---------------------------------------------------------------- stream
@@ -133,7 +135,7 @@ class BinanceSource(DataSource):
                     opened = loop.time()
                     self.connection(ConnectionState.CONNECTED, url)
                     self.backoff.reset()
-                    for bar in await self._backfill():
+                    for bar in await self._backfill(url):
                         yield bar
                     first = False
                     while True:
@@ -146,9 +148,8 @@ class BinanceSource(DataSource):
                         for bar in self._on_frame(frame):
                             yield bar
                         if self.sequencer.gaps():
-                            for bar in await self._backfill():
+                            for bar in await self._backfill(url):
                                 yield bar
-                            self.connection(ConnectionState.CONNECTED, url)
                         if loop.time() - opened > self.MAX_CONNECTION_AGE:
                             raise _Reconnect("connection age (Binance cuts at 24 hours)")
             except _Reconnect as why:

@@ -256,17 +256,28 @@ class FakeBinance:
 
     # ---------------------------------------------------------------- market data
 
-    def add_history(self, symbol: str, count: int, *, end_ms: int | None = None, price: float = 100.0) -> None:
+    def add_history(
+        self,
+        symbol: str,
+        count: int,
+        *,
+        end_ms: int | None = None,
+        price: float = 100.0,
+        closes: list[float] | None = None,
+    ) -> None:
         """``count`` closed bars of ``symbol`` ending before ``end_ms`` (default:
         100,000 intervals ago, which leaves room for as many closed bars to
-        follow), a deterministic zigzag around ``price``."""
+        follow), a deterministic zigzag around ``price``, or the ``closes``
+        given (then ``count`` is ignored)."""
+        if closes is None:
+            closes = [price + (i % 7) - 3 for i in range(count)]
         with self._lock:
             if end_ms is None:
                 now = int(time.time() * 1000)
                 end_ms = now - now % self.interval_ms - 100_000 * self.interval_ms
-            start = end_ms - count * self.interval_ms
-            for i in range(count):
-                self._store(symbol, start + i * self.interval_ms, price + (i % 7) - 3)
+            start = end_ms - len(closes) * self.interval_ms
+            for i, close in enumerate(closes):
+                self._store(symbol, start + i * self.interval_ms, close)
 
     def _store(self, symbol: str, open_ms: int, close: float) -> list[Any]:
         row = [

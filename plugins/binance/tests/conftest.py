@@ -1,3 +1,7 @@
+from __future__ import annotations
+
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -31,5 +35,161 @@ def broker_config(fake):
         return BinanceBrokerConfig(
             api_key=API_KEY, api_secret=API_SECRET, rest_url=fake.http_url, ws_api_url=fake.ws_api_url, **kw
         )
+
+    return make
+
+
+# ------------------------------------------------------------ the real engine on the fake venue
+
+STRATEGY = '''
+"""Logs every bar it is asked about; enters and exits at prices named in its params."""
+
+class S:
+    def _log(self, ctx, fn):
+        with open(ctx.params["log"], "a") as f:
+            f.write(f"{ctx.time()} {ctx.close()} {fn}\\n")
+
+    def watch(self, ctx):
+        self._log(ctx, "watch")
+        if ctx.close() == ctx.params.get("enter_at"):
+            decision = {"action": "enter", "qty": ctx.params["qty"]}
+            if "limit" in ctx.params:
+                decision["limit_price"] = ctx.params["limit"]
+            return decision
+        return None
+
+    def close_watch(self, ctx):
+        self._log(ctx, "close_watch")
+        return None
+
+    def in_trade(self, ctx):
+        self._log(ctx, "in_trade")
+        return "exit" if ctx.close() == ctx.params.get("exit_at") else None
+'''
+
+
+class Seen:
+    """What the logging strategy was asked about: (bar ts in ms, close, function)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def rows(self) -> list[tuple[int, float, str]]:
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text().splitlines():
+            ts, close, fn = line.split()
+            out.append((int(ts) // 1_000_000, float(close), fn))
+        return out
+
+    def times(self) -> list[int]:
+        return [ts for ts, _, _ in self.rows()]
+
+
+class LiveEngine:
+    """``build_engine(config).run()`` on a thread, stopped with ``stop_event``."""
+
+    def __init__(self, config: Path, registry) -> None:
+        from engine_core.runner import build_engine
+
+        self.engine = build_engine(config, registry)
+        self.result = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="engine-under-test", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.result = self.engine.run()
+        except BaseException as err:  # noqa: BLE001 - reported by wait/stop
+            self.error = err
+
+    def __enter__(self) -> LiveEngine:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop(check=exc[0] is None)
+
+    def wait(self, predicate, what: str, timeout: float = 30.0) -> None:
+        end = time.monotonic() + timeout
+        while not predicate():
+            if not self.thread.is_alive():
+                raise AssertionError(f"the engine stopped while waiting for {what}: {self.error!r}")
+            if time.monotonic() > end:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.01)
+
+    def worker(self, symbol: str = "BTCUSDT"):
+        return self.engine.workers[symbol]
+
+    def stop(self, check: bool = True):
+        self.engine.stop_event.set()
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "the engine did not stop"
+        if check and self.error is not None:
+            raise self.error
+        return self.result
+
+
+@pytest.fixture
+def registry():
+    import engine_plugin_binance.plugin as binance_plugin
+    import engine_plugin_indicators.plugin as indicators_plugin
+
+    import engine_core.testing as core_testing
+
+    return core_testing.builtin_registry(
+        ("binance", binance_plugin), ("indicators", indicators_plugin), ("testing", core_testing)
+    )
+
+
+@pytest.fixture
+def live_config(fake, tmp_path):
+    """A factory of live configs on the fake venue: the logging strategy by
+    default, the binance broker unless ``broker`` says otherwise."""
+    from engine_core.testing import write_config
+
+    (tmp_path / "s.py").write_text(STRATEGY)
+
+    def make(*, params=None, source=None, broker=None, strategy=None, engine=None, name="c.toml"):
+        broker_table = {
+            "type": "binance",
+            "api_key": API_KEY,
+            "api_secret": API_SECRET,
+            "rest_url": fake.http_url,
+            "ws_api_url": fake.ws_api_url,
+        }
+        return write_config(
+            tmp_path / name,
+            {
+                "engine": {"mode": "live", "symbols": ["BTCUSDT"], "window": 50, "id": "e2e", **(engine or {})},
+                "source": {
+                    "type": "binance",
+                    "rest_url": fake.http_url,
+                    "ws_url": fake.ws_url,
+                    "warmup": 20,
+                    **(source or {}),
+                },
+                "strategy": strategy
+                or {"host": "python", "class": "s.py:S", "params": {"log": str(tmp_path / "seen.log"), **(params or {})}},
+                "broker": broker if broker is not None else broker_table,
+            },
+        )
+
+    return make
+
+
+@pytest.fixture
+def seen(tmp_path):
+    return Seen(tmp_path / "seen.log")
+
+
+@pytest.fixture
+def running(registry):
+    """``running(config)``: a LiveEngine context manager."""
+
+    def make(config: Path) -> LiveEngine:
+        return LiveEngine(config, registry)
 
     return make
