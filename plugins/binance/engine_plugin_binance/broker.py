@@ -15,6 +15,10 @@ stream, every update reported once.
 * Commission: a fee in the asset bought is ``Fill.fee_qty`` (the position
   is what the account holds); a fee in the quote asset is cost; a fee in
   BNB is cost at BNB's price in the quote asset.
+* Positions: a spot account holds assets the engine never bought (the
+  testnet gives every account some). What the account held of each base
+  asset when the engine first connected is kept in its journal; the
+  engine's position is the balance above it.
 
 The broker runs its own asyncio loop on a thread ("binance-broker"); the
 engine's threads call in and wait for the answer.
@@ -29,7 +33,7 @@ import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import websockets
 
@@ -42,6 +46,9 @@ from engine_plugin_binance import wire
 from engine_plugin_binance.config import BinanceBrokerConfig
 from engine_plugin_binance.filters import SymbolRules
 from engine_plugin_binance.rest import NO_SUCH_ORDER, BinanceError, BinanceRest, Unanswered, sign
+
+if TYPE_CHECKING:
+    from engine_core.journal import Journal
 
 log = logging.getLogger("engine_plugin_binance")
 
@@ -94,6 +101,8 @@ class BinanceBroker(Broker):
         self._orders: dict[str, _Track] = {}
         self._sent: set[str] = set()
         self._cash = Decimal(0)
+        self._journal: Journal | None = None
+        self._held_before: dict[str, Decimal] = {}  # base asset -> balance not the engine's
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -150,6 +159,7 @@ class BinanceBroker(Broker):
         self._cash = sum(
             (Decimal(b["free"]) for b in account.get("balances", []) if b["asset"] == quote), start=Decimal(0)
         )
+        self._note_held_before(_holdings(account))
         for symbol in self.symbols:
             await self._refresh_price(symbol)
         loop = asyncio.get_running_loop()
@@ -194,6 +204,24 @@ class BinanceBroker(Broker):
             self._loop = None
 
     # ---------------------------------------------------------------- the contract
+
+    def bind_journal(self, journal: Journal) -> None:
+        self._journal = journal
+
+    def _note_held_before(self, held: dict[str, Decimal]) -> None:
+        """Keep, once per journal, what the account held of each symbol's base
+        asset before the engine traded it: that part is not the engine's."""
+        for symbol in self.symbols:
+            rules = self._rules.get(symbol)
+            if rules is None or rules.base in self._held_before:
+                continue
+            key = f"binance:held_before:{rules.base}"
+            stored = self._journal.get(key) if self._journal is not None else None
+            if stored is None:
+                stored = str(held.get(rules.base, Decimal(0)))
+                if self._journal is not None:
+                    self._journal.put(key, stored)
+            self._held_before[rules.base] = Decimal(stored)
 
     def starting_cash(self) -> Decimal:
         return self._cash
@@ -352,9 +380,18 @@ class BinanceBroker(Broker):
         return out
 
     def positions(self) -> dict[str, Decimal]:
+        """The engine's position per symbol: the base asset's balance above
+        what the account held before the engine traded it."""
         account = self._run(self._rest.request("GET", "/api/v3/account", weight=20, signed=True), 60)
-        held = {b["asset"]: Decimal(b["free"]) + Decimal(b["locked"]) for b in account.get("balances", [])}
-        return {s: held.get(self.rules(s).base, Decimal(0)) for s in self.symbols}
+        held = _holdings(account)
+        for symbol in self.symbols:
+            self.rules(symbol)
+        self._note_held_before(held)
+        out = {}
+        for symbol in self.symbols:
+            base = self.rules(symbol).base
+            out[symbol] = held.get(base, Decimal(0)) - self._held_before[base]
+        return out
 
     # ---------------------------------------------------------------- reporting, once
 
@@ -522,3 +559,8 @@ class BinanceBroker(Broker):
                 found = await self._query(track.symbol, cid)
                 if found is not None:
                     await self._apply(*found)
+
+
+def _holdings(account: dict[str, Any]) -> dict[str, Decimal]:
+    """Each asset's balance (free and locked) from ``GET /api/v3/account``."""
+    return {b["asset"]: Decimal(b["free"]) + Decimal(b["locked"]) for b in account.get("balances", [])}

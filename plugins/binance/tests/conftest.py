@@ -121,6 +121,8 @@ class LiveEngine:
             time.sleep(0.01)
 
     def worker(self, symbol: str = "BTCUSDT"):
+        """The symbol's worker (waiting for the engine to build it: after the broker connects)."""
+        self.wait(lambda: symbol in self.engine.workers, f"the worker of {symbol}")
         return self.engine.workers[symbol]
 
     def stop(self, check: bool = True):
@@ -172,7 +174,11 @@ def live_config(fake, tmp_path):
                     **(source or {}),
                 },
                 "strategy": strategy
-                or {"host": "python", "class": "s.py:S", "params": {"log": str(tmp_path / "seen.log"), **(params or {})}},
+                or {
+                    "host": "python",
+                    "class": "s.py:S",
+                    "params": {"log": str(tmp_path / "seen.log"), **(params or {})},
+                },
                 "broker": broker if broker is not None else broker_table,
             },
         )

@@ -213,3 +213,45 @@ def test_a_refused_order_sends_the_symbol_back_to_watch_and_it_trades_again(
     assert why in rejected[0]["detail"]
     assert fake.placed == [] and result.symbols["BTCUSDT"].orders == 0
     assert result.symbols["BTCUSDT"].halted is None
+
+
+def test_an_order_sent_without_answer_is_found_by_client_id_and_placed_once(fake, live_config, running, tmp_path):
+    fake.add_history("BTCUSDT", 30, price=20000.0)
+    fake.script.append(OrderScript("no_answer"))  # placed and filled, then the connection is cut before the answer
+    config = live_config(params={"enter_at": 20100.0, "qty": 0.01})
+    with running(config) as eng:
+        eng.wait(lambda: fake.connected_streams() == 1, "the market stream")
+        fake.stream_bar("BTCUSDT", 20100.0)
+        eng.wait(lambda: eng.worker().sm.state is State.IN_TRADE, "the entry")
+        result = eng.stop()
+    assert fake.requests["POST /api/v3/order"] == 1 and len(fake.placed) == 1
+    assert fake.requests["GET /api/v3/order"] >= 1  # asked by client id, not sent again
+    assert result.symbols["BTCUSDT"].fills == 1 and result.symbols["BTCUSDT"].position_qty == D("0.00999")
+    j = journal(tmp_path)
+    try:
+        [order] = j.orders(symbol="BTCUSDT")
+    finally:
+        j.close()
+    assert order["client_id"] == fake.placed[0]["newClientOrderId"] and order["status"] == "filled"
+
+
+def test_an_order_the_venue_never_placed_is_marked_lost_and_never_resent(fake, live_config, running, tmp_path):
+    fake.add_history("BTCUSDT", 30, price=20000.0)
+    fake.fail("/api/v3/order", 503)  # the send fails; Binance says its outcome is unknown
+    config = live_config(params={"enter_at": 20100.0, "qty": 0.01})
+    with running(config) as eng:
+        eng.wait(lambda: fake.connected_streams() == 1, "the market stream")
+        fake.stream_bar("BTCUSDT", 20100.0)
+        eng.wait(lambda: eng.worker().sm.transitions == 2, "the way back to watch")
+        assert fake.placed == [] and eng.worker().ledger.qty == 0
+        fake.stream_bar("BTCUSDT", 20100.0)  # the next entry is a new order with a new client id
+        eng.wait(lambda: eng.worker().sm.state is State.IN_TRADE, "the second entry")
+        eng.stop()
+    j = journal(tmp_path)
+    try:
+        orders = j.orders(symbol="BTCUSDT")
+    finally:
+        j.close()
+    assert [o["status"] for o in orders] == ["lost", "filled"]
+    assert [p["newClientOrderId"] for p in fake.placed] == [orders[1]["client_id"]]
+    assert fake.requests["POST /api/v3/order"] == 2  # one send each, the lost one never again
