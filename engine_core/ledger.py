@@ -70,9 +70,12 @@ class Ledger:
     def booked(self, fill: Fill) -> bool:
         return fill.key in self.fill_keys
 
-    def book(self, fill: Fill, i: int, index: int, reason: str) -> RoundTrip | None:
+    def book(self, fill: Fill, i: int, index: int, reason: str, flat: bool | None = None) -> RoundTrip | None:
         """Book ``fill`` (at chunk bar ``i``; ``index`` is the symbol's bar
-        count there). Returns the round trip it closes, if any."""
+        count there). Returns the round trip it closes, if any. ``flat`` says
+        whether the position it leaves counts as none: by default only zero
+        does; the worker also counts a remainder below the venue's lot step
+        (dust that no order can sell), so that the round trip ends there."""
         self.fill_keys.add(fill.key)
         signed = fill.position_change
         before = self.qty
@@ -82,13 +85,14 @@ class Ledger:
         self.fills += 1
         closed = None
         e = self.entry
-        if before == 0 and self.qty != 0:
+        flat_after = self.qty == 0 if flat is None else flat
+        if e is None and not flat_after and abs(self.qty) > abs(before):  # from flat (or dust) into a position
             self.entry = Entry(fill.ts, fill.price, abs(signed), fill.commission, fill.side, index)
         elif e is not None and abs(self.qty) > abs(before) and (self.qty > 0) == (before > 0):
             total = e.qty + abs(signed)  # adding to the position: average the entry
             e.price = (e.price * e.qty + fill.price * abs(signed)) / total
             e.qty, e.commission = total, e.commission + fill.commission
-        elif e is not None and self.qty == 0:
+        elif e is not None and flat_after:
             closed = self._close(fill, reason)
         self._marks.append((i, float(self.qty), float(self.cash)))
         return closed

@@ -481,7 +481,7 @@ class SymbolWorker:
         self.entry_levels = None
         rule = f" by {err.rule}" if isinstance(err, RiskError) and err.rule else ""
         self.bus.emit(ErrorEvent(self.symbol, ts, f"order not placed: {err}", kind="order"))
-        if self.sm.state is State.CLOSE_WATCH and self.ledger.qty == 0:
+        if self.sm.state is State.CLOSE_WATCH and self._flat():
             self._transition(State.WATCH, ts, f"entry refused{rule}" if rule else "entry not placed")
 
     def _exit(self, k: int, reason: str, price: float | None) -> None:
@@ -539,8 +539,9 @@ class SymbolWorker:
             )
         reason = flight.order.reason if flight is not None else "exit"
         index = self.view.seen + i + 1
+        flat = self._flat(self.ledger.qty + fill.position_change)
         if self.journal is None:
-            self.ledger.book(fill, i, index, reason)
+            self.ledger.book(fill, i, index, reason, flat)
         else:
             recorded = status or (flight.status if flight is not None else OrderStatus.FILLED)
             filled = flight.filled if flight is not None else fill.qty
@@ -558,7 +559,7 @@ class SymbolWorker:
                     fee_qty=str(fill.fee_qty),
                     trade_id=fill.trade_id,
                 )
-                self.ledger.book(fill, i, index, reason)
+                self.ledger.book(fill, i, index, reason, flat)
                 self._persist()
         if self.bus.listening:
             self.bus.emit(FillEvent(fill))
@@ -574,7 +575,7 @@ class SymbolWorker:
         self.order_expiry = None
         status = flight.status
         state, qty = self.sm.state, self.ledger.qty
-        if state is State.CLOSE_WATCH and qty != 0:
+        if state is State.CLOSE_WATCH and not self._flat():
             self._transition(
                 State.IN_TRADE,
                 ts,
@@ -593,7 +594,7 @@ class SymbolWorker:
             self.entry_levels = None
             detail = f": {why}" if why else ""
             self._transition(State.WATCH, ts, f"order {flight.order.client_id} {status.value}{detail}")
-        elif state is State.IN_TRADE and qty == 0:
+        elif state is State.IN_TRADE and self._flat():
             self.stops.clear()
             self._transition(State.WATCH, ts, flight.order.reason)
         elif state is State.IN_TRADE and status is not OrderStatus.FILLED:
@@ -618,7 +619,7 @@ class SymbolWorker:
         if self.orders.current is not None:
             return
         qty, state = self.ledger.qty, self.sm.state
-        if qty != 0 and state is not State.IN_TRADE:
+        if not self._flat() and state is not State.IN_TRADE:
             if state is State.WATCH:
                 self._transition(State.CLOSE_WATCH, ts, reason)
             self._transition(State.IN_TRADE, ts, reason)
@@ -627,9 +628,18 @@ class SymbolWorker:
             self.stops.on_entry(
                 float(entry.price) if entry else 0.0, qty > 0, c.stop_loss, c.take_profit, c.trailing_stop
             )
-        elif qty == 0 and state is State.IN_TRADE:
+        elif self._flat() and state is State.IN_TRADE:
             self.stops.clear()
             self._transition(State.WATCH, ts, reason)
+
+    def _flat(self, qty: Decimal | None = None) -> bool:
+        """No position the venue could trade (the symbol's, or ``qty``): zero,
+        or a remainder below its lot step. A venue that takes its fee in the
+        asset bought leaves such dust after an exit; the trade is over, and
+        the dust goes with the next exit."""
+        if qty is None:
+            qty = self.ledger.qty
+        return qty == 0 or self.broker.round_qty(self.symbol, abs(qty)) <= 0
 
     def apply_state(self, order: Order, state: OrderState, i: int = 0) -> None:
         """Apply what the broker says of an order (after an unanswered send or

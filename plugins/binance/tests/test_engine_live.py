@@ -255,3 +255,25 @@ def test_an_order_the_venue_never_placed_is_marked_lost_and_never_resent(fake, l
     assert [o["status"] for o in orders] == ["lost", "filled"]
     assert [p["newClientOrderId"] for p in fake.placed] == [orders[1]["client_id"]]
     assert fake.requests["POST /api/v3/order"] == 2  # one send each, the lost one never again
+
+
+def test_a_fee_that_leaves_less_than_a_lot_step_ends_the_trade_and_the_dust_is_sold_later(
+    fake, live_config, running, tmp_path
+):
+    # buy 0.001 BTC, keep 0.000999 (0.1% fee in BTC); the lot step 0.00001 lets 0.00099 be sold: 0.000009 stays
+    fake.add_history("BTCUSDT", 30, price=20000.0)
+    config = live_config(params={"enter_at": 20100.0, "exit_at": 20300.0, "qty": 0.001})
+    with running(config) as eng:
+        eng.wait(lambda: fake.connected_streams() == 1, "the market stream")
+        w = eng.worker()
+        for n in (1, 2):
+            fake.stream_bar("BTCUSDT", 20100.0)
+            eng.wait(lambda: w.sm.state is State.IN_TRADE, f"entry {n}")  # noqa: B023
+            fake.stream_bar("BTCUSDT", 20300.0)
+            eng.wait(lambda: w.sm.state is State.WATCH, f"exit {n}")  # noqa: B023
+            assert w.ledger.qty == fake.balances["BTC"] < D("0.00001")  # what is left cannot be sold: the trade is over
+        result = eng.stop()
+    assert [p["quantity"] for p in fake.placed] == ["0.001", "0.00099", "0.001", "0.001"]  # the dust went with exit 2
+    assert result.symbols["BTCUSDT"].position_qty == fake.balances["BTC"] == D("0.000008")
+    trades = result.symbols["BTCUSDT"].trades
+    assert len(trades) == 2 and [t.exit_price for t in trades] == [D("20300"), D("20300")]

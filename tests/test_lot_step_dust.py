@@ -1,0 +1,101 @@
+"""A venue that takes its fee in the asset bought (Binance without BNB)
+leaves, after an exit that sells what is held rounded down to the lot step,
+a remainder no order can sell. The trade is over there: the symbol goes
+back to Watch, the round trip closes, and the next exit takes the dust along."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import ROUND_DOWN, Decimal
+from pathlib import Path
+from typing import Any
+
+from engine_core.brokers import Broker
+from engine_core.hookspecs import hookimpl
+from engine_core.model import Bar, Fill, Order, Side
+from engine_core.orders import OrderState, OrderUpdate, UpdateKind
+from engine_core.runner import build_engine
+from engine_core.testing import ReplaySource, builtin_registry, write_config
+
+STEP = Decimal("0.01")
+
+
+class FeeInBaseBroker(Broker):
+    """Fills market orders at 100, keeping 0.1% of what is bought as its
+    fee; trades in lots of 0.01."""
+
+    sent: list[Decimal] = []
+
+    def starting_cash(self) -> Decimal:
+        return Decimal(100_000)
+
+    def round_qty(self, symbol: str, qty: Decimal) -> Decimal:
+        return qty.quantize(STEP, rounding=ROUND_DOWN)
+
+    def submit(self, order: Order) -> None:
+        self.sent.append(order.qty)
+        fee = order.qty * Decimal("0.001") if order.side is Side.BUY else Decimal(0)
+        fill = Fill(order.client_id, order.symbol, order.side, order.qty, Decimal(100), Decimal(0), order.ts, "t", fee)
+        update = OrderUpdate(UpdateKind.FILL, order.client_id, order.symbol, order.ts, fill, "v")
+        self.on_update(update)
+
+    def cancel(self, client_id: str) -> None:
+        pass
+
+    def order_status(self, client_id: str) -> OrderState | None:
+        return None
+
+
+class OneBarAtATime(ReplaySource):
+    """Replays its bars live, each once the worker has taken the one before."""
+
+    engine: Any = None
+
+    async def live(self) -> AsyncIterator[Bar]:  # type: ignore[override]
+        for bar in self._bars():
+            yield bar
+            while not self.engine.workers[bar.symbol].inbox.empty():
+                await asyncio.sleep(0.001)
+
+
+class _Plugin:
+    @staticmethod
+    @hookimpl
+    def register_brokers(register):
+        register("fee-in-base", FeeInBaseBroker)
+
+    @staticmethod
+    @hookimpl
+    def register_data_sources(register):
+        register("one-bar-at-a-time", OneBarAtATime)
+
+
+def test_dust_below_the_lot_step_ends_the_trade_and_goes_with_the_next_exit(tmp_path: Path):
+    import engine_core.testing as testing
+
+    (tmp_path / "s.py").write_text(
+        "class S:\n"
+        "    def watch(self, ctx):\n        return {'action': 'enter', 'qty': 1} if ctx.index in (3, 13) else None\n"
+        "    def close_watch(self, ctx):\n        return None\n"
+        "    def in_trade(self, ctx):\n        return 'exit' if ctx.index in (8, 18) else None\n"
+    )
+    rows = [["A", 60 * i, 100.0, 101.0, 99.0, 100.0, 1.0] for i in range(25)]
+    config = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"mode": "live", "symbols": ["A"]},
+            "source": {"type": "one-bar-at-a-time", "bars": rows},
+            "strategy": {"host": "python", "class": "s.py:S"},
+            "broker": {"type": "fee-in-base"},
+        },
+    )
+    FeeInBaseBroker.sent = []
+    engine = build_engine(config, builtin_registry(("testing", testing), ("test", _Plugin())))
+    OneBarAtATime.engine = engine
+    result = engine.run()
+    a = result.symbols["A"]
+    # buy 1, hold 0.999, sell 0.99, 0.009 left; buy 1, hold 1.008, sell 1.00, 0.008 left
+    assert FeeInBaseBroker.sent == [Decimal(1), Decimal("0.99"), Decimal(1), Decimal("1.00")]
+    assert a.position_qty == Decimal("0.008") and a.final_state == "watch"
+    assert len(a.trades) == 2 and a.halted is None
