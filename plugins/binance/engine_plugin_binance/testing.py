@@ -149,7 +149,7 @@ class FakeBinance:
         self.orders: dict[int, FakeOrder] = {}
         self.trades: list[dict[str, Any]] = []
         self.placed: list[dict[str, str]] = []  # params of every order the venue placed
-        self.order_arrivals: list[float] = []  # time.perf_counter() when each order request arrived
+        self.order_arrivals: dict[str, float] = {}  # client id -> time.perf_counter() when its request arrived
         self.requests: Counter[str] = Counter()  # "METHOD /path" -> count
         self.script: list[OrderScript] = []  # consumed one per order; empty: fill
         self.bad_signatures = 0
@@ -563,7 +563,7 @@ class FakeBinance:
         return found[-1] if found else None
 
     async def _new_order(self, request: web.Request) -> web.StreamResponse:
-        self.order_arrivals.append(time.perf_counter())
+        arrived = time.perf_counter()
         early, headers = await self._pre(request, True)
         if early:
             return early
@@ -572,6 +572,7 @@ class FakeBinance:
         if symbol not in self.rules:
             return _json({"code": -1121, "msg": "Invalid symbol."}, 400, headers)
         cid = p.get("newClientOrderId", f"auto{self._next_order}")
+        self.order_arrivals.setdefault(cid, arrived)
         if any(o.client_id == cid and o.status in ("NEW", "PARTIALLY_FILLED") for o in self.orders.values()):
             return _json({"code": -2010, "msg": "Duplicate order sent."}, 400, headers)
         script = self.script.pop(0) if self.script else OrderScript()
