@@ -285,6 +285,11 @@ def status(config_path: Path, as_json: bool) -> None:
     journal = Journal(path)
     try:
         rows = []
+        last_connection = journal.events(kind="connection", last=1)
+        connection = None
+        if last_connection:
+            c = last_connection[0]
+            connection = {"source": c["source"], "state": c["state"], "ts": c["ts"], "detail": c["detail"]}
         for symbol, snap in journal.symbols().items():
             last = journal.events(symbol, last=1)
             rows.append(
@@ -297,6 +302,7 @@ def status(config_path: Path, as_json: bool) -> None:
                     "halted": snap["halted"],
                     "last_event": None if not last else {"kind": last[0]["kind"], "ts": last[0]["ts"]},
                     "last_bar": snap["last_ts"],
+                    "connection": connection,  # the live source's, the same for every symbol
                 }
             )
     finally:
@@ -304,7 +310,10 @@ def status(config_path: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"journal {path}")
+    caption = None
+    if connection is not None:
+        caption = f"source {connection['source']}: {connection['state']} since {iso_utc(connection['ts'])}"
+    table = Table(title=f"journal {path}", caption=caption)
     for col in ("symbol", "state", "position", "avg price", "open orders", "last event", "last bar", "halted"):
         table.add_column(col)
     for r in rows:

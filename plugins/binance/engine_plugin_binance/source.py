@@ -123,43 +123,46 @@ class BinanceSource(DataSource):
         return f"{self.config.stream()}/stream?streams={names}"
 
     async def live(self) -> AsyncIterator[Bar]:
-        url = self.stream_url()
-        loop = asyncio.get_running_loop()
-        first = True
-        while True:
-            self.connection(ConnectionState.CONNECTING if first else ConnectionState.RECONNECTING, url)
-            try:
-                async with websockets.connect(
-                    url, ping_interval=None, open_timeout=10, close_timeout=1, max_size=2**22, compression=None
-                ) as ws:
-                    opened = loop.time()
-                    self.connection(ConnectionState.CONNECTED, url)
-                    self.backoff.reset()
-                    for bar in await self._backfill(url):
-                        yield bar
-                    first = False
-                    while True:
-                        try:
-                            frame = await asyncio.wait_for(ws.recv(), self.config.stale_after)
-                        except asyncio.TimeoutError:
-                            self.counts["stale"] += 1
-                            self.connection(ConnectionState.STALE, f"no message for {self.config.stale_after:g}s")
-                            raise _Reconnect("stale stream") from None
-                        for bar in self._on_frame(frame):
+        try:
+            url = self.stream_url()
+            loop = asyncio.get_running_loop()
+            first = True
+            while True:
+                self.connection(ConnectionState.CONNECTING if first else ConnectionState.RECONNECTING, url)
+                try:
+                    async with websockets.connect(
+                        url, ping_interval=None, open_timeout=10, close_timeout=1, max_size=2**22, compression=None
+                    ) as ws:
+                        opened = loop.time()
+                        self.connection(ConnectionState.CONNECTED, url)
+                        self.backoff.reset()
+                        for bar in await self._backfill(url):
                             yield bar
-                        if self.sequencer.gaps():
-                            for bar in await self._backfill(url):
+                        first = False
+                        while True:
+                            try:
+                                frame = await asyncio.wait_for(ws.recv(), self.config.stale_after)
+                            except asyncio.TimeoutError:
+                                self.counts["stale"] += 1
+                                self.connection(ConnectionState.STALE, f"no message for {self.config.stale_after:g}s")
+                                raise _Reconnect("stale stream") from None
+                            for bar in self._on_frame(frame):
                                 yield bar
-                        if loop.time() - opened > self.MAX_CONNECTION_AGE:
-                            raise _Reconnect("connection age (Binance cuts at 24 hours)")
-            except _Reconnect as why:
-                log.info("binance: reconnecting: %s", why)
-            except (*_DROPPED, Unanswered) as err:
-                log.warning("binance: stream dropped: %s: %s", type(err).__name__, err)
-                await asyncio.sleep(self.backoff.next())
-            self.counts["reconnects"] += 1
-            for symbol in self.symbols:
-                self.sequencer.hold(symbol)
+                            if self.sequencer.gaps():
+                                for bar in await self._backfill(url):
+                                    yield bar
+                            if loop.time() - opened > self.MAX_CONNECTION_AGE:
+                                raise _Reconnect("connection age (Binance cuts at 24 hours)")
+                except _Reconnect as why:
+                    log.info("binance: reconnecting: %s", why)
+                except (*_DROPPED, Unanswered) as err:
+                    log.warning("binance: stream dropped: %s: %s", type(err).__name__, err)
+                    await asyncio.sleep(self.backoff.next())
+                self.counts["reconnects"] += 1
+                for symbol in self.symbols:
+                    self.sequencer.hold(symbol)
+        finally:
+            self.connection(ConnectionState.CLOSED, "stopped")
 
     def _on_frame(self, frame: str | bytes) -> tuple[Bar, ...]:
         try:
