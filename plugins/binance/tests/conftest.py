@@ -55,6 +55,8 @@ class S:
             decision = {"action": "enter", "qty": ctx.params["qty"]}
             if "limit" in ctx.params:
                 decision["limit_price"] = ctx.params["limit"]
+            if "expires" in ctx.params:
+                decision["expires"] = ctx.params["expires"]
             return decision
         return None
 

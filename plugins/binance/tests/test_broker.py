@@ -79,12 +79,12 @@ class Updates:
 
 
 @pytest.fixture
-def venue(fake, broker_config):
+def venue(fake, broker_config, monkeypatch):
     """A connected broker on the fake venue and the updates it reports."""
     fake.add_history("BTCUSDT", 5, price=20000.0)
     updates = Updates()
     broker = BinanceBroker(broker_config(), on_update=updates, symbols=["BTCUSDT"])
-    BinanceBroker.POLL_INTERVAL = 0.1
+    monkeypatch.setattr(broker, "POLL_INTERVAL", 0.1)
     broker.connect()
     yield broker, updates
     broker.close()

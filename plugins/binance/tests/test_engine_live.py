@@ -278,3 +278,21 @@ def test_a_fee_that_leaves_less_than_a_lot_step_ends_the_trade_and_the_dust_is_s
     assert result.symbols["BTCUSDT"].position_qty == fake.balances["BTC"] == D("0.000008")
     trades = result.symbols["BTCUSDT"].trades
     assert len(trades) == 2 and [t.exit_price for t in trades] == [D("20300"), D("20300")]
+
+
+def test_an_entry_limit_not_filled_in_time_is_cancelled_at_the_venue(fake, live_config, running, tmp_path):
+    fake.add_history("BTCUSDT", 30, price=20000.0)
+    fake.script.append(OrderScript("rest"))
+    config = live_config(params={"enter_at": 20100.0, "qty": 0.01, "limit": 19000.0, "expires": 2})
+    with running(config) as eng:
+        eng.wait(lambda: fake.connected_streams() == 1, "the market stream")
+        fake.stream_bar("BTCUSDT", 20100.0)
+        eng.wait(lambda: len(fake.placed) == 1, "the entry limit")
+        fake.stream_bar("BTCUSDT")
+        fake.stream_bar("BTCUSDT")  # two bars later the limit is given up
+        eng.wait(lambda: eng.worker().sm.state is State.WATCH, "the cancel")
+        eng.stop()
+    [order] = fake.orders.values()
+    assert order.status == "CANCELED" and fake.requests["DELETE /api/v3/order"] == 1
+    steps = transitions(tmp_path)
+    assert [s[1] for s in steps] == ["close_watch", "watch"] and "cancelled" in steps[1][2]
