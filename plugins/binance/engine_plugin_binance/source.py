@@ -12,7 +12,8 @@ What it does on the wire (web-socket-streams.md):
   backfills what it missed from ``GET /api/v3/klines`` through the shared
   :class:`~engine_core.live.BarSequencer`, so no bar is missed or doubled;
 * before trading, :meth:`BinanceSource.warmup` gives the engine each
-  symbol's last ``warmup`` closed bars;
+  symbol's last ``warmup`` closed bars, and the first connection backfills
+  what closed since;
 * bad frames (malformed JSON, unknown events, klines of other symbols,
   duplicates, bars out of order) are counted, logged once per kind and
   dropped (``stats()``).
@@ -127,6 +128,9 @@ class BinanceSource(DataSource):
             url = self.stream_url()
             loop = asyncio.get_running_loop()
             first = True
+            for symbol in self.symbols:  # bars may have closed since the warm-up: fetched once connected
+                if self.sequencer.last(symbol) is not None:
+                    self.sequencer.hold(symbol)
             while True:
                 self.connection(ConnectionState.CONNECTING if first else ConnectionState.RECONNECTING, url)
                 try:

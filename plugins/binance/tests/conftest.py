@@ -80,7 +80,7 @@ class Seen:
         if not self.path.exists():
             return []
         out = []
-        for line in self.path.read_text().splitlines():
+        for line in self.path.read_text().split("\n")[:-1]:  # a line being written is not read yet
             ts, close, fn = line.split()
             out.append((int(ts) // 1_000_000, float(close), fn))
         return out

@@ -52,6 +52,20 @@ async def test_closed_klines_stream_in_as_bars_and_open_updates_are_ignored(fake
     assert "connected" in r.states
 
 
+async def test_a_bar_closed_between_the_warm_up_and_the_first_connection_comes_at_once(fake, source_for):
+    fake.add_history("BTCUSDT", 10)
+    src = source_for()
+    await src.warmup("BTCUSDT", 10)
+    missed = fake.next_bar("BTCUSDT")  # closed before the stream is up: it will never stream it
+    async with LiveReader(src) as r:
+        await wait_for(lambda: len(r.bars) == 1, what="the bar from REST")
+        await wait_for(lambda: fake.connected_streams() == 1, what="stream connection")
+        nxt = fake.stream_bar("BTCUSDT")
+        await wait_for(lambda: len(r.bars) == 2, what="the next bar from the stream")
+    assert times(r.bars) == [missed[0], nxt[0]]
+    assert src.stats()["binance"]["dropped"] == 0
+
+
 async def test_an_abrupt_disconnect_mid_stream_is_backfilled_with_no_bar_missing_or_doubled(fake, source_for):
     fake.add_history("BTCUSDT", 20)
     src = source_for()
