@@ -112,6 +112,7 @@ class BinanceSource(DataSource):
                 fetched = [wire.row_bar(gap.symbol, r) for r in rows]
             fetched_ts = {b.ts for b in fetched}
             released = self.sequencer.backfill(gap.symbol, fetched)
+            self.counts["bars"] += len(released)
             self.counts["backfilled"] += sum(1 for b in released if b.ts in fetched_ts)
             out += released
         self.connection(ConnectionState.CONNECTED, url)

@@ -73,13 +73,13 @@ async def test_an_abrupt_disconnect_mid_stream_is_backfilled_with_no_bar_missing
     await src.warmup("BTCUSDT", 20)
     first = fake.klines["BTCUSDT"][-1][0]
     async with LiveReader(src) as r:
-        await wait_for(lambda: fake.connected_streams() == 1, what="stream connection")
+        await wait_for(lambda: r.states.count("connected") == 2, what="the connection and its first backfill")
         for _ in range(3):
             fake.stream_bar("BTCUSDT")
         await wait_for(lambda: len(r.bars) == 3, what="bars before the cut")
-        fake.cut_streams()  # no close frame
         for _ in range(4):
-            fake.next_bar("BTCUSDT")  # closed while the source is away: only REST has them
+            fake.next_bar("BTCUSDT")  # bars the stream never sent: only REST has them
+        fake.cut_streams()  # no close frame
         await wait_for(lambda: fake.stream_connections == 2 and fake.connected_streams() == 1, what="reconnect")
         await wait_for(lambda: len(r.bars) == 7, what="backfilled bars")
         for _ in range(2):
@@ -87,7 +87,7 @@ async def test_an_abrupt_disconnect_mid_stream_is_backfilled_with_no_bar_missing
         await wait_for(lambda: len(r.bars) == 9, what="bars after the reconnect")
     assert times(r.bars) == [first + i * M for i in range(1, 10)]
     assert "reconnecting" in r.states and "backfilling" in r.states
-    assert src.counts["backfilled"] == 4 and src.counts["reconnects"] == 1
+    assert src.counts["backfilled"] == 4 and src.counts["reconnects"] == 1 and src.counts["bars"] == 9
 
 
 async def test_a_bar_skipping_ahead_on_the_stream_is_backfilled_before_it(fake, source_for):
@@ -125,7 +125,7 @@ async def test_bad_frames_are_counted_logged_once_and_dropped(fake, source_for, 
     src = source_for()
     await src.warmup("BTCUSDT", 5)
     async with LiveReader(src) as r:
-        await wait_for(lambda: fake.connected_streams() == 1, what="stream connection")
+        await wait_for(lambda: r.states.count("connected") == 2, what="the connection and its first backfill")
         fake.send_raw("{not json")
         fake.send_raw("{not json either")
         fake.send_raw('{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT"}}')
