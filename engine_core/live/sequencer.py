@@ -3,9 +3,9 @@
 A live source pushes every bar its stream delivers through
 :meth:`BarSequencer.push` and hands the engine what comes back. The
 sequencer drops duplicates and bars older than the symbol's last one
-(counted as wire problems, except the newest bar a warm-up or backfill
-fetched: it may have closed while the fetch ran, and the stream sends it
-too), and
+(counted as wire problems, except bars the last warm-up or backfill
+fetched: the stream sends those that closed while the fetch ran once the
+source reads it again), and
 notices gaps: with ``contiguous`` bars (a crypto venue has a bar for every
 interval) a bar that skips ahead puts its symbol on hold, and so does
 :meth:`hold` after a reconnect, when anything may have been missed. A held
@@ -54,7 +54,7 @@ class BarSequencer:
         self._last: dict[str, int] = {}
         self._held: dict[str, dict[int, Bar]] = {}
         self._gap_end: dict[str, int | None] = {}
-        self._fetched: dict[str, int] = {}  # the newest bar fetched (warm-up, backfill) per symbol
+        self._fetched: dict[str, tuple[int, int]] = {}  # the range of bars the last fetch gave, per symbol
 
     def last(self, symbol: str) -> int | None:
         """Time of the last bar released for ``symbol`` (None: none yet)."""
@@ -63,14 +63,15 @@ class BarSequencer:
     def mark(self, symbol: str, ts: int) -> None:
         """The engine already has ``symbol``'s bars up to ``ts`` (warm-up history)."""
         self._last[symbol] = ts
-        self._fetched[symbol] = ts
+        self._fetched[symbol] = (ts, ts)
 
     def push(self, bar: Bar) -> tuple[Bar, ...]:
         """A bar from the stream; returns the bars to deliver now (usually it alone)."""
         symbol, ts = bar.symbol, bar.ts
         last = self._last.get(symbol)
         if last is not None and ts <= last:
-            if ts == self._fetched.get(symbol):
+            lo, hi = self._fetched.get(symbol, (0, -1))
+            if lo <= ts <= hi:
                 return _NONE  # it closed while it was fetched: the stream's copy is no wire problem
             self.problems.drop("duplicate bar" if ts == last else "out-of-order bar", f"{symbol} at ts={ts}")
             return _NONE
@@ -115,11 +116,12 @@ class BarSequencer:
         held = self._held.pop(symbol, {})
         self._gap_end.pop(symbol, None)
         last = self._last.get(symbol)
+        lo = hi = None
         for bar in bars:
             if bar.symbol != symbol:
                 raise ValueError(f"backfill of {symbol} got a bar of {bar.symbol}")
-            if bar.ts > self._fetched.get(symbol, -1):
-                self._fetched[symbol] = bar.ts
+            lo = bar.ts if lo is None else min(lo, bar.ts)
+            hi = bar.ts if hi is None else max(hi, bar.ts)
             if last is None or bar.ts > last:
                 held.setdefault(bar.ts, bar)  # a bar both streamed and fetched is the same bar
         out = [held[ts] for ts in sorted(held)]
@@ -131,4 +133,6 @@ class BarSequencer:
                 expected = bar.ts + self.interval
         if out:
             self._last[symbol] = out[-1].ts
+        if lo is not None and hi is not None:
+            self._fetched[symbol] = (lo, hi)
         return out
