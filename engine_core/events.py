@@ -138,6 +138,7 @@ class EventBus:
     ) -> None:
         self.pm = pm
         self.sinks = list(sinks)
+        self.close_timeout = 10.0  # seconds a blocked sink is given at close before it is left behind
         self._threads = [_SinkThread(s, queue_size) for s in self.sinks]
         self._bar_threads = [t for t in self._threads if t.sink.wants_bars]
         self._hooks: dict[type, list[tuple[Any, str, str]]] = {}
@@ -175,12 +176,12 @@ class EventBus:
             t.sink.start()
             t.thread.start()
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self) -> None:
         """Deliver what is queued, flush and close every sink (a blocked sink
-        is given ``timeout`` seconds, then left behind and reported)."""
+        is given ``close_timeout`` seconds, then left behind and reported)."""
         for t in self._threads:
             if t.thread.is_alive():
-                t.stop(timeout)
+                t.stop(self.close_timeout)
 
     def report(self) -> dict[str, Any]:
         """Sinks' drops and failures, and failed hooks (for the run summary)."""

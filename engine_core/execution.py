@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 from engine_core.brokers import Broker
-from engine_core.errors import BrokerError, BrokerTimeout, RiskError
+from engine_core.errors import BrokerError, BrokerTimeout, OrderLost, RiskError
 from engine_core.events import EventBus
 from engine_core.journal import Journal
 from engine_core.model import ErrorEvent, Order, OrderEvent
@@ -102,7 +102,7 @@ class ExecutionEngine:
             self.record(
                 order, OrderStatus.LOST, f"not placed: the broker has no order {order.client_id} ({why}); not resent"
             )
-            raise BrokerError(f"order {order.client_id} was not placed ({why}); it is not resent")
+            raise OrderLost(f"order {order.client_id} was not placed ({why}); it is not resent")
         return state
 
     def cancel(self, order: Order) -> None:

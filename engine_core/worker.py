@@ -35,7 +35,7 @@ import numpy as np
 
 from engine_core.brokers import Broker, SimulatedBroker
 from engine_core.config import StrategySection
-from engine_core.errors import EngineError, RiskError, StrategyError
+from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal, order_from_row
@@ -456,6 +456,8 @@ class SymbolWorker:
         try:
             state = self.execution.submit(order, price=last, position=self.ledger.qty, reducing=reducing)
         except EngineError as err:
+            if isinstance(err, OrderLost):  # remembered: a fill may still come if the venue had it after all
+                self.orders.remember(InFlight(order, OrderStatus.LOST))
             self._not_placed(ts, err)
             return False
         self.orders.open(order, OrderStatus.SUBMITTED if state is None else OrderStatus.UNKNOWN, self.view.seen + k)
@@ -519,7 +521,7 @@ class SymbolWorker:
         if applied.done and flight is not None:
             self.execution.order_closed()
             self._order_finished(flight, update.ts, update.reason)
-        elif fill is not None and flight is not None and flight is not self.orders.current:
+        elif fill is not None and flight is not self.orders.current:
             self._settle_state(fill.ts, "fill of a finished order")
 
     def _book(self, fill: Fill, i: int, flight: InFlight | None, status: OrderStatus | None) -> None:
