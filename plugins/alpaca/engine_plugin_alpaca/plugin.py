@@ -11,3 +11,10 @@ def register_data_sources(register: Register) -> None:
     from engine_plugin_alpaca.source import AlpacaSource
 
     register("alpaca", AlpacaSource)
+
+
+@hookimpl
+def register_brokers(register: Register) -> None:
+    from engine_plugin_alpaca.broker import AlpacaBroker
+
+    register("alpaca", AlpacaBroker)

@@ -27,8 +27,8 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from engine_core.errors import DataError
 from engine_core.live import Backoff, BarSequencer, WireProblems
@@ -309,8 +309,8 @@ class AlpacaSource(DataSource):
                 raise
             except (
                 _Retry,
-                websockets.ConnectionClosed,
-                websockets.InvalidHandshake,
+                ConnectionClosed,
+                InvalidHandshake,
                 OSError,
                 asyncio.TimeoutError,
             ) as err:
@@ -367,11 +367,11 @@ class AlpacaSource(DataSource):
         if not any(self.sequencer.held(s) for s in self.symbols):
             self._stream(ConnectionState.CONNECTED, self.url)
         while True:
-            stale = self.config.stale_after if self._market_open is not False else self.config.clock_poll
+            is_open = self._market_open is True  # unknown until the clock is read: no stale check yet
             try:
-                msgs = await self._recv(ws, stale)
+                msgs = await self._recv(ws, self.config.stale_after if is_open else self.config.clock_poll)
             except asyncio.TimeoutError:
-                if self._market_open is False:
+                if not is_open or self._market_open is not True:
                     continue
                 self.counts["stale"] += 1
                 self._stream(

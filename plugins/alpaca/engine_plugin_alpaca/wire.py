@@ -363,8 +363,7 @@ def is_duplicate_client_id(err: ApiError) -> bool:
 
 def decimal_text(value: Decimal) -> str:
     """A Decimal as Alpaca takes it: plain notation, no exponent, no trailing zeros."""
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def order_request(order: Order, *, extended_hours: bool = False) -> dict[str, Any]:
