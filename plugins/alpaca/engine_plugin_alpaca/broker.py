@@ -44,6 +44,7 @@ from engine_core.orders import OrderState, OrderUpdate, UpdateKind
 from engine_plugin_alpaca import wire
 from engine_plugin_alpaca.config import AlpacaBrokerConfig
 from engine_plugin_alpaca.rest import AlpacaHttpError, AlpacaRest, AlpacaUnreachable
+from engine_plugin_alpaca.tasks import cancel_all
 
 log = logging.getLogger("engine_plugin_alpaca.broker")
 
@@ -165,10 +166,7 @@ class AlpacaBroker(Broker):
             return
 
         async def stop() -> None:
-            for t in self._tasks:
-                t.cancel()
-            if self._tasks:
-                await asyncio.wait(self._tasks, timeout=5)
+            await cancel_all(self._tasks)
             if self._rest is not None:
                 await self._rest.close()
 

@@ -309,6 +309,10 @@ class FakeAlpaca:
     def drop_trade_streams(self) -> None:
         self.call(self._drop(self._tu_sockets))
 
+    def subscribed(self, *symbols: str) -> bool:
+        """Some market data connection is subscribed to the bars of all ``symbols``."""
+        return any(set(symbols) <= subs for subs in list(self._md_subs.values()))
+
     def md_clients(self) -> int:
         return len(self._md_sockets)
 

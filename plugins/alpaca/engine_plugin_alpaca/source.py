@@ -38,6 +38,7 @@ from engine_plugin_alpaca import wire
 from engine_plugin_alpaca.config import AlpacaSourceConfig, timeframe_ns
 from engine_plugin_alpaca.market import Sessions
 from engine_plugin_alpaca.rest import AlpacaHttpError, AlpacaRest, AlpacaUnreachable
+from engine_plugin_alpaca.tasks import cancel_all
 
 log = logging.getLogger("engine_plugin_alpaca.source")
 
@@ -278,9 +279,7 @@ class AlpacaSource(DataSource):
                     raise item
                 yield item
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_all(tasks)
 
     async def _run_stream(self, queue: asyncio.Queue[Bar | BaseException]) -> None:
         backoff = Backoff(0.5, 30.0)
@@ -317,8 +316,7 @@ class AlpacaSource(DataSource):
                 log.warning("alpaca source: stream %s: %s: %s", self.url, type(err).__name__, err)
             finally:
                 if backfill is not None:
-                    backfill.cancel()
-                    await asyncio.gather(backfill, return_exceptions=True)
+                    await cancel_all([backfill])
             first = False
             self.counts["reconnects"] += 1
             self._stream(ConnectionState.RECONNECTING, f"{self.url} (attempt {backoff.attempts + 1})")

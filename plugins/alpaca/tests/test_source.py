@@ -29,7 +29,7 @@ async def test_subscribes_and_streams_bars(server, source_config):
     source, states = make_source(source_config(), ["AAPL", "MSFT"])
     stream = Reader(source.live())
     try:
-        await until(lambda: server.md_clients() == 1)
+        await until(lambda: server.subscribed("AAPL", "MSFT"))
         await until(lambda: (ConnectionState.CONNECTED, "market open until 2024-01-02T21:00:00Z") in states)
         bars = minute_bars("AAPL", OPEN, 3) + minute_bars("MSFT", OPEN, 2, 300.0)
         server.push_bars(bars)
@@ -93,7 +93,7 @@ async def test_abrupt_disconnect_backfills_the_gap_exactly_once(server, source_c
     server.set_clock(OPEN + 20 * MINUTE, True, NEXT_OPEN, CLOSE)
     stream = Reader(source.live())
     try:
-        await until(lambda: server.md_clients() == 1)
+        await until(lambda: server.subscribed("AAPL", "MSFT"))
         server.push_bars(aapl[:4] + msft[:4])
         first = await stream.take(8)
         server.drop_streams()  # no close frame
@@ -123,7 +123,7 @@ async def test_malformed_messages_are_counted_and_dropped(server, source_config)
     bars = minute_bars("AAPL", OPEN, 3)
     stream = Reader(source.live())
     try:
-        await until(lambda: server.md_clients() == 1)
+        await until(lambda: server.subscribed("AAPL"))
         server.push_bars(bars[:1])
         server.push_frame("this is not json")
         server.push_frame('[{"T":"b","S":"AAPL","t":"2024-01-02T14:31:00Z","o":"x"}]')
@@ -186,7 +186,7 @@ async def test_extended_sessions_deliver_pre_and_post_market(server, source_conf
     bars = minute_bars("AAPL", CLOSE, 2)  # 16:00 and 16:01 New York
     stream = Reader(source.live())
     try:
-        await until(lambda: server.md_clients() == 1)
+        await until(lambda: server.subscribed("AAPL"))
         server.push_bars(bars)
         assert await stream.take(2) == bars
     finally:
@@ -234,7 +234,7 @@ async def test_first_live_bars_after_warmup_fill_the_gap(server, source_config):
     server.set_clock(OPEN + 15 * MINUTE, True, NEXT_OPEN, CLOSE)
     stream = Reader(source.live())
     try:
-        await until(lambda: server.md_clients() == 1)
+        await until(lambda: server.subscribed("AAPL"))
         server.push_bars(history[15:])
         got = await stream.take(10)
     finally:
