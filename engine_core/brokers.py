@@ -128,9 +128,10 @@ class SimulatedBroker(Broker):
         return the updates, which the worker applies at once."""
 
     @abc.abstractmethod
-    def match_close(self, symbol: str, ts: int, close: float) -> list[OrderUpdate]:
-        """``fill_at = "close"``: fill the symbol's market orders at the
-        decision bar's ``close``."""
+    def fill_market(self, symbol: str, ts: int, price: float) -> list[OrderUpdate]:
+        """Fill the symbol's working market orders at ``price`` now: the
+        decision bar's close (``fill_at = "close"``), or the level of a stop
+        the bar touched."""
 
     @abc.abstractmethod
     def cancel_now(self, client_id: str) -> list[OrderUpdate]:

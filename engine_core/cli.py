@@ -108,8 +108,7 @@ def run(config_path: Path, no_report: bool, quiet: bool) -> None:
         result = engine.run()
     finally:
         finish()
-    summary = summarize(result)
-    engine.registry.pm.hook.engine_stopped(summary=summary)
+    summary = engine.summary or summarize(result)
     if not no_report:
         out = (engine.loaded.base_dir / engine.loaded.config.report.dir).resolve()
         paths = write_report(result, summary, out, html=engine.loaded.config.report.html)
@@ -261,7 +260,7 @@ def status(config_path: Path, as_json: bool) -> None:
     journal (no running engine needed)."""
     from engine_core.config import read_toml
     from engine_core.errors import JournalError
-    from engine_core.journal import OPEN_STATUSES, Journal
+    from engine_core.journal import Journal
     from engine_core.model import iso_utc
 
     raw = read_toml(config_path).get("engine", {})
@@ -279,7 +278,7 @@ def status(config_path: Path, as_json: bool) -> None:
                     "state": snap["state"],
                     "qty": snap["qty"],
                     "avg_price": snap["entry"]["price"] if snap["entry"] else None,
-                    "open_orders": [o["client_id"] for o in journal.orders(symbol, OPEN_STATUSES)],
+                    "open_orders": [o["client_id"] for o in journal.open_orders(symbol)],
                     "halted": snap["halted"],
                     "last_event": None if not last else {"kind": last[0]["kind"], "ts": last[0]["ts"]},
                     "last_bar": snap["last_ts"],

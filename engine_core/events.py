@@ -4,6 +4,8 @@ observation hooks."""
 from __future__ import annotations
 
 import abc
+import logging
+import queue
 import threading
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -33,11 +35,15 @@ _HOOK_OF = {
     ConnectionEvent: "engine_connection",
 }
 _ARG_OF = {"engine_bar": "bar"}
+SINK_QUEUE = 100_000  # events buffered per sink before its drops are counted
+
+log = logging.getLogger("engine_core.events")
 
 
 class EventSink(abc.ABC):
-    """Where events go. ``handle`` may be called from any worker thread, but
-    the bus never calls one sink from two threads at once."""
+    """Where events go. Every method runs on the sink's own thread (the bus
+    gives each sink a bounded queue), so ``handle`` may take its time without
+    slowing a symbol; an exception disables the sink and is reported."""
 
     Config: ClassVar[type[PluginConfig]] = PluginConfig
     wants_bars: ClassVar[bool] = False  # bars are many; only sinks that ask get them
@@ -59,41 +65,127 @@ class EventSink(abc.ABC):
         """Release resources (after a final flush)."""
 
 
+class _SinkThread:
+    """One sink's own bounded queue and thread: a slow or blocked sink fills
+    only its own queue (what does not fit is dropped and counted), and one
+    that raises is reported and disabled, never touching a worker."""
+
+    _END = object()
+
+    def __init__(self, sink: EventSink, size: int) -> None:
+        self.sink = sink
+        self.name = type(sink).__name__
+        self.queue: queue.Queue[Any] = queue.Queue(size)
+        self.dropped = 0
+        self.failed: str | None = None
+        self.thread = threading.Thread(target=self._run, name=f"sink-{self.name}", daemon=True)
+
+    def put(self, event: Event) -> None:
+        if self.failed is not None:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        while True:
+            event = self.queue.get()
+            if event is self._END:
+                break
+            if self.failed is None:
+                try:
+                    self.sink.handle(event)
+                except Exception as err:  # noqa: BLE001 - a sink's failure is its own
+                    self._fail("handle", err)
+        if self.failed is None:
+            try:
+                self.sink.flush()
+            except Exception as err:  # noqa: BLE001
+                self._fail("flush", err)
+        try:
+            self.sink.close()
+        except Exception as err:  # noqa: BLE001
+            self._fail("close", err)
+
+    def _fail(self, what: str, err: Exception) -> None:
+        if self.failed is None:
+            self.failed = f"event sink {self.name} failed in {what}: {type(err).__name__}: {err}; disabled"
+            log.error("%s", self.failed)
+
+    def stop(self, timeout: float) -> None:
+        try:
+            self.queue.put(self._END, timeout=timeout)
+        except queue.Full:
+            self.failed = self.failed or f"event sink {self.name} blocked; {self.queue.qsize()} events not delivered"
+            log.error("%s", self.failed)
+            return
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            self.failed = self.failed or f"event sink {self.name} did not finish within {timeout:g} s"
+            log.error("%s", self.failed)
+
+
 class EventBus:
-    def __init__(self, pm: pluggy.PluginManager | None, sinks: Iterable[EventSink] = ()) -> None:
+    """Hands every event to the observation hooks (on the emitting thread,
+    each implementation isolated) and to each sink (through its own queue
+    and thread)."""
+
+    def __init__(
+        self, pm: pluggy.PluginManager | None, sinks: Iterable[EventSink] = (), queue_size: int = SINK_QUEUE
+    ) -> None:
         self.pm = pm
         self.sinks = list(sinks)
-        self._lock = threading.Lock()
-        self._hooks = {}
+        self._threads = [_SinkThread(s, queue_size) for s in self.sinks]
+        self._bar_threads = [t for t in self._threads if t.sink.wants_bars]
+        self._hooks: dict[type, list[tuple[Any, str, str]]] = {}
+        self.hook_failures: list[str] = []
         if pm is not None:
             for cls, name in _HOOK_OF.items():
-                caller = getattr(pm.hook, name)
-                if caller.get_hookimpls():
-                    self._hooks[cls] = (caller, _ARG_OF.get(name, "event"))
-        self.wants_bars = Bar in self._hooks or any(s.wants_bars for s in self.sinks)
+                impls = getattr(pm.hook, name).get_hookimpls()
+                if impls:
+                    arg = _ARG_OF.get(name, "event")
+                    self._hooks[cls] = [(impl, impl.plugin_name, arg) for impl in impls]
+        self.wants_bars = Bar in self._hooks or bool(self._bar_threads)
         # False when nothing listens: the hot paths then skip building events.
         self.listening = bool(self.sinks) or bool(self._hooks)
 
     def emit(self, event: Event) -> None:
-        hook = self._hooks.get(type(event))
-        if hook is not None:
-            caller, arg = hook
-            caller(**{arg: event})
-        if isinstance(event, Bar):
-            targets = [s for s in self.sinks if s.wants_bars]
-        else:
-            targets = self.sinks
-        if targets:
-            with self._lock:
-                for sink in targets:
-                    sink.handle(event)
+        hooks = self._hooks.get(type(event))
+        if hooks:
+            self._call_hooks(type(event), hooks, event)
+        for t in self._bar_threads if type(event) is Bar else self._threads:
+            t.put(event)
+
+    def _call_hooks(self, cls: type, hooks: list[tuple[Any, str, str]], event: Event) -> None:
+        for entry in list(hooks):
+            impl, plugin, arg = entry
+            try:
+                impl.function(**{arg: event} if arg in impl.argnames else {})
+            except Exception as err:  # noqa: BLE001 - an observer never halts a symbol
+                hooks.remove(entry)
+                message = f"plugin {plugin!r} failed in {_HOOK_OF[cls]}: {type(err).__name__}: {err}; hook disabled"
+                self.hook_failures.append(message)
+                log.error("%s", message)
 
     def start(self) -> None:
-        for sink in self.sinks:
-            sink.start()
+        for t in self._threads:
+            t.sink.start()
+            t.thread.start()
 
-    def close(self) -> None:
-        with self._lock:
-            for sink in self.sinks:
-                sink.flush()
-                sink.close()
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued, flush and close every sink (a blocked sink
+        is given ``timeout`` seconds, then left behind and reported)."""
+        for t in self._threads:
+            if t.thread.is_alive():
+                t.stop(timeout)
+
+    def report(self) -> dict[str, Any]:
+        """Sinks' drops and failures, and failed hooks (for the run summary)."""
+        out: dict[str, Any] = {}
+        for t in self._threads:
+            if t.dropped or t.failed:
+                out[t.name] = {"dropped": t.dropped, "failed": t.failed}
+        if self.hook_failures:
+            out["hooks"] = list(self.hook_failures)
+        return out

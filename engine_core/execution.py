@@ -1,23 +1,26 @@
 """The execution engine: the one path every order takes to a broker.
 
 It numbers orders with deterministic client ids (engine id, symbol,
-sequence), journals the intent before sending, and resolves an unanswered
-send by asking the broker for the client id, so that neither a retry nor a
-restart ever places the same order twice.
+sequence: ``orders.make_client_id``), checks them against the risk rules,
+journals the intent before sending, and resolves an unanswered send by
+asking the broker for the client id, so that neither a retry nor a restart
+ever places the same order twice. Every status it records is journaled and
+emitted as an ``OrderEvent``.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from decimal import Decimal
+from collections.abc import Sequence
 
-from engine_core.brokers import Broker, OrderStatus
+from engine_core.brokers import Broker
 from engine_core.errors import BrokerError, BrokerTimeout, RiskError
 from engine_core.events import EventBus
 from engine_core.journal import Journal
-from engine_core.model import Order, OrderEvent, Side
-from engine_core.risk import Account, RiskManager, RiskSection
+from engine_core.model import ErrorEvent, Order, OrderEvent
+from engine_core.orders import OrderState, OrderStatus, client_id_prefix, make_client_id, parse_client_id
+from engine_core.risk import RiskManager
 
 STATUS_RETRIES = 3
 
@@ -28,87 +31,90 @@ class ExecutionEngine:
         engine_id: str,
         broker: Broker,
         bus: EventBus,
-        journal: Journal | None = None,
-        risk: RiskManager | None = None,
+        journal: Journal | None,
+        risk: RiskManager,
+        symbols: Sequence[str] = (),
     ) -> None:
-        self.engine_id = engine_id
         self.broker = broker
         self.bus = bus
         self.journal = journal
-        self.risk = risk or RiskManager(RiskSection(), Account(broker.starting_cash()))
+        self.risk = risk
+        self.prefix = client_id_prefix(engine_id, tuple(symbols))
         self._seq: dict[str, int] = {}
         self._lock = threading.Lock()
         if journal is not None:
             for row in journal.orders():
-                seq = int(row["client_id"].rsplit("-", 1)[1])
+                _, seq = parse_client_id(row["client_id"])
                 self._seq[row["symbol"]] = max(self._seq.get(row["symbol"], 0), seq)
 
     def client_id(self, symbol: str) -> str:
         with self._lock:
             seq = self._seq.get(symbol, 0) + 1
             self._seq[symbol] = seq
-        return f"{self.engine_id}-{symbol}-{seq}"
+        return make_client_id(self.prefix, symbol, seq)
 
-    def _record(self, order: Order, status: str, detail: str = "") -> None:
+    def record(self, order: Order, status: OrderStatus, detail: str = "", venue_id: str = "") -> None:
+        """Journal an order's new status and emit it."""
         if self.journal is not None:
-            self.journal.order(order, status, detail=detail)
+            self.journal.order(order, status, detail=detail, venue_id=venue_id)
         if self.bus.listening:
             self.bus.emit(OrderEvent(order, status, detail))
 
-    def submit(
-        self,
-        symbol: str,
-        side: Side,
-        qty: Decimal,
-        ts: int,
-        reason: str,
-        *,
-        price: float,
-        position: Decimal,
-        reducing: bool,
-    ) -> tuple[Order, OrderStatus | None]:
-        """Check a market order against the risk rules and send it.
+    def submit(self, order: Order, *, price: float, position: object, reducing: bool) -> OrderState | None:
+        """Check ``order`` against the risk rules, journal it and send it.
 
         ``price`` is the last price (for notional limits), ``position`` the
-        symbol's position before the order. Returns the order and, when the
-        send had to be resolved by client id, what the broker said of it (its
-        fills may need booking). Raises RiskError when a rule refused it,
-        BrokerError when the broker refused it or it was not placed."""
-        order = Order(self.client_id(symbol), symbol, side, qty, ts, reason)
+        symbol's position before the order (a Decimal). Returns None when the
+        broker took it, or, when the send went unanswered, what the broker
+        says of the order (its fills are for the worker to book). Raises
+        RiskError when a rule refused it, BrokerError when the broker refused
+        it or it was not placed."""
         try:
-            self.risk.check(symbol, side, qty, price, position, ts, reducing)
+            self.risk.check(order.symbol, order.side, order.qty, price, position, order.ts, reducing)  # type: ignore[arg-type]
         except RiskError as err:
-            self._record(order, "refused", f"{err.rule}: {err}")
+            self.record(order, OrderStatus.REFUSED, f"{err.rule}: {err}")
             raise
-        self._record(order, "intent")
+        self.record(order, OrderStatus.INTENT)
         try:
             self.broker.submit(order)
         except BrokerTimeout as err:
-            status = self.resolve(order, str(err))
+            state = self.resolve(order, str(err))
             self.risk.account.order_opened()
-            return order, status
+            return state
         except BrokerError as err:
-            self._record(order, "rejected", str(err))
+            self.record(order, OrderStatus.REJECTED, str(err))
             raise
-        self._record(order, "submitted")
+        self.record(order, OrderStatus.SUBMITTED)
         self.risk.account.order_opened()
-        return order, None
+        return None
 
     def order_closed(self) -> None:
-        """An order left the book (filled, cancelled or lost)."""
+        """An order left the book (filled, cancelled, rejected, expired or lost)."""
         self.risk.account.order_closed()
 
-    def resolve(self, order: Order, why: str) -> OrderStatus:
-        """Ask the broker what became of an order whose send went unanswered."""
-        self._record(order, "unknown", why)
-        status = self.lookup(order.client_id)
-        if status is None:
-            self._record(order, "lost", f"not placed: the broker has no order {order.client_id} ({why}); not resent")
+    def resolve(self, order: Order, why: str) -> OrderState:
+        """Ask the broker what became of an order whose send went unanswered.
+        Its status and fills are applied by the worker, in one transaction
+        with the booking (never journaled as filled here)."""
+        self.record(order, OrderStatus.UNKNOWN, why)
+        state = self.lookup(order.client_id)
+        if state is None:
+            self.record(
+                order, OrderStatus.LOST, f"not placed: the broker has no order {order.client_id} ({why}); not resent"
+            )
             raise BrokerError(f"order {order.client_id} was not placed ({why}); it is not resent")
-        self._record(order, "acknowledged" if status.status == "open" else status.status)
-        return status
+        return state
 
-    def lookup(self, client_id: str) -> OrderStatus | None:
+    def cancel(self, order: Order) -> None:
+        """Ask the broker to cancel ``order``; the outcome comes as an update."""
+        try:
+            self.broker.cancel(order.client_id)
+        except BrokerError as err:  # the order keeps working; the worker asks again at its next bar
+            self.bus.emit(
+                ErrorEvent(order.symbol, order.ts, f"cancel of {order.client_id} failed: {err}", kind="order")
+            )
+
+    def lookup(self, client_id: str) -> OrderState | None:
         """``broker.order_status`` with a few retries on transient errors."""
         for attempt in range(STATUS_RETRIES):
             try:

@@ -6,14 +6,12 @@ One SQLite file per engine instance (``<state_dir>/<engine id>.sqlite``),
 WAL mode. Schema (version in ``PRAGMA user_version``):
 
 ``events``   append-only log: ``seq, ts, symbol, kind, data`` (JSON). Kinds:
-             ``intent``, ``submitted``, ``acknowledged``, ``fill``, ``cancelled``,
-             ``rejected``, ``refused``, ``lost``, ``transition``, ``stops``,
-             ``halted``, ``recovered``.
+             every order status (``intent``, ``submitted``, ``accepted``, ...:
+             ``orders.OrderStatus``), ``fill``, ``transition``, ``stops``,
+             ``halted``, ``recovered``, ``connection``.
 ``orders``   one row per client order id: ``client_id, symbol, side, qty,
-             reason, status, filled_qty, created_ts, updated_ts``; status is
-             ``intent`` (recorded, not yet sent), ``submitted``, ``acknowledged``,
-             ``filled``, ``cancelled``, ``rejected``, ``lost`` (never reached
-             the broker) or ``unknown`` (the broker did not answer).
+             reason, status, filled_qty, created_ts, updated_ts, type, price,
+             tif, venue_id``; status is an ``orders.OrderStatus`` value.
 ``symbols``  the latest snapshot of each symbol's worker (state, position,
              stops, client-id sequence, pending order), as JSON.
 ``broker``   key/value rows a simulated broker keeps its own state in (the
@@ -30,13 +28,15 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from engine_core.errors import JournalError
-from engine_core.model import Order
+from engine_core.model import Order, OrderType, Side, TimeInForce
+from engine_core.orders import OPEN_STATUSES, OrderStatus
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _APP_ID = 0x454E474E  # "ENGN": marks the file as this engine's journal
 
 _SCHEMA = """
@@ -57,7 +57,11 @@ CREATE TABLE IF NOT EXISTS orders (
     status TEXT NOT NULL,
     filled_qty TEXT NOT NULL DEFAULT '0',
     created_ts INTEGER NOT NULL,
-    updated_ts INTEGER NOT NULL
+    updated_ts INTEGER NOT NULL,
+    type TEXT NOT NULL DEFAULT 'market',
+    price TEXT,
+    tif TEXT NOT NULL DEFAULT 'gtc',
+    venue_id TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS orders_open ON orders(symbol, status);
 CREATE TABLE IF NOT EXISTS symbols (
@@ -70,7 +74,32 @@ CREATE TABLE IF NOT EXISTS broker (
 );
 """
 
-OPEN_STATUSES = ("intent", "submitted", "acknowledged", "unknown")
+_MIGRATIONS = {
+    # version 1 -> 2: order types and venue ids; "acknowledged" is now "accepted"
+    1: (
+        "ALTER TABLE orders ADD COLUMN type TEXT NOT NULL DEFAULT 'market'",
+        "ALTER TABLE orders ADD COLUMN price TEXT",
+        "ALTER TABLE orders ADD COLUMN tif TEXT NOT NULL DEFAULT 'gtc'",
+        "ALTER TABLE orders ADD COLUMN venue_id TEXT NOT NULL DEFAULT ''",
+        "UPDATE orders SET status='accepted' WHERE status='acknowledged'",
+    ),
+}
+_OPEN = tuple(s.value for s in OPEN_STATUSES)
+_ORDER_COLUMNS = (
+    "client_id",
+    "symbol",
+    "side",
+    "qty",
+    "reason",
+    "status",
+    "filled_qty",
+    "created_ts",
+    "updated_ts",
+    "type",
+    "price",
+    "tif",
+    "venue_id",
+)
 
 
 class Journal:
@@ -123,6 +152,12 @@ class Journal:
         missing = {"events", "orders", "symbols", "broker"} - tables
         if missing:
             raise JournalError(f"{self.path}: journal is corrupt (missing tables {', '.join(sorted(missing))})")
+        with self.transaction():
+            while version < SCHEMA_VERSION:
+                for statement in _MIGRATIONS[version]:
+                    self._db.execute(statement)
+                version += 1
+                self._db.execute(f"PRAGMA user_version={version}")
 
     def close(self) -> None:
         with self._lock:
@@ -164,26 +199,31 @@ class Journal:
             (ts, symbol, kind, json.dumps(data, sort_keys=True, default=str)),
         )
 
-    def order(self, order: Order, status: str, *, detail: str = "") -> None:
+    def order(self, order: Order, status: OrderStatus, *, detail: str = "", venue_id: str = "") -> None:
         """Record an order's status (inserting it the first time) and the event."""
         with self.transaction():
             self._write(
-                "INSERT INTO orders(client_id, symbol, side, qty, reason, status, created_ts, updated_ts) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(client_id) DO UPDATE SET status=excluded.status, updated_ts=excluded.updated_ts",
+                "INSERT INTO orders(client_id, symbol, side, qty, reason, status, created_ts, updated_ts, "
+                "type, price, tif, venue_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(client_id) DO UPDATE SET status=excluded.status, updated_ts=excluded.updated_ts, "
+                "venue_id=CASE WHEN excluded.venue_id != '' THEN excluded.venue_id ELSE orders.venue_id END",
                 (
                     order.client_id,
                     order.symbol,
                     order.side.value,
                     str(order.qty),
                     order.reason,
-                    status,
+                    status.value,
                     order.ts,
                     order.ts,
+                    order.type.value,
+                    None if order.price is None else str(order.price),
+                    order.tif.value,
+                    venue_id,
                 ),
             )
             self.event(
-                status,
+                status.value,
                 order.symbol,
                 order.ts,
                 client_id=order.client_id,
@@ -193,11 +233,11 @@ class Journal:
                 detail=detail,
             )
 
-    def fill(self, client_id: str, symbol: str, ts: int, filled_qty: str, status: str, **data: Any) -> None:
+    def fill(self, client_id: str, symbol: str, ts: int, filled_qty: str, status: OrderStatus, **data: Any) -> None:
         with self.transaction():
             self._write(
                 "UPDATE orders SET filled_qty=?, status=?, updated_ts=? WHERE client_id=?",
-                (filled_qty, status, ts, client_id),
+                (filled_qty, status.value, ts, client_id),
             )
             self.event("fill", symbol, ts, client_id=client_id, **data)
 
@@ -238,7 +278,7 @@ class Journal:
         return {s: json.loads(d) for s, d in self._read("SELECT symbol, data FROM symbols ORDER BY symbol")}
 
     def orders(self, symbol: str | None = None, statuses: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT client_id, symbol, side, qty, reason, status, filled_qty, created_ts, updated_ts FROM orders"
+        sql = f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders"
         where, args = [], []
         if symbol is not None:
             where.append("symbol=?")
@@ -248,8 +288,31 @@ class Journal:
             args.extend(statuses)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        keys = ("client_id", "symbol", "side", "qty", "reason", "status", "filled_qty", "created_ts", "updated_ts")
-        return [dict(zip(keys, row)) for row in self._read(sql + " ORDER BY created_ts, client_id", tuple(args))]
+        return [
+            dict(zip(_ORDER_COLUMNS, row)) for row in self._read(sql + " ORDER BY created_ts, client_id", tuple(args))
+        ]
+
+    def open_orders(self, symbol: str) -> list[dict[str, Any]]:
+        return self.orders(symbol, _OPEN)
+
+    def unsettled_orders(self, symbol: str) -> list[dict[str, Any]]:
+        """Orders to reconcile with the broker after a restart: those still
+        open, and those whose journaled fills do not add up to their status
+        (a fill reported but not booked when the engine stopped)."""
+        booked: dict[str, Decimal] = {}
+        for e in self.events(symbol, kind="fill"):
+            booked[e["client_id"]] = booked.get(e["client_id"], Decimal(0)) + Decimal(e.get("qty", "0"))
+        out = []
+        for row in self.orders(symbol):
+            got = booked.get(row["client_id"], Decimal(0))
+            filled = Decimal(row["filled_qty"])
+            status = OrderStatus(row["status"])
+            if status.is_open or got != filled or (status is OrderStatus.FILLED and got < Decimal(row["qty"])):
+                out.append(row)
+        return out
+
+    def booked_fill_keys(self, symbol: str) -> set[str]:
+        return {f"{e['client_id']}/{e.get('trade_id', '')}" for e in self.events(symbol, kind="fill")}
 
     def events(
         self, symbol: str | None = None, kind: str | None = None, last: int | None = None
@@ -271,3 +334,19 @@ class Journal:
             {"seq": seq, "ts": ts, "symbol": sym, "kind": kind, **json.loads(data)}
             for seq, ts, sym, kind, data in self._read(sql, tuple(args))
         ]
+
+
+def order_from_row(row: dict[str, Any]) -> Order:
+    """An order as the journal's ``orders`` table (or a simulated broker's record) holds it."""
+    price = row.get("price")
+    return Order(
+        row["client_id"],
+        row["symbol"],
+        Side(row["side"]),
+        Decimal(row["qty"]),
+        int(row.get("created_ts", row.get("ts", 0))),
+        row.get("reason", ""),
+        OrderType(row.get("type") or "market"),
+        None if price is None else Decimal(price),
+        TimeInForce(row.get("tif") or "gtc"),
+    )

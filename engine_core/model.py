@@ -31,6 +31,12 @@ def iso_utc(ts: int | None) -> str:
     return datetime.fromtimestamp(ts // NS_PER_SECOND, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def to_decimal(value: float) -> Decimal:
+    """A float as the Decimal of its shortest repr (100.1 -> Decimal('100.1')):
+    what the data said, not the binary float's expansion."""
+    return Decimal(repr(float(value)))
+
+
 class Side(str, enum.Enum):
     BUY = "buy"
     SELL = "sell"
@@ -224,7 +230,7 @@ class SignalEvent:
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
     order: Order
-    status: str  # an orders.OrderStatus value
+    status: Any  # an orders.OrderStatus (a str enum)
     detail: str = ""
 
 

@@ -74,7 +74,7 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     _S.UNKNOWN: frozenset(
         {_S.ACCEPTED, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.REJECTED, _S.EXPIRED, _S.LOST}
     ),
-    _S.ACCEPTED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.EXPIRED, _S.UNKNOWN}),
+    _S.ACCEPTED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.REJECTED, _S.EXPIRED, _S.UNKNOWN}),
     _S.PARTIALLY_FILLED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.EXPIRED, _S.UNKNOWN}),
     _S.LOST: frozenset({_S.PARTIALLY_FILLED, _S.FILLED}),  # a late fill: the venue had it after all
     _S.FILLED: frozenset(),
@@ -154,57 +154,75 @@ class InFlight:
 
 
 class Applied(NamedTuple):
-    """What an update did: the fill to book (if any), the status it moved to
-    (None when the table refused the move), and whether the order is done."""
+    """What an update did: the order it was for (None: unknown here), the
+    status it moved to (None when the table refused the move or the order is
+    unknown), and whether the order in flight is done with."""
 
-    fill: Fill | None
+    flight: InFlight | None
     status: OrderStatus | None
     done: bool
 
 
+_RECENT = 64  # finished orders remembered per symbol, for late updates
+
+
 class OrderTracker:
     """One symbol's order in flight (the engine works one order per symbol at
-    a time) and what each broker update does to it."""
+    a time), the orders it finished lately, and what each broker update does
+    to them."""
 
-    __slots__ = ("current",)
+    __slots__ = ("current", "recent")
 
     def __init__(self) -> None:
         self.current: InFlight | None = None
+        self.recent: dict[str, InFlight] = {}
 
-    def open(self, order: Order, status: OrderStatus, bar: int = 0) -> InFlight:
-        self.current = InFlight(order, status, bar=bar)
+    def open(self, order: Order, status: OrderStatus, bar: int = 0, filled: Decimal = Decimal(0)) -> InFlight:
+        self.current = InFlight(order, status, filled=filled, bar=bar)
         return self.current
 
-    def is_current(self, client_id: str) -> bool:
-        return self.current is not None and self.current.order.client_id == client_id
+    def remember(self, flight: InFlight) -> None:
+        """Keep a finished (or restored) order for updates that come late."""
+        self.recent[flight.order.client_id] = flight
+        if len(self.recent) > _RECENT:
+            del self.recent[next(iter(self.recent))]
+
+    def find(self, client_id: str) -> InFlight | None:
+        cur = self.current
+        if cur is not None and cur.order.client_id == client_id:
+            return cur
+        return self.recent.get(client_id)
 
     def apply(self, update: OrderUpdate) -> Applied:
-        """Apply ``update`` to the order in flight. An update for another order
-        (a late fill of an order given up) only passes its fill on."""
-        cur = self.current
-        if cur is None or cur.order.client_id != update.client_id:
-            return Applied(update.fill, None, False)
+        """Apply ``update``: fills add to the order's cumulative quantity
+        (whatever its status: a fill is the truth of the position), and the
+        status moves where the table allows."""
+        flight = self.find(update.client_id)
+        if flight is None:
+            return Applied(None, None, False)
         to = STATUS_OF_UPDATE[update.kind]
         if update.venue_id:
-            cur.venue_id = update.venue_id
+            flight.venue_id = update.venue_id
         if update.fill is not None:
-            cur.filled += update.fill.qty
-            to = OrderStatus.FILLED if cur.filled >= cur.order.qty else OrderStatus.PARTIALLY_FILLED
-        if not can_move(cur.status, to):
-            return Applied(update.fill, None, False)
-        cur.status = to
-        done = not to.is_open
+            flight.filled += update.fill.qty
+            to = OrderStatus.FILLED if flight.filled >= flight.order.qty else OrderStatus.PARTIALLY_FILLED
+        if not can_move(flight.status, to):
+            return Applied(flight, None, False)
+        flight.status = to
+        done = flight is self.current and not to.is_open
         if done:
             self.current = None
-        return Applied(update.fill, to, done)
+            self.remember(flight)
+        return Applied(flight, to, done)
 
     def settle(self, status: OrderStatus) -> InFlight | None:
-        """The order in flight ended without an update (lost, refused by the
-        venue at send): forget it and return it."""
+        """The order in flight ended without an update (lost, refused at
+        send): forget it and return it."""
         cur = self.current
         if cur is not None:
             cur.status = status
             self.current = None
+            self.remember(cur)
         return cur
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import pluggy
 
 from engine_core import hookspecs
-from engine_core.errors import PluginError
+from engine_core.errors import EngineError, PluginError
 
 ENTRY_POINT_GROUP = "engine_core.plugins"
 AUTOLOAD_ENV = "ENGINE_DISABLE_PLUGIN_AUTOLOAD"
@@ -203,7 +203,18 @@ def build_registry(extra: Iterable[tuple[str, Any]] = (), *, autoload: bool | No
         caller = getattr(pm.hook, hook_name)
         for impl in caller.get_hookimpls():
             info = info_by_name[impl.plugin_name]
-            impl.function(register=_registrar(registry, kind, info))
+            # Each plugin gets its own register callback, so the implementations
+            # are called one by one, with the spec's arguments they take (pluggy's
+            # argument matching: an implementation may take a subset).
+            kwargs = {"register": _registrar(registry, kind, info)}
+            try:
+                impl.function(**{name: kwargs[name] for name in impl.argnames})
+            except EngineError:
+                raise
+            except Exception as err:
+                raise PluginError(
+                    f'plugin "{info.name}" ({info.distribution}) failed in {hook_name}: {type(err).__name__}: {err}'
+                ) from err
     return registry
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from engine_core.errors import RiskError
-from engine_core.model import NS_PER_SECOND, Side
+from engine_core.model import NS_PER_SECOND, Side, to_decimal
 
 NS_PER_MINUTE = 60 * NS_PER_SECOND
 NS_PER_DAY = 86_400 * NS_PER_SECOND
@@ -214,7 +214,7 @@ class RiskManager:
 
         if price <= 0:
             raise refuse(f"price {_num(price)} is not positive")
-        px = _dec(price)
+        px = to_decimal(price)
         if rule == "fixed_qty":
             qty = lim.qty or default_qty
         elif rule == "fixed_notional":
@@ -222,15 +222,15 @@ class RiskManager:
             qty = lim.notional / px
         elif rule == "percent_equity":
             assert lim.percent is not None
-            qty = _dec(equity) * lim.percent / px
+            qty = to_decimal(equity) * lim.percent / px
         else:
             assert lim.risk is not None
             if stop_loss is None:
                 raise refuse("the entry has no stop-loss")
-            distance = abs(px - _dec(stop_loss))
+            distance = abs(px - to_decimal(stop_loss))
             if distance == 0:
                 raise refuse(f"stop-loss {_num(stop_loss)} equals the price")
-            qty = _dec(equity) * lim.risk / distance
+            qty = to_decimal(equity) * lim.risk / distance
         if lim.qty_step is not None:
             qty = (qty / lim.qty_step).to_integral_value(ROUND_FLOOR) * lim.qty_step
         if qty <= 0:
@@ -270,14 +270,14 @@ class RiskManager:
                 )
 
             position = position_qty + side.sign * qty
-            notional = abs(position) * _dec(price)
+            notional = abs(position) * to_decimal(price)
             if lim.max_position is not None and abs(position) > lim.max_position:
                 raise refuse("max_position", "position would be", position, lim.max_position)
             if lim.max_notional is not None and notional > lim.max_notional:
                 raise refuse("max_notional", "notional would be", notional, lim.max_notional)
             if total.max_total_notional is not None:
                 others = self.account.total_notional() - self.account.notional(symbol)
-                would = _dec(others) + notional
+                would = to_decimal(others) + notional
                 if would > total.max_total_notional:
                     raise refuse("max_total_notional", "total notional would be", would, total.max_total_notional)
             if total.max_open_orders is not None and self.account.open_orders >= total.max_open_orders:
@@ -333,11 +333,6 @@ class RiskManager:
         state.day_start = float(day_start[end])
         state.last = float(eq[end])
         return hit
-
-
-def _dec(x: float) -> Decimal:
-    """A float as the Decimal of its shortest repr (100.1 -> Decimal('100.1'))."""
-    return Decimal(repr(float(x)))
 
 
 def _num(x: object) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -22,20 +23,23 @@ from engine_core.config import LoadedConfig, load_config
 from engine_core.errors import DataError, EngineError
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
-from engine_core.journal import OPEN_STATUSES, Journal
-from engine_core.model import BarChunk, Fill, Order, Side
+from engine_core.journal import Journal
+from engine_core.model import BarChunk, ConnectionEvent
+from engine_core.orders import OrderUpdate
 from engine_core.plugins import Registry, get_registry
 from engine_core.results import RunResult
 from engine_core.risk import Account, RiskManager
-from engine_core.sources import DataSource
-from engine_core.worker import STOP, SymbolWorker
+from engine_core.sources import ConnectionState, DataSource
+from engine_core.worker import STOP, SymbolWorker, Warmup
 
 INBOX_CHUNKS = 2  # backtest chunks queued per symbol before the reader waits
 
 
 @dataclass
 class Engine:
-    """A configured engine, ready to run once."""
+    """A configured engine, ready to run once. Building it has no side
+    effects (``engine validate`` builds one): the journal is opened, the
+    broker connected and the account read by ``run``."""
 
     loaded: LoadedConfig
     registry: Registry
@@ -49,52 +53,77 @@ class Engine:
         self.source: DataSource = self.loaded.source_cls(
             self.loaded.source_config, symbols=self.symbols, base_dir=self.loaded.base_dir
         )
-        self.broker: Broker = self.loaded.broker_cls(self.loaded.broker_config, on_fill=self._route_fill)
+        self.broker: Broker = self.loaded.broker_cls(self.loaded.broker_config, on_update=self._route_update)
         self.host = self.loaded.host_cls(cfg.strategy, self.loaded.base_dir)
         self.bus = EventBus(self.registry.pm, [cls(c) for cls, c in self.loaded.sinks])
-        use_journal = cfg.engine.journal if cfg.engine.journal is not None else cfg.engine.mode == "live"
-        self.journal = Journal(journal_path(self.loaded), sync=cfg.engine.journal_sync) if use_journal else None
-        if self.journal is not None:
-            self.broker.bind_journal(self.journal)
-        self.risk = RiskManager(cfg.risk, Account(self.broker.starting_cash()))
-        self.execution = ExecutionEngine(cfg.engine.id, self.broker, self.bus, self.journal, self.risk)
+        self.journal: Journal | None = None
+        self._io_task: asyncio.Task[None] | None = None
+        self.summary: dict[str, Any] | None = None
 
-    def _route_fill(self, fill: Fill) -> None:
-        worker = self.workers.get(fill.symbol)
+    def _route_update(self, update: OrderUpdate) -> None:
+        worker = self.workers.get(update.symbol)
         if worker is not None:
-            worker.inbox.put(fill)
+            worker.deliver(update)
+
+    def _on_connection(self, state: ConnectionState, detail: str) -> None:
+        ts = time.time_ns()
+        if self.journal is not None:
+            self.journal.event(
+                "connection", None, ts, source=self.loaded.config.source.type, state=state.value, detail=detail
+            )
+        self.bus.emit(ConnectionEvent(self.loaded.config.source.type, state.value, ts, detail))
 
     def run(self) -> RunResult:
         cfg = self.loaded.config
-        self.host.load()
         live = cfg.engine.mode == "live"
-        for symbol in self.symbols:
-            self.workers[symbol] = SymbolWorker(
-                symbol,
-                self.host,
-                cfg.strategy,
-                self.execution,
-                self.broker,
-                self.bus,
-                cfg.engine.window,
-                inbox_size=0 if live else INBOX_CHUNKS,
-                journal=self.journal,
-            )
-        self.bus.start()
-        self.broker.connect()
-        if self.journal is not None:
-            self._recover(self.journal)
-        self.registry.pm.hook.engine_started(config=cfg)
-        for worker in self.workers.values():
-            worker.start()
+        if live and not self.source.has_live():
+            raise EngineError(f'source.type: {cfg.source.type!r} has no live data; use mode = "backtest"')
+        if not live and not self.source.has_history():
+            raise EngineError(f'source.type: {cfg.source.type!r} has no history; use mode = "live"')
+        self.host.load()
+        use_journal = cfg.engine.journal if cfg.engine.journal is not None else live
+        if use_journal:
+            self.journal = Journal(journal_path(self.loaded), sync=cfg.engine.journal_sync)
+            self.broker.bind_journal(self.journal)
         failure: BaseException | None = None
+        result: RunResult | None = None
+        self.bus.start()
         try:
-            if live:
-                self._feed_live()
-            else:
-                self._feed_history(self.source.history())
-        except KeyboardInterrupt:
-            self.stop_event.set()
+            self.broker.connect()
+            risk = RiskManager(cfg.risk, Account(self.broker.starting_cash()))
+            execution = ExecutionEngine(cfg.engine.id, self.broker, self.bus, self.journal, risk, self.symbols)
+            for symbol in self.symbols:
+                self.workers[symbol] = SymbolWorker(
+                    symbol,
+                    self.host,
+                    cfg.strategy,
+                    execution,
+                    self.broker,
+                    self.bus,
+                    cfg.engine.window,
+                    inbox_size=0 if live else INBOX_CHUNKS,
+                    journal=self.journal,
+                )
+            if self.journal is not None:
+                self._recover(self.journal)
+            self.registry.pm.hook.engine_started(config=cfg)
+            for worker in self.workers.values():
+                worker.start()
+            try:
+                if live:
+                    self._feed_live()
+                else:
+                    self._feed_history(self.source.history())
+            except KeyboardInterrupt:
+                self.stop_event.set()
+            result = RunResult(
+                strategy=self.host.name,
+                mode=cfg.engine.mode,
+                start_cash=risk.account.start_cash,
+                symbols={},
+                source_stats={},
+                params=self.loaded.public_params(),
+            )
         except BaseException as err:  # noqa: BLE001 - stop the workers, then re-raise
             failure = err
         finally:
@@ -106,63 +135,49 @@ class Engine:
                 self.journal.close()
         if failure is not None:
             raise failure
-        return RunResult(
-            strategy=self.host.name,
-            mode=cfg.engine.mode,
-            start_cash=self.broker.starting_cash(),
-            symbols={s: w.result() for s, w in self.workers.items()},
-            source_stats=self.source.stats(),
-            params=self.loaded.public_params(),
-        )
+        assert result is not None
+        result.symbols = {s: w.result() for s, w in self.workers.items()}
+        result.source_stats = self.source.stats()
+        sinks = self.bus.report()
+        if sinks:
+            result.source_stats = {**result.source_stats, "sinks": sinks}
+        from engine_core.report import summarize
+
+        self.summary = summarize(result)
+        self.registry.pm.hook.engine_stopped(summary=self.summary)
+        return result
 
     def _recover(self, journal: Journal) -> None:
         """Restore each symbol from the journal, then reconcile with the broker
-        before anything trades: orders the broker never got are marked lost
-        (never resent), fills it made that the journal missed are booked, and
-        a position that still disagrees halts that symbol."""
+        before anything trades (``SymbolWorker.reconcile``)."""
         snapshots = journal.symbols()
         positions = self.broker.positions()
         for symbol, worker in self.workers.items():
-            rows = journal.orders(symbol, OPEN_STATUSES)
-            orders = [
-                Order(r["client_id"], symbol, Side(r["side"]), Decimal(r["qty"]), r["created_ts"], r["reason"])
-                for r in rows
-            ]
-            fills = {f"{e['client_id']}/{e.get('trade_id', '')}" for e in journal.events(symbol, kind="fill")}
-            if symbol in snapshots:
-                worker.restore(snapshots[symbol], orders, fills)
-            for order in orders:
-                status = self.execution.lookup(order.client_id)
-                if status is None:
-                    journal.order(order, "lost", detail="not at the broker after a restart; not resent")
-                    if worker.pending is not None and worker.pending.client_id == order.client_id:
-                        worker._order_gone(f"order {order.client_id} never reached the broker")
-                    continue
-                if status.status == "open":
-                    journal.order(order, "acknowledged")
-                worker.book_status(order.client_id, status)
-            held = positions.get(symbol, Decimal(0))
-            if held != worker.qty:
-                worker.halt(
-                    f"{symbol}: position mismatch after restart: the journal says {worker.qty}, "
-                    f"the broker {held}; resolve it at the broker, then restart",
-                    worker.last_ts,
-                )
+            worker.restore(snapshots.get(symbol), journal.unsettled_orders(symbol), journal.booked_fill_keys(symbol))
+            worker.reconcile(positions.get(symbol, Decimal(0)))
+            cur = worker.orders.current
             journal.event(
                 "recovered",
                 symbol,
                 worker.last_ts,
                 state=worker.sm.state.value,
-                qty=str(worker.qty),
-                pending=worker.pending.client_id if worker.pending else None,
+                qty=str(worker.ledger.qty),
+                pending=None if cur is None else cur.order.client_id,
             )
 
     def _stop_workers(self) -> None:
-        for worker in self.workers.values():
+        """Each worker processes what is queued, applies the broker updates
+        that came meanwhile, and ends; updates after that are applied by the
+        thread that delivers them (``SymbolWorker.deliver``)."""
+        started = [w for w in self.workers.values() if w.thread is not None]
+        for worker in started:
             worker.inbox.put(STOP)
+        for worker in started:
+            assert worker.thread is not None
+            worker.thread.join()
         for worker in self.workers.values():
-            if worker.thread is not None:
-                worker.thread.join()
+            if worker.thread is None:
+                worker.done = True
 
     # ------------------------------------------------------------ feeding
 
@@ -190,25 +205,44 @@ class Engine:
     def _feed_live(self) -> None:
         errors: list[BaseException] = []
         loop = asyncio.new_event_loop()
+        self.source.bind_connection(self._on_connection)
 
         async def pump() -> None:
-            async for bar in self.source.live():
-                worker = self.workers.get(bar.symbol)
-                if worker is not None:
-                    worker.inbox.put(bar)
-                if self.stop_event.is_set():
-                    return
+            for symbol, worker in self.workers.items():
+                chunk = await self.source.warmup(symbol, self.loaded.config.engine.window)
+                if chunk is not None and len(chunk):
+                    worker.inbox.put(Warmup(chunk))
+            bars = self.source.live()
+            assert isinstance(bars, AsyncGenerator), "DataSource.live() must be an async generator"
+            try:
+                async for bar in bars:
+                    target = self.workers.get(bar.symbol)
+                    if target is not None:
+                        target.inbox.put(bar)
+                    if self.stop_event.is_set():
+                        return
+            finally:
+                await bars.aclose()
+
+        async def main() -> None:
+            try:
+                await pump()
+            finally:
+                await self.source.aclose()
 
         def io_thread() -> None:
             try:
-                loop.run_until_complete(pump())
+                self._io_task = loop.create_task(main())
+                loop.run_until_complete(self._io_task)
             except asyncio.CancelledError:
                 pass
             except BaseException as err:  # noqa: BLE001 - reported on the main thread
                 errors.append(err)
             finally:
+                _drain(loop)
                 loop.close()
 
+        self._io_task = None
         thread = threading.Thread(target=io_thread, name="io", daemon=True)
         thread.start()
         try:
@@ -219,8 +253,10 @@ class Engine:
         except KeyboardInterrupt:
             self.stop_event.set()
         if thread.is_alive():
-            loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
-            thread.join(5)
+            task = self._io_task
+            if task is not None:
+                loop.call_soon_threadsafe(task.cancel)
+            thread.join(10)
         if errors:
             err = errors[0]
             if isinstance(err, EngineError):
@@ -228,6 +264,20 @@ class Engine:
             raise EngineError(
                 f"data source {self.loaded.config.source.type!r} failed: {type(err).__name__}: {err}"
             ) from err
+
+
+def _drain(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel and await what a source left running, and close async
+    generators, so that nothing is destroyed pending when the loop closes."""
+    try:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    except RuntimeError:  # the loop was stopped from outside
+        pass
 
 
 def journal_path(loaded: LoadedConfig) -> Path:

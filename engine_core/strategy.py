@@ -20,16 +20,18 @@ watch           ``setup``              a setup: move to close_watch (``expires``
                                        the same bar
 watch           ``enter``              setup and enter on this bar
 close_watch     ``enter``              send the entry order (``side`` buy or sell,
-                                       ``qty``, ``stop_loss``, ``take_profit``,
-                                       ``trailing_stop``)
+                                       ``qty``, ``limit_price``, ``stop_price``,
+                                       ``take_profit_price``, ``trailing_stop``;
+                                       ``expires`` bars for a limit to fill)
 close_watch     ``cancel``             back to watch
 in_trade        ``exit``               send the exit order
-in_trade        ``adjust``             move ``stop_loss`` / ``take_profit`` /
+in_trade        ``adjust``             move ``stop_price`` / ``take_profit_price`` /
                                        ``trailing_stop``
 ==============  =====================  ===========================================
 
 A decision is a string (the action) or a table / mapping with ``action`` and
-the optional keys above plus ``reason``.
+the optional keys above plus ``reason``. Prices are named ``*_price``; the
+config's ``stop_loss`` / ``take_profit`` are fractions of the entry price.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine_core.errors import StrategyError
-from engine_core.model import Fill, Side, State, bar_at
+from engine_core.model import Fill, Side, State, bar_at, to_decimal
 from engine_core.storage import Ring
 
 if TYPE_CHECKING:
@@ -61,7 +63,21 @@ FUNCTION_OF_STATE = {
     State.CLOSE_WATCH: "close_watch",
     State.IN_TRADE: "in_trade",
 }
-_KEYS = {"action", "side", "qty", "stop_loss", "take_profit", "trailing_stop", "expires", "reason"}
+_KEYS = {
+    "action",
+    "side",
+    "qty",
+    "stop_price",
+    "take_profit_price",
+    "trailing_stop",
+    "expires",
+    "limit_price",
+    "reason",
+}
+_RENAMED = {
+    "stop_loss": "stop_price (a price; the config's stop_loss is a fraction of the entry)",
+    "take_profit": "take_profit_price (a price; the config's take_profit is a fraction of the entry)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +85,11 @@ class Decision:
     action: str
     side: Side = Side.BUY
     qty: Decimal | None = None  # None: the strategy's configured quantity
-    stop_loss: float | None = None  # price
-    take_profit: float | None = None  # price
+    stop_price: float | None = None
+    take_profit_price: float | None = None
     trailing_stop: float | None = None  # fraction of the best price since entry
-    expires: int | None = None  # bars a setup stays valid
+    expires: int | None = None  # bars a setup (or an entry limit) stays valid
+    limit_price: float | None = None  # an entry as a limit order at this price
     reason: str = ""
 
 
@@ -94,6 +111,8 @@ def parse_decision(state: State, value: Any, where: str) -> Decision | None:
     else:
         raise StrategyError(f"{where}: a decision must be nil, an action string or a table, got {type(value).__name__}")
     unknown = sorted(set(map(str, fields)) - _KEYS)
+    if unknown and unknown[0] in _RENAMED:
+        raise StrategyError(f"{where}: decision field {unknown[0]!r} is now {_RENAMED[unknown[0]]}")
     if unknown:
         raise StrategyError(f"{where}: unknown decision field {unknown[0]!r}; fields are {', '.join(sorted(_KEYS))}")
     action = fields.get("action")
@@ -111,9 +130,9 @@ def parse_decision(state: State, value: Any, where: str) -> Decision | None:
         q = _number(qty, "qty", where)
         if q <= 0:
             raise StrategyError(f"{where}: decision field 'qty' must be positive, got {qty!r}")
-        qty = Decimal(qty) if isinstance(qty, int) else Decimal(repr(q))
+        qty = Decimal(qty) if isinstance(qty, int) else to_decimal(q)
     prices = {}
-    for key in ("stop_loss", "take_profit", "trailing_stop"):
+    for key in ("stop_price", "take_profit_price", "trailing_stop", "limit_price"):
         if fields.get(key) is not None:
             prices[key] = _number(fields[key], key, where)
             if prices[key] <= 0:
@@ -145,8 +164,8 @@ class PositionView:
     avg_price: float = 0.0
     entry_ts: int = 0
     entry_index: int = 0  # the symbol's bar count (ctx.index) at the entry fill; bars held = index - this
-    stop_loss: float | None = None
-    take_profit: float | None = None
+    stop_price: float | None = None
+    take_profit_price: float | None = None
     trailing_stop: float | None = None
 
 

@@ -1,19 +1,26 @@
-"""One symbol's worker: bars in, decisions, orders and fills out.
+"""One symbol's worker: its thread, the stepping through bars, and the calls
+to its strategy.
 
-The worker owns the symbol's storage window, strategy instance, state
-machine and position. It takes bars in chunks (one bar live, many in a
-backtest) and walks them bar by bar in this order:
+The worker takes bars in chunks (one bar live, many in a backtest) and
+broker updates between them, from its own inbox. It walks a chunk bar by bar
+in this order:
 
-1. a pending order of a simulated broker fills at this bar's open
-   (``fill = "next_open"``);
-2. in a trade, the engine's stop-loss, take-profit and trailing stop are
-   checked against the bar's range (vectorised over the chunk: the strategy
-   is only asked about the bars before the first hit);
+1. the order in flight of a simulated broker is matched against the bar
+   (``fill = "next_open"``: a market order at its open; a limit where the
+   range reaches it), and an entry limit past its ``expires`` is cancelled;
+2. in a trade, the engine's stops and the kill switches are checked against
+   the bar's range (vectorised over the chunk: ``stops.py``), so the strategy
+   is only asked about the bars before the first hit;
 3. the strategy's function for the current state decides on the bar's close
    (the host scans bars until one returns a decision).
 
-A strategy error halts only this symbol (``on_error`` keeps or flattens the
-position). Every transition, order and fill is an event.
+An order in flight does not freeze the symbol: stops, kill switches and the
+strategy keep running (a decision that would send a second order waits).
+What an order does lives in ``orders.py`` (its lifecycle), the position in
+``ledger.py``, the exits in ``stops.py``, the way to the broker in
+``execution.py``. A strategy error halts only this symbol (``on_error``
+keeps or flattens the position). Every transition, order and fill is an
+event, and with a journal, written before it is acted on.
 """
 
 from __future__ import annotations
@@ -21,18 +28,18 @@ from __future__ import annotations
 import queue
 import threading
 import traceback
-from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine_core.brokers import Broker, OrderStatus
+from engine_core.brokers import Broker, SimulatedBroker
 from engine_core.config import StrategySection
 from engine_core.errors import EngineError, RiskError, StrategyError
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
-from engine_core.journal import Journal
+from engine_core.journal import Journal, order_from_row
+from engine_core.ledger import Ledger
 from engine_core.model import (
     Bar,
     BarChunk,
@@ -40,29 +47,40 @@ from engine_core.model import (
     Fill,
     FillEvent,
     Order,
-    OrderEvent,
-    RoundTrip,
+    OrderType,
     Side,
     SignalEvent,
     State,
+    to_decimal,
+)
+from engine_core.orders import (
+    InFlight,
+    OrderState,
+    OrderStatus,
+    OrderTracker,
+    OrderUpdate,
+    UpdateKind,
 )
 from engine_core.results import SymbolResult
-from engine_core.risk import KillState
 from engine_core.statemachine import StateMachine
-from engine_core.storage import BarWindow, Series
+from engine_core.stops import KillSwitch, StopHit, Stops
+from engine_core.storage import BarWindow
 from engine_core.strategy import Decision, StrategyHost, SymbolView
 
 STOP = object()  # put in a worker's inbox to end it after what is queued
 
 
-@dataclass
-class _Entry:
-    ts: int
-    price: Decimal
-    qty: Decimal
-    commission: Decimal
-    side: Side
-    index: int  # the symbol's bar count (1-based) at the entry fill
+class Warmup(NamedTuple):
+    """History fed through indicators and strategy before the first live bar, without trading."""
+
+    chunk: BarChunk
+
+
+_TERMINAL_UPDATE = {
+    OrderStatus.CANCELLED: UpdateKind.CANCEL,
+    OrderStatus.REJECTED: UpdateKind.REJECT,
+    OrderStatus.EXPIRED: UpdateKind.EXPIRE,
+}
 
 
 class SymbolWorker:
@@ -83,6 +101,8 @@ class SymbolWorker:
         self.cfg = strategy
         self.execution = execution
         self.broker = broker
+        self.sim: SimulatedBroker | None = broker if isinstance(broker, SimulatedBroker) else None
+        self.fill_next_open = self.sim is not None and self.sim.fill_at == "next_open"
         self.bus = bus
         self.window = window
         self.store = BarWindow(symbol, window)
@@ -91,38 +111,24 @@ class SymbolWorker:
         self.sm = StateMachine(symbol)
         self.inbox: queue.Queue[Any] = queue.Queue(inbox_size)
         self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()  # held while a message is processed
+        self.done = False  # the thread has ended; late updates are applied by the caller
 
-        self.qty = Decimal(0)
-        self.cash = Decimal(0)  # cash flow of fills, net of commission
-        self.entry: _Entry | None = None
-        self.pending: Order | None = None
-        self.pending_filled = Decimal(0)
-        self.pending_decision: Decision | None = None
-        self.stop_loss: float | None = None
-        self.take_profit: float | None = None
-        self.trailing: float | None = None
-        self.best = 0.0  # best price since entry, for the trailing stop
+        self.ledger = Ledger(symbol)
+        self.orders = OrderTracker()
+        self.stops = Stops()
+        self.risk = execution.risk
+        self.kill = KillSwitch(symbol, self.risk)
+        self.start_cash = float(self.risk.account.start_cash)
+        self.entry_levels: tuple[float | None, float | None, float | None] | None = None  # the entry's decision stops
         self.expiry: int | None = None  # absolute bar index at which a setup lapses
+        self.order_expiry: int | None = None  # absolute bar index at which a working entry limit is cancelled
         self.halted: str | None = None
         self.started = False
         self.last_ts: int | None = None  # the last bar processed (a restart resumes after it)
         self.bars_done = 0  # bars processed up to last_ts
-        self.fill_keys: set[str] = set()  # fills booked, so none is booked twice
-        self.risk = execution.risk
-        self.start_cash = float(self.risk.account.start_cash)
-        self.kill = KillState()
-        limits = self.risk.limits(symbol)
-        self.kill_rules = limits.daily_loss_limit is not None or limits.max_drawdown is not None
-        self.kill_action = limits.kill_action
-
-        self.trades: list[RoundTrip] = []
         self.errors: list[str] = []
-        self.orders = 0
-        self.fills = 0
-        self._ts = Series(np.int64)
-        self._pnl = Series(np.float64)
-        self._exposed = Series(bool)
-        self._marks: list[tuple[int, float, float]] = []
+        self.orders_sent = 0
         self._i = 0  # chunk-relative index of the bar being processed
 
     # ------------------------------------------------------------ threading
@@ -135,95 +141,135 @@ class SymbolWorker:
         while True:
             msg = self.inbox.get()
             if msg is STOP:
+                self._finish()
                 return
-            try:
-                if isinstance(msg, BarChunk):
-                    self.process(msg)
-                elif isinstance(msg, Bar):
-                    self.process(BarChunk.from_bar(msg))
-                elif isinstance(msg, Fill):
-                    self.apply_fill(msg, 0)
-            except EngineError as err:
-                self.halt(str(err), None)
-            except Exception as err:  # a bug: keep the engine alive, say so loudly
-                tb = traceback.format_exc(limit=5)
-                self.halt(f"internal error: {type(err).__name__}: {err}", None)
-                self.errors.append(tb)
+            with self.lock:
+                self.handle(msg)
+
+    def handle(self, msg: Any) -> None:
+        """Process one inbox message; an error halts this symbol only."""
+        try:
+            if type(msg) is BarChunk:
+                self.process(msg)
+            elif type(msg) is OrderUpdate:
+                self.on_update(msg, self._i)
+            elif type(msg) is Bar:
+                self.process(BarChunk.from_bar(msg))
+            elif type(msg) is Warmup:
+                self.warm(msg.chunk)
+        except EngineError as err:
+            self.halt(str(err), None)
+        except Exception as err:  # a bug: keep the engine alive, say so loudly
+            tb = traceback.format_exc(limit=5)
+            self.halt(f"internal error: {type(err).__name__}: {err}", None)
+            self.errors.append(tb)
+
+    def deliver(self, update: OrderUpdate) -> None:
+        """A broker update for this symbol, from any thread. After the worker
+        has ended (shutdown), it is applied at once so no fill is dropped."""
+        with self.lock:
+            if not self.done:
+                self.inbox.put(update)
+                return
+            self.handle(update)
+
+    def _finish(self) -> None:
+        """STOP: apply the broker updates still queued (bars are left), then end."""
+        with self.lock:
+            while True:
+                try:
+                    msg = self.inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if type(msg) is OrderUpdate:
+                    self.handle(msg)
+            self.done = True
 
     # ------------------------------------------------------------ chunks
 
-    def process(self, chunk: BarChunk) -> None:
+    def _accept(self, chunk: BarChunk) -> BarChunk:
+        """The part of ``chunk`` after the last bar processed (a restart or a
+        warm-up overlapping the first live bars)."""
         if self.last_ts is not None and len(chunk) and int(chunk.ts[0]) <= self.last_ts:
             chunk = chunk.slice(int(np.searchsorted(chunk.ts, self.last_ts, "right")), len(chunk))
-        if len(chunk) == 0:
-            return
+        return chunk
+
+    def _load(self, chunk: BarChunk) -> None:
         cols, offset = self.store.push(chunk, self.window - 1)
         self.view.set_data(cols, offset)
         self._sync_position_view()
         if not self.started:
             self.started = True
             self._guard(self.strategy.init, int(chunk.ts[0]))
+
+    def process(self, chunk: BarChunk) -> None:
+        chunk = self._accept(chunk)
+        if len(chunk) == 0:
+            return
+        self._load(chunk)
         if self.bus.wants_bars:
             for k in range(len(chunk)):
                 self.bus.emit(chunk.bar(k))
         n = len(chunk)
-        self._marks = [(0, float(self.qty), float(self.cash))]
+        self.ledger.begin_chunk()
         i = 0
         while i < n:
             self._i = i
             i = self._step(i, n)
-        self._record(chunk)
+        pnl = self.ledger.mark_chunk(chunk)
+        if self.risk.tracks_account:
+            qty = float(self.ledger.qty)
+            self.risk.account.update(self.symbol, pnl, abs(qty * float(chunk.close[-1])))
         self._i = 0
         self.last_ts = int(chunk.ts[-1])
-        self.bars_done += len(chunk)
+        self.bars_done += n
         self._persist()
         if self.halted is None and self.cfg.reload:
             message = self.strategy.reload_if_changed()
             if message:
                 self.bus.emit(ErrorEvent(self.symbol, int(chunk.ts[-1]), message, kind="reload"))
 
-    def _record(self, chunk: BarChunk) -> None:
-        """Mark the chunk's bars to market: PnL and exposure at each close."""
-        n = len(chunk)
-        _, qty, cash = self._marks[-1]
-        if n == 1:  # live: one bar, the position as it stands after the bar
-            pnl = cash + qty * float(chunk.close[0])
-            self._ts.append(chunk.ts[0])
-            self._pnl.append(pnl)
-            self._exposed.append(qty != 0)
-        else:
-            idx = [m[0] for m in self._marks] + [n]
-            lengths = np.diff(np.asarray(idx))
-            qtys = np.repeat(np.array([m[1] for m in self._marks]), lengths)
-            pnls = np.repeat(np.array([m[2] for m in self._marks]), lengths) + qtys * chunk.close
-            self._ts.extend(chunk.ts)
-            self._pnl.extend(pnls)
-            self._exposed.extend(qtys != 0)
-            pnl = float(pnls[-1])
-        if self.risk.tracks_account:
-            self.risk.account.update(self.symbol, pnl, abs(qty * float(chunk.close[-1])))
+    def warm(self, chunk: BarChunk) -> None:
+        """Feed history through the indicators and the strategy without
+        trading: decisions are read and dropped, nothing is booked. After a
+        restart the bars may overlap what the journal counted; they only
+        rebuild the indicators (the position comes from the journal)."""
+        if len(chunk) == 0 or self.view.n:
+            return  # warm-up only comes before the first bar
+        counted = self.bars_done
+        self.view.seen = max(0, counted - len(chunk))
+        self._load(chunk)
+        n, i = len(chunk), 0
+        while i < n and self.halted is None:
+            k, _ = self._scan(self.sm.state, i, n)
+            if k is None:
+                break
+            i = k + 1
+        self.last_ts = max(self.last_ts or int(chunk.ts[-1]), int(chunk.ts[-1]))
+        self.bars_done = max(counted, self.view.seen + n)
 
     def _step(self, i: int, n: int) -> int:
         v, o = self.view, self.view.offset
-        if self.pending is not None and self.broker.simulated and self.broker.fill_at == "next_open":
-            if self.pending.ts < int(v.ts[o + i]):
-                for fill in self.broker.match(self.symbol, int(v.ts[o + i]), float(v.open[o + i])):
-                    self.apply_fill(fill, i)
-        if self.halted is not None or self.pending is not None:
-            return n if self.pending is None or not self.broker.simulated else i + 1
+        if self.orders.current is not None:
+            self._work_order(i)
+        # With a simulated order working, go bar by bar so it is matched on each.
+        end = i + 1 if self.orders.current is not None and self.sim is not None else n
+        if self.halted is not None:
+            return end
         state = self.sm.state
-        stop = n
-        hit: tuple[int, float, str] | None = None
-        if state is State.IN_TRADE:
-            hit = self._first_stop(i, n)
+        stop = end
+        hit: StopHit | None = None
+        if state is State.IN_TRADE and self.orders.current is None and self.stops.active:
+            hit = self._first_stop(i, end)
             if hit is not None:
-                stop = hit[0]
+                stop = hit.bar
         kill = self._first_kill(i, stop + 1 if hit is not None else stop)
-        if kill is not None and (hit is None or kill[0] < hit[0]):
+        if kill is not None and (hit is None or kill[0] < hit.bar):
             stop, hit = kill[0], None
         if state is State.CLOSE_WATCH and self.expiry is not None:
             lapse = self.expiry - v.seen
             if lapse <= i:
+                self.expiry = None
                 self._transition(State.WATCH, int(v.ts[o + i]), "setup expired")
                 return i
             stop = min(stop, lapse)
@@ -231,12 +277,14 @@ class SymbolWorker:
         if k is None:  # the strategy failed and the symbol halted
             return i + 1
         if state is State.IN_TRADE:
-            self._advance_best(i, min(k + 1, stop))
+            self.stops.advance_best(
+                v.high[o + i : o + min(k + 1, stop)], v.low[o + i : o + min(k + 1, stop)], self.ledger.qty > 0
+            )
         if decision is None:
-            if hit is not None and k == hit[0]:
+            if hit is not None and k == hit.bar:
                 self._consume_kill(i, k + 1)
-                self._exit(hit[0], hit[2], hit[1])
-                return hit[0] + 1
+                self._exit(hit.bar, hit.reason, hit.price)
+                return hit.bar + 1
             if kill is not None and k == kill[0]:
                 self._consume_kill(i, k + 1)
                 self._kill_switch(k, kill[1])
@@ -257,32 +305,54 @@ class SymbolWorker:
             self.halt(str(err), ts)
             return None, None
 
-    # ------------------------------------------------------------ kill switches
+    def _work_order(self, i: int) -> None:
+        """Match a simulated order against bar ``i``; cancel an entry limit past its expiry."""
+        cur = self.orders.current
+        assert cur is not None
+        v, o = self.view, self.view.offset
+        ts = int(v.ts[o + i])
+        if self.sim is not None and cur.order.ts < ts and (self.fill_next_open or cur.order.type is OrderType.LIMIT):
+            for update in self.sim.match(
+                self.symbol, ts, float(v.open[o + i]), float(v.high[o + i]), float(v.low[o + i])
+            ):
+                self.on_update(update, i)
+        if self.orders.current is not None and self.order_expiry is not None and v.seen + i >= self.order_expiry:
+            self.order_expiry = None
+            self._cancel(self.orders.current, i)
+
+    # ------------------------------------------------------------ stops and kill switches
+
+    def _first_stop(self, i: int, n: int) -> StopHit | None:
+        v, o = self.view, self.view.offset
+        hit = self.stops.first_hit(
+            v.open[o + i : o + n], v.high[o + i : o + n], v.low[o + i : o + n], self.ledger.qty > 0
+        )
+        return None if hit is None else StopHit(i + hit.bar, hit.price, hit.reason)
 
     def _equity(self, start: int, stop: int) -> np.ndarray:
         """The symbol's equity (start cash + its PnL) at the closes of chunk bars [start, stop)."""
         o = self.view.offset
-        return self.start_cash + float(self.cash) + float(self.qty) * self.view.close[o + start : o + stop]
+        close = self.view.close[o + start : o + stop]
+        return self.start_cash + float(self.ledger.cash) + float(self.ledger.qty) * close
 
     def _first_kill(self, start: int, stop: int) -> tuple[int, str] | None:
-        if not self.kill_rules or stop <= start:
+        if not self.kill.enabled or stop <= start:
             return None
         o = self.view.offset
-        probe = KillState(**asdict(self.kill))
-        hit = self.risk.first_kill(self.symbol, self.view.ts[o + start : o + stop], self._equity(start, stop), probe)
+        hit = self.kill.first(self.view.ts[o + start : o + stop], self._equity(start, stop))
         return None if hit is None else (start + hit[0], hit[1])
 
     def _consume_kill(self, start: int, stop: int) -> None:
-        """Advance the kill-switch memory over bars the worker has finished."""
-        if self.kill_rules and stop > start:
+        if self.kill.enabled and stop > start:
             o = self.view.offset
-            self.risk.first_kill(self.symbol, self.view.ts[o + start : o + stop], self._equity(start, stop), self.kill)
+            self.kill.consume(self.view.ts[o + start : o + stop], self._equity(start, stop))
 
     def _kill_switch(self, k: int, rule: str) -> None:
         ts = int(self.view.ts[self.view.offset + k])
-        if self.kill_action == "flatten" and self.qty != 0:
+        self._cancel_entry(k)
+        if self.kill.action == "flatten" and self.ledger.qty != 0:
             self._exit(k, rule, None)
-        self.halt(f"{self.symbol}: kill switch {rule} tripped; trading stopped ({self.kill_action})", ts, flatten=False)
+        self.halt(f"{self.symbol}: kill switch {rule} tripped; trading stopped ({self.kill.action})", ts, flatten=False)
 
     # ------------------------------------------------------------ decisions
 
@@ -299,276 +369,275 @@ class SymbolWorker:
                     self._apply(State.CLOSE_WATCH, d2, k2)
                 return
         if d.action == "enter":
-            price = float(self.view.close[self.view.offset + k])
-            stop = d.stop_loss
-            if stop is None and self.cfg.stop_loss:
-                stop = price * (1 - d.side.sign * self.cfg.stop_loss)
-            try:
-                qty = d.qty or self.risk.size(
-                    self.symbol, price, stop, self.start_cash + float(self.cash), self.cfg.qty
-                )
-            except RiskError as err:
-                self._not_placed(ts, err)
-                return
-            self.pending_decision = d
-            self._send(d.side, qty, ts, d.reason or "enter", k)
+            self._enter(d, k, ts)
         elif d.action == "cancel":
             self.expiry = None
-            self._transition(State.WATCH, ts, d.reason or "cancel")
+            if self.orders.current is not None:
+                self._cancel(self.orders.current, k)  # back to Watch when the venue confirms
+            else:
+                self._transition(State.WATCH, ts, d.reason or "cancel")
         elif d.action == "exit":
             self._exit(k, d.reason or "exit", None)
         elif d.action == "adjust":
-            self._set_stops(d, None)
+            self.stops.override(d.stop_price, d.take_profit_price, d.trailing_stop)
+            self._journal_stops(ts)
             self._sync_position_view()
             self._persist()
 
-    def _send(
-        self, side: Side, qty: Decimal, ts: int, reason: str, k: int, price: float | None = None, reducing: bool = False
-    ) -> None:
-        last = float(self.view.close[self.view.offset + k]) if price is None else price
-        try:
-            order, status = self.execution.submit(
-                self.symbol, side, qty, ts, reason, price=last, position=self.qty, reducing=reducing
+    def _enter(self, d: Decision, k: int, ts: int) -> None:
+        if self.orders.current is not None:
+            return  # an entry is already working
+        price = float(self.view.close[self.view.offset + k])
+        ref = d.limit_price if d.limit_price is not None else price
+        sign = d.side.sign
+        if d.stop_price is not None and (d.stop_price - ref) * sign >= 0:
+            word = "below" if sign > 0 else "above"
+            raise StrategyError(
+                f"{self.symbol}: invalid decision: stop_price {d.stop_price:g} is not {word} the entry price "
+                f"{ref:g} of a {d.side.value}"
             )
-        except EngineError as err:
+        if d.take_profit_price is not None and (d.take_profit_price - ref) * sign <= 0:
+            word = "above" if sign > 0 else "below"
+            raise StrategyError(
+                f"{self.symbol}: invalid decision: take_profit_price {d.take_profit_price:g} is not {word} the "
+                f"entry price {ref:g} of a {d.side.value}"
+            )
+        stop = d.stop_price
+        if stop is None and self.cfg.stop_loss:
+            stop = ref * (1 - sign * self.cfg.stop_loss)
+        try:
+            qty = d.qty or self.risk.size(
+                self.symbol, ref, stop, self.start_cash + float(self.ledger.cash), self.cfg.qty
+            )
+        except RiskError as err:
             self._not_placed(ts, err)
             return
-        self.pending = order
-        self.pending_filled = Decimal(0)
-        self.orders += 1
+        self.expiry = None
+        self.entry_levels = (d.stop_price, d.take_profit_price, d.trailing_stop)
+        placed = self._send(
+            d.side, qty, ts, d.reason or "enter", k, limit=d.limit_price, stop=stop, target=d.take_profit_price
+        )
+        if placed and d.limit_price is not None and d.expires and self.orders.current is not None:
+            self.order_expiry = self.view.seen + k + d.expires
+
+    def _send(
+        self,
+        side: Side,
+        qty: Decimal,
+        ts: int,
+        reason: str,
+        k: int,
+        price: float | None = None,
+        reducing: bool = False,
+        limit: float | None = None,
+        stop: float | None = None,
+        target: float | None = None,
+    ) -> bool:
+        """Send an order decided at chunk bar ``k``; ``price`` is the level of
+        a stop the bar touched (a simulated broker fills there at once)."""
+        last = float(self.view.close[self.view.offset + k]) if price is None else price
+        order = Order(
+            self.execution.client_id(self.symbol),
+            self.symbol,
+            side,
+            qty,
+            ts,
+            reason,
+            OrderType.MARKET if limit is None else OrderType.LIMIT,
+            None if limit is None else to_decimal(limit),
+            stop_price=None if stop is None else to_decimal(stop),
+            take_profit_price=None if target is None else to_decimal(target),
+        )
+        try:
+            state = self.execution.submit(order, price=last, position=self.ledger.qty, reducing=reducing)
+        except EngineError as err:
+            self._not_placed(ts, err)
+            return False
+        self.orders.open(order, OrderStatus.SUBMITTED if state is None else OrderStatus.UNKNOWN, self.view.seen + k)
+        self.orders_sent += 1
         self._persist()
-        if status is not None:
-            self.book_status(order.client_id, status, k)
-        if self.broker.simulated and self.pending is not None and (price is not None or self.broker.fill_at == "close"):
-            at = float(self.view.close[self.view.offset + k]) if price is None else price
-            for fill in self.broker.match(self.symbol, ts, at):
-                self.apply_fill(fill, k)
+        if state is not None:
+            self.apply_state(order, state, k)
+        if self.sim is not None and self.orders.current is not None and limit is None:
+            if price is not None or not self.fill_next_open:
+                for update in self.sim.fill_market(self.symbol, ts, last):
+                    self.on_update(update, k)
+        return True
 
     def _not_placed(self, ts: int, err: EngineError) -> None:
-        self.pending_decision = None
+        self.entry_levels = None
         rule = f" by {err.rule}" if isinstance(err, RiskError) and err.rule else ""
         self.bus.emit(ErrorEvent(self.symbol, ts, f"order not placed: {err}", kind="order"))
-        if self.sm.state is State.CLOSE_WATCH:
+        if self.sm.state is State.CLOSE_WATCH and self.ledger.qty == 0:
             self._transition(State.WATCH, ts, f"entry refused{rule}" if rule else "entry not placed")
 
-    def book_status(self, client_id: str, status: OrderStatus, i: int = 0) -> None:
-        """Book what the broker reports of an order (after a timeout or a restart)."""
-        for fill in status.fills:
-            self.apply_fill(fill, i)
-        if (
-            status.status in ("cancelled", "rejected")
-            and self.pending is not None
-            and self.pending.client_id == client_id
-        ):
-            self._order_gone(f"order {client_id} {status.status} by the broker")
-
-    def _order_gone(self, why: str) -> None:
-        """The pending order will never fill: back to where the strategy decides again."""
-        order = self.pending
-        self.pending = None
-        self.pending_decision = None
-        if order is not None:
-            self.execution.order_closed()
-            self.bus.emit(OrderEvent(order, "cancelled", why))
-        if self.sm.state is State.CLOSE_WATCH and self.qty == 0:
-            self._transition(State.WATCH, order.ts if order else 0, why)
-        self._persist()
-
     def _exit(self, k: int, reason: str, price: float | None) -> None:
-        if self.qty == 0 or self.pending is not None:
+        qty = self.ledger.qty
+        if qty == 0 or self.orders.current is not None:
             return
-        side = Side.SELL if self.qty > 0 else Side.BUY
+        size = self.broker.round_qty(self.symbol, abs(qty))
+        if size <= 0:
+            return
+        side = Side.SELL if qty > 0 else Side.BUY
         ts = int(self.view.ts[self.view.offset + k])
-        self._send(side, abs(self.qty), ts, reason, k, price, reducing=True)
+        self._send(side, size, ts, reason, k, price, reducing=True)
 
-    # ------------------------------------------------------------ stops
-
-    def _set_stops(self, d: Decision | None, fill_price: float | None) -> None:
-        cfg, long = self.cfg, self.qty > 0
-        if fill_price is not None:  # defaults from the config, relative to the entry
-            sign = 1 if long else -1
-            self.stop_loss = fill_price * (1 - sign * cfg.stop_loss) if cfg.stop_loss else None
-            self.take_profit = fill_price * (1 + sign * cfg.take_profit) if cfg.take_profit else None
-            self.trailing = cfg.trailing_stop
-            self.best = fill_price
-        if d is not None:
-            if d.stop_loss is not None:
-                self.stop_loss = d.stop_loss
-            if d.take_profit is not None:
-                self.take_profit = d.take_profit
-            if d.trailing_stop is not None:
-                self.trailing = d.trailing_stop
-        if self.journal is not None and (self.stop_loss or self.take_profit or self.trailing):
-            ts = self.entry.ts if fill_price is not None and self.entry else self.last_ts
-            self.journal.event(
-                "stops",
-                self.symbol,
-                ts,
-                stop_loss=self.stop_loss,
-                take_profit=self.take_profit,
-                trailing_stop=self.trailing,
-            )
-
-    def _advance_best(self, start: int, stop: int) -> None:
-        if self.trailing is None or stop <= start:
+    def _cancel(self, flight: InFlight, k: int) -> None:
+        if flight.cancel_sent:
             return
-        o = self.view.offset
-        if self.qty > 0:
-            self.best = max(self.best, float(self.view.high[o + start : o + stop].max()))
+        flight.cancel_sent = True
+        if self.sim is not None:
+            for update in self.sim.cancel_now(flight.order.client_id):
+                self.on_update(update, k)
         else:
-            self.best = min(self.best, float(self.view.low[o + start : o + stop].min()))
+            self.execution.cancel(flight.order)
 
-    def _first_stop(self, i: int, n: int) -> tuple[int, float, str] | None:
-        """The first bar in [i, n) whose range touches a stop: (bar, fill price, reason)."""
-        if self.stop_loss is None and self.take_profit is None and self.trailing is None:
-            return None
-        v, o = self.view, self.view.offset
-        lo, hi, op = v.low[o + i : o + n], v.high[o + i : o + n], v.open[o + i : o + n]
-        long = self.qty > 0
-        candidates: list[tuple[int, int, float, str]] = []  # (bar, priority, price, reason)
+    def _cancel_entry(self, k: int) -> None:
+        cur = self.orders.current
+        if cur is not None and self.sm.state is State.CLOSE_WATCH:
+            self._cancel(cur, k)
 
-        def first(mask: np.ndarray) -> int | None:
-            j = int(mask.argmax())
-            return j if mask[j] else None
+    # ------------------------------------------------------------ broker updates
 
-        if self.stop_loss is not None:
-            sl = self.stop_loss
-            j = first(lo <= sl) if long else first(hi >= sl)
-            if j is not None:
-                px = min(op[j], sl) if long else max(op[j], sl)
-                candidates.append((j, 0, float(px), "stop_loss"))
-        if self.trailing is not None:
-            if long:
-                best = np.maximum.accumulate(np.concatenate(([self.best], hi[:-1])))
-                level = best * (1 - self.trailing)
-                j = first(lo <= level)
-            else:
-                best = np.minimum.accumulate(np.concatenate(([self.best], lo[:-1])))
-                level = best * (1 + self.trailing)
-                j = first(hi >= level)
-            if j is not None:
-                px = min(op[j], level[j]) if long else max(op[j], level[j])
-                candidates.append((j, 1, float(px), "trailing_stop"))
-        if self.take_profit is not None:
-            tp = self.take_profit
-            j = first(hi >= tp) if long else first(lo <= tp)
-            if j is not None:
-                px = max(op[j], tp) if long else min(op[j], tp)
-                candidates.append((j, 2, float(px), "take_profit"))
-        if not candidates:
-            return None
-        j, _, px, reason = min(candidates)
-        return i + j, px, reason
+    def on_update(self, update: OrderUpdate, i: int) -> None:
+        """Apply a broker update (at chunk bar ``i``): its status, its fill,
+        and what the order's end means for the state machine."""
+        fill = update.fill
+        if fill is not None and self.ledger.booked(fill):
+            return  # a fill seen before (a resent update, or reported again after a restart)
+        applied = self.orders.apply(update)
+        flight = applied.flight
+        if fill is not None:
+            self._book(fill, i, flight, applied.status)
+        elif applied.status is not None and flight is not None:
+            self.execution.record(flight.order, applied.status, update.reason, update.venue_id)
+        if applied.done and flight is not None:
+            self.execution.order_closed()
+            self._order_finished(flight, update.ts, update.reason)
+        elif fill is not None and flight is not None and flight is not self.orders.current:
+            self._settle_state(fill.ts, "fill of a finished order")
 
-    # ------------------------------------------------------------ fills
-
-    def apply_fill(self, fill: Fill, i: int) -> None:
-        """Book a fill into the position; ``i`` is the chunk bar it marks from.
-
-        The fill, its order's status and the new position are journaled in
-        one transaction; a fill already booked (same client id and trade id)
-        is ignored. A fill for an order that is not pending (a late fill of an
-        order given up as lost) is booked all the same: the position the
-        broker holds is the truth."""
-        if fill.key in self.fill_keys:
-            return
-        self.fill_keys.add(fill.key)
-        order = self.pending if self.pending is not None and self.pending.client_id == fill.client_id else None
-        if order is None:
+    def _book(self, fill: Fill, i: int, flight: InFlight | None, status: OrderStatus | None) -> None:
+        """Book a fill into the ledger, journaled with its order's status and
+        the new position in one transaction; events go out once it is committed."""
+        if flight is None:
             self.bus.emit(
-                ErrorEvent(
-                    self.symbol, fill.ts, f"fill for order {fill.client_id}, which was not pending: booked", kind="fill"
-                )
+                ErrorEvent(self.symbol, fill.ts, f"fill for unknown order {fill.client_id}: booked", kind="fill")
             )
-        cumulative = self.pending_filled + fill.qty if order is not None else fill.qty
-        complete = order is None or cumulative >= order.qty
+        reason = flight.order.reason if flight is not None else "exit"
+        index = self.view.seen + i + 1
         if self.journal is None:
-            self._emit_fill(fill)
-            self._book(fill, i, order, cumulative, complete)
+            self.ledger.book(fill, i, index, reason)
         else:
+            recorded = status or (flight.status if flight is not None else OrderStatus.FILLED)
+            filled = flight.filled if flight is not None else fill.qty
             with self.journal.transaction():
                 self.journal.fill(
                     fill.client_id,
                     self.symbol,
                     fill.ts,
-                    str(cumulative),
-                    "filled" if complete else "partially_filled",
+                    str(filled),
+                    recorded,
                     side=fill.side.value,
                     qty=str(fill.qty),
                     price=str(fill.price),
                     commission=str(fill.commission),
+                    fee_qty=str(fill.fee_qty),
                     trade_id=fill.trade_id,
                 )
-                self._emit_fill(fill)
-                self._book(fill, i, order, cumulative, complete)
+                self.ledger.book(fill, i, index, reason)
                 self._persist()
-        self._guard(lambda: self.strategy.on_fill(fill), fill.ts)
-        if self.halted is not None and self.cfg.on_error == "flatten" and self.qty != 0 and self.view.n:
-            self._exit(self._i, "halt", None)
-
-    def _emit_fill(self, fill: Fill) -> None:
         if self.bus.listening:
             self.bus.emit(FillEvent(fill))
-
-    def _book(self, fill: Fill, i: int, order: Order | None, cumulative: Decimal, complete: bool) -> None:
-        signed = fill.qty if fill.side is Side.BUY else -fill.qty
-        before = self.qty
-        self.qty = before + signed
-        self.cash -= signed * fill.price + fill.commission
-        self.fills += 1
-        if before == 0 and self.qty != 0:
-            index = self.view.seen + i + 1
-            self.entry = _Entry(fill.ts, fill.price, abs(signed), fill.commission, fill.side, index)
-        elif self.entry is not None and abs(self.qty) > abs(before) and (self.qty > 0) == (before > 0):
-            e = self.entry  # adding to the position: average the entry
-            total = e.qty + fill.qty
-            e.price = (e.price * e.qty + fill.price * fill.qty) / total
-            e.qty, e.commission = total, e.commission + fill.commission
-        elif self.entry is not None and self.qty == 0:
-            self._close_round_trip(fill, order.reason if order is not None else "exit")
-        self._marks.append((i, float(self.qty), float(self.cash)))
         if self.risk.tracks_account:
             last = float(self.view.close[self.view.offset + i]) if self.view.n else float(fill.price)
-            self.risk.account.update(
-                self.symbol, float(self.cash) + float(self.qty) * last, float(abs(self.qty)) * last
-            )
-        if order is not None:
-            self.pending_filled = cumulative
-            if complete:
-                self.pending = None
-                self.execution.order_closed()
-                self._order_done(order, fill)
+            qty = float(self.ledger.qty)
+            self.risk.account.update(self.symbol, float(self.ledger.cash) + qty * last, abs(qty) * last)
         self._sync_position_view()
+        self._guard(lambda: self.strategy.on_fill(fill), fill.ts)
 
-    def _order_done(self, order: Order, fill: Fill) -> None:
-        state = self.sm.state
-        if state is State.CLOSE_WATCH and self.qty != 0:
-            self.expiry = None
-            self._transition(State.IN_TRADE, fill.ts, "entry filled")
-            self._set_stops(self.pending_decision, float(self.entry.price if self.entry else fill.price))
-            self.pending_decision = None
-        elif state is State.IN_TRADE and self.qty == 0:
-            self.stop_loss = self.take_profit = self.trailing = None
-            self._transition(State.WATCH, fill.ts, order.reason)
+    def _order_finished(self, flight: InFlight, ts: int, why: str) -> None:
+        """The order in flight is done (filled, cancelled, rejected, expired, lost)."""
+        self.order_expiry = None
+        status = flight.status
+        state, qty = self.sm.state, self.ledger.qty
+        if state is State.CLOSE_WATCH and qty != 0:
+            self._transition(
+                State.IN_TRADE,
+                ts,
+                "entry filled" if status is OrderStatus.FILLED else f"entry {status.value} after a partial fill",
+            )
+            entry = self.ledger.entry
+            c = self.cfg
+            self.stops.on_entry(
+                float(entry.price) if entry else 0.0, qty > 0, c.stop_loss, c.take_profit, c.trailing_stop
+            )
+            if self.entry_levels is not None:
+                self.stops.override(*self.entry_levels)
+            self.entry_levels = None
+            self._journal_stops(entry.ts if entry else ts)
+        elif state is State.CLOSE_WATCH:
+            self.entry_levels = None
+            detail = f": {why}" if why else ""
+            self._transition(State.WATCH, ts, f"order {flight.order.client_id} {status.value}{detail}")
+        elif state is State.IN_TRADE and qty == 0:
+            self.stops.clear()
+            self._transition(State.WATCH, ts, flight.order.reason)
+        elif state is State.IN_TRADE and status is not OrderStatus.FILLED:
+            self.bus.emit(
+                ErrorEvent(
+                    self.symbol,
+                    ts,
+                    f"exit order {flight.order.client_id} {status.value} ({why}); position {qty} still open",
+                    kind="order",
+                )
+            )
+        else:
+            self._settle_state(ts, f"order {flight.order.client_id} {status.value}")
+        self._sync_position_view()
+        self._persist()
+        if self.halted is not None and self.cfg.on_error == "flatten" and self.ledger.qty != 0 and self.view.n:
+            self._exit(self._i, "halt", None)
 
-    def _close_round_trip(self, fill: Fill, reason: str) -> None:
-        e = self.entry
-        assert e is not None
-        direction = 1 if e.side is Side.BUY else -1
-        commission = e.commission + fill.commission
-        pnl = (fill.price - e.price) * e.qty * direction - commission
-        self.trades.append(
-            RoundTrip(self.symbol, e.side, e.qty, e.ts, e.price, fill.ts, fill.price, pnl, commission, reason)
-        )
-        self.entry = None
+    def _settle_state(self, ts: int, reason: str) -> None:
+        """With no order in flight, bring the state machine in line with the
+        position a fill left (a late fill of an order given up)."""
+        if self.orders.current is not None:
+            return
+        qty, state = self.ledger.qty, self.sm.state
+        if qty != 0 and state is not State.IN_TRADE:
+            if state is State.WATCH:
+                self._transition(State.CLOSE_WATCH, ts, reason)
+            self._transition(State.IN_TRADE, ts, reason)
+            entry = self.ledger.entry
+            c = self.cfg
+            self.stops.on_entry(
+                float(entry.price) if entry else 0.0, qty > 0, c.stop_loss, c.take_profit, c.trailing_stop
+            )
+        elif qty == 0 and state is State.IN_TRADE:
+            self.stops.clear()
+            self._transition(State.WATCH, ts, reason)
 
-    def _sync_position_view(self) -> None:
-        p = self.view.position
-        p.qty = float(self.qty)
-        p.avg_price = float(self.entry.price) if self.entry else 0.0
-        p.entry_ts = self.entry.ts if self.entry else 0
-        p.entry_index = self.entry.index if self.entry else 0
-        p.stop_loss, p.take_profit, p.trailing_stop = self.stop_loss, self.take_profit, self.trailing
+    def apply_state(self, order: Order, state: OrderState, i: int = 0) -> None:
+        """Apply what the broker says of an order (after an unanswered send or
+        a restart) as the updates it stands for: fills first, then its end."""
+        cid, sym = order.client_id, order.symbol
+        if state.venue_id or state.status is OrderStatus.ACCEPTED:
+            self.on_update(OrderUpdate(UpdateKind.ACK, cid, sym, order.ts, venue_id=state.venue_id), i)
+        for fill in state.fills:
+            self.on_update(OrderUpdate(UpdateKind.PARTIAL_FILL, cid, sym, fill.ts, fill), i)
+        kind = _TERMINAL_UPDATE.get(state.status)
+        if kind is not None:
+            self.on_update(OrderUpdate(kind, cid, sym, order.ts, reason="reported by the broker"), i)
+
+    def order_lost(self, order: Order, why: str) -> None:
+        """The broker has no such order: it never arrived (never resent)."""
+        self.execution.record(order, OrderStatus.LOST, why)
+        flight = self.orders.find(order.client_id)
+        if flight is not None and flight is self.orders.current:
+            self.orders.settle(OrderStatus.LOST)
+            self.execution.order_closed()
+            self._order_finished(flight, order.ts, why)
 
     # ------------------------------------------------------------ state, errors
 
@@ -583,6 +652,10 @@ class SymbolWorker:
         if self.bus.listening:
             self.bus.emit(event)
 
+    def _journal_stops(self, ts: int | None) -> None:
+        if self.journal is not None and self.stops.active:
+            self.journal.event("stops", self.symbol, ts, **self.stops.snapshot())
+
     def _guard(self, call: Any, ts: int) -> None:
         if self.halted is not None:
             return
@@ -592,7 +665,7 @@ class SymbolWorker:
             self.halt(str(err), ts)
 
     def halt(self, message: str, ts: int | None, flatten: bool = True) -> None:
-        """Stop this symbol's strategy; flatten if the config says so."""
+        """Stop this symbol's strategy; cancel a working entry; flatten if the config says so."""
         if self.halted is not None:
             self.errors.append(message)
             return
@@ -603,81 +676,109 @@ class SymbolWorker:
                 self.journal.event("halted", self.symbol, ts, message=message)
                 self._persist()
         self.bus.emit(ErrorEvent(self.symbol, ts, message, kind="halted"))
-        if flatten and self.cfg.on_error == "flatten" and self.qty != 0 and self.pending is None and self.view.n:
+        if not self.view.n:
+            return
+        self._cancel_entry(self._i)
+        if flatten and self.cfg.on_error == "flatten" and self.ledger.qty != 0 and self.orders.current is None:
             self._exit(self._i, "halt", None)
+
+    def _sync_position_view(self) -> None:
+        p, e, s = self.view.position, self.ledger.entry, self.stops
+        p.qty = float(self.ledger.qty)
+        p.avg_price = float(e.price) if e else 0.0
+        p.entry_ts = e.ts if e else 0
+        p.entry_index = e.index if e else 0
+        p.stop_price, p.take_profit_price, p.trailing_stop = s.stop_price, s.take_profit_price, s.trailing
 
     # ------------------------------------------------------------ journal
 
     def snapshot(self) -> dict[str, Any]:
-        e = self.entry
+        cur = self.orders.current
         return {
             "state": self.sm.state.value,
-            "qty": str(self.qty),
-            "cash": str(self.cash),
-            "entry": None
-            if e is None
-            else {
-                "ts": e.ts,
-                "price": str(e.price),
-                "qty": str(e.qty),
-                "commission": str(e.commission),
-                "side": e.side.value,
-                "index": e.index,
-            },
-            "pending": None if self.pending is None else self.pending.client_id,
-            "pending_filled": str(self.pending_filled),
-            "stop_loss": self.stop_loss,
-            "take_profit": self.take_profit,
-            "trailing_stop": self.trailing,
-            "best": self.best,
+            **self.ledger.snapshot(),
+            "pending": None if cur is None else cur.order.client_id,
+            "pending_filled": "0" if cur is None else str(cur.filled),
+            **self.stops.snapshot(),
+            "entry_levels": self.entry_levels,
             "expiry": self.expiry,
+            "order_expiry": self.order_expiry,
             "halted": self.halted,
             "last_ts": self.last_ts,
             "bars": self.bars_done,
-            "kill": asdict(self.kill),
+            "kill": self.kill.snapshot(),
         }
 
     def _persist(self) -> None:
         if self.journal is not None:
             self.journal.save_symbol(self.symbol, self.snapshot())
 
-    def restore(self, snap: dict[str, Any], open_orders: list[Order], fill_keys: set[str]) -> None:
-        """Take up where a previous run of this engine left off."""
-        self.sm = StateMachine(self.symbol, State(snap["state"]))
-        self.qty, self.cash = Decimal(snap["qty"]), Decimal(snap["cash"])
-        e = snap["entry"]
-        self.entry = (
-            None
-            if e is None
-            else _Entry(
-                e["ts"], Decimal(e["price"]), Decimal(e["qty"]), Decimal(e["commission"]), Side(e["side"]), e["index"]
-            )
-        )
-        self.pending = next((o for o in open_orders if o.client_id == snap["pending"]), None)
-        if self.pending is None and open_orders:
-            self.pending = open_orders[-1]  # journaled as sent, snapshot not yet written
-        self.pending_filled = Decimal(snap["pending_filled"]) if self.pending is not None else Decimal(0)
-        self.stop_loss, self.take_profit = snap["stop_loss"], snap["take_profit"]
-        self.trailing, self.best, self.expiry = snap["trailing_stop"], snap["best"], snap["expiry"]
-        self.halted, self.last_ts = snap["halted"], snap["last_ts"]
-        self.view.seen = self.bars_done = snap["bars"]
-        self.kill = KillState(**snap.get("kill", {}))
-        self.fill_keys = set(fill_keys)
+    def restore(self, snap: dict[str, Any] | None, unsettled: list[dict[str, Any]], fill_keys: set[str]) -> None:
+        """Take up where a previous run of this engine left off: ``snap`` is
+        the symbol's last snapshot, ``unsettled`` the journal's rows of orders
+        still open or whose fills do not add up (``Journal.unsettled_orders``)."""
+        if snap is not None:
+            self.sm = StateMachine(self.symbol, State(snap["state"]))
+            self.ledger.restore(snap, fill_keys)
+            self.stops.restore(snap)
+            levels = snap.get("entry_levels")
+            self.entry_levels = None if levels is None else tuple(levels)  # type: ignore[assignment]
+            self.expiry, self.order_expiry = snap["expiry"], snap.get("order_expiry")
+            self.halted, self.last_ts = snap["halted"], snap["last_ts"]
+            self.view.seen = self.bars_done = snap["bars"]
+            self.kill.restore(snap.get("kill", {}))
+        else:
+            self.ledger.fill_keys = set(fill_keys)
+        pending = None if snap is None else snap.get("pending")
+        open_rows = [r for r in unsettled if OrderStatus(r["status"]).is_open]
+        current = next((r for r in open_rows if r["client_id"] == pending), None)
+        if current is None and open_rows:
+            current = open_rows[-1]  # journaled as sent, snapshot not yet written
+        for row in unsettled:
+            order = order_from_row(row)
+            status, filled = OrderStatus(row["status"]), Decimal(row["filled_qty"])
+            if row is current:
+                self.orders.open(order, status, filled=filled)
+            else:
+                self.orders.remember(InFlight(order, status, filled, row.get("venue_id") or ""))
         self._sync_position_view()
+
+    def reconcile(self, held: Decimal) -> None:
+        """After ``restore``: ask the broker about every unsettled order, book
+        the fills the journal missed, mark orders it never got as lost (never
+        resent), then halt the symbol if its position still disagrees."""
+        flights = list(self.orders.recent.values())
+        if self.orders.current is not None:
+            flights.append(self.orders.current)
+        for flight in flights:
+            order = flight.order
+            state = self.execution.lookup(order.client_id)
+            if state is None:
+                if flight.status.is_open:
+                    self.order_lost(order, "not at the broker after a restart; not resent")
+                continue
+            self.apply_state(order, state)
+        if held != self.ledger.qty:
+            self.halt(
+                f"{self.symbol}: position mismatch after restart: the journal says {self.ledger.qty}, "
+                f"the broker {held}; resolve it at the broker, then restart",
+                self.last_ts,
+            )
 
     # ------------------------------------------------------------ result
 
     def result(self) -> SymbolResult:
+        ts, pnl, exposed = self.ledger.series()
         return SymbolResult(
             symbol=self.symbol,
-            ts=self._ts.array(),
-            pnl=self._pnl.array(),
-            exposed=self._exposed.array(),
-            trades=list(self.trades),
-            orders=self.orders,
-            fills=self.fills,
+            ts=ts,
+            pnl=pnl,
+            exposed=exposed,
+            trades=list(self.ledger.trades),
+            orders=self.orders_sent,
+            fills=self.ledger.fills,
             final_state=self.sm.state.value,
-            position_qty=self.qty,
+            position_qty=self.ledger.qty,
             halted=self.halted,
             errors=list(self.errors),
         )
@@ -687,7 +788,7 @@ def _detail(d: Decision) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if d.action == "enter":
         out["side"] = d.side.value
-    for key in ("qty", "stop_loss", "take_profit", "trailing_stop", "expires"):
+    for key in ("qty", "limit_price", "stop_price", "take_profit_price", "trailing_stop", "expires"):
         value = getattr(d, key)
         if value is not None:
             out[key] = str(value) if isinstance(value, Decimal) else value

@@ -14,7 +14,7 @@ function watch(ctx)
   if now and before and before <= 0 and now > 0 then
     local close = ctx.close()
     return {action = "enter", qty = p.qty, reason = "histogram turned positive",
-            stop_loss = close * (1 - p.stop), take_profit = close * (1 + p.target)}
+            stop_price = close * (1 - p.stop), take_profit_price = close * (1 + p.target)}
   end
 end
 

@@ -31,7 +31,8 @@ from engine_core.hookspecs import hookimpl
 from engine_core.sources import DataSource
 
 class FakeSource(DataSource):
-    pass
+    def history(self):
+        return iter(())
 
 @hookimpl
 def register_data_sources(register):

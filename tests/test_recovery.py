@@ -199,7 +199,7 @@ def test_timeout_after_send_is_resolved_by_client_id(tmp_path):
     result, journal = run_with(tmp_path, "after")
     orders = journal.orders(symbol="A")
     kinds = Counter(e["kind"] for e in journal.events(symbol="A"))
-    assert kinds["unknown"] == kinds["acknowledged"] == len(orders) > 0  # every unanswered send found at the broker
+    assert kinds["unknown"] == kinds["accepted"] == len(orders) > 0  # every unanswered send found at the broker
     assert kinds["lost"] == 0
     # every order filled, except one still waiting for the next bar when the feed ended
     still_open = [o for o in orders if o["status"] != "filled"]
@@ -234,7 +234,7 @@ def test_newer_schema_is_a_clear_error(tmp_path):
     db = sqlite3.connect(path)
     db.execute("PRAGMA user_version=99")
     db.close()
-    with pytest.raises(JournalError, match=r"schema version 99 is newer than this engine reads \(1\); upgrade"):
+    with pytest.raises(JournalError, match=r"schema version 99 is newer than this engine reads \(2\); upgrade"):
         Journal(path)
 
 
@@ -314,5 +314,5 @@ def test_stops_are_journaled(tmp_path):
     fills = [f for f in journal.events(symbol="A", kind="fill") if f["side"] == "buy"]
     assert len(stops) == len(fills) > 0  # one per entry
     entry = Decimal(fills[0]["price"])
-    assert stops[0]["stop_loss"] == pytest.approx(float(entry) * 0.5)
-    assert stops[0]["take_profit"] == pytest.approx(float(entry) * 1.5)
+    assert stops[0]["stop_price"] == pytest.approx(float(entry) * 0.5)
+    assert stops[0]["take_profit_price"] == pytest.approx(float(entry) * 1.5)

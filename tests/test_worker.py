@@ -92,7 +92,7 @@ def test_take_profit_and_stop_from_the_decision(tmp_path):
         def watch(self, ctx):
             return "setup" if ctx.index == 1 else None
         def close_watch(self, ctx):
-            return {"action": "enter", "qty": 1, "stop_loss": 95, "take_profit": 104}
+            return {"action": "enter", "qty": 1, "stop_price": 95, "take_profit_price": 104}
         def in_trade(self, ctx):
             return None
     """

@@ -10,6 +10,7 @@ from engine_core.events import Event, EventSink
 from engine_core.hookspecs import hookimpl
 from engine_core.model import (
     Bar,
+    ConnectionEvent,
     ErrorEvent,
     FillEvent,
     OrderEvent,
@@ -33,9 +34,8 @@ def describe(event: Event) -> str:
     if isinstance(event, OrderEvent):
         o = event.order
         extra = f": {event.detail}" if event.detail else ""
-        return (
-            f"{iso_utc(o.ts)} {o.symbol} order {event.status} {o.side.value} {o.qty} [{o.client_id}] {o.reason}{extra}"
-        )
+        what = f"order {event.status.value} {o.side.value} {o.qty} [{o.client_id}]"
+        return f"{iso_utc(o.ts)} {o.symbol} {what} {o.reason}{extra}"
     if isinstance(event, FillEvent):
         f = event.fill
         return f"{iso_utc(f.ts)} {f.symbol} fill {f.side.value} {f.qty} @ {f.price} fee {f.commission} [{f.client_id}]"
@@ -43,6 +43,9 @@ def describe(event: Event) -> str:
         return f"{iso_utc(event.ts)} {event.symbol} signal {event.action} {event.detail or ''}".rstrip()
     if isinstance(event, ErrorEvent):
         return f"{iso_utc(event.ts)} {event.symbol or '-'} {event.kind}: {event.message}"
+    if isinstance(event, ConnectionEvent):
+        detail = f" ({event.detail})" if event.detail else ""
+        return f"{iso_utc(event.ts)} - source {event.source} {event.state}{detail}"
     if isinstance(event, Bar):
         prices = f"o={event.open} h={event.high} l={event.low} c={event.close} v={event.volume}"
         return f"{iso_utc(event.ts)} {event.symbol} bar {prices}"

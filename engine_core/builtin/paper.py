@@ -1,7 +1,12 @@
-"""The paper broker: fills market orders against bars, with commission and slippage.
+"""The paper broker: fills market and limit orders against bars, with
+commission and slippage.
 
-With a journal bound (live paper trading), every order it accepts and every
-fill it makes is written there first, so that after a crash it answers
+Market orders fill at the next bar's open (``fill = "next_open"``) or at the
+decision bar's close (``fill = "close"``), moved against you by ``slippage``.
+A limit order fills on the first later bar whose range reaches its price: at
+the open when the bar opens through it, else at the limit (no slippage on a
+limit). With a journal bound (live paper trading), every order it accepts and
+every fill it makes is written there first, so that after a crash it answers
 ``order_status`` and ``positions`` exactly as a venue would.
 """
 
@@ -13,10 +18,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from engine_core.brokers import Broker, FillCallback, OrderStatus
+from engine_core.brokers import SimulatedBroker, UpdateCallback
 from engine_core.hookspecs import hookimpl
-from engine_core.journal import Journal
-from engine_core.model import Fill, Order, Side
+from engine_core.journal import Journal, order_from_row
+from engine_core.model import Fill, Order, OrderType, Side, to_decimal
+from engine_core.orders import OrderState, OrderStatus, OrderUpdate, UpdateKind
 from engine_core.sources import PluginConfig
 
 _KEY = "paper:"
@@ -29,19 +35,13 @@ class PaperConfig(PluginConfig):
     slippage: Decimal = Field(default=Decimal(0), ge=0, lt=1)  # fraction of price, against you
 
 
-def to_decimal(value: float) -> Decimal:
-    """A float price as the Decimal of its shortest repr (what the data said)."""
-    return Decimal(repr(float(value)))
-
-
-class PaperBroker(Broker):
+class PaperBroker(SimulatedBroker):
     Config = PaperConfig
-    simulated = True
 
-    def __init__(self, config: PaperConfig, *, on_fill: FillCallback) -> None:
-        super().__init__(config, on_fill=on_fill)
+    def __init__(self, config: PaperConfig, *, on_update: UpdateCallback) -> None:
+        super().__init__(config, on_update=on_update)
         self.fill_at = config.fill
-        self._pending: dict[str, dict[str, Order]] = {}
+        self._working: dict[str, dict[str, Order]] = {}  # symbol -> client id -> order
         self._orders: dict[str, dict[str, Any]] = {}  # client id -> record (what order_status answers)
         self._lock = threading.Lock()
         self._journal: Journal | None = None
@@ -53,8 +53,7 @@ class PaperBroker(Broker):
             cid = key[len(_KEY) :]
             self._orders[cid] = record
             if record["status"] == "open":
-                order = _order_from(cid, record)
-                self._pending.setdefault(order.symbol, {})[cid] = order
+                self._working.setdefault(record["symbol"], {})[cid] = order_from_row({"client_id": cid, **record})
 
     def _save(self, cid: str) -> None:
         if self._journal is not None:
@@ -73,69 +72,111 @@ class PaperBroker(Broker):
                 "qty": str(order.qty),
                 "ts": order.ts,
                 "reason": order.reason,
+                "type": order.type.value,
+                "price": None if order.price is None else str(order.price),
+                "tif": order.tif.value,
                 "status": "open",
             }
             if self._journal is not None:
                 self._save(order.client_id)
-            pending = self._pending.get(order.symbol)
-            if pending is None:
-                pending = self._pending[order.symbol] = {}
-            pending[order.client_id] = order
+            working = self._working.get(order.symbol)
+            if working is None:
+                working = self._working[order.symbol] = {}
+            working[order.client_id] = order
 
-    def cancel(self, client_id: str) -> None:
+    def cancel_now(self, client_id: str) -> list[OrderUpdate]:
         with self._lock:
             record = self._orders.get(client_id)
             if record is None or record["status"] != "open":
-                return
+                return []
             record["status"] = "cancelled"
             self._save(client_id)
-            self._pending.get(record["symbol"], {}).pop(client_id, None)
+            self._working.get(record["symbol"], {}).pop(client_id, None)
+            return [OrderUpdate(UpdateKind.CANCEL, client_id, record["symbol"], int(record["ts"]))]
 
-    def match(self, symbol: str, ts: int, price: float) -> list[Fill]:
+    def match(self, symbol: str, ts: int, open_: float, high: float, low: float) -> list[OrderUpdate]:
         with self._lock:
-            orders = self._pending.pop(symbol, None)
-            if not orders:
+            working = self._working.get(symbol)
+            if not working:
                 return []
-            cfg = self.config
-            base = to_decimal(price)
-            fills = []
-            for order in orders.values():
-                slip = base * cfg.slippage
-                px = base + slip if order.side is Side.BUY else base - slip
-                commission = px * order.qty * cfg.commission
-                fill = Fill(order.client_id, symbol, order.side, order.qty, px, commission, ts, order.client_id)
-                if self._journal is None:
-                    del self._orders[order.client_id]  # a backtest keeps no history of filled orders
+            out = []
+            for cid, order in list(working.items()):
+                if order.ts >= ts:
+                    continue
+                if order.type is OrderType.MARKET:
+                    px: Decimal | None = self._slipped(to_decimal(open_), order.side)
                 else:
-                    record = self._orders[order.client_id]
-                    record.update(status="filled", price=str(px), commission=str(commission), fill_ts=ts)
-                    self._save(order.client_id)  # the fill exists once it is journaled here
-                fills.append(fill)
-            return fills
+                    px = self._limit_fill(order, open_, high, low)
+                if px is None:
+                    continue
+                del working[cid]
+                out.append(self._fill(order, px, ts))
+            return out
 
-    def order_status(self, client_id: str) -> OrderStatus | None:
+    def fill_market(self, symbol: str, ts: int, price: float) -> list[OrderUpdate]:
+        with self._lock:
+            working = self._working.get(symbol)
+            if not working:
+                return []
+            out = []
+            for cid, order in list(working.items()):
+                if order.type is OrderType.MARKET:
+                    del working[cid]
+                    out.append(self._fill(order, self._slipped(to_decimal(price), order.side), ts))
+            return out
+
+    @staticmethod
+    def _limit_fill(order: Order, open_: float, high: float, low: float) -> Decimal | None:
+        limit = order.price
+        assert limit is not None
+        if order.side is Side.BUY:
+            if low > limit:
+                return None
+            return min(to_decimal(open_), limit)
+        if high < limit:
+            return None
+        return max(to_decimal(open_), limit)
+
+    def _slipped(self, base: Decimal, side: Side) -> Decimal:
+        slip = base * self.config.slippage
+        return base + slip if side is Side.BUY else base - slip
+
+    def _fill(self, order: Order, px: Decimal, ts: int) -> OrderUpdate:
+        commission = px * order.qty * self.config.commission
+        fill = Fill(order.client_id, order.symbol, order.side, order.qty, px, commission, ts, order.client_id)
+        if self._journal is None:
+            del self._orders[order.client_id]  # a backtest keeps no history of filled orders
+        else:
+            record = self._orders[order.client_id]
+            record.update(status="filled", fill_price=str(px), commission=str(commission), fill_ts=ts)
+            self._save(order.client_id)  # the fill exists once it is journaled here
+        return OrderUpdate(UpdateKind.FILL, order.client_id, order.symbol, ts, fill)
+
+    def order_status(self, client_id: str) -> OrderState | None:
         with self._lock:
             record = self._orders.get(client_id)
         if record is None:
             return None
-        if record["status"] != "filled":
-            return OrderStatus(record["status"], Decimal(0))
+        if record["status"] == "open":
+            return OrderState(OrderStatus.ACCEPTED, Decimal(0))
+        if record["status"] == "cancelled":
+            return OrderState(OrderStatus.CANCELLED, Decimal(0))
         qty = Decimal(record["qty"])
         fill = Fill(
             client_id,
             record["symbol"],
             Side(record["side"]),
             qty,
-            Decimal(record["price"]),
+            Decimal(record["fill_price"] if "fill_price" in record else record["price"]),  # older journals: "price"
             Decimal(record["commission"]),
             int(record["fill_ts"]),
             client_id,
         )
-        return OrderStatus("filled", qty, (fill,))
+        return OrderState(OrderStatus.FILLED, qty, (fill,))
 
     def open_orders(self) -> list[Order]:
         with self._lock:
-            return [o for orders in self._pending.values() for o in orders.values()]
+            return [o for orders in self._working.values() for o in orders.values()]
 
     def positions(self) -> dict[str, Decimal]:
         out: dict[str, Decimal] = {}
@@ -146,12 +187,6 @@ class PaperBroker(Broker):
                     signed = qty if record["side"] == "buy" else -qty
                     out[record["symbol"]] = out.get(record["symbol"], Decimal(0)) + signed
         return out
-
-
-def _order_from(client_id: str, record: dict[str, Any]) -> Order:
-    return Order(
-        client_id, record["symbol"], Side(record["side"]), Decimal(record["qty"]), int(record["ts"]), record["reason"]
-    )
 
 
 @hookimpl

@@ -220,14 +220,14 @@ local pos = {}
 setmetatable(pos, {__index = function(_, k)
   if k == "bars_held" and pos.entry_index then return cur + base - pos.entry_index end
 end})
-local function set_position(qty, avg_price, entry_time, entry_index, stop_loss, take_profit, trailing_stop)
+local function set_position(qty, avg_price, entry_time, entry_index, stop_price, take_profit_price, trailing_stop)
   local open = qty ~= 0
   pos.qty = qty
   pos.side = open and (qty > 0 and "long" or "short") or nil
   pos.avg_price = open and avg_price or nil
   pos.entry_time = open and entry_time or nil
   pos.entry_index = open and entry_index or nil
-  pos.stop_loss, pos.take_profit, pos.trailing_stop = stop_loss, take_profit, trailing_stop
+  pos.stop_price, pos.take_profit_price, pos.trailing_stop = stop_price, take_profit_price, trailing_stop
 end
 set_position(0)
 
@@ -269,19 +269,20 @@ end
 -- walk it); any other table, or a value that is no table, goes as it is.
 local function decided(k, r)
   if type(r) ~= "table" then return k, r end
-  local action, side, qty, stop_loss, take_profit, trailing_stop, expires, reason
+  local action, side, qty, stop_price, take_profit_price, trailing_stop, expires, limit_price, reason
   for key, v in next, r do
     if key == "action" then action = v
     elseif key == "reason" then reason = v
     elseif key == "qty" then qty = v
     elseif key == "side" then side = v
-    elseif key == "stop_loss" then stop_loss = v
-    elseif key == "take_profit" then take_profit = v
+    elseif key == "stop_price" then stop_price = v
+    elseif key == "take_profit_price" then take_profit_price = v
     elseif key == "trailing_stop" then trailing_stop = v
     elseif key == "expires" then expires = v
+    elseif key == "limit_price" then limit_price = v
     else return k, r end  -- an unknown field: Python walks the table for the error
   end
-  return k, action, side, qty, stop_loss, take_profit, trailing_stop, expires, reason
+  return k, action, side, qty, stop_price, take_profit_price, trailing_stop, expires, limit_price, reason
 end
 
 -- Returns stop alone when no bar decided. Each bar gets a fresh budget, set
@@ -384,7 +385,7 @@ class Context:
         if self.chunk != (view.seen, view.n):
             self._ship()
         p = view.position
-        position = (p.qty, p.avg_price, p.entry_ts, p.entry_index, p.stop_loss, p.take_profit, p.trailing_stop)
+        position = (p.qty, p.avg_price, p.entry_ts, p.entry_index, p.stop_price, p.take_profit_price, p.trailing_stop)
         if position != self.position:
             self.position = position
             self.lua.set_position(*position)

@@ -26,7 +26,17 @@ log = logging.getLogger("engine_core.lua")
 
 REQUIRED = ("watch", "close_watch", "in_trade")
 OPTIONAL = ("init", "on_fill")
-_FIELDS = ("action", "side", "qty", "stop_loss", "take_profit", "trailing_stop", "expires", "reason")  # Lua's order
+_FIELDS = (
+    "action",
+    "side",
+    "qty",
+    "stop_price",
+    "take_profit_price",
+    "trailing_stop",
+    "expires",
+    "limit_price",
+    "reason",
+)  # Lua's order
 _DECISIONS_KEPT = 1024  # parsed decisions remembered per symbol (the cache empties when full)
 
 

@@ -156,14 +156,14 @@ def test_bad_indicator_is_an_error_at_the_script_line(harness: Any, call: str, m
 
 
 def test_position(harness: Any) -> None:
-    fields = "qty, side, avg_price, entry_time, bars_held, stop_loss, take_profit, trailing_stop"
+    fields = "qty, side, avg_price, entry_time, bars_held, stop_price, take_profit_price, trailing_stop"
     h = probe(harness, ", ".join(f"ctx.position.{f.strip()}" for f in fields.split(",")))
     h.feed(np.arange(1.0, 10.0))
     assert at(h, 0) == [0, None, None, None, None, None, None, None]
     p = h.view.position
-    p.qty, p.avg_price, p.entry_ts, p.entry_index, p.stop_loss = -2.0, 3.5, 3 * MINUTE, 3, 2.0
+    p.qty, p.avg_price, p.entry_ts, p.entry_index, p.stop_price = -2.0, 3.5, 3 * MINUTE, 3, 2.0
     assert at(h, 5) == [-2, "short", 3.5, 3 * MINUTE, 3, 2, None, None]
-    p.qty, p.take_profit, p.trailing_stop = 1.0, 9.0, 0.05
+    p.qty, p.take_profit_price, p.trailing_stop = 1.0, 9.0, 0.05
     assert at(h, 6) == [1, "long", 3.5, 3 * MINUTE, 4, 2, 9, 0.05]
 
 

@@ -14,7 +14,7 @@ from engine_core.model import Side, State
 
 FUNCTIONS = """
 function close_watch(ctx)
-  if ctx.index == 3 then return {action = "enter", side = "sell", qty = 2, stop_loss = 9.5, reason = "r"} end
+  if ctx.index == 3 then return {action = "enter", side = "sell", qty = 2, stop_price = 9.5, reason = "r"} end
 end
 function in_trade(ctx)
   if ctx.close() > 4 then return "exit" end
@@ -30,7 +30,7 @@ def test_scan_stops_at_the_first_decision(harness: Any) -> None:
     k, d = s.scan(State.WATCH, 0, 6)
     assert (k, d.action) == (2, "setup")
     k, d = s.scan(State.CLOSE_WATCH, 2, 3)  # the same bar again, as the worker asks after a setup
-    assert (k, d.side, d.qty, d.stop_loss, d.reason) == (2, Side.SELL, Decimal(2), 9.5, "r")
+    assert (k, d.side, d.qty, d.stop_price, d.reason) == (2, Side.SELL, Decimal(2), 9.5, "r")
     assert s.scan(State.IN_TRADE, 3, 6)[0] == 4
     assert s.scan(State.IN_TRADE, 0, 3) == (3, None)
 
@@ -122,7 +122,7 @@ def test_decision_tables_are_read_raw_and_values_keep_their_types(harness: Any) 
       local n = ctx.state.n
       if n <= 4 then return {action = "setup", qty = QTY[n], expires = 2, reason = n % 2} end
       if n == 5 then return setmetatable({action = "setup"}, {__index = {qty = 5, side = "sell"}}) end
-      if n == 6 then return {action = "enter", side = "sell", stop_loss = 2, take_profit = 3.5, trailing_stop = 0.1} end
+      if n == 6 then return {action = "enter", side = "sell", stop_price = 2, take_profit_price = 3.5, trailing_stop = 0.1} end
       return {action = "setup", qty = true}
     end
     function close_watch(ctx) end
@@ -141,7 +141,7 @@ def test_decision_tables_are_read_raw_and_values_keep_their_types(harness: Any) 
     assert decisions[0] is decisions[2]  # the same values: the parsed decision is reused
     assert (decisions[4].qty, decisions[4].side) == (None, Side.BUY)  # raw fields, as Python walks the table
     d = decisions[5]
-    assert (d.action, d.side, d.stop_loss, d.take_profit, d.trailing_stop) == ("enter", Side.SELL, 2.0, 3.5, 0.1)
+    assert (d.action, d.side, d.stop_price, d.take_profit_price, d.trailing_stop) == ("enter", Side.SELL, 2.0, 3.5, 0.1)
     with pytest.raises(
         StrategyError,
         match=r"^strategy.lua:\d+: watch for TEST: decision field 'qty' must be a finite number, got True",

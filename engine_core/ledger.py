@@ -1,0 +1,154 @@
+"""One symbol's books: position, cash, round trips and the PnL series.
+
+Fills are booked in Decimal (exact, as the broker reported them); the PnL
+series marks the position to market at every bar close in floats, for the
+report. ``cash`` is the cash flow of the symbol's fills net of commission,
+so the symbol's PnL at a price is ``cash + qty * price``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from engine_core.model import BarChunk, Fill, RoundTrip, Side
+from engine_core.storage import Series
+
+_ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class Entry:
+    """The open position's entry: average price, size, commission so far."""
+
+    ts: int
+    price: Decimal
+    qty: Decimal
+    commission: Decimal
+    side: Side
+    index: int  # the symbol's bar count (1-based) at the entry fill
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ts": self.ts,
+            "price": str(self.price),
+            "qty": str(self.qty),
+            "commission": str(self.commission),
+            "side": self.side.value,
+            "index": self.index,
+        }
+
+    @classmethod
+    def from_json(cls, e: dict[str, Any]) -> Entry:
+        return cls(
+            e["ts"], Decimal(e["price"]), Decimal(e["qty"]), Decimal(e["commission"]), Side(e["side"]), e["index"]
+        )
+
+
+class Ledger:
+    """Position, cash and round trips of one symbol, and its PnL per bar."""
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.qty = _ZERO
+        self.cash = _ZERO
+        self.entry: Entry | None = None
+        self.trades: list[RoundTrip] = []
+        self.fills = 0
+        self.fill_keys: set[str] = set()  # fills booked, so that none is booked twice
+        self._ts = Series(np.int64)
+        self._pnl = Series(np.float64)
+        self._exposed = Series(bool)
+        # (chunk bar from which it holds, qty, cash) for the chunk being processed
+        self._marks: list[tuple[int, float, float]] = [(0, 0.0, 0.0)]
+
+    # ------------------------------------------------------------ fills
+
+    def booked(self, fill: Fill) -> bool:
+        return fill.key in self.fill_keys
+
+    def book(self, fill: Fill, i: int, index: int, reason: str) -> RoundTrip | None:
+        """Book ``fill`` (at chunk bar ``i``; ``index`` is the symbol's bar
+        count there). Returns the round trip it closes, if any."""
+        self.fill_keys.add(fill.key)
+        signed = fill.position_change
+        before = self.qty
+        self.qty = before + signed
+        sign = 1 if fill.side is Side.BUY else -1
+        self.cash -= sign * fill.qty * fill.price + fill.commission
+        self.fills += 1
+        closed = None
+        e = self.entry
+        if before == 0 and self.qty != 0:
+            self.entry = Entry(fill.ts, fill.price, abs(signed), fill.commission, fill.side, index)
+        elif e is not None and abs(self.qty) > abs(before) and (self.qty > 0) == (before > 0):
+            total = e.qty + abs(signed)  # adding to the position: average the entry
+            e.price = (e.price * e.qty + fill.price * abs(signed)) / total
+            e.qty, e.commission = total, e.commission + fill.commission
+        elif e is not None and self.qty == 0:
+            closed = self._close(fill, reason)
+        self._marks.append((i, float(self.qty), float(self.cash)))
+        return closed
+
+    def _close(self, fill: Fill, reason: str) -> RoundTrip:
+        e = self.entry
+        assert e is not None
+        direction = 1 if e.side is Side.BUY else -1
+        commission = e.commission + fill.commission
+        pnl = (fill.price - e.price) * e.qty * direction - commission
+        trip = RoundTrip(self.symbol, e.side, e.qty, e.ts, e.price, fill.ts, fill.price, pnl, commission, reason)
+        self.trades.append(trip)
+        self.entry = None
+        return trip
+
+    # ------------------------------------------------------------ marks
+
+    def begin_chunk(self) -> None:
+        self._marks = [(0, float(self.qty), float(self.cash))]
+
+    def mark_chunk(self, chunk: BarChunk) -> float:
+        """Mark the chunk's bars to market (PnL and exposure at each close);
+        returns the PnL at its last close."""
+        marks = self._marks
+        if len(marks) == 1 or len(chunk) == 1:
+            _, qty, cash = marks[-1]
+            if len(chunk) == 1:  # live: one bar, the position as it stands after it
+                pnl = cash + qty * float(chunk.close[0])
+                self._ts.append(chunk.ts[0])
+                self._pnl.append(pnl)
+                self._exposed.append(qty != 0)
+                return pnl
+            pnls = cash + qty * chunk.close
+            self._ts.extend(chunk.ts)
+            self._pnl.extend(pnls)
+            self._exposed.extend(np.full(len(chunk), qty != 0))
+            return float(pnls[-1])
+        idx = [m[0] for m in marks] + [len(chunk)]
+        lengths = np.diff(np.asarray(idx))
+        qtys = np.repeat(np.array([m[1] for m in marks]), lengths)
+        pnls = np.repeat(np.array([m[2] for m in marks]), lengths) + qtys * chunk.close
+        self._ts.extend(chunk.ts)
+        self._pnl.extend(pnls)
+        self._exposed.extend(qtys != 0)
+        return float(pnls[-1])
+
+    def series(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ts, pnl, exposed)`` per bar so far."""
+        return self._ts.array(), self._pnl.array(), self._exposed.array()
+
+    # ------------------------------------------------------------ journal
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "qty": str(self.qty),
+            "cash": str(self.cash),
+            "entry": None if self.entry is None else self.entry.to_json(),
+        }
+
+    def restore(self, snap: dict[str, Any], fill_keys: set[str]) -> None:
+        self.qty, self.cash = Decimal(snap["qty"]), Decimal(snap["cash"])
+        self.entry = None if snap["entry"] is None else Entry.from_json(snap["entry"])
+        self.fill_keys = set(fill_keys)
