@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 from collections.abc import Coroutine
@@ -83,6 +84,8 @@ class AlpacaBroker(Broker):
         super().__init__(config, on_update=on_update)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._dispatcher: threading.Thread | None = None
+        self._outbox: queue.SimpleQueue[OrderUpdate | None] = queue.SimpleQueue()
         self._rest: AlpacaRest | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._tracked: dict[str, _Tracked] = {}  # by client id
@@ -141,6 +144,8 @@ class AlpacaBroker(Broker):
 
         self._thread = threading.Thread(target=run, name="alpaca-broker", daemon=True)
         self._thread.start()
+        self._dispatcher = threading.Thread(target=self._dispatch, name="alpaca-broker-updates", daemon=True)
+        self._dispatcher.start()
         ready.wait()
         self._loop = loop
         try:
@@ -177,6 +182,9 @@ class AlpacaBroker(Broker):
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(10)
+        self._outbox.put(None)  # after every update emitted so far
+        if self._dispatcher is not None:
+            self._dispatcher.join(10)
         loop.close()
         self._loop = None
 
@@ -411,10 +419,19 @@ class AlpacaBroker(Broker):
     # ------------------------------------------------------ updates
 
     def _emit(self, update: OrderUpdate) -> None:
-        try:
-            self.on_update(update)
-        except Exception:  # the engine's callback must not break the broker's loop
-            log.exception("alpaca broker: on_update failed for %s", update.client_id)
+        """Hand an update to the dispatcher thread: the broker's loop never waits
+        on the engine (a worker may be inside ``submit``, waiting on this loop)."""
+        self._outbox.put(update)
+
+    def _dispatch(self) -> None:
+        while True:
+            update = self._outbox.get()
+            if update is None:
+                return
+            try:
+                self.on_update(update)
+            except Exception:  # the engine's callback must not stop the updates
+                log.exception("alpaca broker: on_update failed for %s", update.client_id)
 
     def _apply(self, vo: wire.VenueOrder, event: str, ts: int = 0) -> None:
         """Turn what the venue says of an order (a stream event, a poll, an
