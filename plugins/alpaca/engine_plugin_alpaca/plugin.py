@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine_core.hookspecs import Register, hookimpl
 
 
@@ -18,3 +20,10 @@ def register_brokers(register: Register) -> None:
     from engine_plugin_alpaca.broker import AlpacaBroker
 
     register("alpaca", AlpacaBroker)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from engine_plugin_alpaca.download import download_command
+
+    cli.commands["download"].add_command(download_command, "alpaca")
