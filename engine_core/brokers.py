@@ -37,7 +37,7 @@ backtest deterministic.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -59,9 +59,12 @@ class Broker(abc.ABC):
     simulated: ClassVar[bool] = False
     supports_brackets: ClassVar[bool] = False  # attaches stop/take-profit legs to an entry at the venue
 
-    def __init__(self, config: Any, *, on_update: UpdateCallback) -> None:
+    def __init__(self, config: Any, *, on_update: UpdateCallback, symbols: Sequence[str] = ()) -> None:
+        """``symbols`` are the engine's symbols: a venue reads their trading
+        rules at ``connect`` and scopes reconciliation to them."""
         self.config = config
         self.on_update = on_update
+        self.symbols = list(symbols)
 
     def connect(self) -> None:
         """Open sessions; called before any other method but ``bind_journal``."""

@@ -150,7 +150,20 @@ def _progress_bar() -> tuple[Callable[[int], None] | None, Callable[[], None]]:
     return update, prog.stop
 
 
-@main.group()
+class _PluginGroup(click.Group):
+    """A core group that plugins add subcommands to (``download``): loads the
+    plugins' commands before it is listed or a subcommand is looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        main._add_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        main._add_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+
+@main.group(cls=_PluginGroup)
 def download() -> None:
     """Download history from a venue into CSV files that the csv source reads.
 

@@ -1,0 +1,524 @@
+"""The ``binance`` broker: signed REST orders, fills from the user data
+stream, every update reported once.
+
+* ``submit`` rounds the quantity down to the lot step and a limit price to
+  the tick, checks the symbol's filters (refusing with the filter's name),
+  and sends ``POST /api/v3/order`` signed, with the engine's client id as
+  ``newClientOrderId``. A send that gets no answer is resolved by querying
+  that id, never by sending again; a client id is sent at most once per run
+  (Binance would take a used id again once its order is filled).
+* Updates come from three places, whichever is first: the order response
+  (``FULL``: ack and fills), ``executionReport`` events of the user data
+  stream (WebSocket API, ``userDataStream.subscribe.signature``), and REST
+  polling of the orders in flight while that stream is down. Each ack,
+  each trade (by trade id) and each end of an order is reported once.
+* Commission: a fee in the asset bought is ``Fill.fee_qty`` (the position
+  is what the account holds); a fee in the quote asset is cost; a fee in
+  BNB is cost at BNB's price in the quote asset.
+
+The broker runs its own asyncio loop on a thread ("binance-broker"); the
+engine's threads call in and wait for the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import websockets
+
+from engine_core.brokers import Broker, UpdateCallback
+from engine_core.errors import BrokerError, BrokerTimeout, ConfigError, EngineError
+from engine_core.live import Backoff
+from engine_core.model import Fill, Order, OrderType, Side, TimeInForce
+from engine_core.orders import OrderState, OrderUpdate, UpdateKind, make_client_id, parse_client_id
+from engine_plugin_binance import wire
+from engine_plugin_binance.config import BinanceBrokerConfig
+from engine_plugin_binance.filters import SymbolRules
+from engine_plugin_binance.rest import NO_SUCH_ORDER, BinanceError, BinanceRest, Unanswered, sign
+
+log = logging.getLogger("engine_plugin_binance")
+
+T = TypeVar("T")
+
+_TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
+_TERMINAL = {"CANCELED", "REJECTED", "EXPIRED", "EXPIRED_IN_MATCH"}
+_KIND_OF = {
+    "CANCELED": UpdateKind.CANCEL,
+    "REJECTED": UpdateKind.REJECT,
+    "EXPIRED": UpdateKind.EXPIRE,
+    "EXPIRED_IN_MATCH": UpdateKind.EXPIRE,
+}
+
+
+@dataclass
+class _Track:
+    """What has been reported of one order (so that nothing is reported twice)."""
+
+    symbol: str
+    qty: Decimal
+    venue_id: str = ""
+    acked: bool = False
+    trades: set[str] = field(default_factory=set)
+    filled: Decimal = Decimal(0)
+    done: bool = False
+
+
+class BinanceBroker(Broker):
+    """Binance spot orders (``[broker] type = "binance"``)."""
+
+    Config = BinanceBrokerConfig
+    ORDER_TIMEOUT = 10.0
+    """Seconds to wait for an order's answer before resolving it by client id."""
+    POLL_INTERVAL = 2.0
+    """Seconds between REST polls of the orders in flight while the user data stream is down."""
+
+    def __init__(self, config: BinanceBrokerConfig, *, on_update: UpdateCallback, symbols: Sequence[str] = ()) -> None:
+        super().__init__(config, on_update=on_update, symbols=[s.upper() for s in symbols])
+        self._rest = BinanceRest(
+            config.rest(),
+            api_key=config.api_key.get_secret_value(),
+            api_secret=config.api_secret.get_secret_value(),
+            recv_window=config.recv_window,
+            timeout=self.ORDER_TIMEOUT,
+        )
+        self._rules: dict[str, SymbolRules] = {}
+        self._ref_price: dict[str, Decimal] = {}
+        self._asset_prices: dict[str, Decimal] = {}  # a third commission asset's price in the quote asset
+        self._orders: dict[str, _Track] = {}
+        self._sent: set[str] = set()
+        self._cash = Decimal(0)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stream_up = threading.Event()
+        self._stopping = False
+        self.counts = {"stream_reconnects": 0, "polls": 0, "foreign_reports": 0}
+
+    # ---------------------------------------------------------------- loop thread
+
+    def _start_loop(self) -> None:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            ready.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="binance-broker", daemon=True)
+        self._thread.start()
+        ready.wait()
+
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        if self._loop is None:
+            coro.close()
+            raise BrokerError("binance broker: not connected (connect() first)")
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise BrokerError("binance broker: called from its own on_update (the callback must not call back)")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def connect(self) -> None:
+        if self._loop is not None:
+            return
+        self._start_loop()
+        try:
+            self._run(self._connect(), 60)
+        except EngineError:
+            self.close()
+            raise
+        self.stream_up.wait(5)  # orders sent before it is up are still reported by their responses
+
+    async def _connect(self) -> None:
+        await self._rest.sync_time()
+        await self._load_rules(self.symbols)
+        account = await self._rest.request("GET", "/api/v3/account", weight=20, signed=True)
+        quotes = {r.quote for r in self._rules.values()}
+        if len(quotes) > 1:
+            raise ConfigError(
+                f"[broker] binance: the symbols are quoted in several assets ({', '.join(sorted(quotes))})"
+            )
+        quote = quotes.pop() if quotes else "USDT"
+        self._cash = sum(
+            (Decimal(b["free"]) for b in account.get("balances", []) if b["asset"] == quote), start=Decimal(0)
+        )
+        for symbol in self.symbols:
+            await self._refresh_price(symbol)
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._user_stream()), loop.create_task(self._poll())]
+
+    async def _load_rules(self, symbols: Sequence[str]) -> None:
+        if not symbols:
+            return  # read per symbol on first use
+        params = {"symbols": "[" + ",".join(f'"{s}"' for s in symbols) + "]"}
+        try:
+            info = await self._rest.request("GET", "/api/v3/exchangeInfo", params, weight=20)
+        except BinanceError as err:
+            raise ConfigError(f"[broker] binance: symbols {', '.join(symbols)}: {err}") from err
+        for sym in info.get("symbols", []):
+            self._rules[sym["symbol"]] = SymbolRules.from_exchange_info(sym)
+
+    async def _refresh_price(self, symbol: str) -> None:
+        try:
+            body = await self._rest.request("GET", "/api/v3/ticker/price", {"symbol": symbol}, weight=2)
+            self._ref_price[symbol] = Decimal(body["price"])
+        except BinanceError as err:
+            log.warning("binance: no reference price for %s: %s", symbol, err)
+
+    def close(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        self._stopping = True
+
+        async def shutdown() -> None:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._rest.close()
+
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join(10)
+            self._loop = None
+
+    # ---------------------------------------------------------------- the contract
+
+    def starting_cash(self) -> Decimal:
+        return self._cash
+
+    def rules(self, symbol: str) -> SymbolRules:
+        rules = self._rules.get(symbol)
+        if rules is None:
+            self._run(self._load_rules([symbol]), 30)
+            rules = self._rules.get(symbol)
+            if rules is None:
+                raise BrokerError(f"{symbol}: not a Binance spot symbol")
+            if symbol not in self.symbols:
+                self.symbols.append(symbol)
+        return rules
+
+    def round_qty(self, symbol: str, qty: Decimal) -> Decimal:
+        return self.rules(symbol).round_qty(qty)
+
+    def submit(self, order: Order) -> None:
+        if order.client_id in self._sent:
+            log.warning("binance: %s was sent already; not sending it again", order.client_id)
+            return
+        rules = self.rules(order.symbol)
+        market = order.type is OrderType.MARKET
+        qty = rules.round_qty(order.qty, market)
+        price = None
+        params: dict[str, Any] = {"symbol": order.symbol, "side": wire.SIDE[order.side], "type": "MARKET"}
+        if not market:
+            if order.price is None:
+                raise BrokerError(f"{order.symbol}: limit order {order.client_id} without a price")
+            if order.tif not in _TIF:
+                raise BrokerError(f"{order.symbol}: Binance spot has no time in force {order.tif.value!r}")
+            price = rules.round_price(order.price)
+            params.update(type="LIMIT", timeInForce=_TIF[order.tif])
+        try:
+            rules.check(qty, price, self._ref_price.get(order.symbol), market)
+        except BrokerError as err:
+            raise BrokerError(f"{err}; order {order.client_id} not sent") from None
+        params["quantity"] = f"{qty.normalize():f}"
+        if price is not None:
+            params["price"] = f"{price.normalize():f}"
+        params["newClientOrderId"] = order.client_id
+        params["newOrderRespType"] = "FULL"
+        self._sent.add(order.client_id)
+        self._run(self._place(order, qty, params), self.ORDER_TIMEOUT * 3 + 10)
+
+    async def _place(self, order: Order, qty: Decimal, params: dict[str, Any]) -> None:
+        cid = order.client_id
+        self._orders.setdefault(cid, _Track(order.symbol, qty))
+        try:
+            resp = await self._rest.request("POST", "/api/v3/order", params, weight=1, signed=True)
+        except Unanswered as err:
+            log.warning("binance: order %s unanswered (%s); asking for it by client id", cid, err)
+            found = await self._resolve(order.symbol, cid)
+            if found is None:
+                what = f"{order.symbol}: order {cid} sent, no answer, and Binance does not know it (yet)"
+                raise BrokerTimeout(what) from err
+            return
+        except BinanceError as err:
+            self._orders.pop(cid, None)
+            raise BrokerError(f"{order.symbol}: Binance refused order {cid}: {err}") from err
+        await self._apply(resp, resp.get("fills", []))
+
+    async def _resolve(self, symbol: str, cid: str) -> dict[str, Any] | None:
+        """Look an order up by client id (a few tries: it may still be on its
+        way); report what it shows."""
+        for delay in (0.0, 0.5, 1.0, 2.0):
+            await asyncio.sleep(delay)
+            try:
+                found = await self._query(symbol, cid)
+            except Unanswered:
+                continue
+            if found is not None:
+                order, trades = found
+                await self._apply(order, trades)
+                return order
+        return None
+
+    async def _query(self, symbol: str, cid: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        try:
+            order = await self._rest.request(
+                "GET", "/api/v3/order", {"symbol": symbol, "origClientOrderId": cid}, weight=4, signed=True
+            )
+        except BinanceError as err:
+            if err.code == NO_SUCH_ORDER:
+                return None
+            raise
+        trades: list[dict[str, Any]] = []
+        if Decimal(order.get("executedQty") or 0) > 0:
+            trades = await self._rest.request(
+                "GET", "/api/v3/myTrades", {"symbol": symbol, "orderId": order["orderId"]}, weight=5, signed=True
+            )
+        return order, trades
+
+    def cancel(self, client_id: str) -> None:
+        self._run(self._cancel(client_id), self.ORDER_TIMEOUT * 2 + 10)
+
+    async def _cancel(self, cid: str) -> None:
+        symbol = self._symbol_of(cid)
+        try:
+            resp = await self._rest.request(
+                "DELETE", "/api/v3/order", {"symbol": symbol, "origClientOrderId": cid}, weight=1, signed=True
+            )
+        except BinanceError as err:
+            # already filled, cancelled or unknown: report whatever it came to
+            log.info("binance: cancel of %s refused (%s); asking for its state", cid, err)
+            await self._resolve(symbol, cid)
+            return
+        resp = {**resp, "clientOrderId": resp.get("origClientOrderId", cid)}
+        await self._apply(resp, [])
+
+    def order_status(self, client_id: str) -> OrderState | None:
+        return self._run(self._status(client_id), self.ORDER_TIMEOUT * 2 + 10)
+
+    async def _status(self, cid: str) -> OrderState | None:
+        symbol = self._symbol_of(cid)
+        found = await self._query(symbol, cid)
+        if found is None:
+            return None
+        order, trades = found
+        rules = self._rules[symbol]
+        fills = wire.trade_fills(trades, cid, symbol, rules.base, rules.quote, self._value_now)
+        track = self._track(cid, symbol, Decimal(order["origQty"]))
+        track.venue_id = str(order["orderId"])
+        track.trades.update(f.trade_id for f in fills)  # the engine books these from the state
+        track.filled = sum((f.qty for f in fills), start=Decimal(0))
+        track.acked = True
+        track.done = order["status"] in _TERMINAL or order["status"] == "FILLED"
+        return wire.order_state(order, fills)
+
+    def open_orders(self) -> list[Order]:
+        return self._run(self._open_orders(), 60)
+
+    async def _open_orders(self) -> list[Order]:
+        rows: list[dict[str, Any]] = []
+        if self.symbols and len(self.symbols) <= 10:
+            for s in self.symbols:
+                rows += await self._rest.request("GET", "/api/v3/openOrders", {"symbol": s}, weight=6, signed=True)
+        else:
+            rows = await self._rest.request("GET", "/api/v3/openOrders", weight=80, signed=True)
+        out = []
+        for r in rows:
+            if not self._ours(r["clientOrderId"], r["symbol"]):
+                continue
+            out.append(
+                Order(
+                    r["clientOrderId"],
+                    r["symbol"],
+                    Side.BUY if r["side"] == "BUY" else Side.SELL,
+                    Decimal(r["origQty"]),
+                    int(r.get("time", 0)) * wire.MS,
+                    type=OrderType.LIMIT if r["type"] == "LIMIT" else OrderType.MARKET,
+                    price=Decimal(r["price"]) if r["type"] == "LIMIT" else None,
+                )
+            )
+        return out
+
+    def positions(self) -> dict[str, Decimal]:
+        account = self._run(self._rest.request("GET", "/api/v3/account", weight=20, signed=True), 60)
+        held = {b["asset"]: Decimal(b["free"]) + Decimal(b["locked"]) for b in account.get("balances", [])}
+        return {s: held.get(self.rules(s).base, Decimal(0)) for s in self.symbols}
+
+    # ---------------------------------------------------------------- reporting, once
+
+    def _track(self, cid: str, symbol: str, qty: Decimal) -> _Track:
+        track = self._orders.get(cid)
+        if track is None:
+            track = self._orders[cid] = _Track(symbol, qty)
+        return track
+
+    async def _apply(self, order: dict[str, Any], trades: list[dict[str, Any]]) -> None:
+        """Report what an order payload (response or query) shows that was not reported yet."""
+        cid, symbol = order["clientOrderId"], order["symbol"]
+        track = self._track(cid, symbol, Decimal(order["origQty"]))
+        ts = int(order.get("transactTime") or order.get("updateTime") or time.time() * 1000) * wire.MS
+        venue_id = str(order.get("orderId", ""))
+        if not track.acked:
+            track.acked = True
+            track.venue_id = venue_id
+            self._emit(OrderUpdate(UpdateKind.ACK, cid, symbol, ts, venue_id=venue_id))
+        rules = self._rules[symbol]
+        side = Side.BUY if order["side"] == "BUY" else Side.SELL
+        for t in trades:
+            await self._price_commission(t.get("commissionAsset"), rules)
+            rows = [{**t, "side": wire.SIDE[side], "time": t.get("time", ts // wire.MS)}]
+            for fill in wire.trade_fills(rows, cid, symbol, rules.base, rules.quote, self._value_now):
+                self._fill(track, fill)
+        status = order.get("status", "")
+        if status in _TERMINAL and not track.done:
+            track.done = True
+            self._emit(OrderUpdate(_KIND_OF[status], cid, symbol, ts, venue_id=venue_id))
+
+    def _fill(self, track: _Track, fill: Fill) -> None:
+        if fill.trade_id in track.trades:
+            return
+        track.trades.add(fill.trade_id)
+        track.filled += fill.qty
+        self._ref_price[fill.symbol] = fill.price
+        kind = UpdateKind.FILL if track.filled >= track.qty else UpdateKind.PARTIAL_FILL
+        if kind is UpdateKind.FILL:
+            track.done = True
+        self._emit(OrderUpdate(kind, fill.client_id, fill.symbol, fill.ts, fill, track.venue_id))
+
+    async def _on_report(self, ev: dict[str, Any]) -> None:
+        cid = ev["C"] if ev.get("x") == "CANCELED" and ev.get("C") else ev["c"]
+        symbol = ev["s"]
+        if cid not in self._orders and not self._ours(cid, symbol):
+            self.counts["foreign_reports"] += 1
+            return
+        track = self._track(cid, symbol, Decimal(ev["q"]))
+        rules = self._rules.get(symbol) or self.rules(symbol)
+        await self._price_commission(ev.get("N"), rules)
+        for update in wire.report_updates(ev, rules.base, rules.quote, self._value_now):
+            if update.kind is UpdateKind.ACK:
+                if not track.acked:
+                    track.acked = True
+                    track.venue_id = update.venue_id
+                    self._emit(update)
+            elif update.fill is not None:
+                self._fill(track, update.fill)
+            elif not track.done:
+                track.done = True
+                self._emit(update)
+
+    def _emit(self, update: OrderUpdate) -> None:
+        try:
+            self.on_update(update)
+        except Exception:  # noqa: BLE001 - the engine's callback must not kill the broker's loop
+            log.exception("binance: the engine's on_update failed for %s", update)
+
+    # ---------------------------------------------------------------- commission in a third asset
+
+    async def _price_commission(self, asset: str | None, rules: SymbolRules) -> None:
+        if not asset or asset in (rules.base, rules.quote):
+            return
+        prices = self._asset_prices
+        if asset in prices:
+            return
+        try:
+            body = await self._rest.request("GET", "/api/v3/ticker/price", {"symbol": asset + rules.quote}, weight=2)
+            prices[asset] = Decimal(body["price"])
+        except BinanceError as err:
+            log.warning("binance: commission in %s booked at 0: no %s%s price (%s)", asset, asset, rules.quote, err)
+            prices[asset] = Decimal(0)
+
+    def _value_now(self, asset: str, amount: Decimal) -> Decimal:
+        return amount * self._asset_prices.get(asset, Decimal(0))
+
+    # ---------------------------------------------------------------- client ids
+
+    def _symbol_of(self, cid: str) -> str:
+        track = self._orders.get(cid)
+        if track is not None:
+            return track.symbol
+        for symbol in self.symbols:
+            if self._ours(cid, symbol):
+                return symbol
+        raise BrokerError(f"binance: client id {cid!r} names none of the symbols {', '.join(self.symbols)}")
+
+    @staticmethod
+    def _ours(cid: str, symbol: str) -> bool:
+        """Whether ``cid`` is an engine client id for ``symbol`` (orders placed
+        by hand on the same account are left alone)."""
+        try:
+            head, _ = parse_client_id(cid)
+        except ValueError:
+            return False
+        part = make_client_id("p", symbol, 0)[2:-2]
+        return head.endswith("-" + part)
+
+    # ---------------------------------------------------------------- user data stream
+
+    async def _user_stream(self) -> None:
+        backoff = Backoff(0.5, 30.0)
+        url = self.config.ws_api()
+        key = self.config.api_key.get_secret_value()
+        secret = self.config.api_secret.get_secret_value()
+        while not self._stopping:
+            try:
+                async with websockets.connect(url, ping_interval=None, open_timeout=10, close_timeout=1) as ws:
+                    params: dict[str, Any] = {"apiKey": key, "timestamp": self._rest.now_ms()}
+                    payload = "&".join(f"{k}={v}" for k, v in sorted(params.items()))
+                    params["signature"] = sign(secret, payload)
+                    request = {"id": "subscribe", "method": "userDataStream.subscribe.signature", "params": params}
+                    await ws.send(wire.encode(request).decode())
+                    async for frame in ws:
+                        msg = wire.decode(frame)
+                        event = msg.get("event") if isinstance(msg, dict) else None
+                        if event is not None:
+                            kind = event.get("e")
+                            if kind == "executionReport":
+                                await self._on_report(event)
+                            elif kind in ("serverShutdown", "eventStreamTerminated"):
+                                break
+                        elif isinstance(msg, dict) and msg.get("id") == "subscribe":
+                            if msg.get("status") != 200:
+                                log.error("binance: user data stream refused: %s", msg.get("error"))
+                                break
+                            backoff.reset()
+                            self.stream_up.set()
+                            await self._catch_up()  # what happened while it was down
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - any failure: reconnect, the polls cover the gap
+                log.warning("binance: user data stream dropped: %s: %s", type(err).__name__, err)
+            self.stream_up.clear()
+            if self._stopping:
+                return
+            self.counts["stream_reconnects"] += 1
+            await asyncio.sleep(backoff.next())
+
+    async def _poll(self) -> None:
+        """While the user data stream is down, ask for the orders in flight."""
+        while not self._stopping:
+            await asyncio.sleep(self.POLL_INTERVAL)
+            if not self.stream_up.is_set():
+                self.counts["polls"] += 1
+                try:
+                    await self._catch_up()
+                except EngineError as err:
+                    log.warning("binance: polling orders failed: %s", err)
+
+    async def _catch_up(self) -> None:
+        for cid, track in list(self._orders.items()):
+            if not track.done:
+                found = await self._query(track.symbol, cid)
+                if found is not None:
+                    await self._apply(*found)
