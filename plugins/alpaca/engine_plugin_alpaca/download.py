@@ -82,7 +82,10 @@ async def download(
                     raise DataError(f"alpaca download {symbol}: {err}") from err
                 rows = bars.get(symbol, [])
                 state.update(token=next_token, start=first, cursor=rows[-1].ts + 1 if rows and next_token else None)
-                return [(b.ts, b.open, b.high, b.low, b.close, b.volume) for b in rows]
+                return [
+                    (b.ts, b.open, b.high, b.low, b.close, int(b.volume) if b.volume.is_integer() else b.volume)
+                    for b in rows
+                ]
 
             path = out_dir / f"{symbol}-{timeframe}.csv"
             await download_bars(
