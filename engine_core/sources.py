@@ -98,6 +98,13 @@ class DataSource(abc.ABC):
         for the engine to warm indicators and strategy; None: no warm-up."""
         return None
 
+    def entries_allowed(self, symbol: str, ts: int) -> bool:
+        """Whether the engine may open a position on the bar of ``symbol``
+        starting at ``ts`` (a venue with market sessions says no outside them,
+        and on a session's last bar). Exits and stops are always allowed.
+        Called from the symbols' worker threads: must be quick and thread-safe."""
+        return True
+
     def bind_connection(self, callback: ConnectionCallback) -> None:
         """The engine's receiver of connection states (set before ``live``)."""
         self._on_connection = callback
