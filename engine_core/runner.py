@@ -106,6 +106,9 @@ class Engine:
                     inbox_size=0 if live else INBOX_CHUNKS,
                     journal=self.journal,
                 )
+            if type(self.source).entries_allowed is not DataSource.entries_allowed:
+                for worker in self.workers.values():
+                    worker.entries_allowed = self.source.entries_allowed
             if self.journal is not None:
                 self._recover(self.journal)
             self.registry.pm.hook.engine_started(config=cfg)

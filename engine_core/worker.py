@@ -28,6 +28,7 @@ from __future__ import annotations
 import queue
 import threading
 import traceback
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -130,6 +131,7 @@ class SymbolWorker:
         self.bars_done = 0  # bars processed up to last_ts
         self.errors: list[str] = []
         self.orders_sent = 0
+        self.entries_allowed: Callable[[str, int], bool] | None = None  # the source's, when it has sessions
         self._i = 0  # chunk-relative index of the bar being processed
 
     # ------------------------------------------------------------ threading
@@ -166,25 +168,28 @@ class SymbolWorker:
             self.errors.append(tb)
 
     def deliver(self, update: OrderUpdate) -> None:
-        """A broker update for this symbol, from any thread. After the worker
-        has ended (shutdown), it is applied at once so no fill is dropped."""
-        with self.lock:
-            if not self.done:
-                self.inbox.put(update)
-                return
-            self.handle(update)
+        """A broker update for this symbol, from any thread; never blocks on
+        the worker (a broker may report from inside ``submit``). After the
+        worker has ended (shutdown), it is applied here so no fill is dropped."""
+        self.inbox.put(update)
+        if self.done:
+            self._apply_queued_updates()
 
     def _finish(self) -> None:
-        """STOP: apply the broker updates still queued (bars are left), then end."""
+        """STOP: apply the broker updates still queued (bars are left), then
+        end; from now on ``deliver`` applies them itself."""
+        self.done = True
+        self._apply_queued_updates()
+
+    def _apply_queued_updates(self) -> None:
         with self.lock:
             while True:
                 try:
                     msg = self.inbox.get_nowait()
                 except queue.Empty:
-                    break
+                    return
                 if type(msg) is OrderUpdate:
                     self.handle(msg)
-            self.done = True
 
     # ------------------------------------------------------------ chunks
 
@@ -388,6 +393,10 @@ class SymbolWorker:
     def _enter(self, d: Decision, k: int, ts: int) -> None:
         if self.orders.current is not None:
             return  # an entry is already working
+        if self.entries_allowed is not None and not self.entries_allowed(self.symbol, ts):
+            refusal = RiskError(f"{self.symbol}: no entries now (outside the market's session)", rule="session")
+            self._not_placed(ts, refusal)
+            return
         price = float(self.view.close[self.view.offset + k])
         ref = d.limit_price if d.limit_price is not None else price
         sign = d.side.sign
@@ -512,6 +521,10 @@ class SymbolWorker:
         fill = update.fill
         if fill is not None and self.ledger.booked(fill):
             return  # a fill seen before (a resent update, or reported again after a restart)
+        if update.leg and fill is not None:  # a bracket leg the venue held: it closes the position
+            self._book(fill, i, None, None, reason=update.leg)
+            self._settle_state(fill.ts, update.leg)
+            return
         applied = self.orders.apply(update)
         flight = applied.flight
         if fill is not None:
@@ -524,14 +537,14 @@ class SymbolWorker:
         elif fill is not None and flight is not self.orders.current:
             self._settle_state(fill.ts, "fill of a finished order")
 
-    def _book(self, fill: Fill, i: int, flight: InFlight | None, status: OrderStatus | None) -> None:
+    def _book(self, fill: Fill, i: int, flight: InFlight | None, status: OrderStatus | None, reason: str = "") -> None:
         """Book a fill into the ledger, journaled with its order's status and
         the new position in one transaction; events go out once it is committed."""
-        if flight is None:
+        if flight is None and not reason:
             self.bus.emit(
                 ErrorEvent(self.symbol, fill.ts, f"fill for unknown order {fill.client_id}: booked", kind="fill")
             )
-        reason = flight.order.reason if flight is not None else "exit"
+        reason = reason or (flight.order.reason if flight is not None else "exit")
         index = self.view.seen + i + 1
         if self.journal is None:
             self.ledger.book(fill, i, index, reason)

@@ -29,7 +29,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, TypeVar
@@ -80,8 +80,8 @@ class AlpacaBroker(Broker):
     Config = AlpacaBrokerConfig
     supports_brackets = True
 
-    def __init__(self, config: AlpacaBrokerConfig, *, on_update: UpdateCallback) -> None:
-        super().__init__(config, on_update=on_update)
+    def __init__(self, config: AlpacaBrokerConfig, *, on_update: UpdateCallback, symbols: Sequence[str] = ()) -> None:
+        super().__init__(config, on_update=on_update, symbols=symbols)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._dispatcher: threading.Thread | None = None

@@ -141,6 +141,7 @@ def test_a_resent_client_id_never_places_a_second_order(server, make_broker):
     again, updates2 = make_broker()
     again.submit(order("e-AAPL-4"))
     assert len(server.order_posts) == 2 and len(server.orders) == 1
+    wait(lambda: UpdateKind.FILL in updates2.kinds("e-AAPL-4"))  # updates come from the broker's own thread
     assert updates2.kinds("e-AAPL-4") == [UpdateKind.ACK, UpdateKind.FILL]
     assert again.counts["duplicates_resolved"] == 1
     assert updates2.fills("e-AAPL-4")[0].fill.key == updates.fills("e-AAPL-4")[0].fill.key
