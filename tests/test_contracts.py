@@ -278,3 +278,31 @@ def test_warmup_feeds_strategy_and_indicators_without_trading_then_live_trades(t
     j = Journal(tmp_path / ".engine" / "engine.sqlite")
     assert [e["state"] for e in j.events(kind="connection")] == ["connected"]
     assert Decimal(j.symbols()["A"]["qty"]) == 1
+
+
+class SessionSource(testing.ReplaySource):
+    """Entries allowed only from the 5th bar on (a market that opens then)."""
+
+    def entries_allowed(self, symbol: str, ts: int) -> bool:
+        return ts >= 4 * 60 * NS_PER_SECOND
+
+
+class _SessionPlugin:
+    @staticmethod
+    @hookimpl
+    def register_data_sources(register):
+        register("session", SessionSource)
+
+
+def test_no_entry_where_the_source_says_the_market_is_closed(tmp_path):
+    secs = sections(tmp_path, n=12)
+    secs["source"]["type"] = "session"
+    (tmp_path / "s.py").write_text(textwrap.dedent(COUNTER))
+    registry = builtin_registry(("testing", testing), ("session", _SessionPlugin()))
+    engine = build_engine(write_config(tmp_path / "c.toml", secs), registry)
+    result = engine.run()
+    (trip_free,) = result.symbols.values()
+    assert trip_free.position_qty == 1 and trip_free.orders == 1
+    j = Journal(tmp_path / ".engine" / "engine.sqlite")
+    (order,) = j.orders("A")
+    assert order["created_ts"] == 4 * 60 * NS_PER_SECOND  # the first bar of the session

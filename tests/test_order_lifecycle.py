@@ -272,3 +272,29 @@ class S:
     rows = [["A", 60 * i, 100, 101, 99, 100, 1] for i in range(3)]
     r = paper_run(tmp_path, strategy, rows)
     assert r.halted is not None and "'stop_loss' is now stop_price (a price" in r.halted
+
+
+def test_a_bracket_leg_filled_at_the_venue_closes_the_position(tmp_path):
+    from engine_core.model import Fill, Side
+    from engine_core.orders import OrderUpdate, UpdateKind
+
+    v = venue("bracket", reset=True)
+    cfg = config(tmp_path, ENTER, {"venue": "bracket", "script": ["ack", "fill"]}, n=400, pace=0.01)
+    engine = build_engine(cfg)
+    done: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: done.setdefault("result", engine.run()))
+    runner.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and ("A" not in engine.workers or engine.workers["A"].ledger.qty == 0):
+        time.sleep(0.02)
+    (cid,) = list(v.orders)
+    leg = Fill(cid, "A", Side.SELL, Decimal(2), Decimal(95), Decimal(0), 0, "leg-1")
+    v._emit(OrderUpdate(UpdateKind.FILL, cid, "A", 0, leg, leg="stop_loss"))
+    while time.monotonic() < deadline and engine.workers["A"].ledger.qty != 0:
+        time.sleep(0.02)
+    engine.stop_event.set()
+    runner.join(30)
+    r = done["result"].symbols["A"]
+    assert (r.position_qty, r.final_state) == (0, "watch")
+    (trade,) = r.trades
+    assert (trade.exit_price, trade.exit_reason) == (Decimal(95), "stop_loss")
