@@ -10,9 +10,11 @@ stops cleanly: feeding stops, workers drain their queues, sinks flush.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -61,6 +63,7 @@ class Engine:
         self.journal: Journal | None = None
         self._io_task: asyncio.Task[None] | None = None
         self.summary: dict[str, Any] | None = None
+        self.lockstep = False
 
     def _route_update(self, update: OrderUpdate) -> None:
         worker = self.workers.get(update.symbol)
@@ -112,8 +115,11 @@ class Engine:
             if self.journal is not None:
                 self._recover(self.journal)
             self.registry.pm.hook.engine_started(config=cfg)
+            # cross-symbol rules make the symbols' order of events matter
+            self.lockstep = not live and len(self.workers) > 1 and risk.cross_symbol
             for worker in self.workers.values():
-                worker.start()
+                if not self.lockstep:
+                    worker.start()
             try:
                 if live:
                     self._feed_live()
@@ -186,26 +192,72 @@ class Engine:
 
     # ------------------------------------------------------------ feeding
 
-    def _feed_history(self, chunks: Iterable[BarChunk]) -> None:
-        size = self.loaded.config.engine.chunk
-        fed = 0
+    def _checked(self, chunks: Iterable[BarChunk]) -> Iterator[BarChunk]:
+        """The source's chunks for configured symbols, checked for time order."""
         last_ts: dict[str, int] = {}
         for chunk in chunks:
             if self.stop_event.is_set():
-                break
-            worker = self.workers.get(chunk.symbol)
-            if worker is None or len(chunk) == 0:
+                return
+            if chunk.symbol not in self.workers or len(chunk) == 0:
                 continue
             prev = last_ts.get(chunk.symbol)
             if prev is not None and int(chunk.ts[0]) <= prev:
                 raise DataError(f"{chunk.symbol}: bars out of time order from the source at ts={int(chunk.ts[0])}")
             last_ts[chunk.symbol] = int(chunk.ts[-1])
+            yield chunk
+
+    def _feed_history(self, chunks: Iterable[BarChunk]) -> None:
+        if self.lockstep:
+            self._feed_in_time_order(self._checked(chunks))
+            return
+        size = self.loaded.config.engine.chunk
+        fed = 0
+        for chunk in self._checked(chunks):
+            worker = self.workers[chunk.symbol]
             for start in range(0, len(chunk), size):
                 part = chunk if len(chunk) <= size else chunk.slice(start, start + size)
                 worker.inbox.put(part)
                 fed += len(part)
                 if self.progress is not None:
                     self.progress(fed)
+
+    def _feed_in_time_order(self, chunks: Iterable[BarChunk]) -> None:
+        """Cross-symbol risk rules read the other symbols' state, so a backtest
+        that has them steps every symbol bar by bar in event-time order (ties
+        in configured symbol order) on this thread: its result never depends
+        on thread timing. Chunks come ordered by their first bar, so bars
+        before the newest chunk's first bar can all be stepped."""
+        rank = {s: k for k, s in enumerate(self.symbols)}
+        pending: dict[str, deque[BarChunk]] = {s: deque() for s in self.workers}
+        heap: list[tuple[int, int, str, int]] = []  # (ts, symbol rank, symbol, index in its first chunk)
+        fed = 0
+
+        def step_until(limit: int | None) -> None:
+            nonlocal fed
+            while heap and (limit is None or heap[0][0] < limit):
+                _, r, symbol, i = heapq.heappop(heap)
+                queue_ = pending[symbol]
+                chunk = queue_[0]
+                self.workers[symbol].handle(chunk.slice(i, i + 1))
+                fed += 1
+                if i + 1 < len(chunk):
+                    heapq.heappush(heap, (int(chunk.ts[i + 1]), r, symbol, i + 1))
+                else:
+                    queue_.popleft()
+                    if queue_:
+                        heapq.heappush(heap, (int(queue_[0].ts[0]), r, symbol, 0))
+                if self.progress is not None and fed % 4096 == 0:
+                    self.progress(fed)
+
+        for chunk in chunks:
+            step_until(int(chunk.ts[0]))
+            queue_ = pending[chunk.symbol]
+            queue_.append(chunk)
+            if len(queue_) == 1:
+                heapq.heappush(heap, (int(chunk.ts[0]), rank[chunk.symbol], chunk.symbol, 0))
+        step_until(None)
+        if self.progress is not None:
+            self.progress(fed)
 
     def _feed_live(self) -> None:
         errors: list[BaseException] = []

@@ -306,3 +306,26 @@ def test_no_entry_where_the_source_says_the_market_is_closed(tmp_path):
     j = Journal(tmp_path / ".engine" / "engine.sqlite")
     (order,) = j.orders("A")
     assert order["created_ts"] == 4 * 60 * NS_PER_SECOND  # the first bar of the session
+
+
+def test_cross_symbol_rules_give_a_backtest_in_event_time_order(tmp_path):
+    """max_open_orders reads the other symbols' state: the symbols step in
+    event-time order (ties in configured order), so runs and chunk sizes agree."""
+    outcomes = []
+    for k, chunk in enumerate((1, 7, 1000, 1000)):
+        folder = tmp_path / f"run{k}"
+        folder.mkdir()
+        secs = sections(folder, n=200)
+        secs["engine"].update(symbols=["A", "B"], chunk=chunk, journal=False)
+        secs["source"]["bars"] = rows(200) + [["B", *r[1:]] for r in rows(200)]
+        secs["risk"] = {"max_open_orders": 1}
+        secs["sinks"] = [{"type": "memory"}]
+        engine = build_engine(write_config(folder / "c.toml", secs))
+        result = engine.run()
+        refused = [e for e in engine.bus.sinks[0].events if type(e).__name__ == "OrderEvent" and e.status == "refused"]
+        trades = {s: [(t.entry_ts, t.exit_ts) for t in r.trades] for s, r in result.symbols.items()}
+        outcomes.append((trades, sorted((e.order.symbol, e.order.ts) for e in refused)))
+    assert all(o == outcomes[0] for o in outcomes)
+    trades, refused = outcomes[0]
+    assert refused and {s for s, _ in refused} == {"B"}  # A comes first on every shared bar
+    assert len(trades["A"]) > 10

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from engine_core.journal import Journal, order_from_row
+from engine_core.journal import Journal
 from engine_core.runner import build_engine
 from engine_core.testing import venue, write_config
 
@@ -145,19 +145,20 @@ def test_late_fill_of_an_order_marked_lost_is_booked(tmp_path):
     done: dict[str, Any] = {}
     runner = threading.Thread(target=lambda: done.setdefault("result", engine.run()))
     runner.start()
-    path = tmp_path / ".engine" / "engine.sqlite"
+    from engine_core.orders import OrderStatus
+
     deadline = time.monotonic() + 30
-    row = None
-    while time.monotonic() < deadline and row is None:
+    lost = []
+    while time.monotonic() < deadline and not lost:
         time.sleep(0.05)
-        if path.exists():
-            j = Journal(path)
-            row = next((o for o in j.orders("A") if o["status"] == "lost"), None)
-            j.close()
-    assert row is not None, "the order was never marked lost"
+        worker = engine.workers.get("A")
+        if worker is not None:
+            lost = [f.order for f in list(worker.orders.recent.values()) if f.status is OrderStatus.LOST]
+    assert lost, "the order was never marked lost"
+    order = lost[0]
     # the venue had it after all, and fills it
-    v.place(order_from_row(row))
-    v.fill(row["client_id"])
+    v.place(order)
+    v.fill(order.client_id)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and engine.workers["A"].ledger.qty == 0:
         time.sleep(0.02)
