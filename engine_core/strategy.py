@@ -296,6 +296,14 @@ class SymbolStrategy(abc.ABC):
     def on_fill(self, fill: Fill) -> None:
         """Call the strategy's ``on_fill(ctx, fill)`` if it has one."""
 
+    def state(self) -> Any:
+        """The strategy's ``ctx.state`` as JSON-able values, journaled with
+        the symbol so that a restart continues where it was (None: none)."""
+        return None
+
+    def restore_state(self, data: Any) -> None:
+        """Put back what ``state`` returned before a restart (after ``init``)."""
+
     def reload_if_changed(self) -> str | None:
         """Swap in a changed strategy file between bars (keeping state); return
         a message when something was reloaded or rejected, else None."""

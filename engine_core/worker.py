@@ -131,6 +131,7 @@ class SymbolWorker:
         self.bars_done = 0  # bars processed up to last_ts
         self.errors: list[str] = []
         self.orders_sent = 0
+        self._restored_state: Any = None  # ctx.state from the journal, put back after init
         self.entries_allowed: Callable[[str, int], bool] | None = None  # the source's, when it has sessions
         self._i = 0  # chunk-relative index of the bar being processed
 
@@ -207,6 +208,9 @@ class SymbolWorker:
         if not self.started:
             self.started = True
             self._guard(self.strategy.init, int(chunk.ts[0]))
+            if self._restored_state is not None:  # a restart: ctx.state continues where it was
+                self.strategy.restore_state(self._restored_state)
+                self._restored_state = None
 
     def process(self, chunk: BarChunk) -> None:
         chunk = self._accept(chunk)
@@ -727,6 +731,7 @@ class SymbolWorker:
             "last_ts": self.last_ts,
             "bars": self.bars_done,
             "kill": self.kill.snapshot(),
+            "strategy_state": self.strategy.state() if self.started else self._restored_state,
         }
 
     def _persist(self) -> None:
@@ -747,6 +752,7 @@ class SymbolWorker:
             self.halted, self.last_ts = snap["halted"], snap["last_ts"]
             self.view.seen = self.bars_done = snap["bars"]
             self.kill.restore(snap.get("kill", {}))
+            self._restored_state = snap.get("strategy_state")
         else:
             self.ledger.fill_keys = set(fill_keys)
         pending = None if snap is None else snap.get("pending")

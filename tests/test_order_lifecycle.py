@@ -299,3 +299,31 @@ def test_a_bracket_leg_filled_at_the_venue_closes_the_position(tmp_path):
     assert (r.position_qty, r.final_state) == (0, "watch")
     (trade,) = r.trades
     assert (trade.exit_price, trade.exit_reason) == (Decimal(95), "stop_loss")
+
+
+LUA_COUNTER = """
+function init(ctx) ctx.state.bars = 0; ctx.state.seen = {} end
+function watch(ctx)
+  ctx.state.bars = ctx.state.bars + 1
+  ctx.state.seen[#ctx.state.seen + 1] = ctx.index
+  ctx.state.label = "n" .. ctx.state.bars
+end
+function close_watch(ctx) end
+function in_trade(ctx) end
+"""
+
+
+def test_lua_ctx_state_survives_a_restart(tmp_path):
+    (tmp_path / "s.lua").write_text(LUA_COUNTER)
+    rows = bars(6)
+    sections = {
+        "engine": {"mode": "live", "symbols": ["A"], "window": 20, "journal_sync": "normal"},
+        "source": {"type": "replay", "bars": rows[:3]},
+        "strategy": {"host": "lua", "script": "s.lua"},
+        "broker": {"type": "paper"},
+    }
+    build_engine(write_config(tmp_path / "c.toml", sections)).run()
+    sections["source"]["bars"] = rows  # the restart sees the 3 later bars too
+    build_engine(write_config(tmp_path / "c.toml", sections)).run()
+    j = journal_of(tmp_path)
+    assert j.symbols()["A"]["strategy_state"] == {"bars": 6, "seen": [1, 2, 3, 4, 5, 6], "label": "n6"}
