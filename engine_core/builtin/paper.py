@@ -27,6 +27,7 @@ from engine_core.orders import OrderState, OrderStatus, OrderUpdate, UpdateKind
 from engine_core.sources import PluginConfig
 
 _KEY = "paper:"
+_OPEN = {"status": "open"}  # a backtest's record of a working order (shared, never changed)
 
 
 class PaperConfig(PluginConfig):
@@ -67,6 +68,14 @@ class PaperBroker(SimulatedBroker):
         with self._lock:
             if order.client_id in self._orders:
                 return  # idempotent: a resend of a known (open, or journaled) order places nothing
+            working = self._working.get(order.symbol)
+            if working is None:
+                working = self._working[order.symbol] = {}
+            if self._journal is None:  # a backtest: the working order is all there is to know
+                if order.client_id not in working:
+                    working[order.client_id] = order
+                    self._orders[order.client_id] = _OPEN
+                return
             self._orders[order.client_id] = {
                 "symbol": order.symbol,
                 "side": order.side.value,
@@ -78,11 +87,7 @@ class PaperBroker(SimulatedBroker):
                 "tif": order.tif.value,
                 "status": "open",
             }
-            if self._journal is not None:
-                self._save(order.client_id)
-            working = self._working.get(order.symbol)
-            if working is None:
-                working = self._working[order.symbol] = {}
+            self._save(order.client_id)
             working[order.client_id] = order
 
     def cancel_now(self, client_id: str) -> list[OrderUpdate]:
@@ -90,10 +95,14 @@ class PaperBroker(SimulatedBroker):
             record = self._orders.get(client_id)
             if record is None or record["status"] != "open":
                 return []
-            record["status"] = "cancelled"
-            self._save(client_id)
-            self._working.get(record["symbol"], {}).pop(client_id, None)
-            return [OrderUpdate(UpdateKind.CANCEL, client_id, record["symbol"], int(record["ts"]))]
+            order = next(o for w in self._working.values() for cid, o in w.items() if cid == client_id)
+            del self._working[order.symbol][client_id]
+            if self._journal is None:
+                del self._orders[client_id]
+            else:
+                record["status"] = "cancelled"
+                self._save(client_id)
+            return [OrderUpdate(UpdateKind.CANCEL, client_id, order.symbol, order.ts)]
 
     def match(self, symbol: str, ts: int, open_: float, high: float, low: float) -> list[OrderUpdate]:
         with self._lock:
