@@ -13,7 +13,7 @@ every fill it makes is written there first, so that after a crash it answers
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -105,34 +105,35 @@ class PaperBroker(SimulatedBroker):
             return [OrderUpdate(UpdateKind.CANCEL, client_id, order.symbol, order.ts)]
 
     def match(self, symbol: str, ts: int, open_: float, high: float, low: float) -> list[OrderUpdate]:
-        with self._lock:
-            working = self._working.get(symbol)
-            if not working:
-                return []
-            out = []
-            for cid, order in list(working.items()):
-                if order.ts >= ts:
-                    continue
-                if order.type is OrderType.MARKET:
-                    px: Decimal | None = self._slipped(to_decimal(open_), order.side)
-                else:
-                    px = self._limit_fill(order, open_, high, low)
-                if px is None:
-                    continue
-                del working[cid]
-                out.append(self._fill(order, px, ts))
-            return out
+        base = to_decimal(open_)
+
+        def price(order: Order) -> Decimal | None:
+            if order.ts >= ts:
+                return None  # placed on this bar: it fills from the next one
+            if order.type is OrderType.MARKET:
+                return self._slipped(base, order.side)
+            return self._limit_fill(order, open_, high, low)
+
+        return self._fill_working(symbol, ts, price)
 
     def fill_market(self, symbol: str, ts: int, price: float) -> list[OrderUpdate]:
+        base = to_decimal(price)
+        return self._fill_working(
+            symbol, ts, lambda order: self._slipped(base, order.side) if order.type is OrderType.MARKET else None
+        )
+
+    def _fill_working(self, symbol: str, ts: int, price: Callable[[Order], Decimal | None]) -> list[OrderUpdate]:
+        """Fill each working order of ``symbol`` that ``price`` prices."""
         with self._lock:
             working = self._working.get(symbol)
             if not working:
                 return []
             out = []
             for cid, order in list(working.items()):
-                if order.type is OrderType.MARKET:
+                px = price(order)
+                if px is not None:
                     del working[cid]
-                    out.append(self._fill(order, self._slipped(to_decimal(price), order.side), ts))
+                    out.append(self._fill(order, px, ts))
             return out
 
     @staticmethod

@@ -14,6 +14,7 @@ from engine_core.lua.sandbox import Sandbox, results
 from engine_core.lua.script import ScriptVersion, ScriptWatcher, read_script
 from engine_core.model import Fill, State
 from engine_core.strategy import (
+    DECISION_FIELDS,
     FUNCTION_OF_STATE,
     Decision,
     StrategyHost,
@@ -26,17 +27,7 @@ log = logging.getLogger("engine_core.lua")
 
 REQUIRED = ("watch", "close_watch", "in_trade")
 OPTIONAL = ("init", "on_fill")
-_FIELDS = (
-    "action",
-    "side",
-    "qty",
-    "stop_price",
-    "take_profit_price",
-    "trailing_stop",
-    "expires",
-    "limit_price",
-    "reason",
-)  # Lua's order
+_FIELDS = DECISION_FIELDS  # the flattened order of context.lua's decided()
 _DECISIONS_KEPT = 1024  # parsed decisions remembered per symbol (the cache empties when full)
 
 
