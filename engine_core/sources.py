@@ -48,6 +48,14 @@ class DataSource(abc.ABC):
         """Live bars, as an async iterator, until the engine stops."""
         raise NotImplementedError(f"{type(self).__name__} has no live data")
 
+    def check(self) -> list[str]:
+        """Check what can be known before a run, without side effects (no
+        connection opened, nothing written): files exist, each symbol has
+        data, headers read. Raise ``DataError`` (or another ``EngineError``)
+        for the first problem; return what was not verified, one phrase each.
+        ``engine validate`` calls it."""
+        return [f"the data itself ({type(self).__name__} checks nothing before a run)"]
+
     def stats(self) -> dict[str, Any]:
         """Figures the run summary reports for this source (e.g. skipped rows)."""
         return {}
