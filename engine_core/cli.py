@@ -1,13 +1,17 @@
 """The ``engine`` command.
 
-Any EngineError becomes one line on stderr and exit code 2; a traceback
-means a bug in the engine.
+Exit codes: 0 when all went well; 2 for a user error (any EngineError: one
+line on stderr, never a traceback); 3 when a run finished but at least one
+symbol halted (its results are incomplete). A traceback means a bug in the
+engine.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +24,7 @@ from rich.table import Table
 from engine_core.errors import EngineError
 
 EXIT_USER_ERROR = 2
+EXIT_HALTED = 3
 
 
 def _fail(err: EngineError) -> None:
@@ -77,19 +82,42 @@ config_option = click.option(
 
 
 @main.command()
-@config_option
-def validate(config_path: Path) -> None:
-    """Check a config (and the plugins and strategy it names) without running it."""
-    from engine_core.plugins import get_registry
-    from engine_core.runner import build_engine
+@click.option(
+    "-c",
+    "--config",
+    "config_paths",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML config file (repeat for several).",
+)
+@click.argument("paths", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+def validate(config_paths: tuple[Path, ...], paths: tuple[Path, ...]) -> None:
+    """Check configs without running them: each plugin's keys, the strategy,
+    the data files (exist, one per symbol, headers and first rows read), the
+    report folder. Says what it did not check. Writes nothing, contacts no broker.
 
-    engine = build_engine(config_path, get_registry())
-    engine.host.load()
-    cfg = engine.loaded.config
-    click.echo(
-        f"{config_path}: ok ({cfg.engine.mode}, {len(cfg.engine.symbols)} symbols, "
-        f"source {cfg.source.type}, strategy {engine.host.name} on {cfg.strategy.host}, broker {cfg.broker.type})"
-    )
+    Exit code 2 when any config has a problem (one line per problem on stderr)."""
+    from engine_core.plugins import get_registry
+    from engine_core.validate import validate as check
+
+    configs = list(config_paths) + list(paths)
+    if not configs:
+        raise click.UsageError("give a config: engine validate -c CONFIG [-c CONFIG ...]")
+    registry = get_registry()
+    failed = False
+    for path in configs:
+        result = check(path, registry)
+        for line in result.warnings:
+            click.echo(f"warning: {line}", err=True)
+        if not result.ok:
+            failed = True
+            for line in result.problems:
+                click.echo(f"error: {line}", err=True)
+            continue
+        click.echo(f"{path}: ok ({result.summary})")
+        click.echo(f"{path}: not checked: {'; '.join(result.unchecked)}")
+    if failed:
+        sys.exit(EXIT_USER_ERROR)
 
 
 @main.command()
@@ -97,30 +125,81 @@ def validate(config_path: Path) -> None:
 @click.option("--no-report", is_flag=True, help="Do not write the report files.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary table.")
 def run(config_path: Path, no_report: bool, quiet: bool) -> None:
-    """Run a config: a backtest over history, or live."""
+    """Run a config: a backtest over history, or live. Ctrl-C or SIGTERM stops
+    it cleanly (the summary and report cover what ran).
+
+    Exit code 3 when a symbol halted (a strategy error, a missing indicator...)."""
+    from engine_core.errors import ConfigError
     from engine_core.report import print_summary, summarize, write_report
     from engine_core.runner import build_engine
+    from engine_core.validate import load_warnings, preflight, report_dir
 
     console = Console(stderr=False)
+    engine = build_engine(config_path)
+    problems = preflight(engine.loaded, report=not no_report)
+    if problems:
+        raise ConfigError(problems[0])
+    for line in load_warnings(engine.loaded):
+        click.echo(f"warning: {line}", err=True)
     progress, finish = _progress_bar()
-    engine = build_engine(config_path, progress=progress)
+    engine.progress = progress
+    stopped = _stop_on_sigterm(engine.stop_event)
     try:
         result = engine.run()
     finally:
         finish()
+        stopped.restore()
     summary = summarize(result)
     engine.registry.pm.hook.engine_stopped(summary=summary)
     if not no_report:
-        out = (engine.loaded.base_dir / engine.loaded.config.report.dir).resolve()
+        out = report_dir(engine.loaded)
         paths = write_report(result, summary, out, html=engine.loaded.config.report.html)
         files = ", ".join(sorted(p.name for p in paths.values()))
     if not quiet:
         print_summary(summary, console)
         if not no_report:
             console.print(f"report: {out} ({files})")
+    if stopped.signal or engine.stop_event.is_set():
+        how = "SIGTERM" if stopped.signal else "Ctrl-C"
+        click.echo(f"stopped by {how}: the summary and report cover the bars processed until then", err=True)
     halted = [s for s, r in result.symbols.items() if r.halted]
     for symbol in halted:
         click.echo(f"warning: {symbol} halted: {result.symbols[symbol].halted}", err=True)
+    if halted:
+        click.echo(
+            f"error: {len(halted)} of {len(result.symbols)} symbols halted ({', '.join(halted)}); "
+            f"exit code {EXIT_HALTED}",
+            err=True,
+        )
+        sys.exit(EXIT_HALTED)
+
+
+class _SigtermStop:
+    """SIGTERM handled as Ctrl-C is: set the engine's stop event, so it stops
+    feeding, drains, flushes and the summary and report follow. A second
+    SIGTERM terminates at once (the default action)."""
+
+    def __init__(self, stop_event: threading.Event) -> None:
+        self.stop_event = stop_event
+        self.signal: int | None = None
+        self.previous: Any = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+        self.stop_event.set()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+            self.previous = None
+
+
+def _stop_on_sigterm(stop_event: threading.Event) -> _SigtermStop:
+    handler = _SigtermStop(stop_event)
+    if threading.current_thread() is threading.main_thread():
+        handler.previous = signal.signal(signal.SIGTERM, handler)
+    return handler
 
 
 def _progress_bar() -> tuple[Callable[[int], None] | None, Callable[[], None]]:

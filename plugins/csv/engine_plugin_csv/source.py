@@ -93,8 +93,8 @@ class CsvSource(DataSource):
         for symbol, paths in by_symbol.items():
             if not paths:
                 raise DataError(
-                    f"source.path: no data for {symbol}: no file of {self.config.path!r} in {self.base_dir} is "
-                    f"named for it (set symbol, symbol_pattern or symbol_column)"
+                    f"source.path: no data for {symbol}: no file of {self.config.path!r} in "
+                    f"{self.base_dir.resolve()} is named for it (set symbol, symbol_pattern or symbol_column)"
                 )
         return [(paths, [symbol]) for symbol, paths in by_symbol.items()]
 
@@ -107,6 +107,7 @@ class CsvSource(DataSource):
 
 def find_files(base_dir: Path, pattern: str) -> list[Path]:
     """The files ``pattern`` names (a file, a directory's ``*.csv``, or a glob), sorted."""
+    base_dir = base_dir.resolve()
     target = base_dir / pattern
     if glob.has_magic(pattern):
         found = (base_dir / p for p in glob.glob(pattern, root_dir=base_dir, recursive=True))
