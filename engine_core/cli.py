@@ -19,7 +19,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from engine_core.errors import EngineError
 
@@ -276,14 +275,11 @@ def list_plugins(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    from engine_core.tables import plugins_table
+
     rows = [r for r in rows if r["kind"] != "indicator"] + _indicator_rows(rows)
-    table = Table(title="engine plugins")
-    for col in ("name", "kind", "distribution", "version", "status"):
-        table.add_column(col)
-    for r in rows:
-        status = r["status"] if not r["error"] else f"{r['status']}: {r['error']}"
-        table.add_row(r["name"], r["kind"], r["distribution"], r["version"], status)
-    Console().print(table)
+    console = Console()
+    console.print(plugins_table(rows, console))
 
 
 def _indicator_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -316,6 +312,7 @@ def indicators(name: str | None, as_json: bool) -> None:
                         "params": dict(s.params),
                         "outputs": list(s.outputs),
                         "streaming_o1": s.o1,
+                        "aliases": dict(s.aliases),
                     }
                     for s in specs
                 ],
@@ -323,13 +320,10 @@ def indicators(name: str | None, as_json: bool) -> None:
             )
         )
         return
-    table = Table(title="indicators")
-    for col in ("name", "inputs", "parameters (defaults)", "outputs", "group", "description"):
-        table.add_column(col)
-    for s in specs:
-        params = ", ".join(f"{k}={v}" for k, v in s.params.items())
-        table.add_row(s.name, ",".join(s.inputs), params, ",".join(s.outputs), s.group, s.description)
-    Console().print(table)
+    from engine_core.tables import indicator_detail, indicators_table
+
+    console = Console()
+    console.print(indicator_detail(specs[0]) if name else indicators_table(specs, console))
 
 
 @main.command()
@@ -341,7 +335,6 @@ def status(config_path: Path, as_json: bool) -> None:
     from engine_core.config import read_toml
     from engine_core.errors import JournalError
     from engine_core.journal import OPEN_STATUSES, Journal
-    from engine_core.model import iso_utc
 
     raw = read_toml(config_path).get("engine", {})
     path = config_path.parent / raw.get("state_dir", ".engine") / f"{raw.get('id', 'engine')}.sqlite"
@@ -369,19 +362,7 @@ def status(config_path: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"journal {path}")
-    for col in ("symbol", "state", "position", "avg price", "open orders", "last event", "last bar", "halted"):
-        table.add_column(col)
-    for r in rows:
-        ev = r["last_event"]
-        table.add_row(
-            r["symbol"],
-            r["state"],
-            r["qty"],
-            r["avg_price"] or "-",
-            ", ".join(r["open_orders"]) or "-",
-            f"{ev['kind']} {iso_utc(ev['ts'])}" if ev else "-",
-            iso_utc(r["last_bar"]),
-            r["halted"] or "-",
-        )
-    Console().print(table)
+    from engine_core.tables import status_table
+
+    console = Console()
+    console.print(status_table(rows, f"journal {path}", console))

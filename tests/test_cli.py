@@ -16,8 +16,8 @@ import pytest
 from engine_core.testing import write_config
 
 
-def engine(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
+def engine(*args: str, cwd: Path | None = None, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"} | extra_env
     return subprocess.run(
         [sys.executable, "-m", "engine_core", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
     )
@@ -144,6 +144,7 @@ def test_indicators_command_lists_parameters_and_defaults():
     (spec,) = json.loads(proc.stdout)
     assert spec["name"] == "macd" and spec["outputs"] == ["macd", "macdsignal", "macdhist"]
     assert list(spec["params"]) == ["fast", "slow", "signal"] and spec["params"]["slow"] == 26
+    assert spec["aliases"] == {"fastperiod": "fast", "slowperiod": "slow", "signalperiod": "signal"}
     table = engine("indicators")
     assert table.returncode == 0 and "bbands" in table.stdout and "atr" in table.stdout
 
@@ -294,3 +295,11 @@ def test_sigterm_stops_a_run_like_ctrl_c(tmp_path, root):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["total"]["bars"] > 0
     assert (tmp_path / "out" / "equity.csv").stat().st_size > 0
+
+
+@pytest.mark.parametrize("command", [["indicators"], ["indicators", "sarext"], ["list-plugins"]])
+def test_tables_fit_80_columns(command):
+    proc = engine(*command, COLUMNS="80")
+    assert proc.returncode == 0, proc.stderr
+    assert max(len(line.rstrip()) for line in proc.stdout.splitlines()) <= 80
+    assert ("accelerationinitlong=0.02" if command[-1] != "list-plugins" else "engine-plugin-indicators") in proc.stdout
