@@ -303,3 +303,27 @@ def test_tables_fit_80_columns(command):
     assert proc.returncode == 0, proc.stderr
     assert max(len(line.rstrip()) for line in proc.stdout.splitlines()) <= 80
     assert ("accelerationinitlong=0.02" if command[-1] != "list-plugins" else "engine-plugin-indicators") in proc.stdout
+
+
+def test_unused_qty_param_warns_at_load(tmp_path):
+    (tmp_path / "s.lua").write_text(
+        'function watch(ctx) return "enter" end\nfunction close_watch(ctx) end\n'
+        'function in_trade(ctx) if ctx.position.bars_held >= 2 then return "exit" end end\n'
+    )
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"symbols": ["A"]},
+            "source": {"type": "simulated", "bars": 50},
+            "strategy": {"script": "s.lua", "qty": 2, "params": {"qty": 5}},
+            "report": {"dir": "out"},
+        },
+    )
+    proc = engine("run", "-q", "-c", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[0] == (
+        f"warning: {cfg}: strategy.params.qty = 5 is not used for sizing: s.lua never reads it, "
+        "and a decision without qty trades [strategy] qty = 2 (or the [risk] sizing)"
+    )
+    trades = (tmp_path / "out" / "trades.csv").read_text().splitlines()[1:]
+    assert trades and all(row.split(",")[6] == "2" for row in trades)  # what the warning says is what it trades
