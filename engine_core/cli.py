@@ -144,22 +144,24 @@ def run(config_path: Path, no_report: bool, quiet: bool) -> None:
     engine.progress = progress
     stopped = _stop_on_sigterm(engine.stop_event)
     try:
-        result = engine.run()
-    finally:
-        finish()
-        stopped.restore()
-    summary = summarize(result)
-    engine.registry.pm.hook.engine_stopped(summary=summary)
-    if not no_report:
-        out = report_dir(engine.loaded)
-        paths = write_report(result, summary, out, html=engine.loaded.config.report.html)
-        files = ", ".join(sorted(p.name for p in paths.values()))
-    if not quiet:
-        print_summary(summary, console)
+        try:
+            result = engine.run()
+        finally:
+            finish()
+        how = "SIGTERM" if stopped.signal else "Ctrl-C" if engine.stop_event.is_set() else None
+        summary = summarize(result)
+        engine.registry.pm.hook.engine_stopped(summary=summary)
         if not no_report:
-            console.print(f"report: {out} ({files})")
-    if stopped.signal or engine.stop_event.is_set():
-        how = "SIGTERM" if stopped.signal else "Ctrl-C"
+            out = report_dir(engine.loaded)
+            paths = write_report(result, summary, out, html=engine.loaded.config.report.html)
+            files = ", ".join(sorted(p.name for p in paths.values()))
+        if not quiet:
+            print_summary(summary, console)
+            if not no_report:
+                console.print(f"report: {out} ({files})")
+    finally:
+        stopped.restore()  # a SIGTERM while the report is written still lets it finish
+    if how:
         click.echo(f"stopped by {how}: the summary and report cover the bars processed until then", err=True)
     halted = [s for s, r in result.symbols.items() if r.halted]
     for symbol in halted:
