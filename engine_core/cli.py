@@ -128,18 +128,22 @@ def run(config_path: Path, no_report: bool, quiet: bool) -> None:
     it cleanly (the summary and report cover what ran).
 
     Exit code 3 when a symbol halted (a strategy error, a missing indicator...)."""
+    from engine_core.config import load_config
     from engine_core.errors import ConfigError
+    from engine_core.plugins import get_registry
     from engine_core.report import print_summary, summarize, write_report
-    from engine_core.runner import build_engine
+    from engine_core.runner import Engine
     from engine_core.validate import load_warnings, preflight, report_dir
 
     console = Console(stderr=False)
-    engine = build_engine(config_path)
-    problems = preflight(engine.loaded, report=not no_report)
+    registry = get_registry()
+    loaded = load_config(config_path, registry)
+    problems = preflight(loaded, report=not no_report)
     if problems:
-        raise ConfigError(problems[0])
-    for line in load_warnings(engine.loaded):
+        raise ConfigError(problems[0])  # before the engine opens its journal or anything else
+    for line in load_warnings(loaded):
         click.echo(f"warning: {line}", err=True)
+    engine = Engine(loaded, registry)
     progress, finish = _progress_bar()
     engine.progress = progress
     stopped = _stop_on_sigterm(engine.stop_event)

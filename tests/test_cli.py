@@ -230,7 +230,7 @@ def test_report_dir_that_cannot_be_made_fails_before_any_work(tmp_path, root):
     cfg = write_config(
         tmp_path / "c.toml",
         {
-            "engine": {"symbols": ["A"]},
+            "engine": {"mode": "live", "symbols": ["A"], "state_dir": "state"},
             "source": {"type": "simulated", "bars": 10},
             "strategy": {"script": str(root / "strategies" / "sma_cross.lua")},
             "sinks": [{"type": "log", "path": "events.log"}],
@@ -238,7 +238,7 @@ def test_report_dir_that_cannot_be_made_fails_before_any_work(tmp_path, root):
         },
     )
     assert_one_line_error(engine("run", "-c", str(cfg)), f"{cfg}: report.dir: cannot create", "afile is a file")
-    assert not (tmp_path / "events.log").exists()  # the run never started
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "c.toml"]  # no journal, no log: nothing ran
 
 
 def test_config_errors_before_any_work_are_one_line(tmp_path):
