@@ -11,6 +11,7 @@ in messages (they are usually secrets).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
@@ -171,25 +172,52 @@ def _describe(err: Any, secret: bool) -> str:
 
 
 def format_validation_error(
-    err: ValidationError, where: str, prefix: str = "", env_paths: set[str] | None = None
+    err: ValidationError,
+    where: str,
+    prefix: str = "",
+    env_paths: set[str] | None = None,
+    model: type[BaseModel] | None = None,
 ) -> ConfigError:
-    """One line for the first problem (and how many more there are)."""
+    """One line for the first problem (and how many more there are); an
+    unknown key of ``model`` gets the closest known one as a suggestion."""
     errors = err.errors()
     first = errors[0]
     loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in first["loc"]).replace(".[", "[")
     key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
     secret = bool(env_paths) and any(key == p or key.startswith(p + ".") for p in env_paths or ())
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return ConfigError(f"{where}: {key}: {_describe(first, secret)}{more}")
+    hint = _suggestion(model, first["loc"]) if first["type"] == "extra_forbidden" and model is not None else ""
+    return ConfigError(f"{where}: {key}: {_describe(first, secret)}{hint}{more}")
+
+
+def _suggestion(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """``; did you mean 'x'?`` for an unknown key close to a known one at ``loc``."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        inner = getattr(field, "annotation", None)
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return ""
+        model = inner
+    known = [f.alias or name for name, f in model.model_fields.items()]
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.7)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read: {err.strerror}") from err
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")  # editors on Windows may write a BOM
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - data.rfind(b"\n", 0, err.start)
+        raise ConfigError(
+            f"{path}: not UTF-8 text: line {line}, byte {column} (0x{data[err.start]:02x}); save the file as UTF-8"
+        ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -197,12 +225,19 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def validate_plugin_config(
-    model: type[BaseModel], values: dict[str, Any], where: str, prefix: str, env_paths: set[str]
+    model: type[BaseModel],
+    values: dict[str, Any],
+    where: str,
+    prefix: str,
+    env_paths: set[str],
+    base_dir: Path | None = None,
 ) -> Any:
+    """Validate a plugin's table. Validators find the config file's directory
+    as ``info.context["base_dir"]`` (to resolve and check relative paths)."""
     try:
-        return model.model_validate(values)
+        return model.model_validate(values, context={"base_dir": base_dir})
     except ValidationError as err:
-        raise format_validation_error(err, where, prefix, env_paths) from err
+        raise format_validation_error(err, where, prefix, env_paths, model) from err
 
 
 def _plugin(registry: Registry, kind: str, name: str, where: str, key: str) -> Any:
@@ -219,10 +254,15 @@ def load_config(path: str | Path, registry: Registry) -> LoadedConfig:
     raw = read_toml(path)
     env_paths: set[str] = set()
     raw = _substitute(raw, "", env_paths, where)
+    if "sink" in raw or isinstance(raw.get("sinks"), dict):
+        key = "sink" if "sink" in raw else "sinks"
+        raise ConfigError(
+            f"{where}: {key}: sinks are a list of tables: write [[sinks]] (once per sink) instead of [{key}]"
+        )
     try:
         cfg = EngineConfig.model_validate(raw)
     except ValidationError as err:
-        raise format_validation_error(err, where, "", env_paths) from err
+        raise format_validation_error(err, where, "", env_paths, EngineConfig) from err
     strat = cfg.strategy
     if strat.script and strat.class_:
         raise ConfigError(f"{where}: strategy: give either script or class, not both")
@@ -232,15 +272,17 @@ def load_config(path: str | Path, registry: Registry) -> LoadedConfig:
     def extras(section: PluginSection) -> dict[str, Any]:
         return dict(section.model_extra or {})
 
+    base = path.parent
     source_cls = _plugin(registry, "source", cfg.source.type, where, "source.type")
-    source_config = validate_plugin_config(source_cls.Config, extras(cfg.source), where, "source", env_paths)
+    source_config = validate_plugin_config(source_cls.Config, extras(cfg.source), where, "source", env_paths, base)
     broker_cls = _plugin(registry, "broker", cfg.broker.type, where, "broker.type")
-    broker_config = validate_plugin_config(broker_cls.Config, extras(cfg.broker), where, "broker", env_paths)
+    broker_config = validate_plugin_config(broker_cls.Config, extras(cfg.broker), where, "broker", env_paths, base)
     host_cls = _plugin(registry, "strategy_host", strat.host, where, "strategy.host")
     sinks = []
     for i, sink in enumerate(cfg.sinks):
         sink_cls = _plugin(registry, "sink", sink.type, where, f"sinks[{i}].type")
-        sinks.append((sink_cls, validate_plugin_config(sink_cls.Config, extras(sink), where, f"sinks[{i}]", env_paths)))
+        sink_config = validate_plugin_config(sink_cls.Config, extras(sink), where, f"sinks[{i}]", env_paths, base)
+        sinks.append((sink_cls, sink_config))
     return LoadedConfig(
         path, cfg, source_cls, source_config, broker_cls, broker_config, host_cls, sinks, frozenset(env_paths)
     )

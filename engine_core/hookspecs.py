@@ -134,7 +134,8 @@ def engine_transition(event: TransitionEvent) -> None:
 
 @hookspec
 def engine_order(event: OrderEvent) -> None:
-    """An order was submitted, acknowledged, cancelled, rejected or refused."""
+    """An order changed status: ``event.status`` is an ``orders.OrderStatus``
+    (intent, submitted, accepted, cancelled, rejected, refused, lost, ...)."""
 
 
 @hookspec

@@ -114,6 +114,14 @@ class DataSource(abc.ABC):
         if self._on_connection is not None:
             self._on_connection(state, detail)
 
+    def check(self) -> list[str]:
+        """Check what can be known before a run, without side effects (no
+        connection opened, nothing written): files exist, each symbol has
+        data, headers read. Raise ``DataError`` (or another ``EngineError``)
+        for the first problem; return what was not verified, one phrase each.
+        ``engine validate`` calls it."""
+        return [f"the data itself ({type(self).__name__} checks nothing before a run)"]
+
     def stats(self) -> dict[str, Any]:
         """Figures the run summary reports for this source (e.g. skipped rows)."""
         return {}
