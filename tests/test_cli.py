@@ -297,6 +297,7 @@ def test_sigterm_stops_a_run_like_ctrl_c(tmp_path, root):
     assert proc.returncode == 0, err
     assert "Total" in out and "report: " in out
     assert "stopped by SIGTERM" in err and "Traceback" not in err
+    assert "Task was destroyed" not in err and "Event loop is closed" not in err
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["total"]["bars"] > 0
     assert (tmp_path / "out" / "equity.csv").stat().st_size > 0
