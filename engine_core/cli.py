@@ -96,14 +96,17 @@ def validate(config_path: Path) -> None:
 @config_option
 @click.option("--no-report", is_flag=True, help="Do not write the report files.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary table.")
-def run(config_path: Path, no_report: bool, quiet: bool) -> None:
+@click.option(
+    "--shard", metavar="K/N", help="Run only the symbols of shard K of N (N engines cover every symbol once)."
+)
+def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> None:
     """Run a config: a backtest over history, or live."""
     from engine_core.report import print_summary, summarize, write_report
     from engine_core.runner import build_engine
 
     console = Console(stderr=False)
     progress, finish = _progress_bar()
-    engine = build_engine(config_path, progress=progress)
+    engine = build_engine(config_path, shard=shard, progress=progress)
     try:
         result = engine.run()
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import pluggy
@@ -43,6 +43,10 @@ class EventSink(abc.ABC):
     def __init__(self, config: Any) -> None:
         self.config = config
 
+    def bind(self, engine_id: str, symbols: Sequence[str], mode: str) -> None:
+        """Called once before the bus is built: the engine's id, the symbols it
+        runs (its shard's) and its mode. A sink may set ``wants_bars`` here."""
+
     def start(self) -> None:
         """Open connections or files."""
 
@@ -55,6 +59,10 @@ class EventSink(abc.ABC):
 
     def close(self) -> None:
         """Release resources (after a final flush)."""
+
+    def stats(self) -> dict[str, Any]:
+        """Figures the run summary reports for this sink (e.g. events dropped); {} for none."""
+        return {}
 
 
 class EventBus:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 from engine_core.brokers import Broker
 from engine_core.config import LoadedConfig, load_config
+from engine_core.control import ENGINE, Command, ControlError, Request
 from engine_core.errors import DataError, EngineError
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
@@ -51,7 +53,10 @@ class Engine:
         )
         self.broker: Broker = self.loaded.broker_cls(self.loaded.broker_config, on_fill=self._route_fill)
         self.host = self.loaded.host_cls(cfg.strategy, self.loaded.base_dir)
-        self.bus = EventBus(self.registry.pm, [cls(c) for cls, c in self.loaded.sinks])
+        sinks = [cls(c) for cls, c in self.loaded.sinks]
+        for sink in sinks:
+            sink.bind(cfg.engine.id, self.symbols, cfg.engine.mode)
+        self.bus = EventBus(self.registry.pm, sinks)
         use_journal = cfg.engine.journal if cfg.engine.journal is not None else cfg.engine.mode == "live"
         self.journal = Journal(journal_path(self.loaded), sync=cfg.engine.journal_sync) if use_journal else None
         if self.journal is not None:
@@ -84,7 +89,7 @@ class Engine:
         self.broker.connect()
         if self.journal is not None:
             self._recover(self.journal)
-        self.registry.pm.hook.engine_started(config=cfg)
+        self.registry.pm.hook.engine_started(config=cfg, engine=self)
         for worker in self.workers.values():
             worker.start()
         failure: BaseException | None = None
@@ -112,8 +117,37 @@ class Engine:
             start_cash=self.broker.starting_cash(),
             symbols={s: w.result() for s, w in self.workers.items()},
             source_stats=self.source.stats(),
+            sink_stats=[
+                {"type": section.type, **stats}
+                for section, sink in zip(cfg.sinks, self.bus.sinks)
+                if (stats := sink.stats())
+            ],
             params=self.loaded.public_params(),
         )
+
+    def command(self, command: Command) -> dict[str, Future[str]]:
+        """Route a control command (engine_core.control): ``stop`` sets the stop
+        event; a symbol command goes to that symbol's worker (every worker when
+        it names none), which answers through the returned futures."""
+        if command.name == "stop":
+            self.stop_event.set()
+            done: Future[str] = Future()
+            done.set_result("stopping")
+            return {ENGINE: done}
+        if not self.workers:
+            raise ControlError("the engine is not running yet")
+        if command.symbol is not None and command.symbol not in self.workers:
+            raise ControlError(f"symbol {command.symbol!r} is not run by this engine")
+        targets = [command.symbol] if command.symbol is not None else list(self.workers)
+        for symbol in targets:
+            thread = self.workers[symbol].thread
+            if thread is None or not thread.is_alive() or self.stop_event.is_set():
+                raise ControlError(f"{symbol}: the engine is not running")
+        replies: dict[str, Future[str]] = {}
+        for symbol in targets:
+            replies[symbol] = Future()
+            self.workers[symbol].inbox.put(Request(command, replies[symbol]))
+        return replies
 
     def _recover(self, journal: Journal) -> None:
         """Restore each symbol from the journal, then reconcile with the broker
@@ -235,9 +269,10 @@ def journal_path(loaded: LoadedConfig) -> Path:
     return loaded.base_dir / cfg.state_dir / f"{cfg.id}.sqlite"
 
 
-def build_engine(path: str | Path, registry: Registry | None = None, **kwargs: Any) -> Engine:
+def build_engine(path: str | Path, registry: Registry | None = None, shard: str | None = None, **kwargs: Any) -> Engine:
+    """An engine for the config at ``path``; ``shard`` ("K/N") overrides ``engine.shard``."""
     registry = registry or get_registry()
-    return Engine(load_config(path, registry), registry, **kwargs)
+    return Engine(load_config(path, registry, shard=shard), registry, **kwargs)
 
 
 def run(path: str | Path, registry: Registry | None = None) -> RunResult:

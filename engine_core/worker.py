@@ -29,6 +29,7 @@ import numpy as np
 
 from engine_core.brokers import Broker, OrderStatus
 from engine_core.config import StrategySection
+from engine_core.control import ControlError, Request
 from engine_core.errors import EngineError, RiskError, StrategyError
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
@@ -104,6 +105,7 @@ class SymbolWorker:
         self.best = 0.0  # best price since entry, for the trailing stop
         self.expiry: int | None = None  # absolute bar index at which a setup lapses
         self.halted: str | None = None
+        self.paused = False  # by a control command: the strategy is not asked, stops still act
         self.started = False
         self.last_ts: int | None = None  # the last bar processed (a restart resumes after it)
         self.bars_done = 0  # bars processed up to last_ts
@@ -143,6 +145,8 @@ class SymbolWorker:
                     self.process(BarChunk.from_bar(msg))
                 elif isinstance(msg, Fill):
                     self.apply_fill(msg, 0)
+                elif isinstance(msg, Request):
+                    self.control(msg)
             except EngineError as err:
                 self.halt(str(err), None)
             except Exception as err:  # a bug: keep the engine alive, say so loudly
@@ -250,6 +254,8 @@ class SymbolWorker:
     def _scan(self, state: State, start: int, stop: int) -> tuple[int | None, Decision | None]:
         if start >= stop:
             return start, None
+        if self.paused:
+            return stop, None
         try:
             return self.strategy.scan(state, start, stop)
         except StrategyError as err:
@@ -605,6 +611,51 @@ class SymbolWorker:
         self.bus.emit(ErrorEvent(self.symbol, ts, message, kind="halted"))
         if flatten and self.cfg.on_error == "flatten" and self.qty != 0 and self.pending is None and self.view.n:
             self._exit(self._i, "halt", None)
+
+    # ------------------------------------------------------------ control
+
+    def control(self, request: Request) -> None:
+        """Act on a control command between chunks (engine_core.control) and
+        answer it: the result's message, or ControlError when refused."""
+        name, reply = request.command.name, request.reply
+        last = int(self.view.ts[-1]) if self.view.n else self.last_ts
+        try:
+            if name == "pause":
+                done = "already paused" if self.paused else "paused: the strategy is not asked, stops still act"
+                self.paused = True
+            elif name == "resume":
+                if self.halted is not None:
+                    raise ControlError(f"{self.symbol} is halted ({self.halted}); resume only undoes a pause")
+                done = "resumed" if self.paused else "was not paused"
+                self.paused = False
+            elif name == "flatten":
+                if self.pending is not None:
+                    pending = self.pending.client_id
+                    raise ControlError(f"{self.symbol}: order {pending} is pending; flatten once it is done")
+                if self.qty == 0:
+                    if self.sm.state is State.CLOSE_WATCH:
+                        self.expiry = None
+                        self._transition(State.WATCH, last or 0, "flatten command")
+                    done = "already flat"
+                elif not self.view.n:
+                    raise ControlError(f"{self.symbol}: no bar yet to price an order at")
+                else:
+                    self._exit(self.view.n - 1, "flatten", None)
+                    if self.pending is None and self.qty != 0:
+                        raise ControlError(f"{self.symbol}: the flatten order was not placed (see the error event)")
+                    done = f"flatten order {self.pending.client_id} sent" if self.pending else "flattened"
+            elif name == "reload":
+                done = self.strategy.reload_if_changed() or "the strategy file is unchanged"
+            else:
+                raise ControlError(f"{name} is not a symbol command")
+        except EngineError as err:
+            reply.set_exception(err)
+            return
+        except Exception as err:  # a bug: answer, then let the loop report it
+            reply.set_exception(err)
+            raise
+        self.bus.emit(ErrorEvent(self.symbol, last, f"{name} command: {done}", kind="control"))
+        reply.set_result(done)
 
     # ------------------------------------------------------------ journal
 
