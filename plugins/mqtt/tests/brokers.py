@@ -171,7 +171,7 @@ class Subscriber:
         """Event payloads in arrival order, duplicates (same seq) dropped."""
         seen: set[int] = set()
         out = []
-        for topic, payload, _ in self.snapshot():
+        for _topic, payload, _retained in self.snapshot():
             if isinstance(payload, dict) and "event" in payload and payload["seq"] not in seen:
                 seen.add(payload["seq"])
                 out.append(payload)

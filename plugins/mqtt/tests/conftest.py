@@ -16,9 +16,8 @@ from engine_core.plugins import AUTOLOAD_ENV, Registry, set_registry
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from brokers import Amqtt, Mosquitto, Subscriber, broker_kind  # noqa: E402
-
 import engine_plugin_mqtt.plugin as mqtt_plugin  # noqa: E402
+from brokers import Amqtt, Mosquitto, Subscriber, broker_kind  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

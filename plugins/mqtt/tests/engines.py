@@ -6,11 +6,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from engine_plugin_mqtt import wire
+from engine_plugin_mqtt.sink import MqttSink
+
 from engine_core.events import Event
 from engine_core.runner import Engine, build_engine
 from engine_core.testing import MemorySink, write_config
-from engine_plugin_mqtt import wire
-from engine_plugin_mqtt.sink import MqttSink
 
 # Trades often: in at every 4th bar, out two bars later.
 BUSY = """

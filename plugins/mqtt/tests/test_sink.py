@@ -14,7 +14,7 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 from brokers import Subscriber, wait_for
-from engines import Running, config, expected, received, sinks
+from engines import config, expected, received, sinks
 
 from engine_core.model import FillEvent
 from engine_core.report import summarize
@@ -104,7 +104,9 @@ def test_a_subscriber_that_never_reads_does_not_hold_the_engine(tmp_path: Path, 
     wait_for(lambda: subscribed, "the stuck subscriber to subscribe")
     stuck.loop_stop()  # from here on it never reads its socket
     try:
-        path = config(tmp_path, broker.port, sink={"bars": True, "close_timeout": 120}, source={"type": "simulated", "bars": 500})
+        path = config(
+            tmp_path, broker.port, sink={"bars": True, "close_timeout": 120}, source={"type": "simulated", "bars": 500}
+        )
         engine = build_engine(path)
         memory, mqtt = sinks(engine)
         engine.run()
@@ -113,7 +115,9 @@ def test_a_subscriber_that_never_reads_does_not_hold_the_engine(tmp_path: Path, 
         assert received(subscriber.events()) == want
         assert mqtt.dropped == 0 and mqtt.lost == 0
     finally:
-        stuck.socket().close() if stuck.socket() else None
+        sock = stuck.socket()
+        if sock is not None:
+            sock.close()
 
 
 def test_stats_are_json(tmp_path: Path, broker):
