@@ -409,29 +409,39 @@ class MqttSink(EventSink):
             sends.add(task)
             task.add_done_callback(sends.discard)
 
-        for number, msg in list(unacked.items()):  # what the last connection left unacknowledged
-            await put(number, msg)
+        # A message is in ``unacked`` from the moment it is made until the broker
+        # acknowledges it; ``outbox`` is what this connection has still to send:
+        # first what the last one left unacknowledged, in order.
+        outbox: deque[tuple[int, _Message]] = deque(unacked.items())
         self._local.appendleft(self._engine_status(True))
         wake = self._wake
         assert wake is not None
-        while True:
-            while self._local:
+
+        def stage(messages: Any) -> None:
+            for msg in messages:
                 self._number += 1
-                msg = self._local.popleft()
                 unacked[self._number] = msg
-                await put(self._number, msg)
+                outbox.append((self._number, msg))
+
+        while True:
+            stage(self._local)
+            self._local.clear()
+            while outbox:
+                number, msg = outbox.popleft()
+                if number in unacked:
+                    await put(number, msg)
+                if self._local:
+                    stage(self._local)
+                    self._local.clear()
             events = self._take()
             if events:
-                for msg in self._messages(events):
-                    self._number += 1
-                    unacked[self._number] = msg
-                    await put(self._number, msg)
+                stage(self._messages(events))
                 continue
             if self._closing:
                 if not unacked and not self._local:
-                    self._number += 1
-                    unacked[self._number] = final = self._engine_status(False, "stopped")
-                    await put(self._number, final)
+                    stage([self._engine_status(False, "stopped")])
+                    number, final = outbox.popleft()
+                    await put(number, final)
                     while unacked:
                         await asyncio.sleep(0.005)
                         self._check_deadline()
