@@ -95,6 +95,7 @@ class MqttSink(EventSink):
         self._since = ""
         self._status_figures: tuple[int, ...] = ()
         self.control: ControlChannel | None = None
+        self._stop_event: threading.Event | None = None  # the engine's
         self.published = 0  # messages the broker acknowledged
         self.lost = 0  # still undelivered when close_timeout ran out
         self.connects = 0
@@ -129,6 +130,7 @@ class MqttSink(EventSink):
             seeded_after = self.received
         if self.control is not None:
             self.control.engine = engine
+        self._stop_event = getattr(engine, "stop_event", None)
         assert self._loop is not None and self._attached is not None
         self._loop.call_soon_threadsafe(self._seed, seeds, seeded_after)
         self._loop.call_soon_threadsafe(self._attached.set)
@@ -152,11 +154,11 @@ class MqttSink(EventSink):
             self.received += 1
             buf = self._buf
             if len(buf) >= self.cfg.queue:
-                if self.cfg.on_full == "block" and not self._stopped:
+                if self.cfg.on_full == "block":
                     self.blocked += 1
-                    while len(buf) >= self.cfg.queue and not self._stopped:
-                        cond.wait(0.5)
-                else:
+                    while len(buf) >= self.cfg.queue and not self._stopped and not self._engine_stopping():
+                        cond.wait(0.2)
+                if len(buf) >= self.cfg.queue:  # drop_oldest, or an engine stopping while blocked
                     buf.popleft()
                     self.dropped += 1
             buf.append(event)
@@ -164,6 +166,10 @@ class MqttSink(EventSink):
             self._idle = False
         if wake and self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _engine_stopping(self) -> bool:
+        """A stopping engine (Ctrl-C, a stop command) must not wait on the broker."""
+        return self._stop_event is not None and self._stop_event.is_set()
 
     def close(self) -> None:
         """Deliver what is queued (up to close_timeout seconds), publish the
