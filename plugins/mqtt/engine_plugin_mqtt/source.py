@@ -40,6 +40,7 @@ class MqttSource(DataSource):
         self._building: dict[str, list[Any]] = {}  # symbol -> [bucket ts, o, h, l, c, volume]
         self.counts = {"messages": 0, "bars": 0, "trades": 0, "malformed": 0, "stale": 0, "other_symbols": 0}
         self.connects = 0
+        self.subscribed = False  # subscribed on the current connection
 
     def stats(self) -> dict[str, Any]:
         return {**self.counts, "connects": self.connects}
@@ -56,11 +57,13 @@ class MqttSource(DataSource):
                     await client.subscribe(self.cfg.topic, qos=self.cfg.qos)
                     if self.cfg.trades_topic:
                         await client.subscribe(self.cfg.trades_topic, qos=self.cfg.qos)
+                    self.subscribed = True
                     async for message in client.messages:
                         bar = self.accept(message.topic, message.payload)
                         if bar is not None:
                             yield bar
             except aiomqtt.MqttError as err:
+                self.subscribed = False
                 if connection.refused(err):
                     raise
                 log.warning("mqtt source: %s: %s; reconnecting", connection.describe(self.cfg), err)

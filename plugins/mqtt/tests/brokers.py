@@ -168,13 +168,15 @@ class Subscriber:
             return list(self.messages)
 
     def events(self) -> list[dict[str, Any]]:
-        """Event payloads in arrival order, duplicates (same seq) dropped."""
-        seen: set[int] = set()
+        """Event payloads in arrival order, duplicates (same engine and seq) dropped."""
+        seen: set[tuple[str, int]] = set()
         out = []
         for _topic, payload, _retained in self.snapshot():
-            if isinstance(payload, dict) and "event" in payload and payload["seq"] not in seen:
-                seen.add(payload["seq"])
-                out.append(payload)
+            if isinstance(payload, dict) and "event" in payload:
+                key = (payload["engine"], payload["seq"])
+                if key not in seen:
+                    seen.add(key)
+                    out.append(payload)
         return out
 
     def on(self, topic: str) -> list[Any]:
