@@ -20,28 +20,32 @@ BACKOFF_FIRST = 0.2  # seconds before the first retry
 BACKOFF_MAX = 10.0
 
 
+def tls_context(cfg: MqttConnection, base_dir: Path | None, where: str) -> ssl.SSLContext | None:
+    """The TLS context ``cfg`` asks for (None without tls); ConfigError naming
+    ``where`` (file and key path) for a CA file that is missing or not one."""
+    if not cfg.tls:
+        return None
+    ca = None
+    if cfg.ca_file is not None:
+        path = Path(cfg.ca_file)
+        ca = path if path.is_absolute() or base_dir is None else base_dir / path
+        if not ca.is_file():
+            raise ConfigError(f"{where}.ca_file: no such file: {ca}")
+    try:
+        return ssl.create_default_context(cafile=str(ca) if ca else None)
+    except ssl.SSLError as err:
+        raise ConfigError(f"{where}.ca_file: not a CA bundle: {ca}: {err}") from err
+
+
 def client(
     cfg: MqttConnection,
     *,
     identifier: str | None,
-    base_dir: Path | None = None,
+    tls: ssl.SSLContext | None,
     will: aiomqtt.Will | None = None,
     inflight: int | None = None,
-    where: str = "mqtt",
 ) -> aiomqtt.Client:
     """An aiomqtt client for ``cfg`` (not yet connected; use ``async with``)."""
-    tls_context = None
-    if cfg.tls:
-        ca = None
-        if cfg.ca_file is not None:
-            path = Path(cfg.ca_file)
-            ca = path if path.is_absolute() or base_dir is None else base_dir / path
-            if not ca.is_file():
-                raise ConfigError(f"{where}.ca_file: no such file: {ca}")
-        try:
-            tls_context = ssl.create_default_context(cafile=str(ca) if ca else None)
-        except ssl.SSLError as err:
-            raise ConfigError(f"{where}.ca_file: not a CA bundle: {ca}: {err}") from err
     kwargs: dict[str, Any] = {}
     if inflight is not None:
         kwargs["max_inflight_messages"] = inflight
@@ -54,7 +58,7 @@ def client(
         protocol=aiomqtt.ProtocolVersion.V5 if cfg.mqtt_version == "5" else aiomqtt.ProtocolVersion.V311,
         will=will,
         keepalive=cfg.keepalive,
-        tls_context=tls_context,
+        tls_context=tls,
         timeout=10,
         # Without it a QoS 1 round trip can wait for delayed ACKs (~40 ms).
         socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],

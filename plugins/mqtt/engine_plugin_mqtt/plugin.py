@@ -28,6 +28,10 @@ def engine_started(engine: Any) -> None:
     symbols' restored state."""
     from engine_plugin_mqtt.sink import MqttSink
 
+    loaded = engine.loaded
+    configs = [c for _, c in loaded.sinks]
     for sink in getattr(engine.bus, "sinks", ()):
         if isinstance(sink, MqttSink):
-            sink.attach(engine, engine.loaded.base_dir, engine.loaded.config.engine.shard)
+            index = next((i for i, c in enumerate(configs) if c is sink.config), None)
+            where = f"{loaded.path}: sinks[{index}]" if index is not None else f"{loaded.path}: sinks"
+            sink.attach(engine, loaded.base_dir, loaded.config.engine.shard, where)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 import time
 from collections import deque
@@ -68,7 +69,7 @@ class MqttSink(EventSink):
         self.symbols: list[str] = []
         self.mode = "backtest"
         self.shard: str | None = None
-        self.base_dir: Path | None = None
+        self._tls: ssl.SSLContext | None = None
         # handed over between the workers and the loop, under _cond
         self._cond = threading.Condition(threading.Lock())
         self._buf: deque[Event] = deque()
@@ -117,12 +118,16 @@ class MqttSink(EventSink):
         self._thread.start()
         ready.wait()
 
-    def attach(self, engine: Any = None, base_dir: Path | None = None, shard: str | None = None) -> None:
+    def attach(
+        self, engine: Any = None, base_dir: Path | None = None, shard: str | None = None, where: str = "sinks.mqtt"
+    ) -> None:
         """The engine is about to start its workers: connect, take the symbols'
         state as restored, accept commands. Raises EngineError when the broker
-        refuses the login; a broker that cannot be reached is retried in the
-        background while events queue."""
-        self.base_dir, self.shard = base_dir, shard
+        refuses the login or the CA file is not there (``where`` names the
+        config file and key path); a broker that cannot be reached is retried
+        in the background while events queue."""
+        self.shard = shard
+        self._tls = connection.tls_context(self.cfg, base_dir, where)
         seeds: dict[str, dict[str, Any]] = {}
         for symbol, worker in (getattr(engine, "workers", None) or {}).items():
             seeds[symbol] = worker.snapshot()
@@ -298,6 +303,9 @@ class MqttSink(EventSink):
             except Exception as err:  # noqa: BLE001 - any failure: reconnect
                 if not self._first.done():
                     self._first.set_result(err)
+                if connection.refused(err):
+                    log.error("mqtt sink: %s refused the connection: %s", connection.describe(self.cfg), err)
+                    break
                 if self.connects:
                     log.warning("mqtt sink: connection to %s lost: %s", connection.describe(self.cfg), err)
                 if self._was_connected:
@@ -321,10 +329,9 @@ class MqttSink(EventSink):
         client = connection.client(
             self.cfg,
             identifier=f"{self.cfg.prefix}-{self.engine_id}".replace("/", "-")[:64],
-            base_dir=self.base_dir,
+            tls=self._tls,
             will=will,
             inflight=WINDOW,
-            where="sinks.mqtt",
         )
         async with client:
             self.connects += 1

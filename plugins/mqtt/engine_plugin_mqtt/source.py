@@ -46,10 +46,11 @@ class MqttSource(DataSource):
         return {**self.counts, "connects": self.connects}
 
     async def live(self) -> AsyncIterator[Bar]:  # type: ignore[override]
+        tls = connection.tls_context(self.cfg, self.base_dir, "source")
         delays = connection.backoff()
         while True:
             try:
-                client = connection.client(self.cfg, identifier=None, base_dir=self.base_dir, where="source")
+                client = connection.client(self.cfg, identifier=None, tls=tls)
                 async with client:
                     self.connects += 1
                     delays = connection.backoff()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -46,10 +47,12 @@ class Mosquitto:
 
     kind = "mosquitto"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, settings: str = "allow_anonymous true\n") -> None:
         self.port = free_port()
         self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        # as root mosquitto would switch to its own user, who cannot read the test's files
+        user = "user root\n" if os.geteuid() == 0 else ""
+        self.conf.write_text(f"{user}persistence false\nlistener {self.port} 127.0.0.1\n{settings}")
         self.log = workdir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
