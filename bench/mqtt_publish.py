@@ -56,7 +56,7 @@ def start_mosquitto(work: Path) -> tuple[subprocess.Popen[bytes], int]:
 def write_config(work: Path, bars: int, symbols: int, port: int | None) -> Path:
     names = ", ".join(f'"S{k}"' for k in range(symbols))
     text = (
-        f'[engine]\nsymbols = [{names}]\nwindow = 100\n'
+        f"[engine]\nsymbols = [{names}]\nwindow = 100\n"
         f'[source]\ntype = "simulated"\nbars = {bars}\n'
         f'[strategy]\nhost = "lua"\nscript = "{ROOT / "strategies" / "sma_cross.lua"}"\n'
         "[strategy.params]\nfast = 10\nslow = 30\nqty = 1\n"
@@ -98,9 +98,10 @@ def run_once(path: Path) -> dict[str, Any]:
 
 def handle_cost(events: int = 200_000) -> float:
     """Microseconds per ``handle`` call, the worker's side of the sink."""
-    from engine_core.model import State, TransitionEvent
     from engine_plugin_mqtt.config import MqttSinkConfig
     from engine_plugin_mqtt.sink import MqttSink
+
+    from engine_core.model import State, TransitionEvent
 
     sink = MqttSink(MqttSinkConfig(queue=events + 1))
     sink.bind("bench", ["S0"], "backtest")

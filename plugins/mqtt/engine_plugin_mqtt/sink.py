@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import aiomqtt
+from paho.mqtt.client import MQTT_ERR_SUCCESS
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -41,9 +42,8 @@ from engine_plugin_mqtt.status import SymbolStatus
 
 log = logging.getLogger(__name__)
 
-WINDOW = 100  # messages published and not yet acknowledged, at most
+WINDOW = 50  # messages published and not yet acknowledged, at most
 BATCH = 1000  # events taken from the queue at a time
-PUBLISH_TIMEOUT = 30.0  # seconds to wait for one acknowledgement before reconnecting
 FIRST_CONNECT_WAIT = 5.0  # seconds the engine waits at start to learn whether the broker takes us
 
 
@@ -343,19 +343,17 @@ class MqttSink(EventSink):
             client.pending_calls_threshold = WINDOW * 2
             if self.control is not None:
                 await client.subscribe(self.topic("control", "+"), qos=1)
-            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            sends: set[asyncio.Task[None]] = set()
-            writer = asyncio.create_task(self._write(client, failed, sends))
+            writer = asyncio.create_task(self._write(client))
             reader = asyncio.create_task(self._read(client))
             try:
-                await asyncio.wait((writer, reader, failed), return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait((writer, reader), return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in (writer, reader, *sends):
+                for task in (writer, reader):
                     task.cancel()
-                await asyncio.gather(writer, reader, *sends, return_exceptions=True)
-            for done in (failed, writer, reader):
-                if done.done() and not done.cancelled() and done.exception() is not None:
-                    raise done.exception()  # type: ignore[misc]
+                await asyncio.gather(writer, reader, return_exceptions=True)
+            for task in (writer, reader):
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
             if not writer.done() or writer.cancelled():
                 raise ConnectionError("the connection ended")
 
@@ -390,37 +388,43 @@ class MqttSink(EventSink):
         assert self._wake is not None
         self._wake.set()
 
-    async def _write(
-        self, client: aiomqtt.Client, failed: asyncio.Future[None], sends: set[asyncio.Task[None]]
-    ) -> None:
+    async def _write(self, client: aiomqtt.Client) -> None:
         qos = self.cfg.qos
-        window = asyncio.Semaphore(WINDOW)
         unacked = self._unacked
+        # The event stream goes through the paho client that aiomqtt wraps:
+        # aiomqtt's publish() costs about three times paho's per message (an
+        # asyncio Event and a wait_for task each), and a backtest publishes
+        # thousands a second. Acknowledgements come through paho's on_publish,
+        # on this loop's thread like everything aiomqtt does.
+        paho_client = client._client
+        inflight: dict[int, int] = {}  # paho message id -> our number
+        room = asyncio.Event()
+        room.set()
+        chained: Any = paho_client.on_publish
 
-        async def send(number: int, msg: _Message) -> None:
-            try:
-                await client.publish(
-                    msg.topic,
-                    msg.payload,
-                    qos=qos,
-                    retain=msg.retain,
-                    properties=msg.properties,
-                    timeout=PUBLISH_TIMEOUT,
-                )
-            except Exception as err:  # noqa: BLE001 - the session reconnects and sends it again
-                if not failed.done():
-                    failed.set_exception(err)
-                return
-            finally:
-                window.release()
-            del unacked[number]
-            self.published += 1
+        def on_publish(c: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+            chained(c, userdata, mid, reason, properties)
+            number = inflight.pop(mid, None)
+            if number is not None:
+                del unacked[number]
+                self.published += 1
+                if len(inflight) < WINDOW:
+                    room.set()
+
+        paho_client.on_publish = on_publish
 
         async def put(number: int, msg: _Message) -> None:
-            await window.acquire()
-            task = asyncio.create_task(send(number, msg))
-            sends.add(task)
-            task.add_done_callback(sends.discard)
+            while len(inflight) >= WINDOW:
+                room.clear()
+                await room.wait()
+            info = paho_client.publish(msg.topic, msg.payload, qos, msg.retain, msg.properties)
+            if info.rc != MQTT_ERR_SUCCESS:
+                raise aiomqtt.MqttCodeError(info.rc, "could not publish")
+            if info.is_published():  # QoS 0: written
+                del unacked[number]
+                self.published += 1
+            else:
+                inflight[info.mid] = number
 
         # A message is in ``unacked`` from the moment it is made until the broker
         # acknowledges it; ``outbox`` is what this connection has still to send:

@@ -186,8 +186,8 @@ class Subscriber:
         return [p for t, p, _ in self.snapshot() if t == topic]
 
     def close(self) -> None:
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 class Proxy:

@@ -70,8 +70,8 @@ def live(tmp_path: Path, broker, subscriber) -> Iterator[Live]:
     live.publisher.loop_start()
     live.feed(5)
     yield live
-    live.publisher.loop_stop()
     live.publisher.disconnect()
+    live.publisher.loop_stop()
     if run.thread.is_alive():
         channel(name).put(None)
         run.join()
@@ -181,8 +181,8 @@ def test_mqtt5_response_topic_and_correlation_data(tmp_path: Path, broker, subsc
         props.CorrelationData = b"\x01corr"
         client.publish("t/e1/control/pause", json.dumps({"symbol": "AAA"}), qos=1, properties=props)
         wait_for(lambda: answers, "the answer on the response topic")
-        client.loop_stop()
         client.disconnect()
+        client.loop_stop()
         assert answers[0].properties.CorrelationData == b"\x01corr"
         assert json.loads(answers[0].payload)["ok"] is True
     finally:

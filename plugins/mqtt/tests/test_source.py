@@ -77,8 +77,8 @@ def test_bars_and_trades_from_topics_feed_the_engine(engine_run, broker, caplog)
     ]
     for topic, payload in messages:
         pub.publish(topic, payload, qos=1).wait_for_publish(30)
-    pub.loop_stop()
     pub.disconnect()
+    pub.loop_stop()
     source = engine_run.engine.source
     wait_for(lambda: source.counts["messages"] == len(messages), "every message")
     workers = engine_run.engine.workers
