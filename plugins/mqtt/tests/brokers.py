@@ -52,7 +52,11 @@ class Mosquitto:
         self.conf = workdir / "mosquitto.conf"
         # as root mosquitto would switch to its own user, who cannot read the test's files
         user = "user root\n" if os.geteuid() == 0 else ""
-        self.conf.write_text(f"{user}persistence false\nlistener {self.port} 127.0.0.1\n{settings}")
+        # max_queued_messages 0: a subscriber that falls behind (the tests' own, on a busy
+        # machine) gets every message instead of mosquitto dropping past 1000 queued
+        self.conf.write_text(
+            f"{user}persistence false\nmax_queued_messages 0\nlistener {self.port} 127.0.0.1\n{settings}"
+        )
         self.log = workdir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
