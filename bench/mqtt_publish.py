@@ -12,7 +12,7 @@ big enough that nothing is dropped), in this one process, and prints:
 * what ``handle`` costs a worker per event (the sink's latency on the
   worker's path; the network is on the plugin's own thread).
 
-    .venv/bin/python bench/mqtt_publish.py [--bars 100000] [--symbols 2] [--rounds 2]
+    .venv/bin/python bench/mqtt_publish.py [--bars 100000] [--symbols 2] [--rounds 2] [--qos 1]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def start_mosquitto(work: Path) -> tuple[subprocess.Popen[bytes], int]:
     sys.exit("mosquitto did not start")
 
 
-def write_config(work: Path, bars: int, symbols: int, port: int | None) -> Path:
+def write_config(work: Path, bars: int, symbols: int, port: int | None, qos: int = 1) -> Path:
     names = ", ".join(f'"S{k}"' for k in range(symbols))
     text = (
         f"[engine]\nsymbols = [{names}]\nwindow = 100\n"
@@ -64,7 +64,7 @@ def write_config(work: Path, bars: int, symbols: int, port: int | None) -> Path:
     )
     if port is not None:
         text += (
-            f'[[sinks]]\ntype = "mqtt"\nport = {port}\nprefix = "bench"\nqos = 1\n'
+            f'[[sinks]]\ntype = "mqtt"\nport = {port}\nprefix = "bench"\nqos = {qos}\n'
             "queue = 10000000\nclose_timeout = 600\n"
         )
     path = work / ("with_sink.toml" if port is not None else "without.toml")
@@ -117,13 +117,14 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=100_000, help="bars per symbol")
     parser.add_argument("--symbols", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2, help="runs of each, alternating; the best is shown")
+    parser.add_argument("--qos", type=int, default=1, choices=(0, 1, 2))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         broker, port = start_mosquitto(work)
         try:
             plain = write_config(work, args.bars, args.symbols, None)
-            with_sink = write_config(work, args.bars, args.symbols, port)
+            with_sink = write_config(work, args.bars, args.symbols, port, args.qos)
             without: list[dict[str, Any]] = []
             withs: list[dict[str, Any]] = []
             for _ in range(args.rounds):
@@ -136,7 +137,10 @@ def main() -> None:
     best = min(withs, key=lambda r: r["workers"])
     events = best["events"]
     bars = best["bars"]
-    print(f"mqtt sink: {args.symbols} symbols x {args.bars:,} bars, sma_cross.lua, {events:,} events, QoS 1, bars off")
+    print(
+        f"mqtt sink: {args.symbols} symbols x {args.bars:,} bars, sma_cross.lua, {events:,} events, "
+        f"QoS {args.qos}, bars off"
+    )
     print(f"  backtest without the sink: {base:.2f} s ({bars / base:,.0f} bars/s)")
     print(
         f"  with it, workers done:     {best['workers']:.2f} s ({bars / best['workers']:,.0f} bars/s): "

@@ -33,14 +33,37 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=
 
 
 def dumps(obj: dict[str, Any]) -> bytes:
-    return _encode(obj).encode("utf-8")
+    """Compact JSON; a NaN or infinity (not JSON) becomes null."""
+    try:
+        return _encode(obj).encode("utf-8")
+    except ValueError:
+        return _encode(_finite(obj)).encode("utf-8")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+_last_second: tuple[int, str] = (-1, "")  # the last second formatted: the events of one bar share it
 
 
 def iso_ms(ts: int | None) -> str | None:
+    """``ts`` (ns) as ISO 8601 UTC text to the millisecond."""
+    global _last_second
     if ts is None:
         return None
-    ms = ts // 1_000_000
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    second, ms = divmod(ts // 1_000_000, 1000)
+    cached = _last_second  # one read of an immutable pair: safe from any thread
+    if cached[0] != second:
+        cached = (second, datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S."))
+        _last_second = cached
+    return f"{cached[1]}{ms:03d}Z"
 
 
 def topic_level(symbol: str) -> str:
