@@ -104,11 +104,19 @@ class Amqtt:
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
         }
 
+        failed: list[BaseException] = []
+
         def run() -> None:
             loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
             self._loop = loop
-            self._broker = Broker(config, loop=loop)
-            loop.run_until_complete(self._broker.start())
+            try:
+                self._broker = Broker(config, loop=loop)
+                loop.run_until_complete(self._broker.start())
+            except BaseException as err:  # noqa: BLE001 - reported by start()
+                failed.append(err)
+                ready.set()
+                return
             ready.set()
             loop.run_forever()
             loop.close()
@@ -116,6 +124,8 @@ class Amqtt:
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
         ready.wait(TIMEOUT)
+        if failed:
+            raise RuntimeError(f"amqtt did not start: {failed[0]!r}")
         wait_for(lambda: _accepts(self.port), "amqtt to listen")
 
     def stop(self) -> None:
