@@ -259,16 +259,25 @@ def indicators(name: str | None, as_json: bool) -> None:
 @main.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(config_path: Path, as_json: bool) -> None:
+@click.option("--shard", metavar="K/N", help="The journal of shard K of N (as run with --shard).")
+def status(config_path: Path, as_json: bool, shard: str | None) -> None:
     """Each symbol's state, position, open orders and last event, read from the
     journal (no running engine needed)."""
-    from engine_core.config import read_toml
-    from engine_core.errors import JournalError
+    from engine_core.config import parse_shard, read_toml
+    from engine_core.errors import ConfigError, JournalError
     from engine_core.journal import OPEN_STATUSES, Journal
     from engine_core.model import iso_utc
 
     raw = read_toml(config_path).get("engine", {})
-    path = config_path.parent / raw.get("state_dir", ".engine") / f"{raw.get('id', 'engine')}.sqlite"
+    engine_id = raw.get("id", "engine")
+    shard = shard or raw.get("shard")
+    if shard:
+        try:
+            k, n = parse_shard(str(shard))
+        except ValueError as err:
+            raise ConfigError(f"--shard: {err}, got {shard!r}") from None
+        engine_id = f"{engine_id}-{k}of{n}"
+    path = config_path.parent / raw.get("state_dir", ".engine") / f"{engine_id}.sqlite"
     if not path.exists():
         raise JournalError(f"{path}: no journal (the engine has not run live with this config)")
     journal = Journal(path)

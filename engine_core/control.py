@@ -64,7 +64,9 @@ class Request(NamedTuple):
 
 
 def deliver(engine: Engine, command: Command) -> dict[str, Future[str]]:
-    """Hand ``command`` to a running engine; never blocks on a worker.
+    """Hand ``command`` to a running engine; returns once it is queued (in a
+    backtest, a worker's bounded inbox may make this wait for the chunk in
+    hand, so call it off any event loop).
 
     Returns one future per symbol the command went to (``{"*": ...}`` for an
     engine-wide command). A symbol the engine does not run is refused with

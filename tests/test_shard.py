@@ -113,3 +113,17 @@ def test_the_cli_runs_only_its_shard(tmp_path: Path):
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
     assert summary["symbols"] == [s for s in SYMBOLS if shard_of(s, 2) == 1]
+
+
+def test_status_reads_the_journal_of_a_shard(tmp_path: Path):
+    path = config(tmp_path, mode="live", id="fleet")
+    path.write_text(path.read_text().replace("bars = 50", "bars = 5"))
+    build_engine(path, shard="1/2").run()
+    result = CliRunner().invoke(main, ["status", "-c", str(path), "--shard", "1/2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert sorted(row["symbol"] for row in json.loads(result.output)) == sorted(
+        s for s in SYMBOLS if shard_of(s, 2) == 1
+    )
+    assert (tmp_path / ".engine" / "fleet-1of2.sqlite").exists()
+    missing = CliRunner().invoke(main, ["status", "-c", str(path), "--shard", "2/2"])
+    assert missing.exit_code == 2 and "fleet-2of2.sqlite: no journal" in missing.output
