@@ -16,6 +16,7 @@ drop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import threading
@@ -97,6 +98,9 @@ class MqttSink(EventSink):
         self._status_figures: tuple[int, ...] = ()
         self.control: ControlChannel | None = None
         self._stop_event: threading.Event | None = None  # the engine's
+        self._was_attached = False
+        self._was_connected = False
+        self._commands: set[asyncio.Task[None]] = set()
         self.published = 0  # messages the broker acknowledged
         self.lost = 0  # still undelivered when close_timeout ran out
         self.connects = 0
@@ -138,11 +142,12 @@ class MqttSink(EventSink):
         self._stop_event = getattr(engine, "stop_event", None)
         assert self._loop is not None and self._attached is not None
         self._loop.call_soon_threadsafe(self._seed, seeds, seeded_after)
+        self._was_attached = True
         self._loop.call_soon_threadsafe(self._attached.set)
         try:
             err = self._first.result(FIRST_CONNECT_WAIT)
         except FutureTimeout:
-            err = None
+            err = TimeoutError(f"no answer within {FIRST_CONNECT_WAIT:g} s")
         if err is not None and connection.refused(err):
             raise EngineError(f"mqtt sink: {connection.describe(self.cfg)} refused the connection: {err}")
         if err is not None:
@@ -293,6 +298,10 @@ class MqttSink(EventSink):
     async def _main(self) -> None:
         assert self._attached is not None
         await self._attached.wait()
+        if not self._was_attached:  # closed before the engine started: nothing was ever connected
+            with self._cond:
+                self.lost = len(self._buf)
+            return
         delays = connection.backoff()
         while True:
             try:
@@ -319,8 +328,6 @@ class MqttSink(EventSink):
         with self._cond:
             queued = len(self._buf)
         self.lost = queued + len(self._unacked) + len(self._local)
-
-    _was_connected = False
 
     async def _session(self) -> None:
         self._was_connected = False
@@ -363,7 +370,9 @@ class MqttSink(EventSink):
         async for message in client.messages:
             topic = message.topic.value
             if self.control is not None and topic.startswith(prefix):
-                asyncio.create_task(self._command(topic[len(prefix) :], message))
+                task = asyncio.create_task(self._command(topic[len(prefix) :], message))
+                self._commands.add(task)  # keep it referenced until done
+                task.add_done_callback(self._commands.discard)
 
     async def _command(self, name: str, message: aiomqtt.Message) -> None:
         assert self.control is not None
@@ -413,10 +422,22 @@ class MqttSink(EventSink):
 
         paho_client.on_publish = on_publish
 
+        def give_up() -> None:
+            """close_timeout ran out: say offline (without waiting), then stop."""
+            if time.monotonic() >= self._deadline:
+                final = self._engine_status(False, "stopped")
+                paho_client.publish(final.topic, final.payload, qos, True)
+                raise _Abandoned()
+
         async def put(number: int, msg: _Message) -> None:
             while len(inflight) >= WINDOW:
                 room.clear()
-                await room.wait()
+                if not self._closing:
+                    await room.wait()
+                    continue
+                give_up()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(room.wait(), 0.05)
             info = paho_client.publish(msg.topic, msg.payload, qos, msg.retain, msg.properties)
             if info.rc != MQTT_ERR_SUCCESS:
                 raise aiomqtt.MqttCodeError(info.rc, "could not publish")
@@ -441,6 +462,8 @@ class MqttSink(EventSink):
                 outbox.append((self._number, msg))
 
         while True:
+            if self._closing:
+                give_up()
             stage(self._local)
             self._local.clear()
             while outbox:
@@ -461,20 +484,16 @@ class MqttSink(EventSink):
                     await put(number, final)
                     while unacked:
                         await asyncio.sleep(0.005)
-                        self._check_deadline()
+                        give_up()
                     return
                 await asyncio.sleep(0.005)
-                self._check_deadline()
+                give_up()
                 continue
             try:
                 await asyncio.wait_for(wake.wait(), self.cfg.status_every)
             except asyncio.TimeoutError:
                 if (self.received, self.dropped, self.connects) != self._status_figures:
                     self._local.append(self._engine_status(True))
-
-    def _check_deadline(self) -> None:
-        if time.monotonic() >= self._deadline:
-            raise _Abandoned()
 
     def _take(self) -> list[Event]:
         """Up to BATCH queued events; when there are none, ask to be woken."""

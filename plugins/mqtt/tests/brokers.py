@@ -214,6 +214,8 @@ class Proxy:
         self.loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
         self._transports: set[asyncio.BaseTransport] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.open()
@@ -224,9 +226,14 @@ class Proxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(Exception):
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         writer.close()
+
+    def hold(self) -> None:
+        """Keep every connection open but pass nothing on (a broker that hangs)."""
+        self.loop.call_soon_threadsafe(self._flowing.clear)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -108,3 +108,27 @@ def test_connections_cut_with_messages_in_flight_lose_nothing(tmp_path: Path, br
     assert received(got) == want
     assert len(cuts) == 3 and any(cuts)  # messages were in flight when the connection went
     assert mqtt.connects == 4 and mqtt.lost == 0
+
+
+def test_a_hung_broker_holds_a_stopping_engine_no_longer_than_close_timeout(tmp_path: Path, broker, proxy):
+    path = config(
+        tmp_path,
+        proxy.port,
+        source={"type": "simulated", "bars": 300},
+        sink={"bars": True, "close_timeout": 1, "keepalive": 3600},
+    )
+    engine = build_engine(path)
+    _, mqtt = sinks(engine)
+    done = threading.Event()
+
+    def hang_soon() -> None:
+        wait_for(lambda: mqtt.published >= 100, "100 messages published")
+        proxy.hold()  # connected, but nothing is acknowledged any more
+        done.set()
+
+    threading.Thread(target=hang_soon, daemon=True).start()
+    run = threading.Thread(target=engine.run, daemon=True)
+    run.start()
+    run.join(60)  # without close_timeout the sink would wait for the keepalive: an hour
+    assert not run.is_alive()
+    assert done.is_set() and mqtt.lost > 0
