@@ -9,8 +9,9 @@ big enough that nothing is dropped), in this one process, and prints:
   done (the sink's cost to the backtest, as a ratio);
 * the time until the broker acknowledged the last event, and so the events
   published per second;
-* what ``handle`` costs a worker per event (the sink's latency on the
-  worker's path; the network is on the plugin's own thread).
+* the wall time the sink adds per event, and what ``handle`` costs a
+  worker per event (the network is on the plugin's own thread);
+* for a live engine, the time from an event to the broker's acknowledgement.
 
     .venv/bin/python bench/mqtt_publish.py [--bars 100000] [--symbols 2] [--rounds 2] [--qos 1]
 """
@@ -112,6 +113,35 @@ def handle_cost(events: int = 200_000) -> float:
     return (time.perf_counter() - t0) / events * 1e6
 
 
+def event_latency(port: int, events: int = 300) -> list[float]:
+    """Milliseconds from ``handle`` to the broker's acknowledgement, one event
+    at a time (a live engine's case: a dashboard sees the event this late)."""
+    from engine_plugin_mqtt.config import MqttSinkConfig
+    from engine_plugin_mqtt.sink import MqttSink
+
+    from engine_core.model import State, TransitionEvent
+
+    sink = MqttSink(MqttSinkConfig(port=port, prefix="latency", qos=1))
+    sink.bind("latency", ["S0"], "live")
+    sink.start()
+    sink.attach(None)
+    out = []
+    try:
+        for i in range(events):
+            before = sink.published
+            t0 = time.perf_counter()
+            sink.handle(TransitionEvent("S0", i, State.WATCH, State.CLOSE_WATCH, "bench"))
+            # the event's message, then the symbol's status: wait for the first
+            while sink.published <= before:
+                time.sleep(0.00005)
+            out.append((time.perf_counter() - t0) * 1000)
+            while sink._unacked:  # let the status go too, so events do not queue behind each other
+                time.sleep(0.0005)
+    finally:
+        sink.close()
+    return sorted(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=100_000, help="bars per symbol")
@@ -123,6 +153,7 @@ def main() -> None:
         work = Path(tmp)
         broker, port = start_mosquitto(work)
         try:
+            latency = event_latency(port)
             plain = write_config(work, args.bars, args.symbols, None)
             with_sink = write_config(work, args.bars, args.symbols, port, args.qos)
             without: list[dict[str, Any]] = []
@@ -151,7 +182,12 @@ def main() -> None:
         f"(events and statuses), {best['published'] / best['total']:,.0f} messages/s, "
         f"{events / best['total']:,.0f} events/s"
     )
-    print(f"  dropped {best['dropped']}, lost {best['lost']}")
+    print(
+        f"  the sink added {(best['total'] - base) / events * 1e6:,.0f} us of wall time per event published "
+        f"(dropped {best['dropped']}, lost {best['lost']})"
+    )
+    median, p99 = latency[len(latency) // 2], latency[int(len(latency) * 0.99)]
+    print(f"  one event at a time (live): handle() to broker ack median {median:.2f} ms, p99 {p99:.2f} ms")
     print(f"  handle() on the worker's thread: {handle_cost():.2f} us per event")
 
 

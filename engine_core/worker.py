@@ -633,10 +633,11 @@ class SymbolWorker:
                     pending = self.pending.client_id
                     raise ControlError(f"{self.symbol}: order {pending} is pending; flatten once it is done")
                 if self.qty == 0:
+                    done = "already flat"
                     if self.sm.state is State.CLOSE_WATCH:
                         self.expiry = None
                         self._transition(State.WATCH, last or 0, "flatten command")
-                    done = "already flat"
+                        done = "already flat; the setup is cancelled"
                 elif not self.view.n:
                     raise ControlError(f"{self.symbol}: no bar yet to price an order at")
                 else:
