@@ -9,12 +9,14 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import paho.mqtt.client as paho
 from brokers import Subscriber, wait_for
-from engines import config, expected, received, sinks
+from engines import Running, config, expected, received, sinks
+from gated import bar, channel
 
 from engine_core.model import FillEvent
 from engine_core.report import summarize
@@ -125,3 +127,35 @@ def test_stats_are_json(tmp_path: Path, broker):
     _, mqtt = sinks(engine)
     engine.run()
     assert json.loads(json.dumps(mqtt.stats()))["broker"] == f"mqtt://127.0.0.1:{broker.port}"
+
+
+def test_a_restarted_live_engine_publishes_the_state_its_journal_restored(tmp_path: Path, broker):
+    name = uuid.uuid4().hex
+    path = config(
+        tmp_path,
+        broker.port,
+        engine={"mode": "live", "journal": True},
+        source={"type": "gated", "channel": name},
+    )
+    for i in range(6):  # the busy strategy is in a trade after bar 5 (entered on bar 4)
+        for symbol in ("AAA", "BBB", "EUR/USD"):
+            channel(name).put(bar(symbol, i))
+    channel(name).put(None)
+    first = Running(path).join()
+    held = first.symbols["AAA"].position_qty
+    assert held != 0
+    channel(name).put(None)  # the second run gets no bar at all
+    late = Subscriber(broker.port, "t/e1/AAA/status", client_id="late")
+
+    def live() -> list:  # published while we listen (the first run's comes marked retained)
+        return [p for _, p, retained in late.snapshot() if not retained]
+
+    try:
+        second = Running(path)
+        second.join()
+        wait_for(live, "AAA's status from the second run")
+        status = live()[-1]
+    finally:
+        late.close()
+    assert Decimal(status["position"]) == held and status["state"] == first.symbols["AAA"].final_state
+    assert status["avg_price"] is not None and status["last_bar"]["ts"] == int(first.symbols["AAA"].ts[-1])
