@@ -3,7 +3,6 @@ registry with the mqtt plugin and the test fakes, a subscriber."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,15 +16,14 @@ from engine_core.plugins import AUTOLOAD_ENV, Registry, set_registry
 sys.path.insert(0, str(Path(__file__).parent))
 
 import engine_plugin_mqtt.plugin as mqtt_plugin  # noqa: E402
-from brokers import Amqtt, Mosquitto, Subscriber, broker_kind  # noqa: E402
+import mqtt_gated  # noqa: E402
+from mqtt_brokers import Amqtt, Mosquitto, Subscriber, broker_kind  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
     monkeypatch.setenv(AUTOLOAD_ENV, "1")
-    extra: list[tuple[str, Any]] = [("testing", testing), ("mqtt", mqtt_plugin)]
-    gated = importlib.import_module("gated")
-    extra.append(("gated", gated))
+    extra: list[tuple[str, Any]] = [("testing", testing), ("mqtt", mqtt_plugin), ("gated", mqtt_gated)]
     reg = testing.builtin_registry(*extra)
     set_registry(reg)
     yield reg

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from brokers import Mosquitto
-from engines import config
+from mqtt_brokers import Mosquitto
+from mqtt_engines import config
 
 from engine_core.config import load_config
 from engine_core.errors import ConfigError, EngineError

@@ -11,9 +11,9 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
-from brokers import Mosquitto, Subscriber, wait_for
-from engines import Running, config, sinks
-from gated import bar, channel
+from mqtt_brokers import Mosquitto, Subscriber, wait_for
+from mqtt_engines import Running, config, sinks
+from mqtt_gated import bar, channel
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 

@@ -7,9 +7,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from brokers import Proxy, wait_for
-from engines import Running, config, expected, received, sinks
-from gated import bar, channel
+from mqtt_brokers import Proxy, wait_for
+from mqtt_engines import Running, config, expected, received, sinks
+from mqtt_gated import bar, channel
 
 from engine_core.runner import build_engine
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from brokers import wait_for
+from mqtt_brokers import wait_for
 
 from engine_core.runner import build_engine
 from engine_core.testing import write_config

@@ -14,9 +14,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import paho.mqtt.client as paho
-from brokers import Subscriber, wait_for
-from engines import Running, config, expected, received, sinks
-from gated import bar, channel
+from mqtt_brokers import Subscriber, wait_for
+from mqtt_engines import Running, config, expected, received, sinks
+from mqtt_gated import bar, channel
 
 from engine_core.model import FillEvent
 from engine_core.report import summarize

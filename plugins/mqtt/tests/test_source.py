@@ -8,8 +8,8 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
-from brokers import wait_for
-from engines import Running
+from mqtt_brokers import wait_for
+from mqtt_engines import Running
 
 from engine_core.model import NS_PER_SECOND
 from engine_core.testing import write_config
