@@ -55,7 +55,7 @@ def test_bind_stats_and_engine_started(tmp_path: Path):
             "engine": {"symbols": symbols, "id": "x", "shard": "2/2"},
             "source": {"type": "simulated", "bars": 10},
             "strategy": {"host": "python", "class": "s.py:S"},
-            "sinks": [{"type": "counting"}, {"type": "log", "path": "log.txt"}],
+            "sinks": [{"type": "counting"}, {"type": "log", "path": str(tmp_path / "log.txt")}],
         },
     )
     engine = build_engine(path, registry)

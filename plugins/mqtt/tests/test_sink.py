@@ -79,7 +79,7 @@ def test_the_last_will_marks_a_killed_engine_offline(tmp_path: Path, broker, sub
         source={"type": "simulated", "bars": 0, "pace": 0.01},
         sink={"keepalive": 5},
     )
-    text = path.read_text().replace('type = "memory"', 'type = "log"\npath = "events.log"')
+    text = path.read_text().replace('type = "memory"', f'type = "log"\npath = "{tmp_path / "events.log"}"')
     path.write_text(text)
     env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
     proc = subprocess.Popen([sys.executable, "-m", "engine_core", "run", "-c", str(path)], env=env)
