@@ -196,6 +196,8 @@ class MqttSink(EventSink):
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+            if thread.is_alive():  # the loop is stuck on the network: count what it still holds
+                self.lost = max(self.lost, len(self._buf) + len(self._unacked) + len(self._local))
         self._thread = None
         if self.lost:
             log.warning(
@@ -305,11 +307,16 @@ class MqttSink(EventSink):
         delays = connection.backoff()
         while True:
             try:
-                await self._session()
+                if self._closing:  # a reconnect while stopping: no longer than close_timeout allows
+                    await asyncio.wait_for(self._session(), max(0.1, self._deadline - time.monotonic()))
+                else:
+                    await self._session()
                 return
             except _Abandoned:
                 break
             except Exception as err:  # noqa: BLE001 - any failure: reconnect
+                if isinstance(err.__context__, _Abandoned):
+                    break  # the goodbye after giving up failed too: the broker hangs
                 if not self._first.done():
                     self._first.set_result(err)
                 if connection.refused(err):
@@ -427,6 +434,7 @@ class MqttSink(EventSink):
             if time.monotonic() >= self._deadline:
                 final = self._engine_status(False, "stopped")
                 paho_client.publish(final.topic, final.payload, qos, True)
+                client.timeout = 0.5  # nor wait long for the goodbye on the way out
                 raise _Abandoned()
 
         async def put(number: int, msg: _Message) -> None:

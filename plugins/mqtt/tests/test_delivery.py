@@ -111,24 +111,22 @@ def test_connections_cut_with_messages_in_flight_lose_nothing(tmp_path: Path, br
 
 
 def test_a_hung_broker_holds_a_stopping_engine_no_longer_than_close_timeout(tmp_path: Path, broker, proxy):
+    name = uuid.uuid4().hex
     path = config(
         tmp_path,
         proxy.port,
-        source={"type": "simulated", "bars": 300},
-        sink={"bars": True, "close_timeout": 1, "keepalive": 3600},
+        engine={"mode": "live"},
+        source={"type": "gated", "channel": name},
+        sink={"close_timeout": 1, "keepalive": 3600},
     )
-    engine = build_engine(path)
-    _, mqtt = sinks(engine)
-    done = threading.Event()
-
-    def hang_soon() -> None:
-        wait_for(lambda: mqtt.published >= 100, "100 messages published")
-        proxy.hold()  # connected, but nothing is acknowledged any more
-        done.set()
-
-    threading.Thread(target=hang_soon, daemon=True).start()
-    run = threading.Thread(target=engine.run, daemon=True)
-    run.start()
-    run.join(60)  # without close_timeout the sink would wait for the keepalive: an hour
-    assert not run.is_alive()
-    assert done.is_set() and mqtt.lost > 0
+    run = Running(path)
+    _, mqtt = sinks(run.engine)
+    feed(name, 0, 10)
+    wait_for(lambda: processed(run.engine, 10) and mqtt.published > 0 and not mqtt._unacked, "a first delivery")
+    proxy.hold()  # connected, but nothing passes any more: no acknowledgement comes
+    feed(name, 10, 30)
+    wait_for(lambda: processed(run.engine, 30), "20 more bars")
+    channel(name).put(None)
+    # without close_timeout the sink would wait for the keepalive to notice: an hour
+    run.join(60)
+    assert mqtt.lost > 0 and mqtt.connects == 1
