@@ -123,7 +123,10 @@ def validate(config_paths: tuple[Path, ...], paths: tuple[Path, ...]) -> None:
 @config_option
 @click.option("--no-report", is_flag=True, help="Do not write the report files.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary table.")
-def run(config_path: Path, no_report: bool, quiet: bool) -> None:
+@click.option(
+    "--shard", metavar="K/N", help="Run only the symbols of shard K of N (N engines cover every symbol once)."
+)
+def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> None:
     """Run a config: a backtest over history, or live. Ctrl-C or SIGTERM stops
     it cleanly (the summary and report cover what ran).
 
@@ -138,7 +141,7 @@ def run(config_path: Path, no_report: bool, quiet: bool) -> None:
 
     console = Console(stderr=False)
     registry = get_registry()
-    loaded = load_config(config_path, registry)
+    loaded = load_config(config_path, registry, shard=shard)
     problems = preflight(loaded, report=not no_report)
     if problems:
         raise ConfigError(problems[0])  # before the engine opens its journal or anything else
@@ -349,15 +352,24 @@ def indicators(name: str | None, as_json: bool) -> None:
 @main.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(config_path: Path, as_json: bool) -> None:
+@click.option("--shard", metavar="K/N", help="The journal of shard K of N (as run with --shard).")
+def status(config_path: Path, as_json: bool, shard: str | None) -> None:
     """Each symbol's state, position, open orders and last event, read from the
     journal (no running engine needed)."""
-    from engine_core.config import read_toml
-    from engine_core.errors import JournalError
+    from engine_core.config import parse_shard, read_toml
+    from engine_core.errors import ConfigError, JournalError
     from engine_core.journal import Journal
 
     raw = read_toml(config_path).get("engine", {})
-    path = config_path.parent / raw.get("state_dir", ".engine") / f"{raw.get('id', 'engine')}.sqlite"
+    engine_id = raw.get("id", "engine")
+    shard = shard or raw.get("shard")
+    if shard:
+        try:
+            k, n = parse_shard(str(shard))
+        except ValueError as err:
+            raise ConfigError(f"--shard: {err}, got {shard!r}") from None
+        engine_id = f"{engine_id}-{k}of{n}"
+    path = config_path.parent / raw.get("state_dir", ".engine") / f"{engine_id}.sqlite"
     if not path.exists():
         raise JournalError(f"{path}: no journal (the engine has not run live with this config)")
     journal = Journal(path)

@@ -12,6 +12,7 @@ in messages (they are usually secrets).
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import re
 import sys
@@ -47,6 +48,14 @@ class EngineSection(_Section):
     state_dir: str = ".engine"  # where the journal lives: <state_dir>/<id>.sqlite
     journal: bool | None = None  # default: on for live runs, off for backtests
     journal_sync: Literal["full", "normal"] = "full"  # "normal" survives a crash, not power loss
+    shard: str | None = None  # "K/N": run only the symbols of shard K of N (see shard_symbols)
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, shard: str | None) -> str | None:
+        if shard is not None:
+            parse_shard(shard)
+        return shard
 
     @field_validator("symbols")
     @classmethod
@@ -58,6 +67,28 @@ class EngineSection(_Section):
         if dupes:
             raise ValueError(f"symbol {dupes[0]!r} is listed twice")
         return symbols
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` as (K, N), 1 <= K <= N; ValueError saying what was expected."""
+    m = re.fullmatch(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*", text)
+    if m is None or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise ValueError('expected "K/N" with 1 <= K <= N (e.g. "2/4")')
+    return int(m.group(1)), int(m.group(2))
+
+
+def shard_of(symbol: str, shards: int) -> int:
+    """The shard (1..shards) a symbol belongs to: the first 8 bytes of the
+    SHA-256 of its UTF-8 name, big-endian, modulo ``shards``, plus one. Stable
+    across processes, machines and Python versions (unlike ``hash()``)."""
+    digest = hashlib.sha256(symbol.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % shards + 1
+
+
+def shard_symbols(symbols: list[str], shard: str) -> list[str]:
+    """The symbols of shard ``"K/N"``, in configured order."""
+    k, n = parse_shard(shard)
+    return [s for s in symbols if shard_of(s, n) == k]
 
 
 class PluginSection(_Section):
@@ -247,8 +278,31 @@ def _plugin(registry: Registry, kind: str, name: str, where: str, key: str) -> A
         raise PluginError(f"{where}: {key}: {err}") from err
 
 
-def load_config(path: str | Path, registry: Registry) -> LoadedConfig:
-    """Read, substitute, validate; resolve every named plugin and validate its table."""
+def _apply_shard(cfg: EngineConfig, shard: str | None, where: str) -> EngineConfig:
+    """Keep the symbols of the shard (``shard`` overrides ``engine.shard``); the
+    engine id gains ``-KofN`` so each shard has its own journal, client ids
+    and MQTT topics."""
+    shard = shard if shard is not None else cfg.engine.shard
+    if shard is None:
+        return cfg
+    try:
+        k, n = parse_shard(shard)
+    except ValueError as err:
+        raise ConfigError(f"--shard: {err}, got {shard!r}") from None
+    symbols = shard_symbols(cfg.engine.symbols, shard)
+    if not symbols:
+        raise ConfigError(
+            f"{where}: engine.shard: shard {k}/{n} holds none of the "
+            f"{len(cfg.engine.symbols)} symbols; use fewer shards"
+        )
+    engine = cfg.engine.model_copy(update={"symbols": symbols, "shard": f"{k}/{n}", "id": f"{cfg.engine.id}-{k}of{n}"})
+    return cfg.model_copy(update={"engine": engine})
+
+
+def load_config(path: str | Path, registry: Registry, shard: str | None = None) -> LoadedConfig:
+    """Read, substitute, validate; resolve every named plugin and validate its table.
+
+    ``shard`` ("K/N", e.g. from ``engine run --shard``) overrides ``engine.shard``."""
     path = Path(path)
     where = str(path)
     raw = read_toml(path)
@@ -263,6 +317,7 @@ def load_config(path: str | Path, registry: Registry) -> LoadedConfig:
         cfg = EngineConfig.model_validate(raw)
     except ValidationError as err:
         raise format_validation_error(err, where, "", env_paths, EngineConfig) from err
+    cfg = _apply_shard(cfg, shard, where)
     strat = cfg.strategy
     if strat.script and strat.class_:
         raise ConfigError(f"{where}: strategy: give either script or class, not both")

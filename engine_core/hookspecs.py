@@ -108,8 +108,12 @@ def register_commands(cli: Any) -> None:
 
 
 @hookspec
-def engine_started(config: Any) -> None:
-    """The engine has validated its config and is about to start the workers."""
+def engine_started(config: Any, engine: Any) -> None:
+    """The engine has validated its config and is about to start the workers.
+
+    ``engine`` is the running :class:`engine_core.runner.Engine`; a plugin
+    that steers it (a control channel) keeps it and calls
+    :func:`engine_core.control.deliver`."""
 
 
 @hookspec

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 from engine_core.brokers import Broker
 from engine_core.config import LoadedConfig, load_config
+from engine_core.control import ENGINE, Command, ControlError, Request
 from engine_core.errors import DataError, EngineError
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
@@ -59,7 +61,10 @@ class Engine:
             self.loaded.broker_config, on_update=self._route_update, symbols=self.symbols
         )
         self.host = self.loaded.host_cls(cfg.strategy, self.loaded.base_dir)
-        self.bus = EventBus(self.registry.pm, [cls(c) for cls, c in self.loaded.sinks])
+        sinks = [cls(c) for cls, c in self.loaded.sinks]
+        for sink in sinks:
+            sink.bind(cfg.engine.id, self.symbols, cfg.engine.mode)
+        self.bus = EventBus(self.registry.pm, sinks)
         self.journal: Journal | None = None
         self._io_task: asyncio.Task[None] | None = None
         self.summary: dict[str, Any] | None = None
@@ -114,7 +119,7 @@ class Engine:
                     worker.entries_allowed = self.source.entries_allowed
             if self.journal is not None:
                 self._recover(self.journal)
-            self.registry.pm.hook.engine_started(config=cfg)
+            self.registry.pm.hook.engine_started(config=cfg, engine=self)
             # cross-symbol rules make the symbols' order of events matter
             self.lockstep = not live and len(self.workers) > 1 and risk.cross_symbol
             for worker in self.workers.values():
@@ -149,6 +154,11 @@ class Engine:
         assert result is not None
         result.symbols = {s: w.result() for s, w in self.workers.items()}
         result.source_stats = self.source.stats()
+        result.sink_stats = [
+            {"type": section.type, **stats}
+            for section, sink in zip(cfg.sinks, self.bus.sinks)
+            if (stats := sink.stats())
+        ]
         sinks = self.bus.report()
         if sinks:
             result.source_stats = {**result.source_stats, "sinks": sinks}
@@ -157,6 +167,30 @@ class Engine:
         self.summary = summarize(result)
         self.registry.pm.hook.engine_stopped(summary=self.summary)
         return result
+
+    def command(self, command: Command) -> dict[str, Future[str]]:
+        """Route a control command (engine_core.control): ``stop`` sets the stop
+        event; a symbol command goes to that symbol's worker (every worker when
+        it names none), which answers through the returned futures."""
+        if command.name == "stop":
+            self.stop_event.set()
+            done: Future[str] = Future()
+            done.set_result("stopping")
+            return {ENGINE: done}
+        if not self.workers:
+            raise ControlError("the engine is not running yet")
+        if command.symbol is not None and command.symbol not in self.workers:
+            raise ControlError(f"symbol {command.symbol!r} is not run by this engine")
+        targets = [command.symbol] if command.symbol is not None else list(self.workers)
+        for symbol in targets:
+            thread = self.workers[symbol].thread
+            if thread is None or not thread.is_alive() or self.stop_event.is_set():
+                raise ControlError(f"{symbol}: the engine is not running")
+        replies: dict[str, Future[str]] = {}
+        for symbol in targets:
+            replies[symbol] = Future()
+            self.workers[symbol].inbox.put(Request(command, replies[symbol]))
+        return replies
 
     def _recover(self, journal: Journal) -> None:
         """Restore each symbol from the journal, then reconcile with the broker
@@ -342,9 +376,10 @@ def journal_path(loaded: LoadedConfig) -> Path:
     return loaded.base_dir / cfg.state_dir / f"{cfg.id}.sqlite"
 
 
-def build_engine(path: str | Path, registry: Registry | None = None, **kwargs: Any) -> Engine:
+def build_engine(path: str | Path, registry: Registry | None = None, shard: str | None = None, **kwargs: Any) -> Engine:
+    """An engine for the config at ``path``; ``shard`` ("K/N") overrides ``engine.shard``."""
     registry = registry or get_registry()
-    return Engine(load_config(path, registry), registry, **kwargs)
+    return Engine(load_config(path, registry, shard=shard), registry, **kwargs)
 
 
 def run(path: str | Path, registry: Registry | None = None) -> RunResult:

@@ -36,6 +36,7 @@ import numpy as np
 
 from engine_core.brokers import Broker, SimulatedBroker
 from engine_core.config import StrategySection
+from engine_core.control import ControlError, Request
 from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
@@ -126,6 +127,7 @@ class SymbolWorker:
         self.expiry: int | None = None  # absolute bar index at which a setup lapses
         self.order_expiry: int | None = None  # absolute bar index at which a working entry limit is cancelled
         self.halted: str | None = None
+        self.paused = False  # by a control command: the strategy is not asked, stops still act
         self.started = False
         self.last_ts: int | None = None  # the last bar processed (a restart resumes after it)
         self.bars_done = 0  # bars processed up to last_ts
@@ -161,6 +163,8 @@ class SymbolWorker:
                 self.process(BarChunk.from_bar(msg))
             elif type(msg) is Warmup:
                 self.warm(msg.chunk)
+            elif type(msg) is Request:
+                self.control(msg)
         except EngineError as err:
             self.halt(str(err), None)
         except Exception as err:  # a bug: keep the engine alive, say so loudly
@@ -308,6 +312,8 @@ class SymbolWorker:
     def _scan(self, state: State, start: int, stop: int) -> tuple[int | None, Decision | None]:
         if start >= stop:
             return start, None
+        if self.paused:
+            return stop, None
         try:
             return self.strategy.scan(state, start, stop)
         except StrategyError as err:
@@ -713,6 +719,55 @@ class SymbolWorker:
         p.entry_ts = e.ts if e else 0
         p.entry_index = e.index if e else 0
         p.stop_price, p.take_profit_price, p.trailing_stop = s.stop_price, s.take_profit_price, s.trailing
+
+    # ------------------------------------------------------------ control
+
+    def control(self, request: Request) -> None:
+        """Act on a control command between chunks (engine_core.control) and
+        answer it: the result's message, or ControlError when refused."""
+        name, reply = request.command.name, request.reply
+        last = int(self.view.ts[-1]) if self.view.n else self.last_ts
+        try:
+            if name == "pause":
+                done = "already paused" if self.paused else "paused: the strategy is not asked, stops still act"
+                self.paused = True
+            elif name == "resume":
+                if self.halted is not None:
+                    raise ControlError(f"{self.symbol} is halted ({self.halted}); resume only undoes a pause")
+                done = "resumed" if self.paused else "was not paused"
+                self.paused = False
+            elif name == "flatten":
+                cur = self.orders.current
+                if cur is not None and self.sm.state is not State.CLOSE_WATCH:
+                    raise ControlError(f"{self.symbol}: exit order {cur.order.client_id} is already working")
+                if cur is not None:  # an entry working: cancel it, then flatten what it filled
+                    self._cancel(cur, max(self.view.n - 1, 0))
+                if self.ledger.qty == 0:
+                    done = "already flat"
+                    if self.sm.state is State.CLOSE_WATCH:
+                        self.expiry = None
+                        self._transition(State.WATCH, last or 0, "flatten command")
+                        done = "already flat; the setup is cancelled"
+                elif not self.view.n:
+                    raise ControlError(f"{self.symbol}: no bar yet to price an order at")
+                else:
+                    self._exit(self.view.n - 1, "flatten", None)
+                    cur = self.orders.current
+                    if cur is None and self.ledger.qty != 0:
+                        raise ControlError(f"{self.symbol}: the flatten order was not placed (see the error event)")
+                    done = f"flatten order {cur.order.client_id} sent" if cur else "flattened"
+            elif name == "reload":
+                done = self.strategy.reload_if_changed() or "the strategy file is unchanged"
+            else:
+                raise ControlError(f"{name} is not a symbol command")
+        except EngineError as err:
+            reply.set_exception(err)
+            return
+        except Exception as err:  # a bug: answer, then let the loop report it
+            reply.set_exception(err)
+            raise
+        self.bus.emit(ErrorEvent(self.symbol, last, f"{name} command: {done}", kind="control"))
+        reply.set_result(done)
 
     # ------------------------------------------------------------ journal
 

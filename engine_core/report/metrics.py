@@ -388,6 +388,7 @@ def summarize(result: RunResult, periods_per_year: float | None = None) -> dict:
         "symbols": list(result.symbols),
         "source": json_safe(result.source_stats),
         "params": json_safe(result.params),
+        **({"sinks": json_safe(result.sink_stats)} if result.sink_stats else {}),
         **_span(total.ts),
         "total": {
             **_curve_stats(total, start_cash, periods_per_year),
