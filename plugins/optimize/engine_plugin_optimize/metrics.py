@@ -74,9 +74,13 @@ def unknown_metric_message(metric: str) -> str:
     return f"unknown metric {metric!r}; one of: {', '.join(METRICS)}"
 
 
+RECORDED = (*METRICS, "bars")
+"""The figures kept of each trial: the rankable ones and the bars it ran on."""
+
+
 def figures(total: Mapping[str, Any]) -> dict[str, float | int | None]:
-    """The rankable figures of a summary's ``total`` (numbers or None)."""
-    return {name: total.get(name) for name in METRICS}
+    """The recorded figures of a summary's ``total`` (numbers or None)."""
+    return {name: total.get(name) for name in RECORDED}
 
 
 def shown(metric: str, value: Any) -> str:
@@ -110,4 +114,15 @@ def rank_key(value: float | None, qualified: bool, direction: Direction) -> tupl
     return (0 if qualified else 1, -value if direction == "maximize" else value)
 
 
-__all__ = ["KIND", "METRICS", "shown", "Direction", "direction_of", "figures", "objective", "rank_key", "worst"]
+__all__ = [
+    "KIND",
+    "METRICS",
+    "RECORDED",
+    "Direction",
+    "direction_of",
+    "figures",
+    "objective",
+    "rank_key",
+    "shown",
+    "worst",
+]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine_core.model import iso_utc
-from engine_plugin_optimize.metrics import METRICS
+from engine_plugin_optimize.metrics import RECORDED
 from engine_plugin_optimize.search import StudyResult, TrialRecord
 from engine_plugin_optimize.settings import Job
 
@@ -44,7 +44,7 @@ def _cell(value: Any) -> str:
 def write_trials(path: Path, job: Job, records: Iterable[TrialRecord], folds: bool) -> Path:
     """trials.csv: every trial of every study, with parameters, figures, duration and notes."""
     names = list(job.settings.params)
-    header = [*(["fold"] if folds else []), "number", "state", "value", *names, *METRICS, "seconds", "note"]
+    header = [*(["fold"] if folds else []), "number", "state", "value", *names, *RECORDED, "seconds", "note"]
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(header)
@@ -56,7 +56,7 @@ def write_trials(path: Path, job: Job, records: Iterable[TrialRecord], folds: bo
                 r.state,
                 r.value,
                 *(r.params.get(n) for n in names),
-                *(metrics.get(m) for m in METRICS),
+                *(metrics.get(m) for m in RECORDED),
                 r.seconds,
                 r.note,
             ]

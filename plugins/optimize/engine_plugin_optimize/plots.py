@@ -152,9 +152,12 @@ def heatmap_png(
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     if grid.size <= 15 * 15:
+        shade = image.norm(grid)  # 0..1 along the colour map: dark text on its bright end
         for (row, col), value in np.ndenumerate(grid):
             if not np.isnan(value):
-                ax.text(col, row, f"{value:.3g}", ha="center", va="center", fontsize=7, color="#ffffff")
+                bright = (shade[row, col] > 0.6) == (direction == "maximize")
+                color = "#000000" if bright else "#ffffff"
+                ax.text(col, row, f"{value:.3g}", ha="center", va="center", fontsize=7, color=color)
     return _png(fig)
 
 

@@ -34,6 +34,7 @@ from engine_plugin_optimize.backends import Backend
 from engine_plugin_optimize.folds import Fold, walk_forward_folds
 from engine_plugin_optimize.history import History
 from engine_plugin_optimize.metrics import objective, rank_key, shown
+from engine_plugin_optimize.samplers import make_sampler
 from engine_plugin_optimize.settings import Job
 from engine_plugin_optimize.trial import TrialOutcome, TrialSpec
 
@@ -187,21 +188,6 @@ def _optuna() -> Any:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
-
-
-def make_sampler(job: Job, offset: int) -> Any:
-    """The configured sampler; a seed moves on by ``offset`` (the trials the study
-    already has), so a resumed study does not propose its first sets again."""
-    samplers = _optuna().samplers
-    s = job.settings
-    seed = None if s.seed is None else s.seed + offset
-    if s.sampler == "random":
-        return samplers.RandomSampler(seed=seed)
-    if s.sampler == "grid":
-        return samplers.GridSampler(job.grid(), seed=seed)
-    if s.sampler == "cmaes":
-        return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    return samplers.TPESampler(seed=seed, constant_liar=True)
 
 
 def _space(job: Job) -> str:
