@@ -68,7 +68,7 @@ def optimize_command(
             print_walk_forward(result.job, result.results, result.totals, console)
         print_top(result.job, result.results[-1:] if result.totals is not None else result.results, console)
     files = ", ".join(sorted(p.name for p in result.paths.values()))
-    console.print(f"report: {result.job.report_dir} ({files})")
+    click.echo(f"report: {result.job.report_dir} ({files})")
     if result.interrupted:
         click.echo("interrupted: the trials so far are in the report; --resume continues the study", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validator, model_validator
 
 from engine_core.config import LoadedConfig, load_config, read_toml, validate_plugin_config
 from engine_core.errors import ConfigError
@@ -24,6 +24,23 @@ from engine_plugin_optimize.constraints import Constraint, ConstraintSyntaxError
 from engine_plugin_optimize.metrics import METRICS, Direction, unknown_metric_message
 
 Scalar = str | int | float | bool
+
+
+def _number(value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("expected a number")
+    return value
+
+
+def _scalar(value: Any) -> Scalar:
+    if not isinstance(value, (str, int, float, bool)):
+        raise ValueError("expected a string, a number or true/false")
+    return value
+
+
+# one type each (a union would add its member's name to the key path of an error)
+Number = Annotated[Any, PlainValidator(_number)]
+Choice = Annotated[Any, PlainValidator(_scalar)]
 GRID_LIMIT = 100_000  # parameter sets a grid may hold
 
 
@@ -36,31 +53,43 @@ class ParamSpec(_Table):
     ``log``) or a list of ``choices``. A range of integers (integer ``low``,
     ``high`` and ``step``) gives integers, any other range floats."""
 
-    low: int | float | None = None
-    high: int | float | None = None
-    step: int | float | None = Field(default=None, gt=0)
+    low: Number | None = None
+    high: Number | None = None
+    step: Number | None = None
     log: bool = False
-    choices: list[Scalar] | None = None
+    choices: list[Choice] | None = None
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ParamSpec:
+    @model_validator(mode="before")
+    @classmethod
+    def _a_table(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError("expected a range { low = ..., high = ... } or { choices = [...] }")
+        return value
+
+    @field_validator("step")
+    @classmethod
+    def _positive(cls, value: Any) -> Any:
+        if value is not None and not value > 0:
+            raise ValueError("expected a positive number")
+        return value
+
+    def problem(self) -> str | None:
+        """What makes this an unusable range, if anything (checked with the config)."""
         if self.choices is not None:
             if self.low is not None or self.high is not None or self.step is not None or self.log:
-                raise ValueError("give either choices or a range (low, high), not both")
-            if not self.choices:
-                raise ValueError("empty range: choices is empty")
-            return self
+                return "give either choices or a range (low, high), not both"
+            return None if self.choices else "empty range: choices is empty"
         if self.low is None or self.high is None:
-            raise ValueError("expected a range { low = ..., high = ... } or { choices = [...] }")
+            return "expected a range { low = ..., high = ... } or { choices = [...] }"
         if not (math.isfinite(self.low) and math.isfinite(self.high)):
-            raise ValueError("low and high must be finite numbers")
+            return "low and high must be finite numbers"
         if self.low > self.high:
-            raise ValueError(f"empty range: low {self.low} > high {self.high}")
+            return f"empty range: low {self.low} > high {self.high}"
         if self.log and self.step is not None:
-            raise ValueError("give step or log = true, not both")
+            return "give step or log = true, not both"
         if self.log and self.low <= 0:
-            raise ValueError(f"a log range needs low > 0, got {self.low}")
-        return self
+            return f"a log range needs low > 0, got {self.low}"
+        return None
 
     @property
     def is_int(self) -> bool:
@@ -193,13 +222,16 @@ def load_job(path: str | Path, registry: Registry) -> Job:
         config_path, raw_config = path, raw
     loaded = load_config(config_path, registry)
     params = loaded.config.strategy.params
-    for name in settings.params:
+    for name, spec in settings.params.items():
         if name not in params:
             known = ", ".join(params) or "nothing"
             raise ConfigError(
                 f"{where}: optimize.params.{name}: not a strategy parameter; "
                 f"[strategy.params] of {config_path} has {known}"
             )
+        problem = spec.problem()
+        if problem is not None:
+            raise ConfigError(f"{where}: optimize.params.{name}: {problem}")
     if settings.metric not in METRICS:
         raise ConfigError(f"{where}: optimize.metric: {unknown_metric_message(settings.metric)}")
     constraints = tuple(

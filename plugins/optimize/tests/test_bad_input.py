@@ -49,6 +49,22 @@ def one_line_error(invoke: Invoke, project: Path, *args: str) -> str:
             "optimize.toml: optimize.params.fast: empty range: choices is empty",
         ),
         ("[optimize.params]\nfast = { low = 5 }\n", "optimize.toml: optimize.params.fast: expected a range"),
+        (
+            "[optimize.params]\nfast = 5\n",
+            "optimize.toml: optimize.params.fast: expected a range { low = ..., high = ... }",
+        ),
+        (
+            '[optimize.params]\nfast = { low = "abc", high = 3 }\n',
+            "optimize.toml: optimize.params.fast.low: expected a number, got 'abc'",
+        ),
+        (
+            "[optimize.params]\nfast = { low = 1, high = 3, step = 0 }\n",
+            "optimize.toml: optimize.params.fast.step: expected a positive number, got 0",
+        ),
+        (
+            "[optimize.params]\nfast = { low = 1, high = 3, choices = [1] }\n",
+            "optimize.toml: optimize.params.fast: give either choices or a range (low, high), not both",
+        ),
         ("[optimize.params]\nfast = { low = 0, high = 5, log = true }\n", "a log range needs low > 0, got 0"),
         ("[optimize.params]\n", "optimize.toml: optimize.params: "),
         (
