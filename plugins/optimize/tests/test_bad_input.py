@@ -51,7 +51,7 @@ def one_line_error(invoke: Invoke, project: Path, *args: str) -> str:
         ("[optimize.params]\nfast = { low = 5 }\n", "optimize.toml: optimize.params.fast: expected a range"),
         (
             "[optimize.params]\nfast = 5\n",
-            "optimize.toml: optimize.params.fast: expected a range { low = ..., high = ... }",
+            "optimize.toml: optimize.params.fast: expected a range {{ low = ..., high = ... }}",
         ),
         (
             '[optimize.params]\nfast = { low = "abc", high = 3 }\n',
