@@ -4,8 +4,9 @@
 environment stay ``${NAME}``, never their values), without ``[optimize]``,
 with the best parameters in ``[strategy.params]``; its relative paths are
 rewritten to be relative to the report dir it lands in, so ``engine run -c
-best.toml`` runs it as is: the core's path keys (``strategy.script``,
-``report.dir``, ``engine.state_dir``) and, in the plugin tables
+best.toml`` runs it as is: the core's path keys (``strategy.script``, the
+file of ``strategy.class = "file.py:Class"``, ``report.dir``,
+``engine.state_dir``) and, in the plugin tables
 (``[source]``, ``[broker]``, ``[[sinks]]``), every relative string that
 names an existing file or directory (or a glob that matches one).
 """
@@ -128,6 +129,11 @@ def best_config(job: Job, params: dict[str, Any], out_dir: Path, comment: str) -
         value = raw.get(table, {}).get(key)
         if isinstance(value, str) and _relative(value):
             raw[table][key] = moved(value)
+    strategy_class = raw.get("strategy", {}).get("class")
+    if isinstance(strategy_class, str):
+        module, colon, name = strategy_class.partition(":")
+        if module.endswith(".py") and _relative(module):
+            raw["strategy"]["class"] = f"{moved(module)}{colon}{name}"
     raw.setdefault("report", {})["dir"] = moved(job.loaded.config.report.dir)
     plugin_tables = [raw[t] for t in PLUGIN_TABLES if isinstance(raw.get(t), dict)]
     plugin_tables += [t for t in raw.get("sinks", []) if isinstance(t, dict)]

@@ -14,8 +14,9 @@ What a trial's config differs in from the user's, and why:
   trial's window;
 * no event sinks and no journal: trials run side by side and must neither
   publish nor share a journal;
-* no hot reload: every trial runs the script text read when the search
-  started, even if the file changes meanwhile (or is not on a Ray node).
+* no hot reload: every trial runs the strategy file (Lua script, or the
+  ``.py`` of a Python class) as read when the search started, even if the
+  file changes meanwhile or is not on a Ray node.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine_core.config import LoadedConfig
+from engine_core.config import LoadedConfig, StrategySection
 from engine_core.errors import EngineError
 from engine_core.plugins import Registry, get_registry
 from engine_plugin_optimize.history import History, MemorySource, MemoryWindow
@@ -39,11 +40,28 @@ from engine_plugin_optimize.metrics import figures
 
 @dataclass(frozen=True)
 class ScriptText:
-    """The strategy script as read by the driver."""
+    """The strategy's file (a Lua ``script``, or the ``.py`` of a ``class``) as the driver read it."""
 
     name: str  # file name
     data: bytes
     digest: str  # sha256 of data
+
+
+def strategy_file(strategy: StrategySection) -> tuple[str, str] | None:
+    """(key, relative or absolute path) of the file the strategy is read from, if any."""
+    if strategy.script:
+        return "script", strategy.script
+    module, _, _ = (strategy.class_ or "").partition(":")
+    return ("class", module) if module.endswith(".py") else None
+
+
+def with_strategy_file(strategy: StrategySection, path: str) -> StrategySection:
+    """``strategy`` reading its file from ``path`` instead."""
+    key, _ = strategy_file(strategy) or ("", "")
+    if key == "script":
+        return strategy.model_copy(update={"script": path})
+    _, _, name = (strategy.class_ or "").partition(":")
+    return strategy.model_copy(update={"class_": f"{path}:{name}"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,12 +102,14 @@ def make_setup(loaded: LoadedConfig, history: History) -> TrialSetup:
     )
     trial_loaded = replace(loaded, config=config, source_cls=MemorySource, source_config=None, sinks=[])
     script = None
-    if cfg.strategy.script:
-        path = (loaded.base_dir / cfg.strategy.script).resolve()
+    found = strategy_file(cfg.strategy)
+    if found is not None:
+        key, name = found
+        path = (loaded.base_dir / name).resolve()
         try:
             data = path.read_bytes()
         except OSError as err:
-            raise EngineError(f"{loaded.path}: strategy.script: cannot read {path}: {err.strerror}") from err
+            raise EngineError(f"{loaded.path}: strategy.{key}: cannot read {path}: {err.strerror}") from err
         script = ScriptText(path.name, data, hashlib.sha256(data).hexdigest())
     return TrialSetup(trial_loaded, history, script)
 
@@ -106,9 +126,10 @@ class TrialRunner:
         """The setup's config, its script pointing at the text the driver read: the
         configured file when it holds that text, else a private copy of it."""
         loaded, script = setup.loaded, setup.script
-        if script is None or not loaded.config.strategy.script:
+        found = strategy_file(loaded.config.strategy)
+        if script is None or found is None:
             return loaded
-        path = (loaded.base_dir / loaded.config.strategy.script).resolve()
+        path = (loaded.base_dir / found[1]).resolve()
         try:
             same = hashlib.sha256(path.read_bytes()).hexdigest() == script.digest
         except OSError:
@@ -119,7 +140,7 @@ class TrialRunner:
         atexit.register(shutil.rmtree, folder, True)
         copy = folder / script.name
         copy.write_bytes(script.data)
-        strategy = loaded.config.strategy.model_copy(update={"script": str(copy)})
+        strategy = with_strategy_file(loaded.config.strategy, str(copy))
         return replace(loaded, config=loaded.config.model_copy(update={"strategy": strategy}))
 
     def config_for(self, spec: TrialSpec) -> LoadedConfig:

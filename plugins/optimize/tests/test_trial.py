@@ -3,6 +3,7 @@ from the script text read when the search started."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from engine_core.config import LoadedConfig, load_config
 from engine_core.plugins import get_registry
 from engine_core.report import summarize
 from engine_core.runner import Engine
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def loaded_config(project: Path, extra: str = "") -> LoadedConfig:
@@ -88,3 +91,18 @@ def test_recorded_figures_are_summary_totals(project: Path) -> None:
     loaded = loaded_config(project)
     total = summarize(Engine(loaded, get_registry()).run())["total"]
     assert set(RECORDED) <= set(total)
+
+
+def test_a_python_class_file_travels_with_the_setup(project: Path) -> None:
+    shutil.copy(ROOT / "examples" / "python_sma_cross.py", project / "strat.py")
+    config = project / "python.toml"
+    config.write_text(
+        '[engine]\nsymbols = ["AAA"]\n[source]\ntype = "simulated"\nbars = 3000\n'
+        '[strategy]\nhost = "python"\nclass = "strat.py:SmaCross"\n[strategy.params]\nfast = 10\nslow = 30\nqty = 1\n'
+    )
+    loaded = load_config(config, get_registry())
+    setup = make_setup(loaded, History.read(loaded))
+    expected = TrialRunner(setup).run(TrialSpec(1, {"fast": 5})).metrics
+    assert expected is not None and expected["trades"] > 0
+    (project / "strat.py").unlink()  # not on this machine (a Ray node)
+    assert TrialRunner(setup).run(TrialSpec(2, {"fast": 5})).metrics == expected
