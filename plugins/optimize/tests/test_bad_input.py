@@ -175,3 +175,24 @@ def test_address_without_ray(invoke: Invoke, project: Path, write_optimize: Call
         invoke, project, "-c", str(project / "optimize.toml"), "--address", "ray://127.0.0.1:10001"
     )
     assert message == "--address names a Ray cluster: use it with --backend ray"
+
+
+def test_storage_that_does_not_open_hides_its_password(
+    invoke: Invoke, project: Path, write_optimize: Callable[..., Path]
+) -> None:
+    write_optimize(PARAMS)
+    config = str(project / "optimize.toml")
+    message = one_line_error(invoke, project, "-c", config, "--storage", "postgresql://me:pw@127.0.0.1:1/db")
+    assert message.startswith("--storage postgresql://me:***@127.0.0.1:1/db: cannot open the study storage: ")
+    assert "pw" not in message
+    message = one_line_error(invoke, project, "-c", config, "--storage", "nonsense://x")
+    assert (
+        message
+        == "--storage nonsense://x: cannot open the study storage: Can't load plugin: sqlalchemy.dialects:nonsense"
+    )
+
+
+def test_bad_study_name(invoke: Invoke, project: Path, write_optimize: Callable[..., Path]) -> None:
+    write_optimize(PARAMS)
+    message = one_line_error(invoke, project, "-c", str(project / "optimize.toml"), "--study", "a b")
+    assert message == "--study 'a b': expected 1-64 letters, digits, '_', '.' or '-'"
