@@ -15,6 +15,7 @@ a trial on 200 bars.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -131,6 +132,7 @@ def main() -> None:
     whole = min(runner.run(TrialSpec(0, {})).seconds for _ in range(3))
 
     print(f"optimize: sma_cross on {args.bars:,} one-minute bars, {args.trials} trials per backend (random, seeded)")
+    print(f"  load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (others' work skews the ratios)")
     print(f"  one trial in this process: {whole:.3f} s; its fixed cost (a 200-bar trial): {fixed * 1000:.1f} ms")
     rates: dict[str, float] = {}
     backends = [
@@ -148,6 +150,7 @@ def main() -> None:
             backend.close()
         rates[name] = args.trials / seconds
         print(f"  {name:30s} {rates[name]:6.2f} trials/s ({seconds / args.trials:.3f} s per trial)")
+    print(f"  load average after:  {os.getloadavg()[0]:.2f}")
     speedup = rates["local, 2 processes"] / rates["local, 1 process"]
     print(f"  speed-up, 2 processes vs 1:            {speedup:.2f}x (target: at least 1.8x)")
     if not args.no_ray:
