@@ -38,6 +38,8 @@ class History:
         try:
             chunks = tuple(c for c in source.history() if len(c))
             stats = source.stats()
+        except NotImplementedError:
+            raise DataError(f"source {cfg.source.type!r} has no history to optimise on") from None
         finally:
             source.close()
         if not chunks:

@@ -221,6 +221,8 @@ def load_job(path: str | Path, registry: Registry) -> Job:
     else:
         config_path, raw_config = path, raw
     loaded = load_config(config_path, registry)
+    if loaded.config.engine.mode != "backtest":
+        raise ConfigError(f'{config_path}: engine.mode: engine optimize runs backtests; set mode = "backtest"')
     params = loaded.config.strategy.params
     for name, spec in settings.params.items():
         if name not in params:

@@ -125,6 +125,14 @@ def test_walk_forward_windows_without_bars(invoke: Invoke, project: Path, write_
     )
 
 
+def test_a_live_config_is_not_searched(invoke: Invoke, project: Path, write_optimize: Callable[..., Path]) -> None:
+    backtest = project / "backtest.toml"
+    backtest.write_text(backtest.read_text().replace("[engine]\n", '[engine]\nmode = "live"\n'))
+    write_optimize(PARAMS)
+    message = one_line_error(invoke, project, "-c", str(project / "optimize.toml"))
+    assert message == f'{backtest}: engine.mode: engine optimize runs backtests; set mode = "backtest"'
+
+
 def test_missing_table(invoke: Invoke, project: Path) -> None:
     message = one_line_error(invoke, project, "-c", str(project / "backtest.toml"))
     assert (
