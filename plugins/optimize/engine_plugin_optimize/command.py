@@ -22,7 +22,13 @@ EXIT_INTERRUPTED = 130
 @click.option(
     "--jobs", "-j", type=click.IntRange(min=1), help="Trials at once (default: every core; on Ray, every CPU)."
 )
-@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where trials run: local processes, or Ray tasks.",
+)
 @click.option("--address", help="Ray cluster: ray://host:10001 or host:6379 (default: start a local one).")
 @click.option("--storage", help="Optuna storage URL (default: SQLite next to the config; postgresql://... to share).")
 @click.option("--study", "study", help="Study name (default: optimize.study, else the config's file name).")
