@@ -5,10 +5,11 @@ first in-sample window with the out-of-sample windows covers the range."""
 from __future__ import annotations
 
 from engine_plugin_optimize.folds import walk_forward_folds
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 
+@settings(deadline=None)  # no timing in tests: a loaded machine must not fail them
 @given(
     first=st.integers(0, 2**60),
     span=st.integers(10_000, 2**50),
