@@ -61,7 +61,13 @@ def optimize(
     progress: Progress | None = None,
     registry: Registry | None = None,
 ) -> OptimizeResult:
-    """Run the search ``config_path`` describes and write its files; see the plugin README."""
+    """Run the search ``config_path`` describes and write its files; see the plugin README.
+
+    Trials run in other processes (spawned locally, or Ray workers), which load
+    the installed plugins themselves (``get_registry()``), whatever ``registry``
+    this process uses. A script calling this needs the usual
+    ``if __name__ == "__main__":`` guard, as with any spawned process pool.
+    """
     if address is not None and backend != "ray":
         raise EngineError("--address names a Ray cluster: use it with --backend ray")
     if study is not None and not STUDY_NAME.match(study):
