@@ -126,6 +126,9 @@ class EngineConfig(_Section):
     sinks: list[PluginSection] = Field(default_factory=list)
     report: ReportSection = ReportSection()
     risk: RiskSection = RiskSection()
+    # The [optimize] table belongs to ``engine optimize`` (engine-plugin-optimize),
+    # which validates it; a run ignores it, so one file serves both commands.
+    optimize: dict[str, Any] | None = None
 
 
 # Kept for the strategy contract's type hints.

@@ -33,6 +33,13 @@ def test_valid_config_is_typed(tmp_path, registry):
     assert loaded.base_dir == tmp_path
 
 
+def test_an_optimize_table_is_left_to_engine_optimize(tmp_path, registry):
+    # one file serves `engine run` and `engine optimize` (engine-plugin-optimize checks the table)
+    loaded = load(tmp_path, registry, base(optimize={"metric": "sharpe", "params": {"fast": {"low": 5, "high": 9}}}))
+    assert loaded.config.optimize == {"metric": "sharpe", "params": {"fast": {"low": 5, "high": 9}}}
+    assert load(tmp_path, registry, base()).config.optimize is None
+
+
 def test_broken_toml_names_the_line(tmp_path, registry):
     path = tmp_path / "config.toml"
     path.write_text('[engine]\nsymbols = ["A"]\nmode = \n', encoding="utf-8")
