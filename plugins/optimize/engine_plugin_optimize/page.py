@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from engine_core.model import iso_utc
+from engine_core.report.page import STYLE
 from engine_plugin_optimize import plots
 from engine_plugin_optimize.metrics import shown
 from engine_plugin_optimize.search import StudyResult, TrialRecord, ranked
@@ -16,15 +17,7 @@ from engine_plugin_optimize.walkforward import FoldTotals
 
 FAILURES_SHOWN = 20
 
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin-bottom: 1.5em; }
-th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.75em; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-th { background: #f3f3f3; }
-img { max-width: 100%; display: block; margin-bottom: 1em; }
-.note { color: #666; }
-"""
+_STYLE = STYLE + "img { display: block; margin-bottom: 1em; }\n"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
