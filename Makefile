@@ -7,12 +7,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 STAMP := $(VENV)/.installed
+# Optional extras a plugin is installed with, so that their tests run too:
+# EXTRAS_<plugin dir> = extra[,extra]. Ray (optimize's cluster backend) is one.
+EXTRAS_optimize := ray
+plugin_spec = './$(1:/=)$(if $(EXTRAS_$(notdir $(1:/=))),[$(EXTRAS_$(notdir $(1:/=)))])'
 
 .PHONY: install run test lint bench clean
 
-$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
+$(STAMP): Makefile pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]' $(foreach d,$(PLUGIN_DIRS),-e ./$(d))
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]' $(foreach d,$(PLUGIN_DIRS),-e $(call plugin_spec,$(d)))
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,13 +1,17 @@
 """The ``engine`` command.
 
-Any EngineError becomes one line on stderr and exit code 2; a traceback
-means a bug in the engine.
+Exit codes: 0 when all went well; 2 for a user error (any EngineError: one
+line on stderr, never a traceback); 3 when a run finished but at least one
+symbol halted (its results are incomplete). A traceback means a bug in the
+engine.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,11 +19,11 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from engine_core.errors import EngineError
 
 EXIT_USER_ERROR = 2
+EXIT_HALTED = 3
 
 
 def _fail(err: EngineError) -> None:
@@ -77,51 +81,134 @@ config_option = click.option(
 
 
 @main.command()
-@config_option
-def validate(config_path: Path) -> None:
-    """Check a config (and the plugins and strategy it names) without running it."""
-    from engine_core.plugins import get_registry
-    from engine_core.runner import build_engine
+@click.option(
+    "-c",
+    "--config",
+    "config_paths",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML config file (repeat for several).",
+)
+@click.argument("paths", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+def validate(config_paths: tuple[Path, ...], paths: tuple[Path, ...]) -> None:
+    """Check configs without running them: each plugin's keys, the strategy,
+    the data files (exist, one per symbol, headers and first rows read), the
+    report folder. Says what it did not check. Writes nothing, contacts no broker.
 
-    engine = build_engine(config_path, get_registry())
-    engine.host.load()
-    cfg = engine.loaded.config
-    click.echo(
-        f"{config_path}: ok ({cfg.engine.mode}, {len(cfg.engine.symbols)} symbols, "
-        f"source {cfg.source.type}, strategy {engine.host.name} on {cfg.strategy.host}, broker {cfg.broker.type})"
-    )
+    Exit code 2 when any config has a problem (one line per problem on stderr)."""
+    from engine_core.plugins import get_registry
+    from engine_core.validate import validate as check
+
+    configs = list(config_paths) + list(paths)
+    if not configs:
+        raise click.UsageError("give a config: engine validate -c CONFIG [-c CONFIG ...]")
+    registry = get_registry()
+    failed = False
+    for path in configs:
+        result = check(path, registry)
+        for line in result.warnings:
+            click.echo(f"warning: {line}", err=True)
+        if not result.ok:
+            failed = True
+            for line in result.problems:
+                click.echo(f"error: {line}", err=True)
+            continue
+        click.echo(f"{path}: ok ({result.summary})")
+        click.echo(f"{path}: not checked: {'; '.join(result.unchecked)}")
+    if failed:
+        sys.exit(EXIT_USER_ERROR)
 
 
 @main.command()
 @config_option
 @click.option("--no-report", is_flag=True, help="Do not write the report files.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary table.")
-def run(config_path: Path, no_report: bool, quiet: bool) -> None:
-    """Run a config: a backtest over history, or live."""
+@click.option(
+    "--shard", metavar="K/N", help="Run only the symbols of shard K of N (N engines cover every symbol once)."
+)
+def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> None:
+    """Run a config: a backtest over history, or live. Ctrl-C or SIGTERM stops
+    it cleanly (the summary and report cover what ran).
+
+    Exit code 3 when a symbol halted (a strategy error, a missing indicator...)."""
+    from engine_core.config import load_config
+    from engine_core.errors import ConfigError
+    from engine_core.plugins import get_registry
     from engine_core.report import print_summary, summarize, write_report
-    from engine_core.runner import build_engine
+    from engine_core.runner import Engine
     from engine_core.strategy_log import TERMINAL
+    from engine_core.validate import load_warnings, preflight, report_dir
 
     console = Console(stderr=False)
+    registry = get_registry()
+    loaded = load_config(config_path, registry, shard=shard)
+    problems = preflight(loaded, report=not no_report)
+    if problems:
+        raise ConfigError(problems[0])  # before the engine opens its journal or anything else
+    for line in load_warnings(loaded):
+        click.echo(f"warning: {line}", err=True)
+    engine = Engine(loaded, registry)
     progress, finish = _progress_bar()
-    engine = build_engine(config_path, progress=progress)
+    engine.progress = progress
+    stopped = _stop_on_sigterm(engine.stop_event)
     try:
-        result = engine.run()
-    finally:
-        finish()
-        TERMINAL.finish()  # how many ctx.log lines the terminal left out at the end
-    summary = engine.summary or summarize(result)
-    if not no_report:
-        out = (engine.loaded.base_dir / engine.loaded.config.report.dir).resolve()
-        paths = write_report(result, summary, out, html=engine.loaded.config.report.html)
-        files = ", ".join(sorted(p.name for p in paths.values()))
-    if not quiet:
-        print_summary(summary, console)
+        try:
+            result = engine.run()
+        finally:
+            finish()
+            TERMINAL.finish()  # how many ctx.log lines the terminal left out at the end
+        how = "SIGTERM" if stopped.signal else "Ctrl-C" if engine.stop_event.is_set() else None
+        summary = engine.summary or summarize(result)
         if not no_report:
-            console.print(f"report: {out} ({files})")
+            out = report_dir(engine.loaded)
+            paths = write_report(result, summary, out, html=engine.loaded.config.report.html)
+            files = ", ".join(sorted(p.name for p in paths.values()))
+        if not quiet:
+            print_summary(summary, console)
+            if not no_report:
+                console.print(f"report: {out} ({files})")
+    finally:
+        stopped.restore()  # a SIGTERM while the report is written still lets it finish
+    if how:
+        click.echo(f"stopped by {how}: the summary and report cover the bars processed until then", err=True)
     halted = [s for s, r in result.symbols.items() if r.halted]
     for symbol in halted:
         click.echo(f"warning: {symbol} halted: {result.symbols[symbol].halted}", err=True)
+    if halted:
+        click.echo(
+            f"error: {len(halted)} of {len(result.symbols)} symbols halted ({', '.join(halted)}); "
+            f"exit code {EXIT_HALTED}",
+            err=True,
+        )
+        sys.exit(EXIT_HALTED)
+
+
+class _SigtermStop:
+    """SIGTERM handled as Ctrl-C is: set the engine's stop event, so it stops
+    feeding, drains, flushes and the summary and report follow. A second
+    SIGTERM terminates at once (the default action)."""
+
+    def __init__(self, stop_event: threading.Event) -> None:
+        self.stop_event = stop_event
+        self.signal: int | None = None
+        self.previous: Any = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+        self.stop_event.set()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+            self.previous = None
+
+
+def _stop_on_sigterm(stop_event: threading.Event) -> _SigtermStop:
+    handler = _SigtermStop(stop_event)
+    if threading.current_thread() is threading.main_thread():
+        handler.previous = signal.signal(signal.SIGTERM, handler)
+    return handler
 
 
 def _progress_bar() -> tuple[Callable[[int], None] | None, Callable[[], None]]:
@@ -211,14 +298,11 @@ def list_plugins(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    from engine_core.tables import plugins_table
+
     rows = [r for r in rows if r["kind"] != "indicator"] + _indicator_rows(rows)
-    table = Table(title="engine plugins")
-    for col in ("name", "kind", "distribution", "version", "status"):
-        table.add_column(col)
-    for r in rows:
-        status = r["status"] if not r["error"] else f"{r['status']}: {r['error']}"
-        table.add_row(r["name"], r["kind"], r["distribution"], r["version"], status)
-    Console().print(table)
+    console = Console()
+    console.print(plugins_table(rows, console))
 
 
 def _indicator_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -251,6 +335,7 @@ def indicators(name: str | None, as_json: bool) -> None:
                         "params": dict(s.params),
                         "outputs": list(s.outputs),
                         "streaming_o1": s.o1,
+                        "aliases": dict(s.aliases),
                     }
                     for s in specs
                 ],
@@ -258,28 +343,33 @@ def indicators(name: str | None, as_json: bool) -> None:
             )
         )
         return
-    table = Table(title="indicators")
-    for col in ("name", "inputs", "parameters (defaults)", "outputs", "group", "description"):
-        table.add_column(col)
-    for s in specs:
-        params = ", ".join(f"{k}={v}" for k, v in s.params.items())
-        table.add_row(s.name, ",".join(s.inputs), params, ",".join(s.outputs), s.group, s.description)
-    Console().print(table)
+    from engine_core.tables import indicator_detail, indicators_table
+
+    console = Console()
+    console.print(indicator_detail(specs[0]) if name else indicators_table(specs, console))
 
 
 @main.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(config_path: Path, as_json: bool) -> None:
+@click.option("--shard", metavar="K/N", help="The journal of shard K of N (as run with --shard).")
+def status(config_path: Path, as_json: bool, shard: str | None) -> None:
     """Each symbol's state, position, open orders and last event, read from the
     journal (no running engine needed)."""
-    from engine_core.config import read_toml
-    from engine_core.errors import JournalError
+    from engine_core.config import parse_shard, read_toml
+    from engine_core.errors import ConfigError, JournalError
     from engine_core.journal import Journal
-    from engine_core.model import iso_utc
 
     raw = read_toml(config_path).get("engine", {})
-    path = config_path.parent / raw.get("state_dir", ".engine") / f"{raw.get('id', 'engine')}.sqlite"
+    engine_id = raw.get("id", "engine")
+    shard = shard or raw.get("shard")
+    if shard:
+        try:
+            k, n = parse_shard(str(shard))
+        except ValueError as err:
+            raise ConfigError(f"--shard: {err}, got {shard!r}") from None
+        engine_id = f"{engine_id}-{k}of{n}"
+    path = config_path.parent / raw.get("state_dir", ".engine") / f"{engine_id}.sqlite"
     if not path.exists():
         raise JournalError(f"{path}: no journal (the engine has not run live with this config)")
     journal = Journal(path)
@@ -310,22 +400,10 @@ def status(config_path: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    caption = None
+    from engine_core.model import iso_utc
+    from engine_core.tables import status_table
+
+    console = Console()
+    console.print(status_table(rows, f"journal {path}", console))
     if connection is not None:
-        caption = f"source {connection['source']}: {connection['state']} since {iso_utc(connection['ts'])}"
-    table = Table(title=f"journal {path}", caption=caption)
-    for col in ("symbol", "state", "position", "avg price", "open orders", "last event", "last bar", "halted"):
-        table.add_column(col)
-    for r in rows:
-        ev = r["last_event"]
-        table.add_row(
-            r["symbol"],
-            r["state"],
-            r["qty"],
-            r["avg_price"] or "-",
-            ", ".join(r["open_orders"]) or "-",
-            f"{ev['kind']} {iso_utc(ev['ts'])}" if ev else "-",
-            iso_utc(r["last_bar"]),
-            r["halted"] or "-",
-        )
-    Console().print(table)
+        console.print(f"source {connection['source']}: {connection['state']} since {iso_utc(connection['ts'])}")

@@ -11,6 +11,8 @@ in messages (they are usually secrets).
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import os
 import re
 import sys
@@ -46,6 +48,14 @@ class EngineSection(_Section):
     state_dir: str = ".engine"  # where the journal lives: <state_dir>/<id>.sqlite
     journal: bool | None = None  # default: on for live runs, off for backtests
     journal_sync: Literal["full", "normal"] = "full"  # "normal" survives a crash, not power loss
+    shard: str | None = None  # "K/N": run only the symbols of shard K of N (see shard_symbols)
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, shard: str | None) -> str | None:
+        if shard is not None:
+            parse_shard(shard)
+        return shard
 
     @field_validator("symbols")
     @classmethod
@@ -57,6 +67,28 @@ class EngineSection(_Section):
         if dupes:
             raise ValueError(f"symbol {dupes[0]!r} is listed twice")
         return symbols
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` as (K, N), 1 <= K <= N; ValueError saying what was expected."""
+    m = re.fullmatch(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*", text)
+    if m is None or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise ValueError('expected "K/N" with 1 <= K <= N (e.g. "2/4")')
+    return int(m.group(1)), int(m.group(2))
+
+
+def shard_of(symbol: str, shards: int) -> int:
+    """The shard (1..shards) a symbol belongs to: the first 8 bytes of the
+    SHA-256 of its UTF-8 name, big-endian, modulo ``shards``, plus one. Stable
+    across processes, machines and Python versions (unlike ``hash()``)."""
+    digest = hashlib.sha256(symbol.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % shards + 1
+
+
+def shard_symbols(symbols: list[str], shard: str) -> list[str]:
+    """The symbols of shard ``"K/N"``, in configured order."""
+    k, n = parse_shard(shard)
+    return [s for s in symbols if shard_of(s, n) == k]
 
 
 class PluginSection(_Section):
@@ -94,6 +126,9 @@ class EngineConfig(_Section):
     sinks: list[PluginSection] = Field(default_factory=list)
     report: ReportSection = ReportSection()
     risk: RiskSection = RiskSection()
+    # The [optimize] table belongs to ``engine optimize`` (engine-plugin-optimize),
+    # which validates it; a run ignores it, so one file serves both commands.
+    optimize: dict[str, Any] | None = None
 
 
 # Kept for the strategy contract's type hints.
@@ -171,25 +206,52 @@ def _describe(err: Any, secret: bool) -> str:
 
 
 def format_validation_error(
-    err: ValidationError, where: str, prefix: str = "", env_paths: set[str] | None = None
+    err: ValidationError,
+    where: str,
+    prefix: str = "",
+    env_paths: set[str] | None = None,
+    model: type[BaseModel] | None = None,
 ) -> ConfigError:
-    """One line for the first problem (and how many more there are)."""
+    """One line for the first problem (and how many more there are); an
+    unknown key of ``model`` gets the closest known one as a suggestion."""
     errors = err.errors()
     first = errors[0]
     loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in first["loc"]).replace(".[", "[")
     key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
     secret = bool(env_paths) and any(key == p or key.startswith(p + ".") for p in env_paths or ())
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return ConfigError(f"{where}: {key}: {_describe(first, secret)}{more}")
+    hint = _suggestion(model, first["loc"]) if first["type"] == "extra_forbidden" and model is not None else ""
+    return ConfigError(f"{where}: {key}: {_describe(first, secret)}{hint}{more}")
+
+
+def _suggestion(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """``; did you mean 'x'?`` for an unknown key close to a known one at ``loc``."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        inner = getattr(field, "annotation", None)
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return ""
+        model = inner
+    known = [f.alias or name for name, f in model.model_fields.items()]
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.7)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read: {err.strerror}") from err
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")  # editors on Windows may write a BOM
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - data.rfind(b"\n", 0, err.start)
+        raise ConfigError(
+            f"{path}: not UTF-8 text: line {line}, byte {column} (0x{data[err.start]:02x}); save the file as UTF-8"
+        ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -197,12 +259,19 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def validate_plugin_config(
-    model: type[BaseModel], values: dict[str, Any], where: str, prefix: str, env_paths: set[str]
+    model: type[BaseModel],
+    values: dict[str, Any],
+    where: str,
+    prefix: str,
+    env_paths: set[str],
+    base_dir: Path | None = None,
 ) -> Any:
+    """Validate a plugin's table. Validators find the config file's directory
+    as ``info.context["base_dir"]`` (to resolve and check relative paths)."""
     try:
-        return model.model_validate(values)
+        return model.model_validate(values, context={"base_dir": base_dir})
     except ValidationError as err:
-        raise format_validation_error(err, where, prefix, env_paths) from err
+        raise format_validation_error(err, where, prefix, env_paths, model) from err
 
 
 def _plugin(registry: Registry, kind: str, name: str, where: str, key: str) -> Any:
@@ -212,17 +281,46 @@ def _plugin(registry: Registry, kind: str, name: str, where: str, key: str) -> A
         raise PluginError(f"{where}: {key}: {err}") from err
 
 
-def load_config(path: str | Path, registry: Registry) -> LoadedConfig:
-    """Read, substitute, validate; resolve every named plugin and validate its table."""
+def _apply_shard(cfg: EngineConfig, shard: str | None, where: str) -> EngineConfig:
+    """Keep the symbols of the shard (``shard`` overrides ``engine.shard``); the
+    engine id gains ``-KofN`` so each shard has its own journal, client ids
+    and MQTT topics."""
+    shard = shard if shard is not None else cfg.engine.shard
+    if shard is None:
+        return cfg
+    try:
+        k, n = parse_shard(shard)
+    except ValueError as err:
+        raise ConfigError(f"--shard: {err}, got {shard!r}") from None
+    symbols = shard_symbols(cfg.engine.symbols, shard)
+    if not symbols:
+        raise ConfigError(
+            f"{where}: engine.shard: shard {k}/{n} holds none of the "
+            f"{len(cfg.engine.symbols)} symbols; use fewer shards"
+        )
+    engine = cfg.engine.model_copy(update={"symbols": symbols, "shard": f"{k}/{n}", "id": f"{cfg.engine.id}-{k}of{n}"})
+    return cfg.model_copy(update={"engine": engine})
+
+
+def load_config(path: str | Path, registry: Registry, shard: str | None = None) -> LoadedConfig:
+    """Read, substitute, validate; resolve every named plugin and validate its table.
+
+    ``shard`` ("K/N", e.g. from ``engine run --shard``) overrides ``engine.shard``."""
     path = Path(path)
     where = str(path)
     raw = read_toml(path)
     env_paths: set[str] = set()
     raw = _substitute(raw, "", env_paths, where)
+    if "sink" in raw or isinstance(raw.get("sinks"), dict):
+        key = "sink" if "sink" in raw else "sinks"
+        raise ConfigError(
+            f"{where}: {key}: sinks are a list of tables: write [[sinks]] (once per sink) instead of [{key}]"
+        )
     try:
         cfg = EngineConfig.model_validate(raw)
     except ValidationError as err:
-        raise format_validation_error(err, where, "", env_paths) from err
+        raise format_validation_error(err, where, "", env_paths, EngineConfig) from err
+    cfg = _apply_shard(cfg, shard, where)
     strat = cfg.strategy
     if strat.script and strat.class_:
         raise ConfigError(f"{where}: strategy: give either script or class, not both")
@@ -232,15 +330,17 @@ def load_config(path: str | Path, registry: Registry) -> LoadedConfig:
     def extras(section: PluginSection) -> dict[str, Any]:
         return dict(section.model_extra or {})
 
+    base = path.parent
     source_cls = _plugin(registry, "source", cfg.source.type, where, "source.type")
-    source_config = validate_plugin_config(source_cls.Config, extras(cfg.source), where, "source", env_paths)
+    source_config = validate_plugin_config(source_cls.Config, extras(cfg.source), where, "source", env_paths, base)
     broker_cls = _plugin(registry, "broker", cfg.broker.type, where, "broker.type")
-    broker_config = validate_plugin_config(broker_cls.Config, extras(cfg.broker), where, "broker", env_paths)
+    broker_config = validate_plugin_config(broker_cls.Config, extras(cfg.broker), where, "broker", env_paths, base)
     host_cls = _plugin(registry, "strategy_host", strat.host, where, "strategy.host")
     sinks = []
     for i, sink in enumerate(cfg.sinks):
         sink_cls = _plugin(registry, "sink", sink.type, where, f"sinks[{i}].type")
-        sinks.append((sink_cls, validate_plugin_config(sink_cls.Config, extras(sink), where, f"sinks[{i}]", env_paths)))
+        sink_config = validate_plugin_config(sink_cls.Config, extras(sink), where, f"sinks[{i}]", env_paths, base)
+        sinks.append((sink_cls, sink_config))
     return LoadedConfig(
         path, cfg, source_cls, source_config, broker_cls, broker_config, host_cls, sinks, frozenset(env_paths)
     )

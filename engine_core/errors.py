@@ -9,7 +9,8 @@
     │   └── StrategyBudgetError a sandboxed strategy ran past its CPU or memory budget
     ├── StateError              an illegal state-machine transition
     ├── BrokerError             a broker refused, failed or could not be reached
-    │   └── BrokerTimeout       an order was sent but no answer came: its state is unknown
+    │   ├── BrokerTimeout       an order was sent but no answer came: its state is unknown
+    │   └── OrderLost           the broker has no such order after a timeout: it is not resent
     ├── RiskError               an order refused by a risk rule
     └── JournalError            the order journal is corrupt, too new, or unwritable
 
@@ -58,6 +59,10 @@ class BrokerError(EngineError):
 
 class BrokerTimeout(BrokerError):
     """An order was sent but the broker did not answer; resolve it by client id."""
+
+
+class OrderLost(BrokerError):
+    """An unanswered order the broker does not know: never placed, never resent."""
 
 
 class RiskError(EngineError):

@@ -7,7 +7,7 @@ import abc
 import logging
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import pluggy
@@ -49,9 +49,14 @@ class EventSink(abc.ABC):
 
     Config: ClassVar[type[PluginConfig]] = PluginConfig
     wants_bars: ClassVar[bool] = False  # bars are many; only sinks that ask get them
+    close_grace: float = 0.0  # seconds its flush and close may take at most; the bus waits at least that long
 
     def __init__(self, config: Any) -> None:
         self.config = config
+
+    def bind(self, engine_id: str, symbols: Sequence[str], mode: str) -> None:
+        """Called once before the bus is built: the engine's id, the symbols it
+        runs (its shard's) and its mode. A sink may set ``wants_bars`` here."""
 
     def start(self) -> None:
         """Open connections or files."""
@@ -65,6 +70,10 @@ class EventSink(abc.ABC):
 
     def close(self) -> None:
         """Release resources (after a final flush)."""
+
+    def stats(self) -> dict[str, Any]:
+        """Figures the run summary reports for this sink (e.g. events dropped); {} for none."""
+        return {}
 
 
 class _SinkThread:
@@ -138,6 +147,8 @@ class EventBus:
     ) -> None:
         self.pm = pm
         self.sinks = list(sinks)
+        self._lock = threading.Lock()
+        self.close_timeout = 10.0  # seconds a blocked sink is given at close before it is left behind
         self._threads = [_SinkThread(s, queue_size) for s in self.sinks]
         self._bar_threads = [t for t in self._threads if t.sink.wants_bars]
         self._hooks: dict[type, list[tuple[Any, str, str]]] = {}
@@ -156,8 +167,11 @@ class EventBus:
         hooks = self._hooks.get(type(event))
         if hooks:
             self._call_hooks(type(event), hooks, event)
-        for t in self._bar_threads if type(event) is Bar else self._threads:
-            t.put(event)
+        targets = self._bar_threads if type(event) is Bar else self._threads
+        if targets:
+            with self._lock:  # never blocks long (puts do not wait); every sink sees one order
+                for t in targets:
+                    t.put(event)
 
     def _call_hooks(self, cls: type, hooks: list[tuple[Any, str, str]], event: Event) -> None:
         for entry in list(hooks):
@@ -175,12 +189,12 @@ class EventBus:
             t.sink.start()
             t.thread.start()
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self) -> None:
         """Deliver what is queued, flush and close every sink (a blocked sink
-        is given ``timeout`` seconds, then left behind and reported)."""
+        is given ``close_timeout`` seconds, then left behind and reported)."""
         for t in self._threads:
             if t.thread.is_alive():
-                t.stop(timeout)
+                t.stop(max(self.close_timeout, t.sink.close_grace))
 
     def report(self) -> dict[str, Any]:
         """Sinks' drops and failures, and failed hooks (for the run summary)."""

@@ -10,12 +10,11 @@ emitted as an ``OrderEvent``.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 
 from engine_core.brokers import Broker
-from engine_core.errors import BrokerError, BrokerTimeout, RiskError
+from engine_core.errors import BrokerError, BrokerTimeout, OrderLost, RiskError
 from engine_core.events import EventBus
 from engine_core.journal import Journal
 from engine_core.model import ErrorEvent, Order, OrderEvent
@@ -40,18 +39,22 @@ class ExecutionEngine:
         self.journal = journal
         self.risk = risk
         self.prefix = client_id_prefix(engine_id, tuple(symbols))
-        self._seq: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._seq: dict[str, int] = {}  # each symbol's entry is only touched by its own worker
+        self._heads: dict[str, str] = {}  # "<prefix>-<symbol>-", checked once per symbol
+        self._count_orders = risk.section.max_open_orders is not None
         if journal is not None:
             for row in journal.orders():
                 _, seq = parse_client_id(row["client_id"])
                 self._seq[row["symbol"]] = max(self._seq.get(row["symbol"], 0), seq)
 
     def client_id(self, symbol: str) -> str:
-        with self._lock:
-            seq = self._seq.get(symbol, 0) + 1
-            self._seq[symbol] = seq
-        return make_client_id(self.prefix, symbol, seq)
+        seq = self._seq.get(symbol, 0) + 1
+        self._seq[symbol] = seq
+        head = self._heads.get(symbol)
+        if head is None:  # what make_client_id makes of the longest sequence, less its digits
+            longest = 9_999_999_999
+            head = self._heads[symbol] = make_client_id(self.prefix, symbol, longest)[: -len(str(longest))]
+        return f"{head}{seq}"
 
     def record(self, order: Order, status: OrderStatus, detail: str = "", venue_id: str = "") -> None:
         """Journal an order's new status and emit it."""
@@ -79,18 +82,21 @@ class ExecutionEngine:
             self.broker.submit(order)
         except BrokerTimeout as err:
             state = self.resolve(order, str(err))
-            self.risk.account.order_opened()
+            if self._count_orders:
+                self.risk.account.order_opened()
             return state
         except BrokerError as err:
             self.record(order, OrderStatus.REJECTED, str(err))
             raise
         self.record(order, OrderStatus.SUBMITTED)
-        self.risk.account.order_opened()
+        if self._count_orders:
+            self.risk.account.order_opened()
         return None
 
     def order_closed(self) -> None:
         """An order left the book (filled, cancelled, rejected, expired or lost)."""
-        self.risk.account.order_closed()
+        if self._count_orders:
+            self.risk.account.order_closed()
 
     def resolve(self, order: Order, why: str) -> OrderState:
         """Ask the broker what became of an order whose send went unanswered.
@@ -102,7 +108,7 @@ class ExecutionEngine:
             self.record(
                 order, OrderStatus.LOST, f"not placed: the broker has no order {order.client_id} ({why}); not resent"
             )
-            raise BrokerError(f"order {order.client_id} was not placed ({why}); it is not resent")
+            raise OrderLost(f"order {order.client_id} was not placed ({why}); it is not resent")
         return state
 
     def cancel(self, order: Order) -> None:

@@ -108,8 +108,12 @@ def register_commands(cli: Any) -> None:
 
 
 @hookspec
-def engine_started(config: Any) -> None:
-    """The engine has validated its config and is about to start the workers."""
+def engine_started(config: Any, engine: Any) -> None:
+    """The engine has validated its config and is about to start the workers.
+
+    ``engine`` is the running :class:`engine_core.runner.Engine`; a plugin
+    that steers it (a control channel) keeps it and calls
+    :func:`engine_core.control.deliver`."""
 
 
 @hookspec
@@ -134,7 +138,8 @@ def engine_transition(event: TransitionEvent) -> None:
 
 @hookspec
 def engine_order(event: OrderEvent) -> None:
-    """An order was submitted, acknowledged, cancelled, rejected or refused."""
+    """An order changed status: ``event.status`` is an ``orders.OrderStatus``
+    (intent, submitted, accepted, cancelled, rejected, refused, lost, ...)."""
 
 
 @hookspec

@@ -6,6 +6,9 @@ never imports a plugin. Two ways to use each, giving the same numbers:
     compute("macd", close=arr, fast=12, slow=26, signal=9)  -> arrays (batch)
     ind = create("rsi", period=14); ind.update(bar); ind.value, ind.ready
 
+Parameter names are the spec's; a spec may also accept other names for
+them (``aliases``: TA-Lib's ``timeperiod`` for ``period``, for example).
+
 Until an indicator has enough bars it is not ``ready`` and its value is NaN,
 exactly where TA-Lib's own output starts.
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,6 +38,7 @@ class IndicatorSpec:
     group: str = ""
     description: str = ""
     o1: bool = False  # True when streaming updates are O(1)
+    aliases: Mapping[str, str] = field(default_factory=dict)  # other accepted name -> parameter name
 
 
 class StreamingIndicator(abc.ABC):
@@ -98,13 +102,19 @@ def kind(name: str) -> IndicatorKind:
 
 
 def resolve_params(spec: IndicatorSpec, given: Mapping[str, Any]) -> dict[str, Any]:
-    """Complete ``given`` with defaults; reject unknown names and bad values."""
-    unknown = [k for k in given if k not in spec.params]
-    if unknown:
-        accepted = ", ".join(f"{k}={v!r}" for k, v in spec.params.items()) or "none"
-        raise IndicatorError(f"indicator {spec.name!r} has no parameter {unknown[0]!r}; accepted: {accepted}")
-    params = dict(spec.params)
+    """Complete ``given`` with defaults; reject unknown names and bad values.
+    A parameter may be given by one of its aliases (not by two names at once)."""
+    named: dict[str, Any] = {}
     for key, value in given.items():
+        name = spec.aliases.get(key, key)
+        if name not in spec.params:
+            accepted = ", ".join(f"{k}={v!r}" for k, v in spec.params.items()) or "none"
+            raise IndicatorError(f"indicator {spec.name!r} has no parameter {key!r}; accepted: {accepted}")
+        if name in named:
+            raise IndicatorError(f"indicator {spec.name!r}: {name} given twice (as {key!r} too)")
+        named[name] = value
+    params = dict(spec.params)
+    for key, value in named.items():
         default = params[key]
         if isinstance(default, int) and not isinstance(default, bool):
             if isinstance(value, float) and value.is_integer():

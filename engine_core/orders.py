@@ -121,6 +121,10 @@ class OrderUpdate(NamedTuple):
     fill: Fill | None = None
     venue_id: str = ""
     reason: str = ""
+    # "stop_loss" or "take_profit": a fill of a protective leg that the venue
+    # attached to the entry ``client_id`` (a bracket, ``Broker.supports_brackets``);
+    # it closes the position, whatever the engine's own stops were doing
+    leg: str = ""
 
 
 class OrderState(NamedTuple):

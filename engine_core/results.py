@@ -41,4 +41,5 @@ class RunResult:
     start_cash: Decimal
     symbols: dict[str, SymbolResult]  # in configured order
     source_stats: dict[str, Any] = field(default_factory=dict)
+    sink_stats: list[dict[str, Any]] = field(default_factory=list)  # sinks that report figures
     params: dict[str, Any] = field(default_factory=dict)

@@ -178,6 +178,8 @@ class RiskManager:
         self._idle: dict[str, bool] = {}
         # Only the cross-symbol limit reads other symbols' marks.
         self.tracks_account = section.max_total_notional is not None
+        # rules that read other symbols' state: a backtest then steps the symbols in event-time order
+        self.cross_symbol = self.tracks_account or section.max_open_orders is not None
 
     def limits(self, symbol: str) -> RiskLimits:
         """The symbol's effective limits (cached)."""

@@ -10,9 +10,12 @@ stops cleanly: feeding stops, workers drain their queues, sinks flush.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import Any
 
 from engine_core.brokers import Broker
 from engine_core.config import LoadedConfig, load_config
+from engine_core.control import ENGINE, Command, ControlError, Request
 from engine_core.errors import DataError, EngineError
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
@@ -57,10 +61,14 @@ class Engine:
             self.loaded.broker_config, on_update=self._route_update, symbols=self.symbols
         )
         self.host = self.loaded.host_cls(cfg.strategy, self.loaded.base_dir)
-        self.bus = EventBus(self.registry.pm, [cls(c) for cls, c in self.loaded.sinks])
+        sinks = [cls(c) for cls, c in self.loaded.sinks]
+        for sink in sinks:
+            sink.bind(cfg.engine.id, self.symbols, cfg.engine.mode)
+        self.bus = EventBus(self.registry.pm, sinks)
         self.journal: Journal | None = None
         self._io_task: asyncio.Task[None] | None = None
         self.summary: dict[str, Any] | None = None
+        self.lockstep = False
 
     def _route_update(self, update: OrderUpdate) -> None:
         worker = self.workers.get(update.symbol)
@@ -106,11 +114,17 @@ class Engine:
                     inbox_size=0 if live else INBOX_CHUNKS,
                     journal=self.journal,
                 )
+            if type(self.source).entries_allowed is not DataSource.entries_allowed:
+                for worker in self.workers.values():
+                    worker.entries_allowed = self.source.entries_allowed
             if self.journal is not None:
                 self._recover(self.journal)
-            self.registry.pm.hook.engine_started(config=cfg)
+            self.registry.pm.hook.engine_started(config=cfg, engine=self)
+            # cross-symbol rules make the symbols' order of events matter
+            self.lockstep = not live and len(self.workers) > 1 and risk.cross_symbol
             for worker in self.workers.values():
-                worker.start()
+                if not self.lockstep:
+                    worker.start()
             try:
                 if live:
                     self._feed_live()
@@ -140,6 +154,11 @@ class Engine:
         assert result is not None
         result.symbols = {s: w.result() for s, w in self.workers.items()}
         result.source_stats = self.source.stats()
+        result.sink_stats = [
+            {"type": section.type, **stats}
+            for section, sink in zip(cfg.sinks, self.bus.sinks)
+            if (stats := sink.stats())
+        ]
         sinks = self.bus.report()
         if sinks:
             result.source_stats = {**result.source_stats, "sinks": sinks}
@@ -148,6 +167,30 @@ class Engine:
         self.summary = summarize(result)
         self.registry.pm.hook.engine_stopped(summary=self.summary)
         return result
+
+    def command(self, command: Command) -> dict[str, Future[str]]:
+        """Route a control command (engine_core.control): ``stop`` sets the stop
+        event; a symbol command goes to that symbol's worker (every worker when
+        it names none), which answers through the returned futures."""
+        if command.name == "stop":
+            self.stop_event.set()
+            done: Future[str] = Future()
+            done.set_result("stopping")
+            return {ENGINE: done}
+        if not self.workers:
+            raise ControlError("the engine is not running yet")
+        if command.symbol is not None and command.symbol not in self.workers:
+            raise ControlError(f"symbol {command.symbol!r} is not run by this engine")
+        targets = [command.symbol] if command.symbol is not None else list(self.workers)
+        for symbol in targets:
+            thread = self.workers[symbol].thread
+            if thread is None or not thread.is_alive() or self.stop_event.is_set():
+                raise ControlError(f"{symbol}: the engine is not running")
+        replies: dict[str, Future[str]] = {}
+        for symbol in targets:
+            replies[symbol] = Future()
+            self.workers[symbol].inbox.put(Request(command, replies[symbol]))
+        return replies
 
     def _recover(self, journal: Journal) -> None:
         """Restore each symbol from the journal, then reconcile with the broker
@@ -183,26 +226,72 @@ class Engine:
 
     # ------------------------------------------------------------ feeding
 
-    def _feed_history(self, chunks: Iterable[BarChunk]) -> None:
-        size = self.loaded.config.engine.chunk
-        fed = 0
+    def _checked(self, chunks: Iterable[BarChunk]) -> Iterator[BarChunk]:
+        """The source's chunks for configured symbols, checked for time order."""
         last_ts: dict[str, int] = {}
         for chunk in chunks:
             if self.stop_event.is_set():
-                break
-            worker = self.workers.get(chunk.symbol)
-            if worker is None or len(chunk) == 0:
+                return
+            if chunk.symbol not in self.workers or len(chunk) == 0:
                 continue
             prev = last_ts.get(chunk.symbol)
             if prev is not None and int(chunk.ts[0]) <= prev:
                 raise DataError(f"{chunk.symbol}: bars out of time order from the source at ts={int(chunk.ts[0])}")
             last_ts[chunk.symbol] = int(chunk.ts[-1])
+            yield chunk
+
+    def _feed_history(self, chunks: Iterable[BarChunk]) -> None:
+        if self.lockstep:
+            self._feed_in_time_order(self._checked(chunks))
+            return
+        size = self.loaded.config.engine.chunk
+        fed = 0
+        for chunk in self._checked(chunks):
+            worker = self.workers[chunk.symbol]
             for start in range(0, len(chunk), size):
                 part = chunk if len(chunk) <= size else chunk.slice(start, start + size)
                 worker.inbox.put(part)
                 fed += len(part)
                 if self.progress is not None:
                     self.progress(fed)
+
+    def _feed_in_time_order(self, chunks: Iterable[BarChunk]) -> None:
+        """Cross-symbol risk rules read the other symbols' state, so a backtest
+        that has them steps every symbol bar by bar in event-time order (ties
+        in configured symbol order) on this thread: its result never depends
+        on thread timing. Chunks come ordered by their first bar, so bars
+        before the newest chunk's first bar can all be stepped."""
+        rank = {s: k for k, s in enumerate(self.symbols)}
+        pending: dict[str, deque[BarChunk]] = {s: deque() for s in self.workers}
+        heap: list[tuple[int, int, str, int]] = []  # (ts, symbol rank, symbol, index in its first chunk)
+        fed = 0
+
+        def step_until(limit: int | None) -> None:
+            nonlocal fed
+            while heap and (limit is None or heap[0][0] < limit):
+                _, r, symbol, i = heapq.heappop(heap)
+                queue_ = pending[symbol]
+                chunk = queue_[0]
+                self.workers[symbol].handle(chunk.slice(i, i + 1))
+                fed += 1
+                if i + 1 < len(chunk):
+                    heapq.heappush(heap, (int(chunk.ts[i + 1]), r, symbol, i + 1))
+                else:
+                    queue_.popleft()
+                    if queue_:
+                        heapq.heappush(heap, (int(queue_[0].ts[0]), r, symbol, 0))
+                if self.progress is not None and fed % 4096 == 0:
+                    self.progress(fed)
+
+        for chunk in chunks:
+            step_until(int(chunk.ts[0]))
+            queue_ = pending[chunk.symbol]
+            queue_.append(chunk)
+            if len(queue_) == 1:
+                heapq.heappush(heap, (int(chunk.ts[0]), rank[chunk.symbol], chunk.symbol, 0))
+        step_until(None)
+        if self.progress is not None:
+            self.progress(fed)
 
     def _feed_live(self) -> None:
         errors: list[BaseException] = []
@@ -287,9 +376,10 @@ def journal_path(loaded: LoadedConfig) -> Path:
     return loaded.base_dir / cfg.state_dir / f"{cfg.id}.sqlite"
 
 
-def build_engine(path: str | Path, registry: Registry | None = None, **kwargs: Any) -> Engine:
+def build_engine(path: str | Path, registry: Registry | None = None, shard: str | None = None, **kwargs: Any) -> Engine:
+    """An engine for the config at ``path``; ``shard`` ("K/N") overrides ``engine.shard``."""
     registry = registry or get_registry()
-    return Engine(load_config(path, registry), registry, **kwargs)
+    return Engine(load_config(path, registry, shard=shard), registry, **kwargs)
 
 
 def run(path: str | Path, registry: Registry | None = None) -> RunResult:

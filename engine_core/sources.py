@@ -98,6 +98,13 @@ class DataSource(abc.ABC):
         for the engine to warm indicators and strategy; None: no warm-up."""
         return None
 
+    def entries_allowed(self, symbol: str, ts: int) -> bool:
+        """Whether the engine may open a position on the bar of ``symbol``
+        starting at ``ts`` (a venue with market sessions says no outside them,
+        and on a session's last bar). Exits and stops are always allowed.
+        Called from the symbols' worker threads: must be quick and thread-safe."""
+        return True
+
     def bind_connection(self, callback: ConnectionCallback) -> None:
         """The engine's receiver of connection states (set before ``live``)."""
         self._on_connection = callback
@@ -106,6 +113,14 @@ class DataSource(abc.ABC):
         """Report the connection's state (connected, reconnecting, ...)."""
         if self._on_connection is not None:
             self._on_connection(state, detail)
+
+    def check(self) -> list[str]:
+        """Check what can be known before a run, without side effects (no
+        connection opened, nothing written): files exist, each symbol has
+        data, headers read. Raise ``DataError`` (or another ``EngineError``)
+        for the first problem; return what was not verified, one phrase each.
+        ``engine validate`` calls it."""
+        return [f"the data itself ({type(self).__name__} checks nothing before a run)"]
 
     def stats(self) -> dict[str, Any]:
         """Figures the run summary reports for this source (e.g. skipped rows)."""

@@ -64,7 +64,8 @@ FUNCTION_OF_STATE = {
     State.CLOSE_WATCH: "close_watch",
     State.IN_TRADE: "in_trade",
 }
-_KEYS = {
+# Every field a decision may have, in the order the Lua host passes them flattened.
+DECISION_FIELDS = (
     "action",
     "side",
     "qty",
@@ -74,7 +75,8 @@ _KEYS = {
     "expires",
     "limit_price",
     "reason",
-}
+)
+_KEYS = frozenset(DECISION_FIELDS)
 _RENAMED = {
     "stop_loss": "stop_price (a price; the config's stop_loss is a fraction of the entry)",
     "take_profit": "take_profit_price (a price; the config's take_profit is a fraction of the entry)",
@@ -295,6 +297,14 @@ class SymbolStrategy(abc.ABC):
     @abc.abstractmethod
     def on_fill(self, fill: Fill) -> None:
         """Call the strategy's ``on_fill(ctx, fill)`` if it has one."""
+
+    def state(self) -> Any:
+        """The strategy's ``ctx.state`` as JSON-able values, journaled with
+        the symbol so that a restart continues where it was (None: none)."""
+        return None
+
+    def restore_state(self, data: Any) -> None:
+        """Put back what ``state`` returned before a restart (after ``init``)."""
 
     def reload_if_changed(self) -> str | None:
         """Swap in a changed strategy file between bars (keeping state); return

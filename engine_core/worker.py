@@ -28,6 +28,7 @@ from __future__ import annotations
 import queue
 import threading
 import traceback
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -35,7 +36,8 @@ import numpy as np
 
 from engine_core.brokers import Broker, SimulatedBroker
 from engine_core.config import StrategySection
-from engine_core.errors import EngineError, RiskError, StrategyError
+from engine_core.control import ControlError, Request
+from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal, order_from_row
@@ -113,7 +115,6 @@ class SymbolWorker:
         self.inbox: queue.Queue[Any] = queue.Queue(inbox_size)
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()  # held while a message is processed
-        self._gate = threading.Lock()  # orders deliver's put against the thread's end (never held long)
         self.done = False  # the thread has ended; late updates are applied by the caller
 
         self.ledger = Ledger(symbol)
@@ -126,11 +127,14 @@ class SymbolWorker:
         self.expiry: int | None = None  # absolute bar index at which a setup lapses
         self.order_expiry: int | None = None  # absolute bar index at which a working entry limit is cancelled
         self.halted: str | None = None
+        self.paused = False  # by a control command: the strategy is not asked, stops still act
         self.started = False
         self.last_ts: int | None = None  # the last bar processed (a restart resumes after it)
         self.bars_done = 0  # bars processed up to last_ts
         self.errors: list[str] = []
         self.orders_sent = 0
+        self._restored_state: Any = None  # ctx.state from the journal, put back after init
+        self.entries_allowed: Callable[[str, int], bool] | None = None  # the source's, when it has sessions
         self._i = 0  # chunk-relative index of the bar being processed
 
     # ------------------------------------------------------------ threading
@@ -159,6 +163,8 @@ class SymbolWorker:
                 self.process(BarChunk.from_bar(msg))
             elif type(msg) is Warmup:
                 self.warm(msg.chunk)
+            elif type(msg) is Request:
+                self.control(msg)
         except EngineError as err:
             self.halt(str(err), None)
         except Exception as err:  # a bug: keep the engine alive, say so loudly
@@ -167,30 +173,26 @@ class SymbolWorker:
             self.errors.append(tb)
 
     def deliver(self, update: OrderUpdate) -> None:
-        """A broker update for this symbol, from any thread. It is queued
-        without waiting for the message being processed: a venue broker
-        reports an order's ack or fill from its own thread while the worker
-        may be waiting on that broker to answer the send. After the worker
-        has ended (shutdown), it is applied at once so no fill is dropped."""
-        with self._gate:
-            if not self.done:
-                self.inbox.put(update)
-                return
-        with self.lock:
-            self.handle(update)
+        """A broker update for this symbol, from any thread; never blocks on
+        the worker (a broker may report from inside ``submit``). After the
+        worker has ended (shutdown), it is applied here so no fill is dropped."""
+        self.inbox.put(update)
+        if self.done:
+            self._apply_queued_updates()
 
     def _finish(self) -> None:
-        """STOP: apply the broker updates still queued (bars are left), then end."""
+        """STOP: apply the broker updates still queued (bars are left), then
+        end; from now on ``deliver`` applies them itself."""
+        self.done = True
+        self._apply_queued_updates()
+
+    def _apply_queued_updates(self) -> None:
         with self.lock:
             while True:
                 try:
                     msg = self.inbox.get_nowait()
                 except queue.Empty:
-                    with self._gate:  # nothing can be queued after this check
-                        if self.inbox.empty():
-                            self.done = True
-                            return
-                    continue
+                    return
                 if type(msg) is OrderUpdate:
                     self.handle(msg)
 
@@ -210,6 +212,9 @@ class SymbolWorker:
         if not self.started:
             self.started = True
             self._guard(self.strategy.init, int(chunk.ts[0]))
+            if self._restored_state is not None:  # a restart: ctx.state continues where it was
+                self.strategy.restore_state(self._restored_state)
+                self._restored_state = None
 
     def process(self, chunk: BarChunk) -> None:
         chunk = self._accept(chunk)
@@ -307,6 +312,8 @@ class SymbolWorker:
     def _scan(self, state: State, start: int, stop: int) -> tuple[int | None, Decision | None]:
         if start >= stop:
             return start, None
+        if self.paused:
+            return stop, None
         try:
             return self.strategy.scan(state, start, stop)
         except StrategyError as err:
@@ -396,6 +403,10 @@ class SymbolWorker:
     def _enter(self, d: Decision, k: int, ts: int) -> None:
         if self.orders.current is not None:
             return  # an entry is already working
+        if self.entries_allowed is not None and not self.entries_allowed(self.symbol, ts):
+            refusal = RiskError(f"{self.symbol}: no entries now (outside the market's session)", rule="session")
+            self._not_placed(ts, refusal)
+            return
         price = float(self.view.close[self.view.offset + k])
         ref = d.limit_price if d.limit_price is not None else price
         sign = d.side.sign
@@ -464,6 +475,8 @@ class SymbolWorker:
         try:
             state = self.execution.submit(order, price=last, position=self.ledger.qty, reducing=reducing)
         except EngineError as err:
+            if isinstance(err, OrderLost):  # remembered: a fill may still come if the venue had it after all
+                self.orders.remember(InFlight(order, OrderStatus.LOST))
             self._not_placed(ts, err)
             return False
         self.orders.open(order, OrderStatus.SUBMITTED if state is None else OrderStatus.UNKNOWN, self.view.seen + k)
@@ -518,6 +531,10 @@ class SymbolWorker:
         fill = update.fill
         if fill is not None and self.ledger.booked(fill):
             return  # a fill seen before (a resent update, or reported again after a restart)
+        if update.leg and fill is not None:  # a bracket leg the venue held: it closes the position
+            self._book(fill, i, None, None, reason=update.leg)
+            self._settle_state(fill.ts, update.leg)
+            return
         applied = self.orders.apply(update)
         flight = applied.flight
         if fill is not None:
@@ -527,17 +544,17 @@ class SymbolWorker:
         if applied.done and flight is not None:
             self.execution.order_closed()
             self._order_finished(flight, update.ts, update.reason)
-        elif fill is not None and flight is not None and flight is not self.orders.current:
+        elif fill is not None and flight is not self.orders.current:
             self._settle_state(fill.ts, "fill of a finished order")
 
-    def _book(self, fill: Fill, i: int, flight: InFlight | None, status: OrderStatus | None) -> None:
+    def _book(self, fill: Fill, i: int, flight: InFlight | None, status: OrderStatus | None, reason: str = "") -> None:
         """Book a fill into the ledger, journaled with its order's status and
         the new position in one transaction; events go out once it is committed."""
-        if flight is None:
+        if flight is None and not reason:
             self.bus.emit(
                 ErrorEvent(self.symbol, fill.ts, f"fill for unknown order {fill.client_id}: booked", kind="fill")
             )
-        reason = flight.order.reason if flight is not None else "exit"
+        reason = reason or (flight.order.reason if flight is not None else "exit")
         index = self.view.seen + i + 1
         flat = self._flat(self.ledger.qty + fill.position_change)
         if self.journal is None:
@@ -713,6 +730,55 @@ class SymbolWorker:
         p.entry_index = e.index if e else 0
         p.stop_price, p.take_profit_price, p.trailing_stop = s.stop_price, s.take_profit_price, s.trailing
 
+    # ------------------------------------------------------------ control
+
+    def control(self, request: Request) -> None:
+        """Act on a control command between chunks (engine_core.control) and
+        answer it: the result's message, or ControlError when refused."""
+        name, reply = request.command.name, request.reply
+        last = int(self.view.ts[-1]) if self.view.n else self.last_ts
+        try:
+            if name == "pause":
+                done = "already paused" if self.paused else "paused: the strategy is not asked, stops still act"
+                self.paused = True
+            elif name == "resume":
+                if self.halted is not None:
+                    raise ControlError(f"{self.symbol} is halted ({self.halted}); resume only undoes a pause")
+                done = "resumed" if self.paused else "was not paused"
+                self.paused = False
+            elif name == "flatten":
+                cur = self.orders.current
+                if cur is not None and self.sm.state is not State.CLOSE_WATCH:
+                    raise ControlError(f"{self.symbol}: exit order {cur.order.client_id} is already working")
+                if cur is not None:  # an entry working: cancel it, then flatten what it filled
+                    self._cancel(cur, max(self.view.n - 1, 0))
+                if self._flat():
+                    done = "already flat"
+                    if self.sm.state is State.CLOSE_WATCH:
+                        self.expiry = None
+                        self._transition(State.WATCH, last or 0, "flatten command")
+                        done = "already flat; the setup is cancelled"
+                elif not self.view.n:
+                    raise ControlError(f"{self.symbol}: no bar yet to price an order at")
+                else:
+                    self._exit(self.view.n - 1, "flatten", None)
+                    cur = self.orders.current
+                    if cur is None and not self._flat():
+                        raise ControlError(f"{self.symbol}: the flatten order was not placed (see the error event)")
+                    done = f"flatten order {cur.order.client_id} sent" if cur else "flattened"
+            elif name == "reload":
+                done = self.strategy.reload_if_changed() or "the strategy file is unchanged"
+            else:
+                raise ControlError(f"{name} is not a symbol command")
+        except EngineError as err:
+            reply.set_exception(err)
+            return
+        except Exception as err:  # a bug: answer, then let the loop report it
+            reply.set_exception(err)
+            raise
+        self.bus.emit(ErrorEvent(self.symbol, last, f"{name} command: {done}", kind="control"))
+        reply.set_result(done)
+
     # ------------------------------------------------------------ journal
 
     def snapshot(self) -> dict[str, Any]:
@@ -730,6 +796,7 @@ class SymbolWorker:
             "last_ts": self.last_ts,
             "bars": self.bars_done,
             "kill": self.kill.snapshot(),
+            "strategy_state": self.strategy.state() if self.started else self._restored_state,
         }
 
     def _persist(self) -> None:
@@ -750,6 +817,7 @@ class SymbolWorker:
             self.halted, self.last_ts = snap["halted"], snap["last_ts"]
             self.view.seen = self.bars_done = snap["bars"]
             self.kill.restore(snap.get("kill", {}))
+            self._restored_state = snap.get("strategy_state")
         else:
             self.ledger.fill_keys = set(fill_keys)
         pending = None if snap is None else snap.get("pending")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,8 @@ import pytest
 from engine_core.testing import write_config
 
 
-def engine(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
+def engine(*args: str, cwd: Path | None = None, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"} | extra_env
     return subprocess.run(
         [sys.executable, "-m", "engine_core", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
     )
@@ -118,8 +120,9 @@ def test_strategy_class_that_raises_while_trading_halts_its_symbol(tmp_path):
         },
     )
     proc = engine("run", "-q", "-c", str(cfg))
-    assert proc.returncode == 0
+    assert proc.returncode == 3  # a halted symbol: the results are incomplete
     assert "warning: A halted:" in proc.stderr and "s.py:3 in watch" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "error: 1 of 1 symbols halted (A); exit code 3"
     assert "Traceback" not in proc.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert "no such thing" in json.dumps(summary["per_symbol"]["A"])
@@ -141,6 +144,7 @@ def test_indicators_command_lists_parameters_and_defaults():
     (spec,) = json.loads(proc.stdout)
     assert spec["name"] == "macd" and spec["outputs"] == ["macd", "macdsignal", "macdhist"]
     assert list(spec["params"]) == ["fast", "slow", "signal"] and spec["params"]["slow"] == 26
+    assert spec["aliases"] == {"fastperiod": "fast", "slowperiod": "slow", "signalperiod": "signal"}
     table = engine("indicators")
     assert table.returncode == 0 and "bbands" in table.stdout and "atr" in table.stdout
 
@@ -154,3 +158,178 @@ def test_report_without_html(example):
     example.write_text(text)
     assert engine("run", "-q", "-c", str(example)).returncode == 0
     assert sorted(p.name for p in (example.parent / "out").iterdir()) == ["equity.csv", "summary.json", "trades.csv"]
+
+
+def test_validate_several_configs_one_line_per_problem(example, tmp_path):
+    (tmp_path / "afile").write_text("")
+    bad = write_config(
+        tmp_path / "bad.toml",
+        {
+            "engine": {"symbols": ["BTCUSDT"]},
+            "source": {"type": "csv", "path": "nodata"},
+            "strategy": {"script": "nope.lua"},
+            "report": {"dir": "afile/out"},
+        },
+    )
+    proc = engine("validate", "-c", str(example), "-c", str(bad))
+    assert proc.returncode == 2
+    assert f"{example}: ok (backtest, 2 symbols" in proc.stdout
+    assert f"{example}: not checked: " in proc.stdout and "the broker (not contacted)" in proc.stdout
+    assert sorted(proc.stderr.strip().splitlines()) == [
+        f"error: {bad}: report.dir: cannot create {tmp_path / 'afile' / 'out'}: {tmp_path / 'afile'} is a file",
+        f"error: {bad}: source.path: no CSV files at 'nodata' (in {tmp_path}): no such file or directory",
+        f"error: {bad}: strategy.script: nope.lua: no such strategy file ({tmp_path / 'nope.lua'})",
+    ]
+
+
+def test_validate_writes_nothing(tmp_path, root):
+    cfg = write_config(
+        tmp_path / "live.toml",
+        {
+            "engine": {"mode": "live", "symbols": ["BTCUSDT"], "state_dir": "state"},
+            "source": {"type": "simulated", "bars": 0},
+            "strategy": {"script": str(root / "strategies" / "sma_cross.lua"), "params": {"fast": 3, "slow": 5}},
+            "sinks": [{"type": "log", "path": "events.log"}],
+            "report": {"dir": "out"},
+        },
+    )
+    proc = engine("validate", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live.toml"]
+
+
+@pytest.mark.parametrize(
+    "strategy, key",
+    [
+        ({"script": "missing.lua"}, "strategy.script: missing.lua: no such strategy file"),
+        ({"host": "python", "class": "missing.py:S"}, "strategy.class: no such file"),
+    ],
+)
+def test_no_such_file_names_its_key(tmp_path, strategy, key):
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {"engine": {"symbols": ["A"]}, "source": {"type": "simulated", "bars": 10}, "strategy": strategy},
+    )
+    assert_one_line_error(engine("run", "-c", str(cfg)), key)
+
+
+def test_missing_data_names_source_path(tmp_path, root):
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"symbols": ["A"]},
+            "source": {"type": "csv", "path": "data"},
+            "strategy": {"script": str(root / "strategies" / "sma_cross.lua")},
+        },
+    )
+    assert_one_line_error(engine("run", "-c", str(cfg)), "source.path: no CSV files at 'data'")
+
+
+def test_report_dir_that_cannot_be_made_fails_before_any_work(tmp_path, root):
+    (tmp_path / "afile").write_text("")
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"mode": "live", "symbols": ["A"], "state_dir": "state"},
+            "source": {"type": "simulated", "bars": 10},
+            "strategy": {"script": str(root / "strategies" / "sma_cross.lua")},
+            "sinks": [{"type": "log", "path": "events.log"}],
+            "report": {"dir": "afile/out"},
+        },
+    )
+    assert_one_line_error(engine("run", "-c", str(cfg)), f"{cfg}: report.dir: cannot create", "afile is a file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "c.toml"]  # no journal, no log: nothing ran
+
+
+def test_config_errors_before_any_work_are_one_line(tmp_path):
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'[engine]\nsymbols = ["B\xe9"]\n')
+    assert_one_line_error(engine("run", "-c", str(latin)), f"{latin}: not UTF-8 text: line 2, byte 14 (0xe9)")
+    sink = tmp_path / "sink.toml"
+    sink.write_text(
+        '[engine]\nsymbols = ["A"]\n[source]\ntype = "simulated"\n[strategy]\nscript = "s.lua"\n[sink]\ntype = "log"\n'
+    )
+    assert_one_line_error(engine("validate", str(sink)), "sink: sinks are a list of tables: write [[sinks]]")
+    logs = write_config(
+        tmp_path / "logs.toml",
+        {
+            "engine": {"symbols": ["A"]},
+            "source": {"type": "simulated"},
+            "strategy": {"script": "s.lua"},
+            "sinks": [{"type": "log", "path": "logs/run.log"}],
+        },
+    )
+    assert_one_line_error(engine("run", "-c", str(logs)), f"sinks[0].path: folder {tmp_path / 'logs'} does not exist")
+
+
+def test_sigterm_stops_a_run_like_ctrl_c(tmp_path, root):
+    cfg = write_config(
+        tmp_path / "live.toml",
+        {
+            "engine": {"mode": "live", "symbols": ["BTCUSDT", "ETHUSDT"]},
+            "source": {"type": "simulated", "bars": 0, "pace": 0.005},
+            "strategy": {
+                "script": str(root / "strategies" / "sma_cross.lua"),
+                "params": {"fast": 3, "slow": 6, "qty": 1},
+            },
+            "sinks": [{"type": "log", "path": "events.log"}],
+            "report": {"dir": "out"},
+        },
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine_core", "run", "-c", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        log = tmp_path / "events.log"
+        deadline = time.monotonic() + 60
+        while not (log.exists() and " fill " in log.read_text()) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Total" in out and "report: " in out
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    assert "Task was destroyed" not in err and "Event loop is closed" not in err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["total"]["bars"] > 0
+    assert (tmp_path / "out" / "equity.csv").stat().st_size > 0
+
+
+@pytest.mark.parametrize("command", [["indicators"], ["indicators", "sarext"], ["list-plugins"]])
+def test_tables_fit_80_columns(command):
+    proc = engine(*command, COLUMNS="80")
+    assert proc.returncode == 0, proc.stderr
+    assert max(len(line.rstrip()) for line in proc.stdout.splitlines()) <= 80
+    assert ("accelerationinitlong=0.02" if command[-1] != "list-plugins" else "engine-plugin-indicators") in proc.stdout
+
+
+def test_unused_qty_param_warns_at_load(tmp_path):
+    (tmp_path / "s.lua").write_text(
+        'function watch(ctx) return "enter" end\nfunction close_watch(ctx) end\n'
+        'function in_trade(ctx) if ctx.position.bars_held >= 2 then return "exit" end end\n'
+    )
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"symbols": ["A"]},
+            "source": {"type": "simulated", "bars": 50},
+            "strategy": {"script": "s.lua", "qty": 2, "params": {"qty": 5}},
+            "report": {"dir": "out"},
+        },
+    )
+    proc = engine("run", "-q", "-c", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[0] == (
+        f"warning: {cfg}: strategy.params.qty = 5 is not used for sizing: s.lua never reads it, "
+        "and a decision without qty trades [strategy] qty = 2 (or the [risk] sizing)"
+    )
+    trades = (tmp_path / "out" / "trades.csv").read_text().splitlines()[1:]
+    assert trades and all(row.split(",")[6] == "2" for row in trades)  # what the warning says is what it trades

@@ -33,6 +33,13 @@ def test_valid_config_is_typed(tmp_path, registry):
     assert loaded.base_dir == tmp_path
 
 
+def test_an_optimize_table_is_left_to_engine_optimize(tmp_path, registry):
+    # one file serves `engine run` and `engine optimize` (engine-plugin-optimize checks the table)
+    loaded = load(tmp_path, registry, base(optimize={"metric": "sharpe", "params": {"fast": {"low": 5, "high": 9}}}))
+    assert loaded.config.optimize == {"metric": "sharpe", "params": {"fast": {"low": 5, "high": 9}}}
+    assert load(tmp_path, registry, base()).config.optimize is None
+
+
 def test_broken_toml_names_the_line(tmp_path, registry):
     path = tmp_path / "config.toml"
     path.write_text('[engine]\nsymbols = ["A"]\nmode = \n', encoding="utf-8")
@@ -133,3 +140,51 @@ def test_params_from_the_environment_never_reach_the_report(tmp_path, registry, 
     )
     assert loaded.config.strategy.params["token"] == "tok-123-secret"  # the strategy gets it
     assert loaded.public_params() == {"token": "<from environment>", "fast": 3}
+
+
+def test_file_that_is_not_utf8_names_line_and_byte(tmp_path, registry):
+    path = tmp_path / "config.toml"
+    path.write_bytes(b'[engine]\nsymbols = ["AAA"]\n# caf\xe9\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, registry)
+    assert str(info.value) == f"{path}: not UTF-8 text: line 3, byte 6 (0xe9); save the file as UTF-8"
+
+
+def test_utf8_byte_order_mark_is_read(tmp_path, registry):
+    path = write_config(tmp_path / "config.toml", base())
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_config(path, registry).config.engine.symbols == ["AAA"]
+
+
+@pytest.mark.parametrize(
+    "sections, message",
+    [
+        (
+            {"sink": {"type": "log"}},
+            "sink: sinks are a list of tables: write [[sinks]] (once per sink) instead of [sink]",
+        ),
+        (
+            {"sinks": {"type": "log"}},
+            "sinks: sinks are a list of tables: write [[sinks]] (once per sink) instead of [sinks]",
+        ),
+        ({"reprot": {"dir": "x"}}, "reprot: unknown key; did you mean 'report'?"),
+        ({"engine": {"symbol": ["AAA"], "symbols": ["AAA"]}}, "engine.symbol: unknown key; did you mean 'symbols'?"),
+        ({"strategy": {"class": "m:C", "stop_los": 0.1}}, "strategy.stop_los: unknown key; did you mean 'stop_loss'?"),
+        ({"broker": {"type": "paper", "comission": 0.1}}, "broker.comission: unknown key; did you mean 'commission'?"),
+    ],
+)
+def test_misnamed_keys_get_a_suggestion(tmp_path, registry, sections, message):
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, registry, base(**sections))
+    assert str(info.value) == f"{tmp_path / 'config.toml'}: {message}"
+
+
+def test_log_sink_path_is_relative_to_the_config_and_its_folder_must_exist(tmp_path, registry):
+    (tmp_path / "logs").mkdir()
+    loaded = load(tmp_path, registry, base(sinks=[{"type": "log", "path": "logs/run.log"}]))
+    assert loaded.sinks[0][1].path == str(tmp_path / "logs" / "run.log")
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, registry, base(sinks=[{"type": "log"}, {"type": "log", "path": "nope/run.log"}]))
+    assert str(info.value) == (
+        f"{tmp_path / 'config.toml'}: sinks[1].path: folder {tmp_path / 'nope'} does not exist, got 'nope/run.log'"
+    )

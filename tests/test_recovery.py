@@ -20,8 +20,9 @@ import pytest
 from engine_core.builtin.paper import PaperBroker
 from engine_core.errors import BrokerTimeout, JournalError
 from engine_core.hookspecs import hookimpl
-from engine_core.journal import OPEN_STATUSES, Journal
+from engine_core.journal import Journal
 from engine_core.model import Order
+from engine_core.orders import OrderStatus
 from engine_core.runner import build_engine
 from engine_core.testing import builtin_registry, write_config
 
@@ -107,7 +108,7 @@ def check_consistency(path: Path, *, settled: bool = True) -> dict[str, int]:
         assert from_fills == broker
         assert (snap["state"] == "in_trade") == (Decimal(snap["qty"]) != 0)
         # at most the one pending order of the symbol is still open
-        still_open = [o for o in orders.values() if o["symbol"] == symbol and o["status"] in OPEN_STATUSES]
+        still_open = [o for o in orders.values() if o["symbol"] == symbol and OrderStatus(o["status"]).is_open]
         assert len(still_open) <= 1 and (not still_open or still_open[0]["client_id"] == snap["pending"])
     return {"orders": len(orders), "fills": len(fills), "lost": sum(o["status"] == "lost" for o in orders.values())}
 

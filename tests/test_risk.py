@@ -188,7 +188,7 @@ def test_config_without_risk_table_has_every_rule_off(tmp_path: Path, registry: 
             ),
         ),
         ({"kill_action": "panic"}, "risk.kill_action: expected 'flatten' or 'halt', got 'panic'"),
-        ({"max_positon": 1}, "risk.max_positon: unknown key"),
+        ({"max_positon": 1}, "risk.max_positon: unknown key; did you mean 'max_position'?"),
         ({"symbols": {"BTC": {"max_open_orders": 1}}}, "risk.symbols.BTC.max_open_orders: unknown key"),
         ({"sizing": "fixed_notional"}, "risk.sizing: needs notional to be set, got 'fixed_notional'"),
         (

@@ -13,7 +13,7 @@ every fill it makes is written there first, so that after a crash it answers
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ from engine_core.orders import OrderState, OrderStatus, OrderUpdate, UpdateKind
 from engine_core.sources import PluginConfig
 
 _KEY = "paper:"
+_OPEN = {"status": "open"}  # a backtest's record of a working order (shared, never changed)
 
 
 class PaperConfig(PluginConfig):
@@ -67,6 +68,14 @@ class PaperBroker(SimulatedBroker):
         with self._lock:
             if order.client_id in self._orders:
                 return  # idempotent: a resend of a known (open, or journaled) order places nothing
+            working = self._working.get(order.symbol)
+            if working is None:
+                working = self._working[order.symbol] = {}
+            if self._journal is None:  # a backtest: the working order is all there is to know
+                if order.client_id not in working:
+                    working[order.client_id] = order
+                    self._orders[order.client_id] = _OPEN
+                return
             self._orders[order.client_id] = {
                 "symbol": order.symbol,
                 "side": order.side.value,
@@ -78,11 +87,7 @@ class PaperBroker(SimulatedBroker):
                 "tif": order.tif.value,
                 "status": "open",
             }
-            if self._journal is not None:
-                self._save(order.client_id)
-            working = self._working.get(order.symbol)
-            if working is None:
-                working = self._working[order.symbol] = {}
+            self._save(order.client_id)
             working[order.client_id] = order
 
     def cancel_now(self, client_id: str) -> list[OrderUpdate]:
@@ -90,40 +95,45 @@ class PaperBroker(SimulatedBroker):
             record = self._orders.get(client_id)
             if record is None or record["status"] != "open":
                 return []
-            record["status"] = "cancelled"
-            self._save(client_id)
-            self._working.get(record["symbol"], {}).pop(client_id, None)
-            return [OrderUpdate(UpdateKind.CANCEL, client_id, record["symbol"], int(record["ts"]))]
+            order = next(o for w in self._working.values() for cid, o in w.items() if cid == client_id)
+            del self._working[order.symbol][client_id]
+            if self._journal is None:
+                del self._orders[client_id]
+            else:
+                record["status"] = "cancelled"
+                self._save(client_id)
+            return [OrderUpdate(UpdateKind.CANCEL, client_id, order.symbol, order.ts)]
 
     def match(self, symbol: str, ts: int, open_: float, high: float, low: float) -> list[OrderUpdate]:
-        with self._lock:
-            working = self._working.get(symbol)
-            if not working:
-                return []
-            out = []
-            for cid, order in list(working.items()):
-                if order.ts >= ts:
-                    continue
-                if order.type is OrderType.MARKET:
-                    px: Decimal | None = self._slipped(to_decimal(open_), order.side)
-                else:
-                    px = self._limit_fill(order, open_, high, low)
-                if px is None:
-                    continue
-                del working[cid]
-                out.append(self._fill(order, px, ts))
-            return out
+        base = to_decimal(open_)
+
+        def price(order: Order) -> Decimal | None:
+            if order.ts >= ts:
+                return None  # placed on this bar: it fills from the next one
+            if order.type is OrderType.MARKET:
+                return self._slipped(base, order.side)
+            return self._limit_fill(order, open_, high, low)
+
+        return self._fill_working(symbol, ts, price)
 
     def fill_market(self, symbol: str, ts: int, price: float) -> list[OrderUpdate]:
+        base = to_decimal(price)
+        return self._fill_working(
+            symbol, ts, lambda order: self._slipped(base, order.side) if order.type is OrderType.MARKET else None
+        )
+
+    def _fill_working(self, symbol: str, ts: int, price: Callable[[Order], Decimal | None]) -> list[OrderUpdate]:
+        """Fill each working order of ``symbol`` that ``price`` prices."""
         with self._lock:
             working = self._working.get(symbol)
             if not working:
                 return []
             out = []
             for cid, order in list(working.items()):
-                if order.type is OrderType.MARKET:
+                px = price(order)
+                if px is not None:
                     del working[cid]
-                    out.append(self._fill(order, self._slipped(to_decimal(price), order.side), ts))
+                    out.append(self._fill(order, px, ts))
             return out
 
     @staticmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import math
 import traceback
 from collections.abc import Callable
@@ -149,6 +150,14 @@ class PythonSymbolStrategy(SymbolStrategy):
 
     def init(self) -> None:
         self._call("init", self.ctx)
+
+    def state(self) -> Any:
+        return json.loads(json.dumps(self.ctx.state, default=lambda _: None))
+
+    def restore_state(self, data: Any) -> None:
+        self.ctx.state.clear()
+        if isinstance(data, dict):
+            self.ctx.state.update(data)
 
     def scan(self, state: State, start: int, stop: int) -> tuple[int, Decision | None]:
         function = FUNCTION_OF_STATE[state]

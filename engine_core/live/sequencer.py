@@ -2,10 +2,7 @@
 
 A live source pushes every bar its stream delivers through
 :meth:`BarSequencer.push` and hands the engine what comes back. The
-sequencer drops duplicates and bars older than the symbol's last one
-(counted as wire problems, except bars the last warm-up or backfill
-fetched: the stream sends those that closed while the fetch ran once the
-source reads it again), and
+sequencer drops duplicates and bars older than the symbol's last one, and
 notices gaps: with ``contiguous`` bars (a crypto venue has a bar for every
 interval) a bar that skips ahead puts its symbol on hold, and so does
 :meth:`hold` after a reconnect, when anything may have been missed. A held
@@ -45,7 +42,7 @@ class BarSequencer:
     intervals have no bar: there only a reconnect opens a gap).
     """
 
-    __slots__ = ("interval", "contiguous", "problems", "_last", "_held", "_gap_end", "_fetched")
+    __slots__ = ("interval", "contiguous", "problems", "_last", "_held", "_gap_end")
 
     def __init__(self, interval_ns: int, *, contiguous: bool = True, problems: WireProblems | None = None) -> None:
         self.interval = interval_ns
@@ -54,7 +51,6 @@ class BarSequencer:
         self._last: dict[str, int] = {}
         self._held: dict[str, dict[int, Bar]] = {}
         self._gap_end: dict[str, int | None] = {}
-        self._fetched: dict[str, tuple[int, int]] = {}  # the range of bars the last fetch gave, per symbol
 
     def last(self, symbol: str) -> int | None:
         """Time of the last bar released for ``symbol`` (None: none yet)."""
@@ -63,16 +59,12 @@ class BarSequencer:
     def mark(self, symbol: str, ts: int) -> None:
         """The engine already has ``symbol``'s bars up to ``ts`` (warm-up history)."""
         self._last[symbol] = ts
-        self._fetched[symbol] = (ts, ts)
 
     def push(self, bar: Bar) -> tuple[Bar, ...]:
         """A bar from the stream; returns the bars to deliver now (usually it alone)."""
         symbol, ts = bar.symbol, bar.ts
         last = self._last.get(symbol)
         if last is not None and ts <= last:
-            lo, hi = self._fetched.get(symbol, (0, -1))
-            if lo <= ts <= hi:
-                return _NONE  # it closed while it was fetched: the stream's copy is no wire problem
             self.problems.drop("duplicate bar" if ts == last else "out-of-order bar", f"{symbol} at ts={ts}")
             return _NONE
         held = self._held.get(symbol)
@@ -116,12 +108,9 @@ class BarSequencer:
         held = self._held.pop(symbol, {})
         self._gap_end.pop(symbol, None)
         last = self._last.get(symbol)
-        lo = hi = None
         for bar in bars:
             if bar.symbol != symbol:
                 raise ValueError(f"backfill of {symbol} got a bar of {bar.symbol}")
-            lo = bar.ts if lo is None else min(lo, bar.ts)
-            hi = bar.ts if hi is None else max(hi, bar.ts)
             if last is None or bar.ts > last:
                 held.setdefault(bar.ts, bar)  # a bar both streamed and fetched is the same bar
         out = [held[ts] for ts in sorted(held)]
@@ -133,6 +122,4 @@ class BarSequencer:
                 expected = bar.ts + self.interval
         if out:
             self._last[symbol] = out[-1].ts
-        if lo is not None and hi is not None:
-            self._fetched[symbol] = (lo, hi)
         return out

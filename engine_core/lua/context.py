@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+from lupa import lua54
 
 from engine_core.errors import EngineError
 from engine_core.lua.sandbox import Sandbox
@@ -317,8 +318,13 @@ local function return_line(name, k)
   return tools.return_line(fns[name], ctx)
 end
 
+-- ctx.state, read and replaced by the host (journaled with the symbol's snapshot)
+local function get_state() return fields.state end
+local function set_state(t) rawset(fields, "state", t) end
+
 return {load_chunk = load_chunk, set_position = set_position, set_functions = set_functions,
-        scan = scan, call = call, on_fill = on_fill, return_line = return_line}
+        scan = scan, call = call, on_fill = on_fill, return_line = return_line,
+        get_state = get_state, set_state = set_state}
 """
 
 _COLUMN = {"time": "ts", "open": "open", "high": "high", "low": "low", "close": "close", "volume": "volume"}
@@ -439,3 +445,23 @@ def _to_lua(lua: Any, value: Any) -> Any:
     if isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+def from_lua(value: Any, depth: int = 0) -> Any:
+    """A Lua value as JSON-able Python: tables with keys 1..n become lists,
+    other tables dicts with string keys; what JSON cannot hold (functions,
+    userdata, tables nested past 32 levels) is left out."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if lua54.lua_type(value) != "table" or depth > 32:
+        return None
+    items = list(value.items())
+    keys = [k for k, _ in items]
+    if items and all(type(k) is int for k in keys) and sorted(keys) == list(range(1, len(items) + 1)):
+        return [from_lua(v, depth + 1) for _, v in sorted(items, key=lambda kv: kv[0])]
+    out = {}
+    for k, v in items:
+        converted = from_lua(v, depth + 1)
+        if converted is not None or v is None:
+            out[str(k)] = converted
+    return out

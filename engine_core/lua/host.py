@@ -9,11 +9,12 @@ from typing import Any
 from lupa import lua54
 
 from engine_core.errors import StrategyError
-from engine_core.lua.context import Context
+from engine_core.lua.context import Context, _to_lua, from_lua
 from engine_core.lua.sandbox import Sandbox, results
 from engine_core.lua.script import ScriptVersion, ScriptWatcher, read_script
 from engine_core.model import Fill, State
 from engine_core.strategy import (
+    DECISION_FIELDS,
     FUNCTION_OF_STATE,
     Decision,
     StrategyHost,
@@ -26,17 +27,7 @@ log = logging.getLogger("engine_core.lua")
 
 REQUIRED = ("watch", "close_watch", "in_trade")
 OPTIONAL = ("init", "on_fill")
-_FIELDS = (
-    "action",
-    "side",
-    "qty",
-    "stop_price",
-    "take_profit_price",
-    "trailing_stop",
-    "expires",
-    "limit_price",
-    "reason",
-)  # Lua's order
+_FIELDS = DECISION_FIELDS  # the flattened order of context.lua's decided()
 _DECISIONS_KEPT = 1024  # parsed decisions remembered per symbol (the cache empties when full)
 
 
@@ -90,6 +81,12 @@ class LuaSymbolStrategy(SymbolStrategy):
     def _where(self, function: str, line: int | None) -> str:
         at = f"{self.host.label}:{line}" if line else self.host.label
         return f"{at}: {function} for {self.symbol}"
+
+    def state(self) -> Any:
+        return from_lua(self.ctx.lua.get_state())
+
+    def restore_state(self, data: Any) -> None:
+        self.ctx.lua.set_state(_to_lua(self.sandbox.lua, data if isinstance(data, dict | list) else {}))
 
     def init(self) -> None:
         self.ctx.sync()

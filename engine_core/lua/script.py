@@ -26,7 +26,7 @@ def read_script(path: Path, label: str) -> ScriptVersion:
         data = path.read_bytes()
         code = data.decode("utf-8")
     except FileNotFoundError:
-        raise StrategyError(f"{label}: no such strategy file ({path})") from None
+        raise StrategyError(f"strategy.script: {label}: no such strategy file ({path})") from None
     except UnicodeDecodeError as err:
         raise StrategyError(f"{label}: not UTF-8 text: {err}") from err
     except OSError as err:

@@ -73,5 +73,5 @@ def ratio_note(summary: dict) -> str | None:
     where = "" if short[0][0] == "Total" else " for " + ", ".join(name for name, _ in short)
     return (
         f"Sharpe and Sortino are n/a{where}: they need {need:,} bar returns "
-        f"(at least 30, and a month of bars); {short[0][1]['returns']:,} here."
+        f"(at least 30, and a week of bars); {short[0][1]['returns']:,} here."
     )

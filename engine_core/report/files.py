@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine_core.errors import ConfigError
 from engine_core.model import RoundTrip
 from engine_core.report.fastcsv import (
     CHUNK_ROWS,
@@ -153,6 +154,14 @@ def write_report(result: RunResult, summary: dict, out_dir: Path, *, html: bool 
     few thousand points.
     """
     out_dir = Path(out_dir)
+    try:
+        return _write_report(result, summary, out_dir, html)
+    except OSError as err:
+        where = err.filename or out_dir
+        raise ConfigError(f"report.dir: cannot write {where}: {err.strerror or err}") from err
+
+
+def _write_report(result: RunResult, summary: dict, out_dir: Path, html: bool) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "summary": out_dir / "summary.json",

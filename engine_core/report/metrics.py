@@ -21,12 +21,11 @@ Definitions (rf = 0), for a curve ``E[0..n-1]`` at times ``t[0..n-1]``:
   and uses their geometric mean, both ratios here use the arithmetic mean of
   per-bar returns.
 - ``returns = n - 1``. Sharpe and Sortino need at least
-  ``ratio_min_returns = max(30, ceil(P / 12))`` of them: 30 returns, and at
-  least a month of them at the curve's bar interval (43,800 one-minute bars,
-  31 daily bars at P = 365). With fewer they are None: annualising a few
-  days of bars multiplies their noise by ``sqrt(P / returns)`` (the
-  standard error of an annualised Sharpe ratio is about that), which is how
-  two weeks of one-minute bars show "Sharpe" figures of -72 or 190.
+  ``ratio_min_returns = max(30, ceil(P / 52))`` of them: 30 returns, and at
+  least a week of them at the curve's bar interval (10,108 one-minute bars;
+  30 daily bars at P = 365). With fewer they are None: annualising a few
+  days or a handful of bars multiplies their noise by ``sqrt(P / returns)``
+  (the standard error of an annualised Sharpe ratio is about that).
 - ``drawdown[i] = 1 - E[i] / max(E[0..i])``; ``max_drawdown`` is its maximum,
   a positive fraction. A drawdown period runs from its peak bar to the bar
   that regains the peak (or to the last bar, if none does);
@@ -66,8 +65,8 @@ SECONDS_PER_YEAR = 365 * 86_400
 SIGNIFICANT_DIGITS = 10
 MIN_RATIO_RETURNS = 30
 """The fewest returns Sharpe and Sortino are given for, whatever the bar interval."""
-MIN_RATIO_MONTHS = 1
-"""The shortest span of returns, in months (of ``P / 12`` periods), they are given for."""
+MIN_RATIO_WEEKS = 1
+"""The shortest span of returns, in weeks (of ``P / 52`` periods), they are given for."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -227,7 +226,7 @@ def ratio_min_returns(periods_per_year: float | None) -> int | None:
     """The fewest returns a curve needs for Sharpe and Sortino (None: cannot annualise)."""
     if not periods_per_year:
         return None
-    return max(MIN_RATIO_RETURNS, math.ceil(periods_per_year * MIN_RATIO_MONTHS / 12))
+    return max(MIN_RATIO_RETURNS, math.ceil(periods_per_year * MIN_RATIO_WEEKS / 52))
 
 
 def _ratio(mean: float, deviation: float, periods: float | None) -> float | None:
@@ -388,6 +387,7 @@ def summarize(result: RunResult, periods_per_year: float | None = None) -> dict:
         "symbols": list(result.symbols),
         "source": json_safe(result.source_stats),
         "params": json_safe(result.params),
+        **({"sinks": json_safe(result.sink_stats)} if result.sink_stats else {}),
         **_span(total.ts),
         "total": {
             **_curve_stats(total, start_cash, periods_per_year),

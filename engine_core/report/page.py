@@ -10,7 +10,8 @@ from engine_core.report.display import HEADLINE, TABLE_COLUMNS, ratio_note, show
 
 TRADE_LIMIT = 500
 
-_STYLE = """
+# The report pages' look (the optimize plugin's page uses it too).
+STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin-bottom: 1.5em; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.75em; text-align: right; }
@@ -79,7 +80,7 @@ def render_page(
             '<html lang="en">',
             '<head><meta charset="utf-8">',
             f"<title>Run report: {escape(summary['strategy'])}</title>",
-            f"<style>{_STYLE}</style></head>",
+            f"<style>{STYLE}</style></head>",
             "<body>",
             f"<h1>Run report: {escape(summary['strategy'])}</h1>",
             _table(["Run", ""], run),

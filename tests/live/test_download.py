@@ -20,7 +20,7 @@ def venue(n_bars, page=7, fail_after=None):
             raise ConnectionError("dropped")
         first = max(0, -(-(start - T0) // M))
         return [
-            (T0 + i * M, f"{i}.10", f"{i}.50", f"{i}.00", f"{i}.20", "3.00000000")
+            (T0 + i * M, f"{i + 1}.10", f"{i + 1}.50", f"{i + 1}.00", f"{i + 1}.20", "3.00000000")
             for i in range(first, min(n_bars, first + page))
             if T0 + i * M < end
         ]
@@ -40,8 +40,8 @@ def test_pages_through_the_range_into_a_csv_with_prices_as_the_venue_wrote_them(
     result = asyncio.run(download_bars(fetch, out, T0, T0 + 20 * M, interval_ns=M, progress=False))
     got = rows(out)
     assert len(got) == 20 and result.written == 20
-    assert got[0] == "2024-01-01T00:00:00Z,0.10,0.50,0.00,0.20,3.00000000"
-    assert got[-1].startswith("2024-01-01T00:19:00Z,19.10")
+    assert got[0] == "2024-01-01T00:00:00Z,1.10,1.50,1.00,1.20,3.00000000"
+    assert got[-1].startswith("2024-01-01T00:19:00Z,20.10")
     assert len(calls) == 3
 
 
@@ -88,7 +88,7 @@ def test_the_csv_source_reads_the_file_as_it_is(tmp_path):
     chunks = list(src.history())
     ts = [int(t) for c in chunks for t in c.ts]
     assert ts == [T0 + i * M for i in range(50)]
-    assert float(chunks[0].close[3]) == 3.2
+    assert float(chunks[0].close[3]) == 4.2
 
 
 def test_times_round_trip():

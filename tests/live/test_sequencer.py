@@ -91,18 +91,3 @@ def test_every_bar_is_delivered_once_in_time_order(stream, cuts):
     times = [b.ts // M for b in delivered]
     assert times == sorted(set(times))
     assert times == list(range(1, newest + 1))
-
-
-def test_the_stream_sending_bars_the_last_fetch_gave_is_not_a_wire_problem():
-    seq = BarSequencer(M)
-    seq.mark("A", 3 * M)  # the warm-up ended at bar 3
-    assert seq.push(bar("A", 3)) == ()  # it closed while the warm-up was fetched: the stream sends it too
-    seq.hold("A")  # a reconnect
-    assert [b.ts // M for b in seq.backfill("A", [bar("A", 4), bar("A", 5), bar("A", 6)])] == [4, 5, 6]
-    # closed while the backfill ran: the stream's copies come once the source reads it again
-    assert seq.push(bar("A", 5)) == () and seq.push(bar("A", 6)) == ()
-    assert seq.problems.counts == {}
-    assert seq.push(bar("A", 3)) == ()  # older than that fetch: a wire problem
-    assert seq.push(bar("A", 7)) == (bar("A", 7),)
-    assert seq.push(bar("A", 7)) == ()
-    assert seq.problems.counts == {"out-of-order bar": 1, "duplicate bar": 1}

@@ -47,11 +47,11 @@ def test_sharpe_sortino_cagr_on_known_returns(build):
     assert figures["periods_per_year"] == 360
 
 
-def test_sharpe_and_sortino_need_30_returns_and_a_month_of_them(build):
-    assert metrics.ratio_min_returns(365) == 31  # a month of daily bars
-    assert metrics.ratio_min_returns(525_600) == 43_800  # of one-minute bars
+def test_sharpe_and_sortino_need_30_returns_and_a_week_of_them(build):
+    assert metrics.ratio_min_returns(365) == 30  # 30 daily bars (a week is fewer)
+    assert metrics.ratio_min_returns(525_600) == 10_108  # a week of one-minute bars
     assert metrics.ratio_min_returns(52) == 30
-    for returns, periods, shown in ((29, 12, False), (30, 12, True), (30, 361, False), (31, 372, True)):
+    for returns, periods, shown in ((29, 12, False), (30, 12, True), (30, 1561, False), (31, 1612, True)):
         result = known_returns(build, 11)
         result.symbols["BTC"].ts = result.symbols["BTC"].ts[: returns + 1]
         result.symbols["BTC"].pnl = result.symbols["BTC"].pnl[: returns + 1]
@@ -60,11 +60,15 @@ def test_sharpe_and_sortino_need_30_returns_and_a_month_of_them(build):
         for figures in (summary["total"], summary["per_symbol"]["BTC"]):
             assert (figures["sharpe"] is not None, figures["sortino"] is not None) == (shown, shown), (returns, periods)
             assert figures["cagr"] is not None  # the other figures stay
-    # 20,000 one-minute bars (two weeks): no annualised ratio, whatever the curve
-    minutes = build.run(build.symbol("BTC", list(range(20_000)), list(np.sin(np.arange(20_000) / 50.0))))
+    # three days of one-minute bars: no annualised ratio, whatever the curve
+    minutes = build.run(build.symbol("BTC", list(range(4_320)), list(np.sin(np.arange(4_320) / 50.0))))
     figures = summarize(minutes)["total"]
     assert figures["sharpe"] is None and figures["sortino"] is None
-    assert figures["returns"] == 19_999 and figures["ratio_min_returns"] == 43_800
+    assert figures["returns"] == 4_319 and figures["ratio_min_returns"] == 10_108
+    # two weeks of them (the shipped sample data) have both
+    weeks = build.run(build.symbol("BTC", list(range(20_000)), list(np.sin(np.arange(20_000) / 50.0))))
+    figures = summarize(weeks)["total"]
+    assert figures["sharpe"] is not None and figures["sortino"] is not None
 
 
 def test_trade_figures(build):

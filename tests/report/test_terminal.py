@@ -31,7 +31,7 @@ def test_sharpe_reads_na_with_the_reason_when_returns_are_too_few(build):
     text = console.export_text()
     row = next(line for line in text.splitlines() if "BTC" in line)
     assert row.split()[5] == "n/a"  # Symbol, Bars, Trades, PnL, Return, Sharpe
-    assert "Sharpe and Sortino are n/a: they need 43,800 bar returns" in text
+    assert "Sharpe and Sortino are n/a: they need 10,108 bar returns" in text
     assert "99 here" in text
     # a year of daily bars has its ratios, and no note
     days = [1440.0 * i for i in range(366)]

@@ -96,6 +96,14 @@ class LiveEngine:
         from engine_core.runner import build_engine
 
         self.engine = build_engine(config, registry)
+        self.states: list[str] = []  # the source's connection states, as the engine gets them
+        report = self.engine._on_connection
+
+        def record(state, detail):
+            self.states.append(state.value)
+            report(state, detail)
+
+        self.engine._on_connection = record  # type: ignore[method-assign]
         self.result = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="engine-under-test", daemon=True)
@@ -121,6 +129,10 @@ class LiveEngine:
             if time.monotonic() > end:
                 raise AssertionError(f"timed out waiting for {what}")
             time.sleep(0.01)
+
+    def streaming(self) -> None:
+        """Wait for the stream and the first connection's backfill (what closed since the warm-up)."""
+        self.wait(lambda: self.states.count("connected") >= 2, "the stream and its first backfill")
 
     def worker(self, symbol: str = "BTCUSDT"):
         """The symbol's worker (waiting for the engine to build it: after the broker connects)."""

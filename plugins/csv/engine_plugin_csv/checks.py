@@ -22,9 +22,13 @@ REASONS = (
     "negative volume",
     "duplicate time",
     "time going backwards",
+    "infinite value",
+    "price not positive",
 )
 """Why a row is rejected, indexed by reason code (0 = accepted)."""
-FIELD_COUNT, BAD_VALUE, MISSING, HIGH_LOW, OUTSIDE, NEGATIVE_VOLUME, DUPLICATE, BACKWARDS = range(1, 9)
+FIELD_COUNT, BAD_VALUE, MISSING, HIGH_LOW, OUTSIDE, NEGATIVE_VOLUME, DUPLICATE, BACKWARDS, INFINITE, NOT_POSITIVE = (
+    range(1, 11)
+)
 
 COLUMNS = ("time", "open", "high", "low", "close", "volume")
 
@@ -33,15 +37,19 @@ def check_rows(ts: np.ndarray, prices: np.ndarray, ts_missing: np.ndarray, last_
     """Reason codes of each row (0 = good).
 
     ``prices`` is (5, n): open, high, low, close, volume, NaN where missing.
-    Times must strictly increase over the accepted rows, after ``last_ts``.
+    Prices must be positive and every value finite. Times must strictly
+    increase over the accepted rows, after ``last_ts``.
     """
     o, h, low, c, v = prices
-    missing = ts_missing | ~np.isfinite(prices).all(axis=0)
+    missing = ts_missing | np.isnan(prices).any(axis=0)
+    infinite = np.isinf(prices).any(axis=0)
+    not_positive = (prices[:4] <= 0).any(axis=0)
     outside = (o < low) | (o > h) | (c < low) | (c > h)
-    conditions = [missing, h < low, outside, v < 0]
+    conditions = [missing, infinite, not_positive, h < low, outside, v < 0]
     codes = np.zeros(len(ts), dtype=np.uint8)
     if np.logical_or.reduce(conditions).any():
-        codes = np.select(conditions, [MISSING, HIGH_LOW, OUTSIDE, NEGATIVE_VOLUME], 0).astype(np.uint8)
+        reasons = [MISSING, INFINITE, NOT_POSITIVE, HIGH_LOW, OUTSIDE, NEGATIVE_VOLUME]
+        codes = np.select(conditions, reasons, 0).astype(np.uint8)
     kept = np.flatnonzero(codes == 0)
     t = ts[kept]
     prev = np.maximum(np.concatenate(([last_ts], np.maximum.accumulate(t)[:-1])), last_ts)
@@ -55,8 +63,14 @@ def describe(code: int, i: int, ts: np.ndarray, prices: np.ndarray, codes: np.nd
     """What is wrong with row ``i`` (arrays as given to :func:`check_rows`)."""
     o, h, low, c, v = (float(x) for x in prices[:, i])
     if code == MISSING:
-        bad = [n for n, x in zip(COLUMNS[1:], prices[:, i]) if not np.isfinite(x)]
+        bad = [n for n, x in zip(COLUMNS[1:], prices[:, i]) if np.isnan(x)]
         return f"missing value in {bad[0] if bad else 'time'}"
+    if code == INFINITE:
+        name, x = next((n, x) for n, x in zip(COLUMNS[1:], prices[:, i]) if np.isinf(x))
+        return f"{name} is {x:g}: prices and volumes must be finite"
+    if code == NOT_POSITIVE:
+        name, x = next((n, x) for n, x in zip(COLUMNS[1:5], prices[:, i]) if x <= 0)
+        return f"{name} {x:g} is not a positive price"
     if code == HIGH_LOW:
         return f"high {h:g} < low {low:g}"
     if code == OUTSIDE:

@@ -12,7 +12,9 @@ from engine_plugin_csv.config import ColumnRef, CsvConfig, FieldName
 
 PRICE_FIELDS: tuple[FieldName, ...] = ("open", "high", "low", "close", "volume")
 TIME_NAMES = ("datetime", "timestamp", "time", "date", "open_time", "ts")
-"""Header names taken as the time column when ``columns.time`` is not set."""
+"""Header names taken as the time column when ``columns.time`` is not set;
+failing those, a first column without a name (pandas' ``to_csv`` writes its
+index, the time, that way)."""
 
 TimeKind = Literal["int", "float", "iso", "iso_tz"]
 
@@ -60,7 +62,9 @@ def detect_layout(path: Path, first: str, data: str | None, config: CsvConfig) -
                 return names.index(name.lower())
         if ref is None and not header and default is not None and default < len(fields):
             return default
-        have = f"header: {first.strip()}" if header else "no header"
+        if ref is None and header and field == "time" and names[0] == "":
+            return 0
+        have = f"header: {excerpt(first.strip(), 80)}" if header else "no header"
         what = f"column {ref!r} for {field}" if ref is not None else f"{field} column"
         raise DataError(f"{path}:1: missing {what} ({have})")
 
@@ -68,6 +72,15 @@ def detect_layout(path: Path, first: str, data: str | None, config: CsvConfig) -
     prices = tuple(find(f, config.columns.get(f), i + 1) for i, f in enumerate(PRICE_FIELDS))
     symbol = None if config.symbol_column is None else find("symbol", config.symbol_column, None)
     return Layout(len(fields), header, time, prices, symbol, _time_kind(row[time]))
+
+
+def excerpt(text: str | bytes, limit: int = 40) -> str:
+    """``text`` for an error line: at most ``limit`` characters, control
+    characters and bytes that are not UTF-8 escaped (``\\x00``, ``\\xff``)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "backslashreplace")
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text[:limit])
+    return shown + ("..." if len(text) > limit else "")
 
 
 def _split(line: str, delimiter: str) -> list[str]:

@@ -7,7 +7,6 @@ its line number stays exact.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import pyarrow.csv as pcsv
 
 from engine_plugin_csv.checks import BAD_VALUE, FIELD_COUNT
 from engine_plugin_csv.config import CsvConfig
-from engine_plugin_csv.layout import PRICE_FIELDS, Layout
+from engine_plugin_csv.layout import PRICE_FIELDS, Layout, excerpt
 
 _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _FIELD_COUNT_ERROR = re.compile(r"Expected (\d+) columns, got (\d+)")
@@ -47,6 +46,22 @@ class Block:
 
 
 _POOL = pa.system_memory_pool()
+
+
+def arrow_stream(data: bytes) -> pa.BufferReader:
+    """``data`` copied into Arrow's own memory, as a stream pyarrow can read.
+
+    pyarrow's CSV reader works on its own threads, and one of them may drop
+    the reader's last reference a moment after ``read_csv`` returned. A
+    Python file object (or a buffer over Python ``bytes``) then needs the GIL
+    to be released; if the interpreter is exiting by then (a ``DataError``
+    right after the read, say), that thread is killed inside a C++ destructor
+    and the process aborts with "terminate called without an active
+    exception". A buffer Arrow owns is freed without Python.
+    """
+    sink = pa.BufferOutputStream(memory_pool=_POOL)
+    sink.write(data)
+    return pa.BufferReader(sink.getvalue())
 
 
 def read_blocks(stream: BinaryIO, line: int, size: int) -> Iterator[Block]:
@@ -99,6 +114,7 @@ class BlockParser:
         if layout.symbol is not None:
             types[names[layout.symbol]] = pa.string()
             self._fields[layout.symbol] = "symbol"
+        self._empty = pa.table({name: pa.array([], types[name]) for name in names if name in types})
         self._layout = layout
         self._symbols = pa.array(symbols, pa.string())
         self._zone = config.timezone if layout.time_kind == "iso" and config.timezone != "UTC" else None
@@ -122,12 +138,12 @@ class BlockParser:
             tables: list[pa.Table] = []
             bad: list[BadLine] = []
             self._bisect(block, err, tables, bad)
-            return self._columns(pa.concat_tables(tables or [self._table(b"")])), bad
+            return self._columns(pa.concat_tables(tables) if tables else self._empty), bad
 
     def _table(self, data: bytes) -> pa.Table:
         # The system allocator hands freed blocks back; Arrow's default pool
         # keeps them, which costs tens of MB over a long file.
-        table = pcsv.read_csv(io.BytesIO(data), memory_pool=_POOL, **self._options)
+        table = pcsv.read_csv(arrow_stream(data), memory_pool=_POOL, **self._options)
         if self._zone is not None:
             time = table.column(0)
             local = pc.assume_timezone(time, self._zone, ambiguous="earliest", nonexistent="raise")
@@ -155,10 +171,10 @@ class BlockParser:
         if match := _FIELD_COUNT_ERROR.search(message):
             return FIELD_COUNT, f"expected {match[1]} fields, got {match[2]}"
         if match := _CONVERSION_ERROR.search(message):
-            return BAD_VALUE, f"bad {self._fields.get(int(match[1]), 'value')}: {match[2]}"
+            return BAD_VALUE, f"bad {self._fields.get(int(match[1]), 'value')}: {excerpt(match[2], 60)}"
         if match := _TIME_GAP_ERROR.search(message):
             return BAD_VALUE, f"bad time: {match[2]} does not exist in {match[1]} (a DST gap)"
-        return BAD_VALUE, message
+        return BAD_VALUE, excerpt(message, 100)
 
     def _columns(self, table: pa.Table) -> Columns:
         layout = self._layout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -12,7 +13,7 @@ from engine_core.errors import DataError
 from engine_core.model import BarChunk
 from engine_plugin_csv.checks import Rejects, RowLog, check_rows, describe
 from engine_plugin_csv.config import CsvConfig
-from engine_plugin_csv.layout import detect_layout
+from engine_plugin_csv.layout import detect_layout, excerpt
 from engine_plugin_csv.parse import BadLine, Block, BlockParser, Columns, read_blocks
 
 _NEVER = np.iinfo(np.int64).min
@@ -46,14 +47,15 @@ class FileGroupReader:
         return bool((self.last >= self.end).all())
 
     def _read(self, path: Path, stream: BinaryIO) -> Iterator[BarChunk]:
-        first, first_number = _next_line(stream, 1)
+        origin = skip_bom(path, stream)
+        first, first_number = _next_line(path, stream, 1)
         if first is None:
             raise DataError(f"{path}: empty file (no data rows)")
         data_start, data_number = stream.tell(), first_number + 1
-        data, _ = _next_line(stream, data_number)
-        layout = detect_layout(path, first.decode("utf-8", "replace"), _text(data), self.config)
+        data, _ = _next_line(path, stream, data_number)
+        layout = detect_layout(path, _text(first), _text(data), self.config)
         if not layout.header:
-            data, data_start, data_number = first, 0, 1
+            data, data_start, data_number = first, origin, 1
         stream.seek(data_start)
         parser = BlockParser(layout, self.config, self.symbols)
         size = max(len(data or b""), 16) * self.config.chunk_rows
@@ -112,9 +114,36 @@ def _describer(
     return detail
 
 
-def _next_line(stream: BinaryIO, number: int) -> tuple[bytes | None, int]:
-    """The next non-blank line at or after line ``number``, and its number."""
-    for line in iter(stream.readline, b""):
+MAX_LINE = 1 << 20
+"""Longest line read while working out a file's layout (bytes)."""
+
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""Bytes no CSV text holds (tab, CR and LF aside): a sign of a binary file."""
+_UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def skip_bom(path: Path, stream: BinaryIO) -> int:
+    """Step over a UTF-8 byte-order mark (spreadsheets write one); return where
+    the text starts. UTF-16 text is refused with what to do about it."""
+    head = stream.read(3)
+    if head.startswith(_UTF16_BOMS):
+        raise DataError(f"{path}: UTF-16 text; save the file as UTF-8 (CSV UTF-8 in a spreadsheet)")
+    origin = 3 if head == _UTF8_BOM else 0
+    stream.seek(origin)
+    return origin
+
+
+def _next_line(path: Path, stream: BinaryIO, number: int) -> tuple[bytes | None, int]:
+    """The next non-blank line at or after line ``number``, and its number.
+
+    A binary file is refused here, with a short escaped excerpt of the line:
+    a control byte, or a line longer than ``MAX_LINE``.
+    """
+    for line in iter(lambda: stream.readline(MAX_LINE + 1), b""):
+        if len(line) > MAX_LINE or _CONTROL.search(line):
+            why = "has control bytes" if len(line) <= MAX_LINE else f"is longer than {MAX_LINE:,} bytes"
+            raise DataError(f"{path}:{number}: not a CSV text file: the line {why} (it starts '{excerpt(line)}')")
         if line.strip(b"\r\n"):
             return line, number
         number += 1
@@ -122,4 +151,49 @@ def _next_line(stream: BinaryIO, number: int) -> tuple[bytes | None, int]:
 
 
 def _text(line: bytes | None) -> str | None:
-    return None if line is None else line.decode("utf-8", "replace")
+    return None if line is None else line.decode("utf-8", "backslashreplace")
+
+
+TAIL = 1 << 16
+"""Bytes read from the end of a file to find its last row."""
+
+
+def peek(path: Path, config: CsvConfig, symbols: list[str], skip: bool) -> tuple[int | None, int | None]:
+    """The times of the first and the last row of ``path``, reading only its
+    first lines and its tail.
+
+    Raises ``DataError`` as a run would for the file's layout, and (unless
+    ``skip``) for a bad first row; a time is None when its row is bad.
+    """
+    try:
+        stream = path.open("rb")
+    except OSError as err:
+        raise DataError(f"{path}: cannot read: {err.strerror}") from err
+    with stream:
+        skip_bom(path, stream)
+        first, number = _next_line(path, stream, 1)
+        if first is None:
+            raise DataError(f"{path}: empty file (no data rows)")
+        data, data_number = _next_line(path, stream, number + 1)
+        layout = detect_layout(path, _text(first), _text(data), config)
+        if not layout.header or data is None:
+            data, data_number = first, number
+        parser = BlockParser(layout, config, symbols)
+        first_ts = _row_time(path, parser, data, data_number, skip)
+        size = stream.seek(0, 2)
+        stream.seek(max(0, size - TAIL))
+        lines = [line for line in stream.read().split(b"\n") if line.strip(b"\r")]
+        last_ts = _row_time(path, parser, lines[-1], data_number, True) if lines else None
+    return first_ts, last_ts
+
+
+def _row_time(path: Path, parser: BlockParser, line: bytes, number: int, skip: bool) -> int | None:
+    """The time of one data row; ``DataError`` naming line ``number`` when it is bad (unless ``skip``)."""
+    cols, bad = parser.parse(Block(number, line.rstrip(b"\r\n") + b"\n"))
+    codes = check_rows(cols.ts, cols.prices, cols.ts_missing, _NEVER) if not bad else None
+    if codes is not None and len(codes) and codes[0] == 0:
+        return int(cols.ts[0])
+    if not skip:
+        detail = bad[0].detail if bad else describe(int(codes[0]), 0, cols.ts, cols.prices, codes, _NEVER)
+        raise DataError(f"{path}:{number}: {detail}")
+    return None

@@ -53,6 +53,22 @@ BAD_ROWS = {
         "negative volume -1",
         "negative volume",
     ),
+    "zero price": ("2024-01-01 00:03:00,10,12,0,11,5\n", "low 0 is not a positive price", "price not positive"),
+    "negative prices": (
+        "2024-01-01 00:03:00,-10,-9,-12,-11,5\n",
+        "open -10 is not a positive price",
+        "price not positive",
+    ),
+    "inf": (
+        "2024-01-01 00:03:00,10,inf,9,11,5\n",
+        "high is inf: prices and volumes must be finite",
+        "infinite value",
+    ),
+    "-inf volume": (
+        "2024-01-01 00:03:00,10,12,9,11,-inf\n",
+        "volume is -inf: prices and volumes must be finite",
+        "infinite value",
+    ),
 }
 
 
@@ -198,3 +214,54 @@ def test_missing_configured_column(write, read) -> None:
         read(path="BTCUSDT.csv", columns={"volume": "vol"})
     with pytest.raises(DataError, match=re.escape(f"{path}:1: no column 9 for open")):
         read(path="BTCUSDT.csv", columns={"open": 9})
+
+
+BINARY = {
+    "gzip": b"\x1f\x8b\x08\x00\x12\x34\x56\x78\x00\x03" + bytes(range(256)) * 8,
+    "no newline": b"A" * (2 << 20),
+    "control bytes": b"datetime,open,high,low,close,volume\n\x01\x02\x03,1,1,1,1,1\n",
+}
+
+
+@pytest.mark.parametrize("case", BINARY)
+def test_binary_file_is_one_short_line_without_raw_bytes(tmp_path, read, case: str) -> None:
+    path = tmp_path / "BTCUSDT.csv"
+    path.write_bytes(BINARY[case])
+    with pytest.raises(DataError) as info:
+        read(path="BTCUSDT.csv")
+    message = str(info.value)
+    assert message.startswith(f"{path}:") and "not a CSV text file" in message
+    assert message.isprintable() and len(message) < len(str(path)) + 150, message
+
+
+def test_garbage_value_is_shown_escaped(tmp_path, read) -> None:
+    path = tmp_path / "BTCUSDT.csv"
+    path.write_bytes(HEADER.encode() + good(0).encode() + b"2024-01-01 00:01:00,\xff\xfe" + b"9" * 300 + b",1,1,1,1\n")
+    with pytest.raises(DataError) as info:
+        read(path="BTCUSDT.csv")
+    message = str(info.value)
+    assert message.startswith(f"{path}:3: bad open: invalid value ") and message.endswith("...")
+    assert message.isprintable() and len(message) < len(str(path)) + 100, message
+
+
+def test_header_that_is_not_utf8_is_shown_escaped(tmp_path, read) -> None:
+    path = tmp_path / "BTCUSDT.csv"
+    path.write_bytes("datetime,open,high,low,clôture,volume\n2024-01-01,1,1,1,1,1\n".encode("latin-1"))
+    with pytest.raises(DataError) as info:
+        read(path="BTCUSDT.csv")
+    assert str(info.value) == f"{path}:1: missing close column (header: datetime,open,high,low,cl\\xf4ture,volume)"
+
+
+def test_utf16_file_says_what_to_do(tmp_path, read) -> None:
+    path = tmp_path / "BTCUSDT.csv"
+    path.write_bytes((HEADER + good(0)).encode("utf-16"))
+    with pytest.raises(DataError, match=re.escape(f"{path}: UTF-16 text; save the file as UTF-8")):
+        read(path="BTCUSDT.csv")
+
+
+def test_a_block_of_only_bad_rows_is_skipped_whole(write, source) -> None:
+    write("BTCUSDT.csv", HEADER + "2024-01-01 00:00:00,oops,1,1,1,1\n")
+    src = source(path="BTCUSDT.csv", on_bad_row="skip")
+    with pytest.raises(DataError, match="no data for BTCUSDT"):
+        list(src.history())
+    assert src.stats()["csv"]["skipped_by_reason"] == {"bad value": 1}

@@ -124,3 +124,35 @@ def test_start_inclusive_end_exclusive(write, read, ns, bars) -> None:
     assert got[0].ts.tolist() == [ns("2024-01-02T00:00:00"), ns("2024-01-03T00:00:00")]
     got = read(path="BTCUSDT.csv", start="2024-01-02T12:00:00", timezone="Asia/Tokyo")
     assert got[0].ts.tolist()[0] == ns("2024-01-02T15:00:00")  # 2024-01-03 00:00 in Tokyo
+
+
+PANDAS = (
+    # what DataFrame.to_csv() writes for a frame indexed by an unnamed DatetimeIndex
+    ",Open,High,Low,Close,Volume\n"
+    "2004-08-19,100.0,104.06,95.96,100.34,22351900\n"
+    "2004-08-20,101.01,109.08,100.5,108.31,18428700\n"
+)
+
+
+def test_pandas_to_csv_reads_as_it_is(write, read, bars) -> None:
+    write("GOOG.csv", PANDAS)
+    as_is = bars(read(["GOOG"], path="GOOG.csv"))
+    assert as_is == bars(read(["GOOG"], path="GOOG.csv", columns={"time": 0}))
+    assert as_is[1][2:] == (101.01, 109.08, 100.5, 108.31, 18428700.0)
+
+
+def test_pandas_to_csv_with_intraday_times_and_offsets(write, read, ns) -> None:
+    write(
+        "EURUSD.csv",
+        ",Open,High,Low,Close,Volume\n"
+        "2024-01-01 00:00:00+00:00,1.0716,1.0720,1.0710,1.0715,1400\n"
+        "2024-01-01 02:01:00+02:00,1.0715,1.0721,1.0712,1.0719,1200\n",
+    )
+    assert read(["EURUSD"], path="EURUSD.csv")[0].ts.tolist() == [ns(T0), ns(T1)]
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_utf8_byte_order_mark_is_read(tmp_path, read, ns, bars, header: bool) -> None:
+    text = ("datetime,open,high,low,close,volume\n" if header else "") + f"{T0},1,2,0.5,1.5,10\n{T1},1,1,1,1,1\n"
+    (tmp_path / "BTCUSDT.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert bars(read(path="BTCUSDT.csv"))[0] == ("BTCUSDT", ns(T0), 1.0, 2.0, 0.5, 1.5, 10.0)

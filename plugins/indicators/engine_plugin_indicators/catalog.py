@@ -7,8 +7,12 @@ Inputs map to price columns as TA-Lib's metadata names them: ``price`` and
 ADD, SUB, MULT and DIV use TA-Lib's defaults (high, low), and MAVP's
 per-bar ``periods`` are read from the volume column.
 
-Only the five core indicators rename parameters, to the names strategies use
-(``sma(period)``, ``macd(fast, slow, signal)``); order and defaults stay TA-Lib's.
+Parameters keep TA-Lib's names, order and defaults, except the periods
+that name the window of the whole indicator, which take the short names the
+classic indicators are known by: ``timeperiod`` is ``period``,
+``fastperiod``/``slowperiod``/``signalperiod`` are ``fast``/``slow``/``signal``
+(``sma(period)``, ``adx(period)``, ``macd(fast, slow, signal)``, ``apo(fast,
+slow, matype)``). TA-Lib's names stay accepted as aliases.
 """
 
 from __future__ import annotations
@@ -26,13 +30,13 @@ from engine_core.indicators import IndicatorKind, IndicatorSpec, StreamingIndica
 from engine_plugin_indicators.streaming import O1_CLASSES
 from engine_plugin_indicators.window import WindowIndicator
 
-RENAMED: Mapping[str, Mapping[str, str]] = {
-    "SMA": {"timeperiod": "period"},
-    "EMA": {"timeperiod": "period"},
-    "RSI": {"timeperiod": "period"},
-    "BBANDS": {"timeperiod": "period"},
-    "MACD": {"fastperiod": "fast", "slowperiod": "slow", "signalperiod": "signal"},
+RENAMED: Mapping[str, str] = {
+    "timeperiod": "period",
+    "fastperiod": "fast",
+    "slowperiod": "slow",
+    "signalperiod": "signal",
 }
+"""TA-Lib parameter name -> the engine's, for every function."""
 
 _TINY = np.ones(1)
 
@@ -54,7 +58,7 @@ class TalibKind(IndicatorKind):
 
     def __init__(self, talib_name: str) -> None:
         info = abstract.Function(talib_name).info
-        rename = RENAMED.get(talib_name, {})
+        rename = {k: RENAMED[k] for k in info["parameters"] if k in RENAMED}
         self.talib_name = talib_name
         self.func: Callable[..., Any] = getattr(talib, talib_name)
         self.columns = _columns(info["input_names"])
@@ -69,6 +73,7 @@ class TalibKind(IndicatorKind):
             group=info["group"],
             description=info["display_name"],
             o1=talib_name in O1_CLASSES,
+            aliases={talib: ours for talib, ours in rename.items()},
         )
 
     def call(self, arrays: Sequence[np.ndarray], params: Mapping[str, Any]) -> tuple[np.ndarray, ...]:

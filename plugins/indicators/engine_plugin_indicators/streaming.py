@@ -331,7 +331,7 @@ class WmaStream(_FiniteMemory):
     """TA-Lib's WMA: a running sum and a running weighted sum."""
 
     def _reset(self) -> None:
-        period = self._params["timeperiod"]
+        period = self._params["period"]
         self._divider = float(period * (period + 1) // 2)
         self._sub = self._sum = self._trailing = 0.0
 
@@ -702,7 +702,7 @@ class AtrStream(O1Indicator):
 
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
         super().__init__(kind, params)
-        self._period = p = params["timeperiod"]
+        self._period = p = params["period"]
         self._w = float(p - 1) / float(p)
         self._v = 1.0 - self._w
         self._close = self._atr = 0.0

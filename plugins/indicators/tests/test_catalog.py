@@ -110,3 +110,26 @@ def test_mismatched_inputs_are_an_indicator_error() -> None:
         indicators.compute("atr", high=CHUNK.high, low=CHUNK.low[:-1], close=CHUNK.close)
     with pytest.raises(IndicatorError, match="needs input arrays high, low, close; missing low"):
         indicators.compute("atr", high=CHUNK.high, close=CHUNK.close)
+
+
+def test_one_naming_for_periods_with_talib_names_as_aliases() -> None:
+    specs = {s.name: s for s in indicators.available()}
+    talib_names = {"timeperiod", "fastperiod", "slowperiod", "signalperiod"}
+    assert not any(talib_names & set(s.params) for s in specs.values())
+    assert list(specs["adx"].params) == ["period"] and specs["adx"].aliases == {"timeperiod": "period"}
+    assert list(specs["apo"].params) == ["fast", "slow", "matype"]
+    assert list(specs["macdext"].params)[:2] == ["fast", "fastmatype"]
+    assert specs["stoch"].aliases == {}  # fastk_period and the others keep TA-Lib's names
+    for spec in specs.values():
+        assert all(name in spec.params for name in spec.aliases.values()), spec.name
+
+
+def test_talib_names_still_work_and_give_the_same_values() -> None:
+    by_alias = indicators.compute("adx", high=CHUNK.high, low=CHUNK.low, close=CHUNK.close, timeperiod=9)
+    by_name = indicators.compute("adx", high=CHUNK.high, low=CHUNK.low, close=CHUNK.close, period=9)
+    assert np.array_equal(by_alias, by_name, equal_nan=True)
+    macd = indicators.compute("macd", close=CHUNK.close, fastperiod=5, slowperiod=10, signalperiod=3)
+    assert np.array_equal(macd[2], talib.MACD(CHUNK.close, 5, 10, 3)[2], equal_nan=True)
+    assert indicators.create("sma", timeperiod=5).spec.name == "sma"
+    with pytest.raises(IndicatorError, match="'sma': period given twice"):
+        indicators.create("sma", period=5, timeperiod=6)

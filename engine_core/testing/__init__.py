@@ -4,15 +4,19 @@
   plugin objects you pass, without loading installed entry points;
 * :class:`ReplaySource` - a source that replays bars given in its config;
 * :class:`RecordingBroker` - a simulated broker that records every order;
+* :class:`ScriptedBroker` - a venue-like broker that acks, fills, partially
+  fills, rejects, cancels and delays from its own thread, as a script says;
 * :class:`MemorySink` - an event sink that keeps every event in a list;
 * :func:`write_config` - a TOML config file from Python dicts.
 
-The module is itself a plugin registering ``replay``, ``recording`` and ``memory``:
+The module is itself a plugin registering ``replay``, ``recording``,
+``scripted`` and ``memory``:
 ``builtin_registry(("testing", engine_core.testing))``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -26,6 +30,7 @@ from engine_core.hookspecs import hookimpl
 from engine_core.model import NS_PER_SECOND, Bar, BarChunk, Order
 from engine_core.plugins import Registry, build_registry
 from engine_core.sources import DataSource, PluginConfig
+from engine_core.testing.scripted import ScriptedBroker, Venue, venue
 
 BUILTINS = (
     ("simulated", simulated),
@@ -54,6 +59,7 @@ class MemoryConfig(PluginConfig):
 class ReplayConfig(PluginConfig):
     # rows of [symbol, seconds since epoch, open, high, low, close, volume]
     bars: list[tuple[str, int, float, float, float, float, float]]
+    pace: float = 0.0  # live: seconds between bars
 
 
 class ReplaySource(DataSource):
@@ -72,8 +78,10 @@ class ReplaySource(DataSource):
             if bars:
                 yield BarChunk.from_bars(bars)
 
-    async def live(self) -> AsyncIterator[Bar]:  # type: ignore[override]
+    async def live(self) -> AsyncIterator[Bar]:
         for bar in self._bars():
+            if self.config.pace:
+                await asyncio.sleep(self.config.pace)
             yield bar
 
 
@@ -116,6 +124,7 @@ def register_data_sources(register: Any) -> None:
 @hookimpl
 def register_brokers(register: Any) -> None:
     register("recording", RecordingBroker)
+    register("scripted", ScriptedBroker)
 
 
 def _toml_value(value: Any) -> str:
@@ -152,3 +161,15 @@ def write_config(path: Path, sections: dict[str, Any]) -> Path:
             _table(name, values, out)
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
     return path
+
+
+__all__ = [
+    "MemorySink",
+    "RecordingBroker",
+    "ReplaySource",
+    "ScriptedBroker",
+    "Venue",
+    "builtin_registry",
+    "venue",
+    "write_config",
+]

@@ -1,0 +1,76 @@
+"""Fixtures: a local fake Alpaca on 127.0.0.1 and configs pointing at it.
+
+Times: 2024-01-02 and 2024-01-03 are market days (regular session 14:30-21:00
+UTC, extended 09:00-01:00 UTC); 2024-01-01 is a holiday.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_plugin_alpaca.config import AlpacaBrokerConfig, AlpacaSourceConfig
+from engine_plugin_alpaca.fake import KEY_ID, MINUTE, SECRET, FakeAlpaca, regular_day
+from engine_plugin_alpaca.wire import parse_time
+
+DAY1_OPEN = parse_time("2024-01-02T14:30:00Z")
+DAY1_CLOSE = parse_time("2024-01-02T21:00:00Z")
+DAY2_OPEN = parse_time("2024-01-03T14:30:00Z")
+DAY2_CLOSE = parse_time("2024-01-03T21:00:00Z")
+
+
+@pytest.fixture
+def server() -> Iterator[FakeAlpaca]:
+    fake = FakeAlpaca().start()
+    fake.set_calendar([regular_day(date(2024, 1, 2)), regular_day(date(2024, 1, 3))])
+    # open, an hour into day 1
+    fake.set_clock(DAY1_OPEN + 60 * MINUTE, True, DAY2_OPEN, DAY1_CLOSE)
+    for symbol in ("AAPL", "MSFT"):
+        fake.set_asset(symbol)
+        fake.prices[symbol] = Decimal("100")
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def source_config(server: FakeAlpaca) -> Callable[..., AlpacaSourceConfig]:
+    def make(**over: Any) -> AlpacaSourceConfig:
+        values: dict[str, Any] = {
+            "key_id": KEY_ID,
+            "secret_key": SECRET,
+            "data_url": server.http_url,
+            "trading_url": server.http_url,
+            "stream_url": server.ws_url,
+            "clock_poll": 0.2,
+            **over,
+        }
+        return AlpacaSourceConfig.model_validate(values)
+
+    return make
+
+
+@pytest.fixture
+def broker_config(server: FakeAlpaca) -> Callable[..., AlpacaBrokerConfig]:
+    def make(**over: Any) -> AlpacaBrokerConfig:
+        values: dict[str, Any] = {
+            "key_id": KEY_ID,
+            "secret_key": SECRET,
+            "trading_url": server.http_url,
+            "poll_interval": 0.2,
+            "timeout": 5,
+            **over,
+        }
+        return AlpacaBrokerConfig.model_validate(values)
+
+    return make
+
+
+@pytest.fixture
+def tmp_base(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,144 @@
+"""The engine end to end with the ``alpaca`` source and broker, against the
+local fake Alpaca: warm-up, live bars into a running engine, orders filled at
+the venue, and a restart with the position reconciled."""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from engine_plugin_alpaca import plugin as alpaca_plugin
+from engine_plugin_alpaca.fake import KEY_ID, MINUTE, SECRET, minute_bars
+from engine_plugin_alpaca.wire import parse_time
+
+from engine_core.runner import build_engine
+from engine_core.testing import builtin_registry, write_config
+
+OPEN = parse_time("2024-01-02T14:30:00Z")
+NEXT_OPEN = parse_time("2024-01-03T14:30:00Z")
+CLOSE = parse_time("2024-01-02T21:00:00Z")
+
+STRATEGY = """
+class S:
+    def watch(self, ctx):
+        return "setup"
+    def close_watch(self, ctx):
+        return {"action": "enter", "qty": 2}
+    def in_trade(self, ctx):
+        return "exit" if ctx.params.get("exit") else None
+"""
+
+
+def wait(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def config(tmp_path: Path, server, **params) -> Path:
+    (tmp_path / "s.py").write_text(textwrap.dedent(STRATEGY))
+    urls = {"trading_url": server.http_url}
+    return write_config(
+        tmp_path / "alpaca.toml",
+        {
+            "engine": {"mode": "live", "symbols": ["AAPL"], "window": 20, "journal_sync": "normal"},
+            "source": {
+                "type": "alpaca",
+                "key_id": KEY_ID,
+                "secret_key": SECRET,
+                "data_url": server.http_url,
+                "stream_url": server.ws_url,
+                "clock_poll": 0.2,
+                **urls,
+            },
+            "strategy": {"host": "python", "class": "s.py:S", "params": params},
+            "broker": {"type": "alpaca", "key_id": KEY_ID, "secret_key": SECRET, "poll_interval": 0.2, **urls},
+            "report": {"dir": "out"},
+        },
+    )
+
+
+class Running:
+    """An engine run on a thread, stopped on demand."""
+
+    def __init__(self, path: Path) -> None:
+        self.engine = build_engine(path, builtin_registry(("alpaca", alpaca_plugin)))
+        self.result = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self.engine.run()
+        except BaseException as err:  # reported by stop()
+            self.error = err
+
+    def stop(self):
+        self.engine.stop_event.set()
+        self.thread.join(20)
+        if self.thread.is_alive():
+            import faulthandler
+            import sys
+
+            faulthandler.dump_traceback(sys.stderr)
+        assert not self.thread.is_alive(), "the engine did not stop"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+@pytest.fixture
+def market(server):
+    server.add_history(minute_bars("AAPL", OPEN, 30))  # warm-up
+    server.set_clock(OPEN + 30 * MINUTE, True, NEXT_OPEN, CLOSE)
+    return server
+
+
+def test_bars_into_a_running_engine_trade_at_the_venue(tmp_path, market):
+    run = Running(config(tmp_path, market))
+    try:
+        wait(lambda: market.subscribed("AAPL"))
+        market.push_bars(minute_bars("AAPL", OPEN + 30 * MINUTE, 3))
+        wait(lambda: market.positions.get("AAPL") == Decimal(2))
+    finally:
+        result = run.stop()
+    aapl = result.symbols["AAPL"]
+    assert aapl.halted is None
+    assert aapl.position_qty == Decimal(2) and aapl.final_state == "in_trade"
+    (body,) = market.order_posts
+    assert body["qty"] == "2" and body["side"] == "buy" and body["client_order_id"].endswith("-AAPL-1")
+    assert result.source_stats["alpaca"]["warmup_bars"] == 20
+
+
+def test_restart_reconciles_the_position_and_exits_once(tmp_path, market):
+    path = config(tmp_path, market)
+    first = Running(path)
+    try:
+        wait(lambda: market.subscribed("AAPL"))
+        market.push_bars(minute_bars("AAPL", OPEN + 30 * MINUTE, 2))
+        wait(lambda: market.positions.get("AAPL") == Decimal(2))
+    finally:
+        first.stop()
+    # restart, now told to exit: the journal and the venue agree on 2 shares
+    path.write_text(path.read_text().replace("[strategy.params]", "[strategy.params]\nexit = true"))
+    again = Running(path)
+    try:
+        wait(lambda: market.subscribed("AAPL"))
+        market.push_bars(minute_bars("AAPL", OPEN + 32 * MINUTE, 2, price=100.5))
+        wait(lambda: market.positions.get("AAPL") == Decimal(0))
+        time.sleep(0.5)  # anything sent twice would show now
+    finally:
+        result = again.stop()
+    aapl = result.symbols["AAPL"]
+    assert aapl.halted is None, aapl.halted
+    assert aapl.position_qty == 0
+    assert [b["side"] for b in market.order_posts] == ["buy", "sell"]
+    assert len({b["client_order_id"] for b in market.order_posts}) == 2

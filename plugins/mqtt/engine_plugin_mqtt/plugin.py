@@ -1,0 +1,37 @@
+"""The ``mqtt`` plugin: an event sink, a data source, and the control channel
+(which reaches the engine through ``engine_started``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine_core.hookspecs import hookimpl
+
+
+@hookimpl
+def register_event_sinks(register: Any) -> None:
+    from engine_plugin_mqtt.sink import MqttSink
+
+    register("mqtt", MqttSink)
+
+
+@hookimpl
+def register_data_sources(register: Any) -> None:
+    from engine_plugin_mqtt.source import MqttSource
+
+    register("mqtt", MqttSource)
+
+
+@hookimpl
+def engine_started(engine: Any) -> None:
+    """Connect this engine's mqtt sinks, with the engine to steer and the
+    symbols' restored state."""
+    from engine_plugin_mqtt.sink import MqttSink
+
+    loaded = engine.loaded
+    configs = [c for _, c in loaded.sinks]
+    for sink in getattr(engine.bus, "sinks", ()):
+        if isinstance(sink, MqttSink):
+            index = next((i for i, c in enumerate(configs) if c is sink.config), None)
+            where = f"{loaded.path}: sinks[{index}]" if index is not None else f"{loaded.path}: sinks"
+            sink.attach(engine, loaded.base_dir, loaded.config.engine.shard, where)

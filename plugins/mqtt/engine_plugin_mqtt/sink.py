@@ -1,0 +1,520 @@
+"""The ``mqtt`` event sink: every engine event on a broker, per-symbol and
+engine status retained, and the control channel.
+
+Workers never wait for the network: ``handle`` appends the event to a bounded
+queue (``queue`` events; when full, ``on_full`` drops the oldest or makes the
+caller wait, counted either way) and returns. The plugin's own thread runs an
+asyncio loop that turns queued events into messages and publishes them in
+order with up to ``WINDOW`` unacknowledged at once. A message leaves memory
+only when the broker has acknowledged it (QoS 1 and 2): when the connection
+drops, the unacknowledged ones are sent again first, in their order, after a
+reconnect with backoff. So at QoS 1 nothing is lost while the broker is away,
+and a subscriber may see a duplicate, which the events' ``seq`` numbers let it
+drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import aiomqtt
+from paho.mqtt.client import MQTT_ERR_SUCCESS
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from engine_core.errors import EngineError
+from engine_core.events import Event, EventSink
+from engine_core.model import Bar
+from engine_plugin_mqtt import connection, wire
+from engine_plugin_mqtt.config import MqttSinkConfig
+from engine_plugin_mqtt.control import ControlChannel
+from engine_plugin_mqtt.status import SymbolStatus
+
+log = logging.getLogger(__name__)
+
+WINDOW = 50  # messages published and not yet acknowledged, at most
+BATCH = 1000  # events taken from the queue at a time
+FIRST_CONNECT_WAIT = 5.0  # seconds the engine waits at start to learn whether the broker takes us
+
+
+class _Message(NamedTuple):
+    topic: str
+    payload: bytes
+    retain: bool = False
+    properties: Properties | None = None
+
+
+class _Abandoned(Exception):
+    """close_timeout ran out with messages undelivered."""
+
+
+class MqttSink(EventSink):
+    Config = MqttSinkConfig
+
+    def __init__(self, config: MqttSinkConfig) -> None:
+        super().__init__(config)
+        self.cfg = config
+        self.wants_bars = config.bars  # type: ignore[misc]
+        self.engine_id = "engine"
+        self.symbols: list[str] = []
+        self.mode = "backtest"
+        self.shard: str | None = None
+        self._tls: ssl.SSLContext | None = None
+        # handed over between the workers and the loop, under _cond
+        self._cond = threading.Condition(threading.Lock())
+        self._buf: deque[Event] = deque()
+        self._idle = False  # the loop waits for events: wake it
+        self._stopped = False
+        self.received = 0  # events handed to handle()
+        self.dropped = 0  # dropped by on_full = "drop_oldest"
+        self.blocked = 0  # times handle() waited for room (on_full = "block")
+        # the loop's own
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._attached: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._first: Future[BaseException | None] = Future()  # outcome of the first connection attempt
+        self._unacked: dict[int, _Message] = {}  # number -> message, in send order
+        self._local: deque[_Message] = deque()  # built on the loop: statuses, replies
+        self._number = 0
+        self._seq = 0  # events published so far (their "seq")
+        self._statuses: dict[str, SymbolStatus] = {}
+        self._seeded_after = 0  # events received before the statuses were seeded
+        self._taken = 0  # events taken from the queue by the loop
+        self._closing = False
+        self._deadline = 0.0
+        self._since = ""
+        self._status_figures: tuple[int, ...] = ()
+        self.control: ControlChannel | None = None
+        self._stop_event: threading.Event | None = None  # the engine's
+        self._was_attached = False
+        self._was_connected = False
+        self._commands: set[asyncio.Task[None]] = set()
+        self.published = 0  # messages the broker acknowledged
+        self.close_grace = config.close_timeout + 15  # close() waits up to close_timeout + 10 s
+        self.lost = 0  # still undelivered when close_timeout ran out
+        self.connects = 0
+
+    # ------------------------------------------------------------ engine side
+
+    def bind(self, engine_id: str, symbols: Sequence[str], mode: str) -> None:
+        self.engine_id, self.symbols, self.mode = engine_id, list(symbols), mode
+        # live: bars keep each symbol's last bar in its status (published only with bars = true)
+        self.wants_bars = self.cfg.bars or mode == "live"  # type: ignore[misc]
+        self._statuses = {s: SymbolStatus(s) for s in self.symbols}
+        if self.cfg.control:
+            self.control = ControlChannel(engine_id)
+
+    def start(self) -> None:
+        self._since = wire.iso_ms(time.time_ns()) or ""
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="mqtt-sink", daemon=True)
+        self._thread.start()
+        ready.wait()
+
+    def attach(
+        self, engine: Any = None, base_dir: Path | None = None, shard: str | None = None, where: str = "sinks.mqtt"
+    ) -> None:
+        """The engine is about to start its workers: connect, take the symbols'
+        state as restored, accept commands. Raises EngineError when the broker
+        refuses the login or the CA file is not there (``where`` names the
+        config file and key path); a broker that cannot be reached is retried
+        in the background while events queue."""
+        self.shard = shard
+        self._tls = connection.tls_context(self.cfg, base_dir, where)
+        seeds: dict[str, dict[str, Any]] = {}
+        for symbol, worker in (getattr(engine, "workers", None) or {}).items():
+            seeds[symbol] = worker.snapshot()
+        with self._cond:
+            seeded_after = self.received
+        if self.control is not None:
+            self.control.engine = engine
+        self._stop_event = getattr(engine, "stop_event", None)
+        assert self._loop is not None and self._attached is not None
+        self._loop.call_soon_threadsafe(self._seed, seeds, seeded_after)
+        self._was_attached = True
+        self._loop.call_soon_threadsafe(self._attached.set)
+        try:
+            err = self._first.result(FIRST_CONNECT_WAIT)
+        except FutureTimeout:
+            err = TimeoutError(f"no answer within {FIRST_CONNECT_WAIT:g} s")
+        if err is not None and connection.refused(err):
+            raise EngineError(f"mqtt sink: {connection.describe(self.cfg)} refused the connection: {err}")
+        if err is not None:
+            log.warning(
+                "mqtt sink: cannot reach %s (%s); events are queued (at most %d) and sent once it answers",
+                connection.describe(self.cfg),
+                err,
+                self.cfg.queue,
+            )
+
+    def handle(self, event: Event) -> None:
+        cond = self._cond
+        with cond:
+            self.received += 1
+            buf = self._buf
+            if len(buf) >= self.cfg.queue:
+                if self.cfg.on_full == "block":
+                    self.blocked += 1
+                    while len(buf) >= self.cfg.queue and not self._stopped and not self._engine_stopping():
+                        cond.wait(0.2)
+                if len(buf) >= self.cfg.queue:  # drop_oldest, or an engine stopping while blocked
+                    buf.popleft()
+                    self.dropped += 1
+            buf.append(event)
+            wake = self._idle
+            self._idle = False
+        if wake and self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _engine_stopping(self) -> bool:
+        """A stopping engine (Ctrl-C, a stop command) must not wait on the broker."""
+        return self._stop_event is not None and self._stop_event.is_set()
+
+    def close(self) -> None:
+        """Deliver what is queued (up to close_timeout seconds), publish the
+        engine's status as offline, disconnect."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        self._deadline = time.monotonic() + self.cfg.close_timeout
+        self._closing = True
+        assert self._wake is not None and self._attached is not None
+        loop.call_soon_threadsafe(self._wake.set)
+        loop.call_soon_threadsafe(self._attached.set)
+        thread.join(self.cfg.close_timeout + 10)
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+            if thread.is_alive():  # the loop is stuck on the network: count what it still holds
+                self.lost = max(self.lost, len(self._buf) + len(self._unacked) + len(self._local))
+        self._thread = None
+        if self.lost:
+            log.warning(
+                "mqtt sink: %d messages not delivered to %s within close_timeout (%g s)",
+                self.lost,
+                connection.describe(self.cfg),
+                self.cfg.close_timeout,
+            )
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "broker": connection.describe(self.cfg),
+            "events": self.received,
+            "published": self.published,
+            "dropped": self.dropped,
+            "blocked": self.blocked,
+            "lost": self.lost,
+            "connects": self.connects,
+            **({"commands": self.control.commands, "refused": self.control.refused} if self.control else {}),
+        }
+
+    # ------------------------------------------------------------ topics and payloads
+
+    def topic(self, *levels: str) -> str:
+        return "/".join((self.cfg.prefix, self.engine_id, *levels))
+
+    def _engine_status(self, online: bool, reason: str | None = None) -> _Message:
+        with self._cond:
+            queued = len(self._buf)
+        body = {
+            "schema": wire.SCHEMA,
+            "engine": self.engine_id,
+            "online": online,
+            "reason": reason,
+            "mode": self.mode,
+            "symbols": self.symbols,
+            "shard": self.shard,
+            "control": self.control is not None,
+            "since": self._since,
+            "events": self.received,
+            "published": self.published,
+            "dropped": self.dropped,
+            "queued": queued,
+            "connects": self.connects,
+        }
+        self._status_figures = (self.received, self.dropped, self.connects)
+        return _Message(self.topic("status"), wire.dumps(body), True)
+
+    def _symbol_status(self, symbol: str) -> _Message:
+        status = self._statuses[symbol]
+        return _Message(
+            self.topic(wire.topic_level(symbol), "status"), wire.dumps(status.payload(self.engine_id)), True
+        )
+
+    def _messages(self, events: list[Event]) -> list[_Message]:
+        out: list[_Message] = []
+        touched: dict[str, None] = {}
+        statuses, bars = self._statuses, self.cfg.bars
+        for event in events:
+            self._taken += 1
+            if bars or event.__class__ is not Bar:
+                self._seq += 1
+                symbol, name, payload = wire.event_message(event, self.engine_id, self._seq)
+                level = (wire.topic_level(symbol), name) if symbol is not None else (name,)
+                out.append(_Message(self.topic(*level), wire.dumps(payload)))
+            else:
+                symbol = event.symbol  # type: ignore[union-attr]
+            if symbol is not None and self._taken > self._seeded_after:
+                status = statuses.get(symbol)
+                if status is not None:
+                    status.apply(event, self._seq)
+                    touched[symbol] = None
+        out.extend(self._symbol_status(s) for s in touched)
+        return out
+
+    # ------------------------------------------------------------ the loop
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._wake = asyncio.Event()
+        self._attached = asyncio.Event()
+        ready.set()
+        try:
+            loop.run_until_complete(self._main())
+        except Exception:  # noqa: BLE001 - a bug here must not take the engine down; say so
+            log.exception("mqtt sink: the publishing loop failed; events are no longer published")
+        finally:
+            if not self._first.done():
+                self._first.set_result(None)
+            loop.close()
+
+    def _seed(self, seeds: dict[str, dict[str, Any]], seeded_after: int) -> None:
+        for symbol, snap in seeds.items():
+            if symbol in self._statuses:
+                self._statuses[symbol].seed(snap)
+        self._seeded_after = seeded_after
+        self._local.extend(self._symbol_status(s) for s in self._statuses)
+
+    async def _main(self) -> None:
+        assert self._attached is not None
+        await self._attached.wait()
+        if not self._was_attached:  # closed before the engine started: nothing was ever connected
+            with self._cond:
+                self.lost = len(self._buf)
+            return
+        delays = connection.backoff()
+        while True:
+            try:
+                if self._closing:  # a reconnect while stopping: no longer than close_timeout allows
+                    await asyncio.wait_for(self._session(), max(0.1, self._deadline - time.monotonic()))
+                else:
+                    await self._session()
+                return
+            except _Abandoned:
+                break
+            except Exception as err:  # noqa: BLE001 - any failure: reconnect
+                if isinstance(err.__context__, _Abandoned):
+                    break  # the goodbye after giving up failed too: the broker hangs
+                if not self._first.done():
+                    self._first.set_result(err)
+                if connection.refused(err):
+                    log.error("mqtt sink: %s refused the connection: %s", connection.describe(self.cfg), err)
+                    break
+                if self.connects:
+                    log.warning("mqtt sink: connection to %s lost: %s", connection.describe(self.cfg), err)
+                if self._was_connected:
+                    delays = connection.backoff()
+            if self._closing and time.monotonic() >= self._deadline:
+                break
+            delay = next(delays)
+            if self._closing:
+                delay = min(delay, max(0.0, self._deadline - time.monotonic()))
+            await asyncio.sleep(delay)
+        with self._cond:
+            queued = len(self._buf)
+        self.lost = queued + len(self._unacked) + len(self._local)
+
+    async def _session(self) -> None:
+        self._was_connected = False
+        offline = self._engine_status(False, "connection lost").payload
+        will = aiomqtt.Will(self.topic("status"), offline, qos=1, retain=True)
+        client = connection.client(
+            self.cfg,
+            identifier=f"{self.cfg.prefix}-{self.engine_id}".replace("/", "-")[:64],
+            tls=self._tls,
+            will=will,
+            inflight=WINDOW,
+        )
+        async with client:
+            self.connects += 1
+            self._was_connected = True
+            if not self._first.done():
+                self._first.set_result(None)
+            if self.connects > 1:
+                log.warning("mqtt sink: reconnected to %s", connection.describe(self.cfg))
+            client.pending_calls_threshold = WINDOW * 2
+            if self.control is not None:
+                await client.subscribe(self.topic("control", "+"), qos=1)
+            writer = asyncio.create_task(self._write(client))
+            reader = asyncio.create_task(self._read(client))
+            try:
+                await asyncio.wait((writer, reader), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (writer, reader):
+                    task.cancel()
+                await asyncio.gather(writer, reader, return_exceptions=True)
+            for task in (writer, reader):
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            if not writer.done() or writer.cancelled():
+                raise ConnectionError("the connection ended")
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        """Control commands in; returns (raises) when the connection drops."""
+        prefix = self.topic("control", "")
+        async for message in client.messages:
+            topic = message.topic.value
+            if self.control is not None and topic.startswith(prefix):
+                task = asyncio.create_task(self._command(topic[len(prefix) :], message))
+                self._commands.add(task)  # keep it referenced until done
+                task.add_done_callback(self._commands.discard)
+
+    async def _command(self, name: str, message: aiomqtt.Message) -> None:
+        assert self.control is not None
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
+        reply = await self.control.answer(name, payload)
+        if reply["ok"] and name in ("pause", "resume"):
+            for symbol in reply["results"]:
+                if symbol in self._statuses:
+                    self._statuses[symbol].paused = name == "pause"
+                    self._local.append(self._symbol_status(symbol))
+        if not reply["ok"]:
+            log.warning("mqtt control: %s refused: %s", name, reply["error"])
+        topic, props = self.topic("reply"), None
+        response_topic = getattr(message.properties, "ResponseTopic", None)
+        if response_topic:  # MQTT 5 request/response
+            topic = response_topic
+            props = Properties(PacketTypes.PUBLISH)
+            correlation = getattr(message.properties, "CorrelationData", None)
+            if correlation is not None:
+                props.CorrelationData = correlation  # type: ignore[attr-defined]
+        self._local.append(_Message(topic, wire.dumps(reply), False, props))
+        assert self._wake is not None
+        self._wake.set()
+
+    async def _write(self, client: aiomqtt.Client) -> None:
+        qos = self.cfg.qos
+        unacked = self._unacked
+        # The event stream goes through the paho client that aiomqtt wraps:
+        # aiomqtt's publish() costs about three times paho's per message (an
+        # asyncio Event and a wait_for task each), and a backtest publishes
+        # thousands a second. Acknowledgements come through paho's on_publish,
+        # on this loop's thread like everything aiomqtt does.
+        paho_client = client._client
+        inflight: dict[int, int] = {}  # paho message id -> our number
+        room = asyncio.Event()
+        room.set()
+        chained: Any = paho_client.on_publish
+
+        def on_publish(c: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+            chained(c, userdata, mid, reason, properties)
+            number = inflight.pop(mid, None)
+            if number is not None:
+                del unacked[number]
+                self.published += 1
+                if len(inflight) < WINDOW:
+                    room.set()
+
+        paho_client.on_publish = on_publish
+
+        def give_up() -> None:
+            """close_timeout ran out: say offline (without waiting), then stop."""
+            if time.monotonic() >= self._deadline:
+                final = self._engine_status(False, "stopped")
+                paho_client.publish(final.topic, final.payload, qos, True)
+                client.timeout = 0.5  # nor wait long for the goodbye on the way out
+                raise _Abandoned()
+
+        async def put(number: int, msg: _Message) -> None:
+            while len(inflight) >= WINDOW:
+                room.clear()
+                if not self._closing:
+                    await room.wait()
+                    continue
+                give_up()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(room.wait(), 0.05)
+            info = paho_client.publish(msg.topic, msg.payload, qos, msg.retain, msg.properties)
+            if info.rc != MQTT_ERR_SUCCESS:
+                raise aiomqtt.MqttCodeError(info.rc, "could not publish")
+            if info.is_published():  # QoS 0: written
+                del unacked[number]
+                self.published += 1
+            else:
+                inflight[info.mid] = number
+
+        # A message is in ``unacked`` from the moment it is made until the broker
+        # acknowledges it; ``outbox`` is what this connection has still to send:
+        # first what the last one left unacknowledged, in order.
+        outbox: deque[tuple[int, _Message]] = deque(unacked.items())
+        self._local.appendleft(self._engine_status(True))
+        wake = self._wake
+        assert wake is not None
+
+        def stage(messages: Any) -> None:
+            for msg in messages:
+                self._number += 1
+                unacked[self._number] = msg
+                outbox.append((self._number, msg))
+
+        while True:
+            if self._closing:
+                give_up()
+            stage(self._local)
+            self._local.clear()
+            while outbox:
+                number, msg = outbox.popleft()
+                if number in unacked:
+                    await put(number, msg)
+                if self._local:
+                    stage(self._local)
+                    self._local.clear()
+            events = self._take()
+            if events:
+                stage(self._messages(events))
+                continue
+            if self._closing:
+                if not unacked and not self._local:
+                    stage([self._engine_status(False, "stopped")])
+                    number, final = outbox.popleft()
+                    await put(number, final)
+                    while unacked:
+                        await asyncio.sleep(0.005)
+                        give_up()
+                    return
+                await asyncio.sleep(0.005)
+                give_up()
+                continue
+            try:
+                await asyncio.wait_for(wake.wait(), self.cfg.status_every)
+            except asyncio.TimeoutError:
+                if (self.received, self.dropped, self.connects) != self._status_figures:
+                    self._local.append(self._engine_status(True))
+
+    def _take(self) -> list[Event]:
+        """Up to BATCH queued events; when there are none, ask to be woken."""
+        assert self._wake is not None
+        self._wake.clear()
+        with self._cond:
+            buf = self._buf
+            if not buf:
+                self._idle = True
+                return []
+            n = min(len(buf), BATCH)
+            events = [buf.popleft() for _ in range(n)]
+            if self.cfg.on_full == "block":
+                self._cond.notify_all()
+            return events

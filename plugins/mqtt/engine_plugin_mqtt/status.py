@@ -1,0 +1,111 @@
+"""A symbol's status as the sink publishes it (retained): state, position,
+last bar, pending order, halted/paused, kept up to date from the events."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from engine_core.events import Event
+from engine_core.model import Bar, ErrorEvent, FillEvent, OrderEvent, Side, TransitionEvent
+from engine_core.orders import OrderStatus
+from engine_plugin_mqtt.wire import SCHEMA, iso_ms
+
+
+def _is_open(status: object) -> bool:
+    try:
+        return OrderStatus(str(getattr(status, "value", status))).is_open
+    except ValueError:
+        return False
+
+
+class SymbolStatus:
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.state = "watch"
+        self.qty = Decimal(0)
+        self.avg_price: Decimal | None = None
+        self.last_bar: dict[str, Any] | None = None
+        self.pending: dict[str, Any] | None = None
+        self.filled = Decimal(0)
+        self.halted: str | None = None
+        self.paused = False
+        self.seq = 0  # the last event applied
+        self.ts: int | None = None
+
+    def seed(self, snap: dict[str, Any]) -> None:
+        """Start from a worker's snapshot (a restored live run holds a position
+        that no event of this run has shown)."""
+        self.state = snap.get("state", self.state)
+        self.qty = Decimal(snap.get("qty", "0"))
+        entry = snap.get("entry")
+        self.avg_price = Decimal(entry["price"]) if entry else None
+        self.halted = snap.get("halted")
+        pending = snap.get("pending")
+        self.pending = {"client_id": pending, "status": "open"} if pending else None
+        self.filled = Decimal(snap.get("pending_filled") or "0")
+        last = snap.get("last_ts")
+        if last is not None:
+            self.last_bar = {"ts": last, "time": iso_ms(last)}
+            self.ts = last
+
+    def apply(self, event: Event, seq: int) -> None:
+        self.seq = seq
+        if isinstance(event, TransitionEvent):
+            self.state = event.to_state.value
+            self.ts = event.ts
+        elif isinstance(event, OrderEvent):
+            o = event.order
+            self.ts = o.ts
+            if _is_open(event.status):
+                if self.pending is None or self.pending["client_id"] != o.client_id:
+                    self.filled = Decimal(0)
+                self.pending = {"client_id": o.client_id, "side": o.side.value, "qty": str(o.qty)}
+                self.pending["status"] = getattr(event.status, "value", event.status)
+            elif self.pending is not None and self.pending["client_id"] == o.client_id:
+                self.pending = None
+        elif isinstance(event, FillEvent):
+            self._fill(event)
+        elif isinstance(event, Bar):
+            self.ts = event.ts
+            self.last_bar = {"ts": event.ts, "time": iso_ms(event.ts), "close": event.close}
+        elif isinstance(event, ErrorEvent):
+            if event.ts is not None:
+                self.ts = event.ts
+            if event.kind == "halted":
+                self.halted = event.message
+
+    def _fill(self, event: FillEvent) -> None:
+        f = event.fill
+        self.ts = f.ts
+        signed = f.qty if f.side is Side.BUY else -f.qty
+        before, after = self.qty, self.qty + signed
+        if after == 0:
+            self.avg_price = None
+        elif before == 0 or (before > 0) != (after > 0):
+            self.avg_price = f.price
+        elif abs(after) > abs(before) and self.avg_price is not None:
+            self.avg_price = (self.avg_price * abs(before) + f.price * f.qty) / abs(after)
+        self.qty = after
+        p = self.pending
+        if p is not None and p["client_id"] == f.client_id:
+            self.filled += f.qty
+            if "qty" in p and self.filled >= Decimal(p["qty"]):
+                self.pending = None
+
+    def payload(self, engine_id: str) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "engine": engine_id,
+            "symbol": self.symbol,
+            "state": self.state,
+            "position": str(self.qty),
+            "avg_price": None if self.avg_price is None else str(self.avg_price),
+            "last_bar": self.last_bar,
+            "pending_order": None if self.pending is None else dict(self.pending, filled=str(self.filled)),
+            "halted": self.halted,
+            "paused": self.paused,
+            "seq": self.seq,
+            "ts": self.ts,
+            "time": iso_ms(self.ts),
+        }

@@ -1,0 +1,236 @@
+"""The JSON on the wire: engine events, statuses, control replies out; bars,
+trades and commands in. Every object carries ``"schema": SCHEMA``; the plugin
+README documents each field.
+
+Money and quantities travel as decimal strings (exact); bar prices as JSON
+numbers. Times are ``ts`` (integer nanoseconds since the Unix epoch, UTC: the
+engine's own unit) and ``time`` (the same instant as ISO 8601 text, to the
+millisecond, for readers whose numbers are doubles).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+from engine_core.events import Event
+from engine_core.model import (
+    NS_PER_SECOND,
+    Bar,
+    ErrorEvent,
+    FillEvent,
+    OrderEvent,
+    SignalEvent,
+    Trade,
+    TransitionEvent,
+)
+
+SCHEMA = 1
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str).encode
+
+
+def dumps(obj: dict[str, Any]) -> bytes:
+    """Compact JSON; a NaN or infinity (not JSON) becomes null."""
+    try:
+        return _encode(obj).encode("utf-8")
+    except ValueError:
+        return _encode(_finite(obj)).encode("utf-8")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+_last_second: tuple[int, str] = (-1, "")  # the last second formatted: the events of one bar share it
+
+
+def iso_ms(ts: int | None) -> str | None:
+    """``ts`` (ns) as ISO 8601 UTC text to the millisecond."""
+    global _last_second
+    if ts is None:
+        return None
+    second, ms = divmod(ts // 1_000_000, 1000)
+    cached = _last_second  # one read of an immutable pair: safe from any thread
+    if cached[0] != second:
+        cached = (second, datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S."))
+        _last_second = cached
+    return f"{cached[1]}{ms:03d}Z"
+
+
+def topic_level(symbol: str) -> str:
+    """A symbol as one topic level: '/' (allowed in symbols such as EUR/USD)
+    becomes '%2F'; '%' cannot occur in a symbol, so this is reversible."""
+    return symbol.replace("/", "%2F")
+
+
+# ------------------------------------------------------------ events out
+
+
+def event_message(event: Event, engine_id: str, seq: int) -> tuple[str | None, str, dict[str, Any]]:
+    """(symbol, event name, payload) for one engine event; symbol None for an
+    engine-wide error. ``seq`` numbers the engine's events 1, 2, 3... so that a
+    subscriber can drop the duplicates QoS 1 may deliver and see any gap."""
+    ts: int | None
+    symbol: str | None
+    if isinstance(event, TransitionEvent):
+        ts, symbol, name = event.ts, event.symbol, "transition"
+        body: dict[str, Any] = {"from": event.from_state.value, "to": event.to_state.value, "reason": event.reason}
+    elif isinstance(event, OrderEvent):
+        o = event.order
+        ts, symbol, name = o.ts, o.symbol, "order"
+        body = {
+            "status": getattr(event.status, "value", event.status),
+            "client_id": o.client_id,
+            "side": o.side.value,
+            "qty": str(o.qty),
+            "type": o.type.value,
+            "reason": o.reason,
+            "detail": event.detail,
+        }
+    elif isinstance(event, FillEvent):
+        f = event.fill
+        ts, symbol, name = f.ts, f.symbol, "fill"
+        body = {
+            "client_id": f.client_id,
+            "trade_id": f.trade_id,
+            "side": f.side.value,
+            "qty": str(f.qty),
+            "price": str(f.price),
+            "commission": str(f.commission),
+        }
+    elif isinstance(event, SignalEvent):
+        ts, symbol, name = event.ts, event.symbol, "signal"
+        body = {"action": event.action, "detail": event.detail}
+    elif isinstance(event, ErrorEvent):
+        ts, symbol, name = event.ts, event.symbol, "error"
+        body = {"kind": event.kind, "message": event.message}
+    elif isinstance(event, Bar):
+        ts, symbol, name = event.ts, event.symbol, "bar"
+        body = {"open": event.open, "high": event.high, "low": event.low, "close": event.close, "volume": event.volume}
+    else:  # pragma: no cover - the Event union is closed
+        raise TypeError(f"not an engine event: {event!r}")
+    head = {"schema": SCHEMA, "seq": seq, "engine": engine_id, "symbol": symbol, "event": name, "ts": ts}
+    head["time"] = iso_ms(ts)
+    head.update(body)
+    return symbol, name, head
+
+
+# ------------------------------------------------------------ bars and trades in
+
+
+class Malformed(ValueError):
+    """A message that is not what the README says; the text says why."""
+
+
+def _object(payload: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise Malformed(f"not JSON: {err}") from None
+    if not isinstance(obj, dict):
+        raise Malformed(f"expected a JSON object, got {type(obj).__name__}")
+    schema = obj.get("schema", SCHEMA)
+    if schema != SCHEMA:
+        raise Malformed(f"schema {schema!r} is not supported (this engine reads schema {SCHEMA})")
+    return obj
+
+
+def _keys(obj: dict[str, Any], required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise Malformed(f"missing {', '.join(missing)}")
+    unknown = sorted(set(obj) - set(required) - set(optional) - {"schema", "ts", "time"})
+    if unknown:
+        raise Malformed(f"unknown key {unknown[0]!r}")
+
+
+def _number(obj: dict[str, Any], key: str, positive: bool = True) -> float:
+    value = obj[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise Malformed(f"{key}: expected a number, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise Malformed(f"{key}: expected a {'positive' if positive else 'non-negative'} number, got {value!r}")
+    return float(value)
+
+
+def _ts(obj: dict[str, Any]) -> int:
+    if "ts" in obj:
+        ts = obj["ts"]
+        if isinstance(ts, bool) or not isinstance(ts, int) or ts <= 0:
+            raise Malformed(f"ts: expected integer nanoseconds since the epoch, got {ts!r}")
+        return ts
+    if "time" in obj:
+        text = obj["time"]
+        try:
+            when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        except ValueError:
+            raise Malformed(f"time: expected ISO 8601 text, got {text!r}") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        delta = when - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return (delta.days * 86_400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1000
+    raise Malformed("missing ts (or time)")
+
+
+def _symbol(obj: dict[str, Any]) -> str:
+    symbol = obj["symbol"]
+    if not isinstance(symbol, str) or not symbol:
+        raise Malformed(f"symbol: expected a non-empty string, got {symbol!r}")
+    return symbol
+
+
+def parse_bar(payload: bytes) -> Bar:
+    """A bar from ``{"schema": 1, "symbol", "ts" | "time", "open", "high",
+    "low", "close", "volume"}``; Malformed when it is not one."""
+    obj = _object(payload)
+    _keys(obj, ("symbol", "open", "high", "low", "close"), ("volume",))
+    o, h, low, c = (_number(obj, k) for k in ("open", "high", "low", "close"))
+    volume = _number(obj, "volume", positive=False) if "volume" in obj else 0.0
+    if not (low <= min(o, c) and h >= max(o, c)):
+        raise Malformed(f"prices out of range: low {low} and high {h} must hold open {o} and close {c}")
+    return Bar(_symbol(obj), _ts(obj), o, h, low, c, volume)
+
+
+def parse_trade(payload: bytes) -> Trade:
+    """A trade from ``{"schema": 1, "symbol", "ts" | "time", "price", "qty"}``."""
+    obj = _object(payload)
+    _keys(obj, ("symbol", "price", "qty"), ())
+    return Trade(_symbol(obj), _ts(obj), _number(obj, "price"), _number(obj, "qty"))
+
+
+# ------------------------------------------------------------ commands in
+
+
+def parse_command(payload: bytes) -> tuple[str | None, str | None]:
+    """(symbol, request_id) of a command message: an empty payload, or
+    ``{"schema": 1, "symbol": "BTCUSDT", "request_id": "..."}`` (both optional)."""
+    if not payload.strip():
+        return None, None
+    obj = _object(payload)
+    unknown = sorted(set(obj) - {"schema", "symbol", "request_id"})
+    if unknown:
+        raise Malformed(f"unknown key {unknown[0]!r}")
+    symbol = _symbol(obj) if obj.get("symbol") is not None else None
+    request_id = obj.get("request_id")
+    if request_id is not None and not isinstance(request_id, (str, int)):
+        raise Malformed(f"request_id: expected a string, got {request_id!r}")
+    return symbol, None if request_id is None else str(request_id)
+
+
+def request_id_of(payload: bytes) -> str | None:
+    """The request_id of a message that failed to parse, when one can be read."""
+    try:
+        obj = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    rid = obj.get("request_id") if isinstance(obj, dict) else None
+    return str(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None

@@ -1,0 +1,114 @@
+"""What a search shows on a terminal: a progress bar while it runs, the top trials at the end."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from engine_core.model import iso_utc
+from engine_plugin_optimize.metrics import shown
+from engine_plugin_optimize.page import top_rows
+from engine_plugin_optimize.search import StudyResult
+from engine_plugin_optimize.settings import Job
+from engine_plugin_optimize.walkforward import FoldTotals
+
+
+class TerminalProgress:
+    """A rich progress bar per study: trials done of the target, best figure so far, time left."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.bar: Any = None
+        self.task: Any = None
+
+    def begin(self, label: str, total: int, done: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("trials"),
+            TextColumn("{task.fields[best]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.task = self.bar.add_task(label, total=total, completed=done, best="")
+        self.bar.start()
+
+    def advance(self, done: int, best: str) -> None:
+        self.bar.update(self.task, completed=done, best=best)
+
+    def end(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def progress_for(console: Console) -> TerminalProgress | None:
+    """A progress bar when ``console`` is a terminal, else nothing."""
+    return TerminalProgress(console) if console.is_terminal else None
+
+
+def print_top(job: Job, results: list[StudyResult], console: Console) -> None:
+    """The top trials of each study as a table."""
+    for res in results:
+        header, rows = top_rows(job, res.records, job.settings.top)
+        title = f"top trials of {res.name}" + (f" (fold {res.fold.index}, in sample)" if res.fold else "")
+        table = Table(title=title, title_justify="left")
+        for i, name in enumerate(header):
+            table.add_column(name, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+
+
+def print_walk_forward(job: Job, results: list[StudyResult], totals: FoldTotals, console: Console) -> None:
+    """Per fold: the best in-sample parameters and their figures in and out of sample."""
+    metric = job.settings.metric
+    table = Table(title=f"walk-forward: {metric} in sample and out of sample", title_justify="left")
+    for i, name in enumerate(("fold", "out of sample from", "best parameters", "in", "out", "trades in", "trades out")):
+        table.add_column(name, justify="left" if i < 3 else "right")
+    for res in results:
+        if res.fold is None:
+            continue
+        inside = (res.best.metrics or {}) if res.best else {}
+        outside = (res.test.metrics or {}) if res.test else {}
+        out = f"failed: {res.test.error}" if res.test and res.test.error else shown(metric, outside.get(metric))
+        table.add_row(
+            str(res.fold.index),
+            iso_utc(res.fold.test[0]),
+            json.dumps(res.best.params) if res.best else "no complete trial",
+            shown(metric, inside.get(metric)),
+            out,
+            shown("trades", inside.get("trades")),
+            shown("trades", outside.get("trades")),
+        )
+    table.add_section()
+    efficiency = "n/a" if totals.efficiency is None else f"{totals.efficiency:.2f}"
+    table.add_row(
+        "mean",
+        "",
+        f"efficiency {efficiency}",
+        shown(metric, totals.in_sample),
+        shown(metric, totals.out_of_sample),
+        "",
+        "",
+        style="bold",
+    )
+    console.print(table)
+
+
+__all__ = ["TerminalProgress", "print_top", "print_walk_forward", "progress_for"]

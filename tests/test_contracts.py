@@ -1,0 +1,331 @@
+"""The core's contracts: sinks and hooks isolated from the workers, registration
+hooks through pluggy, side-effect-free construction, client ids, the live
+source contract (warm-up, connection states, closing)."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+import threading
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import engine_core.testing as testing
+from engine_core.cli import main
+from engine_core.errors import PluginError
+from engine_core.events import EventSink
+from engine_core.hookspecs import hookimpl
+from engine_core.journal import Journal
+from engine_core.model import NS_PER_SECOND, Bar, BarChunk, ConnectionEvent, FillEvent
+from engine_core.orders import CLIENT_ID_MAX, OrderStatus, can_move, client_id_prefix, make_client_id, parse_client_id
+from engine_core.plugins import set_registry
+from engine_core.runner import build_engine
+from engine_core.sources import ConnectionState, DataSource
+from engine_core.testing import builtin_registry, write_config
+
+TRADER = """
+class S:
+    def watch(self, ctx):
+        return "enter" if ctx.index % 4 == 1 else None
+    def close_watch(self, ctx):
+        return "enter"
+    def in_trade(self, ctx):
+        return "exit" if ctx.index % 4 == 3 else None
+"""
+
+
+def rows(n: int) -> list[list[Any]]:
+    return [["A", 60 * i, 100.0 + i % 5, 102.0 + i % 5, 99.0 + i % 5, 101.0 + i % 5, 1.0] for i in range(n)]
+
+
+def sections(tmp_path: Path, n: int = 40, **extra: Any) -> dict[str, Any]:
+    (tmp_path / "s.py").write_text(textwrap.dedent(TRADER))
+    return {
+        "engine": {"symbols": ["A"], "window": 20, "journal": True, "journal_sync": "normal"},
+        "source": {"type": "replay", "bars": rows(n)},
+        "strategy": {"host": "python", "class": "s.py:S", "qty": 1},
+        "broker": {"type": "paper", "cash": 10000},
+        **extra,
+    }
+
+
+class ExplodingSink(EventSink):
+    def handle(self, event: Any) -> None:
+        if isinstance(event, FillEvent):
+            raise OSError("disk full")
+
+
+class BlockedSink(EventSink):
+    release = threading.Event()
+
+    def handle(self, event: Any) -> None:
+        self.release.wait()
+
+
+class _Sinks:
+    @staticmethod
+    @hookimpl
+    def register_event_sinks(register):
+        register("exploding", ExplodingSink)
+        register("blocked", BlockedSink)
+
+
+def test_a_failing_sink_never_loses_a_fill(tmp_path):
+    registry = builtin_registry(("testing", testing), ("sinks", _Sinks()))
+    cfg = write_config(tmp_path / "c.toml", sections(tmp_path, sinks=[{"type": "exploding"}]))
+    result = build_engine(cfg, registry).run()
+    r = result.symbols["A"]
+    assert r.halted is None and r.fills > 2 and len(r.trades) >= 1
+    assert "failed in handle: OSError: disk full" in result.source_stats["sinks"]["ExplodingSink"]["failed"]
+    j = Journal(tmp_path / ".engine" / "engine.sqlite")
+    assert len(j.events("A", kind="fill")) == r.fills  # every fill journaled and booked
+
+
+def test_a_blocked_sink_stalls_no_worker_and_no_shutdown(tmp_path):
+    BlockedSink.release.clear()
+    registry = builtin_registry(("testing", testing), ("sinks", _Sinks()))
+    cfg = write_config(tmp_path / "c.toml", sections(tmp_path, n=400, sinks=[{"type": "blocked"}]))
+    engine = build_engine(cfg, registry)
+    engine.bus.close_timeout = 0.2
+    engine.bus._threads[0].queue.maxsize = 10  # a small queue: most events are dropped and counted
+    result = engine.run()
+    BlockedSink.release.set()
+    assert result.symbols["A"].bars == 400
+    report = result.source_stats["sinks"]["BlockedSink"]
+    assert report["dropped"] > 0
+    assert "blocked" in report["failed"] or "did not finish" in report["failed"]
+
+
+class _RaisingHook:
+    calls = 0
+
+    @staticmethod
+    @hookimpl
+    def engine_fill(event):
+        _RaisingHook.calls += 1
+        raise RuntimeError("observer bug")
+
+
+def test_a_raising_observation_hook_is_disabled_not_fatal(tmp_path):
+    _RaisingHook.calls = 0
+    registry = builtin_registry(("testing", testing), ("observer", _RaisingHook()))
+    cfg = write_config(tmp_path / "c.toml", sections(tmp_path))
+    result = build_engine(cfg, registry).run()
+    assert result.symbols["A"].halted is None and result.symbols["A"].fills > 2
+    assert _RaisingHook.calls == 1
+    assert "observer" in result.source_stats["sinks"]["hooks"][0]
+
+
+class _Stopped:
+    summaries: list[dict[str, Any]] = []
+
+    @staticmethod
+    @hookimpl
+    def engine_stopped(summary):
+        _Stopped.summaries.append(summary)
+
+
+def test_engine_stopped_is_fired_by_the_engine_itself(tmp_path):
+    _Stopped.summaries = []
+    registry = builtin_registry(("testing", testing), ("stopped", _Stopped()))
+    build_engine(write_config(tmp_path / "c.toml", sections(tmp_path)), registry).run()
+    assert len(_Stopped.summaries) == 1 and "total" in _Stopped.summaries[0]
+
+
+class _NoArgs:
+    @staticmethod
+    @hookimpl
+    def register_brokers():  # takes none of the spec's arguments: legal in pluggy
+        _NoArgs.called = True
+
+
+class _Raises:
+    @staticmethod
+    @hookimpl
+    def register_brokers(register):
+        raise KeyError("boom")
+
+
+def test_registration_hooks_go_through_argument_matching_and_failures_name_the_plugin():
+    builtin_registry(("subset", _NoArgs()))
+    assert _NoArgs.called
+    with pytest.raises(
+        PluginError, match=r'plugin "raiser" \(\(registered: .*\)\) failed in register_brokers: KeyError'
+    ):
+        builtin_registry(("raiser", _Raises()))
+
+
+def test_validate_has_no_side_effects(tmp_path):
+    secs = sections(tmp_path)
+    secs["engine"]["mode"] = "live"
+    cfg = write_config(tmp_path / "c.toml", secs)
+    set_registry(builtin_registry(("testing", testing)))
+    try:
+        out = CliRunner().invoke(main, ["validate", "-c", str(cfg)])
+    finally:
+        set_registry(None)
+    assert out.exit_code == 0, out.output
+    assert not (tmp_path / ".engine").exists()  # no journal created
+
+
+# ------------------------------------------------------------ client ids and statuses
+
+
+def test_client_ids_fit_every_venue_and_map_back():
+    short = client_id_prefix("bot1", ["BTCUSDT"])
+    assert make_client_id(short, "BTCUSDT", 12) == "bot1-BTCUSDT-12"
+    long_id = client_id_prefix("my-very-long-engine-identifier-for-prod", ["BTCUSDT"])
+    assert long_id == client_id_prefix("my-very-long-engine-identifier-for-prod", ["BTCUSDT"])  # deterministic
+    for prefix, symbol in ((long_id, "BTCUSDT"), (short, "BRK.B"), (short, "BTC/USD"), (short, "X" * 40), (short, "é")):
+        cid = make_client_id(prefix, symbol, 9_999_999_999)
+        assert len(cid) <= CLIENT_ID_MAX and re.fullmatch(r"[.A-Za-z0-9:/_-]+", cid), cid
+        assert parse_client_id(cid)[1] == 9_999_999_999
+
+
+def test_order_status_table():
+    assert can_move(OrderStatus.SUBMITTED, OrderStatus.ACCEPTED)
+    assert can_move(OrderStatus.LOST, OrderStatus.FILLED)  # a late fill: the venue had it after all
+    assert not can_move(OrderStatus.FILLED, OrderStatus.CANCELLED)
+    assert not can_move(OrderStatus.CANCELLED, OrderStatus.ACCEPTED)
+    assert OrderStatus("acknowledged") is OrderStatus.ACCEPTED  # journals of schema 1
+    assert OrderStatus.PARTIALLY_FILLED.is_open
+
+
+# ------------------------------------------------------------ the live source contract
+
+
+def test_a_source_must_provide_history_or_live():
+    with pytest.raises(TypeError, match="must implement history\\(\\) or live\\(\\)"):
+
+        class Nothing(DataSource):
+            pass
+
+
+class WarmSource(DataSource):
+    """Live bars after a warm-up; reports its connection; records that it was closed."""
+
+    Config = testing.ReplayConfig
+    closed: list[str] = []
+
+    async def warmup(self, symbol: str, bars: int) -> BarChunk | None:
+        rows = [r for r in self.config.bars if r[0] == symbol and r[1] < 60 * 30]
+        return BarChunk.from_bars([Bar(s, t * NS_PER_SECOND, o, h, lo, c, v) for s, t, o, h, lo, c, v in rows])
+
+    async def live(self) -> AsyncIterator[Bar]:
+        self.connection(ConnectionState.CONNECTED, "test")
+        try:
+            for s, t, o, h, lo, c, v in self.config.bars:
+                if t >= 60 * 30:
+                    yield Bar(s, t * NS_PER_SECOND, o, h, lo, c, v)
+        finally:
+            self.closed.append("live")
+
+    async def aclose(self) -> None:
+        self.closed.append("source")
+
+
+class _WarmPlugin:
+    @staticmethod
+    @hookimpl
+    def register_data_sources(register):
+        register("warm", WarmSource)
+
+
+COUNTER = """
+class S:
+    def init(self, ctx):
+        ctx.state["seen"] = 0
+    def watch(self, ctx):
+        ctx.state["seen"] += 1
+        return {"action": "enter", "qty": 1}
+    def close_watch(self, ctx):
+        return None
+    def in_trade(self, ctx):
+        return None
+"""
+
+
+def test_warmup_feeds_strategy_and_indicators_without_trading_then_live_trades(tmp_path):
+    WarmSource.closed = []
+    (tmp_path / "s.py").write_text(textwrap.dedent(COUNTER))
+    registry = builtin_registry(("testing", testing), ("warm", _WarmPlugin()))
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"mode": "live", "symbols": ["A"], "window": 50, "journal_sync": "normal"},
+            "source": {"type": "warm", "bars": rows(40)},
+            "strategy": {"host": "python", "class": "s.py:S"},
+            "broker": {"type": "paper", "cash": 10000},
+            "sinks": [{"type": "memory"}],
+        },
+    )
+    engine = build_engine(cfg, registry)
+    result = engine.run()
+    r = result.symbols["A"]
+    assert r.bars == 10  # the PnL series covers live bars only
+    assert r.orders == 1 and r.position_qty == 1  # entered on the first live bar, not in the warm-up
+    sink = engine.bus.sinks[0]
+    signals = [e for e in sink.events if type(e).__name__ == "SignalEvent"]
+    assert signals[0].ts == 30 * 60 * NS_PER_SECOND  # the first decision acted on is the first live bar's
+    conn = [e for e in sink.events if isinstance(e, ConnectionEvent)]
+    assert [(c.source, c.state, c.detail) for c in conn] == [("warm", "connected", "test")]
+    assert WarmSource.closed == ["live", "source"]  # the generator closed, then the source, before the loop ended
+    j = Journal(tmp_path / ".engine" / "engine.sqlite")
+    assert [e["state"] for e in j.events(kind="connection")] == ["connected"]
+    assert Decimal(j.symbols()["A"]["qty"]) == 1
+
+
+class SessionSource(testing.ReplaySource):
+    """Entries allowed only from the 5th bar on (a market that opens then)."""
+
+    def entries_allowed(self, symbol: str, ts: int) -> bool:
+        return ts >= 4 * 60 * NS_PER_SECOND
+
+
+class _SessionPlugin:
+    @staticmethod
+    @hookimpl
+    def register_data_sources(register):
+        register("session", SessionSource)
+
+
+def test_no_entry_where_the_source_says_the_market_is_closed(tmp_path):
+    secs = sections(tmp_path, n=12)
+    secs["source"]["type"] = "session"
+    (tmp_path / "s.py").write_text(textwrap.dedent(COUNTER))
+    registry = builtin_registry(("testing", testing), ("session", _SessionPlugin()))
+    engine = build_engine(write_config(tmp_path / "c.toml", secs), registry)
+    result = engine.run()
+    (trip_free,) = result.symbols.values()
+    assert trip_free.position_qty == 1 and trip_free.orders == 1
+    j = Journal(tmp_path / ".engine" / "engine.sqlite")
+    (order,) = j.orders("A")
+    assert order["created_ts"] == 4 * 60 * NS_PER_SECOND  # the first bar of the session
+
+
+def test_cross_symbol_rules_give_a_backtest_in_event_time_order(tmp_path):
+    """max_open_orders reads the other symbols' state: the symbols step in
+    event-time order (ties in configured order), so runs and chunk sizes agree."""
+    outcomes = []
+    for k, chunk in enumerate((1, 7, 1000, 1000)):
+        folder = tmp_path / f"run{k}"
+        folder.mkdir()
+        secs = sections(folder, n=200)
+        secs["engine"].update(symbols=["A", "B"], chunk=chunk, journal=False)
+        secs["source"]["bars"] = rows(200) + [["B", *r[1:]] for r in rows(200)]
+        secs["risk"] = {"max_open_orders": 1}
+        secs["sinks"] = [{"type": "memory"}]
+        engine = build_engine(write_config(folder / "c.toml", secs))
+        result = engine.run()
+        refused = [e for e in engine.bus.sinks[0].events if type(e).__name__ == "OrderEvent" and e.status == "refused"]
+        trades = {s: [(t.entry_ts, t.exit_ts) for t in r.trades] for s, r in result.symbols.items()}
+        outcomes.append((trades, sorted((e.order.symbol, e.order.ts) for e in refused)))
+    assert all(o == outcomes[0] for o in outcomes)
+    trades, refused = outcomes[0]
+    assert refused and {s for s, _ in refused} == {"B"}  # A comes first on every shared bar
+    assert len(trades["A"]) > 10

@@ -1,0 +1,107 @@
+"""``engine validate`` in process: what it checks, what it says it did not, and
+that it touches nothing (no broker built or contacted, nothing written)."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import engine_core.testing as testing
+from engine_core.builtin.paper import PaperBroker
+from engine_core.hookspecs import hookimpl
+from engine_core.testing import write_config
+from engine_core.validate import NOT_CHECKED_BY_VALIDATE, cannot_create, validate
+
+BARE_ENTER = 'function watch(ctx) return "enter" end\nfunction close_watch(ctx) end\nfunction in_trade(ctx) end\n'
+
+
+class UntouchableBroker(PaperBroker):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("validate built a broker")
+
+
+@hookimpl
+def _register_brokers(register: Any) -> None:
+    register("untouchable", UntouchableBroker)
+
+
+@pytest.fixture
+def registry_with_spy(registry):
+    spy = types.SimpleNamespace(register_brokers=_register_brokers)
+    return testing.builtin_registry(("testing", testing), ("spy", spy))
+
+
+def config(tmp_path: Path, **over: Any) -> Path:
+    (tmp_path / "s.lua").write_text(BARE_ENTER)
+    sections = {
+        "engine": {"symbols": ["AAA", "BBB"]},
+        "source": {"type": "simulated", "bars": 10},
+        "strategy": {"script": "s.lua"},
+    } | over
+    return write_config(tmp_path / "c.toml", sections)
+
+
+def test_ok_config_says_what_it_did_not_check(tmp_path, registry):
+    result = validate(config(tmp_path), registry)
+    assert result.ok and result.problems == [] and result.warnings == []
+    assert result.summary == "backtest, 2 symbols, source simulated, strategy s.lua on lua, broker paper"
+    assert result.unchecked == list(NOT_CHECKED_BY_VALIDATE)
+
+
+def test_live_config_builds_no_broker_and_writes_nothing(tmp_path, registry_with_spy):
+    path = config(
+        tmp_path,
+        engine={"mode": "live", "symbols": ["AAA"], "journal": True},
+        broker={"type": "untouchable"},
+        sinks=[{"type": "log", "path": "events.log"}],
+    )
+    result = validate(path, registry_with_spy)
+    assert result.ok, result.problems
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml", "s.lua"]
+
+
+def test_every_failed_check_is_one_line_naming_the_config(tmp_path, registry):
+    (tmp_path / "afile").write_text("")
+    path = config(tmp_path, strategy={"script": "s.lua", "params": {"qty": 5}}, report={"dir": "afile/x"})
+    (tmp_path / "s.lua").write_text("function watch(ctx) return 'enter'\n")
+    result = validate(path, registry)
+    assert not result.ok
+    assert [p.split(": ")[1] for p in result.problems] == ["report.dir", "s.lua:2"]
+    assert all(p.startswith(f"{path}: ") and "\n" not in p for p in result.problems)
+
+
+def test_config_that_does_not_load_is_one_problem(tmp_path, registry):
+    path = tmp_path / "c.toml"
+    path.write_text("[engine]\nsymbols = [\n")
+    result = validate(path, registry)
+    assert len(result.problems) == 1 and result.problems[0].startswith(f"{path}: invalid TOML")
+
+
+def test_qty_param_that_sizes_nothing_warns_once(tmp_path, registry, root):
+    path = config(tmp_path, strategy={"script": "s.lua", "params": {"qty": 5}})
+    (warning,) = validate(path, registry).warnings
+    assert warning == (
+        f"{path}: strategy.params.qty = 5 is not used for sizing: s.lua never reads it, and a decision "
+        "without qty trades [strategy] qty = 1 (or the [risk] sizing)"
+    )
+    shipped = config(tmp_path, strategy={"script": str(root / "strategies" / "sma_cross.lua"), "params": {"qty": 5}})
+    assert validate(shipped, registry).warnings == []  # sma_cross returns qty = ctx.params.qty
+    python = config(
+        tmp_path,
+        strategy={
+            "host": "python",
+            "class": str(root / "examples" / "python_sma_cross.py") + ":SmaCross",
+            "params": {"qty": 5},
+        },
+    )
+    assert validate(python, registry).warnings == []  # reads ctx.params["qty"]
+
+
+def test_cannot_create(tmp_path):
+    (tmp_path / "afile").write_text("")
+    assert cannot_create(tmp_path / "new" / "deeper") is None
+    assert cannot_create(tmp_path / "afile") == "it is a file"
+    assert cannot_create(tmp_path / "afile" / "x" / "y") == f"{tmp_path / 'afile'} is a file"
