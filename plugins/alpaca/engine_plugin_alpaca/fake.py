@@ -472,42 +472,29 @@ class FakeAlpaca:
             extended_hours=bool(body.get("extended_hours")),
         )
         exit_side = "sell" if order.side == "buy" else "buy"
+
+        def leg(kind: str, **price: Decimal) -> _Order:
+            """A bracket's protective leg, held until the entry fills."""
+            return _Order(
+                str(uuid.uuid4()),
+                str(uuid.uuid4()),
+                order.symbol,
+                exit_side,
+                order.qty,
+                kind,
+                order.time_in_force,
+                order_class=order.order_class,
+                status="held",
+                parent=order.id,
+                created_at=now,
+                updated_at=now,
+                **price,
+            )
+
         if "take_profit" in body:
-            order.legs.append(
-                _Order(
-                    str(uuid.uuid4()),
-                    str(uuid.uuid4()),
-                    order.symbol,
-                    exit_side,
-                    order.qty,
-                    "limit",
-                    order.time_in_force,
-                    limit_price=Decimal(body["take_profit"]["limit_price"]),
-                    order_class=order.order_class,
-                    status="held",
-                    parent=order.id,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            order.legs.append(leg("limit", limit_price=Decimal(body["take_profit"]["limit_price"])))
         if "stop_loss" in body:
-            order.legs.append(
-                _Order(
-                    str(uuid.uuid4()),
-                    str(uuid.uuid4()),
-                    order.symbol,
-                    exit_side,
-                    order.qty,
-                    "stop",
-                    order.time_in_force,
-                    stop_price=Decimal(body["stop_loss"]["stop_price"]),
-                    order_class=order.order_class,
-                    status="held",
-                    parent=order.id,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            order.legs.append(leg("stop", stop_price=Decimal(body["stop_loss"]["stop_price"])))
         return order
 
     def _refusal(self, body: dict[str, Any]) -> web.Response | None:
