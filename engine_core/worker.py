@@ -645,6 +645,10 @@ class SymbolWorker:
             self.stops.on_entry(
                 float(entry.price) if entry else 0.0, qty > 0, c.stop_loss, c.take_profit, c.trailing_stop
             )
+            if self.entry_levels is not None:
+                self.stops.override(*self.entry_levels)
+            self.entry_levels = None
+            self._journal_stops(entry.ts if entry else ts)
         elif self._flat() and state is State.IN_TRADE:
             self.stops.clear()
             self._transition(State.WATCH, ts, reason)
@@ -849,6 +853,8 @@ class SymbolWorker:
                     self.order_lost(order, "not at the broker after a restart; not resent")
                 continue
             self.apply_state(order, state)
+        # killed between booking a fill and the transition it causes
+        self._settle_state(self.last_ts or 0, "restart: the state follows the booked position")
         if held != self.ledger.qty:
             self.halt(
                 f"{self.symbol}: position mismatch after restart: the journal says {self.ledger.qty}, "

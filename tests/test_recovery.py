@@ -317,3 +317,30 @@ def test_stops_are_journaled(tmp_path):
     entry = Decimal(fills[0]["price"])
     assert stops[0]["stop_price"] == pytest.approx(float(entry) * 0.5)
     assert stops[0]["take_profit_price"] == pytest.approx(float(entry) * 1.5)
+
+
+@pytest.mark.parametrize(("bars", "held", "torn"), [(26, False, "in_trade"), (22, True, "close_watch")])
+def test_kill_between_fill_and_transition_is_settled_on_restart(tmp_path, bars, held, torn):
+    """A fill and the transition it causes are two commits. Killed between
+    them (the exit's fill booked but still in_trade, or the entry's fill
+    booked but still close_watch), the restart brings the state in line with
+    the booked position before anything trades."""
+    config = live_config(tmp_path, bars=bars, pace=0.0)
+    build_engine(config).run()
+    path = tmp_path / ".engine" / "engine.sqlite"
+    journal = Journal(path)
+    snap = journal.symbols()["A"]
+    assert (Decimal(snap["qty"]) != 0) is held
+    snap["state"] = torn
+    journal.save_symbol("A", snap)
+    journal.close()
+    config.write_text(config.read_text().replace(f"bars = {bars}", f"bars = {bars + 1}"))
+    result = build_engine(config).run()
+    journal = Journal(path)
+    after = journal.symbols()["A"]
+    moves = journal.events(symbol="A", kind="transition")
+    journal.close()
+    assert result.symbols["A"].halted is None
+    assert after["state"] == ("in_trade" if held else "watch")
+    assert Decimal(after["qty"]) == Decimal(snap["qty"])
+    assert moves[-1]["reason"].startswith("restart")

@@ -90,9 +90,12 @@ def test_pause_flatten_resume_by_mqtt(live: Live):
     assert reply["ok"] is True and "sent" in reply["results"]["AAA"]
     live.feed(8)  # the flatten order fills at the next open; paused, the strategy does not re-enter
     assert a.ledger.qty == 0 and a.paused
-    wait_for(lambda: live.subscriber.on("t/e1/AAA/status")[-1]["position"] == "0", "AAA's status to show flat")
+    # the fill and the move to watch are two events: a status may go out between them
+    wait_for(
+        lambda: live.subscriber.on("t/e1/AAA/status")[-1]["state"] == "watch", "AAA's status to show the trade over"
+    )
     status = live.subscriber.on("t/e1/AAA/status")[-1]
-    assert status["state"] == "watch" and status["paused"] is True and status["pending_order"] is None
+    assert status["position"] == "0" and status["paused"] is True and status["pending_order"] is None
     orders = [p for p in live.subscriber.on("t/e1/AAA/order") if p["status"] == "submitted"]
     assert orders[-1]["reason"] == "flatten"
     assert live.engine.workers["BBB"].orders_sent > a.orders_sent  # BBB traded on
