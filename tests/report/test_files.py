@@ -119,7 +119,5 @@ def test_chart_downsampling_keeps_the_extremes():
 
 def test_html_says_why_sharpe_is_missing(result, tmp_path):
     html = write(result, tmp_path)["html"].read_text()
-    assert (
-        "Sharpe and Sortino are n/a: they need 20,216 bar returns (at least 30, and a week of bars); 5 here." in html
-    )
+    assert "Sharpe and Sortino are n/a: they need 20,216 bar returns (at least 30, and a week of bars); 5 here." in html
     assert summarize(result)["total"]["sharpe"] is None
