@@ -598,15 +598,7 @@ class SymbolWorker:
                 ts,
                 "entry filled" if status is OrderStatus.FILLED else f"entry {status.value} after a partial fill",
             )
-            entry = self.ledger.entry
-            c = self.cfg
-            self.stops.on_entry(
-                float(entry.price) if entry else 0.0, qty > 0, c.stop_loss, c.take_profit, c.trailing_stop
-            )
-            if self.entry_levels is not None:
-                self.stops.override(*self.entry_levels)
-            self.entry_levels = None
-            self._journal_stops(entry.ts if entry else ts)
+            self._arm_stops(ts)
         elif state is State.CLOSE_WATCH:
             self.entry_levels = None
             detail = f": {why}" if why else ""
@@ -635,23 +627,26 @@ class SymbolWorker:
         position a fill left (a late fill of an order given up)."""
         if self.orders.current is not None:
             return
-        qty, state = self.ledger.qty, self.sm.state
+        state = self.sm.state
         if not self._flat() and state is not State.IN_TRADE:
             if state is State.WATCH:
                 self._transition(State.CLOSE_WATCH, ts, reason)
             self._transition(State.IN_TRADE, ts, reason)
-            entry = self.ledger.entry
-            c = self.cfg
-            self.stops.on_entry(
-                float(entry.price) if entry else 0.0, qty > 0, c.stop_loss, c.take_profit, c.trailing_stop
-            )
-            if self.entry_levels is not None:
-                self.stops.override(*self.entry_levels)
-            self.entry_levels = None
-            self._journal_stops(entry.ts if entry else ts)
+            self._arm_stops(ts)
         elif self._flat() and state is State.IN_TRADE:
             self.stops.clear()
             self._transition(State.WATCH, ts, reason)
+
+    def _arm_stops(self, ts: int) -> None:
+        """A trade has begun: the config's stops from the entry price, or the
+        levels the entry decision named, journaled."""
+        entry, c = self.ledger.entry, self.cfg
+        price = float(entry.price) if entry else 0.0
+        self.stops.on_entry(price, self.ledger.qty > 0, c.stop_loss, c.take_profit, c.trailing_stop)
+        if self.entry_levels is not None:
+            self.stops.override(*self.entry_levels)
+        self.entry_levels = None
+        self._journal_stops(entry.ts if entry else ts)
 
     def _flat(self, qty: Decimal | None = None) -> bool:
         """No position the venue could trade (the symbol's, or ``qty``): zero,
