@@ -59,7 +59,8 @@ def test_the_broker_killed_and_restarted_mid_run_loses_nothing(tmp_path: Path, b
     proxy.cut()  # and hold the engine off until the subscriber is back
     feed(name, 40, 80)
     wait_for(lambda: processed(run.engine, 80), "40 bars with the broker dead")
-    assert len(mqtt._buf) > 0  # events wait in the sink's queue
+    # events wait in the sink's queue (the bus hands them over on its own thread)
+    wait_for(lambda: len(mqtt._buf) > 0, "events to wait in the sink's queue")
     back = subscriber.resubscribed()
     broker.start()
     wait_for(back.is_set, "the subscriber to resubscribe")
