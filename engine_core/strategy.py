@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine_core.errors import StrategyError
-from engine_core.model import Fill, Side, State, bar_at, to_decimal
+from engine_core.model import Bar, Fill, Side, State, bar_at, to_decimal
 from engine_core.storage import Ring
 from engine_core.strategy_log import StrategyLog
 
@@ -197,9 +197,20 @@ class SymbolView:
         self.seen = 0  # bars of the symbol before the current chunk
         self.position = PositionView()
         self._indicators: dict[tuple[str, tuple[Any, ...]], Any] = {}
+        self._last: Bar | None = None
+
+    def last_bar(self) -> Bar:
+        """The newest bar of the view (built once per chunk)."""
+        bar = self._last
+        if bar is None:
+            bar = self._last = bar_at(self, self.symbol, -1)
+        return bar
 
     # The worker calls these two.
-    def set_data(self, cols: Mapping[str, np.ndarray], offset: int) -> None:
+    def set_data(self, cols: Mapping[str, np.ndarray], offset: int, last: Bar | None = None) -> None:
+        """The view's new arrays; ``last`` is the newest bar when the worker
+        holds it already (a live bar), so indicators need not rebuild it."""
+        self._last = last
         self.ts = cols["ts"]
         self.open, self.high, self.low = cols["open"], cols["high"], cols["low"]
         self.close, self.volume = cols["close"], cols["volume"]
@@ -250,7 +261,7 @@ class _TrackedIndicator:
         else:
             start = int(np.searchsorted(view.ts, self.fed_until_ts, "right"))
         if start == len(view.ts) - 1:  # one new bar (live): the scalar update is far cheaper
-            self.instance.update(bar_at(view, view.symbol, -1))
+            self.instance.update(view.last_bar())
             value = self.instance.value
             new: tuple[Any, ...] = (
                 tuple(np.array((v,)) for v in value) if isinstance(value, tuple) else (np.array((value,)),)

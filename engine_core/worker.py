@@ -106,6 +106,8 @@ class SymbolWorker:
         self.broker = broker
         self.sim: SimulatedBroker | None = broker if isinstance(broker, SimulatedBroker) else None
         self.fill_next_open = self.sim is not None and self.sim.fill_at == "next_open"
+        # A broker that trades any quantity (no lot step): only zero is flat.
+        self._any_qty = type(broker).round_qty is Broker.round_qty
         self.bus = bus
         self.window = window
         self.store = BarWindow(symbol, window)
@@ -160,7 +162,7 @@ class SymbolWorker:
             elif type(msg) is OrderUpdate:
                 self.on_update(msg, self._i)
             elif type(msg) is Bar:
-                self.process(BarChunk.from_bar(msg))
+                self.process(BarChunk.from_bar(msg), msg)
             elif type(msg) is Warmup:
                 self.warm(msg.chunk)
             elif type(msg) is Request:
@@ -205,9 +207,9 @@ class SymbolWorker:
             chunk = chunk.slice(int(np.searchsorted(chunk.ts, self.last_ts, "right")), len(chunk))
         return chunk
 
-    def _load(self, chunk: BarChunk) -> None:
+    def _load(self, chunk: BarChunk, bar: Bar | None = None) -> None:
         cols, offset = self.store.push(chunk, self.window - 1)
-        self.view.set_data(cols, offset)
+        self.view.set_data(cols, offset, bar)
         self._sync_position_view()
         if not self.started:
             self.started = True
@@ -216,11 +218,12 @@ class SymbolWorker:
                 self.strategy.restore_state(self._restored_state)
                 self._restored_state = None
 
-    def process(self, chunk: BarChunk) -> None:
+    def process(self, chunk: BarChunk, bar: Bar | None = None) -> None:
+        """Step through ``chunk``; ``bar`` is its one bar when it came live as a Bar."""
         chunk = self._accept(chunk)
         if len(chunk) == 0:
             return
-        self._load(chunk)
+        self._load(chunk, bar)
         if self.bus.wants_bars:
             for k in range(len(chunk)):
                 self.bus.emit(chunk.bar(k))
@@ -277,7 +280,7 @@ class SymbolWorker:
             hit = self._first_stop(i, end)
             if hit is not None:
                 stop = hit.bar
-        kill = self._first_kill(i, stop + 1 if hit is not None else stop)
+        kill = self._first_kill(i, stop + 1 if hit is not None else stop) if self.kill.enabled else None
         if kill is not None and (hit is None or kill[0] < hit.bar):
             stop, hit = kill[0], None
         if state is State.CLOSE_WATCH and self.expiry is not None:
@@ -655,7 +658,9 @@ class SymbolWorker:
         the dust goes with the next exit."""
         if qty is None:
             qty = self.ledger.qty
-        return qty == 0 or self.broker.round_qty(self.symbol, abs(qty)) <= 0
+        if qty == 0:
+            return True
+        return not self._any_qty and self.broker.round_qty(self.symbol, abs(qty)) <= 0
 
     def apply_state(self, order: Order, state: OrderState, i: int = 0) -> None:
         """Apply what the broker says of an order (after an unanswered send or

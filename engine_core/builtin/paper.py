@@ -27,7 +27,8 @@ from engine_core.orders import OrderState, OrderStatus, OrderUpdate, UpdateKind
 from engine_core.sources import PluginConfig
 
 _KEY = "paper:"
-_OPEN = {"status": "open"}  # a backtest's record of a working order (shared, never changed)
+_OPEN = {"status": "open"}
+_ZERO = Decimal(0)  # a backtest's record of a working order (shared, never changed)
 
 
 class PaperConfig(PluginConfig):
@@ -149,11 +150,14 @@ class PaperBroker(SimulatedBroker):
         return max(to_decimal(open_), limit)
 
     def _slipped(self, base: Decimal, side: Side) -> Decimal:
+        if not self.config.slippage:
+            return base
         slip = base * self.config.slippage
         return base + slip if side is Side.BUY else base - slip
 
     def _fill(self, order: Order, px: Decimal, ts: int) -> OrderUpdate:
-        commission = px * order.qty * self.config.commission
+        rate = self.config.commission
+        commission = px * order.qty * rate if rate else _ZERO
         fill = Fill(order.client_id, order.symbol, order.side, order.qty, px, commission, ts, order.client_id)
         if self._journal is None:
             del self._orders[order.client_id]  # a backtest keeps no history of filled orders
