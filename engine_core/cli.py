@@ -356,20 +356,11 @@ def indicators(name: str | None, as_json: bool) -> None:
 def status(config_path: Path, as_json: bool, shard: str | None) -> None:
     """Each symbol's state, position, open orders and last event, read from the
     journal (no running engine needed)."""
-    from engine_core.config import parse_shard, read_toml
-    from engine_core.errors import ConfigError, JournalError
+    from engine_core.config import journal_path, read_engine_section
+    from engine_core.errors import JournalError
     from engine_core.journal import Journal
 
-    raw = read_toml(config_path).get("engine", {})
-    engine_id = raw.get("id", "engine")
-    shard = shard or raw.get("shard")
-    if shard:
-        try:
-            k, n = parse_shard(str(shard))
-        except ValueError as err:
-            raise ConfigError(f"--shard: {err}, got {shard!r}") from None
-        engine_id = f"{engine_id}-{k}of{n}"
-    path = config_path.parent / raw.get("state_dir", ".engine") / f"{engine_id}.sqlite"
+    path = journal_path(config_path.parent, read_engine_section(config_path, shard))
     if not path.exists():
         raise JournalError(f"{path}: no journal (the engine has not run live with this config)")
     journal = Journal(path)
