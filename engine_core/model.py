@@ -176,6 +176,11 @@ class Order(NamedTuple):
     take_profit_price: Decimal | None = None
 
 
+def fill_key(client_id: str, trade_id: str) -> str:
+    """What tells one fill from another: its order's client id and the venue's trade id."""
+    return f"{client_id}/{trade_id}"
+
+
 class Fill(NamedTuple):
     """One execution. ``qty`` is the executed quantity (what completes the
     order); ``fee_qty`` is the part of it a venue kept as its fee in the asset
@@ -194,7 +199,7 @@ class Fill(NamedTuple):
 
     @property
     def key(self) -> str:
-        return f"{self.client_id}/{self.trade_id}"
+        return fill_key(self.client_id, self.trade_id)
 
     @property
     def position_change(self) -> Decimal:
