@@ -295,8 +295,7 @@ def _apply_shard(engine: EngineSection, shard: str | None, where: str) -> Engine
     symbols = shard_symbols(engine.symbols, shard)
     if not symbols:
         raise ConfigError(
-            f"{where}: engine.shard: shard {k}/{n} holds none of the "
-            f"{len(engine.symbols)} symbols; use fewer shards"
+            f"{where}: engine.shard: shard {k}/{n} holds none of the {len(engine.symbols)} symbols; use fewer shards"
         )
     return engine.model_copy(update={"symbols": symbols, "shard": f"{k}/{n}", "id": f"{engine.id}-{k}of{n}"})
 
