@@ -192,15 +192,9 @@ def total_curve(result: RunResult) -> Curve:
     return Curve(ts[:n], equity[:n], exposed[:n])
 
 
-def drawdown(equity: np.ndarray) -> np.ndarray:
-    """Fractional distance below the running peak (0 where the peak is not positive)."""
-    peak = np.maximum.accumulate(equity)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(peak > 0, 1.0 - equity / peak, 0.0)
-
-
 class Drawdown:
-    """:func:`drawdown` of a curve fed in consecutive pieces, carrying the running peak."""
+    """The fractional distance below the running peak (0 where the peak is not
+    positive) of a curve fed in consecutive pieces, carrying the peak."""
 
     def __init__(self) -> None:
         self.peak = -np.inf

@@ -39,28 +39,14 @@ STOP_REASONS = ("stop_loss", "trailing_stop")
 TARGET_REASONS = ("take_profit",)
 
 
-def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``max_points`` points: the minimum and maximum of each bucket, in time order.
+class Downsampler:
+    """At most ``max_points`` of an ``n``-point series fed in consecutive pieces
+    of any length: the minimum and maximum of each bucket, in time order.
 
     Keeping both extremes of every bucket keeps short spikes and drawdowns
-    visible, which plain striding would drop.
-    """
-    n = len(y)
-    if n <= max_points:
-        return x, y
-    buckets = max_points // 2
-    size = -(-n // buckets)
-    padded = np.concatenate([y, np.full(buckets * size - n, y[-1])]).reshape(buckets, size)
-    ends = np.sort(np.stack([padded.argmin(axis=1), padded.argmax(axis=1)], axis=1), axis=1)
-    idx = np.minimum((ends + (np.arange(buckets) * size)[:, None]).ravel(), n - 1)
-    return x[idx], y[idx]
-
-
-class Downsampler:
-    """:func:`downsample` of an ``n``-point series fed in consecutive pieces of any length.
-
-    Holds less than one bucket between pieces, so memory stays bounded by the
-    piece size; the points it keeps are exactly those :func:`downsample` keeps.
+    visible, which plain striding would drop. Holds less than one bucket
+    between pieces, so memory stays bounded by the piece size; the points kept
+    do not depend on how the series is cut.
     """
 
     def __init__(self, n: int, max_points: int = MAX_POINTS) -> None:
@@ -85,7 +71,7 @@ class Downsampler:
             x, y = np.concatenate([self.x_rest, x]), np.concatenate([self.y_rest, y])
         last = self.seen == self.n
         if last:
-            # as downsample: pad the final buckets with the last value
+            # pad the final buckets with the last value
             padded = np.concatenate([y, np.full((self.buckets - self.done) * self.size - len(y), y[-1])])
         else:
             full = len(y) // self.size * self.size
