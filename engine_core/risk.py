@@ -35,10 +35,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from engine_core.errors import RiskError
-from engine_core.model import NS_PER_SECOND, Side, to_decimal
+from engine_core.model import NS_PER_DAY, NS_PER_SECOND, Side, to_decimal
 
 NS_PER_MINUTE = 60 * NS_PER_SECOND
-NS_PER_DAY = 86_400 * NS_PER_SECOND
 
 Sizing = Literal["fixed_qty", "fixed_notional", "percent_equity", "risk_per_trade"]
 

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from engine_core.hookspecs import hookimpl
-from engine_core.model import NS_PER_SECOND, Bar, BarChunk
+from engine_core.model import NS_PER_SECOND, SECONDS_PER_YEAR, Bar, BarChunk, epoch_ns
 from engine_core.sources import DataSource, PluginConfig
 
 
@@ -32,9 +32,6 @@ class SimulatedConfig(PluginConfig):
     volatility: float = Field(default=0.6, ge=0)  # per year
     pace: float = Field(default=0.0, ge=0)  # live: seconds between bars (0 = as fast as possible)
     chunk: int = Field(default=65536, ge=1)
-
-
-_YEAR_S = 365 * 24 * 3600
 
 
 class SimulatedSource(DataSource):
@@ -51,7 +48,7 @@ class SimulatedSource(DataSource):
         start = self.config.start
         if start.tzinfo is None:
             start = start.replace(tzinfo=timezone.utc)
-        return int(start.timestamp()) * NS_PER_SECOND
+        return epoch_ns(start)
 
     def _generate(
         self, rngs: tuple[np.random.Generator, np.random.Generator], n: int, log_price: float, first: int, symbol: str
@@ -62,7 +59,7 @@ class SimulatedSource(DataSource):
         summed in one sequence, so the bars do not depend on the chunk size."""
         rng, vol_rng = rngs
         cfg = self.config
-        dt = cfg.interval / _YEAR_S
+        dt = cfg.interval / SECONDS_PER_YEAR
         sigma = cfg.volatility * np.sqrt(dt)
         mu = (cfg.drift - 0.5 * cfg.volatility**2) * dt
         # Four sub-steps per bar give the open, two extremes and the close.

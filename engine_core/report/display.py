@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from engine_core.model import SECONDS_PER_DAY
+
 Kind = Literal["int", "money", "percent", "ratio", "duration"]
 
 # (summary key, label, kind) of the per-symbol table, in both terminal and HTML
@@ -55,7 +57,7 @@ def show(value: Any, kind: Kind) -> str:
         return f"{value * 100:.2f}%"
     if kind == "ratio":
         return f"{value:.2f}"
-    days, rest = divmod(int(value), 86_400)
+    days, rest = divmod(int(value), SECONDS_PER_DAY)
     clock = f"{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
     return f"{days}d {clock}" if days else clock
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine_core.model import NS_PER_DAY
 from engine_core.results import SymbolResult
 
 if TYPE_CHECKING:
@@ -291,7 +292,6 @@ def _trade_lanes(ax: Axes, lanes: list[SymbolLine], total_ts: np.ndarray) -> Non
 
     span = int(total_ts[-1] - total_ts[0]) if len(total_ts) > 1 else 1
     pixel = max(span // LANE_PIXELS, 1)  # ns
-    day = 86_400e9
     stops = targets = False
     for row, s in enumerate(lanes):
         m = s.trades
@@ -300,7 +300,7 @@ def _trade_lanes(ax: Axes, lanes: list[SymbolLine], total_ts: np.ndarray) -> Non
             start, stop = _merged(m.entry_ts[m.won == won], m.exit_ts[m.won == won], pixel)
             if len(start):
                 ax.broken_barh(
-                    list(zip(_days(start), np.maximum(stop - start, pixel) / day)),
+                    list(zip(_days(start), np.maximum(stop - start, pixel) / NS_PER_DAY)),
                     (y - 0.36, 0.5),
                     facecolors=colour,
                     linewidth=0,
