@@ -32,6 +32,11 @@ def write_gbm_csv(
 
     The same ``symbol`` and ``seed`` always give the same file; prices have 2
     decimals and volumes 3.
+
+    A path of its own rather than the simulated source's
+    (``engine_core.builtin.simulated.gbm_bars``), deliberately: the shipped
+    ``examples/data`` is this function's output byte for byte, and the
+    README's backtest figures are computed on it.
     """
     rng = np.random.default_rng([seed, zlib.crc32(symbol.encode())])
     sigma = _VOLATILITY * np.sqrt(interval_s / SECONDS_PER_YEAR)
