@@ -131,10 +131,6 @@ class EngineConfig(_Section):
     optimize: dict[str, Any] | None = None
 
 
-# Kept for the strategy contract's type hints.
-StrategyConfig = StrategySection
-
-
 @dataclass(frozen=True)
 class LoadedConfig:
     """A validated config with each plugin table validated by its plugin."""

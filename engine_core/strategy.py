@@ -52,7 +52,7 @@ from engine_core.storage import Ring
 from engine_core.strategy_log import StrategyLog
 
 if TYPE_CHECKING:
-    from engine_core.config import StrategyConfig
+    from engine_core.config import StrategySection
 
 ACTIONS: dict[State, tuple[str, ...]] = {
     State.WATCH: ("setup", "enter"),
@@ -325,7 +325,7 @@ class SymbolStrategy(abc.ABC):
 class StrategyHost(abc.ABC):
     """A strategy language. One host per run; ``bind`` once per symbol."""
 
-    def __init__(self, config: StrategyConfig, base_dir: Path) -> None:
+    def __init__(self, config: StrategySection, base_dir: Path) -> None:
         self.config = config
         self.base_dir = base_dir
 

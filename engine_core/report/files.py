@@ -71,7 +71,7 @@ def _trade_row(t: RoundTrip, entry: str, exit_: str) -> list[str]:
 
 
 def trade_row_blocks(trades: list[RoundTrip]) -> Iterator[list[list[str]]]:
-    """The rows of :func:`trade_rows`, TRADE_BLOCK round trips at a time."""
+    """One row of text per round trip, in TRADE_COLUMNS order, TRADE_BLOCK round trips at a time."""
     if not trades:
         return
     n = len(trades)
@@ -85,18 +85,8 @@ def trade_row_blocks(trades: list[RoundTrip]) -> Iterator[list[list[str]]]:
         yield [_trade_row(t, entry, exit_) for t, entry, exit_ in zip(block, text[:m], text[m:])]
 
 
-def trade_rows(trades: list[RoundTrip]) -> list[list[str]]:
-    """One row of text per round trip, in TRADE_COLUMNS order."""
-    return [row for block in trade_row_blocks(trades) for row in block]
-
-
-def _equity_decimals(equity: np.ndarray) -> int:
-    """Decimals that give the largest equity value 10 significant digits (0 to 8)."""
-    largest = float(np.abs(equity).max()) if len(equity) else 0.0
-    return _decimals_for(largest)
-
-
 def _decimals_for(largest: float) -> int:
+    """Decimals that give the largest equity value 10 significant digits (0 to 8)."""
     return min(max(SIGNIFICANT_DIGITS - len(str(int(largest))), 0), 8)
 
 
