@@ -7,6 +7,9 @@
 * :class:`ScriptedBroker` - a venue-like broker that acks, fills, partially
   fills, rejects, cancels and delays from its own thread, as a script says;
 * :class:`MemorySink` - an event sink that keeps every event in a list;
+* :func:`replay_rows` - the replay source's rows from prices or OHLC bars;
+* :func:`python_strategy` - a small Python strategy class written from its
+  function bodies, and the ``[strategy]`` table that runs it;
 * :func:`write_config` - a TOML config file from Python dicts.
 
 The module is itself a plugin registering ``replay``, ``recording``,
@@ -18,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+import textwrap
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -85,6 +89,17 @@ class ReplaySource(DataSource):
             yield bar
 
 
+def replay_rows(symbol: str, bars: Iterable[float | Sequence[float]], interval: int = 60) -> list[list[Any]]:
+    """Rows for :class:`ReplaySource`: one bar of ``symbol`` every ``interval``
+    seconds from t=0, each an (open, high, low, close) or one price (open and
+    close at it, high 1 above, low 1 below); volume 1."""
+    rows: list[list[Any]] = []
+    for i, bar in enumerate(bars):
+        o, h, lo, c = (bar, bar + 1, bar - 1, bar) if isinstance(bar, (int, float)) else bar
+        rows.append([symbol, interval * i, float(o), float(h), float(lo), float(c), 1.0])
+    return rows
+
+
 class RecordingBroker(PaperBroker):
     """The paper broker, keeping every order it was sent (resends included)."""
 
@@ -149,6 +164,24 @@ def _table(name: str, values: dict[str, Any], out: list[str], array: bool = Fals
         _table(f"{name}.{key}", value, out)
 
 
+def python_strategy(
+    folder: Path,
+    *,
+    watch: str = "return None",
+    close_watch: str = "return None",
+    in_trade: str = "return None",
+    file: str = "s.py",
+) -> dict[str, Any]:
+    """Write a strategy class ``S`` to ``folder/file`` whose state functions run
+    these bodies (``self`` and ``ctx`` in scope; a body may span lines), and
+    return the ``[strategy]`` table that runs it."""
+    lines = ["class S:"]
+    for function, body in (("watch", watch), ("close_watch", close_watch), ("in_trade", in_trade)):
+        lines += [f"    def {function}(self, ctx):", textwrap.indent(textwrap.dedent(body).strip(), " " * 8)]
+    (folder / file).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {"host": "python", "class": f"{file}:S"}
+
+
 def write_config(path: Path, sections: dict[str, Any]) -> Path:
     """Write ``{"engine": {...}, "strategy": {..., "params": {...}}, "sinks": [{...}]}``
     as TOML to ``path`` and return it."""
@@ -170,6 +203,8 @@ __all__ = [
     "ScriptedBroker",
     "Venue",
     "builtin_registry",
+    "python_strategy",
+    "replay_rows",
     "venue",
     "write_config",
 ]
