@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from collections import Counter
 from decimal import Decimal
@@ -19,32 +18,26 @@ import pytest
 
 from engine_core.builtin.paper import PaperBroker
 from engine_core.errors import BrokerTimeout, JournalError
-from engine_core.hookspecs import hookimpl
 from engine_core.journal import Journal
 from engine_core.model import Order
 from engine_core.orders import OrderStatus
 from engine_core.runner import build_engine
-from engine_core.testing import builtin_registry, write_config
+from engine_core.testing import InlinePlugin, builtin_registry, python_strategy, write_config
 
-STRATEGY = """
-class S:
-    def watch(self, ctx):
-        return "setup" if ctx.index % 7 == 0 else None
-    def close_watch(self, ctx):
-        return {"action": "enter", "qty": 1 + ctx.index % 3}
-    def in_trade(self, ctx):
-        return "exit" if ctx.index % 7 == 3 else None
-"""
+STRATEGY = {
+    "watch": 'return "setup" if ctx.index % 7 == 0 else None',
+    "close_watch": 'return {"action": "enter", "qty": 1 + ctx.index % 3}',
+    "in_trade": 'return "exit" if ctx.index % 7 == 3 else None',
+}
 
 
 def live_config(tmp_path: Path, bars: int = 400, pace: float = 0.002, **engine: object) -> Path:
-    (tmp_path / "s.py").write_text(textwrap.dedent(STRATEGY))
     return write_config(
         tmp_path / "c.toml",
         {
             "engine": {"mode": "live", "symbols": ["A", "B"], "journal_sync": "normal", **engine},
             "source": {"type": "simulated", "bars": bars, "pace": pace, "seed": 3},
-            "strategy": {"host": "python", "class": "s.py:S"},
+            "strategy": python_strategy(tmp_path, **STRATEGY),
             "report": {"dir": "out"},
         },
     )
@@ -176,12 +169,7 @@ class TimeoutBeforeSend(PaperBroker):
         super().submit(order)
 
 
-class _Brokers:
-    @staticmethod
-    @hookimpl
-    def register_brokers(register):
-        register("after", TimeoutAfterSend)
-        register("before", TimeoutBeforeSend)
+BROKERS = InlinePlugin(brokers={"after": TimeoutAfterSend, "before": TimeoutBeforeSend})
 
 
 def run_with(tmp_path: Path, broker: str):
@@ -190,7 +178,7 @@ def run_with(tmp_path: Path, broker: str):
     config = live_config(tmp_path, bars=40, pace=0.0)
     text = config.read_text() + f'\n[broker]\ntype = "{broker}"\n'
     config.write_text(text)
-    registry = builtin_registry(("testing", testing), ("brokers", _Brokers()))
+    registry = builtin_registry(("testing", testing), ("brokers", BROKERS))
     result = build_engine(config, registry).run()
     journal = Journal(tmp_path / ".engine" / "engine.sqlite")
     return result, journal

@@ -2,6 +2,8 @@
 
 * :func:`builtin_registry` - a registry of the core's built-ins plus the
   plugin objects you pass, without loading installed entry points;
+* :class:`InlinePlugin` - a plugin object registering a test's own sources,
+  brokers and sinks by name;
 * :class:`ReplaySource` - a source that replays bars given in its config;
 * :class:`RecordingBroker` - a simulated broker that records every order;
 * :class:`ScriptedBroker` - a venue-like broker that acks, fills, partially
@@ -22,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,35 @@ BUILTINS = (
     ("python", python_host),
     ("log", log_sink),
 )
+
+
+class InlinePlugin:
+    """A plugin registering the classes it is given, by name: a test's own
+    sources, brokers and sinks, passed to :func:`builtin_registry`."""
+
+    def __init__(
+        self,
+        *,
+        sources: Mapping[str, type] | None = None,
+        brokers: Mapping[str, type] | None = None,
+        sinks: Mapping[str, type] | None = None,
+    ) -> None:
+        self.sources, self.brokers, self.sinks = dict(sources or {}), dict(brokers or {}), dict(sinks or {})
+
+    @hookimpl
+    def register_data_sources(self, register: Any) -> None:
+        for name, cls in self.sources.items():
+            register(name, cls)
+
+    @hookimpl
+    def register_brokers(self, register: Any) -> None:
+        for name, cls in self.brokers.items():
+            register(name, cls)
+
+    @hookimpl
+    def register_event_sinks(self, register: Any) -> None:
+        for name, cls in self.sinks.items():
+            register(name, cls)
 
 
 def builtin_registry(*extra: tuple[str, Any]) -> Registry:
@@ -170,13 +201,17 @@ def python_strategy(
     watch: str = "return None",
     close_watch: str = "return None",
     in_trade: str = "return None",
+    init: str | None = None,
     file: str = "s.py",
 ) -> dict[str, Any]:
-    """Write a strategy class ``S`` to ``folder/file`` whose state functions run
-    these bodies (``self`` and ``ctx`` in scope; a body may span lines), and
-    return the ``[strategy]`` table that runs it."""
+    """Write a strategy class ``S`` to ``folder/file`` whose functions run these
+    bodies (``self`` and ``ctx`` in scope; a body may span lines; no ``init``
+    unless given), and return the ``[strategy]`` table that runs it."""
     lines = ["class S:"]
-    for function, body in (("watch", watch), ("close_watch", close_watch), ("in_trade", in_trade)):
+    bodies = {"init": init, "watch": watch, "close_watch": close_watch, "in_trade": in_trade}
+    for function, body in bodies.items():
+        if body is None:
+            continue
         lines += [f"    def {function}(self, ctx):", textwrap.indent(textwrap.dedent(body).strip(), " " * 8)]
     (folder / file).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return {"host": "python", "class": f"{file}:S"}
@@ -197,6 +232,7 @@ def write_config(path: Path, sections: dict[str, Any]) -> Path:
 
 
 __all__ = [
+    "InlinePlugin",
     "MemorySink",
     "RecordingBroker",
     "ReplaySource",
