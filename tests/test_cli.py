@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from engine_core.testing import write_config
-
-
-def engine(*args: str, cwd: Path | None = None, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"} | extra_env
-    return subprocess.run(
-        [sys.executable, "-m", "engine_core", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
-    )
+from engine_core.testing import run_engine as engine
+from engine_core.testing import start_engine, wait_for, write_config
 
 
 @pytest.fixture
@@ -276,20 +267,10 @@ def test_sigterm_stops_a_run_like_ctrl_c(tmp_path, root):
             "report": {"dir": "out"},
         },
     )
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine_core", "run", "-c", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    proc = start_engine("run", "-c", str(cfg))
     try:
         log = tmp_path / "events.log"
-        deadline = time.monotonic() + 60
-        while not (log.exists() and " fill " in log.read_text()) and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
+        wait_for(lambda: log.exists() and " fill " in log.read_text(), "a fill in the log", proc=proc)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:

@@ -3,12 +3,10 @@ check that nothing was lost and nothing was doubled."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from decimal import Decimal
@@ -22,7 +20,7 @@ from engine_core.journal import Journal
 from engine_core.model import Order
 from engine_core.orders import OrderStatus
 from engine_core.runner import build_engine
-from engine_core.testing import InlinePlugin, builtin_registry, python_strategy, write_config
+from engine_core.testing import InlinePlugin, builtin_registry, python_strategy, run_engine, start_engine, write_config
 
 STRATEGY = {
     "watch": 'return "setup" if ctx.index % 7 == 0 else None',
@@ -44,14 +42,7 @@ def live_config(tmp_path: Path, bars: int = 400, pace: float = 0.002, **engine: 
 
 
 def start(config: Path) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "engine_core", "run", "-q", "--no-report", "-c", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    return start_engine("run", "-q", "--no-report", "-c", str(config))
 
 
 def check_consistency(path: Path, *, settled: bool = True) -> dict[str, int]:
@@ -240,13 +231,7 @@ def test_foreign_sqlite_file_is_not_taken_for_a_journal(tmp_path):
 def test_status_command_reads_the_journal(tmp_path):
     config = live_config(tmp_path, bars=30, pace=0.0)
     build_engine(config).run()
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine_core", "status", "--json", "-c", str(config)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    proc = run_engine("status", "--json", "-c", str(config))
     assert proc.returncode == 0, proc.stderr
     import json
 
@@ -258,10 +243,7 @@ def test_status_command_reads_the_journal(tmp_path):
 
 def test_status_without_a_journal_is_one_line(tmp_path):
     config = live_config(tmp_path)
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine_core", "status", "-c", str(config)], capture_output=True, text=True, env=env
-    )
+    proc = run_engine("status", "-c", str(config))
     assert proc.returncode == 2 and "no journal" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 

@@ -12,7 +12,10 @@
 * :func:`replay_rows` - the replay source's rows from prices or OHLC bars;
 * :func:`python_strategy` - a small Python strategy class written from its
   function bodies, and the ``[strategy]`` table that runs it;
-* :func:`write_config` - a TOML config file from Python dicts.
+* :func:`write_config` - a TOML config file from Python dicts;
+* :func:`run_engine`, :func:`start_engine` - the ``engine`` command in a
+  subprocess, loading the installed plugins as a user's run does;
+  :func:`wait_for` - poll a condition with a deadline.
 
 The module is itself a plugin registering ``replay``, ``recording``,
 ``scripted`` and ``memory``:
@@ -36,6 +39,7 @@ from engine_core.hookspecs import hookimpl
 from engine_core.model import NS_PER_SECOND, Bar, BarChunk, Order
 from engine_core.plugins import Registry, build_registry
 from engine_core.sources import DataSource, PluginConfig
+from engine_core.testing.process import run_engine, start_engine, user_env, wait_for
 from engine_core.testing.scripted import ScriptedBroker, Venue, venue
 
 BUILTINS = (
@@ -241,6 +245,10 @@ __all__ = [
     "builtin_registry",
     "python_strategy",
     "replay_rows",
+    "run_engine",
+    "start_engine",
+    "user_env",
     "venue",
+    "wait_for",
     "write_config",
 ]
