@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from engine_core.testing import python_strategy, start_engine, wait_for, write_config
 from engine_core.testing import run_engine as engine
-from engine_core.testing import start_engine, wait_for, write_config
 
 
 @pytest.fixture
@@ -94,19 +94,12 @@ def test_strategy_class_that_raises_on_import(tmp_path):
 
 
 def test_strategy_class_that_raises_while_trading_halts_its_symbol(tmp_path):
-    (tmp_path / "s.py").write_text(
-        "class S:\n"
-        "    def watch(self, ctx):\n"
-        "        raise KeyError('no such thing')\n"
-        "    def close_watch(self, ctx):\n        return None\n"
-        "    def in_trade(self, ctx):\n        return None\n"
-    )
     cfg = write_config(
         tmp_path / "c.toml",
         {
             "engine": {"symbols": ["A"]},
             "source": {"type": "simulated", "bars": 10},
-            "strategy": {"host": "python", "class": "s.py:S"},
+            "strategy": python_strategy(tmp_path, watch="raise KeyError('no such thing')"),
             "report": {"dir": "out"},
         },
     )

@@ -84,6 +84,7 @@ class Context:
     def bar(self) -> Bar:
         return bar_at(self._view, self._view.symbol, self._i)
 
+    # One accessor per column, as the Lua ctx has them (deliberately alike: each is _at of its column).
     def open(self, n: int = 0) -> float | None:
         return self._at("open", n)
 

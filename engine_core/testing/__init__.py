@@ -63,6 +63,8 @@ class InlinePlugin:
     ) -> None:
         self.sources, self.brokers, self.sinks = dict(sources or {}), dict(brokers or {}), dict(sinks or {})
 
+    # A plugin's registration hooks, alike in every plugin by design: pluggy calls each by its name.
+
     @hookimpl
     def register_data_sources(self, register: Any) -> None:
         for name, cls in self.sources.items():
