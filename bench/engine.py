@@ -14,24 +14,19 @@ import argparse
 import resource
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 from engine_core.model import State
 from engine_core.runner import build_engine
 from engine_core.statemachine import StateMachine
-from engine_core.testing import write_config
+from engine_core.testing import python_strategy, write_config
 
-STRATEGY = """
-class Every50:
-    def watch(self, ctx):
-        return "setup" if ctx.index % 50 == 0 else None
-    def close_watch(self, ctx):
-        return "enter"
-    def in_trade(self, ctx):
-        return "exit" if ctx.index % 50 == 25 else None
-"""
+EVERY_50 = {  # a round trip every 50 bars
+    "watch": 'return "setup" if ctx.index % 50 == 0 else None',
+    "close_watch": 'return "enter"',
+    "in_trade": 'return "exit" if ctx.index % 50 == 25 else None',
+}
 
 
 def transitions_per_second(n: int = 300_000) -> float:
@@ -46,13 +41,12 @@ def transitions_per_second(n: int = 300_000) -> float:
 
 
 def pipeline(symbols: int, bars: int, work: Path) -> tuple[float, int]:
-    (work / "every50.py").write_text(textwrap.dedent(STRATEGY))
     config = write_config(
         work / f"bench_{symbols}.toml",
         {
             "engine": {"symbols": [f"S{k:03d}" for k in range(symbols)], "window": 100},
             "source": {"type": "simulated", "seed": 1, "bars": bars},
-            "strategy": {"host": "python", "class": "every50.py:Every50"},
+            "strategy": python_strategy(work, **EVERY_50),
             "broker": {"type": "paper", "cash": 1_000_000},
         },
     )

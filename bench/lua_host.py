@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine_core.builtin.simulated import gbm_bars
 from engine_core.config import StrategySection
 from engine_core.lua.host import LuaHost
 from engine_core.model import State
@@ -28,16 +29,8 @@ NEXT = {"setup": State.IN_TRADE, "enter": State.IN_TRADE, "exit": State.WATCH, "
 
 
 def columns(n: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(7)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
-    return {
-        "ts": np.arange(n, dtype=np.int64) * 60_000_000_000,
-        "open": close,
-        "high": close * 1.001,
-        "low": close * 0.999,
-        "close": close,
-        "volume": np.ones(n),
-    }
+    bars = gbm_bars("BENCH", n, seed=7)
+    return {k: getattr(bars, k) for k in ("ts", "open", "high", "low", "close", "volume")}
 
 
 def main(n: int) -> None:

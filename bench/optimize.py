@@ -24,49 +24,33 @@ import os
 import time
 from pathlib import Path
 
+from engine_core.testing import write_config
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data"
 
-OPTIMIZE = """\
-[optimize]
-config = "backtest.toml"
-metric = "sharpe"
-sampler = "random"
-seed = 11
-constraints = ["slow > fast + 5"]
+OPTIMIZE = {
+    "optimize": {
+        "config": "backtest.toml",
+        "metric": "sharpe",
+        "sampler": "random",
+        "seed": 11,
+        "constraints": ["slow > fast + 5"],
+        "params": {"fast": {"low": 5, "high": 30}, "slow": {"low": 20, "high": 120, "step": 5}},
+    }
+}
 
-[optimize.params]
-fast = {{ low = 5, high = 30 }}
-slow = {{ low = 20, high = 120, step = 5 }}
-"""
-
-BACKTEST = """\
-[engine]
-symbols = ["SYM0"]
-window = 200
-
-[source]
-type = "csv"
-path = "."
-
-[strategy]
-host = "lua"
-script = "{script}"
-
-[strategy.params]
-fast = 10
-slow = 30
-qty = 1
-
-[broker]
-type = "paper"
-cash = 100000
-fill = "next_open"
-
-[report]
-dir = "report"
-html = false
-"""
+BACKTEST = {
+    "engine": {"symbols": ["SYM0"], "window": 200},
+    "source": {"type": "csv", "path": "."},
+    "strategy": {
+        "host": "lua",
+        "script": str(ROOT / "strategies" / "sma_cross.lua"),
+        "params": {"fast": 10, "slow": 30, "qty": 1},
+    },
+    "broker": {"type": "paper", "cash": 100000, "fill": "next_open"},
+    "report": {"dir": "report", "html": False},
+}
 
 
 def make_folder(bars: int) -> Path:
@@ -76,8 +60,8 @@ def make_folder(bars: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "SYM0.csv").exists():
         write_gbm_csv(folder / "SYM0.csv", "SYM0", bars, seed=1000)
-    (folder / "backtest.toml").write_text(BACKTEST.format(script=ROOT / "strategies" / "sma_cross.lua"))
-    (folder / "optimize.toml").write_text(OPTIMIZE.format())
+    write_config(folder / "backtest.toml", BACKTEST)
+    write_config(folder / "optimize.toml", OPTIMIZE)
     return folder
 
 

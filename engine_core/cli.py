@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -70,25 +70,20 @@ def main() -> None:
     """Plugin-based trading engine: Lua strategies, backtests, live trading."""
 
 
-config_option = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML config file.",
-)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(help: str = "TOML config file.", multiple: bool = False) -> Callable[[F], F]:
+    """``-c/--config``: one config file (``config_path``, required), or any
+    number of them with ``multiple`` (``config_paths``). A plugin's command
+    takes its config with the same option."""
+    name = "config_paths" if multiple else "config_path"
+    path = click.Path(dir_okay=False, path_type=Path)
+    return click.option("-c", "--config", name, required=not multiple, multiple=multiple, type=path, help=help)
 
 
 @main.command()
-@click.option(
-    "-c",
-    "--config",
-    "config_paths",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML config file (repeat for several).",
-)
+@config_option("TOML config file (repeat for several).", multiple=True)
 @click.argument("paths", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 def validate(config_paths: tuple[Path, ...], paths: tuple[Path, ...]) -> None:
     """Check configs without running them: each plugin's keys, the strategy,
@@ -120,7 +115,7 @@ def validate(config_paths: tuple[Path, ...], paths: tuple[Path, ...]) -> None:
 
 
 @main.command()
-@config_option
+@config_option()
 @click.option("--no-report", is_flag=True, help="Do not write the report files.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary table.")
 @click.option(
@@ -350,26 +345,17 @@ def indicators(name: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@config_option
+@config_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--shard", metavar="K/N", help="The journal of shard K of N (as run with --shard).")
 def status(config_path: Path, as_json: bool, shard: str | None) -> None:
     """Each symbol's state, position, open orders and last event, read from the
     journal (no running engine needed)."""
-    from engine_core.config import parse_shard, read_toml
-    from engine_core.errors import ConfigError, JournalError
+    from engine_core.config import journal_path, read_engine_section
+    from engine_core.errors import JournalError
     from engine_core.journal import Journal
 
-    raw = read_toml(config_path).get("engine", {})
-    engine_id = raw.get("id", "engine")
-    shard = shard or raw.get("shard")
-    if shard:
-        try:
-            k, n = parse_shard(str(shard))
-        except ValueError as err:
-            raise ConfigError(f"--shard: {err}, got {shard!r}") from None
-        engine_id = f"{engine_id}-{k}of{n}"
-    path = config_path.parent / raw.get("state_dir", ".engine") / f"{engine_id}.sqlite"
+    path = journal_path(config_path.parent, read_engine_section(config_path, shard))
     if not path.exists():
         raise JournalError(f"{path}: no journal (the engine has not run live with this config)")
     journal = Journal(path)

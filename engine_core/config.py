@@ -131,10 +131,6 @@ class EngineConfig(_Section):
     optimize: dict[str, Any] | None = None
 
 
-# Kept for the strategy contract's type hints.
-StrategyConfig = StrategySection
-
-
 @dataclass(frozen=True)
 class LoadedConfig:
     """A validated config with each plugin table validated by its plugin."""
@@ -281,25 +277,42 @@ def _plugin(registry: Registry, kind: str, name: str, where: str, key: str) -> A
         raise PluginError(f"{where}: {key}: {err}") from err
 
 
-def _apply_shard(cfg: EngineConfig, shard: str | None, where: str) -> EngineConfig:
+def _apply_shard(engine: EngineSection, shard: str | None, where: str) -> EngineSection:
     """Keep the symbols of the shard (``shard`` overrides ``engine.shard``); the
     engine id gains ``-KofN`` so each shard has its own journal, client ids
     and MQTT topics."""
-    shard = shard if shard is not None else cfg.engine.shard
+    shard = shard if shard is not None else engine.shard
     if shard is None:
-        return cfg
+        return engine
     try:
         k, n = parse_shard(shard)
     except ValueError as err:
         raise ConfigError(f"--shard: {err}, got {shard!r}") from None
-    symbols = shard_symbols(cfg.engine.symbols, shard)
+    symbols = shard_symbols(engine.symbols, shard)
     if not symbols:
         raise ConfigError(
-            f"{where}: engine.shard: shard {k}/{n} holds none of the "
-            f"{len(cfg.engine.symbols)} symbols; use fewer shards"
+            f"{where}: engine.shard: shard {k}/{n} holds none of the {len(engine.symbols)} symbols; use fewer shards"
         )
-    engine = cfg.engine.model_copy(update={"symbols": symbols, "shard": f"{k}/{n}", "id": f"{cfg.engine.id}-{k}of{n}"})
-    return cfg.model_copy(update={"engine": engine})
+    return engine.model_copy(update={"symbols": symbols, "shard": f"{k}/{n}", "id": f"{engine.id}-{k}of{n}"})
+
+
+def read_engine_section(path: Path, shard: str | None = None) -> EngineSection:
+    """The ``[engine]`` table of the config at ``path`` alone, validated and
+    sharded as a run reads it: for commands that need no plugin (``engine status``)."""
+    where = str(path)
+    env_paths: set[str] = set()
+    raw = _substitute(read_toml(path).get("engine", {}), "engine", env_paths, where)
+    try:
+        engine = EngineSection.model_validate(raw)
+    except ValidationError as err:
+        raise format_validation_error(err, where, "engine", env_paths, EngineSection) from err
+    return _apply_shard(engine, shard, where)
+
+
+def journal_path(base_dir: Path, engine: EngineSection) -> Path:
+    """Where an engine's journal lives: ``<state_dir>/<engine id>.sqlite``, the
+    folder relative to the config's."""
+    return base_dir / engine.state_dir / f"{engine.id}.sqlite"
 
 
 def load_config(path: str | Path, registry: Registry, shard: str | None = None) -> LoadedConfig:
@@ -320,7 +333,7 @@ def load_config(path: str | Path, registry: Registry, shard: str | None = None) 
         cfg = EngineConfig.model_validate(raw)
     except ValidationError as err:
         raise format_validation_error(err, where, "", env_paths, EngineConfig) from err
-    cfg = _apply_shard(cfg, shard, where)
+    cfg = cfg.model_copy(update={"engine": _apply_shard(cfg.engine, shard, where)})
     strat = cfg.strategy
     if strat.script and strat.class_:
         raise ConfigError(f"{where}: strategy: give either script or class, not both")

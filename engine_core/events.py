@@ -12,29 +12,32 @@ from typing import Any, ClassVar
 
 import pluggy
 
-from engine_core.model import (
-    Bar,
-    ConnectionEvent,
-    ErrorEvent,
-    FillEvent,
-    LogEvent,
-    OrderEvent,
-    SignalEvent,
-    TransitionEvent,
-)
+from engine_core import model
+from engine_core.model import Bar, iso_utc
 from engine_core.sources import PluginConfig
 
-Event = Bar | SignalEvent | TransitionEvent | OrderEvent | FillEvent | ErrorEvent | ConnectionEvent | LogEvent
+# The engine's events: this union, the observation hook each goes to (one spec
+# each in hookspecs.py) and the one line a text sink writes for each (describe).
+Event = (
+    Bar
+    | model.SignalEvent
+    | model.TransitionEvent
+    | model.OrderEvent
+    | model.FillEvent
+    | model.ErrorEvent
+    | model.ConnectionEvent
+    | model.LogEvent
+)
 
 _HOOK_OF = {
     Bar: "engine_bar",
-    SignalEvent: "engine_signal",
-    TransitionEvent: "engine_transition",
-    OrderEvent: "engine_order",
-    FillEvent: "engine_fill",
-    ErrorEvent: "engine_error",
-    ConnectionEvent: "engine_connection",
-    LogEvent: "engine_log",
+    model.SignalEvent: "engine_signal",
+    model.TransitionEvent: "engine_transition",
+    model.OrderEvent: "engine_order",
+    model.FillEvent: "engine_fill",
+    model.ErrorEvent: "engine_error",
+    model.ConnectionEvent: "engine_connection",
+    model.LogEvent: "engine_log",
 }
 _ARG_OF = {"engine_bar": "bar"}
 SINK_QUEUE = 100_000  # events buffered per sink before its drops are counted
@@ -74,6 +77,33 @@ class EventSink(abc.ABC):
     def stats(self) -> dict[str, Any]:
         """Figures the run summary reports for this sink (e.g. events dropped); {} for none."""
         return {}
+
+
+def describe(event: Event) -> str:
+    """One line for an event (shared by every text sink)."""
+    if isinstance(event, model.TransitionEvent):
+        return f"{iso_utc(event.ts)} {event.symbol} {event.from_state.value} -> {event.to_state.value} ({event.reason})"
+    if isinstance(event, model.OrderEvent):
+        o = event.order
+        extra = f": {event.detail}" if event.detail else ""
+        what = f"order {event.status.value} {o.side.value} {o.qty} [{o.client_id}]"
+        return f"{iso_utc(o.ts)} {o.symbol} {what} {o.reason}{extra}"
+    if isinstance(event, model.FillEvent):
+        f = event.fill
+        return f"{iso_utc(f.ts)} {f.symbol} fill {f.side.value} {f.qty} @ {f.price} fee {f.commission} [{f.client_id}]"
+    if isinstance(event, model.SignalEvent):
+        return f"{iso_utc(event.ts)} {event.symbol} signal {event.action} {event.detail or ''}".rstrip()
+    if isinstance(event, model.ErrorEvent):
+        return f"{iso_utc(event.ts)} {event.symbol or '-'} {event.kind}: {event.message}"
+    if isinstance(event, model.ConnectionEvent):
+        detail = f" ({event.detail})" if event.detail else ""
+        return f"{iso_utc(event.ts)} - source {event.source} {event.state}{detail}"
+    if isinstance(event, model.LogEvent):
+        return f"{iso_utc(event.ts)} {event.symbol} log: {event.message}"
+    if isinstance(event, Bar):
+        prices = f"o={event.open} h={event.high} l={event.low} c={event.close} v={event.volume}"
+        return f"{iso_utc(event.ts)} {event.symbol} bar {prices}"
+    return repr(event)
 
 
 class _SinkThread:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from engine_core.errors import JournalError
-from engine_core.model import Order, OrderType, Side, TimeInForce
+from engine_core.model import Order, OrderType, Side, TimeInForce, fill_key
 from engine_core.orders import OPEN_STATUSES, OrderStatus
 
 SCHEMA_VERSION = 2
@@ -312,7 +312,7 @@ class Journal:
         return out
 
     def booked_fill_keys(self, symbol: str) -> set[str]:
-        return {f"{e['client_id']}/{e.get('trade_id', '')}" for e in self.events(symbol, kind="fill")}
+        return {fill_key(e["client_id"], e.get("trade_id", "")) for e in self.events(symbol, kind="fill")}
 
     def events(
         self, symbol: str | None = None, kind: str | None = None, last: int | None = None

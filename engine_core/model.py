@@ -22,13 +22,34 @@ from typing import Any, NamedTuple
 import numpy as np
 
 NS_PER_SECOND = 1_000_000_000
+SECONDS_PER_DAY = 86_400
+NS_PER_DAY = SECONDS_PER_DAY * NS_PER_SECOND
+SECONDS_PER_YEAR = 365 * SECONDS_PER_DAY  # a 24/7 market's year: what annualises figures and volatility
 
 
-def iso_utc(ts: int | None) -> str:
-    """An event time as ISO 8601 UTC to the second ("-" for none)."""
+def iso_utc(ts: int | None, digits: int = 0) -> str:
+    """An event time as ISO 8601 UTC ("-" for none): to the second, or with
+    ``digits`` digits of the second (truncated; see :func:`fraction_digits`).
+    ``report.fastcsv.time_columns`` writes the same text for whole columns."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts // NS_PER_SECOND, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    seconds, ns = divmod(ts, NS_PER_SECOND)
+    text = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{ns // 10 ** (9 - digits):0{digits}d}Z" if digits else f"{text}Z"
+
+
+def fraction_digits(ts: Any) -> int:
+    """The fewest digits (0, 3, 6 or 9) after the second that show every time of ``ts`` exactly."""
+    return next(d for d in (0, 3, 6, 9) if not np.any(np.asarray(ts) % 10 ** (9 - d)))
+
+
+def epoch_ns(moment: datetime) -> int:
+    """A timezone-aware datetime as nanoseconds since the epoch, exactly (no float)."""
+    delta = moment - _EPOCH
+    return (delta.days * SECONDS_PER_DAY + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1_000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def to_decimal(value: float) -> Decimal:
@@ -176,6 +197,11 @@ class Order(NamedTuple):
     take_profit_price: Decimal | None = None
 
 
+def fill_key(client_id: str, trade_id: str) -> str:
+    """What tells one fill from another: its order's client id and the venue's trade id."""
+    return f"{client_id}/{trade_id}"
+
+
 class Fill(NamedTuple):
     """One execution. ``qty`` is the executed quantity (what completes the
     order); ``fee_qty`` is the part of it a venue kept as its fee in the asset
@@ -194,7 +220,7 @@ class Fill(NamedTuple):
 
     @property
     def key(self) -> str:
-        return f"{self.client_id}/{self.trade_id}"
+        return fill_key(self.client_id, self.trade_id)
 
     @property
     def position_change(self) -> Decimal:

@@ -35,10 +35,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from engine_core.errors import RiskError
-from engine_core.model import NS_PER_SECOND, Side, to_decimal
+from engine_core.model import NS_PER_DAY, NS_PER_SECOND, Side, to_decimal
 
 NS_PER_MINUTE = 60 * NS_PER_SECOND
-NS_PER_DAY = 86_400 * NS_PER_SECOND
 
 Sizing = Literal["fixed_qty", "fixed_notional", "percent_equity", "risk_per_trade"]
 
@@ -264,7 +263,7 @@ class RiskManager:
             sent.popleft()
         if not reducing:
 
-            def refuse(rule: str, what: str, value: object, limit: object) -> RiskError:
+            def refuse(rule: str, what: str, value: Decimal | float, limit: Decimal | float) -> RiskError:
                 return RiskError(
                     f"{symbol}: order {side.value} {_num(qty)} refused by {rule}: "
                     f"{what} {_num(value)}, limit {_num(limit)}",
@@ -337,9 +336,9 @@ class RiskManager:
         return hit
 
 
-def _num(x: object) -> str:
+def _num(x: Decimal | float) -> str:
     """A number for a message: no exponent, no trailing zeros."""
-    d = x if isinstance(x, Decimal) else Decimal(repr(x) if isinstance(x, float) else str(x))
+    d = x if isinstance(x, Decimal) else Decimal(x) if isinstance(x, int) else to_decimal(x)
     return format(d.normalize(), "f")
 
 

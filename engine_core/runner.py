@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine_core.brokers import Broker
-from engine_core.config import LoadedConfig, load_config
+from engine_core.config import LoadedConfig, journal_path, load_config
 from engine_core.control import ENGINE, Command, ControlError, Request
 from engine_core.errors import DataError, EngineError
 from engine_core.events import EventBus
@@ -93,7 +93,7 @@ class Engine:
         self.host.load()
         use_journal = cfg.engine.journal if cfg.engine.journal is not None else live
         if use_journal:
-            self.journal = Journal(journal_path(self.loaded), sync=cfg.engine.journal_sync)
+            self.journal = Journal(journal_path(self.loaded.base_dir, cfg.engine), sync=cfg.engine.journal_sync)
             self.broker.bind_journal(self.journal)
         failure: BaseException | None = None
         result: RunResult | None = None
@@ -369,11 +369,6 @@ def _drain(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(loop.shutdown_asyncgens())
     except RuntimeError:  # the loop was stopped from outside
         pass
-
-
-def journal_path(loaded: LoadedConfig) -> Path:
-    cfg = loaded.config.engine
-    return loaded.base_dir / cfg.state_dir / f"{cfg.id}.sqlite"
 
 
 def build_engine(path: str | Path, registry: Registry | None = None, shard: str | None = None, **kwargs: Any) -> Engine:

@@ -3,7 +3,7 @@
 Each bar is written twice, at ``i`` and ``i + capacity`` of a buffer twice
 the capacity, so the last bars are always one contiguous slice: reading the
 window needs no copy and no wrap-around. Appending is O(1) per bar and the
-buffer never grows. ``last`` and ``snapshot`` return copies, so a reader on
+buffer never grows. ``Ring.snapshot`` returns copies, so a reader on
 another thread never sees a half-written bar.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engine_core.model import Bar, BarChunk
+from engine_core.model import BarChunk
 
 COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 
@@ -105,19 +105,8 @@ class BarWindow:
     def __len__(self) -> int:
         return len(self._ring)
 
-    def append(self, bar: Bar) -> None:
-        self.extend(BarChunk.from_bar(bar))
-
     def extend(self, chunk: BarChunk) -> None:
         self._ring.extend(_columns(chunk))
-
-    def last(self, column: str, n: int | None = None) -> np.ndarray:
-        """The last ``n`` values of a column (all stored if None), oldest first."""
-        return self._ring.snapshot(n)[column]
-
-    def snapshot(self, n: int | None = None) -> dict[str, np.ndarray]:
-        """The last ``n`` bars of every column, consistent with each other."""
-        return self._ring.snapshot(n)
 
     def push(self, chunk: BarChunk, history: int) -> tuple[dict[str, np.ndarray], int]:
         """Store ``chunk``; return up to ``history`` earlier bars followed by it, and its offset."""

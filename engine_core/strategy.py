@@ -39,7 +39,7 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,7 +52,7 @@ from engine_core.storage import Ring
 from engine_core.strategy_log import StrategyLog
 
 if TYPE_CHECKING:
-    from engine_core.config import StrategyConfig
+    from engine_core.config import StrategySection
 
 ACTIONS: dict[State, tuple[str, ...]] = {
     State.WATCH: ("setup", "enter"),
@@ -64,19 +64,9 @@ FUNCTION_OF_STATE = {
     State.CLOSE_WATCH: "close_watch",
     State.IN_TRADE: "in_trade",
 }
-# Every field a decision may have, in the order the Lua host passes them flattened.
-DECISION_FIELDS = (
-    "action",
-    "side",
-    "qty",
-    "stop_price",
-    "take_profit_price",
-    "trailing_stop",
-    "expires",
-    "limit_price",
-    "reason",
-)
-_KEYS = frozenset(DECISION_FIELDS)
+# The functions a strategy (a Lua script, a Python class) must define, and those it may.
+REQUIRED_FUNCTIONS = tuple(FUNCTION_OF_STATE.values())
+OPTIONAL_FUNCTIONS = ("init", "on_fill")
 _RENAMED = {
     "stop_loss": "stop_price (a price; the config's stop_loss is a fraction of the entry)",
     "take_profit": "take_profit_price (a price; the config's take_profit is a fraction of the entry)",
@@ -94,6 +84,23 @@ class Decision:
     expires: int | None = None  # bars a setup (or an entry limit) stays valid
     limit_price: float | None = None  # an entry as a limit order at this price
     reason: str = ""
+
+    def detail(self) -> dict[str, Any]:
+        """What a signal event carries besides the action: the side of an entry,
+        the fields the strategy gave (Decimals as text), its reason."""
+        out: dict[str, Any] = {"side": self.side.value} if self.action == "enter" else {}
+        for key in DECISION_FIELDS:
+            value = getattr(self, key)
+            if key not in ("action", "side", "reason") and value is not None:
+                out[key] = str(value) if isinstance(value, Decimal) else value
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+# Every field a decision may have, in the order the Lua host passes them flattened.
+DECISION_FIELDS = tuple(f.name for f in fields(Decision))
+_KEYS = frozenset(DECISION_FIELDS)
 
 
 def _number(value: Any, key: str, where: str) -> float:
@@ -329,7 +336,7 @@ class SymbolStrategy(abc.ABC):
 class StrategyHost(abc.ABC):
     """A strategy language. One host per run; ``bind`` once per symbol."""
 
-    def __init__(self, config: StrategyConfig, base_dir: Path) -> None:
+    def __init__(self, config: StrategySection, base_dir: Path) -> None:
         self.config = config
         self.base_dir = base_dir
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
-from engine_core.builtin.log_sink import describe
+from engine_core.events import describe
 from engine_core.model import LogEvent
 
 if TYPE_CHECKING:

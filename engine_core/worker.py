@@ -378,7 +378,7 @@ class SymbolWorker:
     def _apply(self, state: State, d: Decision, k: int) -> None:
         ts = int(self.view.ts[self.view.offset + k])
         if self.bus.listening:
-            self.bus.emit(SignalEvent(self.symbol, ts, d.action, _detail(d)))
+            self.bus.emit(SignalEvent(self.symbol, ts, d.action, d.detail()))
         if d.action in ("setup", "enter") and state is State.WATCH:
             self._transition(State.CLOSE_WATCH, ts, d.reason or d.action)
             self.expiry = self.view.seen + k + d.expires if d.expires else None
@@ -879,16 +879,3 @@ class SymbolWorker:
             halted=self.halted,
             errors=list(self.errors),
         )
-
-
-def _detail(d: Decision) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if d.action == "enter":
-        out["side"] = d.side.value
-    for key in ("qty", "limit_price", "stop_price", "take_profit_price", "trailing_stop", "expires"):
-        value = getattr(d, key)
-        if value is not None:
-            out[key] = str(value) if isinstance(value, Decimal) else value
-    if d.reason:
-        out["reason"] = d.reason
-    return out

@@ -5,7 +5,7 @@ installed, the indicators and CSV plugins."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 
 import engine_core.testing as testing
 from engine_core.plugins import AUTOLOAD_ENV, Registry, set_registry
+from engine_core.runner import Engine, build_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,3 +40,24 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def live_engine(tmp_path: Path) -> Callable[..., Engine]:
+    """``live_engine(source, broker, plugin, **bodies)``: a live engine on symbol A
+    with the test's own plugin (its source or broker), the ``[source]`` and
+    ``[broker]`` tables given, and a Python strategy of these function bodies."""
+
+    def build(source: dict[str, Any], broker: dict[str, Any], plugin: Any, **bodies: str) -> Engine:
+        config = testing.write_config(
+            tmp_path / "c.toml",
+            {
+                "engine": {"mode": "live", "symbols": ["A"]},
+                "source": source,
+                "strategy": testing.python_strategy(tmp_path, **bodies),
+                "broker": broker,
+            },
+        )
+        return build_engine(config, testing.builtin_registry(("testing", testing), ("test", plugin)))
+
+    return build

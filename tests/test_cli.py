@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from engine_core.testing import write_config
-
-
-def engine(*args: str, cwd: Path | None = None, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"} | extra_env
-    return subprocess.run(
-        [sys.executable, "-m", "engine_core", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
-    )
+from engine_core.testing import python_strategy, start_engine, wait_for, write_config
+from engine_core.testing import run_engine as engine
 
 
 @pytest.fixture
@@ -103,19 +94,12 @@ def test_strategy_class_that_raises_on_import(tmp_path):
 
 
 def test_strategy_class_that_raises_while_trading_halts_its_symbol(tmp_path):
-    (tmp_path / "s.py").write_text(
-        "class S:\n"
-        "    def watch(self, ctx):\n"
-        "        raise KeyError('no such thing')\n"
-        "    def close_watch(self, ctx):\n        return None\n"
-        "    def in_trade(self, ctx):\n        return None\n"
-    )
     cfg = write_config(
         tmp_path / "c.toml",
         {
             "engine": {"symbols": ["A"]},
             "source": {"type": "simulated", "bars": 10},
-            "strategy": {"host": "python", "class": "s.py:S"},
+            "strategy": python_strategy(tmp_path, watch="raise KeyError('no such thing')"),
             "report": {"dir": "out"},
         },
     )
@@ -276,20 +260,10 @@ def test_sigterm_stops_a_run_like_ctrl_c(tmp_path, root):
             "report": {"dir": "out"},
         },
     )
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine_core", "run", "-c", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    proc = start_engine("run", "-c", str(cfg))
     try:
         log = tmp_path / "events.log"
-        deadline = time.monotonic() + 60
-        while not (log.exists() and " fill " in log.read_text()) and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
+        wait_for(lambda: log.exists() and " fill " in log.read_text(), "a fill in the log", proc=proc)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:

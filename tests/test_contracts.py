@@ -5,7 +5,6 @@ source contract (warm-up, connection states, closing)."""
 from __future__ import annotations
 
 import re
-import textwrap
 import threading
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -26,29 +25,24 @@ from engine_core.orders import CLIENT_ID_MAX, OrderStatus, can_move, client_id_p
 from engine_core.plugins import set_registry
 from engine_core.runner import build_engine
 from engine_core.sources import ConnectionState, DataSource
-from engine_core.testing import builtin_registry, write_config
+from engine_core.testing import InlinePlugin, builtin_registry, python_strategy, replay_rows, write_config
 
-TRADER = """
-class S:
-    def watch(self, ctx):
-        return "enter" if ctx.index % 4 == 1 else None
-    def close_watch(self, ctx):
-        return "enter"
-    def in_trade(self, ctx):
-        return "exit" if ctx.index % 4 == 3 else None
-"""
+TRADER = {
+    "watch": 'return "enter" if ctx.index % 4 == 1 else None',
+    "close_watch": 'return "enter"',
+    "in_trade": 'return "exit" if ctx.index % 4 == 3 else None',
+}
 
 
 def rows(n: int) -> list[list[Any]]:
-    return [["A", 60 * i, 100.0 + i % 5, 102.0 + i % 5, 99.0 + i % 5, 101.0 + i % 5, 1.0] for i in range(n)]
+    return replay_rows("A", [(100.0 + i % 5, 102.0 + i % 5, 99.0 + i % 5, 101.0 + i % 5) for i in range(n)])
 
 
 def sections(tmp_path: Path, n: int = 40, **extra: Any) -> dict[str, Any]:
-    (tmp_path / "s.py").write_text(textwrap.dedent(TRADER))
     return {
         "engine": {"symbols": ["A"], "window": 20, "journal": True, "journal_sync": "normal"},
         "source": {"type": "replay", "bars": rows(n)},
-        "strategy": {"host": "python", "class": "s.py:S", "qty": 1},
+        "strategy": {**python_strategy(tmp_path, **TRADER), "qty": 1},
         "broker": {"type": "paper", "cash": 10000},
         **extra,
     }
@@ -67,16 +61,11 @@ class BlockedSink(EventSink):
         self.release.wait()
 
 
-class _Sinks:
-    @staticmethod
-    @hookimpl
-    def register_event_sinks(register):
-        register("exploding", ExplodingSink)
-        register("blocked", BlockedSink)
+SINKS = InlinePlugin(sinks={"exploding": ExplodingSink, "blocked": BlockedSink})
 
 
 def test_a_failing_sink_never_loses_a_fill(tmp_path):
-    registry = builtin_registry(("testing", testing), ("sinks", _Sinks()))
+    registry = builtin_registry(("testing", testing), ("sinks", SINKS))
     cfg = write_config(tmp_path / "c.toml", sections(tmp_path, sinks=[{"type": "exploding"}]))
     result = build_engine(cfg, registry).run()
     r = result.symbols["A"]
@@ -88,7 +77,7 @@ def test_a_failing_sink_never_loses_a_fill(tmp_path):
 
 def test_a_blocked_sink_stalls_no_worker_and_no_shutdown(tmp_path):
     BlockedSink.release.clear()
-    registry = builtin_registry(("testing", testing), ("sinks", _Sinks()))
+    registry = builtin_registry(("testing", testing), ("sinks", SINKS))
     cfg = write_config(tmp_path / "c.toml", sections(tmp_path, n=400, sinks=[{"type": "blocked"}]))
     engine = build_engine(cfg, registry)
     engine.bus.close_timeout = 0.2
@@ -229,37 +218,24 @@ class WarmSource(DataSource):
         self.closed.append("source")
 
 
-class _WarmPlugin:
-    @staticmethod
-    @hookimpl
-    def register_data_sources(register):
-        register("warm", WarmSource)
-
-
-COUNTER = """
-class S:
-    def init(self, ctx):
-        ctx.state["seen"] = 0
-    def watch(self, ctx):
+COUNTER = {
+    "init": 'ctx.state["seen"] = 0',
+    "watch": """
         ctx.state["seen"] += 1
         return {"action": "enter", "qty": 1}
-    def close_watch(self, ctx):
-        return None
-    def in_trade(self, ctx):
-        return None
-"""
+    """,
+}
 
 
 def test_warmup_feeds_strategy_and_indicators_without_trading_then_live_trades(tmp_path):
     WarmSource.closed = []
-    (tmp_path / "s.py").write_text(textwrap.dedent(COUNTER))
-    registry = builtin_registry(("testing", testing), ("warm", _WarmPlugin()))
+    registry = builtin_registry(("testing", testing), ("warm", InlinePlugin(sources={"warm": WarmSource})))
     cfg = write_config(
         tmp_path / "c.toml",
         {
             "engine": {"mode": "live", "symbols": ["A"], "window": 50, "journal_sync": "normal"},
             "source": {"type": "warm", "bars": rows(40)},
-            "strategy": {"host": "python", "class": "s.py:S"},
+            "strategy": python_strategy(tmp_path, **COUNTER),
             "broker": {"type": "paper", "cash": 10000},
             "sinks": [{"type": "memory"}],
         },
@@ -287,18 +263,11 @@ class SessionSource(testing.ReplaySource):
         return ts >= 4 * 60 * NS_PER_SECOND
 
 
-class _SessionPlugin:
-    @staticmethod
-    @hookimpl
-    def register_data_sources(register):
-        register("session", SessionSource)
-
-
 def test_no_entry_where_the_source_says_the_market_is_closed(tmp_path):
     secs = sections(tmp_path, n=12)
     secs["source"]["type"] = "session"
-    (tmp_path / "s.py").write_text(textwrap.dedent(COUNTER))
-    registry = builtin_registry(("testing", testing), ("session", _SessionPlugin()))
+    secs["strategy"].update(python_strategy(tmp_path, **COUNTER))
+    registry = builtin_registry(("testing", testing), ("session", InlinePlugin(sources={"session": SessionSource})))
     engine = build_engine(write_config(tmp_path / "c.toml", secs), registry)
     result = engine.run()
     (trip_free,) = result.symbols.values()

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from engine_core.control import ENGINE, Command, ControlError, deliver
 from engine_core.model import FillEvent, OrderEvent, SignalEvent, State, TransitionEvent
 from engine_core.runner import Engine, build_engine
-from engine_core.testing import MemorySink, write_config
+from engine_core.testing import MemorySink, wait_for, write_config
 
 ALWAYS_IN = """
 class S:
@@ -27,14 +25,6 @@ class S:
 """
 
 TIMEOUT = 30
-
-
-def wait_for(condition: Callable[[], Any], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture

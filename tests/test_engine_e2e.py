@@ -10,22 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine_core.builtin.simulated import SimulatedConfig, SimulatedSource
+from engine_core.builtin.simulated import gbm_bars
 from engine_core.model import BarChunk
 from engine_core.runner import run
 from engine_core.testing import write_config
 
 SYMBOLS = ["AAA", "BBB"]
 FAST, SLOW, COMMISSION = 5, 20, Decimal("0.001")
-
-
-def bars(symbol: str, n: int, seed: int) -> BarChunk:
-    source = SimulatedSource(SimulatedConfig(seed=seed, bars=n), symbols=[symbol], base_dir=Path("."))
-    chunks = list(source.history())
-    return BarChunk(
-        symbol,
-        *(np.concatenate([getattr(c, k) for c in chunks]) for k in ("ts", "open", "high", "low", "close", "volume")),
-    )
 
 
 def expected_trades(c: BarChunk) -> tuple[list[tuple[int, int]], int | None]:
@@ -66,7 +57,7 @@ def test_python_strategy_trades_exactly_as_computed(config):
     result = run(config)
     assert result.start_cash == 50000
     for symbol in SYMBOLS:
-        c = bars(symbol, 3000, seed=9)
+        c = gbm_bars(symbol, 3000, seed=9)
         want, still_open = expected_trades(c)
         r = result.symbols[symbol]
         assert len(want) > 20 and r.bars == 3000

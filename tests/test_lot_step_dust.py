@@ -8,15 +8,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from decimal import ROUND_DOWN, Decimal
-from pathlib import Path
 from typing import Any
 
 from engine_core.brokers import Broker
-from engine_core.hookspecs import hookimpl
 from engine_core.model import Bar, Fill, Order, Side
 from engine_core.orders import OrderState, OrderUpdate, UpdateKind
-from engine_core.runner import build_engine
-from engine_core.testing import ReplaySource, builtin_registry, write_config
+from engine_core.testing import InlinePlugin, ReplaySource, replay_rows
 
 STEP = Decimal("0.01")
 
@@ -59,39 +56,15 @@ class OneBarAtATime(ReplaySource):
                 await asyncio.sleep(0.001)
 
 
-class _Plugin:
-    @staticmethod
-    @hookimpl
-    def register_brokers(register):
-        register("fee-in-base", FeeInBaseBroker)
-
-    @staticmethod
-    @hookimpl
-    def register_data_sources(register):
-        register("one-bar-at-a-time", OneBarAtATime)
-
-
-def test_dust_below_the_lot_step_ends_the_trade_and_goes_with_the_next_exit(tmp_path: Path):
-    import engine_core.testing as testing
-
-    (tmp_path / "s.py").write_text(
-        "class S:\n"
-        "    def watch(self, ctx):\n        return {'action': 'enter', 'qty': 1} if ctx.index in (3, 13) else None\n"
-        "    def close_watch(self, ctx):\n        return None\n"
-        "    def in_trade(self, ctx):\n        return 'exit' if ctx.index in (8, 18) else None\n"
-    )
-    rows = [["A", 60 * i, 100.0, 101.0, 99.0, 100.0, 1.0] for i in range(25)]
-    config = write_config(
-        tmp_path / "c.toml",
-        {
-            "engine": {"mode": "live", "symbols": ["A"]},
-            "source": {"type": "one-bar-at-a-time", "bars": rows},
-            "strategy": {"host": "python", "class": "s.py:S"},
-            "broker": {"type": "fee-in-base"},
-        },
-    )
+def test_dust_below_the_lot_step_ends_the_trade_and_goes_with_the_next_exit(live_engine):
     FeeInBaseBroker.sent = []
-    engine = build_engine(config, builtin_registry(("testing", testing), ("test", _Plugin())))
+    engine = live_engine(
+        {"type": "one-bar-at-a-time", "bars": replay_rows("A", [100.0] * 25)},
+        {"type": "fee-in-base"},
+        InlinePlugin(brokers={"fee-in-base": FeeInBaseBroker}, sources={"one-bar-at-a-time": OneBarAtATime}),
+        watch="return {'action': 'enter', 'qty': 1} if ctx.index in (3, 13) else None",
+        in_trade="return 'exit' if ctx.index in (8, 18) else None",
+    )
     OneBarAtATime.engine = engine
     result = engine.run()
     a = result.symbols["A"]

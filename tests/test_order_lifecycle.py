@@ -3,7 +3,6 @@ fills, rejects, cancels racing fills, timeouts, lost orders and restarts."""
 
 from __future__ import annotations
 
-import textwrap
 import threading
 import time
 from decimal import Decimal
@@ -14,21 +13,16 @@ import pytest
 
 from engine_core.journal import Journal
 from engine_core.runner import build_engine
-from engine_core.testing import venue, write_config
+from engine_core.testing import python_strategy, replay_rows, venue, write_config
 
 
-def bars(n: int, price: float = 100.0) -> list[list[Any]]:
-    return [["A", 60 * i, price, price + 1, price - 1, price, 1.0] for i in range(n)]
-
-
-def config(tmp_path: Path, strategy: str, broker: dict[str, Any], n: int = 8, pace: float = 0.02) -> Path:
-    (tmp_path / "s.py").write_text(textwrap.dedent(strategy))
+def config(tmp_path: Path, strategy: dict[str, str], broker: dict[str, Any], n: int = 8, pace: float = 0.02) -> Path:
     return write_config(
         tmp_path / "c.toml",
         {
             "engine": {"mode": "live", "symbols": ["A"], "window": 20, "journal_sync": "normal"},
-            "source": {"type": "replay", "bars": bars(n), "pace": pace},
-            "strategy": {"host": "python", "class": "s.py:S"},
+            "source": {"type": "replay", "bars": replay_rows("A", [100.0] * n), "pace": pace},
+            "strategy": python_strategy(tmp_path, **strategy),
             "broker": {"type": "scripted", **broker},
         },
     )
@@ -38,15 +32,9 @@ def journal_of(tmp_path: Path) -> Journal:
     return Journal(tmp_path / ".engine" / "engine.sqlite")
 
 
-ENTER = """
-class S:
-    def watch(self, ctx):
-        return {"action": "enter", "qty": 2} if ctx.index == 1 else None
-    def close_watch(self, ctx):
-        return None
-    def in_trade(self, ctx):
-        return None
-"""
+ENTER = {
+    "watch": 'return {"action": "enter", "qty": 2} if ctx.index == 1 else None',
+}
 
 
 def kinds(journal: Journal) -> list[str]:
@@ -95,15 +83,10 @@ def test_partial_fill_survives_a_restart_and_the_rest_is_booked_once(tmp_path):
     assert Decimal(j.symbols()["A"]["qty"]) == 2
 
 
-CANCEL_AT_3 = """
-class S:
-    def watch(self, ctx):
-        return {"action": "enter", "qty": 1, "limit_price": 90} if ctx.index == 1 else None
-    def close_watch(self, ctx):
-        return "cancel" if ctx.index == 3 else None
-    def in_trade(self, ctx):
-        return None
-"""
+CANCEL_AT_3 = {
+    "watch": 'return {"action": "enter", "qty": 1, "limit_price": 90} if ctx.index == 1 else None',
+    "close_watch": 'return "cancel" if ctx.index == 3 else None',
+}
 
 
 def test_cancel_reaches_the_venue_and_returns_to_watch(tmp_path):
@@ -183,56 +166,45 @@ def test_restart_marks_an_order_the_venue_never_got_as_lost(tmp_path):
 # ------------------------------------------------------------ paper limits (backtest)
 
 
-def paper_run(tmp_path: Path, strategy: str, rows: list[list[Any]]) -> Any:
-    (tmp_path / "s.py").write_text(textwrap.dedent(strategy))
+def paper_run(tmp_path: Path, strategy: dict[str, str], bars: list[Any]) -> Any:
     cfg = write_config(
         tmp_path / "p.toml",
         {
             "engine": {"symbols": ["A"], "window": 20},
-            "source": {"type": "replay", "bars": rows},
-            "strategy": {"host": "python", "class": "s.py:S"},
+            "source": {"type": "replay", "bars": replay_rows("A", bars)},
+            "strategy": python_strategy(tmp_path, **strategy),
             "broker": {"type": "paper", "cash": 10000},
         },
     )
     return build_engine(cfg).run().symbols["A"]
 
 
-LIMIT = """
-class S:
-    def watch(self, ctx):
-        return {"action": "enter", "qty": 1, "limit_price": 95, "expires": 2} if ctx.index == 1 else None
-    def close_watch(self, ctx):
-        return None
-    def in_trade(self, ctx):
-        return None
-"""
+LIMIT = {
+    "watch": 'return {"action": "enter", "qty": 1, "limit_price": 95, "expires": 2} if ctx.index == 1 else None',
+}
 
 
 def test_paper_limit_fills_where_the_range_reaches_it(tmp_path):
-    rows = [["A", 0, 100, 101, 99, 100, 1], ["A", 60, 99, 100, 94, 96, 1], ["A", 120, 96, 97, 95, 96, 1]]
-    r = paper_run(tmp_path, LIMIT, rows)
+    r = paper_run(tmp_path, LIMIT, [(100, 101, 99, 100), (99, 100, 94, 96), (96, 97, 95, 96)])
     assert r.final_state == "in_trade" and r.position_qty == 1
     assert r.trades == [] and r.fills == 1
 
 
 def test_paper_limits_fill_at_the_limit_or_at_an_open_through_it(tmp_path):
-    exit_next = LIMIT.replace(
-        "def in_trade(self, ctx):\n        return None", 'def in_trade(self, ctx):\n        return "exit"'
-    )
-    reached = [["A", 0, 100, 101, 99, 100, 1], ["A", 60, 99, 100, 94, 96, 1], ["A", 120, 96, 97, 95, 96, 1]]
-    through = [["A", 0, 100, 101, 99, 100, 1], ["A", 60, 93, 94, 92, 93, 1], ["A", 120, 93, 94, 92, 93, 1]]
+    exit_next = {**LIMIT, "in_trade": 'return "exit"'}
+    reached = [(100, 101, 99, 100), (99, 100, 94, 96), (96, 97, 95, 96)]
+    through = [(100, 101, 99, 100), (93, 94, 92, 93), (93, 94, 92, 93)]
     prices = []
-    for name, rows in (("reached", reached), ("through", through)):
+    for name, bars in (("reached", reached), ("through", through)):
         (tmp_path / name).mkdir()
-        r = paper_run(tmp_path / name, exit_next, rows)
+        r = paper_run(tmp_path / name, exit_next, bars)
         (trade,) = r.trades
         prices.append((trade.entry_price, trade.exit_price))
     assert prices == [(Decimal(95), Decimal(96)), (Decimal(93), Decimal(93))]
 
 
 def test_entry_limit_not_filled_within_expires_is_cancelled(tmp_path):
-    rows = [["A", 60 * i, 100, 101, 99, 100, 1] for i in range(6)]
-    r = paper_run(tmp_path, LIMIT, rows)
+    r = paper_run(tmp_path, LIMIT, [100] * 6)
     assert (r.final_state, r.position_qty, r.orders, r.fills) == ("watch", 0, 1, 0)
 
 
@@ -245,33 +217,13 @@ def test_entry_limit_not_filled_within_expires_is_cancelled(tmp_path):
     ],
 )
 def test_stop_on_the_wrong_side_halts_the_symbol(tmp_path, decision, message):
-    strategy = f"""
-class S:
-    def watch(self, ctx):
-        return {decision}
-    def close_watch(self, ctx):
-        return None
-    def in_trade(self, ctx):
-        return None
-"""
-    rows = [["A", 60 * i, 100, 101, 99, 100, 1] for i in range(3)]
-    r = paper_run(tmp_path, strategy, rows)
+    r = paper_run(tmp_path, {"watch": f"return {decision}"}, [100] * 3)
     assert r.halted is not None and message in r.halted and "invalid decision" in r.halted
     assert r.orders == 0
 
 
 def test_old_decision_names_get_a_rename_hint(tmp_path):
-    strategy = """
-class S:
-    def watch(self, ctx):
-        return {"action": "enter", "stop_loss": 95}
-    def close_watch(self, ctx):
-        return None
-    def in_trade(self, ctx):
-        return None
-"""
-    rows = [["A", 60 * i, 100, 101, 99, 100, 1] for i in range(3)]
-    r = paper_run(tmp_path, strategy, rows)
+    r = paper_run(tmp_path, {"watch": 'return {"action": "enter", "stop_loss": 95}'}, [100] * 3)
     assert r.halted is not None and "'stop_loss' is now stop_price (a price" in r.halted
 
 
@@ -315,7 +267,7 @@ function in_trade(ctx) end
 
 def test_lua_ctx_state_survives_a_restart(tmp_path):
     (tmp_path / "s.lua").write_text(LUA_COUNTER)
-    rows = bars(6)
+    rows = replay_rows("A", [100.0] * 6)
     sections = {
         "engine": {"mode": "live", "symbols": ["A"], "window": 20, "journal_sync": "normal"},
         "source": {"type": "replay", "bars": rows[:3]},

@@ -3,13 +3,10 @@ check that nothing was lost and nothing was doubled."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sqlite3
 import subprocess
-import sys
-import textwrap
 import time
 from collections import Counter
 from decimal import Decimal
@@ -19,46 +16,33 @@ import pytest
 
 from engine_core.builtin.paper import PaperBroker
 from engine_core.errors import BrokerTimeout, JournalError
-from engine_core.hookspecs import hookimpl
 from engine_core.journal import Journal
 from engine_core.model import Order
 from engine_core.orders import OrderStatus
 from engine_core.runner import build_engine
-from engine_core.testing import builtin_registry, write_config
+from engine_core.testing import InlinePlugin, builtin_registry, python_strategy, run_engine, start_engine, write_config
 
-STRATEGY = """
-class S:
-    def watch(self, ctx):
-        return "setup" if ctx.index % 7 == 0 else None
-    def close_watch(self, ctx):
-        return {"action": "enter", "qty": 1 + ctx.index % 3}
-    def in_trade(self, ctx):
-        return "exit" if ctx.index % 7 == 3 else None
-"""
+STRATEGY = {
+    "watch": 'return "setup" if ctx.index % 7 == 0 else None',
+    "close_watch": 'return {"action": "enter", "qty": 1 + ctx.index % 3}',
+    "in_trade": 'return "exit" if ctx.index % 7 == 3 else None',
+}
 
 
 def live_config(tmp_path: Path, bars: int = 400, pace: float = 0.002, **engine: object) -> Path:
-    (tmp_path / "s.py").write_text(textwrap.dedent(STRATEGY))
     return write_config(
         tmp_path / "c.toml",
         {
             "engine": {"mode": "live", "symbols": ["A", "B"], "journal_sync": "normal", **engine},
             "source": {"type": "simulated", "bars": bars, "pace": pace, "seed": 3},
-            "strategy": {"host": "python", "class": "s.py:S"},
+            "strategy": python_strategy(tmp_path, **STRATEGY),
             "report": {"dir": "out"},
         },
     )
 
 
 def start(config: Path) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "engine_core", "run", "-q", "--no-report", "-c", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    return start_engine("run", "-q", "--no-report", "-c", str(config))
 
 
 def check_consistency(path: Path, *, settled: bool = True) -> dict[str, int]:
@@ -176,12 +160,7 @@ class TimeoutBeforeSend(PaperBroker):
         super().submit(order)
 
 
-class _Brokers:
-    @staticmethod
-    @hookimpl
-    def register_brokers(register):
-        register("after", TimeoutAfterSend)
-        register("before", TimeoutBeforeSend)
+BROKERS = InlinePlugin(brokers={"after": TimeoutAfterSend, "before": TimeoutBeforeSend})
 
 
 def run_with(tmp_path: Path, broker: str):
@@ -190,7 +169,7 @@ def run_with(tmp_path: Path, broker: str):
     config = live_config(tmp_path, bars=40, pace=0.0)
     text = config.read_text() + f'\n[broker]\ntype = "{broker}"\n'
     config.write_text(text)
-    registry = builtin_registry(("testing", testing), ("brokers", _Brokers()))
+    registry = builtin_registry(("testing", testing), ("brokers", BROKERS))
     result = build_engine(config, registry).run()
     journal = Journal(tmp_path / ".engine" / "engine.sqlite")
     return result, journal
@@ -252,13 +231,7 @@ def test_foreign_sqlite_file_is_not_taken_for_a_journal(tmp_path):
 def test_status_command_reads_the_journal(tmp_path):
     config = live_config(tmp_path, bars=30, pace=0.0)
     build_engine(config).run()
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine_core", "status", "--json", "-c", str(config)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    proc = run_engine("status", "--json", "-c", str(config))
     assert proc.returncode == 0, proc.stderr
     import json
 
@@ -270,10 +243,7 @@ def test_status_command_reads_the_journal(tmp_path):
 
 def test_status_without_a_journal_is_one_line(tmp_path):
     config = live_config(tmp_path)
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine_core", "status", "-c", str(config)], capture_output=True, text=True, env=env
-    )
+    proc = run_engine("status", "-c", str(config))
     assert proc.returncode == 2 and "no journal" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from engine_core.config import load_config
 from engine_core.errors import ConfigError, RiskError
-from engine_core.model import NS_PER_SECOND, Side
-from engine_core.risk import NS_PER_DAY, Account, KillState, RiskManager, RiskSection
+from engine_core.model import NS_PER_DAY, NS_PER_SECOND, Side
+from engine_core.risk import Account, KillState, RiskManager, RiskSection
 from engine_core.testing import write_config
 
 D = Decimal

@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from engine_core.journal import Journal
-from engine_core.model import OrderEvent, TransitionEvent
+from engine_core.model import SECONDS_PER_DAY, OrderEvent, TransitionEvent
 from engine_core.runner import build_engine
 from engine_core.testing import write_config
 
@@ -95,7 +95,7 @@ def test_drawdown_under_the_limit_does_not_trip(tmp_path):
 
 
 def test_daily_loss_limit_trips_on_the_day_it_is_lost(tmp_path):
-    day = 86400
+    day = SECONDS_PER_DAY
     rows = [
         ["A", t, c, c, c, c, 1.0]
         for t, c in [

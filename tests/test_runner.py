@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 from engine_core.runner import run
-from engine_core.testing import write_config
+from engine_core.testing import python_strategy, start_engine, wait_for, write_config
 
 RECORDER = """
 import time
@@ -53,34 +49,24 @@ def test_a_slow_strategy_does_not_delay_another_symbol(tmp_path: Path):
 
 
 def test_ctrl_c_stops_a_live_run_cleanly(tmp_path: Path, root: Path):
-    (tmp_path / "s.py").write_text(
-        "class S:\n"
-        "    def watch(self, ctx):\n        return 'enter' if ctx.index % 10 == 0 else None\n"
-        "    def close_watch(self, ctx):\n        return None\n"
-        "    def in_trade(self, ctx):\n        return 'exit' if ctx.index % 10 == 5 else None\n"
+    strategy = python_strategy(
+        tmp_path,
+        watch="return 'enter' if ctx.index % 10 == 0 else None",
+        in_trade="return 'exit' if ctx.index % 10 == 5 else None",
     )
     cfg = write_config(
         tmp_path / "c.toml",
         {
             "engine": {"mode": "live", "symbols": ["A", "B"]},
             "source": {"type": "simulated", "bars": 0, "pace": 0.002},
-            "strategy": {"host": "python", "class": "s.py:S"},
+            "strategy": strategy,
             "sinks": [{"type": "log", "path": str(tmp_path / "events.log")}],
             "report": {"dir": "out"},
         },
     )
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine_core", "run", "-c", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    deadline = time.monotonic() + 30
+    proc = start_engine("run", "-c", str(cfg))
     events = tmp_path / "events.log"
-    while time.monotonic() < deadline and (not events.exists() or "fill" not in events.read_text()):
-        time.sleep(0.1)
+    wait_for(lambda: events.exists() and "fill" in events.read_text(), "a fill in the log", proc=proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err

@@ -127,3 +127,21 @@ def test_status_reads_the_journal_of_a_shard(tmp_path: Path):
     assert (tmp_path / ".engine" / "fleet-1of2.sqlite").exists()
     missing = CliRunner().invoke(main, ["status", "-c", str(path), "--shard", "2/2"])
     assert missing.exit_code == 2 and "fleet-2of2.sqlite: no journal" in missing.output
+
+
+def test_status_reads_the_engine_table_as_a_run_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The journal's folder from the environment, a shard from the config: status
+    finds the file the run wrote; a bad engine key is one line naming it."""
+    monkeypatch.setenv("STATE", "journals")
+    path = config(tmp_path, mode="live", id="fleet", shard="2/2", state_dir="${STATE}")
+    path.write_text(path.read_text().replace("bars = 50", "bars = 5"))
+    build_engine(path).run()
+    assert (tmp_path / "journals" / "fleet-2of2.sqlite").exists()
+    result = CliRunner().invoke(main, ["status", "-c", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert sorted(row["symbol"] for row in json.loads(result.output)) == sorted(
+        s for s in SYMBOLS if shard_of(s, 2) == 2
+    )
+    path.write_text(path.read_text().replace('id = "fleet"', 'id = "no spaces allowed"'))
+    bad = CliRunner().invoke(main, ["status", "-c", str(path)])
+    assert bad.exit_code == 2 and f"{path}: engine.id:" in bad.output and "Traceback" not in bad.output

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine_core.builtin.simulated import SimulatedConfig, SimulatedSource
+from engine_core.builtin.simulated import SimulatedConfig, SimulatedSource, gbm_bars
 
 COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 
@@ -25,6 +25,14 @@ def test_bars_do_not_depend_on_chunking(chunk):
     a = columns(["A"], seed=5, bars=1000, chunk=1000)["A"]
     b = columns(["A"], seed=5, bars=1000, chunk=chunk)["A"]
     assert all(np.array_equal(a[k], b[k]) for k in COLUMNS)
+
+
+def test_gbm_bars_are_the_sources_bars():
+    """What tests, benchmarks and plugins generate is what a config with the same keys runs on."""
+    cfg = {"seed": 4, "interval": 5, "price": 20.0, "drift": 0.1}
+    source = columns(["A"], bars=500, chunk=77, **cfg)["A"]
+    made = gbm_bars("A", 500, **cfg)
+    assert made.symbol == "A" and all(np.array_equal(source[k], getattr(made, k)) for k in COLUMNS)
 
 
 def test_bars_are_valid_and_seeded_per_symbol():

@@ -28,33 +28,25 @@ class CountingSink(EventSink):
         return {"events": self.count}
 
 
-class Plugin:
+class Started:
     engines: list[Any] = []
 
     @staticmethod
     @hookimpl
-    def register_event_sinks(register: Any) -> None:
-        register("counting", CountingSink)
-
-    @staticmethod
-    @hookimpl
     def engine_started(engine: Any) -> None:
-        Plugin.engines.append(engine)
+        Started.engines.append(engine)
 
 
 def test_bind_stats_and_engine_started(tmp_path: Path):
-    registry = testing.builtin_registry(("contract", Plugin()))
-    (tmp_path / "s.py").write_text(
-        "class S:\n    def watch(self, ctx):\n        return None\n"
-        "    def close_watch(self, ctx):\n        return None\n    def in_trade(self, ctx):\n        return None\n"
-    )
+    sinks = testing.InlinePlugin(sinks={"counting": CountingSink})
+    registry = testing.builtin_registry(("contract", sinks), ("started", Started()))
     symbols = [f"S{i}" for i in range(8)]
     path = testing.write_config(
         tmp_path / "c.toml",
         {
             "engine": {"symbols": symbols, "id": "x", "shard": "2/2"},
             "source": {"type": "simulated", "bars": 10},
-            "strategy": {"host": "python", "class": "s.py:S"},
+            "strategy": testing.python_strategy(tmp_path),
             "sinks": [{"type": "counting"}, {"type": "log", "path": str(tmp_path / "log.txt")}],
         },
     )
@@ -63,6 +55,6 @@ def test_bind_stats_and_engine_started(tmp_path: Path):
     engine_id, held, mode = CountingSink.bound[-1]
     assert (engine_id, mode) == ("x-2of2", "backtest") and held == list(result.symbols)
     assert 0 < len(held) < len(symbols)
-    assert Plugin.engines[-1] is engine
+    assert Started.engines[-1] is engine
     # bars came because bind asked for them; only sinks with figures are in the summary
     assert summarize(result)["sinks"] == [{"type": "counting", "events": 10 * len(held)}]

@@ -17,12 +17,17 @@ def chunk(start: int, n: int) -> BarChunk:
     return BarChunk("S", i.astype(np.int64), f, f + 1, f - 1, f + 0.5, f * 0 + 1)
 
 
-def test_append_keeps_last_capacity_bars():
+def last(w: BarWindow, column: str, n: int | None = None) -> list:
+    """The last ``n`` stored values of a column (all if None), oldest first."""
+    return list(w._ring.snapshot(n)[column])
+
+
+def test_live_bars_keep_the_last_capacity_bars():
     w = BarWindow("S", 3)
     for i in range(5):
-        w.append(Bar("S", i, i, i, i, float(i), 1))
-    assert list(w.last("close")) == [2.0, 3.0, 4.0]
-    assert list(w.last("ts", 2)) == [3, 4]
+        w.extend(BarChunk.from_bar(Bar("S", i, i, i, i, float(i), 1)))
+    assert last(w, "close") == [2.0, 3.0, 4.0]
+    assert last(w, "ts", 2) == [3, 4]
     assert len(w) == 3
 
 
@@ -35,8 +40,8 @@ def test_extend_equals_reference(capacity, sizes):
         w.extend(chunk(start, n))
         start += n
     expected = list(range(max(0, start - capacity), start))
-    assert list(w.last("ts")) == expected
-    assert list(w.last("close")) == [x + 0.5 for x in expected]
+    assert last(w, "ts") == expected
+    assert last(w, "close") == [x + 0.5 for x in expected]
 
 
 @pytest.mark.parametrize("n", [1, 3, 20])
@@ -47,7 +52,7 @@ def test_push_stores_and_prepends_history(n):
     assert offset == 4
     assert list(cols["ts"]) == list(range(4, 8 + n))
     assert list(cols["close"]) == [t + 0.5 for t in range(4, 8 + n)]
-    assert list(w.last("ts")) == list(range(max(0, 8 + n - 10), 8 + n))
+    assert last(w, "ts") == list(range(max(0, 8 + n - 10), 8 + n))
 
 
 def test_push_from_empty_and_live_bars():
@@ -84,7 +89,7 @@ def test_reads_are_consistent_under_concurrent_writes():
     t.start()
     try:
         for _ in range(2000):
-            snap = w.snapshot()
+            snap = w._ring.snapshot()
             ts = snap["ts"]
             assert np.all(np.diff(ts) == 1)  # contiguous, in order
             assert np.array_equal(snap["close"], ts + 0.5)

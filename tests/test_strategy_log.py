@@ -4,9 +4,6 @@ rate limit, and every line as a LogEvent on the event bus and its hook."""
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,10 +12,10 @@ import engine_core.strategy_log as strategy_log
 from engine_core.builtin.log_sink import LogConfig, LogSink
 from engine_core.hookspecs import hookimpl
 from engine_core.model import LogEvent
-from engine_core.plugins import AUTOLOAD_ENV, Registry
+from engine_core.plugins import Registry
 from engine_core.runner import build_engine
 from engine_core.strategy_log import StrategyLog, TerminalLog
-from engine_core.testing import write_config
+from engine_core.testing import run_engine, write_config
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
 MINUTE = 60
@@ -191,14 +188,7 @@ def test_engine_run_prints_log_lines_on_stderr(tmp_path: Path) -> None:
             "strategy": {"host": "lua", "script": "s.lua"},
         },
     )
-    env = {k: v for k, v in os.environ.items() if k != AUTOLOAD_ENV}
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine_core", "run", "-c", str(cfg), "--no-report"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    proc = run_engine("run", "-c", str(cfg), "--no-report")
     assert proc.returncode == 0, proc.stderr
     assert "2024-01-01T00:01:00Z A log: bar 2 close " in proc.stderr
     assert "- B log: init B" in proc.stderr

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import threading
 from decimal import Decimal
-from pathlib import Path
 
 from engine_core.brokers import Broker
-from engine_core.hookspecs import hookimpl
 from engine_core.model import Fill, Order
 from engine_core.orders import OrderState, OrderUpdate, UpdateKind
-from engine_core.runner import build_engine
-from engine_core.testing import builtin_registry, write_config
+from engine_core.testing import InlinePlugin, replay_rows
 
 
 class ReportsBeforeAnswering(Broker):
@@ -44,35 +41,14 @@ class ReportsBeforeAnswering(Broker):
         return None
 
 
-class _Plugin:
-    @staticmethod
-    @hookimpl
-    def register_brokers(register):
-        register("reports-first", ReportsBeforeAnswering)
-
-
-def test_updates_sent_while_the_worker_waits_on_the_send_are_booked(tmp_path: Path):
-    import engine_core.testing as testing
-
-    (tmp_path / "s.py").write_text(
-        "class S:\n"
-        "    def watch(self, ctx):\n        return {'action': 'enter', 'qty': 2} if ctx.index == 3 else None\n"
-        "    def close_watch(self, ctx):\n        return None\n"
-        "    def in_trade(self, ctx):\n        return None\n"
-    )
-    rows = [["A", 60 * i, 100.0, 101.0, 99.0, 100.0, 1.0] for i in range(10)]
-    config = write_config(
-        tmp_path / "c.toml",
-        {
-            "engine": {"mode": "live", "symbols": ["A"]},
-            "source": {"type": "replay", "bars": rows},
-            "strategy": {"host": "python", "class": "s.py:S"},
-            "broker": {"type": "reports-first"},
-        },
-    )
+def test_updates_sent_while_the_worker_waits_on_the_send_are_booked(live_engine):
     ReportsBeforeAnswering.handed_over = []
-    registry = builtin_registry(("testing", testing), ("brokers", _Plugin()))
-    result = build_engine(config, registry).run()
+    result = live_engine(
+        {"type": "replay", "bars": replay_rows("A", [100.0] * 10)},
+        {"type": "reports-first"},
+        InlinePlugin(brokers={"reports-first": ReportsBeforeAnswering}),
+        watch="return {'action': 'enter', 'qty': 2} if ctx.index == 3 else None",
+    ).run()
     assert ReportsBeforeAnswering.handed_over == [True]  # the broker's thread was never blocked by the worker
     assert result.symbols["A"].position_qty == 2
     assert result.symbols["A"].final_state == "in_trade"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import pytest
 
 from engine_core.model import Side
 from engine_core.runner import build_engine
-from engine_core.testing import write_config
+from engine_core.testing import python_strategy, replay_rows, write_config
 
 # (open, high, low, close) per bar; one bar a minute from t=0
 FLAT = [(100, 101, 99, 100)] * 3
@@ -19,38 +18,32 @@ FLAT = [(100, 101, 99, 100)] * 3
 
 def run(
     tmp_path: Path,
-    strategy: str,
+    strategy: dict[str, str],
     bars: dict[str, list[tuple]],
     *,
     broker: dict | None = None,
     strategy_cfg: dict | None = None,
     params: dict | None = None,
 ) -> Any:
-    (tmp_path / "strat.py").write_text(textwrap.dedent(strategy))
-    rows = [
-        [sym, 60 * i, float(o), float(h), float(lo), float(c), 1.0]
-        for sym, seq in bars.items()
-        for i, (o, h, lo, c) in enumerate(seq)
-    ]
+    """Run the strategy whose function bodies are ``strategy`` (see python_strategy) on these bars."""
     sections = {
         "engine": {"symbols": list(bars), "window": 50},
-        "source": {"type": "replay", "bars": rows},
-        "strategy": {"host": "python", "class": "strat.py:S", **(strategy_cfg or {}), "params": params or {"x": 1}},
+        "source": {"type": "replay", "bars": [row for sym, seq in bars.items() for row in replay_rows(sym, seq)]},
+        "strategy": {
+            **python_strategy(tmp_path, file="strat.py", **strategy),
+            **(strategy_cfg or {}),
+            "params": params or {"x": 1},
+        },
         "broker": {"type": "paper", "cash": 10000, **(broker or {})},
     }
     engine = build_engine(write_config(tmp_path / "c.toml", sections))
     return engine.run()
 
 
-ENTER_FIRST_BAR = """
-class S:
-    def watch(self, ctx):
-        return "setup" if ctx.index == 1 else None
-    def close_watch(self, ctx):
-        return {"action": "enter", "qty": 2}
-    def in_trade(self, ctx):
-        return None
-"""
+ENTER_FIRST_BAR = {
+    "watch": 'return "setup" if ctx.index == 1 else None',
+    "close_watch": 'return {"action": "enter", "qty": 2}',
+}
 
 
 def test_setup_and_enter_on_the_same_bar_fill_at_next_open(tmp_path):
@@ -87,15 +80,10 @@ def test_stop_loss_gap_fills_at_the_open(tmp_path):
 
 
 def test_take_profit_and_stop_from_the_decision(tmp_path):
-    strategy = """
-    class S:
-        def watch(self, ctx):
-            return "setup" if ctx.index == 1 else None
-        def close_watch(self, ctx):
-            return {"action": "enter", "qty": 1, "stop_price": 95, "take_profit_price": 104}
-        def in_trade(self, ctx):
-            return None
-    """
+    strategy = {
+        "watch": 'return "setup" if ctx.index == 1 else None',
+        "close_watch": 'return {"action": "enter", "qty": 1, "stop_price": 95, "take_profit_price": 104}',
+    }
     bars = [(100, 100, 100, 100), (100, 101, 99, 100), (101, 103, 100, 102), (103, 106, 102, 105)]
     (trade,) = run(tmp_path, strategy, {"A": bars}).symbols["A"].trades
     assert (trade.exit_price, trade.exit_reason) == (Decimal("104"), "take_profit")
@@ -111,15 +99,11 @@ def test_trailing_stop_follows_the_high(tmp_path):
 
 
 def test_strategy_exit_and_commission_slippage(tmp_path):
-    strategy = """
-    class S:
-        def watch(self, ctx):
-            return "enter" if ctx.index == 1 else None
-        def close_watch(self, ctx):
-            return {"action": "enter", "qty": 1}
-        def in_trade(self, ctx):
-            return {"action": "exit", "reason": "done"} if ctx.index == 3 else None
-    """
+    strategy = {
+        "watch": 'return "enter" if ctx.index == 1 else None',
+        "close_watch": 'return {"action": "enter", "qty": 1}',
+        "in_trade": 'return {"action": "exit", "reason": "done"} if ctx.index == 3 else None',
+    }
     bars = [(100, 100, 100, 100), (100, 100, 100, 100), (110, 110, 110, 110), (120, 120, 120, 120)]
     r = run(tmp_path, strategy, {"A": bars}, broker={"commission": 0.001, "slippage": 0.01}).symbols["A"]
     (trade,) = r.trades
@@ -132,31 +116,24 @@ def test_strategy_exit_and_commission_slippage(tmp_path):
 
 
 def test_short_trade(tmp_path):
-    strategy = """
-    class S:
-        def watch(self, ctx):
-            return "setup" if ctx.index == 1 else None
-        def close_watch(self, ctx):
-            return {"action": "enter", "side": "sell", "qty": 1}
-        def in_trade(self, ctx):
-            return "exit" if ctx.position.qty < 0 and ctx.index == 3 else None
-    """
+    strategy = {
+        "watch": 'return "setup" if ctx.index == 1 else None',
+        "close_watch": 'return {"action": "enter", "side": "sell", "qty": 1}',
+        "in_trade": 'return "exit" if ctx.position.qty < 0 and ctx.index == 3 else None',
+    }
     bars = [(100, 100, 100, 100), (100, 100, 100, 100), (90, 90, 90, 90), (80, 80, 80, 80)]
     (trade,) = run(tmp_path, strategy, {"A": bars}).symbols["A"].trades
     assert trade.side is Side.SELL and trade.pnl == Decimal("20.0")
 
 
 def test_setup_expires(tmp_path):
-    strategy = """
-    class S:
-        def watch(self, ctx):
-            return {"action": "setup", "expires": 2} if ctx.index == 1 else None
-        def close_watch(self, ctx):
+    strategy = {
+        "watch": 'return {"action": "setup", "expires": 2} if ctx.index == 1 else None',
+        "close_watch": """
             ctx.state.setdefault("seen", []).append(ctx.index)
             return None
-        def in_trade(self, ctx):
-            return None
-    """
+        """,
+    }
     bars = [(100, 100, 100, 100)] * 5
     engine_result = run(tmp_path, strategy, {"A": bars})
     r = engine_result.symbols["A"]
@@ -164,17 +141,15 @@ def test_setup_expires(tmp_path):
 
 
 def test_strategy_error_halts_only_its_symbol_and_flattens(tmp_path):
-    strategy = """
-    class S:
-        def watch(self, ctx):
-            return "enter" if ctx.index == 1 else None
-        def close_watch(self, ctx):
-            return {"action": "enter", "qty": 1}
-        def in_trade(self, ctx):
+    strategy = {
+        "watch": 'return "enter" if ctx.index == 1 else None',
+        "close_watch": 'return {"action": "enter", "qty": 1}',
+        "in_trade": """
             if ctx.symbol == "BAD" and ctx.index == 3:
                 raise ValueError("kaboom")
             return "exit" if ctx.index == 4 else None
-    """
+        """,
+    }
     bars = [(100, 100, 100, 100)] * 3 + [(105, 105, 105, 105)] * 3
     result = run(tmp_path, strategy, {"BAD": bars, "GOOD": bars})
     bad, good = result.symbols["BAD"], result.symbols["GOOD"]
@@ -186,15 +161,11 @@ def test_strategy_error_halts_only_its_symbol_and_flattens(tmp_path):
 
 
 def test_on_error_keep_keeps_the_position(tmp_path):
-    strategy = """
-    class S:
-        def watch(self, ctx):
-            return "enter" if ctx.index == 1 else None
-        def close_watch(self, ctx):
-            return {"action": "enter", "qty": 1}
-        def in_trade(self, ctx):
-            raise RuntimeError("nope")
-    """
+    strategy = {
+        "watch": 'return "enter" if ctx.index == 1 else None',
+        "close_watch": 'return {"action": "enter", "qty": 1}',
+        "in_trade": 'raise RuntimeError("nope")',
+    }
     r = run(tmp_path, strategy, {"A": FLAT}, strategy_cfg={"on_error": "keep"}).symbols["A"]
     assert r.halted and r.position_qty == 1 and r.trades == []
 
@@ -209,14 +180,5 @@ def test_on_error_keep_keeps_the_position(tmp_path):
     ],
 )
 def test_invalid_decision_halts_with_a_clear_message(tmp_path, returned, message):
-    strategy = f"""
-    class S:
-        def watch(self, ctx):
-            return {returned}
-        def close_watch(self, ctx):
-            return None
-        def in_trade(self, ctx):
-            return None
-    """
-    r = run(tmp_path, strategy, {"A": FLAT}).symbols["A"]
+    r = run(tmp_path, {"watch": f"return {returned}"}, {"A": FLAT}).symbols["A"]
     assert r.halted is not None and message in r.halted and "watch for A" in r.halted

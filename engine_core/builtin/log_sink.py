@@ -9,19 +9,9 @@ from typing import Any, Literal, TextIO
 from pydantic import ValidationInfo, field_validator
 
 from engine_core.errors import ConfigError
-from engine_core.events import Event, EventSink
+from engine_core.events import Event, EventSink, describe
 from engine_core.hookspecs import hookimpl
-from engine_core.model import (
-    Bar,
-    ConnectionEvent,
-    ErrorEvent,
-    FillEvent,
-    LogEvent,
-    OrderEvent,
-    SignalEvent,
-    TransitionEvent,
-    iso_utc,
-)
+from engine_core.model import ErrorEvent, FillEvent
 from engine_core.sources import PluginConfig
 
 
@@ -44,33 +34,6 @@ class LogConfig(PluginConfig):
         if not path.parent.is_dir():
             raise ValueError(f"folder {path.parent} does not exist")
         return str(path)
-
-
-def describe(event: Event) -> str:
-    """One line for an event (shared by every text sink)."""
-    if isinstance(event, TransitionEvent):
-        return f"{iso_utc(event.ts)} {event.symbol} {event.from_state.value} -> {event.to_state.value} ({event.reason})"
-    if isinstance(event, OrderEvent):
-        o = event.order
-        extra = f": {event.detail}" if event.detail else ""
-        what = f"order {event.status.value} {o.side.value} {o.qty} [{o.client_id}]"
-        return f"{iso_utc(o.ts)} {o.symbol} {what} {o.reason}{extra}"
-    if isinstance(event, FillEvent):
-        f = event.fill
-        return f"{iso_utc(f.ts)} {f.symbol} fill {f.side.value} {f.qty} @ {f.price} fee {f.commission} [{f.client_id}]"
-    if isinstance(event, SignalEvent):
-        return f"{iso_utc(event.ts)} {event.symbol} signal {event.action} {event.detail or ''}".rstrip()
-    if isinstance(event, ErrorEvent):
-        return f"{iso_utc(event.ts)} {event.symbol or '-'} {event.kind}: {event.message}"
-    if isinstance(event, ConnectionEvent):
-        detail = f" ({event.detail})" if event.detail else ""
-        return f"{iso_utc(event.ts)} - source {event.source} {event.state}{detail}"
-    if isinstance(event, LogEvent):
-        return f"{iso_utc(event.ts)} {event.symbol} log: {event.message}"
-    if isinstance(event, Bar):
-        prices = f"o={event.open} h={event.high} l={event.low} c={event.close} v={event.volume}"
-        return f"{iso_utc(event.ts)} {event.symbol} bar {prices}"
-    return repr(event)
 
 
 class LogSink(EventSink):

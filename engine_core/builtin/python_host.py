@@ -22,14 +22,13 @@ from engine_core.hookspecs import hookimpl
 from engine_core.model import Bar, Fill, State, bar_at
 from engine_core.strategy import (
     FUNCTION_OF_STATE,
+    REQUIRED_FUNCTIONS,
     Decision,
     StrategyHost,
     SymbolStrategy,
     SymbolView,
     parse_decision,
 )
-
-REQUIRED = ("watch", "close_watch", "in_trade")
 
 
 def _value(x: float) -> float | None:
@@ -85,6 +84,7 @@ class Context:
     def bar(self) -> Bar:
         return bar_at(self._view, self._view.symbol, self._i)
 
+    # One accessor per column, as the Lua ctx has them (deliberately alike: each is _at of its column).
     def open(self, n: int = 0) -> float | None:
         return self._at("open", n)
 
@@ -192,7 +192,7 @@ class PythonHost(StrategyHost):
         cls = getattr(module, class_name, None)
         if not isinstance(cls, type):
             raise StrategyError(f"strategy.class: {module_name} has no class {class_name!r}")
-        missing = [f for f in REQUIRED if not callable(getattr(cls, f, None))]
+        missing = [f for f in REQUIRED_FUNCTIONS if not callable(getattr(cls, f, None))]
         if missing:
             raise StrategyError(f"strategy.class: {spec} does not define {', '.join(missing)}")
         self.cls = cls

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from engine_core.hookspecs import hookimpl
-from engine_core.model import NS_PER_SECOND, Bar, BarChunk
+from engine_core.model import NS_PER_SECOND, SECONDS_PER_YEAR, Bar, BarChunk, epoch_ns
 from engine_core.sources import DataSource, PluginConfig
 
 
@@ -34,50 +34,56 @@ class SimulatedConfig(PluginConfig):
     chunk: int = Field(default=65536, ge=1)
 
 
-_YEAR_S = 365 * 24 * 3600
+class GbmPath:
+    """One symbol's bars, chunk after chunk, as the simulated source generates
+    them: the same (seed, symbol) give the same bars whatever the chunk sizes.
 
+    Prices and volumes draw from their own streams, seeded from (seed,
+    symbol), and the log price is summed in one sequence."""
 
-class SimulatedSource(DataSource):
-    Config = SimulatedConfig
+    def __init__(self, config: SimulatedConfig, symbol: str) -> None:
+        self.config = config
+        self.symbol = symbol
+        digest = hashlib.sha256(f"{config.seed}:{symbol}".encode()).digest()
+        self.rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        self.volume_rng = np.random.default_rng(int.from_bytes(digest[8:16], "little"))
+        self.log_price = float(np.log(config.price))
+        start = config.start if config.start.tzinfo is not None else config.start.replace(tzinfo=timezone.utc)
+        self.start_ns = epoch_ns(start)
+        self.done = 0  # bars generated so far
 
-    def _rngs(self, symbol: str) -> tuple[np.random.Generator, np.random.Generator]:
-        digest = hashlib.sha256(f"{self.config.seed}:{symbol}".encode()).digest()
-        return (
-            np.random.default_rng(int.from_bytes(digest[:8], "little")),
-            np.random.default_rng(int.from_bytes(digest[8:16], "little")),
-        )
-
-    def _start_ns(self) -> int:
-        start = self.config.start
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=timezone.utc)
-        return int(start.timestamp()) * NS_PER_SECOND
-
-    def _generate(
-        self, rngs: tuple[np.random.Generator, np.random.Generator], n: int, log_price: float, first: int, symbol: str
-    ) -> tuple[BarChunk, float]:
-        """``n`` bars continuing from ``log_price``; returns them and the new log price.
-
-        Prices and volumes draw from their own streams and the log price is
-        summed in one sequence, so the bars do not depend on the chunk size."""
-        rng, vol_rng = rngs
+    def bars(self, n: int) -> BarChunk:
+        """The next ``n`` bars."""
         cfg = self.config
-        dt = cfg.interval / _YEAR_S
+        dt = cfg.interval / SECONDS_PER_YEAR
         sigma = cfg.volatility * np.sqrt(dt)
         mu = (cfg.drift - 0.5 * cfg.volatility**2) * dt
         # Four sub-steps per bar give the open, two extremes and the close.
-        steps = rng.standard_normal((n, 4)) * (sigma / 2) + mu / 4
-        logs = np.cumsum(np.concatenate(([log_price], steps.ravel())))
+        steps = self.rng.standard_normal((n, 4)) * (sigma / 2) + mu / 4
+        logs = np.cumsum(np.concatenate(([self.log_price], steps.ravel())))
         path = np.exp(logs[1:]).reshape(n, 4)
         prev_close = np.exp(logs[:-1:4])
         open_ = prev_close * np.exp(steps[:, 0] * 0.1)
         close = path[:, 3]
         high = np.maximum.reduce([path[:, 1], path[:, 2], open_, close])
         low = np.minimum.reduce([path[:, 1], path[:, 2], open_, close])
-        volume = np.round(vol_rng.gamma(2.0, 50.0, n), 3)
-        ts = self._start_ns() + (first + np.arange(n, dtype=np.int64)) * cfg.interval * NS_PER_SECOND
+        volume = np.round(self.volume_rng.gamma(2.0, 50.0, n), 3)
+        ts = self.start_ns + (self.done + np.arange(n, dtype=np.int64)) * cfg.interval * NS_PER_SECOND
         prices = np.round(np.stack((open_, high, low, close)), 4)  # as a venue would quote them
-        return BarChunk(symbol, ts, prices[0], prices[1], prices[2], prices[3], volume), float(logs[-1])
+        self.log_price = float(logs[-1])
+        self.done += n
+        return BarChunk(self.symbol, ts, prices[0], prices[1], prices[2], prices[3], volume)
+
+
+def gbm_bars(symbol: str, n: int, seed: int = 1, **config: Any) -> BarChunk:
+    """``n`` seeded geometric Brownian motion bars of ``symbol``: what the
+    simulated source gives for this seed and the other ``[source]`` keys of
+    :class:`SimulatedConfig` (interval, start, price, drift, volatility)."""
+    return GbmPath(SimulatedConfig(seed=seed, **config), symbol).bars(n)
+
+
+class SimulatedSource(DataSource):
+    Config = SimulatedConfig
 
     def check(self) -> list[str]:
         """Generated bars: nothing can be missing."""
@@ -85,14 +91,12 @@ class SimulatedSource(DataSource):
 
     def history(self) -> Iterator[BarChunk]:
         cfg = self.config
-        rngs = {s: self._rngs(s) for s in self.symbols}
-        log_price = {s: float(np.log(cfg.price)) for s in self.symbols}
+        paths = [GbmPath(cfg, s) for s in self.symbols]
         done = 0
         while cfg.bars == 0 or done < cfg.bars:
             n = cfg.chunk if cfg.bars == 0 else min(cfg.chunk, cfg.bars - done)
-            for symbol in self.symbols:
-                chunk, log_price[symbol] = self._generate(rngs[symbol], n, log_price[symbol], done, symbol)
-                yield chunk
+            for path in paths:
+                yield path.bars(n)
             done += n
 
     async def live(self) -> AsyncIterator[Bar]:  # type: ignore[override]

@@ -15,14 +15,13 @@ it, so no row is ever written twice.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
 from engine_core.errors import DataError
-from engine_core.model import NS_PER_SECOND
+from engine_core.model import NS_PER_SECOND, epoch_ns, iso_utc
 
 CSV_HEADER = "datetime,open,high,low,close,volume"
 
@@ -40,20 +39,15 @@ class DownloadResult(NamedTuple):
 
 
 def format_ts(ts: int) -> str:
-    """``ts`` (ns) as ISO 8601 UTC, with milliseconds only when they are not zero."""
-    secs, rest = divmod(ts, NS_PER_SECOND)
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    if rest:
-        text += f".{rest // 1_000_000:03d}"
-    return text + "Z"
+    """A downloaded row's time: ISO 8601 UTC, with milliseconds only when they are not zero."""
+    return iso_utc(ts, 3 if ts % NS_PER_SECOND else 0)
 
 
 def parse_ts(text: str) -> int:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1_000
+    return epoch_ns(moment)
 
 
 def last_csv_ts(path: Path) -> int | None:

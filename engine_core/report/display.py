@@ -4,40 +4,41 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from engine_core.model import SECONDS_PER_DAY
+
 Kind = Literal["int", "money", "percent", "ratio", "duration"]
 
-# (summary key, label, kind) of the per-symbol table, in both terminal and HTML
-TABLE_COLUMNS: list[tuple[str, str, Kind]] = [
-    ("bars", "Bars", "int"),
-    ("trades", "Trades", "int"),
-    ("pnl", "PnL", "money"),
-    ("total_return", "Return", "percent"),
-    ("sharpe", "Sharpe", "ratio"),
-    ("max_drawdown", "Max DD", "percent"),
-    ("win_rate", "Win rate", "percent"),
-]
+# every summary figure a person reads: its label and how its value reads
+FIGURES: dict[str, tuple[str, Kind]] = {
+    "final_equity": ("Final equity", "money"),
+    "pnl": ("PnL", "money"),
+    "total_return": ("Return", "percent"),
+    "cagr": ("CAGR", "percent"),
+    "sharpe": ("Sharpe", "ratio"),
+    "sortino": ("Sortino", "ratio"),
+    "max_drawdown": ("Max drawdown", "percent"),
+    "max_drawdown_bars": ("Max drawdown duration (bars)", "int"),
+    "max_drawdown_seconds": ("Max drawdown duration", "duration"),
+    "exposure": ("Exposure", "percent"),
+    "trades": ("Trades", "int"),
+    "win_rate": ("Win rate", "percent"),
+    "profit_factor": ("Profit factor", "ratio"),
+    "avg_trade_pnl": ("Average trade", "money"),
+    "best_trade_pnl": ("Best trade", "money"),
+    "worst_trade_pnl": ("Worst trade", "money"),
+    "bars": ("Bars", "int"),
+    "orders": ("Orders", "int"),
+    "fills": ("Fills", "int"),
+}
 
-# the headline figures of the whole run, in reading order
-HEADLINE: list[tuple[str, str, Kind]] = [
-    ("final_equity", "Final equity", "money"),
-    ("pnl", "PnL", "money"),
-    ("total_return", "Return", "percent"),
-    ("cagr", "CAGR", "percent"),
-    ("sharpe", "Sharpe", "ratio"),
-    ("sortino", "Sortino", "ratio"),
-    ("max_drawdown", "Max drawdown", "percent"),
-    ("max_drawdown_bars", "Max drawdown duration (bars)", "int"),
-    ("max_drawdown_seconds", "Max drawdown duration", "duration"),
-    ("exposure", "Exposure", "percent"),
-    ("trades", "Trades", "int"),
-    ("win_rate", "Win rate", "percent"),
-    ("profit_factor", "Profit factor", "ratio"),
-    ("avg_trade_pnl", "Average trade", "money"),
-    ("best_trade_pnl", "Best trade", "money"),
-    ("worst_trade_pnl", "Worst trade", "money"),
-    ("bars", "Bars", "int"),
-    ("orders", "Orders", "int"),
-    ("fills", "Fills", "int"),
+# (summary key, label, kind): the headline figures of the whole run, in reading order
+HEADLINE: list[tuple[str, str, Kind]] = [(key, label, kind) for key, (label, kind) in FIGURES.items()]
+
+# the per-symbol table, in both terminal and HTML: fewer figures, labels that fit a column
+_COLUMN_LABEL = {"max_drawdown": "Max DD"}
+TABLE_COLUMNS: list[tuple[str, str, Kind]] = [
+    (key, _COLUMN_LABEL.get(key, FIGURES[key][0]), FIGURES[key][1])
+    for key in ("bars", "trades", "pnl", "total_return", "sharpe", "max_drawdown", "win_rate")
 ]
 
 MISSING = "n/a"
@@ -55,7 +56,7 @@ def show(value: Any, kind: Kind) -> str:
         return f"{value * 100:.2f}%"
     if kind == "ratio":
         return f"{value:.2f}"
-    days, rest = divmod(int(value), 86_400)
+    days, rest = divmod(int(value), SECONDS_PER_DAY)
     clock = f"{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
     return f"{days}d {clock}" if days else clock
 

@@ -3,21 +3,18 @@
 Each formatter returns a ``uint8`` matrix with one row per value: the ASCII
 bytes of the text, padded with NUL bytes that :func:`join_rows` drops. Every
 step is a numpy operation on whole columns instead of a Python call per value
-(``np.savetxt`` and f-strings take about a second per million rows), and
-:func:`write_csv` works in chunks that stay in the CPU cache.
+(``np.savetxt`` and f-strings take about a second per million rows); callers
+format CHUNK_ROWS rows at a time, which stay in the CPU cache.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from functools import cache
-from typing import BinaryIO
 
 import numpy as np
 
-Formatter = Callable[[np.ndarray], np.ndarray]
+from engine_core.model import NS_PER_DAY, NS_PER_SECOND, SECONDS_PER_DAY
 
-NS_PER_DAY = 86_400 * 1_000_000_000
 CHUNK_ROWS = 1 << 15
 _ZERO = ord("0")
 # the four ASCII digits of i, zero-padded, as one uint32: a lookup replaces 4 divisions
@@ -70,19 +67,15 @@ def _clock(seconds: np.ndarray) -> np.ndarray:
 @cache
 def _clock_table() -> np.ndarray:
     """``HH:MM:SS`` of every second of a day, looked up by second."""
-    return _clock(np.arange(86_400))
-
-
-def fraction_digits(ts: np.ndarray) -> int:
-    """The fewest digits (0, 3, 6 or 9) after the second that show every time exactly."""
-    return next(d for d in (0, 3, 6, 9) if not np.any(np.asarray(ts) % 10 ** (9 - d)))
+    return _clock(np.arange(SECONDS_PER_DAY))
 
 
 def time_columns(ts: np.ndarray, frac_digits: int = 0) -> np.ndarray:
-    """ISO 8601 UTC text of int64 epoch nanoseconds, e.g. ``2024-01-02T03:04:05Z``.
+    """ISO 8601 UTC text of int64 epoch nanoseconds, e.g. ``2024-01-02T03:04:05Z``:
+    :func:`engine_core.model.iso_utc` of a whole column at once.
 
     ``frac_digits`` digits of the second follow a point if non-zero (see
-    :func:`fraction_digits`). Dates are formatted once per distinct day and
+    :func:`engine_core.model.fraction_digits`). Dates are formatted once per distinct day and
     clock times come from a table, then both are looked up.
     """
     ts = np.asarray(ts, dtype=np.int64)
@@ -93,10 +86,10 @@ def time_columns(ts: np.ndarray, frac_digits: int = 0) -> np.ndarray:
     parts = [
         np.take(dates, days - first, axis=0),
         _literal(n, "T"),
-        np.take(_clock_table(), ns_of_day // 1_000_000_000, axis=0),
+        np.take(_clock_table(), ns_of_day // NS_PER_SECOND, axis=0),
     ]
     if frac_digits:
-        fraction = ns_of_day % 1_000_000_000 // 10 ** (9 - frac_digits)
+        fraction = ns_of_day % NS_PER_SECOND // 10 ** (9 - frac_digits)
         parts += [_literal(n, "."), _digits(fraction, frac_digits)]
     parts.append(_literal(n, "Z"))
     return np.hstack(parts)
@@ -136,20 +129,3 @@ def join_rows(fields: list[np.ndarray], sep: str = ",") -> np.ndarray:
     parts[-1] = _literal(n, "\n")
     matrix = np.hstack(parts)
     return matrix[matrix != 0]
-
-
-def write_csv(out: BinaryIO, header: str, columns: Sequence[tuple[Formatter, np.ndarray]]) -> None:
-    """Write a header line, then one line per row of the equally long ``columns``."""
-    out.write(f"{header}\n".encode())
-    rows = len(columns[0][1]) if columns else 0
-    for start in range(0, rows, CHUNK_ROWS):
-        chunk = slice(start, start + CHUNK_ROWS)
-        out.write(join_rows([fmt(values[chunk]) for fmt, values in columns]).data)
-
-
-def iso_times(ts: np.ndarray) -> list[str]:
-    """ISO 8601 UTC strings of epoch nanoseconds (see :func:`time_columns`)."""
-    if len(ts) == 0:
-        return []
-    text = join_rows([time_columns(ts, fraction_digits(ts))]).tobytes()
-    return text.decode("ascii").splitlines()

@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from engine_core.errors import ConfigError
-from engine_core.model import RoundTrip
+from engine_core.model import RoundTrip, fraction_digits
 from engine_core.report.fastcsv import (
     CHUNK_ROWS,
     fixed_columns,
-    fraction_digits,
     join_rows,
     time_columns,
 )
@@ -49,6 +48,7 @@ TRADE_COLUMNS = [
     "exit_reason",
 ]
 DRAWDOWN_DECIMALS = 10
+EQUITY_HEADER = b"time,equity,drawdown\n"
 Curves = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # downsampled total equity and drawdown
 
 
@@ -71,12 +71,12 @@ def _trade_row(t: RoundTrip, entry: str, exit_: str) -> list[str]:
 
 
 def trade_row_blocks(trades: list[RoundTrip]) -> Iterator[list[list[str]]]:
-    """The rows of :func:`trade_rows`, TRADE_BLOCK round trips at a time."""
+    """One row of text per round trip, in TRADE_COLUMNS order, TRADE_BLOCK round trips at a time."""
     if not trades:
         return
     n = len(trades)
     ts = np.fromiter(itertools.chain((t.entry_ts for t in trades), (t.exit_ts for t in trades)), np.int64, 2 * n)
-    digits = fraction_digits(ts)  # of all the times, as iso_times does
+    digits = fraction_digits(ts)  # of all the times: entries and exits line up
     for start in range(0, n, TRADE_BLOCK):
         block = trades[start : start + TRADE_BLOCK]
         m = len(block)
@@ -85,18 +85,8 @@ def trade_row_blocks(trades: list[RoundTrip]) -> Iterator[list[list[str]]]:
         yield [_trade_row(t, entry, exit_) for t, entry, exit_ in zip(block, text[:m], text[m:])]
 
 
-def trade_rows(trades: list[RoundTrip]) -> list[list[str]]:
-    """One row of text per round trip, in TRADE_COLUMNS order."""
-    return [row for block in trade_row_blocks(trades) for row in block]
-
-
-def _equity_decimals(equity: np.ndarray) -> int:
-    """Decimals that give the largest equity value 10 significant digits (0 to 8)."""
-    largest = float(np.abs(equity).max()) if len(equity) else 0.0
-    return _decimals_for(largest)
-
-
 def _decimals_for(largest: float) -> int:
+    """Decimals that give the largest equity value 10 significant digits (0 to 8)."""
     return min(max(SIGNIFICANT_DIGITS - len(str(int(largest))), 0), 8)
 
 
@@ -128,20 +118,29 @@ def _write_equity(path: Path, result: RunResult) -> Curves | None:
     equity_points, drawdown_points = Downsampler(n), Downsampler(n)
     dd_of = Drawdown()
     with path.open("wb") as out:
-        out.write(b"time,equity,drawdown\n")
+        out.write(EQUITY_HEADER)
         for curve in total_curve_blocks(result):
             dd = dd_of(curve.equity)
-            for i in range(0, len(dd), CHUNK_ROWS):
-                rows = slice(i, i + CHUNK_ROWS)
-                fields = [
-                    time_columns(curve.ts[rows], digits),
-                    fixed_columns(curve.equity[rows], decimals),
-                    fixed_columns(dd[rows], DRAWDOWN_DECIMALS),
-                ]
-                out.write(join_rows(fields).data)
+            for text in equity_lines(curve.ts, curve.equity, dd, digits, decimals):
+                out.write(text)
             equity_points.add(curve.ts, curve.equity)
             drawdown_points.add(curve.ts, dd)
     return (*equity_points.points(), *drawdown_points.points()) if n else None
+
+
+def equity_lines(
+    ts: np.ndarray, equity: np.ndarray, drawdown: np.ndarray, digits: int, decimals: int
+) -> Iterator[memoryview]:
+    """The lines of equity.csv for these rows (time with ``digits`` fraction
+    digits, equity with ``decimals``), CHUNK_ROWS rows at a time."""
+    for i in range(0, len(ts), CHUNK_ROWS):
+        rows = slice(i, i + CHUNK_ROWS)
+        fields = [
+            time_columns(ts[rows], digits),
+            fixed_columns(equity[rows], decimals),
+            fixed_columns(drawdown[rows], DRAWDOWN_DECIMALS),
+        ]
+        yield join_rows(fields).data
 
 
 def write_report(result: RunResult, summary: dict, out_dir: Path, *, html: bool = True) -> dict[str, Path]:

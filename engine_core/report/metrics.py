@@ -57,11 +57,9 @@ from typing import Any
 
 import numpy as np
 
-from engine_core.model import NS_PER_SECOND, RoundTrip
-from engine_core.report.fastcsv import iso_times
+from engine_core.model import NS_PER_SECOND, SECONDS_PER_YEAR, RoundTrip, fraction_digits, iso_utc
 from engine_core.results import RunResult, SymbolResult
 
-SECONDS_PER_YEAR = 365 * 86_400
 SIGNIFICANT_DIGITS = 10
 MIN_RATIO_RETURNS = 30
 """The fewest returns Sharpe and Sortino are given for, whatever the bar interval."""
@@ -192,15 +190,9 @@ def total_curve(result: RunResult) -> Curve:
     return Curve(ts[:n], equity[:n], exposed[:n])
 
 
-def drawdown(equity: np.ndarray) -> np.ndarray:
-    """Fractional distance below the running peak (0 where the peak is not positive)."""
-    peak = np.maximum.accumulate(equity)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(peak > 0, 1.0 - equity / peak, 0.0)
-
-
 class Drawdown:
-    """:func:`drawdown` of a curve fed in consecutive pieces, carrying the running peak."""
+    """The fractional distance below the running peak (0 where the peak is not
+    positive) of a curve fed in consecutive pieces, carrying the peak."""
 
     def __init__(self) -> None:
         self.peak = -np.inf
@@ -354,8 +346,10 @@ def _trade_stats(trades: list[RoundTrip]) -> dict:
 
 
 def _span(ts: np.ndarray) -> dict[str, str | None]:
-    first, last = iso_times(ts[[0, -1]]) if len(ts) else (None, None)
-    return {"first_bar": first, "last_bar": last}
+    if not len(ts):
+        return {"first_bar": None, "last_bar": None}
+    digits = fraction_digits(ts[[0, -1]])
+    return {"first_bar": iso_utc(int(ts[0]), digits), "last_bar": iso_utc(int(ts[-1]), digits)}
 
 
 def _symbol_summary(s: SymbolResult, start_cash: float, periods_per_year: float | None) -> dict:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine_core.model import NS_PER_DAY
 from engine_core.results import SymbolResult
 
 if TYPE_CHECKING:
@@ -39,28 +40,14 @@ STOP_REASONS = ("stop_loss", "trailing_stop")
 TARGET_REASONS = ("take_profit",)
 
 
-def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``max_points`` points: the minimum and maximum of each bucket, in time order.
+class Downsampler:
+    """At most ``max_points`` of an ``n``-point series fed in consecutive pieces
+    of any length: the minimum and maximum of each bucket, in time order.
 
     Keeping both extremes of every bucket keeps short spikes and drawdowns
-    visible, which plain striding would drop.
-    """
-    n = len(y)
-    if n <= max_points:
-        return x, y
-    buckets = max_points // 2
-    size = -(-n // buckets)
-    padded = np.concatenate([y, np.full(buckets * size - n, y[-1])]).reshape(buckets, size)
-    ends = np.sort(np.stack([padded.argmin(axis=1), padded.argmax(axis=1)], axis=1), axis=1)
-    idx = np.minimum((ends + (np.arange(buckets) * size)[:, None]).ravel(), n - 1)
-    return x[idx], y[idx]
-
-
-class Downsampler:
-    """:func:`downsample` of an ``n``-point series fed in consecutive pieces of any length.
-
-    Holds less than one bucket between pieces, so memory stays bounded by the
-    piece size; the points it keeps are exactly those :func:`downsample` keeps.
+    visible, which plain striding would drop. Holds less than one bucket
+    between pieces, so memory stays bounded by the piece size; the points kept
+    do not depend on how the series is cut.
     """
 
     def __init__(self, n: int, max_points: int = MAX_POINTS) -> None:
@@ -85,7 +72,7 @@ class Downsampler:
             x, y = np.concatenate([self.x_rest, x]), np.concatenate([self.y_rest, y])
         last = self.seen == self.n
         if last:
-            # as downsample: pad the final buckets with the last value
+            # pad the final buckets with the last value
             padded = np.concatenate([y, np.full((self.buckets - self.done) * self.size - len(y), y[-1])])
         else:
             full = len(y) // self.size * self.size
@@ -305,7 +292,6 @@ def _trade_lanes(ax: Axes, lanes: list[SymbolLine], total_ts: np.ndarray) -> Non
 
     span = int(total_ts[-1] - total_ts[0]) if len(total_ts) > 1 else 1
     pixel = max(span // LANE_PIXELS, 1)  # ns
-    day = 86_400e9
     stops = targets = False
     for row, s in enumerate(lanes):
         m = s.trades
@@ -314,7 +300,7 @@ def _trade_lanes(ax: Axes, lanes: list[SymbolLine], total_ts: np.ndarray) -> Non
             start, stop = _merged(m.entry_ts[m.won == won], m.exit_ts[m.won == won], pixel)
             if len(start):
                 ax.broken_barh(
-                    list(zip(_days(start), np.maximum(stop - start, pixel) / day)),
+                    list(zip(_days(start), np.maximum(stop - start, pixel) / NS_PER_DAY)),
                     (y - 0.36, 0.5),
                     facecolors=colour,
                     linewidth=0,

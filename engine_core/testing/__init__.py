@@ -2,12 +2,20 @@
 
 * :func:`builtin_registry` - a registry of the core's built-ins plus the
   plugin objects you pass, without loading installed entry points;
+* :class:`InlinePlugin` - a plugin object registering a test's own sources,
+  brokers and sinks by name;
 * :class:`ReplaySource` - a source that replays bars given in its config;
 * :class:`RecordingBroker` - a simulated broker that records every order;
 * :class:`ScriptedBroker` - a venue-like broker that acks, fills, partially
   fills, rejects, cancels and delays from its own thread, as a script says;
 * :class:`MemorySink` - an event sink that keeps every event in a list;
-* :func:`write_config` - a TOML config file from Python dicts.
+* :func:`replay_rows` - the replay source's rows from prices or OHLC bars;
+* :func:`python_strategy` - a small Python strategy class written from its
+  function bodies, and the ``[strategy]`` table that runs it;
+* :func:`write_config` - a TOML config file from Python dicts;
+* :func:`run_engine`, :func:`start_engine` - the ``engine`` command in a
+  subprocess, loading the installed plugins as a user's run does;
+  :func:`wait_for` - poll a condition with a deadline.
 
 The module is itself a plugin registering ``replay``, ``recording``,
 ``scripted`` and ``memory``:
@@ -18,7 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+import textwrap
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +39,7 @@ from engine_core.hookspecs import hookimpl
 from engine_core.model import NS_PER_SECOND, Bar, BarChunk, Order
 from engine_core.plugins import Registry, build_registry
 from engine_core.sources import DataSource, PluginConfig
+from engine_core.testing.process import run_engine, start_engine, user_env, wait_for
 from engine_core.testing.scripted import ScriptedBroker, Venue, venue
 
 BUILTINS = (
@@ -38,6 +48,37 @@ BUILTINS = (
     ("python", python_host),
     ("log", log_sink),
 )
+
+
+class InlinePlugin:
+    """A plugin registering the classes it is given, by name: a test's own
+    sources, brokers and sinks, passed to :func:`builtin_registry`."""
+
+    def __init__(
+        self,
+        *,
+        sources: Mapping[str, type] | None = None,
+        brokers: Mapping[str, type] | None = None,
+        sinks: Mapping[str, type] | None = None,
+    ) -> None:
+        self.sources, self.brokers, self.sinks = dict(sources or {}), dict(brokers or {}), dict(sinks or {})
+
+    # A plugin's registration hooks, alike in every plugin by design: pluggy calls each by its name.
+
+    @hookimpl
+    def register_data_sources(self, register: Any) -> None:
+        for name, cls in self.sources.items():
+            register(name, cls)
+
+    @hookimpl
+    def register_brokers(self, register: Any) -> None:
+        for name, cls in self.brokers.items():
+            register(name, cls)
+
+    @hookimpl
+    def register_event_sinks(self, register: Any) -> None:
+        for name, cls in self.sinks.items():
+            register(name, cls)
 
 
 def builtin_registry(*extra: tuple[str, Any]) -> Registry:
@@ -83,6 +124,17 @@ class ReplaySource(DataSource):
             if self.config.pace:
                 await asyncio.sleep(self.config.pace)
             yield bar
+
+
+def replay_rows(symbol: str, bars: Iterable[float | Sequence[float]], interval: int = 60) -> list[list[Any]]:
+    """Rows for :class:`ReplaySource`: one bar of ``symbol`` every ``interval``
+    seconds from t=0, each an (open, high, low, close) or one price (open and
+    close at it, high 1 above, low 1 below); volume 1."""
+    rows: list[list[Any]] = []
+    for i, bar in enumerate(bars):
+        o, h, lo, c = (bar, bar + 1, bar - 1, bar) if isinstance(bar, (int, float)) else bar
+        rows.append([symbol, interval * i, float(o), float(h), float(lo), float(c), 1.0])
+    return rows
 
 
 class RecordingBroker(PaperBroker):
@@ -149,6 +201,28 @@ def _table(name: str, values: dict[str, Any], out: list[str], array: bool = Fals
         _table(f"{name}.{key}", value, out)
 
 
+def python_strategy(
+    folder: Path,
+    *,
+    watch: str = "return None",
+    close_watch: str = "return None",
+    in_trade: str = "return None",
+    init: str | None = None,
+    file: str = "s.py",
+) -> dict[str, Any]:
+    """Write a strategy class ``S`` to ``folder/file`` whose functions run these
+    bodies (``self`` and ``ctx`` in scope; a body may span lines; no ``init``
+    unless given), and return the ``[strategy]`` table that runs it."""
+    lines = ["class S:"]
+    bodies = {"init": init, "watch": watch, "close_watch": close_watch, "in_trade": in_trade}
+    for function, body in bodies.items():
+        if body is None:
+            continue
+        lines += [f"    def {function}(self, ctx):", textwrap.indent(textwrap.dedent(body).strip(), " " * 8)]
+    (folder / file).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {"host": "python", "class": f"{file}:S"}
+
+
 def write_config(path: Path, sections: dict[str, Any]) -> Path:
     """Write ``{"engine": {...}, "strategy": {..., "params": {...}}, "sinks": [{...}]}``
     as TOML to ``path`` and return it."""
@@ -164,12 +238,19 @@ def write_config(path: Path, sections: dict[str, Any]) -> Path:
 
 
 __all__ = [
+    "InlinePlugin",
     "MemorySink",
     "RecordingBroker",
     "ReplaySource",
     "ScriptedBroker",
     "Venue",
     "builtin_registry",
+    "python_strategy",
+    "replay_rows",
+    "run_engine",
+    "start_engine",
+    "user_env",
     "venue",
+    "wait_for",
     "write_config",
 ]

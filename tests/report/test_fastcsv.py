@@ -1,21 +1,20 @@
 from __future__ import annotations
 
-import io
 from datetime import datetime, timezone
-from functools import partial
 
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine_core.report.fastcsv import (
-    fixed_columns,
-    fraction_digits,
-    iso_times,
-    join_rows,
-    time_columns,
-    write_csv,
-)
+from engine_core.model import fraction_digits, iso_utc
+from engine_core.report.fastcsv import fixed_columns, join_rows, time_columns
+from engine_core.report.files import equity_lines
+
+
+def iso_times(ts: np.ndarray) -> list[str]:
+    """Each time as the report writes it, with the coarsest fraction exact for all."""
+    digits = fraction_digits(ts)
+    return [iso_utc(int(t), digits) for t in ts]
 
 
 def test_iso_times_picks_the_coarsest_exact_fraction():
@@ -29,6 +28,14 @@ def test_iso_times_picks_the_coarsest_exact_fraction():
     ]
     assert iso_times(np.array([1])) == ["1970-01-01T00:00:00.000000001Z"]
     assert iso_times(np.array([], dtype=np.int64)) == []
+    assert iso_utc(None) == "-"
+
+
+@given(st.lists(st.integers(-(10**18), 4 * 10**18), min_size=1, max_size=20))
+def test_time_columns_write_what_iso_utc_writes(ts):
+    ts = np.array(ts, dtype=np.int64)
+    digits = fraction_digits(ts)
+    assert join_rows([time_columns(ts, digits)]).tobytes().decode().splitlines() == iso_times(ts)
 
 
 @given(st.lists(st.integers(-(10**9), 4 * 10**9), min_size=1, max_size=20))
@@ -50,15 +57,10 @@ def test_fixed_columns_leave_non_finite_values_empty():
     assert text == b"\n0.000\n1.500\n"
 
 
-def test_write_csv_in_chunks(monkeypatch):
-    monkeypatch.setattr("engine_core.report.fastcsv.CHUNK_ROWS", 3)
+def test_equity_lines_in_chunks(monkeypatch):
+    monkeypatch.setattr("engine_core.report.files.CHUNK_ROWS", 3)
     ts = np.arange(7, dtype=np.int64) * 1_000_000_000
-    out = io.BytesIO()
-    columns = [
-        (partial(time_columns, frac_digits=fraction_digits(ts)), ts),
-        (partial(fixed_columns, decimals=1), np.arange(7) * 10.0),
-    ]
-    write_csv(out, "time,x", columns)
-    lines = out.getvalue().decode().splitlines()
-    assert lines[0] == "time,x" and len(lines) == 8
-    assert lines[7] == "1970-01-01T00:00:06Z,60.0"
+    text = b"".join(equity_lines(ts, np.arange(7) * 10.0, np.zeros(7), fraction_digits(ts), 1))
+    lines = text.decode().splitlines()
+    assert len(lines) == 7
+    assert lines[6] == "1970-01-01T00:00:06Z,60.0,0.0000000000"

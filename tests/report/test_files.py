@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import re
 
@@ -106,15 +107,22 @@ def test_a_run_without_bars_or_trades(build, tmp_path):
     assert "No bars: nothing to plot." in paths["html"].read_text()
 
 
-def test_chart_downsampling_keeps_the_extremes():
-    from engine_core.report.plot import downsample
+def test_chart_downsampling_keeps_the_extremes_however_the_curve_is_cut():
+    from engine_core.report.plot import Downsampler
 
     y = np.sin(np.arange(100_001) / 1000.0)
     y[77_777] = -5.0
-    x, small = downsample(np.arange(len(y)), y, max_points=1_000)
-    assert len(small) <= 1_000
-    assert small.min() == -5.0 and small.max() == y.max()
-    assert np.all(np.diff(x) >= 0)
+    kept = []
+    for cuts in ([], [1, 30_000, 30_001, 99_999]):
+        points = Downsampler(len(y), max_points=1_000)
+        for a, b in itertools.pairwise([0, *cuts, len(y)]):
+            points.add(np.arange(a, b), y[a:b])
+        x, small = points.points()
+        assert len(small) <= 1_000
+        assert small.min() == -5.0 and small.max() == y.max()
+        assert np.all(np.diff(x) >= 0)
+        kept.append((x, small))
+    assert all(np.array_equal(a, b) for a, b in zip(kept[0], kept[1]))
 
 
 def test_html_says_why_sharpe_is_missing(result, tmp_path):

@@ -8,15 +8,15 @@ from decimal import Decimal
 import numpy as np
 
 from engine_core.model import RoundTrip, Side
-from engine_core.report.metrics import drawdown, total_curve
+from engine_core.report.metrics import Drawdown, total_curve
 from engine_core.report.plot import (
     LANE_LIMIT,
     LANE_PIXELS,
     MARK_LIMIT,
     MAX_POINTS,
     ChartData,
+    Downsampler,
     chart_figure,
-    downsample,
     symbol_line,
 )
 
@@ -26,8 +26,10 @@ def chart(result):
     total = total_curve(result)
     start = float(result.start_cash)
     lines = [symbol_line(s, start) for s in result.symbols.values() if s.bars]
-    data = ChartData(*downsample(total.ts, total.equity), *downsample(total.ts, drawdown(total.equity)), lines)
-    return chart_figure(data)
+    equity, dd = Downsampler(len(total.ts)), Downsampler(len(total.ts))
+    equity.add(total.ts, total.equity)
+    dd.add(total.ts, Drawdown()(total.equity))
+    return chart_figure(ChartData(*equity.points(), *dd.points(), lines))
 
 
 def labels(ax) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from engine_core.errors import DataError
+from engine_core.model import iso_utc
 
 REASONS = (
     "",
@@ -80,13 +81,8 @@ def describe(code: int, i: int, ts: np.ndarray, prices: np.ndarray, codes: np.nd
     before = ts[:i][codes[:i] == 0]
     prev = max(last_ts, int(before.max())) if len(before) else last_ts
     if code == DUPLICATE:
-        return f"duplicate time {format_ts(int(ts[i]))}"
-    return f"time {format_ts(int(ts[i]))} is before the previous row's {format_ts(prev)}"
-
-
-def format_ts(ts: int) -> str:
-    """ISO form of nanoseconds since the epoch, UTC."""
-    return f"{np.datetime64(ts, 'ns').astype('datetime64[s]')}Z"
+        return f"duplicate time {iso_utc(int(ts[i]))}"
+    return f"time {iso_utc(int(ts[i]))} is before the previous row's {iso_utc(prev)}"
 
 
 @dataclass

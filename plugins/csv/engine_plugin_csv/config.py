@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from engine_core.model import epoch_ns
 from engine_core.sources import PluginConfig
 
 FieldName = Literal["time", "open", "high", "low", "close", "volume"]
@@ -100,6 +101,4 @@ def _to_ns(value: datetime | date | None, zone: str) -> int | None:
     moment = value if isinstance(value, datetime) else datetime.combine(value, time())
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zoneinfo.ZoneInfo(zone))
-    epoch = datetime(1970, 1, 1, tzinfo=zoneinfo.ZoneInfo("UTC"))
-    delta = moment - epoch
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    return epoch_ns(moment)

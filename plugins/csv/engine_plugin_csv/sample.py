@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from engine_core.model import SECONDS_PER_YEAR
+
 _VOLATILITY = 0.6
 """Annualised volatility of the simulated price."""
-_YEAR_S = 365 * 86_400
 
 
 def write_gbm_csv(
@@ -31,9 +32,14 @@ def write_gbm_csv(
 
     The same ``symbol`` and ``seed`` always give the same file; prices have 2
     decimals and volumes 3.
+
+    A path of its own rather than the simulated source's
+    (``engine_core.builtin.simulated.gbm_bars``), deliberately: the shipped
+    ``examples/data`` is this function's output byte for byte, and the
+    README's backtest figures are computed on it.
     """
     rng = np.random.default_rng([seed, zlib.crc32(symbol.encode())])
-    sigma = _VOLATILITY * np.sqrt(interval_s / _YEAR_S)
+    sigma = _VOLATILITY * np.sqrt(interval_s / SECONDS_PER_YEAR)
     close = price * np.exp(np.cumsum(rng.normal(-(sigma**2) / 2, sigma, bars)))
     opens = np.concatenate(([price], close[:-1]))
     wick = np.abs(rng.normal(0, sigma / 2, (2, bars)))

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from engine_core.errors import DataError
-from engine_core.model import BarChunk
+from engine_core.model import BarChunk, iso_utc
 from engine_core.sources import DataSource
-from engine_plugin_csv.checks import RowLog, format_ts
+from engine_plugin_csv.checks import RowLog
 from engine_plugin_csv.config import CsvConfig
 from engine_plugin_csv.merge import demux, merge_by_time
 from engine_plugin_csv.reader import FileGroupReader, peek
@@ -70,7 +70,7 @@ class CsvSource(DataSource):
             where = ", ".join(str(p) for p in paths)
             raise DataError(
                 f"no data for {symbol} in {where}{self._window()}: the files run from "
-                f"{format_ts(first)} to {format_ts(last)}"
+                f"{iso_utc(first)} to {iso_utc(last)}"
             )
 
     def stats(self) -> dict[str, Any]:
