@@ -23,7 +23,7 @@ from lupa import lua54
 
 from engine_core.errors import EngineError
 from engine_core.lua.sandbox import Sandbox
-from engine_core.strategy import SymbolView
+from engine_core.strategy import DECISION_FIELDS, SymbolView
 
 _ARRAY_BYTES = 40  # a Lua array slot, with room for growth, per shipped value
 
@@ -54,6 +54,7 @@ class Context:
             view.symbol,
             _to_lua(sandbox.lua, view.params),
             view.window,
+            sandbox.lua.table(*DECISION_FIELDS),
         )
 
     # ------------------------------------------------------------ called from Lua
