@@ -52,8 +52,8 @@ class O1Indicator(FedIndicator):
             if head:
                 outs[:, :i] = np.array(head, dtype=np.float64).reshape(i, width).T
             if i < size:
-                for row, values in zip(outs, self._bulk([c[i:] for c in columns])):
-                    row[i:] = values
+                for row, continued in zip(outs, self._bulk([c[i:] for c in columns])):
+                    row[i:] = continued
                 self._value = tuple(outs[:, -1].tolist())
             return tuple(outs)
         # exact replay of ``update``: the same operations in the same order
@@ -61,10 +61,10 @@ class O1Indicator(FedIndicator):
         keep = values.append
         push = self._push
         n = self._n
-        for row in zip(*[c.tolist() for c in columns]):
+        for bar_values in zip(*[c.tolist() for c in columns]):
             n += 1
             self._n = n
-            push(*row)
+            push(*bar_values)
             keep(self._value)
         if not size:
             return tuple(np.empty(0) for _ in range(width))
@@ -90,7 +90,7 @@ class FiniteMemory(O1Indicator):
 
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
         super().__init__(kind, params)
-        self._recent = [deque(maxlen=self._lookback + 1) for _ in kind.columns]
+        self._recent: list[deque[float]] = [deque(maxlen=self._lookback + 1) for _ in kind.columns]
         self._appends = [recent.append for recent in self._recent]
         self._reset()
 
