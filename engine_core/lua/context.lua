@@ -262,10 +262,10 @@ end
 
 -- Returns stop alone when no bar decided. Each bar gets a fresh budget, set
 -- inline: the three budget upvalues are the sandbox's own (share_budget).
-local left, spent, max_instructions
-local function loop(fn, first, stop)
+local left, spent, max_instructions  -- luacheck: ignore (joined to the sandbox's by share_budget)
+local function loop(fn, start, stop)
   local o = off
-  for j = o + first + 1, o + stop do
+  for j = o + start + 1, o + stop do
     cur = j
     left, spent = max_instructions, nil
     local r = fn(ctx)
@@ -275,8 +275,8 @@ local function loop(fn, first, stop)
 end
 tools.share_budget(loop)
 
-local function scan(name, first, stop)
-  return guarded(loop, fns[name], first, stop)
+local function scan(name, start, stop)
+  return guarded(loop, fns[name], start, stop)
 end
 
 local function call(name, at, ...)  -- an optional function at array index `at`
