@@ -52,7 +52,7 @@ class Context:
             self._need_indicator,
             self._log,
             view.symbol,
-            _to_lua(sandbox.lua, view.params),
+            to_lua(sandbox.lua, view.params),
             view.window,
             sandbox.lua.table(*DECISION_FIELDS),
         )
@@ -132,12 +132,12 @@ def _output(name: str, args: tuple[Any, ...], k: int) -> ArrayOf:
     return lambda view: view.indicator(name, args)[k]
 
 
-def _to_lua(lua: Any, value: Any) -> Any:
+def to_lua(lua: Any, value: Any) -> Any:
     """Config values as plain Lua values (never Python objects)."""
     if isinstance(value, dict):
-        return lua.table_from({str(k): _to_lua(lua, v) for k, v in value.items()})
+        return lua.table_from({str(k): to_lua(lua, v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
-        return lua.table_from([_to_lua(lua, v) for v in value])
+        return lua.table_from([to_lua(lua, v) for v in value])
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, (datetime.date, datetime.time)):

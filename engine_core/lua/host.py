@@ -9,7 +9,7 @@ from typing import Any
 from lupa import lua54
 
 from engine_core.errors import StrategyError
-from engine_core.lua.context import Context, _to_lua, from_lua
+from engine_core.lua.context import Context, from_lua, to_lua
 from engine_core.lua.sandbox import Sandbox, results
 from engine_core.lua.script import ScriptVersion, ScriptWatcher, read_script
 from engine_core.model import Fill, State
@@ -85,7 +85,7 @@ class LuaSymbolStrategy(SymbolStrategy):
         return from_lua(self.ctx.lua.get_state())
 
     def restore_state(self, data: Any) -> None:
-        self.ctx.lua.set_state(_to_lua(self.sandbox.lua, data if isinstance(data, dict | list) else {}))
+        self.ctx.lua.set_state(to_lua(self.sandbox.lua, data if isinstance(data, dict | list) else {}))
 
     def init(self) -> None:
         self.ctx.sync()
