@@ -2,6 +2,7 @@
 -- band, sell when it falls back below the middle band.
 -- Params: period, width (standard deviations), qty (optional: without it,
 -- the [risk] sizing rule sizes the entry).
+-- Self-contained on purpose: the shipped strategies repeat one shape so that each reads alone.
 
 function watch(ctx)
   local p = ctx.params

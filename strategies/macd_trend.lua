@@ -3,6 +3,7 @@
 -- histogram turns negative (or the engine hits a stop first).
 -- Params: fast, slow, signal, stop (fraction below), target (fraction above),
 -- qty (optional: without it, the [risk] sizing rule sizes the entry).
+-- Self-contained on purpose: the shipped strategies repeat one shape so that each reads alone.
 
 local function hist(ind, p)
   local _, _, h = ind.macd(p.fast, p.slow, p.signal)  -- macd, signal, histogram

@@ -2,6 +2,7 @@
 -- oversold level, sell once it reaches the overbought level.
 -- Params: period, oversold, overbought, qty (optional: without it, the
 -- [risk] sizing rule sizes the entry).
+-- Self-contained on purpose: the shipped strategies repeat one shape so that each reads alone.
 
 function watch(ctx)
   local p = ctx.params

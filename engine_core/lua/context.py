@@ -1,6 +1,7 @@
 """The ``ctx`` a Lua strategy reads, and the scan loop that calls it.
 
-Everything per bar happens in Lua: the scan loop sets the current bar and
+Everything per bar happens in Lua (``context.lua``, next to this module, run
+once per symbol in its sandbox): the scan loop sets the current bar and
 calls the state's function, and the ctx accessors are closures reading Lua
 arrays at that bar. Python ships each chunk's arrays once, as packed
 float64/int64 bytes unpacked by ``string.unpack``, and only the arrays the
@@ -22,310 +23,9 @@ from lupa import lua54
 
 from engine_core.errors import EngineError
 from engine_core.lua.sandbox import Sandbox
-from engine_core.strategy import SymbolView
+from engine_core.strategy import DECISION_FIELDS, SymbolView
 
 _ARRAY_BYTES = 40  # a Lua array slot, with room for growth, per shipped value
-
-_CONTEXT_LUA = r"""
-local tools, need_column, need_indicator, log, symbol, params, window = ...
-local guarded, readonly = tools.guarded, tools.readonly
-local unpack, move, rep, concat = string.unpack, table.move, string.rep, table.concat
-local select, error, type, tostring, setmetatable, rawset, next =
-  select, error, type, tostring, setmetatable, rawset, next
-
-local cur, off, base = 0, 0, 0  -- array index of the current bar; of the chunk's first bar - 1; index - cur
-local first = 1  -- array index of the view's first bar
-
--- Data arrays, in the order Python ships them; "d" float64 or "j" int64.
-local arrays, letters = {}, {}
-local PIECE = 4096
-local formats = {}
-for _, letter in ipairs({"d", "j"}) do
-  formats[letter] = setmetatable({}, {__index = function(cache, n)
-    local f = "=" .. rep(letter, n); cache[n] = f; return f
-  end})
-end
-
-local function fill(t, letter, blob, at)  -- blob's values into t[at], t[at + 1], ...
-  local fmt = formats[letter]
-  local n = #blob // 8
-  local pos, j, last = 1, at, at + n - 1
-  while j <= last do
-    local m = last - j + 1
-    if m > PIECE then m = PIECE end
-    move({unpack(fmt[m], blob, pos)}, 1, m, j, t)
-    j, pos = j + m, pos + 8 * m
-  end
-end
-
-local function add_array(letter, blob)  -- a view array, aligned with the others
-  local t = {}
-  fill(t, letter, blob, first)
-  arrays[#arrays + 1], letters[#letters + 1] = t, letter
-  return t
-end
-
--- A new chunk: keep > 0 first moves each array's `keep` values ending at
--- old_len (the history) to the front; the chunk's values go from `dest` on.
-local function load_chunk(chunk_off, chunk_base, view_first, keep, old_len, dest, ...)
-  for k = 1, #arrays do
-    local t = arrays[k]
-    if keep > 0 then move(t, old_len - keep + 1, old_len, 1, t) end
-    fill(t, letters[k], (select(k, ...)), dest)
-  end
-  off, base, first = chunk_off, chunk_base, view_first
-end
-
--- Price columns, registered on first use.
-local columns = {}
-local function column(name)
-  local t = columns[name]
-  if t == nil then
-    t = add_array(name == "time" and "j" or "d", need_column(name))
-    columns[name] = t
-  end
-  return t
-end
-local SERIES = {open = true, high = true, low = true, close = true, volume = true, time = true}
-
-local function series(t)  -- ctx.close(n): n bars ago, nil at or beyond the window
-  return function(n)
-    if n == nil then return t[cur] end
-    if n < 0 or n >= window then return nil end
-    return t[cur - n]
-  end
-end
-
--- Indicators: a tree per name keyed by the arguments; LEAF holds the arrays.
-local LEAF = {}
-local trees = {}
-
-local function register(name, ...)
-  local args = {...}
-  for k = 1, select("#", ...) do
-    local a = args[k]
-    if (type(a) ~= "number" and type(a) ~= "string") or a ~= a then
-      return nil, "indicator " .. tostring(name) .. ": argument " .. k .. " must be a number, got " .. tostring(a)
-    end
-  end
-  local got = {need_indicator(name, ...)}
-  if got[1] == nil then return nil, got[2] end
-  local entry = {n = #got}
-  for k = 1, #got do entry[k] = add_array("d", got[k]) end
-  local node = trees[name]
-  for k = 1, select("#", ...) do
-    local a = args[k]
-    node[a] = node[a] or {}
-    node = node[a]
-  end
-  node[LEAF] = entry
-  return entry
-end
-
-local function lookup(name, ...)
-  local node = trees[name]
-  for k = 1, select("#", ...) do
-    node = node[(select(k, ...))]
-    if node == nil then return register(name, ...) end
-  end
-  return node[LEAF] or register(name, ...)
-end
-
-local function values(e, j, k)  -- outputs k.. of an entry at j, NaN as nil
-  if k > e.n then return end
-  local v = e[k][j]
-  if v ~= v then v = nil end
-  return v, values(e, j, k + 1)
-end
-
--- Arrays of the one-output indicators registered with one argument, by name
--- then argument: the readers' fast path.
-local single = {}
-
-local function reader(name, shift)
-  local tree = trees[name] or {}
-  trees[name] = tree
-  local one = single[name] or {}
-  single[name] = one
-  local function general(a, ...)
-    local n = select("#", ...)
-    local node = tree[a]  -- up to three arguments: the tree walked inline
-    if n == 1 then
-      local b = ...
-      node = node and node[b]
-    elseif n == 2 then
-      local b, c = ...
-      node = node and node[b]
-      node = node and node[c]
-    elseif n ~= 0 then
-      node = nil
-    end
-    local e = node and node[LEAF]
-    if e == nil then
-      local err
-      e, err = lookup(name, a, ...)
-      if e == nil then error(err, 2) end  -- (a tail call from the reader: level 2 is the script)
-    end
-    local outputs, j = e.n, cur - shift
-    local v = e[1][j]
-    if v ~= v then v = nil end
-    if outputs == 1 then
-      if n == 0 then one[a] = e[1] end
-      return v
-    end
-    local v2 = e[2][j]
-    if v2 ~= v2 then v2 = nil end
-    if outputs == 2 then return v, v2 end
-    local v3 = e[3][j]
-    if v3 ~= v3 then v3 = nil end
-    if outputs == 3 then return v, v2, v3 end
-    return v, v2, v3, values(e, j, 4)
-  end
-  -- The fast path: one argument, one output; few VM instructions (each one
-  -- traps into the budget hook).
-  if shift == 0 then
-    return function(a, ...)
-      local t = one[a]
-      if t ~= nil and select("#", ...) == 0 then
-        local v = t[cur]
-        if v == v then return v end
-        return nil
-      end
-      return general(a, ...)
-    end
-  end
-  return function(a, ...)
-    local t = one[a]
-    if t ~= nil and select("#", ...) == 0 then
-      local v = t[cur - 1]
-      if v == v then return v end
-      return nil
-    end
-    return general(a, ...)
-  end
-end
-
-local function indicators(shift)
-  local cache = setmetatable({}, {__index = function(cache, name)
-    local f = reader(name, shift); rawset(cache, name, f); return f
-  end})
-  return readonly(cache)
-end
-
--- The position, set by Python between scans.
-local pos = {}
-setmetatable(pos, {__index = function(_, k)
-  if k == "bars_held" and pos.entry_index then return cur + base - pos.entry_index end
-end})
-local function set_position(qty, avg_price, entry_time, entry_index, stop_price, take_profit_price, trailing_stop)
-  local open = qty ~= 0
-  pos.qty = qty
-  pos.side = open and (qty > 0 and "long" or "short") or nil
-  pos.avg_price = open and avg_price or nil
-  pos.entry_time = open and entry_time or nil
-  pos.entry_index = open and entry_index or nil
-  pos.stop_price, pos.take_profit_price, pos.trailing_stop = stop_price, take_profit_price, trailing_stop
-end
-set_position(0)
-
-local function freeze(t)
-  for k, v in pairs(t) do if type(v) == "table" then t[k] = freeze(v) end end
-  return readonly(t)
-end
-
-local bar = readonly({}, function(_, k)
-  if SERIES[k] then return column(k)[cur] end
-end)
-
-local fields = {
-  symbol = symbol, params = freeze(params), state = {}, bar = bar,
-  ind = indicators(0), prev = indicators(1), position = readonly(pos),
-  log = function(...)
-    local parts = {}
-    for k = 1, select("#", ...) do parts[k] = tostring((select(k, ...))) end
-    log(concat(parts, " "), cur)
-  end,
-}
-setmetatable(fields, {__index = function(_, k)
-  if k == "index" then return cur + base end
-  if SERIES[k] then
-    local f = series(column(k)); rawset(fields, k, f); return f
-  end
-end})
-local ctx = readonly(fields)
-
--- The script's functions, swapped in on (re)load.
-local fns = {}
-local function set_functions(env)
-  fns = {watch = env.watch, close_watch = env.close_watch, in_trade = env.in_trade,
-         init = env.init, on_fill = env.on_fill}
-end
-
--- A decision as Python takes it: a table whose keys are all decision fields
--- goes flattened (its fields in host._FIELDS order, read raw as Python would
--- walk it); any other table, or a value that is no table, goes as it is.
-local function decided(k, r)
-  if type(r) ~= "table" then return k, r end
-  local action, side, qty, stop_price, take_profit_price, trailing_stop, expires, limit_price, reason
-  for key, v in next, r do
-    if key == "action" then action = v
-    elseif key == "reason" then reason = v
-    elseif key == "qty" then qty = v
-    elseif key == "side" then side = v
-    elseif key == "stop_price" then stop_price = v
-    elseif key == "take_profit_price" then take_profit_price = v
-    elseif key == "trailing_stop" then trailing_stop = v
-    elseif key == "expires" then expires = v
-    elseif key == "limit_price" then limit_price = v
-    else return k, r end  -- an unknown field: Python walks the table for the error
-  end
-  return k, action, side, qty, stop_price, take_profit_price, trailing_stop, expires, limit_price, reason
-end
-
--- Returns stop alone when no bar decided. Each bar gets a fresh budget, set
--- inline: the three budget upvalues are the sandbox's own (share_budget).
-local left, spent, max_instructions
-local function loop(fn, first, stop)
-  local o = off
-  for j = o + first + 1, o + stop do
-    cur = j
-    left, spent = max_instructions, nil
-    local r = fn(ctx)
-    if r then return decided(j - o - 1, r) end
-  end
-  return stop
-end
-tools.share_budget(loop)
-
-local function scan(name, first, stop)
-  return guarded(loop, fns[name], first, stop)
-end
-
-local function call(name, at, ...)  -- an optional function at array index `at`
-  local f = fns[name]
-  if f == nil then return true end
-  cur = at
-  return guarded(function(...) f(ctx, ...); return true end, ...)
-end
-
-local function on_fill(at, side, qty, price, commission, time, id)
-  return call("on_fill", at, readonly({side = side, qty = qty, price = price,
-    commission = commission, time = time, id = id}))
-end
-
-local function return_line(name, k)
-  cur = off + k + 1
-  return tools.return_line(fns[name], ctx)
-end
-
--- ctx.state, read and replaced by the host (journaled with the symbol's snapshot)
-local function get_state() return fields.state end
-local function set_state(t) rawset(fields, "state", t) end
-
-return {load_chunk = load_chunk, set_position = set_position, set_functions = set_functions,
-        scan = scan, call = call, on_fill = on_fill, return_line = return_line,
-        get_state = get_state, set_state = set_state}
-"""
 
 _COLUMN = {"time": "ts", "open": "open", "high": "high", "low": "low", "close": "close", "volume": "volume"}
 ArrayOf = Callable[[SymbolView], np.ndarray]
@@ -345,16 +45,16 @@ class Context:
         self.capacity = max(4 * view.window, 1024)  # array length up to which chunks are appended
         self.reserved = 0  # memory reserved for the arrays so far
         self.position: tuple[Any, ...] | None = None
-        lua = sandbox.lua
-        self.lua = lua.execute(
-            _CONTEXT_LUA,
+        self.lua = sandbox.run(
+            "context.lua",
             sandbox.tools,
             self._need_column,
             self._need_indicator,
             self._log,
             view.symbol,
-            _to_lua(lua, view.params),
+            to_lua(sandbox.lua, view.params),
             view.window,
+            sandbox.lua.table(*DECISION_FIELDS),
         )
 
     # ------------------------------------------------------------ called from Lua
@@ -432,12 +132,12 @@ def _output(name: str, args: tuple[Any, ...], k: int) -> ArrayOf:
     return lambda view: view.indicator(name, args)[k]
 
 
-def _to_lua(lua: Any, value: Any) -> Any:
+def to_lua(lua: Any, value: Any) -> Any:
     """Config values as plain Lua values (never Python objects)."""
     if isinstance(value, dict):
-        return lua.table_from({str(k): _to_lua(lua, v) for k, v in value.items()})
+        return lua.table_from({str(k): to_lua(lua, v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
-        return lua.table_from([_to_lua(lua, v) for v in value])
+        return lua.table_from([to_lua(lua, v) for v in value])
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, (datetime.date, datetime.time)):

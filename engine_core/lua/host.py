@@ -9,7 +9,7 @@ from typing import Any
 from lupa import lua54
 
 from engine_core.errors import StrategyError
-from engine_core.lua.context import Context, _to_lua, from_lua
+from engine_core.lua.context import Context, from_lua, to_lua
 from engine_core.lua.sandbox import Sandbox, results
 from engine_core.lua.script import ScriptVersion, ScriptWatcher, read_script
 from engine_core.model import Fill, State
@@ -25,9 +25,8 @@ from engine_core.strategy import (
 
 log = logging.getLogger("engine_core.lua")
 
-REQUIRED = ("watch", "close_watch", "in_trade")
+REQUIRED = tuple(FUNCTION_OF_STATE.values())  # watch, close_watch, in_trade
 OPTIONAL = ("init", "on_fill")
-_FIELDS = DECISION_FIELDS  # the flattened order of context.lua's decided()
 _DECISIONS_KEPT = 1024  # parsed decisions remembered per symbol (the cache empties when full)
 
 
@@ -71,7 +70,7 @@ class LuaSymbolStrategy(SymbolStrategy):
 
     def _install(self, version: ScriptVersion) -> None:
         env = self.sandbox.compile(version.code, self.host.chunkname, REQUIRED, OPTIONAL)
-        self.ctx.lua.set_functions(env)
+        self.ctx.lua.set_functions(env, self.sandbox.lua.table(*REQUIRED, *OPTIONAL))
         self.has_on_fill = env["on_fill"] is not None
 
     def _failure(self, function: str, result: tuple[Any, ...]) -> StrategyError:
@@ -86,7 +85,7 @@ class LuaSymbolStrategy(SymbolStrategy):
         return from_lua(self.ctx.lua.get_state())
 
     def restore_state(self, data: Any) -> None:
-        self.ctx.lua.set_state(_to_lua(self.sandbox.lua, data if isinstance(data, dict | list) else {}))
+        self.ctx.lua.set_state(to_lua(self.sandbox.lua, data if isinstance(data, dict | list) else {}))
 
     def init(self) -> None:
         self.ctx.sync()
@@ -98,7 +97,7 @@ class LuaSymbolStrategy(SymbolStrategy):
         function = FUNCTION_OF_STATE[state]
         self.ctx.sync()
         # Lua returns stop alone; or k and the decision (a table with only
-        # decision fields flattened to their values in _FIELDS order); or nil
+        # decision fields flattened to their values in DECISION_FIELDS order); or nil
         # and the failure.
         result = self._scan(function, start, stop)
         if result.__class__ is not tuple:
@@ -163,7 +162,7 @@ def _python(value: Any) -> Any:
     """A decision as parse_decision reads it: a str, a dict for a Lua table or
     for the flattened fields of one (nil fields left out, as Lua has them)."""
     if value.__class__ is tuple:
-        return {name: v for name, v in zip(_FIELDS, value) if v is not None}
+        return {name: v for name, v in zip(DECISION_FIELDS, value) if v is not None}
     if lua54.lua_type(value) == "table":
         return dict(value.items())
     return value

@@ -62,19 +62,25 @@ end
         h.strategy.scan(State.WATCH, 0, 3)
 
 
-def test_runtime_error_names_script_function_line_and_symbol(harness: Any) -> None:
-    code = "function watch(ctx)\n  local t = nil\n  return t.x\nend\n" + FUNCTIONS
-    h = harness(code)
+@pytest.mark.parametrize(
+    "code, message",
+    [
+        pytest.param(
+            "function watch(ctx)\n  local t = nil\n  return t.x\nend\n",
+            r"^strategy.lua:3: watch for TEST: attempt to index a nil value",
+            id="runtime error",
+        ),
+        pytest.param(  # the line is the helper's, not the caller's
+            "local function helper()\n  error('custom failure')\nend\nfunction watch(ctx) helper() end\n",
+            r"^strategy.lua:2: watch for TEST: custom failure$",
+            id="error in a helper",
+        ),
+    ],
+)
+def test_error_names_script_line_function_and_symbol(harness: Any, code: str, message: str) -> None:
+    h = harness(code + FUNCTIONS)
     h.feed(np.arange(1.0, 4.0))
-    with pytest.raises(StrategyError, match=r"^strategy.lua:3: watch for TEST: attempt to index a nil value"):
-        h.strategy.scan(State.WATCH, 0, 3)
-
-
-def test_error_in_a_helper_names_the_helper_line(harness: Any) -> None:
-    code = "local function helper()\n  error('custom failure')\nend\nfunction watch(ctx) helper() end\n" + FUNCTIONS
-    h = harness(code)
-    h.feed(np.arange(1.0, 4.0))
-    with pytest.raises(StrategyError, match=r"^strategy.lua:2: watch for TEST: custom failure$"):
+    with pytest.raises(StrategyError, match=message):
         h.strategy.scan(State.WATCH, 0, 3)
 
 

@@ -69,38 +69,26 @@ RUNAWAYS = {
     "tail recursion": "local function f(n) return f(n + 1) end; f(1)",
     "string.rep in pcall": "while true do pcall(string.rep, 'x', 1000) end",
 }
-
-
-@pytest.mark.parametrize("code", list(RUNAWAYS.values()), ids=list(RUNAWAYS))
-def test_runaway_hits_the_instruction_budget(harness: Any, code: str) -> None:
-    h = harness(
-        f"function watch(ctx)\n  {code}\nend\nfunction close_watch() end\nfunction in_trade() end\n",
-        max_instructions=100_000,
-    )
-    h.feed(np.arange(1.0, 4.0))
-    with pytest.raises(StrategyBudgetError, match=r"^strategy.lua:\d+: watch for TEST: instruction budget exceeded"):
-        h.strategy.scan(State.WATCH, 0, 3)
-
-
 MEMORY = {
     "string.rep bomb": "string.rep('x', 2^30)",
     "string.rep bomb in pcall": "pcall(string.rep, 'x', 2^30)",
     "growing table": "local t = {}; for i = 1, 1e9 do t[i] = {i} end",
     "concat doubling in pcall": "local s = 'x'; while true do local ok, r = pcall(function() return s .. s end); s = r end",
 }
+# Each runaway hits the instruction budget, each bomb the memory limit.
+BUDGET = r"^strategy.lua:\d+: watch for TEST: instruction budget exceeded"
+MEMORY_LIMIT = r"^strategy.lua(:\d+)?: watch for TEST: memory limit of 16 MB exceeded"
+LIMITS = [pytest.param(code, {"max_instructions": 100_000}, BUDGET, id=name) for name, code in RUNAWAYS.items()] + [
+    pytest.param(code, {"max_memory_mb": 16, "max_instructions": 100_000_000}, MEMORY_LIMIT, id=name)
+    for name, code in MEMORY.items()
+]
 
 
-@pytest.mark.parametrize("code", list(MEMORY.values()), ids=list(MEMORY))
-def test_memory_bomb_hits_the_memory_limit(harness: Any, code: str) -> None:
-    h = harness(
-        f"function watch(ctx)\n  {code}\nend\nfunction close_watch() end\nfunction in_trade() end\n",
-        max_memory_mb=16,
-        max_instructions=100_000_000,
-    )
+@pytest.mark.parametrize("code, limits, message", LIMITS)
+def test_runaway_or_bomb_hits_its_limit(harness: Any, code: str, limits: dict[str, int], message: str) -> None:
+    h = harness(f"function watch(ctx)\n  {code}\nend\nfunction close_watch() end\nfunction in_trade() end\n", **limits)
     h.feed(np.arange(1.0, 4.0))
-    with pytest.raises(
-        StrategyBudgetError, match=r"^strategy.lua(:\d+)?: watch for TEST: memory limit of 16 MB exceeded"
-    ):
+    with pytest.raises(StrategyBudgetError, match=message):
         h.strategy.scan(State.WATCH, 0, 3)
 
 

@@ -1,46 +1,76 @@
-"""Test support: synthetic OHLCV paths and comparisons against TA-Lib's batch
-output, for this plugin's tests and benchmarks."""
+"""Test support: synthetic OHLCV paths (GBM bars from the core's simulated
+source, then shaped) and comparisons against TA-Lib's batch output, for this
+plugin's tests and benchmarks."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engine_core import indicators
+from engine_core.builtin.simulated import SimulatedConfig, SimulatedSource
 from engine_core.model import BarChunk
 
 RTOL = 1e-9
+_BAR_S = 86_400  # one bar a day: the simulated source's year is 365 of them
+_BARS_PER_YEAR = 365
+_PRICES = ("open", "high", "low", "close")
+
+
+def _gbm(seed: int, size: int, sigma: float) -> BarChunk:
+    """``size`` bars of the simulated source (prices from 100, 4 decimals) whose
+    log close moves by ``sigma`` a bar (standard deviation), without drift."""
+    config = SimulatedConfig(
+        seed=seed,
+        bars=max(size, 1),  # 0 would be the endless live feed
+        chunk=max(size, 1),
+        interval=_BAR_S,
+        volatility=sigma * math.sqrt(_BARS_PER_YEAR),
+        drift=0.5 * sigma**2 * _BARS_PER_YEAR,  # the source subtracts volatility^2 / 2
+    )
+    source = SimulatedSource(config, symbols=["T"], base_dir=Path("."))
+    return next(iter(source.history())).slice(0, size)
+
+
+def _scaled(chunk: BarChunk, factor: np.ndarray | float) -> dict[str, np.ndarray]:
+    """The chunk's prices times ``factor`` (per bar or one number), and its volume."""
+    columns = {name: getattr(chunk, name) * factor for name in _PRICES}
+    columns["volume"] = chunk.volume
+    return columns
 
 
 def make_path(seed: int, size: int, kind: str = "walk", scale: float = 100.0) -> BarChunk:
-    """OHLCV bars: a seeded random walk, optionally with jumps (gaps), flat
-    stretches, or scaled to an extreme magnitude."""
+    """OHLCV bars: a seeded GBM of about 1% a bar, optionally with jumps
+    (``gaps``), flat stretches (``flat``; ``cents`` also rounds prices to 2
+    decimals), scaled to start near ``scale``."""
     rng = np.random.default_rng(seed)
-    steps = rng.normal(0.0, 0.01, size)
-    if kind == "gaps":
-        steps += np.where(rng.random(size) < 0.03, rng.normal(0.0, 0.2, size), 0.0)
-    close = scale * np.exp(np.cumsum(steps))
+    base = _gbm(seed, size, 0.01)
+    factor: np.ndarray | float = scale / 100.0
+    if kind == "gaps":  # a jump moves every later price: the bar opens away from the last close
+        factor = factor * np.exp(np.cumsum(np.where(rng.random(size) < 0.03, rng.normal(0.0, 0.2, size), 0.0)))
+    bars = _scaled(base, factor)
+    close = bars["close"]
     if kind == "cents":  # 2-decimal prices with long flat stretches: ties abound
-        close = np.round(close, 2)
+        for name in _PRICES:
+            bars[name] = np.round(bars[name], 2)
+        close = bars["close"]
         for start in rng.integers(0, size, 12):
             close[start : start + 120] = close[start]
     if kind in ("flat", "cents"):
         for start in rng.integers(0, size, 6):
             close[start : start + 40] = close[start]
-    open_ = np.concatenate(([close[0]], close[:-1]))
-    wick = np.abs(rng.normal(0.0, 0.003, (2, size)))
-    high = np.maximum(open_, close) * (1.0 + wick[0])
-    low = np.minimum(open_, close) * (1.0 - wick[1])
-    if kind == "cents":
-        high, low = np.round(high, 2), np.round(low, 2)
-    if kind in ("flat", "cents"):
         flat = np.flatnonzero(np.diff(close, prepend=np.nan) == 0.0)
-        open_[flat] = high[flat] = low[flat] = close[flat]
-    volume = rng.lognormal(6.0, 0.7, size)
-    return BarChunk("T", np.arange(size, dtype=np.int64), open_, high, low, close, volume)
+        for name in ("open", "high", "low"):
+            bars[name][flat] = close[flat]
+        # a close moved by a stretch but not flat (where stretches overlap): the range takes it in
+        np.maximum(bars["high"], close, out=bars["high"])
+        np.minimum(bars["low"], close, out=bars["low"])
+    return BarChunk("T", np.arange(size, dtype=np.int64), **bars)
 
 
 PATHS = {  # name -> (seed, kind, scale)
