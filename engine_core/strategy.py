@@ -235,9 +235,6 @@ class SymbolView:
             self._indicators[key] = tracked
         return tracked.outputs
 
-    def indicator_keys(self) -> list[tuple[str, tuple[Any, ...]]]:
-        return list(self._indicators)
-
 
 class _TrackedIndicator:
     """A streaming indicator kept in step with the view's chunks.

@@ -16,6 +16,8 @@ from engine_core.model import Fill, State
 from engine_core.strategy import (
     DECISION_FIELDS,
     FUNCTION_OF_STATE,
+    OPTIONAL_FUNCTIONS,
+    REQUIRED_FUNCTIONS,
     Decision,
     StrategyHost,
     SymbolStrategy,
@@ -25,8 +27,6 @@ from engine_core.strategy import (
 
 log = logging.getLogger("engine_core.lua")
 
-REQUIRED = tuple(FUNCTION_OF_STATE.values())  # watch, close_watch, in_trade
-OPTIONAL = ("init", "on_fill")
 _DECISIONS_KEPT = 1024  # parsed decisions remembered per symbol (the cache empties when full)
 
 
@@ -39,7 +39,7 @@ class LuaHost(StrategyHost):
         self.label = self.config.script
         self.path = (self.base_dir / self.config.script).resolve()
         self.version = read_script(self.path, self.label)
-        self.sandbox().compile(self.version.code, self.chunkname, REQUIRED, OPTIONAL)
+        self.sandbox().compile(self.version.code, self.chunkname, REQUIRED_FUNCTIONS, OPTIONAL_FUNCTIONS)
 
     @property
     def chunkname(self) -> str:
@@ -69,8 +69,8 @@ class LuaSymbolStrategy(SymbolStrategy):
         self.watcher = ScriptWatcher(host.path, host.label, host.version)
 
     def _install(self, version: ScriptVersion) -> None:
-        env = self.sandbox.compile(version.code, self.host.chunkname, REQUIRED, OPTIONAL)
-        self.ctx.lua.set_functions(env, self.sandbox.lua.table(*REQUIRED, *OPTIONAL))
+        env = self.sandbox.compile(version.code, self.host.chunkname, REQUIRED_FUNCTIONS, OPTIONAL_FUNCTIONS)
+        self.ctx.lua.set_functions(env, self.sandbox.lua.table(*REQUIRED_FUNCTIONS, *OPTIONAL_FUNCTIONS))
         self.has_on_fill = env["on_fill"] is not None
 
     def _failure(self, function: str, result: tuple[Any, ...]) -> StrategyError:

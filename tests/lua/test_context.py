@@ -128,12 +128,23 @@ def test_multi_output_indicators(harness: Any) -> None:
     assert at(h2, 50) == [upper[50], middle[50], lower[50]]
 
 
-def test_indicator_created_once_per_symbol(harness: Any) -> None:
+def test_indicator_created_once_per_symbol(harness: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine_core import indicators
+
+    created: list[tuple[str, dict[str, Any]]] = []
+    create = indicators.create
+
+    def counting(name: str, **params: Any) -> Any:
+        created.append((name, params))
+        return create(name, **params)
+
+    monkeypatch.setattr(indicators, "create", counting)
     h = probe(harness, "ctx.ind.sma(3), ctx.prev.sma(3), ctx.ind.sma(4)")
     h.feed(np.arange(1.0, 20.0))
     for k in range(19):
         at(h, k)
-    assert sorted(h.view.indicator_keys()) == [("sma", (3,)), ("sma", (4,))]
+    assert sorted(name for name, _ in created) == ["sma", "sma"]
+    assert sorted(sum(params.values()) for _, params in created) == [3, 4]
 
 
 @pytest.mark.parametrize(
