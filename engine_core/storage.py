@@ -10,7 +10,7 @@ another thread never sees a half-written bar.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,24 @@ class Ring:
             self._next = (i + n) % cap
             self._count = min(self._count + n, cap)
 
+    def push_row(self, row: Sequence[Any], history: int) -> tuple[list[np.ndarray], int]:
+        """``push`` for one row (a live bar), its values in column order: the
+        columns as views of the buffer, in that order, and where the row starts."""
+        offset = min(history, self._count)
+        cap = self.capacity
+        if offset + 1 > cap:
+            cols, offset = self.push({name: np.array((v,)) for name, v in zip(self._cols, row)}, history)
+            return list(cols.values()), offset
+        with self._lock:
+            i = self._next
+            for dst, value in zip(self._cols.values(), row):
+                dst[i] = dst[i + cap] = value
+            self._next = (i + 1) % cap
+            self._count = min(self._count + 1, cap)
+        end = self._next + cap
+        start = end - offset - 1
+        return [dst[start:end] for dst in self._cols.values()], offset
+
     def _tail(self, name: str, count: int) -> np.ndarray:
         """The last ``count`` values of a column, oldest first: a view, valid until the next write."""
         end = self._next + self.capacity
@@ -110,6 +128,10 @@ class BarWindow:
 
     def push(self, chunk: BarChunk, history: int) -> tuple[dict[str, np.ndarray], int]:
         """Store ``chunk``; return up to ``history`` earlier bars followed by it, and its offset."""
+        if len(chunk.ts) == 1:  # a live bar: scalar writes, no per-column dict
+            row = (chunk.ts[0], chunk.open[0], chunk.high[0], chunk.low[0], chunk.close[0], chunk.volume[0])
+            cols, offset = self._ring.push_row(row, history)
+            return dict(zip(COLUMNS, cols)), offset
         return self._ring.push(_columns(chunk), history)
 
 

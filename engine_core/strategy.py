@@ -267,13 +267,12 @@ class _TrackedIndicator:
         if start == len(view.ts) - 1:  # one new bar (live): the scalar update is far cheaper
             self.instance.update(view.last_bar())
             value = self.instance.value
-            new: tuple[Any, ...] = (
-                tuple(np.array((v,)) for v in value) if isinstance(value, tuple) else (np.array((value,)),)
-            )
+            cols, _ = self.ring.push_row(value if isinstance(value, tuple) else (value,), start)
+            self.outputs = tuple(cols)
         else:
             new = tuple(self.instance.update_many(_Cols(view, start)))
-        cols, _ = self.ring.push(dict(zip(self.names, new)), start)
-        self.outputs = tuple(cols[name] for name in self.names)
+            named, _ = self.ring.push(dict(zip(self.names, new)), start)
+            self.outputs = tuple(named[name] for name in self.names)
         if len(view.ts):
             self.fed_until_ts = int(view.ts[-1])
 

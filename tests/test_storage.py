@@ -65,6 +65,23 @@ def test_push_from_empty_and_live_bars():
     assert seen[0] == [0] and seen[2] == [0, 1, 2] and seen[11] == [7, 8, 9, 10, 11]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 12), st.lists(st.tuples(st.integers(0, 15), st.integers(0, 14)), max_size=12))
+def test_push_of_any_chunk_sizes_returns_history_then_chunk(capacity, steps):
+    """One-bar chunks take the scalar path; every size must give the same
+    columns: up to ``history`` stored bars (at most capacity - 1), then the chunk."""
+    w = BarWindow("S", capacity)
+    start = 0
+    for n, history in steps:
+        history = min(history, capacity - 1)
+        cols, offset = w.push(chunk(start, n), history)
+        assert offset == min(history, start, capacity)
+        assert list(cols["ts"]) == list(range(start - offset, start + n))
+        assert list(cols["high"]) == [t + 1.0 for t in range(start - offset, start + n)]
+        start += n
+    assert last(w, "ts") == list(range(max(0, start - capacity), start))
+
+
 def test_buffer_never_grows():
     w = BarWindow("S", 100)
     ids = {k: id(v) for k, v in w._ring._cols.items()}

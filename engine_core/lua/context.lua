@@ -4,7 +4,7 @@
 -- need_indicator (Python: register an array, return its packed bytes), log
 -- (Python: ctx.log's sink), the symbol, the strategy's params (a Lua table),
 -- the window (bars), the decision fields (strategy.DECISION_FIELDS, a table).
--- Returns the functions the host calls: load_chunk, set_position,
+-- Returns the functions the host calls: load_chunk, load_bar, set_position,
 -- set_functions, scan, call, on_fill, return_line, get_state, set_state.
 
 local tools, need_column, need_indicator, log, symbol, params, window, decision_fields = ...
@@ -53,6 +53,13 @@ local function load_chunk(chunk_off, chunk_base, view_first, keep, old_len, dest
     if keep > 0 then move(t, old_len - keep + 1, old_len, 1, t) end
     fill(t, letters[k], (select(k, ...)), dest)
   end
+  off, base, first = chunk_off, chunk_base, view_first
+end
+
+-- One live bar appended at `dest`: load_chunk's common case, its values
+-- passed as numbers (no blobs to unpack).
+local function load_bar(chunk_off, chunk_base, view_first, dest, ...)
+  for k = 1, #arrays do arrays[k][dest] = (select(k, ...)) end
   off, base, first = chunk_off, chunk_base, view_first
 end
 
@@ -300,6 +307,6 @@ end
 local function get_state() return fields.state end
 local function set_state(t) rawset(fields, "state", t) end
 
-return {load_chunk = load_chunk, set_position = set_position, set_functions = set_functions,
+return {load_chunk = load_chunk, load_bar = load_bar, set_position = set_position, set_functions = set_functions,
         scan = scan, call = call, on_fill = on_fill, return_line = return_line,
         get_state = get_state, set_state = set_state}

@@ -108,9 +108,13 @@ class Context:
         else:
             keep, off, start = 0, view.offset, 0
         self._reserve(off + view.n)
-        blobs = [array_of(view)[start:].tobytes() for array_of in self.arrays]
         dest = off + 1 - (view.offset - start)
-        self.lua.load_chunk(off, view.seen - off, off - view.offset + 1, keep, self.length, dest, *blobs)
+        if view.n == 1 and keep == 0 and start == view.offset:  # a live bar appended: its values as numbers
+            values = [array_of(view)[-1].item() for array_of in self.arrays]
+            self.lua.load_bar(off, view.seen - off, off - view.offset + 1, dest, *values)
+        else:
+            blobs = [array_of(view)[start:].tobytes() for array_of in self.arrays]
+            self.lua.load_chunk(off, view.seen - off, off - view.offset + 1, keep, self.length, dest, *blobs)
         self.chunk = (view.seen, view.n)
         self.off = off
         self.length = off + view.n
