@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from engine_core.sources import PluginConfig
 
@@ -49,6 +49,9 @@ class MqttSinkConfig(MqttConnection):
     control: bool = False  # accept commands on <prefix>/<engine id>/control/<command>
     close_timeout: float = Field(default=10.0, ge=0)  # seconds a stopping engine waits to deliver what is queued
     status_every: float = Field(default=5.0, gt=0)  # seconds between engine status updates (when figures change)
+    # many events per message on <prefix>/<engine id>/<symbol>/events: "auto" in backtests only
+    batch: Literal["auto"] | StrictBool = "auto"
+    batch_size: int = Field(default=1000, ge=1, le=100_000)  # events per batched message, at most
 
     @field_validator("prefix")
     @classmethod

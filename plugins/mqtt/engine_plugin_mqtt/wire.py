@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
+
+import msgspec
 
 from engine_core.events import Event
 from engine_core.model import (
     NS_PER_SECOND,
     Bar,
+    ConnectionEvent,
     ErrorEvent,
     FillEvent,
+    LogEvent,
     OrderEvent,
     SignalEvent,
     Trade,
@@ -29,25 +34,17 @@ from engine_core.model import (
 
 SCHEMA = 1
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str).encode
+# msgspec writes compact UTF-8 JSON about five times faster than the standard
+# library, which matters at a backtest's event rates. It writes a Decimal as
+# its str() in quotes, a str enum as its value, a NaN or infinity as null, and
+# anything else it does not know as its str().
+_encoder = msgspec.json.Encoder(enc_hook=str)
 
 
-def dumps(obj: dict[str, Any]) -> bytes:
-    """Compact JSON; a NaN or infinity (not JSON) becomes null."""
-    try:
-        return _encode(obj).encode("utf-8")
-    except ValueError:
-        return _encode(_finite(obj)).encode("utf-8")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+def dumps(obj: Any) -> bytes:
+    """Compact JSON of a payload (an object, or a list of them); a NaN or
+    infinity (not JSON) becomes null."""
+    return _encoder.encode(obj)
 
 
 _last_second: tuple[int, str] = (-1, "")  # the last second formatted: the events of one bar share it
@@ -73,55 +70,195 @@ def topic_level(symbol: str) -> str:
 
 
 # ------------------------------------------------------------ events out
+#
+# One function per event class, each building the whole payload in one dict
+# display: at a backtest's rates the payloads are most of what the sink costs.
+# Enums and Decimals stay as they are in the dict; ``dumps`` writes them.
+
+_Payload = dict[str, Any]
+
+
+def _transition(e: TransitionEvent, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
+    return (
+        e.symbol,
+        "transition",
+        {
+            "schema": SCHEMA,
+            "seq": seq,
+            "engine": engine,
+            "symbol": e.symbol,
+            "event": "transition",
+            "ts": e.ts,
+            "time": iso_ms(e.ts),
+            "from": e.from_state,
+            "to": e.to_state,
+            "reason": e.reason,
+        },
+    )
+
+
+def _order(e: OrderEvent, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
+    o = e.order
+    return (
+        o.symbol,
+        "order",
+        {
+            "schema": SCHEMA,
+            "seq": seq,
+            "engine": engine,
+            "symbol": o.symbol,
+            "event": "order",
+            "ts": o.ts,
+            "time": iso_ms(o.ts),
+            "status": e.status,
+            "client_id": o.client_id,
+            "side": o.side,
+            "qty": o.qty,
+            "type": o.type,
+            "reason": o.reason,
+            "detail": e.detail,
+        },
+    )
+
+
+def _fill(e: FillEvent, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
+    f = e.fill
+    return (
+        f.symbol,
+        "fill",
+        {
+            "schema": SCHEMA,
+            "seq": seq,
+            "engine": engine,
+            "symbol": f.symbol,
+            "event": "fill",
+            "ts": f.ts,
+            "time": iso_ms(f.ts),
+            "client_id": f.client_id,
+            "trade_id": f.trade_id,
+            "side": f.side,
+            "qty": f.qty,
+            "price": f.price,
+            "commission": f.commission,
+        },
+    )
+
+
+def _signal(e: SignalEvent, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
+    return (
+        e.symbol,
+        "signal",
+        {
+            "schema": SCHEMA,
+            "seq": seq,
+            "engine": engine,
+            "symbol": e.symbol,
+            "event": "signal",
+            "ts": e.ts,
+            "time": iso_ms(e.ts),
+            "action": e.action,
+            "detail": e.detail,
+        },
+    )
+
+
+def _error(e: ErrorEvent, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
+    return (
+        e.symbol,
+        "error",
+        {
+            "schema": SCHEMA,
+            "seq": seq,
+            "engine": engine,
+            "symbol": e.symbol,
+            "event": "error",
+            "ts": e.ts,
+            "time": iso_ms(e.ts),
+            "kind": e.kind,
+            "message": e.message,
+        },
+    )
+
+
+def _bar(e: Bar, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
+    return (
+        e.symbol,
+        "bar",
+        {
+            "schema": SCHEMA,
+            "seq": seq,
+            "engine": engine,
+            "symbol": e.symbol,
+            "event": "bar",
+            "ts": e.ts,
+            "time": iso_ms(e.ts),
+            "open": e.open,
+            "high": e.high,
+            "low": e.low,
+            "close": e.close,
+            "volume": e.volume,
+        },
+    )
+
+
+def _log(e: LogEvent, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
+    return (
+        e.symbol,
+        "log",
+        {
+            "schema": SCHEMA,
+            "seq": seq,
+            "engine": engine,
+            "symbol": e.symbol,
+            "event": "log",
+            "ts": e.ts,
+            "time": iso_ms(e.ts),
+            "message": e.message,
+        },
+    )
+
+
+def _connection(e: ConnectionEvent, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
+    return (
+        None,
+        "connection",
+        {
+            "schema": SCHEMA,
+            "seq": seq,
+            "engine": engine,
+            "symbol": None,
+            "event": "connection",
+            "ts": e.ts,
+            "time": iso_ms(e.ts),
+            "source": e.source,
+            "state": e.state,
+            "detail": e.detail,
+        },
+    )
+
+
+BUILDERS: dict[type, Callable[[Any, str, int], tuple[str | None, str, _Payload]]] = {
+    TransitionEvent: _transition,
+    OrderEvent: _order,
+    FillEvent: _fill,
+    SignalEvent: _signal,
+    ErrorEvent: _error,
+    Bar: _bar,
+    LogEvent: _log,
+    ConnectionEvent: _connection,
+}
 
 
 def event_message(event: Event, engine_id: str, seq: int) -> tuple[str | None, str, dict[str, Any]]:
     """(symbol, event name, payload) for one engine event; symbol None for an
-    engine-wide error. ``seq`` numbers the engine's events 1, 2, 3... so that a
-    subscriber can drop the duplicates QoS 1 may deliver and see any gap."""
-    ts: int | None
-    symbol: str | None
-    if isinstance(event, TransitionEvent):
-        ts, symbol, name = event.ts, event.symbol, "transition"
-        body: dict[str, Any] = {"from": event.from_state.value, "to": event.to_state.value, "reason": event.reason}
-    elif isinstance(event, OrderEvent):
-        o = event.order
-        ts, symbol, name = o.ts, o.symbol, "order"
-        body = {
-            "status": getattr(event.status, "value", event.status),
-            "client_id": o.client_id,
-            "side": o.side.value,
-            "qty": str(o.qty),
-            "type": o.type.value,
-            "reason": o.reason,
-            "detail": event.detail,
-        }
-    elif isinstance(event, FillEvent):
-        f = event.fill
-        ts, symbol, name = f.ts, f.symbol, "fill"
-        body = {
-            "client_id": f.client_id,
-            "trade_id": f.trade_id,
-            "side": f.side.value,
-            "qty": str(f.qty),
-            "price": str(f.price),
-            "commission": str(f.commission),
-        }
-    elif isinstance(event, SignalEvent):
-        ts, symbol, name = event.ts, event.symbol, "signal"
-        body = {"action": event.action, "detail": event.detail}
-    elif isinstance(event, ErrorEvent):
-        ts, symbol, name = event.ts, event.symbol, "error"
-        body = {"kind": event.kind, "message": event.message}
-    elif isinstance(event, Bar):
-        ts, symbol, name = event.ts, event.symbol, "bar"
-        body = {"open": event.open, "high": event.high, "low": event.low, "close": event.close, "volume": event.volume}
-    else:  # pragma: no cover - the Event union is closed
+    engine-wide event (an error that concerns no symbol, the source's
+    connection). ``seq`` numbers the engine's events 1, 2, 3... so that a
+    subscriber can drop the duplicates QoS 1 may deliver and see any gap.
+    The payload holds enums and Decimals as they are: ``dumps`` writes them."""
+    build = BUILDERS.get(event.__class__)
+    if build is None:
         raise TypeError(f"not an engine event: {event!r}")
-    head = {"schema": SCHEMA, "seq": seq, "engine": engine_id, "symbol": symbol, "event": name, "ts": ts}
-    head["time"] = iso_ms(ts)
-    head.update(body)
-    return symbol, name, head
+    return build(event, engine_id, seq)
 
 
 # ------------------------------------------------------------ bars and trades in
