@@ -1,9 +1,10 @@
 """The ``mqtt`` event sink: every engine event on a broker, per-symbol and
 engine status retained, and the control channel.
 
-Workers never wait for the network: ``handle`` appends the event to a bounded
-queue (``queue`` events; when full, ``on_full`` drops the oldest or makes the
-caller wait, counted either way) and returns. The plugin's own thread runs an
+Workers never wait for the network: ``handle``, called on the worker's own
+thread (an ``inline`` sink), appends the event to a bounded queue (``queue``
+events; when full, ``on_full`` drops the oldest or makes the worker wait,
+counted either way) and returns. The plugin's own thread runs an
 asyncio loop that turns queued events into messages and publishes them in
 order with up to ``WINDOW`` unacknowledged at once. A message leaves memory
 only when the broker has acknowledged it (QoS 1 and 2): when the connection
@@ -70,6 +71,7 @@ class _Abandoned(Exception):
 
 class MqttSink(EventSink):
     Config = MqttSinkConfig
+    inline = True  # handle() only queues (bounded) and wakes the loop when it wants: no bus thread between
 
     def __init__(self, config: MqttSinkConfig) -> None:
         super().__init__(config)
@@ -80,8 +82,11 @@ class MqttSink(EventSink):
         self.mode = "backtest"
         self.shard: str | None = None
         self._tls: ssl.SSLContext | None = None
-        # handed over between the workers and the loop, under _cond
-        self._cond = threading.Condition(threading.Lock())
+        # handed over between the workers and the loop, under _lock (a plain lock is
+        # cheaper to take than the condition's ``with``; _cond waits on the same lock)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._limit = config.queue
         self._buf: deque[Event] = deque()
         self._wake_at = _NEVER  # queued events at which handle() wakes the loop
         self._stopped = False
@@ -148,7 +153,7 @@ class MqttSink(EventSink):
         seeds: dict[str, dict[str, Any]] = {}
         for symbol, worker in (getattr(engine, "workers", None) or {}).items():
             seeds[symbol] = worker.snapshot()
-        with self._cond:
+        with self._lock:
             seeded_after = self.received
         if self.control is not None:
             self.control.engine = engine
@@ -172,16 +177,15 @@ class MqttSink(EventSink):
             )
 
     def handle(self, event: Event) -> None:
-        cond = self._cond
-        with cond:
+        with self._lock:
             self.received += 1
             buf = self._buf
-            if len(buf) >= self.cfg.queue:
+            if len(buf) >= self._limit:
                 if self.cfg.on_full == "block":
                     self.blocked += 1
-                    while len(buf) >= self.cfg.queue and not self._stopped and not self._engine_stopping():
-                        cond.wait(0.2)
-                if len(buf) >= self.cfg.queue:  # drop_oldest, or an engine stopping while blocked
+                    while len(buf) >= self._limit and not self._stopped and not self._engine_stopping():
+                        self._cond.wait(0.2)
+                if len(buf) >= self._limit:  # drop_oldest, or an engine stopping while blocked
                     buf.popleft()
                     self.dropped += 1
             buf.append(event)
@@ -207,7 +211,7 @@ class MqttSink(EventSink):
         loop.call_soon_threadsafe(self._wake.set)
         loop.call_soon_threadsafe(self._attached.set)
         thread.join(self.cfg.close_timeout + 10)
-        with self._cond:
+        with self._lock:
             self._stopped = True
             self._cond.notify_all()
             if thread.is_alive():  # the loop is stuck on the network: count what it still holds
@@ -239,7 +243,7 @@ class MqttSink(EventSink):
         return "/".join((self.cfg.prefix, self.engine_id, *levels))
 
     def _engine_status(self, online: bool, reason: str | None = None) -> _Message:
-        with self._cond:
+        with self._lock:
             queued = len(self._buf)
         body = {
             "schema": wire.SCHEMA,
@@ -351,7 +355,7 @@ class MqttSink(EventSink):
         assert self._attached is not None
         await self._attached.wait()
         if not self._was_attached:  # closed before the engine started: nothing was ever connected
-            with self._cond:
+            with self._lock:
                 self.lost = len(self._buf)
             return
         delays = connection.backoff()
@@ -382,7 +386,7 @@ class MqttSink(EventSink):
             if self._closing:
                 delay = min(delay, max(0.0, self._deadline - time.monotonic()))
             await asyncio.sleep(delay)
-        with self._cond:
+        with self._lock:
             queued = len(self._buf)
         self.lost = queued + len(self._unacked) + len(self._local)
 
@@ -560,14 +564,14 @@ class MqttSink(EventSink):
         queue, so that nothing is dropped meanwhile) for up to LINGER seconds."""
         assert self._wake is not None
         full = max(1, min(self.cfg.batch_size * max(1, len(self.symbols)), self.cfg.queue // 2))
-        with self._cond:
+        with self._lock:
             if not self._buf or len(self._buf) >= full:
                 return
             self._wake_at = full
         self._wake.clear()  # set again by handle() at ``full``, by close(), or by a command's reply
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), LINGER)
-        with self._cond:
+        with self._lock:
             self._wake_at = _NEVER
 
     def _take(self) -> list[Event]:
@@ -576,7 +580,7 @@ class MqttSink(EventSink):
         assert self._wake is not None
         self._wake.clear()
         limit = self.cfg.batch_size * max(1, len(self.symbols)) * 10 if self.batched else BATCH
-        with self._cond:
+        with self._lock:
             buf = self._buf
             if not buf:
                 self._wake_at = 1

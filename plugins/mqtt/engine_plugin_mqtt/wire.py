@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
@@ -33,6 +33,7 @@ from engine_core.model import (
 )
 
 SCHEMA = 1
+_EPOCH = date(1970, 1, 1)
 
 # msgspec writes compact UTF-8 JSON about five times faster than the standard
 # library, which matters at a backtest's event rates. It writes a Decimal as
@@ -47,20 +48,36 @@ def dumps(obj: Any) -> bytes:
     return _encoder.encode(obj)
 
 
-_last_second: tuple[int, str] = (-1, "")  # the last second formatted: the events of one bar share it
+_texts: dict[int, str] = {}  # ts -> its text: the events of one bar share their ts
+_dates: dict[int, str] = {}  # day since the epoch -> "YYYY-MM-DD"
+_CACHED = 100_000  # entries each cache holds at most
+# the time of day in pieces (formatting numbers costs ten times a look-up)
+_HOUR_MINUTE = [f"T{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]
+_SECOND = [f"{s:02d}." for s in range(60)]
+_MILLI = [f"{ms:03d}Z" for ms in range(1000)]
 
 
 def iso_ms(ts: int | None) -> str | None:
-    """``ts`` (ns) as ISO 8601 UTC text to the millisecond."""
-    global _last_second
+    """``ts`` (ns) as ISO 8601 UTC text to the millisecond. The events of many
+    symbols come interleaved, each on another minute: the text is cached by
+    ts, the date by day, and the time of day put together from pieces made
+    once (strftime costs thirty times as much)."""
     if ts is None:
         return None
-    second, ms = divmod(ts // 1_000_000, 1000)
-    cached = _last_second  # one read of an immutable pair: safe from any thread
-    if cached[0] != second:
-        cached = (second, datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S."))
-        _last_second = cached
-    return f"{cached[1]}{ms:03d}Z"
+    text = _texts.get(ts)
+    if text is None:
+        day, ms = divmod(ts // 1_000_000, 86_400_000)
+        date = _dates.get(day)
+        if date is None:
+            if len(_dates) >= _CACHED:
+                _dates.clear()
+            date = _dates[day] = (_EPOCH + timedelta(days=day)).isoformat()
+        if len(_texts) >= _CACHED:
+            _texts.clear()
+        seconds, ms = divmod(ms, 1000)
+        minutes, second = divmod(seconds, 60)
+        text = _texts[ts] = date + _HOUR_MINUTE[minutes] + _SECOND[second] + _MILLI[ms]
+    return text
 
 
 def topic_level(symbol: str) -> str:
