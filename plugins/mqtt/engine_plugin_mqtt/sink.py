@@ -287,28 +287,29 @@ class MqttSink(EventSink):
         out: list[_Message] = []
         touched: dict[str, None] = {}
         statuses, bars, engine_id = self._statuses, self.cfg.bars, self.engine_id
-        builders, seq = wire.BUILDERS, self._seq
+        makers, seq = wire.PAYLOADS, self._seq
         batches: dict[str | None, list[dict[str, Any]]] = {}
+        batched = self.batched
         # the first ``skip`` were received before the statuses were seeded from the workers
         skip = max(0, self._seeded_after - self._taken)
         self._taken += len(events)
         for event in events:
             cls = event.__class__
             if bars or cls is not Bar:
-                seq += 1
-                build = builders.get(cls)
-                if build is None:  # not an engine event: a bug elsewhere, never a reason to stop publishing
+                make = makers.get(cls)
+                if make is None:  # not an engine event: a bug elsewhere, never a reason to stop publishing
                     log.error("mqtt sink: cannot publish %r", event)
-                    seq -= 1
                     continue
-                symbol, name, payload = build(event, engine_id, seq)
-                if self.batched:
+                seq += 1
+                payload = make(event, engine_id, seq)
+                symbol = payload["symbol"]
+                if batched:
                     batch = batches.get(symbol)
                     if batch is None:
                         batch = batches[symbol] = []
                     batch.append(payload)
                 else:
-                    out.append(_Message(self._event_topic(symbol, name), wire.dumps(payload)))
+                    out.append(_Message(self._event_topic(symbol, payload["event"]), wire.dumps(payload)))
             else:
                 symbol = event.symbol  # type: ignore[union-attr]
             if skip:
@@ -320,10 +321,10 @@ class MqttSink(EventSink):
                     touched[symbol] = None
         self._seq = seq
         size = self.cfg.batch_size
-        for symbol, payloads in batches.items():
+        for symbol, group in batches.items():
             topic = self._event_topic(symbol, "events")
-            for i in range(0, len(payloads), size):
-                out.append(_Message(topic, wire.dumps(payloads[i : i + size])))
+            for i in range(0, len(group), size):
+                out.append(_Message(topic, wire.dumps(group[i : i + size])))
         out.extend(self._symbol_status(s) for s in touched)
         return out
 

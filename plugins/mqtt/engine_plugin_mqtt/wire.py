@@ -92,169 +92,142 @@ def topic_level(symbol: str) -> str:
 # display: at a backtest's rates the payloads are most of what the sink costs.
 # Enums and Decimals stay as they are in the dict; ``dumps`` writes them.
 
-_Payload = dict[str, Any]
+
+def _transition(e: TransitionEvent, engine: str, seq: int) -> dict[str, Any]:
+    ts = e.ts
+    return {
+        "schema": SCHEMA,
+        "seq": seq,
+        "engine": engine,
+        "symbol": e.symbol,
+        "event": "transition",
+        "ts": ts,
+        "time": _texts.get(ts) or iso_ms(ts),
+        "from": e.from_state,
+        "to": e.to_state,
+        "reason": e.reason,
+    }
 
 
-def _transition(e: TransitionEvent, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
-    return (
-        e.symbol,
-        "transition",
-        {
-            "schema": SCHEMA,
-            "seq": seq,
-            "engine": engine,
-            "symbol": e.symbol,
-            "event": "transition",
-            "ts": e.ts,
-            "time": iso_ms(e.ts),
-            "from": e.from_state,
-            "to": e.to_state,
-            "reason": e.reason,
-        },
-    )
-
-
-def _order(e: OrderEvent, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
+def _order(e: OrderEvent, engine: str, seq: int) -> dict[str, Any]:
     o = e.order
-    return (
-        o.symbol,
-        "order",
-        {
-            "schema": SCHEMA,
-            "seq": seq,
-            "engine": engine,
-            "symbol": o.symbol,
-            "event": "order",
-            "ts": o.ts,
-            "time": iso_ms(o.ts),
-            "status": e.status,
-            "client_id": o.client_id,
-            "side": o.side,
-            "qty": o.qty,
-            "type": o.type,
-            "reason": o.reason,
-            "detail": e.detail,
-        },
-    )
+    ts = o.ts
+    return {
+        "schema": SCHEMA,
+        "seq": seq,
+        "engine": engine,
+        "symbol": o.symbol,
+        "event": "order",
+        "ts": ts,
+        "time": _texts.get(ts) or iso_ms(ts),
+        "status": e.status,
+        "client_id": o.client_id,
+        "side": o.side,
+        "qty": o.qty,
+        "type": o.type,
+        "reason": o.reason,
+        "detail": e.detail,
+    }
 
 
-def _fill(e: FillEvent, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
+def _fill(e: FillEvent, engine: str, seq: int) -> dict[str, Any]:
     f = e.fill
-    return (
-        f.symbol,
-        "fill",
-        {
-            "schema": SCHEMA,
-            "seq": seq,
-            "engine": engine,
-            "symbol": f.symbol,
-            "event": "fill",
-            "ts": f.ts,
-            "time": iso_ms(f.ts),
-            "client_id": f.client_id,
-            "trade_id": f.trade_id,
-            "side": f.side,
-            "qty": f.qty,
-            "price": f.price,
-            "commission": f.commission,
-        },
-    )
+    ts = f.ts
+    return {
+        "schema": SCHEMA,
+        "seq": seq,
+        "engine": engine,
+        "symbol": f.symbol,
+        "event": "fill",
+        "ts": ts,
+        "time": _texts.get(ts) or iso_ms(ts),
+        "client_id": f.client_id,
+        "trade_id": f.trade_id,
+        "side": f.side,
+        "qty": f.qty,
+        "price": f.price,
+        "commission": f.commission,
+    }
 
 
-def _signal(e: SignalEvent, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
-    return (
-        e.symbol,
-        "signal",
-        {
-            "schema": SCHEMA,
-            "seq": seq,
-            "engine": engine,
-            "symbol": e.symbol,
-            "event": "signal",
-            "ts": e.ts,
-            "time": iso_ms(e.ts),
-            "action": e.action,
-            "detail": e.detail,
-        },
-    )
+def _signal(e: SignalEvent, engine: str, seq: int) -> dict[str, Any]:
+    ts = e.ts
+    return {
+        "schema": SCHEMA,
+        "seq": seq,
+        "engine": engine,
+        "symbol": e.symbol,
+        "event": "signal",
+        "ts": ts,
+        "time": _texts.get(ts) or iso_ms(ts),
+        "action": e.action,
+        "detail": e.detail,
+    }
 
 
-def _error(e: ErrorEvent, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
-    return (
-        e.symbol,
-        "error",
-        {
-            "schema": SCHEMA,
-            "seq": seq,
-            "engine": engine,
-            "symbol": e.symbol,
-            "event": "error",
-            "ts": e.ts,
-            "time": iso_ms(e.ts),
-            "kind": e.kind,
-            "message": e.message,
-        },
-    )
+def _error(e: ErrorEvent, engine: str, seq: int) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "seq": seq,
+        "engine": engine,
+        "symbol": e.symbol,
+        "event": "error",
+        "ts": e.ts,
+        "time": iso_ms(e.ts),
+        "kind": e.kind,
+        "message": e.message,
+    }
 
 
-def _bar(e: Bar, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
-    return (
-        e.symbol,
-        "bar",
-        {
-            "schema": SCHEMA,
-            "seq": seq,
-            "engine": engine,
-            "symbol": e.symbol,
-            "event": "bar",
-            "ts": e.ts,
-            "time": iso_ms(e.ts),
-            "open": e.open,
-            "high": e.high,
-            "low": e.low,
-            "close": e.close,
-            "volume": e.volume,
-        },
-    )
+def _bar(e: Bar, engine: str, seq: int) -> dict[str, Any]:
+    ts = e.ts
+    return {
+        "schema": SCHEMA,
+        "seq": seq,
+        "engine": engine,
+        "symbol": e.symbol,
+        "event": "bar",
+        "ts": ts,
+        "time": _texts.get(ts) or iso_ms(ts),
+        "open": e.open,
+        "high": e.high,
+        "low": e.low,
+        "close": e.close,
+        "volume": e.volume,
+    }
 
 
-def _log(e: LogEvent, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
-    return (
-        e.symbol,
-        "log",
-        {
-            "schema": SCHEMA,
-            "seq": seq,
-            "engine": engine,
-            "symbol": e.symbol,
-            "event": "log",
-            "ts": e.ts,
-            "time": iso_ms(e.ts),
-            "message": e.message,
-        },
-    )
+def _log(e: LogEvent, engine: str, seq: int) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "seq": seq,
+        "engine": engine,
+        "symbol": e.symbol,
+        "event": "log",
+        "ts": e.ts,
+        "time": iso_ms(e.ts),
+        "message": e.message,
+    }
 
 
-def _connection(e: ConnectionEvent, engine: str, seq: int) -> tuple[str | None, str, _Payload]:
-    return (
-        None,
-        "connection",
-        {
-            "schema": SCHEMA,
-            "seq": seq,
-            "engine": engine,
-            "symbol": None,
-            "event": "connection",
-            "ts": e.ts,
-            "time": iso_ms(e.ts),
-            "source": e.source,
-            "state": e.state,
-            "detail": e.detail,
-        },
-    )
+def _connection(e: ConnectionEvent, engine: str, seq: int) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "seq": seq,
+        "engine": engine,
+        "symbol": None,
+        "event": "connection",
+        "ts": e.ts,
+        "time": iso_ms(e.ts),
+        "source": e.source,
+        "state": e.state,
+        "detail": e.detail,
+    }
 
 
-BUILDERS: dict[type, Callable[[Any, str, int], tuple[str | None, str, _Payload]]] = {
+# event class -> the function making its payload (``payload["symbol"]`` and
+# ``payload["event"]`` say where it goes)
+PAYLOADS: dict[type, Callable[[Any, str, int], dict[str, Any]]] = {
     TransitionEvent: _transition,
     OrderEvent: _order,
     FillEvent: _fill,
@@ -272,10 +245,11 @@ def event_message(event: Event, engine_id: str, seq: int) -> tuple[str | None, s
     connection). ``seq`` numbers the engine's events 1, 2, 3... so that a
     subscriber can drop the duplicates QoS 1 may deliver and see any gap.
     The payload holds enums and Decimals as they are: ``dumps`` writes them."""
-    build = BUILDERS.get(event.__class__)
-    if build is None:
+    make = PAYLOADS.get(event.__class__)
+    if make is None:
         raise TypeError(f"not an engine event: {event!r}")
-    return build(event, engine_id, seq)
+    payload = make(event, engine_id, seq)
+    return payload["symbol"], payload["event"], payload
 
 
 # ------------------------------------------------------------ bars and trades in
