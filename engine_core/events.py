@@ -221,7 +221,9 @@ class EventBus:
         if hooks:
             self._call_hooks(type(event), hooks, event)
         targets = self._bar_threads if type(event) is Bar else self._threads
-        if targets:
+        if len(targets) == 1:  # one sink: its own queue keeps the order (workers never queue on the lock)
+            targets[0].put(event)
+        elif targets:
             with self._lock:  # never blocks long (puts do not wait); every sink sees one order
                 for t in targets:
                     t.put(event)
