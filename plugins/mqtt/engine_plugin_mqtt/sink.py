@@ -47,7 +47,7 @@ from engine_core.model import Bar
 from engine_plugin_mqtt import connection, wire
 from engine_plugin_mqtt.config import MqttSinkConfig
 from engine_plugin_mqtt.control import ControlChannel
-from engine_plugin_mqtt.status import SymbolStatus
+from engine_plugin_mqtt.status import UPDATES, SymbolStatus
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,11 @@ class MqttSink(EventSink):
         self.connects = 0
         self.batched = False  # set by bind(): events go as JSON arrays on <symbol>/events
         self._topics: dict[tuple[str | None, str], str] = {}  # (symbol, event name) -> topic
+        # event class -> (what makes its payload, None when not published; what it changes in a status)
+        self._steps: dict[type, tuple[Any, Any]] = {
+            cls: (None if cls is Bar and not config.bars else make, UPDATES.get(cls))
+            for cls, make in wire.PAYLOADS.items()
+        }
 
     # ------------------------------------------------------------ engine side
 
@@ -286,38 +291,40 @@ class MqttSink(EventSink):
         touched symbol's status."""
         out: list[_Message] = []
         touched: dict[str, None] = {}
-        statuses, bars, engine_id = self._statuses, self.cfg.bars, self.engine_id
-        makers, seq = wire.PAYLOADS, self._seq
-        batches: dict[str | None, list[dict[str, Any]]] = {}
+        statuses, engine_id = self._statuses, self.engine_id
+        steps, seq = self._steps, self._seq
+        batches: dict[str | None, list[wire.EventPayload]] = {}
         batched = self.batched
         # the first ``skip`` were received before the statuses were seeded from the workers
         skip = max(0, self._seeded_after - self._taken)
         self._taken += len(events)
         for event in events:
-            cls = event.__class__
-            if bars or cls is not Bar:
-                make = makers.get(cls)
-                if make is None:  # not an engine event: a bug elsewhere, never a reason to stop publishing
-                    log.error("mqtt sink: cannot publish %r", event)
-                    continue
+            step = steps.get(event.__class__)
+            if step is None:  # not an engine event: a bug elsewhere, never a reason to stop publishing
+                log.error("mqtt sink: cannot publish %r", event)
+                continue
+            make, update = step
+            if make is not None:
                 seq += 1
                 payload = make(event, engine_id, seq)
-                symbol = payload["symbol"]
+                symbol = payload.symbol
                 if batched:
                     batch = batches.get(symbol)
                     if batch is None:
                         batch = batches[symbol] = []
                     batch.append(payload)
                 else:
-                    out.append(_Message(self._event_topic(symbol, payload["event"]), wire.dumps(payload)))
-            else:
+                    out.append(_Message(self._event_topic(symbol, payload.event), wire.dumps(payload)))
+            else:  # a bar not published (bars = false) still updates its symbol's last bar
                 symbol = event.symbol  # type: ignore[union-attr]
             if skip:
                 skip -= 1
             elif symbol is not None:
                 status = statuses.get(symbol)
                 if status is not None:
-                    status.apply(event, seq)
+                    status.seq = seq
+                    if update is not None:
+                        update(status, event)
                     touched[symbol] = None
         self._seq = seq
         size = self.cfg.batch_size

@@ -50,7 +50,7 @@ class SymbolStatus:
 
     def apply(self, event: Event, seq: int) -> None:
         self.seq = seq
-        update = _UPDATES.get(event.__class__)  # one look-up: cheaper than isinstance on every event
+        update = UPDATES.get(event.__class__)  # one look-up: cheaper than isinstance on every event
         if update is not None:
             update(self, event)
 
@@ -114,7 +114,8 @@ class SymbolStatus:
         }
 
 
-_UPDATES: dict[type, Callable[[SymbolStatus, Any], None]] = {
+# event class -> what it changes in its symbol's status (every event sets ``seq``)
+UPDATES: dict[type, Callable[[SymbolStatus, Any], None]] = {
     TransitionEvent: SymbolStatus._transition,
     OrderEvent: SymbolStatus._order,
     FillEvent: SymbolStatus._fill,
