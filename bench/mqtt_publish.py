@@ -1,19 +1,26 @@
-"""The mqtt sink on a backtest with every event published: events/s and what it costs the backtest.
+"""The mqtt sink on a backtest with every event published: what it costs the backtest, events/s, latency.
 
 Starts mosquitto on a free local port, then runs the same backtest
 (strategies/sma_cross.lua on seeded simulated one-minute bars, paper broker)
-alternately without a sink and with the mqtt sink (bars off, QoS 1, a queue
-big enough that nothing is dropped), in this one process, and prints:
+in turn without a sink, with a sink that does nothing with the events (what
+the engine spends making them), and with the mqtt sink (bars off, QoS 1, a
+queue big enough that nothing is dropped), in this one process, ``--rounds``
+times each, and prints:
 
-* the backtest's time without the sink, and with it until the workers are
-  done (the sink's cost to the backtest, as a ratio);
-* the time until the broker acknowledged the last event, and so the events
-  published per second;
-* the wall time the sink adds per event, and what ``handle`` costs a
-  worker per event (the network is on the plugin's own thread);
-* for a live engine, the time from an event to the broker's acknowledgement.
+* each run's wall and CPU time, start to finish (``Engine.run`` returns once
+  the broker has acknowledged the last event), and the backtest's slowdown
+  with the sink as a ratio to the run without it in the same round, their
+  median, and the ratio of the best of each: the machine is shared, so only
+  ratios measured in one run mean anything;
+* the wall time the sink adds per event, and the events/s the backtest
+  published;
+* what the sink can publish on its own (events handed to it as fast as a
+  thread can, until the broker acknowledged the last), batched and one
+  message per event;
+* what ``handle`` costs a worker per event, and for a live engine (one
+  message per event) the time from an event to the broker's acknowledgement.
 
-    .venv/bin/python bench/mqtt_publish.py [--bars 100000] [--symbols 2] [--rounds 2] [--qos 1]
+    .venv/bin/python bench/mqtt_publish.py [--bars 100000] [--symbols 2] [--rounds 2] [--qos 1] [--batch auto]
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +62,7 @@ def start_mosquitto(work: Path) -> tuple[subprocess.Popen[bytes], int]:
     sys.exit("mosquitto did not start")
 
 
-def write_config(work: Path, bars: int, symbols: int, port: int | None, qos: int = 1) -> Path:
+def write_config(work: Path, bars: int, symbols: int, port: int | None, qos: int = 1, batch: str = "auto") -> Path:
     names = ", ".join(f'"S{k}"' for k in range(symbols))
     text = (
         f"[engine]\nsymbols = [{names}]\nwindow = 100\n"
@@ -64,8 +72,9 @@ def write_config(work: Path, bars: int, symbols: int, port: int | None, qos: int
         '[broker]\ntype = "paper"\nfill = "next_open"\n'
     )
     if port is not None:
+        batch_value = batch if batch in ("true", "false") else f'"{batch}"'
         text += (
-            f'[[sinks]]\ntype = "mqtt"\nport = {port}\nprefix = "bench"\nqos = {qos}\n'
+            f'[[sinks]]\ntype = "mqtt"\nport = {port}\nprefix = "bench"\nqos = {qos}\nbatch = {batch_value}\n'
             "queue = 10000000\nclose_timeout = 600\n"
         )
     path = work / ("with_sink.toml" if port is not None else "without.toml")
@@ -73,10 +82,35 @@ def write_config(work: Path, bars: int, symbols: int, port: int | None, qos: int
     return path
 
 
-def run_once(path: Path) -> dict[str, Any]:
+def null_sink_registry() -> Any:
+    """The installed plugins and a sink ``null`` that takes every event on the
+    worker's thread and does nothing with it."""
+    from engine_core.events import Event, EventSink
+    from engine_core.hookspecs import hookimpl
+    from engine_core.plugins import build_registry
+
+    class NullSink(EventSink):
+        inline = True
+
+        def handle(self, event: Event) -> None:
+            pass
+
+    class NullPlugin:
+        @staticmethod
+        @hookimpl
+        def register_event_sinks(register: Any) -> None:
+            register("null", NullSink)
+
+    return build_registry([("bench-null", NullPlugin())])
+
+
+def run_once(path: Path, registry: Any = None) -> dict[str, Any]:
+    import gc
+
     from engine_core.runner import build_engine
 
-    engine = build_engine(path)
+    gc.collect()  # the last run's garbage is not this run's to collect
+    engine = build_engine(path, registry)
     sink = engine.bus.sinks[0] if engine.bus.sinks else None
     marks: dict[str, float] = {}
     if sink is not None:
@@ -87,14 +121,63 @@ def run_once(path: Path) -> dict[str, Any]:
             close()
 
         sink.close = timed_close  # type: ignore[method-assign]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = engine.run()
     end = time.perf_counter()
-    out = {"total": end - t0, "bars": sum(r.bars for r in result.symbols.values())}
+    out = {"total": end - t0, "cpu": time.process_time() - c0, "bars": sum(r.bars for r in result.symbols.values())}
     if sink is not None:
         out["workers"] = marks["workers_done"] - t0
+        out["batched"] = getattr(sink, "batched", None)
         out.update(sink.stats())
     return out
+
+
+def round_trips(n: int, symbols: int = 2) -> list[Any]:
+    """``n`` events as a backtest makes them: per round trip a signal, two
+    transitions, an order's three statuses and its fill, twice (in and out)."""
+    from engine_core.model import Fill, FillEvent, Order, OrderEvent, Side, SignalEvent, State, TransitionEvent
+    from engine_core.orders import OrderStatus
+
+    out: list[Any] = []
+    ts, k = 1_704_067_200_000_000_000, 0
+    while len(out) < n:
+        symbol = f"S{k % symbols}"
+        for side, to in ((Side.BUY, State.IN_TRADE), (Side.SELL, State.WATCH)):
+            k += 1
+            ts += 60_000_000_000
+            order = Order(f"bench-{symbol}-{k}", symbol, side, Decimal(1), ts, "bench")
+            fill = Fill(order.client_id, symbol, side, Decimal(1), Decimal("100.25"), Decimal("0.1"), ts, f"t{k}")
+            frm = State.WATCH if side is Side.BUY else State.IN_TRADE
+            out += [
+                SignalEvent(symbol, ts, "enter" if side is Side.BUY else "exit", {"side": side.value, "qty": "1"}),
+                TransitionEvent(symbol, ts, frm, State.CLOSE_WATCH if side is Side.BUY else frm, "bench"),
+                OrderEvent(order, OrderStatus.INTENT),
+                OrderEvent(order, OrderStatus.SUBMITTED),
+                OrderEvent(order, OrderStatus.FILLED),
+                FillEvent(fill),
+                TransitionEvent(symbol, ts, frm, to, "filled"),
+            ]
+    return out[:n]
+
+
+def sink_alone(port: int, events: list[Any], batch: bool, qos: int) -> float:
+    """Events/s the sink publishes on its own: ``events`` handed over as fast
+    as one thread can, until the broker acknowledged the last (close drains)."""
+    from engine_plugin_mqtt.config import MqttSinkConfig
+    from engine_plugin_mqtt.sink import MqttSink
+
+    sink = MqttSink(MqttSinkConfig(port=port, prefix="alone", qos=qos, batch=batch, queue=len(events) + 1))
+    sink.bind("alone", ["S0", "S1"], "backtest")
+    sink.start()
+    sink.attach(None)
+    t0 = time.perf_counter()
+    for event in events:
+        sink.handle(event)
+    sink.close()
+    elapsed = time.perf_counter() - t0
+    if sink.lost or sink.dropped:
+        sys.exit(f"the sink lost {sink.lost} and dropped {sink.dropped} events")
+    return len(events) / elapsed
 
 
 def handle_cost(events: int = 200_000) -> float:
@@ -146,45 +229,69 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=100_000, help="bars per symbol")
     parser.add_argument("--symbols", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each, alternating; the best is shown")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each, alternating")
     parser.add_argument("--qos", type=int, default=1, choices=(0, 1, 2))
+    parser.add_argument("--batch", default="auto", choices=("auto", "true", "false"), help="the sink's batch key")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         broker, port = start_mosquitto(work)
         try:
-            latency = event_latency(port)
             plain = write_config(work, args.bars, args.symbols, None)
-            with_sink = write_config(work, args.bars, args.symbols, port, args.qos)
+            null = work / "null.toml"
+            null.write_text(plain.read_text() + '[[sinks]]\ntype = "null"\n')
+            registry = null_sink_registry()
+            with_sink = write_config(work, args.bars, args.symbols, port, args.qos, args.batch)
             without: list[dict[str, Any]] = []
+            nulls: list[dict[str, Any]] = []
             withs: list[dict[str, Any]] = []
             for _ in range(args.rounds):
                 without.append(run_once(plain))
+                nulls.append(run_once(null, registry))
                 withs.append(run_once(with_sink))
+            synthetic = round_trips(100_000)
+            alone_batched = sink_alone(port, synthetic, True, args.qos)
+            alone_single = sink_alone(port, synthetic[:5_000], False, args.qos)
+            latency = event_latency(port)
         finally:
             broker.terminate()
             broker.wait(10)
-    base = min(r["total"] for r in without)
-    best = min(withs, key=lambda r: r["workers"])
-    events = best["events"]
-    bars = best["bars"]
+    events, bars = withs[0]["events"], withs[0]["bars"]
+    mode = "batched" if withs[0]["batched"] else "one message per event"
     print(
         f"mqtt sink: {args.symbols} symbols x {args.bars:,} bars, sma_cross.lua, {events:,} events, "
-        f"QoS {args.qos}, bars off"
+        f"QoS {args.qos}, bars off, {mode} (batch = {args.batch!r})"
     )
-    print(f"  backtest without the sink: {base:.2f} s ({bars / base:,.0f} bars/s)")
+    for k, (a, n, b) in enumerate(zip(without, nulls, withs), 1):
+        print(
+            f"  round {k}: without a sink {a['total']:.2f} s (CPU {a['cpu']:.2f} s), a sink doing nothing "
+            f"{n['total']:.2f} s ({n['cpu']:.2f} s), the mqtt sink {b['total']:.2f} s ({b['cpu']:.2f} s; workers done "
+            f"{b['workers']:.2f} s, {b['published']:,} messages, dropped {b['dropped']}, lost {b['lost']}): "
+            f"x{b['total'] / a['total']:.2f} the time, x{b['cpu'] / a['cpu']:.2f} the CPU"
+        )
+
+    def median(values: list[float]) -> float:
+        values = sorted(values)
+        middle = len(values) // 2
+        return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+    ratio = median([b["total"] / a["total"] for a, b in zip(without, withs)])
+    cpu = median([b["cpu"] / a["cpu"] for a, b in zip(without, withs)])
+    floor = median([n["total"] / a["total"] for a, n in zip(without, nulls)])
+    base = min(r["total"] for r in without)
+    best = min(r["total"] for r in withs)
     print(
-        f"  with it, workers done:     {best['workers']:.2f} s ({bars / best['workers']:,.0f} bars/s): "
-        f"x{best['workers'] / base:.2f} the time, +{(best['workers'] / base - 1) * 100:.0f}%"
+        f"  backtest slowdown with the mqtt sink: x{ratio:.2f} the time (median of the rounds; best of each "
+        f"x{best / base:.2f}), x{cpu:.2f} the CPU; target under x1.10"
+    )
+    print(f"  of which the engine making the events (a sink doing nothing): x{floor:.2f} the time")
+    print(
+        f"  added wall time per event published: {(best - base) / events * 1e6:.1f} us (best of each); "
+        f"{events / best:,.0f} events/s published during the backtest ({bars / base:,.0f} -> {bars / best:,.0f} bars/s)"
     )
     print(
-        f"  last event acknowledged:   {best['total']:.2f} s: {best['published']:,} messages "
-        f"(events and statuses), {best['published'] / best['total']:,.0f} messages/s, "
-        f"{events / best['total']:,.0f} events/s"
-    )
-    print(
-        f"  the sink added {(best['total'] - base) / events * 1e6:,.0f} us of wall time per event published "
-        f"(dropped {best['dropped']}, lost {best['lost']})"
+        f"  the sink alone: {alone_batched:,.0f} events/s batched, "
+        f"{alone_single:,.0f} events/s one message per event (QoS {args.qos}, until the last is acknowledged)"
     )
     median, p99 = latency[len(latency) // 2], latency[int(len(latency) * 0.99)]
     print(f"  one event at a time (live): handle() to broker ack median {median:.2f} ms, p99 {p99:.2f} ms")

@@ -49,6 +49,16 @@ class MqttSinkConfig(MqttConnection):
     control: bool = False  # accept commands on <prefix>/<engine id>/control/<command>
     close_timeout: float = Field(default=10.0, ge=0)  # seconds a stopping engine waits to deliver what is queued
     status_every: float = Field(default=5.0, gt=0)  # seconds between engine status updates (when figures change)
+    # many events per message on <prefix>/<engine id>/<symbol>/events: "auto" in backtests only
+    batch: Literal["auto"] | bool = "auto"
+    batch_size: int = Field(default=1000, ge=1, le=100_000)  # events per batched message, at most
+
+    @field_validator("batch", mode="before")
+    @classmethod
+    def _batch(cls, batch: object) -> object:
+        if batch is True or batch is False or batch == "auto":
+            return batch
+        raise ValueError(f'expected true, false or "auto" (batched in backtests only), got {batch!r}')
 
     @field_validator("prefix")
     @classmethod

@@ -3,20 +3,19 @@ last bar, pending order, halted/paused, kept up to date from the events."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from engine_core.events import Event
 from engine_core.model import Bar, ErrorEvent, FillEvent, OrderEvent, Side, TransitionEvent
-from engine_core.orders import OrderStatus
+from engine_core.orders import OPEN_STATUSES
 from engine_plugin_mqtt.wire import SCHEMA, iso_ms
 
 
 def _is_open(status: object) -> bool:
-    try:
-        return OrderStatus(str(getattr(status, "value", status))).is_open
-    except ValueError:
-        return False
+    """An OrderStatus, or its value as text (a str enum hashes as its value)."""
+    return status in OPEN_STATUSES
 
 
 class SymbolStatus:
@@ -51,29 +50,33 @@ class SymbolStatus:
 
     def apply(self, event: Event, seq: int) -> None:
         self.seq = seq
-        if isinstance(event, TransitionEvent):
-            self.state = event.to_state.value
+        update = UPDATES.get(event.__class__)  # one look-up: cheaper than isinstance on every event
+        if update is not None:
+            update(self, event)
+
+    def _transition(self, event: TransitionEvent) -> None:
+        self.state = event.to_state  # a str enum: written as its value (Enum.value costs more than the rest)
+        self.ts = event.ts
+
+    def _bar(self, event: Bar) -> None:
+        self.ts = event.ts
+        self.last_bar = {"ts": event.ts, "time": iso_ms(event.ts), "close": event.close}
+
+    def _error(self, event: ErrorEvent) -> None:
+        if event.ts is not None:
             self.ts = event.ts
-        elif isinstance(event, OrderEvent):
-            o = event.order
-            self.ts = o.ts
-            if _is_open(event.status):
-                if self.pending is None or self.pending["client_id"] != o.client_id:
-                    self.filled = Decimal(0)
-                self.pending = {"client_id": o.client_id, "side": o.side.value, "qty": str(o.qty)}
-                self.pending["status"] = getattr(event.status, "value", event.status)
-            elif self.pending is not None and self.pending["client_id"] == o.client_id:
-                self.pending = None
-        elif isinstance(event, FillEvent):
-            self._fill(event)
-        elif isinstance(event, Bar):
-            self.ts = event.ts
-            self.last_bar = {"ts": event.ts, "time": iso_ms(event.ts), "close": event.close}
-        elif isinstance(event, ErrorEvent):
-            if event.ts is not None:
-                self.ts = event.ts
-            if event.kind == "halted":
-                self.halted = event.message
+        if event.kind == "halted":
+            self.halted = event.message
+
+    def _order(self, event: OrderEvent) -> None:
+        o = event.order
+        self.ts = o.ts
+        if _is_open(event.status):
+            if self.pending is None or self.pending["client_id"] != o.client_id:
+                self.filled = Decimal(0)
+            self.pending = {"client_id": o.client_id, "side": o.side, "qty": o.qty, "status": event.status}
+        elif self.pending is not None and self.pending["client_id"] == o.client_id:
+            self.pending = None
 
     def _fill(self, event: FillEvent) -> None:
         f = event.fill
@@ -109,3 +112,13 @@ class SymbolStatus:
             "ts": self.ts,
             "time": iso_ms(self.ts),
         }
+
+
+# event class -> what it changes in its symbol's status (every event sets ``seq``)
+UPDATES: dict[type, Callable[[SymbolStatus, Any], None]] = {
+    TransitionEvent: SymbolStatus._transition,
+    OrderEvent: SymbolStatus._order,
+    FillEvent: SymbolStatus._fill,
+    Bar: SymbolStatus._bar,
+    ErrorEvent: SymbolStatus._error,
+}

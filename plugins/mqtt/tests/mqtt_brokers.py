@@ -185,15 +185,17 @@ class Subscriber:
             return list(self.messages)
 
     def events(self) -> list[dict[str, Any]]:
-        """Event payloads in arrival order, duplicates (same engine and seq) dropped."""
+        """Event payloads in arrival order (a batch's in its order), duplicates
+        (same engine and seq) dropped."""
         seen: set[tuple[str, int]] = set()
         out = []
-        for _topic, payload, _retained in self.snapshot():
-            if isinstance(payload, dict) and "event" in payload:
-                key = (payload["engine"], payload["seq"])
-                if key not in seen:
-                    seen.add(key)
-                    out.append(payload)
+        for _topic, message, _retained in self.snapshot():
+            for payload in message if isinstance(message, list) else [message]:
+                if isinstance(payload, dict) and "event" in payload:
+                    key = (payload["engine"], payload["seq"])
+                    if key not in seen:
+                        seen.add(key)
+                        out.append(payload)
         return out
 
     def on(self, topic: str) -> list[Any]:
