@@ -106,10 +106,10 @@ def register_commands(cli: Any) -> None:
 
 # ------------------------------------------------------------ observation
 # One spec per event, alike by design (pluggy matches implementations by
-# name and arguments). Called by the engine as things happen; results are ignored. They run on the
-# thread where the event happens (a symbol's worker for bars, signals,
-# transitions, orders and fills), so an implementation must be quick and
-# thread-safe. ``engine_bar`` is only called when some plugin implements it.
+# name and arguments). Called by the engine as things happen; results are
+# ignored. They run on the thread where the event happens (a symbol's
+# worker for bars, signals, transitions, orders and fills), so an
+# implementation must be quick and thread-safe. ``engine_bar`` is only called when some plugin implements it.
 
 
 @hookspec
