@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from engine_core.model import Bar
+from engine_core.testing.server import BackgroundServer
 from engine_plugin_alpaca.wire import (
     SessionDay,
     calendar_row,
@@ -113,10 +114,13 @@ class _Order:
         }
 
 
-class FakeAlpaca:
+class FakeAlpaca(BackgroundServer):
     """The fake venue. Start with ``start()`` (or as a context manager)."""
 
+    thread_name = "fake-alpaca"
+
     def __init__(self, *, key_id: str = KEY_ID, secret: str = SECRET, page_size: int = 10_000) -> None:
+        super().__init__()
         self.key_id, self.secret = key_id, secret
         self.page_size = page_size  # most bars one REST page holds (whatever ``limit`` asks)
         self.history: dict[str, list[Bar]] = {}  # what REST bars serve
@@ -154,90 +158,29 @@ class FakeAlpaca:
         self._tu_sockets: list[web.WebSocketResponse] = []
         self.md_connections = 0  # market data connections accepted so far
         self.tu_connections = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._ids = itertools.count(1)
-        self.port = 0
         self._lock = threading.RLock()
 
     # ---------------------------------------------------------- lifecycle
 
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/v2/stocks/bars", self._bars)
+        router.add_get("/v2/clock", self._clock)
+        router.add_get("/v2/calendar", self._calendar)
+        router.add_get("/v2/account", self._account)
+        router.add_get("/v2/positions", self._positions)
+        router.add_get("/v2/assets/{symbol}", self._asset)
+        router.add_post("/v2/orders", self._post_order)
+        router.add_get("/v2/orders", self._list_orders)
+        router.add_get("/v2/orders:by_client_order_id", self._order_by_client_id)
+        router.add_get("/v2/orders/{id}", self._get_order)
+        router.add_delete("/v2/orders/{id}", self._cancel_order)
+        router.add_get("/stream", self._trade_stream)
+        router.add_get("/v2/{feed}", self._md_stream)
 
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeAlpaca:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            assert self._loop is not None
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self._serve())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fake-alpaca", daemon=True)
-        self._thread.start()
-        if not ready.wait(30):
-            raise RuntimeError("fake Alpaca did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        self.call(self._shutdown())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(30)
-        self._loop.close()
-        self._loop = None
-
-    def __enter__(self) -> FakeAlpaca:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    def call(self, coro: Any, timeout: float = 30) -> Any:
-        """Run a coroutine on the server's loop and wait for it."""
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
-
-    async def _serve(self) -> None:
-        app = web.Application()
-        r = app.router
-        r.add_get("/v2/stocks/bars", self._bars)
-        r.add_get("/v2/clock", self._clock)
-        r.add_get("/v2/calendar", self._calendar)
-        r.add_get("/v2/account", self._account)
-        r.add_get("/v2/positions", self._positions)
-        r.add_get("/v2/assets/{symbol}", self._asset)
-        r.add_post("/v2/orders", self._post_order)
-        r.add_get("/v2/orders", self._list_orders)
-        r.add_get("/v2/orders:by_client_order_id", self._order_by_client_id)
-        r.add_get("/v2/orders/{id}", self._get_order)
-        r.add_delete("/v2/orders/{id}", self._cancel_order)
-        r.add_get("/stream", self._trade_stream)
-        r.add_get("/v2/{feed}", self._md_stream)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def _shutdown(self) -> None:
+    async def close_connections(self) -> None:
         for ws in [*self._md_sockets, *self._tu_sockets]:
             await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # ------------------------------------------------------ test controls
 
@@ -282,11 +225,11 @@ class FakeAlpaca:
         bars = list(bars)
         if history:
             self.add_history(bars)
-        self.call(self._send_md([[bar_json(b)] for b in bars], [b.symbol for b in bars]))
+        self.call(self._send_md, [[bar_json(b)] for b in bars], [b.symbol for b in bars])
 
     def push_frame(self, text: str, symbol: str | None = None) -> None:
         """Send raw text (malformed on purpose) to every authenticated market data connection."""
-        self.call(self._send_md([text], [symbol]))
+        self.call(self._send_md, [text], [symbol])
 
     def push_trade(self, symbol: str, ts: int, price: float, size: int) -> None:
         msg = {
@@ -300,14 +243,14 @@ class FakeAlpaca:
             "c": ["@"],
             "z": "C",
         }
-        self.call(self._send_md([[msg]], [symbol], trades=True))
+        self.call(self._send_md, [[msg]], [symbol], trades=True)
 
     def drop_streams(self) -> None:
         """Drop every market data connection abruptly (no close frame)."""
-        self.call(self._drop(self._md_sockets))
+        self.call(self._drop, self._md_sockets)
 
     def drop_trade_streams(self) -> None:
-        self.call(self._drop(self._tu_sockets))
+        self.call(self._drop, self._tu_sockets)
 
     def subscribed(self, *symbols: str) -> bool:
         """Some market data connection is subscribed to the bars of all ``symbols``."""
@@ -325,12 +268,12 @@ class FakeAlpaca:
 
     def fill_rest(self, client_order_id: str, price: Decimal | None = None) -> None:
         """Fill what remains of a partially filled order."""
-        self.call(self._fill_rest(client_order_id, price))
+        self.call(self._fill_rest, client_order_id, price)
 
     def fill_leg(self, entry_client_id: str, leg: str, price: Decimal) -> None:
         """Trigger a bracket leg (``stop_loss`` or ``take_profit``) of a filled entry:
         the leg fills at ``price`` and its sibling is cancelled."""
-        self.call(self._fill_leg(entry_client_id, leg, price))
+        self.call(self._fill_leg, entry_client_id, leg, price)
 
     # -------------------------------------------------------- internals
 

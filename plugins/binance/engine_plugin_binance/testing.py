@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
+from engine_core.testing.server import BackgroundServer
 from engine_plugin_binance.wire import INTERVAL_MS
 
 API_KEY = "fake-api-key"
@@ -133,10 +134,13 @@ class _UserSession:
     subscriptions: dict[int, str] = field(default_factory=dict)
 
 
-class FakeBinance:
+class FakeBinance(BackgroundServer):
     """A local Binance spot venue (see the module docstring)."""
 
+    thread_name = "fake-binance"
+
     def __init__(self, *, api_key: str = API_KEY, api_secret: str = API_SECRET, interval: str = "1m") -> None:
+        super().__init__()
         self.api_key = api_key
         self.api_secret = api_secret
         self.interval = interval
@@ -162,10 +166,6 @@ class FakeBinance:
         self._next_order = 1000
         self._next_trade = 5000
         self._next_sub = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
         self.stream_connections = 0
         self.user_connections = 0
         self._lock = threading.RLock()
@@ -173,86 +173,26 @@ class FakeBinance:
     # ---------------------------------------------------------------- lifecycle
 
     @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    @property
     def ws_api_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws-api/v3"
+        return f"{self.ws_url}/ws-api/v3"
 
-    def start(self) -> FakeBinance:
-        ready = threading.Event()
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_route("GET", "/api/v3/time", self._time)
+        router.add_route("GET", "/api/v3/exchangeInfo", self._exchange_info)
+        router.add_route("GET", "/api/v3/klines", self._klines)
+        router.add_route("GET", "/api/v3/ticker/price", self._ticker)
+        router.add_route("GET", "/api/v3/account", self._account)
+        router.add_route("POST", "/api/v3/order", self._new_order)
+        router.add_route("GET", "/api/v3/order", self._query_order)
+        router.add_route("DELETE", "/api/v3/order", self._cancel_order)
+        router.add_route("GET", "/api/v3/openOrders", self._open_orders)
+        router.add_route("GET", "/api/v3/myTrades", self._my_trades)
+        router.add_route("GET", "/stream", self._stream)
+        router.add_route("GET", "/ws-api/v3", self._ws_api)
 
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            loop.run_until_complete(self._serve())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._shutdown())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-binance", daemon=True)
-        self._thread.start()
-        if not ready.wait(30):
-            raise RuntimeError("fake Binance did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop = None
-
-    def __enter__(self) -> FakeBinance:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn(*args)`` (a coroutine function or a plain one) on the server's loop and wait."""
-        assert self._loop is not None
-
-        async def go() -> Any:
-            result = fn(*args)
-            if asyncio.iscoroutine(result):
-                result = await result
-            return result
-
-        return asyncio.run_coroutine_threadsafe(go(), self._loop).result(30)
-
-    async def _serve(self) -> None:
-        app = web.Application()
-        app.router.add_route("GET", "/api/v3/time", self._time)
-        app.router.add_route("GET", "/api/v3/exchangeInfo", self._exchange_info)
-        app.router.add_route("GET", "/api/v3/klines", self._klines)
-        app.router.add_route("GET", "/api/v3/ticker/price", self._ticker)
-        app.router.add_route("GET", "/api/v3/account", self._account)
-        app.router.add_route("POST", "/api/v3/order", self._new_order)
-        app.router.add_route("GET", "/api/v3/order", self._query_order)
-        app.router.add_route("DELETE", "/api/v3/order", self._cancel_order)
-        app.router.add_route("GET", "/api/v3/openOrders", self._open_orders)
-        app.router.add_route("GET", "/api/v3/myTrades", self._my_trades)
-        app.router.add_route("GET", "/stream", self._stream)
-        app.router.add_route("GET", "/ws-api/v3", self._ws_api)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-    async def _shutdown(self) -> None:
+    async def close_connections(self) -> None:
         for s in self._streams + self._users:  # type: ignore[operator]
             s.transport.abort()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # ---------------------------------------------------------------- market data
 

@@ -192,6 +192,9 @@ async def test_the_source_reconnects_ahead_of_the_24_hour_cut_and_on_server_shut
         await wait_for(
             lambda: fake.stream_connections == 3 and fake.connected_streams() == 1, what="shutdown reconnect"
         )
+        # each connection reports connected twice: on connect and after its backfill; streaming the next
+        # bar before the third backfill has read REST would have it fetched and streamed (a duplicate)
+        await wait_for(lambda: r.states.count("connected") == 6, what="the third connection's backfill")
         fake.stream_bar("BTCUSDT")
         await wait_for(lambda: len(r.bars) == 3, what="every bar")
     assert times(r.bars) == [first + i * M for i in (1, 2, 3)]
