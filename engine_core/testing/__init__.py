@@ -7,7 +7,13 @@
 * :class:`ScriptedBroker` - a venue-like broker that acks, fills, partially
   fills, rejects, cancels and delays from its own thread, as a script says;
 * :class:`MemorySink` - an event sink that keeps every event in a list;
-* :func:`write_config` - a TOML config file from Python dicts.
+* :func:`write_config` - a TOML config file from Python dicts;
+* :func:`wait_until`, :func:`wait_until_async` - poll a condition with a
+  generous timeout, failing with what was awaited;
+* :class:`UpdateLog` - a broker's ``on_update`` callback keeping every update;
+* ``engine_core.testing.server.BackgroundServer`` - an aiohttp application on
+  127.0.0.1 in a thread of its own, for fake venues (imported from its module:
+  aiohttp is a venue plugin's dependency, not the core's).
 
 The module is itself a plugin registering ``replay``, ``recording``,
 ``scripted`` and ``memory``:
@@ -31,6 +37,8 @@ from engine_core.model import NS_PER_SECOND, Bar, BarChunk, Order
 from engine_core.plugins import Registry, build_registry
 from engine_core.sources import DataSource, PluginConfig
 from engine_core.testing.scripted import ScriptedBroker, Venue, venue
+from engine_core.testing.updates import UpdateLog
+from engine_core.testing.waiting import wait_until, wait_until_async
 
 BUILTINS = (
     ("simulated", simulated),
@@ -168,8 +176,11 @@ __all__ = [
     "RecordingBroker",
     "ReplaySource",
     "ScriptedBroker",
+    "UpdateLog",
     "Venue",
     "builtin_registry",
     "venue",
+    "wait_until",
+    "wait_until_async",
     "write_config",
 ]

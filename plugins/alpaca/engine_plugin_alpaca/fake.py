@@ -22,7 +22,7 @@ import itertools
 import json
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -823,13 +823,3 @@ class Reader:
         aclose = getattr(self.stream, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Wait, without blocking the loop, until ``predicate()`` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)

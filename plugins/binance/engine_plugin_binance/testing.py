@@ -26,7 +26,6 @@ import json
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -732,16 +731,6 @@ class FakeBinance(BackgroundServer):
 
 
 # ------------------------------------------------------------ test helpers
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until true (a generous timeout: tests run on busy machines)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 class LiveReader:

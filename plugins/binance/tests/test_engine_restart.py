@@ -10,7 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from engine_plugin_binance.testing import API_KEY, API_SECRET, OrderScript
 
 from engine_core.journal import Journal
 from engine_core.model import State
+from engine_core.testing import wait_until
 
 D = Decimal
 
@@ -42,14 +43,9 @@ def order_status(path: Path) -> str | None:
     return None if row is None else row[0]
 
 
-def wait(predicate, what: str, proc: subprocess.Popen | None = None, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"engine run ended (code {proc.returncode}) while waiting for {what}")
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+def ended(proc: subprocess.Popen) -> Callable[[], str | None]:
+    """``stop_if`` for wait_until: the engine process has ended."""
+    return lambda: None if proc.poll() is None else f"engine run ended (code {proc.returncode})"
 
 
 def test_sigkill_with_an_open_order_then_restart_reconciles_it_through_the_venue(
@@ -74,9 +70,16 @@ def test_sigkill_with_an_open_order_then_restart_reconciles_it_through_the_venue
         env=env_with_keys(),
     )
     try:
-        wait(lambda: fake.connected_streams() == 1 and fake.connected_users() == 1, "the engine's streams", proc)
+        wait_until(
+            lambda: fake.connected_streams() == 1 and fake.connected_users() == 1,
+            "the engine's streams",
+            60.0,
+            stop_if=ended(proc),
+        )
         fake.stream_bar("BTCUSDT", 20100.0)
-        wait(lambda: order_status(path) == "accepted", "the order working at the venue", proc)
+        wait_until(
+            lambda: order_status(path) == "accepted", "the order working at the venue", 60.0, stop_if=ended(proc)
+        )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
