@@ -25,17 +25,20 @@ Two subpackages have public APIs of their own: ``engine_core.live`` (what live
 venues share) and ``engine_core.testing`` (fakes for plugin tests).
 
 Each name is imported from its module on first use (PEP 562): the modules
-pull in numpy and pydantic (~0.4 s), and ``import engine_core`` (which every
-``engine`` command and every submodule import runs first) takes ~3 ms.
+pull in numpy and pydantic (~0.4 s), while ``import engine_core``, which every
+``engine`` command and every submodule import runs first, takes a few
+milliseconds. Only the error tree (no dependencies) comes with the package.
 """
 
-# ruff: noqa: F401 (the imports under TYPE_CHECKING are the re-exports, for type checkers)
+# ruff: noqa: F401, F403 (the imports under TYPE_CHECKING are the re-exports, for type checkers)
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+from engine_core import errors as _errors  # no dependencies: cheap to import with the package
 
 __version__ = "0.1.0"
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING (type checkers take it as true), without importing typing
 
 # The module that holds each public name; the block under TYPE_CHECKING says
 # the same for type checkers and editors (tests/test_public_api.py keeps the two equal).
@@ -77,21 +80,7 @@ _HOMES = {
         "parse_client_id",
     ),
     "engine_core.control": ("Command", "ControlError", "deliver"),
-    "engine_core.errors": (
-        "BrokerError",
-        "BrokerTimeout",
-        "ConfigError",
-        "DataError",
-        "EngineError",
-        "IndicatorError",
-        "JournalError",
-        "OrderLost",
-        "PluginError",
-        "RiskError",
-        "StateError",
-        "StrategyBudgetError",
-        "StrategyError",
-    ),
+    "engine_core.errors": tuple(_errors.__all__),  # the whole tree, as errors.py lists it
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
@@ -112,23 +101,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from engine_core.brokers import Broker, SimulatedBroker, UpdateCallback
     from engine_core.control import Command, ControlError, deliver
-    from engine_core.errors import (
-        BrokerError,
-        BrokerTimeout,
-        ConfigError,
-        DataError,
-        EngineError,
-        IndicatorError,
-        JournalError,
-        OrderLost,
-        PluginError,
-        RiskError,
-        StateError,
-        StrategyBudgetError,
-        StrategyError,
-    )
+    from engine_core.errors import *
     from engine_core.events import Event, EventSink
     from engine_core.hookspecs import Register, hookimpl
     from engine_core.indicators import IndicatorKind, IndicatorSpec, StreamingIndicator

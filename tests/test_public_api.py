@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import engine_core
+from engine_core import errors
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "plugins"
@@ -62,9 +63,18 @@ def test_type_checkers_see_the_same_names_from_the_same_modules():
     tree = ast.parse(Path(engine_core.__file__).read_text(encoding="utf-8"))
     block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
     imported = {
-        alias.name: node.module for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names
+        name: node.module
+        for node in block.body
+        if isinstance(node, ast.ImportFrom) and node.module != "typing"
+        for alias in node.names
+        for name in (importlib.import_module(node.module).__all__ if alias.name == "*" else [alias.name])
     }
     assert imported == engine_core._HOME_OF
+
+
+def test_the_whole_error_tree_is_public():
+    defined = {n for n, v in vars(errors).items() if isinstance(v, type) and issubclass(v, errors.EngineError)}
+    assert defined <= set(errors.__all__) <= set(engine_core.__all__)
 
 
 def test_every_contract_class_the_plugins_import_is_public():

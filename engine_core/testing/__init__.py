@@ -119,6 +119,7 @@ class MemorySink(EventSink):
         self.events.append(event)
 
 
+# Spelled out like every plugin's hooks (PLUGINS.md), so alike on purpose.
 @hookimpl
 def register_event_sinks(register: Any) -> None:
     register("memory", MemorySink)

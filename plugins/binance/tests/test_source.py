@@ -185,7 +185,12 @@ async def test_the_source_reconnects_ahead_of_the_24_hour_cut_and_on_server_shut
     await src.warmup("BTCUSDT", 5)
     first = fake.klines["BTCUSDT"][-1][0]
     async with LiveReader(src) as r:
-        await wait_until_async(lambda: fake.connected_streams() == 1, what="stream connection")
+        # Each connection reports connected twice: on connect and after its backfill. A bar streamed
+        # before a backfill has read REST would be both fetched and streamed (a duplicate): wait for it.
+        await wait_until_async(
+            lambda: fake.connected_streams() == 1 and r.states.count("connected") == 2,
+            what="the first connection and its backfill",
+        )
         fake.stream_bar("BTCUSDT", closed_update=False)
         await wait_until_async(
             lambda: fake.stream_connections == 2 and fake.connected_streams() == 1, what="age reconnect"
@@ -196,8 +201,6 @@ async def test_the_source_reconnects_ahead_of_the_24_hour_cut_and_on_server_shut
         await wait_until_async(
             lambda: fake.stream_connections == 3 and fake.connected_streams() == 1, what="shutdown reconnect"
         )
-        # each connection reports connected twice: on connect and after its backfill; streaming the next
-        # bar before the third backfill has read REST would have it fetched and streamed (a duplicate)
         await wait_until_async(lambda: r.states.count("connected") == 6, what="the third connection's backfill")
         fake.stream_bar("BTCUSDT")
         await wait_until_async(lambda: len(r.bars) == 3, what="every bar")
