@@ -22,7 +22,7 @@ import itertools
 import json
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -114,6 +114,13 @@ class _Order:
         }
 
 
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _order_not_found() -> web.Response:
+    return web.json_response({"code": 40410000, "message": "order not found"}, status=404)
+
+
 class FakeAlpaca(BackgroundServer):
     """The fake venue. Start with ``start()`` (or as a context manager)."""
 
@@ -164,17 +171,20 @@ class FakeAlpaca(BackgroundServer):
     # ---------------------------------------------------------- lifecycle
 
     def routes(self, router: web.UrlDispatcher) -> None:
-        router.add_get("/v2/stocks/bars", self._bars)
-        router.add_get("/v2/clock", self._clock)
-        router.add_get("/v2/calendar", self._calendar)
-        router.add_get("/v2/account", self._account)
-        router.add_get("/v2/positions", self._positions)
-        router.add_get("/v2/assets/{symbol}", self._asset)
-        router.add_post("/v2/orders", self._post_order)
-        router.add_get("/v2/orders", self._list_orders)
-        router.add_get("/v2/orders:by_client_order_id", self._order_by_client_id)
-        router.add_get("/v2/orders/{id}", self._get_order)
-        router.add_delete("/v2/orders/{id}", self._cancel_order)
+        for method, path, handler in (
+            ("GET", "/v2/stocks/bars", self._bars),
+            ("GET", "/v2/clock", self._clock),
+            ("GET", "/v2/calendar", self._calendar),
+            ("GET", "/v2/account", self._account),
+            ("GET", "/v2/positions", self._positions),
+            ("GET", "/v2/assets/{symbol}", self._asset),
+            ("POST", "/v2/orders", self._post_order),
+            ("GET", "/v2/orders", self._list_orders),
+            ("GET", "/v2/orders:by_client_order_id", self._order_by_client_id),
+            ("GET", "/v2/orders/{id}", self._get_order),
+            ("DELETE", "/v2/orders/{id}", self._cancel_order),
+        ):
+            router.add_route(method, path, self._endpoint(handler, data=path.startswith("/v2/stocks")))
         router.add_get("/stream", self._trade_stream)
         router.add_get("/v2/{feed}", self._md_stream)
 
@@ -288,7 +298,17 @@ class FakeAlpaca(BackgroundServer):
             and request.headers.get("APCA-API-SECRET-KEY") == self.secret
         )
 
-    def _pre(self, request: web.Request, *, data: bool = False) -> web.Response | None:
+    def _endpoint(self, handler: _Handler, *, data: bool) -> _Handler:
+        """A REST endpoint: the request recorded, a failure the test scripted
+        answered first, the keys checked (as the data API or the trading API
+        refuses them); then ``handler``."""
+
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            return self._gate(request, data) or await handler(request)
+
+        return endpoint
+
+    def _gate(self, request: web.Request, data: bool) -> web.Response | None:
         self.requests.append((request.method, request.path, dict(request.query)))
         fails = self.fail_next.get(request.path)
         if fails:
@@ -310,8 +330,6 @@ class FakeAlpaca(BackgroundServer):
     # REST: market data
 
     async def _bars(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request, data=True)) is not None:
-            return early
         q = request.query
         if "symbols" not in q or "timeframe" not in q:
             return web.json_response({"message": "symbols and timeframe are required"}, status=400)
@@ -353,13 +371,9 @@ class FakeAlpaca(BackgroundServer):
     # REST: trading
 
     async def _clock(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         return web.json_response(self.clock_state, headers=self._headers())
 
     async def _calendar(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         start, end = request.query.get("start"), request.query.get("end")
         rows = [
             calendar_row(d)
@@ -369,13 +383,9 @@ class FakeAlpaca(BackgroundServer):
         return web.json_response(rows, headers=self._headers())
 
     async def _account(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         return web.json_response(self.account_state, headers=self._headers())
 
     async def _positions(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         rows = [
             {
                 "symbol": s,
@@ -390,8 +400,6 @@ class FakeAlpaca(BackgroundServer):
         return web.json_response(rows, headers=self._headers())
 
     async def _asset(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         symbol = request.match_info["symbol"]
         if symbol not in self.assets:
             return web.json_response({"code": 40410000, "message": "asset not found"}, status=404)
@@ -493,8 +501,6 @@ class FakeAlpaca(BackgroundServer):
         return None
 
     async def _post_order(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         try:
             body = await request.json()
         except ValueError:
@@ -577,8 +583,6 @@ class FakeAlpaca(BackgroundServer):
                 await self._event("canceled", other)
 
     async def _list_orders(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         status = request.query.get("status", "open")
         nested = request.query.get("nested") == "true"
         symbols = set(filter(None, request.query.get("symbols", "").split(",")))
@@ -594,27 +598,21 @@ class FakeAlpaca(BackgroundServer):
         return web.json_response([o.json() for o in rows], headers=self._headers())
 
     async def _order_by_client_id(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         order = self.order_by_client_id(request.query.get("client_order_id", ""))
         if order is None:
-            return web.json_response({"code": 40410000, "message": "order not found"}, status=404)
+            return _order_not_found()
         return web.json_response(order.json(), headers=self._headers())
 
     async def _get_order(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         order = self.orders.get(request.match_info["id"])
         if order is None:
-            return web.json_response({"code": 40410000, "message": "order not found"}, status=404)
+            return _order_not_found()
         return web.json_response(order.json(), headers=self._headers())
 
     async def _cancel_order(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         order = self.orders.get(request.match_info["id"])
         if order is None:
-            return web.json_response({"code": 40410000, "message": "order not found"}, status=404)
+            return _order_not_found()
         if order.status not in ("new", "accepted", "partially_filled", "held", "pending_new"):
             return web.json_response({"code": 42210000, "message": f"order is {order.status}"}, status=422)
         order.status = "canceled"

@@ -26,6 +26,7 @@ import json
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -35,6 +36,8 @@ from aiohttp import WSMsgType, web
 
 from engine_core.testing.server import BackgroundServer
 from engine_plugin_binance.wire import INTERVAL_MS
+
+_Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
 
 API_KEY = "fake-api-key"
 API_SECRET = "fake-api-secret"
@@ -152,7 +155,7 @@ class FakeBinance(BackgroundServer):
         self.orders: dict[int, FakeOrder] = {}
         self.trades: list[dict[str, Any]] = []
         self.placed: list[dict[str, str]] = []  # params of every order the venue placed
-        self.order_arrivals: dict[str, float] = {}  # client id -> time.perf_counter() when its request arrived
+        self.order_arrivals: dict[str, float] = {}  # client id -> perf_counter() as the order handler got it
         self.requests: Counter[str] = Counter()  # "METHOD /path" -> count
         self.script: list[OrderScript] = []  # consumed one per order; empty: fill
         self.bad_signatures = 0
@@ -176,16 +179,19 @@ class FakeBinance(BackgroundServer):
         return f"{self.ws_url}/ws-api/v3"
 
     def routes(self, router: web.UrlDispatcher) -> None:
-        router.add_route("GET", "/api/v3/time", self._time)
-        router.add_route("GET", "/api/v3/exchangeInfo", self._exchange_info)
-        router.add_route("GET", "/api/v3/klines", self._klines)
-        router.add_route("GET", "/api/v3/ticker/price", self._ticker)
-        router.add_route("GET", "/api/v3/account", self._account)
-        router.add_route("POST", "/api/v3/order", self._new_order)
-        router.add_route("GET", "/api/v3/order", self._query_order)
-        router.add_route("DELETE", "/api/v3/order", self._cancel_order)
-        router.add_route("GET", "/api/v3/openOrders", self._open_orders)
-        router.add_route("GET", "/api/v3/myTrades", self._my_trades)
+        for method, path, handler, signed in (
+            ("GET", "/api/v3/time", self._time, False),
+            ("GET", "/api/v3/exchangeInfo", self._exchange_info, False),
+            ("GET", "/api/v3/klines", self._klines, False),
+            ("GET", "/api/v3/ticker/price", self._ticker, False),
+            ("GET", "/api/v3/account", self._account, True),
+            ("POST", "/api/v3/order", self._new_order, True),
+            ("GET", "/api/v3/order", self._query_order, True),
+            ("DELETE", "/api/v3/order", self._cancel_order, True),
+            ("GET", "/api/v3/openOrders", self._open_orders, True),
+            ("GET", "/api/v3/myTrades", self._my_trades, True),
+        ):
+            router.add_route(method, path, self._endpoint(handler, signed))
         router.add_route("GET", "/stream", self._stream)
         router.add_route("GET", "/ws-api/v3", self._ws_api)
 
@@ -379,27 +385,26 @@ class FakeBinance(BackgroundServer):
             return _json({"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}, 400)
         return None
 
-    async def _pre(self, request: web.Request, signed: bool) -> tuple[web.Response | None, dict[str, str]]:
-        _, headers = self._count(request)
-        failure = self._injected(request, headers)
-        if failure is not None:
-            return failure, headers
-        if signed:
-            bad = self._check_signature(request)
-            if bad is not None:
-                return bad, headers
-        return None, headers
+    def _endpoint(self, handler: _Handler, signed: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """A REST endpoint: the request counted into the weight, a failure the
+        test scripted answered first, the signature checked when ``signed``;
+        then ``handler(request, headers)``."""
+
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            _, headers = self._count(request)
+            early = self._injected(request, headers)
+            if early is None and signed:
+                early = self._check_signature(request)
+            return early or await handler(request, headers)
+
+        return endpoint
 
     # ---------------------------------------------------------------- REST: public
 
-    async def _time(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, False)
-        return early or _json({"serverTime": int(time.time() * 1000)}, 200, headers)
+    async def _time(self, request: web.Request, headers: dict[str, str]) -> web.Response:
+        return _json({"serverTime": int(time.time() * 1000)}, 200, headers)
 
-    async def _exchange_info(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, False)
-        if early:
-            return early
+    async def _exchange_info(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         wanted = list(self.rules)
         if "symbol" in request.query:
             wanted = [request.query["symbol"]]
@@ -448,10 +453,7 @@ class FakeBinance(BackgroundServer):
             "permissionSets": [["SPOT"]],
         }
 
-    async def _klines(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, False)
-        if early:
-            return early
+    async def _klines(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         q = request.query
         rows = self.klines.get(q.get("symbol", ""))
         if rows is None:
@@ -467,10 +469,7 @@ class FakeBinance(BackgroundServer):
             sel = sel[-limit:]
         return _json(sel, 200, headers)
 
-    async def _ticker(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, False)
-        if early:
-            return early
+    async def _ticker(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         symbol = request.query.get("symbol", "")
         if symbol not in self.last_price:
             return _json({"code": -1121, "msg": "Invalid symbol."}, 400, headers)
@@ -478,10 +477,7 @@ class FakeBinance(BackgroundServer):
 
     # ---------------------------------------------------------------- REST: account and orders
 
-    async def _account(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, True)
-        if early:
-            return early
+    async def _account(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         balances = [{"asset": a, "free": f"{v:.8f}", "locked": "0.00000000"} for a, v in sorted(self.balances.items())]
         body = {
             "makerCommission": 10,
@@ -501,11 +497,8 @@ class FakeBinance(BackgroundServer):
         found = [o for o in self.orders.values() if o.client_id == cid and o.symbol == symbol]
         return found[-1] if found else None
 
-    async def _new_order(self, request: web.Request) -> web.StreamResponse:
+    async def _new_order(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
         arrived = time.perf_counter()
-        early, headers = await self._pre(request, True)
-        if early:
-            return early
         p = dict(parse_qsl(request.query_string.rpartition("&signature=")[0]))
         symbol = p.get("symbol", "")
         if symbol not in self.rules:
@@ -594,20 +587,14 @@ class FakeBinance(BackgroundServer):
         at = Decimal(price) if price is not None else (order.price or self.last_price[order.symbol])
         self.call(self._execute, order, amount, at)
 
-    async def _query_order(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, True)
-        if early:
-            return early
+    async def _query_order(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         p = dict(request.query)
         order = self._find(p.get("symbol", ""), p)
         if order is None:
             return _json({"code": -2013, "msg": "Order does not exist."}, 400, headers)
         return _json(order.view(), 200, headers)
 
-    async def _cancel_order(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, True)
-        if early:
-            return early
+    async def _cancel_order(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         p = dict(request.query)
         order = self._find(p.get("symbol", ""), p)
         if order is None or order.status not in ("NEW", "PARTIALLY_FILLED"):
@@ -617,10 +604,7 @@ class FakeBinance(BackgroundServer):
         body = {**order.view(), "origClientOrderId": order.client_id, "clientOrderId": "cancel" + str(order.order_id)}
         return _json(body, 200, headers)
 
-    async def _open_orders(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, True)
-        if early:
-            return early
+    async def _open_orders(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         symbol = request.query.get("symbol")
         rows = [
             o.view()
@@ -629,10 +613,7 @@ class FakeBinance(BackgroundServer):
         ]
         return _json(rows, 200, headers)
 
-    async def _my_trades(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, True)
-        if early:
-            return early
+    async def _my_trades(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         symbol = request.query.get("symbol", "")
         order_id = request.query.get("orderId")
         rows = [t for t in self.trades if t["symbol"] == symbol and (order_id is None or str(t["orderId"]) == order_id)]

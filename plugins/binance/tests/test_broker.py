@@ -19,34 +19,25 @@ DOC_PAYLOAD = (
     "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559"
 )
 DOC_SIGNATURE = "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71"
+DOC_PARAMS = {
+    "symbol": "LTCBTC",
+    "side": "BUY",
+    "type": "LIMIT",
+    "timeInForce": "GTC",
+    "quantity": "1",
+    "price": "0.1",
+    "recvWindow": 5000,
+    "timestamp": 1499827319559,
+}
 
 
 def test_signature_equals_binances_documented_example():
     assert sign(DOC_SECRET, DOC_PAYLOAD) == DOC_SIGNATURE
-    params = {
-        "symbol": "LTCBTC",
-        "side": "BUY",
-        "type": "LIMIT",
-        "timeInForce": "GTC",
-        "quantity": "1",
-        "price": "0.1",
-        "recvWindow": 5000,
-        "timestamp": 1499827319559,
-    }
-    assert signed_query(params, DOC_SECRET) == f"{DOC_PAYLOAD}&signature={DOC_SIGNATURE}"
+    assert signed_query(DOC_PARAMS, DOC_SECRET) == f"{DOC_PAYLOAD}&signature={DOC_SIGNATURE}"
 
 
 def test_non_ascii_symbols_are_percent_encoded_before_signing():
-    params = {
-        "symbol": "１２３４５６",
-        "side": "BUY",
-        "type": "LIMIT",
-        "timeInForce": "GTC",
-        "quantity": "1",
-        "price": "0.1",
-        "recvWindow": 5000,
-        "timestamp": 1499827319559,
-    }
+    params = {**DOC_PARAMS, "symbol": "１２３４５６"}
     assert signed_query(params, DOC_SECRET).endswith(
         "signature=e1353ec6b14d888f1164ae9af8228a3dbd508bc82eb867db8ab6046442f33ef3"
     )
