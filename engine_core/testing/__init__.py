@@ -11,6 +11,9 @@
 * :func:`wait_until`, :func:`wait_until_async` - poll a condition with a
   generous timeout, failing with what was awaited;
 * :class:`UpdateLog` - a broker's ``on_update`` callback keeping every update;
+* :func:`start_engine`, :func:`engine_env`, :func:`exited`,
+  :func:`journal_value` - an ``engine`` command in a child process, as a
+  user runs it, and its journal read while it runs;
 * ``engine_core.testing.server.BackgroundServer`` - an aiohttp application on
   127.0.0.1 in a thread of its own, for fake venues (imported from its module:
   aiohttp is a venue plugin's dependency, not the core's).
@@ -36,6 +39,7 @@ from engine_core.hookspecs import hookimpl
 from engine_core.model import NS_PER_SECOND, Bar, BarChunk, Order
 from engine_core.plugins import Registry, build_registry
 from engine_core.sources import DataSource, PluginConfig
+from engine_core.testing.processes import engine_env, exited, journal_value, start_engine
 from engine_core.testing.scripted import ScriptedBroker, Venue, venue
 from engine_core.testing.updates import UpdateLog
 from engine_core.testing.waiting import wait_until, wait_until_async
@@ -180,6 +184,10 @@ __all__ = [
     "UpdateLog",
     "Venue",
     "builtin_registry",
+    "engine_env",
+    "exited",
+    "journal_value",
+    "start_engine",
     "venue",
     "wait_until",
     "wait_until_async",
