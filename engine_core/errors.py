@@ -85,6 +85,7 @@ __all__ = [
     "EngineError",
     "IndicatorError",
     "JournalError",
+    "OrderLost",
     "PluginError",
     "RiskError",
     "StateError",

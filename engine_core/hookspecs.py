@@ -5,6 +5,10 @@ A plugin is any object (usually a module) with functions marked
 entry-point group ``engine_core.plugins``. An implementation may take a
 subset of a spec's arguments; specs only ever gain arguments, so old
 plugins keep working.
+
+Plugin authors read PLUGINS.md (a section per spec) and import from
+``engine_core`` (the public API). A new spec needs its section there and a
+test that implements it: tests/test_hook_guide.py checks both.
 """
 
 from __future__ import annotations
@@ -101,10 +105,11 @@ def register_commands(cli: Any) -> None:
 
 
 # ------------------------------------------------------------ observation
-# Called by the engine as things happen; results are ignored. They run on the
-# thread where the event happens (a symbol's worker for bars, signals,
-# transitions, orders and fills), so an implementation must be quick and
-# thread-safe. ``engine_bar`` is only called when some plugin implements it.
+# One spec per event, alike by design (pluggy matches implementations by
+# name and arguments). Called by the engine as things happen; results are
+# ignored. They run on the thread where the event happens (a symbol's
+# worker for bars, signals, transitions, orders and fills), so an
+# implementation must be quick and thread-safe. ``engine_bar`` is only called when some plugin implements it.
 
 
 @hookspec

@@ -6,13 +6,22 @@ to import is recorded as failed (name, distribution, error) and the rest load.
 Each loaded object is registered with a pluggy ``PluginManager``; its
 registration hooks fill a :class:`Registry` of named factories by kind.
 
-``ENGINE_DISABLE_PLUGIN_AUTOLOAD=1`` turns entry-point loading off (tests
-register the plugins they need explicitly).
+Two environment variables choose what loads:
+
+* ``ENGINE_LOAD_PLUGINS=engine-plugin-csv,engine-plugin-indicators`` loads
+  only the named distributions (comma-separated; ``-``, ``_`` and case do not
+  matter) besides the core's own built-ins, which always load; set and empty,
+  only the built-ins load. A name that is not installed is an error naming it
+  and what is installed; nothing of an unnamed distribution is imported.
+* ``ENGINE_DISABLE_PLUGIN_AUTOLOAD=1`` turns entry-point loading off
+  altogether, built-ins included (tests register the plugins they need
+  explicitly); it wins over ``ENGINE_LOAD_PLUGINS``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +34,8 @@ from engine_core.errors import EngineError, PluginError
 
 ENTRY_POINT_GROUP = "engine_core.plugins"
 AUTOLOAD_ENV = "ENGINE_DISABLE_PLUGIN_AUTOLOAD"
+LOAD_ENV = "ENGINE_LOAD_PLUGINS"
+CORE_DISTRIBUTION = "engine-trading-core"
 
 KINDS = ("source", "indicator", "strategy_host", "broker", "sink")
 _HOOK_OF_KIND = {
@@ -71,9 +82,10 @@ class Registration:
 class Registry:
     """Named implementations of each kind, and the plugins they came from."""
 
-    def __init__(self, pm: pluggy.PluginManager, plugins: list[PluginInfo]) -> None:
+    def __init__(self, pm: pluggy.PluginManager, plugins: list[PluginInfo], skipped: Iterable[str] = ()) -> None:
         self.pm = pm
         self.plugins = plugins
+        self.skipped = sorted(skipped)  # distributions installed but left out by ENGINE_LOAD_PLUGINS
         self._by_kind: dict[str, dict[str, Registration]] = {k: {} for k in KINDS}
 
     def add(self, kind: str, name: str, obj: Any, plugin: PluginInfo) -> None:
@@ -104,7 +116,9 @@ class Registry:
             KNOWN_PROVIDERS.get((kind, "*")) if kind == "indicator" else None
         )
         failed = [p for p in self.plugins if p.status == "failed"]
-        if provider:
+        if provider and _canonical(provider) in map(_canonical, self.skipped):
+            hint = f"; it is provided by {provider}, installed but not named in {LOAD_ENV}"
+        elif provider:
             hint = f"; it is provided by {provider} (pip install {provider})"
         if failed:
             hint += "; plugins that failed to load: " + ", ".join(f"{p.name} ({p.error})" for p in failed)
@@ -131,7 +145,9 @@ def _distributions() -> dict[tuple[str, str], tuple[str, str]]:
     out: dict[tuple[str, str], tuple[str, str]] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         dist = getattr(ep, "dist", None)
-        if dist is not None:
+        if dist is None:
+            out[(ep.name, ep.value)] = ("?", "?")
+        else:
             out[(ep.name, ep.value)] = (dist.metadata["Name"] or "?", dist.version or "?")
     return out
 
@@ -140,11 +156,38 @@ def _dist_of(ep: Any, dists: dict[tuple[str, str], tuple[str, str]]) -> tuple[st
     return dists.get((ep.name, ep.value), ("?", "?"))
 
 
-def _entry_point_plugins() -> Iterable[tuple[PluginInfo, Any]]:
-    from stevedore import ExtensionManager
+def _canonical(distribution: str) -> str:
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def _wanted(dists: dict[tuple[str, str], tuple[str, str]]) -> tuple[set[str] | None, set[str]]:
+    """The distributions ``ENGINE_LOAD_PLUGINS`` names (canonical, the core's
+    added; None when it is not set) and those it leaves out."""
+    value = os.environ.get(LOAD_ENV)
+    installed = {_canonical(dist): dist for dist, _ in dists.values() if dist != "?"}
+    if value is None:
+        return None, set()
+    named = {_canonical(name.strip()) for name in value.split(",") if name.strip()}
+    unknown = sorted(named - installed.keys())
+    if unknown:
+        others = sorted(dist for key, dist in installed.items() if key != CORE_DISTRIBUTION)
+        raise PluginError(
+            f"{LOAD_ENV} names {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not installed; "
+            f"installed plugin distributions: {', '.join(others) or 'none'}"
+        )
+    named.add(CORE_DISTRIBUTION)
+    return named, {dist for key, dist in installed.items() if key not in named}
+
+
+def _entry_point_plugins() -> tuple[list[tuple[PluginInfo, Any]], set[str]]:
+    """The plugins of the entry-point group (loaded, then failed), and the
+    distributions ``ENGINE_LOAD_PLUGINS`` left out."""
+    from stevedore import NamedExtensionManager
 
     failures: list[PluginInfo] = []
     dists = _distributions()
+    wanted, skipped = _wanted(dists)
 
     def on_failure(_manager: Any, ep: Any, err: BaseException) -> None:
         dist, version = _dist_of(ep, dists)
@@ -152,19 +195,21 @@ def _entry_point_plugins() -> Iterable[tuple[PluginInfo, Any]]:
 
     # stevedore keeps a per-process cache of each group; drop it so that a
     # registry built after an install sees the new plugins.
-    ExtensionManager.ENTRY_POINT_CACHE.pop(ENTRY_POINT_GROUP, None)
-    mgr = ExtensionManager(
+    NamedExtensionManager.ENTRY_POINT_CACHE.pop(ENTRY_POINT_GROUP, None)
+    # Entry points are chosen by name before anything is imported.
+    names = [name for (name, _), (dist, _) in dists.items() if wanted is None or _canonical(dist) in wanted]
+    mgr = NamedExtensionManager(
         namespace=ENTRY_POINT_GROUP,
+        names=names,
         invoke_on_load=False,
         on_load_failure_callback=on_failure,
+        on_missing_entrypoints_callback=None,
     )
     loaded = []
     for ext in mgr:
         dist, version = _dist_of(ext.entry_point, dists)
         loaded.append((PluginInfo(ext.name, dist, version), ext.plugin))
-    yield from sorted(loaded, key=lambda item: item[0].name)
-    for info in failures:
-        yield info, None
+    return sorted(loaded, key=lambda item: item[0].name) + [(info, None) for info in failures], skipped
 
 
 def build_registry(extra: Iterable[tuple[str, Any]] = (), *, autoload: bool | None = None) -> Registry:
@@ -177,8 +222,10 @@ def build_registry(extra: Iterable[tuple[str, Any]] = (), *, autoload: bool | No
     pm = new_plugin_manager()
     infos: list[PluginInfo] = []
     candidates: list[tuple[PluginInfo, Any]] = []
+    skipped: set[str] = set()
     if autoload:
-        candidates.extend(_entry_point_plugins())
+        found, skipped = _entry_point_plugins()
+        candidates.extend(found)
     for name, obj in extra:
         mod = getattr(obj, "__module__", None) or getattr(obj, "__name__", "")
         candidates.append((PluginInfo(name, f"(registered: {mod})", "-"), obj))
@@ -197,7 +244,7 @@ def build_registry(extra: Iterable[tuple[str, Any]] = (), *, autoload: bool | No
             continue
         info.hooks = sorted(impl_name for impl_name in _hook_names(pm, obj))
 
-    registry = Registry(pm, infos)
+    registry = Registry(pm, infos, skipped)
     info_by_name = {i.name: i for i in infos}
     for kind, hook_name in _HOOK_OF_KIND.items():
         caller = getattr(pm.hook, hook_name)

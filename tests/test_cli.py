@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_core.testing import python_strategy, start_engine, wait_for, write_config
+from engine_core.testing import exited, python_strategy, start_engine, wait_until, write_config
 from engine_core.testing import run_engine as engine
 
 
@@ -263,7 +263,7 @@ def test_sigterm_stops_a_run_like_ctrl_c(tmp_path, root):
     proc = start_engine("run", "-c", str(cfg))
     try:
         log = tmp_path / "events.log"
-        wait_for(lambda: log.exists() and " fill " in log.read_text(), "a fill in the log", proc=proc)
+        wait_until(lambda: log.exists() and " fill " in log.read_text(), "a fill in the log", stop_if=exited(proc))
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:

@@ -12,7 +12,7 @@ import pytest
 from engine_core.control import ENGINE, Command, ControlError, deliver
 from engine_core.model import FillEvent, OrderEvent, SignalEvent, State, TransitionEvent
 from engine_core.runner import Engine, build_engine
-from engine_core.testing import MemorySink, wait_for, write_config
+from engine_core.testing import MemorySink, wait_until, write_config
 
 ALWAYS_IN = """
 class S:
@@ -45,7 +45,7 @@ def running(tmp_path: Path) -> Iterator[tuple[Engine, MemorySink]]:
     thread.start()
     sink = engine.bus.sinks[0]
     assert isinstance(sink, MemorySink)
-    wait_for(
+    wait_until(
         lambda: len(engine.workers) == 2 and all(w.thread and w.thread.is_alive() for w in engine.workers.values()),
         "workers",
     )
@@ -62,12 +62,12 @@ def answer(engine: Engine, command: Command) -> dict[str, str]:
 def test_pause_then_flatten_closes_the_position_and_keeps_it_closed_until_resume(running):
     engine, sink = running
     a = engine.workers["A"]
-    wait_for(lambda: a.ledger.qty != 0, "A to enter")
+    wait_until(lambda: a.ledger.qty != 0, "A to enter")
     assert "paused" in answer(engine, Command("pause", "A", "r1"))["A"]
     assert "sent" in answer(engine, Command("flatten", "A", "r2"))["A"] or a.ledger.qty == 0
-    wait_for(lambda: a.ledger.qty == 0 and a.sm.state is State.WATCH, "A to be flat")
+    wait_until(lambda: a.ledger.qty == 0 and a.sm.state is State.WATCH, "A to be flat")
     bars_then = a.bars_done
-    wait_for(lambda: a.bars_done >= bars_then + 20, "20 more bars of A")
+    wait_until(lambda: a.bars_done >= bars_then + 20, "20 more bars of A")
     assert a.ledger.qty == 0  # paused: the strategy that always enters was not asked
     assert engine.workers["B"].ledger.qty != 0  # the other symbol was not touched
     fills = [e.fill for e in list(sink.events) if isinstance(e, FillEvent) and e.fill.symbol == "A"]
@@ -75,7 +75,7 @@ def test_pause_then_flatten_closes_the_position_and_keeps_it_closed_until_resume
     assert orders[-1].reason == "flatten" and orders[-1].client_id == fills[-1].client_id
     assert sum((f.qty if f.side.value == "buy" else -f.qty) for f in fills) == Decimal(0)
     assert answer(engine, Command("resume", "A"))["A"] == "resumed"
-    wait_for(lambda: a.ledger.qty != 0, "A to enter again after resume")
+    wait_until(lambda: a.ledger.qty != 0, "A to enter again after resume")
 
 
 def test_a_command_without_symbol_goes_to_every_symbol(running):
@@ -84,7 +84,7 @@ def test_a_command_without_symbol_goes_to_every_symbol(running):
     assert set(replies) == {"A", "B"}
     counts = {s: w.bars_done for s, w in engine.workers.items()}
     seen = len([e for e in list(sink.events) if isinstance(e, SignalEvent)])
-    wait_for(lambda: all(w.bars_done >= counts[s] + 10 for s, w in engine.workers.items()), "more bars")
+    wait_until(lambda: all(w.bars_done >= counts[s] + 10 for s, w in engine.workers.items()), "more bars")
     assert len([e for e in list(sink.events) if isinstance(e, SignalEvent)]) == seen
 
 
@@ -96,10 +96,10 @@ def test_reload_answers_when_the_file_is_unchanged(running):
 def test_flatten_when_flat_is_answered_and_places_nothing(running):
     engine, sink = running
     a = engine.workers["A"]
-    wait_for(lambda: a.ledger.qty != 0, "A to enter")
+    wait_until(lambda: a.ledger.qty != 0, "A to enter")
     answer(engine, Command("pause", "A"))
     answer(engine, Command("flatten", "A"))
-    wait_for(lambda: a.ledger.qty == 0, "A flat")
+    wait_until(lambda: a.ledger.qty == 0, "A flat")
     orders = a.orders
     assert answer(engine, Command("flatten", "A")) == {"A": "already flat"}
     assert a.orders == orders
@@ -122,6 +122,6 @@ def test_bad_commands_are_refused_before_anything_is_done(running):
 def test_stop_ends_the_run(running):
     engine, sink = running
     assert answer(engine, Command("stop")) == {ENGINE: "stopping"}
-    wait_for(lambda: all(not w.thread.is_alive() for w in engine.workers.values()), "workers to end")
+    wait_until(lambda: all(not w.thread.is_alive() for w in engine.workers.values()), "workers to end")
     transitions = [e for e in list(sink.events) if isinstance(e, TransitionEvent)]
     assert transitions  # it did run

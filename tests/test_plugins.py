@@ -47,7 +47,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     yield site
-    for name in ("fake_good", "fake_broken", "fake_dupe"):
+    for name in ("fake_good", "fake_broken", "fake_dupe", "fake_other"):
         sys.modules.pop(name, None)
 
 
@@ -121,6 +121,60 @@ def test_autoload_env_var_turns_discovery_off(site, monkeypatch):
     assert not build_registry().has("source", "fake")
     monkeypatch.setenv("ENGINE_DISABLE_PLUGIN_AUTOLOAD", "0")
     assert build_registry().has("source", "fake")
+
+
+OTHER = GOOD.replace('"fake"', '"other"')
+
+
+@pytest.fixture
+def two_dists(site: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    make_dist(site, "engine-plugin-fake", "1.0", {"fake": "fake_good"}, {"fake_good": GOOD})
+    make_dist(site, "engine-plugin-other", "1.0", {"other": "fake_other"}, {"fake_other": OTHER})
+    monkeypatch.delenv("ENGINE_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    return site
+
+
+def test_load_plugins_env_loads_only_the_named_distributions(two_dists, monkeypatch):
+    monkeypatch.setenv("ENGINE_LOAD_PLUGINS", " Engine_Plugin_Fake , engine-plugin-csv")
+    reg = build_registry()
+    assert reg.has("source", "fake") and reg.has("source", "csv")
+    assert not reg.has("source", "other") and not reg.has("source", "binance")
+    assert "fake_other" not in sys.modules  # never imported
+    assert reg.has("broker", "paper") and reg.has("strategy_host", "lua")  # the core's built-ins always load
+    assert "engine-plugin-other" in reg.skipped and "engine-plugin-fake" not in reg.skipped
+    with pytest.raises(
+        PluginError, match=r"provided by engine-plugin-binance, installed but not named in ENGINE_LOAD_PLUGINS"
+    ):
+        reg.get("source", "binance")
+
+
+def test_load_plugins_env_empty_loads_only_the_builtins(two_dists, monkeypatch):
+    monkeypatch.setenv("ENGINE_LOAD_PLUGINS", "")
+    reg = build_registry()
+    assert reg.names("source") == ["simulated"]
+    assert {p.distribution for p in reg.plugins} == {"engine-trading-core"}
+
+
+def test_load_plugins_env_unknown_name_is_one_line_naming_it_and_what_is_installed(two_dists, monkeypatch):
+    monkeypatch.setenv("ENGINE_LOAD_PLUGINS", "engine-plugin-fake,engine-plugin-nope")
+    with pytest.raises(PluginError) as info:
+        build_registry()
+    message = str(info.value)
+    assert message.startswith(
+        "ENGINE_LOAD_PLUGINS names engine-plugin-nope, which is not installed; installed plugin distributions: "
+    )
+    assert "engine-plugin-fake" in message and "engine-plugin-other" in message and "\n" not in message
+    set_registry(None)
+    result = CliRunner().invoke(main, ["list-plugins"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: {message}"]
+
+
+def test_disable_autoload_wins_over_load_plugins(two_dists, monkeypatch):
+    monkeypatch.setenv("ENGINE_LOAD_PLUGINS", "engine-plugin-fake,engine-plugin-nope")
+    monkeypatch.setenv("ENGINE_DISABLE_PLUGIN_AUTOLOAD", "1")
+    reg = build_registry()
+    assert not reg.has("source", "fake") and not reg.has("source", "simulated")
 
 
 def test_builtins_come_from_the_core_entry_points():

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 from engine_core.runner import run
-from engine_core.testing import python_strategy, start_engine, wait_for, write_config
+from engine_core.testing import exited, python_strategy, start_engine, wait_until, write_config
 
 RECORDER = """
 import time
@@ -66,7 +66,7 @@ def test_ctrl_c_stops_a_live_run_cleanly(tmp_path: Path, root: Path):
     )
     proc = start_engine("run", "-c", str(cfg))
     events = tmp_path / "events.log"
-    wait_for(lambda: events.exists() and "fill" in events.read_text(), "a fill in the log", proc=proc)
+    wait_until(lambda: events.exists() and "fill" in events.read_text(), "a fill in the log", stop_if=exited(proc))
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err

@@ -13,9 +13,16 @@
 * :func:`python_strategy` - a small Python strategy class written from its
   function bodies, and the ``[strategy]`` table that runs it;
 * :func:`write_config` - a TOML config file from Python dicts;
-* :func:`run_engine`, :func:`start_engine` - the ``engine`` command in a
-  subprocess, loading the installed plugins as a user's run does;
-  :func:`wait_for` - poll a condition with a deadline.
+* :func:`wait_until`, :func:`wait_until_async` - poll a condition with a
+  generous timeout, failing with what was awaited;
+* :class:`UpdateLog` - a broker's ``on_update`` callback keeping every update;
+* :func:`run_engine`, :func:`start_engine`, :func:`engine_env`,
+  :func:`exited`, :func:`journal_value` - an ``engine`` command in a child
+  process, as a user runs it (installed plugins loaded), and its journal
+  read while it runs;
+* ``engine_core.testing.server.BackgroundServer`` - an aiohttp application on
+  127.0.0.1 in a thread of its own, for fake venues (imported from its module:
+  aiohttp is a venue plugin's dependency, not the core's).
 
 The module is itself a plugin registering ``replay``, ``recording``,
 ``scripted`` and ``memory``:
@@ -39,8 +46,10 @@ from engine_core.hookspecs import hookimpl
 from engine_core.model import NS_PER_SECOND, Bar, BarChunk, Order
 from engine_core.plugins import Registry, build_registry
 from engine_core.sources import DataSource, PluginConfig
-from engine_core.testing.process import run_engine, start_engine, user_env, wait_for
+from engine_core.testing.processes import engine_env, exited, journal_value, run_engine, start_engine
 from engine_core.testing.scripted import ScriptedBroker, Venue, venue
+from engine_core.testing.updates import UpdateLog
+from engine_core.testing.waiting import wait_until, wait_until_async
 
 BUILTINS = (
     ("simulated", simulated),
@@ -163,6 +172,7 @@ class MemorySink(EventSink):
         self.events.append(event)
 
 
+# Spelled out like every plugin's hooks (PLUGINS.md), so alike on purpose.
 @hookimpl
 def register_event_sinks(register: Any) -> None:
     register("memory", MemorySink)
@@ -243,14 +253,18 @@ __all__ = [
     "RecordingBroker",
     "ReplaySource",
     "ScriptedBroker",
+    "UpdateLog",
     "Venue",
     "builtin_registry",
+    "engine_env",
+    "exited",
+    "journal_value",
     "python_strategy",
     "replay_rows",
     "run_engine",
     "start_engine",
-    "user_env",
     "venue",
-    "wait_for",
+    "wait_until",
+    "wait_until_async",
     "write_config",
 ]

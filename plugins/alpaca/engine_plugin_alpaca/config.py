@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from engine_core.sources import PluginConfig
+from engine_core import PluginConfig
+from engine_core.live.urls import HttpBaseUrl, WsBaseUrl
 
 DATA_URL = "https://data.alpaca.markets"
 STREAM_URL = "wss://stream.data.alpaca.markets"
@@ -39,15 +40,6 @@ def timeframe_ns(timeframe: str) -> int:
     return n * {"Min": 60, "Hour": 3600}.get(unit, 0) * 1_000_000_000
 
 
-def _url(value: str | None, schemes: tuple[str, ...]) -> str | None:
-    if value is None:
-        return None
-    value = value.rstrip("/")
-    if not value.startswith(tuple(f"{s}://" for s in schemes)) or len(value.split("://", 1)[1]) == 0:
-        raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}, got {value!r}")
-    return value
-
-
 class AlpacaSourceConfig(PluginConfig):
     """Market data: the stream v2 for live minute bars, REST v2 for warm-up and gaps,
     the trading API's clock and calendar for the market's sessions."""
@@ -56,11 +48,11 @@ class AlpacaSourceConfig(PluginConfig):
     secret_key: SecretStr
     feed: Literal["iex", "sip", "delayed_sip"] = "iex"
     timeframe: str = "1Min"
-    data_url: str = DATA_URL
+    data_url: HttpBaseUrl = DATA_URL
     """REST market data base (``/v2/stocks/bars`` is appended)."""
-    stream_url: str = STREAM_URL
+    stream_url: WsBaseUrl = STREAM_URL
     """Market data stream base; the source appends ``/v2/<feed>``."""
-    trading_url: str = PAPER_URL
+    trading_url: HttpBaseUrl = PAPER_URL
     """Trading API base, for ``/v2/clock`` and ``/v2/calendar`` (live keys: ``https://api.alpaca.markets``)."""
     warmup: int | None = Field(default=None, ge=0, le=100_000)
     """Bars of history per symbol before trading (default: what the engine asks, its window)."""
@@ -81,16 +73,6 @@ class AlpacaSourceConfig(PluginConfig):
             raise ValueError(f"live bars come from the stream as 1Min bars; timeframe {value!r} is not supported live")
         return value
 
-    @field_validator("data_url", "trading_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        return _url(value, ("http", "https")) or value
-
-    @field_validator("stream_url")
-    @classmethod
-    def _ws(cls, value: str) -> str:
-        return _url(value, ("ws", "wss")) or value
-
 
 class AlpacaBrokerConfig(PluginConfig):
     """Orders through the trading API v2; updates from its ``trade_updates`` stream."""
@@ -99,7 +81,7 @@ class AlpacaBrokerConfig(PluginConfig):
     secret_key: SecretStr
     paper: bool = True
     """The paper endpoint (default); live money needs ``paper = false``."""
-    trading_url: str | None = None
+    trading_url: HttpBaseUrl | None = None
     """Override of the trading API base; the ``trade_updates`` stream is ``<trading_url>/stream``."""
     poll_interval: float = Field(default=2.0, gt=0)
     """Seconds between REST polls of open orders while the ``trade_updates`` stream is down."""
@@ -107,11 +89,6 @@ class AlpacaBrokerConfig(PluginConfig):
     """Seconds to wait for an answer to one request; an order unanswered by then is resolved by client id."""
     extended_hours: bool = False
     """Send limit day orders with ``extended_hours`` (eligible in pre- and post-market)."""
-
-    @field_validator("trading_url")
-    @classmethod
-    def _http(cls, value: str | None) -> str | None:
-        return _url(value, ("http", "https"))
 
     @property
     def base_url(self) -> str:

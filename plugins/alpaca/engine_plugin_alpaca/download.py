@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from engine_core.errors import ConfigError, DataError
+from engine_core import ConfigError, DataError
 from engine_core.live import download_bars
 from engine_core.live.download import Row
 from engine_plugin_alpaca import wire

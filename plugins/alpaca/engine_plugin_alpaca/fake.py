@@ -22,14 +22,15 @@ import itertools
 import json
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from engine_core.model import Bar
+from engine_core import Bar
+from engine_core.testing.server import BackgroundServer
 from engine_plugin_alpaca.wire import (
     SessionDay,
     calendar_row,
@@ -113,10 +114,20 @@ class _Order:
         }
 
 
-class FakeAlpaca:
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _order_not_found() -> web.Response:
+    return web.json_response({"code": 40410000, "message": "order not found"}, status=404)
+
+
+class FakeAlpaca(BackgroundServer):
     """The fake venue. Start with ``start()`` (or as a context manager)."""
 
+    thread_name = "fake-alpaca"
+
     def __init__(self, *, key_id: str = KEY_ID, secret: str = SECRET, page_size: int = 10_000) -> None:
+        super().__init__()
         self.key_id, self.secret = key_id, secret
         self.page_size = page_size  # most bars one REST page holds (whatever ``limit`` asks)
         self.history: dict[str, list[Bar]] = {}  # what REST bars serve
@@ -154,90 +165,32 @@ class FakeAlpaca:
         self._tu_sockets: list[web.WebSocketResponse] = []
         self.md_connections = 0  # market data connections accepted so far
         self.tu_connections = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._ids = itertools.count(1)
-        self.port = 0
         self._lock = threading.RLock()
 
     # ---------------------------------------------------------- lifecycle
 
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def routes(self, router: web.UrlDispatcher) -> None:
+        for method, path, handler in (
+            ("GET", "/v2/stocks/bars", self._bars),
+            ("GET", "/v2/clock", self._clock),
+            ("GET", "/v2/calendar", self._calendar),
+            ("GET", "/v2/account", self._account),
+            ("GET", "/v2/positions", self._positions),
+            ("GET", "/v2/assets/{symbol}", self._asset),
+            ("POST", "/v2/orders", self._post_order),
+            ("GET", "/v2/orders", self._list_orders),
+            ("GET", "/v2/orders:by_client_order_id", self._order_by_client_id),
+            ("GET", "/v2/orders/{id}", self._get_order),
+            ("DELETE", "/v2/orders/{id}", self._cancel_order),
+        ):
+            router.add_route(method, path, self._endpoint(handler, data=path.startswith("/v2/stocks")))
+        router.add_get("/stream", self._trade_stream)
+        router.add_get("/v2/{feed}", self._md_stream)
 
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeAlpaca:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            assert self._loop is not None
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self._serve())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fake-alpaca", daemon=True)
-        self._thread.start()
-        if not ready.wait(30):
-            raise RuntimeError("fake Alpaca did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        self.call(self._shutdown())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(30)
-        self._loop.close()
-        self._loop = None
-
-    def __enter__(self) -> FakeAlpaca:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    def call(self, coro: Any, timeout: float = 30) -> Any:
-        """Run a coroutine on the server's loop and wait for it."""
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
-
-    async def _serve(self) -> None:
-        app = web.Application()
-        r = app.router
-        r.add_get("/v2/stocks/bars", self._bars)
-        r.add_get("/v2/clock", self._clock)
-        r.add_get("/v2/calendar", self._calendar)
-        r.add_get("/v2/account", self._account)
-        r.add_get("/v2/positions", self._positions)
-        r.add_get("/v2/assets/{symbol}", self._asset)
-        r.add_post("/v2/orders", self._post_order)
-        r.add_get("/v2/orders", self._list_orders)
-        r.add_get("/v2/orders:by_client_order_id", self._order_by_client_id)
-        r.add_get("/v2/orders/{id}", self._get_order)
-        r.add_delete("/v2/orders/{id}", self._cancel_order)
-        r.add_get("/stream", self._trade_stream)
-        r.add_get("/v2/{feed}", self._md_stream)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def _shutdown(self) -> None:
+    async def close_connections(self) -> None:
         for ws in [*self._md_sockets, *self._tu_sockets]:
             await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # ------------------------------------------------------ test controls
 
@@ -282,11 +235,11 @@ class FakeAlpaca:
         bars = list(bars)
         if history:
             self.add_history(bars)
-        self.call(self._send_md([[bar_json(b)] for b in bars], [b.symbol for b in bars]))
+        self.call(self._send_md, [[bar_json(b)] for b in bars], [b.symbol for b in bars])
 
     def push_frame(self, text: str, symbol: str | None = None) -> None:
         """Send raw text (malformed on purpose) to every authenticated market data connection."""
-        self.call(self._send_md([text], [symbol]))
+        self.call(self._send_md, [text], [symbol])
 
     def push_trade(self, symbol: str, ts: int, price: float, size: int) -> None:
         msg = {
@@ -300,14 +253,14 @@ class FakeAlpaca:
             "c": ["@"],
             "z": "C",
         }
-        self.call(self._send_md([[msg]], [symbol], trades=True))
+        self.call(self._send_md, [[msg]], [symbol], trades=True)
 
     def drop_streams(self) -> None:
         """Drop every market data connection abruptly (no close frame)."""
-        self.call(self._drop(self._md_sockets))
+        self.call(self._drop, self._md_sockets)
 
     def drop_trade_streams(self) -> None:
-        self.call(self._drop(self._tu_sockets))
+        self.call(self._drop, self._tu_sockets)
 
     def subscribed(self, *symbols: str) -> bool:
         """Some market data connection is subscribed to the bars of all ``symbols``."""
@@ -325,12 +278,12 @@ class FakeAlpaca:
 
     def fill_rest(self, client_order_id: str, price: Decimal | None = None) -> None:
         """Fill what remains of a partially filled order."""
-        self.call(self._fill_rest(client_order_id, price))
+        self.call(self._fill_rest, client_order_id, price)
 
     def fill_leg(self, entry_client_id: str, leg: str, price: Decimal) -> None:
         """Trigger a bracket leg (``stop_loss`` or ``take_profit``) of a filled entry:
         the leg fills at ``price`` and its sibling is cancelled."""
-        self.call(self._fill_leg(entry_client_id, leg, price))
+        self.call(self._fill_leg, entry_client_id, leg, price)
 
     # -------------------------------------------------------- internals
 
@@ -345,7 +298,17 @@ class FakeAlpaca:
             and request.headers.get("APCA-API-SECRET-KEY") == self.secret
         )
 
-    def _pre(self, request: web.Request, *, data: bool = False) -> web.Response | None:
+    def _endpoint(self, handler: _Handler, *, data: bool) -> _Handler:
+        """A REST endpoint: the request recorded, a failure the test scripted
+        answered first, the keys checked (as the data API or the trading API
+        refuses them); then ``handler``."""
+
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            return self._gate(request, data) or await handler(request)
+
+        return endpoint
+
+    def _gate(self, request: web.Request, data: bool) -> web.Response | None:
         self.requests.append((request.method, request.path, dict(request.query)))
         fails = self.fail_next.get(request.path)
         if fails:
@@ -367,8 +330,6 @@ class FakeAlpaca:
     # REST: market data
 
     async def _bars(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request, data=True)) is not None:
-            return early
         q = request.query
         if "symbols" not in q or "timeframe" not in q:
             return web.json_response({"message": "symbols and timeframe are required"}, status=400)
@@ -410,13 +371,9 @@ class FakeAlpaca:
     # REST: trading
 
     async def _clock(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         return web.json_response(self.clock_state, headers=self._headers())
 
     async def _calendar(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         start, end = request.query.get("start"), request.query.get("end")
         rows = [
             calendar_row(d)
@@ -426,13 +383,9 @@ class FakeAlpaca:
         return web.json_response(rows, headers=self._headers())
 
     async def _account(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         return web.json_response(self.account_state, headers=self._headers())
 
     async def _positions(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         rows = [
             {
                 "symbol": s,
@@ -447,8 +400,6 @@ class FakeAlpaca:
         return web.json_response(rows, headers=self._headers())
 
     async def _asset(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         symbol = request.match_info["symbol"]
         if symbol not in self.assets:
             return web.json_response({"code": 40410000, "message": "asset not found"}, status=404)
@@ -550,8 +501,6 @@ class FakeAlpaca:
         return None
 
     async def _post_order(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         try:
             body = await request.json()
         except ValueError:
@@ -634,8 +583,6 @@ class FakeAlpaca:
                 await self._event("canceled", other)
 
     async def _list_orders(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         status = request.query.get("status", "open")
         nested = request.query.get("nested") == "true"
         symbols = set(filter(None, request.query.get("symbols", "").split(",")))
@@ -651,27 +598,21 @@ class FakeAlpaca:
         return web.json_response([o.json() for o in rows], headers=self._headers())
 
     async def _order_by_client_id(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         order = self.order_by_client_id(request.query.get("client_order_id", ""))
         if order is None:
-            return web.json_response({"code": 40410000, "message": "order not found"}, status=404)
+            return _order_not_found()
         return web.json_response(order.json(), headers=self._headers())
 
     async def _get_order(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         order = self.orders.get(request.match_info["id"])
         if order is None:
-            return web.json_response({"code": 40410000, "message": "order not found"}, status=404)
+            return _order_not_found()
         return web.json_response(order.json(), headers=self._headers())
 
     async def _cancel_order(self, request: web.Request) -> web.Response:
-        if (early := self._pre(request)) is not None:
-            return early
         order = self.orders.get(request.match_info["id"])
         if order is None:
-            return web.json_response({"code": 40410000, "message": "order not found"}, status=404)
+            return _order_not_found()
         if order.status not in ("new", "accepted", "partially_filled", "held", "pending_new"):
             return web.json_response({"code": 42210000, "message": f"order is {order.status}"}, status=422)
         order.status = "canceled"
@@ -880,13 +821,3 @@ class Reader:
         aclose = getattr(self.stream, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Wait, without blocking the loop, until ``predicate()`` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)

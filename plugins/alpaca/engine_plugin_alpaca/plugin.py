@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine_core.hookspecs import Register, hookimpl
+from engine_core import Register, hookimpl
+
+# Every plugin spells its hooks out like this (PLUGINS.md): pluggy finds them by
+# name on this module, and the imports inside keep loading the entry point cheap.
+# The venue plugins and engine_core.testing look alike on purpose.
 
 
 @hookimpl

@@ -30,10 +30,8 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from engine_core.errors import DataError
+from engine_core import Bar, BarChunk, ConnectionState, DataError, DataSource, iso_utc
 from engine_core.live import Backoff, BarSequencer, WireProblems
-from engine_core.model import Bar, BarChunk, iso_utc
-from engine_core.sources import ConnectionState, DataSource
 from engine_plugin_alpaca import wire
 from engine_plugin_alpaca.config import AlpacaSourceConfig, timeframe_ns
 from engine_plugin_alpaca.market import Sessions

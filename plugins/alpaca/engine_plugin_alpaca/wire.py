@@ -22,8 +22,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from engine_core.model import NS_PER_SECOND, Bar, Order, OrderType, Side, TimeInForce, Trade
-from engine_core.orders import OrderStatus
+from engine_core import NS_PER_SECOND, Bar, Order, OrderStatus, OrderType, Side, TimeInForce, Trade
 
 NEW_YORK = ZoneInfo("America/New_York")
 

@@ -4,9 +4,6 @@ reconciliation after a restart."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -14,35 +11,8 @@ from engine_plugin_alpaca.broker import AlpacaBroker
 
 from engine_core.errors import BrokerError
 from engine_core.model import Order, OrderType, Side
-from engine_core.orders import OrderStatus, OrderUpdate, UpdateKind
-
-
-class Updates:
-    """What a broker reported through ``on_update`` (from its own thread)."""
-
-    def __init__(self) -> None:
-        self.items: list[OrderUpdate] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, update: OrderUpdate) -> None:
-        with self._lock:
-            self.items.append(update)
-
-    def kinds(self, cid: str) -> list[UpdateKind]:
-        with self._lock:
-            return [u.kind for u in self.items if u.client_id == cid]
-
-    def fills(self, cid: str) -> list[OrderUpdate]:
-        with self._lock:
-            return [u for u in self.items if u.client_id == cid and u.fill is not None]
-
-
-def wait(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
+from engine_core.orders import OrderStatus, UpdateKind
+from engine_core.testing import UpdateLog, wait_until
 
 
 def order(cid: str, side: Side = Side.BUY, qty: str = "5", symbol: str = "AAPL", **kw) -> Order:
@@ -53,8 +23,8 @@ def order(cid: str, side: Side = Side.BUY, qty: str = "5", symbol: str = "AAPL",
 def make_broker(broker_config):
     made: list[AlpacaBroker] = []
 
-    def make(**over) -> tuple[AlpacaBroker, Updates]:
-        updates = Updates()
+    def make(**over) -> tuple[AlpacaBroker, UpdateLog]:
+        updates = UpdateLog()
         broker = AlpacaBroker(broker_config(**over), on_update=updates)
         broker.connect()
         made.append(broker)
@@ -68,7 +38,7 @@ def make_broker(broker_config):
 def test_connect_reads_the_account(server, make_broker):
     broker, _ = make_broker()
     assert broker.starting_cash() == Decimal("100000")
-    wait(lambda: broker.stream_up)
+    wait_until(lambda: broker.stream_up)
 
 
 def test_wrong_keys_are_one_line(server, broker_config):
@@ -93,7 +63,7 @@ def test_market_order_acks_and_fills(server, make_broker):
     broker, updates = make_broker()
     server.prices["AAPL"] = Decimal("187.25")
     broker.submit(order("e-AAPL-1"))
-    wait(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-1"))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-1"))
     assert updates.kinds("e-AAPL-1") == [UpdateKind.ACK, UpdateKind.FILL]
     (fill,) = updates.fills("e-AAPL-1")
     assert (fill.fill.qty, fill.fill.price, fill.fill.side, fill.fill.commission) == (
@@ -117,7 +87,7 @@ def test_market_order_acks_and_fills(server, make_broker):
 def test_fractional_qty_goes_as_a_decimal_string_day_order(server, make_broker):
     broker, updates = make_broker()
     broker.submit(order("e-AAPL-2", qty="0.125"))
-    wait(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-2"))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-2"))
     assert server.order_posts[0]["qty"] == "0.125"
     assert server.order_posts[0]["time_in_force"] == "day"
     assert updates.fills("e-AAPL-2")[0].fill.qty == Decimal("0.125")
@@ -127,7 +97,7 @@ def test_limit_order(server, make_broker):
     broker, updates = make_broker()
     server.prices["AAPL"] = Decimal("99")
     broker.submit(order("e-AAPL-3", type=OrderType.LIMIT, price=Decimal("99.50")))
-    wait(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-3"))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-3"))
     assert server.order_posts[0]["limit_price"] == "99.5"
 
 
@@ -135,13 +105,13 @@ def test_a_resent_client_id_never_places_a_second_order(server, make_broker):
     broker, updates = make_broker()
     broker.submit(order("e-AAPL-4"))
     broker.submit(order("e-AAPL-4"))  # the same broker: not even sent
-    wait(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-4"))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-4"))
     assert len(server.order_posts) == 1
     # a restarted engine sending it again: Alpaca's 422, resolved by looking the order up
     again, updates2 = make_broker()
     again.submit(order("e-AAPL-4"))
     assert len(server.order_posts) == 2 and len(server.orders) == 1
-    wait(lambda: UpdateKind.FILL in updates2.kinds("e-AAPL-4"))  # updates come from the broker's own thread
+    wait_until(lambda: UpdateKind.FILL in updates2.kinds("e-AAPL-4"))  # updates come from the broker's own thread
     assert updates2.kinds("e-AAPL-4") == [UpdateKind.ACK, UpdateKind.FILL]
     assert again.counts["duplicates_resolved"] == 1
     assert updates2.fills("e-AAPL-4")[0].fill.key == updates.fills("e-AAPL-4")[0].fill.key
@@ -151,7 +121,7 @@ def test_an_unanswered_send_is_resolved_by_client_id(server, make_broker):
     broker, updates = make_broker(timeout=1)
     server.delay_next_order = 3.0  # placed, but the answer comes too late
     broker.submit(order("e-AAPL-5"))
-    wait(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-5"))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-5"))
     assert len(server.orders) == 1
 
 
@@ -159,7 +129,7 @@ def test_rejected_order(server, make_broker):
     broker, updates = make_broker()
     server.behaviour["AAPL"] = "reject"
     broker.submit(order("e-AAPL-6"))
-    wait(lambda: UpdateKind.REJECT in updates.kinds("e-AAPL-6"))
+    wait_until(lambda: UpdateKind.REJECT in updates.kinds("e-AAPL-6"))
     assert updates.kinds("e-AAPL-6") == [UpdateKind.REJECT]
     assert broker.order_status("e-AAPL-6").status is OrderStatus.REJECTED
 
@@ -189,9 +159,9 @@ def test_a_short_sale_of_a_non_shortable_asset_is_refused_before_sending(server,
         broker.submit(order("e-AAPL-9", side=Side.SELL))
     assert server.order_posts == []
     broker.submit(order("e-AAPL-10"))  # buy 5, then selling them is no short
-    wait(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-10"))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-10"))
     broker.submit(order("e-AAPL-11", side=Side.SELL))
-    wait(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-11"))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-11"))
 
 
 def test_partial_fills_then_the_rest(server, make_broker):
@@ -199,9 +169,9 @@ def test_partial_fills_then_the_rest(server, make_broker):
     server.behaviour["AAPL"] = "partial"
     server.prices["AAPL"] = Decimal("100")
     broker.submit(order("e-AAPL-12", qty="10"))
-    wait(lambda: UpdateKind.PARTIAL_FILL in updates.kinds("e-AAPL-12"))
+    wait_until(lambda: UpdateKind.PARTIAL_FILL in updates.kinds("e-AAPL-12"))
     server.fill_rest("e-AAPL-12", Decimal("101"))
-    wait(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-12"))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-12"))
     fills = [u.fill for u in updates.fills("e-AAPL-12")]
     assert [(f.qty, f.price) for f in fills] == [(Decimal(5), Decimal(100)), (Decimal(5), Decimal(101))]
     assert len({f.key for f in fills}) == 2
@@ -213,9 +183,9 @@ def test_cancel(server, make_broker):
     broker, updates = make_broker()
     server.behaviour["AAPL"] = "hold"
     broker.submit(order("e-AAPL-13"))
-    wait(lambda: UpdateKind.ACK in updates.kinds("e-AAPL-13"))
+    wait_until(lambda: UpdateKind.ACK in updates.kinds("e-AAPL-13"))
     broker.cancel("e-AAPL-13")
-    wait(lambda: UpdateKind.CANCEL in updates.kinds("e-AAPL-13"))
+    wait_until(lambda: UpdateKind.CANCEL in updates.kinds("e-AAPL-13"))
     broker.cancel("e-AAPL-13")  # idempotent
 
 
@@ -223,12 +193,12 @@ def test_bracket_entry_and_its_stop_leg(server, make_broker):
     broker, updates = make_broker()
     entry = order("e-AAPL-14", stop_price=Decimal("95"), take_profit_price=Decimal("110"))
     broker.submit(entry)
-    wait(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-14"))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-14"))
     body = server.order_posts[0]
     assert body["order_class"] == "bracket"
     assert body["take_profit"] == {"limit_price": "110"} and body["stop_loss"] == {"stop_price": "95"}
     server.fill_leg("e-AAPL-14", "stop_loss", Decimal("94.9"))
-    wait(lambda: any(u.leg for u in updates.fills("e-AAPL-14")))
+    wait_until(lambda: any(u.leg for u in updates.fills("e-AAPL-14")))
     leg = [u for u in updates.fills("e-AAPL-14") if u.leg][0]
     assert (leg.leg, leg.kind, leg.fill.side, leg.fill.qty, leg.fill.price) == (
         "stop_loss",
@@ -247,9 +217,9 @@ def test_bracket_entry_and_its_stop_leg(server, make_broker):
 def test_an_exit_cancels_the_bracket_legs_first(server, make_broker):
     broker, updates = make_broker()
     broker.submit(order("e-AAPL-16", stop_price=Decimal("95"), take_profit_price=Decimal("110")))
-    wait(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-16"))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-16"))
     broker.submit(order("e-AAPL-17", side=Side.SELL))
-    wait(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-17"))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-17"))
     legs = server.order_by_client_id("e-AAPL-16").legs
     assert {leg.status for leg in legs} == {"canceled"}
     assert broker.positions() == {}
@@ -265,22 +235,22 @@ def test_updates_come_by_polling_while_the_stream_is_down(server, make_broker):
     server.trade_stream_enabled = False
     broker, updates = make_broker()
     broker.submit(order("e-AAPL-19"))
-    wait(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-19"))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-19"))
     assert not broker.stream_up and broker.counts["polls"] > 0
     assert updates.kinds("e-AAPL-19") == [UpdateKind.ACK, UpdateKind.FILL]
 
 
 def test_updates_missed_while_the_stream_was_down_are_caught_up(server, make_broker):
     broker, updates = make_broker()
-    wait(lambda: broker.stream_up)
+    wait_until(lambda: broker.stream_up)
     server.behaviour["AAPL"] = "partial"
     broker.submit(order("e-AAPL-20", qty="10"))
-    wait(lambda: UpdateKind.PARTIAL_FILL in updates.kinds("e-AAPL-20"))
+    wait_until(lambda: UpdateKind.PARTIAL_FILL in updates.kinds("e-AAPL-20"))
     server.trade_stream_enabled = False
     server.drop_trade_streams()
-    wait(lambda: not broker.stream_up)
+    wait_until(lambda: not broker.stream_up)
     server.fill_rest("e-AAPL-20")
-    wait(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-20"))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-20"))
     assert sum(u.fill.qty for u in updates.fills("e-AAPL-20")) == Decimal(10)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import textwrap
 import threading
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from engine_plugin_alpaca.fake import KEY_ID, MINUTE, SECRET, minute_bars
 from engine_plugin_alpaca.wire import parse_time
 
 from engine_core.runner import build_engine
-from engine_core.testing import builtin_registry, write_config
+from engine_core.testing import builtin_registry, wait_until, write_config
 
 OPEN = parse_time("2024-01-02T14:30:00Z")
 NEXT_OPEN = parse_time("2024-01-03T14:30:00Z")
@@ -32,14 +31,6 @@ class S:
     def in_trade(self, ctx):
         return "exit" if ctx.params.get("exit") else None
 """
-
-
-def wait(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def config(tmp_path: Path, server, **params) -> Path:
@@ -105,9 +96,9 @@ def market(server):
 def test_bars_into_a_running_engine_trade_at_the_venue(tmp_path, market):
     run = Running(config(tmp_path, market))
     try:
-        wait(lambda: market.subscribed("AAPL"))
+        wait_until(lambda: market.subscribed("AAPL"))
         market.push_bars(minute_bars("AAPL", OPEN + 30 * MINUTE, 3))
-        wait(lambda: market.positions.get("AAPL") == Decimal(2))
+        wait_until(lambda: market.positions.get("AAPL") == Decimal(2))
     finally:
         result = run.stop()
     aapl = result.symbols["AAPL"]
@@ -122,18 +113,18 @@ def test_restart_reconciles_the_position_and_exits_once(tmp_path, market):
     path = config(tmp_path, market)
     first = Running(path)
     try:
-        wait(lambda: market.subscribed("AAPL"))
+        wait_until(lambda: market.subscribed("AAPL"))
         market.push_bars(minute_bars("AAPL", OPEN + 30 * MINUTE, 2))
-        wait(lambda: market.positions.get("AAPL") == Decimal(2))
+        wait_until(lambda: market.positions.get("AAPL") == Decimal(2))
     finally:
         first.stop()
     # restart, now told to exit: the journal and the venue agree on 2 shares
     path.write_text(path.read_text().replace("[strategy.params]", "[strategy.params]\nexit = true"))
     again = Running(path)
     try:
-        wait(lambda: market.subscribed("AAPL"))
+        wait_until(lambda: market.subscribed("AAPL"))
         market.push_bars(minute_bars("AAPL", OPEN + 32 * MINUTE, 2, price=100.5))
-        wait(lambda: market.positions.get("AAPL") == Decimal(0))
+        wait_until(lambda: market.positions.get("AAPL") == Decimal(0))
         time.sleep(0.5)  # anything sent twice would show now
     finally:
         result = again.stop()

@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from engine_plugin_alpaca.fake import MINUTE, Reader, minute_bars, until
+from engine_plugin_alpaca.fake import MINUTE, Reader, minute_bars
 from engine_plugin_alpaca.source import AlpacaSource
 from engine_plugin_alpaca.wire import parse_time
 
 from engine_core.errors import DataError
 from engine_core.sources import ConnectionState
+from engine_core.testing import wait_until_async
 
 OPEN = parse_time("2024-01-02T14:30:00Z")
 CLOSE = parse_time("2024-01-02T21:00:00Z")
@@ -29,8 +30,8 @@ async def test_subscribes_and_streams_bars(server, source_config):
     source, states = make_source(source_config(), ["AAPL", "MSFT"])
     stream = Reader(source.live())
     try:
-        await until(lambda: server.subscribed("AAPL", "MSFT"))
-        await until(lambda: (ConnectionState.CONNECTED, "market open until 2024-01-02T21:00:00Z") in states)
+        await wait_until_async(lambda: server.subscribed("AAPL", "MSFT"))
+        await wait_until_async(lambda: (ConnectionState.CONNECTED, "market open until 2024-01-02T21:00:00Z") in states)
         bars = minute_bars("AAPL", OPEN, 3) + minute_bars("MSFT", OPEN, 2, 300.0)
         server.push_bars(bars)
         got = await stream.take(5)
@@ -45,7 +46,7 @@ async def test_feed_picks_the_stream_path(server, source_config):
     source, _ = make_source(source_config(feed="sip"))
     stream = Reader(source.live())
     try:
-        await until(lambda: server.md_clients() == 1)
+        await wait_until_async(lambda: server.md_clients() == 1)
     finally:
         await stream.close()
         await source.aclose()
@@ -93,13 +94,13 @@ async def test_abrupt_disconnect_backfills_the_gap_exactly_once(server, source_c
     server.set_clock(OPEN + 20 * MINUTE, True, NEXT_OPEN, CLOSE)
     stream = Reader(source.live())
     try:
-        await until(lambda: server.subscribed("AAPL", "MSFT"))
+        await wait_until_async(lambda: server.subscribed("AAPL", "MSFT"))
         server.push_bars(aapl[:4] + msft[:4])
         first = await stream.take(8)
         server.drop_streams()  # no close frame
         server.add_history(aapl[4:9] + msft[4:9])  # happened while disconnected
-        await until(lambda: server.md_connections == 2)
-        await until(lambda: states[-1][0] is ConnectionState.CONNECTED)
+        await wait_until_async(lambda: server.md_connections == 2)
+        await wait_until_async(lambda: states[-1][0] is ConnectionState.CONNECTED)
         server.push_bars(aapl[8:14] + msft[8:14])  # bar 8 both streamed and fetched
         rest = await stream.take(20)
     finally:
@@ -123,7 +124,7 @@ async def test_malformed_messages_are_counted_and_dropped(server, source_config)
     bars = minute_bars("AAPL", OPEN, 3)
     stream = Reader(source.live())
     try:
-        await until(lambda: server.subscribed("AAPL"))
+        await wait_until_async(lambda: server.subscribed("AAPL"))
         server.push_bars(bars[:1])
         server.push_frame("this is not json")
         server.push_frame('[{"T":"b","S":"AAPL","t":"2024-01-02T14:31:00Z","o":"x"}]')
@@ -152,7 +153,7 @@ async def test_stale_stream_reconnects_while_open(server, source_config):
     source, states = make_source(source_config(stale_after=0.3))
     stream = Reader(source.live())
     try:
-        await until(lambda: server.md_connections >= 2)
+        await wait_until_async(lambda: server.md_connections >= 2)
         assert ConnectionState.STALE in [s for s, _ in states]
     finally:
         await stream.close()
@@ -164,13 +165,15 @@ async def test_market_closed_then_open(server, source_config):
     source, states = make_source(source_config(stale_after=0.3))
     stream = Reader(source.live())
     try:
-        await until(lambda: (ConnectionState.CLOSED, "market closed; opens 2024-01-03T14:30:00Z") in states)
+        await wait_until_async(lambda: (ConnectionState.CLOSED, "market closed; opens 2024-01-03T14:30:00Z") in states)
         connections = server.md_connections
         server.push_bars(minute_bars("AAPL", CLOSE + 5 * MINUTE, 2))  # post-market: not a regular-session bar
         server.set_clock(
             NEXT_OPEN + MINUTE, True, parse_time("2024-01-04T14:30:00Z"), parse_time("2024-01-03T21:00:00Z")
         )
-        await until(lambda: states[-1] == (ConnectionState.CONNECTED, "market open until 2024-01-03T21:00:00Z"))
+        await wait_until_async(
+            lambda: states[-1] == (ConnectionState.CONNECTED, "market open until 2024-01-03T21:00:00Z")
+        )
         assert server.md_connections == connections  # a quiet closed market is not stale
         bars = minute_bars("AAPL", NEXT_OPEN, 2)
         server.push_bars(bars)
@@ -186,7 +189,7 @@ async def test_extended_sessions_deliver_pre_and_post_market(server, source_conf
     bars = minute_bars("AAPL", CLOSE, 2)  # 16:00 and 16:01 New York
     stream = Reader(source.live())
     try:
-        await until(lambda: server.subscribed("AAPL"))
+        await wait_until_async(lambda: server.subscribed("AAPL"))
         server.push_bars(bars)
         assert await stream.take(2) == bars
     finally:
@@ -234,7 +237,7 @@ async def test_first_live_bars_after_warmup_fill_the_gap(server, source_config):
     server.set_clock(OPEN + 15 * MINUTE, True, NEXT_OPEN, CLOSE)
     stream = Reader(source.live())
     try:
-        await until(lambda: server.subscribed("AAPL"))
+        await wait_until_async(lambda: server.subscribed("AAPL"))
         server.push_bars(history[15:])
         got = await stream.take(10)
     finally:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
 
-from engine_core.sources import PluginConfig
+from engine_core import PluginConfig
+from engine_core.live.urls import HttpBaseUrl, WsBaseUrl
 from engine_plugin_binance.wire import INTERVAL_MS
 
 REST = "https://api.binance.com"
@@ -15,22 +16,14 @@ TESTNET_STREAM = "wss://stream.testnet.binance.vision"
 TESTNET_WS_API = "wss://ws-api.testnet.binance.vision/ws-api/v3"
 
 
-def _url(value: str | None, schemes: tuple[str, ...]) -> str | None:
-    if value is None:
-        return None
-    if not value.startswith(schemes):
-        raise ValueError(f"must start with {' or '.join(schemes)}")
-    return value.rstrip("/")
-
-
 class BinanceSourceConfig(PluginConfig):
     """Live klines from Binance spot."""
 
     interval: str = "1m"
     """Any Binance kline interval: 1s, 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w, 1M."""
     testnet: bool = False
-    rest_url: str | None = None
-    ws_url: str | None = None
+    rest_url: HttpBaseUrl | None = None
+    ws_url: WsBaseUrl | None = None
     """Market-stream base; the source appends ``/stream?streams=...``."""
     warmup: int | None = Field(default=None, ge=0)
     """Bars of history per symbol before trading (default: ``engine.window``)."""
@@ -43,16 +36,6 @@ class BinanceSourceConfig(PluginConfig):
         if value not in INTERVAL_MS:
             raise ValueError(f"unknown Binance kline interval {value!r} (one of {', '.join(INTERVAL_MS)})")
         return value
-
-    @field_validator("rest_url")
-    @classmethod
-    def _rest(cls, value: str | None) -> str | None:
-        return _url(value, ("http://", "https://"))
-
-    @field_validator("ws_url")
-    @classmethod
-    def _ws(cls, value: str | None) -> str | None:
-        return _url(value, ("ws://", "wss://"))
 
     def rest(self) -> str:
         return self.rest_url or (TESTNET_REST if self.testnet else REST)
@@ -68,8 +51,8 @@ class BinanceBrokerConfig(PluginConfig):
     api_secret: SecretStr
     testnet: bool = True
     """Real money needs an explicit ``testnet = false``."""
-    rest_url: str | None = None
-    ws_api_url: str | None = None
+    rest_url: HttpBaseUrl | None = None
+    ws_api_url: WsBaseUrl | None = None
     """The WebSocket API endpoint (``.../ws-api/v3``), for the user data stream."""
     recv_window: int = Field(default=5000, gt=0, le=60000)
     """Milliseconds a signed request stays valid (Binance's maximum: 60000)."""
@@ -80,16 +63,6 @@ class BinanceBrokerConfig(PluginConfig):
         if not value.get_secret_value().strip():
             raise ValueError("is empty (set it, e.g. from ${BINANCE_API_KEY})")
         return value
-
-    @field_validator("rest_url")
-    @classmethod
-    def _rest(cls, value: str | None) -> str | None:
-        return _url(value, ("http://", "https://"))
-
-    @field_validator("ws_api_url")
-    @classmethod
-    def _ws(cls, value: str | None) -> str | None:
-        return _url(value, ("ws://", "wss://"))
 
     def rest(self) -> str:
         return self.rest_url or (TESTNET_REST if self.testnet else REST)

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from engine_core.errors import ConfigError
+from engine_core import ConfigError
 from engine_core.live import download_bars
 from engine_core.live.download import Row, format_ts
 from engine_plugin_binance import wire

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from engine_core.errors import BrokerError
+from engine_core import BrokerError
 
 _ZERO = Decimal(0)
 
@@ -20,6 +20,8 @@ class SymbolRules:
     base: str
     quote: str
     status: str = "TRADING"
+    # One field per value of the exchangeInfo filters, flat as Binance lists
+    # them (0: the filter is absent); alike in shape, each checked its own way.
     step: Decimal = _ZERO
     min_qty: Decimal = _ZERO
     max_qty: Decimal = _ZERO

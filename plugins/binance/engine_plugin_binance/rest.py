@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import aiohttp
 from yarl import URL
 
-from engine_core.errors import EngineError
+from engine_core import EngineError
 from engine_core.live import Backoff, RateLimiter
 from engine_plugin_binance import wire
 

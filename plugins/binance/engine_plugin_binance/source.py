@@ -29,9 +29,8 @@ from typing import Any
 
 import websockets
 
+from engine_core import Bar, BarChunk, ConnectionState, DataSource
 from engine_core.live import Backoff, BarSequencer, WireProblems
-from engine_core.model import Bar, BarChunk
-from engine_core.sources import ConnectionState, DataSource
 from engine_plugin_binance import rest as binance_rest
 from engine_plugin_binance import wire
 from engine_plugin_binance.config import BinanceSourceConfig

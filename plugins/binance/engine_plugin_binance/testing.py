@@ -26,7 +26,7 @@ import json
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -34,7 +34,10 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
+from engine_core.testing.server import BackgroundServer
 from engine_plugin_binance.wire import INTERVAL_MS
+
+_Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
 
 API_KEY = "fake-api-key"
 API_SECRET = "fake-api-secret"
@@ -133,10 +136,13 @@ class _UserSession:
     subscriptions: dict[int, str] = field(default_factory=dict)
 
 
-class FakeBinance:
+class FakeBinance(BackgroundServer):
     """A local Binance spot venue (see the module docstring)."""
 
+    thread_name = "fake-binance"
+
     def __init__(self, *, api_key: str = API_KEY, api_secret: str = API_SECRET, interval: str = "1m") -> None:
+        super().__init__()
         self.api_key = api_key
         self.api_secret = api_secret
         self.interval = interval
@@ -149,7 +155,7 @@ class FakeBinance:
         self.orders: dict[int, FakeOrder] = {}
         self.trades: list[dict[str, Any]] = []
         self.placed: list[dict[str, str]] = []  # params of every order the venue placed
-        self.order_arrivals: dict[str, float] = {}  # client id -> time.perf_counter() when its request arrived
+        self.order_arrivals: dict[str, float] = {}  # client id -> perf_counter() as the order handler got it
         self.requests: Counter[str] = Counter()  # "METHOD /path" -> count
         self.script: list[OrderScript] = []  # consumed one per order; empty: fill
         self.bad_signatures = 0
@@ -162,10 +168,6 @@ class FakeBinance:
         self._next_order = 1000
         self._next_trade = 5000
         self._next_sub = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
         self.stream_connections = 0
         self.user_connections = 0
         self._lock = threading.RLock()
@@ -173,86 +175,29 @@ class FakeBinance:
     # ---------------------------------------------------------------- lifecycle
 
     @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    @property
     def ws_api_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws-api/v3"
+        return f"{self.ws_url}/ws-api/v3"
 
-    def start(self) -> FakeBinance:
-        ready = threading.Event()
+    def routes(self, router: web.UrlDispatcher) -> None:
+        for method, path, handler, signed in (
+            ("GET", "/api/v3/time", self._time, False),
+            ("GET", "/api/v3/exchangeInfo", self._exchange_info, False),
+            ("GET", "/api/v3/klines", self._klines, False),
+            ("GET", "/api/v3/ticker/price", self._ticker, False),
+            ("GET", "/api/v3/account", self._account, True),
+            ("POST", "/api/v3/order", self._new_order, True),
+            ("GET", "/api/v3/order", self._query_order, True),
+            ("DELETE", "/api/v3/order", self._cancel_order, True),
+            ("GET", "/api/v3/openOrders", self._open_orders, True),
+            ("GET", "/api/v3/myTrades", self._my_trades, True),
+        ):
+            router.add_route(method, path, self._endpoint(handler, signed))
+        router.add_route("GET", "/stream", self._stream)
+        router.add_route("GET", "/ws-api/v3", self._ws_api)
 
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            loop.run_until_complete(self._serve())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._shutdown())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-binance", daemon=True)
-        self._thread.start()
-        if not ready.wait(30):
-            raise RuntimeError("fake Binance did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop = None
-
-    def __enter__(self) -> FakeBinance:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn(*args)`` (a coroutine function or a plain one) on the server's loop and wait."""
-        assert self._loop is not None
-
-        async def go() -> Any:
-            result = fn(*args)
-            if asyncio.iscoroutine(result):
-                result = await result
-            return result
-
-        return asyncio.run_coroutine_threadsafe(go(), self._loop).result(30)
-
-    async def _serve(self) -> None:
-        app = web.Application()
-        app.router.add_route("GET", "/api/v3/time", self._time)
-        app.router.add_route("GET", "/api/v3/exchangeInfo", self._exchange_info)
-        app.router.add_route("GET", "/api/v3/klines", self._klines)
-        app.router.add_route("GET", "/api/v3/ticker/price", self._ticker)
-        app.router.add_route("GET", "/api/v3/account", self._account)
-        app.router.add_route("POST", "/api/v3/order", self._new_order)
-        app.router.add_route("GET", "/api/v3/order", self._query_order)
-        app.router.add_route("DELETE", "/api/v3/order", self._cancel_order)
-        app.router.add_route("GET", "/api/v3/openOrders", self._open_orders)
-        app.router.add_route("GET", "/api/v3/myTrades", self._my_trades)
-        app.router.add_route("GET", "/stream", self._stream)
-        app.router.add_route("GET", "/ws-api/v3", self._ws_api)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-    async def _shutdown(self) -> None:
+    async def close_connections(self) -> None:
         for s in self._streams + self._users:  # type: ignore[operator]
             s.transport.abort()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # ---------------------------------------------------------------- market data
 
@@ -440,27 +385,26 @@ class FakeBinance:
             return _json({"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}, 400)
         return None
 
-    async def _pre(self, request: web.Request, signed: bool) -> tuple[web.Response | None, dict[str, str]]:
-        _, headers = self._count(request)
-        failure = self._injected(request, headers)
-        if failure is not None:
-            return failure, headers
-        if signed:
-            bad = self._check_signature(request)
-            if bad is not None:
-                return bad, headers
-        return None, headers
+    def _endpoint(self, handler: _Handler, signed: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """A REST endpoint: the request counted into the weight, a failure the
+        test scripted answered first, the signature checked when ``signed``;
+        then ``handler(request, headers)``."""
+
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            _, headers = self._count(request)
+            early = self._injected(request, headers)
+            if early is None and signed:
+                early = self._check_signature(request)
+            return early or await handler(request, headers)
+
+        return endpoint
 
     # ---------------------------------------------------------------- REST: public
 
-    async def _time(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, False)
-        return early or _json({"serverTime": int(time.time() * 1000)}, 200, headers)
+    async def _time(self, request: web.Request, headers: dict[str, str]) -> web.Response:
+        return _json({"serverTime": int(time.time() * 1000)}, 200, headers)
 
-    async def _exchange_info(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, False)
-        if early:
-            return early
+    async def _exchange_info(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         wanted = list(self.rules)
         if "symbol" in request.query:
             wanted = [request.query["symbol"]]
@@ -509,10 +453,7 @@ class FakeBinance:
             "permissionSets": [["SPOT"]],
         }
 
-    async def _klines(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, False)
-        if early:
-            return early
+    async def _klines(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         q = request.query
         rows = self.klines.get(q.get("symbol", ""))
         if rows is None:
@@ -528,10 +469,7 @@ class FakeBinance:
             sel = sel[-limit:]
         return _json(sel, 200, headers)
 
-    async def _ticker(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, False)
-        if early:
-            return early
+    async def _ticker(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         symbol = request.query.get("symbol", "")
         if symbol not in self.last_price:
             return _json({"code": -1121, "msg": "Invalid symbol."}, 400, headers)
@@ -539,10 +477,7 @@ class FakeBinance:
 
     # ---------------------------------------------------------------- REST: account and orders
 
-    async def _account(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, True)
-        if early:
-            return early
+    async def _account(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         balances = [{"asset": a, "free": f"{v:.8f}", "locked": "0.00000000"} for a, v in sorted(self.balances.items())]
         body = {
             "makerCommission": 10,
@@ -562,11 +497,8 @@ class FakeBinance:
         found = [o for o in self.orders.values() if o.client_id == cid and o.symbol == symbol]
         return found[-1] if found else None
 
-    async def _new_order(self, request: web.Request) -> web.StreamResponse:
+    async def _new_order(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
         arrived = time.perf_counter()
-        early, headers = await self._pre(request, True)
-        if early:
-            return early
         p = dict(parse_qsl(request.query_string.rpartition("&signature=")[0]))
         symbol = p.get("symbol", "")
         if symbol not in self.rules:
@@ -655,20 +587,14 @@ class FakeBinance:
         at = Decimal(price) if price is not None else (order.price or self.last_price[order.symbol])
         self.call(self._execute, order, amount, at)
 
-    async def _query_order(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, True)
-        if early:
-            return early
+    async def _query_order(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         p = dict(request.query)
         order = self._find(p.get("symbol", ""), p)
         if order is None:
             return _json({"code": -2013, "msg": "Order does not exist."}, 400, headers)
         return _json(order.view(), 200, headers)
 
-    async def _cancel_order(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, True)
-        if early:
-            return early
+    async def _cancel_order(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         p = dict(request.query)
         order = self._find(p.get("symbol", ""), p)
         if order is None or order.status not in ("NEW", "PARTIALLY_FILLED"):
@@ -678,10 +604,7 @@ class FakeBinance:
         body = {**order.view(), "origClientOrderId": order.client_id, "clientOrderId": "cancel" + str(order.order_id)}
         return _json(body, 200, headers)
 
-    async def _open_orders(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, True)
-        if early:
-            return early
+    async def _open_orders(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         symbol = request.query.get("symbol")
         rows = [
             o.view()
@@ -690,10 +613,7 @@ class FakeBinance:
         ]
         return _json(rows, 200, headers)
 
-    async def _my_trades(self, request: web.Request) -> web.Response:
-        early, headers = await self._pre(request, True)
-        if early:
-            return early
+    async def _my_trades(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         symbol = request.query.get("symbol", "")
         order_id = request.query.get("orderId")
         rows = [t for t in self.trades if t["symbol"] == symbol and (order_id is None or str(t["orderId"]) == order_id)]
@@ -792,16 +712,6 @@ class FakeBinance:
 
 
 # ------------------------------------------------------------ test helpers
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until true (a generous timeout: tests run on busy machines)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 class LiveReader:

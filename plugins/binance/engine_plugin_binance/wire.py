@@ -15,8 +15,7 @@ from typing import Any
 
 import msgspec
 
-from engine_core.model import Bar, Fill, Side
-from engine_core.orders import OrderState, OrderStatus, OrderUpdate, UpdateKind
+from engine_core import Bar, Fill, OrderState, OrderStatus, OrderUpdate, Side, UpdateKind
 
 MS = 1_000_000  # ns per ms
 

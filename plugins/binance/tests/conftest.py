@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from engine_plugin_binance.config import BinanceBrokerConfig, BinanceSourceConfig
 from engine_plugin_binance.source import BinanceSource
 from engine_plugin_binance.testing import API_KEY, API_SECRET, FakeBinance
+
+from engine_core.testing import wait_until
 
 
 @pytest.fixture
@@ -122,13 +123,10 @@ class LiveEngine:
         self.stop(check=exc[0] is None)
 
     def wait(self, predicate, what: str, timeout: float = 30.0) -> None:
-        end = time.monotonic() + timeout
-        while not predicate():
-            if not self.thread.is_alive():
-                raise AssertionError(f"the engine stopped while waiting for {what}: {self.error!r}")
-            if time.monotonic() > end:
-                raise AssertionError(f"timed out waiting for {what}")
-            time.sleep(0.01)
+        wait_until(predicate, what, timeout, stop_if=self._stopped)
+
+    def _stopped(self) -> str | None:
+        return None if self.thread.is_alive() else f"the engine stopped ({self.error!r})"
 
     def streaming(self) -> None:
         """Wait for the stream and the first connection's backfill (what closed since the warm-up)."""

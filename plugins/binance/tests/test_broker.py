@@ -1,4 +1,3 @@
-import threading
 import time
 from decimal import Decimal
 
@@ -10,6 +9,7 @@ from engine_plugin_binance.testing import OrderScript
 from engine_core.errors import BrokerError
 from engine_core.model import Order, OrderType, Side
 from engine_core.orders import OrderStatus, UpdateKind, make_client_id
+from engine_core.testing import UpdateLog
 
 D = Decimal
 
@@ -19,34 +19,25 @@ DOC_PAYLOAD = (
     "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559"
 )
 DOC_SIGNATURE = "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71"
+DOC_PARAMS = {
+    "symbol": "LTCBTC",
+    "side": "BUY",
+    "type": "LIMIT",
+    "timeInForce": "GTC",
+    "quantity": "1",
+    "price": "0.1",
+    "recvWindow": 5000,
+    "timestamp": 1499827319559,
+}
 
 
 def test_signature_equals_binances_documented_example():
     assert sign(DOC_SECRET, DOC_PAYLOAD) == DOC_SIGNATURE
-    params = {
-        "symbol": "LTCBTC",
-        "side": "BUY",
-        "type": "LIMIT",
-        "timeInForce": "GTC",
-        "quantity": "1",
-        "price": "0.1",
-        "recvWindow": 5000,
-        "timestamp": 1499827319559,
-    }
-    assert signed_query(params, DOC_SECRET) == f"{DOC_PAYLOAD}&signature={DOC_SIGNATURE}"
+    assert signed_query(DOC_PARAMS, DOC_SECRET) == f"{DOC_PAYLOAD}&signature={DOC_SIGNATURE}"
 
 
 def test_non_ascii_symbols_are_percent_encoded_before_signing():
-    params = {
-        "symbol": "１２３４５６",
-        "side": "BUY",
-        "type": "LIMIT",
-        "timeInForce": "GTC",
-        "quantity": "1",
-        "price": "0.1",
-        "recvWindow": 5000,
-        "timestamp": 1499827319559,
-    }
+    params = {**DOC_PARAMS, "symbol": "１２３４５６"}
     assert signed_query(params, DOC_SECRET).endswith(
         "signature=e1353ec6b14d888f1164ae9af8228a3dbd508bc82eb867db8ab6046442f33ef3"
     )
@@ -58,31 +49,11 @@ def test_websocket_api_signature_equals_the_documented_example():
     assert sign(DOC_SECRET, payload) == "aa1b5712c094bc4e57c05a1a5c1fd8d88dcd628338ea863fec7b88e59fe2db24"
 
 
-class Updates:
-    def __init__(self):
-        self.items = []
-        self.lock = threading.Lock()
-
-    def __call__(self, update):
-        with self.lock:
-            self.items.append(update)
-
-    def kinds(self, cid=None):
-        return [u.kind for u in self.items if cid is None or u.client_id == cid]
-
-    def wait(self, predicate, what, timeout=20.0):
-        end = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > end:
-                raise AssertionError(f"timed out waiting for {what}; got {self.items}")
-            time.sleep(0.01)
-
-
 @pytest.fixture
 def venue(fake, broker_config, monkeypatch):
     """A connected broker on the fake venue and the updates it reports."""
     fake.add_history("BTCUSDT", 5, price=20000.0)
-    updates = Updates()
+    updates = UpdateLog()
     broker = BinanceBroker(broker_config(), on_update=updates, symbols=["BTCUSDT"])
     monkeypatch.setattr(broker, "POLL_INTERVAL", 0.1)
     broker.connect()
@@ -226,7 +197,7 @@ def test_after_a_restart_an_open_order_is_found_and_its_fill_reported(fake, brok
     o = order(13, type=OrderType.LIMIT, price=D("19000"))
     broker.submit(o)
     broker.close()  # the process dies
-    updates = Updates()
+    updates = UpdateLog()
     again = BinanceBroker(broker_config(), on_update=updates, symbols=["BTCUSDT"])
     again.connect()
     try:

@@ -38,6 +38,7 @@ def test_broker_defaults_to_the_testnet_and_hides_secrets():
     [
         (BinanceSourceConfig, {"interval": "2m"}, "unknown Binance kline interval '2m'"),
         (BinanceSourceConfig, {"ws_url": "http://x"}, "must start with ws:// or wss://"),
+        (BinanceBrokerConfig, {"api_key": "k", "api_secret": "s", "rest_url": "https://"}, "and name a host"),
         (BinanceSourceConfig, {"stale_after": 0}, "greater than 0"),
         (BinanceSourceConfig, {"intervall": "1m"}, "Extra inputs are not permitted"),
         (BinanceBrokerConfig, {"api_key": "", "api_secret": "s"}, "is empty"),

@@ -4,6 +4,7 @@ through the binance broker, filled from the user data stream."""
 
 from __future__ import annotations
 
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,11 +28,8 @@ def journal(tmp_path: Path) -> Journal:
 
 
 def transitions(tmp_path: Path) -> list[tuple[str, str, str]]:
-    j = journal(tmp_path)
-    try:
+    with closing(journal(tmp_path)) as j:
         return [(e["frm"], e["to"], e["reason"]) for e in j.events(symbol="BTCUSDT", kind="transition")]
-    finally:
-        j.close()
 
 
 # ------------------------------------------------------------ bars
@@ -74,11 +72,8 @@ def test_an_abrupt_disconnect_is_backfilled_and_the_worker_sees_each_bar_once(fa
     assert stats["reconnects"] == 1 and stats["bars"] == 10 and stats["dropped"] == 0
     assert stats["backfilled"] == 4
     assert result.symbols["BTCUSDT"].bars == 10
-    j = journal(eng.engine.loaded.base_dir)
-    try:
+    with closing(journal(eng.engine.loaded.base_dir)) as j:
         states = [e["state"] for e in j.events(kind="connection")]
-    finally:
-        j.close()
     assert states[:2] == ["connecting", "connected"]
     after_cut = states[states.index("reconnecting") :]
     assert after_cut == ["reconnecting", "connected", "backfilling", "connected", "closed"]  # engine status shows it
@@ -170,12 +165,9 @@ def test_partial_fills_are_booked_as_they_come_and_the_trade_begins_at_the_last(
         result = eng.stop()
     assert result.symbols["BTCUSDT"].position_qty == D("0.01998") == fake.balances["BTC"]
     assert result.symbols["BTCUSDT"].fills == 3 and len(fake.placed) == 1
-    j = journal(tmp_path)
-    try:
+    with closing(journal(tmp_path)) as j:
         [order] = j.orders(symbol="BTCUSDT")
         fills = j.events(symbol="BTCUSDT", kind="fill")
-    finally:
-        j.close()
     assert order["status"] == "filled" and D(order["filled_qty"]) == D("0.02")
     assert [D(f["qty"]) for f in fills] == [D("0.005"), D("0.01"), D("0.005")]
 
@@ -205,12 +197,9 @@ def test_a_refused_order_sends_the_symbol_back_to_watch_and_it_trades_again(
     steps = transitions(tmp_path)
     assert [s[1] for s in steps] == ["close_watch", "watch", "close_watch", "watch"]
     assert steps[1][2] == "entry not placed"
-    j = journal(tmp_path)
-    try:
+    with closing(journal(tmp_path)) as j:
         orders = j.orders(symbol="BTCUSDT")
         rejected = j.events(symbol="BTCUSDT", kind="rejected")
-    finally:
-        j.close()
     assert [o["status"] for o in orders] == ["rejected", "rejected"]
     assert why in rejected[0]["detail"]
     assert fake.placed == [] and result.symbols["BTCUSDT"].orders == 0
@@ -229,11 +218,8 @@ def test_an_order_sent_without_answer_is_found_by_client_id_and_placed_once(fake
     assert fake.requests["POST /api/v3/order"] == 1 and len(fake.placed) == 1
     assert fake.requests["GET /api/v3/order"] >= 1  # asked by client id, not sent again
     assert result.symbols["BTCUSDT"].fills == 1 and result.symbols["BTCUSDT"].position_qty == D("0.00999")
-    j = journal(tmp_path)
-    try:
+    with closing(journal(tmp_path)) as j:
         [order] = j.orders(symbol="BTCUSDT")
-    finally:
-        j.close()
     assert order["client_id"] == fake.placed[0]["newClientOrderId"] and order["status"] == "filled"
 
 
@@ -249,11 +235,8 @@ def test_an_order_the_venue_never_placed_is_marked_lost_and_never_resent(fake, l
         fake.stream_bar("BTCUSDT", 20100.0)  # the next entry is a new order with a new client id
         eng.wait(lambda: eng.worker().sm.state is State.IN_TRADE, "the second entry")
         eng.stop()
-    j = journal(tmp_path)
-    try:
+    with closing(journal(tmp_path)) as j:
         orders = j.orders(symbol="BTCUSDT")
-    finally:
-        j.close()
     assert [o["status"] for o in orders] == ["lost", "filled"]
     assert [p["newClientOrderId"] for p in fake.placed] == [orders[1]["client_id"]]
     assert fake.requests["POST /api/v3/order"] == 2  # one send each, the lost one never again

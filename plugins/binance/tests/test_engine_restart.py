@@ -5,12 +5,9 @@ and nothing is sent twice."""
 
 from __future__ import annotations
 
-import os
 import signal
-import sqlite3
 import subprocess
-import sys
-import time
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,38 +15,14 @@ from engine_plugin_binance.testing import API_KEY, API_SECRET, OrderScript
 
 from engine_core.journal import Journal
 from engine_core.model import State
+from engine_core.testing import engine_env, exited, journal_value, start_engine, wait_until
 
 D = Decimal
 
 
-def env_with_keys() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
-    env.update(BINANCE_API_KEY=API_KEY, BINANCE_API_SECRET=API_SECRET)
-    return env
-
-
 def order_status(path: Path) -> str | None:
-    """The journal's status of the first order, read as another process would (read-only)."""
-    if not path.exists():
-        return None
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    try:
-        row = db.execute("SELECT status FROM orders ORDER BY created_ts LIMIT 1").fetchone()
-    except sqlite3.OperationalError:  # the schema is being created
-        return None
-    finally:
-        db.close()
-    return None if row is None else row[0]
-
-
-def wait(predicate, what: str, proc: subprocess.Popen | None = None, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"engine run ended (code {proc.returncode}) while waiting for {what}")
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    """The journal's status of the first order."""
+    return journal_value(path, "SELECT status FROM orders ORDER BY created_ts LIMIT 1")
 
 
 def test_sigkill_with_an_open_order_then_restart_reconciles_it_through_the_venue(
@@ -67,16 +40,27 @@ def test_sigkill_with_an_open_order_then_restart_reconciles_it_through_the_venue
     config = live_config(params={"enter_at": 20100.0, "qty": 0.01, "limit": 20050.0}, broker=broker)
     path = tmp_path / ".engine" / "e2e.sqlite"
     log = (tmp_path / "run1.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine_core", "run", "-q", "--no-report", "-c", str(config)],
+    proc = start_engine(
+        "run",
+        "-q",
+        "--no-report",
+        "-c",
+        str(config),
+        env=engine_env(BINANCE_API_KEY=API_KEY, BINANCE_API_SECRET=API_SECRET),
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=env_with_keys(),
     )
     try:
-        wait(lambda: fake.connected_streams() == 1 and fake.connected_users() == 1, "the engine's streams", proc)
+        wait_until(
+            lambda: fake.connected_streams() == 1 and fake.connected_users() == 1,
+            "the engine's streams",
+            60.0,
+            stop_if=exited(proc),
+        )
         fake.stream_bar("BTCUSDT", 20100.0)
-        wait(lambda: order_status(path) == "accepted", "the order working at the venue", proc)
+        wait_until(
+            lambda: order_status(path) == "accepted", "the order working at the venue", 60.0, stop_if=exited(proc)
+        )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
@@ -104,12 +88,9 @@ def test_sigkill_with_an_open_order_then_restart_reconciles_it_through_the_venue
     assert len(fake.placed) == 1  # never sent again
     assert result.symbols["BTCUSDT"].halted is None
     assert set(missed) <= set(seen.times()[before:])  # the warm-up after the restart covered the missed bars
-    j = Journal(path)
-    try:
+    with closing(Journal(path)) as j:
         [order] = j.orders(symbol="BTCUSDT")
         fills = j.events(symbol="BTCUSDT", kind="fill")
-    finally:
-        j.close()
     assert order["status"] == "filled"
     assert sorted(D(f["qty"]) for f in fills) == [D("0.004"), D("0.006")]  # each trade booked once
 

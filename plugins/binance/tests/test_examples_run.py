@@ -5,16 +5,14 @@ stopped with Ctrl-C)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sqlite3
 import subprocess
-import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
 from engine_plugin_binance.testing import API_KEY, API_SECRET
+
+from engine_core.testing import engine_env, exited, journal_value, start_engine, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -38,56 +36,27 @@ def example(name: str, tmp_path: Path, source: dict[str, str], broker: dict[str,
 
 
 def fills(journal: Path) -> int:
-    """Fills in a running engine's journal, read as another process would (read-only)."""
-    if not journal.exists():
-        return 0
-    db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=10)
-    try:
-        return db.execute("SELECT count(*) FROM events WHERE kind = 'fill'").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        db.close()
+    """Fills in a running engine's journal."""
+    return journal_value(journal, "SELECT count(*) FROM events WHERE kind = 'fill'", 0)
 
 
 def run_until(config: Path, fake, symbols: list[str], journal: Path, want_fills: int, env: dict[str, str]):
     """``engine run`` the config; once it streams, make sma_cross enter on
     every symbol; Ctrl-C after ``want_fills`` fills. Returns (code, out, err)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine_core", "run", "-c", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=config.parent,
+    proc = start_engine(
+        "run", "-c", str(config), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=config.parent
     )
     try:
-        _wait(lambda: fake.connected_streams() == 1, "the market stream", proc)
+        wait_until(lambda: fake.connected_streams() == 1, "the market stream", 60.0, stop_if=exited(proc))
         # a drop (fast below slow), a jump (fast crosses above: enter), one more bar (a paper fill at its open)
         for close in (19000.0, 21000.0, 21010.0):
             for symbol in symbols:
                 fake.stream_bar(symbol, close)
-        _wait(lambda: fills(journal) >= want_fills, f"{want_fills} fills", proc)
+        wait_until(lambda: fills(journal) >= want_fills, f"{want_fills} fills", 60.0, stop_if=exited(proc))
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     return proc.returncode, out, err
-
-
-def _wait(predicate, what: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if proc.poll() is not None:
-            raise AssertionError(f"engine run ended while waiting for {what}: {proc.communicate()[1]}")
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
-    env.update(extra)
-    return env
 
 
 def test_the_paper_example_runs_live_binance_data_into_the_paper_broker(fake, tmp_path):
@@ -95,7 +64,7 @@ def test_the_paper_example_runs_live_binance_data_into_the_paper_broker(fake, tm
         fake.add_history(symbol, 250, price=20000.0)
     config = example("binance_paper.toml", tmp_path, {"rest_url": fake.http_url, "ws_url": fake.ws_url})
     journal = tmp_path / ".engine" / "binance-paper.sqlite"
-    code, out, err = run_until(config, fake, ["BTCUSDT", "ETHUSDT"], journal, 2, _env())
+    code, out, err = run_until(config, fake, ["BTCUSDT", "ETHUSDT"], journal, 2, engine_env())
     assert code == 0, err
     assert "Traceback" not in err and "Event loop is closed" not in err
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -113,7 +82,7 @@ def test_the_testnet_example_trades_through_the_binance_broker(fake, tmp_path):
         {"rest_url": fake.http_url, "ws_api_url": fake.ws_api_url},
     )
     journal = tmp_path / ".engine" / "binance-testnet.sqlite"
-    env = _env(BINANCE_API_KEY=API_KEY, BINANCE_API_SECRET=API_SECRET)
+    env = engine_env(BINANCE_API_KEY=API_KEY, BINANCE_API_SECRET=API_SECRET)
     code, out, err = run_until(config, fake, ["BTCUSDT"], journal, 1, env)
     assert code == 0, err
     assert "Traceback" not in err and API_SECRET not in out + err

@@ -1,8 +1,10 @@
 import asyncio
 
 import numpy as np
-from engine_plugin_binance.testing import FakeBinance, LiveReader, wait_for
+from engine_plugin_binance.testing import FakeBinance, LiveReader
 from engine_plugin_binance.wire import MS
+
+from engine_core.testing import wait_until_async
 
 M = 60_000
 
@@ -39,9 +41,9 @@ async def test_closed_klines_stream_in_as_bars_and_open_updates_are_ignored(fake
     await src.warmup("BTCUSDT", 10)
     await src.warmup("ETHUSDT", 10)
     async with LiveReader(src) as r:
-        await wait_for(lambda: fake.connected_streams() == 1, what="stream connection")
+        await wait_until_async(lambda: fake.connected_streams() == 1, what="stream connection")
         sent = [fake.stream_bar("BTCUSDT"), fake.stream_bar("ETHUSDT"), fake.stream_bar("BTCUSDT")]
-        await wait_for(lambda: len(r.bars) == 3, what="three bars")
+        await wait_until_async(lambda: len(r.bars) == 3, what="three bars")
     assert [(b.symbol, b.ts // MS) for b in r.bars] == [
         ("BTCUSDT", sent[0][0]),
         ("ETHUSDT", sent[1][0]),
@@ -58,10 +60,10 @@ async def test_a_bar_closed_between_the_warm_up_and_the_first_connection_comes_a
     await src.warmup("BTCUSDT", 10)
     missed = fake.next_bar("BTCUSDT")  # closed before the stream is up: it will never stream it
     async with LiveReader(src) as r:
-        await wait_for(lambda: len(r.bars) == 1, what="the bar from REST")
-        await wait_for(lambda: fake.connected_streams() == 1, what="stream connection")
+        await wait_until_async(lambda: len(r.bars) == 1, what="the bar from REST")
+        await wait_until_async(lambda: fake.connected_streams() == 1, what="stream connection")
         nxt = fake.stream_bar("BTCUSDT")
-        await wait_for(lambda: len(r.bars) == 2, what="the next bar from the stream")
+        await wait_until_async(lambda: len(r.bars) == 2, what="the next bar from the stream")
     assert times(r.bars) == [missed[0], nxt[0]]
     assert src.stats()["binance"]["dropped"] == 0
 
@@ -73,18 +75,18 @@ async def test_an_abrupt_disconnect_mid_stream_is_backfilled_with_no_bar_missing
     await src.warmup("BTCUSDT", 20)
     first = fake.klines["BTCUSDT"][-1][0]
     async with LiveReader(src) as r:
-        await wait_for(lambda: r.states.count("connected") == 2, what="the connection and its first backfill")
+        await wait_until_async(lambda: r.states.count("connected") == 2, what="the connection and its first backfill")
         for _ in range(3):
             fake.stream_bar("BTCUSDT")
-        await wait_for(lambda: len(r.bars) == 3, what="bars before the cut")
+        await wait_until_async(lambda: len(r.bars) == 3, what="bars before the cut")
         for _ in range(4):
             fake.next_bar("BTCUSDT")  # bars the stream never sent: only REST has them
         fake.cut_streams()  # no close frame
-        await wait_for(lambda: fake.stream_connections == 2 and fake.connected_streams() == 1, what="reconnect")
-        await wait_for(lambda: len(r.bars) == 7, what="backfilled bars")
+        await wait_until_async(lambda: fake.stream_connections == 2 and fake.connected_streams() == 1, what="reconnect")
+        await wait_until_async(lambda: len(r.bars) == 7, what="backfilled bars")
         for _ in range(2):
             fake.stream_bar("BTCUSDT")
-        await wait_for(lambda: len(r.bars) == 9, what="bars after the reconnect")
+        await wait_until_async(lambda: len(r.bars) == 9, what="bars after the reconnect")
     assert times(r.bars) == [first + i * M for i in range(1, 10)]
     assert "reconnecting" in r.states and "backfilling" in r.states
     assert src.counts["backfilled"] == 4 and src.counts["reconnects"] == 1 and src.counts["bars"] == 9
@@ -96,11 +98,11 @@ async def test_a_bar_skipping_ahead_on_the_stream_is_backfilled_before_it(fake, 
     await src.warmup("BTCUSDT", 5)
     first = fake.klines["BTCUSDT"][-1][0]
     async with LiveReader(src) as r:
-        await wait_for(lambda: fake.connected_streams() == 1, what="stream connection")
+        await wait_until_async(lambda: fake.connected_streams() == 1, what="stream connection")
         fake.next_bar("BTCUSDT")
         fake.next_bar("BTCUSDT")  # the stream loses two bars
         fake.stream_bar("BTCUSDT")
-        await wait_for(lambda: len(r.bars) == 3, what="gap filled")
+        await wait_until_async(lambda: len(r.bars) == 3, what="gap filled")
     assert times(r.bars) == [first + i * M for i in (1, 2, 3)]
 
 
@@ -110,12 +112,12 @@ async def test_a_stale_stream_is_reconnected(fake, source_for):
     src.backoff.base = 0.05
     await src.warmup("BTCUSDT", 5)
     async with LiveReader(src) as r:
-        await wait_for(lambda: fake.stream_connections >= 2, what="a second connection after silence")
+        await wait_until_async(lambda: fake.stream_connections >= 2, what="a second connection after silence")
         assert "stale" in r.states
         fake.next_bar("BTCUSDT")  # missed while stale
-        await wait_for(lambda: fake.connected_streams() == 1, what="connected")
+        await wait_until_async(lambda: fake.connected_streams() == 1, what="connected")
         fake.stream_bar("BTCUSDT")
-        await wait_for(lambda: len(r.bars) == 2, what="bars after the stale period")
+        await wait_until_async(lambda: len(r.bars) == 2, what="bars after the stale period")
     assert src.counts["stale"] >= 1
     assert times(r.bars) == [fake.klines["BTCUSDT"][-2][0], fake.klines["BTCUSDT"][-1][0]]
 
@@ -125,7 +127,7 @@ async def test_bad_frames_are_counted_logged_once_and_dropped(fake, source_for, 
     src = source_for()
     await src.warmup("BTCUSDT", 5)
     async with LiveReader(src) as r:
-        await wait_for(lambda: r.states.count("connected") == 2, what="the connection and its first backfill")
+        await wait_until_async(lambda: r.states.count("connected") == 2, what="the connection and its first backfill")
         fake.send_raw("{not json")
         fake.send_raw("{not json either")
         fake.send_raw('{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT"}}')
@@ -137,7 +139,7 @@ async def test_bad_frames_are_counted_logged_once_and_dropped(fake, source_for, 
         old = fake.klines["BTCUSDT"][-3]
         fake.send_raw(FakeBinance.kline_frame("BTCUSDT", old))  # out of order
         nxt = fake.stream_bar("BTCUSDT")
-        await wait_for(lambda: len(r.bars) == 2, what="the good bars")
+        await wait_until_async(lambda: len(r.bars) == 2, what="the good bars")
         await asyncio.sleep(0.05)
     assert times(r.bars) == [good[0], nxt[0]]
     stats = src.stats()["binance"]
@@ -183,16 +185,24 @@ async def test_the_source_reconnects_ahead_of_the_24_hour_cut_and_on_server_shut
     await src.warmup("BTCUSDT", 5)
     first = fake.klines["BTCUSDT"][-1][0]
     async with LiveReader(src) as r:
-        await wait_for(lambda: fake.connected_streams() == 1, what="stream connection")
+        # Each connection reports connected twice: on connect and after its backfill. A bar streamed
+        # before a backfill has read REST would be both fetched and streamed (a duplicate): wait for it.
+        await wait_until_async(
+            lambda: fake.connected_streams() == 1 and r.states.count("connected") == 2,
+            what="the first connection and its backfill",
+        )
         fake.stream_bar("BTCUSDT", closed_update=False)
-        await wait_for(lambda: fake.stream_connections == 2 and fake.connected_streams() == 1, what="age reconnect")
+        await wait_until_async(
+            lambda: fake.stream_connections == 2 and fake.connected_streams() == 1, what="age reconnect"
+        )
         src.MAX_CONNECTION_AGE = 3600.0
         fake.next_bar("BTCUSDT")  # while it reconnected
         fake.send_raw('{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1770123456789}}')
-        await wait_for(
+        await wait_until_async(
             lambda: fake.stream_connections == 3 and fake.connected_streams() == 1, what="shutdown reconnect"
         )
+        await wait_until_async(lambda: r.states.count("connected") == 6, what="the third connection's backfill")
         fake.stream_bar("BTCUSDT")
-        await wait_for(lambda: len(r.bars) == 3, what="every bar")
+        await wait_until_async(lambda: len(r.bars) == 3, what="every bar")
     assert times(r.bars) == [first + i * M for i in (1, 2, 3)]
     assert src.problems.total == 0

@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from engine_core.errors import EngineError
+from engine_core import EngineError
 from engine_plugin_optimize.trial import TrialOutcome, TrialSetup, TrialSpec, init_process, run_in_process, run_on_ray
 
 RAY_EXTRA = "pip install 'engine-plugin-optimize[ray]'"

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from engine_core import EngineError
 from engine_core.config import load_config
-from engine_core.errors import EngineError
 from engine_core.plugins import Registry, get_registry
 from engine_plugin_optimize.backends import check_address, import_ray, make_backend
 from engine_plugin_optimize.history import History

@@ -15,10 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from engine_core import BarChunk, DataError, DataSource
 from engine_core.config import LoadedConfig
-from engine_core.errors import DataError
-from engine_core.model import BarChunk
-from engine_core.sources import DataSource
 
 
 @dataclass(frozen=True, eq=False)

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from engine_core.model import iso_utc
+from engine_core import iso_utc
 from engine_plugin_optimize.metrics import RECORDED
 from engine_plugin_optimize.search import StudyResult, TrialRecord
 from engine_plugin_optimize.settings import Job

@@ -7,7 +7,7 @@ import json
 from html import escape
 from typing import Any
 
-from engine_core.model import iso_utc
+from engine_core import iso_utc
 from engine_core.report.page import STYLE
 from engine_plugin_optimize import plots
 from engine_plugin_optimize.metrics import shown

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine_core.hookspecs import hookimpl
+from engine_core import hookimpl
 
 
 @hookimpl

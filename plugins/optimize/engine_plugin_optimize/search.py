@@ -29,7 +29,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from engine_core.errors import ConfigError, EngineError
+from engine_core import ConfigError, EngineError
 from engine_plugin_optimize.backends import Backend
 from engine_plugin_optimize.folds import Fold, walk_forward_folds
 from engine_plugin_optimize.history import History

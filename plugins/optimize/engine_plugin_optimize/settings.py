@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validator, model_validator
 
+from engine_core import ConfigError
 from engine_core.config import LoadedConfig, load_config, read_toml, validate_plugin_config
-from engine_core.errors import ConfigError
 from engine_core.plugins import Registry
 from engine_plugin_optimize.constraints import Constraint, ConstraintSyntaxError, parse_constraint
 from engine_plugin_optimize.metrics import METRICS, Direction, unknown_metric_message

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from engine_core.model import iso_utc
+from engine_core import iso_utc
 from engine_plugin_optimize.metrics import shown
 from engine_plugin_optimize.page import top_rows
 from engine_plugin_optimize.search import StudyResult

@@ -31,8 +31,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from engine_core import EngineError
 from engine_core.config import LoadedConfig, StrategySection
-from engine_core.errors import EngineError
 from engine_core.plugins import Registry, get_registry
 from engine_plugin_optimize.history import History, MemorySource, MemoryWindow
 from engine_plugin_optimize.metrics import figures

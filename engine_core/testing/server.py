@@ -1,0 +1,114 @@
+"""A local server for fake venues: an aiohttp application on 127.0.0.1,
+served from a thread with its own event loop.
+
+A fake venue subclasses :class:`BackgroundServer`, adds its routes in
+``routes`` and closes the connections it holds open in
+``close_connections``; a test starts it, points a config at ``http_url`` /
+``ws_url``, and drives it from any thread, running code on the server's loop
+with ``call``::
+
+    class FakeVenue(BackgroundServer):
+        def routes(self, router):
+            router.add_get("/v1/time", self._time)
+
+    with FakeVenue() as venue:
+        config = {"rest_url": venue.http_url}
+
+Needs aiohttp (a venue plugin's dependency, not the core's): import this
+module from the plugin's own tests or fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+_S = TypeVar("_S", bound="BackgroundServer")
+
+
+class BackgroundServer:
+    """An aiohttp application on a free port of 127.0.0.1, in a thread of its own."""
+
+    thread_name = "fake-server"
+    CALL_TIMEOUT = 30.0  # seconds ``call`` (and so ``start`` and ``stop``) waits at most
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        """Add the application's routes."""
+        raise NotImplementedError
+
+    async def close_connections(self) -> None:
+        """Close what the application holds open (websockets) before the server stops."""
+
+    def start(self: _S) -> _S:
+        """Serve; returns once the port is bound (errors binding it are raised here)."""
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name=self.thread_name, daemon=True)
+        self._thread.start()
+        self.call(self._serve)
+        return self
+
+    def stop(self) -> None:
+        """Close the connections, then the server, then its loop and thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            self.call(self._cleanup)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join(self.CALL_TIMEOUT)
+            loop.close()
+            self._loop = None
+
+    def __enter__(self: _S) -> _S:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` (a coroutine function or a plain one)
+        on the server's loop and return its result."""
+        if self._loop is None:
+            raise RuntimeError(f"{type(self).__name__} is not running")
+
+        async def run() -> Any:
+            result = fn(*args, **kwargs)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(self.CALL_TIMEOUT)
+
+    async def _serve(self) -> None:
+        app = web.Application()
+        self.routes(app.router)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = self._runner.addresses[0][1]
+
+    async def _cleanup(self) -> None:
+        await self.close_connections()
+        if self._runner is not None:
+            await self._runner.cleanup()
