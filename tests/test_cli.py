@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_core.testing import exited, python_strategy, start_engine, wait_until, write_config
+from engine_core.testing import engine_env, exited, python_strategy, start_engine, wait_until, write_config
 from engine_core.testing import run_engine as engine
 
 
@@ -279,7 +279,7 @@ def test_sigterm_stops_a_run_like_ctrl_c(tmp_path, root):
 
 @pytest.mark.parametrize("command", [["indicators"], ["indicators", "sarext"], ["list-plugins"]])
 def test_tables_fit_80_columns(command):
-    proc = engine(*command, COLUMNS="80")
+    proc = engine(*command, env=engine_env(COLUMNS="80"))
     assert proc.returncode == 0, proc.stderr
     assert max(len(line.rstrip()) for line in proc.stdout.splitlines()) <= 80
     assert ("accelerationinitlong=0.02" if command[-1] != "list-plugins" else "engine-plugin-indicators") in proc.stdout

@@ -7,13 +7,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engine_core import indicators
-from engine_core.builtin.simulated import SimulatedConfig, SimulatedSource
+from engine_core.builtin.simulated import gbm_bars
 from engine_core.model import BarChunk
 
 RTOL = 1e-9
@@ -25,16 +24,14 @@ _PRICES = ("open", "high", "low", "close")
 def _gbm(seed: int, size: int, sigma: float) -> BarChunk:
     """``size`` bars of the simulated source (prices from 100, 4 decimals) whose
     log close moves by ``sigma`` a bar (standard deviation), without drift."""
-    config = SimulatedConfig(
-        seed=seed,
-        bars=max(size, 1),  # 0 would be the endless live feed
-        chunk=max(size, 1),
+    return gbm_bars(
+        "T",
+        size,
+        seed,
         interval=_BAR_S,
         volatility=sigma * math.sqrt(_BARS_PER_YEAR),
         drift=0.5 * sigma**2 * _BARS_PER_YEAR,  # the source subtracts volatility^2 / 2
     )
-    source = SimulatedSource(config, symbols=["T"], base_dir=Path("."))
-    return next(iter(source.history())).slice(0, size)
 
 
 def _scaled(chunk: BarChunk, factor: np.ndarray | float) -> dict[str, np.ndarray]:
