@@ -12,22 +12,15 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 
+from engine_core.testing import wait_until
+
 TIMEOUT = 30.0
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def free_port() -> int:
@@ -63,7 +56,7 @@ class Mosquitto:
     def start(self) -> None:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=out, stderr=out)
-        wait_for(lambda: _accepts(self.port) or self.proc.poll() is not None, "mosquitto to listen")  # type: ignore[union-attr]
+        wait_until(lambda: _accepts(self.port) or self.proc.poll() is not None, "mosquitto to listen")  # type: ignore[union-attr]
         if self.proc.poll() is not None:
             raise RuntimeError(f"mosquitto did not start: {self.log.read_text()[-2000:]}")
 
@@ -126,7 +119,7 @@ class Amqtt:
         ready.wait(TIMEOUT)
         if failed:
             raise RuntimeError(f"amqtt did not start: {failed[0]!r}")
-        wait_for(lambda: _accepts(self.port), "amqtt to listen")
+        wait_until(lambda: _accepts(self.port), "amqtt to listen")
 
     def stop(self) -> None:
         if self._loop is None or self._thread is None:
@@ -165,7 +158,7 @@ class Subscriber:
         self.client.reconnect_delay_set(0.05, 0.2)
         self.client.connect("127.0.0.1", port, keepalive=10)
         self.client.loop_start()
-        wait_for(self._subscribed.is_set, "the subscriber to subscribe")
+        wait_until(self._subscribed.is_set, "the subscriber to subscribe")
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         try:
@@ -267,3 +260,22 @@ class Proxy:
         self.cut()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(TIMEOUT)
+
+
+@contextlib.contextmanager
+def stuck_subscriber(port: int, topic: str = "t/#") -> Iterator[None]:
+    """A QoS 1 subscriber to ``topic`` that never reads its socket once subscribed."""
+    stuck = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="stuck")
+    subscribed: list[int] = []
+    stuck.on_subscribe = lambda *a: subscribed.append(1)
+    stuck.connect("127.0.0.1", port)
+    stuck.subscribe(topic, qos=1)
+    stuck.loop_start()
+    wait_until(lambda: subscribed, "the stuck subscriber to subscribe")
+    stuck.loop_stop()  # from here on it never reads its socket
+    try:
+        yield
+    finally:
+        sock = stuck.socket()
+        if sock is not None:
+            sock.close()

@@ -50,6 +50,11 @@ def config(
     )
 
 
+def gated_config(tmp_path: Path, port: int, channel: str, sink: dict[str, Any] | None = None) -> Path:
+    """A live engine fed by the ``gated`` source: the bars a test puts on ``channel``."""
+    return config(tmp_path, port, engine={"mode": "live"}, source={"type": "gated", "channel": channel}, sink=sink)
+
+
 def sinks(engine: Engine) -> tuple[MemorySink, MqttSink]:
     memory, mqtt = engine.bus.sinks
     assert isinstance(memory, MemorySink) and isinstance(mqtt, MqttSink)

@@ -11,16 +11,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
 import pytest
-from mqtt_brokers import Proxy, Subscriber, wait_for
-from mqtt_engines import Running, config, expected, received, sinks
+from mqtt_brokers import Proxy, Subscriber, stuck_subscriber
+from mqtt_engines import Running, config, expected, gated_config, received, sinks
 from mqtt_gated import bar, channel
 
 from engine_core.config import load_config
 from engine_core.errors import ConfigError
 from engine_core.plugins import get_registry
 from engine_core.runner import build_engine
+from engine_core.testing import wait_until
 
 SYMBOLS = ["AAA", "BBB", "EUR/USD"]
 TOPICS = {s: f"t/e1/{s.replace('/', '%2F')}/events" for s in SYMBOLS}
@@ -69,7 +69,7 @@ def delivered_in_order(subscriber: Subscriber, events: list[Any], bars: bool) ->
     number all of them 1..n."""
     want = want_per_symbol(events, bars)
     total = sum(len(v) for v in want.values())
-    wait_for(lambda: len(subscriber.events()) >= total, f"{total} events")
+    wait_until(lambda: len(subscriber.events()) >= total, f"{total} events")
     got = per_symbol(subscriber)
     for symbol in SYMBOLS:
         assert received(got[symbol]) == want[symbol], symbol
@@ -109,13 +109,7 @@ def test_batch_size_bounds_every_message(tmp_path: Path, broker, subscriber):
 
 def test_a_live_engine_publishes_one_message_per_event_by_default(tmp_path: Path, broker, subscriber):
     name = uuid.uuid4().hex
-    path = config(
-        tmp_path,
-        broker.port,
-        engine={"mode": "live"},
-        source={"type": "gated", "channel": name},
-        sink={"batch": "auto"},
-    )
+    path = gated_config(tmp_path, broker.port, name, {"batch": "auto"})
     for i in range(12):
         for symbol in SYMBOLS:
             channel(name).put(bar(symbol, i))
@@ -125,7 +119,7 @@ def test_a_live_engine_publishes_one_message_per_event_by_default(tmp_path: Path
     run.join()
     assert not mqtt.batched
     want = expected(memory.events, bars=False)
-    wait_for(lambda: len(subscriber.events()) >= len(want), f"{len(want)} events")
+    wait_until(lambda: len(subscriber.events()) >= len(want), f"{len(want)} events")
     assert received(subscriber.events()) == want
     assert batches(subscriber) == {}
     assert subscriber.on("t/e1/AAA/fill") and subscriber.on("t/e1/status")[-1]["batch"] is False
@@ -144,7 +138,7 @@ def test_connections_cut_mid_batch_lose_nothing(tmp_path: Path, broker, proxy, s
 
     def cutter() -> None:
         for at in (30, 120, 240):
-            wait_for(lambda at=at: mqtt.published >= at, f"{at} messages published", 120)
+            wait_until(lambda at=at: mqtt.published >= at, f"{at} messages published", 120)
             proxy.cut()
             cuts.append(len(mqtt._unacked))
             proxy.open()
@@ -160,13 +154,7 @@ def test_connections_cut_mid_batch_lose_nothing(tmp_path: Path, broker, proxy, s
 
 def test_the_broker_killed_mid_run_loses_no_batched_event(tmp_path: Path, broker, proxy, subscriber):
     name = uuid.uuid4().hex
-    path = config(
-        tmp_path,
-        proxy.port,
-        engine={"mode": "live"},
-        source={"type": "gated", "channel": name},
-        sink={"batch": True, "close_timeout": 60},
-    )
+    path = gated_config(tmp_path, proxy.port, name, {"batch": True, "close_timeout": 60})
     run = Running(path)
     memory, mqtt = sinks(run.engine)
 
@@ -180,15 +168,15 @@ def test_the_broker_killed_mid_run_loses_no_batched_event(tmp_path: Path, broker
         return len(workers) == len(SYMBOLS) and all(w.bars_done >= bars for w in workers.values())
 
     feed(0, 40)
-    wait_for(lambda: processed(40), "the first 40 bars")
-    wait_for(lambda: not mqtt._buf and not mqtt._unacked and len(subscriber.events()) == mqtt._seq, "a delivery")
+    wait_until(lambda: processed(40), "the first 40 bars")
+    wait_until(lambda: not mqtt._buf and not mqtt._unacked and len(subscriber.events()) == mqtt._seq, "a delivery")
     broker.kill()  # kill -9 with batches on their way
     proxy.cut()
     feed(40, 80)
-    wait_for(lambda: processed(80), "40 bars with the broker dead")
+    wait_until(lambda: processed(80), "40 bars with the broker dead")
     back = subscriber.resubscribed()
     broker.start()
-    wait_for(back.is_set, "the subscriber to resubscribe")
+    wait_until(back.is_set, "the subscriber to resubscribe")
     proxy.open()
     feed(80, 100)
     channel(name).put(None)
@@ -199,15 +187,7 @@ def test_the_broker_killed_mid_run_loses_no_batched_event(tmp_path: Path, broker
 
 
 def test_a_subscriber_that_never_reads_does_not_hold_a_batched_backtest(tmp_path: Path, broker, subscriber):
-    stuck = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="stuck")
-    subscribed: list[int] = []
-    stuck.on_subscribe = lambda *a: subscribed.append(1)
-    stuck.connect("127.0.0.1", broker.port)
-    stuck.subscribe("t/#", qos=1)
-    stuck.loop_start()
-    wait_for(lambda: subscribed, "the stuck subscriber to subscribe")
-    stuck.loop_stop()  # from here on it never reads its socket
-    try:
+    with stuck_subscriber(broker.port):
         path = config(
             tmp_path,
             broker.port,
@@ -219,10 +199,6 @@ def test_a_subscriber_that_never_reads_does_not_hold_a_batched_backtest(tmp_path
         engine.run()
         delivered_in_order(subscriber, memory.events, bars=True)
         assert mqtt.dropped == 0 and mqtt.lost == 0
-    finally:
-        sock = stuck.socket()
-        if sock is not None:
-            sock.close()
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,13 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
-from mqtt_brokers import Mosquitto, Subscriber, wait_for
-from mqtt_engines import Running, config, sinks
+from mqtt_brokers import Mosquitto, Subscriber
+from mqtt_engines import Running, gated_config, sinks
 from mqtt_gated import bar, channel
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+from engine_core.testing import wait_until
 
 SYMBOLS = ["AAA", "BBB", "EUR/USD"]
 
@@ -32,7 +34,7 @@ class Live:
             for symbol in SYMBOLS:
                 channel(self.name).put(bar(symbol, i))
         self.bars += n
-        wait_for(lambda: all(w.bars_done >= self.bars for w in self.engine.workers.values()), f"{self.bars} bars")
+        wait_until(lambda: all(w.bars_done >= self.bars for w in self.engine.workers.values()), f"{self.bars} bars")
 
     def command(self, name: str, payload: Any, request_id: str | None = None) -> dict[str, Any]:
         """Publish a command; its reply (matched by request_id, or the next reply)."""
@@ -46,7 +48,7 @@ class Live:
                     return r
             return None
 
-        wait_for(lambda: reply() is not None, f"the reply to {name}")
+        wait_until(lambda: reply() is not None, f"the reply to {name}")
         answer = reply()
         assert answer is not None
         return answer
@@ -55,16 +57,10 @@ class Live:
 @pytest.fixture
 def live(tmp_path: Path, broker, subscriber) -> Iterator[Live]:
     name = uuid.uuid4().hex
-    path = config(
-        tmp_path,
-        broker.port,
-        engine={"mode": "live"},
-        source={"type": "gated", "channel": name},
-        sink={"control": True},
-    )
+    path = gated_config(tmp_path, broker.port, name, {"control": True})
     run = Running(path)
-    wait_for(lambda: sinks(run.engine)[1].connects == 1, "the sink to connect")
-    wait_for(lambda: any(s["online"] for s in subscriber.on("t/e1/status")), "the engine online")
+    wait_until(lambda: sinks(run.engine)[1].connects == 1, "the sink to connect")
+    wait_until(lambda: any(s["online"] for s in subscriber.on("t/e1/status")), "the engine online")
     live = Live(run, name, subscriber)
     live.publisher.connect("127.0.0.1", broker.port)
     live.publisher.loop_start()
@@ -84,14 +80,14 @@ def test_pause_flatten_resume_by_mqtt(live: Live):
     assert reply["ok"] is True and reply["schema"] == 1 and reply["engine"] == "e1"
     assert reply["command"] == "pause" and reply["symbol"] == "AAA" and reply["error"] is None
     assert set(reply["results"]) == {"AAA"}
-    wait_for(lambda: live.subscriber.on("t/e1/AAA/status")[-1]["paused"], "AAA's status to show paused")
+    wait_until(lambda: live.subscriber.on("t/e1/AAA/status")[-1]["paused"], "AAA's status to show paused")
 
     reply = live.command("flatten", {"symbol": "AAA", "request_id": "r2"}, "r2")
     assert reply["ok"] is True and "sent" in reply["results"]["AAA"]
     live.feed(8)  # the flatten order fills at the next open; paused, the strategy does not re-enter
     assert a.ledger.qty == 0 and a.paused
     # the fill and the move to watch are two events: a status may go out between them
-    wait_for(
+    wait_until(
         lambda: live.subscriber.on("t/e1/AAA/status")[-1]["state"] == "watch", "AAA's status to show the trade over"
     )
     status = live.subscriber.on("t/e1/AAA/status")[-1]
@@ -147,7 +143,7 @@ def test_a_repeated_request_is_answered_again_not_acted_on_twice(live: Live):
     first = live.command("flatten", {"symbol": "BBB", "request_id": "once"}, "once")
     second = live.command("flatten", {"symbol": "BBB", "request_id": "once"}, "once")
     assert first["ok"] and second["repeated"] is True and second["results"] == first["results"]
-    wait_for(lambda: any(p["reason"] == "flatten" for p in live.subscriber.on("t/e1/BBB/order")), "the flatten")
+    wait_until(lambda: any(p["reason"] == "flatten" for p in live.subscriber.on("t/e1/BBB/order")), "the flatten")
     sent = [p for p in live.subscriber.on("t/e1/BBB/order") if p["reason"] == "flatten" and p["status"] == "submitted"]
     assert len(sent) == 1
 
@@ -156,23 +152,17 @@ def test_stop_ends_the_engine(live: Live):
     reply = live.command("stop", {"request_id": "bye"}, "bye")
     assert reply["ok"] and reply["results"] == {"*": "stopping"}
     live.run.join()
-    wait_for(lambda: live.subscriber.on("t/e1/status")[-1]["online"] is False, "the engine offline")
+    wait_until(lambda: live.subscriber.on("t/e1/status")[-1]["online"] is False, "the engine offline")
 
 
 def test_mqtt5_response_topic_and_correlation_data(tmp_path: Path, broker, subscriber):
     if not isinstance(broker, Mosquitto):
         pytest.skip("amqtt speaks MQTT 3.1.1 only")
     name = uuid.uuid4().hex
-    path = config(
-        tmp_path,
-        broker.port,
-        engine={"mode": "live"},
-        source={"type": "gated", "channel": name},
-        sink={"control": True, "mqtt_version": "5"},
-    )
+    path = gated_config(tmp_path, broker.port, name, {"control": True, "mqtt_version": "5"})
     run = Running(path)
     try:
-        wait_for(lambda: any(s["online"] for s in subscriber.on("t/e1/status")), "the engine online")
+        wait_until(lambda: any(s["online"] for s in subscriber.on("t/e1/status")), "the engine online")
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="v5", protocol=paho.MQTTv5)
         answers: list[Any] = []
         client.on_message = lambda c, u, m: answers.append(m)
@@ -183,7 +173,7 @@ def test_mqtt5_response_topic_and_correlation_data(tmp_path: Path, broker, subsc
         props.ResponseTopic = "my/answers"
         props.CorrelationData = b"\x01corr"
         client.publish("t/e1/control/pause", json.dumps({"symbol": "AAA"}), qos=1, properties=props)
-        wait_for(lambda: answers, "the answer on the response topic")
+        wait_until(lambda: answers, "the answer on the response topic")
         client.disconnect()
         client.loop_stop()
         assert answers[0].properties.CorrelationData == b"\x01corr"

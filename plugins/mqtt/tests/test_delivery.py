@@ -7,11 +7,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from mqtt_brokers import Proxy, wait_for
-from mqtt_engines import Running, config, expected, received, sinks
+from mqtt_brokers import Proxy
+from mqtt_engines import Running, config, expected, gated_config, received, sinks
 from mqtt_gated import bar, channel
 
 from engine_core.runner import build_engine
+from engine_core.testing import wait_until
 
 SYMBOLS = ["AAA", "BBB", "EUR/USD"]
 
@@ -41,29 +42,23 @@ def caught_up(mqtt, subscriber) -> bool:
 
 def test_the_broker_killed_and_restarted_mid_run_loses_nothing(tmp_path: Path, broker, proxy, subscriber):
     name = uuid.uuid4().hex
-    path = config(
-        tmp_path,
-        proxy.port,
-        engine={"mode": "live"},
-        source={"type": "gated", "channel": name},
-        sink={"qos": 1, "close_timeout": 60},
-    )
+    path = gated_config(tmp_path, proxy.port, name, {"qos": 1, "close_timeout": 60})
     run = Running(path)
     memory, mqtt = sinks(run.engine)
     feed(name, 0, 40)
-    wait_for(lambda: processed(run.engine, 40), "the first 40 bars")
-    wait_for(lambda: caught_up(mqtt, subscriber), "the subscriber to catch up")
+    wait_until(lambda: processed(run.engine, 40), "the first 40 bars")
+    wait_until(lambda: caught_up(mqtt, subscriber), "the subscriber to catch up")
     before = mqtt._seq
 
     broker.kill()  # kill -9 in the middle of a live run (amqtt, in this process: shut down)
     proxy.cut()  # and hold the engine off until the subscriber is back
     feed(name, 40, 80)
-    wait_for(lambda: processed(run.engine, 80), "40 bars with the broker dead")
+    wait_until(lambda: processed(run.engine, 80), "40 bars with the broker dead")
     # events wait in the sink's queue (the bus hands them over on its own thread)
-    wait_for(lambda: len(mqtt._buf) > 0, "events to wait in the sink's queue")
+    wait_until(lambda: len(mqtt._buf) > 0, "events to wait in the sink's queue")
     back = subscriber.resubscribed()
     broker.start()
-    wait_for(back.is_set, "the subscriber to resubscribe")
+    wait_until(back.is_set, "the subscriber to resubscribe")
     proxy.open()
     feed(name, 80, 100)
     channel(name).put(None)
@@ -71,7 +66,7 @@ def test_the_broker_killed_and_restarted_mid_run_loses_nothing(tmp_path: Path, b
 
     want = expected(memory.events, bars=False)
     assert mqtt._seq > before
-    wait_for(lambda: len(subscriber.events()) >= len(want), f"{len(want)} events")
+    wait_until(lambda: len(subscriber.events()) >= len(want), f"{len(want)} events")
     got = subscriber.events()
     assert [p["seq"] for p in got] == list(range(1, len(want) + 1))
     assert received(got) == want
@@ -93,7 +88,7 @@ def test_connections_cut_with_messages_in_flight_lose_nothing(tmp_path: Path, br
 
     def cutter() -> None:
         for at in (300, 1200, 2400):
-            wait_for(lambda at=at: mqtt.published >= at, f"{at} messages published", 120)
+            wait_until(lambda at=at: mqtt.published >= at, f"{at} messages published", 120)
             proxy.cut()
             cuts.append(len(mqtt._unacked))
             proxy.open()
@@ -103,7 +98,7 @@ def test_connections_cut_with_messages_in_flight_lose_nothing(tmp_path: Path, br
     engine.run()
     thread.join(60)
     want = expected(memory.events, bars=True)
-    wait_for(lambda: len(subscriber.events()) >= len(want), f"{len(want)} events")
+    wait_until(lambda: len(subscriber.events()) >= len(want), f"{len(want)} events")
     got = subscriber.events()
     assert [p["seq"] for p in got] == list(range(1, len(want) + 1))
     assert received(got) == want
@@ -113,20 +108,14 @@ def test_connections_cut_with_messages_in_flight_lose_nothing(tmp_path: Path, br
 
 def test_a_hung_broker_holds_a_stopping_engine_no_longer_than_close_timeout(tmp_path: Path, broker, proxy):
     name = uuid.uuid4().hex
-    path = config(
-        tmp_path,
-        proxy.port,
-        engine={"mode": "live"},
-        source={"type": "gated", "channel": name},
-        sink={"close_timeout": 1, "keepalive": 3600},
-    )
+    path = gated_config(tmp_path, proxy.port, name, {"close_timeout": 1, "keepalive": 3600})
     run = Running(path)
     _, mqtt = sinks(run.engine)
     feed(name, 0, 10)
-    wait_for(lambda: processed(run.engine, 10) and mqtt.published > 0 and not mqtt._unacked, "a first delivery")
+    wait_until(lambda: processed(run.engine, 10) and mqtt.published > 0 and not mqtt._unacked, "a first delivery")
     proxy.hold()  # connected, but nothing passes any more: no acknowledgement comes
     feed(name, 10, 30)
-    wait_for(lambda: processed(run.engine, 30), "20 more bars")
+    wait_until(lambda: processed(run.engine, 30), "20 more bars")
     channel(name).put(None)
     # without close_timeout the sink would wait for the keepalive to notice: an hour
     run.join(60)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from engine_plugin_mqtt import wire
-from mqtt_brokers import wait_for
 from mqtt_engines import config, expected, received, sinks
 
 from engine_core.model import ConnectionEvent, LogEvent
 from engine_core.runner import build_engine
+from engine_core.testing import wait_until
 
 LOGGING = """
 class S:
@@ -40,7 +40,7 @@ def test_a_strategys_log_lines_are_published_in_order(tmp_path: Path, broker, su
     logs = [e for e in memory.events if isinstance(e, LogEvent)]
     assert logs  # the strategy logged
     want = expected(memory.events, bars=False)
-    wait_for(lambda: len(subscriber.events()) >= len(want), f"{len(want)} events")
+    wait_until(lambda: len(subscriber.events()) >= len(want), f"{len(want)} events")
     got = subscriber.events()
     if batch:  # batches keep each symbol's order; the seqs give the engine's
         got = sorted(got, key=lambda p: p["seq"])

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mqtt_brokers import wait_for
-
 from engine_core.runner import build_engine
-from engine_core.testing import write_config
+from engine_core.testing import wait_until, write_config
 
 SYMBOLS = [f"S{i:02d}" for i in range(12)]
 
@@ -32,7 +30,7 @@ def test_two_shards_on_one_broker_cover_every_symbol_once(tmp_path: Path, broker
     for k in (1, 2):
         build_engine(path, shard=f"{k}/2").run()
     topics = ("f/fleet-1of2/status", "f/fleet-2of2/status")
-    wait_for(lambda: all(subscriber.on(t) and subscriber.on(t)[-1]["online"] is False for t in topics), "both")
+    wait_until(lambda: all(subscriber.on(t) and subscriber.on(t)[-1]["online"] is False for t in topics), "both")
     held = [subscriber.on(t)[-1]["symbols"] for t in topics]
     assert [subscriber.on(t)[-1]["shard"] for t in topics] == ["1/2", "2/2"]
     assert sorted(held[0] + held[1]) == SYMBOLS and held[0] and held[1]

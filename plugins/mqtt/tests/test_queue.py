@@ -7,12 +7,13 @@ import logging
 import uuid
 from pathlib import Path
 
-from mqtt_brokers import free_port, wait_for
-from mqtt_engines import Running, config, expected, received, sinks
+from mqtt_brokers import free_port
+from mqtt_engines import Running, config, expected, gated_config, received, sinks
 from mqtt_gated import bar, channel
 
 from engine_core.report import summarize
 from engine_core.runner import build_engine
+from engine_core.testing import wait_until
 
 
 def test_drop_oldest_counts_what_it_dropped_and_what_was_never_delivered(tmp_path: Path, caplog):
@@ -37,25 +38,19 @@ def test_block_makes_workers_wait_for_the_broker_and_loses_nothing(tmp_path: Pat
     memory, mqtt = sinks(engine)
     engine.run()
     want = expected(memory.events, bars=False)
-    wait_for(lambda: len(subscriber.events()) >= len(want), f"{len(want)} events")
+    wait_until(lambda: len(subscriber.events()) >= len(want), f"{len(want)} events")
     assert received(subscriber.events()) == want
     assert mqtt.blocked > 0 and mqtt.dropped == 0
 
 
 def test_a_blocked_engine_still_stops(tmp_path: Path):
     name = uuid.uuid4().hex
-    path = config(
-        tmp_path,
-        free_port(),
-        engine={"mode": "live"},
-        source={"type": "gated", "channel": name},
-        sink={"queue": 3, "on_full": "block", "close_timeout": 0.2},
-    )
+    path = gated_config(tmp_path, free_port(), name, {"queue": 3, "on_full": "block", "close_timeout": 0.2})
     run = Running(path)
     memory, mqtt = sinks(run.engine)
     for i in range(20):
         channel(name).put(bar("AAA", i))
-    wait_for(lambda: mqtt.blocked > 0, "a worker to wait on the full queue")
+    wait_until(lambda: mqtt.blocked > 0, "a worker to wait on the full queue")
     run.engine.stop_event.set()  # Ctrl-C
     result = run.join()
     assert mqtt.blocked > 0 and mqtt.dropped >= 1  # it gave way to the stop

@@ -13,14 +13,14 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-import paho.mqtt.client as paho
-from mqtt_brokers import Subscriber, wait_for
+from mqtt_brokers import Subscriber, stuck_subscriber
 from mqtt_engines import Running, config, expected, received, sinks
 from mqtt_gated import bar, channel
 
 from engine_core.model import FillEvent
 from engine_core.report import summarize
 from engine_core.runner import build_engine
+from engine_core.testing import wait_until
 
 
 def test_a_subscriber_receives_every_event_complete_and_in_order(tmp_path: Path, broker, subscriber):
@@ -29,7 +29,7 @@ def test_a_subscriber_receives_every_event_complete_and_in_order(tmp_path: Path,
     result = engine.run()
     want = expected(memory.events, bars=True)
     assert len(want) > 600 and any(name == "fill" for _, name, _ in want)
-    wait_for(lambda: len(subscriber.events()) >= len(want), f"{len(want)} events")
+    wait_until(lambda: len(subscriber.events()) >= len(want), f"{len(want)} events")
     got = subscriber.events()
     assert [p["seq"] for p in got] == list(range(1, len(want) + 1))
     assert received(got) == want
@@ -56,7 +56,7 @@ def test_statuses_are_retained_for_a_late_subscriber(tmp_path: Path, broker):
     result = engine.run()
     late = Subscriber(broker.port, "t/#", client_id="late")
     try:
-        wait_for(lambda: len(late.snapshot()) >= 4, "the retained statuses")
+        wait_until(lambda: len(late.snapshot()) >= 4, "the retained statuses")
         retained = {t: p for t, p, r in late.snapshot() if r}
     finally:
         late.close()
@@ -84,11 +84,11 @@ def test_the_last_will_marks_a_killed_engine_offline(tmp_path: Path, broker, sub
     env = {k: v for k, v in os.environ.items() if k != "ENGINE_DISABLE_PLUGIN_AUTOLOAD"}
     proc = subprocess.Popen([sys.executable, "-m", "engine_core", "run", "-c", str(path)], env=env)
     try:
-        wait_for(lambda: any(s["online"] for s in subscriber.on("t/e1/status")), "the engine to come online")
-        wait_for(lambda: subscriber.on("t/e1/AAA/fill"), "a fill")
+        wait_until(lambda: any(s["online"] for s in subscriber.on("t/e1/status")), "the engine to come online")
+        wait_until(lambda: subscriber.on("t/e1/AAA/fill"), "a fill")
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
-        wait_for(lambda: subscriber.on("t/e1/status")[-1]["online"] is False, "the last will")
+        wait_until(lambda: subscriber.on("t/e1/status")[-1]["online"] is False, "the last will")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -97,15 +97,7 @@ def test_the_last_will_marks_a_killed_engine_offline(tmp_path: Path, broker, sub
 
 
 def test_a_subscriber_that_never_reads_does_not_hold_the_engine(tmp_path: Path, broker, subscriber):
-    stuck = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="stuck")
-    subscribed = []
-    stuck.on_subscribe = lambda *a: subscribed.append(1)
-    stuck.connect("127.0.0.1", broker.port)
-    stuck.subscribe("t/#", qos=1)
-    stuck.loop_start()
-    wait_for(lambda: subscribed, "the stuck subscriber to subscribe")
-    stuck.loop_stop()  # from here on it never reads its socket
-    try:
+    with stuck_subscriber(broker.port):
         path = config(
             tmp_path, broker.port, sink={"bars": True, "close_timeout": 120}, source={"type": "simulated", "bars": 500}
         )
@@ -113,13 +105,9 @@ def test_a_subscriber_that_never_reads_does_not_hold_the_engine(tmp_path: Path, 
         memory, mqtt = sinks(engine)
         engine.run()
         want = expected(memory.events, bars=True)
-        wait_for(lambda: len(subscriber.events()) >= len(want), f"{len(want)} events at the healthy subscriber")
+        wait_until(lambda: len(subscriber.events()) >= len(want), f"{len(want)} events at the healthy subscriber")
         assert received(subscriber.events()) == want
         assert mqtt.dropped == 0 and mqtt.lost == 0
-    finally:
-        sock = stuck.socket()
-        if sock is not None:
-            sock.close()
 
 
 def test_stats_are_json(tmp_path: Path, broker):
@@ -153,7 +141,7 @@ def test_a_restarted_live_engine_publishes_the_state_its_journal_restored(tmp_pa
     try:
         second = Running(path)
         second.join()
-        wait_for(live, "AAA's status from the second run")
+        wait_until(live, "AAA's status from the second run")
         status = live()[-1]
     finally:
         late.close()

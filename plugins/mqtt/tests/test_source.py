@@ -8,11 +8,10 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
-from mqtt_brokers import wait_for
 from mqtt_engines import Running
 
 from engine_core.model import NS_PER_SECOND
-from engine_core.testing import write_config
+from engine_core.testing import wait_until, write_config
 
 T0 = 1_700_000_040  # seconds, a multiple of 60
 
@@ -47,7 +46,7 @@ def engine_run(tmp_path: Path, broker):
         },
     )
     run = Running(path)
-    wait_for(lambda: getattr(run.engine.source, "subscribed", False), "the source to subscribe")
+    wait_until(lambda: getattr(run.engine.source, "subscribed", False), "the source to subscribe")
     yield run
     run.engine.stop_event.set()
     run.join()
@@ -80,9 +79,9 @@ def test_bars_and_trades_from_topics_feed_the_engine(engine_run, broker, caplog)
     pub.disconnect()
     pub.loop_stop()
     source = engine_run.engine.source
-    wait_for(lambda: source.counts["messages"] == len(messages), "every message")
+    wait_until(lambda: source.counts["messages"] == len(messages), "every message")
     workers = engine_run.engine.workers
-    wait_for(
+    wait_until(
         lambda: (workers["AAA"].bars_done, workers["BBB"].bars_done, workers["CCC"].bars_done) == (2, 1, 1), "bars"
     )
     engine_run.engine.stop_event.set()
