@@ -5,10 +5,10 @@ the venue, and a restart with the position reconciled."""
 from __future__ import annotations
 
 import textwrap
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from engine_plugin_alpaca import plugin as alpaca_plugin
@@ -16,7 +16,7 @@ from engine_plugin_alpaca.fake import KEY_ID, MINUTE, SECRET, minute_bars
 from engine_plugin_alpaca.wire import parse_time
 
 from engine_core.runner import build_engine
-from engine_core.testing import builtin_registry, wait_until, write_config
+from engine_core.testing import EngineThread, builtin_registry, wait_until, write_config
 
 OPEN = parse_time("2024-01-02T14:30:00Z")
 NEXT_OPEN = parse_time("2024-01-03T14:30:00Z")
@@ -56,34 +56,14 @@ def config(tmp_path: Path, server, **params) -> Path:
     )
 
 
-class Running:
+class Running(EngineThread):
     """An engine run on a thread, stopped on demand."""
 
     def __init__(self, path: Path) -> None:
-        self.engine = build_engine(path, builtin_registry(("alpaca", alpaca_plugin)))
-        self.result = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(build_engine(path, builtin_registry(("alpaca", alpaca_plugin))))
 
-    def _run(self) -> None:
-        try:
-            self.result = self.engine.run()
-        except BaseException as err:  # reported by stop()
-            self.error = err
-
-    def stop(self):
-        self.engine.stop_event.set()
-        self.thread.join(20)
-        if self.thread.is_alive():
-            import faulthandler
-            import sys
-
-            faulthandler.dump_traceback(sys.stderr)
-        assert not self.thread.is_alive(), "the engine did not stop"
-        if self.error is not None:
-            raise self.error
-        return self.result
+    def stop(self, timeout: float = 20) -> Any:
+        return super().stop(timeout)
 
 
 @pytest.fixture

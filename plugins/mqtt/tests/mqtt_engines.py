@@ -11,7 +11,7 @@ from engine_plugin_mqtt.sink import MqttSink
 
 from engine_core.events import Event
 from engine_core.runner import Engine, build_engine
-from engine_core.testing import MemorySink, write_config
+from engine_core.testing import EngineThread, MemorySink, wait_until, write_config
 
 # Trades often: in at every 4th bar, out two bars later.
 BUSY = """
@@ -75,25 +75,26 @@ def received(payloads: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [(p["symbol"], p["event"], p["ts"]) for p in payloads]
 
 
-class Running:
-    """An engine run on a thread."""
+class Running(EngineThread):
+    """An engine built from ``path`` run on a thread."""
 
     def __init__(self, path: Path, **kwargs: Any) -> None:
-        self.engine = build_engine(path, **kwargs)
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(build_engine(path, **kwargs))
 
-    def _run(self) -> None:
-        try:
-            self.result = self.engine.run()
-        except BaseException as err:  # noqa: BLE001 - handed to the test
-            self.error = err
 
-    def join(self, timeout: float = 60) -> Any:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the engine did not finish"
-        if self.error is not None:
-            raise self.error
-        return self.result
+def cut_when_published(proxy: Any, mqtt: MqttSink, counts: tuple[int, ...]) -> tuple[threading.Thread, list[int]]:
+    """On a thread: cut the connection (then let it back) each time the sink
+    has published ``counts[k]`` messages; the list gets how many were
+    unacknowledged at each cut."""
+    cuts: list[int] = []
+
+    def cutter() -> None:
+        for at in counts:
+            wait_until(lambda at=at: mqtt.published >= at, f"{at} messages published", 120)
+            proxy.cut()
+            cuts.append(len(mqtt._unacked))
+            proxy.open()
+
+    thread = threading.Thread(target=cutter, daemon=True)
+    thread.start()
+    return thread, cuts

@@ -5,7 +5,6 @@ one message per event stays the default live."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 from mqtt_brokers import Proxy, Subscriber, stuck_subscriber
-from mqtt_engines import Running, config, expected, gated_config, received, sinks
+from mqtt_engines import Running, config, cut_when_published, expected, gated_config, received, sinks
 from mqtt_gated import bar, channel
 
 from engine_core.config import load_config
@@ -134,17 +133,7 @@ def test_connections_cut_mid_batch_lose_nothing(tmp_path: Path, broker, proxy, s
     )
     engine = build_engine(path)
     memory, mqtt = sinks(engine)
-    cuts: list[int] = []
-
-    def cutter() -> None:
-        for at in (30, 120, 240):
-            wait_until(lambda at=at: mqtt.published >= at, f"{at} messages published", 120)
-            proxy.cut()
-            cuts.append(len(mqtt._unacked))
-            proxy.open()
-
-    thread = threading.Thread(target=cutter, daemon=True)
-    thread.start()
+    thread, cuts = cut_when_published(proxy, mqtt, (30, 120, 240))
     engine.run()
     thread.join(60)
     delivered_in_order(subscriber, memory.events, bars=True)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from pathlib import Path
 
 import pytest
 from mqtt_brokers import Proxy
-from mqtt_engines import Running, config, expected, gated_config, received, sinks
+from mqtt_engines import Running, config, cut_when_published, expected, gated_config, received, sinks
 from mqtt_gated import bar, channel
 
 from engine_core.runner import build_engine
@@ -84,17 +83,7 @@ def test_connections_cut_with_messages_in_flight_lose_nothing(tmp_path: Path, br
     )
     engine = build_engine(path)
     memory, mqtt = sinks(engine)
-    cuts: list[int] = []
-
-    def cutter() -> None:
-        for at in (300, 1200, 2400):
-            wait_until(lambda at=at: mqtt.published >= at, f"{at} messages published", 120)
-            proxy.cut()
-            cuts.append(len(mqtt._unacked))
-            proxy.open()
-
-    thread = threading.Thread(target=cutter, daemon=True)
-    thread.start()
+    thread, cuts = cut_when_published(proxy, mqtt, (300, 1200, 2400))
     engine.run()
     thread.join(60)
     want = expected(memory.events, bars=True)
