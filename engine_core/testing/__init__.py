@@ -11,6 +11,7 @@
 * :func:`wait_until`, :func:`wait_until_async` - poll a condition with a
   generous timeout, failing with what was awaited;
 * :class:`UpdateLog` - a broker's ``on_update`` callback keeping every update;
+* :class:`EngineThread` - a live engine on a thread, driven by the test;
 * :func:`start_engine`, :func:`engine_env`, :func:`exited`,
   :func:`journal_value` - an ``engine`` command in a child process, as a
   user runs it, and its journal read while it runs;
@@ -40,6 +41,7 @@ from engine_core.model import NS_PER_SECOND, Bar, BarChunk, Order
 from engine_core.plugins import Registry, build_registry
 from engine_core.sources import DataSource, PluginConfig
 from engine_core.testing.processes import engine_env, exited, journal_value, start_engine
+from engine_core.testing.running import EngineThread
 from engine_core.testing.scripted import ScriptedBroker, Venue, venue
 from engine_core.testing.updates import UpdateLog
 from engine_core.testing.waiting import wait_until, wait_until_async
@@ -177,6 +179,7 @@ def write_config(path: Path, sections: dict[str, Any]) -> Path:
 
 
 __all__ = [
+    "EngineThread",
     "MemorySink",
     "RecordingBroker",
     "ReplaySource",

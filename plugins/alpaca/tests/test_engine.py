@@ -5,7 +5,6 @@ the venue, and a restart with the position reconciled."""
 from __future__ import annotations
 
 import textwrap
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +15,7 @@ from engine_plugin_alpaca.fake import KEY_ID, MINUTE, SECRET, minute_bars
 from engine_plugin_alpaca.wire import parse_time
 
 from engine_core.runner import build_engine
-from engine_core.testing import builtin_registry, wait_until, write_config
+from engine_core.testing import EngineThread, builtin_registry, wait_until, write_config
 
 OPEN = parse_time("2024-01-02T14:30:00Z")
 NEXT_OPEN = parse_time("2024-01-03T14:30:00Z")
@@ -56,34 +55,8 @@ def config(tmp_path: Path, server, **params) -> Path:
     )
 
 
-class Running:
-    """An engine run on a thread, stopped on demand."""
-
-    def __init__(self, path: Path) -> None:
-        self.engine = build_engine(path, builtin_registry(("alpaca", alpaca_plugin)))
-        self.result = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.result = self.engine.run()
-        except BaseException as err:  # reported by stop()
-            self.error = err
-
-    def stop(self):
-        self.engine.stop_event.set()
-        self.thread.join(20)
-        if self.thread.is_alive():
-            import faulthandler
-            import sys
-
-            faulthandler.dump_traceback(sys.stderr)
-        assert not self.thread.is_alive(), "the engine did not stop"
-        if self.error is not None:
-            raise self.error
-        return self.result
+def running(path: Path) -> EngineThread:
+    return EngineThread(build_engine(path, builtin_registry(("alpaca", alpaca_plugin)))).start()
 
 
 @pytest.fixture
@@ -94,7 +67,7 @@ def market(server):
 
 
 def test_bars_into_a_running_engine_trade_at_the_venue(tmp_path, market):
-    run = Running(config(tmp_path, market))
+    run = running(config(tmp_path, market))
     try:
         wait_until(lambda: market.subscribed("AAPL"))
         market.push_bars(minute_bars("AAPL", OPEN + 30 * MINUTE, 3))
@@ -111,7 +84,7 @@ def test_bars_into_a_running_engine_trade_at_the_venue(tmp_path, market):
 
 def test_restart_reconciles_the_position_and_exits_once(tmp_path, market):
     path = config(tmp_path, market)
-    first = Running(path)
+    first = running(path)
     try:
         wait_until(lambda: market.subscribed("AAPL"))
         market.push_bars(minute_bars("AAPL", OPEN + 30 * MINUTE, 2))
@@ -120,7 +93,7 @@ def test_restart_reconciles_the_position_and_exits_once(tmp_path, market):
         first.stop()
     # restart, now told to exit: the journal and the venue agree on 2 shares
     path.write_text(path.read_text().replace("[strategy.params]", "[strategy.params]\nexit = true"))
-    again = Running(path)
+    again = running(path)
     try:
         wait_until(lambda: market.subscribed("AAPL"))
         market.push_bars(minute_bars("AAPL", OPEN + 32 * MINUTE, 2, price=100.5))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ from engine_plugin_mqtt.sink import MqttSink
 
 from engine_core.events import Event
 from engine_core.runner import Engine, build_engine
-from engine_core.testing import MemorySink, write_config
+from engine_core.testing import EngineThread, MemorySink, write_config
 
 # Trades often: in at every 4th bar, out two bars later.
 BUSY = """
@@ -69,25 +68,9 @@ def received(payloads: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [(p["symbol"], p["event"], p["ts"]) for p in payloads]
 
 
-class Running:
-    """An engine run on a thread."""
+class Running(EngineThread):
+    """An engine run on a thread, started at once."""
 
     def __init__(self, path: Path, **kwargs: Any) -> None:
-        self.engine = build_engine(path, **kwargs)
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.result = self.engine.run()
-        except BaseException as err:  # noqa: BLE001 - handed to the test
-            self.error = err
-
-    def join(self, timeout: float = 60) -> Any:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the engine did not finish"
-        if self.error is not None:
-            raise self.error
-        return self.result
+        super().__init__(build_engine(path, **kwargs))
+        self.start()
