@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,16 @@ def config(
             ],
         },
     )
+
+
+def gated_config(
+    tmp_path: Path, port: int, *, engine: dict[str, Any] | None = None, sink: dict[str, Any] | None = None
+) -> tuple[Path, str]:
+    """A live config fed through a fresh gated channel: (its path, the channel's
+    name for ``channel(name).put(bar)``)."""
+    name = uuid.uuid4().hex
+    source = {"type": "gated", "channel": name}
+    return config(tmp_path, port, engine={"mode": "live", **(engine or {})}, source=source, sink=sink), name
 
 
 def sinks(engine: Engine) -> tuple[MemorySink, MqttSink]:

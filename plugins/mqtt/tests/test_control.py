@@ -4,7 +4,6 @@ malformed ones are answered with an error and never acted on."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 from mqtt_brokers import Mosquitto, Subscriber, wait_for
-from mqtt_engines import Running, config, sinks
+from mqtt_engines import Running, gated_config, sinks
 from mqtt_gated import bar, channel
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -54,14 +53,7 @@ class Live:
 
 @pytest.fixture
 def live(tmp_path: Path, broker, subscriber) -> Iterator[Live]:
-    name = uuid.uuid4().hex
-    path = config(
-        tmp_path,
-        broker.port,
-        engine={"mode": "live"},
-        source={"type": "gated", "channel": name},
-        sink={"control": True},
-    )
+    path, name = gated_config(tmp_path, broker.port, sink={"control": True})
     run = Running(path)
     wait_for(lambda: sinks(run.engine)[1].connects == 1, "the sink to connect")
     wait_for(lambda: any(s["online"] for s in subscriber.on("t/e1/status")), "the engine online")
@@ -162,14 +154,7 @@ def test_stop_ends_the_engine(live: Live):
 def test_mqtt5_response_topic_and_correlation_data(tmp_path: Path, broker, subscriber):
     if not isinstance(broker, Mosquitto):
         pytest.skip("amqtt speaks MQTT 3.1.1 only")
-    name = uuid.uuid4().hex
-    path = config(
-        tmp_path,
-        broker.port,
-        engine={"mode": "live"},
-        source={"type": "gated", "channel": name},
-        sink={"control": True, "mqtt_version": "5"},
-    )
+    path, name = gated_config(tmp_path, broker.port, sink={"control": True, "mqtt_version": "5"})
     run = Running(path)
     try:
         wait_for(lambda: any(s["online"] for s in subscriber.on("t/e1/status")), "the engine online")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
 from mqtt_brokers import Proxy, wait_for
-from mqtt_engines import Running, config, expected, received, sinks
+from mqtt_engines import Running, config, expected, gated_config, received, sinks
 from mqtt_gated import bar, channel
 
 from engine_core.runner import build_engine
@@ -40,14 +39,7 @@ def caught_up(mqtt, subscriber) -> bool:
 
 
 def test_the_broker_killed_and_restarted_mid_run_loses_nothing(tmp_path: Path, broker, proxy, subscriber):
-    name = uuid.uuid4().hex
-    path = config(
-        tmp_path,
-        proxy.port,
-        engine={"mode": "live"},
-        source={"type": "gated", "channel": name},
-        sink={"qos": 1, "close_timeout": 60},
-    )
+    path, name = gated_config(tmp_path, proxy.port, sink={"qos": 1, "close_timeout": 60})
     run = Running(path)
     memory, mqtt = sinks(run.engine)
     feed(name, 0, 40)
@@ -111,14 +103,7 @@ def test_connections_cut_with_messages_in_flight_lose_nothing(tmp_path: Path, br
 
 
 def test_a_hung_broker_holds_a_stopping_engine_no_longer_than_close_timeout(tmp_path: Path, broker, proxy):
-    name = uuid.uuid4().hex
-    path = config(
-        tmp_path,
-        proxy.port,
-        engine={"mode": "live"},
-        source={"type": "gated", "channel": name},
-        sink={"close_timeout": 1, "keepalive": 3600},
-    )
+    path, name = gated_config(tmp_path, proxy.port, sink={"close_timeout": 1, "keepalive": 3600})
     run = Running(path)
     _, mqtt = sinks(run.engine)
     feed(name, 0, 10)

@@ -4,11 +4,10 @@ oldest or makes the worker wait; either way it is counted and reported."""
 from __future__ import annotations
 
 import logging
-import uuid
 from pathlib import Path
 
 from mqtt_brokers import free_port, wait_for
-from mqtt_engines import Running, config, expected, received, sinks
+from mqtt_engines import Running, config, expected, gated_config, received, sinks
 from mqtt_gated import bar, channel
 
 from engine_core.report import summarize
@@ -43,14 +42,7 @@ def test_block_makes_workers_wait_for_the_broker_and_loses_nothing(tmp_path: Pat
 
 
 def test_a_blocked_engine_still_stops(tmp_path: Path):
-    name = uuid.uuid4().hex
-    path = config(
-        tmp_path,
-        free_port(),
-        engine={"mode": "live"},
-        source={"type": "gated", "channel": name},
-        sink={"queue": 3, "on_full": "block", "close_timeout": 0.2},
-    )
+    path, name = gated_config(tmp_path, free_port(), sink={"queue": 3, "on_full": "block", "close_timeout": 0.2})
     run = Running(path)
     memory, mqtt = sinks(run.engine)
     for i in range(20):
