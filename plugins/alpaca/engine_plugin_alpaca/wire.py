@@ -537,6 +537,8 @@ def positions(body: Any) -> dict[str, Decimal]:
 
 
 class Asset(NamedTuple):
+    """An asset's flags, each named as Alpaca's JSON names it (``asset`` reads them by name)."""
+
     symbol: str
     tradable: bool
     shortable: bool
@@ -546,13 +548,7 @@ class Asset(NamedTuple):
 
 def asset(body: Any) -> Asset:
     body = _object(body, "asset")
-    return Asset(
-        _str(body, "symbol", "asset"),
-        bool(body.get("tradable")),
-        bool(body.get("shortable")),
-        bool(body.get("easy_to_borrow")),
-        bool(body.get("fractionable")),
-    )
+    return Asset(_str(body, "symbol", "asset"), *(bool(body.get(flag)) for flag in Asset._fields[1:]))
 
 
 # ------------------------------------------------------ trade_updates
