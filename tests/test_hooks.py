@@ -71,7 +71,8 @@ class ConnectedReplay(testing.ReplaySource):
 
 
 class Observer:
-    """Implements every observation hook, keeping what each was given."""
+    """Implements every observation hook, keeping what each was given: one
+    method per spec, alike on purpose (pluggy matches them by name and arguments)."""
 
     def __init__(self) -> None:
         self.calls: dict[str, list[Any]] = {}

@@ -26,6 +26,17 @@ def make_dist(site: Path, dist: str, version: str, entry_points: dict[str, str],
         (site / f"{name}.py").write_text(textwrap.dedent(source))
 
 
+def make_broken_dist(site: Path) -> None:
+    """engine-plugin-broken: its entry point fails to import."""
+    make_dist(
+        site,
+        "engine-plugin-broken",
+        "0.1",
+        {"broken": "fake_broken"},
+        {"fake_broken": "import module_that_does_not_exist\n"},
+    )
+
+
 GOOD = """
 from engine_core.hookspecs import hookimpl
 from engine_core.sources import DataSource
@@ -62,13 +73,7 @@ def test_loads_plugin_from_entry_point_with_distribution(site):
 
 def test_broken_plugin_is_reported_not_fatal(site):
     make_dist(site, "engine-plugin-fake", "1.0", {"fake": "fake_good"}, {"fake_good": GOOD})
-    make_dist(
-        site,
-        "engine-plugin-broken",
-        "0.1",
-        {"broken": "fake_broken"},
-        {"fake_broken": "import module_that_does_not_exist\n"},
-    )
+    make_broken_dist(site)
     reg = build_registry(autoload=True)
     broken = next(p for p in reg.plugins if p.name == "broken")
     assert broken.status == "failed"
@@ -187,13 +192,7 @@ def test_builtins_come_from_the_core_entry_points():
 
 def test_list_plugins_json(site):
     make_dist(site, "engine-plugin-fake", "1.2.3", {"fake": "fake_good"}, {"fake_good": GOOD})
-    make_dist(
-        site,
-        "engine-plugin-broken",
-        "0.1",
-        {"broken": "fake_broken"},
-        {"fake_broken": "import module_that_does_not_exist\n"},
-    )
+    make_broken_dist(site)
     set_registry(build_registry(autoload=True))
     result = CliRunner().invoke(main, ["list-plugins", "--json"])
     assert result.exit_code == 0, result.output

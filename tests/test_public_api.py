@@ -119,3 +119,9 @@ def test_import_engine_core_loads_no_heavy_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_plugin_guide_lists_every_public_name():
+    guide = (ROOT / "PLUGINS.md").read_text(encoding="utf-8")
+    missing = [name for name in engine_core.__all__ if f"`{name}`" not in guide]
+    assert not missing, f"PLUGINS.md does not name: {', '.join(missing)}"

@@ -16,7 +16,7 @@
 * :func:`wait_until`, :func:`wait_until_async` - poll a condition with a
   generous timeout, failing with what was awaited;
 * :class:`UpdateLog` - a broker's ``on_update`` callback keeping every update;
-* :class:`EngineThread` - an engine's ``run()`` on a thread, joined or stopped by the test;
+* :class:`EngineThread` - a live engine on a thread, driven by the test;
 * :func:`run_engine`, :func:`start_engine`, :func:`engine_env`,
   :func:`exited`, :func:`journal_value` - an ``engine`` command in a child
   process, as a user runs it (installed plugins loaded), and its journal
@@ -48,8 +48,8 @@ from engine_core.model import NS_PER_SECOND, Bar, BarChunk, Order
 from engine_core.plugins import Registry, build_registry
 from engine_core.sources import DataSource, PluginConfig
 from engine_core.testing.processes import engine_env, exited, journal_value, run_engine, start_engine
+from engine_core.testing.running import EngineThread
 from engine_core.testing.scripted import ScriptedBroker, Venue, venue
-from engine_core.testing.threads import EngineThread
 from engine_core.testing.updates import UpdateLog
 from engine_core.testing.waiting import wait_until, wait_until_async
 
@@ -250,6 +250,7 @@ def write_config(path: Path, sections: dict[str, Any]) -> Path:
 
 
 __all__ = [
+    "EngineThread",
     "InlinePlugin",
     "MemorySink",
     "RecordingBroker",

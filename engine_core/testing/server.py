@@ -21,11 +21,12 @@ module from the plugin's own tests or fakes.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
+
+from engine_core.live.loop import LoopThread
 
 _S = TypeVar("_S", bound="BackgroundServer")
 
@@ -38,8 +39,7 @@ class BackgroundServer:
 
     def __init__(self) -> None:
         self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._io = LoopThread(self.thread_name)
         self._runner: web.AppRunner | None = None
 
     @property
@@ -59,26 +59,18 @@ class BackgroundServer:
 
     def start(self: _S) -> _S:
         """Serve; returns once the port is bound (errors binding it are raised here)."""
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(target=loop.run_forever, name=self.thread_name, daemon=True)
-        self._thread.start()
+        self._io.start()
         self.call(self._serve)
         return self
 
     def stop(self) -> None:
         """Close the connections, then the server, then its loop and thread."""
-        loop = self._loop
-        if loop is None:
+        if not self._io.running:
             return
         try:
             self.call(self._cleanup)
         finally:
-            loop.call_soon_threadsafe(loop.stop)
-            if self._thread is not None:
-                self._thread.join(self.CALL_TIMEOUT)
-            loop.close()
-            self._loop = None
+            self._io.stop(self.CALL_TIMEOUT)
 
     def __enter__(self: _S) -> _S:
         return self.start()
@@ -89,7 +81,7 @@ class BackgroundServer:
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` (a coroutine function or a plain one)
         on the server's loop and return its result."""
-        if self._loop is None:
+        if not self._io.running:
             raise RuntimeError(f"{type(self).__name__} is not running")
 
         async def run() -> Any:
@@ -98,7 +90,7 @@ class BackgroundServer:
                 result = await result
             return result
 
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(self.CALL_TIMEOUT)
+        return self._io.run(run(), self.CALL_TIMEOUT)
 
     async def _serve(self) -> None:
         app = web.Application()

@@ -40,12 +40,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from engine_core.brokers import Broker, UpdateCallback
 from engine_core.errors import BrokerError, BrokerTimeout
 from engine_core.live import Backoff
+from engine_core.live.loop import LoopThread, cancel_all
 from engine_core.model import Fill, Order, OrderType, Side, TimeInForce
 from engine_core.orders import OrderState, OrderUpdate, UpdateKind
 from engine_plugin_alpaca import wire
 from engine_plugin_alpaca.config import AlpacaBrokerConfig
 from engine_plugin_alpaca.rest import AlpacaHttpError, AlpacaRest, AlpacaUnreachable
-from engine_plugin_alpaca.tasks import cancel_all
 
 log = logging.getLogger("engine_plugin_alpaca.broker")
 
@@ -82,8 +82,7 @@ class AlpacaBroker(Broker):
 
     def __init__(self, config: AlpacaBrokerConfig, *, on_update: UpdateCallback, symbols: Sequence[str] = ()) -> None:
         super().__init__(config, on_update=on_update, symbols=symbols)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._io = LoopThread("alpaca-broker")
         self._dispatcher: threading.Thread | None = None
         self._outbox: queue.SimpleQueue[OrderUpdate | None] = queue.SimpleQueue()
         self._rest: AlpacaRest | None = None
@@ -99,14 +98,12 @@ class AlpacaBroker(Broker):
     # ------------------------------------------------------------ plumbing
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        if self._loop is None:
+        if not self._io.running:
             coro.close()
             raise BrokerError("alpaca broker: not connected")
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
-            return future.result(timeout if timeout is not None else self.config.timeout * 4)
+            return self._io.run(coro, timeout if timeout is not None else self.config.timeout * 4, cancel=True)
         except TimeoutError as err:
-            future.cancel()
             raise BrokerTimeout("alpaca broker: no answer in time") from err
 
     def _keys(self) -> tuple[str, str]:
@@ -132,22 +129,11 @@ class AlpacaBroker(Broker):
     def connect(self) -> None:
         """Start the broker's loop, read the account and positions, open the
         ``trade_updates`` stream and the polling fallback."""
-        if self._loop is not None:
+        if self._io.running:
             return
-        ready = threading.Event()
-        loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            ready.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="alpaca-broker", daemon=True)
-        self._thread.start()
+        self._io.start()
         self._dispatcher = threading.Thread(target=self._dispatch, name="alpaca-broker-updates", daemon=True)
         self._dispatcher.start()
-        ready.wait()
-        self._loop = loop
         try:
             self._call(self._start())
         except BaseException:
@@ -166,8 +152,7 @@ class AlpacaBroker(Broker):
         self._tasks = [asyncio.ensure_future(self._stream_loop()), asyncio.ensure_future(self._poll_loop())]
 
     def close(self) -> None:
-        loop = self._loop
-        if loop is None:
+        if not self._io.running:
             return
 
         async def stop() -> None:
@@ -176,17 +161,13 @@ class AlpacaBroker(Broker):
                 await self._rest.close()
 
         try:
-            asyncio.run_coroutine_threadsafe(stop(), loop).result(15)
+            self._io.run(stop(), 15)
         except Exception as err:  # closing anyway
             log.warning("alpaca broker: close: %s", err)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+        self._io.stop()
         self._outbox.put(None)  # after every update emitted so far
         if self._dispatcher is not None:
             self._dispatcher.join(10)
-        loop.close()
-        self._loop = None
 
     def starting_cash(self) -> Decimal:
         if self.account is None:

@@ -97,6 +97,7 @@ async def download(
     return paths
 
 
+# The options of `engine download binance` too, worded for each venue (symbols, times).
 @click.command("alpaca")
 @click.option("--symbol", "symbols", required=True, multiple=True, help="Symbol, e.g. AAPL (repeatable).")
 @click.option("--timeframe", default="1Min", show_default=True, help="<N>Min, <N>Hour, 1Day, 1Week, <N>Month.")

@@ -32,11 +32,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from engine_core import Bar, BarChunk, ConnectionState, DataError, DataSource, iso_utc
 from engine_core.live import Backoff, BarSequencer, WireProblems
+from engine_core.live.loop import cancel_all
 from engine_plugin_alpaca import wire
 from engine_plugin_alpaca.config import AlpacaSourceConfig, timeframe_ns
 from engine_plugin_alpaca.market import Sessions
 from engine_plugin_alpaca.rest import AlpacaHttpError, AlpacaRest, AlpacaUnreachable
-from engine_plugin_alpaca.tasks import cancel_all
 
 log = logging.getLogger("engine_plugin_alpaca.source")
 

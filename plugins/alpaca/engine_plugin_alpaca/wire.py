@@ -100,6 +100,20 @@ def _str(msg: dict[str, Any], key: str, what: str) -> str:
     return value
 
 
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """A JSON object, else WireError naming ``what``."""
+    if not isinstance(value, dict):
+        raise WireError(f"bad {what}", repr(value)[:80])
+    return value
+
+
+def _array(value: Any, what: str) -> list[Any]:
+    """A JSON array, else WireError naming ``what``."""
+    if not isinstance(value, list):
+        raise WireError(f"bad {what}", repr(value)[:80])
+    return value
+
+
 def decode_json(raw: str | bytes) -> Any:
     try:
         return json.loads(raw)
@@ -234,8 +248,7 @@ def bars_query(
 def bars_page(body: Any) -> tuple[dict[str, list[Bar]], str | None]:
     """``{"bars": {"AAPL": [...]}, "next_page_token": ...}`` as bars per symbol and the
     next page's token (None on the last page). ``bars`` may be null when empty."""
-    if not isinstance(body, dict):
-        raise WireError("bad bars page", repr(body)[:80])
+    body = _object(body, "bars page")
     raw = body.get("bars") or {}
     token = body.get("next_page_token")
     if not isinstance(raw, dict) or (token is not None and not isinstance(token, str)):
@@ -295,12 +308,10 @@ def _local(day: date, hhmm: Any) -> int:
 def calendar(body: Any) -> list[SessionDay]:
     """``GET /v2/calendar``: days with ``date``, ``open``/``close`` (``HH:MM``, New York time) and
     ``session_open``/``session_close`` (``HHMM``; 04:00 and 20:00 when absent)."""
-    if not isinstance(body, list):
-        raise WireError("bad calendar", repr(body)[:80])
+    body = _array(body, "calendar")
     days = []
     for row in body:
-        if not isinstance(row, dict):
-            raise WireError("bad calendar", repr(row)[:80])
+        row = _object(row, "calendar")
         try:
             day = date.fromisoformat(str(row.get("date")))
         except ValueError as err:
@@ -460,16 +471,13 @@ def _opt_dec(body: dict[str, Any], key: str) -> Decimal | None:
 
 
 def venue_order(body: Any) -> VenueOrder:
-    if not isinstance(body, dict):
-        raise WireError("bad order", repr(body)[:80])
+    body = _object(body, "order")
     side = body.get("side")
     if side not in ("buy", "sell"):
         raise WireError("bad order side", repr(side))
     status = _str(body, "status", "order")
     order_status(status)
-    legs_raw = body.get("legs") or []
-    if not isinstance(legs_raw, list):
-        raise WireError("bad order legs", repr(legs_raw)[:80])
+    legs_raw = _array(body.get("legs") or [], "order legs")
     updated = body.get("updated_at") or body.get("created_at")
     return VenueOrder(
         id=_str(body, "id", "order"),
@@ -490,8 +498,7 @@ def venue_order(body: Any) -> VenueOrder:
 
 
 def venue_orders(body: Any) -> list[VenueOrder]:
-    if not isinstance(body, list):
-        raise WireError("bad order list", repr(body)[:80])
+    body = _array(body, "order list")
     return [venue_order(o) for o in body]
 
 
@@ -506,8 +513,7 @@ class Account(NamedTuple):
 
 
 def account(body: Any) -> Account:
-    if not isinstance(body, dict):
-        raise WireError("bad account", repr(body)[:80])
+    body = _object(body, "account")
     return Account(
         _dec(body.get("cash"), "cash"),
         _dec(body.get("buying_power"), "buying_power", nullable=True),
@@ -521,18 +527,18 @@ def account(body: Any) -> Account:
 
 def positions(body: Any) -> dict[str, Decimal]:
     """``GET /v2/positions`` as a signed quantity per symbol (shorts negative)."""
-    if not isinstance(body, list):
-        raise WireError("bad positions", repr(body)[:80])
+    body = _array(body, "positions")
     out: dict[str, Decimal] = {}
     for row in body:
-        if not isinstance(row, dict):
-            raise WireError("bad position", repr(row)[:80])
+        row = _object(row, "position")
         qty = abs(_dec(row.get("qty"), "position qty"))
         out[_str(row, "symbol", "position")] = -qty if row.get("side") == "short" else qty
     return out
 
 
 class Asset(NamedTuple):
+    """An asset's flags, each named as Alpaca's JSON names it (``asset`` reads them by name)."""
+
     symbol: str
     tradable: bool
     shortable: bool
@@ -541,15 +547,8 @@ class Asset(NamedTuple):
 
 
 def asset(body: Any) -> Asset:
-    if not isinstance(body, dict):
-        raise WireError("bad asset", repr(body)[:80])
-    return Asset(
-        _str(body, "symbol", "asset"),
-        bool(body.get("tradable")),
-        bool(body.get("shortable")),
-        bool(body.get("easy_to_borrow")),
-        bool(body.get("fractionable")),
-    )
+    body = _object(body, "asset")
+    return Asset(_str(body, "symbol", "asset"), *(bool(body.get(flag)) for flag in Asset._fields[1:]))
 
 
 # ------------------------------------------------------ trade_updates

@@ -38,37 +38,25 @@ def server() -> Iterator[FakeAlpaca]:
         fake.stop()
 
 
+def _configs(model: type[Any], **defaults: Any) -> Callable[..., Any]:
+    """A factory of ``model`` configs with the fake's keys and ``defaults``, and what a test overrides."""
+    return lambda **over: model.model_validate({"key_id": KEY_ID, "secret_key": SECRET, **defaults, **over})
+
+
 @pytest.fixture
 def source_config(server: FakeAlpaca) -> Callable[..., AlpacaSourceConfig]:
-    def make(**over: Any) -> AlpacaSourceConfig:
-        values: dict[str, Any] = {
-            "key_id": KEY_ID,
-            "secret_key": SECRET,
-            "data_url": server.http_url,
-            "trading_url": server.http_url,
-            "stream_url": server.ws_url,
-            "clock_poll": 0.2,
-            **over,
-        }
-        return AlpacaSourceConfig.model_validate(values)
-
-    return make
+    return _configs(
+        AlpacaSourceConfig,
+        data_url=server.http_url,
+        trading_url=server.http_url,
+        stream_url=server.ws_url,
+        clock_poll=0.2,
+    )
 
 
 @pytest.fixture
 def broker_config(server: FakeAlpaca) -> Callable[..., AlpacaBrokerConfig]:
-    def make(**over: Any) -> AlpacaBrokerConfig:
-        values: dict[str, Any] = {
-            "key_id": KEY_ID,
-            "secret_key": SECRET,
-            "trading_url": server.http_url,
-            "poll_interval": 0.2,
-            "timeout": 5,
-            **over,
-        }
-        return AlpacaBrokerConfig.model_validate(values)
-
-    return make
+    return _configs(AlpacaBrokerConfig, trading_url=server.http_url, poll_interval=0.2, timeout=5)
 
 
 @pytest.fixture

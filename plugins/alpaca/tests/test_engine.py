@@ -8,7 +8,6 @@ import textwrap
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from engine_plugin_alpaca import plugin as alpaca_plugin
@@ -56,14 +55,8 @@ def config(tmp_path: Path, server, **params) -> Path:
     )
 
 
-class Running(EngineThread):
-    """An engine run on a thread, stopped on demand."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(build_engine(path, builtin_registry(("alpaca", alpaca_plugin))))
-
-    def stop(self, timeout: float = 20) -> Any:
-        return super().stop(timeout)
+def running(path: Path) -> EngineThread:
+    return EngineThread(build_engine(path, builtin_registry(("alpaca", alpaca_plugin)))).start()
 
 
 @pytest.fixture
@@ -74,7 +67,7 @@ def market(server):
 
 
 def test_bars_into_a_running_engine_trade_at_the_venue(tmp_path, market):
-    run = Running(config(tmp_path, market))
+    run = running(config(tmp_path, market))
     try:
         wait_until(lambda: market.subscribed("AAPL"))
         market.push_bars(minute_bars("AAPL", OPEN + 30 * MINUTE, 3))
@@ -91,7 +84,7 @@ def test_bars_into_a_running_engine_trade_at_the_venue(tmp_path, market):
 
 def test_restart_reconciles_the_position_and_exits_once(tmp_path, market):
     path = config(tmp_path, market)
-    first = Running(path)
+    first = running(path)
     try:
         wait_until(lambda: market.subscribed("AAPL"))
         market.push_bars(minute_bars("AAPL", OPEN + 30 * MINUTE, 2))
@@ -100,7 +93,7 @@ def test_restart_reconciles_the_position_and_exits_once(tmp_path, market):
         first.stop()
     # restart, now told to exit: the journal and the venue agree on 2 shares
     path.write_text(path.read_text().replace("[strategy.params]", "[strategy.params]\nexit = true"))
-    again = Running(path)
+    again = running(path)
     try:
         wait_until(lambda: market.subscribed("AAPL"))
         market.push_bars(minute_bars("AAPL", OPEN + 32 * MINUTE, 2, price=100.5))

@@ -40,6 +40,7 @@ import websockets
 from engine_core.brokers import Broker, UpdateCallback
 from engine_core.errors import BrokerError, BrokerTimeout, ConfigError, EngineError
 from engine_core.live import Backoff
+from engine_core.live.loop import LoopThread, cancel_all
 from engine_core.model import Fill, Order, OrderType, Side, TimeInForce
 from engine_core.orders import OrderState, OrderUpdate, UpdateKind, make_client_id, parse_client_id
 from engine_plugin_binance import wire
@@ -103,8 +104,7 @@ class BinanceBroker(Broker):
         self._cash = Decimal(0)
         self._journal: Journal | None = None
         self._held_before: dict[str, Decimal] = {}  # base asset -> balance not the engine's
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._io = LoopThread("binance-broker")
         self._tasks: list[asyncio.Task[None]] = []
         self.stream_up = threading.Event()
         self._stopping = False
@@ -112,33 +112,19 @@ class BinanceBroker(Broker):
 
     # ---------------------------------------------------------------- loop thread
 
-    def _start_loop(self) -> None:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            ready.set()
-            loop.run_forever()
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="binance-broker", daemon=True)
-        self._thread.start()
-        ready.wait()
-
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        if self._loop is None:
+        if not self._io.running:
             coro.close()
             raise BrokerError("binance broker: not connected (connect() first)")
-        if threading.current_thread() is self._thread:
+        if self._io.on_thread():
             coro.close()
             raise BrokerError("binance broker: called from its own on_update (the callback must not call back)")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        return self._io.run(coro, timeout)
 
     def connect(self) -> None:
-        if self._loop is not None:
+        if self._io.running:
             return
-        self._start_loop()
+        self._io.start()
         try:
             self._run(self._connect(), 60)
         except EngineError:
@@ -184,24 +170,18 @@ class BinanceBroker(Broker):
             log.warning("binance: no reference price for %s: %s", symbol, err)
 
     def close(self) -> None:
-        loop = self._loop
-        if loop is None:
+        if not self._io.running:
             return
         self._stopping = True
 
         async def shutdown() -> None:
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await cancel_all(self._tasks)
             await self._rest.close()
 
         try:
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+            self._io.run(shutdown(), 10)
         finally:
-            loop.call_soon_threadsafe(loop.stop)
-            if self._thread is not None:
-                self._thread.join(10)
-            self._loop = None
+            self._io.stop()
 
     # ---------------------------------------------------------------- the contract
 

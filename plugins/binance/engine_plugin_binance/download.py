@@ -84,6 +84,7 @@ async def download(
     return results
 
 
+# The options of `engine download alpaca` too, worded for each venue (symbols, times).
 @click.command("binance")
 @click.option("--symbol", "symbols", required=True, multiple=True, help="Symbol, e.g. BTCUSDT (repeatable).")
 @click.option("--interval", default="1m", show_default=True, type=click.Choice(list(wire.INTERVAL_MS)))

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -8,7 +7,7 @@ from engine_plugin_binance.config import BinanceBrokerConfig, BinanceSourceConfi
 from engine_plugin_binance.source import BinanceSource
 from engine_plugin_binance.testing import API_KEY, API_SECRET, FakeBinance
 
-from engine_core.testing import wait_until
+from engine_core.testing import EngineThread
 
 
 @pytest.fixture
@@ -90,14 +89,14 @@ class Seen:
         return [ts for ts, _, _ in self.rows()]
 
 
-class LiveEngine:
-    """``build_engine(config).run()`` on a thread, stopped with ``stop_event``."""
+class LiveEngine(EngineThread):
+    """The engine on a thread, keeping the source's connection states as it gets them."""
 
     def __init__(self, config: Path, registry) -> None:
         from engine_core.runner import build_engine
 
-        self.engine = build_engine(config, registry)
-        self.states: list[str] = []  # the source's connection states, as the engine gets them
+        super().__init__(build_engine(config, registry))
+        self.states: list[str] = []
         report = self.engine._on_connection
 
         def record(state, detail):
@@ -105,28 +104,6 @@ class LiveEngine:
             report(state, detail)
 
         self.engine._on_connection = record  # type: ignore[method-assign]
-        self.result = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="engine-under-test", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            self.result = self.engine.run()
-        except BaseException as err:  # noqa: BLE001 - reported by wait/stop
-            self.error = err
-
-    def __enter__(self) -> LiveEngine:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop(check=exc[0] is None)
-
-    def wait(self, predicate, what: str, timeout: float = 30.0) -> None:
-        wait_until(predicate, what, timeout, stop_if=self._stopped)
-
-    def _stopped(self) -> str | None:
-        return None if self.thread.is_alive() else f"the engine stopped ({self.error!r})"
 
     def streaming(self) -> None:
         """Wait for the stream and the first connection's backfill (what closed since the warm-up)."""
@@ -136,14 +113,6 @@ class LiveEngine:
         """The symbol's worker (waiting for the engine to build it: after the broker connects)."""
         self.wait(lambda: symbol in self.engine.workers, f"the worker of {symbol}")
         return self.engine.workers[symbol]
-
-    def stop(self, check: bool = True):
-        self.engine.stop_event.set()
-        self.thread.join(60)
-        assert not self.thread.is_alive(), "the engine did not stop"
-        if check and self.error is not None:
-            raise self.error
-        return self.result
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +44,20 @@ def config(
             "strategy": {"host": "python", "class": "busy.py:S"},
             "sinks": [
                 {"type": "memory", "bars": bool((sink or {}).get("bars"))},
-                # one message per event unless a test asks for batches (test_batch.py does)
-                {"type": "mqtt", "host": "127.0.0.1", "port": port, "prefix": "t", "batch": False, **(sink or {})},
+                {"type": "mqtt", "host": "127.0.0.1", "port": port, "prefix": "t", **(sink or {})},
             ],
         },
     )
 
 
-def gated_config(tmp_path: Path, port: int, channel: str, sink: dict[str, Any] | None = None) -> Path:
-    """A live engine fed by the ``gated`` source: the bars a test puts on ``channel``."""
-    return config(tmp_path, port, engine={"mode": "live"}, source={"type": "gated", "channel": channel}, sink=sink)
+def gated_config(
+    tmp_path: Path, port: int, *, engine: dict[str, Any] | None = None, sink: dict[str, Any] | None = None
+) -> tuple[Path, str]:
+    """A live config fed through a fresh gated channel: (its path, the channel's
+    name for ``channel(name).put(bar)``)."""
+    name = uuid.uuid4().hex
+    source = {"type": "gated", "channel": name}
+    return config(tmp_path, port, engine={"mode": "live", **(engine or {})}, source=source, sink=sink), name
 
 
 def sinks(engine: Engine) -> tuple[MemorySink, MqttSink]:
@@ -76,10 +81,11 @@ def received(payloads: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 class Running(EngineThread):
-    """An engine built from ``path`` run on a thread."""
+    """An engine run on a thread, started at once."""
 
     def __init__(self, path: Path, **kwargs: Any) -> None:
         super().__init__(build_engine(path, **kwargs))
+        self.start()
 
 
 def cut_when_published(proxy: Any, mqtt: MqttSink, counts: tuple[int, ...]) -> tuple[threading.Thread, list[int]]:

@@ -5,7 +5,6 @@ one message per event stays the default live."""
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -107,8 +106,7 @@ def test_batch_size_bounds_every_message(tmp_path: Path, broker, subscriber):
 
 
 def test_a_live_engine_publishes_one_message_per_event_by_default(tmp_path: Path, broker, subscriber):
-    name = uuid.uuid4().hex
-    path = gated_config(tmp_path, broker.port, name, {"batch": "auto"})
+    path, name = gated_config(tmp_path, broker.port, sink={"batch": "auto"})
     for i in range(12):
         for symbol in SYMBOLS:
             channel(name).put(bar(symbol, i))
@@ -142,8 +140,7 @@ def test_connections_cut_mid_batch_lose_nothing(tmp_path: Path, broker, proxy, s
 
 
 def test_the_broker_killed_mid_run_loses_no_batched_event(tmp_path: Path, broker, proxy, subscriber):
-    name = uuid.uuid4().hex
-    path = gated_config(tmp_path, proxy.port, name, {"batch": True, "close_timeout": 60})
+    path, name = gated_config(tmp_path, proxy.port, sink={"batch": True, "close_timeout": 60})
     run = Running(path)
     memory, mqtt = sinks(run.engine)
 

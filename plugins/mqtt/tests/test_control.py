@@ -4,7 +4,6 @@ malformed ones are answered with an error and never acted on."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,8 +55,7 @@ class Live:
 
 @pytest.fixture
 def live(tmp_path: Path, broker, subscriber) -> Iterator[Live]:
-    name = uuid.uuid4().hex
-    path = gated_config(tmp_path, broker.port, name, {"control": True})
+    path, name = gated_config(tmp_path, broker.port, sink={"control": True})
     run = Running(path)
     wait_until(lambda: sinks(run.engine)[1].connects == 1, "the sink to connect")
     wait_until(lambda: any(s["online"] for s in subscriber.on("t/e1/status")), "the engine online")
@@ -158,8 +156,7 @@ def test_stop_ends_the_engine(live: Live):
 def test_mqtt5_response_topic_and_correlation_data(tmp_path: Path, broker, subscriber):
     if not isinstance(broker, Mosquitto):
         pytest.skip("amqtt speaks MQTT 3.1.1 only")
-    name = uuid.uuid4().hex
-    path = gated_config(tmp_path, broker.port, name, {"control": True, "mqtt_version": "5"})
+    path, name = gated_config(tmp_path, broker.port, sink={"control": True, "mqtt_version": "5"})
     run = Running(path)
     try:
         wait_until(lambda: any(s["online"] for s in subscriber.on("t/e1/status")), "the engine online")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -40,8 +39,7 @@ def caught_up(mqtt, subscriber) -> bool:
 
 
 def test_the_broker_killed_and_restarted_mid_run_loses_nothing(tmp_path: Path, broker, proxy, subscriber):
-    name = uuid.uuid4().hex
-    path = gated_config(tmp_path, proxy.port, name, {"qos": 1, "close_timeout": 60})
+    path, name = gated_config(tmp_path, proxy.port, sink={"qos": 1, "close_timeout": 60})
     run = Running(path)
     memory, mqtt = sinks(run.engine)
     feed(name, 0, 40)
@@ -96,8 +94,7 @@ def test_connections_cut_with_messages_in_flight_lose_nothing(tmp_path: Path, br
 
 
 def test_a_hung_broker_holds_a_stopping_engine_no_longer_than_close_timeout(tmp_path: Path, broker, proxy):
-    name = uuid.uuid4().hex
-    path = gated_config(tmp_path, proxy.port, name, {"close_timeout": 1, "keepalive": 3600})
+    path, name = gated_config(tmp_path, proxy.port, sink={"close_timeout": 1, "keepalive": 3600})
     run = Running(path)
     _, mqtt = sinks(run.engine)
     feed(name, 0, 10)

@@ -4,7 +4,6 @@ oldest or makes the worker wait; either way it is counted and reported."""
 from __future__ import annotations
 
 import logging
-import uuid
 from pathlib import Path
 
 from mqtt_brokers import free_port
@@ -44,8 +43,7 @@ def test_block_makes_workers_wait_for_the_broker_and_loses_nothing(tmp_path: Pat
 
 
 def test_a_blocked_engine_still_stops(tmp_path: Path):
-    name = uuid.uuid4().hex
-    path = gated_config(tmp_path, free_port(), name, {"queue": 3, "on_full": "block", "close_timeout": 0.2})
+    path, name = gated_config(tmp_path, free_port(), sink={"queue": 3, "on_full": "block", "close_timeout": 0.2})
     run = Running(path)
     memory, mqtt = sinks(run.engine)
     for i in range(20):

@@ -9,12 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
 from mqtt_brokers import Subscriber, stuck_subscriber
-from mqtt_engines import Running, config, expected, received, sinks
+from mqtt_engines import Running, config, expected, gated_config, received, sinks
 from mqtt_gated import bar, channel
 
 from engine_core.model import FillEvent
@@ -118,13 +117,7 @@ def test_stats_are_json(tmp_path: Path, broker):
 
 
 def test_a_restarted_live_engine_publishes_the_state_its_journal_restored(tmp_path: Path, broker):
-    name = uuid.uuid4().hex
-    path = config(
-        tmp_path,
-        broker.port,
-        engine={"mode": "live", "journal": True},
-        source={"type": "gated", "channel": name},
-    )
+    path, name = gated_config(tmp_path, broker.port, engine={"journal": True})
     for i in range(6):  # the busy strategy is in a trade after bar 5 (entered on bar 4)
         for symbol in ("AAA", "BBB", "EUR/USD"):
             channel(name).put(bar(symbol, i))

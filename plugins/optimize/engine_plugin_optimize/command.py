@@ -11,6 +11,7 @@ EXIT_INTERRUPTED = 130
 
 
 @click.command("optimize")
+# -c/--config as engine_core.cli.config_option spells it, with help of its own.
 @click.option(
     "-c",
     "--config",

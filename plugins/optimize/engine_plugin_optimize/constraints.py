@@ -119,17 +119,16 @@ class _Parser:
         return token is not None and token[0] == "op" and token[1] in symbols
 
     def sum(self) -> Expr:
-        expr = self.product()
-        while self.is_op("+", "-"):
-            symbol = self.take()[1]
-            expr = ("op", symbol, expr, self.product())
-        return expr
+        return self.left_to_right(("+", "-"), self.product)
 
     def product(self) -> Expr:
-        expr = self.unary()
-        while self.is_op("*", "/"):
-            symbol = self.take()[1]
-            expr = ("op", symbol, expr, self.unary())
+        return self.left_to_right(("*", "/"), self.unary)
+
+    def left_to_right(self, symbols: tuple[str, ...], operand: Callable[[], Expr]) -> Expr:
+        """Operands joined by operators of one precedence, left-associative."""
+        expr = operand()
+        while self.is_op(*symbols):
+            expr = ("op", self.take()[1], expr, operand())
         return expr
 
     def unary(self) -> Expr:

@@ -17,36 +17,9 @@ from click.testing import CliRunner, Result
 
 from engine_core.cli import main
 from engine_core.config import read_toml
+from engine_core.testing import write_config
 
 ROOT = Path(__file__).resolve().parents[3]
-
-BACKTEST = """\
-[engine]
-symbols = ["BTCUSDT", "ETHUSDT"]
-window = 200
-
-[source]
-type = "csv"
-path = "data"
-
-[strategy]
-host = "lua"
-script = "strategies/{script}"
-
-[strategy.params]
-fast = 10
-slow = 30
-qty = 1
-
-[broker]
-type = "paper"
-cash = 100000
-fill = "next_open"
-commission = 0.0005
-
-[report]
-dir = "reports/out"
-"""
 
 
 def make_project(folder: Path) -> Path:
@@ -54,7 +27,20 @@ def make_project(folder: Path) -> Path:
     shutil.copytree(ROOT / "examples" / "data", folder / "data")
     (folder / "strategies").mkdir()
     shutil.copy(ROOT / "strategies" / "sma_cross.lua", folder / "strategies")
-    (folder / "backtest.toml").write_text(BACKTEST.format(script="sma_cross.lua"))
+    write_config(
+        folder / "backtest.toml",
+        {
+            "engine": {"symbols": ["BTCUSDT", "ETHUSDT"], "window": 200},
+            "source": {"type": "csv", "path": "data"},
+            "strategy": {
+                "host": "lua",
+                "script": "strategies/sma_cross.lua",
+                "params": {"fast": 10, "slow": 30, "qty": 1},
+            },
+            "broker": {"type": "paper", "cash": 100000, "fill": "next_open", "commission": 0.0005},
+            "report": {"dir": "reports/out"},
+        },
+    )
     return folder
 
 
@@ -62,6 +48,24 @@ def make_project(folder: Path) -> Path:
 def project(tmp_path: Path) -> Path:
     """tmp_path made a project (see :func:`make_project`)."""
     return make_project(tmp_path)
+
+
+@pytest.fixture
+def python_config(project: Path) -> Callable[..., Path]:
+    """A factory of ``python.toml`` in the project: the example's Python
+    SmaCross (copied as strat.py) on ``bars`` simulated bars, then ``extra``."""
+
+    def make(bars: int, extra: str = "") -> Path:
+        shutil.copy(ROOT / "examples" / "python_sma_cross.py", project / "strat.py")
+        config = project / "python.toml"
+        config.write_text(
+            f'[engine]\nsymbols = ["AAA"]\n[source]\ntype = "simulated"\nbars = {bars}\n'
+            '[strategy]\nhost = "python"\nclass = "strat.py:SmaCross"\n[strategy.params]\nfast = 10\nslow = 30\nqty = 1\n'
+            + extra
+        )
+        return config
+
+    return make
 
 
 @pytest.fixture(scope="module")

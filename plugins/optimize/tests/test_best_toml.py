@@ -3,7 +3,6 @@ at the same files from the report dir, values from the environment never written
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -39,14 +38,9 @@ def test_paths_params_and_secrets(project: Path, monkeypatch: pytest.MonkeyPatch
     assert (loaded.base_dir / loaded.config.strategy.script).resolve() == project / "strategies" / "sma_cross.lua"
 
 
-def test_a_python_class_file_is_found_from_the_report_dir(project: Path) -> None:
-    shutil.copy(ROOT / "examples" / "python_sma_cross.py", project / "strat.py")
-    config = project / "python.toml"
-    config.write_text(
-        '[engine]\nsymbols = ["AAA"]\n[source]\ntype = "simulated"\nbars = 500\n'
-        '[strategy]\nhost = "python"\nclass = "strat.py:SmaCross"\n[strategy.params]\nfast = 10\nslow = 30\nqty = 1\n'
-        '[report]\ndir = "deep/er"\n'
-        "[optimize]\n[optimize.params]\nfast = { low = 5, high = 9 }\n"
+def test_a_python_class_file_is_found_from_the_report_dir(python_config) -> None:
+    config = python_config(
+        500, '[report]\ndir = "deep/er"\n[optimize]\n[optimize.params]\nfast = { low = 5, high = 9 }\n'
     )
     job = load_job(config, get_registry())
     out = job.report_dir

@@ -3,7 +3,6 @@ from the script text read when the search started."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -93,14 +92,8 @@ def test_recorded_figures_are_summary_totals(project: Path) -> None:
     assert set(RECORDED) <= set(total)
 
 
-def test_a_python_class_file_travels_with_the_setup(project: Path) -> None:
-    shutil.copy(ROOT / "examples" / "python_sma_cross.py", project / "strat.py")
-    config = project / "python.toml"
-    config.write_text(
-        '[engine]\nsymbols = ["AAA"]\n[source]\ntype = "simulated"\nbars = 3000\n'
-        '[strategy]\nhost = "python"\nclass = "strat.py:SmaCross"\n[strategy.params]\nfast = 10\nslow = 30\nqty = 1\n'
-    )
-    loaded = load_config(config, get_registry())
+def test_a_python_class_file_travels_with_the_setup(project: Path, python_config) -> None:
+    loaded = load_config(python_config(3000), get_registry())
     setup = make_setup(loaded, History.read(loaded))
     expected = TrialRunner(setup).run(TrialSpec(1, {"fast": 5})).metrics
     assert expected is not None and expected["trades"] > 0
