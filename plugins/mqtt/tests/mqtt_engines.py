@@ -44,7 +44,8 @@ def config(
             "strategy": {"host": "python", "class": "busy.py:S"},
             "sinks": [
                 {"type": "memory", "bars": bool((sink or {}).get("bars"))},
-                {"type": "mqtt", "host": "127.0.0.1", "port": port, "prefix": "t", **(sink or {})},
+                # one message per event unless a test asks for batches (test_batch.py does)
+                {"type": "mqtt", "host": "127.0.0.1", "port": port, "prefix": "t", "batch": False, **(sink or {})},
             ],
         },
     )
