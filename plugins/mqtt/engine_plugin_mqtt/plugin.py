@@ -7,6 +7,9 @@ from typing import Any
 
 from engine_core.hookspecs import hookimpl
 
+# Every plugin spells its hooks out like this (PLUGINS.md): pluggy finds them by
+# name on this module, and the imports inside keep loading the entry point cheap.
+# This plugin, the venue plugins and engine_core.testing look alike on purpose.
 
 @hookimpl
 def register_event_sinks(register: Any) -> None:
