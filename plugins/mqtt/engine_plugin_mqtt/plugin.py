@@ -11,6 +11,7 @@ from engine_core.hookspecs import hookimpl
 # name on this module, and the imports inside keep loading the entry point cheap.
 # This plugin, the venue plugins and engine_core.testing look alike on purpose.
 
+
 @hookimpl
 def register_event_sinks(register: Any) -> None:
     from engine_plugin_mqtt.sink import MqttSink
