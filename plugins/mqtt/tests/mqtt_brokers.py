@@ -194,6 +194,12 @@ class Subscriber:
     def on(self, topic: str) -> list[Any]:
         return [p for t, p, _ in self.snapshot() if t == topic]
 
+    def final_status(self, topic: str = "t/e1/status") -> dict[str, Any]:
+        """The engine's last status once it says offline: the engine publishes
+        it at close, and it reaches this subscriber a moment after the run ends."""
+        wait_until(lambda: bool(self.on(topic)) and self.on(topic)[-1]["online"] is False, "the engine offline")
+        return self.on(topic)[-1]
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()

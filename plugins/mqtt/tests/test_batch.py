@@ -91,7 +91,7 @@ def test_a_backtest_publishes_batches_by_default(tmp_path: Path, broker, subscri
     # each element is the object the per-event topics carry
     fill = next(p for p in subscriber.events() if p["event"] == "fill")
     assert fill["schema"] == 1 and fill["engine"] == "e1" and {"price", "qty", "client_id", "time"} <= set(fill)
-    final = subscriber.on("t/e1/status")[-1]
+    final = subscriber.final_status()
     assert final["batch"] is True and final["online"] is False and final["reason"] == "stopped"
     assert mqtt.dropped == 0 and mqtt.lost == 0
 
@@ -169,7 +169,7 @@ def test_the_broker_killed_mid_run_loses_no_batched_event(tmp_path: Path, broker
     run.join()
     delivered_in_order(subscriber, memory.events, bars=False)
     assert mqtt.batched and mqtt.connects >= 2 and mqtt.dropped == 0 and mqtt.lost == 0
-    assert subscriber.on("t/e1/status")[-1]["reason"] == "stopped"
+    assert subscriber.final_status()["reason"] == "stopped"
 
 
 def test_a_subscriber_that_never_reads_does_not_hold_a_batched_backtest(tmp_path: Path, broker, subscriber):

@@ -40,7 +40,7 @@ def test_a_subscriber_receives_every_event_complete_and_in_order(tmp_path: Path,
     assert fill["price"] == str(first.price) and fill["qty"] == str(first.qty) and fill["schema"] == 1
     assert mqtt.stats()["dropped"] == 0 and mqtt.lost == 0
     # the engine status: online while running, then offline "stopped", with its symbols
-    final = subscriber.on("t/e1/status")[-1]
+    final = subscriber.final_status()
     assert final["online"] is False and final["reason"] == "stopped"
     assert final["symbols"] == ["AAA", "BBB", "EUR/USD"] and final["dropped"] == 0
     assert any(s["online"] for s in subscriber.on("t/e1/status"))
