@@ -14,7 +14,7 @@ that the engine moves.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -232,9 +232,13 @@ class Fill(NamedTuple):
 # ---------------------------------------------------------------- events
 
 
+# The events a backtest makes by the ten thousand (transitions, signals,
+# orders, fills) are NamedTuples: a frozen dataclass costs twice as much to
+# construct, on the worker's thread, whenever anything listens.
+
+
 class TransitionEvent(NamedTuple):
-    """A state-machine transition (a NamedTuple: built on the hot path, and
-    a frozen dataclass costs twice as much to construct)."""
+    """A state-machine transition."""
 
     symbol: str
     ts: int
@@ -243,25 +247,24 @@ class TransitionEvent(NamedTuple):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class SignalEvent:
-    """A strategy decision (setup, enter, exit, cancel, adjust)."""
+class SignalEvent(NamedTuple):
+    """A strategy decision (setup, enter, exit, cancel, adjust) and its fields."""
 
     symbol: str
     ts: int
     action: str
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class OrderEvent:
+class OrderEvent(NamedTuple):
+    """An order's status changed (``status``: an orders.OrderStatus, a str enum)."""
+
     order: Order
-    status: Any  # an orders.OrderStatus (a str enum)
+    status: Any
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class FillEvent:
+class FillEvent(NamedTuple):
     fill: Fill
 
 

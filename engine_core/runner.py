@@ -10,6 +10,7 @@ stops cleanly: feeding stops, workers drain their queues, sinks flush.
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import threading
 import time
@@ -122,6 +123,11 @@ class Engine:
             self.registry.pm.hook.engine_started(config=cfg, engine=self)
             # cross-symbol rules make the symbols' order of events matter
             self.lockstep = not live and len(self.workers) > 1 and risk.cross_symbol
+            # What start-up built (modules, classes, plugins, the workers) lives
+            # as long as the run: out of the collector's sight, a full
+            # collection during the run walks only what the run made (tens of
+            # milliseconds less each; given back to the collector at the end).
+            gc.freeze()
             for worker in self.workers.values():
                 if not self.lockstep:
                     worker.start()
@@ -144,6 +150,7 @@ class Engine:
             failure = err
         finally:
             self._stop_workers()
+            gc.unfreeze()
             self.source.close()
             self.broker.close()
             self.bus.close()

@@ -55,6 +55,7 @@ WINDOW = 50  # messages published and not yet acknowledged, at most
 BATCH = 1000  # events taken from the queue at a time (one message each)
 LINGER = 0.2  # seconds a batch may wait to fill (batched only)
 _NEVER = 1 << 62  # a queue length handle() never reaches: the loop does not want waking
+_NO_SYMBOL = object()  # no symbol seen yet (None is the engine-wide events')
 FIRST_CONNECT_WAIT = 5.0  # seconds the engine waits at start to learn whether the broker takes us
 
 
@@ -90,7 +91,6 @@ class MqttSink(EventSink):
         self._buf: deque[Event] = deque()
         self._wake_at = _NEVER  # queued events at which handle() wakes the loop
         self._stopped = False
-        self.received = 0  # events handed to handle()
         self.dropped = 0  # dropped by on_full = "drop_oldest"
         self.blocked = 0  # times handle() waited for room (on_full = "block")
         # the loop's own
@@ -158,8 +158,7 @@ class MqttSink(EventSink):
         seeds: dict[str, dict[str, Any]] = {}
         for symbol, worker in (getattr(engine, "workers", None) or {}).items():
             seeds[symbol] = worker.snapshot()
-        with self._lock:
-            seeded_after = self.received
+        seeded_after = self.received
         if self.control is not None:
             self.control.engine = engine
         self._stop_event = getattr(engine, "stop_event", None)
@@ -182,23 +181,41 @@ class MqttSink(EventSink):
             )
 
     def handle(self, event: Event) -> None:
+        # No lock on the common path: deque appends are atomic, and a worker
+        # waiting for a lock the loop thread holds (itself waiting for the GIL)
+        # cost more than everything else handle() does. A full queue takes the lock.
+        buf = self._buf
+        if len(buf) >= self._limit:
+            self._full(event)
+            return
+        buf.append(event)
+        if len(buf) >= self._wake_at:
+            self._wake_loop()
+
+    def _full(self, event: Event) -> None:
+        """A full queue: wait for room (``block``) or drop the oldest."""
         with self._lock:
-            self.received += 1
             buf = self._buf
-            if len(buf) >= self._limit:
-                if self.cfg.on_full == "block":
-                    self.blocked += 1
-                    while len(buf) >= self._limit and not self._stopped and not self._engine_stopping():
-                        self._cond.wait(0.2)
-                if len(buf) >= self._limit:  # drop_oldest, or an engine stopping while blocked
-                    buf.popleft()
-                    self.dropped += 1
+            if len(buf) >= self._limit and self.cfg.on_full == "block":
+                self.blocked += 1
+                while len(buf) >= self._limit and not self._stopped and not self._engine_stopping():
+                    self._cond.wait(0.2)
+            if len(buf) >= self._limit:  # drop_oldest, or an engine stopping while blocked
+                buf.popleft()
+                self.dropped += 1
             buf.append(event)
-            if len(buf) < self._wake_at:
-                return
-            self._wake_at = _NEVER
+        if len(buf) >= self._wake_at:
+            self._wake_loop()
+
+    def _wake_loop(self) -> None:
+        self._wake_at = _NEVER
         if self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
+
+    @property
+    def received(self) -> int:
+        """Events handed to handle(): taken by the loop, queued, or dropped."""
+        return self._taken + len(self._buf) + self.dropped
 
     def _engine_stopping(self) -> bool:
         """A stopping engine (Ctrl-C, a stop command) must not wait on the broker."""
@@ -295,9 +312,13 @@ class MqttSink(EventSink):
         steps, seq = self._steps, self._seq
         batches: dict[str | None, list[wire.EventPayload]] = {}
         batched = self.batched
+        # a backtest's events come in runs of one symbol: its batch and status are looked up once a run
+        last_symbol: Any = _NO_SYMBOL
+        batch: list[wire.EventPayload] = []
+        status_symbol: Any = _NO_SYMBOL
+        status: SymbolStatus | None = None
         # the first ``skip`` were received before the statuses were seeded from the workers
-        skip = max(0, self._seeded_after - self._taken)
-        self._taken += len(events)
+        skip = max(0, self._seeded_after - (self._taken - len(events)))
         for event in events:
             step = steps.get(event.__class__)
             if step is None:  # not an engine event: a bug elsewhere, never a reason to stop publishing
@@ -309,10 +330,14 @@ class MqttSink(EventSink):
                 payload = make(event, engine_id, seq)
                 symbol = payload.symbol
                 if batched:
-                    batch = batches.get(symbol)
-                    if batch is None:
-                        batch = batches[symbol] = []
-                    batch.append(payload)
+                    if symbol == last_symbol:
+                        batch.append(payload)
+                    else:
+                        last_symbol = symbol
+                        batch = batches.get(symbol)
+                        if batch is None:
+                            batch = batches[symbol] = []
+                        batch.append(payload)
                 else:
                     out.append(_Message(self._event_topic(symbol, payload.event), wire.dumps(payload)))
             else:  # a bar not published (bars = false) still updates its symbol's last bar
@@ -320,12 +345,15 @@ class MqttSink(EventSink):
             if skip:
                 skip -= 1
             elif symbol is not None:
-                status = statuses.get(symbol)
+                if symbol != status_symbol:
+                    status_symbol = symbol
+                    status = statuses.get(symbol)
+                    if status is not None:
+                        touched[symbol] = None
                 if status is not None:
                     status.seq = seq
                     if update is not None:
                         update(status, event)
-                    touched[symbol] = None
         self._seq = seq
         size = self.cfg.batch_size
         for symbol, group in batches.items():
@@ -572,15 +600,13 @@ class MqttSink(EventSink):
         queue, so that nothing is dropped meanwhile) for up to LINGER seconds."""
         assert self._wake is not None
         full = max(1, min(self.cfg.batch_size * max(1, len(self.symbols)), self.cfg.queue // 2))
-        with self._lock:
-            if not self._buf or len(self._buf) >= full:
-                return
-            self._wake_at = full
+        if not self._buf or len(self._buf) >= full:
+            return
+        self._wake_at = full
         self._wake.clear()  # set again by handle() at ``full``, by close(), or by a command's reply
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), LINGER)
-        with self._lock:
-            self._wake_at = _NEVER
+        self._wake_at = _NEVER
 
     def _take(self) -> list[Event]:
         """Queued events (up to BATCH, or 10 batches a symbol when batched);
@@ -588,16 +614,18 @@ class MqttSink(EventSink):
         assert self._wake is not None
         self._wake.clear()
         limit = self.cfg.batch_size * max(1, len(self.symbols)) * 10 if self.batched else BATCH
-        with self._lock:
-            buf = self._buf
-            if not buf:
-                self._wake_at = 1
+        buf = self._buf
+        if not buf:
+            self._wake_at = 1
+            if not buf:  # (an event queued before the line above has not woken us)
                 return []
-            if len(buf) <= limit:
-                events = list(buf)
-                buf.clear()
-            else:
-                events = [buf.popleft() for _ in range(limit)]
+            self._wake_at = _NEVER
+        # Under the lock only against a drop (handle's full path); workers
+        # append meanwhile, so the events are popped one by one, never cleared.
+        with self._lock:
+            popleft = buf.popleft
+            events = [popleft() for _ in range(min(len(buf), limit))]
             if self.cfg.on_full == "block":
                 self._cond.notify_all()
-            return events
+        self._taken += len(events)
+        return events

@@ -12,6 +12,8 @@ from engine_core.model import Bar, ErrorEvent, FillEvent, OrderEvent, Side, Tran
 from engine_core.orders import OPEN_STATUSES
 from engine_plugin_mqtt.wire import SCHEMA, iso_ms
 
+_ZERO = Decimal(0)
+
 
 def _is_open(status: object) -> bool:
     """An OrderStatus, or its value as text (a str enum hashes as its value)."""
@@ -71,11 +73,16 @@ class SymbolStatus:
     def _order(self, event: OrderEvent) -> None:
         o = event.order
         self.ts = o.ts
+        p = self.pending
+        mine = p is not None and p["client_id"] == o.client_id
         if _is_open(event.status):
-            if self.pending is None or self.pending["client_id"] != o.client_id:
-                self.filled = Decimal(0)
+            if mine and len(p) == 4:  # type: ignore[arg-type]
+                p["status"] = event.status  # type: ignore[index]
+                return
+            if not mine:
+                self.filled = _ZERO
             self.pending = {"client_id": o.client_id, "side": o.side, "qty": o.qty, "status": event.status}
-        elif self.pending is not None and self.pending["client_id"] == o.client_id:
+        elif mine:
             self.pending = None
 
     def _fill(self, event: FillEvent) -> None:
