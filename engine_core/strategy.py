@@ -89,10 +89,10 @@ class Decision:
         """What a signal event carries besides the action: the side of an entry,
         the fields the strategy gave (Decimals as text), its reason."""
         out: dict[str, Any] = {"side": self.side.value} if self.action == "enter" else {}
-        for key in DECISION_FIELDS:
+        for key in _DETAIL_FIELDS:
             value = getattr(self, key)
-            if key not in ("action", "side", "reason") and value is not None:
-                out[key] = str(value) if isinstance(value, Decimal) else value
+            if value is not None:
+                out[key] = str(value) if value.__class__ is Decimal else value
         if self.reason:
             out["reason"] = self.reason
         return out
@@ -101,6 +101,7 @@ class Decision:
 # Every field a decision may have, in the order the Lua host passes them flattened.
 DECISION_FIELDS = tuple(f.name for f in fields(Decision))
 _KEYS = frozenset(DECISION_FIELDS)
+_DETAIL_FIELDS = tuple(k for k in DECISION_FIELDS if k not in ("action", "side", "reason"))  # what detail() may add
 
 
 def _number(value: Any, key: str, where: str) -> float:
