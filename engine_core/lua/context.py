@@ -56,6 +56,13 @@ class Context:
             view.window,
             sandbox.lua.table(*DECISION_FIELDS),
         )
+        # Looked up once: reading a field of a Lua table from Python costs
+        # several microseconds (a new wrapper object each time).
+        self._set_position, self._load_bar, self._load_chunk = (
+            self.lua.set_position,
+            self.lua.load_bar,
+            self.lua.load_chunk,
+        )
 
     # ------------------------------------------------------------ called from Lua
 
@@ -93,7 +100,7 @@ class Context:
         position = (p.qty, p.avg_price, p.entry_ts, p.entry_index, p.stop_price, p.take_profit_price, p.trailing_stop)
         if position != self.position:
             self.position = position
-            self.lua.set_position(*position)
+            self._set_position(*position)
 
     def _ship(self) -> None:
         """Send the chunk's bars. A chunk that follows the last one is appended
@@ -111,10 +118,10 @@ class Context:
         dest = off + 1 - (view.offset - start)
         if view.n == 1 and keep == 0 and start == view.offset:  # a live bar appended: its values as numbers
             values = [array_of(view)[-1].item() for array_of in self.arrays]
-            self.lua.load_bar(off, view.seen - off, off - view.offset + 1, dest, *values)
+            self._load_bar(off, view.seen - off, off - view.offset + 1, dest, *values)
         else:
             blobs = [array_of(view)[start:].tobytes() for array_of in self.arrays]
-            self.lua.load_chunk(off, view.seen - off, off - view.offset + 1, keep, self.length, dest, *blobs)
+            self._load_chunk(off, view.seen - off, off - view.offset + 1, keep, self.length, dest, *blobs)
         self.chunk = (view.seen, view.n)
         self.off = off
         self.length = off + view.n
