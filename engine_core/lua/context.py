@@ -93,14 +93,23 @@ class Context:
 
     def sync(self) -> None:
         """Ship a new chunk's arrays and a changed position to Lua."""
+        moved = self.sync_data()
+        if moved:
+            self._set_position(*moved)
+
+    def sync_data(self) -> tuple[Any, ...]:
+        """Ship a new chunk's arrays; return the position when it changed
+        since it was last shipped (else ``()``), for the caller to pass along
+        with its call into Lua (``scan`` takes it: one call instead of two)."""
         view = self.view
         if self.chunk != (view.seen, view.n):
             self._ship()
         p = view.position
         position = (p.qty, p.avg_price, p.entry_ts, p.entry_index, p.stop_price, p.take_profit_price, p.trailing_stop)
-        if position != self.position:
-            self.position = position
-            self._set_position(*position)
+        if position == self.position:
+            return ()
+        self.position = position
+        return position
 
     def _ship(self) -> None:
         """Send the chunk's bars. A chunk that follows the last one is appended

@@ -95,11 +95,10 @@ class LuaSymbolStrategy(SymbolStrategy):
 
     def scan(self, state: State, start: int, stop: int) -> tuple[int, Decision | None]:
         function = FUNCTION_OF_STATE[state]
-        self.ctx.sync()
         # Lua returns stop alone; or k and the decision (a table with only
         # decision fields flattened to their values in DECISION_FIELDS order); or nil
         # and the failure.
-        result = self._scan(function, start, stop)
+        result = self._scan(function, start, stop, *self.ctx.sync_data())
         if result.__class__ is not tuple:
             return stop, None
         k = result[0]
