@@ -22,6 +22,8 @@ from engine_core.orders import OrderState, OrderStatus, client_id_prefix, make_c
 from engine_core.risk import RiskManager
 
 STATUS_RETRIES = 3
+# read once: on Python 3.11 each ``OrderStatus.X`` costs an enum metaclass lookup
+_INTENT, _SUBMITTED = OrderStatus.INTENT, OrderStatus.SUBMITTED
 
 
 class ExecutionEngine:
@@ -77,7 +79,7 @@ class ExecutionEngine:
         except RiskError as err:
             self.record(order, OrderStatus.REFUSED, f"{err.rule}: {err}")
             raise
-        self.record(order, OrderStatus.INTENT)
+        self.record(order, _INTENT)
         try:
             self.broker.submit(order)
         except BrokerTimeout as err:
@@ -88,7 +90,7 @@ class ExecutionEngine:
         except BrokerError as err:
             self.record(order, OrderStatus.REJECTED, str(err))
             raise
-        self.record(order, OrderStatus.SUBMITTED)
+        self.record(order, _SUBMITTED)
         if self._count_orders:
             self.risk.account.order_opened()
         return None

@@ -18,6 +18,7 @@ from engine_core.model import BarChunk, Fill, RoundTrip, Side
 from engine_core.storage import Series
 
 _ZERO = Decimal(0)
+_BUY = Side.BUY  # read once: Side.BUY costs an enum metaclass lookup on Python 3.11
 
 
 @dataclass(slots=True)
@@ -79,28 +80,30 @@ class Ledger:
         self.fill_keys.add(fill.key)
         signed = fill.position_change
         before = self.qty
-        self.qty = before + signed
-        sign = 1 if fill.side is Side.BUY else -1
-        self.cash -= sign * fill.qty * fill.price + fill.commission
+        qty = self.qty = before + signed
+        sign = 1 if fill.side is _BUY else -1
+        cash = self.cash = self.cash - (sign * fill.qty * fill.price + fill.commission)
         self.fills += 1
         closed = None
         e = self.entry
-        flat_after = self.qty == 0 if flat is None else flat
-        if e is None and not flat_after and abs(self.qty) > abs(before):  # from flat (or dust) into a position
-            self.entry = Entry(fill.ts, fill.price, abs(signed), fill.commission, fill.side, index)
-        elif e is not None and abs(self.qty) > abs(before) and (self.qty > 0) == (before > 0):
+        flat_after = qty == 0 if flat is None else flat
+        grows = abs(qty) > abs(before)
+        if e is None:
+            if not flat_after and grows:  # from flat (or dust) into a position
+                self.entry = Entry(fill.ts, fill.price, abs(signed), fill.commission, fill.side, index)
+        elif grows and (qty > 0) == (before > 0):
             total = e.qty + abs(signed)  # adding to the position: average the entry
             e.price = (e.price * e.qty + fill.price * abs(signed)) / total
             e.qty, e.commission = total, e.commission + fill.commission
-        elif e is not None and flat_after:
+        elif flat_after:
             closed = self._close(fill, reason)
-        self._marks.append((i, float(self.qty), float(self.cash)))
+        self._marks.append((i, float(qty), float(cash)))
         return closed
 
     def _close(self, fill: Fill, reason: str) -> RoundTrip:
         e = self.entry
         assert e is not None
-        direction = 1 if e.side is Side.BUY else -1
+        direction = 1 if e.side is _BUY else -1
         commission = e.commission + fill.commission
         pnl = (fill.price - e.price) * e.qty * direction - commission
         trip = RoundTrip(self.symbol, e.side, e.qty, e.ts, e.price, fill.ts, fill.price, pnl, commission, reason)

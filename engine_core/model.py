@@ -67,6 +67,9 @@ class Side(str, enum.Enum):
         return 1 if self is Side.BUY else -1
 
 
+_BUY = Side.BUY  # read once: an enum member costs a metaclass lookup on Python 3.11 (hot paths)
+
+
 class State(str, enum.Enum):
     """States of a symbol's state machine."""
 
@@ -225,8 +228,7 @@ class Fill(NamedTuple):
     @property
     def position_change(self) -> Decimal:
         """The signed change of the position this fill makes."""
-        held = self.qty - self.fee_qty if self.side is Side.BUY else self.qty
-        return held if self.side is Side.BUY else -held
+        return self.qty - self.fee_qty if self.side is _BUY else -self.qty
 
 
 # ---------------------------------------------------------------- events

@@ -255,9 +255,9 @@ class RiskManager:
 
         A ``reducing`` order (exit, stop, flattening) is never refused.
         """
-        lim, total = self.limits(symbol), self.section
-        if self._unlimited(symbol, lim):
+        if self._idle.get(symbol) or self._unlimited(symbol, self.limits(symbol)):
             return
+        lim, total = self.limits(symbol), self.section
         sent = self._sent.setdefault(symbol, deque())
         while sent and sent[0] <= ts - NS_PER_MINUTE:
             sent.popleft()

@@ -85,6 +85,13 @@ _TERMINAL_UPDATE = {
     OrderStatus.EXPIRED: UpdateKind.EXPIRE,
 }
 
+# Enum members the order path reads, looked up once: on Python 3.11 each
+# ``State.X`` goes through the enum metaclass's __getattr__ hook (~0.2 us).
+_WATCH, _CLOSE_WATCH, _IN_TRADE = State.WATCH, State.CLOSE_WATCH, State.IN_TRADE
+_FILLED, _SUBMITTED, _UNKNOWN = OrderStatus.FILLED, OrderStatus.SUBMITTED, OrderStatus.UNKNOWN
+_MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
+_BUY, _SELL = Side.BUY, Side.SELL
+
 
 class SymbolWorker:
     def __init__(
@@ -328,12 +335,10 @@ class SymbolWorker:
         """Match a simulated order against bar ``i``; cancel an entry limit past its expiry."""
         cur = self.orders.current
         assert cur is not None
-        v, o = self.view, self.view.offset
-        ts = int(v.ts[o + i])
-        if self.sim is not None and cur.order.ts < ts and (self.fill_next_open or cur.order.type is OrderType.LIMIT):
-            for update in self.sim.match(
-                self.symbol, ts, float(v.open[o + i]), float(v.high[o + i]), float(v.low[o + i])
-            ):
+        v, j = self.view, self.view.offset + i
+        ts = int(v.ts[j])
+        if self.sim is not None and cur.order.ts < ts and (self.fill_next_open or cur.order.type is _LIMIT):
+            for update in self.sim.match(self.symbol, ts, float(v.open[j]), float(v.high[j]), float(v.low[j])):
                 self.on_update(update, i)
         if self.orders.current is not None and self.order_expiry is not None and v.seen + i >= self.order_expiry:
             self.order_expiry = None
@@ -379,25 +384,26 @@ class SymbolWorker:
         ts = int(self.view.ts[self.view.offset + k])
         if self.bus.listening:
             self.bus.emit(SignalEvent(self.symbol, ts, d.action, d.detail()))
-        if d.action in ("setup", "enter") and state is State.WATCH:
-            self._transition(State.CLOSE_WATCH, ts, d.reason or d.action)
+        action = d.action
+        if state is _WATCH and action in ("setup", "enter"):
+            self._transition(_CLOSE_WATCH, ts, d.reason or action)
             self.expiry = self.view.seen + k + d.expires if d.expires else None
-            if d.action == "setup":
-                k2, d2 = self._scan(State.CLOSE_WATCH, k, k + 1)
+            if action == "setup":
+                k2, d2 = self._scan(_CLOSE_WATCH, k, k + 1)
                 if d2 is not None and k2 is not None:
-                    self._apply(State.CLOSE_WATCH, d2, k2)
+                    self._apply(_CLOSE_WATCH, d2, k2)
                 return
-        if d.action == "enter":
+        if action == "enter":
             self._enter(d, k, ts)
-        elif d.action == "cancel":
+        elif action == "exit":
+            self._exit(k, d.reason or "exit", None)
+        elif action == "cancel":
             self.expiry = None
             if self.orders.current is not None:
                 self._cancel(self.orders.current, k)  # back to Watch when the venue confirms
             else:
-                self._transition(State.WATCH, ts, d.reason or "cancel")
-        elif d.action == "exit":
-            self._exit(k, d.reason or "exit", None)
-        elif d.action == "adjust":
+                self._transition(_WATCH, ts, d.reason or "cancel")
+        elif action == "adjust":
             self.stops.override(d.stop_price, d.take_profit_price, d.trailing_stop)
             self._journal_stops(ts)
             self._sync_position_view()
@@ -412,7 +418,7 @@ class SymbolWorker:
             return
         price = float(self.view.close[self.view.offset + k])
         ref = d.limit_price if d.limit_price is not None else price
-        sign = d.side.sign
+        sign = 1 if d.side is _BUY else -1
         if d.stop_price is not None and (d.stop_price - ref) * sign >= 0:
             word = "below" if sign > 0 else "above"
             raise StrategyError(
@@ -470,7 +476,7 @@ class SymbolWorker:
             qty,
             ts,
             reason,
-            OrderType.MARKET if limit is None else OrderType.LIMIT,
+            _MARKET if limit is None else _LIMIT,
             None if limit is None else to_decimal(limit),
             stop_price=None if stop is None else to_decimal(stop),
             take_profit_price=None if target is None else to_decimal(target),
@@ -482,7 +488,7 @@ class SymbolWorker:
                 self.orders.remember(InFlight(order, OrderStatus.LOST))
             self._not_placed(ts, err)
             return False
-        self.orders.open(order, OrderStatus.SUBMITTED if state is None else OrderStatus.UNKNOWN, self.view.seen + k)
+        self.orders.open(order, _SUBMITTED if state is None else _UNKNOWN, self.view.seen + k)
         self.orders_sent += 1
         self._persist()
         if state is not None:
@@ -507,9 +513,8 @@ class SymbolWorker:
         size = self.broker.round_qty(self.symbol, abs(qty))
         if size <= 0:
             return
-        side = Side.SELL if qty > 0 else Side.BUY
         ts = int(self.view.ts[self.view.offset + k])
-        self._send(side, size, ts, reason, k, price, reducing=True)
+        self._send(_SELL if qty > 0 else _BUY, size, ts, reason, k, price, reducing=True)
 
     def _cancel(self, flight: InFlight, k: int) -> None:
         if flight.cancel_sent:
@@ -538,13 +543,12 @@ class SymbolWorker:
             self._book(fill, i, None, None, reason=update.leg)
             self._settle_state(fill.ts, update.leg)
             return
-        applied = self.orders.apply(update)
-        flight = applied.flight
+        flight, status, done = self.orders.apply(update)
         if fill is not None:
-            self._book(fill, i, flight, applied.status)
-        elif applied.status is not None and flight is not None:
-            self.execution.record(flight.order, applied.status, update.reason, update.venue_id)
-        if applied.done and flight is not None:
+            self._book(fill, i, flight, status)
+        elif status is not None and flight is not None:
+            self.execution.record(flight.order, status, update.reason, update.venue_id)
+        if done and flight is not None:
             self.execution.order_closed()
             self._order_finished(flight, update.ts, update.reason)
         elif fill is not None and flight is not self.orders.current:
@@ -559,11 +563,12 @@ class SymbolWorker:
             )
         reason = reason or (flight.order.reason if flight is not None else "exit")
         index = self.view.seen + i + 1
-        flat = self._flat(self.ledger.qty + fill.position_change)
+        # the ledger's own reading (only zero is flat) serves a broker without a lot step
+        flat = None if self._any_qty else self._flat(self.ledger.qty + fill.position_change)
         if self.journal is None:
             self.ledger.book(fill, i, index, reason, flat)
         else:
-            recorded = status or (flight.status if flight is not None else OrderStatus.FILLED)
+            recorded = status or (flight.status if flight is not None else _FILLED)
             filled = flight.filled if flight is not None else fill.qty
             with self.journal.transaction():
                 self.journal.fill(
@@ -588,28 +593,28 @@ class SymbolWorker:
             qty = float(self.ledger.qty)
             self.risk.account.update(self.symbol, float(self.ledger.cash) + qty * last, abs(qty) * last)
         self._sync_position_view()
-        self._guard(lambda: self.strategy.on_fill(fill), fill.ts)
+        self._guard(self.strategy.on_fill, fill.ts, fill)
 
     def _order_finished(self, flight: InFlight, ts: int, why: str) -> None:
         """The order in flight is done (filled, cancelled, rejected, expired, lost)."""
         self.order_expiry = None
         status = flight.status
         state, qty = self.sm.state, self.ledger.qty
-        if state is State.CLOSE_WATCH and not self._flat():
+        if state is _CLOSE_WATCH and not self._flat():
             self._transition(
-                State.IN_TRADE,
+                _IN_TRADE,
                 ts,
-                "entry filled" if status is OrderStatus.FILLED else f"entry {status.value} after a partial fill",
+                "entry filled" if status is _FILLED else f"entry {status.value} after a partial fill",
             )
             self._arm_stops(ts)
-        elif state is State.CLOSE_WATCH:
+        elif state is _CLOSE_WATCH:
             self.entry_levels = None
             detail = f": {why}" if why else ""
-            self._transition(State.WATCH, ts, f"order {flight.order.client_id} {status.value}{detail}")
-        elif state is State.IN_TRADE and self._flat():
+            self._transition(_WATCH, ts, f"order {flight.order.client_id} {status.value}{detail}")
+        elif state is _IN_TRADE and self._flat():
             self.stops.clear()
-            self._transition(State.WATCH, ts, flight.order.reason)
-        elif state is State.IN_TRADE and status is not OrderStatus.FILLED:
+            self._transition(_WATCH, ts, flight.order.reason)
+        elif state is _IN_TRADE and status is not _FILLED:
             self.bus.emit(
                 ErrorEvent(
                     self.symbol,
@@ -649,7 +654,8 @@ class SymbolWorker:
         if self.entry_levels is not None:
             self.stops.override(*self.entry_levels)
         self.entry_levels = None
-        self._journal_stops(entry.ts if entry else ts)
+        if self.journal is not None:
+            self._journal_stops(entry.ts if entry else ts)
 
     def _flat(self, qty: Decimal | None = None) -> bool:
         """No position the venue could trade (the symbol's, or ``qty``): zero,
@@ -700,11 +706,11 @@ class SymbolWorker:
         if self.journal is not None and self.stops.active:
             self.journal.event("stops", self.symbol, ts, **self.stops.snapshot())
 
-    def _guard(self, call: Any, ts: int) -> None:
+    def _guard(self, call: Any, ts: int, *args: Any) -> None:
         if self.halted is not None:
             return
         try:
-            call()
+            call(*args)
         except StrategyError as err:
             self.halt(str(err), ts)
 
@@ -729,9 +735,10 @@ class SymbolWorker:
     def _sync_position_view(self) -> None:
         p, e, s = self.view.position, self.ledger.entry, self.stops
         p.qty = float(self.ledger.qty)
-        p.avg_price = float(e.price) if e else 0.0
-        p.entry_ts = e.ts if e else 0
-        p.entry_index = e.index if e else 0
+        if e is None:
+            p.avg_price, p.entry_ts, p.entry_index = 0.0, 0, 0
+        else:
+            p.avg_price, p.entry_ts, p.entry_index = float(e.price), e.ts, e.index
         p.stop_price, p.take_profit_price, p.trailing_stop = s.stop_price, s.take_profit_price, s.trailing
 
     # ------------------------------------------------------------ control

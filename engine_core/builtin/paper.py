@@ -27,8 +27,10 @@ from engine_core.orders import OrderState, OrderStatus, OrderUpdate, UpdateKind
 from engine_core.sources import PluginConfig
 
 _KEY = "paper:"
-_OPEN = {"status": "open"}
-_ZERO = Decimal(0)  # a backtest's record of a working order (shared, never changed)
+_OPEN = {"status": "open"}  # a backtest's record of a working order (shared, never changed)
+_ZERO = Decimal(0)
+# Enum members read once: on Python 3.11 each ``OrderType.X`` costs a metaclass lookup.
+_MARKET, _BUY, _FILL = OrderType.MARKET, Side.BUY, UpdateKind.FILL
 
 
 class PaperConfig(PluginConfig):
@@ -111,7 +113,7 @@ class PaperBroker(SimulatedBroker):
         def price(order: Order) -> Decimal | None:
             if order.ts >= ts:
                 return None  # placed on this bar: it fills from the next one
-            if order.type is OrderType.MARKET:
+            if order.type is _MARKET:
                 return self._slipped(base, order.side)
             return self._limit_fill(order, open_, high, low)
 
@@ -120,7 +122,7 @@ class PaperBroker(SimulatedBroker):
     def fill_market(self, symbol: str, ts: int, price: float) -> list[OrderUpdate]:
         base = to_decimal(price)
         return self._fill_working(
-            symbol, ts, lambda order: self._slipped(base, order.side) if order.type is OrderType.MARKET else None
+            symbol, ts, lambda order: self._slipped(base, order.side) if order.type is _MARKET else None
         )
 
     def _fill_working(self, symbol: str, ts: int, price: Callable[[Order], Decimal | None]) -> list[OrderUpdate]:
@@ -153,7 +155,7 @@ class PaperBroker(SimulatedBroker):
         if not self.config.slippage:
             return base
         slip = base * self.config.slippage
-        return base + slip if side is Side.BUY else base - slip
+        return base + slip if side is _BUY else base - slip
 
     def _fill(self, order: Order, px: Decimal, ts: int) -> OrderUpdate:
         rate = self.config.commission
@@ -165,7 +167,7 @@ class PaperBroker(SimulatedBroker):
             record = self._orders[order.client_id]
             record.update(status="filled", fill_price=str(px), commission=str(commission), fill_ts=ts)
             self._save(order.client_id)  # the fill exists once it is journaled here
-        return OrderUpdate(UpdateKind.FILL, order.client_id, order.symbol, ts, fill)
+        return OrderUpdate(_FILL, order.client_id, order.symbol, ts, fill)
 
     def order_status(self, client_id: str) -> OrderState | None:
         with self._lock:

@@ -282,7 +282,9 @@ local function loop(fn, start, stop)
 end
 tools.share_budget(loop)
 
-local function scan(name, start, stop)
+-- The position follows the bounds when it changed since the last call.
+local function scan(name, start, stop, ...)
+  if select("#", ...) > 0 then set_position(...) end
   return guarded(loop, fns[name], start, stop)
 end
 

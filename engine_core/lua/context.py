@@ -56,6 +56,13 @@ class Context:
             view.window,
             sandbox.lua.table(*DECISION_FIELDS),
         )
+        # Looked up once: reading a field of a Lua table from Python costs
+        # several microseconds (a new wrapper object each time).
+        self._set_position, self._load_bar, self._load_chunk = (
+            self.lua.set_position,
+            self.lua.load_bar,
+            self.lua.load_chunk,
+        )
 
     # ------------------------------------------------------------ called from Lua
 
@@ -86,14 +93,23 @@ class Context:
 
     def sync(self) -> None:
         """Ship a new chunk's arrays and a changed position to Lua."""
+        moved = self.sync_data()
+        if moved:
+            self._set_position(*moved)
+
+    def sync_data(self) -> tuple[Any, ...]:
+        """Ship a new chunk's arrays; return the position when it changed
+        since it was last shipped (else ``()``), for the caller to pass along
+        with its call into Lua (``scan`` takes it: one call instead of two)."""
         view = self.view
         if self.chunk != (view.seen, view.n):
             self._ship()
         p = view.position
         position = (p.qty, p.avg_price, p.entry_ts, p.entry_index, p.stop_price, p.take_profit_price, p.trailing_stop)
-        if position != self.position:
-            self.position = position
-            self.lua.set_position(*position)
+        if position == self.position:
+            return ()
+        self.position = position
+        return position
 
     def _ship(self) -> None:
         """Send the chunk's bars. A chunk that follows the last one is appended
@@ -111,10 +127,10 @@ class Context:
         dest = off + 1 - (view.offset - start)
         if view.n == 1 and keep == 0 and start == view.offset:  # a live bar appended: its values as numbers
             values = [array_of(view)[-1].item() for array_of in self.arrays]
-            self.lua.load_bar(off, view.seen - off, off - view.offset + 1, dest, *values)
+            self._load_bar(off, view.seen - off, off - view.offset + 1, dest, *values)
         else:
             blobs = [array_of(view)[start:].tobytes() for array_of in self.arrays]
-            self.lua.load_chunk(off, view.seen - off, off - view.offset + 1, keep, self.length, dest, *blobs)
+            self._load_chunk(off, view.seen - off, off - view.offset + 1, keep, self.length, dest, *blobs)
         self.chunk = (view.seen, view.n)
         self.off = off
         self.length = off + view.n

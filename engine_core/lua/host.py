@@ -61,7 +61,8 @@ class LuaSymbolStrategy(SymbolStrategy):
         self.sandbox = host.sandbox()
         self.ctx = Context(self.sandbox, view, host.label)
         lua = self.ctx.lua
-        self._scan, self._on_fill = lua.scan, lua.on_fill
+        # looked up once: each read of a Lua table's field from Python costs microseconds
+        self._scan, self._on_fill, self._get_state = lua.scan, lua.on_fill, lua.get_state
         # Decisions parse_decision accepted, by state and the values returned
         # (with their types: 1, 1.0 and true are equal keys otherwise).
         self._decisions: dict[tuple[Any, ...], Decision] = {}
@@ -82,7 +83,7 @@ class LuaSymbolStrategy(SymbolStrategy):
         return f"{at}: {function} for {self.symbol}"
 
     def state(self) -> Any:
-        return from_lua(self.ctx.lua.get_state())
+        return from_lua(self._get_state())
 
     def restore_state(self, data: Any) -> None:
         self.ctx.lua.set_state(to_lua(self.sandbox.lua, data if isinstance(data, dict | list) else {}))
@@ -95,11 +96,10 @@ class LuaSymbolStrategy(SymbolStrategy):
 
     def scan(self, state: State, start: int, stop: int) -> tuple[int, Decision | None]:
         function = FUNCTION_OF_STATE[state]
-        self.ctx.sync()
         # Lua returns stop alone; or k and the decision (a table with only
         # decision fields flattened to their values in DECISION_FIELDS order); or nil
         # and the failure.
-        result = self._scan(function, start, stop)
+        result = self._scan(function, start, stop, *self.ctx.sync_data())
         if result.__class__ is not tuple:
             return stop, None
         k = result[0]
