@@ -300,7 +300,7 @@ class SymbolWorker:
         k, decision = self._scan(state, i, stop)
         if k is None:  # the strategy failed and the symbol halted
             return i + 1
-        if state is State.IN_TRADE:
+        if self.stops.trailing is not None and state is State.IN_TRADE:  # (no slicing when nothing trails)
             self.stops.advance_best(
                 v.high[o + i : o + min(k + 1, stop)], v.low[o + i : o + min(k + 1, stop)], self.ledger.qty > 0
             )
