@@ -19,6 +19,7 @@ directory, ``journal_sync = "full"``).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import resource
 import tempfile
 import time
@@ -47,7 +48,8 @@ WARM = 20  # a symbol's first bars pay one-time costs (indicator set-up, first i
 arrived: dict[tuple[str, int], tuple[float, int]] = {}  # (symbol, ts) -> (arrival, the symbol's bar number)
 counts: dict[str, int] = {}
 latencies: list[tuple[float, bool]] = []  # (seconds, after the symbol's first WARM bars)
-rounds: list[tuple[int, float, float]] = []  # (round, process CPU, wall) when a round's first bar arrives
+marks: dict[str, tuple[float, float]] = {}  # (process CPU, wall) when the steady state begins and when all is done
+running: list[Engine] = []
 
 
 class StampedSource(SimulatedSource):
@@ -55,10 +57,15 @@ class StampedSource(SimulatedSource):
         async for bar in super().live():
             n = counts[bar.symbol] = counts.get(bar.symbol, 0) + 1
             now = time.perf_counter()
-            if bar.symbol == self.symbols[0]:
-                rounds.append((n, time.process_time(), now))
+            if bar.symbol == self.symbols[0] and n == WARM + 1:
+                marks["steady"] = (time.process_time(), now)
             arrived[(bar.symbol, bar.ts)] = (now, n)
             yield bar
+        # the feed is over: wait until every worker has processed its last bar
+        workers = list(running[0].workers.values())
+        while any(not w.inbox.empty() or w.lock.locked() for w in workers):
+            await asyncio.sleep(0.001)
+        marks["done"] = (time.process_time(), time.perf_counter())
 
 
 class Probe:
@@ -103,6 +110,7 @@ def main() -> None:
             '[strategy]\nhost = "lua"\nscript = "s.lua"\n'
         )
         engine = Engine(load_config(work / "live.toml", registry), registry)
+        running.append(engine)
         cpu0, t0 = time.process_time(), time.perf_counter()
         result = engine.run()
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
@@ -118,13 +126,11 @@ def main() -> None:
                 f"p99 {np.percentile(values, 99):.2f} ms, max {values.max():.2f} ms"
             )
     print(f"  CPU per live bar, whole run: {cpu / bars * 1e6:.0f} us (the whole process: start-up, feed, I/O loop, workers)")
-    # Steady state: from the round after the warm-up to the last round's start
-    # (a round's bars are processed before the next round arrives unless the
-    # engine falls behind, which the latencies show).
-    steady_rounds = [r for r in rounds if r[0] > WARM]
-    if len(steady_rounds) >= 2:
-        (r0, c0, w0), (r1, c1, w1) = steady_rounds[0], steady_rounds[-1]
-        n = (r1 - r0) * args.symbols
+    # Steady state: from the first bar after the warm-up to the moment every
+    # bar has been processed (backlog included when the engine fell behind).
+    if "steady" in marks and "done" in marks:
+        (c0, w0), (c1, w1) = marks["steady"], marks["done"]
+        n = bars - WARM * args.symbols
         print(
             f"  CPU per live bar, steady state: {(c1 - c0) / n * 1e6:.0f} us over {n:,} bars "
             f"({(c1 - c0) / (w1 - w0) * 100:.1f}% of one core = {(c1 - c0) / (w1 - w0) * 100 / args.symbols:.3f}% "
