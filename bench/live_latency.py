@@ -125,7 +125,7 @@ def main() -> None:
                 f"  arrival -> order submitted ({label}): median {np.median(values):.2f} ms, "
                 f"p99 {np.percentile(values, 99):.2f} ms, max {values.max():.2f} ms"
             )
-    print(f"  CPU per live bar, whole run: {cpu / bars * 1e6:.0f} us (the whole process: start-up, feed, I/O loop, workers)")
+    print(f"  CPU per live bar, whole run: {cpu / bars * 1e6:.0f} us (whole process, start-up included)")
     # Steady state: from the first bar after the warm-up to the moment every
     # bar has been processed (backlog included when the engine fell behind).
     if "steady" in marks and "done" in marks:
