@@ -13,7 +13,11 @@ WAL mode. Schema (version in ``PRAGMA user_version``):
              reason, status, filled_qty, created_ts, updated_ts, type, price,
              tif, venue_id``; status is an ``orders.OrderStatus`` value.
 ``symbols``  the latest snapshot of each symbol's worker (state, position,
-             stops, client-id sequence, pending order), as JSON.
+             stops, client-id sequence, pending order), as JSON. A
+             snapshot taken with an order, fill or transition is written
+             in its transaction; one taken only because a bar went by is
+             written within ``SNAPSHOT_DELAY`` seconds, with the other
+             symbols' (one commit for a burst of bars, not one per bar).
 ``broker``   key/value rows a simulated broker keeps its own state in (the
              paper broker's open orders and fills), so that a paper run
              survives a restart exactly like a real one.
@@ -37,6 +41,7 @@ from engine_core.model import Order, OrderType, Side, TimeInForce, fill_key
 from engine_core.orders import OPEN_STATUSES, OrderStatus
 
 SCHEMA_VERSION = 2
+SNAPSHOT_DELAY = 0.2  # seconds a bar's snapshot may wait to be committed with the others
 _APP_ID = 0x454E474E  # "ENGN": marks the file as this engine's journal
 
 _SCHEMA = """
@@ -104,12 +109,20 @@ _ORDER_COLUMNS = (
 
 class Journal:
     """Thread-safe: one connection, one lock; every write is its own
-    transaction unless grouped with :meth:`transaction`."""
+    transaction unless grouped with :meth:`transaction`, except the
+    snapshots saved with ``soon``, which a thread of the journal's commits
+    together (``flush``)."""
 
     def __init__(self, path: str | Path, *, sync: str = "full") -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
         self._depth = 0
+        self._pending: dict[str, str] = {}  # symbol -> snapshot JSON saved with ``soon``, not yet written
+        self._pending_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._flush_error: JournalError | None = None
         existed = self.path.exists() and self.path.stat().st_size > 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,8 +173,16 @@ class Journal:
                 self._db.execute(f"PRAGMA user_version={version}")
 
     def close(self) -> None:
+        """Write the snapshots still waiting, then close."""
+        self._closing.set()
+        self._wake.set()
+        if self._flusher is not None:
+            self._flusher.join()
         with self._lock:
-            self._db.close()
+            try:
+                self.flush()
+            finally:
+                self._db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -241,11 +262,56 @@ class Journal:
             )
             self.event("fill", symbol, ts, client_id=client_id, **data)
 
-    def save_symbol(self, symbol: str, snapshot: dict[str, Any]) -> None:
-        self._write(
-            "INSERT INTO symbols(symbol, data) VALUES (?, ?) ON CONFLICT(symbol) DO UPDATE SET data=excluded.data",
-            (symbol, json.dumps(snapshot, sort_keys=True, default=str)),
-        )
+    def save_symbol(self, symbol: str, snapshot: dict[str, Any], *, soon: bool = False) -> None:
+        """Write a symbol's snapshot now (in the current transaction, if
+        any), or with ``soon`` hand it to the journal's thread, which commits
+        the waiting snapshots of every symbol together within
+        ``SNAPSHOT_DELAY`` seconds (and ``close`` the rest). ``soon`` is for
+        what only a bar changed: a crash loses at most that much of the
+        symbols' bar progress, never an order, a fill or a transition, whose
+        snapshots are written with them."""
+        data = json.dumps(snapshot, sort_keys=True, default=str)
+        if soon:
+            if self._flush_error is not None:
+                raise self._flush_error
+            with self._pending_lock:
+                self._pending[symbol] = data
+                if self._flusher is None:
+                    self._flusher = threading.Thread(target=self._flush_soon, name="journal-flush", daemon=True)
+                    self._flusher.start()
+            self._wake.set()
+            return
+        with self._lock:  # an older snapshot still waiting must not be written after this one
+            with self._pending_lock:
+                self._pending.pop(symbol, None)
+            self._write(_SAVE_SYMBOL, (symbol, data))
+
+    def flush(self) -> None:
+        """Commit the snapshots waiting to be written, in one transaction."""
+        with self._lock:
+            with self._pending_lock:
+                batch, self._pending = self._pending, {}
+            if batch:
+                try:
+                    with self.transaction():
+                        self._db.executemany(_SAVE_SYMBOL, batch.items())
+                except sqlite3.Error as err:
+                    raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
+
+    def _flush_soon(self) -> None:
+        """The journal's thread: commit waiting snapshots in bursts, each
+        within SNAPSHOT_DELAY seconds of the first one that waited."""
+        while not self._closing.is_set():
+            self._wake.wait()
+            self._closing.wait(SNAPSHOT_DELAY)  # gather the rest of the burst
+            self._wake.clear()
+            if self._closing.is_set():
+                return  # close() writes the rest
+            try:
+                self.flush()
+            except JournalError as err:  # the next save_symbol on a worker raises it
+                self._flush_error = err
+                return
 
     def put(self, key: str, value: Any) -> None:
         """A simulated broker's own state."""
@@ -334,6 +400,9 @@ class Journal:
             {"seq": seq, "ts": ts, "symbol": sym, "kind": kind, **json.loads(data)}
             for seq, ts, sym, kind, data in self._read(sql, tuple(args))
         ]
+
+
+_SAVE_SYMBOL = "INSERT INTO symbols(symbol, data) VALUES (?, ?) ON CONFLICT(symbol) DO UPDATE SET data=excluded.data"
 
 
 def order_from_row(row: dict[str, Any]) -> Order:

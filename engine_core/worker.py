@@ -240,7 +240,7 @@ class SymbolWorker:
         self._i = 0
         self.last_ts = int(chunk.ts[-1])
         self.bars_done += n
-        self._persist()
+        self._persist(soon=True)  # only the bar's progress: committed with the other symbols' shortly
         if self.halted is None and self.cfg.reload:
             message = self.strategy.reload_if_changed()
             if message:
@@ -803,9 +803,9 @@ class SymbolWorker:
             "strategy_state": self.strategy.state() if self.started else self._restored_state,
         }
 
-    def _persist(self) -> None:
+    def _persist(self, soon: bool = False) -> None:
         if self.journal is not None:
-            self.journal.save_symbol(self.symbol, self.snapshot())
+            self.journal.save_symbol(self.symbol, self.snapshot(), soon=soon)
 
     def restore(self, snap: dict[str, Any] | None, unsettled: list[dict[str, Any]], fill_keys: set[str]) -> None:
         """Take up where a previous run of this engine left off: ``snap`` is
