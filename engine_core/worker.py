@@ -114,7 +114,11 @@ class SymbolWorker:
         self.view = SymbolView(symbol, strategy.params, window, StrategyLog(symbol, bus))
         self.strategy = host.bind(symbol, self.view)
         self.sm = StateMachine(symbol)
-        self.inbox: queue.Queue[Any] = queue.Queue(inbox_size)
+        # Live (unbounded): the C queue, whose put and get take no Python-level
+        # lock or condition (queue.Queue's cost a thread a second wait per message).
+        self.inbox: queue.Queue[Any] | queue.SimpleQueue[Any] = (
+            queue.Queue(inbox_size) if inbox_size else queue.SimpleQueue()
+        )
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()  # held while a message is processed
         self.done = False  # the thread has ended; late updates are applied by the caller
