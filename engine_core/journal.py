@@ -23,6 +23,14 @@ WAL mode. Schema (version in ``PRAGMA user_version``):
              survives a restart exactly like a real one.
 
 Money and quantities are stored as decimal strings.
+
+With ``sync = "full"`` (the default) a commit is on disk before the engine
+acts on it, except the records a restart rebuilds by asking the venue (an
+order's status after its intent: ``VENUE_TELLS``), bars' snapshots and
+connection events: those commits skip the fsync. Both kinds survive a crash
+of the engine (the operating system holds them); a power loss can take the
+last of the unsynced ones, never one written before a synced commit (the
+write-ahead log is synced as a whole, in order).
 """
 
 from __future__ import annotations
@@ -90,6 +98,21 @@ _MIGRATIONS = {
     ),
 }
 _OPEN = tuple(s.value for s in OPEN_STATUSES)
+# An order's statuses after its (always synced) intent that recovery learns
+# again from the venue by client id: their commits need no fsync.
+VENUE_TELLS = frozenset(
+    {
+        OrderStatus.SUBMITTED,
+        OrderStatus.ACCEPTED,
+        OrderStatus.CANCELLED,
+        OrderStatus.REJECTED,
+        OrderStatus.EXPIRED,
+        OrderStatus.UNKNOWN,
+        OrderStatus.LOST,
+        OrderStatus.REFUSED,
+    }
+)
+_UNSYNCED_EVENTS = frozenset({"connection"})
 _ORDER_COLUMNS = (
     "client_id",
     "symbol",
@@ -117,6 +140,8 @@ class Journal:
         self.path = Path(path)
         self._lock = threading.RLock()
         self._depth = 0
+        self._full = sync == "full"
+        self._level = "FULL" if self._full else "NORMAL"  # the connection's synchronous setting
         self._pending: dict[str, str] = {}  # symbol -> snapshot JSON saved with ``soon``, not yet written
         self._pending_lock = threading.Lock()
         self._wake = threading.Event()
@@ -128,7 +153,7 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+            self._db.execute(f"PRAGMA synchronous={self._level}")
             if existed:
                 self._check_existing()
             else:
@@ -185,10 +210,15 @@ class Journal:
                 self._db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group writes into one atomic commit (nests; the outermost commits)."""
+    def transaction(self, *, synced: bool = True) -> Iterator[None]:
+        """Group writes into one atomic commit (nests; the outermost commits,
+        synced unless it says ``synced=False``: see the module's text)."""
         with self._lock:
             if self._depth == 0:
+                level = "FULL" if self._full and synced else "NORMAL"
+                if level != self._level:  # SQLite takes it only between transactions
+                    self._db.execute(f"PRAGMA synchronous={level}")
+                    self._level = level
                 self._db.execute("BEGIN IMMEDIATE")
             self._depth += 1
             try:
@@ -205,9 +235,9 @@ class Journal:
                 except sqlite3.Error as err:
                     raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
 
-    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+    def _write(self, sql: str, args: tuple[Any, ...], synced: bool = True) -> None:
         try:
-            with self.transaction():
+            with self.transaction(synced=synced):
                 self._db.execute(sql, args)
         except sqlite3.Error as err:
             raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
@@ -218,11 +248,12 @@ class Journal:
         self._write(
             "INSERT INTO events(ts, symbol, kind, data) VALUES (?, ?, ?, ?)",
             (ts, symbol, kind, json.dumps(data, sort_keys=True, default=str)),
+            synced=kind not in _UNSYNCED_EVENTS,
         )
 
     def order(self, order: Order, status: OrderStatus, *, detail: str = "", venue_id: str = "") -> None:
         """Record an order's status (inserting it the first time) and the event."""
-        with self.transaction():
+        with self.transaction(synced=status not in VENUE_TELLS):
             self._write(
                 "INSERT INTO orders(client_id, symbol, side, qty, reason, status, created_ts, updated_ts, "
                 "type, price, tif, venue_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -293,7 +324,7 @@ class Journal:
                 batch, self._pending = self._pending, {}
             if batch:
                 try:
-                    with self.transaction():
+                    with self.transaction(synced=False):
                         self._db.executemany(_SAVE_SYMBOL, batch.items())
                 except sqlite3.Error as err:
                     raise JournalError(f"{self.path}: cannot write the journal: {err}") from err

@@ -1,12 +1,16 @@
 """Snapshots saved with ``soon`` (a bar's progress) are committed together by
-the journal's thread, never over a newer snapshot, and all of them at close."""
+the journal's thread, never over a newer snapshot, and all of them at close;
+commits of what a restart cannot ask the venue for are synced, the rest not."""
 
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
 import engine_core.journal as journal_module
 from engine_core.journal import Journal
+from engine_core.model import Order, Side
+from engine_core.orders import OrderStatus
 
 
 def read_back(path, timeout=10.0, until=lambda snaps: True):
@@ -54,3 +58,47 @@ def test_close_writes_the_snapshots_still_waiting(tmp_path, monkeypatch):
     journal.save_symbol("A", {"bars": 7}, soon=True)
     journal.close()
     assert read_back(path) == {"A": {"bars": 7}}
+
+
+def synced_levels(journal):
+    """The synchronous level each commit of ``journal`` ran under, in order."""
+    levels, current = [], ["FULL"]
+
+    def trace(sql):
+        if sql.startswith("PRAGMA synchronous="):
+            current[0] = sql.split("=")[1]
+        elif sql == "COMMIT":
+            levels.append(current[0])
+
+    journal._db.set_trace_callback(trace)
+    return levels
+
+
+def test_an_intent_and_a_fill_are_synced_and_what_the_venue_tells_again_is_not(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    levels = synced_levels(journal)
+    order = Order("e-A-1", "A", Side.BUY, Decimal(1), 1, "enter")
+    journal.order(order, OrderStatus.INTENT)
+    journal.order(order, OrderStatus.SUBMITTED)
+    journal.order(order, OrderStatus.ACCEPTED, venue_id="v1")
+    with journal.transaction():  # a fill is booked with the worker's snapshot
+        journal.fill("e-A-1", "A", 2, "1", OrderStatus.FILLED, qty="1", price="100")
+        journal.save_symbol("A", {"qty": "1"})
+    journal.save_symbol("A", {"qty": "1", "bars": 3}, soon=True)
+    journal.flush()
+    journal.event("connection", None, 3, state="connected")
+    assert levels == ["FULL", "NORMAL", "NORMAL", "FULL", "NORMAL", "NORMAL"]
+    journal.order(order, OrderStatus.INTENT)  # and the next synced commit is synced again
+    assert levels[-1] == "FULL"
+    journal.close()
+    j = Journal(tmp_path / "j.sqlite")
+    assert j.orders()[0]["venue_id"] == "v1" and j.symbols() == {"A": {"qty": "1", "bars": 3}}
+    j.close()
+
+
+def test_a_journal_kept_with_sync_normal_never_syncs(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite", sync="normal")
+    journal.order(Order("e-A-1", "A", Side.BUY, Decimal(1), 1, "enter"), OrderStatus.INTENT)
+    journal.event("fill", "A", 2, qty="1")
+    assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL, even for an intent
+    journal.close()
