@@ -25,17 +25,21 @@ WAL mode. Schema (version in ``PRAGMA user_version``):
 Money and quantities are stored as decimal strings.
 
 With ``sync = "full"`` (the default) a commit is on disk before the engine
-acts on it, except the records a restart rebuilds by asking the venue (an
-order's status after its intent: ``VENUE_TELLS``), bars' snapshots and
-connection events: those commits skip the fsync. Both kinds survive a crash
-of the engine (the operating system holds them); a power loss can take the
-last of the unsynced ones, never one written before a synced commit (the
-write-ahead log is synced as a whole, in order).
+acts on it: the thread that committed fsyncs the write-ahead log after
+releasing the journal's lock, and one fsync covers every commit before it,
+so workers committing at the same moment share one (a group commit) and
+none waits for another's fsync to write. The records a restart rebuilds by
+asking the venue (an order's status after its intent: ``VENUE_TELLS``),
+bars' snapshots and connection events are not synced on their own. Every
+commit survives a crash of the engine (the operating system holds it); a
+power loss can take the last unsynced ones, never one written before a
+synced commit (the log is synced as a whole, in order).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -141,7 +145,10 @@ class Journal:
         self._lock = threading.RLock()
         self._depth = 0
         self._full = sync == "full"
-        self._level = "FULL" if self._full else "NORMAL"  # the connection's synchronous setting
+        self._commits = 0  # commits made so far
+        self._synced = 0  # commits known to be on disk
+        self._sync_lock = threading.Lock()
+        self._wal_fd: int | None = None
         self._pending: dict[str, str] = {}  # symbol -> snapshot JSON saved with ``soon``, not yet written
         self._pending_lock = threading.Lock()
         self._wake = threading.Event()
@@ -153,7 +160,7 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={self._level}")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # "full": the journal fsyncs itself (_sync)
             if existed:
                 self._check_existing()
             else:
@@ -208,17 +215,16 @@ class Journal:
                 self.flush()
             finally:
                 self._db.close()
+                if self._wal_fd is not None:
+                    os.close(self._wal_fd)
 
     @contextmanager
     def transaction(self, *, synced: bool = True) -> Iterator[None]:
         """Group writes into one atomic commit (nests; the outermost commits,
-        synced unless it says ``synced=False``: see the module's text)."""
+        and returns once it is on disk unless it says ``synced=False``)."""
+        commit = 0  # the commit to see on disk once the lock is released
         with self._lock:
             if self._depth == 0:
-                level = "FULL" if self._full and synced else "NORMAL"
-                if level != self._level:  # SQLite takes it only between transactions
-                    self._db.execute(f"PRAGMA synchronous={level}")
-                    self._level = level
                 self._db.execute("BEGIN IMMEDIATE")
             self._depth += 1
             try:
@@ -234,6 +240,27 @@ class Journal:
                     self._db.execute("COMMIT")
                 except sqlite3.Error as err:
                     raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
+                self._commits += 1
+                if self._full and synced:
+                    commit = self._commits
+        if commit:
+            self._sync(commit)
+
+    def _sync(self, commit: int) -> None:
+        """Return once commits up to ``commit`` are on disk. One fsync of the
+        write-ahead log covers every commit made before it starts, so threads
+        arriving while one runs share the next."""
+        with self._sync_lock:
+            if self._synced >= commit:
+                return  # another thread's fsync covered it
+            done = self._commits  # every commit counted here is in the log already
+            try:
+                if self._wal_fd is None:
+                    self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+                os.fsync(self._wal_fd)
+            except OSError as err:
+                raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
+            self._synced = done
 
     def _write(self, sql: str, args: tuple[Any, ...], synced: bool = True) -> None:
         try:
@@ -312,10 +339,13 @@ class Journal:
                     self._flusher.start()
             self._wake.set()
             return
-        with self._lock:  # an older snapshot still waiting must not be written after this one
-            with self._pending_lock:
-                self._pending.pop(symbol, None)
-            self._write(_SAVE_SYMBOL, (symbol, data))
+        try:
+            with self.transaction():  # an older snapshot still waiting must not be written after this one
+                with self._pending_lock:
+                    self._pending.pop(symbol, None)
+                self._db.execute(_SAVE_SYMBOL, (symbol, data))
+        except sqlite3.Error as err:
+            raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
 
     def flush(self) -> None:
         """Commit the snapshots waiting to be written, in one transaction."""

@@ -4,6 +4,8 @@ commits of what a restart cannot ask the venue for are synced, the rest not."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from decimal import Decimal
 
@@ -60,45 +62,79 @@ def test_close_writes_the_snapshots_still_waiting(tmp_path, monkeypatch):
     assert read_back(path) == {"A": {"bars": 7}}
 
 
-def synced_levels(journal):
-    """The synchronous level each commit of ``journal`` ran under, in order."""
-    levels, current = [], ["FULL"]
+def count_syncs(monkeypatch):
+    """The fsyncs the journal makes, counted (they still happen)."""
+    syncs = []
+    real = os.fsync
 
-    def trace(sql):
-        if sql.startswith("PRAGMA synchronous="):
-            current[0] = sql.split("=")[1]
-        elif sql == "COMMIT":
-            levels.append(current[0])
+    def fsync(fd):
+        syncs.append(fd)
+        real(fd)
 
-    journal._db.set_trace_callback(trace)
-    return levels
+    monkeypatch.setattr(journal_module.os, "fsync", fsync)
+    return syncs
 
 
-def test_an_intent_and_a_fill_are_synced_and_what_the_venue_tells_again_is_not(tmp_path):
+def test_an_intent_and_a_fill_are_synced_and_what_the_venue_tells_again_is_not(tmp_path, monkeypatch):
     journal = Journal(tmp_path / "j.sqlite")
-    levels = synced_levels(journal)
+    syncs = count_syncs(monkeypatch)
     order = Order("e-A-1", "A", Side.BUY, Decimal(1), 1, "enter")
     journal.order(order, OrderStatus.INTENT)
+    assert len(syncs) == 1  # on disk before it is sent
     journal.order(order, OrderStatus.SUBMITTED)
     journal.order(order, OrderStatus.ACCEPTED, venue_id="v1")
-    with journal.transaction():  # a fill is booked with the worker's snapshot
+    assert len(syncs) == 1
+    with journal.transaction():  # a fill is booked with the worker's snapshot, in one synced commit
         journal.fill("e-A-1", "A", 2, "1", OrderStatus.FILLED, qty="1", price="100")
         journal.save_symbol("A", {"qty": "1"})
+    assert len(syncs) == 2
     journal.save_symbol("A", {"qty": "1", "bars": 3}, soon=True)
     journal.flush()
     journal.event("connection", None, 3, state="connected")
-    assert levels == ["FULL", "NORMAL", "NORMAL", "FULL", "NORMAL", "NORMAL"]
-    journal.order(order, OrderStatus.INTENT)  # and the next synced commit is synced again
-    assert levels[-1] == "FULL"
+    assert len(syncs) == 2
     journal.close()
     j = Journal(tmp_path / "j.sqlite")
     assert j.orders()[0]["venue_id"] == "v1" and j.symbols() == {"A": {"qty": "1", "bars": 3}}
     j.close()
 
 
-def test_a_journal_kept_with_sync_normal_never_syncs(tmp_path):
+def test_a_journal_kept_with_sync_normal_never_syncs(tmp_path, monkeypatch):
     journal = Journal(tmp_path / "j.sqlite", sync="normal")
+    syncs = count_syncs(monkeypatch)
     journal.order(Order("e-A-1", "A", Side.BUY, Decimal(1), 1, "enter"), OrderStatus.INTENT)
     journal.event("fill", "A", 2, qty="1")
-    assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL, even for an intent
+    assert syncs == []
     journal.close()
+
+
+def test_workers_committing_at_once_each_return_with_their_commit_on_disk(tmp_path, monkeypatch):
+    journal = Journal(tmp_path / "j.sqlite")
+    synced_upto = []  # per fsync: the commits it covered
+    real = os.fsync
+
+    def fsync(fd):
+        covers = journal._commits
+        real(fd)
+        synced_upto.append(covers)
+
+    monkeypatch.setattr(journal_module.os, "fsync", fsync)
+    failures = []
+
+    def worker(symbol):
+        for k in range(20):
+            with journal.transaction():
+                journal.event("fill", symbol, k, qty="1")
+                mine = journal._commits + 1  # the journal's lock is held: this commit's number
+            if not synced_upto or max(synced_upto) < mine:
+                failures.append((symbol, k))
+
+    threads = [threading.Thread(target=worker, args=(f"S{n}",)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    journal.close()
+    assert failures == []
+    again = Journal(tmp_path / "j.sqlite")
+    assert len(again.events(kind="fill")) == 160
+    again.close()
