@@ -13,17 +13,33 @@ WAL mode. Schema (version in ``PRAGMA user_version``):
              reason, status, filled_qty, created_ts, updated_ts, type, price,
              tif, venue_id``; status is an ``orders.OrderStatus`` value.
 ``symbols``  the latest snapshot of each symbol's worker (state, position,
-             stops, client-id sequence, pending order), as JSON.
+             stops, client-id sequence, pending order), as JSON. A
+             snapshot taken with an order, fill or transition is written
+             in its transaction; one taken only because a bar went by is
+             written within ``SNAPSHOT_DELAY`` seconds, with the other
+             symbols' (one commit for a burst of bars, not one per bar).
 ``broker``   key/value rows a simulated broker keeps its own state in (the
              paper broker's open orders and fills), so that a paper run
              survives a restart exactly like a real one.
 
 Money and quantities are stored as decimal strings.
+
+With ``sync = "full"`` (the default) a commit is on disk before the engine
+acts on it: the thread that committed fsyncs the write-ahead log after
+releasing the journal's lock, and one fsync covers every commit before it,
+so workers committing at the same moment share one (a group commit) and
+none waits for another's fsync to write. The records a restart rebuilds by
+asking the venue (an order's status after its intent: ``VENUE_TELLS``),
+bars' snapshots and connection events are not synced on their own. Every
+commit survives a crash of the engine (the operating system holds it); a
+power loss can take the last unsynced ones, never one written before a
+synced commit (the log is synced as a whole, in order).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -37,6 +53,7 @@ from engine_core.model import Order, OrderType, Side, TimeInForce, fill_key
 from engine_core.orders import OPEN_STATUSES, OrderStatus
 
 SCHEMA_VERSION = 2
+SNAPSHOT_DELAY = 0.2  # seconds a bar's snapshot may wait to be committed with the others
 _APP_ID = 0x454E474E  # "ENGN": marks the file as this engine's journal
 
 _SCHEMA = """
@@ -85,6 +102,21 @@ _MIGRATIONS = {
     ),
 }
 _OPEN = tuple(s.value for s in OPEN_STATUSES)
+# An order's statuses after its (always synced) intent that recovery learns
+# again from the venue by client id: their commits need no fsync.
+VENUE_TELLS = frozenset(
+    {
+        OrderStatus.SUBMITTED,
+        OrderStatus.ACCEPTED,
+        OrderStatus.CANCELLED,
+        OrderStatus.REJECTED,
+        OrderStatus.EXPIRED,
+        OrderStatus.UNKNOWN,
+        OrderStatus.LOST,
+        OrderStatus.REFUSED,
+    }
+)
+_UNSYNCED_EVENTS = frozenset({"connection"})
 _ORDER_COLUMNS = (
     "client_id",
     "symbol",
@@ -104,18 +136,31 @@ _ORDER_COLUMNS = (
 
 class Journal:
     """Thread-safe: one connection, one lock; every write is its own
-    transaction unless grouped with :meth:`transaction`."""
+    transaction unless grouped with :meth:`transaction`, except the
+    snapshots saved with ``soon``, which a thread of the journal's commits
+    together (``flush``)."""
 
     def __init__(self, path: str | Path, *, sync: str = "full") -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
         self._depth = 0
+        self._full = sync == "full"
+        self._commits = 0  # commits made so far
+        self._synced = 0  # commits known to be on disk
+        self._sync_lock = threading.Lock()
+        self._wal_fd: int | None = None
+        self._pending: dict[str, str] = {}  # symbol -> snapshot JSON saved with ``soon``, not yet written
+        self._pending_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._flush_error: JournalError | None = None
         existed = self.path.exists() and self.path.stat().st_size > 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # "full": the journal fsyncs itself (_sync)
             if existed:
                 self._check_existing()
             else:
@@ -160,12 +205,24 @@ class Journal:
                 self._db.execute(f"PRAGMA user_version={version}")
 
     def close(self) -> None:
+        """Write the snapshots still waiting, then close."""
+        self._closing.set()
+        self._wake.set()
+        if self._flusher is not None:
+            self._flusher.join()
         with self._lock:
-            self._db.close()
+            try:
+                self.flush()
+            finally:
+                self._db.close()
+                if self._wal_fd is not None:
+                    os.close(self._wal_fd)
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group writes into one atomic commit (nests; the outermost commits)."""
+    def transaction(self, *, synced: bool = True) -> Iterator[None]:
+        """Group writes into one atomic commit (nests; the outermost commits,
+        and returns once it is on disk unless it says ``synced=False``)."""
+        commit = 0  # the commit to see on disk once the lock is released
         with self._lock:
             if self._depth == 0:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -183,10 +240,31 @@ class Journal:
                     self._db.execute("COMMIT")
                 except sqlite3.Error as err:
                     raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
+                self._commits += 1
+                if self._full and synced:
+                    commit = self._commits
+        if commit:
+            self._sync(commit)
 
-    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+    def _sync(self, commit: int) -> None:
+        """Return once commits up to ``commit`` are on disk. One fsync of the
+        write-ahead log covers every commit made before it starts, so threads
+        arriving while one runs share the next."""
+        with self._sync_lock:
+            if self._synced >= commit:
+                return  # another thread's fsync covered it
+            done = self._commits  # every commit counted here is in the log already
+            try:
+                if self._wal_fd is None:
+                    self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+                os.fsync(self._wal_fd)
+            except OSError as err:
+                raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
+            self._synced = done
+
+    def _write(self, sql: str, args: tuple[Any, ...], synced: bool = True) -> None:
         try:
-            with self.transaction():
+            with self.transaction(synced=synced):
                 self._db.execute(sql, args)
         except sqlite3.Error as err:
             raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
@@ -197,11 +275,12 @@ class Journal:
         self._write(
             "INSERT INTO events(ts, symbol, kind, data) VALUES (?, ?, ?, ?)",
             (ts, symbol, kind, json.dumps(data, sort_keys=True, default=str)),
+            synced=kind not in _UNSYNCED_EVENTS,
         )
 
     def order(self, order: Order, status: OrderStatus, *, detail: str = "", venue_id: str = "") -> None:
         """Record an order's status (inserting it the first time) and the event."""
-        with self.transaction():
+        with self.transaction(synced=status not in VENUE_TELLS):
             self._write(
                 "INSERT INTO orders(client_id, symbol, side, qty, reason, status, created_ts, updated_ts, "
                 "type, price, tif, venue_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -241,11 +320,59 @@ class Journal:
             )
             self.event("fill", symbol, ts, client_id=client_id, **data)
 
-    def save_symbol(self, symbol: str, snapshot: dict[str, Any]) -> None:
-        self._write(
-            "INSERT INTO symbols(symbol, data) VALUES (?, ?) ON CONFLICT(symbol) DO UPDATE SET data=excluded.data",
-            (symbol, json.dumps(snapshot, sort_keys=True, default=str)),
-        )
+    def save_symbol(self, symbol: str, snapshot: dict[str, Any], *, soon: bool = False) -> None:
+        """Write a symbol's snapshot now (in the current transaction, if
+        any), or with ``soon`` hand it to the journal's thread, which commits
+        the waiting snapshots of every symbol together within
+        ``SNAPSHOT_DELAY`` seconds (and ``close`` the rest). ``soon`` is for
+        what only a bar changed: a crash loses at most that much of the
+        symbols' bar progress, never an order, a fill or a transition, whose
+        snapshots are written with them."""
+        data = json.dumps(snapshot, sort_keys=True, default=str)
+        if soon:
+            if self._flush_error is not None:
+                raise self._flush_error
+            with self._pending_lock:
+                self._pending[symbol] = data
+                if self._flusher is None:
+                    self._flusher = threading.Thread(target=self._flush_soon, name="journal-flush", daemon=True)
+                    self._flusher.start()
+            self._wake.set()
+            return
+        try:
+            with self.transaction():  # an older snapshot still waiting must not be written after this one
+                with self._pending_lock:
+                    self._pending.pop(symbol, None)
+                self._db.execute(_SAVE_SYMBOL, (symbol, data))
+        except sqlite3.Error as err:
+            raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
+
+    def flush(self) -> None:
+        """Commit the snapshots waiting to be written, in one transaction."""
+        with self._lock:
+            with self._pending_lock:
+                batch, self._pending = self._pending, {}
+            if batch:
+                try:
+                    with self.transaction(synced=False):
+                        self._db.executemany(_SAVE_SYMBOL, batch.items())
+                except sqlite3.Error as err:
+                    raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
+
+    def _flush_soon(self) -> None:
+        """The journal's thread: commit waiting snapshots in bursts, each
+        within SNAPSHOT_DELAY seconds of the first one that waited."""
+        while not self._closing.is_set():
+            self._wake.wait()
+            self._closing.wait(SNAPSHOT_DELAY)  # gather the rest of the burst
+            self._wake.clear()
+            if self._closing.is_set():
+                return  # close() writes the rest
+            try:
+                self.flush()
+            except JournalError as err:  # the next save_symbol on a worker raises it
+                self._flush_error = err
+                return
 
     def put(self, key: str, value: Any) -> None:
         """A simulated broker's own state."""
@@ -334,6 +461,9 @@ class Journal:
             {"seq": seq, "ts": ts, "symbol": sym, "kind": kind, **json.loads(data)}
             for seq, ts, sym, kind, data in self._read(sql, tuple(args))
         ]
+
+
+_SAVE_SYMBOL = "INSERT INTO symbols(symbol, data) VALUES (?, ?) ON CONFLICT(symbol) DO UPDATE SET data=excluded.data"
 
 
 def order_from_row(row: dict[str, Any]) -> Order:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import heapq
+import sys
 import threading
 import time
 from collections import deque
@@ -38,6 +39,13 @@ from engine_core.sources import ConnectionState, DataSource
 from engine_core.worker import STOP, SymbolWorker, Warmup
 
 INBOX_CHUNKS = 2  # backtest chunks queued per symbol before the reader waits
+# The interpreter's thread switch interval while a live engine runs (the
+# default is 5 ms). When many symbols get a bar at once, their workers queue
+# for the GIL; each waiter wakes every interval to ask for a switch, so with
+# 5 ms a burst of 100 bars costs hundreds of needless wake-ups and forced
+# switches in the middle of bars. A worker gives the GIL up after each bar
+# anyway, so a longer interval only bounds how long one busy thread can keep it.
+LIVE_SWITCH_INTERVAL = 0.1
 
 
 @dataclass
@@ -301,6 +309,15 @@ class Engine:
             self.progress(fed)
 
     def _feed_live(self) -> None:
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(max(interval, LIVE_SWITCH_INTERVAL))
+        try:
+            self._run_io_thread()
+        finally:
+            if sys.getswitchinterval() == max(interval, LIVE_SWITCH_INTERVAL):
+                sys.setswitchinterval(interval)
+
+    def _run_io_thread(self) -> None:
         errors: list[BaseException] = []
         loop = asyncio.new_event_loop()
         self.source.bind_connection(self._on_connection)

@@ -11,7 +11,7 @@ journaled); ``trailing_stop`` is a fraction of the best price since entry.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -125,6 +125,9 @@ class Stops:
         self.trailing, self.best = snap["trailing_stop"], snap["best"]
 
 
+_KILL_FIELDS = tuple(f.name for f in fields(KillState))
+
+
 class KillSwitch:
     """The symbol's daily-loss and drawdown switches (rules in ``[risk]``)."""
 
@@ -142,7 +145,7 @@ class KillSwitch:
         """The first bar of a span that trips a switch, without consuming it."""
         if not self.enabled or not len(ts):
             return None
-        probe = KillState(**asdict(self.state))
+        probe = replace(self.state)
         return self.risk.first_kill(self.symbol, ts, equity, probe)
 
     def consume(self, ts: np.ndarray, equity: np.ndarray) -> None:
@@ -151,7 +154,8 @@ class KillSwitch:
             self.risk.first_kill(self.symbol, ts, equity, self.state)
 
     def snapshot(self) -> dict[str, Any]:
-        return asdict(self.state)
+        state = self.state  # flat: its fields are numbers (dataclasses.asdict deep-copies, several times slower)
+        return {name: getattr(state, name) for name in _KILL_FIELDS}
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.state = KillState(**snap)

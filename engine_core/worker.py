@@ -121,7 +121,11 @@ class SymbolWorker:
         self.view = SymbolView(symbol, strategy.params, window, StrategyLog(symbol, bus))
         self.strategy = host.bind(symbol, self.view)
         self.sm = StateMachine(symbol)
-        self.inbox: queue.Queue[Any] = queue.Queue(inbox_size)
+        # Live (unbounded): the C queue, whose put and get take no Python-level
+        # lock or condition (queue.Queue's cost a thread a second wait per message).
+        self.inbox: queue.Queue[Any] | queue.SimpleQueue[Any] = (
+            queue.Queue(inbox_size) if inbox_size else queue.SimpleQueue()
+        )
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()  # held while a message is processed
         self.done = False  # the thread has ended; late updates are applied by the caller
@@ -247,7 +251,7 @@ class SymbolWorker:
         self._i = 0
         self.last_ts = int(chunk.ts[-1])
         self.bars_done += n
-        self._persist()
+        self._persist(soon=True)  # only the bar's progress: committed with the other symbols' shortly
         if self.halted is None and self.cfg.reload:
             message = self.strategy.reload_if_changed()
             if message:
@@ -810,9 +814,9 @@ class SymbolWorker:
             "strategy_state": self.strategy.state() if self.started else self._restored_state,
         }
 
-    def _persist(self) -> None:
+    def _persist(self, soon: bool = False) -> None:
         if self.journal is not None:
-            self.journal.save_symbol(self.symbol, self.snapshot())
+            self.journal.save_symbol(self.symbol, self.snapshot(), soon=soon)
 
     def restore(self, snap: dict[str, Any] | None, unsettled: list[dict[str, Any]], fill_keys: set[str]) -> None:
         """Take up where a previous run of this engine left off: ``snap`` is

@@ -47,15 +47,15 @@ def test_bars_are_valid_and_seeded_per_symbol():
     assert not np.array_equal(columns(["A"], seed=6, bars=50)["A"]["close"], both["A"]["close"][:50])
 
 
-def test_live_replays_the_history_bars_in_time_order():
-    source = SimulatedSource(SimulatedConfig(seed=2, bars=30, chunk=7), symbols=["A", "B"], base_dir=Path("."))
+@pytest.mark.parametrize("chunk", [7, 600])  # chunks shorter and longer than the blocks live() converts
+def test_live_replays_the_history_bars_in_time_order(chunk):
+    source = SimulatedSource(SimulatedConfig(seed=2, bars=600, chunk=chunk), symbols=["A", "B"], base_dir=Path("."))
 
     async def collect():
         return [bar async for bar in source.live()]
 
     bars = asyncio.run(collect())
-    hist = columns(["A", "B"], seed=2, bars=30, chunk=7)
     assert [b.ts for b in bars] == sorted(b.ts for b in bars)
     for symbol in ("A", "B"):
-        got = [b.close for b in bars if b.symbol == symbol]
-        assert got == list(hist[symbol]["close"])
+        history = gbm_bars(symbol, 600, seed=2)
+        assert [b for b in bars if b.symbol == symbol] == [history.bar(i) for i in range(600)]

@@ -21,6 +21,12 @@ from engine_core.hookspecs import hookimpl
 from engine_core.model import NS_PER_SECOND, SECONDS_PER_YEAR, Bar, BarChunk, epoch_ns
 from engine_core.sources import DataSource, PluginConfig
 
+_ROWS = 256  # bars per symbol turned into Python numbers at a time (live)
+
+
+def _columns(chunk: BarChunk) -> tuple[np.ndarray, ...]:
+    return chunk.ts, chunk.open, chunk.high, chunk.low, chunk.close, chunk.volume
+
 
 class SimulatedConfig(PluginConfig):
     seed: int = 1
@@ -107,10 +113,13 @@ class SimulatedSource(DataSource):
             pending.append(chunk)
             if len(pending) < len(self.symbols):
                 continue
-            for i in range(len(pending[0])):
-                for c in pending:
-                    yield c.bar(i)
-                await asyncio.sleep(self.config.pace)
+            for start in range(0, len(pending[0]), _ROWS):
+                # a block of each chunk as Python numbers at once, not six numpy scalars per bar
+                block = [(c.symbol, *(col[start : start + _ROWS].tolist() for col in _columns(c))) for c in pending]
+                for i in range(len(block[0][1])):
+                    for symbol, ts, o, h, lo, c, v in block:
+                        yield Bar(symbol, ts[i], o[i], h[i], lo[i], c[i], v[i])
+                    await asyncio.sleep(self.config.pace)
             pending = []
 
 

@@ -1,0 +1,140 @@
+"""Snapshots saved with ``soon`` (a bar's progress) are committed together by
+the journal's thread, never over a newer snapshot, and all of them at close;
+commits of what a restart cannot ask the venue for are synced, the rest not."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from decimal import Decimal
+
+import engine_core.journal as journal_module
+from engine_core.journal import Journal
+from engine_core.model import Order, Side
+from engine_core.orders import OrderStatus
+
+
+def read_back(path, timeout=10.0, until=lambda snaps: True):
+    deadline = time.monotonic() + timeout
+    while True:
+        reader = Journal(path)
+        try:
+            snaps = reader.symbols()
+        finally:
+            reader.close()
+        if until(snaps) or time.monotonic() > deadline:
+            return snaps
+        time.sleep(0.02)
+
+
+def test_soon_snapshots_reach_the_file_while_the_engine_runs(tmp_path):
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    try:
+        for bar in range(1, 4):
+            for symbol in ("A", "B"):
+                journal.save_symbol(symbol, {"bars": bar}, soon=True)
+        snaps = read_back(path, until=lambda s: s.get("A") == {"bars": 3} and s.get("B") == {"bars": 3})
+        assert snaps == {"A": {"bars": 3}, "B": {"bars": 3}}
+    finally:
+        journal.close()
+
+
+def test_a_snapshot_written_now_is_never_overwritten_by_an_older_waiting_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal_module, "SNAPSHOT_DELAY", 3600.0)  # the thread never gets to it
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    journal.save_symbol("A", {"bars": 1, "qty": "0"}, soon=True)
+    journal.save_symbol("B", {"bars": 1}, soon=True)
+    with journal.transaction():  # a fill's transaction writes its snapshot at once
+        journal.save_symbol("A", {"bars": 1, "qty": "2"})
+    journal.close()  # writes what still waits: B's snapshot, not A's older one
+    assert read_back(path) == {"A": {"bars": 1, "qty": "2"}, "B": {"bars": 1}}
+
+
+def test_close_writes_the_snapshots_still_waiting(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal_module, "SNAPSHOT_DELAY", 3600.0)
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    journal.save_symbol("A", {"bars": 7}, soon=True)
+    journal.close()
+    assert read_back(path) == {"A": {"bars": 7}}
+
+
+def count_syncs(monkeypatch):
+    """The fsyncs the journal makes, counted (they still happen)."""
+    syncs = []
+    real = os.fsync
+
+    def fsync(fd):
+        syncs.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(journal_module.os, "fsync", fsync)
+    return syncs
+
+
+def test_an_intent_and_a_fill_are_synced_and_what_the_venue_tells_again_is_not(tmp_path, monkeypatch):
+    journal = Journal(tmp_path / "j.sqlite")
+    syncs = count_syncs(monkeypatch)
+    order = Order("e-A-1", "A", Side.BUY, Decimal(1), 1, "enter")
+    journal.order(order, OrderStatus.INTENT)
+    assert len(syncs) == 1  # on disk before it is sent
+    journal.order(order, OrderStatus.SUBMITTED)
+    journal.order(order, OrderStatus.ACCEPTED, venue_id="v1")
+    assert len(syncs) == 1
+    with journal.transaction():  # a fill is booked with the worker's snapshot, in one synced commit
+        journal.fill("e-A-1", "A", 2, "1", OrderStatus.FILLED, qty="1", price="100")
+        journal.save_symbol("A", {"qty": "1"})
+    assert len(syncs) == 2
+    journal.save_symbol("A", {"qty": "1", "bars": 3}, soon=True)
+    journal.flush()
+    journal.event("connection", None, 3, state="connected")
+    assert len(syncs) == 2
+    journal.close()
+    j = Journal(tmp_path / "j.sqlite")
+    assert j.orders()[0]["venue_id"] == "v1" and j.symbols() == {"A": {"qty": "1", "bars": 3}}
+    j.close()
+
+
+def test_a_journal_kept_with_sync_normal_never_syncs(tmp_path, monkeypatch):
+    journal = Journal(tmp_path / "j.sqlite", sync="normal")
+    syncs = count_syncs(monkeypatch)
+    journal.order(Order("e-A-1", "A", Side.BUY, Decimal(1), 1, "enter"), OrderStatus.INTENT)
+    journal.event("fill", "A", 2, qty="1")
+    assert syncs == []
+    journal.close()
+
+
+def test_workers_committing_at_once_each_return_with_their_commit_on_disk(tmp_path, monkeypatch):
+    journal = Journal(tmp_path / "j.sqlite")
+    synced_upto = []  # per fsync: the commits it covered
+    real = os.fsync
+
+    def fsync(fd):
+        covers = journal._commits
+        real(fd)
+        synced_upto.append(covers)
+
+    monkeypatch.setattr(journal_module.os, "fsync", fsync)
+    failures = []
+
+    def worker(symbol):
+        for k in range(20):
+            with journal.transaction():
+                journal.event("fill", symbol, k, qty="1")
+                mine = journal._commits + 1  # the journal's lock is held: this commit's number
+            if not synced_upto or max(synced_upto) < mine:
+                failures.append((symbol, k))
+
+    threads = [threading.Thread(target=worker, args=(f"S{n}",)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    journal.close()
+    assert failures == []
+    again = Journal(tmp_path / "j.sqlite")
+    assert len(again.events(kind="fill")) == 160
+    again.close()
