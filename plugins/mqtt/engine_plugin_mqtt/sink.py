@@ -265,8 +265,7 @@ class MqttSink(EventSink):
         return "/".join((self.cfg.prefix, self.engine_id, *levels))
 
     def _engine_status(self, online: bool, reason: str | None = None) -> _Message:
-        with self._lock:
-            queued = len(self._buf)
+        queued = len(self._buf)  # (workers append without the lock: it would not make this any more exact)
         body = {
             "schema": wire.SCHEMA,
             "engine": self.engine_id,
@@ -391,8 +390,7 @@ class MqttSink(EventSink):
         assert self._attached is not None
         await self._attached.wait()
         if not self._was_attached:  # closed before the engine started: nothing was ever connected
-            with self._lock:
-                self.lost = len(self._buf)
+            self.lost = len(self._buf)
             return
         delays = connection.backoff()
         while True:
@@ -422,8 +420,7 @@ class MqttSink(EventSink):
             if self._closing:
                 delay = min(delay, max(0.0, self._deadline - time.monotonic()))
             await asyncio.sleep(delay)
-        with self._lock:
-            queued = len(self._buf)
+        queued = len(self._buf)  # (workers append without the lock: it would not make this any more exact)
         self.lost = queued + len(self._unacked) + len(self._local)
 
     async def _session(self) -> None:
