@@ -2,16 +2,19 @@
 
 Starts mosquitto on a free local port, then runs the same backtest
 (strategies/sma_cross.lua on seeded simulated one-minute bars, paper broker)
-in turn without a sink, with a sink that does nothing with the events (what
-the engine spends making them), and with the mqtt sink (bars off, QoS 1, a
-queue big enough that nothing is dropped), in this one process, ``--rounds``
-times each, and prints:
+without a sink (twice: the second says how far two identical runs differ on
+this machine), with a sink that does nothing with the events (what the
+engine spends making them), and with the mqtt sink (bars off, QoS 1, a
+queue big enough that nothing is dropped). Each run is a fresh process (a
+run after another in the same process measured 8-17% slower, whatever it
+was), and each round runs them in the reverse order of the last. Prints:
 
 * each run's wall and CPU time, start to finish (``Engine.run`` returns once
-  the broker has acknowledged the last event), and the backtest's slowdown
-  with the sink as a ratio to the run without it in the same round, their
-  median, and the ratio of the best of each: the machine is shared, so only
-  ratios measured in one run mean anything;
+  the broker has acknowledged the last event); the median over the rounds
+  of each configuration's ratio to the run without a sink of the same round,
+  and the spread of those ratios: the machine is shared, so only ratios
+  measured in one run mean anything, and the identical run's spread is how
+  finely they can tell;
 * the wall time the sink adds per event, and the events/s the backtest
   published;
 * what the sink can publish on its own (events handed to it as fast as a
@@ -20,12 +23,13 @@ times each, and prints:
 * what ``handle`` costs a worker per event, and for a live engine (one
   message per event) the time from an event to the broker's acknowledgement.
 
-    .venv/bin/python bench/mqtt_publish.py [--bars 100000] [--symbols 2] [--rounds 2] [--qos 1] [--batch auto]
+    .venv/bin/python bench/mqtt_publish.py [--bars 100000] [--symbols 2] [--rounds 5] [--qos 1] [--batch auto]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import socket
 import subprocess
@@ -132,6 +136,15 @@ def run_once(path: Path, registry: Any = None) -> dict[str, Any]:
     return out
 
 
+def run_fresh(path: Path, null: bool = False) -> dict[str, Any]:
+    """``run_once`` in a new interpreter: no run inherits another's heap."""
+    command = [sys.executable, __file__, "--one", str(path)] + (["--null"] if null else [])
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        sys.exit(f"a benchmark run failed:\n{done.stderr.strip()}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def round_trips(n: int, symbols: int = 2) -> list[Any]:
     """``n`` events as a backtest makes them: per round trip a signal, two
     transitions, an order's three statuses and its fill, twice (in and out)."""
@@ -229,10 +242,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=100_000, help="bars per symbol")
     parser.add_argument("--symbols", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each, alternating")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each; a round runs them in reverse of the last")
     parser.add_argument("--qos", type=int, default=1, choices=(0, 1, 2))
     parser.add_argument("--batch", default="auto", choices=("auto", "true", "false"), help="the sink's batch key")
+    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # one run, in this process: JSON out
+    parser.add_argument("--null", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one is not None:
+        print(json.dumps(run_once(args.one, null_sink_registry() if args.null else None)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         broker, port = start_mosquitto(work)
@@ -240,15 +258,20 @@ def main() -> None:
             plain = write_config(work, args.bars, args.symbols, None)
             null = work / "null.toml"
             null.write_text(plain.read_text() + '[[sinks]]\ntype = "null"\n')
-            registry = null_sink_registry()
             with_sink = write_config(work, args.bars, args.symbols, port, args.qos, args.batch)
-            without: list[dict[str, Any]] = []
-            nulls: list[dict[str, Any]] = []
-            withs: list[dict[str, Any]] = []
+            runs: dict[str, tuple[Path, bool]] = {
+                "without": (plain, False),
+                "again": (plain, False),
+                "null": (null, True),
+                "mqtt": (with_sink, False),
+            }
+            results: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
+            order = list(runs)
             for _ in range(args.rounds):
-                without.append(run_once(plain))
-                nulls.append(run_once(null, registry))
-                withs.append(run_once(with_sink))
+                for name in order:
+                    results[name].append(run_fresh(*runs[name]))
+                order.reverse()
+            without, again, nulls, withs = (results[name] for name in runs)
             synthetic = round_trips(100_000)
             alone_batched = sink_alone(port, synthetic, True, args.qos)
             alone_single = sink_alone(port, synthetic[:5_000], False, args.qos)
@@ -262,12 +285,12 @@ def main() -> None:
         f"mqtt sink: {args.symbols} symbols x {args.bars:,} bars, sma_cross.lua, {events:,} events, "
         f"QoS {args.qos}, bars off, {mode} (batch = {args.batch!r})"
     )
-    for k, (a, n, b) in enumerate(zip(without, nulls, withs), 1):
+    for k, (a, a2, n, b) in enumerate(zip(without, again, nulls, withs), 1):
         print(
-            f"  round {k}: without a sink {a['total']:.2f} s (CPU {a['cpu']:.2f} s), a sink doing nothing "
-            f"{n['total']:.2f} s ({n['cpu']:.2f} s), the mqtt sink {b['total']:.2f} s ({b['cpu']:.2f} s; workers done "
-            f"{b['workers']:.2f} s, {b['published']:,} messages, dropped {b['dropped']}, lost {b['lost']}): "
-            f"x{b['total'] / a['total']:.2f} the time, x{b['cpu'] / a['cpu']:.2f} the CPU"
+            f"  round {k}: without a sink {a['total']:.2f} s (CPU {a['cpu']:.2f} s) and again {a2['total']:.2f} s "
+            f"({a2['cpu']:.2f} s); a sink doing nothing {n['total']:.2f} s ({n['cpu']:.2f} s); the mqtt sink "
+            f"{b['total']:.2f} s ({b['cpu']:.2f} s; workers done {b['workers']:.2f} s, {b['published']:,} messages, "
+            f"dropped {b['dropped']}, lost {b['lost']})"
         )
 
     def median(values: list[float]) -> float:
@@ -275,18 +298,19 @@ def main() -> None:
         middle = len(values) // 2
         return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
-    ratio = median([b["total"] / a["total"] for a, b in zip(without, withs)])
-    cpu = median([b["cpu"] / a["cpu"] for a, b in zip(without, withs)])
-    floor = median([n["total"] / a["total"] for a, n in zip(without, nulls)])
-    base = min(r["total"] for r in without)
-    best = min(r["total"] for r in withs)
+    def ratios(runs: list[dict[str, Any]], key: str = "total") -> str:
+        """The median over the rounds of ``runs``' ratio to the run without a sink, and their spread."""
+        values = [r[key] / a[key] for a, r in zip(without, runs)]
+        return f"x{median(values):.2f} (rounds x{min(values):.2f} to x{max(values):.2f})"
+
+    print(f"  backtest slowdown with the mqtt sink: {ratios(withs)} the time, {ratios(withs, 'cpu')} the CPU")
+    print("  (target: under x1.10)")
+    print(f"  a sink doing nothing (the engine making events): {ratios(nulls)} the time, {ratios(nulls, 'cpu')} CPU")
+    print(f"  the same run without a sink again (how finely this machine tells): {ratios(again)} the time")
+    base = median([r["total"] for r in without])
+    best = median([r["total"] for r in withs])
     print(
-        f"  backtest slowdown with the mqtt sink: x{ratio:.2f} the time (median of the rounds; best of each "
-        f"x{best / base:.2f}), x{cpu:.2f} the CPU; target under x1.10"
-    )
-    print(f"  of which the engine making the events (a sink doing nothing): x{floor:.2f} the time")
-    print(
-        f"  added wall time per event published: {(best - base) / events * 1e6:.1f} us (best of each); "
+        f"  added wall time per event published: {(best - base) / events * 1e6:.1f} us (medians); "
         f"{events / best:,.0f} events/s published during the backtest ({bars / base:,.0f} -> {bars / best:,.0f} bars/s)"
     )
     print(
