@@ -54,7 +54,7 @@ def start_mosquitto(work: Path) -> tuple[subprocess.Popen[bytes], int]:
         sys.exit("bench/mqtt_publish.py needs Debian's mosquitto: apt-get install mosquitto")
     port = free_port()
     conf = work / "mosquitto.conf"
-    conf.write_text(f"persistence false\nlistener {port} 127.0.0.1\nallow_anonymous true\n")
+    conf.write_text(f"persistence false\nlistener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n")
     proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -503,6 +503,7 @@ class MqttSink(EventSink):
         inflight: dict[int, int] = {}  # paho message id -> our number
         room = asyncio.Event()
         room.set()
+        acked = asyncio.Event()  # set by every acknowledgement (closing waits on it)
         chained: Any = paho_client.on_publish
 
         def on_publish(c: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
@@ -511,6 +512,7 @@ class MqttSink(EventSink):
             if number is not None:
                 del unacked[number]
                 self.published += 1
+                acked.set()
                 if len(inflight) < WINDOW:
                     room.set()
 
@@ -550,6 +552,13 @@ class MqttSink(EventSink):
         wake = self._wake
         assert wake is not None
 
+        async def an_ack() -> None:
+            """Wait for the next acknowledgement, at most 50 ms (then give_up
+            looks at the deadline again)."""
+            acked.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(acked.wait(), 0.05)
+
         def stage(messages: Any) -> None:
             for msg in messages:
                 self._number += 1
@@ -580,10 +589,11 @@ class MqttSink(EventSink):
                     number, final = outbox.popleft()
                     await put(number, final)
                     while unacked:
-                        await asyncio.sleep(0.005)
+                        await an_ack()
                         give_up()
                     return
-                await asyncio.sleep(0.005)
+                if unacked:  # (else a command's reply came meanwhile: staged above, next round)
+                    await an_ack()
                 give_up()
                 continue
             try:
