@@ -86,9 +86,13 @@ def write_config(work: Path, bars: int, symbols: int, port: int | None, qos: int
     return path
 
 
-def null_sink_registry() -> Any:
-    """The installed plugins and a sink ``null`` that takes every event on the
-    worker's thread and does nothing with it."""
+def bench_sinks_registry() -> Any:
+    """The installed plugins and two sinks that take every event on the
+    worker's thread: ``null`` does nothing with it; ``json`` makes the JSON the
+    mqtt sink publishes for it (its payload, encoded) and keeps it, with no
+    thread and no network: what the documented payloads cost by themselves."""
+    from engine_plugin_mqtt import wire
+
     from engine_core.events import Event, EventSink
     from engine_core.hookspecs import hookimpl
     from engine_core.plugins import build_registry
@@ -99,13 +103,26 @@ def null_sink_registry() -> Any:
         def handle(self, event: Event) -> None:
             pass
 
-    class NullPlugin:
+    class JsonSink(EventSink):
+        inline = True
+
+        def __init__(self, config: Any) -> None:
+            super().__init__(config)
+            self.seq = 0
+            self.out: list[bytes] = []
+
+        def handle(self, event: Event) -> None:
+            self.seq += 1
+            self.out.append(wire.dumps(wire.PAYLOADS[event.__class__](event, "bench", self.seq)))
+
+    class BenchPlugin:
         @staticmethod
         @hookimpl
         def register_event_sinks(register: Any) -> None:
             register("null", NullSink)
+            register("json", JsonSink)
 
-    return build_registry([("bench-null", NullPlugin())])
+    return build_registry([("bench-sinks", BenchPlugin())])
 
 
 def run_once(path: Path, registry: Any = None) -> dict[str, Any]:
@@ -136,9 +153,9 @@ def run_once(path: Path, registry: Any = None) -> dict[str, Any]:
     return out
 
 
-def run_fresh(path: Path, null: bool = False) -> dict[str, Any]:
+def run_fresh(path: Path, bench_sinks: bool = False) -> dict[str, Any]:
     """``run_once`` in a new interpreter: no run inherits another's heap."""
-    command = [sys.executable, __file__, "--one", str(path)] + (["--null"] if null else [])
+    command = [sys.executable, __file__, "--one", str(path)] + (["--bench-sinks"] if bench_sinks else [])
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         sys.exit(f"a benchmark run failed:\n{done.stderr.strip()}")
@@ -246,10 +263,10 @@ def main() -> None:
     parser.add_argument("--qos", type=int, default=1, choices=(0, 1, 2))
     parser.add_argument("--batch", default="auto", choices=("auto", "true", "false"), help="the sink's batch key")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # one run, in this process: JSON out
-    parser.add_argument("--null", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bench-sinks", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(run_once(args.one, null_sink_registry() if args.null else None)))
+        print(json.dumps(run_once(args.one, bench_sinks_registry() if args.bench_sinks else None)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -258,11 +275,14 @@ def main() -> None:
             plain = write_config(work, args.bars, args.symbols, None)
             null = work / "null.toml"
             null.write_text(plain.read_text() + '[[sinks]]\ntype = "null"\n')
+            payloads = work / "json.toml"
+            payloads.write_text(plain.read_text() + '[[sinks]]\ntype = "json"\n')
             with_sink = write_config(work, args.bars, args.symbols, port, args.qos, args.batch)
             runs: dict[str, tuple[Path, bool]] = {
                 "without": (plain, False),
                 "again": (plain, False),
                 "null": (null, True),
+                "json": (payloads, True),
                 "mqtt": (with_sink, False),
             }
             results: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
@@ -271,7 +291,7 @@ def main() -> None:
                 for name in order:
                     results[name].append(run_fresh(*runs[name]))
                 order.reverse()
-            without, again, nulls, withs = (results[name] for name in runs)
+            without, again, nulls, jsons, withs = (results[name] for name in runs)
             synthetic = round_trips(100_000)
             alone_batched = sink_alone(port, synthetic, True, args.qos)
             alone_single = sink_alone(port, synthetic[:5_000], False, args.qos)
@@ -285,10 +305,11 @@ def main() -> None:
         f"mqtt sink: {args.symbols} symbols x {args.bars:,} bars, sma_cross.lua, {events:,} events, "
         f"QoS {args.qos}, bars off, {mode} (batch = {args.batch!r})"
     )
-    for k, (a, a2, n, b) in enumerate(zip(without, again, nulls, withs), 1):
+    for k, (a, a2, n, j, b) in enumerate(zip(without, again, nulls, jsons, withs), 1):
         print(
             f"  round {k}: without a sink {a['total']:.2f} s (CPU {a['cpu']:.2f} s) and again {a2['total']:.2f} s "
-            f"({a2['cpu']:.2f} s); a sink doing nothing {n['total']:.2f} s ({n['cpu']:.2f} s); the mqtt sink "
+            f"({a2['cpu']:.2f} s); a sink doing nothing {n['total']:.2f} s ({n['cpu']:.2f} s); the payloads alone "
+            f"{j['total']:.2f} s ({j['cpu']:.2f} s); the mqtt sink "
             f"{b['total']:.2f} s ({b['cpu']:.2f} s; workers done {b['workers']:.2f} s, {b['published']:,} messages, "
             f"dropped {b['dropped']}, lost {b['lost']})"
         )
@@ -306,6 +327,7 @@ def main() -> None:
     print(f"  backtest slowdown with the mqtt sink: {ratios(withs)} the time, {ratios(withs, 'cpu')} the CPU")
     print("  (target: under x1.10)")
     print(f"  a sink doing nothing (the engine making events): {ratios(nulls)} the time, {ratios(nulls, 'cpu')} CPU")
+    print(f"  the payloads alone (made on the worker, kept): {ratios(jsons)} the time, {ratios(jsons, 'cpu')} CPU")
     print(f"  the same run without a sink again (how finely this machine tells): {ratios(again)} the time")
     base = median([r["total"] for r in without])
     best = median([r["total"] for r in withs])
