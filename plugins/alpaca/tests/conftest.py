@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from engine_plugin_alpaca.config import AlpacaBrokerConfig, AlpacaSourceConfig
-from engine_plugin_alpaca.fake import KEY_ID, MINUTE, SECRET, FakeAlpaca, regular_day
+from engine_plugin_alpaca.testing import KEY_ID, MINUTE, SECRET, FakeAlpaca, regular_day
 from engine_plugin_alpaca.wire import parse_time
 
 DAY1_OPEN = parse_time("2024-01-02T14:30:00Z")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
-from engine_plugin_alpaca.fake import KEY_ID, SECRET, minute_bars
+from engine_plugin_alpaca.testing import KEY_ID, SECRET, minute_bars
 from engine_plugin_alpaca.wire import parse_time
 
 from engine_core.cli import main

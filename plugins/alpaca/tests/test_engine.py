@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from engine_plugin_alpaca import plugin as alpaca_plugin
-from engine_plugin_alpaca.fake import KEY_ID, MINUTE, SECRET, minute_bars
+from engine_plugin_alpaca.testing import KEY_ID, MINUTE, SECRET, minute_bars
 from engine_plugin_alpaca.wire import parse_time
 
 from engine_core.runner import build_engine
