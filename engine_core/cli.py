@@ -27,7 +27,8 @@ EXIT_HALTED = 3
 
 
 def _fail(err: EngineError) -> None:
-    click.echo(f"error: {err}", err=True)
+    for line in str(err).splitlines() or [type(err).__name__]:
+        click.echo(f"error: {line}", err=True)
     sys.exit(EXIT_USER_ERROR)
 
 
@@ -126,7 +127,7 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
     it cleanly (the summary and report cover what ran).
 
     Exit code 3 when a symbol halted (a strategy error, a missing indicator...)."""
-    from engine_core.config import load_config
+    from engine_core.config import in_config, load_config
     from engine_core.errors import ConfigError
     from engine_core.plugins import get_registry
     from engine_core.report import print_summary, summarize, write_report
@@ -149,6 +150,9 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
     try:
         try:
             result = engine.run()
+        except EngineError as err:  # a data file, a folder, a venue: named after the config it came from
+            err.args = (in_config(config_path, err),)
+            raise
         finally:
             finish()
             TERMINAL.finish()  # how many ctx.log lines the terminal left out at the end

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine_core.errors import ConfigError, PluginError
+from engine_core.errors import ConfigError, EngineError, PluginError
 from engine_core.plugins import Registry
 from engine_core.risk import RiskSection
 
@@ -182,23 +182,78 @@ _EXPECTED = {
     "greater_than_equal": "expected a number >= {ge}",
     "less_than": "expected a number < {lt}",
     "less_than_equal": "expected a number <= {le}",
+    "int_from_float": "expected a whole number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_type": "expected a string",
+    "string_pattern_mismatch": "expected text matching {pattern}",
+    "list_type": "expected a list",
+    "dict_type": "expected a table",
+    "model_type": "expected a table",
+    "model_attributes_type": "expected a table",
 }
+_NUMBER = ("decimal_parsing", "float_parsing", "int_parsing", "decimal_type", "float_type", "int_type")
+MAX_PROBLEMS = 50
+"""At most this many problems are listed one per line; a last line says how many more there are."""
 
 
 def _describe(err: Any, secret: bool) -> str:
+    """What was expected, in the engine's words, and what was found (unless
+    it is a secret, a whole table, or the message already shows it)."""
     kind = err["type"]
     ctx = err.get("ctx") or {}
-    got = "" if secret or kind in ("missing", "extra_forbidden") else f", got {err.get('input')!r}"
-    if kind in ("decimal_parsing", "float_parsing", "int_parsing", "decimal_type", "float_type", "int_type"):
-        return f"expected a number{got}"
-    if kind in ("greater_than", "greater_than_equal") and ctx.get("gt", ctx.get("ge")) in (0, "0"):
-        return f"expected a positive number{got}"
-    if kind in _EXPECTED:
-        return _EXPECTED[kind].format(**ctx) + got
-    if kind == "literal_error":
-        return f"expected {ctx.get('expected')}{got}"
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"{msg[0].lower() + msg[1:] if msg else kind}{got}"
+    value = err.get("input")
+    if kind in _NUMBER:
+        text = "expected a number"
+    elif kind in ("greater_than", "greater_than_equal") and ctx.get("gt", ctx.get("ge")) in (0, "0"):
+        text = "expected a positive number"
+    elif kind in _EXPECTED:
+        text = _EXPECTED[kind].format(**ctx)
+    elif kind in ("too_short", "too_long"):
+        n = ctx.get("min_length" if kind == "too_short" else "max_length")
+        text = f"expected at {'least' if kind == 'too_short' else 'most'} {n} item{'' if n == 1 else 's'}"
+    elif kind == "literal_error":
+        text = f"expected {ctx.get('expected')}"
+    else:
+        msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        msg = msg.replace("Input should be ", "expected ", 1)
+        text = msg[0].lower() + msg[1:] if msg else kind
+    shown = repr(value)
+    if secret or kind in ("missing", "extra_forbidden") or isinstance(value, dict) or shown in text:
+        return text
+    return f"{text}, got {shown}"
+
+
+def validation_problems(
+    err: ValidationError,
+    where: str,
+    prefix: str = "",
+    env_paths: set[str] | None = None,
+    model: type[BaseModel] | None = None,
+    plugin: str = "",
+) -> list[str]:
+    """One line per problem, ``where: key.path: what was expected``; an
+    unknown key of ``model`` gets the closest known one as a suggestion, and
+    a plugin's table names the plugin (``broker.api_key: required key is missing (binance broker)``)."""
+    lines = []
+    for problem in err.errors():
+        loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in problem["loc"]).replace(".[", "[")
+        key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        secret = bool(env_paths) and any(key == p or key.startswith(p + ".") for p in env_paths or ())
+        hint = ""
+        if problem["type"] == "extra_forbidden" and model is not None:
+            hint = _suggestion(model, problem["loc"])
+        named = f" ({plugin})" if plugin else ""
+        lines.append(f"{where}: {key}: {_describe(problem, secret)}{named}{hint}")
+    return lines
+
+
+def problems_text(lines: list[str]) -> str:
+    """Problems one per line, at most :data:`MAX_PROBLEMS` of them."""
+    if len(lines) <= MAX_PROBLEMS:
+        return "\n".join(lines)
+    more = len(lines) - MAX_PROBLEMS
+    return "\n".join([*lines[:MAX_PROBLEMS], f"... and {more} more problem{'' if more == 1 else 's'}"])
 
 
 def format_validation_error(
@@ -207,17 +262,18 @@ def format_validation_error(
     prefix: str = "",
     env_paths: set[str] | None = None,
     model: type[BaseModel] | None = None,
+    plugin: str = "",
 ) -> ConfigError:
-    """One line for the first problem (and how many more there are); an
-    unknown key of ``model`` gets the closest known one as a suggestion."""
-    errors = err.errors()
-    first = errors[0]
-    loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in first["loc"]).replace(".[", "[")
-    key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
-    secret = bool(env_paths) and any(key == p or key.startswith(p + ".") for p in env_paths or ())
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    hint = _suggestion(model, first["loc"]) if first["type"] == "extra_forbidden" and model is not None else ""
-    return ConfigError(f"{where}: {key}: {_describe(first, secret)}{hint}{more}")
+    """A ConfigError listing every problem of ``err``, one per line."""
+    return ConfigError(problems_text(validation_problems(err, where, prefix, env_paths, model, plugin)))
+
+
+def in_config(path: Path | str, err: BaseException) -> str:
+    """The message of ``err`` with every line starting with the config file's
+    path (errors raised from deeper down, such as a missing data file, name
+    only their key)."""
+    head = f"{path}:"
+    return "\n".join(line if line.startswith(head) else f"{head} {line}" for line in str(err).splitlines())
 
 
 def _suggestion(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
@@ -261,13 +317,15 @@ def validate_plugin_config(
     prefix: str,
     env_paths: set[str],
     base_dir: Path | None = None,
+    plugin: str = "",
 ) -> Any:
-    """Validate a plugin's table. Validators find the config file's directory
-    as ``info.context["base_dir"]`` (to resolve and check relative paths)."""
+    """Validate a plugin's table (``plugin`` names it in the messages, e.g.
+    ``binance``). Validators find the config file's directory as
+    ``info.context["base_dir"]`` (to resolve and check relative paths)."""
     try:
         return model.model_validate(values, context={"base_dir": base_dir})
     except ValidationError as err:
-        raise format_validation_error(err, where, prefix, env_paths, model) from err
+        raise format_validation_error(err, where, prefix, env_paths, model, plugin) from err
 
 
 def _plugin(registry: Registry, kind: str, name: str, where: str, key: str) -> Any:
@@ -315,10 +373,28 @@ def journal_path(base_dir: Path, engine: EngineSection) -> Path:
     return base_dir / engine.state_dir / f"{engine.id}.sqlite"
 
 
+class _Problems:
+    """Every problem of one config, so that one run of ``engine validate`` or
+    ``engine run`` lists them all; raised as the first problem's error class."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.kind: type[EngineError] | None = None
+
+    def add(self, err: EngineError, lines: list[str] | None = None) -> None:
+        self.kind = self.kind or type(err)
+        self.lines += str(err).splitlines() if lines is None else lines
+
+    def raise_any(self) -> None:
+        if self.kind is not None:
+            raise self.kind(problems_text(self.lines))
+
+
 def load_config(path: str | Path, registry: Registry, shard: str | None = None) -> LoadedConfig:
     """Read, substitute, validate; resolve every named plugin and validate its table.
 
-    ``shard`` ("K/N", e.g. from ``engine run --shard``) overrides ``engine.shard``."""
+    Every problem is reported at once (one line each). ``shard`` ("K/N", e.g.
+    from ``engine run --shard``) overrides ``engine.shard``."""
     path = Path(path)
     where = str(path)
     raw = read_toml(path)
@@ -329,31 +405,55 @@ def load_config(path: str | Path, registry: Registry, shard: str | None = None) 
         raise ConfigError(
             f"{where}: {key}: sinks are a list of tables: write [[sinks]] (once per sink) instead of [{key}]"
         )
+    problems = _Problems()
+    cfg: EngineConfig | None = None
     try:
         cfg = EngineConfig.model_validate(raw)
     except ValidationError as err:
-        raise format_validation_error(err, where, "", env_paths, EngineConfig) from err
-    cfg = cfg.model_copy(update={"engine": _apply_shard(cfg.engine, shard, where)})
-    strat = cfg.strategy
-    if strat.script and strat.class_:
-        raise ConfigError(f"{where}: strategy: give either script or class, not both")
-    if not strat.script and not strat.class_:
-        raise ConfigError(f'{where}: strategy: expected script = "file.lua" or class = "module:Class"')
-
-    def extras(section: PluginSection) -> dict[str, Any]:
-        return dict(section.model_extra or {})
-
+        problems.add(ConfigError(), validation_problems(err, where, "", env_paths, EngineConfig))
     base = path.parent
-    source_cls = _plugin(registry, "source", cfg.source.type, where, "source.type")
-    source_config = validate_plugin_config(source_cls.Config, extras(cfg.source), where, "source", env_paths, base)
-    broker_cls = _plugin(registry, "broker", cfg.broker.type, where, "broker.type")
-    broker_config = validate_plugin_config(broker_cls.Config, extras(cfg.broker), where, "broker", env_paths, base)
-    host_cls = _plugin(registry, "strategy_host", strat.host, where, "strategy.host")
+
+    def plugin_table(kind: str, key: str, table: Any) -> tuple[type, Any] | None:
+        """The plugin a table names and its validated keys (None after a problem)."""
+        if not isinstance(table, dict) or not isinstance(table.get("type"), str):
+            return None  # already reported by EngineConfig
+        name = table["type"]
+        try:
+            cls = _plugin(registry, kind, name, where, f"{key}.type")
+        except PluginError as err:
+            problems.add(err)
+            return None
+        extras = {k: v for k, v in table.items() if k != "type"}
+        try:
+            return cls, cls.Config.model_validate(extras, context={"base_dir": base})
+        except ValidationError as err:
+            label = f"{name} {kind}"
+            problems.add(ConfigError(), validation_problems(err, where, key, env_paths, cls.Config, label))
+            return None
+
+    source = plugin_table("source", "source", raw.get("source"))
+    broker = plugin_table("broker", "broker", raw.get("broker", {"type": "paper"}))
     sinks = []
-    for i, sink in enumerate(cfg.sinks):
-        sink_cls = _plugin(registry, "sink", sink.type, where, f"sinks[{i}].type")
-        sink_config = validate_plugin_config(sink_cls.Config, extras(sink), where, f"sinks[{i}]", env_paths, base)
-        sinks.append((sink_cls, sink_config))
-    return LoadedConfig(
-        path, cfg, source_cls, source_config, broker_cls, broker_config, host_cls, sinks, frozenset(env_paths)
-    )
+    raw_sinks = raw.get("sinks")
+    for i, table in enumerate(raw_sinks if isinstance(raw_sinks, list) else []):
+        sink = plugin_table("sink", f"sinks[{i}]", table)
+        if sink is not None:
+            sinks.append(sink)
+    host_cls = None
+    if cfg is not None:
+        try:
+            cfg = cfg.model_copy(update={"engine": _apply_shard(cfg.engine, shard, where)})
+        except ConfigError as err:
+            problems.add(err)
+        strat = cfg.strategy
+        if strat.script and strat.class_:
+            problems.add(ConfigError(f"{where}: strategy: give either script or class, not both"))
+        if not strat.script and not strat.class_:
+            problems.add(ConfigError(f'{where}: strategy: expected script = "file.lua" or class = "module:Class"'))
+        try:
+            host_cls = _plugin(registry, "strategy_host", strat.host, where, "strategy.host")
+        except PluginError as err:
+            problems.add(err)
+    problems.raise_any()
+    assert cfg is not None and source is not None and broker is not None and host_cls is not None
+    return LoadedConfig(path, cfg, source[0], source[1], broker[0], broker[1], host_cls, sinks, frozenset(env_paths))

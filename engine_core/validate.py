@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine_core.config import LoadedConfig, load_config
+from engine_core.config import LoadedConfig, in_config, load_config
 from engine_core.errors import EngineError
 from engine_core.plugins import Registry
 
@@ -40,8 +40,7 @@ class Validation:
         return not self.problems
 
     def add_problem(self, err: EngineError) -> None:
-        text = str(err)
-        self.problems.append(text if text.startswith(f"{self.path}:") else f"{self.path}: {text}")
+        self.problems += in_config(self.path, err).splitlines()
 
 
 def validate(path: Path, registry: Registry) -> Validation:

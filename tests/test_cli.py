@@ -206,7 +206,7 @@ def test_missing_data_names_source_path(tmp_path, root):
             "strategy": {"script": str(root / "strategies" / "sma_cross.lua")},
         },
     )
-    assert_one_line_error(engine("run", "-c", str(cfg)), "source.path: no CSV files at 'data'")
+    assert_one_line_error(engine("run", "-c", str(cfg)), f"error: {cfg}: source.path: no CSV files at 'data'")
 
 
 def test_report_dir_that_cannot_be_made_fails_before_any_work(tmp_path, root):
