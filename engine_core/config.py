@@ -157,21 +157,28 @@ class LoadedConfig:
         }
 
 
-def _substitute(value: Any, path: str, env_paths: set[str], where: str) -> Any:
+def _substitute(
+    value: Any, path: str, env_paths: set[str], where: str, unset: list[tuple[str, str]] | None = None
+) -> Any:
+    """``${NAME}`` replaced from the environment; a variable that is not set
+    is an error, or, with ``unset``, noted there (key path, name) and left as written."""
     if isinstance(value, str):
 
         def repl(m: re.Match[str]) -> str:
             name = m.group(1)
-            if name not in os.environ:
-                raise ConfigError(f"{where}: {path}: environment variable {name} is not set")
             env_paths.add(path)
-            return os.environ[name]
+            if name in os.environ:
+                return os.environ[name]
+            if unset is None:
+                raise ConfigError(f"{where}: {path}: environment variable {name} is not set")
+            unset.append((path, name))
+            return m.group(0)
 
         return _ENV.sub(repl, value)
     if isinstance(value, dict):
-        return {k: _substitute(v, f"{path}.{k}" if path else str(k), env_paths, where) for k, v in value.items()}
+        return {k: _substitute(v, f"{path}.{k}" if path else str(k), env_paths, where, unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute(v, f"{path}[{i}]", env_paths, where) for i, v in enumerate(value)]
+        return [_substitute(v, f"{path}[{i}]", env_paths, where, unset) for i, v in enumerate(value)]
     return value
 
 
@@ -390,16 +397,20 @@ class _Problems:
             raise self.kind(problems_text(self.lines))
 
 
-def load_config(path: str | Path, registry: Registry, shard: str | None = None) -> LoadedConfig:
+def load_config(
+    path: str | Path, registry: Registry, shard: str | None = None, *, unset_env: list[tuple[str, str]] | None = None
+) -> LoadedConfig:
     """Read, substitute, validate; resolve every named plugin and validate its table.
 
     Every problem is reported at once (one line each). ``shard`` ("K/N", e.g.
-    from ``engine run --shard``) overrides ``engine.shard``."""
+    from ``engine run --shard``) overrides ``engine.shard``. With ``unset_env``
+    (``engine validate``), a ``${NAME}`` that is not set is not an error: it
+    is noted there (key path, variable) and left as written."""
     path = Path(path)
     where = str(path)
     raw = read_toml(path)
     env_paths: set[str] = set()
-    raw = _substitute(raw, "", env_paths, where)
+    raw = _substitute(raw, "", env_paths, where, unset_env)
     if "sink" in raw or isinstance(raw.get("sinks"), dict):
         key = "sink" if "sink" in raw else "sinks"
         raise ConfigError(

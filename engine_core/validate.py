@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine_core.config import LoadedConfig, in_config, load_config
-from engine_core.errors import EngineError
+from engine_core.config import LoadedConfig, in_config, load_config, read_toml
+from engine_core.errors import ConfigError, EngineError
 from engine_core.plugins import Registry
 
 NOT_CHECKED_BY_VALIDATE = (
@@ -44,13 +44,25 @@ class Validation:
 
 
 def validate(path: Path, registry: Registry) -> Validation:
-    """Every check that needs no run; each failed check adds one problem."""
+    """Every check that needs no run; each failed check adds one problem.
+
+    A file for ``engine optimize`` that names its backtest config
+    (``[optimize] config = ...``) is checked as that config. A ``${NAME}``
+    that is not set is a warning: ``engine run`` needs it, not the checks."""
     result = Validation(path)
+    unset: list[tuple[str, str]] = []
     try:
-        loaded = load_config(path, registry)
+        base = optimize_base(path)
+        if base is not None:
+            return _for_optimize(path, base, validate(base, registry))
+        loaded = load_config(path, registry, unset_env=unset)
     except EngineError as err:
         result.add_problem(err)
         return result
+    finally:
+        for name in dict.fromkeys(name for _, name in unset):
+            keys = ", ".join(key for key, var in unset if var == name)
+            result.warnings.append(f"{path}: environment variable {name} is not set ({keys}); engine run needs it")
     cfg = loaded.config
     for problem in preflight(loaded, report=True):
         result.problems.append(problem)
@@ -68,12 +80,50 @@ def validate(path: Path, registry: Registry) -> Validation:
     except EngineError as err:
         result.add_problem(err)
     result.unchecked += NOT_CHECKED_BY_VALIDATE
-    result.warnings = load_warnings(loaded)
+    result.warnings += load_warnings(loaded)
     result.summary = (
-        f"{cfg.engine.mode}, {len(cfg.engine.symbols)} symbols, source {cfg.source.type}, "
+        f"{cfg.engine.mode}, {_count(len(cfg.engine.symbols), 'symbol')}, source {cfg.source.type}, "
         f"strategy {host.name} on {cfg.strategy.host}, broker {cfg.broker.type}"
     )
     return result
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def optimize_base(path: Path) -> Path | None:
+    """The backtest config a file for ``engine optimize`` names (``[optimize]
+    config = "..."``, relative to it), or None for any other config. A file
+    with an ``[optimize]`` table and no ``[engine]`` that names none is told
+    how to use it."""
+    raw = read_toml(path)
+    table = raw.get("optimize")
+    if not isinstance(table, dict):
+        return None
+    name = table.get("config")
+    if not isinstance(name, str):
+        if "engine" not in raw:
+            raise ConfigError(
+                f"{path}: engine: required key is missing; this file has an [optimize] table: add the backtest's "
+                'tables, or name its config with [optimize] config = "backtest.toml" (engine optimize -c)'
+            )
+        return None
+    base = path.parent / name
+    if not base.is_file():
+        raise ConfigError(f"{path}: optimize.config: no such config file {base} (this file is for engine optimize)")
+    return base
+
+
+def _for_optimize(path: Path, base: Path, inner: Validation) -> Validation:
+    """The outcome of the backtest config that the ``engine optimize`` file ``path`` names."""
+    return Validation(
+        path,
+        summary=f"for engine optimize, on {base}: {inner.summary}" if inner.ok else "",
+        problems=[f"{path}: optimize.config: {base} has a problem", *inner.problems] if not inner.ok else [],
+        warnings=inner.warnings,
+        unchecked=[*inner.unchecked, "the [optimize] table (engine optimize checks it)"],
+    )
 
 
 def preflight(loaded: LoadedConfig, *, report: bool) -> list[str]:
