@@ -13,6 +13,7 @@ import importlib.util
 import os
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from engine_core.config import LoadedConfig, in_config, load_config, read_toml
@@ -167,13 +168,38 @@ def load_warnings(loaded: LoadedConfig) -> list[str]:
     params = cfg.strategy.params
     if "qty" in params:
         source = strategy_source(loaded)
-        if source is not None and not re.search(_READS.format("qty"), source):
+        sizes = _entry_sizes(loaded)
+        same = sizes == {f"[strategy] qty = {cfg.strategy.qty}"} and _same_qty(params["qty"], cfg.strategy.qty)
+        if source is not None and not same and not re.search(_READS.format("qty"), source):
             name = cfg.strategy.script or cfg.strategy.class_
             warnings.append(
-                f"{loaded.path}: strategy.params.qty = {params['qty']!r} is not used for sizing: {name} never reads "
-                f"it, and a decision without qty trades [strategy] qty = {cfg.strategy.qty} (or the [risk] sizing)"
+                f"{loaded.path}: strategy.params.qty = {params['qty']!r} has no effect: {name} never reads "
+                f"params.qty, so an entry is sized by {' or '.join(sorted(sizes))}"
             )
     return warnings
+
+
+def _entry_sizes(loaded: LoadedConfig) -> set[str]:
+    """What sizes an entry whose decision gives no qty, for each symbol (as the config says it)."""
+    cfg = loaded.config
+    sizes = set()
+    for symbol in cfg.engine.symbols:
+        lim = cfg.risk.for_symbol(symbol)
+        where = f"[risk.symbols.{symbol}]" if symbol in cfg.risk.symbols else "[risk]"
+        if lim.sizing != "fixed_qty":
+            sizes.add(f'{where} sizing = "{lim.sizing}"')
+        elif lim.qty is not None:
+            sizes.add(f"{where} qty = {lim.qty}")
+        else:
+            sizes.add(f"[strategy] qty = {cfg.strategy.qty}")
+    return sizes
+
+
+def _same_qty(value: object, qty: Decimal) -> bool:
+    try:
+        return Decimal(str(value)) == qty
+    except ArithmeticError:
+        return False
 
 
 def strategy_source(loaded: LoadedConfig) -> str | None:
