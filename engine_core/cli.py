@@ -32,9 +32,32 @@ def _fail(err: EngineError) -> None:
     sys.exit(EXIT_USER_ERROR)
 
 
+def _resolve_with_hint(group: click.Group, ctx: click.Context, name: str) -> None:
+    """A command that a plugin of the project would add and that is not
+    there fails naming the plugin and how to install it."""
+    if not name or ctx.resilient_parsing or group.get_command(ctx, name) is not None:
+        return
+    from engine_core.plugins import get_registry, provider_hint
+
+    names, at = [name], ctx
+    while at.parent is not None:  # the subcommands above (``download``), not the program's name
+        names.insert(0, at.info_name or "")
+        at = at.parent
+    path = " ".join(names)
+    hint = provider_hint(get_registry(), "command", path)
+    if hint:
+        ctx.fail(f"No such command {name!r}{hint}.")
+
+
 class _Group(click.Group):
     """The ``engine`` group: turns EngineError into one line, and adds the
     commands that plugins register (``register_commands``) on first use."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        _resolve_with_hint(self, ctx, args[0] if args else "")
+        return super().resolve_command(ctx, args)
 
     _plugins_added = False
 
@@ -245,6 +268,12 @@ class _PluginGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         main._add_plugin_commands()
         return super().list_commands(ctx)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        _resolve_with_hint(self, ctx, args[0] if args else "")
+        return super().resolve_command(ctx, args)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         main._add_plugin_commands()
