@@ -394,6 +394,8 @@ def status(config_path: Path, as_json: bool, shard: str | None) -> None:
     journal = Journal(path)
     try:
         rows = []
+        failed = journal.events(kind="failed", last=1)
+        last_seq = next((e["seq"] for e in journal.events(last=1)), None)
         last_connection = journal.events(kind="connection", last=1)
         connection = None
         if last_connection:
@@ -423,6 +425,13 @@ def status(config_path: Path, as_json: bool, shard: str | None) -> None:
     from engine_core.tables import status_table
 
     console = Console()
-    console.print(status_table(rows, f"journal {path}", console))
+    failure = f"the last run failed at {iso_utc(failed[0]['ts'])}: {failed[0]['error']}" if failed else None
+    if not rows:  # a table of headers alone says nothing: say why there is no symbol
+        why = failure or "the engine stopped before it recorded any symbol"
+        console.print(f"journal {path}: no symbols yet: {why}", highlight=False, soft_wrap=True)
+    else:
+        console.print(status_table(rows, f"journal {path}", console))
+        if failure and failed[0]["seq"] == last_seq:
+            console.print(failure, highlight=False, soft_wrap=True)
     if connection is not None:
         console.print(f"source {connection['source']}: {connection['state']} since {iso_utc(connection['ts'])}")

@@ -156,6 +156,7 @@ class Engine:
             )
         except BaseException as err:  # noqa: BLE001 - stop the workers, then re-raise
             failure = err
+            self._journal_failure(err)
         finally:
             self._stop_workers()
             gc.unfreeze()
@@ -206,6 +207,15 @@ class Engine:
             replies[symbol] = Future()
             self.workers[symbol].inbox.put(Request(command, replies[symbol]))
         return replies
+
+    def _journal_failure(self, err: BaseException) -> None:
+        """A run that failed says why in its journal, for ``engine status``."""
+        if self.journal is None or not isinstance(err, EngineError):
+            return
+        try:
+            self.journal.event("failed", None, time.time_ns(), error=str(err))
+        except EngineError:
+            pass  # the journal itself failed; the error is reported anyway
 
     def _recover(self, journal: Journal) -> None:
         """Restore each symbol from the journal, then reconcile with the broker

@@ -4,6 +4,7 @@ stderr."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,10 @@ def test_an_optimize_file_names_the_problems_of_its_backtest(tmp_path):
         f"error: {base}: engine.symbols: expected at least 1 item, got []",
         f"error: {base}: strategy: required key is missing",
     ]
+
+
+def test_every_config_the_readmes_commands_name_is_shipped():
+    blocks = re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    named = sorted({name for block in blocks for name in re.findall(r"-c ([\w./-]+\.toml)", block)})
+    assert "examples/binance_paper.toml" in named  # engine status, on a live config
+    assert [name for name in named if not (ROOT / name).is_file()] == []
