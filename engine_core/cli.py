@@ -179,7 +179,7 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
         finally:
             finish()
             TERMINAL.finish()  # how many ctx.log lines the terminal left out at the end
-        how = "SIGTERM" if stopped.signal else "Ctrl-C" if engine.stop_event.is_set() else None
+        how = "SIGTERM" if stopped.signal else (engine.stopped_by or "Ctrl-C") if engine.stop_event.is_set() else None
         summary = engine.summary or summarize(result)
         if not no_report:
             out = report_dir(engine.loaded)

@@ -61,6 +61,7 @@ class Engine:
 
     def __post_init__(self) -> None:
         cfg = self.loaded.config
+        self.stopped_by: str | None = None  # what stopped the run when it was not a signal (a control command)
         self.symbols = list(cfg.engine.symbols)
         self.workers: dict[str, SymbolWorker] = {}
         self.source: DataSource = self.loaded.source_cls(
@@ -189,6 +190,7 @@ class Engine:
         event; a symbol command goes to that symbol's worker (every worker when
         it names none), which answers through the returned futures."""
         if command.name == "stop":
+            self.stopped_by = self.stopped_by or command.describe()
             self.stop_event.set()
             done: Future[str] = Future()
             done.set_result("stopping")
