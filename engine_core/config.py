@@ -43,7 +43,7 @@ class EngineSection(_Section):
     mode: Literal["backtest", "live"] = "backtest"
     symbols: list[str] = Field(min_length=1)
     window: int = Field(default=500, ge=2, le=1_000_000)
-    id: str = Field(default="engine", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    id: str = Field(default="engine", pattern=r"^[A-Za-z0-9_-]{1,32}$")  # unset: the file's name (default_engine_id)
     chunk: int = Field(default=16384, ge=1, le=10_000_000)  # bars a backtest hands a worker at once
     state_dir: str = ".engine"  # where the journal lives: <state_dir>/<id>.sqlite
     journal: bool | None = None  # default: on for live runs, off for backtests
@@ -361,6 +361,37 @@ def _apply_shard(engine: EngineSection, shard: str | None, where: str) -> Engine
     return engine.model_copy(update={"symbols": symbols, "shard": f"{k}/{n}", "id": f"{engine.id}-{k}of{n}"})
 
 
+LEGACY_ENGINE_ID = "engine"  # the default engine id before ids came from the config file's name
+
+
+def default_engine_id(path: Path, engine: EngineSection) -> EngineSection:
+    """``engine.id`` when the config sets it; else the config file's name
+    (``binance_paper.toml``: ``binance_paper``, so topics read
+    ``engine/binance_paper/BTCUSDT/...``), or the former default ``engine``
+    while a journal of that name, and none of the new, sits in the state
+    folder (an open position stays with the journal and client ids that know it)."""
+    if "id" in engine.model_fields_set or keeps_legacy_id(path, engine.state_dir):
+        return engine
+    return engine.model_copy(update={"id": _stem_id(path)})
+
+
+def _stem_id(path: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", path.stem)[:32].strip("-") or LEGACY_ENGINE_ID
+
+
+def keeps_legacy_id(path: Path, state_dir: str) -> bool:
+    """Whether a config without ``engine.id`` keeps the former default: its
+    state folder holds a journal of that id (or of its shards) and none of
+    the file's name."""
+
+    def journals(engine_id: str) -> bool:
+        return (folder / f"{engine_id}.sqlite").exists() or any(folder.glob(f"{engine_id}-*of*.sqlite"))
+
+    folder = path.parent / state_dir
+    stem = _stem_id(path)
+    return stem != LEGACY_ENGINE_ID and journals(LEGACY_ENGINE_ID) and not journals(stem)
+
+
 def read_engine_section(path: Path, shard: str | None = None) -> EngineSection:
     """The ``[engine]`` table of the config at ``path`` alone, validated and
     sharded as a run reads it: for commands that need no plugin (``engine status``)."""
@@ -371,7 +402,7 @@ def read_engine_section(path: Path, shard: str | None = None) -> EngineSection:
         engine = EngineSection.model_validate(raw)
     except ValidationError as err:
         raise format_validation_error(err, where, "engine", env_paths, EngineSection) from err
-    return _apply_shard(engine, shard, where)
+    return _apply_shard(default_engine_id(path, engine), shard, where)
 
 
 def journal_path(base_dir: Path, engine: EngineSection) -> Path:
@@ -453,7 +484,8 @@ def load_config(
     host_cls = None
     if cfg is not None:
         try:
-            cfg = cfg.model_copy(update={"engine": _apply_shard(cfg.engine, shard, where)})
+            engine = _apply_shard(default_engine_id(path, cfg.engine), shard, where)
+            cfg = cfg.model_copy(update={"engine": engine})
         except ConfigError as err:
             problems.add(err)
         strat = cfg.strategy

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from engine_core.config import LoadedConfig, in_config, load_config, read_toml
+from engine_core.config import LEGACY_ENGINE_ID, LoadedConfig, in_config, keeps_legacy_id, load_config, read_toml
 from engine_core.errors import ConfigError, EngineError
 from engine_core.plugins import Registry
 
@@ -175,6 +175,14 @@ def load_warnings(loaded: LoadedConfig) -> list[str]:
             warnings.append(
                 f"{loaded.path}: strategy.params.qty = {params['qty']!r} has no effect: {name} never reads "
                 f"params.qty, so an entry is sized by {' or '.join(sorted(sizes))}"
+            )
+    engine = cfg.engine
+    if engine.id.startswith(LEGACY_ENGINE_ID) and keeps_legacy_id(loaded.path, engine.state_dir):
+        if "id" not in (read_toml(loaded.path).get("engine") or {}):
+            warnings.append(
+                f"{loaded.path}: engine.id: not set, so the engine keeps the id {LEGACY_ENGINE_ID!r} of the journal "
+                f"in {loaded.base_dir / engine.state_dir} (a config without an id is now named after its file); "
+                f'set id = "{LEGACY_ENGINE_ID}" to keep it'
             )
     return warnings
 

@@ -257,3 +257,32 @@ def test_messages_are_in_the_engines_words(tmp_path, registry, sections, message
     with pytest.raises(ConfigError) as info:
         load(tmp_path, registry, base(**sections))
     assert str(info.value) == f"{tmp_path / 'config.toml'}: {message}"
+
+
+def test_the_default_engine_id_is_the_config_files_name(tmp_path, registry):
+    def engine_id(name: str, **engine) -> str:
+        path = write_config(tmp_path / name, base(engine={"symbols": ["AAA", "BBB"], **engine}))
+        return load_config(path, registry).config.engine.id
+
+    assert engine_id("binance_paper.toml") == "binance_paper"  # topics: engine/binance_paper/BTCUSDT/...
+    assert engine_id("my config.v2.toml") == "my-config-v2"
+    assert engine_id("binance_paper.toml", shard="1/2") == "binance_paper-1of2"
+    assert engine_id("binance_paper.toml", id="desk1") == "desk1"
+
+
+def test_a_journal_of_the_former_default_id_is_kept_and_said(tmp_path, registry):
+    from engine_core.config import journal_path, read_engine_section
+    from engine_core.validate import load_warnings
+
+    (tmp_path / ".engine").mkdir()
+    (tmp_path / ".engine" / "engine.sqlite").write_bytes(b"")  # written by an engine before ids came from file names
+    path = write_config(tmp_path / "live.toml", base(engine={"symbols": ["AAA"], "mode": "live"}))
+    loaded = load_config(path, registry)
+    assert loaded.config.engine.id == "engine"
+    assert journal_path(tmp_path, read_engine_section(path)) == tmp_path / ".engine" / "engine.sqlite"  # engine status
+    assert load_warnings(loaded) == [
+        f"{path}: engine.id: not set, so the engine keeps the id 'engine' of the journal in {tmp_path / '.engine'} "
+        '(a config without an id is now named after its file); set id = "engine" to keep it'
+    ]
+    named = write_config(tmp_path / "live.toml", base(engine={"symbols": ["AAA"], "mode": "live", "id": "engine"}))
+    assert load_warnings(load_config(named, registry)) == []
