@@ -64,15 +64,17 @@ KNOWN_PROVIDERS = {
 }
 
 
-def install_hint(distribution: str) -> str:
-    """How to install a plugin distribution: from this checkout's
-    ``plugins/<name>`` when the core runs from one (the plugins are not on
-    PyPI yet), else by name."""
+def install_hint(distribution: str, extra: str = "") -> str:
+    """How to install a plugin distribution (with an optional ``extra``, e.g.
+    ``ray``): from this checkout's ``plugins/<name>`` when the core runs from
+    one (the plugins are not on PyPI yet), else by name."""
     import engine_core
 
     folder = Path(engine_core.__file__).resolve().parents[1] / "plugins" / distribution.removeprefix("engine-plugin-")
+    extras = f"[{extra}]" if extra else ""
     if not (folder / "pyproject.toml").is_file():
-        return f"pip install {distribution} (from a checkout of the engine: pip install -e plugins/<name>)"
+        spec = f"'{distribution}{extras}'" if extra else distribution
+        return f"pip install {spec} (from a checkout of the engine: pip install -e plugins/<name>)"
     try:
         where = os.path.relpath(folder)
     except ValueError:  # another drive (Windows)
@@ -81,7 +83,7 @@ def install_hint(distribution: str) -> str:
         where = str(folder)
     elif not where.startswith("."):
         where = f"./{where}"
-    return f"pip install -e {where}"
+    return f"pip install -e '{where}{extras}'" if extra else f"pip install -e {where}"
 
 
 def provider_hint(registry: Registry, kind: str, name: str) -> str:
