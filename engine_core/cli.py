@@ -163,7 +163,7 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
     loaded = load_config(config_path, registry, shard=shard)
     problems = preflight(loaded, report=not no_report)
     if problems:
-        raise ConfigError(problems[0])  # before the engine opens its journal or anything else
+        raise ConfigError("\n".join(problems))  # before the engine opens its journal or anything else
     for line in load_warnings(loaded):
         click.echo(f"warning: {line}", err=True)
     engine = Engine(loaded, registry)
