@@ -50,20 +50,32 @@ def validate(path: Path, registry: Registry) -> Validation:
     A file for ``engine optimize`` that names its backtest config
     (``[optimize] config = ...``) is checked as that config. A ``${NAME}``
     that is not set is a warning: ``engine run`` needs it, not the checks."""
-    result = Validation(path)
-    unset: list[tuple[str, str]] = []
     try:
         base = optimize_base(path)
-        if base is not None:
-            return _for_optimize(path, base, validate(base, registry))
+    except EngineError as err:
+        result = Validation(path)
+        result.add_problem(err)
+        return result
+    if base is not None:
+        return _for_optimize(path, base, validate(base, registry))
+    unset: list[tuple[str, str]] = []
+    result = _validate(path, registry, unset)
+    names = dict.fromkeys(name for _, name in unset)
+    result.warnings[:0] = [
+        f"{path}: environment variable {name} is not set ({', '.join(k for k, v in unset if v == name)}); "
+        "engine run needs it"
+        for name in names
+    ]
+    return result
+
+
+def _validate(path: Path, registry: Registry, unset: list[tuple[str, str]]) -> Validation:
+    result = Validation(path)
+    try:
         loaded = load_config(path, registry, unset_env=unset)
     except EngineError as err:
         result.add_problem(err)
         return result
-    finally:
-        for name in dict.fromkeys(name for _, name in unset):
-            keys = ", ".join(key for key, var in unset if var == name)
-            result.warnings.append(f"{path}: environment variable {name} is not set ({keys}); engine run needs it")
     cfg = loaded.config
     for problem in preflight(loaded, report=True):
         result.problems.append(problem)
@@ -81,16 +93,12 @@ def validate(path: Path, registry: Registry) -> Validation:
     except EngineError as err:
         result.add_problem(err)
     result.unchecked += NOT_CHECKED_BY_VALIDATE
-    result.warnings += load_warnings(loaded)
+    result.warnings = load_warnings(loaded)
     result.summary = (
-        f"{cfg.engine.mode}, {_count(len(cfg.engine.symbols), 'symbol')}, source {cfg.source.type}, "
+        f"{cfg.engine.mode}, {len(cfg.engine.symbols)} symbols, source {cfg.source.type}, "
         f"strategy {host.name} on {cfg.strategy.host}, broker {cfg.broker.type}"
     )
     return result
-
-
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def optimize_base(path: Path) -> Path | None:
