@@ -212,8 +212,10 @@ def _describe(err: Any, secret: bool) -> str:
     value = err.get("input")
     if kind in _NUMBER:
         text = "expected a number"
-    elif kind in ("greater_than", "greater_than_equal") and ctx.get("gt", ctx.get("ge")) in (0, "0"):
+    elif kind == "greater_than" and ctx.get("gt") in (0, "0"):
         text = "expected a positive number"
+    elif kind == "greater_than_equal" and ctx.get("ge") in (0, "0"):
+        text = "expected 0 or more"
     elif kind in _EXPECTED:
         text = _EXPECTED[kind].format(**ctx)
     elif kind in ("too_short", "too_long"):

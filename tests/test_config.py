@@ -210,7 +210,7 @@ def test_every_problem_is_listed_one_per_line_across_tables(tmp_path, registry):
     assert lines == [
         f"{where}: engine.symbols: expected at least 1 item, got []",
         f"{where}: engine.window: expected a whole number, got 2.5",
-        f"{where}: source.bars: expected a positive number, got -1 (simulated source)",
+        f"{where}: source.bars: expected 0 or more, got -1 (simulated source)",
         f"{where}: source.seeed: unknown key (simulated source); did you mean 'seed'?",
         f"{where}: broker.cash: expected a number, got 'abc' (paper broker)",
         f"{where}: broker.fill: expected 'next_open' or 'close', got 'later' (paper broker)",
