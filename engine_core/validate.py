@@ -118,6 +118,11 @@ def optimize_base(path: Path) -> Path | None:
                 'tables, or name its config with [optimize] config = "backtest.toml" (engine optimize -c)'
             )
         return None
+    others = sorted(k for k in raw if k != "optimize")
+    if others:
+        raise ConfigError(
+            f"{path}: {others[0]}: this file names its backtest config (optimize.config); put the backtest's tables there"
+        )
     base = path.parent / name
     if not base.is_file():
         raise ConfigError(f"{path}: optimize.config: no such config file {base} (this file is for engine optimize)")

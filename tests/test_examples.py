@@ -80,3 +80,13 @@ def test_every_config_the_readmes_commands_name_is_shipped():
     named = sorted({name for block in blocks for name in re.findall(r"-c ([\w./-]+\.toml)", block)})
     assert "examples/binance_paper.toml" in named  # engine status, on a live config
     assert [name for name in named if not (ROOT / name).is_file()] == []
+
+
+def test_an_optimize_file_that_names_its_backtest_holds_nothing_else(tmp_path):
+    write_config(tmp_path / "base.toml", {"engine": {"symbols": ["A"]}})
+    cfg = write_config(tmp_path / "search.toml", {"optimize": {"config": "base.toml"}, "engine": {"symbols": ["B"]}})
+    proc = engine("validate", str(cfg))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"error: {cfg}: engine: this file names its backtest config (optimize.config); put the backtest's tables there\n"
+    )
