@@ -121,7 +121,8 @@ def optimize_base(path: Path) -> Path | None:
     others = sorted(k for k in raw if k != "optimize")
     if others:
         raise ConfigError(
-            f"{path}: {others[0]}: this file names its backtest config (optimize.config); put the backtest's tables there"
+            f"{path}: {others[0]}: this file names its backtest config (optimize.config); "
+            "put the backtest's tables there"
         )
     base = path.parent / name
     if not base.is_file():
