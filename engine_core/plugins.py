@@ -94,9 +94,18 @@ def provider_hint(registry: Registry, kind: str, name: str) -> str:
         return ""
     if _canonical(provider) in map(_canonical, registry.skipped):
         return f"; it is provided by {provider}, installed but not named in {LOAD_ENV}"
-    if not registry.autoload and _installed(provider):
+    if not _installed(provider):
+        return f"; it is provided by {provider}, not installed ({install_hint(provider)})"
+    if not registry.autoload:
         return f"; it is provided by {provider}, installed but not loaded ({AUTOLOAD_ENV}=1)"
-    return f"; it is provided by {provider}, not installed ({install_hint(provider)})"
+    failed = [
+        p for p in registry.plugins if p.status == "failed" and _canonical(p.distribution) == _canonical(provider)
+    ]
+    if failed:
+        return f"; it is provided by {provider}, installed but it failed to load: {failed[0].error}"
+    return (
+        f"; it is provided by {provider}, installed but it did not register it (reinstall it: {install_hint(provider)})"
+    )
 
 
 def _installed(distribution: str) -> bool:
@@ -167,7 +176,7 @@ class Registry:
             installed += f" ({AUTOLOAD_ENV}=1 turns plugin loading off)"
         hint = provider_hint(self, kind, name)
         failed = [p for p in self.plugins if p.status == "failed"]
-        if failed:
+        if failed and "failed to load" not in hint:
             hint += "; plugins that failed to load: " + ", ".join(f"{p.name} ({p.error})" for p in failed)
         raise PluginError(f"unknown {label} {name!r}; installed: {installed}{hint}")
 

@@ -9,7 +9,7 @@ import pytest
 
 import engine_core.plugins as plugins_module
 from engine_core.errors import PluginError
-from engine_core.plugins import build_registry
+from engine_core.plugins import PluginInfo, build_registry
 from engine_core.testing import engine_env, run_engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,4 +53,16 @@ def test_a_plugin_command_that_is_not_there_names_its_plugin(args, command, plug
     assert proc.stderr.splitlines()[-1] == (
         f"Error: No such command {command!r}; it is provided by "
         f"engine-plugin-{plugin}, installed but not named in ENGINE_LOAD_PLUGINS."
+    )
+
+
+def test_a_plugin_that_failed_to_load_says_so_not_that_it_is_missing():
+    registry = build_registry(autoload=False)
+    registry.autoload = True
+    broken = PluginInfo(
+        "optimize", "engine-plugin-optimize", "0.1.0", "failed", "ImportError: No module named 'optuna'"
+    )
+    registry.plugins.append(broken)
+    assert plugins_module.provider_hint(registry, "command", "optimize") == (
+        "; it is provided by engine-plugin-optimize, installed but it failed to load: ImportError: No module named 'optuna'"
     )
