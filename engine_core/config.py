@@ -421,9 +421,12 @@ class _Problems:
         self.lines: list[str] = []
         self.kind: type[EngineError] | None = None
 
-    def add(self, err: EngineError, lines: list[str] | None = None) -> None:
-        self.kind = self.kind or type(err)
-        self.lines += str(err).splitlines() if lines is None else lines
+    def add(self, err: EngineError) -> None:
+        self.note(type(err), str(err).splitlines())
+
+    def note(self, kind: type[EngineError], lines: list[str]) -> None:
+        self.kind = self.kind or kind
+        self.lines += lines
 
     def raise_any(self) -> None:
         if self.kind is not None:
@@ -454,7 +457,7 @@ def load_config(
     try:
         cfg = EngineConfig.model_validate(raw)
     except ValidationError as err:
-        problems.add(ConfigError(), validation_problems(err, where, "", env_paths, EngineConfig))
+        problems.note(ConfigError, validation_problems(err, where, "", env_paths, EngineConfig))
     base = path.parent
 
     def plugin_table(kind: str, key: str, table: Any) -> tuple[type, Any] | None:
@@ -472,7 +475,7 @@ def load_config(
             return cls, cls.Config.model_validate(extras, context={"base_dir": base})
         except ValidationError as err:
             label = f"{name} {kind}"
-            problems.add(ConfigError(), validation_problems(err, where, key, env_paths, cls.Config, label))
+            problems.note(ConfigError, validation_problems(err, where, key, env_paths, cls.Config, label))
             return None
 
     source = plugin_table("source", "source", raw.get("source"))
