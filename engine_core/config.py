@@ -43,12 +43,19 @@ class EngineSection(_Section):
     mode: Literal["backtest", "live"] = "backtest"
     symbols: list[str] = Field(min_length=1)
     window: int = Field(default=500, ge=2, le=1_000_000)
-    id: str = Field(default="engine", pattern=r"^[A-Za-z0-9_-]{1,32}$")  # unset: the file's name (default_engine_id)
+    id: str = "engine"  # unset: the config file's name (default_engine_id)
     chunk: int = Field(default=16384, ge=1, le=10_000_000)  # bars a backtest hands a worker at once
     state_dir: str = ".engine"  # where the journal lives: <state_dir>/<id>.sqlite
     journal: bool | None = None  # default: on for live runs, off for backtests
     journal_sync: Literal["full", "normal"] = "full"  # "normal" survives a crash, not power loss
     shard: str | None = None  # "K/N": run only the symbols of shard K of N (see shard_symbols)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, engine_id: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", engine_id):
+            raise ValueError("expected 1 to 32 letters, digits, '-' or '_' (it names the journal and MQTT topics)")
+        return engine_id
 
     @field_validator("shard")
     @classmethod
@@ -204,33 +211,75 @@ MAX_PROBLEMS = 50
 """At most this many problems are listed one per line; a last line says how many more there are."""
 
 
-def _describe(err: Any, secret: bool) -> str:
-    """What was expected, in the engine's words, and what was found (unless
-    it is a secret, a whole table, or the message already shows it)."""
+_DATES = (
+    "datetime_type",
+    "datetime_parsing",
+    "datetime_from_date_parsing",
+    "date_type",
+    "date_parsing",
+    "date_from_datetime_parsing",
+    "date_from_datetime_inexact",
+)
+# The last part of a key path that names a member of a union (``str | int``) in
+# pydantic's errors, not a key: every member's error comes with the same value.
+_UNION_MEMBER = re.compile(
+    r"(str|int|float|bool|bytes|datetime|date|time|timedelta|decimal"
+    r"|(list|dict|tuple|set|frozenset|literal|function-[a-z]+|is-instance|lax-or-strict|json-or-python|chain)\[.*\])"
+)
+
+
+def _expected(err: Any) -> str:
+    """What was expected, in the engine's words."""
     kind = err["type"]
     ctx = err.get("ctx") or {}
-    value = err.get("input")
     if kind in _NUMBER:
-        text = "expected a number"
-    elif kind == "greater_than" and ctx.get("gt") in (0, "0"):
-        text = "expected a positive number"
-    elif kind == "greater_than_equal" and ctx.get("ge") in (0, "0"):
-        text = "expected 0 or more"
-    elif kind in _EXPECTED:
-        text = _EXPECTED[kind].format(**ctx)
-    elif kind in ("too_short", "too_long"):
+        return "expected a number"
+    if kind == "greater_than" and ctx.get("gt") in (0, "0"):
+        return "expected a positive number"
+    if kind == "greater_than_equal" and ctx.get("ge") in (0, "0"):
+        return "expected 0 or more"
+    if kind in _EXPECTED:
+        return _EXPECTED[kind].format(**ctx)
+    if kind in ("too_short", "too_long"):
         n = ctx.get("min_length" if kind == "too_short" else "max_length")
-        text = f"expected at {'least' if kind == 'too_short' else 'most'} {n} item{'' if n == 1 else 's'}"
-    elif kind == "literal_error":
-        text = f"expected {ctx.get('expected')}"
-    else:
-        msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        msg = msg.replace("Input should be ", "expected ", 1)
-        text = msg[0].lower() + msg[1:] if msg else kind
+        return f"expected at {'least' if kind == 'too_short' else 'most'} {n} item{'' if n == 1 else 's'}"
+    if kind == "literal_error":
+        return f"expected {ctx.get('expected')}"
+    if kind in _DATES:
+        why = err["msg"].partition(", ")[2]
+        return "expected a date (2024-01-31) or a date and time (2024-01-31T09:30:00)" + (f": {why}" if why else "")
+    msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    msg = msg.replace("Input should be ", "expected ", 1)
+    return msg[0].lower() + msg[1:] if msg else kind
+
+
+def _describe(errs: list[Any], secret: bool) -> str:
+    """What was expected (by any member of a union: ``a string or a whole
+    number``) and what was found, unless it is a secret, a whole table, or
+    the message already shows it."""
+    texts = list(dict.fromkeys(_expected(err) for err in errs))
+    text = texts[0] if len(texts) == 1 else "expected " + " or ".join(t.removeprefix("expected ") for t in texts)
+    kind, value = errs[0]["type"], errs[0].get("input")
     shown = repr(value)
     if secret or kind in ("missing", "extra_forbidden") or isinstance(value, dict) or shown in text:
         return text
     return f"{text}, got {shown}"
+
+
+def _merge_unions(errors: list[Any]) -> list[tuple[tuple[Any, ...], list[Any]]]:
+    """(key path, errors) per problem: the errors of a union's members (same
+    value, paths that differ only in a last part naming the member) are one."""
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for err in errors:
+        loc = tuple(err["loc"])
+        member = bool(loc) and isinstance(loc[-1], str) and _UNION_MEMBER.fullmatch(loc[-1]) is not None
+        key = ("union", loc[:-1], repr(err.get("input"))) if member else ("one", loc, len(groups))
+        groups.setdefault(key, []).append(err)
+    out = []
+    for key, errs in groups.items():
+        loc = tuple(errs[0]["loc"])
+        out.append((loc[:-1] if key[0] == "union" and len(errs) > 1 else loc, errs))
+    return out
 
 
 def validation_problems(
@@ -245,15 +294,18 @@ def validation_problems(
     unknown key of ``model`` gets the closest known one as a suggestion, and
     a plugin's table names the plugin (``broker.api_key: required key is missing (binance broker)``)."""
     lines = []
-    for problem in err.errors():
-        loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in problem["loc"]).replace(".[", "[")
+    for path, errs in _merge_unions(err.errors()):
+        is_key = bool(path) and path[-1] == "[key]"  # a table's key, not its value, is wrong
+        path = path[:-1] if is_key else path
+        loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
         key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         secret = bool(env_paths) and any(key == p or key.startswith(p + ".") for p in env_paths or ())
         hint = ""
-        if problem["type"] == "extra_forbidden" and model is not None:
-            hint = _suggestion(model, problem["loc"])
+        if errs[0]["type"] == "extra_forbidden" and model is not None:
+            hint = _suggestion(model, errs[0]["loc"])
         named = f" ({plugin})" if plugin else ""
-        lines.append(f"{where}: {key}: {_describe(problem, secret)}{named}{hint}")
+        what = f"unknown key; {_expected(errs[0])}" if is_key else _describe(errs, secret)
+        lines.append(f"{where}: {key}: {what}{named}{hint}")
     return lines
 
 

@@ -251,6 +251,11 @@ def test_a_plugin_table_problem_names_the_plugin(tmp_path):
         ({"engine": {"symbols": ["A"], "journal": "maybe"}}, "engine.journal: expected true or false, got 'maybe'"),
         ({"strategy": {"class": "m:C", "params": [1]}}, "strategy.params: expected a table, got [1]"),
         ({"report": {"dir": 3}}, "report.dir: expected a string, got 3"),
+        (
+            {"engine": {"symbols": ["A"], "id": "desk 1"}},
+            "engine.id: expected 1 to 32 letters, digits, '-' or '_' (it names the journal and MQTT topics), "
+            "got 'desk 1'",
+        ),
     ],
 )
 def test_messages_are_in_the_engines_words(tmp_path, registry, sections, message):
