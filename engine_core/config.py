@@ -240,6 +240,11 @@ def _expected(err: Any) -> str:
         return "expected 0 or more"
     if kind in _EXPECTED:
         return _EXPECTED[kind].format(**ctx)
+    if kind in ("string_too_short", "string_too_long"):
+        n = ctx.get("min_length" if kind == "string_too_short" else "max_length")
+        if kind == "string_too_short" and n == 1:
+            return "expected a non-empty string"
+        return f"expected at {'least' if kind == 'string_too_short' else 'most'} {n} characters"
     if kind in ("too_short", "too_long"):
         n = ctx.get("min_length" if kind == "too_short" else "max_length")
         return f"expected at {'least' if kind == 'too_short' else 'most'} {n} item{'' if n == 1 else 's'}"
