@@ -161,7 +161,8 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
         if not quiet:
             print_summary(summary, console)
             if not no_report:
-                console.print(f"report: {out} ({files})")
+                # one line, never broken by the console's width: a path and its files stay whole
+                console.print(f"report: {out} ({files})", soft_wrap=True, markup=False, highlight=False)
     finally:
         stopped.restore()  # a SIGTERM while the report is written still lets it finish
     if how:

@@ -307,3 +307,19 @@ def test_unused_qty_param_warns_at_load(tmp_path):
     )
     trades = (tmp_path / "out" / "trades.csv").read_text().splitlines()[1:]
     assert trades and all(row.split(",")[6] == "2" for row in trades)  # what the warning says is what it trades
+
+
+def test_run_at_80_columns_without_a_terminal_cuts_no_figure_and_no_report_line(example):
+    # stdout is a pipe here, as in CI logs or `| tee`
+    proc = engine("run", "-c", str(example), env=engine_env(COLUMNS="80"))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((example.parent / "out" / "summary.json").read_text())
+    lines = proc.stdout.splitlines()
+    table = lines[: lines.index(next(line for line in lines if line.split()[:1] == ["Total"])) + 1]
+    assert max(len(line.rstrip()) for line in table) <= 80
+    assert "…" not in proc.stdout
+    for name, figures in [*summary["per_symbol"].items(), ("Total", summary["total"])]:
+        row = next(line.split() for line in table if line.split()[:1] == [name])
+        assert f"{figures['pnl']:,.2f}" in row and f"{figures['bars']:,}" in row
+    report = [line for line in lines if line.startswith("report: ")]
+    assert report == [f"report: {example.parent / 'out'} (equity.csv, report.html, summary.json, trades.csv)"]

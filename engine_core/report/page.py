@@ -6,7 +6,7 @@ import base64
 import json
 from html import escape
 
-from engine_core.report.display import HEADLINE, TABLE_COLUMNS, ratio_note, show
+from engine_core.report.display import HEADLINE, TABLE_COLUMNS, notes, show
 
 TRADE_LIMIT = 500
 
@@ -91,7 +91,7 @@ def render_page(
             ),
             "<h2>Per symbol</h2>",
             _table(["Symbol", *(label for _, label, _ in TABLE_COLUMNS)], per_symbol),
-            *([f'<p class="note">{escape(note)}</p>'] if (note := ratio_note(summary)) else []),
+            *(f'<p class="note">{escape(note)}</p>' for note in notes(summary)),
             "<h2>Equity and drawdown</h2>",
             chart,
             "<h2>Trades</h2>",

@@ -129,3 +129,15 @@ def test_html_says_why_sharpe_is_missing(result, tmp_path):
     html = write(result, tmp_path)["html"].read_text()
     assert "Sharpe and Sortino are n/a: they need 20,216 bar returns (at least 30, and a week of bars); 5 here." in html
     assert summarize(result)["total"]["sharpe"] is None
+
+
+def test_html_of_a_short_run_leaves_cagr_out_and_says_why(build, tmp_path):
+    minutes = list(range(20_000))
+    html = write(build.run(build.symbol("BTC", minutes, [float(i % 7) for i in minutes])), tmp_path)["html"]
+    text = html.read_text()
+    assert "<tr><td>CAGR</td><td>n/a</td></tr>" in text
+    assert "<tr><td>Span (days)</td><td>13.89</td></tr>" in text
+    assert "13.9 days of bars, under 90: nothing is annualised." in text
+    assert "sqrt(19,999 returns)" in text
+    summary = json.loads((tmp_path / "summary.json").read_text())["total"]
+    assert (summary["cagr"], summary["annualized"], summary["ratio_periods"]) == (None, False, 19_999)
