@@ -7,10 +7,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from engine_core import iso_utc
+from engine_core.tables import Column, fitted
 from engine_plugin_optimize.metrics import shown
-from engine_plugin_optimize.page import top_rows
+from engine_plugin_optimize.page import IN_SAMPLE_WARNING, top_rows
 from engine_plugin_optimize.search import StudyResult
 from engine_plugin_optimize.settings import Job
 from engine_plugin_optimize.walkforward import FoldTotals
@@ -63,16 +65,25 @@ def progress_for(console: Console) -> TerminalProgress | None:
 
 
 def print_top(job: Job, results: list[StudyResult], console: Console) -> None:
-    """The top trials of each study as a table."""
+    """The top trials of each study as a table fitted to the console (figures never cut:
+    the least telling columns go first), then the in-sample warning."""
+    metric, names = job.settings.metric, set(job.settings.params)
     for res in results:
         header, rows = top_rows(job, res.records, job.settings.top)
         title = f"top trials of {res.name}" + (f" (fold {res.fold.index}, in sample)" if res.fold else "")
-        table = Table(title=title, title_justify="left")
-        for i, name in enumerate(header):
-            table.add_column(name, justify="left" if i == 0 else "right")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        columns = [
+            Column(name, _keep(name, metric, names), "left" if i == 0 else "right") for i, name in enumerate(header)
+        ]
+        console.print(fitted(title, columns, rows, console))
+    if job.settings.walk_forward is None:
+        console.print(Text(IN_SAMPLE_WARNING, style="yellow"))
+
+
+def _keep(column: str, metric: str, params: set[str]) -> int:
+    """How long a column of the top table stays as the console narrows."""
+    if column in ("#", metric) or column in params:
+        return 100
+    return {"trades": 80, "pnl": 70, "max_drawdown": 60, "sharpe": 50, "trial": 40, "seconds": 10}.get(column, 30)
 
 
 def print_walk_forward(job: Job, results: list[StudyResult], totals: FoldTotals, console: Console) -> None:
