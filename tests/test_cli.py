@@ -323,3 +323,27 @@ def test_run_at_80_columns_without_a_terminal_cuts_no_figure_and_no_report_line(
         assert f"{figures['pnl']:,.2f}" in row and f"{figures['bars']:,}" in row
     report = [line for line in lines if line.startswith("report: ")]
     assert report == [f"report: {example.parent / 'out'} (equity.csv, report.html, summary.json, trades.csv)"]
+
+
+def test_each_shard_writes_its_own_report_and_merge_shows_them_together(example):
+    folder = example.parent
+    for k in (1, 2):
+        proc = engine("run", "-q", "-c", str(example), "--shard", f"{k}/2")
+        assert proc.returncode == 0, proc.stderr
+    shards = [folder / "out-1of2", folder / "out-2of2"]
+    symbols = [json.loads((s / "summary.json").read_text())["symbols"] for s in shards]
+    assert sorted(symbols) == [["BTCUSDT"], ["ETHUSDT"]]  # neither overwrote the other
+    merged = engine("report", "merge", *map(str, shards), env=engine_env(COLUMNS="80"))
+    assert merged.returncode == 0, merged.stderr
+    assert f"report: {folder / 'out'} (merged from 2)" in merged.stdout
+    together = json.loads((folder / "out" / "summary.json").read_text())
+    merged_trades = (folder / "out" / "trades.csv").read_text().splitlines()
+    assert engine("run", "-q", "-c", str(example)).returncode == 0  # the run without shards, for reference
+    whole = json.loads((folder / "out" / "summary.json").read_text())
+    assert together["per_symbol"] == whole["per_symbol"] and sorted(together["symbols"]) == sorted(whole["symbols"])
+    for key in ("trades", "bars", "orders", "fills", "win_rate", "profit_factor"):
+        assert together["total"][key] == whole["total"][key], key
+    for key in ("pnl", "total_return", "max_drawdown", "final_equity"):
+        assert together["total"][key] == pytest.approx(whole["total"][key], rel=1e-6), key
+    shard_trades = [line for s in shards for line in (s / "trades.csv").read_text().splitlines()[1:]]
+    assert sorted(merged_trades[1:]) == sorted(shard_trades)
