@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from engine_core import iso_utc
@@ -87,39 +86,53 @@ def _keep(column: str, metric: str, params: set[str]) -> int:
 
 
 def print_walk_forward(job: Job, results: list[StudyResult], totals: FoldTotals, console: Console) -> None:
-    """Per fold: the best in-sample parameters and their figures in and out of sample."""
+    """Per fold: the best in-sample parameters and their figures in and out of sample,
+    fitted to the console (the out-of-sample figure stays longest)."""
     metric = job.settings.metric
-    table = Table(title=f"walk-forward: {metric} in sample and out of sample", title_justify="left")
-    for i, name in enumerate(("fold", "out of sample from", "best parameters", "in", "out", "trades in", "trades out")):
-        table.add_column(name, justify="left" if i < 3 else "right")
+    columns = [
+        Column("fold", 100),
+        Column("out of sample from", 50),
+        Column("best parameters", 80),
+        Column("in", 85, "right"),
+        Column("out", 95, "right"),
+        Column("trades in", 60, "right"),
+        Column("trades out", 70, "right"),
+    ]
+    rows = []
     for res in results:
         if res.fold is None:
             continue
         inside = (res.best.metrics or {}) if res.best else {}
         outside = (res.test.metrics or {}) if res.test else {}
         out = f"failed: {res.test.error}" if res.test and res.test.error else shown(metric, outside.get(metric))
-        table.add_row(
-            str(res.fold.index),
-            iso_utc(res.fold.test[0]),
-            json.dumps(res.best.params) if res.best else "no complete trial",
-            shown(metric, inside.get(metric)),
-            out,
-            shown("trades", inside.get("trades")),
-            shown("trades", outside.get("trades")),
+        rows.append(
+            [
+                str(res.fold.index),
+                iso_utc(res.fold.test[0]),
+                json.dumps(res.best.params) if res.best else "no complete trial",
+                shown(metric, inside.get(metric)),
+                out,
+                shown("trades", inside.get("trades")),
+                shown("trades", outside.get("trades")),
+            ]
         )
-    table.add_section()
     efficiency = "n/a" if totals.efficiency is None else f"{totals.efficiency:.2f}"
-    table.add_row(
+    total = [
         "mean",
         "",
         f"efficiency {efficiency}",
         shown(metric, totals.in_sample),
         shown(metric, totals.out_of_sample),
-        "",
-        "",
-        style="bold",
+    ]
+    title = f"walk-forward: {metric} in sample and out of sample"
+    console.print(fitted(title, columns, rows, console, total=[*total, "", ""]))
+    last = max((res.fold.index for res in results if res.fold is not None), default=None)
+    console.print(
+        Text(
+            f"Out of sample is what to expect; the top trials below are fold {last}'s in-sample search.",
+            style="yellow",
+        )
     )
-    console.print(table)
 
 
 __all__ = ["TerminalProgress", "print_top", "print_walk_forward", "progress_for"]
