@@ -75,12 +75,24 @@ def annualization_note(summary: dict) -> str | None:
     days, factor = total.get("span_days"), total.get("ratio_periods")
     if days is None or factor is None:
         return None
-    if not total.get("annualized"):
-        return (
+    annualized = bool(total.get("annualized"))
+    if not annualized:
+        note = (
             f"{days:,.1f} days of bars, under {MIN_ANNUALIZED_DAYS}: nothing is annualised. CAGR is left out; "
             f"Return, Sharpe and Sortino are the whole run's (ratios: per bar x sqrt({factor:,.0f} returns))."
         )
-    return f"{days:,.1f} days of bars: CAGR, Sharpe and Sortino are per year (ratios: per bar x sqrt({factor:,.0f}))."
+    else:
+        note = (
+            f"{days:,.1f} days of bars: CAGR, Sharpe and Sortino are per year (ratios: per bar x sqrt({factor:,.0f}))."
+        )
+    # a symbol with a shorter history than the run's is read on its own span
+    short = [name for name, f in summary["per_symbol"].items() if f.get("ratio_periods") and not f.get("annualized")]
+    if annualized and short:
+        note += (
+            f" {', '.join(short)}: under {MIN_ANNUALIZED_DAYS} days of bars of their own, "
+            "so no CAGR and ratios over their own run."
+        )
+    return note
 
 
 def ratio_note(summary: dict) -> str | None:

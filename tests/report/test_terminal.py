@@ -90,3 +90,19 @@ def test_a_short_run_says_it_is_not_annualised_and_a_long_one_states_its_factor(
     print_summary(summarize(build.run(build.symbol("BTC", days, [float(i % 7) for i in range(366)]))), console)
     text = " ".join(console.export_text().split())
     assert "365.0 days of bars: CAGR, Sharpe and Sortino are per year (ratios: per bar x sqrt(365))." in text
+
+
+def test_a_symbol_with_a_short_history_in_a_long_run_is_named_in_the_note(build):
+    days = [1440.0 * i for i in range(366)]
+    late = days[-30:]  # a month of bars of its own
+    result = build.run(
+        build.symbol("BTC", days, [float(i % 7) for i in range(366)]),
+        build.symbol("NEW", late, [float(i % 3) for i in range(30)]),
+    )
+    summary = summarize(result)
+    assert summary["total"]["annualized"] and not summary["per_symbol"]["NEW"]["annualized"]
+    assert summary["per_symbol"]["NEW"]["cagr"] is None and summary["per_symbol"]["BTC"]["cagr"] is not None
+    console = Console(record=True, width=200)
+    print_summary(summary, console)
+    text = console.export_text()
+    assert "NEW: under 90 days of bars of their own, so no CAGR and ratios over their own run." in text
