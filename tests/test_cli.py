@@ -347,3 +347,12 @@ def test_each_shard_writes_its_own_report_and_merge_shows_them_together(example)
         assert together["total"][key] == pytest.approx(whole["total"][key], rel=1e-6), key
     shard_trades = [line for s in shards for line in (s / "trades.csv").read_text().splitlines()[1:]]
     assert sorted(merged_trades[1:]) == sorted(shard_trades)
+
+
+def test_report_merge_of_a_folder_that_is_no_report_is_one_line(tmp_path):
+    proc = engine("report", "merge", str(tmp_path))
+    assert proc.returncode == 2
+    assert (
+        proc.stderr
+        == f"error: {tmp_path}: no summary.json, equity.csv, trades.csv: not a report folder that engine run wrote\n"
+    )

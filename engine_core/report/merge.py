@@ -34,6 +34,9 @@ def _ns(texts: list[str]) -> np.ndarray:
 
 def _read(folder: Path) -> tuple[dict[str, Any], SymbolResult]:
     """A shard's summary, and its total curve and round trips as one pseudo-symbol."""
+    missing = [name for name in ("summary.json", "equity.csv", "trades.csv") if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(f"{folder}: no {', '.join(missing)}: not a report folder that engine run wrote")
     try:
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         with (folder / "equity.csv").open(newline="", encoding="utf-8") as f:
@@ -41,7 +44,7 @@ def _read(folder: Path) -> tuple[dict[str, Any], SymbolResult]:
         with (folder / "trades.csv").open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except (OSError, ValueError) as err:
-        raise ConfigError(f"{folder}: not a run report ({err})") from None
+        raise ConfigError(f"{folder}: cannot read the report: {err}") from None
     start_cash = float(summary["start_cash"])
     trades = [
         RoundTrip(
