@@ -188,7 +188,8 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
         if not quiet:
             print_summary(summary, console)
             if not no_report:
-                console.print(f"report: {out} ({files})")
+                # one line, never broken by the console's width: a path and its files stay whole
+                console.print(f"report: {out} ({files})", soft_wrap=True, markup=False, highlight=False)
     finally:
         stopped.restore()  # a SIGTERM while the report is written still lets it finish
     if how:
@@ -259,6 +260,32 @@ def _progress_bar() -> tuple[Callable[[int], None] | None, Callable[[], None]]:
         prog.update(task, completed=bars, rate=rate)
 
     return update, prog.stop
+
+
+@main.group()
+def report() -> None:
+    """Work with run reports (the folders ``engine run`` writes)."""
+
+
+@report.command("merge")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Where to write (default: DIR less -KofN)."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No summary table.")
+def report_merge(folders: tuple[Path, ...], out: Path | None, quiet: bool) -> None:
+    """One report (summary across shards, trades, equity, report.html) from the
+    report folders of the shards of a run (``engine run --shard K/N`` writes
+    ``<report.dir>-KofN``)."""
+    from engine_core.report import print_summary
+    from engine_core.report.merge import default_output, merge_reports
+
+    target = out or default_output(list(folders))
+    summary = merge_reports(list(folders), target)
+    if not quiet:
+        console = Console()
+        print_summary(summary, console)
+        console.print(f"report: {target} (merged from {len(folders)})", soft_wrap=True, markup=False, highlight=False)
 
 
 class _PluginGroup(click.Group):

@@ -130,8 +130,8 @@ class Engine:
             if self.journal is not None:
                 self._recover(self.journal)
             self.registry.pm.hook.engine_started(config=cfg, engine=self)
-            # cross-symbol rules make the symbols' order of events matter
-            self.lockstep = not live and len(self.workers) > 1 and risk.cross_symbol
+            # cross-symbol rules that can refuse an order make the symbols' order of events matter
+            self.lockstep = not live and len(self.workers) > 1 and risk.cross_symbol_binds(self.symbols)
             # What start-up built (modules, classes, plugins, the workers) lives
             # as long as the run: out of the collector's sight, a full
             # collection during the run walks only what the run made (tens of

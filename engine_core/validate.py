@@ -154,7 +154,11 @@ def preflight(loaded: LoadedConfig, *, report: bool) -> list[str]:
 
 
 def report_dir(loaded: LoadedConfig) -> Path:
-    return (loaded.base_dir / loaded.config.report.dir).resolve()
+    """The run's report folder; shard K of N writes its own, ``<report.dir>-KofN``
+    (``engine report merge`` shows the shards together)."""
+    folder = (loaded.base_dir / loaded.config.report.dir).resolve()
+    shard = loaded.config.engine.shard
+    return folder.with_name(f"{folder.name}-{shard.replace('/', 'of')}") if shard else folder
 
 
 def cannot_create(folder: Path) -> str | None:
