@@ -69,6 +69,7 @@ _HOMES = {
         "TimeInForce",
         "Trade",
         "TransitionEvent",
+        "epoch_ns",
         "iso_utc",
     ),
     "engine_core.orders": (
@@ -129,6 +130,7 @@ if TYPE_CHECKING:
         TimeInForce,
         Trade,
         TransitionEvent,
+        epoch_ns,
         iso_utc,
     )
     from engine_core.orders import (
