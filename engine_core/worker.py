@@ -43,6 +43,8 @@ from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal, order_from_row
 from engine_core.ledger import Ledger
 from engine_core.model import (
+    BUY,
+    SELL,
     Bar,
     BarChunk,
     ErrorEvent,
@@ -90,7 +92,6 @@ _TERMINAL_UPDATE = {
 _WATCH, _CLOSE_WATCH, _IN_TRADE = State.WATCH, State.CLOSE_WATCH, State.IN_TRADE
 _FILLED, _SUBMITTED, _UNKNOWN = OrderStatus.FILLED, OrderStatus.SUBMITTED, OrderStatus.UNKNOWN
 _MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
-_BUY, _SELL = Side.BUY, Side.SELL
 
 
 class SymbolWorker:
@@ -422,7 +423,7 @@ class SymbolWorker:
             return
         price = float(self.view.close[self.view.offset + k])
         ref = d.limit_price if d.limit_price is not None else price
-        sign = 1 if d.side is _BUY else -1
+        sign = 1 if d.side is BUY else -1
         if d.stop_price is not None and (d.stop_price - ref) * sign >= 0:
             word = "below" if sign > 0 else "above"
             raise StrategyError(
@@ -518,7 +519,7 @@ class SymbolWorker:
         if size <= 0:
             return
         ts = int(self.view.ts[self.view.offset + k])
-        self._send(_SELL if qty > 0 else _BUY, size, ts, reason, k, price, reducing=True)
+        self._send(SELL if qty > 0 else BUY, size, ts, reason, k, price, reducing=True)
 
     def _cancel(self, flight: InFlight, k: int) -> None:
         if flight.cancel_sent:
