@@ -218,10 +218,12 @@ class RiskManager:
 
     # ------------------------------------------------------------ sizing
 
-    def size(self, symbol: str, price: float, stop_loss: float | None, equity: float, default_qty: Decimal) -> Decimal:
+    def size(self, symbol: str, price: float, stop_price: float | None, equity: float, default_qty: Decimal) -> Decimal:
         """The entry quantity by the symbol's sizing rule, rounded down to ``qty_step``.
 
-        ``default_qty`` (the strategy's) is used by ``fixed_qty`` without ``qty``.
+        ``stop_price`` is the entry's stop-loss level (a price), which
+        ``risk_per_trade`` sizes by; ``default_qty`` (the strategy's) is used by
+        ``fixed_qty`` without ``qty``.
         Raises RiskError(rule="sizing") when no positive quantity results.
         """
         lim = self.limits(symbol)
@@ -243,11 +245,11 @@ class RiskManager:
             qty = to_decimal(equity) * lim.percent / px
         else:
             assert lim.risk is not None
-            if stop_loss is None:
+            if stop_price is None:
                 raise refuse("the entry has no stop-loss")
-            distance = abs(px - to_decimal(stop_loss))
+            distance = abs(px - to_decimal(stop_price))
             if distance == 0:
-                raise refuse(f"stop-loss {_num(stop_loss)} equals the price")
+                raise refuse(f"stop-loss {_num(stop_price)} equals the price")
             qty = to_decimal(equity) * lim.risk / distance
         if lim.qty_step is not None:
             qty = (qty / lim.qty_step).to_integral_value(ROUND_FLOOR) * lim.qty_step

@@ -25,6 +25,12 @@ class StopHit(NamedTuple):
     reason: str  # stop_loss | trailing_stop | take_profit
 
 
+def stop_price_from(price: float, sign: int, stop_loss: float) -> float:
+    """The stop-loss level the config's ``stop_loss`` fraction puts below (``sign``
+    1, a long) or above (-1, a short) the entry ``price``."""
+    return price * (1 - sign * stop_loss)
+
+
 def _first(mask: np.ndarray) -> int | None:
     j = int(mask.argmax()) if len(mask) else 0
     return j if len(mask) and mask[j] else None
@@ -53,7 +59,7 @@ class Stops:
     ) -> None:
         """Levels from the config's fractions, relative to the entry ``price``."""
         sign = 1 if long else -1
-        self.stop_price = price * (1 - sign * stop_loss) if stop_loss else None
+        self.stop_price = stop_price_from(price, sign, stop_loss) if stop_loss else None
         self.take_profit_price = price * (1 + sign * take_profit) if take_profit else None
         self.trailing = trailing
         self.best = price

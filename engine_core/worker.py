@@ -67,7 +67,7 @@ from engine_core.orders import (
 )
 from engine_core.results import SymbolResult
 from engine_core.statemachine import StateMachine
-from engine_core.stops import KillSwitch, StopHit, Stops
+from engine_core.stops import KillSwitch, StopHit, Stops, stop_price_from
 from engine_core.storage import BarWindow
 from engine_core.strategy import Decision, StrategyHost, SymbolView
 from engine_core.strategy_log import StrategyLog
@@ -438,7 +438,7 @@ class SymbolWorker:
             )
         stop = d.stop_price
         if stop is None and self.cfg.stop_loss:
-            stop = ref * (1 - sign * self.cfg.stop_loss)
+            stop = stop_price_from(ref, sign, self.cfg.stop_loss)
         try:
             qty = d.qty or self.risk.size(
                 self.symbol, ref, stop, self.start_cash + float(self.ledger.cash), self.cfg.qty
