@@ -66,8 +66,9 @@ from engine_core.orders import (
     UpdateKind,
 )
 from engine_core.results import SymbolResult
+from engine_core.risk import KillSwitch
 from engine_core.statemachine import StateMachine
-from engine_core.stops import KillSwitch, StopHit, Stops, stop_price_from
+from engine_core.stops import StopHit, Stops, stop_price_from
 from engine_core.storage import BarWindow
 from engine_core.strategy import Decision, StrategyHost, SymbolView
 from engine_core.strategy_log import StrategyLog
