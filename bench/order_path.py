@@ -3,7 +3,8 @@ order and per round trip, through the paper broker (a backtest) and through
 ``engine_core.testing.ScriptedBroker`` (a venue double answering from its own
 thread, in a live run).
 
-Each broker runs the same bars twice with the same Python strategy: once
+Each broker runs the same bars twice with the same strategy (in Python and
+in Lua, ``--hosts``): once
 entering every ``--every`` bars and exiting on the next (orders), once never
 deciding (no orders). What the first costs more than the second, divided by
 the orders it sent, is the cost of an order:
@@ -56,6 +57,14 @@ class S:
     def in_trade(self, ctx):
         return "exit"
 """
+# The same in Lua (the shipped strategies' language); ``orders = 0`` never decides.
+LUA = """
+function watch(ctx)
+  if ctx.index % ctx.params.every == 0 and ctx.params.orders == 1 then return "enter" end
+end
+function close_watch(ctx) end
+function in_trade(ctx) return "exit" end
+"""
 NEVER = """
 class S:
     def watch(self, ctx):
@@ -98,12 +107,21 @@ def plain_loop(bars: list[tuple[float, float, float, float]]) -> float:
 class Run:
     """One engine run of a broker, with or without orders."""
 
-    def __init__(self, folder: Path, broker: str, bars: int, every: int | None) -> None:
+    def __init__(self, folder: Path, broker: str, bars: int, every: int | None, host: str) -> None:
         from engine_core.testing import replay_rows, write_config
 
         mode, table = BROKERS[broker]
         name = f"{broker}_{bars}_{'orders' if every else 'none'}"
-        (folder / f"{name}.py").write_text((ENTER_EVERY if every else NEVER).format(every=every or 10))
+        if host == "lua":
+            (folder / "order_path.lua").write_text(LUA)
+            strategy = {
+                "host": "lua",
+                "script": "order_path.lua",
+                "params": {"every": every or 10, "orders": int(bool(every))},
+            }
+        else:
+            (folder / f"{name}.py").write_text((ENTER_EVERY if every else NEVER).format(every=every or 10))
+            strategy = {"host": "python", "class": f"{name}.py:S"}
         engine: dict[str, Any] = {"mode": mode, "symbols": ["A"], "window": 50, "journal": False}
         source: dict[str, Any] = {"type": "replay", "bars": replay_rows("A", prices(bars))}
         if mode == "live":
@@ -113,7 +131,7 @@ class Run:
             {
                 "engine": engine,
                 "source": source,
-                "strategy": {"host": "python", "class": f"{name}.py:S", "qty": 1},
+                "strategy": {**strategy, "qty": 1},
                 "broker": table,
             },
         )
@@ -222,10 +240,10 @@ def per(x: float, n: int) -> float:
     return x / n if n else float("nan")
 
 
-def measure(folder: Path, broker: str, args: argparse.Namespace, loop_us: float) -> dict[str, Any]:
+def measure(folder: Path, broker: str, host: str, args: argparse.Namespace, loop_us: float) -> dict[str, Any]:
     bars = args.bars if BROKERS[broker][0] == "backtest" else args.live_bars
-    with_orders = Run(folder, broker, bars, args.every)
-    without = Run(folder, broker, bars, None)
+    with_orders = Run(folder, broker, bars, args.every, host)
+    without = Run(folder, broker, bars, None, host)
     best: dict[bool, float] = {}
     counts = (0, 0)
     for _ in range(args.rounds):  # alternate, keep each one's best
@@ -242,8 +260,8 @@ def measure(folder: Path, broker: str, args: argparse.Namespace, loop_us: float)
     without.run(lambda: profiled(stats))
     calls = stats[0].total_calls - stats[1].total_calls  # type: ignore[attr-defined]
 
-    small_with = Run(folder, broker, args.trace_bars, args.every)
-    small_without = Run(folder, broker, args.trace_bars, None)
+    small_with = Run(folder, broker, args.trace_bars, args.every, host)
+    small_without = Run(folder, broker, args.trace_bars, None, host)
     traced_with, traced_without = Tracer(), Tracer()
     _, n_traced, trips_traced = small_with.run(traced_with.on)
     small_without.run(traced_without.on)
@@ -253,7 +271,7 @@ def measure(folder: Path, broker: str, args: argparse.Namespace, loop_us: float)
         if traced_with.calls_into[m] - traced_without.calls_into[m] >= 0.05 * n_traced
     }
     return {
-        "broker": broker,
+        "broker": f"{broker}/{host}",
         "orders": orders,
         "trips": trips,
         "us": per(extra_us, orders),
@@ -300,6 +318,7 @@ def main() -> None:
     parser.add_argument("--trace-bars", type=int, default=2_000, help="bars of the traced sample")
     parser.add_argument("--top", type=int, default=0, help="also list the N functions that grow most with orders")
     parser.add_argument("--brokers", default="paper,scripted")
+    parser.add_argument("--hosts", default="python,lua", help="the strategy's language (python, lua)")
     args = parser.parse_args()
 
     bars = prices(args.bars)
@@ -308,15 +327,16 @@ def main() -> None:
     print(f"reference: plain Python loop, {len(bars):,} bars, no orders: {loop_us:.3f} µs per bar")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for broker in args.brokers.split(","):
-            results.append(measure(Path(tmp), broker, args, loop_us))
+        for host in args.hosts.split(","):
+            for broker in args.brokers.split(","):
+                results.append(measure(Path(tmp), broker, host, args, loop_us))
     print(
-        f"\n{'broker':<9} {'orders':>6} {'µs/order':>9} {'loop bars':>9} {'calls':>7} {'frames':>7} "
+        f"\n{'broker':<15} {'orders':>6} {'µs/order':>9} {'loop bars':>9} {'calls':>7} {'frames':>7} "
         f"{'bytecodes':>9} {'crossings':>9} {'modules':>7} | {'µs/trip':>8} {'calls':>7} {'bytecodes':>9}"
     )
     for m in results:
         print(
-            f"{m['broker']:<9} {m['orders']:>6} {m['us']:9.1f} {m['loop_bars']:9.0f} {m['calls']:7.0f} "
+            f"{m['broker']:<15} {m['orders']:>6} {m['us']:9.1f} {m['loop_bars']:9.0f} {m['calls']:7.0f} "
             f"{m['frames']:7.0f} {m['opcodes']:9.0f} {m['crossings']:9.1f} {len(m['modules']):7} | "
             f"{m['us_trip']:8.1f} {m['calls_trip']:7.0f} {m['opcodes_trip']:9.0f}"
         )
