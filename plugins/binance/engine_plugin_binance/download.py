@@ -64,8 +64,8 @@ async def download(
                     "limit": KLINES_LIMIT,
                 }
                 body = await rest.request("GET", "/api/v3/klines", params, weight=KLINES_WEIGHT, raw=True)
-                now = rest.now_ms()
-                return [(r.t * wire.MS, r.o, r.h, r.l, r.c, r.v) for r in wire.decode_kline_texts(body) if r.T < now]
+                rows = wire.decode_kline_texts(body)
+                return [(r.t * wire.MS, r.o, r.h, r.l, r.c, r.v) for r in rows if rest.closed(r)]
 
             path = out_dir / f"{symbol}-{interval}.csv"
             results.append(
