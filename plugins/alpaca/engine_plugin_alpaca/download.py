@@ -54,6 +54,7 @@ async def download(
     progress: bool = True,
 ) -> list[Path]:
     rest = AlpacaRest(data_url, key_id, secret_key)
+    bar_ns = timeframe_ns(timeframe)
     paths = []
     try:
         for symbol in symbols:
@@ -81,6 +82,8 @@ async def download(
                 except (AlpacaHttpError, AlpacaUnreachable, wire.WireError) as err:
                     raise DataError(f"alpaca download {symbol}: {err}") from err
                 rows = bars.get(symbol, [])
+                if bar_ns:  # the minute (hour) still in progress is not in the file yet
+                    rows = [b for b in rows if rest.clock.closed(b.ts + bar_ns)]
                 state.update(token=next_token, start=first, cursor=rows[-1].ts + 1 if rows and next_token else None)
                 return [
                     (b.ts, b.open, b.high, b.low, b.close, int(b.volume) if b.volume.is_integer() else b.volume)
