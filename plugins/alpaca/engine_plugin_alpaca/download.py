@@ -18,8 +18,7 @@ from pathlib import Path
 import click
 
 from engine_core import ConfigError, DataError
-from engine_core.live import download_bars
-from engine_core.live.download import Row
+from engine_core.live import DownloadResult, Row, download_bars
 from engine_plugin_alpaca import wire
 from engine_plugin_alpaca.config import DATA_URL, normalize_timeframe, timeframe_ns
 from engine_plugin_alpaca.rest import AlpacaHttpError, AlpacaRest, AlpacaUnreachable
@@ -52,10 +51,10 @@ async def download(
     data_url: str = DATA_URL,
     page_limit: int = wire.MAX_LIMIT,
     progress: bool = True,
-) -> list[Path]:
+) -> list[DownloadResult]:
     rest = AlpacaRest(data_url, key_id, secret_key)
     bar_ns = timeframe_ns(timeframe)
-    paths = []
+    results = []
     try:
         for symbol in symbols:
             state: dict[str, object] = {"token": None, "cursor": None, "start": None}
@@ -91,13 +90,12 @@ async def download(
                 ]
 
             path = out_dir / f"{symbol}-{timeframe}.csv"
-            await download_bars(
-                page, path, start, end, interval_ns=timeframe_ns(timeframe), label=symbol, progress=progress
+            results.append(
+                await download_bars(page, path, start, end, interval_ns=bar_ns, label=symbol, progress=progress)
             )
-            paths.append(path)
     finally:
         await rest.close()
-    return paths
+    return results
 
 
 # The options of `engine download binance` too, worded for each venue (symbols, times).
@@ -136,7 +134,7 @@ def download_command(
     t1 = _when(end, "end") if end else int(datetime.now(timezone.utc).timestamp()) * 1_000_000_000
     if t0 >= t1:
         raise ConfigError("--start must be before --end")
-    paths = asyncio.run(
+    results = asyncio.run(
         download(
             symbols,
             tf,
@@ -151,5 +149,5 @@ def download_command(
             progress=not no_progress,
         )
     )
-    for path in paths:
-        click.echo(str(path))
+    for symbol, result in zip(symbols, results):
+        click.echo(result.line(symbol))
