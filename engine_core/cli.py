@@ -391,5 +391,6 @@ def status(config_path: Path, as_json: bool, shard: str | None) -> None:
 
     console = Console()
     console.print(status_table(rows, f"journal {path}", console))
-    if connection is not None:
-        console.print(f"source {connection['source']}: {connection['state']} since {iso_utc(connection['ts'])}")
+    if connection is not None:  # whole, never cut to the terminal's width
+        detail = f" ({connection['detail']})" if connection["detail"] else ""
+        click.echo(f"source {connection['source']}: {connection['state']} since {iso_utc(connection['ts'])}{detail}")

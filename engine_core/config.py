@@ -261,11 +261,14 @@ def validate_plugin_config(
     prefix: str,
     env_paths: set[str],
     base_dir: Path | None = None,
+    tables: dict[str, Any] | None = None,
 ) -> Any:
     """Validate a plugin's table. Validators find the config file's directory
-    as ``info.context["base_dir"]`` (to resolve and check relative paths)."""
+    as ``info.context["base_dir"]`` (to resolve and check relative paths) and
+    the config's other tables as ``info.context["tables"]`` (a source that
+    follows its broker's account, for example; empty when validated alone)."""
     try:
-        return model.model_validate(values, context={"base_dir": base_dir})
+        return model.model_validate(values, context={"base_dir": base_dir, "tables": tables or {}})
     except ValidationError as err:
         raise format_validation_error(err, where, prefix, env_paths, model) from err
 
@@ -345,7 +348,9 @@ def load_config(path: str | Path, registry: Registry, shard: str | None = None) 
 
     base = path.parent
     source_cls = _plugin(registry, "source", cfg.source.type, where, "source.type")
-    source_config = validate_plugin_config(source_cls.Config, extras(cfg.source), where, "source", env_paths, base)
+    source_config = validate_plugin_config(
+        source_cls.Config, extras(cfg.source), where, "source", env_paths, base, tables=raw
+    )
     broker_cls = _plugin(registry, "broker", cfg.broker.type, where, "broker.type")
     broker_config = validate_plugin_config(broker_cls.Config, extras(cfg.broker), where, "broker", env_paths, base)
     host_cls = _plugin(registry, "strategy_host", strat.host, where, "strategy.host")
