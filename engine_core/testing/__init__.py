@@ -21,9 +21,9 @@
   :func:`exited`, :func:`journal_value` - an ``engine`` command in a child
   process, as a user runs it (installed plugins loaded), and its journal
   read while it runs;
-* ``engine_core.testing.server.BackgroundServer`` - an aiohttp application on
-  127.0.0.1 in a thread of its own, for fake venues (imported from its module:
-  aiohttp is a venue plugin's dependency, not the core's).
+* :class:`BackgroundServer` - an aiohttp application on 127.0.0.1 in a thread
+  of its own, for fake venues (imported on first use: aiohttp is a venue
+  plugin's dependency, not the core's).
 
 The module is itself a plugin registering ``replay``, ``recording``,
 ``scripted`` and ``memory``:
@@ -249,7 +249,16 @@ def write_config(path: Path, sections: dict[str, Any]) -> Path:
     return path
 
 
+def __getattr__(name: str) -> Any:
+    if name == "BackgroundServer":  # needs aiohttp, which only venue plugins bring
+        from engine_core.testing.server import BackgroundServer
+
+        return BackgroundServer
+    raise AttributeError(f"module 'engine_core.testing' has no attribute {name!r}")
+
+
 __all__ = [
+    "BackgroundServer",
     "EngineThread",
     "InlinePlugin",
     "MemorySink",

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from engine_core import PluginConfig
-from engine_core.live.urls import HttpBaseUrl, WsBaseUrl
+from engine_core.live import HttpBaseUrl, WsBaseUrl
 
 DATA_URL = "https://data.alpaca.markets"
 STREAM_URL = "wss://stream.data.alpaca.markets"

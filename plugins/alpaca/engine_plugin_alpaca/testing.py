@@ -33,7 +33,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from engine_core import Bar
-from engine_core.testing.server import BackgroundServer
+from engine_core.testing import BackgroundServer
 from engine_plugin_alpaca.wire import (
     SessionDay,
     calendar_row,

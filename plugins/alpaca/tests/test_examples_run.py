@@ -52,6 +52,7 @@ def test_the_paper_example_trades_live_alpaca_bars_on_the_paper_account(server, 
     proc = start_engine(
         "run", "-c", str(config), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
     )
+    waited: AssertionError | None = None
     try:
         wait_until(lambda: server.subscribed(*symbols), "the market stream", 60.0, stop_if=exited(proc))
         # a drop (fast below slow), a jump (fast crosses above: a setup), one more bar (the entry)
@@ -60,9 +61,13 @@ def test_the_paper_example_trades_live_alpaca_bars_on_the_paper_account(server, 
                 Bar(s, OPEN + (240 + i) * MINUTE, close, close + 0.05, close - 0.05, close, 100) for s in symbols
             )
         wait_until(lambda: fills(journal) >= 2, "an entry filled on each symbol", 60.0, stop_if=exited(proc))
+    except AssertionError as exc:
+        waited = exc
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
+    venue = [(o.client_order_id, o.status) for o in server.orders.values()]
+    assert waited is None, f"{waited}; the venue's orders {venue}; the engine wrote:\n{err[-3000:]}"
     assert proc.returncode == 0, err
     assert "Traceback" not in err and SECRET not in out + err
     posts = sorted(server.order_posts, key=lambda body: body["symbol"])

@@ -10,8 +10,7 @@ from engine_plugin_alpaca.source import AlpacaSource
 from engine_plugin_alpaca.testing import MINUTE, Reader, minute_bars
 from engine_plugin_alpaca.wire import parse_time
 
-from engine_core.errors import DataError
-from engine_core.sources import ConnectionState
+from engine_core import ConnectionState, DataError
 from engine_core.testing import wait_until_async
 
 OPEN = parse_time("2024-01-02T14:30:00Z")

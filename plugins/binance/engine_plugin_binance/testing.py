@@ -37,7 +37,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from engine_core.testing.server import BackgroundServer
+from engine_core.testing import BackgroundServer
 from engine_plugin_binance.wire import INTERVAL_MS
 
 _Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]

@@ -2,7 +2,7 @@ from click.testing import CliRunner
 from engine_plugin_binance.wire import MS
 
 from engine_core.cli import main
-from engine_core.live.download import CSV_HEADER, format_ts
+from engine_core.live import CSV_HEADER, format_ts
 
 M = 60_000
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from engine_plugin_binance.testing import OrderScript
 
-from engine_core.journal import Journal
-from engine_core.model import State
+from engine_core import Journal, State
 
 D = Decimal
 M = 60_000  # one 1m bar in ms
@@ -76,7 +75,8 @@ def test_an_abrupt_disconnect_is_backfilled_and_the_worker_sees_each_bar_once(fa
         states = [e["state"] for e in j.events(kind="connection")]
     assert states[:2] == ["connecting", "connected"]
     after_cut = states[states.index("reconnecting") :]
-    assert after_cut == ["reconnecting", "connected", "backfilling", "connected", "closed"]  # engine status shows it
+    # engine status shows the last: the source closed, then the engine stopped
+    assert after_cut == ["reconnecting", "connected", "backfilling", "connected", "closed", "stopped"]
 
 
 def test_the_warm_up_feeds_the_strategy_without_trading_and_it_trades_from_the_first_live_bar(
