@@ -10,6 +10,8 @@
   fills, rejects, cancels and delays from its own thread, as a script says;
 * :class:`MemorySink` - an event sink that keeps every event in a list;
 * :func:`replay_rows` - the replay source's rows from prices or OHLC bars;
+* :func:`gbm_bars` - seeded geometric-Brownian-motion bars (the ``simulated``
+  source's generator) for tests and benchmarks;
 * :func:`python_strategy` - a small Python strategy class written from its
   function bodies, and the ``[strategy]`` table that runs it;
 * :func:`write_config` - a TOML config file from Python dicts;
@@ -42,6 +44,7 @@ from typing import Any
 
 from engine_core.builtin import log_sink, paper, python_host, simulated
 from engine_core.builtin.paper import PaperBroker
+from engine_core.builtin.simulated import gbm_bars
 from engine_core.events import Event, EventSink
 from engine_core.hookspecs import hookimpl
 from engine_core.model import NS_PER_SECOND, Bar, BarChunk, Order
@@ -271,6 +274,7 @@ __all__ = [
     "builtin_registry",
     "engine_env",
     "exited",
+    "gbm_bars",
     "journal_value",
     "python_strategy",
     "replay_rows",
