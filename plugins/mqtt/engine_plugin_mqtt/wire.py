@@ -18,20 +18,19 @@ from typing import Any
 
 import msgspec
 
-from engine_core import epoch_ns
-from engine_core.events import Event
-
 # The event types, as hookspecs.py lists them too: each module names what it handles.
-from engine_core.model import (
+from engine_core import (
     Bar,
     ConnectionEvent,
     ErrorEvent,
+    Event,
     FillEvent,
     LogEvent,
     OrderEvent,
     SignalEvent,
     Trade,
     TransitionEvent,
+    epoch_ns,
 )
 
 SCHEMA = 1
