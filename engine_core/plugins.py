@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,11 +308,9 @@ def build_registry(extra: Iterable[tuple[str, Any]] = (), *, autoload: bool | No
         for impl in caller.get_hookimpls():
             info = info_by_name[impl.plugin_name]
             # Each plugin gets its own register callback, so the implementations
-            # are called one by one, with the spec's arguments they take (pluggy's
-            # argument matching: an implementation may take a subset).
-            kwargs = {"register": _registrar(registry, kind, info)}
+            # are called one by one.
             try:
-                impl.function(**{name: kwargs[name] for name in impl.argnames})
+                call_impl(impl, {"register": _registrar(registry, kind, info)})
             except EngineError:
                 raise
             except Exception as err:
@@ -320,6 +318,14 @@ def build_registry(extra: Iterable[tuple[str, Any]] = (), *, autoload: bool | No
                     f'plugin "{info.name}" ({info.distribution}) failed in {hook_name}: {type(err).__name__}: {err}'
                 ) from err
     return registry
+
+
+def call_impl(impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
+    """Call one hook implementation as pluggy's hook call does: with those of the
+    spec's arguments (``kwargs``) that it names, since pluggy lets an
+    implementation take a subset. For callers that call each implementation on
+    its own (a registrar per plugin; an observer that fails is disabled alone)."""
+    return impl.function(*[kwargs[name] for name in impl.argnames])
 
 
 def _hook_names(pm: pluggy.PluginManager, obj: Any) -> Iterable[str]:

@@ -43,6 +43,8 @@ from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal, order_from_row
 from engine_core.ledger import Ledger
 from engine_core.model import (
+    BUY,
+    SELL,
     Bar,
     BarChunk,
     ErrorEvent,
@@ -64,8 +66,9 @@ from engine_core.orders import (
     UpdateKind,
 )
 from engine_core.results import SymbolResult
+from engine_core.risk import KillSwitch
 from engine_core.statemachine import StateMachine
-from engine_core.stops import KillSwitch, StopHit, Stops
+from engine_core.stops import StopHit, Stops, stop_price_from
 from engine_core.storage import BarWindow
 from engine_core.strategy import Decision, StrategyHost, SymbolView
 from engine_core.strategy_log import StrategyLog
@@ -90,7 +93,6 @@ _TERMINAL_UPDATE = {
 _WATCH, _CLOSE_WATCH, _IN_TRADE = State.WATCH, State.CLOSE_WATCH, State.IN_TRADE
 _FILLED, _SUBMITTED, _UNKNOWN = OrderStatus.FILLED, OrderStatus.SUBMITTED, OrderStatus.UNKNOWN
 _MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
-_BUY, _SELL = Side.BUY, Side.SELL
 
 
 class SymbolWorker:
@@ -422,7 +424,7 @@ class SymbolWorker:
             return
         price = float(self.view.close[self.view.offset + k])
         ref = d.limit_price if d.limit_price is not None else price
-        sign = 1 if d.side is _BUY else -1
+        sign = 1 if d.side is BUY else -1
         if d.stop_price is not None and (d.stop_price - ref) * sign >= 0:
             word = "below" if sign > 0 else "above"
             raise StrategyError(
@@ -437,7 +439,7 @@ class SymbolWorker:
             )
         stop = d.stop_price
         if stop is None and self.cfg.stop_loss:
-            stop = ref * (1 - sign * self.cfg.stop_loss)
+            stop = stop_price_from(ref, sign, self.cfg.stop_loss)
         try:
             qty = d.qty or self.risk.size(
                 self.symbol, ref, stop, self.start_cash + float(self.ledger.cash), self.cfg.qty
@@ -518,7 +520,7 @@ class SymbolWorker:
         if size <= 0:
             return
         ts = int(self.view.ts[self.view.offset + k])
-        self._send(_SELL if qty > 0 else _BUY, size, ts, reason, k, price, reducing=True)
+        self._send(SELL if qty > 0 else BUY, size, ts, reason, k, price, reducing=True)
 
     def _cancel(self, flight: InFlight, k: int) -> None:
         if flight.cancel_sent:

@@ -166,6 +166,43 @@ def test_every_observation_hook_is_called_with_what_its_spec_names(tmp_path: Pat
     assert result.symbols["A"].halted is not None
 
 
+class Terse:
+    """Observers that take fewer arguments than their spec names (pluggy allows a
+    subset), and one that fails."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    @hookimpl
+    def engine_log(self) -> None:
+        self.calls.append("log")
+
+    @hookimpl
+    def engine_bar(self, bar: Bar) -> None:
+        self.calls.append(bar.ts)
+
+    @hookimpl
+    def engine_error(self, event: ErrorEvent) -> None:
+        raise RuntimeError("observer bug")
+
+
+def test_an_observer_gets_the_arguments_it_names_and_one_that_fails_alone_is_disabled():
+    from engine_core.events import EventBus
+    from engine_core.plugins import new_plugin_manager
+
+    pm = new_plugin_manager()
+    terse = Terse()
+    pm.register(terse, name="terse")
+    bus = EventBus(pm)
+    bar = Bar("A", 60, 1.0, 1.0, 1.0, 1.0, 1.0)
+    for _ in range(2):
+        bus.emit(LogEvent("A", None, "hi"))
+        bus.emit(bar)
+        bus.emit(ErrorEvent("A", 60, "boom"))
+    assert terse.calls == ["log", 60, "log", 60]
+    assert bus.hook_failures == ["plugin 'terse' failed in engine_error: RuntimeError: observer bug; hook disabled"]
+
+
 # ------------------------------------------------------------ registration hooks
 
 

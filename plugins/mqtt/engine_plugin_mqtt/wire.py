@@ -20,7 +20,6 @@ import msgspec
 
 # The event types, as hookspecs.py lists them too: each module names what it handles.
 from engine_core import (
-    NS_PER_SECOND,
     Bar,
     ConnectionEvent,
     ErrorEvent,
@@ -31,6 +30,7 @@ from engine_core import (
     SignalEvent,
     Trade,
     TransitionEvent,
+    epoch_ns,
 )
 
 SCHEMA = 1
@@ -314,8 +314,7 @@ def _ts(obj: dict[str, Any]) -> int:
             raise Malformed(f"time: expected ISO 8601 text, got {text!r}") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
-        delta = when - datetime(1970, 1, 1, tzinfo=timezone.utc)
-        return (delta.days * 86_400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1000
+        return epoch_ns(when)
     raise Malformed("missing ts (or time)")
 
 
