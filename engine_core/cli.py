@@ -161,9 +161,9 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
     console = Console(stderr=False)
     registry = get_registry()
     loaded = load_config(config_path, registry, shard=shard)
-    problems = preflight(loaded, report=not no_report)
+    problems = preflight(loaded, registry, report=not no_report)
     if problems:
-        raise ConfigError("\n".join(problems))  # before the engine opens its journal or anything else
+        raise ConfigError("\n".join(problems))  # before the engine opens its journal, its broker or anything else
     for line in load_warnings(loaded):
         click.echo(f"warning: {line}", err=True)
     engine = Engine(loaded, registry)

@@ -36,6 +36,7 @@ from engine_core.plugins import Registry, get_registry
 from engine_core.results import RunResult
 from engine_core.risk import Account, RiskManager
 from engine_core.sources import ConnectionState, DataSource
+from engine_core.validate import refuse_venue_broker
 from engine_core.worker import STOP, SymbolWorker, Warmup
 
 INBOX_CHUNKS = 2  # backtest chunks queued per symbol before the reader waits
@@ -51,8 +52,9 @@ LIVE_SWITCH_INTERVAL = 0.1
 @dataclass
 class Engine:
     """A configured engine, ready to run once. Building it has no side
-    effects (``engine validate`` builds one): the journal is opened, the
-    broker connected and the account read by ``run``."""
+    effects: the journal is opened, the broker connected and the account read
+    by ``run``. A venue broker in a mode that runs only simulated brokers is
+    refused here, before the broker is even built (``validate.venue_refusal``)."""
 
     loaded: LoadedConfig
     registry: Registry
@@ -62,6 +64,7 @@ class Engine:
     def __post_init__(self) -> None:
         cfg = self.loaded.config
         self.stopped_by: str | None = None  # what stopped the run when it was not a signal (a control command)
+        refuse_venue_broker(self.loaded, self.registry)
         self.symbols = list(cfg.engine.symbols)
         self.workers: dict[str, SymbolWorker] = {}
         self.source: DataSource = self.loaded.source_cls(
