@@ -59,6 +59,8 @@ class Engine:
     loaded: LoadedConfig
     registry: Registry
     progress: Callable[[int], None] | None = None  # called with bars fed so far
+    notice: Callable[[str], None] = field(default=lambda line: _say(line))
+    """Where a live run says, before it connects, which venue and account it trades."""
     stop_event: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -116,6 +118,9 @@ class Engine:
         result: RunResult | None = None
         self.bus.start()
         try:
+            account = self.broker.describe_account() if live else None
+            if account:
+                self.notice(f"trading on {account}")
             self.broker.connect()
             risk = RiskManager(cfg.risk, Account(self.broker.starting_cash()))
             execution = ExecutionEngine(cfg.engine.id, self.broker, self.bus, self.journal, risk, self.symbols)
@@ -401,6 +406,10 @@ class Engine:
             raise EngineError(
                 f"data source {self.loaded.config.source.type!r} failed: {type(err).__name__}: {err}"
             ) from err
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _drain(loop: asyncio.AbstractEventLoop) -> None:
