@@ -20,14 +20,14 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from engine_core.errors import EngineError
+from engine_core.errors import EngineError, error_text
 
 EXIT_USER_ERROR = 2
 EXIT_HALTED = 3
 
 
 def _fail(err: EngineError) -> None:
-    for line in str(err).splitlines() or [type(err).__name__]:
+    for line in str(err).splitlines() or [error_text(err)]:  # every problem of a config, one line each
         click.echo(f"error: {line}", err=True)
     sys.exit(EXIT_USER_ERROR)
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import pluggy
 
 from engine_core import model
+from engine_core.errors import error_text
 from engine_core.model import Bar, iso_utc
 from engine_core.plugins import call_impl
 from engine_core.sources import PluginConfig
@@ -147,7 +148,7 @@ class _InlineSink:
 
     def _fail(self, what: str, err: Exception) -> None:
         if self.failed is None:
-            self.failed = f"event sink {self.name} failed in {what}: {type(err).__name__}: {err}; disabled"
+            self.failed = f"event sink {self.name} failed in {what}: {error_text(err)}; disabled"
             log.error("%s", self.failed)
 
 
@@ -203,7 +204,7 @@ class _SinkThread:
 
     def _fail(self, what: str, err: Exception) -> None:
         if self.failed is None:
-            self.failed = f"event sink {self.name} failed in {what}: {type(err).__name__}: {err}; disabled"
+            self.failed = f"event sink {self.name} failed in {what}: {error_text(err)}; disabled"
             log.error("%s", self.failed)
 
     def stop(self, timeout: float) -> None:
@@ -266,7 +267,7 @@ class EventBus:
                 call_impl(impl, {arg: event})
             except Exception as err:  # noqa: BLE001 - an observer never halts a symbol
                 hooks.remove(entry)
-                message = f"plugin {plugin!r} failed in {_HOOK_OF[cls]}: {type(err).__name__}: {err}; hook disabled"
+                message = f"plugin {plugin!r} failed in {_HOOK_OF[cls]}: {error_text(err)}; hook disabled"
                 self.hook_failures.append(message)
                 log.error("%s", message)
 

@@ -26,7 +26,7 @@ from typing import Any
 from engine_core.brokers import Broker
 from engine_core.config import LoadedConfig, journal_path, load_config
 from engine_core.control import ENGINE, Command, ControlError, Request
-from engine_core.errors import DataError, EngineError
+from engine_core.errors import DataError, EngineError, error_text
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal
@@ -403,9 +403,7 @@ class Engine:
             err = errors[0]
             if isinstance(err, EngineError):
                 raise err
-            raise EngineError(
-                f"data source {self.loaded.config.source.type!r} failed: {type(err).__name__}: {err}"
-            ) from err
+            raise EngineError(f"data source {self.loaded.config.source.type!r} failed: {error_text(err)}") from err
 
 
 def _say(line: str) -> None:
