@@ -62,6 +62,9 @@ class _Group(click.Group):
     _plugins_added = False
 
     def invoke(self, ctx: click.Context) -> Any:
+        from engine_core.streams import guard_std_streams
+
+        guard_std_streams()  # a stdout or stderr nobody reads never stops a command (engine_core.streams)
         try:
             return super().invoke(ctx)
         except EngineError as err:
@@ -194,6 +197,8 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
         stopped.restore()  # a SIGTERM while the report is written still lets it finish
     if how:
         click.echo(f"stopped by {how}: the summary and report cover the bars processed until then", err=True)
+    for line in _sink_losses(result):
+        click.echo(f"warning: {line}", err=True)
     halted = [s for s, r in result.symbols.items() if r.halted]
     for symbol in halted:
         click.echo(f"warning: {symbol} halted: {result.symbols[symbol].halted}", err=True)
@@ -204,6 +209,20 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
             err=True,
         )
         sys.exit(EXIT_HALTED)
+
+
+def _sink_losses(result: Any) -> list[str]:
+    """One line per sink that lost events: its own count (``stats``), or the
+    bus's (a full queue, a sink left behind); also in summary.json."""
+    lines = []
+    for stats in result.sink_stats:
+        if stats.get("dropped"):
+            why = f": {stats['why']}" if stats.get("why") else ""
+            lines.append(f"sink {stats['type']}: {stats['dropped']:,} events not written{why}")
+    for name, entry in result.source_stats.get("sinks", {}).items():
+        if isinstance(entry, dict) and (entry.get("dropped") or entry.get("failed")):
+            lines.append(entry.get("failed") or f"event sink {name}: {entry['dropped']:,} events dropped (queue full)")
+    return lines
 
 
 class _SigtermStop:

@@ -1,4 +1,8 @@
-"""The log sink: engine events as lines on stderr or in a file."""
+"""The log sink: engine events as lines on stderr or in a file.
+
+On stderr under the ``engine`` command, a line that finds no reader (a full
+pipe nobody reads) is left out and counted (``engine_core.streams``): the
+sink never stops the run, and its ``stats`` say how many lines it lost."""
 
 from __future__ import annotations
 
@@ -43,6 +47,8 @@ class LogSink(EventSink):
         super().__init__(config)
         self.wants_bars = config.bars  # type: ignore[misc]
         self._out: TextIO | None = None
+        self.lines = 0
+        self.dropped = 0  # lines the stream left out (no room: nobody reads it)
 
     def start(self) -> None:
         if not self.config.path:
@@ -60,7 +66,10 @@ class LogSink(EventSink):
         if level == "trades" and not isinstance(event, (FillEvent, ErrorEvent)):
             return
         if self._out is not None:
-            self._out.write(describe(event) + "\n")
+            line = describe(event) + "\n"
+            self.lines += 1
+            if self._out.write(line) < len(line):
+                self.dropped += 1
 
     def flush(self) -> None:
         if self._out is not None:
@@ -70,6 +79,12 @@ class LogSink(EventSink):
         if self._out is not None and self._out is not sys.stderr:
             self._out.close()
         self._out = None
+
+    def stats(self) -> dict[str, Any]:
+        if not self.dropped:
+            return {}
+        where = self.config.path or "stderr"
+        return {"lines": self.lines, "dropped": self.dropped, "why": f"{where} was not being read"}
 
 
 @hookimpl
