@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from engine_core.streams import GuardedStream
-from engine_core.testing import python_strategy, start_engine, write_config
+from engine_core.testing import python_strategy, run_engine, start_engine, write_config
 from engine_core.testing.processes import RUN_TIMEOUT
 
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux
@@ -59,6 +59,30 @@ def test_a_run_whose_output_nobody_reads_ends_with_its_report(tmp_path: Path, pi
     assert log["type"] == "log" and log["why"] == "stderr was not being read"
     assert log["lines"] > 40_000 and 0 < log["dropped"] < log["lines"]
     assert (tmp_path / "out" / "trades.csv").exists()
+
+
+def test_a_log_file_that_is_a_pipe_nobody_reads_does_not_stop_the_run(tmp_path: Path) -> None:
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    held = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # someone has it open, and never reads
+    try:
+        config = write_config(
+            tmp_path / "c.toml",
+            {
+                "engine": {"symbols": ["AAA"]},
+                "source": {"type": "simulated", "bars": 20_000},
+                "strategy": python_strategy(tmp_path, watch="return None"),
+                "sinks": [{"type": "log", "bars": True, "path": "events.fifo"}],
+                "report": {"dir": "out"},
+            },
+        )
+        done = run_engine("run", "-q", "-c", str(config), cwd=tmp_path)
+    finally:
+        os.close(held)
+    assert done.returncode == 0, done.stderr
+    [log] = json.loads((tmp_path / "out" / "summary.json").read_text())["sinks"]
+    assert log["why"] == f"{fifo} was not being read" and 0 < log["dropped"] < log["lines"] == 20_000
+    assert f"warning: sink log: {log['dropped']:,} events not written: {fifo} was not being read" in done.stderr
 
 
 def test_a_guarded_stream_read_by_someone_loses_nothing_and_one_nobody_reads_counts_what_it_leaves_out():

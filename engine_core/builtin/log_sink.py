@@ -6,6 +6,8 @@ sink never stops the run, and its ``stats`` say how many lines it lost."""
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -17,6 +19,7 @@ from engine_core.events import Event, EventSink, describe
 from engine_core.hookspecs import hookimpl
 from engine_core.model import ErrorEvent, FillEvent
 from engine_core.sources import PluginConfig
+from engine_core.streams import GuardedStream
 
 
 class LogConfig(PluginConfig):
@@ -46,7 +49,8 @@ class LogSink(EventSink):
     def __init__(self, config: LogConfig) -> None:
         super().__init__(config)
         self.wants_bars = config.bars  # type: ignore[misc]
-        self._out: TextIO | None = None
+        self._out: TextIO | GuardedStream | None = None
+        self._file: TextIO | None = None  # the file it opened (path), closed at the end
         self.lines = 0
         self.dropped = 0  # lines the stream left out (no room: nobody reads it)
 
@@ -55,9 +59,11 @@ class LogSink(EventSink):
             self._out = sys.stderr
             return
         try:
-            self._out = open(Path(self.config.path), "a", encoding="utf-8")
+            self._file = self._out = open(Path(self.config.path), "a", encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"sinks: log: cannot open {self.config.path}: {err.strerror}") from err
+        if not stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):  # a pipe, a terminal: maybe nobody reads it
+            self._out = GuardedStream(self._file)
 
     def handle(self, event: Event) -> None:
         level = self.config.level
@@ -76,9 +82,9 @@ class LogSink(EventSink):
             self._out.flush()
 
     def close(self) -> None:
-        if self._out is not None and self._out is not sys.stderr:
-            self._out.close()
-        self._out = None
+        if self._file is not None:
+            self._file.close()
+        self._file = self._out = None
 
     def stats(self) -> dict[str, Any]:
         if not self.dropped:
