@@ -26,7 +26,7 @@ from typing import Any
 from engine_core.brokers import Broker
 from engine_core.config import LoadedConfig, journal_path, load_config
 from engine_core.control import ENGINE, Command, ControlError, Request
-from engine_core.errors import DataError, EngineError, error_text
+from engine_core.errors import BrokerError, DataError, EngineError, error_text
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal
@@ -121,8 +121,7 @@ class Engine:
             account = self.broker.describe_account() if live else None
             if account:
                 self.notice(f"trading on {account}")
-            self.broker.connect()
-            risk = RiskManager(cfg.risk, Account(self.broker.starting_cash()))
+            risk = RiskManager(cfg.risk, Account(self._open_account()))
             execution = ExecutionEngine(cfg.engine.id, self.broker, self.bus, self.journal, risk, self.symbols)
             for symbol in self.symbols:
                 self.workers[symbol] = SymbolWorker(
@@ -199,6 +198,21 @@ class Engine:
         self.summary = summarize(result)
         self.registry.pm.hook.engine_stopped(summary=self.summary)
         return result
+
+    def _open_account(self) -> Decimal:
+        """Connect the broker and read its cash; a failure outside the broker
+        contract (a venue's TimeoutError, a network error) is one line naming
+        the broker and the call."""
+        call = "connect"
+        try:
+            self.broker.connect()
+            call = "starting_cash"
+            return self.broker.starting_cash()
+        except EngineError:
+            raise
+        except Exception as err:
+            broker = self.loaded.config.broker.type
+            raise BrokerError(f"broker {broker!r}: {call} failed: {error_text(err)}") from err
 
     def command(self, command: Command) -> dict[str, Future[str]]:
         """Route a control command (engine_core.control): ``stop`` sets the stop

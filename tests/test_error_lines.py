@@ -119,3 +119,25 @@ def _chained() -> BaseException:
 )
 def test_every_exception_is_one_line_that_is_never_empty(err, line):
     assert error_text(err) == line
+
+
+class SilentVenue(SlowVenue):
+    """A venue broker whose connect (a call on its own loop) never answers."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.io.run(asyncio.sleep(3600), 0.1, cancel=True)
+
+
+def test_a_broker_that_cannot_connect_is_one_line_naming_the_broker_and_the_call(live_engine):
+    engine = live_engine(
+        {"type": "replay", "bars": replay_rows("A", [100.0] * 5)},
+        {"type": "silent"},
+        InlinePlugin(brokers={"silent": SilentVenue}),
+        **ENTER,
+    )
+    with pytest.raises(BrokerError) as caught:
+        engine.run()
+    assert str(caught.value) == (
+        "broker 'silent': connect failed: TimeoutError: slow-venue: sleep gave no answer within 0.1 s"
+    )
