@@ -80,7 +80,9 @@ class EventSink(abc.ABC):
         """Take one event."""
 
     def flush(self) -> None:
-        """Write out anything buffered."""
+        """Write out anything buffered: called whenever the sink's queue runs
+        empty (so what a live run does shows at once; a backtest's events
+        come in batches) and at the end."""
 
     def close(self) -> None:
         """Release resources (after a final flush)."""
@@ -185,12 +187,23 @@ class _SinkThread:
             self.dropped += 1
 
     def _run(self) -> None:
+        unflushed = False  # events handled since the sink last flushed
         while True:
-            event = self.queue.get()
+            try:
+                event = self.queue.get_nowait()
+            except queue.Empty:  # idle: what the sink buffered goes out now (a live run's lines at once)
+                if unflushed and self.failed is None:
+                    try:
+                        self.sink.flush()
+                    except Exception as err:  # noqa: BLE001
+                        self._fail("flush", err)
+                unflushed = False
+                event = self.queue.get()
             self.handled += 1
             if event is self._END:
                 break
             if self.failed is None:
+                unflushed = True
                 try:
                     self.sink.handle(event)
                 except Exception as err:  # noqa: BLE001 - a sink's failure is its own

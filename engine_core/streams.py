@@ -29,7 +29,8 @@ _CHUNK = 4096  # PIPE_BUF on Linux: a pipe with any room takes this much without
 class GuardedStream(io.TextIOBase):
     """A text stream writing straight to ``stream``'s file descriptor (a pipe,
     a terminal, a file) without ever waiting long; thread-safe. ``write``
-    returns 0 for a write left out, and ``dropped`` counts them."""
+    returns how many characters went out (0: the write was left out), and
+    ``dropped`` counts the writes that did not go out whole."""
 
     def __init__(self, stream: TextIO, patience: float = PATIENCE) -> None:
         super().__init__()
@@ -81,9 +82,9 @@ class GuardedStream(io.TextIOBase):
                 except (BlockingIOError, BrokenPipeError):  # a reader that went away reads no more
                     self._behind = True
                     break
-            if written == 0:
+            if written < len(data):
                 self.dropped += 1
-                return 0
+                return len(bytes(data[:written]).decode(self._encoding, "ignore"))
         return len(text)
 
     def _room(self) -> bool:

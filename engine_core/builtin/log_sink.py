@@ -21,6 +21,8 @@ from engine_core.model import ErrorEvent, FillEvent
 from engine_core.sources import PluginConfig
 from engine_core.streams import GuardedStream
 
+BATCH = 50  # lines written at once at most (about 4 KB: what a pipe takes whole)
+
 
 class LogConfig(PluginConfig):
     path: str | None = None  # a file (appended to), relative to the config file; stderr when not given
@@ -51,6 +53,7 @@ class LogSink(EventSink):
         self.wants_bars = config.bars  # type: ignore[misc]
         self._out: TextIO | GuardedStream | None = None
         self._file: TextIO | None = None  # the file it opened (path), closed at the end
+        self._lines: list[str] = []  # written together: one write for many events in a backtest
         self.lines = 0
         self.dropped = 0  # lines the stream left out (no room: nobody reads it)
 
@@ -71,17 +74,28 @@ class LogSink(EventSink):
             return
         if level == "trades" and not isinstance(event, (FillEvent, ErrorEvent)):
             return
+        self._lines.append(describe(event) + "\n")
+        self.lines += 1
+        if len(self._lines) >= BATCH:
+            self._write()
+
+    def _write(self) -> None:
+        text = "".join(self._lines)
         if self._out is not None:
-            line = describe(event) + "\n"
-            self.lines += 1
-            if self._out.write(line) < len(line):
-                self.dropped += 1
+            out = self._out.write(text)
+            if out < len(text):  # the lines not written whole are lost
+                self.dropped += len(self._lines) - text.count("\n", 0, out)
+        self._lines.clear()
 
     def flush(self) -> None:
+        """Called by the bus when the sink's queue runs empty, and at the end."""
+        self._write()
         if self._out is not None:
             self._out.flush()
 
     def close(self) -> None:
+        if self._lines:
+            self._write()
         if self._file is not None:
             self._file.close()
         self._file = self._out = None
