@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from engine_core.brokers import Broker
+from engine_core.config import journal_path, read_engine_section
 from engine_core.errors import BrokerError, EngineError, error_text
 from engine_core.journal import Journal
 from engine_core.live.loop import LoopThread
@@ -41,10 +42,11 @@ def test_a_send_that_times_out_is_asked_for_by_client_id_and_says_which_call(tmp
     its loop's TimeoutError through: the order's fate is unknown, so it is
     looked up (and booked), never a halt with an empty message."""
     venue("stall", reset=True)
-    result = build_engine(scripted_config(tmp_path, {"venue": "stall", "script": ["stall", "ack", "fill"]})).run()
+    config = scripted_config(tmp_path, {"venue": "stall", "script": ["stall", "ack", "fill"]})
+    result = build_engine(config).run()
     a = result.symbols["A"]
     assert (a.halted, a.position_qty, a.fills) == (None, Decimal(2), 1)
-    journal = Journal(tmp_path / ".engine" / "engine.sqlite")
+    journal = Journal(journal_path(tmp_path, read_engine_section(config)))
     try:
         [unknown] = journal.events("A", kind="unknown")
     finally:
