@@ -48,12 +48,14 @@ class Validation:
         self.problems += in_config(self.path, err).splitlines()
 
 
-def validate(path: Path, registry: Registry) -> Validation:
+def validate(path: Path, registry: Registry, runs: str | None = None) -> Validation:
     """Every check that needs no run; each failed check adds one problem.
 
     A file for ``engine optimize`` that names its backtest config
-    (``[optimize] config = ...``) is checked as that config. A ``${NAME}``
-    that is not set is a warning: ``engine run`` needs it, not the checks."""
+    (``[optimize] config = ...``) is checked as that config, for what engine
+    optimize runs (``runs``: only simulated brokers, whatever the mode). A
+    ``${NAME}`` that is not set is a warning: ``engine run`` needs it, not
+    the checks."""
     try:
         base = optimize_base(path)
     except EngineError as err:
@@ -61,9 +63,9 @@ def validate(path: Path, registry: Registry) -> Validation:
         result.add_problem(err)
         return result
     if base is not None:
-        return _for_optimize(path, base, validate(base, registry))
+        return _for_optimize(path, base, validate(base, registry, "engine optimize"))
     unset: list[tuple[str, str]] = []
-    result = _validate(path, registry, unset)
+    result = _validate(path, registry, unset, runs)
     names = dict.fromkeys(name for _, name in unset)
     result.warnings[:0] = [
         f"{path}: environment variable {name} is not set ({', '.join(k for k, v in unset if v == name)}); "
@@ -73,7 +75,7 @@ def validate(path: Path, registry: Registry) -> Validation:
     return result
 
 
-def _validate(path: Path, registry: Registry, unset: list[tuple[str, str]]) -> Validation:
+def _validate(path: Path, registry: Registry, unset: list[tuple[str, str]], runs: str | None) -> Validation:
     result = Validation(path)
     try:
         loaded = load_config(path, registry, unset_env=unset)
@@ -81,7 +83,7 @@ def _validate(path: Path, registry: Registry, unset: list[tuple[str, str]]) -> V
         result.add_problem(err)
         return result
     cfg = loaded.config
-    for problem in preflight(loaded, registry, report=True):
+    for problem in preflight(loaded, registry, report=True, runs=runs):
         result.problems.append(problem)
     host = loaded.host_cls(cfg.strategy, loaded.base_dir)
     try:
@@ -145,12 +147,12 @@ def _for_optimize(path: Path, base: Path, inner: Validation) -> Validation:
     )
 
 
-def preflight(loaded: LoadedConfig, registry: Registry, *, report: bool) -> list[str]:
+def preflight(loaded: LoadedConfig, registry: Registry, *, report: bool, runs: str | None = None) -> list[str]:
     """Problems a run would meet that cost nothing to find out: a venue broker
     in a mode that runs only simulated ones; the report folder cannot be made
     (when a report is written)."""
     problems = []
-    refusal = venue_refusal(loaded, registry)
+    refusal = venue_refusal(loaded, registry, runs)
     if refusal is not None:
         problems.append(refusal)
     if report:

@@ -112,3 +112,16 @@ def test_simulated_brokers_of_any_plugin_run_backtests(tmp_path, registry):
     assert validate(path, registry).ok
     result = Engine(load_config(path, registry), registry).run()
     assert result.symbols["AAA"].fills == 1
+
+
+def test_validate_checks_an_optimize_file_for_what_engine_optimize_runs(tmp_path, registry):
+    """A live config with a venue broker is fine to run, not to optimise."""
+    live = config(tmp_path, "live", "venue")
+    assert validate(live, registry).ok
+    search = tmp_path / "optimize.toml"
+    search.write_text('[optimize]\nconfig = "c.toml"\n[optimize.params]\nfast = { low = 2, high = 5 }\n')
+    result = validate(search, registry)
+    assert result.problems == [
+        f"{search}: optimize.config: {live} has a problem",
+        refusal(live, "engine optimize"),
+    ]
