@@ -62,9 +62,6 @@ class _Group(click.Group):
     _plugins_added = False
 
     def invoke(self, ctx: click.Context) -> Any:
-        from engine_core.streams import guard_std_streams
-
-        guard_std_streams()  # a stdout or stderr nobody reads never stops a command (engine_core.streams)
         try:
             return super().invoke(ctx)
         except EngineError as err:
@@ -159,6 +156,12 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
     from engine_core.report import print_summary, summarize, write_report
     from engine_core.runner import Engine
     from engine_core.strategy_log import TERMINAL
+    from engine_core.streams import guard_std_streams
+
+    # A run never waits for a reader: a stdout or stderr nobody reads loses
+    # lines, not trading time (engine_core.streams). Other commands, whose
+    # output a pager may read at the user's pace, write as usual.
+    guard_std_streams()
     from engine_core.validate import load_warnings, preflight, report_dir
 
     console = Console(stderr=False)
