@@ -10,7 +10,7 @@ group              names
 =================  ==========================================================
 hooks              ``hookimpl``, ``Register`` (the specs: ``engine_core.hookspecs``)
 contracts          ``DataSource``, ``PluginConfig``, ``ConnectionState``;
-                   ``Broker``, ``SimulatedBroker``, ``UpdateCallback``,
+                   ``Broker``, ``SimulatedBroker``, ``UpdateCallback``, ``key_hint``,
                    ``Journal``; ``EventSink``, ``Event``; ``StrategyHost``,
                    ``SymbolStrategy``, ``SymbolView``, ``Decision``;
                    ``IndicatorKind``, ``IndicatorSpec``, ``StreamingIndicator``
@@ -45,7 +45,7 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING (type checkers take it as true)
 _HOMES = {
     "engine_core.hookspecs": ("Register", "hookimpl"),
     "engine_core.sources": ("ConnectionState", "DataSource", "PluginConfig"),
-    "engine_core.brokers": ("Broker", "SimulatedBroker", "UpdateCallback"),
+    "engine_core.brokers": ("Broker", "SimulatedBroker", "UpdateCallback", "key_hint"),
     "engine_core.journal": ("Journal",),
     "engine_core.events": ("Event", "EventSink"),
     "engine_core.strategy": ("Decision", "StrategyHost", "SymbolStrategy", "SymbolView"),
@@ -105,7 +105,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from typing import Any
 
-    from engine_core.brokers import Broker, SimulatedBroker, UpdateCallback
+    from engine_core.brokers import Broker, SimulatedBroker, UpdateCallback, key_hint
     from engine_core.control import Command, ControlError, deliver
     from engine_core.errors import *
     from engine_core.events import Event, EventSink

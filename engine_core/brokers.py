@@ -25,6 +25,8 @@ method              required   what it does
 ``positions``                  net position per symbol (reconciliation)
 ``round_qty``                  a quantity rounded down to what the venue can
                                trade (lot step); exits sell what is held
+``describe_account``           one line naming the venue and the account (real
+                               money or test), printed when a live run starts
 ``close``                      release sessions
 ==================  =========  ===============================================
 
@@ -32,6 +34,10 @@ Simulated brokers (paper, and test doubles) fill against bars instead: they
 subclass :class:`SimulatedBroker`, and the symbol's worker calls ``match``
 with each bar at the point the broker's ``fill_at`` names, which keeps a
 backtest deterministic.
+
+``simulated`` is part of the contract: a backtest, an optimisation and a
+replay run only brokers whose class says ``simulated = True``; a venue
+broker is refused there before it is built (``validate.venue_refusal``).
 """
 
 from __future__ import annotations
@@ -65,6 +71,13 @@ class Broker(abc.ABC):
         self.config = config
         self.on_update = on_update
         self.symbols = list(symbols)
+
+    def describe_account(self) -> str | None:
+        """One line naming the venue and the account this broker trades: the
+        endpoint, whether it is real money, at most the first characters of a
+        key id (:func:`key_hint`), never a secret. Read from the config alone
+        (nothing is contacted); a live run prints it before it connects."""
+        return None
 
     def connect(self) -> None:
         """Open sessions; called before any other method but ``bind_journal``."""
@@ -108,6 +121,12 @@ class Broker(abc.ABC):
     def bind_journal(self, journal: Journal) -> None:
         """Simulated brokers keep their own state in the engine's journal so
         that a paper run survives a restart like a real one; venues ignore it."""
+
+
+def key_hint(key: str) -> str:
+    """What a line may show of an API key id: its first few characters (a
+    quarter of it, at most 4), enough to tell two accounts apart."""
+    return key[: min(4, len(key) // 4)] + "..."
 
 
 class SimulatedBroker(Broker):

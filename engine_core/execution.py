@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 
 from engine_core.brokers import Broker
-from engine_core.errors import BrokerError, BrokerTimeout, OrderLost, RiskError
+from engine_core.errors import BrokerError, BrokerTimeout, OrderLost, RiskError, error_text
 from engine_core.events import EventBus
 from engine_core.journal import Journal
 from engine_core.model import ErrorEvent, Order, OrderEvent
@@ -82,18 +82,26 @@ class ExecutionEngine:
         self.record(order, _INTENT)
         try:
             self.broker.submit(order)
-        except BrokerTimeout as err:
-            state = self.resolve(order, str(err))
-            if self._count_orders:
-                self.risk.account.order_opened()
-            return state
         except BrokerError as err:
-            self.record(order, OrderStatus.REJECTED, str(err))
+            if not isinstance(err, BrokerTimeout):
+                self.record(order, OrderStatus.REJECTED, str(err))
+                raise
+            return self._unanswered(order, str(err))
+        except OSError as err:  # a TimeoutError or network error the broker let through: sent or not is unknown
+            return self._unanswered(order, f"broker.submit: {error_text(err)}")
+        except Exception as err:  # a bug in the broker: the worker halts; a restart asks the broker
+            self.record(order, OrderStatus.UNKNOWN, f"broker.submit: {error_text(err)}")
             raise
         self.record(order, _SUBMITTED)
         if self._count_orders:
             self.risk.account.order_opened()
         return None
+
+    def _unanswered(self, order: Order, why: str) -> OrderState:
+        state = self.resolve(order, why)
+        if self._count_orders:
+            self.risk.account.order_opened()
+        return state
 
     def order_closed(self) -> None:
         """An order left the book (filled, cancelled, rejected, expired or lost)."""
@@ -117,9 +125,11 @@ class ExecutionEngine:
         """Ask the broker to cancel ``order``; the outcome comes as an update."""
         try:
             self.broker.cancel(order.client_id)
-        except BrokerError as err:  # the order keeps working; the worker asks again at its next bar
+        except (BrokerError, OSError) as err:  # the order keeps working; the worker asks again at its next bar
             self.bus.emit(
-                ErrorEvent(order.symbol, order.ts, f"cancel of {order.client_id} failed: {err}", kind="order")
+                ErrorEvent(
+                    order.symbol, order.ts, f"cancel of {order.client_id} failed: {error_text(err)}", kind="order"
+                )
             )
 
     def lookup(self, client_id: str) -> OrderState | None:
@@ -127,8 +137,10 @@ class ExecutionEngine:
         for attempt in range(STATUS_RETRIES):
             try:
                 return self.broker.order_status(client_id)
-            except BrokerError:
+            except (BrokerError, OSError) as err:  # OSError: a TimeoutError or network error let through
                 if attempt == STATUS_RETRIES - 1:
-                    raise
+                    if isinstance(err, BrokerError):
+                        raise
+                    raise BrokerError(f"broker.order_status of {client_id}: {error_text(err)}") from err
                 time.sleep(0.2 * (attempt + 1))
         return None  # pragma: no cover - the loop returns or raises

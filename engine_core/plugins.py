@@ -31,7 +31,7 @@ from typing import Any
 import pluggy
 
 from engine_core import hookspecs
-from engine_core.errors import EngineError, PluginError
+from engine_core.errors import EngineError, PluginError, error_text
 
 ENTRY_POINT_GROUP = "engine_core.plugins"
 AUTOLOAD_ENV = "ENGINE_DISABLE_PLUGIN_AUTOLOAD"
@@ -247,7 +247,7 @@ def _entry_point_plugins() -> tuple[list[tuple[PluginInfo, Any]], set[str]]:
 
     def on_failure(_manager: Any, ep: Any, err: BaseException) -> None:
         dist, version = _dist_of(ep, dists)
-        failures.append(PluginInfo(ep.name, dist, version, "failed", f"{type(err).__name__}: {err}"))
+        failures.append(PluginInfo(ep.name, dist, version, "failed", f"{error_text(err)}"))
 
     # stevedore keeps a per-process cache of each group; drop it so that a
     # registry built after an install sees the new plugins.
@@ -315,7 +315,7 @@ def build_registry(extra: Iterable[tuple[str, Any]] = (), *, autoload: bool | No
                 raise
             except Exception as err:
                 raise PluginError(
-                    f'plugin "{info.name}" ({info.distribution}) failed in {hook_name}: {type(err).__name__}: {err}'
+                    f'plugin "{info.name}" ({info.distribution}) failed in {hook_name}: {error_text(err)}'
                 ) from err
     return registry
 

@@ -26,7 +26,7 @@ from typing import Any
 from engine_core.brokers import Broker
 from engine_core.config import LoadedConfig, journal_path, load_config
 from engine_core.control import ENGINE, Command, ControlError, Request
-from engine_core.errors import DataError, EngineError
+from engine_core.errors import BrokerError, DataError, EngineError, error_text
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal
@@ -36,6 +36,7 @@ from engine_core.plugins import Registry, get_registry
 from engine_core.results import RunResult
 from engine_core.risk import Account, RiskManager
 from engine_core.sources import ConnectionState, DataSource
+from engine_core.validate import refuse_venue_broker
 from engine_core.worker import STOP, SymbolWorker, Warmup
 
 INBOX_CHUNKS = 2  # backtest chunks queued per symbol before the reader waits
@@ -51,17 +52,21 @@ LIVE_SWITCH_INTERVAL = 0.1
 @dataclass
 class Engine:
     """A configured engine, ready to run once. Building it has no side
-    effects (``engine validate`` builds one): the journal is opened, the
-    broker connected and the account read by ``run``."""
+    effects: the journal is opened, the broker connected and the account read
+    by ``run``. A venue broker in a mode that runs only simulated brokers is
+    refused here, before the broker is even built (``validate.venue_refusal``)."""
 
     loaded: LoadedConfig
     registry: Registry
     progress: Callable[[int], None] | None = None  # called with bars fed so far
+    notice: Callable[[str], None] = field(default=lambda line: _say(line))
+    """Where a live run says, before it connects, which venue and account it trades."""
     stop_event: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         cfg = self.loaded.config
         self.stopped_by: str | None = None  # what stopped the run when it was not a signal (a control command)
+        refuse_venue_broker(self.loaded, self.registry)
         self.symbols = list(cfg.engine.symbols)
         self.workers: dict[str, SymbolWorker] = {}
         self.source: DataSource = self.loaded.source_cls(
@@ -113,8 +118,10 @@ class Engine:
         result: RunResult | None = None
         self.bus.start()
         try:
-            self.broker.connect()
-            risk = RiskManager(cfg.risk, Account(self.broker.starting_cash()))
+            account = self.broker.describe_account() if live else None
+            if account:
+                self.notice(f"trading on {account}")
+            risk = RiskManager(cfg.risk, Account(self._open_account()))
             execution = ExecutionEngine(cfg.engine.id, self.broker, self.bus, self.journal, risk, self.symbols)
             for symbol in self.symbols:
                 self.workers[symbol] = SymbolWorker(
@@ -191,6 +198,21 @@ class Engine:
         self.summary = summarize(result)
         self.registry.pm.hook.engine_stopped(summary=self.summary)
         return result
+
+    def _open_account(self) -> Decimal:
+        """Connect the broker and read its cash; a failure outside the broker
+        contract (a venue's TimeoutError, a network error) is one line naming
+        the broker and the call."""
+        call = "connect"
+        try:
+            self.broker.connect()
+            call = "starting_cash"
+            return self.broker.starting_cash()
+        except EngineError:
+            raise
+        except Exception as err:
+            broker = self.loaded.config.broker.type
+            raise BrokerError(f"broker {broker!r}: {call} failed: {error_text(err)}") from err
 
     def command(self, command: Command) -> dict[str, Future[str]]:
         """Route a control command (engine_core.control): ``stop`` sets the stop
@@ -395,9 +417,11 @@ class Engine:
             err = errors[0]
             if isinstance(err, EngineError):
                 raise err
-            raise EngineError(
-                f"data source {self.loaded.config.source.type!r} failed: {type(err).__name__}: {err}"
-            ) from err
+            raise EngineError(f"data source {self.loaded.config.source.type!r} failed: {error_text(err)}") from err
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _drain(loop: asyncio.AbstractEventLoop) -> None:

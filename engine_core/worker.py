@@ -37,7 +37,7 @@ import numpy as np
 from engine_core.brokers import Broker, SimulatedBroker
 from engine_core.config import StrategySection
 from engine_core.control import ControlError, Request
-from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError
+from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError, error_text
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal, order_from_row
@@ -55,6 +55,7 @@ from engine_core.model import (
     Side,
     SignalEvent,
     State,
+    iso_utc,
     to_decimal,
 )
 from engine_core.orders import (
@@ -93,6 +94,24 @@ _TERMINAL_UPDATE = {
 _WATCH, _CLOSE_WATCH, _IN_TRADE = State.WATCH, State.CLOSE_WATCH, State.IN_TRADE
 _FILLED, _SUBMITTED, _UNKNOWN = OrderStatus.FILLED, OrderStatus.SUBMITTED, OrderStatus.UNKNOWN
 _MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
+
+
+def _raised_in(err: BaseException, broker: Broker) -> str:
+    """``", in broker.submit of order X (buy 1)"``: the outermost broker call
+    the exception came through, and the order it was about, if any."""
+    call, order = "", None
+    tb = err.__traceback__
+    while tb is not None and not call:
+        local = tb.tb_frame.f_locals
+        if isinstance(local.get("order"), Order):
+            order = local["order"]
+        if local.get("self") is broker:
+            call = f"broker.{tb.tb_frame.f_code.co_name}"
+        tb = tb.tb_next
+    if not call:
+        return ""
+    about = f" of order {order.client_id} ({order.side.value} {order.qty})" if order is not None else ""
+    return f", in {call}{about}"
 
 
 class SymbolWorker:
@@ -184,8 +203,21 @@ class SymbolWorker:
             self.halt(str(err), None)
         except Exception as err:  # a bug: keep the engine alive, say so loudly
             tb = traceback.format_exc(limit=5)
-            self.halt(f"internal error: {type(err).__name__}: {err}", None)
+            self.halt(f"internal error {self._doing(msg)}{_raised_in(err, self.broker)}: {error_text(err)}", None)
             self.errors.append(tb)
+
+    def _doing(self, msg: Any) -> str:
+        """What the worker was doing with ``msg`` (for a halt line)."""
+        if type(msg) is OrderUpdate:
+            return f"applying the broker's {msg.kind.value} of order {msg.client_id}"
+        if type(msg) is Warmup:
+            return "warming up"
+        if type(msg) is Request:
+            return f"on control command {msg.command.name}"
+        view = self.view
+        if type(msg) in (BarChunk, Bar) and view.n and view.offset + self._i < len(view.ts):
+            return f"at the bar of {iso_utc(int(view.ts[view.offset + self._i]))}"
+        return "at a bar"
 
     def deliver(self, update: OrderUpdate) -> None:
         """A broker update for this symbol, from any thread; never blocks on

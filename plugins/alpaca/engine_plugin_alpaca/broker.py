@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from engine_core import key_hint
 from engine_core.brokers import Broker, UpdateCallback
 from engine_core.errors import BrokerError, BrokerTimeout
 from engine_core.live import Backoff
@@ -125,6 +126,11 @@ class AlpacaBroker(Broker):
             raise
 
     # ---------------------------------------------------------- lifecycle
+
+    def describe_account(self) -> str:
+        money = "the paper account (test money)" if self.config.paper else "REAL MONEY"
+        key = key_hint(self.config.key_id.get_secret_value())
+        return f"alpaca, {money}: {self.config.base_url}, key id {key}"
 
     def connect(self) -> None:
         """Start the broker's loop, read the account and positions, open the

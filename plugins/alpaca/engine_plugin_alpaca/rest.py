@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from engine_core import error_text
 from engine_core.live import Backoff, RateLimiter, VenueClock
 from engine_plugin_alpaca.wire import ApiError, api_error
 
@@ -119,7 +120,10 @@ class AlpacaRest:
                 if attempt + 1 < attempts:
                     await backoff.wait()
                     continue
-                raise AlpacaUnreachable(f"{what}: {type(exc).__name__}: {exc}".rstrip(": ")) from exc
+                why = (
+                    f"no answer within {self.timeout:g} s" if isinstance(exc, asyncio.TimeoutError) else error_text(exc)
+                )
+                raise AlpacaUnreachable(f"{what}: {why}") from exc
         raise AlpacaUnreachable(f"{what}: no answer after {attempts} attempts")
 
     async def get(self, path: str, params: dict[str, str] | None = None) -> Any:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import websockets
 
+from engine_core import key_hint
 from engine_core.brokers import Broker, UpdateCallback
 from engine_core.errors import BrokerError, BrokerTimeout, ConfigError, EngineError
 from engine_core.live import Backoff
@@ -184,6 +185,11 @@ class BinanceBroker(Broker):
             self._io.stop()
 
     # ---------------------------------------------------------------- the contract
+
+    def describe_account(self) -> str:
+        money = "the testnet (test money)" if self.config.testnet else "REAL MONEY"
+        key = key_hint(self.config.api_key.get_secret_value())
+        return f"binance spot, {money}: {self.config.rest()}, api key {key}"
 
     def bind_journal(self, journal: Journal) -> None:
         self._journal = journal

@@ -31,7 +31,7 @@ from urllib.parse import urlencode
 import aiohttp
 from yarl import URL
 
-from engine_core import EngineError
+from engine_core import EngineError, error_text
 from engine_core.live import Backoff, RateLimiter, VenueClock
 from engine_plugin_binance import wire
 
@@ -177,7 +177,9 @@ class BinanceRest:
                     headers = resp.headers
                     self.clock.observe_date(headers.get("Date"))
             except (aiohttp.ClientError, asyncio.TimeoutError) as err:
-                what = f"{method} {path}: no answer ({type(err).__name__}: {err})"
+                timed_out = isinstance(err, asyncio.TimeoutError)
+                why = f"none within {self._timeout.total:g} s" if timed_out else error_text(err)
+                what = f"{method} {path}: no answer ({why})"
                 if retry_unanswered and attempt <= self.retries:
                     log.warning("binance: %s; retrying", what)
                     await backoff.wait()
