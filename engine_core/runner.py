@@ -177,7 +177,7 @@ class Engine:
             self.bus.close()
             if self.journal is not None:
                 if live:  # `engine status` no longer says "connected since" once the run is over
-                    ended = "the engine stopped" if failure is None else f"the engine stopped: {type(failure).__name__}"
+                    ended = "the engine stopped" if failure is None else "the run failed"
                     self._journal_connection(ConnectionState.STOPPED, ended)
                 self.journal.close()
         if failure is not None:
