@@ -70,9 +70,10 @@ def validate(path: Path, registry: Registry) -> Validation:
         result.add_problem(err)
     result.unchecked += NOT_CHECKED_BY_VALIDATE
     result.warnings = load_warnings(loaded)
+    limits = host.limits()
     result.summary = (
         f"{cfg.engine.mode}, {len(cfg.engine.symbols)} symbols, source {cfg.source.type}, "
-        f"strategy {host.name} on {cfg.strategy.host}, broker {cfg.broker.type}"
+        f"strategy {host.name} on {cfg.strategy.host}{f' ({limits})' if limits else ''}, broker {cfg.broker.type}"
     )
     return result
 
