@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from lupa import lua54
@@ -28,7 +27,6 @@ from engine_core.strategy import (
 
 log = logging.getLogger("engine_core.lua")
 
-_monotonic = time.monotonic
 _DECISIONS_KEPT = 1024  # parsed decisions remembered per symbol (the cache empties when full)
 
 
@@ -110,14 +108,12 @@ class LuaSymbolStrategy(SymbolStrategy):
         # decision fields flattened to their values in DECISION_FIELDS order); or nil
         # and the failure.
         position = self.ctx.sync_data()
-        stamp = self.stamp  # the time budget's: when this call began (sandbox.Sandbox.call, inline)
-        if stamp.threads:
-            stamp.forget()
-        stamp.started = _monotonic()
+        stamp = self.stamp  # the time budget's count of calls (Sandbox.call, inline)
+        stamp.call += 1
         try:
             result = self._scan(function, start, stop, *position)
         finally:
-            stamp.started = 0.0
+            stamp.call += 1
         if result.__class__ is not tuple:
             return stop, None
         k = result[0]

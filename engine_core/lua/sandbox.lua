@@ -3,7 +3,8 @@
 -- Arguments: max_instructions (per call), period (instructions between two
 -- runs of the budget hook), and for the time budget max_call_ms (per call; nil:
 -- the instruction budget), now (Python: the monotonic clock, seconds) and
--- enter (Python: a coroutine is resumed, by its address). Returns the host's
+-- enter (Python: a coroutine is resumed, by its address) and forget (Python:
+-- the coroutines entered so far may go). Returns the host's
 -- toolkit: guarded, reset, compile, readonly, return_line, share_budget, and
 -- main (the address of this runtime's main thread). Nothing here is reachable
 -- from a script's environment (see new_env below for what a script sees).
@@ -16,7 +17,7 @@
 -- way a spent budget raises again every `period` instructions until the call
 -- ends, and pcall, xpcall and coroutines re-raise it.
 
-local max_instructions, period, max_call_ms, now, enter = ...
+local max_instructions, period, max_call_ms, now, enter, forget = ...
 local sethook, getinfo, getupvalue, upvaluejoin = debug.sethook, debug.getinfo, debug.getupvalue, debug.upvaluejoin
 local error, pcall, xpcall, type, tostring, next = error, pcall, xpcall, type, tostring, next
 local co_create, co_resume, running = coroutine.create, coroutine.resume, coroutine.running
@@ -114,7 +115,7 @@ end
 
 -- Resuming a coroutine: with the time budget, the watchdog learns its
 -- address (once per call), to set the hook on it too; it stays alive until
--- the next call (the watchdog may hook it until the host forgets it).
+-- the next call has the watchdog forget it.
 local resume = co_resume
 if timed then
   resume = function(co, ...)
@@ -216,7 +217,7 @@ local function finish(ok, ...)
 end
 local function guarded(f, ...)
   reset()
-  if next(anchored) then anchored = {} end  -- the host forgot them before this call
+  if next(anchored) then forget(); anchored = {} end  -- the watchdog forgets them, then they may go
   calling = true
   return finish(xpcall(f, handler, ...))
 end

@@ -78,7 +78,9 @@ class Sandbox:
         self.clock = time.monotonic  # what the time budget's hook reads (its calls are few)
         self.stamp = Stamp()
         if budget == "time":
-            self.tools = self.run("sandbox.lua", max_instructions, PERIOD, max_call_ms, self._now, self._enter)
+            self.tools = self.run(
+                "sandbox.lua", max_instructions, PERIOD, max_call_ms, self._now, self._enter, self._forget
+            )
             self.stamp = Slot(self.lua, self.tools.main, max_call_ms)
             WATCHDOG.watch(self.stamp)
         else:
@@ -88,20 +90,22 @@ class Sandbox:
     def _now(self) -> float:
         return self.clock()
 
+    # Only the time budget's sandbox.lua calls these two.
     def _enter(self, thread: str) -> None:
-        cast(Slot, self.stamp).enter(thread)  # (only the time budget's sandbox.lua calls it)
+        cast(Slot, self.stamp).enter(thread)
+
+    def _forget(self) -> None:
+        cast(Slot, self.stamp).forget()
 
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """``function(*args)``, a call into Lua that runs script code, under the
         time budget (the scan stamps its calls inline, the same way)."""
         stamp = self.stamp
-        if stamp.threads:
-            stamp.forget()
-        stamp.started = time.monotonic()
+        stamp.call += 1
         try:
             return function(*args)
         finally:
-            stamp.started = 0.0
+            stamp.call += 1
 
     def run(self, glue: str, *args: Any) -> Any:
         """Run one of the host's Lua files (``glue``, shipped in this package)

@@ -2,9 +2,9 @@
 
 A strategy call runs with no Lua hook at all (a count hook, once set, traps
 every VM instruction of Lua 5.4). Each sandbox on the time budget has a
-:class:`Slot`; the host stamps the slot's ``started`` when it calls into Lua
-and clears it after, and the watchdog polls the slots. When a call has run
-its budget, the watchdog sets a count hook on the runtime's main thread and
+:class:`Slot`; the host counts its calls into Lua in it (:class:`Stamp`), and
+the watchdog polls the slots. When a call has run its budget since the
+watchdog first saw it, the watchdog sets a count hook on the runtime's main thread and
 on every coroutine the call resumed (each coroutine is a thread of its own),
 from its own thread: ``lua_sethook`` is safe to call asynchronously (the
 standalone ``lua`` stops a script on Ctrl-C with it). At its next instruction
@@ -14,13 +14,12 @@ running call (for a scan: the bar), and raises when it sees the same one
 still running a budget later. A look that comes as a call ends, or between
 calls, does nothing; so the watchdog never stops a call that finished, nor
 one that ran less than its budget; a runaway call stops between one and
-about two budgets after it began.
+about two budgets (and a poll) after it began.
 
-Memory safety: a thread is hooked only while the slot's lock is held and the
-call runs; its main thread lives as long as the slot (which holds the
-runtime), and the coroutines the call resumed are kept alive by the sandbox
-until the next call, after the host has forgotten their addresses
-(:meth:`Slot.forget`, under the lock).
+Memory safety: threads are hooked only while the slot's lock is held. The
+main thread lives as long as the slot (which holds the runtime); the
+coroutines the calls resumed are kept alive by the sandbox until a call
+begins and has the slot forget them (:meth:`Slot.forget`, under the lock).
 """
 
 from __future__ import annotations
@@ -49,24 +48,20 @@ def address(text: str) -> int:
 
 
 class Stamp:
-    """When a sandbox's running call began: what the host stamps around each
-    call into Lua (a sandbox on the instruction budget has one no watchdog reads)."""
+    """Which call a sandbox runs: the host adds one to ``call`` as a call into
+    Lua begins and one as it ends (odd: a call runs). Two increments are all a
+    call pays; a sandbox on the instruction budget has a stamp nobody reads."""
 
-    __slots__ = ("started", "threads")
+    __slots__ = ("call",)
 
     def __init__(self) -> None:
-        self.started = 0.0  # time.monotonic() when the running call began; 0.0 between calls
-        self.threads: list[int] = []  # coroutines the running call resumed
-
-    def forget(self) -> None:
-        """Before a call: the previous call's coroutines may go."""
-        self.threads.clear()
+        self.call = 0
 
 
 class Slot(Stamp):
     """One sandbox's calls as the watchdog sees them."""
 
-    __slots__ = ("runtime", "main", "hook", "limit", "looked", "lock", "__weakref__")
+    __slots__ = ("runtime", "main", "hook", "limit", "seen", "seen_at", "looked", "threads", "lock", "__weakref__")
 
     def __init__(self, runtime: Any, main: str, limit_ms: int) -> None:
         super().__init__()
@@ -76,7 +71,10 @@ class Slot(Stamp):
         self.hook = _lua.lua_gethook(self.main)
         _lua.lua_sethook(self.main, None, 0, 0)  # the Lua hook stays registered, unset
         self.limit = limit_ms / 1000
+        self.seen = 0  # the running call as the watchdog first saw it, and when
+        self.seen_at = 0.0
         self.looked = 0.0  # when the watchdog last hooked this slot's threads
+        self.threads: list[int] = []  # coroutines the running call resumed
         self.lock = threading.Lock()
 
     def enter(self, thread: str) -> None:
@@ -85,14 +83,25 @@ class Slot(Stamp):
             self.threads.append(address(thread))
 
     def forget(self) -> None:
+        """From Lua, as a call begins: the earlier calls' coroutines may go."""
         with self.lock:
             self.threads.clear()
 
+    def poll(self, now: float) -> None:
+        """The watchdog's thread: look at a call that has run its budget
+        (from when the watchdog first saw it), then four times a budget."""
+        call = self.call
+        if not call & 1:
+            return
+        if call != self.seen:
+            self.seen, self.seen_at = call, now
+        elif now - self.seen_at >= self.limit and now - self.looked >= self.limit / 4:
+            self.looked = now
+            self.look()
+
     def look(self) -> None:
-        """Set the count hook on the call's threads (the watchdog's thread)."""
+        """Set the count hook on the call's threads."""
         with self.lock:
-            if not self.started:
-                return
             _lua.lua_sethook(self.main, self.hook, _MASKCOUNT, 1)
             for thread in self.threads:
                 _lua.lua_sethook(thread, self.hook, _MASKCOUNT, 1)
@@ -130,11 +139,7 @@ class Watchdog:
                 return None
         now = time.monotonic()
         for slot in slots:
-            started = slot.started
-            # The first look a budget after the call began, then four a budget.
-            if started and now - started >= slot.limit and now - slot.looked >= slot.limit / 4:
-                slot.looked = now
-                slot.look()
+            slot.poll(now)
         shortest = min(slot.limit for slot in slots)
         return min(_MAX_POLL, max(_MIN_POLL, shortest / 4))
 

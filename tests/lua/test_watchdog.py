@@ -80,10 +80,8 @@ def test_a_look_as_a_call_ends_does_nothing(harness: Any) -> None:
     h = harness(code, budget="time", max_call_ms=1000)
     stamp = h.strategy.sandbox.stamp
     h.feed(np.arange(1.0, 4.0))
-    for _ in range(3):  # the watchdog read the stamp of a call that then ended: its look comes late
-        stamp.started = 1.0
+    for _ in range(3):  # the watchdog saw a call that then ended: its look comes late
         stamp.look()
-        stamp.started = 0.0
         assert main_hook(h) is not None
         h.strategy.sandbox.clock = lambda: 1e9  # were the look taken for one, the call would seem far too long
         assert h.strategy.state() == {}  # the host's own calls into Lua
@@ -123,3 +121,28 @@ def test_a_runaway_halts_its_own_symbol_in_a_run(tmp_path: Any, budget: Budget) 
     result = run(config)
     assert re.fullmatch(f"s.lua:2: watch for A: {budget.message}", result.symbols["A"].halted or "")
     assert result.symbols["B"].halted is None
+
+
+def test_the_watchdog_looks_at_a_call_that_ran_its_budget_since_it_first_saw_it(harness: Any) -> None:
+    h = harness(budget="time", max_call_ms=1000)
+    slot = h.strategy.sandbox.stamp
+    t = 1e9  # (the watchdog's own polls, on the real clock, are far from these)
+    slot.call += 1  # a call runs
+    slot.poll(t)
+    slot.poll(t + 0.999)
+    assert main_hook(h) is None  # seen running for less than its budget
+    slot.poll(t + 1.0)
+    assert main_hook(h) is not None
+    assert h.strategy.state() == {}  # (a host call: the hook sees no call and unsets itself)
+    slot.poll(t + 1.1)
+    assert main_hook(h) is None  # a quarter of the budget between two looks
+    slot.poll(t + 1.25)
+    assert main_hook(h) is not None
+    h.strategy.state()
+    slot.call += 2  # that call ended, another runs: seen from now on
+    slot.poll(t + 2.0)
+    slot.poll(t + 2.5)
+    assert main_hook(h) is None
+    slot.call += 1  # no call runs
+    slot.poll(t + 10.0)
+    assert main_hook(h) is None
