@@ -125,6 +125,18 @@ def load_warnings(loaded: LoadedConfig) -> list[str]:
                 f"{loaded.path}: strategy.params.qty = {params['qty']!r} is not used for sizing: {name} never reads "
                 f"it, and a decision without qty trades [strategy] qty = {cfg.strategy.qty} (or the [risk] sizing)"
             )
+    strategy = cfg.strategy
+    unused = "max_instructions" if strategy.budget == "time" else "max_call_ms"
+    if unused in strategy.model_fields_set:
+        warnings.append(
+            f"{loaded.path}: strategy.{unused} = {getattr(strategy, unused)} is not used: the CPU budget is "
+            f'budget = "{strategy.budget}"'
+            + (
+                ' (the default); set budget = "instructions" to count instructions'
+                if unused == "max_instructions"
+                else ""
+            )
+        )
     return warnings
 
 
