@@ -119,7 +119,7 @@ end
 local resume = co_resume
 if timed then
   resume = function(co, ...)
-    if not anchored[co] then
+    if type(co) == "thread" and not anchored[co] then  -- (co_resume refuses anything else)
       anchored[co] = true
       enter(tostring(co))
     end

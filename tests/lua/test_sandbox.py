@@ -34,6 +34,8 @@ ESCAPES = [
     "setmetatable({}, {__gc = function() end})",
     "os.getenv('HOME')",
     "print('x')",
+    "coroutine.resume(42)",
+    "coroutine.wrap(42)()",
 ]
 
 
@@ -81,6 +83,7 @@ RUNAWAYS = {
     "__close metamethod": (
         "local guard <close> = setmetatable({}, {__close = function() while true do end end}); error('x')"
     ),
+    "loop after resuming a non-coroutine": "pcall(coroutine.resume, 42); while true do end",
     "recursion in pcall": "local function f() pcall(f) end; while true do f() end",
     "tail recursion": "local function f(n) return f(n + 1) end; f(1)",
     "string.rep in pcall": "while true do pcall(string.rep, 'x', 1000) end",
