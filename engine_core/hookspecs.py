@@ -40,7 +40,10 @@ Register = Callable[..., None]
 # ------------------------------------------------------------ registration
 # Called once when plugins load. Each receives a ``register`` callback; every
 # call of it adds one named implementation. All plugins' results combine; a
-# name registered twice is an error naming both distributions.
+# name registered twice is an error naming both distributions. Where a spec
+# says ``register(name, cls)``, ``cls`` may also be given as a reference,
+# ``"package.module:Class"``, imported the first time a config names it (so
+# registering imports none of the plugin's dependencies).
 
 
 @hookspec

@@ -4,7 +4,11 @@ Every plugin, the core's own built-ins included, is an entry point in the
 group ``engine_core.plugins``. stevedore loads the group; a plugin that fails
 to import is recorded as failed (name, distribution, error) and the rest load.
 Each loaded object is registered with a pluggy ``PluginManager``; its
-registration hooks fill a :class:`Registry` of named factories by kind.
+registration hooks fill a :class:`Registry` of named factories by kind. A
+factory may be registered as a reference, ``"package.module:Class"``, imported
+the first time a config names it: registering every installed plugin then
+imports none of their dependencies (a CSV backtest loads no aiohttp or MQTT
+client).
 
 Two environment variables choose what loads:
 
@@ -20,6 +24,8 @@ Two environment variables choose what loads:
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import re
 import threading
@@ -135,7 +141,7 @@ class PluginInfo:
 class Registration:
     kind: str
     name: str
-    obj: Any
+    obj: Any  # the factory, or its "module:Class" reference until the registry's get imports it
     plugin: PluginInfo
 
 
@@ -150,6 +156,8 @@ class Registry:
         self._by_kind: dict[str, dict[str, Registration]] = {k: {} for k in KINDS}
 
     def add(self, kind: str, name: str, obj: Any, plugin: PluginInfo) -> None:
+        if isinstance(obj, str):
+            _check_reference(obj, f"{kind} {name!r} of plugin {plugin.name!r} ({plugin.distribution})")
         table = self._by_kind[kind]
         if name in table:
             other = table[name].plugin
@@ -169,7 +177,10 @@ class Registry:
     def get(self, kind: str, name: str) -> Any:
         table = self._by_kind[kind]
         if name in table:
-            return table[name].obj
+            reg = table[name]
+            if isinstance(reg.obj, str):  # a reference: imported on first use
+                reg = table[name] = Registration(kind, name, _import(reg), reg.plugin)
+            return reg.obj
         label = kind.replace("_", " ")
         installed = ", ".join(sorted(table)) or "none"
         if not self.autoload:
@@ -182,6 +193,39 @@ class Registry:
 
     def has(self, kind: str, name: str) -> bool:
         return name in self._by_kind[kind]
+
+
+_REFERENCE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def _check_reference(ref: str, what: str) -> None:
+    """A ``"module:attr"`` reference is well formed and its module exists
+    (found, not imported: mistakes surface when the plugin loads)."""
+    if not _REFERENCE.fullmatch(ref):
+        raise PluginError(f'{what}: expected a class or "module:Class", got {ref!r}')
+    module = ref.partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise PluginError(f"{what}: no module {module!r} (registered as {ref!r})")
+
+
+def _import(reg: Registration) -> Any:
+    """The object a reference names, imported now; a failure names the plugin."""
+    module, _, attr = str(reg.obj).partition(":")
+    p = reg.plugin
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as err:
+        raise PluginError(
+            f'plugin "{p.name}" ({p.distribution}) failed to import {reg.kind} {reg.name!r} '
+            f"({reg.obj}): {type(err).__name__}: {err}"
+        ) from err
+    return obj
 
 
 def new_plugin_manager() -> pluggy.PluginManager:

@@ -346,6 +346,10 @@ class StrategyHost(abc.ABC):
     def bind(self, symbol: str, view: SymbolView) -> SymbolStrategy:
         """A strategy instance for one symbol, reading ``view``."""
 
+    def limits(self) -> str:
+        """What bounds the strategy's calls, as ``engine validate`` shows it ("": nothing)."""
+        return ""
+
     @property
     def name(self) -> str:
         """How reports name the strategy: the script's file name, or the class."""

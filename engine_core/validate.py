@@ -100,9 +100,10 @@ def _validate(path: Path, registry: Registry, unset: list[tuple[str, str]], runs
         result.add_problem(err)
     result.unchecked += NOT_CHECKED_BY_VALIDATE
     result.warnings = load_warnings(loaded)
+    limits = host.limits()
     result.summary = (
         f"{cfg.engine.mode}, {len(cfg.engine.symbols)} symbols, source {cfg.source.type}, "
-        f"strategy {host.name} on {cfg.strategy.host}, broker {cfg.broker.type}"
+        f"strategy {host.name} on {cfg.strategy.host}{f' ({limits})' if limits else ''}, broker {cfg.broker.type}"
     )
     return result
 
@@ -239,6 +240,18 @@ def load_warnings(loaded: LoadedConfig) -> list[str]:
                 f"in {loaded.base_dir / engine.state_dir} (a config without an id is now named after its file); "
                 f'set id = "{LEGACY_ENGINE_ID}" to keep it'
             )
+    strategy = cfg.strategy
+    unused = "max_instructions" if strategy.budget == "time" else "max_call_ms"
+    if unused in strategy.model_fields_set:
+        warnings.append(
+            f"{loaded.path}: strategy.{unused} = {getattr(strategy, unused)} is not used: the CPU budget is "
+            f'budget = "{strategy.budget}"'
+            + (
+                ' (the default); set budget = "instructions" to count instructions'
+                if unused == "max_instructions"
+                else ""
+            )
+        )
     return warnings
 
 
