@@ -88,6 +88,11 @@ def topic_level(symbol: str) -> str:
     return symbol.replace("/", "%2F")
 
 
+def symbol_of_level(level: str) -> str:
+    """The symbol a topic level names (the inverse of :func:`topic_level`)."""
+    return level.replace("%2F", "/")
+
+
 # ------------------------------------------------------------ events out
 #
 # One msgspec Struct per event payload, its fields in the order they are
