@@ -25,15 +25,29 @@ def parse_mqtt(text: str) -> tuple[str, int]:
 
 
 @click.command("dashboard")
-@click.option("--reports", "reports_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
-              show_default=True, help="Folder of backtest reports and optimisation studies.")
+@click.option(
+    "--reports",
+    "reports_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder of backtest reports and optimisation studies.",
+)
 @click.option("--mqtt", metavar="HOST[:PORT]", help="The broker the engines publish to (their mqtt sink's).")
 @click.option("--prefix", default="engine", show_default=True, help="The mqtt sink's topic prefix.")
-@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path),
-              help="Without --mqtt: one engine's journal (<state_dir>/<engine id>.sqlite), read-only.")
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Without --mqtt: one engine's journal (<state_dir>/<engine id>.sqlite), read-only.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (0: any free port).")
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port).",
+)
 @click.option("--token", help="The access token (default: ENGINE_DASHBOARD_TOKEN, else a random one).")
 def dashboard_command(
     reports_dir: Path,
@@ -57,8 +71,9 @@ def dashboard_command(
     secret = security.resolve_token(host, token)
     settings = Settings(token=secret, reports=reports_dir)
     if mqtt is not None:
-        from engine_plugin_dashboard.live import MqttLink
         from engine_plugin_mqtt.config import MqttConnection
+
+        from engine_plugin_dashboard.live import MqttLink
 
         broker_host, broker_port = parse_mqtt(mqtt)
         settings.fleet = Fleet("mqtt")
@@ -96,7 +111,9 @@ async def _serve(settings: object, host: str, port: int) -> None:
         await site.start()
     except OSError as err:
         await runner.cleanup()
-        raise ConfigError(f"dashboard: cannot listen on {host}:{port}: {err.strerror or err}; give another --port") from None
+        raise ConfigError(
+            f"dashboard: cannot listen on {host}:{port}: {err.strerror or err}; give another --port"
+        ) from None
     sockets = getattr(site._server, "sockets", None) or []  # the port chosen for --port 0
     bound = sockets[0].getsockname()[1] if sockets else port
     shown = f"[{host}]" if ":" in host else host

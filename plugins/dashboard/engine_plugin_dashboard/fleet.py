@@ -392,8 +392,13 @@ class Fleet:
 
     def _recent(self, engine: str, symbol: str | None, event: dict[str, Any]) -> None:
         self.recent.append(
-            {"engine": engine, "symbol": symbol, "time": event.get("time"), "event": event.get("event"),
-             "text": describe(event)}
+            {
+                "engine": engine,
+                "symbol": symbol,
+                "time": event.get("time"),
+                "event": event.get("event"),
+                "text": describe(event),
+            }
         )
 
     def tick(self) -> None:

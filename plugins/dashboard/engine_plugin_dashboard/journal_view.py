@@ -67,7 +67,9 @@ def apply(fleet: Fleet, engine: str, data: dict[str, Any]) -> None:
     """The journal's figures into the fleet, as if the engine had published them."""
     view = fleet.engine(engine)
     view.status = {"online": None, "reason": "read from the journal", "mode": "journal", "control": False}
-    pending = {o[1]: {"client_id": o[0], "side": o[2], "qty": o[3], "status": o[4], "filled": o[5]} for o in data["orders"]}
+    pending = {
+        o[1]: {"client_id": o[0], "side": o[2], "qty": o[3], "status": o[4], "filled": o[5]} for o in data["orders"]
+    }
     for symbol, snap in data["symbols"].items():
         entry = snap.get("entry") or {}
         last = snap.get("last_ts")

@@ -18,11 +18,11 @@ import uuid
 from typing import Any
 
 import aiomqtt
+from engine_plugin_mqtt import connection
+from engine_plugin_mqtt.config import MqttConnection
 
 from engine_core.control import COMMANDS
 from engine_plugin_dashboard.fleet import Fleet
-from engine_plugin_mqtt import connection
-from engine_plugin_mqtt.config import MqttConnection
 
 log = logging.getLogger("engine_plugin_dashboard")
 

@@ -135,10 +135,25 @@ def report(root: Path, ident: str) -> dict[str, Any]:
     markers = []
     for t in trades:
         try:
-            markers.append({"time": _epoch(t["entry_time"]), "kind": "entry", "side": t["side"], "symbol": t["symbol"],
-                            "price": float(t["entry_price"])})
-            markers.append({"time": _epoch(t["exit_time"]), "kind": "exit", "side": t["side"], "symbol": t["symbol"],
-                            "price": float(t["exit_price"]), "pnl": t["pnl"]})
+            markers.append(
+                {
+                    "time": _epoch(t["entry_time"]),
+                    "kind": "entry",
+                    "side": t["side"],
+                    "symbol": t["symbol"],
+                    "price": float(t["entry_price"]),
+                }
+            )
+            markers.append(
+                {
+                    "time": _epoch(t["exit_time"]),
+                    "kind": "exit",
+                    "side": t["side"],
+                    "symbol": t["symbol"],
+                    "price": float(t["exit_price"]),
+                    "pnl": t["pnl"],
+                }
+            )
         except (KeyError, ValueError):
             continue
     return {
@@ -162,9 +177,25 @@ def study(root: Path, ident: str) -> dict[str, Any]:
     except (OSError, ValueError) as err:
         raise ReportError(f"{ident}/trials.csv: {err}") from None
     columns = list(trials[0]) if trials else []
-    fixed = {"fold", "number", "state", "value", "seconds", "note", "bars", *FIGURES, "cagr", "exposure",
-             "max_drawdown_bars", "max_drawdown_seconds", "avg_trade_pnl", "best_trade_pnl", "worst_trade_pnl",
-             "final_equity", "returns"}
+    fixed = {
+        "fold",
+        "number",
+        "state",
+        "value",
+        "seconds",
+        "note",
+        "bars",
+        *FIGURES,
+        "cagr",
+        "exposure",
+        "max_drawdown_bars",
+        "max_drawdown_seconds",
+        "avg_trade_pnl",
+        "best_trade_pnl",
+        "worst_trade_pnl",
+        "final_equity",
+        "returns",
+    }
     params = [c for c in columns if c not in fixed]
     best = path / "best.toml"
     return {

@@ -122,6 +122,10 @@ def _event(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
+SETTINGS = web.AppKey("settings", Settings)
+HUB = web.AppKey("hub", Hub)
+
+
 # ------------------------------------------------------------ the token
 
 
@@ -130,8 +134,10 @@ def _given_token(request: web.Request) -> str | None:
 
 
 @web.middleware
-async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    settings: Settings = request.app["settings"]
+async def guard(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    settings: Settings = request.app[SETTINGS]
     token = settings.token
     if request.method == "POST":
         # the header, not the cookie: another site's form can send the cookie, never the header
@@ -146,7 +152,7 @@ async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable
         # first visit: keep the token in a cookie and take it out of the address bar
         response = web.HTTPFound(request.rel_url.with_query({k: v for k, v in request.query.items() if k != "token"}))
         response.set_cookie(security.COOKIE, token, httponly=True, samesite="Strict", path="/")
-        return response
+        raise response
     if not security.same(token, _given_token(request)):
         return _refuse(401, "this dashboard needs its token: open the address `engine dashboard` printed")
     return await handler(request)
@@ -160,7 +166,7 @@ def _refuse(status: int, why: str) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
-    settings: Settings = request.app["settings"]
+    settings: Settings = request.app[SETTINGS]
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     charts = "true" if vendor_file("lightweight-charts.js") else "false"
     html = html.replace("{{TOKEN}}", settings.token).replace("{{CHARTS}}", charts)
@@ -179,7 +185,7 @@ async def static(request: web.Request) -> web.StreamResponse:
 
 
 async def fleet_api(request: web.Request) -> web.Response:
-    settings: Settings = request.app["settings"]
+    settings: Settings = request.app[SETTINGS]
     snap = settings.fleet.snapshot()
     snap["control"] = _control_state(settings)
     return web.json_response(snap)
@@ -197,7 +203,7 @@ def _control_state(settings: Settings) -> dict[str, Any]:
 
 
 async def symbol_api(request: web.Request) -> web.Response:
-    settings: Settings = request.app["settings"]
+    settings: Settings = request.app[SETTINGS]
     engine, symbol = request.query.get("engine", ""), request.query.get("symbol", "")
     detail = settings.fleet.symbol_detail(engine, symbol)
     if detail is None:
@@ -207,7 +213,7 @@ async def symbol_api(request: web.Request) -> web.Response:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    hub: Hub = request.app["hub"]
+    hub: Hub = request.app[HUB]
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
     await response.prepare(request)
     client = Client(response, request.query.get("engine"), request.query.get("symbol"))
@@ -223,7 +229,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 
 async def control_api(request: web.Request) -> web.Response:
-    settings: Settings = request.app["settings"]
+    settings: Settings = request.app[SETTINGS]
     try:
         body = await request.json()
         engine, command, symbol = body["engine"], body["command"], body.get("symbol")
@@ -251,13 +257,13 @@ async def control_api(request: web.Request) -> web.Response:
 
 
 async def reports_api(request: web.Request) -> web.Response:
-    settings: Settings = request.app["settings"]
+    settings: Settings = request.app[SETTINGS]
     return web.json_response(await asyncio.to_thread(reports.listing, settings.reports))
 
 
 def _reading(fn: Callable[[Path, str], dict[str, Any]]) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
-        settings: Settings = request.app["settings"]
+        settings: Settings = request.app[SETTINGS]
         try:
             return web.json_response(await asyncio.to_thread(fn, settings.reports, request.query.get("id", "")))
         except reports.ReportError as err:
@@ -267,7 +273,7 @@ def _reading(fn: Callable[[Path, str], dict[str, Any]]) -> Callable[[web.Request
 
 
 async def trial_api(request: web.Request) -> web.Response:
-    settings: Settings = request.app["settings"]
+    settings: Settings = request.app[SETTINGS]
     try:
         body = await request.json()
         path = await asyncio.to_thread(reports.trial_config, settings.reports, str(body["study"]), str(body["number"]))
@@ -285,8 +291,8 @@ async def trial_api(request: web.Request) -> web.Response:
 
 def make_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[guard])
-    app["settings"] = settings
-    app["hub"] = Hub(settings.fleet)
+    app[SETTINGS] = settings
+    app[HUB] = Hub(settings.fleet)
     app.router.add_get("/", index)
     app.router.add_get("/static/{name:.+}", static)
     app.router.add_get("/api/fleet", fleet_api)
@@ -302,8 +308,8 @@ def make_app(settings: Settings) -> web.Application:
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    settings: Settings = app["settings"]
-    tasks = [asyncio.create_task(app["hub"].run())]
+    settings: Settings = app[SETTINGS]
+    tasks = [asyncio.create_task(app[HUB].run())]
     if settings.mqtt is not None:
         tasks.append(asyncio.create_task(settings.mqtt.run()))
     elif settings.journal is not None:

@@ -73,11 +73,17 @@ function notice(text, ok) {
 
 const live = {
   source: null,
+  query: null,
   listeners: new Set(),
   link: null,
-  start() {
-    if (this.source) return;
-    this.source = new EventSource("/api/stream");
+  // One stream at a time: the whole fleet, or one symbol's (with its bars).
+  // Each page loads its data when the stream opens, and again when it reopens.
+  follow(engine, symbol) {
+    const query = engine ? `?engine=${encodeURIComponent(engine)}&symbol=${encodeURIComponent(symbol)}` : "";
+    if (this.source && this.query === query) { for (const fn of this.listeners) fn({ reopened: true }); return; }
+    if (this.source) this.source.close();
+    this.query = query;
+    this.source = new EventSource(`/api/stream${query}`);
     this.source.onopen = () => {
       setServer(true);
       for (const fn of this.listeners) fn({ reopened: true });
@@ -269,12 +275,16 @@ function fleetPage() {
       const after = [...tbody.children].find((other) => other.dataset.key > key);
       tbody.insertBefore(tr, after || null);
     }
+    const moved = tr.dataset.state !== (row.state || "") || tr.dataset.paused !== String(!!row.paused) || tr.dataset.position !== String(row.position);
     tr.dataset.state = row.state || "";
     tr.dataset.paused = row.paused ? "true" : "false";
+    tr.dataset.position = String(row.position);
     tr.replaceChildren(...tds);
-    tr.classList.remove("flash");
-    void tr.offsetWidth;
-    tr.classList.add("flash");
+    if (moved) {
+      tr.classList.remove("flash");
+      void tr.offsetWidth;
+      tr.classList.add("flash");
+    }
   }
 
   function renderEngine(e) {
@@ -342,7 +352,12 @@ function fleetPage() {
     if (changes.link) {
       renderBanner(banner, changes.link);
       const snap = await api("/api/fleet").catch(() => null);
-      if (snap) state.control = snap.control;
+      if (snap) {
+        // the link decides whether control is possible: grey the buttons out (or back in)
+        state.control = snap.control;
+        for (const e of snap.engines) { state.engines.set(e.engine, e); renderEngine(e); }
+        for (const r of snap.rows) { state.rows.set(rowKey(r), r); renderRow(r); }
+      }
     }
     const empty = tbody.querySelector("tr.empty");
     if (empty && changes.rows.length) empty.remove();
@@ -355,7 +370,7 @@ function fleetPage() {
   const clock = setInterval(() => {
     for (const node of enginesBox.querySelectorAll(".uptime")) node.textContent = fmt.uptime(node.dataset.since);
   }, 1000);
-  load().catch((err) => view.prepend(el("p", { class: "error" }, err.message)));
+  live.follow(null);
   return () => { live.listeners.delete(onChanges); clearInterval(clock); for (const c of state.charts.values()) c.chart.remove(); };
 }
 
@@ -420,7 +435,7 @@ function symbolPage(engine, symbol) {
   function toMarker(m) {
     const buy = m.side === "buy";
     return { time: Math.floor(m.time), position: buy ? "belowBar" : "aboveBar", color: buy ? "#2962ff" : "#e91e63",
-      shape: buy ? "arrowUp" : "arrowDown", text: `${m.side} ${m.qty} @ ${m.price}` };
+      shape: buy ? "arrowUp" : "arrowDown" };
   }
 
   async function load() {
@@ -467,7 +482,7 @@ function symbolPage(engine, symbol) {
     }
   };
   live.listeners.add(onChanges);
-  load();
+  live.follow(engine, symbol);
   return () => { live.listeners.delete(onChanges); if (chart) chart.remove(); };
 }
 
@@ -532,7 +547,7 @@ function reportsPage() {
     view.replaceChildren(
       el("section", {}, el("h2", {}, `Reports `, el("small", {}, data.root), " ", compare),
         data.reports.length ? sortable([pick, ...REPORT_COLUMNS], data.reports, "date", (r) => ({ dataset: { id: r.id } })) : el("p", { class: "muted" }, "No backtest reports yet."),
-        problems.length ? el("ul", { class: "error" }, problems.map((r) => el("li", {}, `${r.id}: ${r.problem}`))) : null),
+        el("ul", { class: "error" }, problems.map((r) => el("li", {}, `${r.id}: ${r.problem}`)))),
       el("section", {}, el("h2", {}, "Optimisation studies"),
         data.studies.length ? sortable(studyCols, data.studies, "date") : el("p", { class: "muted" }, "No studies yet.")));
   }).catch((err) => view.replaceChildren(el("p", { class: "error" }, err.message)));
@@ -622,7 +637,7 @@ function reportPage(id) {
     const box = el("section", { class: "report" });
     view.replaceChildren(el("p", {}, el("a", { href: "#/reports" }, "← all reports")),
       el("h2", {}, report.id, " ", el("small", {}, report.summary.strategy || "")), figures(report.summary),
-      report.problems.length ? el("ul", { class: "error" }, report.problems.map((p) => el("li", {}, p))) : null, box);
+      el("ul", { class: "error" }, report.problems.map((p) => el("li", {}, p))), box);
     charts = equityCharts(report, box, true);
     charts.push(...tradeChart(report, box));
     box.append(tradesTable(report));
@@ -682,5 +697,4 @@ function route() {
 }
 
 window.addEventListener("hashchange", route);
-live.start();
 route();
