@@ -32,7 +32,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from mqtt_publish import start_mosquitto
 
@@ -44,6 +43,10 @@ TICK = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def iso(ts: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts / 1e9))
 
 
 def own_cpu() -> float:
@@ -74,7 +77,7 @@ class Publisher:
     def status(self, symbol: str, ts: int, close: float) -> str:
         return json.dumps({
             "schema": 1, "engine": "bench", "symbol": symbol, "state": "watch", "position": "0", "avg_price": None,
-            "last_bar": {"ts": ts, "time": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts / 1e9)), "close": close},
+            "last_bar": {"ts": ts, "time": iso(ts), "close": close},
             "pending_order": None, "halted": None, "paused": False, "seq": self.seq, "ts": ts, "time": None,
         })  # fmt: skip
 
@@ -168,7 +171,8 @@ def main() -> None:
                     loads.append(time.monotonic() - t0)
                     weights.append(
                         page.evaluate(
-                            "() => performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))"
+                            "() => performance.getEntriesByType('navigation')"
+                            ".concat(performance.getEntriesByType('resource'))"
                             ".filter(e => !e.name.includes('/api/stream'))"
                             ".map(e => ({name: e.name.split('?')[0], size: e.encodedBodySize || 0}))"
                         )
@@ -178,35 +182,27 @@ def main() -> None:
                     window.__long = 0; window.__gap = 0; let last = performance.now();
                     new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long += e.duration; })
                       .observe({ entryTypes: ['longtask'] });
-                    const frame = (t) => { window.__gap = Math.max(window.__gap, t - last); last = t; requestAnimationFrame(frame); };
+                    const frame = (t) => {
+                      window.__gap = Math.max(window.__gap, t - last); last = t; requestAnimationFrame(frame);
+                    };
                     requestAnimationFrame(frame);
                     window.__seen = {};
                     new MutationObserver(() => {
                       const td = document.querySelector('tr[data-key="bench/PROBE"] td.close');
                       if (td) window.__seen[td.textContent] = Date.now();
-                    }).observe(document.querySelector('tbody'), { subtree: true, childList: true, characterData: true });
+                    }).observe(document.querySelector('tbody'), { subtree: true, childList: true });
                     }"""
                 )
-                with_page = [0.0, 0.0]
                 latencies = []
-
-                def probes() -> None:
-                    for i in range(int(args.seconds)):
-                        value = 5000 + i
-                        sent_at = time.time() * 1000
-                        pub.probe(float(value))
-                        time.sleep(1)
-                        seen = page_seen.get(f"{value:,}")
-                        if seen is not None:
-                            latencies.append(seen - sent_at)
-
-                page_seen: dict[str, float] = {}
-                prober = threading.Thread(target=probes)
                 d0, p0, t0 = cpu_seconds(dash.pid), own_cpu(), time.monotonic()
-                prober.start()
-                while prober.is_alive():
-                    page_seen.update(page.evaluate("() => window.__seen"))
-                    page.wait_for_timeout(200)
+                for i in range(int(args.seconds)):
+                    value = 5000 + i
+                    sent_at = time.time() * 1000
+                    pub.probe(float(value))
+                    text = f"{value:,}"
+                    page.wait_for_function(f"() => window.__seen[{text!r}] !== undefined", timeout=10_000)
+                    latencies.append(page.evaluate(f"() => window.__seen[{text!r}]") - sent_at)
+                    page.wait_for_timeout(max(0, 1000 - (time.time() * 1000 - sent_at)))
                 elapsed = time.monotonic() - t0
                 with_page = [100 * (cpu_seconds(dash.pid) - d0) / elapsed, 100 * (own_cpu() - p0) / elapsed]
                 busy = page.evaluate("() => ({long: window.__long, gap: window.__gap})")
@@ -221,7 +217,10 @@ def main() -> None:
     for entry in weights[-1]:
         files[entry["name"].replace(base, "") or "/"] = entry["size"]
     print(f"dashboard bench: {args.symbols} symbols, 1 bar/s each: {rate:.0f} messages/s published (bar + status)")
-    print(f"  CPU of the dashboard, % of one core (publisher's own in the same window, for reference), {args.seconds:g} s windows:")
+    print(
+        "  CPU of the dashboard, % of one core (publisher's own in the same window, for reference), "
+        f"{args.seconds:g} s windows:"
+    )
     print(f"    idle, connected            {idle[0]:6.2f}%   (publisher {idle[1]:5.2f}%)")
     print(f"    under load, no page open   {loaded[0]:6.2f}%   (publisher {loaded[1]:5.2f}%)")
     print(f"    under load, fleet page open{with_page[0]:7.2f}%   (publisher {with_page[1]:5.2f}%)")
@@ -232,9 +231,16 @@ def main() -> None:
             f"  status published -> row changed in the page: median {statistics.median(latencies):.0f} ms, "
             f"max {latencies[-1]:.0f} ms ({len(latencies)} probes)"
         )
-    print(f"  page main thread under load: long tasks {busy['long']:.0f} ms in total, largest frame gap {busy['gap']:.0f} ms")
+    print(
+        f"  page main thread under load: long tasks {busy['long']:.0f} ms in total, "
+        f"largest frame gap {busy['gap']:.0f} ms"
+    )
     total = sum(files.values())
-    print(f"  page weight: {total / 1024:.0f} KiB in {len(files)} files (" + ", ".join(f"{k} {v / 1024:.1f} KiB" for k, v in sorted(files.items())) + ")")
+    print(
+        f"  page weight: {total / 1024:.0f} KiB in {len(files)} files ("
+        + ", ".join(f"{k} {v / 1024:.1f} KiB" for k, v in sorted(files.items()))
+        + ")"
+    )
 
 
 if __name__ == "__main__":

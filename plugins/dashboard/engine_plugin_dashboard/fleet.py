@@ -438,6 +438,9 @@ class Fleet:
             "source": self.source,
         }
 
+    def forget_changes(self) -> None:
+        self._rows, self._engines, self._events, self._bars = set(), set(), [], []
+
     def take_changes(self) -> dict[str, Any] | None:
         """What changed since the last call (None: nothing), for the pages' streams."""
         if not (self._rows or self._engines or self._events or self._bars or self._link_changed):

@@ -51,7 +51,9 @@ class MqttLink:
                 async with connection.client(self.cfg, identifier=None, tls=tls) as client:
                     self._client = client
                     delays = connection.backoff()
-                    await client.subscribe(f"{self.prefix}/#", qos=1)
+                    # QoS 0: a viewer; the retained statuses bring it up to date after a reconnect,
+                    # and each message costs the broker and this process no acknowledgement
+                    await client.subscribe(f"{self.prefix}/#", qos=0)
                     self.fleet.set_link("connected", where)
                     log.warning("dashboard: connected to %s (prefix %s)", where, self.prefix)
                     async for message in client.messages:

@@ -99,8 +99,11 @@ class Hub:
             if now - last_tick >= 1.0:
                 self.fleet.tick()
                 last_tick = now
+            if not self.clients:
+                self.fleet.forget_changes()  # nobody to tell: build nothing
+                continue
             changes = self.fleet.take_changes()
-            if changes is None or not self.clients:
+            if changes is None:
                 continue
             whole = None
             for client in list(self.clients):

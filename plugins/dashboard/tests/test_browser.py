@@ -43,7 +43,7 @@ def shot(page: Any, tmp_path: Path, name: str) -> None:
     if os.environ.get("DASHBOARD_SCREENS"):
         target = Path(os.environ["DASHBOARD_SCREENS"])
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, target / path.name)
+        shutil.copy(path, target / f"dashboard-{path.name}")
 
 
 def row(page: Any, symbol: str) -> Any:
