@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine_core.errors import ConfigError, PluginError
-from engine_core.plugins import Registry
+from engine_core.plugins import KNOWN_PROVIDERS, Registry
 from engine_core.risk import RiskSection
 
 if sys.version_info >= (3, 11):
@@ -144,6 +144,8 @@ class LoadedConfig:
     host_cls: type
     sinks: list[tuple[type, Any]]
     secret_paths: frozenset[str] = frozenset()  # key paths whose values came from the environment
+    # (table name, Service class, its validated config): the top-level tables of services (engine_core.services)
+    services: tuple[tuple[str, type, Any], ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -329,6 +331,13 @@ def load_config(path: str | Path, registry: Registry, shard: str | None = None) 
         raise ConfigError(
             f"{where}: {key}: sinks are a list of tables: write [[sinks]] (once per sink) instead of [{key}]"
         )
+    # a top-level table the engine does not know may be a service's ([dashboard])
+    service_tables = {
+        key: raw.pop(key)
+        for key in list(raw)
+        if key not in EngineConfig.model_fields
+        and (registry.has("service", key) or ("service", key) in KNOWN_PROVIDERS)
+    }
     try:
         cfg = EngineConfig.model_validate(raw)
     except ValidationError as err:
@@ -354,6 +363,23 @@ def load_config(path: str | Path, registry: Registry, shard: str | None = None) 
         sink_cls = _plugin(registry, "sink", sink.type, where, f"sinks[{i}].type")
         sink_config = validate_plugin_config(sink_cls.Config, extras(sink), where, f"sinks[{i}]", env_paths, base)
         sinks.append((sink_cls, sink_config))
+    services = []
+    for key, table in service_tables.items():
+        service_cls = _plugin(registry, "service", key, where, key)
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: {key}: expected a table [{key}], got {table!r}")
+        services.append(
+            (key, service_cls, validate_plugin_config(service_cls.Config, table, where, key, env_paths, base))
+        )
     return LoadedConfig(
-        path, cfg, source_cls, source_config, broker_cls, broker_config, host_cls, sinks, frozenset(env_paths)
+        path,
+        cfg,
+        source_cls,
+        source_config,
+        broker_cls,
+        broker_config,
+        host_cls,
+        sinks,
+        frozenset(env_paths),
+        tuple(services),
     )

@@ -37,13 +37,14 @@ AUTOLOAD_ENV = "ENGINE_DISABLE_PLUGIN_AUTOLOAD"
 LOAD_ENV = "ENGINE_LOAD_PLUGINS"
 CORE_DISTRIBUTION = "engine-trading-core"
 
-KINDS = ("source", "indicator", "strategy_host", "broker", "sink")
+KINDS = ("source", "indicator", "strategy_host", "broker", "sink", "service")
 _HOOK_OF_KIND = {
     "source": "register_data_sources",
     "indicator": "register_indicators",
     "strategy_host": "register_strategy_hosts",
     "broker": "register_brokers",
     "sink": "register_event_sinks",
+    "service": "register_services",
 }
 
 # Which distribution provides a name that is not installed (for the error).
@@ -56,6 +57,7 @@ KNOWN_PROVIDERS = {
     ("source", "mqtt"): "engine-plugin-mqtt",
     ("sink", "mqtt"): "engine-plugin-mqtt",
     ("indicator", "*"): "engine-plugin-indicators",
+    ("service", "dashboard"): "engine-plugin-dashboard",
 }
 
 

@@ -81,14 +81,14 @@ def dashboard_command(
     elif journal is not None:
         settings.fleet = Fleet("journal")
         settings.journal = journal
-    _log_to_terminal()
+    log_to_terminal()
     try:
         asyncio.run(_serve(settings, host, port))
     except KeyboardInterrupt:
         pass
 
 
-def _log_to_terminal() -> None:
+def log_to_terminal() -> None:
     logger = logging.getLogger("engine_plugin_dashboard")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -99,24 +99,24 @@ def _log_to_terminal() -> None:
 
 
 async def _serve(settings: object, host: str, port: int) -> None:
-    from aiohttp import web
-
-    from engine_plugin_dashboard.server import Settings, make_app, vendor_file
+    from engine_plugin_dashboard.server import Settings, address, start_site, stop_site
 
     assert isinstance(settings, Settings)
-    runner = web.AppRunner(make_app(settings), access_log=None, handle_signals=True)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    runner, bound = await start_site(settings, host, port, where="dashboard: --port", handle_signals=True)
+    announce(settings)
+    click.echo(f"dashboard: open {address(host, bound, settings.token)}", err=False)
+    sys.stdout.flush()
     try:
-        await site.start()
-    except OSError as err:
-        await runner.cleanup()
-        raise ConfigError(
-            f"dashboard: cannot listen on {host}:{port}: {err.strerror or err}; give another --port"
-        ) from None
-    sockets = getattr(site._server, "sockets", None) or []  # the port chosen for --port 0
-    bound = sockets[0].getsockname()[1] if sockets else port
-    shown = f"[{host}]" if ":" in host else host
+        await asyncio.Event().wait()
+    finally:
+        await stop_site(runner)
+
+
+def announce(settings: object) -> None:
+    """The lines on the terminal before the address: charts off, where the reports are."""
+    from engine_plugin_dashboard.server import Settings, vendor_file
+
+    assert isinstance(settings, Settings)
     if vendor_file("lightweight-charts.js") is None:
         click.echo(
             "dashboard: charts are off: lightweight-charts is not installed "
@@ -124,9 +124,3 @@ async def _serve(settings: object, host: str, port: int) -> None:
             err=True,
         )
     click.echo(f"dashboard: reports from {settings.reports.resolve()}", err=True)
-    click.echo(f"dashboard: open http://{shown}:{bound}/?token={settings.token}", err=False)
-    sys.stdout.flush()
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -34,8 +35,9 @@ class ControlRefused(Exception):
 
 
 class MqttLink:
-    def __init__(self, cfg: MqttConnection, prefix: str, fleet: Fleet) -> None:
+    def __init__(self, cfg: MqttConnection, prefix: str, fleet: Fleet, base_dir: Path | None = None) -> None:
         self.cfg = cfg
+        self.base_dir = base_dir  # where a relative ca_file is (the engine's config folder)
         self.prefix = prefix
         self.fleet = fleet
         self._client: aiomqtt.Client | None = None
@@ -43,7 +45,7 @@ class MqttLink:
 
     async def run(self) -> None:
         """Subscribe and keep the fleet up to date, reconnecting until cancelled."""
-        tls = connection.tls_context(self.cfg, None, "--mqtt")
+        tls = connection.tls_context(self.cfg, self.base_dir, "--mqtt")
         delays = connection.backoff()
         where = connection.describe(self.cfg)
         while True:

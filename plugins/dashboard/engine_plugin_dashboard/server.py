@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from engine_core.errors import ConfigError
 from engine_plugin_dashboard import reports, security
 from engine_plugin_dashboard.fleet import Fleet
 from engine_plugin_dashboard.live import ControlRefused, MqttLink
@@ -90,6 +91,7 @@ class Hub:
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
         self.clients: set[Client] = set()
+        self.closing = asyncio.Event()  # the server is stopping: the open streams end now
 
     async def run(self) -> None:
         last_tick = 0.0
@@ -223,8 +225,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     await response.write(b"retry: 1000\n\n")
     hub.clients.add(client)
     try:
-        while client in hub.clients:
-            await asyncio.sleep(HEARTBEAT)
+        while client in hub.clients and not hub.closing.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(hub.closing.wait(), HEARTBEAT)
             await hub._send(client, b": alive\n\n")
     finally:
         hub.clients.discard(client)
@@ -308,6 +311,36 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_post("/api/trial", trial_api)
     app.cleanup_ctx.append(_background)
     return app
+
+
+def address(host: str, port: int, token: str) -> str:
+    """The page's address with its token, as printed on the terminal."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/?token={token}"
+
+
+async def start_site(
+    settings: Settings, host: str, port: int, *, where: str = "--port", handle_signals: bool = False
+) -> tuple[web.AppRunner, int]:
+    """Serve the app on ``host:port``; the runner (``stop_site`` it) and the
+    port bound (``port`` 0: a free one). ConfigError naming ``where`` when
+    the address cannot be listened on."""
+    runner = web.AppRunner(make_app(settings), access_log=None, handle_signals=handle_signals)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, shutdown_timeout=1.0)
+    try:
+        await site.start()
+    except OSError as err:
+        await runner.cleanup()
+        raise ConfigError(f"{where}: cannot listen on {host}:{port}: {err.strerror or err}") from None
+    sockets = getattr(site._server, "sockets", None) or []  # the port chosen for port 0
+    return runner, (sockets[0].getsockname()[1] if sockets else port)
+
+
+async def stop_site(runner: web.AppRunner) -> None:
+    """End the open streams, then stop serving (the port is free on return)."""
+    runner.app[HUB].closing.set()
+    await runner.cleanup()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:

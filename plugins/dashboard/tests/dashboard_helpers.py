@@ -60,10 +60,11 @@ def live_config(tmp_path: Path, port: int) -> Path:
 
 
 class Dashboard:
-    """``engine dashboard`` in a child process; ``url`` is the address it printed."""
+    """``engine dashboard`` in a child process (or ``proc``: ``engine run`` of a
+    config with a ``[dashboard]`` table); ``url`` is the address it printed."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.proc = start_engine("dashboard", "--port", "0", *args, env=env)
+    def __init__(self, *args: str, env: dict[str, str] | None = None, proc: Any = None) -> None:
+        self.proc = proc or start_engine("dashboard", "--port", "0", *args, env=env)
         self.lines: list[str] = []
         self.url: str | None = None
         threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
