@@ -27,6 +27,7 @@ from engine_plugin_dashboard.fleet import Fleet
 
 log = logging.getLogger("engine_plugin_dashboard")
 
+GATHER = 0.04  # seconds messages gather between two reads (rows still change within 0.2 s)
 REPLY_TIMEOUT = 15.0  # seconds an engine has to answer a command (it acts between two bars)
 
 
@@ -50,7 +51,8 @@ class MqttLink:
         where = connection.describe(self.cfg)
         while True:
             try:
-                async with connection.client(self.cfg, identifier=None, tls=tls) as client:
+                inbox: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+                async with connection.client(self.cfg, identifier=None, tls=tls, inbox=inbox) as client:
                     self._client = client
                     delays = connection.backoff()
                     # QoS 0: a viewer; the retained statuses bring it up to date after a reconnect,
@@ -58,10 +60,7 @@ class MqttLink:
                     await client.subscribe(f"{self.prefix}/#", qos=0)
                     self.fleet.set_link("connected", where)
                     log.warning("dashboard: connected to %s (prefix %s)", where, self.prefix)
-                    async for message in client.messages:
-                        payload = message.payload if isinstance(message.payload, bytes) else b""
-                        self.fleet.message(self.prefix, message.topic.value, payload)
-                        self._answer_waiters()
+                    await self._read(client, inbox)
             except aiomqtt.MqttError as err:
                 self._client = None
                 if connection.refused(err):
@@ -72,6 +71,22 @@ class MqttLink:
                     log.warning("dashboard: %s: %s; reconnecting", where, err)
                 self.fleet.set_link("reconnecting", f"{where}: {err}")
             await asyncio.sleep(next(delays))
+
+    async def _read(self, client: aiomqtt.Client, inbox: asyncio.Queue[aiomqtt.Message]) -> None:
+        """Take the messages in gulps: wait for one (or the disconnect), take
+        every other one that has arrived, then let the next ones gather for
+        ``GATHER`` seconds. A fleet's messages come spread over the second, so
+        waking for each would cost more than handling it."""
+        messages = client.messages
+        prefix, fleet = self.prefix, self.fleet
+        while True:
+            message: aiomqtt.Message | None = await anext(messages)  # raises MqttError on a disconnect
+            while message is not None:
+                payload = message.payload if isinstance(message.payload, bytes) else b""
+                fleet.message(prefix, message.topic.value, payload)
+                message = inbox.get_nowait() if inbox.qsize() else None
+            self._answer_waiters()
+            await asyncio.sleep(GATHER)
 
     def _answer_waiters(self) -> None:
         if not self._waiters or not self.fleet.replies:

@@ -206,3 +206,21 @@ def test_the_report_listing_and_a_report_hold_the_figures_and_trades(tmp_path):
         reports.report(tmp_path / "reports", "../..")
     with pytest.raises(reports.ReportError):
         reports.report(tmp_path / "reports", "nothing")
+
+
+def test_a_bar_is_checked_as_it_is_decoded_and_fields_added_later_do_no_harm():
+    fleet = Fleet("mqtt")
+
+    def bar(seq: int, **extra: object) -> bytes:
+        body = {"schema": 1, "seq": seq, "engine": "e1", "symbol": "AAA", "event": "bar", "ts": seq * 60 * 10**9}
+        return json.dumps({**body, "open": 10, "high": 11.5, "low": 9.5, "close": 11.0, "volume": 3.0, **extra}).encode()
+
+    fleet.message("t", "t/e1/AAA/bar", bar(1, later="a field a newer sink adds"))
+    fleet.message("t", "t/e1/AAA/bar", bar(2, close="11"))
+    fleet.message("t", "t/e1/AAA/bar", bar(3, ts="yesterday"))
+    assert fleet.malformed == 2
+    assert [p["why"] for p in fleet.problems] == [
+        "unexpected content: Expected `float`, got `str` - at `$.close`",
+        "unexpected content: Expected `int`, got `str` - at `$.ts`",
+    ]
+    assert fleet.symbol_detail("e1", "AAA")["bars"] == [[60.0, 10.0, 11.5, 9.5, 11.0]]
