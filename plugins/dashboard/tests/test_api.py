@@ -213,7 +213,9 @@ def test_a_bar_is_checked_as_it_is_decoded_and_fields_added_later_do_no_harm():
 
     def bar(seq: int, **extra: object) -> bytes:
         body = {"schema": 1, "seq": seq, "engine": "e1", "symbol": "AAA", "event": "bar", "ts": seq * 60 * 10**9}
-        return json.dumps({**body, "open": 10, "high": 11.5, "low": 9.5, "close": 11.0, "volume": 3.0, **extra}).encode()
+        return json.dumps(
+            {**body, "open": 10, "high": 11.5, "low": 9.5, "close": 11.0, "volume": 3.0, **extra}
+        ).encode()
 
     fleet.message("t", "t/e1/AAA/bar", bar(1, later="a field a newer sink adds"))
     fleet.message("t", "t/e1/AAA/bar", bar(2, close="11"))
