@@ -151,12 +151,14 @@ class ErrorPayload(EventPayload, gc=False):
     message: str
 
 
-class BarPayload(EventPayload, gc=False):
+class BarPayload(EventPayload, gc=False, omit_defaults=True):
     open: float
     high: float
     low: float
     close: float
     volume: float
+    # live, with bars = true: each indicator the strategy reads, at this bar (left out otherwise)
+    indicators: dict[str, float | None] | None = None
 
 
 class LogPayload(EventPayload, gc=False):
