@@ -222,7 +222,8 @@ class EngineView:
         self.counted = 0  # events this dashboard took
         self._rate_at: tuple[float, int] = (time.monotonic(), 0)
         self.rate = 0.0
-        self.pnl: deque[list[float]] = deque(maxlen=PNL_KEPT)  # [wall time s, PnL seen]
+        self.pnl: deque[list[float]] = deque(maxlen=PNL_KEPT)  # [wall time s, equity or PnL seen]
+        self.curve = "pnl"  # what self.pnl holds: "equity" (the engine's status says it) or "pnl" (seen here)
 
     def symbol(self, symbol: str) -> SymbolView:
         view = self.symbols.get(symbol)
@@ -243,15 +244,25 @@ class EngineView:
         return True
 
     def tick(self, now: float) -> None:
-        """Every second: events per second, and a point of the PnL curve."""
+        """Every second: events per second, and a point of the curve: the
+        engine's equity when its status carries it, else the PnL seen."""
         then, counted = self._rate_at
         if now - then >= 1.0:
             self.rate = (self.counted - counted) / (now - then)
             self._rate_at = (now, self.counted)
-        total = _ZERO
-        for view in self.symbols.values():
-            total += view.realised + (view.unrealised() or _ZERO)
-        point = [round(time.time(), 3), float(total)]
+        equity = self.status.get("equity")
+        kind = "pnl" if equity is None else "equity"
+        if kind == "equity":
+            value = float(_decimal(equity, "equity"))
+        else:
+            total = _ZERO
+            for view in self.symbols.values():
+                total += view.realised + (view.unrealised() or _ZERO)
+            value = float(total)
+        if kind != self.curve:
+            self.curve = kind
+            self.pnl.clear()
+        point = [round(time.time(), 3), value]
         if not self.pnl or self.pnl[-1][1] != point[1] or now - self.pnl[-1][0] > 60:
             self.pnl.append(point)
 
@@ -272,7 +283,11 @@ class EngineView:
             "symbols": sorted(self.symbols) or s.get("symbols") or [],
             "feed": self.feed,
             "rate": round(self.rate, 2),
+            "curve": self.curve,
             "pnl": self.pnl[-1][1] if self.pnl else None,
+            "cash": s.get("cash"),
+            "equity": s.get("equity"),
+            "kill_switches": s.get("kill_switches"),
         }
 
 
@@ -374,6 +389,11 @@ class Fleet:
             return
         obj = self._object(data)
         if tail == ["status"]:
+            for key in ("cash", "equity"):
+                if obj.get(key) is not None:
+                    _decimal(obj[key], key)
+            if not isinstance(obj.get("kill_switches") or {}, dict):
+                raise Malformed("kill_switches: expected an object")
             self.engine(engine).status = obj
             self._engines.add(engine)
             for symbol in obj.get("symbols") or []:

@@ -13,13 +13,16 @@ from engine_core.testing import run_engine, start_engine, wait_until, write_conf
 
 TOKEN = "dashboard-test-token-0123456789"
 # In at every 20th bar, out 18 bars later: a position stays open long enough to pause and flatten it.
+# It reads an average and an RSI, which the symbol's page draws over the candles and below them.
 HOLDER = """
 class S:
     def watch(self, ctx):
+        ctx.ind.sma(5), ctx.ind.rsi(5)
         return "enter" if ctx.index % 20 == 0 else None
     def close_watch(self, ctx):
         return None
     def in_trade(self, ctx):
+        ctx.ind.sma(5), ctx.ind.rsi(5)
         return "exit" if ctx.index % 20 == 18 else None
 """
 
@@ -54,7 +57,8 @@ def live_config(tmp_path: Path, port: int) -> Path:
             "engine": {"mode": "live", "symbols": ["AAA", "BBB", "CCC"], "id": "e1", "state_dir": "state"},
             "source": {"type": "simulated", "bars": 0, "pace": 0.25},
             "strategy": {"host": "python", "class": "holder.py:S"},
-            "sinks": [{"type": "mqtt", "port": port, "prefix": "t", "control": True, "bars": True}],
+            "sinks": [{"type": "mqtt", "port": port, "prefix": "t", "control": True, "bars": True, "status_every": 1}],
+            "risk": {"max_drawdown": 0.5},
         },
     )
 

@@ -226,3 +226,23 @@ def test_a_bar_is_checked_as_it_is_decoded_and_fields_added_later_do_no_harm():
         "unexpected content: Expected `int`, got `str` - at `$.ts`",
     ]
     assert fleet.symbol_detail("e1", "AAA")["bars"] == [[60.0, 10.0, 11.5, 9.5, 11.0]]
+
+
+def test_the_engine_card_has_the_engines_equity_curve_when_its_status_carries_it():
+    fleet = Fleet("mqtt")
+    base = {"schema": 1, "engine": "e1", "online": True, "symbols": ["AAA"]}
+    fleet.message("t", "t/e1/status", json.dumps(base).encode())
+    fleet.tick()
+    [engine] = fleet.snapshot()["engines"]
+    assert (engine["curve"], engine["equity"], engine["kill_switches"]) == ("pnl", None, None)  # an older sink
+    kills = {"AAA": {"max_drawdown": 0.2, "daily_loss_limit": None, "peak": 10100.0, "last": 10050.0, "tripped": None}}
+    newer = {**base, "cash": "9000.5", "equity": "10050.25", "kill_switches": kills}
+    fleet.message("t", "t/e1/status", json.dumps(newer).encode())
+    fleet.message("t", "t/e1/status", json.dumps({**newer, "equity": "lots"}).encode())
+    fleet.tick()
+    snap = fleet.snapshot()
+    [engine] = snap["engines"]
+    assert (engine["curve"], engine["cash"], engine["equity"]) == ("equity", "9000.5", "10050.25")
+    assert engine["kill_switches"] == kills
+    assert [v for _, v in snap["pnl"]["e1"]] == [10050.25]  # the PnL-seen points made way for the equity
+    assert snap["malformed"] == 1 and snap["problems"][0]["why"] == "equity: expected a decimal, got 'lots'"

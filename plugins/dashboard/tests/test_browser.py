@@ -78,6 +78,13 @@ def test_a_trader_watches_steers_and_browses_reports(tmp_path, broker, browser):
                 timeout=WAIT,
             )
         assert page.locator("#link").get_attribute("data-state") == "connected"
+        # engine-wide: the engine's cash and equity (its status carries them), its curve, the kill switches
+        card = page.locator('.engine-card[data-engine="e1"]')
+        page.wait_for_selector('.engine-card[data-engine="e1"][data-curve="equity"]', timeout=WAIT)
+        assert card.locator(".equity").inner_text().startswith("equity ")
+        assert card.locator(".cash").inner_text().startswith("cash ")
+        for symbol in ("AAA", "BBB", "CCC"):
+            assert "of 50.00%" in card.locator(f'.kill[data-symbol="{symbol}"]').inner_text()
         shot(page, tmp_path, "fleet")
 
         # AAA in a trade; pause it: paused on the page and in the engine's own status
@@ -105,6 +112,8 @@ def test_a_trader_watches_steers_and_browses_reports(tmp_path, broker, browser):
         page.wait_for_function(
             "() => document.querySelector('.symbol-head .position').textContent.trim().endsWith(' 0')", timeout=WAIT
         )
+        # the indicators the strategy reads: the average over the candles, the RSI in a pane below
+        page.wait_for_selector('.chart[data-indicators*="sma(5)"][data-indicators*="rsi(5)"]', timeout=WAIT)
         shot(page, tmp_path, "symbol")
 
         # the broker goes away: the page says so, then recovers by itself

@@ -210,6 +210,30 @@ const ROW_FIELDS = ["state", "position", "avg_price", "close", "unrealised", "re
 
 function rowKey(r) { return `${r.engine}/${r.symbol}`; }
 
+const CURVE = { equity: "equity", pnl: "PnL seen" };
+const PALETTE = ["#ff9800", "#9c27b0", "#00897b", "#3f51b5", "#795548", "#e91e63"];
+
+function killSwitches(kills) {
+  // each symbol's daily-loss and drawdown switches, as the engine's status gives them
+  if (kills === null || kills === undefined) return el("div", { class: "kills muted" }, "kill switches: not published by this engine");
+  const names = Object.keys(kills).sort();
+  if (!names.length) return el("div", { class: "kills muted" }, "kill switches: none set ([risk] daily_loss_limit, max_drawdown)");
+  return el("div", { class: "kills" }, el("b", {}, "kill switches "), ...names.map((symbol) => {
+    const k = kills[symbol];
+    const parts = [];
+    if (k.max_drawdown !== null && k.max_drawdown !== undefined) {
+      const dd = k.peak && k.last !== null ? (k.peak - k.last) / k.peak : null;
+      parts.push(`drawdown ${fmt.pct(dd)} of ${fmt.pct(k.max_drawdown)}`);
+    }
+    if (k.daily_loss_limit !== null && k.daily_loss_limit !== undefined) {
+      const loss = k.day_start !== null && k.last !== null ? k.day_start - k.last : null;
+      parts.push(`today ${loss === null ? "–" : fmt.num(-loss)} (limit ${fmt.pct(k.daily_loss_limit)} of the cash)`);
+    }
+    return el("span", { class: `kill ${k.tripped ? "tripped" : ""}`, dataset: { symbol }, title: k.tripped || `${k.action} when tripped` },
+      `${symbol}: ${parts.join(", ")}${k.tripped ? " TRIPPED" : ""}`);
+  }));
+}
+
 function feedOf(row, engine) {
   const feed = engine && engine.feed ? engine.feed.state : null;
   if (feed && feed !== "connected") return feed;
@@ -298,8 +322,13 @@ function fleetPage() {
       el("span", {}, el("b", {}, "events/s "), fmt.num(e.rate, 1)),
       el("span", {}, el("b", {}, "events "), fmt.num(e.events, 0), e.dropped ? ` (${e.dropped} dropped)` : ""),
       el("span", {}, el("b", {}, "feed "), e.feed ? `${e.feed.state}${e.feed.detail ? `: ${e.feed.detail}` : ""}` : "–"),
-      el("span", {}, el("b", {}, "PnL seen "), fmt.signed(e.pnl)),
+      ...(e.equity !== null && e.equity !== undefined
+        ? [el("span", { class: "cash" }, el("b", {}, "cash "), fmt.num(e.cash)),
+           el("span", { class: "equity" }, el("b", {}, "equity "), fmt.num(e.equity))]
+        : [el("span", { title: "the engine's status has no equity (an older mqtt sink): the PnL of the fills and positions seen here" },
+             el("b", {}, "PnL seen "), fmt.signed(e.pnl))]),
       el("span", {}, el("b", {}, "control "), why ? el("span", { class: "muted" }, why) : "on"));
+    const kills = killSwitches(e.kill_switches);
     const allControls = el("div", {}, el("b", {}, "every symbol: "), controls(e.engine, null, why));
     if (!card) {
       const chart = chartBox(90);
@@ -307,9 +336,16 @@ function fleetPage() {
         el("h3", {}, e.engine), el("div", { class: "body" }), chart);
       enginesBox.append(card);
       const c = makeChart(chart, { timeScale: { visible: false }, rightPriceScale: { visible: true } });
-      if (c) state.charts.set(e.engine, { chart: c, series: lineSeries(c, "#2962ff", "PnL seen") });
+      if (c) state.charts.set(e.engine, { chart: c, series: lineSeries(c, "#2962ff", CURVE[e.curve] || "PnL seen"), curve: e.curve });
     }
-    card.querySelector(".body").replaceChildren(body, allControls);
+    const c = state.charts.get(e.engine);
+    if (c && c.curve !== e.curve) {  // the engine's status started (or stopped) carrying its equity
+      c.curve = e.curve;
+      c.series.applyOptions({ title: CURVE[e.curve] || "PnL seen" });
+      c.series.setData([]);
+    }
+    card.dataset.curve = e.curve || "pnl";
+    card.querySelector(".body").replaceChildren(body, kills, allControls);
   }
 
   function pnlPoint(e) {
@@ -391,6 +427,7 @@ function symbolPage(engine, symbol) {
     el("section", {}, el("h2", {}, "Events ", search, ...boxes), list));
   search.addEventListener("input", () => refilter());
   let chart = makeChart(chartEl), candles = null, markersApi = null, markers = [], lines = [], why = null, last = null;
+  const indicators = new Map();  // "sma(10)" -> its line series
   if (chart) {
     const LC = window.LightweightCharts;
     candles = chart.addSeries(LC.CandlestickSeries, { upColor: "#26a69a", downColor: "#ef5350", borderVisible: false, wickUpColor: "#26a69a", wickDownColor: "#ef5350" });
@@ -432,6 +469,35 @@ function symbolPage(engine, symbol) {
     }
   }
 
+  function indicatorSeries(name, value, close) {
+    // a line over the candles when it reads as a price (an average, a band), else in a pane below (an oscillator)
+    let series = indicators.get(name);
+    if (!series && chart) {
+      const LC = window.LightweightCharts;
+      const overlay = close && Math.abs(value - close) <= 0.5 * Math.abs(close);
+      series = chart.addSeries(LC.LineSeries, { color: PALETTE[indicators.size % PALETTE.length], lineWidth: 1, title: name,
+        priceLineVisible: false, lastValueVisible: true }, overlay ? 0 : 1);
+      indicators.set(name, series);
+      chartEl.dataset.indicators = [...indicators.keys()].join(" ");
+    }
+    return series;
+  }
+
+  function indicatorPoints(bars) {
+    const points = new Map();
+    for (const [t, , , , c, values] of bars) {
+      for (const [name, v] of Object.entries(values || {})) {
+        if (v === null || v === undefined) continue;
+        if (!points.has(name)) points.set(name, { close: c, data: [] });
+        points.get(name).data.push({ time: Math.floor(t), value: v });
+      }
+    }
+    for (const [name, { close, data }] of points) {
+      const series = indicatorSeries(name, data[0].value, close);
+      if (series) series.setData(dedupe(data));
+    }
+  }
+
   function toMarker(m) {
     const buy = m.side === "buy";
     return { time: Math.floor(m.time), position: buy ? "belowBar" : "aboveBar", color: buy ? "#2962ff" : "#e91e63",
@@ -452,6 +518,7 @@ function symbolPage(engine, symbol) {
     renderHead(detail.row, detail.engine);
     if (candles) {
       candles.setData(dedupe(detail.bars.map(([t, o, h, l, c]) => ({ time: Math.floor(t), open: o, high: h, low: l, close: c }))));
+      indicatorPoints(detail.bars);
       markers = detail.markers.map(toMarker);
       markersApi.setMarkers(markers);
       if (!detail.bars.length) chartEl.dataset.empty = "no bars yet: set bars = true in the engine's mqtt sink for live candles";
@@ -468,8 +535,13 @@ function symbolPage(engine, symbol) {
     for (const b of changes.bars || []) {
       if (!candles) continue;
       if (b.bar) {
-        const [t, o, h, l, c] = b.bar;
+        const [t, o, h, l, c, values] = b.bar;
         try { candles.update({ time: Math.floor(t), open: o, high: h, low: l, close: c }); } catch (err) { /* an older bar */ }
+        for (const [name, v] of Object.entries(values || {})) {
+          if (v === null || v === undefined) continue;
+          const series = indicatorSeries(name, v, c);
+          try { if (series) series.update({ time: Math.floor(t), value: v }); } catch (err) { /* an older bar */ }
+        }
         delete chartEl.dataset.empty;
       } else if (b.marker) {
         markers.push(toMarker(b.marker));
