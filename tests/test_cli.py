@@ -141,7 +141,12 @@ def test_report_without_html(example):
     text = example.read_text().replace('dir = "out"', 'dir = "out"\nhtml = false')
     example.write_text(text)
     assert engine("run", "-q", "-c", str(example)).returncode == 0
-    assert sorted(p.name for p in (example.parent / "out").iterdir()) == ["equity.csv", "summary.json", "trades.csv"]
+    assert sorted(p.name for p in (example.parent / "out").iterdir()) == [
+        "candles.csv",
+        "equity.csv",
+        "summary.json",
+        "trades.csv",
+    ]
 
 
 def test_validate_several_configs_one_line_per_problem(example, tmp_path):

@@ -1,5 +1,5 @@
 """The report browser's data: every backtest report (a folder with
-``summary.json``, ``trades.csv``, ``equity.csv``, as ``engine run`` writes
+``summary.json``, ``trades.csv``, ``equity.csv`` (and ``candles.csv``), as ``engine run`` writes
 them) and every optimisation study (a folder with ``trials.csv`` and
 ``best.toml``, as ``engine optimize`` writes them) under the reports folder.
 
@@ -156,6 +156,18 @@ def report(root: Path, ident: str) -> dict[str, Any]:
             )
         except (KeyError, ValueError):
             continue
+    candles: dict[str, list[list[float]]] = {}
+    bars_per_candle: dict[str, int] = {}
+    if (path / "candles.csv").is_file():  # (reports written before the engine kept candles have none)
+        try:
+            for r in _rows(path / "candles.csv"):
+                candles.setdefault(r["symbol"], []).append(
+                    [_epoch(r["time"]), *(float(r[k]) for k in ("open", "high", "low", "close"))]
+                )
+                bars_per_candle[r["symbol"]] = max(bars_per_candle.get(r["symbol"], 0), int(r["bars"]))
+        except (OSError, ValueError, KeyError) as err:
+            problems.append(f"candles.csv: {err}")
+            candles, bars_per_candle = {}, {}
     return {
         "id": ident,
         "summary": summary,
@@ -164,6 +176,8 @@ def report(root: Path, ident: str) -> dict[str, Any]:
         "trades": trades,
         "trade_count": count,
         "markers": markers,
+        "candles": candles,
+        "bars_per_candle": bars_per_candle,
         "problems": problems,
     }
 

@@ -202,6 +202,13 @@ def test_the_report_listing_and_a_report_hold_the_figures_and_trades(tmp_path):
     assert one["trade_count"] == entry["trades"] == len(one["trades"])
     assert len(one["markers"]) == 2 * entry["trades"]
     assert one["equity"][-1][1] == pytest.approx(summary["total"]["final_equity"])
+    # the bars as candles (200 daily bars: one candle each), the trades drawn on them
+    assert set(one["candles"]) == {"AAA", "BBB"} and one["bars_per_candle"] == {"AAA": 1, "BBB": 1}
+    assert len(one["candles"]["AAA"]) == 200 and one["problems"] == []
+    first_entry = min(m["time"] for m in one["markers"] if m["symbol"] == "AAA")
+    assert one["candles"]["AAA"][0][0] <= first_entry <= one["candles"]["AAA"][-1][0]
+    (folder / "candles.csv").unlink()  # a report written before the engine kept candles
+    assert reports.report(tmp_path / "reports", "one")["candles"] == {}
     with pytest.raises(reports.ReportError):
         reports.report(tmp_path / "reports", "../..")
     with pytest.raises(reports.ReportError):

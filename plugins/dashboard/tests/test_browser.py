@@ -150,6 +150,8 @@ def test_a_trader_watches_steers_and_browses_reports(tmp_path, broker, browser):
         trades = (tmp_path / "reports" / best / "trades.csv").read_text().splitlines()[1:]
         assert page.locator("table.trades tbody tr").count() == len(trades)
         assert page.locator("table.trades tbody tr").first.locator("td.pnl").inner_text() != ""
+        # each symbol's candlesticks with its trades on them
+        assert page.locator('.chart[data-kind="candles"]').count() == 2
         shot(page, tmp_path, "report")
 
         page.goto(f"{dash.base}/#/compare/{first.name}/{second.name}")

@@ -669,24 +669,43 @@ function equityCharts(report, box, markersToo) {
 }
 
 function tradeChart(report, box) {
-  // The report folder keeps round trips, not bars: each symbol's entry and
-  // exit prices as a line, with the trades as markers.
-  const symbols = [...new Set(report.markers.map((m) => m.symbol))];
+  // Each symbol's candlesticks (candles.csv: the bars, a few thousand candles at most) with its
+  // trades as markers; a report written before the engine kept candles has its trade prices as a line.
+  const candles = report.candles || {};
+  const symbols = [...new Set([...Object.keys(candles), ...report.markers.map((m) => m.symbol)])];
   const charts = [];
   for (const symbol of symbols.slice(0, 4)) {
-    const b = chartBox(200);
-    box.append(el("h3", {}, `${symbol}: trade prices`), b);
+    const b = chartBox(240);
+    const bars = candles[symbol];
+    const per = (report.bars_per_candle || {})[symbol];
+    b.dataset.kind = bars ? "candles" : "prices";
+    box.append(el("h3", {}, bars ? `${symbol}: ${per > 1 ? `candles of ${per} bars` : "bars"}, with the trades`
+      : `${symbol}: trade prices (this report has no candles.csv)`), b);
     const c = makeChart(b);
     if (!c) continue;
+    const LC = window.LightweightCharts;
     const mine = report.markers.filter((m) => m.symbol === symbol).sort((a, b2) => a.time - b2.time);
-    const series = lineSeries(c, "#999", symbol);
-    const points = dedupe(mine.map((m) => ({ time: Math.floor(m.time), value: m.price })));
-    series.setData(points);
-    const kept = new Set(points.map((p) => p.time));
-    window.LightweightCharts.createSeriesMarkers(series, mine.filter((m) => kept.has(Math.floor(m.time))).slice(0, 800).map((m) => ({
-      time: Math.floor(m.time), position: m.kind === "entry" ? "belowBar" : "aboveBar",
-      color: m.kind === "entry" ? "#2962ff" : (Number(m.pnl) >= 0 ? "#26a69a" : "#ef5350"),
-      shape: m.kind === "entry" ? "arrowUp" : "arrowDown", text: m.kind === "exit" ? m.pnl : "" })));
+    let series, times;
+    if (bars) {
+      series = c.addSeries(LC.CandlestickSeries, { upColor: "#26a69a", downColor: "#ef5350", borderVisible: false,
+        wickUpColor: "#26a69a", wickDownColor: "#ef5350", priceLineVisible: false });
+      const data = dedupe(bars.map(([t, o, h, l, cl]) => ({ time: Math.floor(t), open: o, high: h, low: l, close: cl })));
+      series.setData(data);
+      times = data.map((p) => p.time);
+    } else {
+      series = lineSeries(c, "#999", symbol);
+      const points = dedupe(mine.map((m) => ({ time: Math.floor(m.time), value: m.price })));
+      series.setData(points);
+      times = points.map((p) => p.time);
+    }
+    // a marker sits on the candle its trade happened in
+    const snap = (t) => { let lo = 0, hi = times.length - 1; while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (times[mid] <= t) lo = mid; else hi = mid - 1; } return times[lo]; };
+    if (times.length) {
+      LC.createSeriesMarkers(series, mine.slice(0, 800).map((m) => ({
+        time: snap(Math.floor(m.time)), position: m.kind === "entry" ? "belowBar" : "aboveBar",
+        color: m.kind === "entry" ? "#2962ff" : (Number(m.pnl) >= 0 ? "#26a69a" : "#ef5350"),
+        shape: m.kind === "entry" ? "arrowUp" : "arrowDown", text: m.kind === "exit" && bars === undefined ? m.pnl : "" })).sort((x, y) => x.time - y.time));
+    }
     c.timeScale().fitContent();
     charts.push(c);
   }
