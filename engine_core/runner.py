@@ -62,6 +62,7 @@ class Engine:
 
     def __post_init__(self) -> None:
         cfg = self.loaded.config
+        self.stopped_by: str | None = None  # what stopped the run when it was not a signal (a control command)
         self.symbols = list(cfg.engine.symbols)
         self.workers: dict[str, SymbolWorker] = {}
         self.source: DataSource = self.loaded.source_cls(
@@ -140,8 +141,8 @@ class Engine:
             for service in self.services:
                 service.start(self)
                 self._started.append(service)
-            # cross-symbol rules make the symbols' order of events matter
-            self.lockstep = not live and len(self.workers) > 1 and risk.cross_symbol
+            # cross-symbol rules that can refuse an order make the symbols' order of events matter
+            self.lockstep = not live and len(self.workers) > 1 and risk.cross_symbol_binds(self.symbols)
             # What start-up built (modules, classes, plugins, the workers) lives
             # as long as the run: out of the collector's sight, a full
             # collection during the run walks only what the run made (tens of
@@ -167,6 +168,7 @@ class Engine:
             )
         except BaseException as err:  # noqa: BLE001 - stop the workers, then re-raise
             failure = err
+            self._journal_failure(err)
         finally:
             self._stop_workers()
             self._stop_services()
@@ -210,6 +212,7 @@ class Engine:
         event; a symbol command goes to that symbol's worker (every worker when
         it names none), which answers through the returned futures."""
         if command.name == "stop":
+            self.stopped_by = self.stopped_by or command.describe()
             self.stop_event.set()
             done: Future[str] = Future()
             done.set_result("stopping")
@@ -228,6 +231,15 @@ class Engine:
             replies[symbol] = Future()
             self.workers[symbol].inbox.put(Request(command, replies[symbol]))
         return replies
+
+    def _journal_failure(self, err: BaseException) -> None:
+        """A run that failed says why in its journal, for ``engine status``."""
+        if self.journal is None or not isinstance(err, EngineError):
+            return
+        try:
+            self.journal.event("failed", None, time.time_ns(), error=str(err))
+        except EngineError:
+            pass  # the journal itself failed; the error is reported anyway
 
     def _recover(self, journal: Journal) -> None:
         """Restore each symbol from the journal, then reconcile with the broker

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from engine_plugin_alpaca.testing import MINUTE, Reader, minute_bars
 from engine_plugin_alpaca.source import AlpacaSource
+from engine_plugin_alpaca.testing import MINUTE, Reader, minute_bars
 from engine_plugin_alpaca.wire import parse_time
 
 from engine_core.errors import DataError
