@@ -14,6 +14,7 @@ import csv
 import json
 import math
 import re
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ MAX_DEPTH = 4  # folder levels searched under the reports folder
 CURVE_POINTS = 2000  # points of an equity curve sent to the page, at most
 TRADES_SHOWN = 5000  # round trips sent to the page, at most
 FIGURES = ("total_return", "sharpe", "sortino", "max_drawdown", "trades", "win_rate", "profit_factor", "pnl")
+
+
+SHARD = re.compile(r"(?P<run>.+)-(?P<k>\d+)of(?P<n>\d+)")  # engine run --shard K/N writes <report.dir>-KofN
 
 
 class ReportError(Exception):
@@ -56,6 +60,8 @@ def listing(root: Path) -> dict[str, Any]:
                 first_bar=summary.get("first_bar"),
                 last_bar=summary.get("last_bar"),
             )
+            if summary.get("merged_from"):  # engine report merge wrote it
+                entry["merged_from"] = [Path(f).name for f in summary["merged_from"]]
         except (OSError, ValueError, AttributeError) as err:
             entry["problem"] = f"summary.json: {err}"
         reports.append(entry)
@@ -70,7 +76,65 @@ def listing(root: Path) -> dict[str, Any]:
         except (OSError, ValueError) as err:
             entry["problem"] = f"trials.csv: {err}"
         studies.append(entry)
-    return {"root": str(root), "missing": False, "reports": reports, "studies": studies}
+    return {"root": str(root), "missing": False, "reports": reports, "studies": studies, "runs": runs(reports)}
+
+
+def runs(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sharded runs among ``reports``: each run's shards (``<run>-KofN``),
+    the shards not found, and the report ``engine report merge`` made of them."""
+    found: dict[tuple[str, int], dict[int, str]] = {}
+    for entry in reports:
+        m = SHARD.fullmatch(entry["id"])
+        if m and 1 <= int(m["k"]) <= int(m["n"]):
+            entry["shard"] = f"{m['k']}/{m['n']}"
+            found.setdefault((m["run"], int(m["n"])), {})[int(m["k"])] = entry["id"]
+    ids = {entry["id"] for entry in reports}
+    return [
+        {
+            "run": run,
+            "n": n,
+            "shards": [shards[k] for k in sorted(shards)],
+            "missing": [k for k in range(1, n + 1) if k not in shards],
+            "merged": run if run in ids else None,
+        }
+        for (run, n), shards in sorted(found.items())
+    ]
+
+
+def shards(root: Path, run: str) -> dict[str, Any]:
+    """A sharded run's shards as one report, as ``engine report merge`` makes it
+    (figures over the shards' total equity and all their trades), with every
+    shard's candles and a line per shard."""
+    from engine_core.errors import EngineError
+    from engine_core.report.merge import merge_reports
+
+    folder(root, run.rpartition("/")[0] or ".")  # (checks the name)
+    found = [r for r in runs(listing(root)["reports"]) if r["run"] == run]
+    if not found:
+        raise ReportError(f"no shard reports of {run!r} (<run>-KofN) under {root}")
+    group = max(found, key=lambda r: len(r["shards"]))
+    with tempfile.TemporaryDirectory(prefix="dashboard-") as tmp:
+        try:
+            merge_reports([folder(root, ident) for ident in group["shards"]], Path(tmp) / "merged")
+        except EngineError as err:
+            raise ReportError(f"{run}: the shards cannot be shown together: {err}") from None
+        out = report(Path(tmp), "merged")
+    out["id"] = run
+    out["problems"] = [p for p in out["problems"] if not p.startswith("candles.csv")]
+    out["candles"], out["bars_per_candle"] = {}, {}
+    lines = []
+    for ident in group["shards"]:
+        one = report(root, ident)
+        out["candles"].update(one["candles"])
+        out["bars_per_candle"].update(one["bars_per_candle"])
+        total = one["summary"].get("total") or {}
+        lines.append(
+            {"id": ident, "symbols": one["summary"].get("symbols") or [], **{k: total.get(k) for k in FIGURES}}
+        )
+    out["shards"] = lines
+    out["missing"] = group["missing"]
+    out["n"] = group["n"]
+    return out
 
 
 def folder(root: Path, ident: str) -> Path:

@@ -11,7 +11,7 @@ GET  /api/symbol       one symbol: row, bars, fill markers, events
 GET  /api/stream       server-sent events: what changed, every 0.1 s at most
 POST /api/control      pause / resume / flatten / reload (token header, same origin)
 GET  /api/reports      every report and study under the reports folder
-GET  /api/report       one report; /api/study one study
+GET  /api/report       one report; /api/study one study; /api/shards a sharded run's shards as one
 POST /api/trial        write a study trial's config; answers its command line
 =====================  ===================================================
 """
@@ -308,6 +308,7 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/reports", reports_api)
     app.router.add_get("/api/report", _reading(reports.report))
     app.router.add_get("/api/study", _reading(reports.study))
+    app.router.add_get("/api/shards", _reading(reports.shards))
     app.router.add_post("/api/trial", trial_api)
     app.cleanup_ctx.append(_background)
     return app

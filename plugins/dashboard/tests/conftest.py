@@ -34,3 +34,15 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def shard_reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the report of each shard of one backtest (``engine run
+    --shard 1/2`` and ``2/2``: reports/sh-1of2, reports/sh-2of2), made once; copy it to change it."""
+    from dashboard_helpers import backtest
+
+    where = tmp_path_factory.mktemp("shards")
+    for shard in ("1/2", "2/2"):
+        backtest(where, "sh", seed=5, every=6, shard=shard)
+    return where / "reports"

@@ -27,8 +27,9 @@ class S:
 """
 
 
-def backtest(tmp_path: Path, name: str, seed: int, every: int) -> Path:
-    """A backtest report under tmp_path/reports/<name> (daily bars: enough returns for a Sharpe ratio)."""
+def backtest(tmp_path: Path, name: str, seed: int, every: int, shard: str | None = None) -> Path:
+    """A backtest report under tmp_path/reports/<name> (daily bars: enough returns for a Sharpe ratio);
+    with ``shard`` ("K/N"), that shard's, under reports/<name>-KofN."""
     (tmp_path / f"{name}.py").write_text(
         "class S:\n"
         f"    def watch(self, ctx):\n        return 'enter' if ctx.index % {every} == 0 else None\n"
@@ -38,15 +39,15 @@ def backtest(tmp_path: Path, name: str, seed: int, every: int) -> Path:
     config = write_config(
         tmp_path / f"{name}.toml",
         {
-            "engine": {"symbols": ["AAA", "BBB"], "id": name},
+            "engine": {"symbols": ["AAA", "BBB", "CCC", "DDD"] if shard else ["AAA", "BBB"], "id": name},
             "source": {"type": "simulated", "bars": 200, "seed": seed, "interval": 86400},
             "strategy": {"host": "python", "class": f"{name}.py:S"},
             "report": {"dir": f"reports/{name}"},
         },
     )
-    done = run_engine("run", "-c", str(config), "-q")
+    done = run_engine("run", "-c", str(config), "-q", *(["--shard", shard] if shard else []))
     assert done.returncode == 0, done.stderr
-    return tmp_path / "reports" / name
+    return tmp_path / "reports" / (f"{name}-{shard.replace('/', 'of')}" if shard else name)
 
 
 def live_config(tmp_path: Path, port: int) -> Path:

@@ -4,6 +4,7 @@ folders, in-process (aiohttp's test client), and its command line's refusals."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from engine_plugin_dashboard.fleet import Fleet
 from engine_plugin_dashboard.server import Settings, make_app
 
 from engine_core.journal import Journal
+from engine_core.report.merge import default_output, merge_reports
 from engine_core.testing import run_engine
 
 
@@ -253,3 +255,26 @@ def test_the_engine_card_has_the_engines_equity_curve_when_its_status_carries_it
     assert engine["kill_switches"] == kills
     assert [v for _, v in snap["pnl"]["e1"]] == [10050.25]  # the PnL-seen points made way for the equity
     assert snap["malformed"] == 1 and snap["problems"][0]["why"] == "equity: expected a decimal, got 'lots'"
+
+
+def test_the_shards_of_a_run_are_listed_together_and_shown_as_one(tmp_path, shard_reports):
+    shutil.copytree(shard_reports, tmp_path / "reports")
+    first, second = tmp_path / "reports" / "sh-1of2", tmp_path / "reports" / "sh-2of2"
+    listing = reports.listing(tmp_path / "reports")
+    assert listing["runs"] == [{"run": "sh", "n": 2, "shards": ["sh-1of2", "sh-2of2"], "missing": [], "merged": None}]
+    assert {r["id"]: r.get("shard") for r in listing["reports"]} == {"sh-1of2": "1/2", "sh-2of2": "2/2"}
+
+    together = reports.shards(tmp_path / "reports", "sh")
+    one, two = (json.loads((f / "summary.json").read_text())["total"] for f in (first, second))
+    assert together["summary"]["total"]["trades"] == one["trades"] + two["trades"] == len(together["trades"])
+    assert together["summary"]["total"]["pnl"] == pytest.approx(one["pnl"] + two["pnl"])
+    assert sorted(together["candles"]) == sorted(together["summary"]["symbols"]) and len(together["candles"]) == 4
+    assert [s["id"] for s in together["shards"]] == ["sh-1of2", "sh-2of2"] and together["problems"] == []
+
+    # engine report merge's report of them is listed with them; a lost shard is named
+    merge_reports([first, second], default_output([first, second]))  # what engine report merge runs
+    assert reports.listing(tmp_path / "reports")["runs"][0]["merged"] == "sh"
+    shutil.rmtree(second)
+    assert reports.listing(tmp_path / "reports")["runs"][0]["missing"] == [2]
+    with pytest.raises(reports.ReportError, match="no shard reports of 'other'"):
+        reports.shards(tmp_path / "reports", "other")

@@ -179,3 +179,43 @@ def test_without_the_token_the_page_is_refused(tmp_path, browser):
         shot(page, tmp_path, "no-reports")
     finally:
         dash.stop()
+
+
+def test_the_shards_of_a_fleet_and_of_a_run_are_shown_together(tmp_path, broker, browser, shard_reports):
+    config = live_config(tmp_path, broker.port)
+    config.write_text(config.read_text().replace('["AAA", "BBB", "CCC"]', '["AAA", "BBB", "CCC", "DDD"]'))
+    engines = [start_engine("run", "-c", str(config), "--shard", k, cwd=tmp_path) for k in ("1/2", "2/2")]
+    dash = Dashboard(
+        "--mqtt", f"127.0.0.1:{broker.port}", "--prefix", "t", "--reports", str(shard_reports), "--token", TOKEN
+    )
+    try:
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(dash.url)
+        # the fleet: both shards' engines as one line above their cards, each symbol once
+        fleet = page.locator('.fleet-card[data-fleet="e1"]')
+        page.wait_for_selector('.fleet-card[data-fleet="e1"][data-online="2"]', timeout=WAIT)
+        assert "online 2 of 2" in fleet.inner_text() and "symbols 4" in fleet.inner_text()
+        page.wait_for_selector('.fleet-card[data-fleet="e1"] .equity', timeout=WAIT)
+        for key in ("e1-1of2/AAA", "e1-1of2/BBB", "e1-1of2/CCC", "e1-2of2/DDD"):
+            page.locator(f'tr[data-key="{key}"]').wait_for(timeout=WAIT)
+        shot(page, tmp_path, "fleet-shards")
+
+        # the run's shard reports: listed together, and shown as one run
+        page.goto(f"{dash.base}/#/reports")
+        page.locator('tr[data-run="sh"] a.together').click()
+        page.locator("section.shards tbody tr").nth(1).wait_for(timeout=WAIT)
+        assert page.locator("section.shards tbody tr").all_inner_texts()[0].startswith("sh-1of2")
+        trades = sum(len((shard_reports / f"sh-{k}of2" / "trades.csv").read_text().splitlines()) - 1 for k in (1, 2))
+        page.locator("table.trades tbody tr").first.wait_for(timeout=WAIT)
+        assert page.locator("table.trades tbody tr").count() == trades
+        assert page.locator('.chart[data-kind="candles"]').count() == 4
+        shot(page, tmp_path, "report-shards")
+        assert errors == []
+    finally:
+        dash.stop()
+        for engine in engines:
+            engine.terminate()
+        for engine in engines:
+            engine.wait(30)

@@ -267,13 +267,14 @@ function fleetPage() {
   const state = { rows: new Map(), engines: new Map(), control: {}, charts: new Map() };
   const banner = el("div", { id: "link-banner", class: "banner", hidden: true });
   const enginesBox = el("section", { class: "engines" });
+  const fleetsBox = el("section", { class: "fleets" });
   const filter = el("input", { type: "search", placeholder: "filter symbols", class: "filter" });
   const tbody = el("tbody");
   const table = el("table", { class: "grid rows" },
     el("thead", {}, el("tr", {}, ["engine", "symbol", ...ROW_FIELDS, ""].map((h) => el("th", {}, h.replace("_", " "))))),
     tbody);
   const recent = el("ul", { class: "events recent" });
-  view.replaceChildren(banner, enginesBox,
+  view.replaceChildren(banner, fleetsBox, enginesBox,
     el("section", {}, el("h2", {}, "Symbols ", filter), el("div", { class: "scroll" }, table)),
     el("section", {}, el("h2", {}, "Orders, fills and errors"), recent));
   filter.addEventListener("input", () => applyFilter());
@@ -346,6 +347,35 @@ function fleetPage() {
     }
     card.dataset.curve = e.curve || "pnl";
     card.querySelector(".body").replaceChildren(body, kills, allControls);
+    renderFleets();
+  }
+
+  function renderFleets() {
+    // the engines of a sharded fleet (<id>-KofN, each with its status's shard) as one line above their cards
+    const groups = new Map();
+    for (const e of state.engines.values()) {
+      const m = /^(.+)-(\d+)of(\d+)$/.exec(e.engine);
+      if (!m || !e.shard) continue;
+      const key = `${m[1]}/${m[3]}`;
+      if (!groups.has(key)) groups.set(key, { base: m[1], n: Number(m[3]), shards: [] });
+      groups.get(key).shards.push(e);
+    }
+    fleetsBox.replaceChildren(...[...groups.values()].map((g) => {
+      const seen = new Set(g.shards.map((e) => Number(e.shard.split("/")[0])));
+      const missing = [...Array(g.n).keys()].map((k) => k + 1).filter((k) => !seen.has(k));
+      const online = g.shards.filter((e) => e.online === true).length;
+      const sum = (key) => g.shards.every((e) => e[key] !== null && e[key] !== undefined) ? g.shards.reduce((a, e) => a + Number(e[key]), 0) : null;
+      const symbols = g.shards.reduce((a, e) => a + (e.symbols || []).length, 0);
+      return el("article", { class: "fleet-card", dataset: { fleet: g.base, online: String(online), shards: String(g.n) } },
+        el("h3", {}, `${g.base} `, el("small", {}, `${g.n} shards`)),
+        el("div", { class: "figures" },
+          el("span", { class: "online-count" }, el("b", {}, "online "), `${online} of ${g.n}`,
+            missing.length ? el("span", { class: "error" }, ` (shard ${missing.map((k) => `${k}/${g.n}`).join(", ")} not seen)`) : ""),
+          el("span", {}, el("b", {}, "symbols "), String(symbols)),
+          el("span", {}, el("b", {}, "events/s "), fmt.num(g.shards.reduce((a, e) => a + (e.rate || 0), 0), 1)),
+          ...(sum("equity") !== null ? [el("span", { class: "cash" }, el("b", {}, "cash "), fmt.num(sum("cash"))),
+            el("span", { class: "equity" }, el("b", {}, "equity "), fmt.num(sum("equity")))] : [])));
+    }));
   }
 
   function pnlPoint(e) {
@@ -616,7 +646,17 @@ function reportsPage() {
       ["best", "best value", (s) => fmt.num(s.best, 4)],
       ["date", "date", (s) => fmt.time(s.date)],
     ];
-    view.replaceChildren(
+    const runs = data.runs || [];
+    const runsBox = runs.length ? el("section", { class: "runs" }, el("h2", {}, "Sharded runs"),
+      el("table", { class: "grid runs" }, el("thead", {}, el("tr", {}, ["run", "shards", "together", "merged report"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, runs.map((r) => el("tr", { dataset: { run: r.run } },
+          el("td", {}, r.run),
+          el("td", {}, r.shards.map((id, i) => [i ? ", " : "", el("a", { href: `#/report/${encodeURIComponent(id)}` }, id)]).flat(),
+            r.missing.length ? el("span", { class: "error" }, ` (shard ${r.missing.map((k) => `${k}/${r.n}`).join(", ")} not found)`) : ""),
+          el("td", {}, el("a", { class: "together", href: `#/shards/${encodeURIComponent(r.run)}` }, `the ${r.shards.length} shards as one run`)),
+          el("td", {}, r.merged ? el("a", { href: `#/report/${encodeURIComponent(r.merged)}` }, r.merged)
+            : el("span", { class: "muted", title: "engine report merge writes one report of the shards" }, "–"))))))) : "";
+    view.replaceChildren(runsBox,
       el("section", {}, el("h2", {}, `Reports `, el("small", {}, data.root), " ", compare),
         data.reports.length ? sortable([pick, ...REPORT_COLUMNS], data.reports, "date", (r) => ({ dataset: { id: r.id } })) : el("p", { class: "muted" }, "No backtest reports yet."),
         el("ul", { class: "error" }, problems.map((r) => el("li", {}, `${r.id}: ${r.problem}`)))),
@@ -721,13 +761,27 @@ function tradesTable(report) {
         c === "pnl" ? fmt.signed(t[c]) : c.endsWith("time") ? fmt.time(t[c]) : t[c]))))))) : el("p", { class: "muted" }, "No trades."));
 }
 
-function reportPage(id) {
-  view.replaceChildren(el("p", { class: "muted" }, "Loading the report…"));
+function shardsTable(report) {
+  // a sharded run's page: each shard's own figures, and the shards not found
+  if (!report.shards) return "";
+  const cols = ["id", "symbols", "total_return", "pnl", "trades", "max_drawdown"];
+  return el("section", { class: "shards" }, el("h3", {}, `${report.shards.length} of ${report.n} shards`,
+      report.missing.length ? el("span", { class: "error" }, ` (shard ${report.missing.map((k) => `${k}/${report.n}`).join(", ")} not found: its figures are not in these)`) : ""),
+    el("table", { class: "grid" }, el("thead", {}, el("tr", {}, cols.map((c) => el("th", {}, c.replace("_", " "))))),
+      el("tbody", {}, report.shards.map((s) => el("tr", { dataset: { id: s.id } },
+        el("td", {}, el("a", { href: `#/report/${encodeURIComponent(s.id)}` }, s.id)), el("td", {}, s.symbols.join(", ")),
+        el("td", {}, fmt.pct(s.total_return)), el("td", {}, fmt.signed(s.pnl)), el("td", {}, fmt.num(s.trades, 0)),
+        el("td", {}, fmt.pct(s.max_drawdown)))))));
+}
+
+function reportPage(id, kind = "report") {
+  view.replaceChildren(el("p", { class: "muted" }, kind === "shards" ? "Putting the shards together…" : "Loading the report…"));
   let charts = [];
-  api(`/api/report?id=${encodeURIComponent(id)}`).then((report) => {
+  api(`/api/${kind}?id=${encodeURIComponent(id)}`).then((report) => {
     const box = el("section", { class: "report" });
     view.replaceChildren(el("p", {}, el("a", { href: "#/reports" }, "← all reports")),
-      el("h2", {}, report.id, " ", el("small", {}, report.summary.strategy || "")), figures(report.summary),
+      el("h2", {}, report.id, " ", el("small", {}, kind === "shards" ? `${report.summary.strategy || ""}: the shards as one run` : report.summary.strategy || "")),
+      figures(report.summary), shardsTable(report),
       el("ul", { class: "error" }, report.problems.map((p) => el("li", {}, p))), box);
     charts = equityCharts(report, box, true);
     charts.push(...tradeChart(report, box));
@@ -782,6 +836,7 @@ function route() {
   if (parts[0] === "symbol" && parts.length >= 3) leave = symbolPage(parts[1], parts.slice(2).join("/"));
   else if (parts[0] === "reports") leave = reportsPage();
   else if (parts[0] === "report") leave = reportPage(parts.slice(1).join("/"));
+  else if (parts[0] === "shards") leave = reportPage(parts.slice(1).join("/"), "shards");
   else if (parts[0] === "compare") leave = comparePage(parts[1], parts[2]);
   else if (parts[0] === "study") leave = studyPage(parts.slice(1).join("/"));
   else leave = fleetPage();
