@@ -327,7 +327,9 @@ def test_run_at_80_columns_without_a_terminal_cuts_no_figure_and_no_report_line(
         row = next(line.split() for line in table if line.split()[:1] == [name])
         assert f"{figures['pnl']:,.2f}" in row and f"{figures['bars']:,}" in row
     report = [line for line in lines if line.startswith("report: ")]
-    assert report == [f"report: {example.parent / 'out'} (equity.csv, report.html, summary.json, trades.csv)"]
+    assert report == [
+        f"report: {example.parent / 'out'} (candles.csv, equity.csv, report.html, summary.json, trades.csv)"
+    ]
 
 
 def test_each_shard_writes_its_own_report_and_merge_shows_them_together(example):
