@@ -53,6 +53,7 @@ _HOMES = {
     "engine_core.indicators": ("IndicatorKind", "IndicatorSpec", "StreamingIndicator"),
     "engine_core.model": (
         "NS_PER_SECOND",
+        "SECONDS_PER_YEAR",
         "Bar",
         "BarChunk",
         "ConnectionEvent",
@@ -70,6 +71,7 @@ _HOMES = {
         "TimeInForce",
         "Trade",
         "TransitionEvent",
+        "epoch_ns",
         "iso_utc",
     ),
     "engine_core.orders": (
@@ -113,6 +115,7 @@ if TYPE_CHECKING:
     from engine_core.journal import Journal
     from engine_core.model import (
         NS_PER_SECOND,
+        SECONDS_PER_YEAR,
         Bar,
         BarChunk,
         ConnectionEvent,
@@ -130,6 +133,7 @@ if TYPE_CHECKING:
         TimeInForce,
         Trade,
         TransitionEvent,
+        epoch_ns,
         iso_utc,
     )
     from engine_core.orders import (
