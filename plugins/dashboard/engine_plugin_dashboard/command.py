@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from engine_core.errors import ConfigError
+from engine_core import ConfigError
 
 DEFAULT_PORT = 8765
 

@@ -16,15 +16,14 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from engine_core.model import iso_utc
-from engine_core.orders import OPEN_STATUSES
+from engine_core import OrderStatus, iso_utc
 from engine_plugin_dashboard.fleet import Fleet
 
 log = logging.getLogger("engine_plugin_dashboard")
 
 POLL = 1.0  # seconds between reads
 EVENTS_READ = 200  # the last events of the journal shown per read
-_OPEN = tuple(sorted(s.value for s in OPEN_STATUSES))
+_OPEN = tuple(sorted(s.value for s in OrderStatus if s.is_open))
 
 
 class JournalUnreadable(Exception):

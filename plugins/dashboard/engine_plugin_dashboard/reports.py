@@ -105,7 +105,7 @@ def shards(root: Path, run: str) -> dict[str, Any]:
     """A sharded run's shards as one report, as ``engine report merge`` makes it
     (figures over the shards' total equity and all their trades), with every
     shard's candles and a line per shard."""
-    from engine_core.errors import EngineError
+    from engine_core import EngineError
     from engine_core.report.merge import merge_reports
 
     folder(root, run.rpartition("/")[0] or ".")  # (checks the name)

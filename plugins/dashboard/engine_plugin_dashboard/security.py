@@ -16,7 +16,7 @@ import os
 import secrets
 from urllib.parse import urlsplit
 
-from engine_core.errors import ConfigError
+from engine_core import ConfigError
 
 TOKEN_ENV = "ENGINE_DASHBOARD_TOKEN"
 COOKIE = "engine_dashboard_token"

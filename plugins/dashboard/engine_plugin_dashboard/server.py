@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from engine_core.errors import ConfigError
+from engine_core import ConfigError
 from engine_plugin_dashboard import reports, security
 from engine_plugin_dashboard.fleet import Fleet
 from engine_plugin_dashboard.live import ControlRefused, MqttLink

@@ -17,11 +17,9 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from engine_core import ConfigError, PluginConfig, Service
 from engine_core.config import journal_path
-from engine_core.errors import ConfigError
-from engine_core.live.loop import LoopThread
-from engine_core.services import Service
-from engine_core.sources import PluginConfig
+from engine_core.live import LoopThread
 from engine_plugin_dashboard import security
 
 log = logging.getLogger("engine_plugin_dashboard")
