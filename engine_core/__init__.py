@@ -11,7 +11,7 @@ group              names
 hooks              ``hookimpl``, ``Register`` (the specs: ``engine_core.hookspecs``)
 contracts          ``DataSource``, ``PluginConfig``, ``ConnectionState``;
                    ``Broker``, ``SimulatedBroker``, ``UpdateCallback``, ``key_hint``,
-                   ``Journal``; ``EventSink``, ``Event``; ``StrategyHost``,
+                   ``Journal``; ``EventSink``, ``Event``; ``Service``; ``StrategyHost``,
                    ``SymbolStrategy``, ``SymbolView``, ``Decision``;
                    ``IndicatorKind``, ``IndicatorSpec``, ``StreamingIndicator``
 values             bars, orders, fills and events (``engine_core.model``);
@@ -48,6 +48,7 @@ _HOMES = {
     "engine_core.brokers": ("Broker", "SimulatedBroker", "UpdateCallback", "key_hint"),
     "engine_core.journal": ("Journal",),
     "engine_core.events": ("Event", "EventSink"),
+    "engine_core.services": ("Service",),
     "engine_core.strategy": ("Decision", "StrategyHost", "SymbolStrategy", "SymbolView"),
     "engine_core.indicators": ("IndicatorKind", "IndicatorSpec", "StreamingIndicator"),
     "engine_core.model": (
@@ -143,5 +144,6 @@ if TYPE_CHECKING:
         make_client_id,
         parse_client_id,
     )
+    from engine_core.services import Service
     from engine_core.sources import ConnectionState, DataSource, PluginConfig
     from engine_core.strategy import Decision, StrategyHost, SymbolStrategy, SymbolView

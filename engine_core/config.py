@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine_core.errors import ConfigError, EngineError, PluginError
-from engine_core.plugins import Registry
+from engine_core.plugins import KNOWN_PROVIDERS, Registry
 from engine_core.risk import RiskSection
 
 if sys.version_info >= (3, 11):
@@ -153,6 +153,8 @@ class LoadedConfig:
     host_cls: type
     sinks: list[tuple[type, Any]]
     secret_paths: frozenset[str] = frozenset()  # key paths whose values came from the environment
+    # (table name, Service class, its validated config): the top-level tables of services (engine_core.services)
+    services: tuple[tuple[str, type, Any], ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -514,6 +516,13 @@ def load_config(
         raise ConfigError(
             f"{where}: {key}: sinks are a list of tables: write [[sinks]] (once per sink) instead of [{key}]"
         )
+    # a top-level table the engine does not know may be a service's ([dashboard])
+    service_tables = {
+        key: raw.pop(key)
+        for key in list(raw)
+        if key not in EngineConfig.model_fields
+        and (registry.has("service", key) or ("service", key) in KNOWN_PROVIDERS)
+    }
     problems = _Problems()
     cfg: EngineConfig | None = None
     try:
@@ -548,6 +557,22 @@ def load_config(
         sink = plugin_table("sink", f"sinks[{i}]", table)
         if sink is not None:
             sinks.append(sink)
+    services = []
+    for key, table in service_tables.items():
+        try:
+            service_cls = _plugin(registry, "service", key, where, key)
+        except PluginError as err:
+            problems.add(err)
+            continue
+        if not isinstance(table, dict):
+            problems.add(ConfigError(f"{where}: {key}: expected a table [{key}], got {table!r}"))
+            continue
+        try:
+            services.append(
+                (key, service_cls, service_cls.Config.model_validate(table, context={"base_dir": base, "tables": raw}))
+            )
+        except ValidationError as err:
+            problems.note(ConfigError, validation_problems(err, where, key, env_paths, service_cls.Config))
     host_cls = None
     if cfg is not None:
         try:
@@ -566,4 +591,15 @@ def load_config(
             problems.add(err)
     problems.raise_any()
     assert cfg is not None and source is not None and broker is not None and host_cls is not None
-    return LoadedConfig(path, cfg, source[0], source[1], broker[0], broker[1], host_cls, sinks, frozenset(env_paths))
+    return LoadedConfig(
+        path,
+        cfg,
+        source[0],
+        source[1],
+        broker[0],
+        broker[1],
+        host_cls,
+        sinks,
+        frozenset(env_paths),
+        tuple(services),
+    )

@@ -95,6 +95,18 @@ def register_event_sinks(register: Register) -> None:
 
 
 @hookspec
+def register_services(register: Register) -> None:
+    """Register services: what runs beside a live engine (a web dashboard).
+
+    ``register(name, cls)`` where ``cls`` subclasses
+    :class:`engine_core.services.Service` and carries its own config model
+    for the keys of the config's top-level ``[name]`` table. A live run with
+    that table starts the service after ``engine_started`` and stops it when
+    the engine stops; a backtest only validates the table.
+    """
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add commands to the ``engine`` command line.
 

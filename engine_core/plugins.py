@@ -44,13 +44,14 @@ AUTOLOAD_ENV = "ENGINE_DISABLE_PLUGIN_AUTOLOAD"
 LOAD_ENV = "ENGINE_LOAD_PLUGINS"
 CORE_DISTRIBUTION = "engine-trading-core"
 
-KINDS = ("source", "indicator", "strategy_host", "broker", "sink")
+KINDS = ("source", "indicator", "strategy_host", "broker", "sink", "service")
 _HOOK_OF_KIND = {
     "source": "register_data_sources",
     "indicator": "register_indicators",
     "strategy_host": "register_strategy_hosts",
     "broker": "register_brokers",
     "sink": "register_event_sinks",
+    "service": "register_services",
 }
 
 # Which distribution provides a name that is not installed (for the error).
@@ -67,6 +68,7 @@ KNOWN_PROVIDERS = {
     ("command", "download binance"): "engine-plugin-binance",
     ("command", "download alpaca"): "engine-plugin-alpaca",
     ("command", "dashboard"): "engine-plugin-dashboard",
+    ("service", "dashboard"): "engine-plugin-dashboard",
 }
 
 

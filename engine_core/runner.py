@@ -35,6 +35,7 @@ from engine_core.orders import OrderUpdate
 from engine_core.plugins import Registry, get_registry
 from engine_core.results import RunResult
 from engine_core.risk import Account, RiskManager
+from engine_core.services import Service
 from engine_core.sources import ConnectionState, DataSource
 from engine_core.validate import refuse_venue_broker
 from engine_core.worker import STOP, SymbolWorker, Warmup
@@ -80,10 +81,17 @@ class Engine:
         for sink in sinks:
             sink.bind(cfg.engine.id, self.symbols, cfg.engine.mode)
         self.bus = EventBus(self.registry.pm, sinks)
+        # what runs beside a live engine ([dashboard]); a backtest only validated their tables
+        self.services: list[Service] = (
+            [cls(c, name=name, loaded=self.loaded) for name, cls, c in self.loaded.services]
+            if cfg.engine.mode == "live"
+            else []
+        )
         self.journal: Journal | None = None
         self._io_task: asyncio.Task[None] | None = None
         self.summary: dict[str, Any] | None = None
         self.lockstep = False
+        self._started: list[Service] = []
 
     def _route_update(self, update: OrderUpdate) -> None:
         worker = self.workers.get(update.symbol)
@@ -141,6 +149,9 @@ class Engine:
             if self.journal is not None:
                 self._recover(self.journal)
             self.registry.pm.hook.engine_started(config=cfg, engine=self)
+            for service in self.services:
+                service.start(self)
+                self._started.append(service)
             # cross-symbol rules that can refuse an order make the symbols' order of events matter
             self.lockstep = not live and len(self.workers) > 1 and risk.cross_symbol_binds(self.symbols)
             # What start-up built (modules, classes, plugins, the workers) lives
@@ -171,6 +182,7 @@ class Engine:
             self._journal_failure(err)
         finally:
             self._stop_workers()
+            self._stop_services()
             gc.unfreeze()
             self.source.close()
             self.broker.close()
@@ -213,6 +225,16 @@ class Engine:
         except Exception as err:
             broker = self.loaded.config.broker.type
             raise BrokerError(f"broker {broker!r}: {call} failed: {error_text(err)}") from err
+
+    def _stop_services(self) -> None:
+        """Stop the services started, the last first; one that fails to stop is
+        reported and the others still stop."""
+        while self._started:
+            service = self._started.pop()
+            try:
+                service.stop()
+            except Exception as err:  # noqa: BLE001 - stopping the rest matters more
+                print(f"{service.name}: failed to stop: {error_text(err)}", file=sys.stderr)
 
     def command(self, command: Command) -> dict[str, Future[str]]:
         """Route a control command (engine_core.control): ``stop`` sets the stop

@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from engine_core.brokers import Broker, SimulatedBroker
+from engine_core.candles import Candles
 from engine_core.config import StrategySection
 from engine_core.control import ControlError, Request
 from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError, error_text
@@ -156,6 +157,7 @@ class SymbolWorker:
         self.stops = Stops()
         self.risk = execution.risk
         self.kill = KillSwitch(symbol, self.risk)
+        self.candles = Candles()  # the bars as candlesticks, for the report
         self.start_cash = float(self.risk.account.start_cash)
         self.entry_levels: tuple[float | None, float | None, float | None] | None = None  # the entry's decision stops
         self.expiry: int | None = None  # absolute bar index at which a setup lapses
@@ -279,6 +281,7 @@ class SymbolWorker:
             self._i = i
             i = self._step(i, n)
         pnl = self.ledger.mark_chunk(chunk)
+        self.candles.add(chunk.ts, chunk.open, chunk.high, chunk.low, chunk.close)
         if self.risk.tracks_account:
             qty = float(self.ledger.qty)
             self.risk.account.update(self.symbol, pnl, abs(qty * float(chunk.close[-1])))
@@ -926,4 +929,5 @@ class SymbolWorker:
             position_qty=self.ledger.qty,
             halted=self.halted,
             errors=list(self.errors),
+            candles=self.candles,
         )

@@ -135,8 +135,11 @@ IMPORTS_PENDING = {
     "plugins/binance/engine_plugin_binance/broker.py",
 }
 # engine optimize drives whole runs: it imports the engine's machinery (config
-# loading, the registry, the runner, the report), which is no plugin contract.
-DRIVES_THE_ENGINE = {"optimize"}
+# loading, the registry, the runner, the report), which is no plugin contract;
+# engine dashboard is the engine's own front: it finds an engine's journal as
+# the config places it, sends the control channel's commands, and merges a
+# sharded run's reports as engine report merge does.
+DRIVES_THE_ENGINE = {"optimize", "dashboard"}
 
 
 def test_plugins_import_only_the_public_names():

@@ -87,6 +87,11 @@ def topic_level(symbol: str) -> str:
     return symbol.replace("/", "%2F")
 
 
+def symbol_of_level(level: str) -> str:
+    """The symbol a topic level names (the inverse of :func:`topic_level`)."""
+    return level.replace("%2F", "/")
+
+
 # ------------------------------------------------------------ events out
 #
 # One msgspec Struct per event payload, its fields in the order they are
@@ -145,12 +150,14 @@ class ErrorPayload(EventPayload, gc=False):
     message: str
 
 
-class BarPayload(EventPayload, gc=False):
+class BarPayload(EventPayload, gc=False, omit_defaults=True):
     open: float
     high: float
     low: float
     close: float
     volume: float
+    # live, with bars = true: each indicator the strategy reads, at this bar (left out otherwise)
+    indicators: dict[str, float | None] | None = None
 
 
 class LogPayload(EventPayload, gc=False):
