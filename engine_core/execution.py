@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 
 from engine_core.brokers import Broker
 from engine_core.errors import BrokerError, BrokerTimeout, OrderLost, RiskError
@@ -103,9 +104,23 @@ class ExecutionEngine:
     def resolve(self, order: Order, why: str) -> OrderState:
         """Ask the broker what became of an order whose send went unanswered.
         Its status and fills are applied by the worker, in one transaction
-        with the booking (never journaled as filled here)."""
+        with the booking (never journaled as filled here). When the broker
+        cannot tell (the lookup failed too), the order stays ``unknown``: the
+        symbol waits for the broker's updates, which go on asking the venue."""
         self.record(order, OrderStatus.UNKNOWN, why)
-        state = self.lookup(order.client_id)
+        try:
+            state = self.broker.order_status(order.client_id)
+        except BrokerError as err:
+            self.bus.emit(
+                ErrorEvent(
+                    order.symbol,
+                    order.ts,
+                    f"order {order.client_id} is unknown: sent without answer ({why}) and the lookup failed "
+                    f"({err}); the symbol waits while the broker asks the venue for it",
+                    kind="order",
+                )
+            )
+            return OrderState(OrderStatus.UNKNOWN, Decimal(0))
         if state is None:
             self.record(
                 order, OrderStatus.LOST, f"not placed: the broker has no order {order.client_id} ({why}); not resent"

@@ -98,6 +98,7 @@ class UpdateKind(str, enum.Enum):
     CANCEL = "cancel"  # cancelled (what was filled stays filled)
     REJECT = "reject"  # refused by the venue; ``reason`` says why
     EXPIRE = "expire"  # its time in force ran out
+    LOST = "lost"  # sent without answer, and the venue has no such order: never placed (never resent)
 
 
 STATUS_OF_UPDATE = {
@@ -107,6 +108,7 @@ STATUS_OF_UPDATE = {
     UpdateKind.CANCEL: OrderStatus.CANCELLED,
     UpdateKind.REJECT: OrderStatus.REJECTED,
     UpdateKind.EXPIRE: OrderStatus.EXPIRED,
+    UpdateKind.LOST: OrderStatus.LOST,
 }
 
 

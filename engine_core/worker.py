@@ -555,8 +555,11 @@ class SymbolWorker:
         if done and flight is not None:
             self.execution.order_closed()
             self._order_finished(flight, update.ts, update.reason)
-        elif fill is not None and flight is not self.orders.current:
-            self._settle_state(fill.ts, "fill of a finished order")
+        elif fill is not None and (flight is None or flight is not self.orders.current):
+            # a late fill of an order given up (lost), or of one not known here
+            self._settle_state(
+                fill.ts, "fill of a finished order" if flight is not None else "fill of an unknown order"
+            )
 
     def _book(self, fill: Fill, i: int, flight: InFlight | None, status: OrderStatus | None, reason: str = "") -> None:
         """Book a fill into the ledger, journaled with its order's status and

@@ -16,6 +16,11 @@ module             holds
                    logged once per kind
 ``download``       :func:`download_bars`: paged history into a CSV file the
                    ``csv`` source reads, resumable, with a progress bar
+``loop``           :class:`LoopThread`: a venue broker's asyncio loop on its
+                   own thread; :func:`cancel_all`
+``tracker``        :class:`VenueOrders`: a venue broker's orders, each update
+                   reported once (ack, fills, end), delivered on a thread of
+                   its own; orders of unknown fate asked for until known
 =================  ============================================================
 """
 
@@ -23,18 +28,24 @@ from __future__ import annotations
 
 from engine_core.live.backoff import Backoff
 from engine_core.live.download import CSV_HEADER, DownloadResult, download_bars, last_csv_ts
+from engine_core.live.loop import LoopThread, cancel_all
 from engine_core.live.problems import WireProblems
 from engine_core.live.ratelimit import RateLimited, RateLimiter
 from engine_core.live.sequencer import BarSequencer
+from engine_core.live.tracker import VenueOrder, VenueOrders
 
 __all__ = [
     "CSV_HEADER",
     "Backoff",
     "BarSequencer",
     "DownloadResult",
+    "LoopThread",
     "RateLimited",
     "RateLimiter",
+    "VenueOrder",
+    "VenueOrders",
     "WireProblems",
+    "cancel_all",
     "download_bars",
     "last_csv_ts",
 ]
