@@ -137,6 +137,10 @@ class OrderState(NamedTuple):
     filled_qty: Decimal
     fills: tuple[Fill, ...] = ()
     venue_id: str = ""
+    # fills of the bracket legs the venue attached to it: ("stop_loss" or
+    # "take_profit", fill), each closing the position (a leg that filled
+    # while the engine was down)
+    leg_fills: tuple[tuple[str, Fill], ...] = ()
 
 
 @dataclass(slots=True)

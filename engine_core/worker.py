@@ -137,6 +137,9 @@ class SymbolWorker:
         self.kill = KillSwitch(symbol, self.risk)
         self.start_cash = float(self.risk.account.start_cash)
         self.entry_levels: tuple[float | None, float | None, float | None] | None = None  # the entry's decision stops
+        # the entry whose bracket legs protect the position at the venue (journaled:
+        # a restart asks for it, to learn what its legs did meanwhile)
+        self.bracket: str | None = None
         self.expiry: int | None = None  # absolute bar index at which a setup lapses
         self.order_expiry: int | None = None  # absolute bar index at which a working entry limit is cancelled
         self.halted: str | None = None
@@ -608,6 +611,9 @@ class SymbolWorker:
         status = flight.status
         state, qty = self.sm.state, self.ledger.qty
         if state is _CLOSE_WATCH and not self._flat():
+            order = flight.order
+            if self.broker.supports_brackets and (order.stop_price is not None or order.take_profit_price is not None):
+                self.bracket = order.client_id
             self._transition(
                 _IN_TRADE,
                 ts,
@@ -686,6 +692,12 @@ class SymbolWorker:
         kind = _TERMINAL_UPDATE.get(state.status)
         if kind is not None:
             self.on_update(OrderUpdate(kind, cid, sym, order.ts, reason="reported by the broker"), i)
+        self._apply_leg_fills(order, state, i)
+
+    def _apply_leg_fills(self, order: Order, state: OrderState, i: int = 0) -> None:
+        """Book what the order's bracket legs filled (each fill once)."""
+        for leg, fill in state.leg_fills:
+            self.on_update(OrderUpdate(UpdateKind.FILL, order.client_id, order.symbol, fill.ts, fill, leg=leg), i)
 
     def order_lost(self, order: Order, why: str) -> None:
         """The broker has no such order: it never arrived (never resent)."""
@@ -699,6 +711,8 @@ class SymbolWorker:
     # ------------------------------------------------------------ state, errors
 
     def _transition(self, to: State, ts: int, reason: str) -> None:
+        if to is _WATCH:
+            self.bracket = None
         event = self.sm.transition(to, ts, reason)
         if self.journal is not None:
             with self.journal.transaction():
@@ -808,6 +822,7 @@ class SymbolWorker:
             "pending_filled": "0" if cur is None else str(cur.filled),
             **self.stops.snapshot(),
             "entry_levels": self.entry_levels,
+            "bracket": self.bracket,
             "expiry": self.expiry,
             "order_expiry": self.order_expiry,
             "halted": self.halted,
@@ -831,6 +846,7 @@ class SymbolWorker:
             self.stops.restore(snap)
             levels = snap.get("entry_levels")
             self.entry_levels = None if levels is None else tuple(levels)  # type: ignore[assignment]
+            self.bracket = snap.get("bracket")
             self.expiry, self.order_expiry = snap["expiry"], snap.get("order_expiry")
             self.halted, self.last_ts = snap["halted"], snap["last_ts"]
             self.view.seen = self.bars_done = snap["bars"]
@@ -867,6 +883,7 @@ class SymbolWorker:
                     self.order_lost(order, "not at the broker after a restart; not resent")
                 continue
             self.apply_state(order, state)
+        self._reconcile_bracket(flights)
         # killed between booking a fill and the transition it causes
         self._settle_state(self.last_ts or 0, "restart: the state follows the booked position")
         if held != self.ledger.qty:
@@ -875,6 +892,19 @@ class SymbolWorker:
                 f"the broker {held}; resolve it at the broker, then restart",
                 self.last_ts,
             )
+
+    def _reconcile_bracket(self, flights: list[InFlight]) -> None:
+        """The entry whose legs protect the position at the venue: asked for
+        (which registers its legs with the broker), and what a leg filled
+        while the engine was down is booked: the position it closed is not
+        exited again."""
+        cid = self.bracket
+        if cid is None or self.journal is None or any(f.order.client_id == cid for f in flights):
+            return
+        row = next((r for r in self.journal.orders(symbol=self.symbol) if r["client_id"] == cid), None)
+        state = self.execution.lookup(cid) if row is not None else None
+        if row is not None and state is not None:
+            self._apply_leg_fills(order_from_row(row), state)
 
     # ------------------------------------------------------------ result
 
