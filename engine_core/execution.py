@@ -10,6 +10,7 @@ emitted as an ``OrderEvent``.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from decimal import Decimal
@@ -25,6 +26,7 @@ from engine_core.risk import RiskManager
 STATUS_RETRIES = 3
 # read once: on Python 3.11 each ``OrderStatus.X`` costs an enum metaclass lookup
 _INTENT, _SUBMITTED = OrderStatus.INTENT, OrderStatus.SUBMITTED
+HELD = OrderState(_INTENT, Decimal(0))  # held back by the broker for its rate limit: not sent yet
 
 
 class ExecutionEngine:
@@ -36,8 +38,10 @@ class ExecutionEngine:
         journal: Journal | None,
         risk: RiskManager,
         symbols: Sequence[str] = (),
+        stopping: threading.Event | None = None,
     ) -> None:
         self.broker = broker
+        self.stopping = stopping  # set: the engine is stopping, nothing more is sent
         self.bus = bus
         self.journal = journal
         self.risk = risk
@@ -74,7 +78,13 @@ class ExecutionEngine:
         broker took it, or, when the send went unanswered, what the broker
         says of the order (its fills are for the worker to book). Raises
         RiskError when a rule refused it, BrokerError when the broker refused
-        it or it was not placed."""
+        it or it was not placed, or the engine is stopping. A state of
+        status INTENT: the broker holds the order back for its rate limit
+        and reports its sending as an update."""
+        if self.stopping is not None and self.stopping.is_set():
+            err = RiskError(f"order {order.client_id} not sent: the engine is stopping", rule="stop")
+            self.record(order, OrderStatus.REFUSED, f"stop: {err}")
+            raise err
         try:
             self.risk.check(order.symbol, order.side, order.qty, price, position, order.ts, reducing)  # type: ignore[arg-type]
         except RiskError as err:
@@ -82,7 +92,7 @@ class ExecutionEngine:
             raise
         self.record(order, _INTENT)
         try:
-            self.broker.submit(order)
+            held = self.broker.submit(order) is _INTENT
         except BrokerTimeout as err:
             state = self.resolve(order, str(err))
             if self._count_orders:
@@ -91,9 +101,11 @@ class ExecutionEngine:
         except BrokerError as err:
             self.record(order, OrderStatus.REJECTED, str(err))
             raise
-        self.record(order, _SUBMITTED)
         if self._count_orders:
             self.risk.account.order_opened()
+        if held:
+            return HELD
+        self.record(order, _SUBMITTED)
         return None
 
     def order_closed(self) -> None:

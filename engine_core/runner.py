@@ -110,7 +110,9 @@ class Engine:
         try:
             self.broker.connect()
             risk = RiskManager(cfg.risk, Account(self.broker.starting_cash()))
-            execution = ExecutionEngine(cfg.engine.id, self.broker, self.bus, self.journal, risk, self.symbols)
+            execution = ExecutionEngine(
+                cfg.engine.id, self.broker, self.bus, self.journal, risk, self.symbols, stopping=self.stop_event
+            )
             for symbol in self.symbols:
                 self.workers[symbol] = SymbolWorker(
                     symbol,
@@ -157,7 +159,12 @@ class Engine:
         except BaseException as err:  # noqa: BLE001 - stop the workers, then re-raise
             failure = err
         finally:
+            if live and self.stop_event.is_set():
+                # nothing is sent after stop: held orders never, orders on the wire answered or unknown
+                self.broker.stop_sending(cfg.engine.stop_timeout)
             self._stop_workers()
+            if live:  # the feed ended: what the workers' last bars left held back is not sent either
+                self.broker.stop_sending(cfg.engine.stop_timeout)
             gc.unfreeze()
             self.source.close()
             self.broker.close()

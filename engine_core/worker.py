@@ -39,7 +39,7 @@ from engine_core.config import StrategySection
 from engine_core.control import ControlError, Request
 from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError
 from engine_core.events import EventBus
-from engine_core.execution import ExecutionEngine
+from engine_core.execution import HELD, ExecutionEngine
 from engine_core.journal import Journal, order_from_row
 from engine_core.ledger import Ledger
 from engine_core.model import (
@@ -89,6 +89,7 @@ _TERMINAL_UPDATE = {
 # ``State.X`` goes through the enum metaclass's __getattr__ hook (~0.2 us).
 _WATCH, _CLOSE_WATCH, _IN_TRADE = State.WATCH, State.CLOSE_WATCH, State.IN_TRADE
 _FILLED, _SUBMITTED, _UNKNOWN = OrderStatus.FILLED, OrderStatus.SUBMITTED, OrderStatus.UNKNOWN
+_INTENT = OrderStatus.INTENT  # an order the broker holds back (execution.HELD)
 _MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
 _BUY, _SELL = Side.BUY, Side.SELL
 
@@ -495,7 +496,8 @@ class SymbolWorker:
                 self.orders.remember(InFlight(order, OrderStatus.LOST))
             self._not_placed(ts, err)
             return False
-        self.orders.open(order, _SUBMITTED if state is None else _UNKNOWN, self.view.seen + k)
+        status = _SUBMITTED if state is None else _INTENT if state is HELD else _UNKNOWN
+        self.orders.open(order, status, self.view.seen + k)
         self.orders_sent += 1
         self._persist()
         if state is not None:

@@ -21,6 +21,14 @@ has no such order after ``lost_after`` seconds, a ``lost`` update. While the
 venue's stream is down it asks for every order still open, each
 ``poll_interval``.
 
+Sending held back: an order the venue's rate limit would make wait is not
+waited for by the engine's thread. :meth:`VenueOrders.send_later` sends it
+once the limit allows (reporting ``sent``; a refusal as ``reject``; no answer
+as ``unknown``), and :meth:`VenueOrders.stop_sending` ends the sending at
+stop: what is still held back is never sent (``lost``), what is on the wire
+is given ``timeout`` seconds to be answered or found, else reported
+``unknown`` for the next start to ask about.
+
 A venue plugin gives the tracker one coroutine, ``lookup(order)``: ask the
 venue by client id, apply what it shows (through :meth:`ack`, :meth:`fill`,
 :meth:`fill_to`, :meth:`end`) and return True, or return False when the venue
@@ -39,7 +47,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from engine_core.errors import BrokerError
+from engine_core.errors import BrokerError, BrokerTimeout
 from engine_core.live.backoff import Backoff
 from engine_core.model import Fill, Side
 from engine_core.orders import OrderUpdate, UpdateKind
@@ -48,6 +56,7 @@ log = logging.getLogger("engine_core.live")
 
 PRICE_STEP = Decimal("0.000000001")  # an average price worked out from cumulative figures, to 9 decimals
 _ACK, _FILL, _PARTIAL, _LOST = UpdateKind.ACK, UpdateKind.FILL, UpdateKind.PARTIAL_FILL, UpdateKind.LOST
+_SENT, _UNKNOWN, _REJECT = UpdateKind.SENT, UpdateKind.UNKNOWN, UpdateKind.REJECT
 
 
 @dataclass(eq=False)
@@ -67,6 +76,8 @@ class VenueOrder:
     keys: set[str] = field(default_factory=set)  # trade ids reported
     done: bool = False
     unresolved: bool = False  # sent, no answer, not yet found: asked for until known
+    held: bool = False  # waiting for the rate limit: not sent
+    sending: bool = False  # held back, then sent: its answer is awaited
     since: float = 0.0  # monotonic time it became unresolved
     retry_at: float = 0.0
     backoff: Backoff | None = None
@@ -94,7 +105,9 @@ class VenueOrders:
         self._legs: dict[str, VenueOrder] = {}  # by the leg's venue id
         self._outbox: queue.SimpleQueue[OrderUpdate | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self.counts = {"polls": 0, "lookups": 0, "lookup_errors": 0, "lost": 0}
+        self._held: dict[str, asyncio.Task[None]] = {}  # client id -> its send_later task
+        self.stopping = False
+        self.counts = {"polls": 0, "lookups": 0, "lookup_errors": 0, "lost": 0, "held": 0}
 
     # ------------------------------------------------------------ delivery
 
@@ -295,6 +308,83 @@ class VenueOrders:
     def waiting(self) -> list[VenueOrder]:
         """Orders still unresolved."""
         return [o for o in self._orders.values() if o.unresolved]
+
+    # ------------------------------------------------------------ sending held back
+
+    def send_later(self, order: VenueOrder, delay: Callable[[], float], send: Callable[[], Awaitable[None]]) -> None:
+        """On the venue's loop: send ``order`` (``send()``) once ``delay()``
+        (seconds the rate limit makes a request wait) is 0, unless sending
+        stops first."""
+        order.held = True
+        self.counts["held"] += 1
+        self._held[order.client_id] = asyncio.get_running_loop().create_task(self._send_later(order, delay, send))
+
+    async def _send_later(
+        self, order: VenueOrder, delay: Callable[[], float], send: Callable[[], Awaitable[None]]
+    ) -> None:
+        try:
+            while (wait := delay()) > 0:
+                await asyncio.sleep(min(wait, 0.25))
+        except asyncio.CancelledError:
+            order.held = False
+            self.end(order, _LOST, time.time_ns(), "never sent: the engine stopped while it waited for the rate limit")
+            return
+        finally:
+            self._held.pop(order.client_id, None)
+        order.held, order.sending = False, True
+        self.emit(OrderUpdate(_SENT, order.client_id, order.symbol, time.time_ns()))
+        try:
+            await send()
+        except BrokerError as err:
+            if isinstance(err, BrokerTimeout):
+                self.unresolved(order)
+                self.emit(OrderUpdate(_UNKNOWN, order.client_id, order.symbol, time.time_ns(), reason=str(err)))
+            else:
+                self.end(order, _REJECT, time.time_ns(), str(err))
+        except Exception as err:  # noqa: BLE001 - a bug or a transport error: its fate is not known
+            log.exception("%s: sending %s failed", self.venue, order.client_id)
+            self.unresolved(order)
+            reason = f"sending failed ({type(err).__name__}: {err})"
+            self.emit(OrderUpdate(_UNKNOWN, order.client_id, order.symbol, time.time_ns(), reason=reason))
+        finally:
+            order.sending = False
+
+    async def cancel_held(self, client_id: str) -> bool:
+        """Cancel an order held back (never sent): True if it was, and its
+        cancel is reported."""
+        task = self._held.pop(client_id, None)
+        order = self._orders.get(client_id)
+        if task is None or order is None:
+            return False
+        order.done = True  # the task's end must not report it lost
+        task.cancel()
+        order.held = False
+        self.emit(
+            OrderUpdate(
+                UpdateKind.CANCEL, client_id, order.symbol, time.time_ns(), reason="cancelled before it was sent"
+            )
+        )
+        return True
+
+    async def stop_sending(self, timeout: float) -> None:
+        """Stop: orders held back are never sent (``lost``); orders on the wire
+        or unresolved get ``timeout`` seconds (the watch loop goes on asking),
+        then whatever is still not known is reported ``unknown``."""
+        if self.stopping:
+            return
+        self.stopping = True
+        held = list(self._held.values())
+        for task in held:
+            task.cancel()
+        if held:
+            await asyncio.wait(held, timeout=5)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(o.sending or o.unresolved for o in self._orders.values()):
+            await asyncio.sleep(0.05)
+        for order in self._orders.values():
+            if order.sending or (order.unresolved and not order.done):
+                why = f"unknown at stop: no answer within {timeout:g}s; the next start asks {self.venue} for it"
+                self.emit(OrderUpdate(_UNKNOWN, order.client_id, order.symbol, time.time_ns(), reason=why))
 
 
 def _plain(value: Decimal) -> Decimal:

@@ -47,6 +47,7 @@ from engine_core import (
     Fill,
     Order,
     OrderState,
+    OrderStatus,
     OrderType,
     OrderUpdate,
     Side,
@@ -197,8 +198,30 @@ class AlpacaBroker(Broker):
 
     # --------------------------------------------------------- orders
 
-    def submit(self, order: Order) -> None:
+    def submit(self, order: Order) -> OrderStatus | None:
+        limiter = self._rest.limiter if self._rest is not None else None
+        if (
+            limiter is not None
+            and limiter.delay() > 0
+            and self._io.loop is not None
+            and order.client_id not in self._sent
+        ):
+            # the rate limit would make the send wait: sent when it allows, the engine's thread goes on
+            tracked = self.orders.track(order.client_id, order.symbol, order.side, order.qty)
+            self._io.loop.call_soon_threadsafe(
+                self.orders.send_later, tracked, limiter.delay, lambda: self._submit(order)
+            )
+            return OrderStatus.INTENT
         self._call(self._submit(order))
+        return None
+
+    def stop_sending(self, timeout: float) -> None:
+        if not self._io.running or self._io.on_thread():
+            return
+        try:
+            self._io.run(self.orders.stop_sending(timeout), timeout + 10)
+        except Exception as err:  # stopping anyway; what is not known stays open in the journal
+            log.warning("alpaca broker: stopping the order sending: %s: %s", type(err).__name__, err)
 
     def _describe(self, order: Order) -> str:
         kind = "bracket " if order.stop_price is not None or order.take_profit_price is not None else ""
@@ -325,6 +348,8 @@ class AlpacaBroker(Broker):
         return closed
 
     def cancel(self, client_id: str) -> None:
+        if self._io.running and self._call(self.orders.cancel_held(client_id)):
+            return  # held back for the rate limit: cancelled here, never sent
         self._call(self._cancel(client_id))
 
     async def _cancel(self, cid: str) -> None:

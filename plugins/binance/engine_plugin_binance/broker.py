@@ -51,6 +51,7 @@ from engine_core import (
     EngineError,
     Order,
     OrderState,
+    OrderStatus,
     OrderType,
     OrderUpdate,
     Side,
@@ -243,10 +244,10 @@ class BinanceBroker(Broker):
     def round_qty(self, symbol: str, qty: Decimal) -> Decimal:
         return self.rules(symbol).round_qty(qty)
 
-    def submit(self, order: Order) -> None:
+    def submit(self, order: Order) -> OrderStatus | None:
         if order.client_id in self._sent:
             log.warning("binance: %s was sent already; not sending it again", order.client_id)
-            return
+            return None
         rules = self.rules(order.symbol)
         market = order.type is OrderType.MARKET
         qty = rules.round_qty(order.qty, market)
@@ -270,11 +271,27 @@ class BinanceBroker(Broker):
         params["newOrderRespType"] = "FULL"
         self._sent.add(order.client_id)
         tracked = self.orders.track(order.client_id, order.symbol, order.side, qty)
+        if self._rest.limiter.delay(1) > 0 and self._io.loop is not None:
+            # the weight budget is spent: sent when it allows, the engine's thread goes on
+            delay = self._rest.limiter.delay
+            self._io.loop.call_soon_threadsafe(
+                self.orders.send_later, tracked, lambda: delay(1), lambda: self._place(tracked, params)
+            )
+            return OrderStatus.INTENT
         try:
             self._run(self._place(tracked, params), self.ORDER_TIMEOUT * 3 + 10)
         except BrokerTimeout:
             self.orders.unresolved(tracked)  # on the wire: its fate is asked for until known
             raise
+        return None
+
+    def stop_sending(self, timeout: float) -> None:
+        if not self._io.running or self._io.on_thread():
+            return
+        try:
+            self._io.run(self.orders.stop_sending(timeout), timeout + 10)
+        except Exception as err:  # noqa: BLE001 - stopping anyway; what is not known stays open in the journal
+            log.warning("binance: stopping the order sending: %s: %s", type(err).__name__, err)
 
     async def _place(self, tracked: VenueOrder, params: dict[str, Any]) -> None:
         cid, symbol = tracked.client_id, tracked.symbol
@@ -336,6 +353,8 @@ class BinanceBroker(Broker):
         return order, trades
 
     def cancel(self, client_id: str) -> None:
+        if self._io.running and self._io.run(self.orders.cancel_held(client_id), 10):
+            return  # held back for the rate limit: cancelled here, never sent
         self._run(self._cancel(client_id), self.ORDER_TIMEOUT * 2 + 10)
 
     async def _cancel(self, cid: str) -> None:

@@ -86,3 +86,24 @@ def test_with_the_user_stream_down_an_unknown_order_is_asked_for_until_found(fak
         history = statuses(j, order["client_id"])
     assert order["status"] == "filled"
     assert history == ["intent", "unknown", "accepted"]  # unknown until found (then its fill): never lost or refused
+
+
+def test_an_entry_held_by_a_ban_lets_bars_through_and_is_never_sent_after_stop(fake, live_config, running, tmp_path):
+    fake.add_history("BTCUSDT", 30, price=20000.0)
+    fake.fail("/api/v3/order", 418, method="POST", retry_after=300)  # the first entry: banned for 5 minutes
+    with running(live_config(params={"enter_at": 20100.0, "qty": 0.01})) as eng:
+        eng.wait(lambda: fake.connected_streams() == 1, "the market stream")
+        w = eng.worker()
+        eng.wait(lambda: w.bars_done == 20, "the warm-up")
+        fake.stream_bar("BTCUSDT", 20100.0)  # entry 1: refused with the ban (Binance did not execute it)
+        fake.stream_bar("BTCUSDT", 20100.0)  # entry 2: held back until the ban ends
+        fake.stream_bar("BTCUSDT", 20000.0)
+        eng.wait(lambda: w.bars_done == 23, "the bar after entry 2")  # the symbol is not held up
+        assert w.orders.current is not None and w.orders.current.status.value == "intent"
+        result = eng.stop()
+    assert fake.placed == [] and fake.requests["POST /api/v3/order"] == 1  # entry 2 never sent, not even after stop
+    assert result.symbols["BTCUSDT"].position_qty == 0 and w.sm.state is State.WATCH
+    with closing(journal(tmp_path)) as j:
+        first, second = j.orders(symbol="BTCUSDT")
+        assert statuses(j, first["client_id"]) == ["intent", "rejected"]
+        assert statuses(j, second["client_id"]) == ["intent", "lost"]  # never sent: not unknown
