@@ -37,8 +37,8 @@ class S:
 """
 
 
-def config(tmp_path: Path, server) -> Path:
-    (tmp_path / "s.py").write_text(textwrap.dedent(STRATEGY))
+def config(tmp_path: Path, server, strategy: str = STRATEGY, **broker: object) -> Path:
+    (tmp_path / "s.py").write_text(textwrap.dedent(strategy))
     urls = {"trading_url": server.http_url}
     return write_config(
         tmp_path / "alpaca.toml",
@@ -54,7 +54,14 @@ def config(tmp_path: Path, server) -> Path:
                 **urls,
             },
             "strategy": {"host": "python", "class": "s.py:S"},
-            "broker": {"type": "alpaca", "key_id": KEY_ID, "secret_key": SECRET, "poll_interval": 0.2, **urls},
+            "broker": {
+                "type": "alpaca",
+                "key_id": KEY_ID,
+                "secret_key": SECRET,
+                "poll_interval": 0.2,
+                **urls,
+                **broker,
+            },
         },
     )
 
@@ -90,3 +97,40 @@ def test_an_exit_held_by_the_rate_limit_lets_bars_through_and_is_never_sent_afte
         [lost] = j.events(symbol="AAPL", kind="lost")
     assert exit_order["side"] == "sell" and exit_order["status"] == "lost"  # never sent, not unknown
     assert "never sent" in lost["detail"]
+
+
+HOLD = """
+class S:
+    def watch(self, ctx):
+        return "setup"
+    def close_watch(self, ctx):
+        return {"action": "enter", "qty": 1}
+    def in_trade(self, ctx):
+        return None
+"""
+
+
+def test_a_lost_answer_whose_lookup_fails_is_unknown_and_its_fill_booked_once(tmp_path, server):
+    server.add_history(minute_bars("AAPL", OPEN, 30))
+    server.set_clock(OPEN + 30 * MINUTE, True, NEXT_OPEN, CLOSE)
+    server.delay_next_order = 3.0  # placed and filled, the answer comes after the broker gave up (timeout 1 s)
+    server.fail_next["/v2/orders:by_client_order_id"] = [429] * 20  # and the lookups are refused for a while
+    path = config(tmp_path, server, HOLD, timeout=1.0)
+    run = EngineThread(build_engine(path, builtin_registry(("alpaca", alpaca_plugin)))).start()
+    try:
+        wait_until(lambda: server.subscribed("AAPL"), "the market stream")
+        w = run.engine.workers["AAPL"]
+        bars = w.bars_done
+        server.push_bars(minute_bars("AAPL", OPEN + 30 * MINUTE, 1))  # the entry
+        run.wait(lambda: w.ledger.qty != 0, "the entry's fill booked")
+        server.push_bars(minute_bars("AAPL", OPEN + 31 * MINUTE, 2))  # would enter again, were it back in watch
+        run.wait(lambda: w.bars_done == bars + 3 and w.orders.current is None, "the bars after the entry")
+    finally:
+        result = run.stop()
+    assert [b["side"] for b in server.order_posts] == ["buy"]  # no second order
+    assert server.positions["AAPL"] == result.symbols["AAPL"].position_qty == Decimal(1)
+    assert result.symbols["AAPL"].final_state == State.IN_TRADE.value
+    with closing(Journal(tmp_path / ".engine" / "stop.sqlite")) as j:
+        [order] = j.orders(symbol="AAPL")
+        kinds = [e["kind"] for e in j.events(symbol="AAPL") if e.get("client_id") == order["client_id"]]
+    assert order["status"] == "filled" and "unknown" in kinds and "lost" not in kinds and "rejected" not in kinds
