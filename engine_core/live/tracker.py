@@ -105,7 +105,8 @@ class VenueOrders:
         self._legs: dict[str, VenueOrder] = {}  # by the leg's venue id
         self._outbox: queue.SimpleQueue[OrderUpdate | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._held: dict[str, asyncio.Task[None]] = {}  # client id -> its send_later task
+        self._held: dict[str, asyncio.Task[None]] = {}  # client id -> its send_later task, while held
+        self._sending: dict[str, asyncio.Task[None]] = {}  # the same once sent, until answered
         self.stopping = False
         self.counts = {"polls": 0, "lookups": 0, "lookup_errors": 0, "lost": 0, "held": 0}
 
@@ -332,6 +333,9 @@ class VenueOrders:
         finally:
             self._held.pop(order.client_id, None)
         order.held, order.sending = False, True
+        task = asyncio.current_task()
+        if task is not None:
+            self._sending[order.client_id] = task
         self.emit(OrderUpdate(_SENT, order.client_id, order.symbol, time.time_ns()))
         try:
             await send()
@@ -348,6 +352,7 @@ class VenueOrders:
             self.emit(OrderUpdate(_UNKNOWN, order.client_id, order.symbol, time.time_ns(), reason=reason))
         finally:
             order.sending = False
+            self._sending.pop(order.client_id, None)
 
     async def cancel_held(self, client_id: str) -> bool:
         """Cancel an order held back (never sent): True if it was, and its
@@ -385,6 +390,11 @@ class VenueOrders:
             if order.sending or (order.unresolved and not order.done):
                 why = f"unknown at stop: no answer within {timeout:g}s; the next start asks {self.venue} for it"
                 self.emit(OrderUpdate(_UNKNOWN, order.client_id, order.symbol, time.time_ns(), reason=why))
+        sending = list(self._sending.values())
+        for task in sending:  # their answers are not waited for any longer
+            task.cancel()
+        if sending:
+            await asyncio.wait(sending, timeout=5)
 
 
 def _plain(value: Decimal) -> Decimal:

@@ -156,3 +156,23 @@ def test_a_held_order_is_sent_when_the_limit_allows_and_a_refusal_is_a_reject():
 
     got = asyncio.run(asyncio.wait_for(main(), 10))  # a broken tracker fails, never hangs
     assert [u.kind for u in got] == [UpdateKind.SENT, UpdateKind.REJECT] and got[1].reason == "insufficient balance"
+
+
+def test_at_stop_an_order_on_the_wire_gets_the_timeout_then_is_unknown():
+    async def main() -> list[OrderUpdate]:
+        orders, got = tracker()
+        o = orders.track("e-X-1", "X", Side.BUY, D(1))
+        never = asyncio.Event()
+
+        async def send() -> None:
+            await never.wait()  # sent; the answer never comes
+
+        orders.send_later(o, lambda: 0.0, send)
+        while not o.sending:
+            await asyncio.sleep(0.01)
+        await orders.stop_sending(0.1)
+        assert not o.sending
+        return got
+
+    got = asyncio.run(asyncio.wait_for(main(), 10))  # a broken tracker fails, never hangs
+    assert [u.kind for u in got] == [UpdateKind.SENT, UpdateKind.UNKNOWN] and "unknown at stop" in got[1].reason

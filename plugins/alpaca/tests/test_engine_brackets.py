@@ -17,8 +17,7 @@ from engine_plugin_alpaca import plugin as alpaca_plugin
 from engine_plugin_alpaca.testing import KEY_ID, MINUTE, SECRET, minute_bars
 from engine_plugin_alpaca.wire import parse_time
 
-from engine_core import State
-from engine_core.journal import Journal
+from engine_core import Journal, State
 from engine_core.runner import build_engine
 from engine_core.testing import (
     EngineThread,

@@ -16,9 +16,8 @@ from engine_plugin_alpaca import plugin as alpaca_plugin
 from engine_plugin_alpaca.testing import KEY_ID, MINUTE, SECRET, minute_bars
 from engine_plugin_alpaca.wire import parse_time
 
-from engine_core import OrderStatus, State
+from engine_core import Journal, OrderStatus, State
 from engine_core.cli import main
-from engine_core.journal import Journal
 from engine_core.runner import build_engine
 from engine_core.testing import EngineThread, builtin_registry, wait_until, write_config
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from engine_plugin_binance.testing import OrderScript
 
-from engine_core import State
-from engine_core.journal import Journal
+from engine_core import Journal, State
 
 D = Decimal
 
