@@ -384,10 +384,10 @@ class VenueOrders:
         if held:
             await asyncio.wait(held, timeout=5)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(o.sending or o.unresolved for o in self._orders.values()):
+        while time.monotonic() < deadline and any(_in_doubt(o) for o in self._orders.values()):
             await asyncio.sleep(0.05)
         for order in self._orders.values():
-            if order.sending or (order.unresolved and not order.done):
+            if _in_doubt(order):
                 why = f"unknown at stop: no answer within {timeout:g}s; the next start asks {self.venue} for it"
                 self.emit(OrderUpdate(_UNKNOWN, order.client_id, order.symbol, time.time_ns(), reason=why))
         sending = list(self._sending.values())
@@ -395,6 +395,12 @@ class VenueOrders:
             task.cancel()
         if sending:
             await asyncio.wait(sending, timeout=5)
+
+
+def _in_doubt(order: VenueOrder) -> bool:
+    """Sent, and neither answered nor heard of since (a fill or an end from
+    the stream settles it even before its answer comes)."""
+    return (order.sending or order.unresolved) and not order.done and not order.acked
 
 
 def _plain(value: Decimal) -> Decimal:

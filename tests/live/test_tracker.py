@@ -176,3 +176,24 @@ def test_at_stop_an_order_on_the_wire_gets_the_timeout_then_is_unknown():
 
     got = asyncio.run(asyncio.wait_for(main(), 10))  # a broken tracker fails, never hangs
     assert [u.kind for u in got] == [UpdateKind.SENT, UpdateKind.UNKNOWN] and "unknown at stop" in got[1].reason
+
+
+def test_at_stop_an_order_the_stream_reported_is_not_in_doubt_though_its_answer_is_late():
+    async def main() -> list[OrderUpdate]:
+        orders, got = tracker()
+        o = orders.track("e-X-1", "X", Side.BUY, D(1))
+        never = asyncio.Event()
+
+        async def send() -> None:
+            orders.ack(o, "v1", 1)  # the stream's ack and fill come first
+            orders.fill(o, fill("1", "10", "t1"))
+            await never.wait()  # the answer itself never comes
+
+        orders.send_later(o, lambda: 0.0, send)
+        while not o.done:
+            await asyncio.sleep(0.01)
+        await orders.stop_sending(5.0)  # returns at once: nothing is in doubt
+        return got
+
+    got = asyncio.run(asyncio.wait_for(main(), 3))  # a wait for the 5 s timeout fails here
+    assert [u.kind for u in got] == [UpdateKind.SENT, UpdateKind.ACK, UpdateKind.FILL]
