@@ -120,6 +120,8 @@ class ExecutionEngine:
         cannot tell (the lookup failed too), the order stays ``unknown``: the
         symbol waits for the broker's updates, which go on asking the venue."""
         self.record(order, OrderStatus.UNKNOWN, why)
+        if self.stopping is not None and self.stopping.is_set():
+            return OrderState(OrderStatus.UNKNOWN, Decimal(0))  # journaled unknown: the next start asks for it
         try:
             state = self.broker.order_status(order.client_id)
         except BrokerError as err:

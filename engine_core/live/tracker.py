@@ -27,7 +27,9 @@ once the limit allows (reporting ``sent``; a refusal as ``reject``; no answer
 as ``unknown``), and :meth:`VenueOrders.stop_sending` ends the sending at
 stop: what is still held back is never sent (``lost``), what is on the wire
 is given ``timeout`` seconds to be answered or found, else reported
-``unknown`` for the next start to ask about.
+``unknown`` for the next start to ask about, and its send is cancelled (a
+plugin runs every send inside :meth:`VenueOrders.on_wire`, so a send the
+engine's thread waits on is bounded at stop the same way).
 
 A venue plugin gives the tracker one coroutine, ``lookup(order)``: ask the
 venue by client id, apply what it shows (through :meth:`ack`, :meth:`fill`,
@@ -39,6 +41,7 @@ cannot tell.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -332,10 +335,7 @@ class VenueOrders:
             return
         finally:
             self._held.pop(order.client_id, None)
-        order.held, order.sending = False, True
-        task = asyncio.current_task()
-        if task is not None:
-            self._sending[order.client_id] = task
+        order.held = False
         self.emit(OrderUpdate(_SENT, order.client_id, order.symbol, time.time_ns()))
         try:
             await send()
@@ -350,6 +350,18 @@ class VenueOrders:
             self.unresolved(order)
             reason = f"sending failed ({type(err).__name__}: {err})"
             self.emit(OrderUpdate(_UNKNOWN, order.client_id, order.symbol, time.time_ns(), reason=reason))
+
+    @contextlib.contextmanager
+    def on_wire(self, order: VenueOrder) -> Iterator[None]:
+        """Around a send (run as a task on the venue's loop): the order is on
+        the wire until its answer; at stop it gets ``timeout`` seconds, then
+        the send is cancelled (its caller gets ``CancelledError``)."""
+        order.sending = True
+        task = asyncio.current_task()
+        if task is not None:
+            self._sending[order.client_id] = task
+        try:
+            yield
         finally:
             order.sending = False
             self._sending.pop(order.client_id, None)

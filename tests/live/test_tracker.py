@@ -165,7 +165,8 @@ def test_at_stop_an_order_on_the_wire_gets_the_timeout_then_is_unknown():
         never = asyncio.Event()
 
         async def send() -> None:
-            await never.wait()  # sent; the answer never comes
+            with orders.on_wire(o):
+                await never.wait()  # sent; the answer never comes
 
         orders.send_later(o, lambda: 0.0, send)
         while not o.sending:
@@ -185,9 +186,10 @@ def test_at_stop_an_order_the_stream_reported_is_not_in_doubt_though_its_answer_
         never = asyncio.Event()
 
         async def send() -> None:
-            orders.ack(o, "v1", 1)  # the stream's ack and fill come first
-            orders.fill(o, fill("1", "10", "t1"))
-            await never.wait()  # the answer itself never comes
+            with orders.on_wire(o):
+                orders.ack(o, "v1", 1)  # the stream's ack and fill come first
+                orders.fill(o, fill("1", "10", "t1"))
+                await never.wait()  # the answer itself never comes
 
         orders.send_later(o, lambda: 0.0, send)
         while not o.done:

@@ -31,6 +31,7 @@ The broker runs its own asyncio loop on a thread; the engine's calls
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections.abc import Coroutine, Sequence
@@ -107,6 +108,8 @@ class AlpacaBroker(Broker):
             return self._io.run(coro, timeout if timeout is not None else self.config.timeout * 4, cancel=True)
         except TimeoutError as err:
             raise BrokerTimeout("alpaca broker: no answer in time") from err
+        except concurrent.futures.CancelledError as err:  # the engine stopped before the answer came
+            raise BrokerTimeout("alpaca broker: stopped before the answer came") from err
 
     def _keys(self) -> tuple[str, str]:
         return self.config.key_id.get_secret_value(), self.config.secret_key.get_secret_value()
@@ -259,6 +262,11 @@ class AlpacaBroker(Broker):
         body = wire.order_request(order, extended_hours=self.config.extended_hours)
         self._sent[cid] = order
         tracked = self.orders.track(cid, order.symbol, order.side, order.qty)
+        with self.orders.on_wire(tracked):
+            await self._post(order, tracked, body)
+
+    async def _post(self, order: Order, tracked: VenueOrder, body: dict[str, Any]) -> None:
+        cid = order.client_id
         try:
             answer = await self._http().request("POST", "/v2/orders", body=body)
         except AlpacaHttpError as err:

@@ -133,3 +133,37 @@ def test_a_lost_answer_whose_lookup_fails_is_unknown_and_its_fill_booked_once(tm
         [order] = j.orders(symbol="AAPL")
         kinds = [e["kind"] for e in j.events(symbol="AAPL") if e.get("client_id") == order["client_id"]]
     assert order["status"] == "filled" and "unknown" in kinds and "lost" not in kinds and "rejected" not in kinds
+
+
+def test_an_order_on_the_wire_at_stop_is_journaled_unknown_and_the_next_start_books_it(tmp_path, server):
+    server.add_history(minute_bars("AAPL", OPEN, 30))
+    server.set_clock(OPEN + 30 * MINUTE, True, NEXT_OPEN, CLOSE)
+    server.trade_stream_enabled = False  # no stream: only a lookup could tell what became of the order
+    server.delay_next_order = 8.0  # placed and filled at once; its answer held past the stop (stop_timeout 2 s)
+    server.fail_next["/v2/orders:by_client_order_id"] = [429] * 100_000  # and every lookup refused
+    path = config(tmp_path, server, HOLD, timeout=30.0)
+    run = EngineThread(build_engine(path, builtin_registry(("alpaca", alpaca_plugin)))).start()
+    try:
+        wait_until(lambda: server.subscribed("AAPL"), "the market stream")
+        server.push_bars(minute_bars("AAPL", OPEN + 30 * MINUTE, 1))  # the entry
+        wait_until(lambda: len(server.order_posts) == 1, "the entry at the venue")
+    finally:
+        run.stop()  # while the entry's answer is awaited: stop_timeout is 2 s
+    with closing(Journal(tmp_path / ".engine" / "stop.sqlite")) as j:
+        [order] = j.orders(symbol="AAPL")
+    assert order["status"] == "unknown" and server.positions["AAPL"] == 1  # not "not placed": in doubt
+
+    server.fail_next.clear()  # the next start can ask
+    server.trade_stream_enabled = True
+    again = EngineThread(build_engine(path, builtin_registry(("alpaca", alpaca_plugin)))).start()
+    try:
+        wait_until(lambda: server.subscribed("AAPL"), "the market stream after the restart")
+        w = again.engine.workers["AAPL"]
+        assert w.sm.state is State.IN_TRADE and w.ledger.qty == 1  # the fill booked at the restart
+    finally:
+        result = again.stop()
+    assert [b["side"] for b in server.order_posts] == ["buy"]  # never sent twice
+    assert result.symbols["AAPL"].position_qty == server.positions["AAPL"] == 1
+    with closing(Journal(tmp_path / ".engine" / "stop.sqlite")) as j:
+        [order] = j.orders(symbol="AAPL")
+    assert order["status"] == "filled"

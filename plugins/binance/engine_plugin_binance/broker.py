@@ -34,6 +34,7 @@ engine's threads call in and wait for the answer.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -139,6 +140,8 @@ class BinanceBroker(Broker):
             return self._io.run(coro, timeout, cancel=True)
         except TimeoutError as err:
             raise BrokerTimeout(f"binance broker: {name.lstrip('_')}: no result within {timeout:g}s") from err
+        except concurrent.futures.CancelledError as err:  # the engine stopped before the answer came
+            raise BrokerTimeout(f"binance broker: {name.lstrip('_')}: stopped before the answer came") from err
 
     def connect(self) -> None:
         if self._io.running:
@@ -294,6 +297,10 @@ class BinanceBroker(Broker):
             log.warning("binance: stopping the order sending: %s: %s", type(err).__name__, err)
 
     async def _place(self, tracked: VenueOrder, params: dict[str, Any]) -> None:
+        with self.orders.on_wire(tracked):
+            await self._send(tracked, params)
+
+    async def _send(self, tracked: VenueOrder, params: dict[str, Any]) -> None:
         cid, symbol = tracked.client_id, tracked.symbol
         try:
             resp = await self._rest.request("POST", "/api/v3/order", params, weight=1, signed=True)
