@@ -306,7 +306,7 @@ class VenueOrders:
     async def poll(self, lookup: Lookup) -> None:
         """Ask the venue once for every working order (what a stream missed)."""
         for order in self.working():
-            if not order.unresolved:
+            if not order.unresolved and not order.held:  # a held order is not at the venue yet
                 await self.resolve(order, lookup)
 
     def waiting(self) -> list[VenueOrder]:
