@@ -22,12 +22,9 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 from engine_core.errors import EngineError
-
-if TYPE_CHECKING:
-    from engine_core.runner import Engine
 
 SYMBOL_COMMANDS = ("pause", "resume", "flatten", "reload")
 ENGINE_COMMANDS = ("stop",)
@@ -42,12 +39,23 @@ class ControlError(EngineError):
 @dataclass(frozen=True)
 class Command:
     """One command: ``name`` (see the module docstring), the ``symbol`` it is
-    for (None: every symbol, or the engine for ``stop``), and the caller's
-    ``request_id`` to match the answer with the request."""
+    for (None: every symbol, or the engine for ``stop``), the caller's
+    ``request_id`` to match the answer with the request, and ``origin``: where
+    it came from, for the messages it causes (``"MQTT topic engine/e1/control/stop
+    on mqtt://host:1883"``)."""
 
     name: str
     symbol: str | None = None
     request_id: str | None = None
+    origin: str = ""
+
+    def describe(self) -> str:
+        """``the stop command (request r1, from MQTT topic ...)``: what a user reads."""
+        about = [f"request {self.request_id}"] if self.request_id is not None else []
+        if self.origin:
+            about.append(f"from {self.origin}")
+        target = f" for {self.symbol}" if self.symbol is not None else ""
+        return f"the {self.name} command{target}" + (f" ({', '.join(about)})" if about else "")
 
     def __post_init__(self) -> None:
         if self.name not in COMMANDS:
@@ -63,7 +71,14 @@ class Request(NamedTuple):
     reply: Future[str]
 
 
-def deliver(engine: Engine, command: Command) -> dict[str, Future[str]]:
+class Controllable(Protocol):
+    """What takes commands: a running engine (``runner.Engine``, which routes
+    each to its symbols' workers and imports this module; not the reverse)."""
+
+    def command(self, command: Command) -> dict[str, Future[str]]: ...
+
+
+def deliver(engine: Controllable, command: Command) -> dict[str, Future[str]]:
     """Hand ``command`` to a running engine; returns once it is queued (in a
     backtest, a worker's bounded inbox may make this wait for the chunk in
     hand, so call it off any event loop).
@@ -74,4 +89,4 @@ def deliver(engine: Engine, command: Command) -> dict[str, Future[str]]:
     return engine.command(command)
 
 
-__all__ = ["COMMANDS", "ENGINE", "Command", "ControlError", "Request", "deliver"]
+__all__ = ["COMMANDS", "ENGINE", "Command", "ControlError", "Controllable", "Request", "deliver"]

@@ -14,6 +14,7 @@ import pluggy
 
 from engine_core import model
 from engine_core.model import Bar, iso_utc
+from engine_core.plugins import call_impl
 from engine_core.sources import PluginConfig
 
 # The engine's events: this union, the observation hook each goes to (one spec
@@ -262,7 +263,7 @@ class EventBus:
         for entry in list(hooks):
             impl, plugin, arg = entry
             try:
-                impl.function(**{arg: event} if arg in impl.argnames else {})
+                call_impl(impl, {arg: event})
             except Exception as err:  # noqa: BLE001 - an observer never halts a symbol
                 hooks.remove(entry)
                 message = f"plugin {plugin!r} failed in {_HOOK_OF[cls]}: {type(err).__name__}: {err}; hook disabled"

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal
 
@@ -177,8 +178,24 @@ class RiskManager:
         self._idle: dict[str, bool] = {}
         # Only the cross-symbol limit reads other symbols' marks.
         self.tracks_account = section.max_total_notional is not None
-        # rules that read other symbols' state: a backtest then steps the symbols in event-time order
-        self.cross_symbol = self.tracks_account or section.max_open_orders is not None
+
+    def cross_symbol_binds(self, symbols: Sequence[str]) -> bool:
+        """Whether a cross-symbol rule can refuse an order of a run on ``symbols``; a
+        backtest then steps the symbols in event-time order (a cost of about 3x).
+
+        A symbol has at most one order in flight, and none when it sends one, so
+        ``max_open_orders`` can refuse only when it is below the number of symbols;
+        ``max_total_notional`` can refuse unless every symbol's own ``max_notional``
+        keeps the sum within it. A rule that cannot refuse gives the same results
+        whichever order the symbols are stepped in."""
+        section = self.section
+        if section.max_open_orders is not None and section.max_open_orders < len(symbols):
+            return True
+        if section.max_total_notional is not None:
+            caps = [self.limits(symbol).max_notional for symbol in symbols]
+            if any(cap is None for cap in caps) or sum(c for c in caps if c is not None) > section.max_total_notional:
+                return True
+        return False
 
     def limits(self, symbol: str) -> RiskLimits:
         """The symbol's effective limits (cached)."""
@@ -201,10 +218,12 @@ class RiskManager:
 
     # ------------------------------------------------------------ sizing
 
-    def size(self, symbol: str, price: float, stop_loss: float | None, equity: float, default_qty: Decimal) -> Decimal:
+    def size(self, symbol: str, price: float, stop_price: float | None, equity: float, default_qty: Decimal) -> Decimal:
         """The entry quantity by the symbol's sizing rule, rounded down to ``qty_step``.
 
-        ``default_qty`` (the strategy's) is used by ``fixed_qty`` without ``qty``.
+        ``stop_price`` is the entry's stop-loss level (a price), which
+        ``risk_per_trade`` sizes by; ``default_qty`` (the strategy's) is used by
+        ``fixed_qty`` without ``qty``.
         Raises RiskError(rule="sizing") when no positive quantity results.
         """
         lim = self.limits(symbol)
@@ -226,11 +245,11 @@ class RiskManager:
             qty = to_decimal(equity) * lim.percent / px
         else:
             assert lim.risk is not None
-            if stop_loss is None:
+            if stop_price is None:
                 raise refuse("the entry has no stop-loss")
-            distance = abs(px - to_decimal(stop_loss))
+            distance = abs(px - to_decimal(stop_price))
             if distance == 0:
-                raise refuse(f"stop-loss {_num(stop_loss)} equals the price")
+                raise refuse(f"stop-loss {_num(stop_price)} equals the price")
             qty = to_decimal(equity) * lim.risk / distance
         if lim.qty_step is not None:
             qty = (qty / lim.qty_step).to_integral_value(ROUND_FLOOR) * lim.qty_step
@@ -302,6 +321,16 @@ class RiskManager:
         if n == 0 or (lim.daily_loss_limit is None and lim.max_drawdown is None):
             return None
         eq = np.asarray(equity, dtype=np.float64)
+        if _cannot_trip(lim, float(self.account.start_cash), eq, state):
+            _advance(np.asarray(ts, dtype=np.int64), eq, state)
+            return None
+        return self._first_kill_scan(lim, ts, eq, state)
+
+    def _first_kill_scan(
+        self, lim: RiskLimits, ts: np.ndarray, eq: np.ndarray, state: KillState
+    ) -> tuple[int, str] | None:
+        """:meth:`first_kill` bar by bar: each bar's day start and peak, then the first trip."""
+        n = len(eq)
         day = np.asarray(ts, dtype=np.int64) // NS_PER_DAY
         # a day starts from the equity at the close of the previous day's last bar
         prev_eq = np.empty(n)
@@ -336,10 +365,83 @@ class RiskManager:
         return hit
 
 
+_KILL_FIELDS = tuple(f.name for f in fields(KillState))
+
+
+class KillSwitch:
+    """The symbol's daily-loss and drawdown switches (rules in ``[risk]``)."""
+
+    __slots__ = ("symbol", "risk", "state", "enabled", "action")
+
+    def __init__(self, symbol: str, risk: RiskManager) -> None:
+        self.symbol = symbol
+        self.risk = risk
+        self.state = KillState()
+        limits = risk.limits(symbol)
+        self.enabled = limits.daily_loss_limit is not None or limits.max_drawdown is not None
+        self.action = limits.kill_action
+
+    def first(self, ts: np.ndarray, equity: np.ndarray) -> tuple[int, str] | None:
+        """The first bar of a span that trips a switch, without consuming it."""
+        if not self.enabled or not len(ts):
+            return None
+        probe = replace(self.state)
+        return self.risk.first_kill(self.symbol, ts, equity, probe)
+
+    def consume(self, ts: np.ndarray, equity: np.ndarray) -> None:
+        """Advance the switches' memory over bars the worker finished."""
+        if self.enabled and len(ts):
+            self.risk.first_kill(self.symbol, ts, equity, self.state)
+
+    def snapshot(self) -> dict[str, Any]:
+        state = self.state  # flat: its fields are numbers (dataclasses.asdict deep-copies, several times slower)
+        return {name: getattr(state, name) for name in _KILL_FIELDS}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self.state = KillState(**snap)
+
+
+def _cannot_trip(lim: RiskLimits, start_cash: float, eq: np.ndarray, state: KillState) -> bool:
+    """Whether no bar of the span can trip a switch, from bounds alone: the lowest
+    equity against the highest peak and the highest day start it could be measured
+    from. Float rounding is monotonic, so a bound that clears it clears every bar's
+    own comparison in :meth:`RiskManager._first_kill_scan`: the answer is the same."""
+    low, high = float(eq.min()), float(eq.max())
+    first = float(eq[0])
+    if lim.max_drawdown is not None:
+        peak_low = first if state.peak is None else max(state.peak, first)
+        peak_high = high if state.peak is None else max(state.peak, high)
+        if not peak_high - low < lim.max_drawdown * peak_low:
+            return False
+    if lim.daily_loss_limit is not None:
+        # a day starts from the previous bar's equity (or the span's first), or from state.day_start
+        starts = [high, first if state.last is None else state.last]
+        if state.day_start is not None:
+            starts.append(state.day_start)
+        if not max(starts) - low < lim.daily_loss_limit * start_cash:
+            return False
+    return True
+
+
+def _advance(ts: np.ndarray, eq: np.ndarray, state: KillState) -> None:
+    """Move ``state`` over a whole span without a trip, as the bar-by-bar scan would."""
+    end_day = int(ts[-1]) // NS_PER_DAY
+    if int(ts[0]) // NS_PER_DAY == end_day:  # one day: it starts in the span only if it is new
+        if state.day is None or end_day != state.day:
+            state.day_start = float(eq[0]) if state.last is None else state.last
+    else:  # the last day starts at its first bar, from the previous bar's equity
+        j = int(np.searchsorted(ts, end_day * NS_PER_DAY))
+        state.day_start = float(eq[j - 1])
+    peak = float(eq.max())
+    state.peak = peak if state.peak is None else max(state.peak, peak)
+    state.day = end_day
+    state.last = float(eq[-1])
+
+
 def _num(x: Decimal | float) -> str:
     """A number for a message: no exponent, no trailing zeros."""
     d = x if isinstance(x, Decimal) else Decimal(x) if isinstance(x, int) else to_decimal(x)
     return format(d.normalize(), "f")
 
 
-__all__ = ["Account", "KillState", "RiskLimits", "RiskManager", "RiskSection"]
+__all__ = ["Account", "KillState", "KillSwitch", "RiskLimits", "RiskManager", "RiskSection"]

@@ -61,6 +61,7 @@ class Engine:
 
     def __post_init__(self) -> None:
         cfg = self.loaded.config
+        self.stopped_by: str | None = None  # what stopped the run when it was not a signal (a control command)
         self.symbols = list(cfg.engine.symbols)
         self.workers: dict[str, SymbolWorker] = {}
         self.source: DataSource = self.loaded.source_cls(
@@ -85,12 +86,16 @@ class Engine:
             worker.deliver(update)
 
     def _on_connection(self, state: ConnectionState, detail: str) -> None:
+        ts = self._journal_connection(state, detail)
+        self.bus.emit(ConnectionEvent(self.loaded.config.source.type, state.value, ts, detail))
+
+    def _journal_connection(self, state: ConnectionState, detail: str) -> int:
         ts = time.time_ns()
         if self.journal is not None:
             self.journal.event(
                 "connection", None, ts, source=self.loaded.config.source.type, state=state.value, detail=detail
             )
-        self.bus.emit(ConnectionEvent(self.loaded.config.source.type, state.value, ts, detail))
+        return ts
 
     def run(self) -> RunResult:
         cfg = self.loaded.config
@@ -131,8 +136,8 @@ class Engine:
             if self.journal is not None:
                 self._recover(self.journal)
             self.registry.pm.hook.engine_started(config=cfg, engine=self)
-            # cross-symbol rules make the symbols' order of events matter
-            self.lockstep = not live and len(self.workers) > 1 and risk.cross_symbol
+            # cross-symbol rules that can refuse an order make the symbols' order of events matter
+            self.lockstep = not live and len(self.workers) > 1 and risk.cross_symbol_binds(self.symbols)
             # What start-up built (modules, classes, plugins, the workers) lives
             # as long as the run: out of the collector's sight, a full
             # collection during the run walks only what the run made (tens of
@@ -158,6 +163,7 @@ class Engine:
             )
         except BaseException as err:  # noqa: BLE001 - stop the workers, then re-raise
             failure = err
+            self._journal_failure(err)
         finally:
             if live and self.stop_event.is_set():
                 # nothing is sent after stop: held orders never, orders on the wire answered or unknown
@@ -170,6 +176,9 @@ class Engine:
             self.broker.close()
             self.bus.close()
             if self.journal is not None:
+                if live:  # `engine status` no longer says "connected since" once the run is over
+                    ended = "the engine stopped" if failure is None else f"the engine stopped: {type(failure).__name__}"
+                    self._journal_connection(ConnectionState.STOPPED, ended)
                 self.journal.close()
         if failure is not None:
             raise failure
@@ -195,6 +204,7 @@ class Engine:
         event; a symbol command goes to that symbol's worker (every worker when
         it names none), which answers through the returned futures."""
         if command.name == "stop":
+            self.stopped_by = self.stopped_by or command.describe()
             self.stop_event.set()
             done: Future[str] = Future()
             done.set_result("stopping")
@@ -213,6 +223,15 @@ class Engine:
             replies[symbol] = Future()
             self.workers[symbol].inbox.put(Request(command, replies[symbol]))
         return replies
+
+    def _journal_failure(self, err: BaseException) -> None:
+        """A run that failed says why in its journal, for ``engine status``."""
+        if self.journal is None or not isinstance(err, EngineError):
+            return
+        try:
+            self.journal.event("failed", None, time.time_ns(), error=str(err))
+        except EngineError:
+            pass  # the journal itself failed; the error is reported anyway
 
     def _recover(self, journal: Journal) -> None:
         """Restore each symbol from the journal, then reconcile with the broker

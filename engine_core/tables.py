@@ -33,13 +33,21 @@ class Column:
 GAP = 2  # spaces between two columns
 
 
-def fitted(title: str, columns: Sequence[Column], rows: Iterable[Sequence[str]], console: Console) -> Table:
+def fitted(
+    title: str,
+    columns: Sequence[Column],
+    rows: Iterable[Sequence[str]],
+    console: Console,
+    total: Sequence[str] | None = None,
+) -> Table:
     """A table of the columns that fit ``console``'s width, dropping the lowest ``keep`` first.
 
     Each column is at least as wide as its longest word (so words wrap whole);
     the width left over goes to the columns whose cells are longer than that.
+    ``total``, if given, is a last row set apart in bold.
     """
-    rows = [list(r) for r in rows]
+    body = [list(r) for r in rows]
+    rows = body + ([list(total)] if total is not None else [])
     texts = [[c.header, *(r[i] for r in rows)] for i, c in enumerate(columns)]
     longest = [max(cell_len(word) for text in column for word in text.split() or [""]) for column in texts]
     widest = [max(cell_len(text) for text in column) for column in texts]
@@ -69,8 +77,11 @@ def fitted(title: str, columns: Sequence[Column], rows: Iterable[Sequence[str]],
     for i in shown:
         column = columns[i]
         table.add_column(column.header, justify=column.justify, overflow="fold", width=widths[i])  # type: ignore[arg-type]
-    for row in rows:
+    for row in body:
         table.add_row(*(row[i] for i in shown))
+    if total is not None:
+        table.add_section()
+        table.add_row(*(total[i] for i in shown), style="bold")
     return table
 
 

@@ -43,6 +43,8 @@ from engine_core.execution import HELD, ExecutionEngine
 from engine_core.journal import Journal, order_from_row
 from engine_core.ledger import Ledger
 from engine_core.model import (
+    BUY,
+    SELL,
     Bar,
     BarChunk,
     ErrorEvent,
@@ -64,8 +66,9 @@ from engine_core.orders import (
     UpdateKind,
 )
 from engine_core.results import SymbolResult
+from engine_core.risk import KillSwitch
 from engine_core.statemachine import StateMachine
-from engine_core.stops import KillSwitch, StopHit, Stops
+from engine_core.stops import StopHit, Stops, stop_price_from
 from engine_core.storage import BarWindow
 from engine_core.strategy import Decision, StrategyHost, SymbolView
 from engine_core.strategy_log import StrategyLog
@@ -91,7 +94,6 @@ _WATCH, _CLOSE_WATCH, _IN_TRADE = State.WATCH, State.CLOSE_WATCH, State.IN_TRADE
 _FILLED, _SUBMITTED, _UNKNOWN = OrderStatus.FILLED, OrderStatus.SUBMITTED, OrderStatus.UNKNOWN
 _INTENT = OrderStatus.INTENT  # an order the broker holds back (execution.HELD)
 _MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
-_BUY, _SELL = Side.BUY, Side.SELL
 
 
 class SymbolWorker:
@@ -426,7 +428,7 @@ class SymbolWorker:
             return
         price = float(self.view.close[self.view.offset + k])
         ref = d.limit_price if d.limit_price is not None else price
-        sign = 1 if d.side is _BUY else -1
+        sign = 1 if d.side is BUY else -1
         if d.stop_price is not None and (d.stop_price - ref) * sign >= 0:
             word = "below" if sign > 0 else "above"
             raise StrategyError(
@@ -441,7 +443,7 @@ class SymbolWorker:
             )
         stop = d.stop_price
         if stop is None and self.cfg.stop_loss:
-            stop = ref * (1 - sign * self.cfg.stop_loss)
+            stop = stop_price_from(ref, sign, self.cfg.stop_loss)
         try:
             qty = d.qty or self.risk.size(
                 self.symbol, ref, stop, self.start_cash + float(self.ledger.cash), self.cfg.qty
@@ -523,7 +525,7 @@ class SymbolWorker:
         if size <= 0:
             return
         ts = int(self.view.ts[self.view.offset + k])
-        self._send(_SELL if qty > 0 else _BUY, size, ts, reason, k, price, reducing=True)
+        self._send(SELL if qty > 0 else BUY, size, ts, reason, k, price, reducing=True)
 
     def _cancel(self, flight: InFlight, k: int) -> None:
         if flight.cancel_sent:
@@ -810,8 +812,11 @@ class SymbolWorker:
         except Exception as err:  # a bug: answer, then let the loop report it
             reply.set_exception(err)
             raise
-        self.bus.emit(ErrorEvent(self.symbol, last, f"{name} command: {done}", kind="control"))
-        reply.set_result(done)
+        if self.journal is not None:  # what steered the symbol, for engine status and replays
+            self.journal.event(
+                "control", self.symbol, last or None, command=name, result=done, origin=request.command.origin
+            )
+        reply.set_result(done)  # a success is the command's answer (its reply), never an error event
 
     # ------------------------------------------------------------ journal
 

@@ -206,7 +206,7 @@ def test_missing_data_names_source_path(tmp_path, root):
             "strategy": {"script": str(root / "strategies" / "sma_cross.lua")},
         },
     )
-    assert_one_line_error(engine("run", "-c", str(cfg)), "source.path: no CSV files at 'data'")
+    assert_one_line_error(engine("run", "-c", str(cfg)), f"error: {cfg}: source.path: no CSV files at 'data'")
 
 
 def test_report_dir_that_cannot_be_made_fails_before_any_work(tmp_path, root):
@@ -302,8 +302,57 @@ def test_unused_qty_param_warns_at_load(tmp_path):
     proc = engine("run", "-q", "-c", str(cfg))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines()[0] == (
-        f"warning: {cfg}: strategy.params.qty = 5 is not used for sizing: s.lua never reads it, "
-        "and a decision without qty trades [strategy] qty = 2 (or the [risk] sizing)"
+        f"warning: {cfg}: strategy.params.qty = 5 has no effect: s.lua never reads params.qty, "
+        "so an entry is sized by [strategy] qty = 2"
     )
     trades = (tmp_path / "out" / "trades.csv").read_text().splitlines()[1:]
     assert trades and all(row.split(",")[6] == "2" for row in trades)  # what the warning says is what it trades
+
+
+def test_run_at_80_columns_without_a_terminal_cuts_no_figure_and_no_report_line(example):
+    # stdout is a pipe here, as in CI logs or `| tee`
+    proc = engine("run", "-c", str(example), env=engine_env(COLUMNS="80"))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((example.parent / "out" / "summary.json").read_text())
+    lines = proc.stdout.splitlines()
+    table = lines[: lines.index(next(line for line in lines if line.split()[:1] == ["Total"])) + 1]
+    assert max(len(line.rstrip()) for line in table) <= 80
+    assert "…" not in proc.stdout
+    for name, figures in [*summary["per_symbol"].items(), ("Total", summary["total"])]:
+        row = next(line.split() for line in table if line.split()[:1] == [name])
+        assert f"{figures['pnl']:,.2f}" in row and f"{figures['bars']:,}" in row
+    report = [line for line in lines if line.startswith("report: ")]
+    assert report == [f"report: {example.parent / 'out'} (equity.csv, report.html, summary.json, trades.csv)"]
+
+
+def test_each_shard_writes_its_own_report_and_merge_shows_them_together(example):
+    folder = example.parent
+    for k in (1, 2):
+        proc = engine("run", "-q", "-c", str(example), "--shard", f"{k}/2")
+        assert proc.returncode == 0, proc.stderr
+    shards = [folder / "out-1of2", folder / "out-2of2"]
+    symbols = [json.loads((s / "summary.json").read_text())["symbols"] for s in shards]
+    assert sorted(symbols) == [["BTCUSDT"], ["ETHUSDT"]]  # neither overwrote the other
+    merged = engine("report", "merge", *map(str, shards), env=engine_env(COLUMNS="80"))
+    assert merged.returncode == 0, merged.stderr
+    assert f"report: {folder / 'out'} (merged from 2)" in merged.stdout
+    together = json.loads((folder / "out" / "summary.json").read_text())
+    merged_trades = (folder / "out" / "trades.csv").read_text().splitlines()
+    assert engine("run", "-q", "-c", str(example)).returncode == 0  # the run without shards, for reference
+    whole = json.loads((folder / "out" / "summary.json").read_text())
+    assert together["per_symbol"] == whole["per_symbol"] and sorted(together["symbols"]) == sorted(whole["symbols"])
+    for key in ("trades", "bars", "orders", "fills", "win_rate", "profit_factor"):
+        assert together["total"][key] == whole["total"][key], key
+    for key in ("pnl", "total_return", "max_drawdown", "final_equity"):
+        assert together["total"][key] == pytest.approx(whole["total"][key], rel=1e-6), key
+    shard_trades = [line for s in shards for line in (s / "trades.csv").read_text().splitlines()[1:]]
+    assert sorted(merged_trades[1:]) == sorted(shard_trades)
+
+
+def test_report_merge_of_a_folder_that_is_no_report_is_one_line(tmp_path):
+    proc = engine("report", "merge", str(tmp_path))
+    assert proc.returncode == 2
+    assert (
+        proc.stderr
+        == f"error: {tmp_path}: no summary.json, equity.csv, trades.csv: not a report folder that engine run wrote\n"
+    )

@@ -156,14 +156,51 @@ def test_every_observation_hook_is_called_with_what_its_spec_names(tmp_path: Pat
         (State.IN_TRADE, State.WATCH),
     ]
     orders = calls["engine_order"]
-    assert {(o.order.client_id, o.order.side) for o in orders} == {("engine-A-1", Side.BUY), ("engine-A-2", Side.SELL)}
-    assert [o.status for o in orders if o.order.client_id == "engine-A-1"][0] is OrderStatus.INTENT
+    assert {(o.order.client_id, o.order.side) for o in orders} == {("c-A-1", Side.BUY), ("c-A-2", Side.SELL)}
+    assert [o.status for o in orders if o.order.client_id == "c-A-1"][0] is OrderStatus.INTENT
     assert [f.fill.side for f in calls["engine_fill"]] == [Side.BUY, Side.SELL]
     [error] = calls["engine_error"]
     assert error.symbol == "A" and "strategy bug" in error.message
     assert [(c.source, c.state) for c in calls["engine_connection"]] == [("connected_replay", "connected")]
     assert [log.message for log in calls["engine_log"]] == ["about to fail"]
     assert result.symbols["A"].halted is not None
+
+
+class Terse:
+    """Observers that take fewer arguments than their spec names (pluggy allows a
+    subset), and one that fails."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    @hookimpl
+    def engine_log(self) -> None:
+        self.calls.append("log")
+
+    @hookimpl
+    def engine_bar(self, bar: Bar) -> None:
+        self.calls.append(bar.ts)
+
+    @hookimpl
+    def engine_error(self, event: ErrorEvent) -> None:
+        raise RuntimeError("observer bug")
+
+
+def test_an_observer_gets_the_arguments_it_names_and_one_that_fails_alone_is_disabled():
+    from engine_core.events import EventBus
+    from engine_core.plugins import new_plugin_manager
+
+    pm = new_plugin_manager()
+    terse = Terse()
+    pm.register(terse, name="terse")
+    bus = EventBus(pm)
+    bar = Bar("A", 60, 1.0, 1.0, 1.0, 1.0, 1.0)
+    for _ in range(2):
+        bus.emit(LogEvent("A", None, "hi"))
+        bus.emit(bar)
+        bus.emit(ErrorEvent("A", 60, "boom"))
+    assert terse.calls == ["log", 60, "log", 60]
+    assert bus.hook_failures == ["plugin 'terse' failed in engine_error: RuntimeError: observer bug; hook disabled"]
 
 
 # ------------------------------------------------------------ registration hooks

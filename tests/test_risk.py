@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from engine_core.config import load_config
 from engine_core.errors import ConfigError, RiskError
 from engine_core.model import NS_PER_DAY, NS_PER_SECOND, Side
-from engine_core.risk import Account, KillState, RiskManager, RiskSection
+from engine_core.risk import Account, KillState, KillSwitch, RiskManager, RiskSection
 from engine_core.testing import write_config
 
 D = Decimal
@@ -356,6 +356,23 @@ def test_daily_loss_wins_a_tie_and_the_state_is_json() -> None:
     assert KillState(**json.loads(json.dumps(asdict(state)))) == state
 
 
+def test_a_symbols_kill_switch_probes_without_consuming_and_survives_a_restart() -> None:
+    """What the worker relies on: ``first`` looks ahead without moving the switch's
+    memory, ``consume`` moves it over finished bars, and a snapshot restores it."""
+    rm = manager(max_drawdown=0.25, kill_action="halt")
+    switch = KillSwitch("A", rm)
+    assert (switch.enabled, switch.action) == (True, "halt")
+    ts, equity = np.arange(4, dtype=np.int64), np.array([1000.0, 1200.0, 901.0, 1100.0])
+    assert switch.first(ts, equity) is None
+    assert switch.state == KillState()
+    switch.consume(ts, equity)
+    assert switch.state == KillState(peak=1200.0, day=0, day_start=1000.0, last=1100.0)
+    restored = KillSwitch("A", rm)
+    restored.restore(json.loads(json.dumps(switch.snapshot())))
+    assert restored.first(ts + 4, np.array([1100.0, 950.0, 900.0, 800.0])) == (2, "max_drawdown")
+    assert not KillSwitch("A", manager()).enabled
+
+
 def test_no_kill_rules_no_work() -> None:
     rm = manager()
     state = KillState()
@@ -370,14 +387,15 @@ def test_no_kill_rules_no_work() -> None:
     daily=st.one_of(st.none(), st.floats(0.01, 0.5)),
     dd=st.one_of(st.none(), st.floats(0.01, 0.5)),
     start=st.integers(-3 * NS_PER_DAY, 3 * NS_PER_DAY),
+    scale=st.sampled_from([1.0, 0.1, 0.003]),  # small moves: spans the bounds clear without a scan
 )
 def test_vectorised_kill_switch_equals_the_loop(
-    steps: list[tuple[int, float]], cuts: list[int], daily: float | None, dd: float | None, start: int
+    steps: list[tuple[int, float]], cuts: list[int], daily: float | None, dd: float | None, start: int, scale: float
 ) -> None:
     cash = 1000.0
     rm = manager(cash=1000, daily_loss_limit=daily, max_drawdown=dd)
     ts = list(np.cumsum([start + 1] + [gap + 1 for gap, _ in steps[1:]]))
-    equity = list(cash + np.cumsum([move for _, move in steps]))
+    equity = list(cash + np.cumsum([move * scale for _, move in steps]))
     bounds = sorted({0, len(ts), *(min(c, len(ts)) for c in cuts)})
     ref_state, state = KillState(), KillState()
     expected = loop_reference(ts, equity, ref_state, daily, dd, cash)
@@ -390,3 +408,28 @@ def test_vectorised_kill_switch_equals_the_loop(
     assert got == expected
     if daily is not None or dd is not None:
         assert state == ref_state
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moves=st.lists(st.floats(-5, 5, allow_nan=False), min_size=1, max_size=40),
+    gaps=st.lists(st.integers(1, 12 * HOUR), min_size=40, max_size=40),
+    prior=st.one_of(st.none(), st.tuples(st.floats(990, 1010), st.integers(-2, 2), st.floats(990, 1010))),
+    daily=st.one_of(st.none(), st.floats(0.001, 0.05)),
+    dd=st.one_of(st.none(), st.floats(0.001, 0.05)),
+)
+def test_a_span_cleared_by_its_bounds_ends_in_the_state_the_scan_gives(
+    moves: list[float], gaps: list[int], prior: tuple[float, int, float] | None, daily: float | None, dd: float | None
+) -> None:
+    """Spans that cannot trip skip the bar-by-bar scan (the common case: a kill switch costs
+    only when it can trigger); the answer and the state after are the scan's, exactly."""
+    rm = manager(cash=1000, daily_loss_limit=daily, max_drawdown=dd)
+    if daily is None and dd is None:
+        return
+    ts = np.cumsum([NS_PER_DAY // 2] + gaps[: len(moves) - 1]).astype(np.int64)
+    equity = 1000.0 + np.cumsum(moves)
+    state = KillState() if prior is None else KillState(max(prior[0], prior[2]), prior[1], prior[0], prior[2])
+    scanned = KillState(**asdict(state))
+    limits = rm.limits("A")
+    assert rm.first_kill("A", ts, equity, state) == rm._first_kill_scan(limits, ts, equity, scanned)
+    assert state == scanned

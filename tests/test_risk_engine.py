@@ -8,6 +8,7 @@ from pathlib import Path
 
 from engine_core.journal import Journal
 from engine_core.model import SECONDS_PER_DAY, OrderEvent, TransitionEvent
+from engine_core.risk import Account, RiskManager, RiskSection
 from engine_core.runner import build_engine
 from engine_core.testing import write_config
 
@@ -118,7 +119,41 @@ def test_daily_loss_limit_trips_on_the_day_it_is_lost(tmp_path):
 def test_refused_orders_are_journaled(tmp_path):
     eng = engine(tmp_path, bars("A", [100.0] * 8), {"max_position": 1}, params={"qty": 2}, journal=True)
     eng.run()
-    journal = Journal(tmp_path / ".engine" / "engine.sqlite")
+    journal = Journal(tmp_path / ".engine" / "c.sqlite")
     refused = journal.events(kind="refused")
     assert refused and refused[0]["detail"].startswith("max_position:")
     assert {o["status"] for o in journal.orders()} == {"refused"}
+
+
+def test_cross_symbol_rules_that_cannot_refuse_do_not_step_bar_by_bar(tmp_path, monkeypatch):
+    """The README's [risk] (max_open_orders = 10 on two symbols, kill switches): no order
+    can be refused across symbols, so the backtest runs each symbol on its own thread
+    and its results are those of the event-time stepping."""
+    rows = bars("A", [100.0 + (i % 7) - 0.01 * i for i in range(300)])
+    rows += [["B", *r[1:]] for r in bars("A", [50.0 + (i % 5) + 0.02 * i for i in range(300)])]
+    risk = {"max_open_orders": 10, "daily_loss_limit": 0.05, "max_drawdown": 0.2, "max_position": 5}
+
+    def outcome(folder: str):
+        (tmp_path / folder).mkdir()
+        eng = engine(tmp_path / folder, rows, risk, params={"qty": 2})
+        result = eng.run()
+        return eng.lockstep, {s: (r.trades, list(r.pnl), r.halted) for s, r in result.symbols.items()}
+
+    threaded, results = outcome("free")
+    assert threaded is False
+    assert all(trades for trades, _, _ in results.values())
+    monkeypatch.setattr(RiskManager, "cross_symbol_binds", lambda self, symbols: True)
+    stepped, in_time_order = outcome("stepped")
+    assert stepped is True and in_time_order == results
+
+
+def test_cross_symbol_rules_bind_only_when_they_can_refuse():
+    def binds(run_on, **risk):
+        return RiskManager(RiskSection.model_validate(risk), Account(Decimal(1000))).cross_symbol_binds(run_on)
+
+    assert not binds(["A", "B"])
+    assert not binds(["A", "B"], max_open_orders=2)  # each symbol has at most one order in flight
+    assert binds(["A", "B", "C"], max_open_orders=2)
+    assert binds(["A", "B"], max_total_notional=1000)
+    assert not binds(["A", "B"], max_total_notional=1000, max_notional=500)
+    assert binds(["A", "B"], max_total_notional=1000, max_notional=500, symbols={"B": {"max_notional": 501}})

@@ -111,7 +111,8 @@ def test_the_cli_runs_only_its_shard(tmp_path: Path):
     path = config(tmp_path)
     result = CliRunner().invoke(main, ["run", "-c", str(path), "--shard", "1/2", "-q"])
     assert result.exit_code == 0, result.output
-    summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
+    # each shard its own report folder: <report.dir>-KofN
+    summary = json.loads((tmp_path / "reports-1of2" / "summary.json").read_text())
     assert summary["symbols"] == [s for s in SYMBOLS if shard_of(s, 2) == 1]
 
 

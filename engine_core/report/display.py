@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from engine_core.model import SECONDS_PER_DAY
+from engine_core.report.metrics import MIN_ANNUALIZED_DAYS
 
 Kind = Literal["int", "money", "percent", "ratio", "duration"]
 
@@ -13,6 +14,7 @@ FIGURES: dict[str, tuple[str, Kind]] = {
     "final_equity": ("Final equity", "money"),
     "pnl": ("PnL", "money"),
     "total_return": ("Return", "percent"),
+    "span_days": ("Span (days)", "ratio"),
     "cagr": ("CAGR", "percent"),
     "sharpe": ("Sharpe", "ratio"),
     "sortino": ("Sortino", "ratio"),
@@ -59,6 +61,38 @@ def show(value: Any, kind: Kind) -> str:
     days, rest = divmod(int(value), SECONDS_PER_DAY)
     clock = f"{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
     return f"{days}d {clock}" if days else clock
+
+
+def notes(summary: dict) -> list[str]:
+    """What a reader needs to read the figures right: whether they are annualised (and by
+    what factor), and why Sharpe and Sortino read n/a when too few returns are the reason."""
+    return [note for note in (annualization_note(summary), ratio_note(summary)) if note]
+
+
+def annualization_note(summary: dict) -> str | None:
+    """How the run's figures are scaled: per year (the factor) or, for a short run, not at all."""
+    total = summary["total"]
+    days, factor = total.get("span_days"), total.get("ratio_periods")
+    if days is None or factor is None:
+        return None
+    annualized = bool(total.get("annualized"))
+    if not annualized:
+        note = (
+            f"{days:,.1f} days of bars, under {MIN_ANNUALIZED_DAYS}: nothing is annualised. CAGR is left out; "
+            f"Return, Sharpe and Sortino are the whole run's (ratios: per bar x sqrt({factor:,.0f} returns))."
+        )
+    else:
+        note = (
+            f"{days:,.1f} days of bars: CAGR, Sharpe and Sortino are per year (ratios: per bar x sqrt({factor:,.0f}))."
+        )
+    # a symbol with a shorter history than the run's is read on its own span
+    short = [name for name, f in summary["per_symbol"].items() if f.get("ratio_periods") and not f.get("annualized")]
+    if annualized and short:
+        note += (
+            f" {', '.join(short)}: under {MIN_ANNUALIZED_DAYS} days of bars of their own, "
+            "so no CAGR and ratios over their own run."
+        )
+    return note
 
 
 def ratio_note(summary: dict) -> str | None:

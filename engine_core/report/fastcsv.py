@@ -9,6 +9,8 @@ format CHUNK_ROWS rows at a time, which stay in the CPU cache.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from decimal import Decimal
 from functools import cache
 
 import numpy as np
@@ -118,6 +120,24 @@ def fixed_columns(values: np.ndarray, decimals: int) -> np.ndarray:
     out = np.hstack(parts)
     out[~finite] = 0
     return out
+
+
+def decimal_places(values: Iterable[Decimal]) -> int:
+    """The fewest decimals that show every one of ``values`` exactly (as
+    :func:`engine_core.model.fraction_digits` does for times): a column of
+    prices or quantities then reads at one precision, the instrument's."""
+    places = 0
+    for value in values:
+        exponent = value.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > places:
+            places = -exponent
+    return places
+
+
+def decimal_text(value: Decimal, places: int) -> str:
+    """``value`` with exactly ``places`` decimals; exact when ``places`` is at least
+    :func:`decimal_places` of it (never rounded)."""
+    return f"{value:.{places}f}"
 
 
 def join_rows(fields: list[np.ndarray], sep: str = ",") -> np.ndarray:

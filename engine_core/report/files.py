@@ -1,6 +1,8 @@
 """The report files of a run: summary.json, trades.csv, equity.csv and report.html.
 
-Money in trades.csv is the exact Decimal text of each round trip. equity.csv
+Money in trades.csv is exact: each round trip's Decimals, every column of
+a symbol at one number of decimals (the fewest that show all of its values
+exactly, so a symbol's prices read at the instrument's precision). equity.csv
 holds the total equity curve (see :mod:`engine_core.report.metrics`): equity
 in fixed point with 10 significant digits for the largest value (at most 8
 decimals), drawdown as a fraction with 10 decimals. Every file is a function
@@ -13,6 +15,7 @@ import csv
 import itertools
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,8 @@ from engine_core.errors import ConfigError
 from engine_core.model import RoundTrip, fraction_digits
 from engine_core.report.fastcsv import (
     CHUNK_ROWS,
+    decimal_places,
+    decimal_text,
     fixed_columns,
     join_rows,
     time_columns,
@@ -55,17 +60,36 @@ Curves = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # downsampled to
 TRADE_BLOCK = 4096  # round trips formatted at a time
 
 
-def _trade_row(t: RoundTrip, entry: str, exit_: str) -> list[str]:
+@dataclass(frozen=True)
+class _Places:
+    """Decimals of a symbol's money columns: the fewest that show all its round trips exactly."""
+
+    price: int
+    qty: int
+    pnl: int
+    commission: int
+
+    @classmethod
+    def of(cls, trades: list[RoundTrip]) -> _Places:
+        return cls(
+            decimal_places(itertools.chain((t.entry_price for t in trades), (t.exit_price for t in trades))),
+            decimal_places(t.qty for t in trades),
+            decimal_places(t.pnl for t in trades),
+            decimal_places(t.commission for t in trades),
+        )
+
+
+def _trade_row(t: RoundTrip, entry: str, exit_: str, places: _Places) -> list[str]:
     return [
         t.symbol,
         t.side.value,
         entry,
-        str(t.entry_price),
+        decimal_text(t.entry_price, places.price),
         exit_,
-        str(t.exit_price),
-        str(t.qty),
-        str(t.pnl),
-        str(t.commission),
+        decimal_text(t.exit_price, places.price),
+        decimal_text(t.qty, places.qty),
+        decimal_text(t.pnl, places.pnl),
+        decimal_text(t.commission, places.commission),
         t.exit_reason,
     ]
 
@@ -77,12 +101,16 @@ def trade_row_blocks(trades: list[RoundTrip]) -> Iterator[list[list[str]]]:
     n = len(trades)
     ts = np.fromiter(itertools.chain((t.entry_ts for t in trades), (t.exit_ts for t in trades)), np.int64, 2 * n)
     digits = fraction_digits(ts)  # of all the times: entries and exits line up
+    by_symbol: dict[str, list[RoundTrip]] = {}
+    for t in trades:
+        by_symbol.setdefault(t.symbol, []).append(t)
+    places = {symbol: _Places.of(own) for symbol, own in by_symbol.items()}
     for start in range(0, n, TRADE_BLOCK):
         block = trades[start : start + TRADE_BLOCK]
         m = len(block)
         times = np.concatenate([ts[start : start + m], ts[n + start : n + start + m]])
         text = join_rows([time_columns(times, digits)]).tobytes().decode("ascii").splitlines()
-        yield [_trade_row(t, entry, exit_) for t, entry, exit_ in zip(block, text[:m], text[m:])]
+        yield [_trade_row(t, entry, exit_, places[t.symbol]) for t, entry, exit_ in zip(block, text[:m], text[m:])]
 
 
 def _decimals_for(largest: float) -> int:

@@ -11,11 +11,17 @@ Definitions (rf = 0), for a curve ``E[0..n-1]`` at times ``t[0..n-1]``:
 - ``pnl = E[n-1] - start_cash``, ``total_return = pnl / start_cash``.
 - ``bar_seconds``: median of ``diff(t)``. ``periods_per_year`` (P): the
   override if given, else ``365 * 86400 / bar_seconds`` (24/7 markets).
-- ``cagr = (E[n-1] / start_cash) ** (P / (n - 1)) - 1``: the curve spans
-  ``(n - 1) / P`` years.
+- the curve spans ``(n - 1) / P`` years: ``span_days = (n - 1) / P * 365``.
+  ``annualized`` is whether it spans at least MIN_ANNUALIZED_DAYS (90 days):
+  a shorter run's figures are not scaled to a year, since a two-week result
+  raised to the 26th power says nothing about a year.
+- ``cagr = (E[n-1] / start_cash) ** (P / (n - 1)) - 1`` when annualized,
+  else None (``total_return`` is the period's return).
 - per-period returns ``r[i] = E[i] / E[i-1] - 1`` for ``i >= 1``.
-- ``sharpe = mean(r) / std(r, ddof=1) * sqrt(P)``.
-- ``sortino = mean(r) / sqrt(mean(min(r, 0) ** 2)) * sqrt(P)``; the
+- ``ratio_periods`` (F): ``P`` when annualized, else ``n - 1`` (the ratios
+  are then over the run's whole span, not per year).
+- ``sharpe = mean(r) / std(r, ddof=1) * sqrt(F)``.
+- ``sortino = mean(r) / sqrt(mean(min(r, 0) ** 2)) * sqrt(F)``; the
   denominator (downside deviation over all periods, target 0) is
   backtesting.py's. Unlike backtesting.py, which resamples to daily returns
   and uses their geometric mean, both ratios here use the arithmetic mean of
@@ -65,6 +71,8 @@ MIN_RATIO_RETURNS = 30
 """The fewest returns Sharpe and Sortino are given for, whatever the bar interval."""
 MIN_RATIO_WEEKS = 1
 """The shortest span of returns, in weeks (of ``P / 52`` periods), they are given for."""
+MIN_ANNUALIZED_DAYS = 90
+"""The shortest span figures are annualised for (CAGR; Sharpe and Sortino per year)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -290,12 +298,18 @@ def _curve_stats(curve: Curve, start_cash: float, periods_per_year: float | None
     final = float(equity[-1]) if n else start_cash
     step = float(np.median(np.diff(ts), overwrite_input=True)) / NS_PER_SECOND if n > 1 else None
     periods = periods_per_year or (SECONDS_PER_YEAR / step if step else None)
+    span_days = (n - 1) / periods * 365 if periods and n > 1 else None
+    annualized = span_days is not None and span_days >= MIN_ANNUALIZED_DAYS
+    factor = periods if annualized else (n - 1 if n > 1 else None)
     stats: dict[str, Any] = {
         "final_equity": number(final),
         "pnl": number(final - start_cash),
         "total_return": number((final - start_cash) / start_cash) if start_cash else None,
         "bar_seconds": number(step),
         "periods_per_year": number(periods),
+        "span_days": number(span_days),
+        "annualized": annualized,
+        "ratio_periods": number(factor),
         "cagr": None,
         "sharpe": None,
         "sortino": None,
@@ -309,7 +323,7 @@ def _curve_stats(curve: Curve, start_cash: float, periods_per_year: float | None
     if n == 0:
         return stats
     stats |= _drawdown_stats(ts, equity)
-    if periods and n > 1 and start_cash > 0 and final > 0:
+    if annualized and periods and start_cash > 0 and final > 0:
         with np.errstate(over="ignore"):
             stats["cagr"] = number(np.power(final / start_cash, periods / (n - 1)) - 1.0)
     head = equity[:-1]  # the last value may be anything
@@ -317,12 +331,12 @@ def _curve_stats(curve: Curve, start_cash: float, periods_per_year: float | None
     if need is not None and n - 1 >= need and all(np.all(head[i : i + BLOCK] > 0) for i in range(0, n - 1, BLOCK)):
         r = _returns(equity)
         mean = float(r.mean())
-        stats["sharpe"] = _ratio(mean, _std(r), periods)
+        stats["sharpe"] = _ratio(mean, _std(r), factor)
         del r  # _std overwrote it: computed again, without holding both
         r = _returns(equity)
         np.minimum(r, 0.0, out=r)
         np.square(r, out=r)
-        stats["sortino"] = _ratio(mean, math.sqrt(np.mean(r)), periods)
+        stats["sortino"] = _ratio(mean, math.sqrt(np.mean(r)), factor)
     return stats
 
 

@@ -6,7 +6,7 @@ import base64
 import json
 from html import escape
 
-from engine_core.report.display import HEADLINE, TABLE_COLUMNS, ratio_note, show
+from engine_core.report.display import HEADLINE, TABLE_COLUMNS, notes, show
 
 TRADE_LIMIT = 500
 
@@ -29,8 +29,25 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
 
 
-def _compact(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(", ", ": "))
+def readable(value: object) -> str:
+    """Configuration-like data as a person reads it: ``csv: files 2, rows 40,000``
+    rather than JSON; empty and null entries are left out."""
+    if isinstance(value, dict):
+        kept = {str(k).replace("_", " "): v for k, v in value.items() if v is not None and v != {} and v != []}
+        parts = [f"{k}: {readable(v)}" if isinstance(v, dict) else f"{k} {readable(v)}" for k, v in kept.items()]
+        return ("; " if any(isinstance(v, dict) for v in kept.values()) else ", ").join(parts)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(readable(item) for item in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _params(params: dict) -> str:
+    """Strategy parameters as the config writes them: ``fast = 10, slow = 30``."""
+    return ", ".join(f"{key} = {json.dumps(value)}" for key, value in params.items()) or "none"
 
 
 def render_page(
@@ -55,8 +72,8 @@ def render_page(
         ["Symbols", ", ".join(summary["symbols"])],
         ["First bar", summary["first_bar"] or "n/a"],
         ["Last bar", summary["last_bar"] or "n/a"],
-        ["Parameters", _compact(summary["params"])],
-        ["Source", _compact(summary["source"])],
+        ["Parameters", _params(summary["params"])],
+        ["Source", readable(summary["source"]) or "n/a"],
     ]
     run += [[f"Halted: {name}", reason] for name, reason in total["halted"].items()]
     run += [["Error", message] for message in total["errors"]]
@@ -91,7 +108,7 @@ def render_page(
             ),
             "<h2>Per symbol</h2>",
             _table(["Symbol", *(label for _, label, _ in TABLE_COLUMNS)], per_symbol),
-            *([f'<p class="note">{escape(note)}</p>'] if (note := ratio_note(summary)) else []),
+            *(f'<p class="note">{escape(note)}</p>' for note in notes(summary)),
             "<h2>Equity and drawdown</h2>",
             chart,
             "<h2>Trades</h2>",

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from engine_core.report.display import TABLE_COLUMNS, ratio_note, show
+from engine_core.report.display import TABLE_COLUMNS, notes, show
+from engine_core.tables import Column, fitted
+
+# which columns stay longest as the console narrows (figures are never cut: columns go)
+_KEEP = {"pnl": 95, "total_return": 90, "trades": 80, "max_drawdown": 70, "sharpe": 60, "win_rate": 50, "bars": 40}
 
 
 def print_summary(summary: dict, console: Console) -> None:
     """Print per-symbol and total headline figures, then halted symbols and error counts."""
-    # no vertical rules: the table stays within 80 columns for six-figure PnLs
-    table = Table(title=f"{summary['strategy']} ({summary['mode']})", title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("Symbol")
-    for _, label, _ in TABLE_COLUMNS:
-        table.add_column(label, justify="right")
-    for name, figures in summary["per_symbol"].items():
-        table.add_row(name, *(show(figures[key], kind) for key, _, kind in TABLE_COLUMNS))
+    columns = [Column("Symbol", 100)]
+    columns += [Column(label, _KEEP.get(key, 0), "right") for key, label, _ in TABLE_COLUMNS]
+    rows = [
+        [name, *(show(figures[key], kind) for key, _, kind in TABLE_COLUMNS)]
+        for name, figures in summary["per_symbol"].items()
+    ]
     total = summary["total"]
-    table.add_section()
-    table.add_row("Total", *(show(total[key], kind) for key, _, kind in TABLE_COLUMNS), style="bold")
-    console.print(table)
-    note = ratio_note(summary)
-    if note:
+    totals = ["Total", *(show(total[key], kind) for key, _, kind in TABLE_COLUMNS)]
+    console.print(fitted(f"{summary['strategy']} ({summary['mode']})", columns, rows, console, total=totals))
+    for note in notes(summary):
         console.print(Text(note, style="dim"))
     for name, reason in total["halted"].items():
         console.print(Text.assemble((f"{name} halted: ", "yellow"), reason))

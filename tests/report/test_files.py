@@ -4,6 +4,7 @@ import csv
 import itertools
 import json
 import re
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -63,12 +64,37 @@ def test_trades_csv_is_sorted_by_exit_time_then_symbol(result, tmp_path):
         "2024-01-01T00:00:00Z",
         "100.25",
         "2024-01-01T00:02:00Z",
-        "101",
+        "101.00",
         "0.5",
         "-1.5",
         "0.05",
         "exit",
     ]
+    assert rows[3][7] == "20.0"  # BTC's PnLs read at one precision: 20 and -1.5
+
+
+def test_trade_columns_read_at_each_symbols_precision_exactly(build, tmp_path):
+    def trip(symbol, entry, exit_, qty, pnl, minute):
+        t = build.trip(symbol, pnl, minute)
+        return t._replace(entry_price=Decimal(entry), exit_price=Decimal(exit_), qty=Decimal(qty))
+
+    btc = [trip("BTC", "101.12", "100.7", "494.462", "-207.67404", 1), trip("BTC", "99.8", "100", "2", "197.77400", 2)]
+    eth = [trip("ETH", "2000.5", "2001.25", "0.1", "0.075", 3)]
+    result = build.run(
+        build.symbol("BTC", [0, 1, 2], [0, 0, 0], trades=btc), build.symbol("ETH", [0, 3], [0, 0], trades=eth)
+    )
+    paths = write(result, tmp_path)
+    with paths["trades"].open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns = ("entry_price", "exit_price", "qty", "pnl")
+    assert [tuple(r[c] for c in columns) for r in rows] == [
+        ("101.12", "100.70", "494.462", "-207.67404"),
+        ("99.80", "100.00", "2.000", "197.77400"),
+        ("2000.50", "2001.25", "0.1", "0.075"),
+    ]
+    for row, t in zip(rows, [*btc, *eth]):  # exact: the same Decimals
+        assert (Decimal(row["exit_price"]), Decimal(row["pnl"])) == (t.exit_price, t.pnl)
+    assert "<td>100.70</td>" in paths["html"].read_text()
 
 
 def test_equity_csv_holds_the_total_curve(result, tmp_path):
@@ -129,3 +155,24 @@ def test_html_says_why_sharpe_is_missing(result, tmp_path):
     html = write(result, tmp_path)["html"].read_text()
     assert "Sharpe and Sortino are n/a: they need 20,216 bar returns (at least 30, and a week of bars); 5 here." in html
     assert summarize(result)["total"]["sharpe"] is None
+
+
+def test_html_of_a_short_run_leaves_cagr_out_and_says_why(build, tmp_path):
+    minutes = list(range(20_000))
+    html = write(build.run(build.symbol("BTC", minutes, [float(i % 7) for i in minutes])), tmp_path)["html"]
+    text = html.read_text()
+    assert "<tr><td>CAGR</td><td>n/a</td></tr>" in text
+    assert "<tr><td>Span (days)</td><td>13.89</td></tr>" in text
+    assert "13.9 days of bars, under 90: nothing is annualised." in text
+    assert "sqrt(19,999 returns)" in text
+    summary = json.loads((tmp_path / "summary.json").read_text())["total"]
+    assert (summary["cagr"], summary["annualized"], summary["ratio_periods"]) == (None, False, 19_999)
+
+
+def test_html_source_and_parameters_read_as_words_not_json(build, tmp_path):
+    result = build.run(build.symbol("BTC", [0, 1], [0, 1]))
+    result.source_stats = {"csv": {"files": 2, "first_skipped": None, "rows": 40_000, "skipped_by_reason": {}}}
+    html = write(result, tmp_path)["html"].read_text()
+    assert "<tr><td>Source</td><td>csv: files 2, rows 40,000</td></tr>" in html
+    assert "<tr><td>Parameters</td><td>fast = 5, size = &quot;0.5&quot;</td></tr>" in html
+    assert "{&quot;" not in html

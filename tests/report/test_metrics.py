@@ -38,13 +38,35 @@ def known_returns(build, repeats: int):
 
 
 def test_sharpe_sortino_cagr_on_known_returns(build):
-    figures = summarize(known_returns(build, 10), periods_per_year=360)["total"]
+    # 30 returns at 120 a year: a quarter of a year (91.25 days), long enough to annualise
+    figures = summarize(known_returns(build, 10), periods_per_year=120)["total"]
     # 30 returns: population variance 8/900, sample variance 8/900 * 30/29
     assert figures["returns"] == 30 and figures["ratio_min_returns"] == 30
-    assert figures["sharpe"] == pytest.approx((1 / 30) / math.sqrt(8 / 900 * 30 / 29) * math.sqrt(360), rel=1e-9)
-    assert figures["sortino"] == pytest.approx((1 / 30) / math.sqrt(1 / 300) * math.sqrt(360), rel=1e-9)
-    assert figures["cagr"] == pytest.approx(1.089 ** (10 * 360 / 30) - 1, rel=1e-9)
-    assert figures["periods_per_year"] == 360
+    assert figures["annualized"] is True and figures["ratio_periods"] == 120
+    assert figures["span_days"] == 91.25
+    assert figures["sharpe"] == pytest.approx((1 / 30) / math.sqrt(8 / 900 * 30 / 29) * math.sqrt(120), rel=1e-9)
+    assert figures["sortino"] == pytest.approx((1 / 30) / math.sqrt(1 / 300) * math.sqrt(120), rel=1e-9)
+    assert figures["cagr"] == pytest.approx(1.089 ** (10 * 120 / 30) - 1, rel=1e-9)
+    assert figures["periods_per_year"] == 120
+
+
+def test_a_run_shorter_than_90_days_is_not_annualised(build):
+    # the same 30 returns at 360 a year span a month: no CAGR, ratios over the run (sqrt(30), not sqrt(360))
+    figures = summarize(known_returns(build, 10), periods_per_year=360)["total"]
+    assert figures["annualized"] is False and figures["span_days"] == pytest.approx(30 / 360 * 365)
+    assert figures["cagr"] is None
+    assert figures["total_return"] == pytest.approx(1.089**10 - 1, rel=1e-9)
+    assert figures["ratio_periods"] == 30
+    assert figures["sharpe"] == pytest.approx((1 / 30) / math.sqrt(8 / 900 * 30 / 29) * math.sqrt(30), rel=1e-9)
+    assert figures["sortino"] == pytest.approx((1 / 30) / math.sqrt(1 / 300) * math.sqrt(30), rel=1e-9)
+    # two weeks of one-minute bars that return 3.07%: the shipped sample's shape
+    minutes = np.arange(20_000)
+    equity = 100 * (1 + 0.0307 * minutes / minutes[-1] + 0.001 * np.sin(minutes / 50.0))
+    figures = summarize(build.run(build.symbol("BTC", list(minutes), list(equity - 100))))["total"]
+    assert figures["total_return"] == pytest.approx(equity[-1] / 100 - 1) and 0.02 < figures["total_return"] < 0.04
+    assert figures["cagr"] is None and figures["annualized"] is False
+    assert figures["span_days"] == pytest.approx(19_999 / 1440)
+    assert figures["sharpe"] is not None and figures["ratio_periods"] == 19_999
 
 
 def test_sharpe_and_sortino_need_30_returns_and_a_week_of_them(build):
@@ -59,7 +81,7 @@ def test_sharpe_and_sortino_need_30_returns_and_a_week_of_them(build):
         summary = summarize(result, periods_per_year=periods)
         for figures in (summary["total"], summary["per_symbol"]["BTC"]):
             assert (figures["sharpe"] is not None, figures["sortino"] is not None) == (shown, shown), (returns, periods)
-            assert figures["cagr"] is not None  # the other figures stay
+            assert (figures["cagr"] is not None) == (returns / periods * 365 >= 90)  # the other figures stay
     # three days of one-minute bars: no annualised ratio, whatever the curve
     minutes = build.run(build.symbol("BTC", list(range(4_320)), list(np.sin(np.arange(4_320) / 50.0))))
     figures = summarize(minutes)["total"]

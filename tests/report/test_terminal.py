@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 from rich.console import Console
 
 from engine_core import report
@@ -54,3 +55,54 @@ def test_the_table_fits_80_columns_with_six_figure_pnls(build):
     text = console.export_text()
     assert "-241,421.86" in text and "-120,710.93" in text and "…" not in text
     assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+
+
+def test_at_80_columns_figures_are_never_cut_columns_go_first(build):
+    # a million bars a symbol and five-figure losses: the table is wider than 80 columns
+    minutes = list(range(0, 2_000_000, 2))
+    pnl = list(np.linspace(0.0, -11_529.12, len(minutes)))
+    result = build.run(
+        build.symbol("BTCUSDT", minutes, pnl, trades=[build.trip("BTCUSDT", "-11529.12", 1)] * 19_365),
+        build.symbol("ETHUSDT", minutes, list(np.linspace(0.0, -9_181.81, len(minutes)))),
+        start_cash="100000",
+    )
+    summary = summarize(result)
+    for width in (80, 60):
+        console = Console(record=True, width=width)
+        print_summary(summary, console)
+        text = console.export_text()
+        assert "…" not in text
+        assert max(len(line.rstrip()) for line in text.splitlines()) <= width
+        for figure in ("-11,529.12", "-9,181.81", "-20,710.93", "-11.53%", "19,365"):
+            assert figure in text, (width, text)
+    assert "1,000,000" in text or width < 80  # at 60 columns the bar counts go first
+
+
+def test_a_short_run_says_it_is_not_annualised_and_a_long_one_states_its_factor(build):
+    minutes = list(range(20_000))  # 13.9 days of one-minute bars
+    console = Console(record=True, width=80)
+    print_summary(summarize(build.run(build.symbol("BTC", minutes, [float(i % 7) for i in minutes]))), console)
+    text = " ".join(console.export_text().split())
+    assert "13.9 days of bars, under 90: nothing is annualised. CAGR is left out;" in text
+    assert "Return, Sharpe and Sortino are the whole run's (ratios: per bar x sqrt(19,999 returns))." in text
+    days = [1440.0 * i for i in range(366)]
+    console = Console(record=True, width=80)
+    print_summary(summarize(build.run(build.symbol("BTC", days, [float(i % 7) for i in range(366)]))), console)
+    text = " ".join(console.export_text().split())
+    assert "365.0 days of bars: CAGR, Sharpe and Sortino are per year (ratios: per bar x sqrt(365))." in text
+
+
+def test_a_symbol_with_a_short_history_in_a_long_run_is_named_in_the_note(build):
+    days = [1440.0 * i for i in range(366)]
+    late = days[-30:]  # a month of bars of its own
+    result = build.run(
+        build.symbol("BTC", days, [float(i % 7) for i in range(366)]),
+        build.symbol("NEW", late, [float(i % 3) for i in range(30)]),
+    )
+    summary = summarize(result)
+    assert summary["total"]["annualized"] and not summary["per_symbol"]["NEW"]["annualized"]
+    assert summary["per_symbol"]["NEW"]["cagr"] is None and summary["per_symbol"]["BTC"]["cagr"] is not None
+    console = Console(record=True, width=200)
+    print_summary(summary, console)
+    text = console.export_text()
+    assert "NEW: under 90 days of bars of their own, so no CAGR and ratios over their own run." in text

@@ -41,9 +41,7 @@ from paho.mqtt.client import MQTT_ERR_SUCCESS
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from engine_core.errors import EngineError
-from engine_core.events import Event, EventSink
-from engine_core.model import Bar
+from engine_core import Bar, EngineError, Event, EventSink
 from engine_plugin_mqtt import connection, wire
 from engine_plugin_mqtt.config import MqttSinkConfig
 from engine_plugin_mqtt.control import ControlChannel
@@ -471,7 +469,8 @@ class MqttSink(EventSink):
     async def _command(self, name: str, message: aiomqtt.Message) -> None:
         assert self.control is not None
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
-        reply = await self.control.answer(name, payload)
+        origin = f"MQTT topic {message.topic.value} on {connection.describe(self.cfg)}"
+        reply = await self.control.answer(name, payload, origin)
         if reply["ok"] and name in ("pause", "resume"):
             for symbol in reply["results"]:
                 if symbol in self._statuses:

@@ -18,20 +18,19 @@ from typing import Any
 
 import msgspec
 
-from engine_core.events import Event
-
 # The event types, as hookspecs.py lists them too: each module names what it handles.
-from engine_core.model import (
-    NS_PER_SECOND,
+from engine_core import (
     Bar,
     ConnectionEvent,
     ErrorEvent,
+    Event,
     FillEvent,
     LogEvent,
     OrderEvent,
     SignalEvent,
     Trade,
     TransitionEvent,
+    epoch_ns,
 )
 
 SCHEMA = 1
@@ -124,7 +123,7 @@ class OrderPayload(EventPayload, gc=False):
     qty: Any
     type: Any
     reason: str
-    detail: str
+    detail: dict[str, str]
 
 
 class FillPayload(EventPayload, gc=False):
@@ -161,7 +160,16 @@ class LogPayload(EventPayload, gc=False):
 class ConnectionPayload(EventPayload, gc=False):
     source: str
     state: str
-    detail: str
+    detail: dict[str, str]
+
+
+_NO_DETAIL: dict[str, str] = {}  # shared, never changed
+
+
+def _detail(text: str) -> dict[str, str]:
+    """``detail`` is an object in every event that has one (a signal's are its
+    decision's fields): an order's or a connection's text is its ``message``."""
+    return {"message": text} if text else _NO_DETAIL
 
 
 def _transition(e: TransitionEvent, engine: str, seq: int) -> EventPayload:
@@ -188,7 +196,7 @@ def _order(e: OrderEvent, engine: str, seq: int) -> EventPayload:
         o.qty,
         o.type,
         o.reason,
-        e.detail,
+        _detail(e.detail),
     )
 
 
@@ -222,7 +230,9 @@ def _log(e: LogEvent, engine: str, seq: int) -> EventPayload:
 
 
 def _connection(e: ConnectionEvent, engine: str, seq: int) -> EventPayload:
-    return ConnectionPayload(SCHEMA, seq, engine, None, "connection", e.ts, iso_ms(e.ts), e.source, e.state, e.detail)
+    return ConnectionPayload(
+        SCHEMA, seq, engine, None, "connection", e.ts, iso_ms(e.ts), e.source, e.state, _detail(e.detail)
+    )
 
 
 # event class -> the function making its payload (``.symbol`` and ``.event``
@@ -304,8 +314,7 @@ def _ts(obj: dict[str, Any]) -> int:
             raise Malformed(f"time: expected ISO 8601 text, got {text!r}") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
-        delta = when - datetime(1970, 1, 1, tzinfo=timezone.utc)
-        return (delta.days * 86_400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1000
+        return epoch_ns(when)
     raise Malformed("missing ts (or time)")
 
 

@@ -16,6 +16,10 @@ from engine_plugin_optimize.settings import Job
 from engine_plugin_optimize.walkforward import FoldTotals
 
 FAILURES_SHOWN = 20
+IN_SAMPLE_WARNING = (
+    "In sample: these figures come from the same bars the parameters were chosen on, so they "
+    "flatter the strategy; [optimize.walk_forward] tests the best parameters on bars they were not chosen on."
+)
 
 _STYLE = STYLE + "img { display: block; margin-bottom: 1em; }\n"
 
@@ -179,8 +183,10 @@ def render_page(
             ["Best parameters", _params(best.params)],
         ]
     body = [_table(["Search", ""], run)]
-    if totals is not None:
+    if totals is not None:  # the out-of-sample figures first: they are the ones to trust
         body += _walk_forward_section(job, results, totals)
+    else:
+        body.append(f'<p class="note"><strong>{escape(IN_SAMPLE_WARNING)}</strong></p>')
     for res in results:
         body += _study_section(job, res)
     title = f"Optimisation: {escape(job.study_name)}"

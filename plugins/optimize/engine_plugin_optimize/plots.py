@@ -99,15 +99,22 @@ def importances(
 def importance_png(found: dict[str, float]) -> bytes | None:
     if not found:
         return None
+    return _png(importance_figure(found))
+
+
+def importance_figure(found: dict[str, float]) -> Any:
+    """The importance bars; margins in inches, so both axis labels show however many bars."""
     names = list(found)[::-1]
-    fig = _figure(7, 0.6 + 0.35 * len(names))
-    fig.subplots_adjust(left=0.28, right=0.95, top=0.92, bottom=0.22 if len(names) < 3 else 0.12)
+    height = 1.1 + 0.35 * len(names)
+    fig = _figure(7, height)
+    fig.subplots_adjust(left=0.28, right=0.95, top=1 - 0.2 / height, bottom=0.75 / height)
     ax = fig.subplots()
     ax.barh(names, [found[n] for n in names], color="#1f5fa8")
     ax.set_xlim(0, 1)
-    ax.set_xlabel("importance (PED-ANOVA)")
+    ax.set_xlabel("importance for the best tenth of the trials (PED-ANOVA, sums to 1)")
+    ax.set_ylabel("parameter")
     ax.grid(alpha=0.3, axis="x")
-    return _png(fig)
+    return fig
 
 
 def _axis(values: list[Any], log: bool) -> tuple[list[str], list[int]]:
@@ -117,12 +124,26 @@ def _axis(values: list[Any], log: bool) -> tuple[list[str], list[int]]:
     if not numeric or len(distinct) <= CELLS:
         index = {repr(v): i for i, v in enumerate(distinct)}
         return [f"{v:g}" if numeric else str(v) for v in distinct], [index[repr(v)] for v in values]
+    if not log and all(isinstance(v, int) for v in values):
+        return _integer_axis(values)
     x = np.log(np.asarray(values, float)) if log else np.asarray(values, float)
     edges = np.linspace(x.min(), x.max(), CELLS + 1)
     cells = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, CELLS - 1)
     shown = np.exp(edges) if log else edges
     labels = [f"{shown[i]:.3g}-{shown[i + 1]:.3g}" for i in range(CELLS)]
     return labels, [int(c) for c in cells]
+
+
+def _integer_axis(values: list[int]) -> tuple[list[str], list[int]]:
+    """Cells of whole numbers for an integer parameter: ``5-7``, ``8-10``, never ``5-7.08``."""
+    low, high = min(values), max(values)
+    width = -(-(high - low + 1) // CELLS)
+    cells = -(-(high - low + 1) // width)
+    labels = []
+    for i in range(cells):
+        first, last = low + i * width, min(low + (i + 1) * width - 1, high)
+        labels.append(str(first) if first == last else f"{first}-{last}")
+    return labels, [(v - low) // width for v in values]
 
 
 def heatmap_png(

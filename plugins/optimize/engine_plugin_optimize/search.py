@@ -14,6 +14,8 @@ state      Optuna state      meaning
 ========== ================= ==================================================
 complete   COMPLETE          ran; value is the metric (the worst possible when
                              the metric is undefined or trades < min_trades)
+repeat     COMPLETE          the sampler proposed a parameter set that already
+                             ran: not run again, told the same value, not ranked
 failed     FAIL              the strategy or the engine failed; ``error`` says why
 rejected   PRUNED            broke a constraint; never ran
 interrupted FAIL             stopped by Ctrl-C; not counted, a resume runs more
@@ -206,7 +208,10 @@ def open_studies(job: Job, storage: str, plans: list[Plan], resume: bool) -> lis
         existing = {s.study_name: s for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False)}
     except Exception as err:  # noqa: BLE001 - SQLAlchemy, drivers, bad URLs: one line for all
         no_driver = storage.startswith("postgresql") and "import" in str(err).lower()
-        hint = " (the PostgreSQL driver: pip install 'engine-plugin-optimize[postgresql]')" if no_driver else ""
+        from engine_core.plugins import install_hint
+
+        driver = install_hint("engine-plugin-optimize", "postgresql")
+        hint = f" (the PostgreSQL driver: {driver})" if no_driver else ""
         raise EngineError(
             f"--storage {safe_url(storage)}: cannot open the study storage: {_first_line(err)}{hint}"
         ) from err
@@ -260,7 +265,7 @@ def _first_line(err: BaseException) -> str:
 def state_of(trial: Any) -> str:
     state = trial.state.name
     if state == "COMPLETE":
-        return "complete"
+        return "repeat" if "repeat_of" in trial.user_attrs else "complete"
     if state == "PRUNED":
         return "rejected"
     if state == "FAIL":
@@ -274,6 +279,8 @@ def records(study: Any, fold: int | None) -> list[TrialRecord]:
         attrs = t.user_attrs
         state = state_of(t)
         note = attrs.get("error") or attrs.get("rejected") or attrs.get("note")
+        if "repeat_of" in attrs:
+            note = f"the sampler repeated trial {attrs['repeat_of']}'s parameters: not run again"
         out.append(
             TrialRecord(
                 fold,
@@ -298,7 +305,12 @@ def ranked(recs: list[TrialRecord], metric: str, direction: str) -> list[TrialRe
 
 def _counted(study: Any) -> int:
     """Trials that count towards the target: those that ran to an end."""
-    return sum(1 for t in study.get_trials(deepcopy=False) if state_of(t) in ("complete", "failed"))
+    return sum(1 for t in study.get_trials(deepcopy=False) if state_of(t) in ("complete", "failed", "repeat"))
+
+
+def _same(params: dict[str, Any]) -> str:
+    """A parameter set as a key: two trials with equal keys run the same backtest."""
+    return json.dumps(params, sort_keys=True)
 
 
 # ------------------------------------------------------------ running
@@ -373,6 +385,11 @@ class Search:
         best = self._best_value(study)
         start, end = plan.window
         rejected = 0
+        # parameter sets that ran (or run) in this study: a repeat is told their value, never run again
+        ran: dict[str, Any] = {
+            _same(t.params): t for t in study.get_trials(deepcopy=False) if state_of(t) in ("complete", "failed")
+        }
+        waiting: dict[int, list[Any]] = {}  # number of a trial in flight (an int in ran) -> its repeats
         self.progress.begin(plan.label, target, min(done, target))
         try:
             while done + len(self._in_flight) < target or self._in_flight:
@@ -390,6 +407,16 @@ class Search:
                             )
                         continue
                     rejected = 0
+                    first = ran.get(_same(trial.params))
+                    if first is not None:
+                        trial.set_user_attr("repeat_of", first if isinstance(first, int) else first.number)
+                        if isinstance(first, int):  # still running: told when it ends
+                            waiting.setdefault(first, []).append(trial)
+                        else:
+                            self._tell_repeat(study, trial, first)
+                        done += 1
+                        continue
+                    ran[_same(trial.params)] = trial.number
                     key = self._key()
                     self._in_flight[key] = trial
                     self.backend.submit(TrialSpec(key, dict(trial.params), start, end))
@@ -399,6 +426,10 @@ class Search:
                     trial = self._in_flight.pop(outcome.key)
                     value = self._tell(study, trial, outcome)
                     done += 1
+                    ended = study.get_trials(deepcopy=False)[trial.number]
+                    ran[_same(ended.params)] = ended
+                    for repeat in waiting.pop(trial.number, []):
+                        self._tell_repeat(study, repeat, ended)
                     if value is not None and (best is None or _better(value, best, self.job.direction)):
                         best = value
                     self.progress.advance(min(done, target), self._best_text(best))
@@ -419,6 +450,15 @@ class Search:
             trial.set_user_attr("note", note)
         study.tell(trial, value)
         return None if note is not None else value
+
+    def _tell_repeat(self, study: Any, trial: Any, first: Any) -> None:
+        """A repeated parameter set: the first run's figures, so the sampler learns the same."""
+        if first.state.name != "COMPLETE":
+            trial.set_user_attr("error", f"repeats failed trial {first.number}")
+            study.tell(trial, state=_optuna().trial.TrialState.FAIL)
+            return
+        trial.set_user_attr("metrics", first.user_attrs.get("metrics"))
+        study.tell(trial, first.value)
 
     def _best_text(self, best: float | None) -> str:
         metric = self.job.settings.metric

@@ -124,7 +124,7 @@ def test_resume_continues_the_same_study(
     more = invoke("optimize", "-c", str(path), "--jobs", "2", "--resume", "--trials", "5", "-q")
     assert more.exit_code == 0, more.output
     after = trials_csv(module_project / "reports" / "resume" / "trials.csv")
-    assert sum(r["state"] == "complete" for r in after) == 5
+    assert sum(r["state"] in ("complete", "repeat") for r in after) == 5  # a repeat counts, never runs
     for r in after:
         if r["number"] in before:
             assert r == before[r["number"]]  # the first run's trials, unchanged

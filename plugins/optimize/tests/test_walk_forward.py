@@ -45,6 +45,14 @@ def test_walk_forward_in_the_backtest_config(
     result = invoke("optimize", "-c", str(config), "--jobs", "2")
     assert result.exit_code == 0, result.output
     assert "walk-forward: pnl in sample and out of sample" in result.output
+    # the out-of-sample result first, whole at 80 columns; no in-sample warning, since it is tested
+    output = result.output
+    assert (
+        output.index("walk-forward: pnl") < output.index("Out of sample is what to expect") < output.index("top trials")
+    )
+    walk = output[output.index("walk-forward: pnl") : output.index("Out of sample is what to expect")]
+    assert "…" not in walk and max(len(line.rstrip()) for line in walk.splitlines()) <= 80
+    assert "In sample: these figures" not in output
 
     loaded = load_config(config, get_registry())
     history = History.read(loaded)
@@ -81,6 +89,8 @@ def test_walk_forward_in_the_backtest_config(
     assert "the best parameters of the last walk-forward fold (backtest.fold2, in sample)" in best
     page = (report / "optimize.html").read_text()
     assert "<h2>Walk-forward</h2>" in page and "Fold 2: in-sample search" in page
+    assert page.index("<h2>Walk-forward</h2>") < page.index("Fold 1: in-sample search")
+    assert "In sample: these figures" not in page
 
     # the config with [optimize] in it still runs as a plain backtest
     assert engine_run(config, project)["total"]["bars"] == 40_000
