@@ -165,6 +165,8 @@ class Engine:
             failure = err
             self._journal_failure(err)
         finally:
+            if live and failure is not None:
+                self.stop_event.set()  # a run that failed is stopping too: nothing more is sent
             if live and self.stop_event.is_set():
                 # nothing is sent after stop: held orders never, orders on the wire answered or unknown
                 self.broker.stop_sending(cfg.engine.stop_timeout)
