@@ -452,13 +452,16 @@ def status(config_path: Path, as_json: bool, shard: str | None) -> None:
             connection = {"source": c["source"], "state": c["state"], "ts": c["ts"], "detail": c["detail"]}
         for symbol, snap in journal.symbols().items():
             last = journal.events(symbol, last=1)
+            open_orders = journal.open_orders(symbol)
             rows.append(
                 {
                     "symbol": symbol,
                     "state": snap["state"],
                     "qty": snap["qty"],
                     "avg_price": snap["entry"]["price"] if snap["entry"] else None,
-                    "open_orders": [o["client_id"] for o in journal.open_orders(symbol)],
+                    "open_orders": [o["client_id"] for o in open_orders],
+                    # journaled, not sent yet: held back by the broker for the venue's rate limit
+                    "not_sent": [o["client_id"] for o in open_orders if o["status"] == "intent"],
                     "halted": snap["halted"],
                     "last_event": None if not last else {"kind": last[0]["kind"], "ts": last[0]["ts"]},
                     "last_bar": snap["last_ts"],

@@ -49,6 +49,9 @@ class EngineSection(_Section):
     journal: bool | None = None  # default: on for live runs, off for backtests
     journal_sync: Literal["full", "normal"] = "full"  # "normal" survives a crash, not power loss
     shard: str | None = None  # "K/N": run only the symbols of shard K of N (see shard_symbols)
+    # seconds a live engine's stop gives an order already sent to be answered
+    # (else it is journaled unknown, for the next start to ask about)
+    stop_timeout: float = Field(default=10.0, ge=0, le=600)
 
     @field_validator("id")
     @classmethod

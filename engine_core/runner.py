@@ -130,7 +130,9 @@ class Engine:
             if account:
                 self.notice(f"trading on {account}")
             risk = RiskManager(cfg.risk, Account(self._open_account()))
-            execution = ExecutionEngine(cfg.engine.id, self.broker, self.bus, self.journal, risk, self.symbols)
+            execution = ExecutionEngine(
+                cfg.engine.id, self.broker, self.bus, self.journal, risk, self.symbols, stopping=self.stop_event
+            )
             for symbol in self.symbols:
                 self.workers[symbol] = SymbolWorker(
                     symbol,
@@ -181,7 +183,14 @@ class Engine:
             failure = err
             self._journal_failure(err)
         finally:
+            if live and failure is not None:
+                self.stop_event.set()  # a run that failed is stopping too: nothing more is sent
+            if live and self.stop_event.is_set():
+                # nothing is sent after stop: held orders never, orders on the wire answered or unknown
+                self.broker.stop_sending(cfg.engine.stop_timeout)
             self._stop_workers()
+            if live:  # the feed ended: what the workers' last bars left held back is not sent either
+                self.broker.stop_sending(cfg.engine.stop_timeout)
             self._stop_services()
             gc.unfreeze()
             self.source.close()

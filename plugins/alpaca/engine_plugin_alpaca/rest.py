@@ -18,14 +18,14 @@ from typing import Any
 
 import aiohttp
 
-from engine_core import error_text
+from engine_core import BrokerError, BrokerTimeout, error_text
 from engine_core.live import Backoff, RateLimiter, VenueClock
 from engine_plugin_alpaca.wire import ApiError, api_error
 
 DEFAULT_LIMIT = 200  # requests per minute (Alpaca's default for trading and market data)
 
 
-class AlpacaHttpError(Exception):
+class AlpacaHttpError(BrokerError):
     """An error answer (``error`` holds status, Alpaca's code and message)."""
 
     def __init__(self, what: str, error: ApiError) -> None:
@@ -33,7 +33,7 @@ class AlpacaHttpError(Exception):
         self.error = error
 
 
-class AlpacaUnreachable(Exception):
+class AlpacaUnreachable(BrokerTimeout):
     """No answer: a transport error or a timeout."""
 
 
