@@ -31,7 +31,7 @@ from urllib.parse import urlencode
 import aiohttp
 from yarl import URL
 
-from engine_core import BrokerError, BrokerTimeout, EngineError, error_text
+from engine_core import BrokerError, BrokerTimeout, error_text
 from engine_core.live import Backoff, RateLimiter, VenueClock
 from engine_plugin_binance import wire
 
