@@ -420,3 +420,13 @@ def status(config_path: Path, as_json: bool, shard: str | None) -> None:
     console.print(status_table(rows, f"journal {path}", console))
     if connection is not None:
         console.print(f"source {connection['source']}: {connection['state']} since {iso_utc(connection['ts'])}")
+
+
+def _add_recording_commands() -> None:
+    from engine_core.recording.commands import replay, sessions
+
+    main.add_command(sessions)
+    main.add_command(replay)
+
+
+_add_recording_commands()

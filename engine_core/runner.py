@@ -33,6 +33,8 @@ from engine_core.journal import Journal
 from engine_core.model import BarChunk, ConnectionEvent
 from engine_core.orders import OrderUpdate
 from engine_core.plugins import Registry, get_registry
+from engine_core.recording.format import recording_enabled
+from engine_core.recording.writer import Recorder
 from engine_core.results import RunResult
 from engine_core.risk import Account, RiskManager
 from engine_core.sources import ConnectionState, DataSource
@@ -58,6 +60,8 @@ class Engine:
     registry: Registry
     progress: Callable[[int], None] | None = None  # called with bars fed so far
     stop_event: threading.Event = field(default_factory=threading.Event)
+    # replaces the feeding (engine_core.recording.replay: a recording's inputs, on this thread)
+    feed: Callable[[Engine], None] | None = None
 
     def __post_init__(self) -> None:
         cfg = self.loaded.config
@@ -71,6 +75,9 @@ class Engine:
         )
         self.host = self.loaded.host_cls(cfg.strategy, self.loaded.base_dir)
         sinks = [cls(c) for cls, c in self.loaded.sinks]
+        self.recorder: Recorder | None = Recorder(self) if recording_enabled(cfg.engine) else None
+        if self.recorder is not None:
+            sinks.append(self.recorder.sink)
         for sink in sinks:
             sink.bind(cfg.engine.id, self.symbols, cfg.engine.mode)
         self.bus = EventBus(self.registry.pm, sinks)
@@ -86,6 +93,8 @@ class Engine:
 
     def _on_connection(self, state: ConnectionState, detail: str) -> None:
         ts = time.time_ns()
+        if self.recorder is not None:
+            self.recorder.connection(state.value, detail)
         if self.journal is not None:
             self.journal.event(
                 "connection", None, ts, source=self.loaded.config.source.type, state=state.value, detail=detail
@@ -104,6 +113,8 @@ class Engine:
         if use_journal:
             self.journal = Journal(journal_path(self.loaded.base_dir, cfg.engine), sync=cfg.engine.journal_sync)
             self.broker.bind_journal(self.journal)
+        if self.recorder is not None:
+            self.recorder.open()
         failure: BaseException | None = None
         result: RunResult | None = None
         self.bus.start()
@@ -123,6 +134,8 @@ class Engine:
                     inbox_size=0 if live else INBOX_CHUNKS,
                     journal=self.journal,
                 )
+            if self.recorder is not None:
+                self.recorder.tap_workers(self.workers)
             if type(self.source).entries_allowed is not DataSource.entries_allowed:
                 for worker in self.workers.values():
                     worker.entries_allowed = self.source.entries_allowed
@@ -130,7 +143,9 @@ class Engine:
                 self._recover(self.journal)
             self.registry.pm.hook.engine_started(config=cfg, engine=self)
             # cross-symbol rules that can refuse an order make the symbols' order of events matter
-            self.lockstep = not live and len(self.workers) > 1 and risk.cross_symbol_binds(self.symbols)
+            self.lockstep = self.feed is not None or (
+                not live and len(self.workers) > 1 and risk.cross_symbol_binds(self.symbols)
+            )
             # What start-up built (modules, classes, plugins, the workers) lives
             # as long as the run: out of the collector's sight, a full
             # collection during the run walks only what the run made (tens of
@@ -140,7 +155,9 @@ class Engine:
                 if not self.lockstep:
                     worker.start()
             try:
-                if live:
+                if self.feed is not None:
+                    self.feed(self)
+                elif live:
                     self._feed_live()
                 else:
                     self._feed_history(self.source.history())
@@ -162,6 +179,8 @@ class Engine:
             self.source.close()
             self.broker.close()
             self.bus.close()
+            if self.recorder is not None:
+                self.recorder.close()
             if self.journal is not None:
                 self.journal.close()
         if failure is not None:

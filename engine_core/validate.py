@@ -74,6 +74,11 @@ def validate(path: Path, registry: Registry) -> Validation:
         f"{cfg.engine.mode}, {len(cfg.engine.symbols)} symbols, source {cfg.source.type}, "
         f"strategy {host.name} on {cfg.strategy.host}, broker {cfg.broker.type}"
     )
+    if cfg.engine.mode == "live":
+        from engine_core.recording.format import recording_enabled, recordings_dir
+
+        where = recordings_dir(loaded.base_dir, cfg.engine)
+        result.summary += f", recorded to {where}" if recording_enabled(cfg.engine) else ", not recorded"
     return result
 
 
