@@ -1,6 +1,8 @@
 # The two commands a newcomer runs: `make run` and `make test`.
 # Both create .venv if missing and install the core and every plugin under
-# plugins/ in editable mode first.
+# plugins/ in editable mode first. `make test` first installs the Debian
+# packages the tests run (scripts/test-deps: mosquitto, chromium) with apt-get
+# when it can, else says what is missing and stops.
 
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +14,7 @@ STAMP := $(VENV)/.installed
 EXTRAS_optimize := ray
 plugin_spec = './$(1:/=)$(if $(EXTRAS_$(notdir $(1:/=))),[$(EXTRAS_$(notdir $(1:/=)))])'
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test test-deps lint bench clean
 
 $(STAMP): Makefile pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +26,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/engine run -c examples/sma_cross.toml
 
-test: lint
+test: test-deps lint
 	$(BIN)/python -m pytest
+
+test-deps:
+	@scripts/test-deps install
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine_core plugins tests bench

@@ -27,13 +27,37 @@ EXIT_HALTED = 3
 
 
 def _fail(err: EngineError) -> None:
-    click.echo(f"error: {err}", err=True)
+    for line in str(err).splitlines() or [type(err).__name__]:
+        click.echo(f"error: {line}", err=True)
     sys.exit(EXIT_USER_ERROR)
+
+
+def _resolve_with_hint(group: click.Group, ctx: click.Context, name: str) -> None:
+    """A command that a plugin of the project would add and that is not
+    there fails naming the plugin and how to install it."""
+    if not name or ctx.resilient_parsing or group.get_command(ctx, name) is not None:
+        return
+    from engine_core.plugins import get_registry, provider_hint
+
+    names, at = [name], ctx
+    while at.parent is not None:  # the subcommands above (``download``), not the program's name
+        names.insert(0, at.info_name or "")
+        at = at.parent
+    path = " ".join(names)
+    hint = provider_hint(get_registry(), "command", path)
+    if hint:
+        ctx.fail(f"No such command {name!r}{hint}.")
 
 
 class _Group(click.Group):
     """The ``engine`` group: turns EngineError into one line, and adds the
     commands that plugins register (``register_commands``) on first use."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        _resolve_with_hint(self, ctx, args[0] if args else "")
+        return super().resolve_command(ctx, args)
 
     _plugins_added = False
 
@@ -126,7 +150,7 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
     it cleanly (the summary and report cover what ran).
 
     Exit code 3 when a symbol halted (a strategy error, a missing indicator...)."""
-    from engine_core.config import load_config
+    from engine_core.config import in_config, load_config
     from engine_core.errors import ConfigError
     from engine_core.plugins import get_registry
     from engine_core.report import print_summary, summarize, write_report
@@ -139,7 +163,7 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
     loaded = load_config(config_path, registry, shard=shard)
     problems = preflight(loaded, report=not no_report)
     if problems:
-        raise ConfigError(problems[0])  # before the engine opens its journal or anything else
+        raise ConfigError("\n".join(problems))  # before the engine opens its journal or anything else
     for line in load_warnings(loaded):
         click.echo(f"warning: {line}", err=True)
     engine = Engine(loaded, registry)
@@ -149,10 +173,13 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
     try:
         try:
             result = engine.run()
+        except EngineError as err:  # a data file, a folder, a venue: named after the config it came from
+            err.args = (in_config(config_path, err),)
+            raise
         finally:
             finish()
             TERMINAL.finish()  # how many ctx.log lines the terminal left out at the end
-        how = "SIGTERM" if stopped.signal else "Ctrl-C" if engine.stop_event.is_set() else None
+        how = "SIGTERM" if stopped.signal else (engine.stopped_by or "Ctrl-C") if engine.stop_event.is_set() else None
         summary = engine.summary or summarize(result)
         if not no_report:
             out = report_dir(engine.loaded)
@@ -268,6 +295,12 @@ class _PluginGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         main._add_plugin_commands()
         return super().list_commands(ctx)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        _resolve_with_hint(self, ctx, args[0] if args else "")
+        return super().resolve_command(ctx, args)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         main._add_plugin_commands()
@@ -388,6 +421,8 @@ def status(config_path: Path, as_json: bool, shard: str | None) -> None:
     journal = Journal(path)
     try:
         rows = []
+        failed = journal.events(kind="failed", last=1)
+        last_seq = next((e["seq"] for e in journal.events(last=1)), None)
         last_connection = journal.events(kind="connection", last=1)
         connection = None
         if last_connection:
@@ -417,7 +452,14 @@ def status(config_path: Path, as_json: bool, shard: str | None) -> None:
     from engine_core.tables import status_table
 
     console = Console()
-    console.print(status_table(rows, f"journal {path}", console))
+    failure = f"the last run failed at {iso_utc(failed[0]['ts'])}: {failed[0]['error']}" if failed else None
+    if not rows:  # a table of headers alone says nothing: say why there is no symbol
+        why = failure or "the engine stopped before it recorded any symbol"
+        console.print(f"journal {path}: no symbols yet: {why}", highlight=False, soft_wrap=True)
+    else:
+        console.print(status_table(rows, f"journal {path}", console))
+        if failure and failed[0]["seq"] == last_seq:
+            console.print(failure, highlight=False, soft_wrap=True)
     if connection is not None:
         console.print(f"source {connection['source']}: {connection['state']} since {iso_utc(connection['ts'])}")
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine_core.errors import ConfigError, PluginError
+from engine_core.errors import ConfigError, EngineError, PluginError
 from engine_core.plugins import Registry
 from engine_core.risk import RiskSection
 
@@ -43,13 +43,20 @@ class EngineSection(_Section):
     mode: Literal["backtest", "live"] = "backtest"
     symbols: list[str] = Field(min_length=1)
     window: int = Field(default=500, ge=2, le=1_000_000)
-    id: str = Field(default="engine", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    id: str = "engine"  # unset: the config file's name (default_engine_id)
     chunk: int = Field(default=16384, ge=1, le=10_000_000)  # bars a backtest hands a worker at once
     state_dir: str = ".engine"  # where the journal lives: <state_dir>/<id>.sqlite
     journal: bool | None = None  # default: on for live runs, off for backtests
     journal_sync: Literal["full", "normal"] = "full"  # "normal" survives a crash, not power loss
     record: bool | None = None  # record what enters a live run (engine replay); default: on for live runs
     shard: str | None = None  # "K/N": run only the symbols of shard K of N (see shard_symbols)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, engine_id: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", engine_id):
+            raise ValueError("expected 1 to 32 letters, digits, '-' or '_' (it names the journal and MQTT topics)")
+        return engine_id
 
     @field_validator("shard")
     @classmethod
@@ -158,21 +165,28 @@ class LoadedConfig:
         }
 
 
-def _substitute(value: Any, path: str, env_paths: set[str], where: str) -> Any:
+def _substitute(
+    value: Any, path: str, env_paths: set[str], where: str, unset: list[tuple[str, str]] | None = None
+) -> Any:
+    """``${NAME}`` replaced from the environment; a variable that is not set
+    is an error, or, with ``unset``, noted there (key path, name) and left as written."""
     if isinstance(value, str):
 
         def repl(m: re.Match[str]) -> str:
             name = m.group(1)
-            if name not in os.environ:
-                raise ConfigError(f"{where}: {path}: environment variable {name} is not set")
             env_paths.add(path)
-            return os.environ[name]
+            if name in os.environ:
+                return os.environ[name]
+            if unset is None:
+                raise ConfigError(f"{where}: {path}: environment variable {name} is not set")
+            unset.append((path, name))
+            return m.group(0)
 
         return _ENV.sub(repl, value)
     if isinstance(value, dict):
-        return {k: _substitute(v, f"{path}.{k}" if path else str(k), env_paths, where) for k, v in value.items()}
+        return {k: _substitute(v, f"{path}.{k}" if path else str(k), env_paths, where, unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute(v, f"{path}[{i}]", env_paths, where) for i, v in enumerate(value)]
+        return [_substitute(v, f"{path}[{i}]", env_paths, where, unset) for i, v in enumerate(value)]
     return value
 
 
@@ -183,23 +197,130 @@ _EXPECTED = {
     "greater_than_equal": "expected a number >= {ge}",
     "less_than": "expected a number < {lt}",
     "less_than_equal": "expected a number <= {le}",
+    "int_from_float": "expected a whole number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_type": "expected a string",
+    "string_pattern_mismatch": "expected text matching {pattern}",
+    "list_type": "expected a list",
+    "dict_type": "expected a table",
+    "model_type": "expected a table",
+    "model_attributes_type": "expected a table",
 }
+_NUMBER = ("decimal_parsing", "float_parsing", "int_parsing", "decimal_type", "float_type", "int_type")
+MAX_PROBLEMS = 50
+"""At most this many problems are listed one per line; a last line says how many more there are."""
 
 
-def _describe(err: Any, secret: bool) -> str:
+_DATES = (
+    "datetime_type",
+    "datetime_parsing",
+    "datetime_from_date_parsing",
+    "date_type",
+    "date_parsing",
+    "date_from_datetime_parsing",
+    "date_from_datetime_inexact",
+)
+# The last part of a key path that names a member of a union (``str | int``) in
+# pydantic's errors, not a key: every member's error comes with the same value.
+_UNION_MEMBER = re.compile(
+    r"(str|int|float|bool|bytes|datetime|date|time|timedelta|decimal"
+    r"|(list|dict|tuple|set|frozenset|literal|function-[a-z]+|is-instance|lax-or-strict|json-or-python|chain)\[.*\])"
+)
+
+
+def _expected(err: Any) -> str:
+    """What was expected, in the engine's words."""
     kind = err["type"]
     ctx = err.get("ctx") or {}
-    got = "" if secret or kind in ("missing", "extra_forbidden") else f", got {err.get('input')!r}"
-    if kind in ("decimal_parsing", "float_parsing", "int_parsing", "decimal_type", "float_type", "int_type"):
-        return f"expected a number{got}"
-    if kind in ("greater_than", "greater_than_equal") and ctx.get("gt", ctx.get("ge")) in (0, "0"):
-        return f"expected a positive number{got}"
+    if kind in _NUMBER:
+        return "expected a number"
+    if kind == "greater_than" and ctx.get("gt") in (0, "0"):
+        return "expected a positive number"
+    if kind == "greater_than_equal" and ctx.get("ge") in (0, "0"):
+        return "expected 0 or more"
     if kind in _EXPECTED:
-        return _EXPECTED[kind].format(**ctx) + got
+        return _EXPECTED[kind].format(**ctx)
+    if kind in ("string_too_short", "string_too_long"):
+        n = ctx.get("min_length" if kind == "string_too_short" else "max_length")
+        if kind == "string_too_short" and n == 1:
+            return "expected a non-empty string"
+        return f"expected at {'least' if kind == 'string_too_short' else 'most'} {n} characters"
+    if kind in ("too_short", "too_long"):
+        n = ctx.get("min_length" if kind == "too_short" else "max_length")
+        return f"expected at {'least' if kind == 'too_short' else 'most'} {n} item{'' if n == 1 else 's'}"
     if kind == "literal_error":
-        return f"expected {ctx.get('expected')}{got}"
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"{msg[0].lower() + msg[1:] if msg else kind}{got}"
+        return f"expected {ctx.get('expected')}"
+    if kind in _DATES:
+        why = err["msg"].partition(", ")[2]
+        return "expected a date (2024-01-31) or a date and time (2024-01-31T09:30:00)" + (f": {why}" if why else "")
+    msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    msg = msg.replace("Input should be ", "expected ", 1)
+    return msg[0].lower() + msg[1:] if msg else kind
+
+
+def _describe(errs: list[Any], secret: bool) -> str:
+    """What was expected (by any member of a union: ``a string or a whole
+    number``) and what was found, unless it is a secret, a whole table, or
+    the message already shows it."""
+    texts = list(dict.fromkeys(_expected(err) for err in errs))
+    text = texts[0] if len(texts) == 1 else "expected " + " or ".join(t.removeprefix("expected ") for t in texts)
+    kind, value = errs[0]["type"], errs[0].get("input")
+    shown = repr(value)
+    if secret or kind in ("missing", "extra_forbidden") or isinstance(value, dict) or shown in text:
+        return text
+    return f"{text}, got {shown}"
+
+
+def _merge_unions(errors: list[Any]) -> list[tuple[tuple[Any, ...], list[Any]]]:
+    """(key path, errors) per problem: the errors of a union's members (same
+    value, paths that differ only in a last part naming the member) are one."""
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for err in errors:
+        loc = tuple(err["loc"])
+        member = bool(loc) and isinstance(loc[-1], str) and _UNION_MEMBER.fullmatch(loc[-1]) is not None
+        key = ("union", loc[:-1], repr(err.get("input"))) if member else ("one", loc, len(groups))
+        groups.setdefault(key, []).append(err)
+    out = []
+    for key, errs in groups.items():
+        loc = tuple(errs[0]["loc"])
+        out.append((loc[:-1] if key[0] == "union" and len(errs) > 1 else loc, errs))
+    return out
+
+
+def validation_problems(
+    err: ValidationError,
+    where: str,
+    prefix: str = "",
+    env_paths: set[str] | None = None,
+    model: type[BaseModel] | None = None,
+    plugin: str = "",
+) -> list[str]:
+    """One line per problem, ``where: key.path: what was expected``; an
+    unknown key of ``model`` gets the closest known one as a suggestion, and
+    a plugin's table names the plugin (``broker.api_key: required key is missing (binance broker)``)."""
+    lines = []
+    for path, errs in _merge_unions(err.errors()):
+        is_key = bool(path) and path[-1] == "[key]"  # a table's key, not its value, is wrong
+        path = path[:-1] if is_key else path
+        loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
+        key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        secret = bool(env_paths) and any(key == p or key.startswith(p + ".") for p in env_paths or ())
+        hint = ""
+        if errs[0]["type"] == "extra_forbidden" and model is not None:
+            hint = _suggestion(model, errs[0]["loc"])
+        named = f" ({plugin})" if plugin else ""
+        what = f"unknown key; {_expected(errs[0])}" if is_key else _describe(errs, secret)
+        lines.append(f"{where}: {key}: {what}{named}{hint}")
+    return lines
+
+
+def problems_text(lines: list[str]) -> str:
+    """Problems one per line, at most :data:`MAX_PROBLEMS` of them."""
+    if len(lines) <= MAX_PROBLEMS:
+        return "\n".join(lines)
+    more = len(lines) - MAX_PROBLEMS
+    return "\n".join([*lines[:MAX_PROBLEMS], f"... and {more} more problem{'' if more == 1 else 's'}"])
 
 
 def format_validation_error(
@@ -208,17 +329,18 @@ def format_validation_error(
     prefix: str = "",
     env_paths: set[str] | None = None,
     model: type[BaseModel] | None = None,
+    plugin: str = "",
 ) -> ConfigError:
-    """One line for the first problem (and how many more there are); an
-    unknown key of ``model`` gets the closest known one as a suggestion."""
-    errors = err.errors()
-    first = errors[0]
-    loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in first["loc"]).replace(".[", "[")
-    key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
-    secret = bool(env_paths) and any(key == p or key.startswith(p + ".") for p in env_paths or ())
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    hint = _suggestion(model, first["loc"]) if first["type"] == "extra_forbidden" and model is not None else ""
-    return ConfigError(f"{where}: {key}: {_describe(first, secret)}{hint}{more}")
+    """A ConfigError listing every problem of ``err``, one per line."""
+    return ConfigError(problems_text(validation_problems(err, where, prefix, env_paths, model, plugin)))
+
+
+def in_config(path: Path | str, err: BaseException) -> str:
+    """The message of ``err`` with every line starting with the config file's
+    path (errors raised from deeper down, such as a missing data file, name
+    only their key)."""
+    head = f"{path}:"
+    return "\n".join(line if line.startswith(head) else f"{head} {line}" for line in str(err).splitlines())
 
 
 def _suggestion(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
@@ -262,13 +384,15 @@ def validate_plugin_config(
     prefix: str,
     env_paths: set[str],
     base_dir: Path | None = None,
+    plugin: str = "",
 ) -> Any:
-    """Validate a plugin's table. Validators find the config file's directory
-    as ``info.context["base_dir"]`` (to resolve and check relative paths)."""
+    """Validate a plugin's table (``plugin`` names it in the messages, e.g.
+    ``binance``). Validators find the config file's directory as
+    ``info.context["base_dir"]`` (to resolve and check relative paths)."""
     try:
         return model.model_validate(values, context={"base_dir": base_dir})
     except ValidationError as err:
-        raise format_validation_error(err, where, prefix, env_paths, model) from err
+        raise format_validation_error(err, where, prefix, env_paths, model, plugin) from err
 
 
 def _plugin(registry: Registry, kind: str, name: str, where: str, key: str) -> Any:
@@ -297,6 +421,37 @@ def _apply_shard(engine: EngineSection, shard: str | None, where: str) -> Engine
     return engine.model_copy(update={"symbols": symbols, "shard": f"{k}/{n}", "id": f"{engine.id}-{k}of{n}"})
 
 
+LEGACY_ENGINE_ID = "engine"  # the default engine id before ids came from the config file's name
+
+
+def default_engine_id(path: Path, engine: EngineSection) -> EngineSection:
+    """``engine.id`` when the config sets it; else the config file's name
+    (``binance_paper.toml``: ``binance_paper``, so topics read
+    ``engine/binance_paper/BTCUSDT/...``), or the former default ``engine``
+    while a journal of that name, and none of the new, sits in the state
+    folder (an open position stays with the journal and client ids that know it)."""
+    if "id" in engine.model_fields_set or keeps_legacy_id(path, engine.state_dir):
+        return engine
+    return engine.model_copy(update={"id": _stem_id(path)})
+
+
+def _stem_id(path: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", path.stem)[:32].strip("-") or LEGACY_ENGINE_ID
+
+
+def keeps_legacy_id(path: Path, state_dir: str) -> bool:
+    """Whether a config without ``engine.id`` keeps the former default: its
+    state folder holds a journal of that id (or of its shards) and none of
+    the file's name."""
+
+    def journals(engine_id: str) -> bool:
+        return (folder / f"{engine_id}.sqlite").exists() or any(folder.glob(f"{engine_id}-*of*.sqlite"))
+
+    folder = path.parent / state_dir
+    stem = _stem_id(path)
+    return stem != LEGACY_ENGINE_ID and journals(LEGACY_ENGINE_ID) and not journals(stem)
+
+
 def read_engine_section(path: Path, shard: str | None = None) -> EngineSection:
     """The ``[engine]`` table of the config at ``path`` alone, validated and
     sharded as a run reads it: for commands that need no plugin (``engine status``)."""
@@ -307,7 +462,7 @@ def read_engine_section(path: Path, shard: str | None = None) -> EngineSection:
         engine = EngineSection.model_validate(raw)
     except ValidationError as err:
         raise format_validation_error(err, where, "engine", env_paths, EngineSection) from err
-    return _apply_shard(engine, shard, where)
+    return _apply_shard(default_engine_id(path, engine), shard, where)
 
 
 def journal_path(base_dir: Path, engine: EngineSection) -> Path:
@@ -316,45 +471,95 @@ def journal_path(base_dir: Path, engine: EngineSection) -> Path:
     return base_dir / engine.state_dir / f"{engine.id}.sqlite"
 
 
-def load_config(path: str | Path, registry: Registry, shard: str | None = None) -> LoadedConfig:
+class _Problems:
+    """Every problem of one config, so that one run of ``engine validate`` or
+    ``engine run`` lists them all; raised as the first problem's error class."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.kind: type[EngineError] | None = None
+
+    def add(self, err: EngineError) -> None:
+        self.note(type(err), str(err).splitlines())
+
+    def note(self, kind: type[EngineError], lines: list[str]) -> None:
+        self.kind = self.kind or kind
+        self.lines += lines
+
+    def raise_any(self) -> None:
+        if self.kind is not None:
+            raise self.kind(problems_text(self.lines))
+
+
+def load_config(
+    path: str | Path, registry: Registry, shard: str | None = None, *, unset_env: list[tuple[str, str]] | None = None
+) -> LoadedConfig:
     """Read, substitute, validate; resolve every named plugin and validate its table.
 
-    ``shard`` ("K/N", e.g. from ``engine run --shard``) overrides ``engine.shard``."""
+    Every problem is reported at once (one line each). ``shard`` ("K/N", e.g.
+    from ``engine run --shard``) overrides ``engine.shard``. With ``unset_env``
+    (``engine validate``), a ``${NAME}`` that is not set is not an error: it
+    is noted there (key path, variable) and left as written."""
     path = Path(path)
     where = str(path)
     raw = read_toml(path)
     env_paths: set[str] = set()
-    raw = _substitute(raw, "", env_paths, where)
+    raw = _substitute(raw, "", env_paths, where, unset_env)
     if "sink" in raw or isinstance(raw.get("sinks"), dict):
         key = "sink" if "sink" in raw else "sinks"
         raise ConfigError(
             f"{where}: {key}: sinks are a list of tables: write [[sinks]] (once per sink) instead of [{key}]"
         )
+    problems = _Problems()
+    cfg: EngineConfig | None = None
     try:
         cfg = EngineConfig.model_validate(raw)
     except ValidationError as err:
-        raise format_validation_error(err, where, "", env_paths, EngineConfig) from err
-    cfg = cfg.model_copy(update={"engine": _apply_shard(cfg.engine, shard, where)})
-    strat = cfg.strategy
-    if strat.script and strat.class_:
-        raise ConfigError(f"{where}: strategy: give either script or class, not both")
-    if not strat.script and not strat.class_:
-        raise ConfigError(f'{where}: strategy: expected script = "file.lua" or class = "module:Class"')
-
-    def extras(section: PluginSection) -> dict[str, Any]:
-        return dict(section.model_extra or {})
-
+        problems.note(ConfigError, validation_problems(err, where, "", env_paths, EngineConfig))
     base = path.parent
-    source_cls = _plugin(registry, "source", cfg.source.type, where, "source.type")
-    source_config = validate_plugin_config(source_cls.Config, extras(cfg.source), where, "source", env_paths, base)
-    broker_cls = _plugin(registry, "broker", cfg.broker.type, where, "broker.type")
-    broker_config = validate_plugin_config(broker_cls.Config, extras(cfg.broker), where, "broker", env_paths, base)
-    host_cls = _plugin(registry, "strategy_host", strat.host, where, "strategy.host")
+
+    def plugin_table(kind: str, key: str, table: Any) -> tuple[type, Any] | None:
+        """The plugin a table names and its validated keys (None after a problem)."""
+        if not isinstance(table, dict) or not isinstance(table.get("type"), str):
+            return None  # already reported by EngineConfig
+        name = table["type"]
+        try:
+            cls = _plugin(registry, kind, name, where, f"{key}.type")
+        except PluginError as err:
+            problems.add(err)
+            return None
+        extras = {k: v for k, v in table.items() if k != "type"}
+        try:
+            return cls, cls.Config.model_validate(extras, context={"base_dir": base})
+        except ValidationError as err:
+            label = f"{name} {kind}"
+            problems.note(ConfigError, validation_problems(err, where, key, env_paths, cls.Config, label))
+            return None
+
+    source = plugin_table("source", "source", raw.get("source"))
+    broker = plugin_table("broker", "broker", raw.get("broker", {"type": "paper"}))
     sinks = []
-    for i, sink in enumerate(cfg.sinks):
-        sink_cls = _plugin(registry, "sink", sink.type, where, f"sinks[{i}].type")
-        sink_config = validate_plugin_config(sink_cls.Config, extras(sink), where, f"sinks[{i}]", env_paths, base)
-        sinks.append((sink_cls, sink_config))
-    return LoadedConfig(
-        path, cfg, source_cls, source_config, broker_cls, broker_config, host_cls, sinks, frozenset(env_paths)
-    )
+    raw_sinks = raw.get("sinks")
+    for i, table in enumerate(raw_sinks if isinstance(raw_sinks, list) else []):
+        sink = plugin_table("sink", f"sinks[{i}]", table)
+        if sink is not None:
+            sinks.append(sink)
+    host_cls = None
+    if cfg is not None:
+        try:
+            engine = _apply_shard(default_engine_id(path, cfg.engine), shard, where)
+            cfg = cfg.model_copy(update={"engine": engine})
+        except ConfigError as err:
+            problems.add(err)
+        strat = cfg.strategy
+        if strat.script and strat.class_:
+            problems.add(ConfigError(f"{where}: strategy: give either script or class, not both"))
+        if not strat.script and not strat.class_:
+            problems.add(ConfigError(f'{where}: strategy: expected script = "file.lua" or class = "module:Class"'))
+        try:
+            host_cls = _plugin(registry, "strategy_host", strat.host, where, "strategy.host")
+        except PluginError as err:
+            problems.add(err)
+    problems.raise_any()
+    assert cfg is not None and source is not None and broker is not None and host_cls is not None
+    return LoadedConfig(path, cfg, source[0], source[1], broker[0], broker[1], host_cls, sinks, frozenset(env_paths))

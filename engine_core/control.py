@@ -42,12 +42,23 @@ class ControlError(EngineError):
 @dataclass(frozen=True)
 class Command:
     """One command: ``name`` (see the module docstring), the ``symbol`` it is
-    for (None: every symbol, or the engine for ``stop``), and the caller's
-    ``request_id`` to match the answer with the request."""
+    for (None: every symbol, or the engine for ``stop``), the caller's
+    ``request_id`` to match the answer with the request, and ``origin``: where
+    it came from, for the messages it causes (``"MQTT topic engine/e1/control/stop
+    on mqtt://host:1883"``)."""
 
     name: str
     symbol: str | None = None
     request_id: str | None = None
+    origin: str = ""
+
+    def describe(self) -> str:
+        """``the stop command (request r1, from MQTT topic ...)``: what a user reads."""
+        about = [f"request {self.request_id}"] if self.request_id is not None else []
+        if self.origin:
+            about.append(f"from {self.origin}")
+        target = f" for {self.symbol}" if self.symbol is not None else ""
+        return f"the {self.name} command{target}" + (f" ({', '.join(about)})" if about else "")
 
     def __post_init__(self) -> None:
         if self.name not in COMMANDS:

@@ -25,6 +25,7 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -56,7 +57,66 @@ KNOWN_PROVIDERS = {
     ("source", "mqtt"): "engine-plugin-mqtt",
     ("sink", "mqtt"): "engine-plugin-mqtt",
     ("indicator", "*"): "engine-plugin-indicators",
+    ("command", "optimize"): "engine-plugin-optimize",
+    ("command", "download binance"): "engine-plugin-binance",
+    ("command", "download alpaca"): "engine-plugin-alpaca",
+    ("command", "dashboard"): "engine-plugin-dashboard",
 }
+
+
+def install_hint(distribution: str, extra: str = "") -> str:
+    """How to install a plugin distribution (with an optional ``extra``, e.g.
+    ``ray``): from this checkout's ``plugins/<name>`` when the core runs from
+    one (the plugins are not on PyPI yet), else by name."""
+    import engine_core
+
+    folder = Path(engine_core.__file__).resolve().parents[1] / "plugins" / distribution.removeprefix("engine-plugin-")
+    extras = f"[{extra}]" if extra else ""
+    if not (folder / "pyproject.toml").is_file():
+        spec = f"'{distribution}{extras}'" if extra else distribution
+        return f"pip install {spec} (from a checkout of the engine: pip install -e plugins/<name>)"
+    try:
+        where = os.path.relpath(folder)
+    except ValueError:  # another drive (Windows)
+        where = str(folder)
+    if where.startswith(".."):
+        where = str(folder)
+    elif not where.startswith("."):
+        where = f"./{where}"
+    return f"pip install -e '{where}{extras}'" if extra else f"pip install -e {where}"
+
+
+def provider_hint(registry: Registry, kind: str, name: str) -> str:
+    """Why ``name`` of ``kind`` is not there and what to do ("; ..."), or ""
+    when no known distribution provides it."""
+    provider = KNOWN_PROVIDERS.get((kind, name)) or (KNOWN_PROVIDERS.get((kind, "*")) if kind == "indicator" else None)
+    if provider is None:
+        return ""
+    if _canonical(provider) in map(_canonical, registry.skipped):
+        return f"; it is provided by {provider}, installed but not named in {LOAD_ENV}"
+    if not _installed(provider):
+        return f"; it is provided by {provider}, not installed ({install_hint(provider)})"
+    if not registry.autoload:
+        return f"; it is provided by {provider}, installed but not loaded ({AUTOLOAD_ENV}=1)"
+    failed = [
+        p for p in registry.plugins if p.status == "failed" and _canonical(p.distribution) == _canonical(provider)
+    ]
+    if failed:
+        return f"; it is provided by {provider}, installed but it failed to load: {failed[0].error}"
+    return (
+        f"; it is provided by {provider}, installed but it did not register it (reinstall it: {install_hint(provider)})"
+    )
+
+
+def _installed(distribution: str) -> bool:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import distribution as find
+
+    try:
+        find(distribution)
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 @dataclass
@@ -86,6 +146,7 @@ class Registry:
         self.pm = pm
         self.plugins = plugins
         self.skipped = sorted(skipped)  # distributions installed but left out by ENGINE_LOAD_PLUGINS
+        self.autoload = True  # False when entry points were not loaded (ENGINE_DISABLE_PLUGIN_AUTOLOAD)
         self._by_kind: dict[str, dict[str, Registration]] = {k: {} for k in KINDS}
 
     def add(self, kind: str, name: str, obj: Any, plugin: PluginInfo) -> None:
@@ -111,16 +172,11 @@ class Registry:
             return table[name].obj
         label = kind.replace("_", " ")
         installed = ", ".join(sorted(table)) or "none"
-        hint = ""
-        provider = KNOWN_PROVIDERS.get((kind, name)) or (
-            KNOWN_PROVIDERS.get((kind, "*")) if kind == "indicator" else None
-        )
+        if not self.autoload:
+            installed += f" ({AUTOLOAD_ENV}=1 turns plugin loading off)"
+        hint = provider_hint(self, kind, name)
         failed = [p for p in self.plugins if p.status == "failed"]
-        if provider and _canonical(provider) in map(_canonical, self.skipped):
-            hint = f"; it is provided by {provider}, installed but not named in {LOAD_ENV}"
-        elif provider:
-            hint = f"; it is provided by {provider} (pip install {provider})"
-        if failed:
+        if failed and "failed to load" not in hint:
             hint += "; plugins that failed to load: " + ", ".join(f"{p.name} ({p.error})" for p in failed)
         raise PluginError(f"unknown {label} {name!r}; installed: {installed}{hint}")
 
@@ -245,6 +301,7 @@ def build_registry(extra: Iterable[tuple[str, Any]] = (), *, autoload: bool | No
         info.hooks = sorted(impl_name for impl_name in _hook_names(pm, obj))
 
     registry = Registry(pm, infos, skipped)
+    registry.autoload = autoload
     info_by_name = {i.name: i for i in infos}
     for kind, hook_name in _HOOK_OF_KIND.items():
         caller = getattr(pm.hook, hook_name)

@@ -65,6 +65,7 @@ class Engine:
 
     def __post_init__(self) -> None:
         cfg = self.loaded.config
+        self.stopped_by: str | None = None  # what stopped the run when it was not a signal (a control command)
         self.symbols = list(cfg.engine.symbols)
         self.workers: dict[str, SymbolWorker] = {}
         self.source: DataSource = self.loaded.source_cls(
@@ -173,6 +174,7 @@ class Engine:
             )
         except BaseException as err:  # noqa: BLE001 - stop the workers, then re-raise
             failure = err
+            self._journal_failure(err)
         finally:
             self._stop_workers()
             gc.unfreeze()
@@ -207,6 +209,7 @@ class Engine:
         event; a symbol command goes to that symbol's worker (every worker when
         it names none), which answers through the returned futures."""
         if command.name == "stop":
+            self.stopped_by = self.stopped_by or command.describe()
             self.stop_event.set()
             done: Future[str] = Future()
             done.set_result("stopping")
@@ -225,6 +228,15 @@ class Engine:
             replies[symbol] = Future()
             self.workers[symbol].inbox.put(Request(command, replies[symbol]))
         return replies
+
+    def _journal_failure(self, err: BaseException) -> None:
+        """A run that failed says why in its journal, for ``engine status``."""
+        if self.journal is None or not isinstance(err, EngineError):
+            return
+        try:
+            self.journal.event("failed", None, time.time_ns(), error=str(err))
+        except EngineError:
+            pass  # the journal itself failed; the error is reported anyway
 
     def _recover(self, journal: Journal) -> None:
         """Restore each symbol from the journal, then reconcile with the broker

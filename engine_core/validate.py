@@ -13,10 +13,11 @@ import importlib.util
 import os
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
-from engine_core.config import LoadedConfig, load_config
-from engine_core.errors import EngineError
+from engine_core.config import LEGACY_ENGINE_ID, LoadedConfig, in_config, keeps_legacy_id, load_config, read_toml
+from engine_core.errors import ConfigError, EngineError
 from engine_core.plugins import Registry
 
 NOT_CHECKED_BY_VALIDATE = (
@@ -40,15 +41,38 @@ class Validation:
         return not self.problems
 
     def add_problem(self, err: EngineError) -> None:
-        text = str(err)
-        self.problems.append(text if text.startswith(f"{self.path}:") else f"{self.path}: {text}")
+        self.problems += in_config(self.path, err).splitlines()
 
 
 def validate(path: Path, registry: Registry) -> Validation:
-    """Every check that needs no run; each failed check adds one problem."""
+    """Every check that needs no run; each failed check adds one problem.
+
+    A file for ``engine optimize`` that names its backtest config
+    (``[optimize] config = ...``) is checked as that config. A ``${NAME}``
+    that is not set is a warning: ``engine run`` needs it, not the checks."""
+    try:
+        base = optimize_base(path)
+    except EngineError as err:
+        result = Validation(path)
+        result.add_problem(err)
+        return result
+    if base is not None:
+        return _for_optimize(path, base, validate(base, registry))
+    unset: list[tuple[str, str]] = []
+    result = _validate(path, registry, unset)
+    names = dict.fromkeys(name for _, name in unset)
+    result.warnings[:0] = [
+        f"{path}: environment variable {name} is not set ({', '.join(k for k, v in unset if v == name)}); "
+        "engine run needs it"
+        for name in names
+    ]
+    return result
+
+
+def _validate(path: Path, registry: Registry, unset: list[tuple[str, str]]) -> Validation:
     result = Validation(path)
     try:
-        loaded = load_config(path, registry)
+        loaded = load_config(path, registry, unset_env=unset)
     except EngineError as err:
         result.add_problem(err)
         return result
@@ -80,6 +104,46 @@ def validate(path: Path, registry: Registry) -> Validation:
         where = recordings_dir(loaded.base_dir, cfg.engine)
         result.summary += f", recorded to {where}" if recording_enabled(cfg.engine) else ", not recorded"
     return result
+
+
+def optimize_base(path: Path) -> Path | None:
+    """The backtest config a file for ``engine optimize`` names (``[optimize]
+    config = "..."``, relative to it), or None for any other config. A file
+    with an ``[optimize]`` table and no ``[engine]`` that names none is told
+    how to use it."""
+    raw = read_toml(path)
+    table = raw.get("optimize")
+    if not isinstance(table, dict):
+        return None
+    name = table.get("config")
+    if not isinstance(name, str):
+        if "engine" not in raw:
+            raise ConfigError(
+                f"{path}: engine: required key is missing; this file has an [optimize] table: add the backtest's "
+                'tables, or name its config with [optimize] config = "backtest.toml" (engine optimize -c)'
+            )
+        return None
+    others = sorted(k for k in raw if k != "optimize")
+    if others:
+        raise ConfigError(
+            f"{path}: {others[0]}: this file names its backtest config (optimize.config); "
+            "put the backtest's tables there"
+        )
+    base = path.parent / name
+    if not base.is_file():
+        raise ConfigError(f"{path}: optimize.config: no such config file {base} (this file is for engine optimize)")
+    return base
+
+
+def _for_optimize(path: Path, base: Path, inner: Validation) -> Validation:
+    """The outcome of the backtest config that the ``engine optimize`` file ``path`` names."""
+    return Validation(
+        path,
+        summary=f"for engine optimize, on {base}: {inner.summary}" if inner.ok else "",
+        problems=[f"{path}: optimize.config: {base} has a problem", *inner.problems] if not inner.ok else [],
+        warnings=inner.warnings,
+        unchecked=[*inner.unchecked, "the [optimize] table (engine optimize checks it)"],
+    )
 
 
 def preflight(loaded: LoadedConfig, *, report: bool) -> list[str]:
@@ -127,13 +191,46 @@ def load_warnings(loaded: LoadedConfig) -> list[str]:
     params = cfg.strategy.params
     if "qty" in params:
         source = strategy_source(loaded)
-        if source is not None and not re.search(_READS.format("qty"), source):
+        sizes = _entry_sizes(loaded)
+        same = sizes == {f"[strategy] qty = {cfg.strategy.qty}"} and _same_qty(params["qty"], cfg.strategy.qty)
+        if source is not None and not same and not re.search(_READS.format("qty"), source):
             name = cfg.strategy.script or cfg.strategy.class_
             warnings.append(
-                f"{loaded.path}: strategy.params.qty = {params['qty']!r} is not used for sizing: {name} never reads "
-                f"it, and a decision without qty trades [strategy] qty = {cfg.strategy.qty} (or the [risk] sizing)"
+                f"{loaded.path}: strategy.params.qty = {params['qty']!r} has no effect: {name} never reads "
+                f"params.qty, so an entry is sized by {' or '.join(sorted(sizes))}"
+            )
+    engine = cfg.engine
+    if engine.id.startswith(LEGACY_ENGINE_ID) and keeps_legacy_id(loaded.path, engine.state_dir):
+        if "id" not in (read_toml(loaded.path).get("engine") or {}):
+            warnings.append(
+                f"{loaded.path}: engine.id: not set, so the engine keeps the id {LEGACY_ENGINE_ID!r} of the journal "
+                f"in {loaded.base_dir / engine.state_dir} (a config without an id is now named after its file); "
+                f'set id = "{LEGACY_ENGINE_ID}" to keep it'
             )
     return warnings
+
+
+def _entry_sizes(loaded: LoadedConfig) -> set[str]:
+    """What sizes an entry whose decision gives no qty, for each symbol (as the config says it)."""
+    cfg = loaded.config
+    sizes = set()
+    for symbol in cfg.engine.symbols:
+        lim = cfg.risk.for_symbol(symbol)
+        where = f"[risk.symbols.{symbol}]" if symbol in cfg.risk.symbols else "[risk]"
+        if lim.sizing != "fixed_qty":
+            sizes.add(f'{where} sizing = "{lim.sizing}"')
+        elif lim.qty is not None:
+            sizes.add(f"{where} qty = {lim.qty}")
+        else:
+            sizes.add(f"[strategy] qty = {cfg.strategy.qty}")
+    return sizes
+
+
+def _same_qty(value: object, qty: Decimal) -> bool:
+    try:
+        return Decimal(str(value)) == qty
+    except ArithmeticError:
+        return False
 
 
 def strategy_source(loaded: LoadedConfig) -> str | None:

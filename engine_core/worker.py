@@ -791,8 +791,11 @@ class SymbolWorker:
         except Exception as err:  # a bug: answer, then let the loop report it
             reply.set_exception(err)
             raise
-        self.bus.emit(ErrorEvent(self.symbol, last, f"{name} command: {done}", kind="control"))
-        reply.set_result(done)
+        if self.journal is not None:  # what steered the symbol, for engine status and replays
+            self.journal.event(
+                "control", self.symbol, last or None, command=name, result=done, origin=request.command.origin
+            )
+        reply.set_result(done)  # a success is the command's answer (its reply), never an error event
 
     # ------------------------------------------------------------ journal
 

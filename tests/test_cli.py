@@ -206,7 +206,7 @@ def test_missing_data_names_source_path(tmp_path, root):
             "strategy": {"script": str(root / "strategies" / "sma_cross.lua")},
         },
     )
-    assert_one_line_error(engine("run", "-c", str(cfg)), "source.path: no CSV files at 'data'")
+    assert_one_line_error(engine("run", "-c", str(cfg)), f"error: {cfg}: source.path: no CSV files at 'data'")
 
 
 def test_report_dir_that_cannot_be_made_fails_before_any_work(tmp_path, root):
@@ -302,8 +302,8 @@ def test_unused_qty_param_warns_at_load(tmp_path):
     proc = engine("run", "-q", "-c", str(cfg))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines()[0] == (
-        f"warning: {cfg}: strategy.params.qty = 5 is not used for sizing: s.lua never reads it, "
-        "and a decision without qty trades [strategy] qty = 2 (or the [risk] sizing)"
+        f"warning: {cfg}: strategy.params.qty = 5 has no effect: s.lua never reads params.qty, "
+        "so an entry is sized by [strategy] qty = 2"
     )
     trades = (tmp_path / "out" / "trades.csv").read_text().splitlines()[1:]
     assert trades and all(row.split(",")[6] == "2" for row in trades)  # what the warning says is what it trades

@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
+import engine_core.testing as testing
 from engine_core.config import load_config
 from engine_core.errors import ConfigError, PluginError
+from engine_core.sources import PluginConfig
 from engine_core.testing import write_config
 
 
@@ -55,7 +57,7 @@ def test_missing_file(tmp_path, registry):
 def test_wrong_type_names_key_and_value(tmp_path, registry):
     with pytest.raises(ConfigError) as info:
         load(tmp_path, registry, base(broker={"type": "paper", "cash": "abc"}))
-    assert str(info.value) == f"{tmp_path / 'config.toml'}: broker.cash: expected a number, got 'abc'"
+    assert str(info.value) == f"{tmp_path / 'config.toml'}: broker.cash: expected a number, got 'abc' (paper broker)"
 
 
 def test_negative_cash(tmp_path, registry):
@@ -170,7 +172,10 @@ def test_utf8_byte_order_mark_is_read(tmp_path, registry):
         ({"reprot": {"dir": "x"}}, "reprot: unknown key; did you mean 'report'?"),
         ({"engine": {"symbol": ["AAA"], "symbols": ["AAA"]}}, "engine.symbol: unknown key; did you mean 'symbols'?"),
         ({"strategy": {"class": "m:C", "stop_los": 0.1}}, "strategy.stop_los: unknown key; did you mean 'stop_loss'?"),
-        ({"broker": {"type": "paper", "comission": 0.1}}, "broker.comission: unknown key; did you mean 'commission'?"),
+        (
+            {"broker": {"type": "paper", "comission": 0.1}},
+            "broker.comission: unknown key (paper broker); did you mean 'commission'?",
+        ),
     ],
 )
 def test_misnamed_keys_get_a_suggestion(tmp_path, registry, sections, message):
@@ -186,5 +191,103 @@ def test_log_sink_path_is_relative_to_the_config_and_its_folder_must_exist(tmp_p
     with pytest.raises(ConfigError) as info:
         load(tmp_path, registry, base(sinks=[{"type": "log"}, {"type": "log", "path": "nope/run.log"}]))
     assert str(info.value) == (
-        f"{tmp_path / 'config.toml'}: sinks[1].path: folder {tmp_path / 'nope'} does not exist, got 'nope/run.log'"
+        f"{tmp_path / 'config.toml'}: sinks[1].path: folder {tmp_path / 'nope'} does not exist, got 'nope/run.log' (log sink)"
     )
+
+
+def test_every_problem_is_listed_one_per_line_across_tables(tmp_path, registry):
+    sections = base(
+        engine={"symbols": [], "window": 2.5},
+        source={"type": "simulated", "bars": -1, "seeed": 3},
+        broker={"type": "paper", "cash": "abc", "fill": "later"},
+        sinks=[{"type": "log", "levle": "all"}],
+    )
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, registry, sections)
+    where = tmp_path / "config.toml"
+    lines = str(info.value).splitlines()
+    assert "more)" not in str(info.value)
+    assert lines == [
+        f"{where}: engine.symbols: expected at least 1 item, got []",
+        f"{where}: engine.window: expected a whole number, got 2.5",
+        f"{where}: source.bars: expected 0 or more, got -1 (simulated source)",
+        f"{where}: source.seeed: unknown key (simulated source); did you mean 'seed'?",
+        f"{where}: broker.cash: expected a number, got 'abc' (paper broker)",
+        f"{where}: broker.fill: expected 'next_open' or 'close', got 'later' (paper broker)",
+        f"{where}: sinks[0].levle: unknown key (log sink); did you mean 'level'?",
+    ]
+
+
+def test_a_long_list_of_problems_stops_at_fifty_and_says_how_many_more(tmp_path, registry):
+    keys = {f"unknown{i}": i for i in range(60)}
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, registry, base(broker={"type": "paper", **keys}))
+    lines = str(info.value).splitlines()
+    assert len(lines) == 51
+    assert lines[49].endswith("broker.unknown49: unknown key (paper broker)")
+    assert lines[50] == "... and 10 more problems"
+
+
+class _KeyedBroker(testing.RecordingBroker):
+    class Config(PluginConfig):
+        api_key: str
+        api_secret: str
+
+
+def test_a_plugin_table_problem_names_the_plugin(tmp_path):
+    plugin = testing.InlinePlugin(brokers={"venue": _KeyedBroker})
+    registry = testing.builtin_registry(("testing", testing), ("keyed", plugin))
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, registry, base(broker={"type": "venue", "api_secret": "s"}))
+    assert str(info.value) == f"{tmp_path / 'config.toml'}: broker.api_key: required key is missing (venue broker)"
+
+
+@pytest.mark.parametrize(
+    "sections, message",
+    [
+        ({"engine": {"symbols": ["A"], "window": 2.5}}, "engine.window: expected a whole number, got 2.5"),
+        ({"engine": {"symbols": []}}, "engine.symbols: expected at least 1 item, got []"),
+        ({"engine": {"symbols": "A"}}, "engine.symbols: expected a list, got 'A'"),
+        ({"engine": {"symbols": ["A"], "journal": "maybe"}}, "engine.journal: expected true or false, got 'maybe'"),
+        ({"strategy": {"class": "m:C", "params": [1]}}, "strategy.params: expected a table, got [1]"),
+        ({"report": {"dir": 3}}, "report.dir: expected a string, got 3"),
+        (
+            {"engine": {"symbols": ["A"], "id": "desk 1"}},
+            "engine.id: expected 1 to 32 letters, digits, '-' or '_' (it names the journal and MQTT topics), "
+            "got 'desk 1'",
+        ),
+    ],
+)
+def test_messages_are_in_the_engines_words(tmp_path, registry, sections, message):
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, registry, base(**sections))
+    assert str(info.value) == f"{tmp_path / 'config.toml'}: {message}"
+
+
+def test_the_default_engine_id_is_the_config_files_name(tmp_path, registry):
+    def engine_id(name: str, **engine) -> str:
+        path = write_config(tmp_path / name, base(engine={"symbols": ["AAA", "BBB"], **engine}))
+        return load_config(path, registry).config.engine.id
+
+    assert engine_id("binance_paper.toml") == "binance_paper"  # topics: engine/binance_paper/BTCUSDT/...
+    assert engine_id("my config.v2.toml") == "my-config-v2"
+    assert engine_id("binance_paper.toml", shard="1/2") == "binance_paper-1of2"
+    assert engine_id("binance_paper.toml", id="desk1") == "desk1"
+
+
+def test_a_journal_of_the_former_default_id_is_kept_and_said(tmp_path, registry):
+    from engine_core.config import journal_path, read_engine_section
+    from engine_core.validate import load_warnings
+
+    (tmp_path / ".engine").mkdir()
+    (tmp_path / ".engine" / "engine.sqlite").write_bytes(b"")  # written by an engine before ids came from file names
+    path = write_config(tmp_path / "live.toml", base(engine={"symbols": ["AAA"], "mode": "live"}))
+    loaded = load_config(path, registry)
+    assert loaded.config.engine.id == "engine"
+    assert journal_path(tmp_path, read_engine_section(path)) == tmp_path / ".engine" / "engine.sqlite"  # engine status
+    assert load_warnings(loaded) == [
+        f"{path}: engine.id: not set, so the engine keeps the id 'engine' of the journal in {tmp_path / '.engine'} "
+        '(a config without an id is now named after its file); set id = "engine" to keep it'
+    ]
+    named = write_config(tmp_path / "live.toml", base(engine={"symbols": ["AAA"], "mode": "live", "id": "engine"}))
+    assert load_warnings(load_config(named, registry)) == []

@@ -71,7 +71,7 @@ def test_a_failing_sink_never_loses_a_fill(tmp_path):
     r = result.symbols["A"]
     assert r.halted is None and r.fills > 2 and len(r.trades) >= 1
     assert "failed in handle: OSError: disk full" in result.source_stats["sinks"]["ExplodingSink"]["failed"]
-    j = Journal(tmp_path / ".engine" / "engine.sqlite")
+    j = Journal(tmp_path / ".engine" / "c.sqlite")
     assert len(j.events("A", kind="fill")) == r.fills  # every fill journaled and booked
 
 
@@ -251,7 +251,7 @@ def test_warmup_feeds_strategy_and_indicators_without_trading_then_live_trades(t
     conn = [e for e in sink.events if isinstance(e, ConnectionEvent)]
     assert [(c.source, c.state, c.detail) for c in conn] == [("warm", "connected", "test")]
     assert WarmSource.closed == ["live", "source"]  # the generator closed, then the source, before the loop ended
-    j = Journal(tmp_path / ".engine" / "engine.sqlite")
+    j = Journal(tmp_path / ".engine" / "c.sqlite")
     assert [e["state"] for e in j.events(kind="connection")] == ["connected"]
     assert Decimal(j.symbols()["A"]["qty"]) == 1
 
@@ -272,7 +272,7 @@ def test_no_entry_where_the_source_says_the_market_is_closed(tmp_path):
     result = engine.run()
     (trip_free,) = result.symbols.values()
     assert trip_free.position_qty == 1 and trip_free.orders == 1
-    j = Journal(tmp_path / ".engine" / "engine.sqlite")
+    j = Journal(tmp_path / ".engine" / "c.sqlite")
     (order,) = j.orders("A")
     assert order["created_ts"] == 4 * 60 * NS_PER_SECOND  # the first bar of the session
 

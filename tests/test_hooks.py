@@ -156,8 +156,8 @@ def test_every_observation_hook_is_called_with_what_its_spec_names(tmp_path: Pat
         (State.IN_TRADE, State.WATCH),
     ]
     orders = calls["engine_order"]
-    assert {(o.order.client_id, o.order.side) for o in orders} == {("engine-A-1", Side.BUY), ("engine-A-2", Side.SELL)}
-    assert [o.status for o in orders if o.order.client_id == "engine-A-1"][0] is OrderStatus.INTENT
+    assert {(o.order.client_id, o.order.side) for o in orders} == {("c-A-1", Side.BUY), ("c-A-2", Side.SELL)}
+    assert [o.status for o in orders if o.order.client_id == "c-A-1"][0] is OrderStatus.INTENT
     assert [f.fill.side for f in calls["engine_fill"]] == [Side.BUY, Side.SELL]
     [error] = calls["engine_error"]
     assert error.symbol == "A" and "strategy bug" in error.message

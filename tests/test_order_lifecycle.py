@@ -29,7 +29,7 @@ def config(tmp_path: Path, strategy: dict[str, str], broker: dict[str, Any], n: 
 
 
 def journal_of(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / ".engine" / "engine.sqlite")
+    return Journal(tmp_path / ".engine" / "c.sqlite")
 
 
 ENTER = {

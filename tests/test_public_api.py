@@ -29,6 +29,7 @@ ENGINE_INTERNALS = {
     ("engine_core.config", "LoadedConfig"),
     ("engine_core.config", "StrategySection"),
     ("engine_core.plugins", "Registry"),
+    ("engine_core.tables", "Column"),  # the CLI's own tables, which engine optimize's output shares
 }
 
 

@@ -101,7 +101,7 @@ def check_consistency(path: Path, *, settled: bool = True) -> dict[str, int]:
 def test_sigkill_at_random_points_loses_and_doubles_nothing(tmp_path, seed):
     rng = random.Random(seed)
     config = live_config(tmp_path)
-    journal = tmp_path / ".engine" / "engine.sqlite"
+    journal = tmp_path / ".engine" / "c.sqlite"
     kills = 0
     for _ in range(3):
         proc = start(config)
@@ -127,7 +127,7 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(tmp_path, seed):
 def test_restart_resumes_state_and_position(tmp_path):
     config = live_config(tmp_path, bars=60, pace=0.0)
     first = build_engine(config).run()
-    journal = Journal(tmp_path / ".engine" / "engine.sqlite")
+    journal = Journal(tmp_path / ".engine" / "c.sqlite")
     before = journal.symbols()
     journal.close()
     assert all(s["bars"] == 60 for s in before.values())
@@ -171,7 +171,7 @@ def run_with(tmp_path: Path, broker: str):
     config.write_text(text)
     registry = builtin_registry(("testing", testing), ("brokers", BROKERS))
     result = build_engine(config, registry).run()
-    journal = Journal(tmp_path / ".engine" / "engine.sqlite")
+    journal = Journal(tmp_path / ".engine" / "c.sqlite")
     return result, journal
 
 
@@ -185,7 +185,7 @@ def test_timeout_after_send_is_resolved_by_client_id(tmp_path):
     still_open = [o for o in orders if o["status"] != "filled"]
     assert len(still_open) <= 1 and result.symbols["A"].fills == len(orders) - len(still_open)
     journal.close()
-    check_consistency(tmp_path / ".engine" / "engine.sqlite")
+    check_consistency(tmp_path / ".engine" / "c.sqlite")
 
 
 def test_timeout_before_send_is_never_resent(tmp_path):
@@ -198,7 +198,7 @@ def test_timeout_before_send_is_never_resent(tmp_path):
     later = [o for o in journal.orders("A") if o["status"] == "filled"]
     assert later, "the strategy went on trading with new client ids"
     journal.close()
-    check_consistency(tmp_path / ".engine" / "engine.sqlite")
+    check_consistency(tmp_path / ".engine" / "c.sqlite")
 
 
 def test_corrupt_journal_is_a_clear_error(tmp_path):
@@ -250,7 +250,7 @@ def test_status_without_a_journal_is_one_line(tmp_path):
 def test_position_mismatch_halts_only_that_symbol(tmp_path):
     config = live_config(tmp_path, bars=30, pace=0.0)
     build_engine(config).run()
-    path = tmp_path / ".engine" / "engine.sqlite"
+    path = tmp_path / ".engine" / "c.sqlite"
     journal = Journal(path)
     # the broker gets a fill for A the engine never heard of
     journal.put(
@@ -280,7 +280,7 @@ def test_stops_are_journaled(tmp_path):
     text = config.read_text().replace('class = "s.py:S"', 'class = "s.py:S"\nstop_loss = 0.5\ntake_profit = 0.5')
     config.write_text(text)
     build_engine(config).run()
-    journal = Journal(tmp_path / ".engine" / "engine.sqlite")
+    journal = Journal(tmp_path / ".engine" / "c.sqlite")
     stops = journal.events(symbol="A", kind="stops")
     fills = [f for f in journal.events(symbol="A", kind="fill") if f["side"] == "buy"]
     assert len(stops) == len(fills) > 0  # one per entry
@@ -297,7 +297,7 @@ def test_kill_between_fill_and_transition_is_settled_on_restart(tmp_path, bars, 
     the booked position before anything trades."""
     config = live_config(tmp_path, bars=bars, pace=0.0)
     build_engine(config).run()
-    path = tmp_path / ".engine" / "engine.sqlite"
+    path = tmp_path / ".engine" / "c.sqlite"
     journal = Journal(path)
     snap = journal.symbols()["A"]
     assert (Decimal(snap["qty"]) != 0) is held

@@ -119,7 +119,7 @@ def test_daily_loss_limit_trips_on_the_day_it_is_lost(tmp_path):
 def test_refused_orders_are_journaled(tmp_path):
     eng = engine(tmp_path, bars("A", [100.0] * 8), {"max_position": 1}, params={"qty": 2}, journal=True)
     eng.run()
-    journal = Journal(tmp_path / ".engine" / "engine.sqlite")
+    journal = Journal(tmp_path / ".engine" / "c.sqlite")
     refused = journal.events(kind="refused")
     assert refused and refused[0]["detail"].startswith("max_position:")
     assert {o["status"] for o in journal.orders()} == {"refused"}

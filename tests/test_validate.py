@@ -84,8 +84,8 @@ def test_qty_param_that_sizes_nothing_warns_once(tmp_path, registry, root):
     path = config(tmp_path, strategy={"script": "s.lua", "params": {"qty": 5}})
     (warning,) = validate(path, registry).warnings
     assert warning == (
-        f"{path}: strategy.params.qty = 5 is not used for sizing: s.lua never reads it, and a decision "
-        "without qty trades [strategy] qty = 1 (or the [risk] sizing)"
+        f"{path}: strategy.params.qty = 5 has no effect: s.lua never reads params.qty, "
+        "so an entry is sized by [strategy] qty = 1"
     )
     shipped = config(tmp_path, strategy={"script": str(root / "strategies" / "sma_cross.lua"), "params": {"qty": 5}})
     assert validate(shipped, registry).warnings == []  # sma_cross returns qty = ctx.params.qty
@@ -105,3 +105,19 @@ def test_cannot_create(tmp_path):
     assert cannot_create(tmp_path / "new" / "deeper") is None
     assert cannot_create(tmp_path / "afile") == "it is a file"
     assert cannot_create(tmp_path / "afile" / "x" / "y") == f"{tmp_path / 'afile'} is a file"
+
+
+def test_the_qty_warning_names_what_sizes_the_entries(tmp_path, registry):
+    strategy = {"script": "s.lua", "params": {"qty": 1}}
+    # [strategy] qty is 1 too: the entries trade what params.qty says, nothing to warn about
+    assert validate(config(tmp_path, strategy=strategy), registry).warnings == []
+    path = config(
+        tmp_path,
+        engine={"symbols": ["A", "B"]},
+        strategy=strategy,
+        risk={"sizing": "percent_equity", "percent": 0.5, "symbols": {"B": {"sizing": "fixed_qty", "qty": 3}}},
+    )
+    assert validate(path, registry).warnings == [
+        f"{path}: strategy.params.qty = 1 has no effect: s.lua never reads params.qty, so an entry is sized by "
+        '[risk.symbols.B] qty = 3 or [risk] sizing = "percent_equity"'
+    ]

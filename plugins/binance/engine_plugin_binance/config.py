@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from engine_core import PluginConfig
 from engine_core.live.urls import HttpBaseUrl, WsBaseUrl
@@ -59,9 +59,10 @@ class BinanceBrokerConfig(PluginConfig):
 
     @field_validator("api_key", "api_secret")
     @classmethod
-    def _not_empty(cls, value: SecretStr) -> SecretStr:
+    def _not_empty(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         if not value.get_secret_value().strip():
-            raise ValueError("is empty (set it, e.g. from ${BINANCE_API_KEY})")
+            variable = "BINANCE_API_KEY" if info.field_name == "api_key" else "BINANCE_API_SECRET"
+            raise ValueError(f"is empty (set it, e.g. from ${{{variable}}})")
         return value
 
     def rest(self) -> str:

@@ -41,7 +41,16 @@ def test_broker_defaults_to_the_testnet_and_hides_secrets():
         (BinanceBrokerConfig, {"api_key": "k", "api_secret": "s", "rest_url": "https://"}, "and name a host"),
         (BinanceSourceConfig, {"stale_after": 0}, "greater than 0"),
         (BinanceSourceConfig, {"intervall": "1m"}, "Extra inputs are not permitted"),
-        (BinanceBrokerConfig, {"api_key": "", "api_secret": "s"}, "is empty"),
+        (
+            BinanceBrokerConfig,
+            {"api_key": "", "api_secret": "s"},
+            r"is empty \(set it, e.g. from \$\{BINANCE_API_KEY\}\)",
+        ),
+        (
+            BinanceBrokerConfig,
+            {"api_key": "k", "api_secret": " "},
+            r"is empty \(set it, e.g. from \$\{BINANCE_API_SECRET\}\)",
+        ),
         (BinanceBrokerConfig, {"api_key": "k", "api_secret": "s", "recv_window": 70000}, "less than or equal to 60000"),
     ],
 )

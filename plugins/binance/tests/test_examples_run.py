@@ -67,6 +67,7 @@ def test_the_paper_example_runs_live_binance_data_into_the_paper_broker(fake, tm
     code, out, err = run_until(config, fake, ["BTCUSDT", "ETHUSDT"], journal, 2, engine_env())
     assert code == 0, err
     assert "Traceback" not in err and "Event loop is closed" not in err
+    assert "warning" not in err  # a shipped example runs without warnings
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["mode"] == "live" and summary["total"]["bars"] == 6 and summary["total"]["fills"] == 2
     assert fake.placed == []  # paper fills: nothing went to Binance
@@ -86,6 +87,7 @@ def test_the_testnet_example_trades_through_the_binance_broker(fake, tmp_path):
     code, out, err = run_until(config, fake, ["BTCUSDT"], journal, 1, env)
     assert code == 0, err
     assert "Traceback" not in err and API_SECRET not in out + err
+    assert "warning" not in err  # a shipped example runs without warnings
     [order] = fake.placed
     assert (order["symbol"], order["side"], order["type"], order["quantity"]) == ("BTCUSDT", "BUY", "MARKET", "0.001")
     assert fake.bad_signatures == 0

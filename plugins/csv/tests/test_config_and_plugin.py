@@ -75,3 +75,40 @@ def test_shipped_sample_data_matches_the_generator(tmp_path: Path) -> None:
     main([str(tmp_path), "--symbols", "BTCUSDT,ETHUSDT", "--bars", "20000", "--seed", "7"])
     for name in ("BTCUSDT.csv", "ETHUSDT.csv"):
         assert (shipped / name).read_bytes() == (tmp_path / name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    "keys, message",
+    [
+        ({"timezone": "Mars/Olympus"}, "source.timezone: unknown IANA time zone 'Mars/Olympus' (csv source)"),
+        ({"start": "2024-02-01", "end": "2024-01-01"}, "source: start must be before end (csv source)"),
+        ({"chunk_rows": 0}, "source.chunk_rows: expected a number >= 1, got 0 (csv source)"),
+        # a union's members are one problem, not one line each under a path naming the member
+        ({"symbol_column": 2.5}, "source.symbol_column: expected a string or a whole number, got 2.5 (csv source)"),
+        (
+            {"start": "2024-13-01"},
+            "source.start: expected a date (2024-01-31) or a date and time (2024-01-31T09:30:00): "
+            "month value is outside expected range of 1-12, got '2024-13-01' (csv source)",
+        ),
+        (
+            {"columns": {"price": "p"}},
+            "source.columns.price: unknown key; expected 'time', 'open', 'high', 'low', 'close' or 'volume' "
+            "(csv source)",
+        ),
+    ],
+)
+def test_a_config_error_says_what_is_wrong_once_and_never_prints_the_table(
+    tmp_path: Path, keys: dict, message: str
+) -> None:
+    from engine_core import testing
+    from engine_core.config import load_config
+    from engine_core.errors import ConfigError
+
+    registry = testing.builtin_registry(("csv", plugin))
+    config = testing.write_config(
+        tmp_path / "c.toml",
+        {"engine": {"symbols": ["A"]}, "source": {"type": "csv", "path": "x", **keys}, "strategy": {"script": "s.lua"}},
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(config, registry)
+    assert str(info.value) == f"{config}: {message}"

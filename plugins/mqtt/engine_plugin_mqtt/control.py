@@ -28,8 +28,9 @@ class ControlChannel:
         self.commands = 0
         self.refused = 0
 
-    async def answer(self, name: str, payload: bytes) -> dict[str, Any]:
-        """Act on one command message; the reply to publish."""
+    async def answer(self, name: str, payload: bytes, origin: str = "") -> dict[str, Any]:
+        """Act on one command message (``origin``: where it came from, for
+        the engine's messages); the reply to publish."""
         self.commands += 1
         reply: dict[str, Any] = {
             "schema": wire.SCHEMA,
@@ -45,7 +46,7 @@ class ControlChannel:
         try:
             symbol, request_id = wire.parse_command(payload)
             reply["symbol"], reply["request_id"] = symbol, request_id
-            command = Command(name, symbol, request_id)
+            command = Command(name, symbol, request_id, origin)
         except wire.Malformed as err:
             return self._refuse(reply, f"malformed command: {err}")
         except ControlError as err:

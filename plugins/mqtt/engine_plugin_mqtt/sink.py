@@ -471,7 +471,8 @@ class MqttSink(EventSink):
     async def _command(self, name: str, message: aiomqtt.Message) -> None:
         assert self.control is not None
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
-        reply = await self.control.answer(name, payload)
+        origin = f"MQTT topic {message.topic.value} on {connection.describe(self.cfg)}"
+        reply = await self.control.answer(name, payload, origin)
         if reply["ok"] and name in ("pause", "resume"):
             for symbol in reply["results"]:
                 if symbol in self._statuses:

@@ -124,7 +124,7 @@ class OrderPayload(EventPayload, gc=False):
     qty: Any
     type: Any
     reason: str
-    detail: str
+    detail: dict[str, str]
 
 
 class FillPayload(EventPayload, gc=False):
@@ -161,7 +161,16 @@ class LogPayload(EventPayload, gc=False):
 class ConnectionPayload(EventPayload, gc=False):
     source: str
     state: str
-    detail: str
+    detail: dict[str, str]
+
+
+_NO_DETAIL: dict[str, str] = {}  # shared, never changed
+
+
+def _detail(text: str) -> dict[str, str]:
+    """``detail`` is an object in every event that has one (a signal's are its
+    decision's fields): an order's or a connection's text is its ``message``."""
+    return {"message": text} if text else _NO_DETAIL
 
 
 def _transition(e: TransitionEvent, engine: str, seq: int) -> EventPayload:
@@ -188,7 +197,7 @@ def _order(e: OrderEvent, engine: str, seq: int) -> EventPayload:
         o.qty,
         o.type,
         o.reason,
-        e.detail,
+        _detail(e.detail),
     )
 
 
@@ -222,7 +231,9 @@ def _log(e: LogEvent, engine: str, seq: int) -> EventPayload:
 
 
 def _connection(e: ConnectionEvent, engine: str, seq: int) -> EventPayload:
-    return ConnectionPayload(SCHEMA, seq, engine, None, "connection", e.ts, iso_ms(e.ts), e.source, e.state, e.detail)
+    return ConnectionPayload(
+        SCHEMA, seq, engine, None, "connection", e.ts, iso_ms(e.ts), e.source, e.state, _detail(e.detail)
+    )
 
 
 # event class -> the function making its payload (``.symbol`` and ``.event``

@@ -36,7 +36,7 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto | Amqtt]:
     if kind is None:
         pytest.fail(
             "no MQTT broker for the tests: install Debian's mosquitto (apt-get install mosquitto; "
-            ".ci/run does) or amqtt (pip install 'engine-plugin-mqtt[amqtt]')"
+            "make test and .ci/run do: scripts/test-deps install) or amqtt (pip install -e './plugins/mqtt[amqtt]')"
         )
     b: Mosquitto | Amqtt = Mosquitto(tmp_path) if kind == "mosquitto" else Amqtt(tmp_path)
     b.start()

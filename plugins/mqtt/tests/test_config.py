@@ -35,6 +35,7 @@ needs_mosquitto = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="
         ({"password": "x"}, "sinks[1]: password is given without username"),
         ({"hostname": "x"}, "sinks[1].hostname: unknown key"),
         ({"mqtt_version": "4"}, "sinks[1].mqtt_version: expected '3.1.1' or '5', got '4'"),
+        ({"host": ""}, "sinks[1].host: expected a non-empty string, got '' (mqtt sink)"),
     ],
 )
 def test_bad_sink_keys_are_one_line(tmp_path: Path, sink, error):

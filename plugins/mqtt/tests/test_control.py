@@ -10,6 +10,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
+from engine_plugin_mqtt import wire
 from mqtt_brokers import Mosquitto, Subscriber
 from mqtt_engines import Running, gated_config, sinks
 from mqtt_gated import bar, channel
@@ -100,6 +101,24 @@ def test_pause_flatten_resume_by_mqtt(live: Live):
     assert a.ledger.qty != 0  # trading again
 
 
+def test_a_successful_command_is_answered_never_published_as_an_error(live: Live):
+    reply = live.command("pause", {"symbol": "AAA", "request_id": "p1"}, "p1")
+    assert reply["ok"] is True
+    live.feed(2)
+    assert live.command("resume", {"symbol": "AAA", "request_id": "p2"}, "p2")["ok"] is True
+    live.feed(2)
+    made = [wire.event_message(e, "e1", 0) for e in sinks(live.engine)[0].events]
+    kinds = {name for symbol, name, _ in made if symbol == "AAA"}
+    assert "error" not in kinds
+
+    def published() -> int:
+        return sum(len(live.subscriber.on(f"t/e1/AAA/{kind}")) for kind in kinds | {"error"})
+
+    want = sum(1 for symbol, _, _ in made if symbol == "AAA")
+    wait_until(lambda: published() >= want, "AAA's events published")
+    assert live.subscriber.on("t/e1/AAA/error") == []
+
+
 def test_a_command_for_every_symbol(live: Live):
     reply = live.command("pause", {"request_id": "all"}, "all")
     assert reply["ok"] and set(reply["results"]) == set(SYMBOLS)
@@ -146,10 +165,13 @@ def test_a_repeated_request_is_answered_again_not_acted_on_twice(live: Live):
     assert len(sent) == 1
 
 
-def test_stop_ends_the_engine(live: Live):
+def test_stop_ends_the_engine(live: Live, broker):
     reply = live.command("stop", {"request_id": "bye"}, "bye")
     assert reply["ok"] and reply["results"] == {"*": "stopping"}
     live.run.join()
+    # what engine run prints as "stopped by ...": the command, its request and where it came from
+    where = f"MQTT topic t/e1/control/stop on mqtt://127.0.0.1:{broker.port}"
+    assert live.engine.stopped_by == f"the stop command (request bye, from {where})"
     wait_until(lambda: live.subscriber.on("t/e1/status")[-1]["online"] is False, "the engine offline")
 
 

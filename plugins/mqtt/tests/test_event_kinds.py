@@ -65,7 +65,7 @@ def test_a_connection_state_is_an_engine_wide_event():
         "time": "1970-01-01T00:00:00.001Z",
         "source": "binance",
         "state": "reconnecting",
-        "detail": "eof",
+        "detail": {"message": "eof"},
     }
 
 

@@ -60,6 +60,9 @@ def test_every_event_kind_as_json():
         "market",
         "stop_loss",
     )
+    assert o["detail"] == {}  # an object in every event, as a signal's (below)
+    refused = OrderEvent(order, "refused", "max_position: position would be 3, limit 2")
+    assert message(refused)[2]["detail"] == {"message": "max_position: position would be 3, limit 2"}
     f = message(cases["fill"])[2]
     assert (f["price"], f["qty"], f["commission"], f["trade_id"]) == ("64210.125", "0.50", "0.03", "t9")
     assert message(cases["signal"])[2]["detail"] == {"side": "buy", "stop_loss": 1.5, "qty": "2"}

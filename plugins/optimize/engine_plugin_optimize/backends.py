@@ -26,7 +26,6 @@ from urllib.parse import urlsplit
 from engine_core import EngineError
 from engine_plugin_optimize.trial import TrialOutcome, TrialSetup, TrialSpec, init_process, run_in_process, run_on_ray
 
-RAY_EXTRA = "pip install 'engine-plugin-optimize[ray]'"
 CONNECT_TIMEOUT = 5.0  # seconds a Ray address has to accept a connection
 
 
@@ -106,7 +105,11 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise EngineError(f"--backend ray needs Ray, which is not installed: {RAY_EXTRA}") from None
+        from engine_core.plugins import install_hint
+
+        raise EngineError(
+            f"--backend ray needs Ray, which is not installed: {install_hint('engine-plugin-optimize', 'ray')}"
+        ) from None
     return ray
 
 

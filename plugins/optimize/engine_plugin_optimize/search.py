@@ -208,7 +208,10 @@ def open_studies(job: Job, storage: str, plans: list[Plan], resume: bool) -> lis
         existing = {s.study_name: s for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False)}
     except Exception as err:  # noqa: BLE001 - SQLAlchemy, drivers, bad URLs: one line for all
         no_driver = storage.startswith("postgresql") and "import" in str(err).lower()
-        hint = " (the PostgreSQL driver: pip install 'engine-plugin-optimize[postgresql]')" if no_driver else ""
+        from engine_core.plugins import install_hint
+
+        driver = install_hint("engine-plugin-optimize", "postgresql")
+        hint = f" (the PostgreSQL driver: {driver})" if no_driver else ""
         raise EngineError(
             f"--storage {safe_url(storage)}: cannot open the study storage: {_first_line(err)}{hint}"
         ) from err

@@ -173,8 +173,9 @@ def test_ray_not_installed(
 ) -> None:
     write_optimize(PARAMS)
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])  # the checkout: the plugin is installed from it
     message = one_line_error(invoke, project, "-c", str(project / "optimize.toml"), "--backend", "ray")
-    assert message == "--backend ray needs Ray, which is not installed: pip install 'engine-plugin-optimize[ray]'"
+    assert message == "--backend ray needs Ray, which is not installed: pip install -e './plugins/optimize[ray]'"
 
 
 def test_address_without_ray(invoke: Invoke, project: Path, write_optimize: Callable[..., Path]) -> None:
