@@ -23,6 +23,10 @@ class RecordingError(EngineError):
     """A recording cannot be read (missing, not a recording, a version this engine does not read)."""
 
 
+class EmptySegment(RecordingError):
+    """A segment with no whole record: a run that ended before its first write."""
+
+
 @dataclass
 class Segment:
     path: Path
@@ -48,6 +52,8 @@ def read_segment(path: Path) -> Segment:
         try:
             reader = pa.ipc.open_stream(f)
         except (pa.ArrowInvalid, OSError) as err:
+            if path.stat().st_size == 0:
+                raise EmptySegment(f"{path}: empty (its run ended within a second of its start)") from err
             raise RecordingError(f"{path}: not a recording (no Arrow stream header: {err})") from err
         meta = reader.schema.metadata or {}
         version = meta.get(VERSION_KEY)
@@ -75,11 +81,25 @@ def read_segment(path: Path) -> Segment:
             cols = batch.to_pydict()
             rows.extend(zip(*(cols[c] for c in COLUMNS)))
             good = f.tell()
-    if not rows or rows[0][0] not in ("start", "roll"):
-        raise RecordingError(f"{path}: no segment header (the file was cut before its first write)")
+    if not rows:
+        raise EmptySegment(f"{path}: no whole record (its run ended within a second of its start)")
+    if rows[0][0] not in ("start", "roll"):
+        raise RecordingError(f"{path}: no segment header")
     first = rows[0]
     ended = rows[-1][0] == "end"
     return Segment(path, first[0], json.loads(first[9]), first[10], rows[1:], ended, stopped)
+
+
+def read_segments(paths: list[Path], notes: list[str]) -> list[Segment]:
+    """The segments at ``paths``; an empty one (a run killed within its first
+    second) is left out with a note: the next start has its own journal."""
+    out = []
+    for p in paths:
+        try:
+            out.append(read_segment(p))
+        except EmptySegment as err:
+            notes.append(str(err))
+    return out
 
 
 def segment_paths(path: Path) -> list[Path]:
@@ -117,11 +137,13 @@ class SessionInfo:
 
 def describe_session(path: Path) -> SessionInfo:
     """What ``engine sessions`` shows of one session."""
-    segments = [read_segment(p) for p in segment_paths(path)]
+    notes = []
+    segments = read_segments(segment_paths(path), notes)
+    if not segments:
+        raise RecordingError(f"{path}: no segment with a whole record")
     header = segments[0].header
     bars = orders = 0
     start = end = 0
-    notes = []
     for seg in segments:
         for row in seg.rows:
             kind = row[0]

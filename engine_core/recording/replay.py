@@ -45,7 +45,7 @@ from engine_core.model import Bar, ConnectionEvent, Order
 from engine_core.orders import OrderState, OrderStatus
 from engine_core.plugins import Registry
 from engine_core.recording.format import blob_chunk, json_fill, json_update, row_bar
-from engine_core.recording.reader import RecordingError, Segment, read_segment
+from engine_core.recording.reader import RecordingError, Segment, read_segments
 from engine_core.recording.writer import event_symbol
 from engine_core.sources import DataSource
 from engine_core.worker import Warmup
@@ -267,7 +267,8 @@ def replay_session(
     from the last process start at or before ``from_``, feeding what arrived
     until ``to`` (wall-clock ns)."""
     what_if = what_if or WhatIf()
-    segments = [read_segment(p) for p in paths]
+    outcome = ReplayOutcome()
+    segments = read_segments(paths, outcome.notes)
     if from_ is not None:
         starts = [k for k, seg in enumerate(segments) if seg.kind == "start" and seg.start <= from_]
         segments = segments[starts[-1] if starts else 0 :]
@@ -276,7 +277,6 @@ def replay_session(
             f"{segments[0].path}: this segment continues a run started on an earlier day; "
             "replay that day's folder first (its start has the journal the run began from)"
         )
-    outcome = ReplayOutcome()
     for seg in segments:
         if seg.stopped:
             outcome.notes.append(seg.stopped)
@@ -421,7 +421,7 @@ def _feed(engine: Any, rows: list[tuple[Any, ...]], simulated: bool, what_if: bo
         elif kind == "command":
             if symbol not in stopped:
                 d = json.loads(row[9])
-                worker.handle(Request(Command(d["name"], d["symbol"], d["request_id"]), Future()))
+                worker.handle(Request(Command(**d), Future()))
         elif kind == "update":
             if simulated:
                 continue  # a simulated broker's own updates: made again by the replay

@@ -19,6 +19,7 @@ Taps (``Recorder.open`` and ``tap_workers``, called by the runner):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -150,8 +151,7 @@ class Recorder:
             blob = chunk_blob(msg.chunk)
             self._queue.append(("warmup", symbol, now, None, None, None, None, None, None, None, blob))
         elif kind is Request:
-            c = msg.command
-            data = json.dumps({"name": c.name, "symbol": c.symbol, "request_id": c.request_id})
+            data = json.dumps(dataclasses.asdict(msg.command))
             self._queue.append(("command", symbol, now, None, None, None, None, None, None, data, None))
         elif msg is STOP:
             self._queue.append(("stop", symbol, now, None, None, None, None, None, None, None, None))
