@@ -137,7 +137,7 @@ class SessionInfo:
 
 def describe_session(path: Path) -> SessionInfo:
     """What ``engine sessions`` shows of one session."""
-    notes = []
+    notes: list[str] = []
     segments = read_segments(segment_paths(path), notes)
     if not segments:
         raise RecordingError(f"{path}: no segment with a whole record")
