@@ -214,3 +214,20 @@ def test_hot_reloads_and_control_commands_replay_where_they_happened(tmp_path: P
     outcome = replay_session([path], registry)
     assert outcome.divergence is None, outcome.divergence.lines() if outcome.divergence else None
     assert outcome.events == len(lines)
+
+
+def test_what_if_other_parameters_fill_by_the_paper_rules_and_say_so(tmp_path: Path, registry: Registry) -> None:
+    config = _config(tmp_path, ["A"], 400)
+    build_engine(config, registry).run()
+    (path,) = segment_paths(_session(config))
+    result = CliRunner().invoke(main, ["replay", str(path), "--params", "fast=8", "--params", "slow=30"])
+    assert result.exit_code == 0, result.output
+    first, run = result.output.splitlines()[:2]
+    assert first.startswith("replay (what if fast=8, slow=30): 0 fills as recorded, ")
+    simulated = int(first.split(", ")[2].split()[0])
+    assert simulated > 0 and first.endswith(
+        "simulated by the paper broker's rules (orders the recording has no answer for)"
+    )
+    assert run.startswith("  run 1: ") and f"{simulated} fills" in run
+    bad = CliRunner().invoke(main, ["replay", str(path), "--params", "fast"])
+    assert bad.exit_code == 2 and "--params: expected NAME=VALUE, got 'fast'" in bad.output

@@ -170,10 +170,19 @@ def replay(
     for note in outcome.notes:
         click.echo(f"note: {note}", err=True)
     if what_if.active:
-        click.echo(
-            f"replay (what if): {outcome.recorded_fills} fills as recorded, {outcome.simulated_fills} simulated "
-            "by the paper broker's rules"
+        changed = ", ".join(
+            [f"strategy {strategy}"] * (strategy is not None) + [f"{k}={v}" for k, v in what_if.params.items()]
         )
+        click.echo(
+            f"replay (what if {changed}): {outcome.recorded_fills} fills as recorded, {outcome.simulated_fills} "
+            "simulated by the paper broker's rules (orders the recording has no answer for)"
+        )
+        for k, summary in enumerate(outcome.summaries, 1):
+            total = summary.get("total", {})
+            click.echo(
+                f"  run {k}: {total.get('orders', 0)} orders, {total.get('fills', 0)} fills, "
+                f"PnL {total.get('pnl') or 0:.2f}"
+            )
         return
     if outcome.divergence is not None:
         for line in outcome.divergence.lines():

@@ -38,15 +38,16 @@ from typing import Any, ClassVar
 
 from engine_core import errors
 from engine_core.brokers import Broker
+from engine_core.builtin.paper import PaperBroker, PaperConfig
 from engine_core.config import journal_path, load_config
 from engine_core.control import Command, Request
 from engine_core.events import EventSink, describe
 from engine_core.model import Bar, ConnectionEvent, Order
-from engine_core.orders import OrderState, OrderStatus
+from engine_core.orders import OrderState, OrderStatus, OrderUpdate
 from engine_core.plugins import Registry
 from engine_core.recording.format import blob_chunk, json_fill, json_update, row_bar
 from engine_core.recording.reader import RecordingError, Segment, read_segments
-from engine_core.recording.writer import event_symbol
+from engine_core.recording.writer import event_symbol, order_terms
 from engine_core.sources import DataSource
 from engine_core.worker import Warmup
 
@@ -105,7 +106,15 @@ class ReplayedBroker(Broker):
         super().__init__(config, on_update=on_update, symbols=symbols)
         self.answers: Answers = config
         self.placed: set[str] = set()  # client ids submitted in this replay that the venue had answered
-        self.unanswered: list[Order] = []  # submitted here, never live (a what-if's own orders)
+        # a what-if's own orders (no answer recorded): filled by the paper broker's rules, at the next bar
+        self.paper = PaperBroker(PaperConfig(), on_update=on_update, symbols=symbols)
+        self.simulated_ids: set[str] = set()
+
+    def match(self, bar: Bar) -> list[OrderUpdate]:
+        """The paper broker's fills of the what-if's own orders at ``bar``."""
+        if not self.simulated_ids:
+            return []
+        return self.paper.match(bar.symbol, bar.ts, bar.open, bar.high, bar.low)
 
     def starting_cash(self) -> Decimal:
         d = self.answers.take("starting_cash")
@@ -128,19 +137,27 @@ class ReplayedBroker(Broker):
         return []
 
     def submit(self, order: Order) -> None:
-        d = self.answers.take("submit", order.client_id)
+        recorded = self.answers.calls.get(("submit", order.client_id))
+        same = recorded is not None and len(recorded) > 0 and recorded[0].get("o") == order_terms(order)
+        d = self.answers.take("submit", order.client_id) if same else None
         if d is None:
-            self.unanswered.append(order)
+            self.simulated_ids.add(order.client_id)
+            self.paper.submit(order)
             return
         self.placed.add(order.client_id)
         _raise(d)
 
     def cancel(self, client_id: str) -> None:
+        if client_id in self.simulated_ids:
+            self.paper.cancel(client_id)
+            return
         d = self.answers.take("cancel", client_id)
         if d is not None:
             _raise(d)
 
     def order_status(self, client_id: str) -> OrderState | None:
+        if client_id in self.simulated_ids:
+            return self.paper.order_status(client_id)
         d = self.answers.take("order_status", client_id)
         if d is None:
             return None
@@ -242,8 +259,9 @@ class ReplayOutcome:
     events: int = 0  # events compared
     divergence: Divergence | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
-    recorded_fills: int = 0
-    simulated_fills: int = 0
+    recorded_fills: int = 0  # venue fills delivered as recorded
+    simulated_fills: int = 0  # fills of orders the recording had no answer for (paper rules)
+    summaries: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # each run's summary
 
 
 @dataclasses.dataclass
@@ -282,7 +300,7 @@ def replay_session(
             outcome.notes.append(seg.stopped)
     with tempfile.TemporaryDirectory(prefix="engine-replay-") as tmp:
         for n, run in enumerate(runs_of(segments)):
-            log = _replay_run(run, registry, Path(tmp) / f"run{n}", what_if, to)
+            log = _replay_run(run, registry, Path(tmp) / f"run{n}", what_if, to, outcome)
             if not what_if.active:
                 _compare(run, log, outcome, cut=to is not None)
                 if outcome.divergence is not None:
@@ -290,7 +308,9 @@ def replay_session(
     return outcome
 
 
-def _replay_run(run: Run, registry: Registry, tmp: Path, what_if: WhatIf, to: int | None) -> EventLog:
+def _replay_run(
+    run: Run, registry: Registry, tmp: Path, what_if: WhatIf, to: int | None, outcome: ReplayOutcome
+) -> EventLog:
     from engine_core.runner import Engine
 
     tmp.mkdir(parents=True)
@@ -330,10 +350,13 @@ def _replay_run(run: Run, registry: Registry, tmp: Path, what_if: WhatIf, to: in
                 watcher = getattr(worker.strategy, "watcher", None)
                 if watcher is not None:
                     watcher.label = label
-        _feed(engine, rows, simulated, what_if.active, to)
+        _feed(engine, rows, simulated, what_if.active, to, outcome)
 
     engine.feed = feed
     engine.run()
+    if simulated:  # the live run's own simulated broker filled every order again
+        outcome.simulated_fills += sum(" fill " in line for lines in log.lines.values() for line in lines)
+    outcome.summaries.append(engine.summary or {})
     return log
 
 
@@ -389,11 +412,14 @@ def _script_text(run: Run, digest: str) -> str:
     raise RecordingError(f"{run.segments[0].path}: the script version {digest[:12]} is not in the recording")
 
 
-def _feed(engine: Any, rows: list[tuple[Any, ...]], simulated: bool, what_if: bool, to: int | None) -> None:
+def _feed(
+    engine: Any, rows: list[tuple[Any, ...]], simulated: bool, what_if: bool, to: int | None, outcome: ReplayOutcome
+) -> None:
     """The recorded inputs, each to its symbol's worker, in recorded order, on this thread."""
     workers = engine.workers
     broker = engine.broker
     stopped: set[str] = set()
+    matching = what_if and isinstance(broker, ReplayedBroker)
     if not what_if:
         _replay_reloads(workers, rows)
 
@@ -414,7 +440,12 @@ def _feed(engine: Any, rows: list[tuple[Any, ...]], simulated: bool, what_if: bo
             continue
         if kind == "bar":
             if symbol not in stopped:
-                worker.handle(row_bar(row))
+                bar = row_bar(row)
+                if matching:
+                    for update in broker.match(bar):
+                        outcome.simulated_fills += update.fill is not None
+                        worker.handle(update)
+                worker.handle(bar)
         elif kind == "warmup":
             if symbol not in stopped:
                 worker.handle(Warmup(blob_chunk(symbol, bytes(row[10]))))
@@ -428,6 +459,7 @@ def _feed(engine: Any, rows: list[tuple[Any, ...]], simulated: bool, what_if: bo
             update = json_update(symbol, row[9])
             if what_if and update.client_id in broker.answers.submitted and update.client_id not in broker.placed:
                 continue  # an order the what-if did not send
+            outcome.recorded_fills += update.fill is not None
             worker.handle(update)
         elif kind == "stop":
             stopped.add(symbol)

@@ -68,6 +68,13 @@ def event_symbol(event: Any) -> str:
     return symbol or "-"
 
 
+def order_terms(order: Any) -> str:
+    """What makes an order the same order (a what-if's order under a recorded client id may not be)."""
+    return (
+        f"{order.side.value} {order.qty} {order.type.value} {order.price} {order.stop_price} {order.take_profit_price}"
+    )
+
+
 def state_json(state: OrderState | None) -> Any:
     if state is None:
         return None
@@ -161,9 +168,17 @@ class Recorder:
         self._queue.append(("connection", None, time.time_ns(), None, None, None, None, None, None, data, None))
 
     def call(
-        self, symbol: str | None, method: str, key: Any, result: Any = None, error: BaseException | None = None
+        self,
+        symbol: str | None,
+        method: str,
+        key: Any,
+        result: Any = None,
+        error: BaseException | None = None,
+        order: str | None = None,
     ) -> None:
         d: dict[str, Any] = {"m": method, "k": key}
+        if order is not None:
+            d["o"] = order
         if error is not None:
             d["e"] = [type(error).__name__, str(error)]
         else:
@@ -377,9 +392,9 @@ def _tapped(recorder: Recorder, method: str, original: Callable[..., Any]) -> Ca
         return None
 
     def call(*args: Any) -> Any:
-        symbol = key = None
+        symbol = key = order = None
         if method == "submit":
-            symbol, key = args[0].symbol, args[0].client_id
+            symbol, key, order = args[0].symbol, args[0].client_id, order_terms(args[0])
         elif method in ("cancel", "order_status"):
             key = args[0]
         elif method == "round_qty":
@@ -387,9 +402,9 @@ def _tapped(recorder: Recorder, method: str, original: Callable[..., Any]) -> Ca
         try:
             result = original(*args)
         except Exception as err:
-            recorder.call(symbol, method, key, error=err)
+            recorder.call(symbol, method, key, error=err, order=order)
             raise
-        recorder.call(symbol, method, key, encode(result))
+        recorder.call(symbol, method, key, encode(result), order=order)
         return result
 
     return call

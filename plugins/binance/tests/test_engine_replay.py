@@ -21,7 +21,7 @@ from engine_core.model import State
 from engine_core.plugins import set_registry
 from engine_core.recording.format import SCHEMA
 from engine_core.recording.reader import RecordingError, read_segment, segment_paths, session_dirs
-from engine_core.recording.replay import replay_session
+from engine_core.recording.replay import WhatIf, replay_session
 from engine_core.testing import engine_env, exited, journal_value, start_engine, wait_until
 
 D = Decimal
@@ -145,6 +145,14 @@ def test_a_faulty_session_with_a_kill_and_restart_replays_identical(
     assert outcome.events == len(events)
     assert sum(" fill " in e for e in events) >= 6
     assert any("rejected" in e for e in events)
+
+    # what if: the same parameters take every fill as recorded; another quantity makes orders the
+    # venue never saw (filled by the paper broker's rules), but the restart still recovers the live order
+    same = replay_session(paths, registry, WhatIf(params={"exit_at": 20300.0}))
+    recorded_fills = sum(1 for p in paths for r in _recorded(p, "update") if json.loads(r[9])["fill"])
+    assert (same.recorded_fills, same.simulated_fills) == (recorded_fills, 0)
+    other = replay_session(paths, registry, WhatIf(params={"qty": 0.02, "limit": 20200.0}))
+    assert other.simulated_fills >= 2 and 0 < other.recorded_fills < recorded_fills
 
     # one recorded fill's price changed: the replay books it at that price and says so there
     first = paths[0]
