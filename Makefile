@@ -13,8 +13,12 @@ STAMP := $(VENV)/.installed
 # EXTRAS_<plugin dir> = extra[,extra]. Ray (optimize's cluster backend) is one.
 EXTRAS_optimize := ray
 plugin_spec = './$(1:/=)$(if $(EXTRAS_$(notdir $(1:/=))),[$(EXTRAS_$(notdir $(1:/=)))])'
+# What the benchmarks in bench/ need beyond the tests: every plugin's `bench`
+# extra (binance's: orjson, the reference its decoding is measured against).
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_PLUGINS := $(sort $(dir $(shell grep -l '^bench *=' plugins/*/pyproject.toml)))
 
-.PHONY: install run test test-deps lint bench clean
+.PHONY: install install-bench run test test-deps lint bench clean
 
 $(STAMP): Makefile pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +26,12 @@ $(STAMP): Makefile pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(if $(BENCH_PLUGINS),$(BIN)/python -m pip install --quiet --disable-pip-version-check $(foreach d,$(BENCH_PLUGINS),-e './$(d:/=)[bench]'))
+	touch $(BENCH_STAMP)
+
+install-bench: $(BENCH_STAMP)
 
 run: $(STAMP)
 	$(BIN)/engine run -c examples/sma_cross.toml
@@ -36,7 +46,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check engine_core plugins tests bench
 	$(BIN)/mypy engine_core
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:

@@ -52,6 +52,7 @@ _HOMES = {
     "engine_core.indicators": ("IndicatorKind", "IndicatorSpec", "StreamingIndicator"),
     "engine_core.model": (
         "NS_PER_SECOND",
+        "SECONDS_PER_YEAR",
         "Bar",
         "BarChunk",
         "ConnectionEvent",
@@ -69,6 +70,7 @@ _HOMES = {
         "TimeInForce",
         "Trade",
         "TransitionEvent",
+        "epoch_ns",
         "iso_utc",
     ),
     "engine_core.orders": (
@@ -112,6 +114,7 @@ if TYPE_CHECKING:
     from engine_core.journal import Journal
     from engine_core.model import (
         NS_PER_SECOND,
+        SECONDS_PER_YEAR,
         Bar,
         BarChunk,
         ConnectionEvent,
@@ -129,6 +132,7 @@ if TYPE_CHECKING:
         TimeInForce,
         Trade,
         TransitionEvent,
+        epoch_ns,
         iso_utc,
     )
     from engine_core.orders import (

@@ -460,8 +460,9 @@ def status(config_path: Path, as_json: bool, shard: str | None) -> None:
         console.print(status_table(rows, f"journal {path}", console))
         if failure and failed[0]["seq"] == last_seq:
             console.print(failure, highlight=False, soft_wrap=True)
-    if connection is not None:
-        console.print(f"source {connection['source']}: {connection['state']} since {iso_utc(connection['ts'])}")
+    if connection is not None:  # whole, never cut to the terminal's width
+        detail = f" ({connection['detail']})" if connection["detail"] else ""
+        click.echo(f"source {connection['source']}: {connection['state']} since {iso_utc(connection['ts'])}{detail}")
 
 
 def _add_recording_commands() -> None:

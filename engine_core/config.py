@@ -385,12 +385,15 @@ def validate_plugin_config(
     env_paths: set[str],
     base_dir: Path | None = None,
     plugin: str = "",
+    tables: dict[str, Any] | None = None,
 ) -> Any:
     """Validate a plugin's table (``plugin`` names it in the messages, e.g.
     ``binance``). Validators find the config file's directory as
-    ``info.context["base_dir"]`` (to resolve and check relative paths)."""
+    ``info.context["base_dir"]`` (to resolve and check relative paths) and
+    the config's other tables as ``info.context["tables"]`` (a source that
+    follows its broker's account, for example; empty when validated alone)."""
     try:
-        return model.model_validate(values, context={"base_dir": base_dir})
+        return model.model_validate(values, context={"base_dir": base_dir, "tables": tables or {}})
     except ValidationError as err:
         raise format_validation_error(err, where, prefix, env_paths, model, plugin) from err
 
@@ -530,7 +533,7 @@ def load_config(
             return None
         extras = {k: v for k, v in table.items() if k != "type"}
         try:
-            return cls, cls.Config.model_validate(extras, context={"base_dir": base})
+            return cls, cls.Config.model_validate(extras, context={"base_dir": base, "tables": raw})
         except ValidationError as err:
             label = f"{name} {kind}"
             problems.note(ConfigError, validation_problems(err, where, key, env_paths, cls.Config, label))

@@ -93,6 +93,10 @@ class Engine:
             worker.deliver(update)
 
     def _on_connection(self, state: ConnectionState, detail: str) -> None:
+        ts = self._journal_connection(state, detail)
+        self.bus.emit(ConnectionEvent(self.loaded.config.source.type, state.value, ts, detail))
+
+    def _journal_connection(self, state: ConnectionState, detail: str) -> int:
         ts = time.time_ns()
         if self.recorder is not None:
             self.recorder.connection(state.value, detail)
@@ -100,7 +104,7 @@ class Engine:
             self.journal.event(
                 "connection", None, ts, source=self.loaded.config.source.type, state=state.value, detail=detail
             )
-        self.bus.emit(ConnectionEvent(self.loaded.config.source.type, state.value, ts, detail))
+        return ts
 
     def run(self) -> RunResult:
         cfg = self.loaded.config
@@ -184,6 +188,9 @@ class Engine:
             if self.recorder is not None:
                 self.recorder.close()
             if self.journal is not None:
+                if live:  # `engine status` no longer says "connected since" once the run is over
+                    ended = "the engine stopped" if failure is None else f"the engine stopped: {type(failure).__name__}"
+                    self._journal_connection(ConnectionState.STOPPED, ended)
                 self.journal.close()
         if failure is not None:
             raise failure

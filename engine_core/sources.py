@@ -46,6 +46,7 @@ class ConnectionState(str, enum.Enum):
     BACKFILLING = "backfilling"
     STALE = "stale"
     CLOSED = "closed"  # the market is closed (a venue with sessions) or the source stopped
+    STOPPED = "stopped"  # the engine stopped: nothing is connected (the journal's last word on a run)
 
 
 ConnectionCallback = Callable[[ConnectionState, str], None]

@@ -252,7 +252,7 @@ def test_warmup_feeds_strategy_and_indicators_without_trading_then_live_trades(t
     assert [(c.source, c.state, c.detail) for c in conn] == [("warm", "connected", "test")]
     assert WarmSource.closed == ["live", "source"]  # the generator closed, then the source, before the loop ended
     j = Journal(tmp_path / ".engine" / "c.sqlite")
-    assert [e["state"] for e in j.events(kind="connection")] == ["connected"]
+    assert [e["state"] for e in j.events(kind="connection")] == ["connected", "stopped"]  # engine status's last word
     assert Decimal(j.symbols()["A"]["qty"]) == 1
 
 

@@ -15,26 +15,44 @@ module             holds
 ``problems``       :class:`WireProblems`: bad wire data counted per kind and
                    logged once per kind
 ``download``       :func:`download_bars`: paged history into a CSV file the
-                   ``csv`` source reads, resumable, with a progress bar
+                   ``csv`` source reads, resumable, with a progress bar, moved
+                   into place only once it holds a bar
+``clock``          :class:`VenueClock`: the venue's time from its own answers
+                   (server time, ``Date`` headers), which decides when a bar
+                   has closed, never the local clock
+``loop``           :class:`LoopThread` (a venue broker's loop on a thread of
+                   its own), :func:`cancel_all`
+``urls``           ``HttpBaseUrl``, ``WsBaseUrl``: base-URL config keys
 =================  ============================================================
 """
 
 from __future__ import annotations
 
 from engine_core.live.backoff import Backoff
-from engine_core.live.download import CSV_HEADER, DownloadResult, download_bars, last_csv_ts
+from engine_core.live.clock import VenueClock, http_date_ns
+from engine_core.live.download import CSV_HEADER, DownloadResult, Row, download_bars, format_ts, last_csv_ts
+from engine_core.live.loop import LoopThread, cancel_all
 from engine_core.live.problems import WireProblems
 from engine_core.live.ratelimit import RateLimited, RateLimiter
 from engine_core.live.sequencer import BarSequencer
+from engine_core.live.urls import HttpBaseUrl, WsBaseUrl
 
 __all__ = [
     "CSV_HEADER",
     "Backoff",
     "BarSequencer",
     "DownloadResult",
+    "HttpBaseUrl",
+    "LoopThread",
     "RateLimited",
     "RateLimiter",
+    "Row",
+    "VenueClock",
     "WireProblems",
+    "WsBaseUrl",
+    "cancel_all",
     "download_bars",
+    "format_ts",
+    "http_date_ns",
     "last_csv_ts",
 ]

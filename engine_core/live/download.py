@@ -7,6 +7,9 @@ downloader pages until ``end``, appending each page to the file as it comes
 (``datetime,open,high,low,close,volume``, ISO UTC times, prices exactly as
 the venue wrote them), and shows a progress bar on stderr.
 
+A new file is written under a temporary name next to it and moved into
+place once it holds a row, so a download that fails, or finds no bars,
+leaves no file behind (a header-only file would read as an empty history).
 An interrupted download resumes: a file that exists is read for its last
 complete row (a half-written last line is cut off) and paging starts after
 it, so no row is ever written twice.
@@ -36,6 +39,15 @@ class DownloadResult(NamedTuple):
     written: int  # rows appended by this call
     resumed_after: int | None  # the last row's time found in an existing file (ns)
     last_ts: int | None  # the file's last row's time (ns) after the download
+    start: int = 0  # the range asked for (ns)
+    end: int = 0
+
+    def line(self, label: str) -> str:
+        """What ``engine download`` prints for this file."""
+        if self.last_ts is None:
+            return f"{label}: no bars from {format_ts(self.start)} to {format_ts(self.end)} (no file written)"
+        resumed = f", resumed after {format_ts(self.resumed_after)}" if self.resumed_after is not None else ""
+        return f"{self.path}: {self.written} rows written{resumed}"
 
 
 def format_ts(ts: int) -> str:
@@ -88,15 +100,17 @@ async def download_bars(
     """Page bars from ``start`` to ``end`` (ns) into ``path``, resuming after
     the rows it already holds. ``interval_ns`` (if known) sizes the progress bar."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    resumed = last_csv_ts(path) if path.exists() and path.stat().st_size > 0 else None
+    fresh = not path.exists() or path.stat().st_size == 0
+    resumed = None if fresh else last_csv_ts(path)
+    target = path.with_name(f".{path.name}.part") if fresh else path
     cursor = start if resumed is None else max(start, resumed + 1)
     last = resumed
     written = 0
     bar = _Progress(label or path.name, start, end, interval_ns, progress)
     try:
         bar.advance(cursor)
-        with open(path, "a", encoding="utf-8", newline="") as out:
-            if resumed is None and out.tell() == 0:
+        with open(target, "w" if fresh else "a", encoding="utf-8", newline="") as out:
+            if fresh:
                 out.write(CSV_HEADER + "\n")
             while cursor < end:
                 rows = await fetch_page(cursor, end)
@@ -122,7 +136,11 @@ async def download_bars(
         bar.advance(end)
     finally:
         bar.stop()
-    return DownloadResult(path, written, resumed, last)
+        if fresh and written:
+            os.replace(target, path)  # what came before a failure is kept, and resumed next time
+        elif fresh:
+            target.unlink(missing_ok=True)
+    return DownloadResult(path, written, resumed, last, start, end)
 
 
 class _Progress:

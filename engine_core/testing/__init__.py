@@ -10,6 +10,8 @@
   fills, rejects, cancels and delays from its own thread, as a script says;
 * :class:`MemorySink` - an event sink that keeps every event in a list;
 * :func:`replay_rows` - the replay source's rows from prices or OHLC bars;
+* :func:`gbm_bars` - seeded geometric-Brownian-motion bars (the ``simulated``
+  source's generator) for tests and benchmarks;
 * :func:`python_strategy` - a small Python strategy class written from its
   function bodies, and the ``[strategy]`` table that runs it;
 * :func:`write_config` - a TOML config file from Python dicts;
@@ -21,9 +23,9 @@
   :func:`exited`, :func:`journal_value` - an ``engine`` command in a child
   process, as a user runs it (installed plugins loaded), and its journal
   read while it runs;
-* ``engine_core.testing.server.BackgroundServer`` - an aiohttp application on
-  127.0.0.1 in a thread of its own, for fake venues (imported from its module:
-  aiohttp is a venue plugin's dependency, not the core's).
+* :class:`BackgroundServer` - an aiohttp application on 127.0.0.1 in a thread
+  of its own, for fake venues (imported on first use: aiohttp is a venue
+  plugin's dependency, not the core's).
 
 The module is itself a plugin registering ``replay``, ``recording``,
 ``scripted`` and ``memory``:
@@ -42,6 +44,7 @@ from typing import Any
 
 from engine_core.builtin import log_sink, paper, python_host, simulated
 from engine_core.builtin.paper import PaperBroker
+from engine_core.builtin.simulated import gbm_bars
 from engine_core.events import Event, EventSink
 from engine_core.hookspecs import hookimpl
 from engine_core.model import NS_PER_SECOND, Bar, BarChunk, Order
@@ -249,7 +252,16 @@ def write_config(path: Path, sections: dict[str, Any]) -> Path:
     return path
 
 
+def __getattr__(name: str) -> Any:
+    if name == "BackgroundServer":  # needs aiohttp, which only venue plugins bring
+        from engine_core.testing.server import BackgroundServer
+
+        return BackgroundServer
+    raise AttributeError(f"module 'engine_core.testing' has no attribute {name!r}")
+
+
 __all__ = [
+    "BackgroundServer",
     "EngineThread",
     "InlinePlugin",
     "MemorySink",
@@ -262,6 +274,7 @@ __all__ = [
     "builtin_registry",
     "engine_env",
     "exited",
+    "gbm_bars",
     "journal_value",
     "python_strategy",
     "replay_rows",

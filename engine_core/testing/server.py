@@ -3,7 +3,9 @@ served from a thread with its own event loop.
 
 A fake venue subclasses :class:`BackgroundServer`, adds its routes in
 ``routes`` and closes the connections it holds open in
-``close_connections``; a test starts it, points a config at ``http_url`` /
+``close_connections``; every answer's ``Date`` header tells the venue's
+clock (``venue_time_ns``: this machine's unless the fake keeps its own, as a
+clock-skew fault plan does); a test starts it, points a config at ``http_url`` /
 ``ws_url``, and drives it from any thread, running code on the server's loop
 with ``call``::
 
@@ -21,7 +23,9 @@ module from the plugin's own tests or fakes.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from email.utils import formatdate
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -56,6 +60,13 @@ class BackgroundServer:
 
     async def close_connections(self) -> None:
         """Close what the application holds open (websockets) before the server stops."""
+
+    def venue_time_ns(self) -> int:
+        """The venue's clock (ns), which every answer's ``Date`` header tells."""
+        return time.time_ns()
+
+    async def _date(self, request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Date"] = formatdate(self.venue_time_ns() / 1e9, usegmt=True)
 
     def start(self: _S) -> _S:
         """Serve; returns once the port is bound (errors binding it are raised here)."""
@@ -94,6 +105,7 @@ class BackgroundServer:
 
     async def _serve(self) -> None:
         app = web.Application()
+        app.on_response_prepare.append(self._date)
         self.routes(app.router)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()

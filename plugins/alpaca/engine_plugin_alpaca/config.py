@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from engine_core import PluginConfig
-from engine_core.live.urls import HttpBaseUrl, WsBaseUrl
+from engine_core.live import HttpBaseUrl, WsBaseUrl
 
 DATA_URL = "https://data.alpaca.markets"
 STREAM_URL = "wss://stream.data.alpaca.markets"
@@ -40,6 +40,12 @@ def timeframe_ns(timeframe: str) -> int:
     return n * {"Min": 60, "Hour": 3600}.get(unit, 0) * 1_000_000_000
 
 
+def _broker_paper(info: ValidationInfo) -> bool | None:
+    """The ``[broker]`` table's ``paper`` when the broker is Alpaca's (None: another broker)."""
+    broker = ((info.context or {}).get("tables") or {}).get("broker") or {}
+    return bool(broker.get("paper", True)) if broker.get("type") == "alpaca" else None
+
+
 class AlpacaSourceConfig(PluginConfig):
     """Market data: the stream v2 for live minute bars, REST v2 for warm-up and gaps,
     the trading API's clock and calendar for the market's sessions."""
@@ -52,8 +58,10 @@ class AlpacaSourceConfig(PluginConfig):
     """REST market data base (``/v2/stocks/bars`` is appended)."""
     stream_url: WsBaseUrl = STREAM_URL
     """Market data stream base; the source appends ``/v2/<feed>``."""
-    trading_url: HttpBaseUrl = PAPER_URL
-    """Trading API base, for ``/v2/clock`` and ``/v2/calendar`` (live keys: ``https://api.alpaca.markets``)."""
+    trading_url: HttpBaseUrl = ""
+    """Trading API base, for ``/v2/clock`` and ``/v2/calendar``. Default: the
+    account the ``[broker]`` trades when it is ``alpaca`` (the live API with
+    ``paper = false``, else the paper API); the paper API otherwise."""
     warmup: int | None = Field(default=None, ge=0, le=100_000)
     """Bars of history per symbol before trading (default: what the engine asks, its window)."""
     stale_after: float = Field(default=30.0, gt=0)
@@ -72,6 +80,31 @@ class AlpacaSourceConfig(PluginConfig):
         if value != "1Min":
             raise ValueError(f"live bars come from the stream as 1Min bars; timeframe {value!r} is not supported live")
         return value
+
+    @field_validator("trading_url")
+    @classmethod
+    def _same_account(cls, url: str, info: ValidationInfo) -> str:
+        """Paper and live keys belong to different accounts: a source given the
+        broker's keys and pointed at the other account's API is refused here,
+        rather than answered 401 at its first request."""
+        paper = _broker_paper(info)
+        key = info.data.get("key_id")
+        broker_key = (((info.context or {}).get("tables") or {}).get("broker") or {}).get("key_id")
+        same_keys = key is not None and key.get_secret_value() == broker_key
+        if same_keys and (url == PAPER_URL and paper is False or url == LIVE_URL and paper is True):
+            raise ValueError(
+                f"points at the {'paper' if url == PAPER_URL else 'live'} API, but the broker trades the "
+                f"{'paper' if paper else 'live'} account with the same key_id (broker.paper = {str(paper).lower()}): "
+                "leave trading_url out (it follows the broker) or make the two agree"
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _follow_the_broker(self, info: ValidationInfo) -> AlpacaSourceConfig:
+        """The default trading API is the broker's account's, when the broker is Alpaca's."""
+        if not self.trading_url:
+            object.__setattr__(self, "trading_url", LIVE_URL if _broker_paper(info) is False else PAPER_URL)
+        return self
 
 
 class AlpacaBrokerConfig(PluginConfig):

@@ -18,8 +18,7 @@ from pathlib import Path
 import click
 
 from engine_core import ConfigError, DataError
-from engine_core.live import download_bars
-from engine_core.live.download import Row
+from engine_core.live import DownloadResult, Row, download_bars
 from engine_plugin_alpaca import wire
 from engine_plugin_alpaca.config import DATA_URL, normalize_timeframe, timeframe_ns
 from engine_plugin_alpaca.rest import AlpacaHttpError, AlpacaRest, AlpacaUnreachable
@@ -52,9 +51,10 @@ async def download(
     data_url: str = DATA_URL,
     page_limit: int = wire.MAX_LIMIT,
     progress: bool = True,
-) -> list[Path]:
+) -> list[DownloadResult]:
     rest = AlpacaRest(data_url, key_id, secret_key)
-    paths = []
+    bar_ns = timeframe_ns(timeframe)
+    results = []
     try:
         for symbol in symbols:
             state: dict[str, object] = {"token": None, "cursor": None, "start": None}
@@ -81,6 +81,8 @@ async def download(
                 except (AlpacaHttpError, AlpacaUnreachable, wire.WireError) as err:
                     raise DataError(f"alpaca download {symbol}: {err}") from err
                 rows = bars.get(symbol, [])
+                if bar_ns:  # the minute (hour) still in progress is not in the file yet
+                    rows = [b for b in rows if rest.clock.closed(b.ts + bar_ns)]
                 state.update(token=next_token, start=first, cursor=rows[-1].ts + 1 if rows and next_token else None)
                 return [
                     (b.ts, b.open, b.high, b.low, b.close, int(b.volume) if b.volume.is_integer() else b.volume)
@@ -88,13 +90,12 @@ async def download(
                 ]
 
             path = out_dir / f"{symbol}-{timeframe}.csv"
-            await download_bars(
-                page, path, start, end, interval_ns=timeframe_ns(timeframe), label=symbol, progress=progress
+            results.append(
+                await download_bars(page, path, start, end, interval_ns=bar_ns, label=symbol, progress=progress)
             )
-            paths.append(path)
     finally:
         await rest.close()
-    return paths
+    return results
 
 
 # The options of `engine download binance` too, worded for each venue (symbols, times).
@@ -133,7 +134,7 @@ def download_command(
     t1 = _when(end, "end") if end else int(datetime.now(timezone.utc).timestamp()) * 1_000_000_000
     if t0 >= t1:
         raise ConfigError("--start must be before --end")
-    paths = asyncio.run(
+    results = asyncio.run(
         download(
             symbols,
             tf,
@@ -148,5 +149,5 @@ def download_command(
             progress=not no_progress,
         )
     )
-    for path in paths:
-        click.echo(str(path))
+    for symbol, result in zip(symbols, results):
+        click.echo(result.line(symbol))

@@ -6,19 +6,19 @@ headers, keeps to the rate limit (Alpaca answers ``X-RateLimit-Limit``,
 by default) through the shared :class:`~engine_core.live.RateLimiter`, waits
 out a 429, and retries reads (GET) on transport errors and 5xx with backoff.
 Writes (POST, DELETE) are never retried here: the broker resolves an
-unanswered order by its client id instead.
+unanswered order by its client id instead. Every answer's ``Date`` header
+feeds ``clock`` (:class:`~engine_core.live.VenueClock`), Alpaca's time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
-from engine_core.live import Backoff, RateLimiter
+from engine_core.live import Backoff, RateLimiter, VenueClock
 from engine_plugin_alpaca.wire import ApiError, api_error
 
 DEFAULT_LIMIT = 200  # requests per minute (Alpaca's default for trading and market data)
@@ -46,13 +46,14 @@ class AlpacaRest:
         timeout: float = 10.0,
         retries: int = 4,
         limiter: RateLimiter | None = None,
-        clock: Callable[[], float] | None = None,
+        clock: VenueClock | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key}
         self.timeout = timeout
         self.retries = retries
         self.limiter = limiter or RateLimiter(DEFAULT_LIMIT, 60.0)
+        self.clock = clock or VenueClock()
         self._session: aiohttp.ClientSession | None = None
         self.requests = 0
 
@@ -99,6 +100,7 @@ class AlpacaRest:
                     headers={"Content-Type": "application/json"} if body is not None else None,
                 ) as resp:
                     self.requests += 1
+                    self.clock.observe_date(resp.headers.get("Date"))
                     self._observe(resp.headers)
                     text = await resp.text()
                     data = _json(text)

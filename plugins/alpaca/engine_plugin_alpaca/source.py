@@ -8,8 +8,11 @@ open) the source reconnects with backoff and jitter, subscribes again and
 backfills each symbol from its last bar through ``GET /v2/stocks/bars``
 (paged with ``next_page_token``), while the stream's new bars wait: the
 shared :class:`~engine_core.live.BarSequencer` delivers every bar once, in
-time order. Alpaca sends a minute bar only for minutes with trades, so a
-quiet minute is no gap; the night between two sessions is none either.
+time order. A bar from REST counts as closed by Alpaca's clock (``/v2/clock``,
+each answer's ``Date`` header: :class:`~engine_core.live.VenueClock`), never
+the local one: the minute still in progress is left to the stream. Alpaca
+sends a minute bar only for minutes with trades, so a quiet minute is no
+gap; the night between two sessions is none either.
 
 Authentication failure (402), the connection limit (406), the symbol limit
 (405) and a feed outside the data plan (409) are one-line errors that stop
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime, timedelta, timezone
@@ -31,8 +33,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from engine_core import Bar, BarChunk, ConnectionState, DataError, DataSource, iso_utc
-from engine_core.live import Backoff, BarSequencer, WireProblems
-from engine_core.live.loop import cancel_all
+from engine_core.live import Backoff, BarSequencer, VenueClock, WireProblems, cancel_all
 from engine_plugin_alpaca import wire
 from engine_plugin_alpaca.config import AlpacaSourceConfig, timeframe_ns
 from engine_plugin_alpaca.market import Sessions
@@ -61,7 +62,7 @@ class AlpacaSource(DataSource):
         self.url = f"{config.stream_url}{wire.stream_path(config.feed)}"
         self._data: AlpacaRest | None = None
         self._trading: AlpacaRest | None = None
-        self._offset = 0  # venue clock minus local clock (ns)
+        self.clock = VenueClock()  # Alpaca's time, from its answers
         self._market_open: bool | None = None
         self._market_detail = ""
         self._stream_state = ConnectionState.CONNECTING
@@ -78,12 +79,12 @@ class AlpacaSource(DataSource):
 
     def _data_rest(self) -> AlpacaRest:
         if self._data is None:
-            self._data = AlpacaRest(self.config.data_url, *self._keys())
+            self._data = AlpacaRest(self.config.data_url, *self._keys(), clock=self.clock)
         return self._data
 
     def _trading_rest(self) -> AlpacaRest:
         if self._trading is None:
-            self._trading = AlpacaRest(self.config.trading_url, *self._keys())
+            self._trading = AlpacaRest(self.config.trading_url, *self._keys(), clock=self.clock)
         return self._trading
 
     async def aclose(self) -> None:
@@ -93,8 +94,8 @@ class AlpacaSource(DataSource):
         self._data = self._trading = None
 
     def now(self) -> int:
-        """The venue's time now (ns), as its clock last said."""
-        return time.time_ns() + self._offset
+        """The venue's time now (ns), as its answers last said."""
+        return self.clock.now()
 
     async def _get(self, rest: AlpacaRest, path: str, params: dict[str, str] | None = None) -> Any:
         try:
@@ -111,7 +112,7 @@ class AlpacaSource(DataSource):
 
     async def read_clock(self) -> wire.Clock:
         clk = wire.clock(await self._get(self._trading_rest(), "/v2/clock"))
-        self._offset = clk.timestamp - time.time_ns()
+        self.clock.observe(clk.timestamp)
         await self.calendar_for(clk.timestamp)
         return clk
 
@@ -239,7 +240,7 @@ class AlpacaSource(DataSource):
             raise DataError(f"alpaca source: warm-up of {symbol}: {err}") from err
         kept: list[Bar] = []
         for bar in fetched:  # newest first
-            if bar.ts + self.bar_ns > now:
+            if not self.clock.closed(bar.ts + self.bar_ns):
                 continue  # the minute still running
             sessions = await self.calendar_for(bar.ts)
             if self._in_session(sessions, bar):
@@ -433,10 +434,9 @@ class AlpacaSource(DataSource):
                 except (AlpacaHttpError, AlpacaUnreachable, wire.WireError) as err:
                     log.warning("alpaca source: backfill of %s: %s", gap.symbol, err)
                     await backoff.wait()
-            now = self.now()
             kept = []
             for bar in fetched:
-                if bar.ts + self.bar_ns > now:
+                if not self.clock.closed(bar.ts + self.bar_ns):
                     continue  # still running: the stream sends it when it closes
                 if self._in_session(await self.calendar_for(bar.ts), bar):
                     kept.append(bar)

@@ -6,7 +6,10 @@ in Alpaca's wire format.
 
 It runs on its own thread and event loop; tests drive it with plain method
 calls (``push_bars``, ``drop_streams``, ``set_clock``, ``fill_leg``...) from any
-thread. Orders fill as ``behaviour[symbol]`` says: ``fill`` (at once, at
+thread. Its clock is the one ``set_clock`` sets (held there; this machine's
+until then): ``/v2/clock`` and every answer's ``Date`` header tell it. A bar
+in progress (``open_bar``) is served by REST with what it holds so far;
+``close_bar`` gives it its final values and streams it. Orders fill as ``behaviour[symbol]`` says: ``fill`` (at once, at
 ``prices[symbol]``), ``partial`` (half, then the rest on ``fill_rest``),
 ``hold`` (stay ``new``), ``reject``.
 
@@ -30,7 +33,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from engine_core import Bar
-from engine_core.testing.server import BackgroundServer
+from engine_core.testing import BackgroundServer
 from engine_plugin_alpaca.wire import (
     SessionDay,
     calendar_row,
@@ -212,6 +215,24 @@ class FakeAlpaca(BackgroundServer):
             "next_open": format_time(next_open),
             "next_close": format_time(next_close),
         }
+
+    def venue_time_ns(self) -> int:
+        """The venue's clock: what ``set_clock`` set (held there), else this machine's."""
+        stamp = self.clock_state.get("timestamp")
+        return parse_time(stamp) if stamp else super().venue_time_ns()
+
+    def open_bar(self, bar: Bar) -> None:
+        """The minute in progress, as far as it has come: REST serves it (the stream
+        sends a minute bar only once the minute has closed)."""
+        self.add_history([bar])
+
+    def close_bar(self, bar: Bar) -> None:
+        """The minute that ``open_bar`` began closes with ``bar``'s values: REST
+        serves them and the stream sends the bar."""
+        with self._lock:
+            rows = self.history[bar.symbol]
+            rows[:] = [b for b in rows if b.ts != bar.ts]
+        self.push_bars([bar])
 
     def set_asset(
         self, symbol: str, *, shortable: bool = True, fractionable: bool = True, tradable: bool = True

@@ -68,3 +68,17 @@ def test_missing_keys_and_bad_input_are_one_line(server, tmp_path):
     assert result.exit_code == 2 and "--end: expected an ISO date or datetime" in result.output
     result = run(server, tmp_path, APCA_API_SECRET_KEY="wrong")
     assert result.exit_code == 2 and "alpaca download AAPL" in result.output and "403" in result.output
+
+
+def test_a_failed_download_leaves_no_file_behind(server, tmp_path):
+    server.add_history(minute_bars("AAPL", OPEN, 20))
+    result = run(server, tmp_path, APCA_API_SECRET_KEY="wrong")
+    assert result.exit_code == 2 and "403" in result.output
+    assert list(tmp_path.iterdir()) == []  # neither a header-only CSV nor a temporary file
+
+
+def test_a_range_without_bars_writes_no_file_and_says_so(server, tmp_path):
+    result = run(server, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert list(tmp_path.iterdir()) == []
+    assert "AAPL: no bars from 2024-01-02T00:00:00Z to 2024-01-02T15:00:00Z (no file written)" in result.output

@@ -106,3 +106,28 @@ def test_restart_reconciles_the_position_and_exits_once(tmp_path, market):
     assert aapl.position_qty == 0
     assert [b["side"] for b in market.order_posts] == ["buy", "sell"]
     assert len({b["client_order_id"] for b in market.order_posts}) == 2
+
+
+def source_lines(path: Path) -> list[str]:
+    """The source's line of ``engine status``, as a user reads it."""
+    from click.testing import CliRunner
+
+    from engine_core.cli import main
+
+    result = CliRunner().invoke(main, ["status", "-c", str(path)])
+    return [line for line in result.output.splitlines() if line.startswith("source ")]
+
+
+def test_engine_status_says_when_the_closed_market_opens_and_that_a_stopped_engine_stopped(tmp_path, server):
+    server.add_history(minute_bars("AAPL", CLOSE - 30 * MINUTE, 30))
+    server.set_clock(CLOSE + 10 * MINUTE, False, NEXT_OPEN, parse_time("2024-01-03T21:00:00Z"))
+    path = config(tmp_path, server)
+    run = running(path)
+    try:
+        wait_until(lambda: any(" closed since " in line for line in source_lines(path)))
+        (line,) = source_lines(path)
+        assert line.endswith("(market closed; opens 2024-01-03T14:30:00Z)"), line
+    finally:
+        run.stop()
+    (line,) = source_lines(path)
+    assert line.startswith("source alpaca: stopped since "), line

@@ -10,8 +10,7 @@ from engine_plugin_alpaca.source import AlpacaSource
 from engine_plugin_alpaca.testing import MINUTE, Reader, minute_bars
 from engine_plugin_alpaca.wire import parse_time
 
-from engine_core.errors import DataError
-from engine_core.sources import ConnectionState
+from engine_core import ConnectionState, DataError
 from engine_core.testing import wait_until_async
 
 OPEN = parse_time("2024-01-02T14:30:00Z")
@@ -255,3 +254,43 @@ async def test_entries_only_while_the_session_stays_open(server, source_config):
     assert not source.entries_allowed("AAPL", CLOSE - MINUTE)  # its order would go out at the close
     assert not source.entries_allowed("AAPL", CLOSE + 60 * MINUTE)
     assert not source.entries_allowed("AAPL", OPEN - MINUTE)
+
+
+async def test_the_minute_in_progress_at_a_backfill_comes_once_with_the_venues_final_ohlcv(
+    server, source_config, monkeypatch
+):
+    """This machine's clock jumps 90 s ahead of the venue's after the source read
+    the venue's clock: the backfill after a reconnect sees the minute still in
+    progress and leaves it to the stream, which sends it with its final values."""
+    import time
+
+    from engine_core import Bar
+
+    in_progress = OPEN + 20 * MINUTE
+    server.set_clock(in_progress + 30 * 10**9, True, NEXT_OPEN, CLOSE)
+    server.add_history(minute_bars("AAPL", OPEN, 20))
+    server.open_bar(Bar("AAPL", in_progress, 101.0, 101.2, 100.9, 101.1, 40))
+    final = Bar("AAPL", in_progress, 101.0, 101.6, 100.5, 101.5, 95)
+    after = Bar("AAPL", in_progress + MINUTE, 101.5, 101.7, 101.4, 101.6, 50)
+    source, states = make_source(source_config(clock_poll=60.0))
+    await source.warmup("AAPL", 20)
+    stream = Reader(source.live())
+
+    def backfills() -> int:
+        return [s for s, _ in states].count(ConnectionState.BACKFILLING)
+
+    try:
+        await wait_until_async(lambda: backfills() == 1 and states[-1][0] is ConnectionState.CONNECTED)
+        wall, wall_ns = time.time, time.time_ns
+        monkeypatch.setattr(time, "time", lambda: wall() + 90.0)
+        monkeypatch.setattr(time, "time_ns", lambda: wall_ns() + 90 * 10**9)
+        server.drop_streams()
+        await wait_until_async(lambda: backfills() == 2 and states[-1][0] is ConnectionState.CONNECTED)
+        server.close_bar(final)
+        server.push_bars([after])
+        got = await stream.take(2)
+    finally:
+        await stream.close()
+        await source.aclose()
+    assert got == [final, after]
+    assert source.problems.total == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from engine_core import PluginConfig
-from engine_core.live.urls import HttpBaseUrl, WsBaseUrl
+from engine_core.live import HttpBaseUrl, WsBaseUrl
 from engine_plugin_binance.wire import INTERVAL_MS
 
 REST = "https://api.binance.com"

@@ -17,8 +17,7 @@ from typing import Any
 import click
 
 from engine_core import ConfigError
-from engine_core.live import download_bars
-from engine_core.live.download import Row, format_ts
+from engine_core.live import Row, download_bars
 from engine_plugin_binance import wire
 from engine_plugin_binance.config import REST, TESTNET_REST
 from engine_plugin_binance.rest import KLINES_LIMIT, KLINES_WEIGHT, BinanceRest
@@ -64,8 +63,8 @@ async def download(
                     "limit": KLINES_LIMIT,
                 }
                 body = await rest.request("GET", "/api/v3/klines", params, weight=KLINES_WEIGHT, raw=True)
-                now = rest.now_ms()
-                return [(r.t * wire.MS, r.o, r.h, r.l, r.c, r.v) for r in wire.decode_kline_texts(body) if r.T < now]
+                rows = wire.decode_kline_texts(body)
+                return [(r.t * wire.MS, r.o, r.h, r.l, r.c, r.v) for r in rows if rest.closed(r)]
 
             path = out_dir / f"{symbol}-{interval}.csv"
             results.append(
@@ -115,6 +114,5 @@ def download_command(
     results = asyncio.run(
         download([s.upper() for s in symbols], interval, first, last, out_dir, rest_url=base, progress=not no_progress)
     )
-    for r in results:
-        resumed = f", resumed after {format_ts(r.resumed_after)}" if r.resumed_after is not None else ""
-        click.echo(f"{r.path}: {r.written} rows written{resumed}")
+    for symbol, r in zip(symbols, results):
+        click.echo(r.line(symbol.upper()))

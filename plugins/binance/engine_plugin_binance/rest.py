@@ -4,7 +4,12 @@ server, and the request-weight budget.
 Signing (rest-api.md, "SIGNED Endpoint security"): the HMAC-SHA256 of the
 exact query string sent, hex, appended as ``signature``; ``timestamp`` is
 the local clock corrected by the offset measured with ``GET /api/v3/time``;
-``recvWindow`` bounds how long the request stays valid.
+``recvWindow`` bounds how long the request stays valid (a -1021 resyncs).
+
+Time: ``clock`` (a :class:`~engine_core.live.VenueClock`) is the venue's
+time as its answers tell it (``serverTime``, every response's ``Date``
+header); whether a kline has closed is decided by it, never by the local
+clock, which may run ahead of Binance's.
 
 Limits: every response's ``X-MBX-USED-WEIGHT-1M`` feeds the shared
 :class:`~engine_core.live.RateLimiter`, which makes requests wait for the
@@ -27,7 +32,7 @@ import aiohttp
 from yarl import URL
 
 from engine_core import EngineError
-from engine_core.live import Backoff, RateLimiter
+from engine_core.live import Backoff, RateLimiter, VenueClock
 from engine_plugin_binance import wire
 
 log = logging.getLogger("engine_plugin_binance")
@@ -87,6 +92,7 @@ class BinanceRest:
         self.recv_window = recv_window
         self.limiter = limiter or RateLimiter(WEIGHT_PER_MINUTE)
         self.offset_ms = 0
+        self.clock = VenueClock()
         self.retries = retries
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -109,7 +115,8 @@ class BinanceRest:
     # ---------------------------------------------------------------- time
 
     def now_ms(self) -> int:
-        """Binance's clock as this machine estimates it."""
+        """Binance's clock as this machine estimates it, for signing (the local
+        clock corrected by the offset the last sync measured)."""
         return int(time.time() * 1000) + self.offset_ms
 
     async def sync_time(self) -> int:
@@ -118,8 +125,13 @@ class BinanceRest:
         body = await self.request("GET", "/api/v3/time", weight=1)
         after = time.time()
         server = int(body["serverTime"])
+        self.clock.observe(server * wire.MS)
         self.offset_ms = server - int((before + after) * 500)
         return self.offset_ms
+
+    def closed(self, row: wire.KlineRow | wire.KlineText) -> bool:
+        """The kline has closed by Binance's clock (its close time ``T`` is its last millisecond)."""
+        return self.clock.closed((row.T + 1) * wire.MS)
 
     # ---------------------------------------------------------------- requests
 
@@ -163,6 +175,7 @@ class BinanceRest:
                     body = await resp.read()
                     status = resp.status
                     headers = resp.headers
+                    self.clock.observe_date(headers.get("Date"))
             except (aiohttp.ClientError, asyncio.TimeoutError) as err:
                 what = f"{method} {path}: no answer ({type(err).__name__}: {err})"
                 if retry_unanswered and attempt <= self.retries:
@@ -230,7 +243,8 @@ async def klines_after(
     rest: BinanceRest, symbol: str, interval: str, start_ms: int, end_ms: int | None = None
 ) -> list[wire.KlineRow]:
     """Closed klines of ``symbol`` from ``start_ms`` (open time, included) to
-    ``end_ms`` (excluded; None: up to now), paged by ``startTime``."""
+    ``end_ms`` (excluded; None: up to now), paged by ``startTime``. Closed by
+    Binance's clock at the answer: the kline in progress is left to the stream."""
     out: list[wire.KlineRow] = []
     cursor = start_ms
     while True:
@@ -238,8 +252,7 @@ async def klines_after(
         if end_ms is not None:
             params["endTime"] = end_ms - 1
         rows = wire.decode_klines(await rest.request("GET", "/api/v3/klines", params, weight=KLINES_WEIGHT, raw=True))
-        now = rest.now_ms()
-        closed = [r for r in rows if r.T < now and (end_ms is None or r.t < end_ms)]
+        closed = [r for r in rows if rest.closed(r) and (end_ms is None or r.t < end_ms)]
         out += closed
         if len(rows) < KLINES_LIMIT or len(closed) < len(rows):
             return out
@@ -257,8 +270,7 @@ async def klines_before(rest: BinanceRest, symbol: str, interval: str, count: in
         if end is not None:
             params["endTime"] = end
         rows = wire.decode_klines(await rest.request("GET", "/api/v3/klines", params, weight=KLINES_WEIGHT, raw=True))
-        now = rest.now_ms()
-        closed = [r for r in rows if r.T < now]
+        closed = [r for r in rows if rest.closed(r)]
         if not closed:
             break
         out = closed + out

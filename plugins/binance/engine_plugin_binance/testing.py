@@ -8,7 +8,10 @@ without BNB), verifies HMAC signatures of the exact query string, counts
 request weight into ``X-MBX-USED-WEIGHT-1M``, and lets a test script what a
 real venue does now and then: a failing request (429, 418, 5xx), an order
 placed but unanswered, a rejected order, partial fills, a stream cut with
-no close frame, a stream gone quiet, malformed frames.
+no close frame, a stream gone quiet, malformed frames, a kline in progress
+(``open_bar``, ``close_bar``), and this machine's clock running ahead of the
+venue's (``skew_clock``: the venue's server time, ``Date`` headers,
+signature windows and which kline is in progress follow the venue's clock).
 
 Runs on its own thread and loop; every method is safe to call from a test::
 
@@ -34,7 +37,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from engine_core.testing.server import BackgroundServer
+from engine_core.testing import BackgroundServer
 from engine_plugin_binance.wire import INTERVAL_MS
 
 _Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
@@ -170,7 +173,34 @@ class FakeBinance(BackgroundServer):
         self._next_sub = 0
         self.stream_connections = 0
         self.user_connections = 0
+        self.clock_behind_ms = 0  # the venue's clock behind this machine's (a local clock ahead)
+        self._held_ms: int | None = None
         self._lock = threading.RLock()
+
+    # ---------------------------------------------------------------- the venue's clock
+
+    def now_ms(self) -> int:
+        """The venue's clock (ms since the epoch)."""
+        if self._held_ms is not None:
+            return self._held_ms
+        return int(time.time() * 1000) - self.clock_behind_ms
+
+    def venue_time_ns(self) -> int:
+        return self.now_ms() * 1_000_000
+
+    def skew_clock(self, ahead_s: float, *, hold: bool = False) -> int:
+        """Fault plan: this machine's clock runs ``ahead_s`` seconds ahead of the
+        venue's from now on. A client that measured the offset before (a source
+        syncs once) now has a local clock that is ahead of the venue's. ``hold``
+        stops the venue's clock there, so that the kline in progress stays in
+        progress until ``close_bar``. Returns the venue's time (ms)."""
+        with self._lock:
+            self.clock_behind_ms = int(ahead_s * 1000)
+            self._held_ms = None
+            now = self.now_ms()
+            if hold:
+                self._held_ms = now
+            return now
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -218,7 +248,7 @@ class FakeBinance(BackgroundServer):
             closes = [price + (i % 7) - 3 for i in range(count)]
         with self._lock:
             if end_ms is None:
-                now = int(time.time() * 1000)
+                now = self.now_ms()
                 end_ms = now - now % self.interval_ms - 100_000 * self.interval_ms
             start = end_ms - len(closes) * self.interval_ms
             for i, close in enumerate(closes):
@@ -250,7 +280,7 @@ class FakeBinance(BackgroundServer):
         """Add the bar after ``symbol``'s last one to the venue's history and return its row."""
         with self._lock:
             rows = self.klines[symbol]
-            open_ms = rows[-1][0] + self.interval_ms if rows else int(time.time() * 1000) // 60000 * 60000
+            open_ms = rows[-1][0] + self.interval_ms if rows else self.now_ms() // 60000 * 60000
             if close is None:
                 close = float(rows[-1][4]) + 0.25 if rows else 100.0
             return self._store(symbol, open_ms, close)
@@ -291,6 +321,41 @@ class FakeBinance(BackgroundServer):
         frames.append(self.kline_frame(symbol, row, self.interval))
         self.call(self._send_streams, name, frames)
         return row
+
+    def open_bar(self, symbol: str, close: float) -> list[Any]:
+        """The kline in progress: the venue's current interval, holding what it
+        has so far. REST serves it as its last kline (as Binance does); the
+        stream sends it with ``"x": false``."""
+        with self._lock:
+            now = self.now_ms()
+            row = self._store(symbol, now - now % self.interval_ms, close)
+        self.call(
+            self._send_streams,
+            f"{symbol.lower()}@kline_{self.interval}",
+            [self.kline_frame(symbol, row, self.interval, closed=False)],
+        )
+        return row
+
+    def close_bar(self, symbol: str, close: float) -> list[Any]:
+        """The kline that ``open_bar`` began closes with its final values (its
+        open kept, its range widened to ``close``, twice the volume); the stream
+        sends it with ``"x": true``. A held clock moves to its close."""
+        with self._lock:
+            row = self.klines[symbol][-1]
+            row[2] = f"{max(float(row[2]), close + 1):.2f}"
+            row[3] = f"{min(float(row[3]), close - 1):.2f}"
+            row[4] = f"{close:.2f}"
+            row[5] = "25.00000000"
+            row[7] = f"{25 * close:.8f}"
+            self.last_price[symbol] = Decimal(row[4])
+            if self._held_ms is not None:
+                self._held_ms = max(self._held_ms, row[6] + 1)
+        self.call(
+            self._send_streams,
+            f"{symbol.lower()}@kline_{self.interval}",
+            [self.kline_frame(symbol, row, self.interval)],
+        )
+        return list(row)
 
     def send_raw(self, frame: str, stream: str | None = None) -> None:
         """Send a frame as it is to every market stream (or those subscribed to ``stream``)."""
@@ -348,7 +413,7 @@ class FakeBinance(BackgroundServer):
             self._failures.append(_Failure(path, status, retry_after, times))
 
     def _count(self, request: web.Request) -> tuple[int, dict[str, str]]:
-        minute = int(time.time() // 60)
+        minute = self.now_ms() // 60_000
         if minute != self._weight_minute:
             self._weight_minute, self.weight = minute, 0
         self.weight += _WEIGHTS.get((request.method, request.path), 1)
@@ -379,7 +444,7 @@ class FakeBinance(BackgroundServer):
             self.bad_signatures += 1
             return _json({"code": -1022, "msg": "Signature for this request is not valid."}, 400)
         params = dict(parse_qsl(payload))
-        now = int(time.time() * 1000)
+        now = self.now_ms()
         ts, window = int(params.get("timestamp", 0)), float(params.get("recvWindow", 5000))
         if not (ts < now + 1000 and now - ts <= window):
             return _json({"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}, 400)
@@ -402,7 +467,7 @@ class FakeBinance(BackgroundServer):
     # ---------------------------------------------------------------- REST: public
 
     async def _time(self, request: web.Request, headers: dict[str, str]) -> web.Response:
-        return _json({"serverTime": int(time.time() * 1000)}, 200, headers)
+        return _json({"serverTime": self.now_ms()}, 200, headers)
 
     async def _exchange_info(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         wanted = list(self.rules)
@@ -416,7 +481,7 @@ class FakeBinance(BackgroundServer):
         symbols = [self._symbol_info(s) for s in wanted]
         body = {
             "timezone": "UTC",
-            "serverTime": int(time.time() * 1000),
+            "serverTime": self.now_ms(),
             "rateLimits": [
                 {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
             ],
@@ -521,7 +586,7 @@ class FakeBinance(BackgroundServer):
                 Decimal(p["quantity"]),
                 Decimal(p.get("price", "0")),
                 p.get("timeInForce", "GTC"),
-                int(time.time() * 1000),
+                self.now_ms(),
             )
             self.orders[order.order_id] = order
             self.placed.append(p)
@@ -565,7 +630,7 @@ class FakeBinance(BackgroundServer):
                 "quoteQty": f"{qty * price:.8f}",
                 "commission": f"{fee:.8f}",
                 "commissionAsset": fee_asset,
-                "time": int(time.time() * 1000),
+                "time": self.now_ms(),
                 "isBuyer": order.side == "BUY",
                 "isMaker": False,
                 "isBestMatch": True,
@@ -622,7 +687,7 @@ class FakeBinance(BackgroundServer):
     # ---------------------------------------------------------------- WebSocket API: user data
 
     async def _report(self, order: FakeOrder, execution: str, trade: dict[str, Any] | None = None) -> None:
-        now = int(time.time() * 1000)
+        now = self.now_ms()
         ev = {
             "e": "executionReport",
             "E": now,

@@ -2,7 +2,7 @@ from click.testing import CliRunner
 from engine_plugin_binance.wire import MS
 
 from engine_core.cli import main
-from engine_core.live.download import CSV_HEADER, format_ts
+from engine_core.live import CSV_HEADER, format_ts
 
 M = 60_000
 
@@ -38,3 +38,23 @@ def test_bad_dates_are_one_line_errors(fake, tmp_path):
     result = CliRunner().invoke(main, ["download", "binance", "--symbol", "BTCUSDT", "--start", "2024-13-01"])
     assert result.exit_code == 2
     assert "--start '2024-13-01': not an ISO date" in result.output
+
+
+def test_a_failed_download_leaves_no_file_behind(fake, tmp_path):
+    fake.add_history("BTCUSDT", 100, end_ms=1_704_067_200_000 + 100 * M)
+    fake.fail("/api/v3/klines", 418, retry_after=60)
+    result = CliRunner().invoke(
+        main,
+        ["download", "binance", "--symbol", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-01T01:00:00"]
+        + ["-o", str(tmp_path), "--rest-url", fake.http_url, "--no-progress"],
+    )
+    assert result.exit_code != 0 and "418" in result.output
+    assert list(tmp_path.iterdir()) == []  # neither a header-only CSV nor a temporary file
+
+
+def test_a_range_without_klines_writes_no_file_and_says_so(fake, tmp_path):
+    fake.add_history("BTCUSDT", 10, end_ms=1_704_067_200_000)
+    result = run(fake, tmp_path, "2024-02-01", "2024-02-02")
+    assert result.exit_code == 0, result.output
+    assert list(tmp_path.iterdir()) == []
+    assert "BTCUSDT: no bars from 2024-02-01T00:00:00Z to 2024-02-02T00:00:00Z (no file written)" in result.output

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from engine_plugin_binance.testing import OrderScript
 
-from engine_core.journal import Journal
-from engine_core.model import State
+from engine_core import Journal, State
 
 D = Decimal
 M = 60_000  # one 1m bar in ms
@@ -50,6 +49,31 @@ def test_bars_stream_into_a_running_engine_after_the_warm_up(fake, live_config, 
     assert fake.placed == []
 
 
+def test_the_minute_in_progress_at_a_reconnect_reaches_the_strategy_once_with_its_final_close(
+    fake, live_config, running, seen
+):
+    """This machine's clock runs 90 s ahead of Binance's (it moved after the
+    engine started): the backfill after a reconnect leaves the kline in
+    progress to the stream, and the strategy sees that minute once, closed."""
+    end = fake.now_ms() - 90_000 - 10 * M
+    fake.add_history("BTCUSDT", 30, end_ms=end - end % M, price=20000.0)
+    with running(live_config()) as eng:
+        eng.streaming()
+        venue = fake.skew_clock(90.0, hold=True)
+        minute = venue - venue % M
+        while fake.klines["BTCUSDT"][-1][0] + M < minute:
+            fake.next_bar("BTCUSDT")  # closed while the stream was down
+        fake.open_bar("BTCUSDT", 20100.0)
+        fake.cut_streams()
+        eng.wait(lambda: eng.states.count("connected") >= 4, "the reconnection and its backfill")
+        fake.close_bar("BTCUSDT", 20200.0)
+        after = fake.stream_bar("BTCUSDT", 20300.0)
+        eng.wait(lambda: after[0] in seen.times(), "the bar after it")
+        eng.stop()
+    assert [close for ts, close, _ in seen.rows() if ts == minute] == [20200.0]
+    assert seen.times() == history_times(fake)[-len(seen.times()) :]  # every bar once, in order
+
+
 def test_an_abrupt_disconnect_is_backfilled_and_the_worker_sees_each_bar_once(fake, live_config, running, seen):
     fake.add_history("BTCUSDT", 30, price=20000.0)
     with running(live_config()) as eng:
@@ -76,7 +100,8 @@ def test_an_abrupt_disconnect_is_backfilled_and_the_worker_sees_each_bar_once(fa
         states = [e["state"] for e in j.events(kind="connection")]
     assert states[:2] == ["connecting", "connected"]
     after_cut = states[states.index("reconnecting") :]
-    assert after_cut == ["reconnecting", "connected", "backfilling", "connected", "closed"]  # engine status shows it
+    # engine status shows the last: the source closed, then the engine stopped
+    assert after_cut == ["reconnecting", "connected", "backfilling", "connected", "closed", "stopped"]
 
 
 def test_the_warm_up_feeds_the_strategy_without_trading_and_it_trades_from_the_first_live_bar(

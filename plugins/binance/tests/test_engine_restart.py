@@ -13,8 +13,7 @@ from pathlib import Path
 
 from engine_plugin_binance.testing import API_KEY, API_SECRET, OrderScript
 
-from engine_core.journal import Journal
-from engine_core.model import State
+from engine_core import Journal, State
 from engine_core.testing import engine_env, exited, journal_value, start_engine, wait_until
 
 D = Decimal

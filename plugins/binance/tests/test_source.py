@@ -206,3 +206,32 @@ async def test_the_source_reconnects_ahead_of_the_24_hour_cut_and_on_server_shut
         await wait_until_async(lambda: len(r.bars) == 3, what="every bar")
     assert times(r.bars) == [first + i * M for i in (1, 2, 3)]
     assert src.problems.total == 0
+
+
+async def test_the_minute_in_progress_at_a_backfill_comes_once_with_the_venues_final_ohlcv(fake, source_for):
+    """This machine's clock runs 90 s ahead of the venue's (it moved after the
+    source synced): the backfill after a reconnect sees the kline still in
+    progress and leaves it to the stream, which closes it with its final values."""
+    end = fake.now_ms() - 90_000 - 10 * M
+    fake.add_history("BTCUSDT", 20, end_ms=end - end % M)
+    src = source_for()
+    src.backoff.base = 0.05
+    await src.warmup("BTCUSDT", 20)
+    async with LiveReader(src) as r:
+        await wait_until_async(lambda: r.states.count("connected") == 2, what="the connection and its first backfill")
+        venue = fake.skew_clock(90.0, hold=True)
+        minute = venue - venue % M
+        missed = []
+        while fake.klines["BTCUSDT"][-1][0] + M < minute:
+            missed.append(fake.next_bar("BTCUSDT")[0])  # closed while the stream was down
+        partial = fake.open_bar("BTCUSDT", 150.0)
+        assert partial[0] == minute
+        fake.cut_streams()
+        await wait_until_async(lambda: r.states.count("connected") == 4, what="the reconnection and its backfill")
+        final = fake.close_bar("BTCUSDT", 160.0)
+        after = fake.stream_bar("BTCUSDT")
+        await wait_until_async(lambda: r.bars and r.bars[-1].ts // MS == after[0], what="the bar after it")
+    at_minute = [b for b in r.bars if b.ts // MS == minute]
+    assert [(b.open, b.high, b.low, b.close, b.volume) for b in at_minute] == [tuple(float(x) for x in final[1:6])]
+    assert times(r.bars) == [*missed, minute, after[0]]
+    assert src.problems.total == 0

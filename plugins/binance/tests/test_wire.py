@@ -5,8 +5,7 @@ from decimal import Decimal as D
 import pytest
 from engine_plugin_binance import wire
 
-from engine_core.model import Side
-from engine_core.orders import UpdateKind
+from engine_core import Side, UpdateKind
 
 # web-socket-streams.md, "Kline/Candlestick Streams for UTC", in a combined-stream wrapper
 DOC_KLINE = """{"stream":"bnbbtc@kline_1m","data":{

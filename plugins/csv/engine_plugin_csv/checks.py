@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from engine_core.errors import DataError
-from engine_core.model import iso_utc
+from engine_core import DataError, iso_utc
 
 REASONS = (
     "",

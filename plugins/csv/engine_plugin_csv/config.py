@@ -9,8 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from engine_core.model import epoch_ns
-from engine_core.sources import PluginConfig
+from engine_core import PluginConfig, epoch_ns
 
 FieldName = Literal["time", "open", "high", "low", "close", "volume"]
 ColumnRef = str | int

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from engine_core.errors import DataError
+from engine_core import DataError
 from engine_plugin_csv.config import ColumnRef, CsvConfig, FieldName
 
 PRICE_FIELDS: tuple[FieldName, ...] = ("open", "high", "low", "close", "volume")

@@ -12,7 +12,7 @@ import heapq
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 
-from engine_core.model import BarChunk
+from engine_core import BarChunk
 
 
 def demux(chunks: Iterable[BarChunk], symbols: Sequence[str]) -> list[Iterator[BarChunk]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine_core.hookspecs import Register, hookimpl
+from engine_core import Register, hookimpl
 from engine_plugin_csv.source import CsvSource
 
 

@@ -9,8 +9,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from engine_core.errors import DataError
-from engine_core.model import BarChunk
+from engine_core import BarChunk, DataError
 from engine_plugin_csv.checks import Rejects, RowLog, check_rows, describe
 from engine_plugin_csv.config import CsvConfig
 from engine_plugin_csv.layout import detect_layout, excerpt

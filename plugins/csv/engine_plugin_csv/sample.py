@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine_core.model import SECONDS_PER_YEAR
+from engine_core import SECONDS_PER_YEAR
 
 _VOLATILITY = 0.6
 """Annualised volatility of the simulated price."""

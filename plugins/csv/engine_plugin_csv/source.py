@@ -8,9 +8,7 @@ from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine_core.errors import DataError
-from engine_core.model import BarChunk, iso_utc
-from engine_core.sources import DataSource
+from engine_core import BarChunk, DataError, DataSource, iso_utc
 from engine_plugin_csv.checks import RowLog
 from engine_plugin_csv.config import CsvConfig
 from engine_plugin_csv.merge import demux, merge_by_time

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine_core.errors import IndicatorError
-from engine_core.indicators import StreamingIndicator
+from engine_core import IndicatorError, StreamingIndicator
 
 if TYPE_CHECKING:
     from engine_plugin_indicators.catalog import TalibKind

@@ -25,8 +25,7 @@ import numpy as np
 import talib
 from talib import abstract
 
-from engine_core.errors import IndicatorError
-from engine_core.indicators import IndicatorKind, IndicatorSpec, StreamingIndicator
+from engine_core import IndicatorError, IndicatorKind, IndicatorSpec, StreamingIndicator
 from engine_plugin_indicators.streaming import O1_CLASSES
 from engine_plugin_indicators.window import WindowIndicator
 

@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from engine_core import indicators
-from engine_core.builtin.simulated import gbm_bars
-from engine_core.model import BarChunk
+from engine_core import BarChunk, indicators
+from engine_core.testing import gbm_bars
 
 RTOL = 1e-9
 _BAR_S = 86_400  # one bar a day: the simulated source's year is 365 of them

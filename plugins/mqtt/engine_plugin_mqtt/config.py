@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from engine_core.sources import PluginConfig
+from engine_core import PluginConfig
 
 _LEVEL = r"[^/+#\x00]+"  # one topic level without wildcards
 

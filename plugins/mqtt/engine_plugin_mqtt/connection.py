@@ -13,7 +13,7 @@ from typing import Any
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
-from engine_core.errors import ConfigError
+from engine_core import ConfigError
 from engine_plugin_mqtt.config import MqttConnection
 
 BACKOFF_FIRST = 0.2  # seconds before the first retry

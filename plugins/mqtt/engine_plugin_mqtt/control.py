@@ -13,7 +13,7 @@ import asyncio
 from collections import OrderedDict
 from typing import Any
 
-from engine_core.control import Command, ControlError, deliver
+from engine_core import Command, ControlError, deliver
 from engine_plugin_mqtt import wire
 
 ANSWER_TIMEOUT = 10.0  # seconds a worker has to act on a command

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine_core.hookspecs import hookimpl
+from engine_core import hookimpl
 
 # Every plugin spells its hooks out like this (PLUGINS.md): pluggy finds them by
 # name on this module, and the imports inside keep loading the entry point cheap.

@@ -41,9 +41,7 @@ from paho.mqtt.client import MQTT_ERR_SUCCESS
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from engine_core.errors import EngineError
-from engine_core.events import Event, EventSink
-from engine_core.model import Bar
+from engine_core import Bar, EngineError, Event, EventSink
 from engine_plugin_mqtt import connection, wire
 from engine_plugin_mqtt.config import MqttSinkConfig
 from engine_plugin_mqtt.control import ControlChannel

@@ -19,8 +19,7 @@ from typing import Any
 
 import aiomqtt
 
-from engine_core.model import NS_PER_SECOND, Bar, Trade
-from engine_core.sources import DataSource
+from engine_core import NS_PER_SECOND, Bar, DataSource, Trade
 from engine_plugin_mqtt import connection, wire
 from engine_plugin_mqtt.config import MqttSourceConfig
 

@@ -7,17 +7,18 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from engine_core.events import Event
-from engine_core.model import Bar, ErrorEvent, FillEvent, OrderEvent, Side, TransitionEvent
-from engine_core.orders import OPEN_STATUSES
+from engine_core import Bar, ErrorEvent, Event, FillEvent, OrderEvent, OrderStatus, Side, TransitionEvent
 from engine_plugin_mqtt.wire import SCHEMA, iso_ms
 
 _ZERO = Decimal(0)
 
 
+_OPEN = frozenset(s for s in OrderStatus if s.is_open)
+
+
 def _is_open(status: object) -> bool:
     """An OrderStatus, or its value as text (a str enum hashes as its value)."""
-    return status in OPEN_STATUSES
+    return status in _OPEN
 
 
 class SymbolStatus:

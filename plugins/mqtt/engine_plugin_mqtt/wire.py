@@ -18,14 +18,13 @@ from typing import Any
 
 import msgspec
 
-from engine_core.events import Event
-
 # The event types, as hookspecs.py lists them too: each module names what it handles.
-from engine_core.model import (
+from engine_core import (
     NS_PER_SECOND,
     Bar,
     ConnectionEvent,
     ErrorEvent,
+    Event,
     FillEvent,
     LogEvent,
     OrderEvent,
