@@ -137,6 +137,13 @@ def _params(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--to", metavar="T", help="Stop feeding the recording after T.")
 @click.option("--strategy", type=click.Path(dir_okay=False, path_type=Path), help="What if: another script.")
 @click.option("--params", multiple=True, metavar="NAME=VALUE", help="What if: other parameters (repeat).")
+@click.option("--against-backtest", is_flag=True, help="Compare live with the backtest of the recorded bars.")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --against-backtest: write the backtest's report here, with the comparison.",
+)
 def replay(
     session: Path | None,
     config_path: Path | None,
@@ -144,6 +151,8 @@ def replay(
     to: str | None,
     strategy: Path | None,
     params: tuple[str, ...],
+    against_backtest: bool,
+    report_dir: Path | None,
 ) -> None:
     """Replay a recorded live session (a day's folder or one segment file, or
     with -c the config's latest) and compare it with what happened live."""
@@ -163,6 +172,9 @@ def replay(
         session = days[-1]
     if strategy is not None and not strategy.is_file():
         raise ConfigError(f"--strategy: no such file {strategy}")
+    if against_backtest:
+        _against_backtest(segment_paths(session), report_dir)
+        return
     what_if = WhatIf(strategy, _params(params))
     outcome = replay_session(
         segment_paths(session), get_registry(), what_if, from_=_time(from_, "--from"), to=_time(to, "--to")
@@ -189,3 +201,25 @@ def replay(
             click.echo(line)
         sys.exit(EXIT_DIFFERS)
     click.echo(f"replay: identical ({outcome.events} events)")
+
+
+def _against_backtest(paths: list[Path], report_dir: Path | None) -> None:
+    from engine_core.plugins import get_registry
+    from engine_core.recording.compare import against_backtest
+
+    comparison = against_backtest(paths, get_registry())
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(comparison.reasons().items(), key=lambda r: -r[1]))
+    click.echo(
+        f"live against backtest: {comparison.same} of {comparison.decisions} decisions and fills the same"
+        + (f"; differences: {reasons}" if reasons else "")
+    )
+    for difference in comparison.differences[:20]:
+        click.echo(f"  {difference.line()}")
+    if len(comparison.differences) > 20:
+        click.echo(f"  ... {len(comparison.differences) - 20} more")
+    if report_dir is not None:
+        from engine_core.report import write_report
+
+        summary = {**comparison.summary, "live_vs_backtest": comparison.section()}
+        write_report(comparison.backtest, summary, report_dir)
+        click.echo(f"report: {report_dir}")
