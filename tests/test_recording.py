@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from engine_core.cli import main
 from engine_core.plugins import Registry
+from engine_core.recording.compare import against_backtest
 from engine_core.recording.format import SCHEMA, VERSION_KEY
 from engine_core.recording.reader import RecordingError, read_segment, segment_paths, session_dirs
 from engine_core.recording.replay import replay_session
@@ -91,10 +92,27 @@ def test_a_restart_inside_the_session_replays_as_such(tmp_path: Path, registry: 
     assert len(paths) == 2
     second = read_segment(paths[1])
     assert second.kind == "start" and second.image is not None
+    second_first = 500 * 60 * 1_000_000_000 + _first_bar(paths[0])  # the first bar the restarted run took
     assert sum(1 for r in second.rows if r[0] == "bar") == 2 * 900  # the source starts over; 500 are skipped
     outcome = replay_session(paths, registry)
     assert outcome.divergence is None
     assert outcome.events == len(_events(paths[0])) + len(_events(paths[1])) > 0
+
+    # against the backtest of the same bars: the same but where the restart rebuilt the indicators
+    comparison = against_backtest(paths, registry)
+    assert comparison.same > 0
+    for symbol in ("A", "B"):
+        reasons = [d.reason for d in comparison.differences if d.symbol == symbol]
+        if reasons:
+            restart = "warm-up differed (a restart at 1970-01-01T08:20:00Z rebuilt the indicators)"
+            assert reasons[0] == restart.replace("1970-01-01T08:20:00Z", _iso(second_first))
+            assert set(reasons[1:]) <= {"after an earlier difference"}
+    assert comparison.differences, "the restart without warm-up history should part live from the backtest"
+    out = tmp_path / "vs"
+    result = CliRunner().invoke(main, ["replay", str(paths[0].parent), "--against-backtest", "--report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"live against backtest: {comparison.same} of {comparison.decisions} ")
+    assert "<h2>Live against backtest</h2>" in (out / "report.html").read_text()
 
 
 def _rewrite(path: Path, change: Any) -> None:
@@ -126,6 +144,10 @@ def test_a_changed_recorded_bar_is_reported_at_the_first_event_it_changes(tmp_pa
     assert lines[0] == f"replay: differs at A event {first_fill + 1} (run recorded in {path})"
     assert lines[1] == f"  live:   {fill_line}"
     assert lines[2].startswith("  replay: ") and " fill " in lines[2] and lines[2] != f"  replay: {fill_line}"
+
+
+def _first_bar(path: Path) -> int:
+    return int(next(r[3] for r in read_segment(path).rows if r[0] == "bar"))
 
 
 def _iso(ts: int) -> str:

@@ -226,24 +226,58 @@ def against_backtest(paths: list[Path], registry: Registry) -> Comparison:
     live: dict[str, list[str]] = defaultdict(list)
     for run in runs:
         for row in run.rows:
-            if row[0] == "event" and (" signal " in row[9] or " fill " in row[9]):
+            if row[0] == "event":
                 live[row[1]].append(row[9])
     out = Comparison(backtest=result, summary=engine.summary or {})
     for symbol in header["symbols"]:
         start = facts["first"].get(symbol)
         if start is None:
             continue
-        ours = [e for e in log.lines.get(symbol, []) if (" signal " in e or " fill " in e) and _ts_of(e) >= start]
-        warm_acted = any(" signal " in e and _ts_of(e) < start for e in log.lines.get(symbol, []))
-        _compare_symbol(symbol, live[symbol], ours, warm_acted, facts, out)
+        ours = log.lines.get(symbol, [])
+        warm_acted = any(" signal " in e and _ts_of(e) < start for e in ours)
+        _compare_symbol(symbol, _decisions(live[symbol], start), _decisions(ours, start), warm_acted, facts, out)
     return out
 
 
+def _decisions(lines: list[str], start: int) -> list[str]:
+    """A symbol's decisions from ``start`` on, in order: each signal, and each
+    order as one line (its decision bar, side, fills or end) in its place."""
+    orders: dict[str, dict[str, Any]] = {}
+    out: list[Any] = []
+    for line in lines:
+        ts = _ts_of(line)
+        words = line.split(" ")
+        if words[2] == "signal":
+            if ts >= start:
+                out.append(line)
+        elif words[2] == "order":
+            cid = line.rsplit("[", 1)[1].split("]")[0]
+            status, side = words[3], words[4]
+            if cid not in orders and ts >= start:
+                orders[cid] = {"ts": ts, "side": side, "fills": [], "end": ""}
+                out.append(orders[cid])
+            if cid in orders and status in ("rejected", "cancelled", "expired", "lost", "refused"):
+                orders[cid]["end"] = status
+        elif words[2] == "fill":
+            cid = line.rsplit("[", 1)[1].split("]")[0]
+            if cid in orders:
+                orders[cid]["fills"].append((words[4], line.split(" @ ")[1].split()[0]))
+    return [
+        item
+        if isinstance(item, str)
+        else (
+            f"{iso_utc(item['ts'])} order {item['side']}: "
+            + (", ".join(f"{q} @ {p}" for q, p in item["fills"]) or "no fill")
+            + (f", {item['end']}" if item["end"] else "")
+        )
+        for item in out
+    ]
+
+
 def _decision(line: str) -> str:
-    """A signal or fill line without its symbol and time (what must be the same)."""
+    """A decision without its symbol and time (what must be the same)."""
     parts = line.split(" ", 2)
-    text = parts[2] if len(parts) > 2 else ""
-    return text.split(" [", 1)[0] if text.startswith("fill ") else text
+    return parts[2] if len(parts) > 2 and parts[1] != "order" else line.split(" ", 1)[1]
 
 
 def _compare_symbol(
@@ -278,30 +312,29 @@ def _compare_symbol(
 def _reason(
     symbol: str, ts: int, live: str | None, backtest: str | None, warm: bool, parted: bool, facts: dict[str, Any]
 ) -> str:
+    if ts in facts["late"][symbol]:
+        return str(facts["late"][symbol][ts])
+    live_order = live is not None and " order " in live
+    if live_order and ts in facts["flattened"][symbol]:
+        return "flatten command"
+    for begin, end in facts["paused"][symbol]:
+        if begin is not None and begin < ts and (end is None or ts <= end):
+            return "paused"
+    if live_order and live is not None and live.endswith("rejected"):
+        return "reject"
+    if live_order and live is not None and backtest is not None and " order " in backtest:
+        if live.count(" @ ") > 1:
+            return "partial fill"
+        if live.count(" @ ") == backtest.count(" @ ") == 1:
+            pa, pb = live.split(" @ ")[1].split(",")[0], backtest.split(" @ ")[1].split(",")[0]
+            return f"fill price (live {pa}, backtest {pb})"
+        return "fill time"
+    if parted:
+        return "after an earlier difference"
     step = facts["interval"].get(symbol, 0)
     for begin in facts["restarts"][symbol]:
         if begin <= ts <= begin + facts["window"] * step:
             return f"warm-up differed (a restart at {iso_utc(begin)} rebuilt the indicators)"
-    if ts in facts["late"][symbol]:
-        return str(facts["late"][symbol][ts])
-    for begin, end in facts["paused"][symbol]:
-        if begin is not None and begin < ts and (end is None or ts <= end):
-            return "paused"
-    if live and not backtest and any(f <= ts for f in facts["flattened"][symbol]):
-        return "flatten command"
-    cid = live.rsplit("[", 1)[-1].rstrip("]") if live and " fill " in live else None
-    if cid is not None and facts["parts"].get(cid):
-        return "partial fill"
-    if live and backtest and " fill " in live and " fill " in backtest:
-        pa, pb = live.split(" @ ")[1].split()[0], backtest.split(" @ ")[1].split()[0]
-        return f"fill price (live {pa}, backtest {pb})"
-    if (live and " fill " in live) or (backtest and " fill " in backtest):
-        if facts["rejected"][symbol] and not parted:
-            return "reject"
-        if not parted:
-            return "fill time"
-    if warm and not parted:
+    if warm:
         return "warm-up differed"
-    if facts["rejected"][symbol] and not parted:
-        return "reject"
-    return "after an earlier difference"
+    return "no recorded cause (the strategy or the engine decided differently)"

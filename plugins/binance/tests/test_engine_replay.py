@@ -19,6 +19,7 @@ from engine_plugin_binance.testing import API_KEY, API_SECRET, OrderScript
 from engine_core.control import Command
 from engine_core.model import State
 from engine_core.plugins import set_registry
+from engine_core.recording.compare import against_backtest
 from engine_core.recording.format import SCHEMA
 from engine_core.recording.reader import RecordingError, read_segment, segment_paths, session_dirs
 from engine_core.recording.replay import WhatIf, replay_session
@@ -153,6 +154,17 @@ def test_a_faulty_session_with_a_kill_and_restart_replays_identical(
     assert (same.recorded_fills, same.simulated_fills) == (recorded_fills, 0)
     other = replay_session(paths, registry, WhatIf(params={"qty": 0.02, "limit": 20200.0}))
     assert other.simulated_fills >= 2 and 0 < other.recorded_fills < recorded_fills
+
+    # against the backtest of the recorded bars: the paper broker never fills the limit the market
+    # filled in two parts live, and the differences after it each have their recorded cause
+    comparison = against_backtest(paths, registry)
+    first = comparison.differences[0]
+    assert first.reason == "partial fill"
+    assert first.live is not None and first.live.endswith(": 0.00400000 @ 20050.00000000, 0.00600000 @ 20050.00000000")
+    assert first.backtest is not None and first.backtest.endswith("order buy: no fill")
+    reasons = [d.reason for d in comparison.differences]
+    assert reasons[1:4] == ["flatten command", "after an earlier difference", "reject"]
+    assert 0 < comparison.same == comparison.decisions - len(comparison.differences)
 
     # one recorded fill's price changed: the replay books it at that price and says so there
     first = paths[0]
