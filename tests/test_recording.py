@@ -253,3 +253,16 @@ def test_what_if_other_parameters_fill_by_the_paper_rules_and_say_so(tmp_path: P
     assert run.startswith("  run 1: ") and f"{simulated} fills" in run
     bad = CliRunner().invoke(main, ["replay", str(path), "--params", "fast"])
     assert bad.exit_code == 2 and "--params: expected NAME=VALUE, got 'fast'" in bad.output
+
+
+def test_validate_says_where_a_live_run_records(tmp_path: Path) -> None:
+    config = _config(tmp_path, ["A"], 100)
+    result = CliRunner().invoke(main, ["validate", str(config)])
+    assert result.exit_code == 0, result.output
+    assert f"broker paper, recorded to {tmp_path / '.engine' / 'recordings' / 'rec'})" in result.output
+    off = _config(tmp_path, ["A"], 100, record=False)
+    result = CliRunner().invoke(main, ["validate", str(off)])
+    assert "broker paper, not recorded)" in result.output
+    bad = _config(tmp_path, ["A"], 100, record=3)
+    result = CliRunner().invoke(main, ["validate", str(bad)])
+    assert result.exit_code == 2 and "engine.record" in result.output

@@ -200,7 +200,7 @@ class Recorder:
             "engine_id": cfg.engine.id,
             "symbols": list(engine.symbols),
             "config_path": str(loaded.path.resolve()),
-            "config": loaded.path.read_text(encoding="utf-8"),
+            "config": _text(loaded.path),
             "source": cfg.source.type,
             "broker": cfg.broker.type,
             "broker_simulated": bool(broker.simulated),
@@ -345,6 +345,14 @@ class Recorder:
         self._queue.append(("end", None, time.time_ns(), None, None, None, None, None, None, None, None))
         self._flush_guarded()
         self._close_segment()
+
+
+def _text(path: Path) -> str:
+    """The config as written (its ``${NAME}`` references, never their values)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
 
 
 def _base_round_qty() -> Callable[..., Any]:
