@@ -266,3 +266,21 @@ def test_validate_says_where_a_live_run_records(tmp_path: Path) -> None:
     bad = _config(tmp_path, ["A"], 100, record=3)
     result = CliRunner().invoke(main, ["validate", str(bad)])
     assert result.exit_code == 2 and "engine.record" in result.output
+
+
+def test_replay_to_a_time_compares_what_it_fed(tmp_path: Path, registry: Registry) -> None:
+    """``--to T`` feeds what arrived until T: the events it made are the first
+    live ones, and the rest is not compared."""
+    config = _config(tmp_path, ["A"], 600)
+    build_engine(config, registry).run()
+    (path,) = segment_paths(_session(config))
+    bars = [r for r in read_segment(path).rows if r[0] == "bar"]
+    cut = bars[300][2]  # the 301st bar's arrival
+    whole = replay_session([path], registry)
+    part = replay_session([path], registry, to=cut)
+    assert whole.divergence is None and part.divergence is None
+    assert 0 < part.events < whole.events
+    result = CliRunner().invoke(main, ["replay", str(path), "--to", str(cut)])
+    assert result.exit_code == 0 and result.output.strip() == f"replay: identical ({part.events} events)"
+    bad = CliRunner().invoke(main, ["replay", str(path), "--to", "yesterday"])
+    assert bad.exit_code == 2 and "--to: expected a time like" in bad.output
