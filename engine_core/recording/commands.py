@@ -162,8 +162,10 @@ def replay(
     from engine_core.recording.reader import RecordingError, segment_paths, session_dirs
     from engine_core.recording.replay import WhatIf, replay_session
 
-    if (session is None) == (config_path is None):
+    if session is not None and config_path is not None:
         raise ConfigError("engine replay: give a recording (SESSION) or -c config.toml, not both")
+    if session is None and config_path is None:
+        raise ConfigError("engine replay: give a recording (a session folder or a segment file) or -c config.toml")
     if session is None:
         assert config_path is not None
         days = session_dirs(_engine_root(config_path))
