@@ -12,6 +12,10 @@ STAMP := $(VENV)/.installed
 # Optional extras a plugin is installed with, so that their tests run too:
 # EXTRAS_<plugin dir> = extra[,extra]. Ray (optimize's cluster backend) is one.
 EXTRAS_optimize := ray
+# The dashboard's browser tests need Playwright (its `test` extra; the browser is Debian's chromium).
+EXTRAS_dashboard := test
+# The dashboard's front-end libraries come from npm at install time (plugins/dashboard/package.json).
+NPM_STAMP := plugins/dashboard/node_modules/.package-lock.json
 plugin_spec = './$(1:/=)$(if $(EXTRAS_$(notdir $(1:/=))),[$(EXTRAS_$(notdir $(1:/=)))])'
 # What the benchmarks in bench/ need beyond the tests: every plugin's `bench`
 # extra (binance's: orjson, the reference its decoding is measured against).
@@ -25,7 +29,10 @@ $(STAMP): Makefile pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]' $(foreach d,$(PLUGIN_DIRS),-e $(call plugin_spec,$(d)))
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NPM_STAMP): plugins/dashboard/package.json plugins/dashboard/package-lock.json
+	cd plugins/dashboard && npm ci --no-audit --no-fund --loglevel=error
+
+install: $(STAMP) $(NPM_STAMP)
 
 $(BENCH_STAMP): $(STAMP)
 	$(if $(BENCH_PLUGINS),$(BIN)/python -m pip install --quiet --disable-pip-version-check $(foreach d,$(BENCH_PLUGINS),-e './$(d:/=)[bench]'))
@@ -36,7 +43,7 @@ install-bench: $(BENCH_STAMP)
 run: $(STAMP)
 	$(BIN)/engine run -c examples/sma_cross.toml
 
-test: test-deps lint
+test: test-deps lint $(NPM_STAMP)
 	$(BIN)/python -m pytest
 
 test-deps:

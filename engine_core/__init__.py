@@ -10,8 +10,8 @@ group              names
 =================  ==========================================================
 hooks              ``hookimpl``, ``Register`` (the specs: ``engine_core.hookspecs``)
 contracts          ``DataSource``, ``PluginConfig``, ``ConnectionState``;
-                   ``Broker``, ``SimulatedBroker``, ``UpdateCallback``,
-                   ``Journal``; ``EventSink``, ``Event``; ``StrategyHost``,
+                   ``Broker``, ``SimulatedBroker``, ``UpdateCallback``, ``key_hint``,
+                   ``Journal``; ``EventSink``, ``Event``; ``Service``; ``StrategyHost``,
                    ``SymbolStrategy``, ``SymbolView``, ``Decision``;
                    ``IndicatorKind``, ``IndicatorSpec``, ``StreamingIndicator``
 values             bars, orders, fills and events (``engine_core.model``);
@@ -45,9 +45,10 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING (type checkers take it as true)
 _HOMES = {
     "engine_core.hookspecs": ("Register", "hookimpl"),
     "engine_core.sources": ("ConnectionState", "DataSource", "PluginConfig"),
-    "engine_core.brokers": ("Broker", "SimulatedBroker", "UpdateCallback"),
+    "engine_core.brokers": ("Broker", "SimulatedBroker", "UpdateCallback", "key_hint"),
     "engine_core.journal": ("Journal",),
     "engine_core.events": ("Event", "EventSink"),
+    "engine_core.services": ("Service",),
     "engine_core.strategy": ("Decision", "StrategyHost", "SymbolStrategy", "SymbolView"),
     "engine_core.indicators": ("IndicatorKind", "IndicatorSpec", "StreamingIndicator"),
     "engine_core.model": (
@@ -105,7 +106,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from typing import Any
 
-    from engine_core.brokers import Broker, SimulatedBroker, UpdateCallback
+    from engine_core.brokers import Broker, SimulatedBroker, UpdateCallback, key_hint
     from engine_core.control import Command, ControlError, deliver
     from engine_core.errors import *
     from engine_core.events import Event, EventSink
@@ -143,5 +144,6 @@ if TYPE_CHECKING:
         make_client_id,
         parse_client_id,
     )
+    from engine_core.services import Service
     from engine_core.sources import ConnectionState, DataSource, PluginConfig
     from engine_core.strategy import Decision, StrategyHost, SymbolStrategy, SymbolView

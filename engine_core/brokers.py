@@ -16,7 +16,9 @@ method              required   what it does
                                before anything else, and before
                                ``starting_cash``
 ``starting_cash``   yes        the account's cash in the quote currency
-``submit``          yes        send an order; idempotent on ``client_id``
+``submit``          yes        send an order; idempotent on ``client_id``;
+                               may hold it back for the venue's rate limit
+                               (returns ``OrderStatus.INTENT``)
 ``cancel``          yes        ask the venue to cancel; the result comes as an
                                update (cancel, or the fill that raced it)
 ``order_status``    yes        the venue's view of one order by client id
@@ -25,6 +27,10 @@ method              required   what it does
 ``positions``                  net position per symbol (reconciliation)
 ``round_qty``                  a quantity rounded down to what the venue can
                                trade (lot step); exits sell what is held
+``describe_account``           one line naming the venue and the account (real
+                               money or test), printed when a live run starts
+``stop_sending``               at stop: never send what is held back, give
+                               orders on the wire ``timeout`` seconds
 ``close``                      release sessions
 ==================  =========  ===============================================
 
@@ -32,6 +38,10 @@ Simulated brokers (paper, and test doubles) fill against bars instead: they
 subclass :class:`SimulatedBroker`, and the symbol's worker calls ``match``
 with each bar at the point the broker's ``fill_at`` names, which keeps a
 backtest deterministic.
+
+``simulated`` is part of the contract: a backtest, an optimisation and a
+replay run only brokers whose class says ``simulated = True``; a venue
+broker is refused there before it is built (``validate.venue_refusal``).
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine_core.model import Order
-from engine_core.orders import OrderState, OrderUpdate
+from engine_core.orders import OrderState, OrderStatus, OrderUpdate
 from engine_core.sources import PluginConfig
 
 if TYPE_CHECKING:
@@ -66,6 +76,13 @@ class Broker(abc.ABC):
         self.on_update = on_update
         self.symbols = list(symbols)
 
+    def describe_account(self) -> str | None:
+        """One line naming the venue and the account this broker trades: the
+        endpoint, whether it is real money, at most the first characters of a
+        key id (:func:`key_hint`), never a secret. Read from the config alone
+        (nothing is contacted); a live run prints it before it connects."""
+        return None
+
     def connect(self) -> None:
         """Open sessions; called before any other method but ``bind_journal``."""
 
@@ -77,11 +94,17 @@ class Broker(abc.ABC):
         """Cash at the start of the run (the account's for a venue), read after ``connect``."""
 
     @abc.abstractmethod
-    def submit(self, order: Order) -> None:
+    def submit(self, order: Order) -> OrderStatus | None:
         """Send an order. Must be idempotent on ``order.client_id``: sending
         the same client id twice never places two orders. Raises BrokerError
         when refused (nothing placed), BrokerTimeout when sent but unanswered.
-        What happens next arrives through ``on_update``."""
+        What happens next arrives through ``on_update``.
+
+        A venue broker whose rate limit would make the send wait returns
+        ``OrderStatus.INTENT`` at once instead of waiting (the engine's thread
+        goes on with its bars): it sends the order when the limit allows and
+        reports it (``UpdateKind.SENT``, then its answer; a refusal as a
+        ``REJECT``; no answer as ``UNKNOWN``). None: sent."""
 
     @abc.abstractmethod
     def cancel(self, client_id: str) -> None:
@@ -105,9 +128,22 @@ class Broker(abc.ABC):
         """``qty`` rounded down to what the venue trades (its lot step)."""
         return qty
 
+    def stop_sending(self, timeout: float) -> None:
+        """The engine stops: send nothing more. Orders held back (not sent)
+        are reported ``lost`` (never sent); orders on the wire get up to
+        ``timeout`` seconds to be answered or found, else are reported
+        ``unknown`` (the next start asks for them). Called before the
+        workers end, so they journal what it reports."""
+
     def bind_journal(self, journal: Journal) -> None:
         """Simulated brokers keep their own state in the engine's journal so
         that a paper run survives a restart like a real one; venues ignore it."""
+
+
+def key_hint(key: str) -> str:
+    """What a line may show of an API key id: its first few characters (a
+    quarter of it, at most 4), enough to tell two accounts apart."""
+    return key[: min(4, len(key) // 4)] + "..."
 
 
 class SimulatedBroker(Broker):

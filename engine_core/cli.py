@@ -20,14 +20,14 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from engine_core.errors import EngineError
+from engine_core.errors import EngineError, error_text
 
 EXIT_USER_ERROR = 2
 EXIT_HALTED = 3
 
 
 def _fail(err: EngineError) -> None:
-    for line in str(err).splitlines() or [type(err).__name__]:
+    for line in str(err).splitlines() or [error_text(err)]:  # every problem of a config, one line each
         click.echo(f"error: {line}", err=True)
     sys.exit(EXIT_USER_ERROR)
 
@@ -156,14 +156,20 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
     from engine_core.report import print_summary, summarize, write_report
     from engine_core.runner import Engine
     from engine_core.strategy_log import TERMINAL
+    from engine_core.streams import guard_std_streams
+
+    # A run never waits for a reader: a stdout or stderr nobody reads loses
+    # lines, not trading time (engine_core.streams). Other commands, whose
+    # output a pager may read at the user's pace, write as usual.
+    guard_std_streams()
     from engine_core.validate import load_warnings, preflight, report_dir
 
     console = Console(stderr=False)
     registry = get_registry()
     loaded = load_config(config_path, registry, shard=shard)
-    problems = preflight(loaded, report=not no_report)
+    problems = preflight(loaded, registry, report=not no_report)
     if problems:
-        raise ConfigError("\n".join(problems))  # before the engine opens its journal or anything else
+        raise ConfigError("\n".join(problems))  # before the engine opens its journal, its broker or anything else
     for line in load_warnings(loaded):
         click.echo(f"warning: {line}", err=True)
     engine = Engine(loaded, registry)
@@ -194,6 +200,8 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
         stopped.restore()  # a SIGTERM while the report is written still lets it finish
     if how:
         click.echo(f"stopped by {how}: the summary and report cover the bars processed until then", err=True)
+    for line in _sink_losses(result):
+        click.echo(f"warning: {line}", err=True)
     halted = [s for s, r in result.symbols.items() if r.halted]
     for symbol in halted:
         click.echo(f"warning: {symbol} halted: {result.symbols[symbol].halted}", err=True)
@@ -204,6 +212,20 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
             err=True,
         )
         sys.exit(EXIT_HALTED)
+
+
+def _sink_losses(result: Any) -> list[str]:
+    """One line per sink that lost events: its own count (``stats``), or the
+    bus's (a full queue, a sink left behind); also in summary.json."""
+    lines = []
+    for stats in result.sink_stats:
+        if stats.get("dropped"):
+            why = f": {stats['why']}" if stats.get("why") else ""
+            lines.append(f"sink {stats['type']}: {stats['dropped']:,} events not written{why}")
+    for name, entry in result.source_stats.get("sinks", {}).items():
+        if isinstance(entry, dict) and (entry.get("dropped") or entry.get("failed")):
+            lines.append(entry.get("failed") or f"event sink {name}: {entry['dropped']:,} events dropped (queue full)")
+    return lines
 
 
 class _SigtermStop:
@@ -430,13 +452,16 @@ def status(config_path: Path, as_json: bool, shard: str | None) -> None:
             connection = {"source": c["source"], "state": c["state"], "ts": c["ts"], "detail": c["detail"]}
         for symbol, snap in journal.symbols().items():
             last = journal.events(symbol, last=1)
+            open_orders = journal.open_orders(symbol)
             rows.append(
                 {
                     "symbol": symbol,
                     "state": snap["state"],
                     "qty": snap["qty"],
                     "avg_price": snap["entry"]["price"] if snap["entry"] else None,
-                    "open_orders": [o["client_id"] for o in journal.open_orders(symbol)],
+                    "open_orders": [o["client_id"] for o in open_orders],
+                    # journaled, not sent yet: held back by the broker for the venue's rate limit
+                    "not_sent": [o["client_id"] for o in open_orders if o["status"] == "intent"],
                     "halted": snap["halted"],
                     "last_event": None if not last else {"kind": last[0]["kind"], "ts": last[0]["ts"]},
                     "last_bar": snap["last_ts"],

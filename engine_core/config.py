@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine_core.errors import ConfigError, EngineError, PluginError
-from engine_core.plugins import Registry
+from engine_core.plugins import KNOWN_PROVIDERS, Registry
 from engine_core.risk import RiskSection
 
 if sys.version_info >= (3, 11):
@@ -50,6 +50,9 @@ class EngineSection(_Section):
     journal_sync: Literal["full", "normal"] = "full"  # "normal" survives a crash, not power loss
     record: bool | None = None  # record what enters a live run (engine replay); default: on for live runs
     shard: str | None = None  # "K/N": run only the symbols of shard K of N (see shard_symbols)
+    # seconds a live engine's stop gives an order already sent to be answered
+    # (else it is journaled unknown, for the next start to ask about)
+    stop_timeout: float = Field(default=10.0, ge=0, le=600)
 
     @field_validator("id")
     @classmethod
@@ -116,7 +119,9 @@ class StrategySection(_Section):
     take_profit: float | None = Field(default=None, gt=0)
     trailing_stop: float | None = Field(default=None, gt=0, lt=1)
     on_error: Literal["keep", "flatten"] = "flatten"
-    max_instructions: int = Field(default=1_000_000, ge=1000)
+    budget: Literal["time", "instructions"] = "time"  # how a sandboxed call's CPU is limited
+    max_call_ms: int = Field(default=100, ge=1)  # budget = "time": wall time per call
+    max_instructions: int = Field(default=1_000_000, ge=1000)  # budget = "instructions": per call
     max_memory_mb: int = Field(default=64, ge=1)
     reload: bool = True
 
@@ -152,6 +157,8 @@ class LoadedConfig:
     host_cls: type
     sinks: list[tuple[type, Any]]
     secret_paths: frozenset[str] = frozenset()  # key paths whose values came from the environment
+    # (table name, Service class, its validated config): the top-level tables of services (engine_core.services)
+    services: tuple[tuple[str, type, Any], ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -513,6 +520,13 @@ def load_config(
         raise ConfigError(
             f"{where}: {key}: sinks are a list of tables: write [[sinks]] (once per sink) instead of [{key}]"
         )
+    # a top-level table the engine does not know may be a service's ([dashboard])
+    service_tables = {
+        key: raw.pop(key)
+        for key in list(raw)
+        if key not in EngineConfig.model_fields
+        and (registry.has("service", key) or ("service", key) in KNOWN_PROVIDERS)
+    }
     problems = _Problems()
     cfg: EngineConfig | None = None
     try:
@@ -547,6 +561,22 @@ def load_config(
         sink = plugin_table("sink", f"sinks[{i}]", table)
         if sink is not None:
             sinks.append(sink)
+    services = []
+    for key, table in service_tables.items():
+        try:
+            service_cls = _plugin(registry, "service", key, where, key)
+        except PluginError as err:
+            problems.add(err)
+            continue
+        if not isinstance(table, dict):
+            problems.add(ConfigError(f"{where}: {key}: expected a table [{key}], got {table!r}"))
+            continue
+        try:
+            services.append(
+                (key, service_cls, service_cls.Config.model_validate(table, context={"base_dir": base, "tables": raw}))
+            )
+        except ValidationError as err:
+            problems.note(ConfigError, validation_problems(err, where, key, env_paths, service_cls.Config))
     host_cls = None
     if cfg is not None:
         try:
@@ -565,4 +595,15 @@ def load_config(
             problems.add(err)
     problems.raise_any()
     assert cfg is not None and source is not None and broker is not None and host_cls is not None
-    return LoadedConfig(path, cfg, source[0], source[1], broker[0], broker[1], host_cls, sinks, frozenset(env_paths))
+    return LoadedConfig(
+        path,
+        cfg,
+        source[0],
+        source[1],
+        broker[0],
+        broker[1],
+        host_cls,
+        sinks,
+        frozenset(env_paths),
+        tuple(services),
+    )

@@ -22,12 +22,9 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 from engine_core.errors import EngineError
-
-if TYPE_CHECKING:
-    from engine_core.runner import Engine
 
 SYMBOL_COMMANDS = ("pause", "resume", "flatten", "reload")
 ENGINE_COMMANDS = ("stop",)
@@ -74,7 +71,14 @@ class Request(NamedTuple):
     reply: Future[str]
 
 
-def deliver(engine: Engine, command: Command) -> dict[str, Future[str]]:
+class Controllable(Protocol):
+    """What takes commands: a running engine (``runner.Engine``, which routes
+    each to its symbols' workers and imports this module; not the reverse)."""
+
+    def command(self, command: Command) -> dict[str, Future[str]]: ...
+
+
+def deliver(engine: Controllable, command: Command) -> dict[str, Future[str]]:
     """Hand ``command`` to a running engine; returns once it is queued (in a
     backtest, a worker's bounded inbox may make this wait for the chunk in
     hand, so call it off any event loop).
@@ -85,4 +89,4 @@ def deliver(engine: Engine, command: Command) -> dict[str, Future[str]]:
     return engine.command(command)
 
 
-__all__ = ["COMMANDS", "ENGINE", "Command", "ControlError", "Request", "deliver"]
+__all__ = ["COMMANDS", "ENGINE", "Command", "ControlError", "Controllable", "Request", "deliver"]

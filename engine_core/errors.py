@@ -16,6 +16,8 @@
 
 The CLI turns any EngineError into one line on stderr and exit code 2. Code
 that wraps a lower-level failure raises ``SomeError(...) from err``.
+Wherever an exception becomes a line a user reads (a halt, a failed sink or
+hook, the CLI), :func:`error_text` makes it, and never an empty one.
 """
 
 from __future__ import annotations
@@ -77,6 +79,22 @@ class JournalError(EngineError):
     """The journal is corrupt, of a newer schema, or cannot be written."""
 
 
+def error_text(err: BaseException) -> str:
+    """An exception as one line, never empty: an EngineError's own message;
+    anything else (a library's error, a bug) its type and message, e.g.
+    ``TimeoutError: binance-broker: BinanceBroker._place gave no answer
+    within 40 s``. One without a message says what it came from, if known,
+    and that it has none. The caller puts what was being done before it."""
+    text = str(err).strip()
+    if isinstance(err, EngineError) and text:
+        return text
+    text = " ".join(text.split())  # one line
+    if not text:
+        cause = err.__cause__ if err.__cause__ is not None else None if err.__suppress_context__ else err.__context__
+        text = "(no message)" if cause is None or cause is err else f"(no message), from {error_text(cause)}"
+    return f"{type(err).__name__}: {text}"
+
+
 __all__ = [
     "BrokerError",
     "BrokerTimeout",
@@ -91,4 +109,5 @@ __all__ = [
     "StateError",
     "StrategyBudgetError",
     "StrategyError",
+    "error_text",
 ]

@@ -7,13 +7,16 @@ import abc
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import pluggy
 
 from engine_core import model
+from engine_core.errors import error_text
 from engine_core.model import Bar, iso_utc
+from engine_core.plugins import call_impl
 from engine_core.sources import PluginConfig
 
 # The engine's events: this union, the observation hook each goes to (one spec
@@ -77,7 +80,9 @@ class EventSink(abc.ABC):
         """Take one event."""
 
     def flush(self) -> None:
-        """Write out anything buffered."""
+        """Write out anything buffered: called whenever the sink's queue runs
+        empty (so what a live run does shows at once; a backtest's events
+        come in batches) and at the end."""
 
     def close(self) -> None:
         """Release resources (after a final flush)."""
@@ -146,7 +151,7 @@ class _InlineSink:
 
     def _fail(self, what: str, err: Exception) -> None:
         if self.failed is None:
-            self.failed = f"event sink {self.name} failed in {what}: {type(err).__name__}: {err}; disabled"
+            self.failed = f"event sink {self.name} failed in {what}: {error_text(err)}; disabled"
             log.error("%s", self.failed)
 
 
@@ -162,6 +167,7 @@ class _SinkThread:
         self.name = type(sink).__name__
         self.queue: queue.Queue[Any] = queue.Queue(size)
         self.dropped = 0
+        self.handled = 0  # events taken off the queue (read at close: is the sink making progress?)
         self.failed: str | None = None
         self.thread = threading.Thread(target=self._run, name=f"sink-{self.name}", daemon=True)
 
@@ -181,11 +187,23 @@ class _SinkThread:
             self.dropped += 1
 
     def _run(self) -> None:
+        unflushed = False  # events handled since the sink last flushed
         while True:
-            event = self.queue.get()
+            try:
+                event = self.queue.get_nowait()
+            except queue.Empty:  # idle: what the sink buffered goes out now (a live run's lines at once)
+                if unflushed and self.failed is None:
+                    try:
+                        self.sink.flush()
+                    except Exception as err:  # noqa: BLE001
+                        self._fail("flush", err)
+                unflushed = False
+                event = self.queue.get()
+            self.handled += 1
             if event is self._END:
                 break
             if self.failed is None:
+                unflushed = True
                 try:
                     self.sink.handle(event)
                 except Exception as err:  # noqa: BLE001 - a sink's failure is its own
@@ -202,20 +220,34 @@ class _SinkThread:
 
     def _fail(self, what: str, err: Exception) -> None:
         if self.failed is None:
-            self.failed = f"event sink {self.name} failed in {what}: {type(err).__name__}: {err}; disabled"
+            self.failed = f"event sink {self.name} failed in {what}: {error_text(err)}; disabled"
             log.error("%s", self.failed)
 
     def stop(self, timeout: float) -> None:
-        try:
-            self.queue.put(self._END, timeout=timeout)
-        except queue.Full:
-            self.failed = self.failed or f"event sink {self.name} blocked; {self.queue.qsize()} events not delivered"
-            log.error("%s", self.failed)
-            return
-        self.thread.join(timeout)
-        if self.thread.is_alive():
-            self.failed = self.failed or f"event sink {self.name} did not finish within {timeout:g} s"
-            log.error("%s", self.failed)
+        """Hand the end over and wait while the sink works through its queue;
+        a sink that takes no event for ``timeout`` seconds is left behind
+        (its thread is a daemon), what it did not take counted as dropped."""
+        ended = False
+        handled, since = self.handled, time.monotonic()
+        while self.thread.is_alive():
+            if not ended:
+                try:
+                    self.queue.put_nowait(self._END)
+                    ended = True
+                except queue.Full:
+                    pass
+            self.thread.join(0.05)
+            if self.handled != handled:
+                handled, since = self.handled, time.monotonic()
+            elif time.monotonic() - since >= timeout and self.thread.is_alive():
+                left = self.queue.qsize() - (1 if ended else 0)
+                self.dropped += max(left, 0)
+                self.failed = self.failed or (
+                    f"event sink {self.name} took no event for {timeout:g} s (blocked); left behind, "
+                    f"{max(left, 0):,} events not delivered"
+                )
+                log.error("%s", self.failed)
+                return
 
 
 class EventBus:
@@ -229,7 +261,7 @@ class EventBus:
         self.pm = pm
         self.sinks = list(sinks)
         self._lock = threading.Lock()
-        self.close_timeout = 10.0  # seconds a blocked sink is given at close before it is left behind
+        self.close_timeout = 10.0  # seconds a sink may take no event at close before it is left behind
         self._threads: list[_SinkThread | _InlineSink] = [
             _InlineSink(s) if s.inline else _SinkThread(s, queue_size) for s in self.sinks
         ]
@@ -262,10 +294,10 @@ class EventBus:
         for entry in list(hooks):
             impl, plugin, arg = entry
             try:
-                impl.function(**{arg: event} if arg in impl.argnames else {})
+                call_impl(impl, {arg: event})
             except Exception as err:  # noqa: BLE001 - an observer never halts a symbol
                 hooks.remove(entry)
-                message = f"plugin {plugin!r} failed in {_HOOK_OF[cls]}: {type(err).__name__}: {err}; hook disabled"
+                message = f"plugin {plugin!r} failed in {_HOOK_OF[cls]}: {error_text(err)}; hook disabled"
                 self.hook_failures.append(message)
                 log.error("%s", message)
 
@@ -275,8 +307,9 @@ class EventBus:
             t.start()
 
     def close(self) -> None:
-        """Deliver what is queued, flush and close every sink (a blocked sink
-        is given ``close_timeout`` seconds, then left behind and reported)."""
+        """Deliver what is queued, flush and close every sink (a sink that
+        takes no event for ``close_timeout`` seconds is left behind and
+        reported; one that works through its queue is waited for)."""
         for t in self._threads:
             if t.running:
                 t.stop(max(self.close_timeout, t.sink.close_grace))

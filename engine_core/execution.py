@@ -10,11 +10,13 @@ emitted as an ``OrderEvent``.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 
 from engine_core.brokers import Broker
-from engine_core.errors import BrokerError, BrokerTimeout, OrderLost, RiskError
+from engine_core.errors import BrokerError, BrokerTimeout, OrderLost, RiskError, error_text
 from engine_core.events import EventBus
 from engine_core.journal import Journal
 from engine_core.model import ErrorEvent, Order, OrderEvent
@@ -24,6 +26,7 @@ from engine_core.risk import RiskManager
 STATUS_RETRIES = 3
 # read once: on Python 3.11 each ``OrderStatus.X`` costs an enum metaclass lookup
 _INTENT, _SUBMITTED = OrderStatus.INTENT, OrderStatus.SUBMITTED
+HELD = OrderState(_INTENT, Decimal(0))  # held back by the broker for its rate limit: not sent yet
 
 
 class ExecutionEngine:
@@ -35,8 +38,10 @@ class ExecutionEngine:
         journal: Journal | None,
         risk: RiskManager,
         symbols: Sequence[str] = (),
+        stopping: threading.Event | None = None,
     ) -> None:
         self.broker = broker
+        self.stopping = stopping  # set: the engine is stopping, nothing more is sent
         self.bus = bus
         self.journal = journal
         self.risk = risk
@@ -73,7 +78,13 @@ class ExecutionEngine:
         broker took it, or, when the send went unanswered, what the broker
         says of the order (its fills are for the worker to book). Raises
         RiskError when a rule refused it, BrokerError when the broker refused
-        it or it was not placed."""
+        it or it was not placed, or the engine is stopping. A state of
+        status INTENT: the broker holds the order back for its rate limit
+        and reports its sending as an update."""
+        if self.stopping is not None and self.stopping.is_set():
+            err = RiskError(f"order {order.client_id} not sent: the engine is stopping", rule="stop")
+            self.record(order, OrderStatus.REFUSED, f"stop: {err}")
+            raise err
         try:
             self.risk.check(order.symbol, order.side, order.qty, price, position, order.ts, reducing)  # type: ignore[arg-type]
         except RiskError as err:
@@ -81,19 +92,29 @@ class ExecutionEngine:
             raise
         self.record(order, _INTENT)
         try:
-            self.broker.submit(order)
-        except BrokerTimeout as err:
-            state = self.resolve(order, str(err))
-            if self._count_orders:
-                self.risk.account.order_opened()
-            return state
+            held = self.broker.submit(order) is _INTENT
         except BrokerError as err:
-            self.record(order, OrderStatus.REJECTED, str(err))
+            if not isinstance(err, BrokerTimeout):
+                self.record(order, OrderStatus.REJECTED, str(err))
+                raise
+            return self._unanswered(order, str(err))
+        except OSError as err:  # a TimeoutError or network error the broker let through: sent or not is unknown
+            return self._unanswered(order, f"broker.submit: {error_text(err)}")
+        except Exception as err:  # a bug in the broker: the worker halts; a restart asks the broker
+            self.record(order, OrderStatus.UNKNOWN, f"broker.submit: {error_text(err)}")
             raise
-        self.record(order, _SUBMITTED)
         if self._count_orders:
             self.risk.account.order_opened()
+        if held:
+            return HELD
+        self.record(order, _SUBMITTED)
         return None
+
+    def _unanswered(self, order: Order, why: str) -> OrderState:
+        state = self.resolve(order, why)
+        if self._count_orders:
+            self.risk.account.order_opened()
+        return state
 
     def order_closed(self) -> None:
         """An order left the book (filled, cancelled, rejected, expired or lost)."""
@@ -103,9 +124,25 @@ class ExecutionEngine:
     def resolve(self, order: Order, why: str) -> OrderState:
         """Ask the broker what became of an order whose send went unanswered.
         Its status and fills are applied by the worker, in one transaction
-        with the booking (never journaled as filled here)."""
+        with the booking (never journaled as filled here). When the broker
+        cannot tell (the lookup failed too), the order stays ``unknown``: the
+        symbol waits for the broker's updates, which go on asking the venue."""
         self.record(order, OrderStatus.UNKNOWN, why)
-        state = self.lookup(order.client_id)
+        if self.stopping is not None and self.stopping.is_set():
+            return OrderState(OrderStatus.UNKNOWN, Decimal(0))  # journaled unknown: the next start asks for it
+        try:
+            state = self.broker.order_status(order.client_id)
+        except BrokerError as err:
+            self.bus.emit(
+                ErrorEvent(
+                    order.symbol,
+                    order.ts,
+                    f"order {order.client_id} is unknown: sent without answer ({why}) and the lookup failed "
+                    f"({err}); the symbol waits while the broker asks the venue for it",
+                    kind="order",
+                )
+            )
+            return OrderState(OrderStatus.UNKNOWN, Decimal(0))
         if state is None:
             self.record(
                 order, OrderStatus.LOST, f"not placed: the broker has no order {order.client_id} ({why}); not resent"
@@ -117,9 +154,11 @@ class ExecutionEngine:
         """Ask the broker to cancel ``order``; the outcome comes as an update."""
         try:
             self.broker.cancel(order.client_id)
-        except BrokerError as err:  # the order keeps working; the worker asks again at its next bar
+        except (BrokerError, OSError) as err:  # the order keeps working; the worker asks again at its next bar
             self.bus.emit(
-                ErrorEvent(order.symbol, order.ts, f"cancel of {order.client_id} failed: {err}", kind="order")
+                ErrorEvent(
+                    order.symbol, order.ts, f"cancel of {order.client_id} failed: {error_text(err)}", kind="order"
+                )
             )
 
     def lookup(self, client_id: str) -> OrderState | None:
@@ -127,8 +166,10 @@ class ExecutionEngine:
         for attempt in range(STATUS_RETRIES):
             try:
                 return self.broker.order_status(client_id)
-            except BrokerError:
+            except (BrokerError, OSError) as err:  # OSError: a TimeoutError or network error let through
                 if attempt == STATUS_RETRIES - 1:
-                    raise
+                    if isinstance(err, BrokerError):
+                        raise
+                    raise BrokerError(f"broker.order_status of {client_id}: {error_text(err)}") from err
                 time.sleep(0.2 * (attempt + 1))
         return None  # pragma: no cover - the loop returns or raises

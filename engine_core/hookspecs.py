@@ -40,7 +40,10 @@ Register = Callable[..., None]
 # ------------------------------------------------------------ registration
 # Called once when plugins load. Each receives a ``register`` callback; every
 # call of it adds one named implementation. All plugins' results combine; a
-# name registered twice is an error naming both distributions.
+# name registered twice is an error naming both distributions. Where a spec
+# says ``register(name, cls)``, ``cls`` may also be given as a reference,
+# ``"package.module:Class"``, imported the first time a config names it (so
+# registering imports none of the plugin's dependencies).
 
 
 @hookspec
@@ -88,6 +91,18 @@ def register_event_sinks(register: Register) -> None:
 
     ``register(name, cls)`` where ``cls`` subclasses
     :class:`engine_core.events.EventSink`.
+    """
+
+
+@hookspec
+def register_services(register: Register) -> None:
+    """Register services: what runs beside a live engine (a web dashboard).
+
+    ``register(name, cls)`` where ``cls`` subclasses
+    :class:`engine_core.services.Service` and carries its own config model
+    for the keys of the config's top-level ``[name]`` table. A live run with
+    that table starts the service after ``engine_started`` and stops it when
+    the engine stops; a backtest only validates the table.
     """
 
 

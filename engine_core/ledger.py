@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from engine_core.model import BarChunk, Fill, RoundTrip, Side
+from engine_core.model import BUY, BarChunk, Fill, RoundTrip, Side
 from engine_core.storage import Series
 
 _ZERO = Decimal(0)
-_BUY = Side.BUY  # read once: Side.BUY costs an enum metaclass lookup on Python 3.11
 
 
 @dataclass(slots=True)
@@ -81,7 +80,7 @@ class Ledger:
         signed = fill.position_change
         before = self.qty
         qty = self.qty = before + signed
-        sign = 1 if fill.side is _BUY else -1
+        sign = 1 if fill.side is BUY else -1
         cash = self.cash = self.cash - (sign * fill.qty * fill.price + fill.commission)
         self.fills += 1
         closed = None
@@ -103,7 +102,7 @@ class Ledger:
     def _close(self, fill: Fill, reason: str) -> RoundTrip:
         e = self.entry
         assert e is not None
-        direction = 1 if e.side is _BUY else -1
+        direction = 1 if e.side is BUY else -1
         commission = e.commission + fill.commission
         pnl = (fill.price - e.price) * e.qty * direction - commission
         trip = RoundTrip(self.symbol, e.side, e.qty, e.ts, e.price, fill.ts, fill.price, pnl, commission, reason)

@@ -64,10 +64,12 @@ class Side(str, enum.Enum):
 
     @property
     def sign(self) -> int:
-        return 1 if self is Side.BUY else -1
+        return 1 if self is BUY else -1
 
 
-_BUY = Side.BUY  # read once: an enum member costs a metaclass lookup on Python 3.11 (hot paths)
+# The members read once, for hot paths to import: on Python 3.11 each ``Side.X``
+# costs a lookup through the enum metaclass (~0.2 us).
+BUY, SELL = Side.BUY, Side.SELL
 
 
 class State(str, enum.Enum):
@@ -228,7 +230,7 @@ class Fill(NamedTuple):
     @property
     def position_change(self) -> Decimal:
         """The signed change of the position this fill makes."""
-        return self.qty - self.fee_qty if self.side is _BUY else -self.qty
+        return self.qty - self.fee_qty if self.side is BUY else -self.qty
 
 
 # ---------------------------------------------------------------- events

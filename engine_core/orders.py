@@ -13,7 +13,15 @@ update to the order in flight and says what it means for the position::
        |          |   (resolved by client id)
        |          +-> rejected
        +-> lost (never reached the venue; never resent)
+       +-> cancelled (held back by the broker, cancelled before it was sent)
     refused: a risk rule stopped it before it was journaled as an intent
+
+An order a venue broker holds back for its rate limit stays ``intent``
+(journaled, not sent) until the broker reports it ``sent``; one still held
+when the engine stops is never sent (``lost``). An order whose answer is lost
+and that the venue cannot be asked about yet is ``unknown`` until the broker
+finds it (its fills), learns it was never placed (``lost``), or the engine
+stops (a restart asks again): never "not placed".
 
 Fills are the truth about the position: a fill is booked whatever the
 order's status (a late fill of an order marked lost, a fill racing a cancel),
@@ -67,7 +75,9 @@ OPEN_STATUSES = frozenset(
 
 _S = OrderStatus
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    _S.INTENT: frozenset({_S.SUBMITTED, _S.ACCEPTED, _S.PARTIALLY_FILLED, _S.FILLED, _S.REJECTED, _S.UNKNOWN, _S.LOST}),
+    _S.INTENT: frozenset(
+        {_S.SUBMITTED, _S.ACCEPTED, _S.PARTIALLY_FILLED, _S.FILLED, _S.REJECTED, _S.UNKNOWN, _S.LOST, _S.CANCELLED}
+    ),  # cancelled: held back by the broker, cancelled before it was sent
     _S.SUBMITTED: frozenset(
         {_S.ACCEPTED, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.REJECTED, _S.EXPIRED, _S.UNKNOWN, _S.LOST}
     ),
@@ -98,6 +108,9 @@ class UpdateKind(str, enum.Enum):
     CANCEL = "cancel"  # cancelled (what was filled stays filled)
     REJECT = "reject"  # refused by the venue; ``reason`` says why
     EXPIRE = "expire"  # its time in force ran out
+    LOST = "lost"  # never placed: not found after a lost answer, or never sent (the engine stopped first)
+    SENT = "sent"  # an order the broker held back (its rate limit) has left for the venue
+    UNKNOWN = "unknown"  # sent, no answer, not found yet: the broker goes on asking by client id
 
 
 STATUS_OF_UPDATE = {
@@ -107,6 +120,9 @@ STATUS_OF_UPDATE = {
     UpdateKind.CANCEL: OrderStatus.CANCELLED,
     UpdateKind.REJECT: OrderStatus.REJECTED,
     UpdateKind.EXPIRE: OrderStatus.EXPIRED,
+    UpdateKind.LOST: OrderStatus.LOST,
+    UpdateKind.SENT: OrderStatus.SUBMITTED,
+    UpdateKind.UNKNOWN: OrderStatus.UNKNOWN,
 }
 
 
@@ -135,6 +151,10 @@ class OrderState(NamedTuple):
     filled_qty: Decimal
     fills: tuple[Fill, ...] = ()
     venue_id: str = ""
+    # fills of the bracket legs the venue attached to it: ("stop_loss" or
+    # "take_profit", fill), each closing the position (a leg that filled
+    # while the engine was down)
+    leg_fills: tuple[tuple[str, Fill], ...] = ()
 
 
 @dataclass(slots=True)

@@ -4,7 +4,11 @@ Every plugin, the core's own built-ins included, is an entry point in the
 group ``engine_core.plugins``. stevedore loads the group; a plugin that fails
 to import is recorded as failed (name, distribution, error) and the rest load.
 Each loaded object is registered with a pluggy ``PluginManager``; its
-registration hooks fill a :class:`Registry` of named factories by kind.
+registration hooks fill a :class:`Registry` of named factories by kind. A
+factory may be registered as a reference, ``"package.module:Class"``, imported
+the first time a config names it: registering every installed plugin then
+imports none of their dependencies (a CSV backtest loads no aiohttp or MQTT
+client).
 
 Two environment variables choose what loads:
 
@@ -20,10 +24,12 @@ Two environment variables choose what loads:
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,20 +37,21 @@ from typing import Any
 import pluggy
 
 from engine_core import hookspecs
-from engine_core.errors import EngineError, PluginError
+from engine_core.errors import EngineError, PluginError, error_text
 
 ENTRY_POINT_GROUP = "engine_core.plugins"
 AUTOLOAD_ENV = "ENGINE_DISABLE_PLUGIN_AUTOLOAD"
 LOAD_ENV = "ENGINE_LOAD_PLUGINS"
 CORE_DISTRIBUTION = "engine-trading-core"
 
-KINDS = ("source", "indicator", "strategy_host", "broker", "sink")
+KINDS = ("source", "indicator", "strategy_host", "broker", "sink", "service")
 _HOOK_OF_KIND = {
     "source": "register_data_sources",
     "indicator": "register_indicators",
     "strategy_host": "register_strategy_hosts",
     "broker": "register_brokers",
     "sink": "register_event_sinks",
+    "service": "register_services",
 }
 
 # Which distribution provides a name that is not installed (for the error).
@@ -61,6 +68,7 @@ KNOWN_PROVIDERS = {
     ("command", "download binance"): "engine-plugin-binance",
     ("command", "download alpaca"): "engine-plugin-alpaca",
     ("command", "dashboard"): "engine-plugin-dashboard",
+    ("service", "dashboard"): "engine-plugin-dashboard",
 }
 
 
@@ -135,7 +143,7 @@ class PluginInfo:
 class Registration:
     kind: str
     name: str
-    obj: Any
+    obj: Any  # the factory, or its "module:Class" reference until the registry's get imports it
     plugin: PluginInfo
 
 
@@ -150,6 +158,8 @@ class Registry:
         self._by_kind: dict[str, dict[str, Registration]] = {k: {} for k in KINDS}
 
     def add(self, kind: str, name: str, obj: Any, plugin: PluginInfo) -> None:
+        if isinstance(obj, str):
+            _check_reference(obj, f"{kind} {name!r} of plugin {plugin.name!r} ({plugin.distribution})")
         table = self._by_kind[kind]
         if name in table:
             other = table[name].plugin
@@ -169,7 +179,10 @@ class Registry:
     def get(self, kind: str, name: str) -> Any:
         table = self._by_kind[kind]
         if name in table:
-            return table[name].obj
+            reg = table[name]
+            if isinstance(reg.obj, str):  # a reference: imported on first use
+                reg = table[name] = Registration(kind, name, _import(reg), reg.plugin)
+            return reg.obj
         label = kind.replace("_", " ")
         installed = ", ".join(sorted(table)) or "none"
         if not self.autoload:
@@ -182,6 +195,39 @@ class Registry:
 
     def has(self, kind: str, name: str) -> bool:
         return name in self._by_kind[kind]
+
+
+_REFERENCE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def _check_reference(ref: str, what: str) -> None:
+    """A ``"module:attr"`` reference is well formed and its module exists
+    (found, not imported: mistakes surface when the plugin loads)."""
+    if not _REFERENCE.fullmatch(ref):
+        raise PluginError(f'{what}: expected a class or "module:Class", got {ref!r}')
+    module = ref.partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise PluginError(f"{what}: no module {module!r} (registered as {ref!r})")
+
+
+def _import(reg: Registration) -> Any:
+    """The object a reference names, imported now; a failure names the plugin."""
+    module, _, attr = str(reg.obj).partition(":")
+    p = reg.plugin
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as err:
+        raise PluginError(
+            f'plugin "{p.name}" ({p.distribution}) failed to import {reg.kind} {reg.name!r} '
+            f"({reg.obj}): {type(err).__name__}: {err}"
+        ) from err
+    return obj
 
 
 def new_plugin_manager() -> pluggy.PluginManager:
@@ -247,7 +293,7 @@ def _entry_point_plugins() -> tuple[list[tuple[PluginInfo, Any]], set[str]]:
 
     def on_failure(_manager: Any, ep: Any, err: BaseException) -> None:
         dist, version = _dist_of(ep, dists)
-        failures.append(PluginInfo(ep.name, dist, version, "failed", f"{type(err).__name__}: {err}"))
+        failures.append(PluginInfo(ep.name, dist, version, "failed", f"{error_text(err)}"))
 
     # stevedore keeps a per-process cache of each group; drop it so that a
     # registry built after an install sees the new plugins.
@@ -308,18 +354,24 @@ def build_registry(extra: Iterable[tuple[str, Any]] = (), *, autoload: bool | No
         for impl in caller.get_hookimpls():
             info = info_by_name[impl.plugin_name]
             # Each plugin gets its own register callback, so the implementations
-            # are called one by one, with the spec's arguments they take (pluggy's
-            # argument matching: an implementation may take a subset).
-            kwargs = {"register": _registrar(registry, kind, info)}
+            # are called one by one.
             try:
-                impl.function(**{name: kwargs[name] for name in impl.argnames})
+                call_impl(impl, {"register": _registrar(registry, kind, info)})
             except EngineError:
                 raise
             except Exception as err:
                 raise PluginError(
-                    f'plugin "{info.name}" ({info.distribution}) failed in {hook_name}: {type(err).__name__}: {err}'
+                    f'plugin "{info.name}" ({info.distribution}) failed in {hook_name}: {error_text(err)}'
                 ) from err
     return registry
+
+
+def call_impl(impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
+    """Call one hook implementation as pluggy's hook call does: with those of the
+    spec's arguments (``kwargs``) that it names, since pluggy lets an
+    implementation take a subset. For callers that call each implementation on
+    its own (a registrar per plugin; an observer that fails is disabled alone)."""
+    return impl.function(*[kwargs[name] for name in impl.argnames])
 
 
 def _hook_names(pm: pluggy.PluginManager, obj: Any) -> Iterable[str]:

@@ -28,6 +28,7 @@ class SymbolResult:
     position_qty: Decimal = Decimal(0)
     halted: str | None = None  # why the symbol stopped trading, if it did
     errors: list[str] = field(default_factory=list)
+    candles: Any = None  # report.candles.Candles: the bars as candlesticks, for candles.csv
 
     @property
     def bars(self) -> int:

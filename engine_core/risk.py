@@ -28,7 +28,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal
 
@@ -218,10 +218,12 @@ class RiskManager:
 
     # ------------------------------------------------------------ sizing
 
-    def size(self, symbol: str, price: float, stop_loss: float | None, equity: float, default_qty: Decimal) -> Decimal:
+    def size(self, symbol: str, price: float, stop_price: float | None, equity: float, default_qty: Decimal) -> Decimal:
         """The entry quantity by the symbol's sizing rule, rounded down to ``qty_step``.
 
-        ``default_qty`` (the strategy's) is used by ``fixed_qty`` without ``qty``.
+        ``stop_price`` is the entry's stop-loss level (a price), which
+        ``risk_per_trade`` sizes by; ``default_qty`` (the strategy's) is used by
+        ``fixed_qty`` without ``qty``.
         Raises RiskError(rule="sizing") when no positive quantity results.
         """
         lim = self.limits(symbol)
@@ -243,11 +245,11 @@ class RiskManager:
             qty = to_decimal(equity) * lim.percent / px
         else:
             assert lim.risk is not None
-            if stop_loss is None:
+            if stop_price is None:
                 raise refuse("the entry has no stop-loss")
-            distance = abs(px - to_decimal(stop_loss))
+            distance = abs(px - to_decimal(stop_price))
             if distance == 0:
-                raise refuse(f"stop-loss {_num(stop_loss)} equals the price")
+                raise refuse(f"stop-loss {_num(stop_price)} equals the price")
             qty = to_decimal(equity) * lim.risk / distance
         if lim.qty_step is not None:
             qty = (qty / lim.qty_step).to_integral_value(ROUND_FLOOR) * lim.qty_step
@@ -363,6 +365,42 @@ class RiskManager:
         return hit
 
 
+_KILL_FIELDS = tuple(f.name for f in fields(KillState))
+
+
+class KillSwitch:
+    """The symbol's daily-loss and drawdown switches (rules in ``[risk]``)."""
+
+    __slots__ = ("symbol", "risk", "state", "enabled", "action")
+
+    def __init__(self, symbol: str, risk: RiskManager) -> None:
+        self.symbol = symbol
+        self.risk = risk
+        self.state = KillState()
+        limits = risk.limits(symbol)
+        self.enabled = limits.daily_loss_limit is not None or limits.max_drawdown is not None
+        self.action = limits.kill_action
+
+    def first(self, ts: np.ndarray, equity: np.ndarray) -> tuple[int, str] | None:
+        """The first bar of a span that trips a switch, without consuming it."""
+        if not self.enabled or not len(ts):
+            return None
+        probe = replace(self.state)
+        return self.risk.first_kill(self.symbol, ts, equity, probe)
+
+    def consume(self, ts: np.ndarray, equity: np.ndarray) -> None:
+        """Advance the switches' memory over bars the worker finished."""
+        if self.enabled and len(ts):
+            self.risk.first_kill(self.symbol, ts, equity, self.state)
+
+    def snapshot(self) -> dict[str, Any]:
+        state = self.state  # flat: its fields are numbers (dataclasses.asdict deep-copies, several times slower)
+        return {name: getattr(state, name) for name in _KILL_FIELDS}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self.state = KillState(**snap)
+
+
 def _cannot_trip(lim: RiskLimits, start_cash: float, eq: np.ndarray, state: KillState) -> bool:
     """Whether no bar of the span can trip a switch, from bounds alone: the lowest
     equity against the highest peak and the highest day start it could be measured
@@ -406,4 +444,4 @@ def _num(x: Decimal | float) -> str:
     return format(d.normalize(), "f")
 
 
-__all__ = ["Account", "KillState", "RiskLimits", "RiskManager", "RiskSection"]
+__all__ = ["Account", "KillState", "KillSwitch", "RiskLimits", "RiskManager", "RiskSection"]

@@ -26,7 +26,7 @@ from typing import Any
 from engine_core.brokers import Broker
 from engine_core.config import LoadedConfig, journal_path, load_config
 from engine_core.control import ENGINE, Command, ControlError, Request
-from engine_core.errors import DataError, EngineError
+from engine_core.errors import BrokerError, DataError, EngineError, error_text
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal
@@ -37,7 +37,9 @@ from engine_core.recording.format import recording_enabled
 from engine_core.recording.writer import Recorder
 from engine_core.results import RunResult
 from engine_core.risk import Account, RiskManager
+from engine_core.services import Service
 from engine_core.sources import ConnectionState, DataSource
+from engine_core.validate import refuse_venue_broker
 from engine_core.worker import STOP, SymbolWorker, Warmup
 
 INBOX_CHUNKS = 2  # backtest chunks queued per symbol before the reader waits
@@ -53,12 +55,15 @@ LIVE_SWITCH_INTERVAL = 0.1
 @dataclass
 class Engine:
     """A configured engine, ready to run once. Building it has no side
-    effects (``engine validate`` builds one): the journal is opened, the
-    broker connected and the account read by ``run``."""
+    effects: the journal is opened, the broker connected and the account read
+    by ``run``. A venue broker in a mode that runs only simulated brokers is
+    refused here, before the broker is even built (``validate.venue_refusal``)."""
 
     loaded: LoadedConfig
     registry: Registry
     progress: Callable[[int], None] | None = None  # called with bars fed so far
+    notice: Callable[[str], None] = field(default=lambda line: _say(line))
+    """Where a live run says, before it connects, which venue and account it trades."""
     stop_event: threading.Event = field(default_factory=threading.Event)
     # replaces the feeding (engine_core.recording.replay: a recording's inputs, on this thread)
     feed: Callable[[Engine], None] | None = None
@@ -66,6 +71,7 @@ class Engine:
     def __post_init__(self) -> None:
         cfg = self.loaded.config
         self.stopped_by: str | None = None  # what stopped the run when it was not a signal (a control command)
+        refuse_venue_broker(self.loaded, self.registry)
         self.symbols = list(cfg.engine.symbols)
         self.workers: dict[str, SymbolWorker] = {}
         self.source: DataSource = self.loaded.source_cls(
@@ -82,10 +88,17 @@ class Engine:
         for sink in sinks:
             sink.bind(cfg.engine.id, self.symbols, cfg.engine.mode)
         self.bus = EventBus(self.registry.pm, sinks)
+        # what runs beside a live engine ([dashboard]); a backtest only validated their tables
+        self.services: list[Service] = (
+            [cls(c, name=name, loaded=self.loaded) for name, cls, c in self.loaded.services]
+            if cfg.engine.mode == "live"
+            else []
+        )
         self.journal: Journal | None = None
         self._io_task: asyncio.Task[None] | None = None
         self.summary: dict[str, Any] | None = None
         self.lockstep = False
+        self._started: list[Service] = []
 
     def _route_update(self, update: OrderUpdate) -> None:
         worker = self.workers.get(update.symbol)
@@ -124,9 +137,13 @@ class Engine:
         result: RunResult | None = None
         self.bus.start()
         try:
-            self.broker.connect()
-            risk = RiskManager(cfg.risk, Account(self.broker.starting_cash()))
-            execution = ExecutionEngine(cfg.engine.id, self.broker, self.bus, self.journal, risk, self.symbols)
+            account = self.broker.describe_account() if live else None
+            if account:
+                self.notice(f"trading on {account}")
+            risk = RiskManager(cfg.risk, Account(self._open_account()))
+            execution = ExecutionEngine(
+                cfg.engine.id, self.broker, self.bus, self.journal, risk, self.symbols, stopping=self.stop_event
+            )
             for symbol in self.symbols:
                 self.workers[symbol] = SymbolWorker(
                     symbol,
@@ -147,6 +164,9 @@ class Engine:
             if self.journal is not None:
                 self._recover(self.journal)
             self.registry.pm.hook.engine_started(config=cfg, engine=self)
+            for service in self.services:
+                service.start(self)
+                self._started.append(service)
             # cross-symbol rules that can refuse an order make the symbols' order of events matter
             self.lockstep = self.feed is not None or (
                 not live and len(self.workers) > 1 and risk.cross_symbol_binds(self.symbols)
@@ -180,7 +200,15 @@ class Engine:
             failure = err
             self._journal_failure(err)
         finally:
+            if live and failure is not None:
+                self.stop_event.set()  # a run that failed is stopping too: nothing more is sent
+            if live and self.stop_event.is_set():
+                # nothing is sent after stop: held orders never, orders on the wire answered or unknown
+                self.broker.stop_sending(cfg.engine.stop_timeout)
             self._stop_workers()
+            if live:  # the feed ended: what the workers' last bars left held back is not sent either
+                self.broker.stop_sending(cfg.engine.stop_timeout)
+            self._stop_services()
             gc.unfreeze()
             self.source.close()
             self.broker.close()
@@ -189,7 +217,7 @@ class Engine:
                 self.recorder.close()
             if self.journal is not None:
                 if live:  # `engine status` no longer says "connected since" once the run is over
-                    ended = "the engine stopped" if failure is None else f"the engine stopped: {type(failure).__name__}"
+                    ended = "the engine stopped" if failure is None else "the run failed"
                     self._journal_connection(ConnectionState.STOPPED, ended)
                 self.journal.close()
         if failure is not None:
@@ -210,6 +238,31 @@ class Engine:
         self.summary = summarize(result)
         self.registry.pm.hook.engine_stopped(summary=self.summary)
         return result
+
+    def _open_account(self) -> Decimal:
+        """Connect the broker and read its cash; a failure outside the broker
+        contract (a venue's TimeoutError, a network error) is one line naming
+        the broker and the call."""
+        call = "connect"
+        try:
+            self.broker.connect()
+            call = "starting_cash"
+            return self.broker.starting_cash()
+        except EngineError:
+            raise
+        except Exception as err:
+            broker = self.loaded.config.broker.type
+            raise BrokerError(f"broker {broker!r}: {call} failed: {error_text(err)}") from err
+
+    def _stop_services(self) -> None:
+        """Stop the services started, the last first; one that fails to stop is
+        reported and the others still stop."""
+        while self._started:
+            service = self._started.pop()
+            try:
+                service.stop()
+            except Exception as err:  # noqa: BLE001 - stopping the rest matters more
+                print(f"{service.name}: failed to stop: {error_text(err)}", file=sys.stderr)
 
     def command(self, command: Command) -> dict[str, Future[str]]:
         """Route a control command (engine_core.control): ``stop`` sets the stop
@@ -414,9 +467,11 @@ class Engine:
             err = errors[0]
             if isinstance(err, EngineError):
                 raise err
-            raise EngineError(
-                f"data source {self.loaded.config.source.type!r} failed: {type(err).__name__}: {err}"
-            ) from err
+            raise EngineError(f"data source {self.loaded.config.source.type!r} failed: {error_text(err)}") from err
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _drain(loop: asyncio.AbstractEventLoop) -> None:

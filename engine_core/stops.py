@@ -1,5 +1,5 @@
 """The engine's exits that need no strategy call: stop-loss, take-profit and
-trailing stop of the open position, and the kill switches of the symbol.
+trailing stop of the open position (the kill switches are ``risk.KillSwitch``).
 
 All are vectorised over a span of bars: the worker asks for the first bar of
 a chunk that touches a level and only then calls the strategy on the bars
@@ -11,18 +11,21 @@ journaled); ``trailing_stop`` is a fraction of the best price since entry.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
 from typing import Any, NamedTuple
 
 import numpy as np
-
-from engine_core.risk import KillState, RiskManager
 
 
 class StopHit(NamedTuple):
     bar: int  # chunk-relative index of the bar that touched the level
     price: float  # where it fills: the level, or the open when the bar gapped through it
     reason: str  # stop_loss | trailing_stop | take_profit
+
+
+def stop_price_from(price: float, sign: int, stop_loss: float) -> float:
+    """The stop-loss level the config's ``stop_loss`` fraction puts below (``sign``
+    1, a long) or above (-1, a short) the entry ``price``."""
+    return price * (1 - sign * stop_loss)
 
 
 def _first(mask: np.ndarray) -> int | None:
@@ -53,7 +56,7 @@ class Stops:
     ) -> None:
         """Levels from the config's fractions, relative to the entry ``price``."""
         sign = 1 if long else -1
-        self.stop_price = price * (1 - sign * stop_loss) if stop_loss else None
+        self.stop_price = stop_price_from(price, sign, stop_loss) if stop_loss else None
         self.take_profit_price = price * (1 + sign * take_profit) if take_profit else None
         self.trailing = trailing
         self.best = price
@@ -123,39 +126,3 @@ class Stops:
         self.stop_price = snap.get("stop_price", snap.get("stop_loss"))
         self.take_profit_price = snap.get("take_profit_price", snap.get("take_profit"))
         self.trailing, self.best = snap["trailing_stop"], snap["best"]
-
-
-_KILL_FIELDS = tuple(f.name for f in fields(KillState))
-
-
-class KillSwitch:
-    """The symbol's daily-loss and drawdown switches (rules in ``[risk]``)."""
-
-    __slots__ = ("symbol", "risk", "state", "enabled", "action")
-
-    def __init__(self, symbol: str, risk: RiskManager) -> None:
-        self.symbol = symbol
-        self.risk = risk
-        self.state = KillState()
-        limits = risk.limits(symbol)
-        self.enabled = limits.daily_loss_limit is not None or limits.max_drawdown is not None
-        self.action = limits.kill_action
-
-    def first(self, ts: np.ndarray, equity: np.ndarray) -> tuple[int, str] | None:
-        """The first bar of a span that trips a switch, without consuming it."""
-        if not self.enabled or not len(ts):
-            return None
-        probe = replace(self.state)
-        return self.risk.first_kill(self.symbol, ts, equity, probe)
-
-    def consume(self, ts: np.ndarray, equity: np.ndarray) -> None:
-        """Advance the switches' memory over bars the worker finished."""
-        if self.enabled and len(ts):
-            self.risk.first_kill(self.symbol, ts, equity, self.state)
-
-    def snapshot(self) -> dict[str, Any]:
-        state = self.state  # flat: its fields are numbers (dataclasses.asdict deep-copies, several times slower)
-        return {name: getattr(state, name) for name in _KILL_FIELDS}
-
-    def restore(self, snap: dict[str, Any]) -> None:
-        self.state = KillState(**snap)

@@ -236,6 +236,25 @@ class SymbolView:
             self._indicators[key] = tracked
         return tracked.outputs
 
+    def latest_indicators(self, ts: int) -> dict[str, float | None] | None:
+        """Each indicator the strategy has read, at the bar ``ts``: ``{"sma(10)":
+        101.2, "bbands(20,2).upper": 104.9, ...}`` (None before it is ready).
+        None when the view is no longer at that bar. For a sink on another
+        thread (the mqtt sink publishes them with each live bar): it reads
+        what the worker last computed and checks it was for ``ts``."""
+        values: dict[str, float | None] = {}
+        for (name, args), tracked in list(self._indicators.items()):
+            if tracked.fed_until_ts != ts:
+                return None
+            outputs, names = tracked.outputs, tracked.output_names
+            label = f"{name}({','.join(map(str, args))})"
+            for out_name, column in zip(names, outputs):
+                value = float(column[-1]) if len(column) else math.nan
+                values[label if len(names) == 1 else f"{label}.{out_name}"] = None if math.isnan(value) else value
+            if tracked.fed_until_ts != ts:  # the worker moved on while this was read
+                return None
+        return values
+
 
 class _TrackedIndicator:
     """A streaming indicator kept in step with the view's chunks.
@@ -251,6 +270,8 @@ class _TrackedIndicator:
         self.instance = indicators.create(name, **indicators.positional_params(name, args))
         outs = tuple(self.instance.update_many(_Cols(view, 0)))
         self.names = tuple(str(k) for k in range(len(outs)))
+        spec_outputs = tuple(getattr(getattr(self.instance, "spec", None), "outputs", ()) or ())
+        self.output_names = spec_outputs if len(spec_outputs) == len(outs) else self.names
         self.ring = Ring(dict.fromkeys(self.names, np.float64), view.window)
         self.ring.extend(dict(zip(self.names, outs)))
         self.outputs: tuple[np.ndarray, ...] = outs
@@ -345,6 +366,10 @@ class StrategyHost(abc.ABC):
     @abc.abstractmethod
     def bind(self, symbol: str, view: SymbolView) -> SymbolStrategy:
         """A strategy instance for one symbol, reading ``view``."""
+
+    def limits(self) -> str:
+        """What bounds the strategy's calls, as ``engine validate`` shows it ("": nothing)."""
+        return ""
 
     @property
     def name(self) -> str:

@@ -159,7 +159,8 @@ def status_table(rows: Sequence[dict[str, Any]], title: str, console: Console) -
                 r["state"],
                 f"{r['qty']} @ {r['avg_price']}" if r["avg_price"] else str(r["qty"]),
                 r["halted"] or "-",
-                ", ".join(r["open_orders"]) or "-",
+                ", ".join(o + (" (not sent yet)" if o in r.get("not_sent", ()) else "") for o in r["open_orders"])
+                or "-",
                 _spaced(iso_utc(r["last_bar"])),
                 f"{ev['kind']} {_spaced(iso_utc(ev['ts']))}" if ev else "-",
             ]

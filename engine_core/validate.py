@@ -5,6 +5,10 @@ plugin), loads the strategy, asks the source to ``check()`` its data, and
 checks that the report folder can be made. Nothing is written, no broker is
 contacted and no journal is opened. ``engine run`` makes the cheap checks of
 :func:`preflight` before any work, and prints :func:`load_warnings`.
+
+:func:`venue_refusal` is the one check that a backtest, an optimisation or a
+replay never reaches a venue: validate, run (``Engine`` itself, before it
+builds the broker) and ``engine optimize`` all ask it.
 """
 
 from __future__ import annotations
@@ -44,12 +48,14 @@ class Validation:
         self.problems += in_config(self.path, err).splitlines()
 
 
-def validate(path: Path, registry: Registry) -> Validation:
+def validate(path: Path, registry: Registry, runs: str | None = None) -> Validation:
     """Every check that needs no run; each failed check adds one problem.
 
     A file for ``engine optimize`` that names its backtest config
-    (``[optimize] config = ...``) is checked as that config. A ``${NAME}``
-    that is not set is a warning: ``engine run`` needs it, not the checks."""
+    (``[optimize] config = ...``) is checked as that config, for what engine
+    optimize runs (``runs``: only simulated brokers, whatever the mode). A
+    ``${NAME}`` that is not set is a warning: ``engine run`` needs it, not
+    the checks."""
     try:
         base = optimize_base(path)
     except EngineError as err:
@@ -57,9 +63,9 @@ def validate(path: Path, registry: Registry) -> Validation:
         result.add_problem(err)
         return result
     if base is not None:
-        return _for_optimize(path, base, validate(base, registry))
+        return _for_optimize(path, base, validate(base, registry, "engine optimize"))
     unset: list[tuple[str, str]] = []
-    result = _validate(path, registry, unset)
+    result = _validate(path, registry, unset, runs)
     names = dict.fromkeys(name for _, name in unset)
     result.warnings[:0] = [
         f"{path}: environment variable {name} is not set ({', '.join(k for k, v in unset if v == name)}); "
@@ -69,7 +75,7 @@ def validate(path: Path, registry: Registry) -> Validation:
     return result
 
 
-def _validate(path: Path, registry: Registry, unset: list[tuple[str, str]]) -> Validation:
+def _validate(path: Path, registry: Registry, unset: list[tuple[str, str]], runs: str | None) -> Validation:
     result = Validation(path)
     try:
         loaded = load_config(path, registry, unset_env=unset)
@@ -77,7 +83,7 @@ def _validate(path: Path, registry: Registry, unset: list[tuple[str, str]]) -> V
         result.add_problem(err)
         return result
     cfg = loaded.config
-    for problem in preflight(loaded, report=True):
+    for problem in preflight(loaded, registry, report=True, runs=runs):
         result.problems.append(problem)
     host = loaded.host_cls(cfg.strategy, loaded.base_dir)
     try:
@@ -94,9 +100,10 @@ def _validate(path: Path, registry: Registry, unset: list[tuple[str, str]]) -> V
         result.add_problem(err)
     result.unchecked += NOT_CHECKED_BY_VALIDATE
     result.warnings = load_warnings(loaded)
+    limits = host.limits()
     result.summary = (
         f"{cfg.engine.mode}, {len(cfg.engine.symbols)} symbols, source {cfg.source.type}, "
-        f"strategy {host.name} on {cfg.strategy.host}, broker {cfg.broker.type}"
+        f"strategy {host.name} on {cfg.strategy.host}{f' ({limits})' if limits else ''}, broker {cfg.broker.type}"
     )
     if cfg.engine.mode == "live":
         from engine_core.recording.format import recording_enabled, recordings_dir
@@ -146,16 +153,47 @@ def _for_optimize(path: Path, base: Path, inner: Validation) -> Validation:
     )
 
 
-def preflight(loaded: LoadedConfig, *, report: bool) -> list[str]:
-    """Problems a run would meet that cost nothing to find out: the report
-    folder cannot be made (when a report is written)."""
+def preflight(loaded: LoadedConfig, registry: Registry, *, report: bool, runs: str | None = None) -> list[str]:
+    """Problems a run would meet that cost nothing to find out: a venue broker
+    in a mode that runs only simulated ones; the report folder cannot be made
+    (when a report is written)."""
     problems = []
+    refusal = venue_refusal(loaded, registry, runs)
+    if refusal is not None:
+        problems.append(refusal)
     if report:
         out = report_dir(loaded)
         why = cannot_create(out)
         if why:
             problems.append(f"{loaded.path}: report.dir: cannot create {out}: {why}")
     return problems
+
+
+def venue_refusal(loaded: LoadedConfig, registry: Registry, runs: str | None = None) -> str | None:
+    """Why ``loaded`` must not run, when its broker is a venue's and it runs
+    what only simulated brokers may: a backtest (``engine.mode``), or what
+    ``runs`` names (``"engine optimize"``, a replay), whatever the mode. None
+    when it may. Read from the broker class the registry resolved
+    (``Broker.simulated``), never by building or connecting it, so a venue
+    plugin of any origin is refused before anything opens."""
+    if getattr(loaded.broker_cls, "simulated", False) is True:
+        return None
+    mode = loaded.config.engine.mode
+    if runs is None and mode == "live":
+        return None
+    what = runs or f'mode "{mode}"'
+    simulated = [n for n in registry.names("broker") if getattr(registry.get("broker", n), "simulated", False) is True]
+    return (
+        f'{loaded.path}: [broker] type = "{loaded.config.broker.type}" is a venue broker; '
+        f"{what} runs only simulated brokers ({', '.join(simulated) or 'none installed'})"
+    )
+
+
+def refuse_venue_broker(loaded: LoadedConfig, registry: Registry, runs: str | None = None) -> None:
+    """Raise ConfigError with :func:`venue_refusal`'s line, if any."""
+    refusal = venue_refusal(loaded, registry, runs)
+    if refusal is not None:
+        raise ConfigError(refusal)
 
 
 def report_dir(loaded: LoadedConfig) -> Path:
@@ -207,6 +245,18 @@ def load_warnings(loaded: LoadedConfig) -> list[str]:
                 f"in {loaded.base_dir / engine.state_dir} (a config without an id is now named after its file); "
                 f'set id = "{LEGACY_ENGINE_ID}" to keep it'
             )
+    strategy = cfg.strategy
+    unused = "max_instructions" if strategy.budget == "time" else "max_call_ms"
+    if unused in strategy.model_fields_set:
+        warnings.append(
+            f"{loaded.path}: strategy.{unused} = {getattr(strategy, unused)} is not used: the CPU budget is "
+            f'budget = "{strategy.budget}"'
+            + (
+                ' (the default); set budget = "instructions" to count instructions'
+                if unused == "max_instructions"
+                else ""
+            )
+        )
     return warnings
 
 
@@ -258,4 +308,12 @@ def strategy_source(loaded: LoadedConfig) -> str | None:
         return None
 
 
-__all__ = ["Validation", "cannot_create", "load_warnings", "preflight", "validate"]
+__all__ = [
+    "Validation",
+    "cannot_create",
+    "load_warnings",
+    "preflight",
+    "refuse_venue_broker",
+    "validate",
+    "venue_refusal",
+]

@@ -35,14 +35,17 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from engine_core.brokers import Broker, SimulatedBroker
+from engine_core.candles import Candles
 from engine_core.config import StrategySection
 from engine_core.control import ControlError, Request
-from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError
+from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError, error_text
 from engine_core.events import EventBus
-from engine_core.execution import ExecutionEngine
+from engine_core.execution import HELD, ExecutionEngine
 from engine_core.journal import Journal, order_from_row
 from engine_core.ledger import Ledger
 from engine_core.model import (
+    BUY,
+    SELL,
     Bar,
     BarChunk,
     ErrorEvent,
@@ -53,6 +56,7 @@ from engine_core.model import (
     Side,
     SignalEvent,
     State,
+    iso_utc,
     to_decimal,
 )
 from engine_core.orders import (
@@ -64,8 +68,9 @@ from engine_core.orders import (
     UpdateKind,
 )
 from engine_core.results import SymbolResult
+from engine_core.risk import KillSwitch
 from engine_core.statemachine import StateMachine
-from engine_core.stops import KillSwitch, StopHit, Stops
+from engine_core.stops import StopHit, Stops, stop_price_from
 from engine_core.storage import BarWindow
 from engine_core.strategy import Decision, StrategyHost, SymbolView
 from engine_core.strategy_log import StrategyLog
@@ -89,8 +94,26 @@ _TERMINAL_UPDATE = {
 # ``State.X`` goes through the enum metaclass's __getattr__ hook (~0.2 us).
 _WATCH, _CLOSE_WATCH, _IN_TRADE = State.WATCH, State.CLOSE_WATCH, State.IN_TRADE
 _FILLED, _SUBMITTED, _UNKNOWN = OrderStatus.FILLED, OrderStatus.SUBMITTED, OrderStatus.UNKNOWN
+_INTENT = OrderStatus.INTENT  # an order the broker holds back (execution.HELD)
 _MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
-_BUY, _SELL = Side.BUY, Side.SELL
+
+
+def _raised_in(err: BaseException, broker: Broker) -> str:
+    """``", in broker.submit of order X (buy 1)"``: the outermost broker call
+    the exception came through, and the order it was about, if any."""
+    call, order = "", None
+    tb = err.__traceback__
+    while tb is not None and not call:
+        local = tb.tb_frame.f_locals
+        if isinstance(local.get("order"), Order):
+            order = local["order"]
+        if local.get("self") is broker:
+            call = f"broker.{tb.tb_frame.f_code.co_name}"
+        tb = tb.tb_next
+    if not call:
+        return ""
+    about = f" of order {order.client_id} ({order.side.value} {order.qty})" if order is not None else ""
+    return f", in {call}{about}"
 
 
 class SymbolWorker:
@@ -135,8 +158,12 @@ class SymbolWorker:
         self.stops = Stops()
         self.risk = execution.risk
         self.kill = KillSwitch(symbol, self.risk)
+        self.candles = Candles()  # the bars as candlesticks, for the report
         self.start_cash = float(self.risk.account.start_cash)
         self.entry_levels: tuple[float | None, float | None, float | None] | None = None  # the entry's decision stops
+        # the entry whose bracket legs protect the position at the venue (journaled:
+        # a restart asks for it, to learn what its legs did meanwhile)
+        self.bracket: str | None = None
         self.expiry: int | None = None  # absolute bar index at which a setup lapses
         self.order_expiry: int | None = None  # absolute bar index at which a working entry limit is cancelled
         self.halted: str | None = None
@@ -182,8 +209,21 @@ class SymbolWorker:
             self.halt(str(err), None)
         except Exception as err:  # a bug: keep the engine alive, say so loudly
             tb = traceback.format_exc(limit=5)
-            self.halt(f"internal error: {type(err).__name__}: {err}", None)
+            self.halt(f"internal error {self._doing(msg)}{_raised_in(err, self.broker)}: {error_text(err)}", None)
             self.errors.append(tb)
+
+    def _doing(self, msg: Any) -> str:
+        """What the worker was doing with ``msg`` (for a halt line)."""
+        if type(msg) is OrderUpdate:
+            return f"applying the broker's {msg.kind.value} of order {msg.client_id}"
+        if type(msg) is Warmup:
+            return "warming up"
+        if type(msg) is Request:
+            return f"on control command {msg.command.name}"
+        view = self.view
+        if type(msg) in (BarChunk, Bar) and view.n and view.offset + self._i < len(view.ts):
+            return f"at the bar of {iso_utc(int(view.ts[view.offset + self._i]))}"
+        return "at a bar"
 
     def deliver(self, update: OrderUpdate) -> None:
         """A broker update for this symbol, from any thread; never blocks on
@@ -245,6 +285,7 @@ class SymbolWorker:
             self._i = i
             i = self._step(i, n)
         pnl = self.ledger.mark_chunk(chunk)
+        self.candles.add(chunk.ts, chunk.open, chunk.high, chunk.low, chunk.close)
         if self.risk.tracks_account:
             qty = float(self.ledger.qty)
             self.risk.account.update(self.symbol, pnl, abs(qty * float(chunk.close[-1])))
@@ -422,7 +463,7 @@ class SymbolWorker:
             return
         price = float(self.view.close[self.view.offset + k])
         ref = d.limit_price if d.limit_price is not None else price
-        sign = 1 if d.side is _BUY else -1
+        sign = 1 if d.side is BUY else -1
         if d.stop_price is not None and (d.stop_price - ref) * sign >= 0:
             word = "below" if sign > 0 else "above"
             raise StrategyError(
@@ -437,7 +478,7 @@ class SymbolWorker:
             )
         stop = d.stop_price
         if stop is None and self.cfg.stop_loss:
-            stop = ref * (1 - sign * self.cfg.stop_loss)
+            stop = stop_price_from(ref, sign, self.cfg.stop_loss)
         try:
             qty = d.qty or self.risk.size(
                 self.symbol, ref, stop, self.start_cash + float(self.ledger.cash), self.cfg.qty
@@ -492,7 +533,8 @@ class SymbolWorker:
                 self.orders.remember(InFlight(order, OrderStatus.LOST))
             self._not_placed(ts, err)
             return False
-        self.orders.open(order, _SUBMITTED if state is None else _UNKNOWN, self.view.seen + k)
+        status = _SUBMITTED if state is None else _INTENT if state is HELD else _UNKNOWN
+        self.orders.open(order, status, self.view.seen + k)
         self.orders_sent += 1
         self._persist()
         if state is not None:
@@ -518,7 +560,7 @@ class SymbolWorker:
         if size <= 0:
             return
         ts = int(self.view.ts[self.view.offset + k])
-        self._send(_SELL if qty > 0 else _BUY, size, ts, reason, k, price, reducing=True)
+        self._send(SELL if qty > 0 else BUY, size, ts, reason, k, price, reducing=True)
 
     def _cancel(self, flight: InFlight, k: int) -> None:
         if flight.cancel_sent:
@@ -555,8 +597,11 @@ class SymbolWorker:
         if done and flight is not None:
             self.execution.order_closed()
             self._order_finished(flight, update.ts, update.reason)
-        elif fill is not None and flight is not self.orders.current:
-            self._settle_state(fill.ts, "fill of a finished order")
+        elif fill is not None and (flight is None or flight is not self.orders.current):
+            # a late fill of an order given up (lost), or of one not known here
+            self._settle_state(
+                fill.ts, "fill of a finished order" if flight is not None else "fill of an unknown order"
+            )
 
     def _book(self, fill: Fill, i: int, flight: InFlight | None, status: OrderStatus | None, reason: str = "") -> None:
         """Book a fill into the ledger, journaled with its order's status and
@@ -605,6 +650,9 @@ class SymbolWorker:
         status = flight.status
         state, qty = self.sm.state, self.ledger.qty
         if state is _CLOSE_WATCH and not self._flat():
+            order = flight.order
+            if self.broker.supports_brackets and (order.stop_price is not None or order.take_profit_price is not None):
+                self.bracket = order.client_id
             self._transition(
                 _IN_TRADE,
                 ts,
@@ -683,6 +731,12 @@ class SymbolWorker:
         kind = _TERMINAL_UPDATE.get(state.status)
         if kind is not None:
             self.on_update(OrderUpdate(kind, cid, sym, order.ts, reason="reported by the broker"), i)
+        self._apply_leg_fills(order, state, i)
+
+    def _apply_leg_fills(self, order: Order, state: OrderState, i: int = 0) -> None:
+        """Book what the order's bracket legs filled (each fill once)."""
+        for leg, fill in state.leg_fills:
+            self.on_update(OrderUpdate(UpdateKind.FILL, order.client_id, order.symbol, fill.ts, fill, leg=leg), i)
 
     def order_lost(self, order: Order, why: str) -> None:
         """The broker has no such order: it never arrived (never resent)."""
@@ -696,6 +750,8 @@ class SymbolWorker:
     # ------------------------------------------------------------ state, errors
 
     def _transition(self, to: State, ts: int, reason: str) -> None:
+        if to is _WATCH:
+            self.bracket = None
         event = self.sm.transition(to, ts, reason)
         if self.journal is not None:
             with self.journal.transaction():
@@ -808,6 +864,7 @@ class SymbolWorker:
             "pending_filled": "0" if cur is None else str(cur.filled),
             **self.stops.snapshot(),
             "entry_levels": self.entry_levels,
+            "bracket": self.bracket,
             "expiry": self.expiry,
             "order_expiry": self.order_expiry,
             "halted": self.halted,
@@ -831,6 +888,7 @@ class SymbolWorker:
             self.stops.restore(snap)
             levels = snap.get("entry_levels")
             self.entry_levels = None if levels is None else tuple(levels)  # type: ignore[assignment]
+            self.bracket = snap.get("bracket")
             self.expiry, self.order_expiry = snap["expiry"], snap.get("order_expiry")
             self.halted, self.last_ts = snap["halted"], snap["last_ts"]
             self.view.seen = self.bars_done = snap["bars"]
@@ -867,6 +925,7 @@ class SymbolWorker:
                     self.order_lost(order, "not at the broker after a restart; not resent")
                 continue
             self.apply_state(order, state)
+        self._reconcile_bracket(flights)
         # killed between booking a fill and the transition it causes
         self._settle_state(self.last_ts or 0, "restart: the state follows the booked position")
         if held != self.ledger.qty:
@@ -875,6 +934,19 @@ class SymbolWorker:
                 f"the broker {held}; resolve it at the broker, then restart",
                 self.last_ts,
             )
+
+    def _reconcile_bracket(self, flights: list[InFlight]) -> None:
+        """The entry whose legs protect the position at the venue: asked for
+        (which registers its legs with the broker), and what a leg filled
+        while the engine was down is booked: the position it closed is not
+        exited again."""
+        cid = self.bracket
+        if cid is None or self.journal is None or any(f.order.client_id == cid for f in flights):
+            return
+        row = next((r for r in self.journal.orders(symbol=self.symbol) if r["client_id"] == cid), None)
+        state = self.execution.lookup(cid) if row is not None else None
+        if row is not None and state is not None:
+            self._apply_leg_fills(order_from_row(row), state)
 
     # ------------------------------------------------------------ result
 
@@ -892,4 +964,5 @@ class SymbolWorker:
             position_qty=self.ledger.qty,
             halted=self.halted,
             errors=list(self.errors),
+            candles=self.candles,
         )

@@ -141,7 +141,12 @@ def test_report_without_html(example):
     text = example.read_text().replace('dir = "out"', 'dir = "out"\nhtml = false')
     example.write_text(text)
     assert engine("run", "-q", "-c", str(example)).returncode == 0
-    assert sorted(p.name for p in (example.parent / "out").iterdir()) == ["equity.csv", "summary.json", "trades.csv"]
+    assert sorted(p.name for p in (example.parent / "out").iterdir()) == [
+        "candles.csv",
+        "equity.csv",
+        "summary.json",
+        "trades.csv",
+    ]
 
 
 def test_validate_several_configs_one_line_per_problem(example, tmp_path):
@@ -322,7 +327,9 @@ def test_run_at_80_columns_without_a_terminal_cuts_no_figure_and_no_report_line(
         row = next(line.split() for line in table if line.split()[:1] == [name])
         assert f"{figures['pnl']:,.2f}" in row and f"{figures['bars']:,}" in row
     report = [line for line in lines if line.startswith("report: ")]
-    assert report == [f"report: {example.parent / 'out'} (equity.csv, report.html, summary.json, trades.csv)"]
+    assert report == [
+        f"report: {example.parent / 'out'} (candles.csv, equity.csv, report.html, summary.json, trades.csv)"
+    ]
 
 
 def test_each_shard_writes_its_own_report_and_merge_shows_them_together(example):

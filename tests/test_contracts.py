@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -61,7 +62,19 @@ class BlockedSink(EventSink):
         self.release.wait()
 
 
-SINKS = InlinePlugin(sinks={"exploding": ExplodingSink, "blocked": BlockedSink})
+class SlowSink(EventSink):
+    """Takes every bar, a little slowly: at the end of a run its queue is long."""
+
+    wants_bars = True
+    bars = 0
+
+    def handle(self, event: Any) -> None:
+        if isinstance(event, Bar):
+            time.sleep(0.002)
+            SlowSink.bars += 1
+
+
+SINKS = InlinePlugin(sinks={"exploding": ExplodingSink, "blocked": BlockedSink, "slow": SlowSink})
 
 
 def test_a_failing_sink_never_loses_a_fill(tmp_path):
@@ -88,6 +101,17 @@ def test_a_blocked_sink_stalls_no_worker_and_no_shutdown(tmp_path):
     report = result.source_stats["sinks"]["BlockedSink"]
     assert report["dropped"] > 0
     assert "blocked" in report["failed"] or "did not finish" in report["failed"]
+
+
+def test_a_slow_sink_still_working_through_its_queue_at_the_end_gets_every_event(tmp_path):
+    SlowSink.bars = 0
+    registry = builtin_registry(("testing", testing), ("sinks", SINKS))
+    cfg = write_config(tmp_path / "c.toml", sections(tmp_path, n=400, sinks=[{"type": "slow"}]))
+    engine = build_engine(cfg, registry)
+    engine.bus.close_timeout = 0.2  # it never waits that long for its next event
+    result = engine.run()
+    assert SlowSink.bars == 400
+    assert "sinks" not in result.source_stats  # nothing dropped, nothing failed
 
 
 class _RaisingHook:

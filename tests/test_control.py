@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import engine_core.control
 from engine_core.control import ENGINE, Command, ControlError, deliver
 from engine_core.model import FillEvent, OrderEvent, SignalEvent, State, TransitionEvent
 from engine_core.runner import Engine, build_engine
@@ -125,3 +127,12 @@ def test_stop_ends_the_run(running):
     wait_until(lambda: all(not w.thread.is_alive() for w in engine.workers.values()), "workers to end")
     transitions = [e for e in list(sink.events) if isinstance(e, TransitionEvent)]
     assert transitions  # it did run
+
+
+def test_control_does_not_import_the_runner():
+    """The arrow runs one way: the runner routes commands (engine_core.control);
+    control names what it delivers to by its method alone, not the runner's class."""
+    tree = ast.parse(Path(engine_core.control.__file__).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert "engine_core.runner" not in imported

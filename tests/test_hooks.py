@@ -29,6 +29,8 @@ from engine_core import (
     LogEvent,
     OrderEvent,
     OrderStatus,
+    PluginConfig,
+    Service,
     Side,
     SignalEvent,
     State,
@@ -40,6 +42,7 @@ from engine_core import (
     hookimpl,
 )
 from engine_core.cli import main
+from engine_core.errors import ConfigError, EngineError
 from engine_core.plugins import set_registry
 from engine_core.runner import Engine, build_engine
 from engine_core.testing import builtin_registry, write_config
@@ -166,6 +169,43 @@ def test_every_observation_hook_is_called_with_what_its_spec_names(tmp_path: Pat
     assert result.symbols["A"].halted is not None
 
 
+class Terse:
+    """Observers that take fewer arguments than their spec names (pluggy allows a
+    subset), and one that fails."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    @hookimpl
+    def engine_log(self) -> None:
+        self.calls.append("log")
+
+    @hookimpl
+    def engine_bar(self, bar: Bar) -> None:
+        self.calls.append(bar.ts)
+
+    @hookimpl
+    def engine_error(self, event: ErrorEvent) -> None:
+        raise RuntimeError("observer bug")
+
+
+def test_an_observer_gets_the_arguments_it_names_and_one_that_fails_alone_is_disabled():
+    from engine_core.events import EventBus
+    from engine_core.plugins import new_plugin_manager
+
+    pm = new_plugin_manager()
+    terse = Terse()
+    pm.register(terse, name="terse")
+    bus = EventBus(pm)
+    bar = Bar("A", 60, 1.0, 1.0, 1.0, 1.0, 1.0)
+    for _ in range(2):
+        bus.emit(LogEvent("A", None, "hi"))
+        bus.emit(bar)
+        bus.emit(ErrorEvent("A", 60, "boom"))
+    assert terse.calls == ["log", 60, "log", 60]
+    assert bus.hook_failures == ["plugin 'terse' failed in engine_error: RuntimeError: observer bug; hook disabled"]
+
+
 # ------------------------------------------------------------ registration hooks
 
 
@@ -289,3 +329,71 @@ def test_a_registered_command_runs_from_the_engine_command(monkeypatch: pytest.M
     result = CliRunner().invoke(main, ["hello", "plugin"])
     assert result.exit_code == 0, result.output
     assert result.output == "hello plugin\n"
+
+
+class Recorder(Service):
+    """A service keeping what the engine showed it, and when it was stopped."""
+
+    class Config(PluginConfig):
+        label: str = "rec"
+        fail: bool = False
+
+    runs: list[dict[str, Any]] = []
+
+    def start(self, engine: Any) -> None:
+        if self.config.fail:
+            raise ConfigError(f"{self.name}.fail: asked to fail")
+        self.run = {"label": self.config.label, "symbols": list(engine.workers), "stopped": False}
+        Recorder.runs.append(self.run)
+
+    def stop(self) -> None:
+        self.run["stopped"] = True
+
+
+class WithService:
+    @staticmethod
+    @hookimpl
+    def register_services(register: Any) -> None:
+        register("recorder", Recorder)
+
+
+def _service_config(tmp_path: Path, mode: str, table: Any) -> Path:
+    (tmp_path / "s.py").write_text(textwrap.dedent(TRADER))
+    return write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"mode": mode, "symbols": ["A"], "window": 20, "journal_sync": "normal"},
+            "source": {"type": "replay", "bars": rows(3)},
+            "strategy": {"host": "python", "class": "s.py:S", "qty": 1},
+            "broker": {"type": "paper", "cash": 10000, "fill": "close"},
+            "recorder": table,
+        },
+    )
+
+
+def test_a_registered_service_runs_beside_a_live_engine_and_stops_with_it(tmp_path: Path):
+    Recorder.runs = []
+    registry = builtin_registry(("testing", testing), ("with_service", WithService()))
+    build_engine(_service_config(tmp_path, "live", {"label": "x"}), registry).run()
+    assert Recorder.runs == [{"label": "x", "symbols": ["A"], "stopped": True}]
+    # a backtest (an optimisation trial) validates the table and starts nothing
+    (tmp_path / "bt").mkdir()
+    build_engine(_service_config(tmp_path / "bt", "backtest", {"label": "y"}), registry).run()
+    assert len(Recorder.runs) == 1
+
+
+def test_a_service_table_is_validated_and_a_failing_start_stops_the_engine(tmp_path: Path):
+    registry = builtin_registry(("testing", testing), ("with_service", WithService()))
+    with pytest.raises(ConfigError, match=r"c\.toml: recorder\.colour: unknown key"):
+        build_engine(_service_config(tmp_path, "live", {"colour": "red"}), registry)
+    path = _service_config(tmp_path, "live", {})
+    path.write_text("recorder = 3\n" + path.read_text().replace("[recorder]", ""))
+    with pytest.raises(ConfigError, match="recorder: expected a table"):
+        build_engine(path, registry)
+    with pytest.raises(ConfigError, match=r"recorder\.fail: asked to fail"):
+        build_engine(_service_config(tmp_path, "live", {"fail": True}), registry).run()
+    # without the plugin, the table names the distribution that would run it
+    path = _service_config(tmp_path, "live", {})
+    path.write_text(path.read_text().replace("[recorder]", "[dashboard]"))
+    with pytest.raises(EngineError, match=r"c\.toml: dashboard: unknown service 'dashboard'.*engine-plugin-dashboard"):
+        build_engine(path, builtin_registry(("testing", testing)))

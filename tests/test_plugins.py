@@ -217,3 +217,73 @@ def test_list_plugins_table(site):
     result = CliRunner().invoke(main, ["list-plugins"])
     assert result.exit_code == 0
     assert "engine-plugin-fake" in result.output and "1.2.3" in result.output
+
+
+LAZY = """
+from engine_core.hookspecs import hookimpl
+
+@hookimpl
+def register_data_sources(register):
+    register("lazy", "fake_lazy_impl:LazySource")
+"""
+LAZY_IMPL = """
+from engine_core.sources import DataSource
+
+class LazySource(DataSource):
+    def history(self):
+        return iter(())
+"""
+
+
+def test_a_reference_is_imported_when_a_config_names_it_not_at_load(site):
+    make_dist(
+        site, "engine-plugin-lazy", "1.0", {"lazy": "fake_lazy"}, {"fake_lazy": LAZY, "fake_lazy_impl": LAZY_IMPL}
+    )
+    try:
+        reg = build_registry(autoload=True)
+        assert reg.has("source", "lazy")
+        assert "fake_lazy_impl" not in sys.modules
+        cls = reg.get("source", "lazy")
+        assert cls.__name__ == "LazySource" and cls is sys.modules["fake_lazy_impl"].LazySource
+        assert reg.get("source", "lazy") is cls
+    finally:
+        for name in ("fake_lazy", "fake_lazy_impl"):
+            sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize(
+    "ref, message",
+    [
+        ("fake_lazy_impl.LazySource", r"source 'lazy' of plugin 'lazy' \(engine-plugin-lazy\): expected a class or"),
+        ("fake_nowhere:LazySource", r"source 'lazy' of plugin 'lazy' \(engine-plugin-lazy\): no module 'fake_nowhere'"),
+    ],
+)
+def test_a_malformed_or_missing_reference_fails_at_load(site, ref, message):
+    make_dist(
+        site,
+        "engine-plugin-lazy",
+        "1.0",
+        {"lazy": "fake_lazy"},
+        {"fake_lazy": LAZY.replace("fake_lazy_impl:LazySource", ref)},
+    )
+    try:
+        with pytest.raises(PluginError, match=message):
+            build_registry(autoload=True)
+    finally:
+        sys.modules.pop("fake_lazy", None)
+
+
+def test_a_reference_that_fails_to_import_names_the_plugin(site):
+    impl = "import module_that_does_not_exist\n"
+    make_dist(site, "engine-plugin-lazy", "1.0", {"lazy": "fake_lazy"}, {"fake_lazy": LAZY, "fake_lazy_impl": impl})
+    try:
+        reg = build_registry(autoload=True)
+        with pytest.raises(
+            PluginError,
+            match=r'^plugin "lazy" \(engine-plugin-lazy\) failed to import source \'lazy\' \(fake_lazy_impl:LazySource\): '
+            r"ModuleNotFoundError: No module named 'module_that_does_not_exist'$",
+        ):
+            reg.get("source", "lazy")
+    finally:
+        for name in ("fake_lazy", "fake_lazy_impl"):
+            sys.modules.pop(name, None)

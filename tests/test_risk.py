@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from engine_core.config import load_config
 from engine_core.errors import ConfigError, RiskError
 from engine_core.model import NS_PER_DAY, NS_PER_SECOND, Side
-from engine_core.risk import Account, KillState, RiskManager, RiskSection
+from engine_core.risk import Account, KillState, KillSwitch, RiskManager, RiskSection
 from engine_core.testing import write_config
 
 D = Decimal
@@ -354,6 +354,23 @@ def test_daily_loss_wins_a_tie_and_the_state_is_json() -> None:
     state = KillState()
     assert kill(rm, [0, 1], [1000.0, 500.0], state) == (1, "daily_loss_limit")
     assert KillState(**json.loads(json.dumps(asdict(state)))) == state
+
+
+def test_a_symbols_kill_switch_probes_without_consuming_and_survives_a_restart() -> None:
+    """What the worker relies on: ``first`` looks ahead without moving the switch's
+    memory, ``consume`` moves it over finished bars, and a snapshot restores it."""
+    rm = manager(max_drawdown=0.25, kill_action="halt")
+    switch = KillSwitch("A", rm)
+    assert (switch.enabled, switch.action) == (True, "halt")
+    ts, equity = np.arange(4, dtype=np.int64), np.array([1000.0, 1200.0, 901.0, 1100.0])
+    assert switch.first(ts, equity) is None
+    assert switch.state == KillState()
+    switch.consume(ts, equity)
+    assert switch.state == KillState(peak=1200.0, day=0, day_start=1000.0, last=1100.0)
+    restored = KillSwitch("A", rm)
+    restored.restore(json.loads(json.dumps(switch.snapshot())))
+    assert restored.first(ts + 4, np.array([1100.0, 950.0, 900.0, 800.0])) == (2, "max_drawdown")
+    assert not KillSwitch("A", manager()).enabled
 
 
 def test_no_kill_rules_no_work() -> None:

@@ -47,7 +47,10 @@ def config(tmp_path: Path, **over: Any) -> Path:
 def test_ok_config_says_what_it_did_not_check(tmp_path, registry):
     result = validate(config(tmp_path), registry)
     assert result.ok and result.problems == [] and result.warnings == []
-    assert result.summary == "backtest, 2 symbols, source simulated, strategy s.lua on lua, broker paper"
+    assert result.summary == (
+        "backtest, 2 symbols, source simulated, "
+        "strategy s.lua on lua (time budget 100 ms per call, memory 64 MB per symbol), broker paper"
+    )
     assert result.unchecked == list(NOT_CHECKED_BY_VALIDATE)
 
 
@@ -121,3 +124,19 @@ def test_the_qty_warning_names_what_sizes_the_entries(tmp_path, registry):
         f"{path}: strategy.params.qty = 1 has no effect: s.lua never reads params.qty, so an entry is sized by "
         '[risk.symbols.B] qty = 3 or [risk] sizing = "percent_equity"'
     ]
+
+
+def test_a_limit_of_the_budget_not_chosen_warns(tmp_path, registry):
+    path = config(tmp_path, strategy={"script": "s.lua", "max_instructions": 5000000})
+    assert validate(path, registry).warnings == [
+        f'{path}: strategy.max_instructions = 5000000 is not used: the CPU budget is budget = "time" (the default); '
+        'set budget = "instructions" to count instructions'
+    ]
+    path = config(tmp_path, strategy={"script": "s.lua", "budget": "instructions", "max_call_ms": 50})
+    assert validate(path, registry).warnings == [
+        f'{path}: strategy.max_call_ms = 50 is not used: the CPU budget is budget = "instructions"'
+    ]
+    path = config(tmp_path, strategy={"script": "s.lua", "budget": "instructions", "max_instructions": 5000000})
+    result = validate(path, registry)
+    assert result.warnings == []
+    assert "strategy s.lua on lua (instruction budget 5000000 per call, memory 64 MB per symbol)" in result.summary

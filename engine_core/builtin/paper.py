@@ -22,7 +22,7 @@ from pydantic import Field
 from engine_core.brokers import SimulatedBroker, UpdateCallback
 from engine_core.hookspecs import hookimpl
 from engine_core.journal import Journal, order_from_row
-from engine_core.model import Fill, Order, OrderType, Side, to_decimal
+from engine_core.model import BUY, Fill, Order, OrderType, Side, to_decimal
 from engine_core.orders import OrderState, OrderStatus, OrderUpdate, UpdateKind
 from engine_core.sources import PluginConfig
 
@@ -30,7 +30,7 @@ _KEY = "paper:"
 _OPEN = {"status": "open"}  # a backtest's record of a working order (shared, never changed)
 _ZERO = Decimal(0)
 # Enum members read once: on Python 3.11 each ``OrderType.X`` costs a metaclass lookup.
-_MARKET, _BUY, _FILL = OrderType.MARKET, Side.BUY, UpdateKind.FILL
+_MARKET, _FILL = OrderType.MARKET, UpdateKind.FILL
 
 
 class PaperConfig(PluginConfig):
@@ -143,7 +143,7 @@ class PaperBroker(SimulatedBroker):
     def _limit_fill(order: Order, open_: float, high: float, low: float) -> Decimal | None:
         limit = order.price
         assert limit is not None
-        if order.side is Side.BUY:
+        if order.side is BUY:
             if low > limit:
                 return None
             return min(to_decimal(open_), limit)
@@ -155,7 +155,7 @@ class PaperBroker(SimulatedBroker):
         if not self.config.slippage:
             return base
         slip = base * self.config.slippage
-        return base + slip if side is _BUY else base - slip
+        return base + slip if side is BUY else base - slip
 
     def _fill(self, order: Order, px: Decimal, ts: int) -> OrderUpdate:
         rate = self.config.commission

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
-from engine_core.errors import StrategyError
+from engine_core.errors import StrategyError, error_text
 from engine_core.hookspecs import hookimpl
 from engine_core.model import Bar, Fill, State, bar_at
 from engine_core.strategy import (
@@ -134,7 +134,7 @@ class PythonSymbolStrategy(SymbolStrategy):
 
     def _error(self, err: BaseException, function: str) -> StrategyError:
         return StrategyError(
-            f"{self.name}: {function} failed for {self.symbol} at {_where(err, function)}: {type(err).__name__}: {err}"
+            f"{self.name}: {function} failed for {self.symbol} at {_where(err, function)}: {error_text(err)}"
         )
 
     def _call(self, function: str, *args: Any) -> Any:
@@ -213,7 +213,7 @@ class PythonHost(StrategyHost):
             raise
         except Exception as err:
             raise StrategyError(
-                f"strategy.class: cannot import {module_name}: {_where(err, module_name)}: {type(err).__name__}: {err}"
+                f"strategy.class: cannot import {module_name}: {_where(err, module_name)}: {error_text(err)}"
             ) from err
 
     def bind(self, symbol: str, view: SymbolView) -> SymbolStrategy:

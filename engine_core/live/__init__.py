@@ -23,6 +23,10 @@ module             holds
 ``loop``           :class:`LoopThread` (a venue broker's loop on a thread of
                    its own), :func:`cancel_all`
 ``urls``           ``HttpBaseUrl``, ``WsBaseUrl``: base-URL config keys
+``tracker``        :class:`VenueOrders`: a venue broker's orders, each update
+                   reported once (ack, fills, end), delivered on a thread of
+                   its own; orders of unknown fate asked for until known;
+                   sends held back for the rate limit, none after stop
 =================  ============================================================
 """
 
@@ -35,6 +39,7 @@ from engine_core.live.loop import LoopThread, cancel_all
 from engine_core.live.problems import WireProblems
 from engine_core.live.ratelimit import RateLimited, RateLimiter
 from engine_core.live.sequencer import BarSequencer
+from engine_core.live.tracker import VenueOrder, VenueOrders
 from engine_core.live.urls import HttpBaseUrl, WsBaseUrl
 
 __all__ = [
@@ -48,6 +53,8 @@ __all__ = [
     "RateLimiter",
     "Row",
     "VenueClock",
+    "VenueOrder",
+    "VenueOrders",
     "WireProblems",
     "WsBaseUrl",
     "cancel_all",

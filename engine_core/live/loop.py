@@ -42,18 +42,19 @@ class LoopThread:
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None, *, cancel: bool = False) -> T:
         """Run ``coro`` on the loop and return its result. After ``timeout``
-        seconds raises :class:`TimeoutError` (``concurrent.futures.TimeoutError``
-        before Python 3.11); the coroutine goes on unless ``cancel``."""
+        seconds raises :class:`TimeoutError` naming the loop, the coroutine and
+        the time waited; the coroutine goes on unless ``cancel``."""
         if self.loop is None or self.on_thread():
             coro.close()
             raise RuntimeError(f"{self.name}: " + ("not started" if self.loop is None else "run from its own thread"))
+        what = getattr(coro, "__qualname__", type(coro).__name__)
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return future.result(timeout)
-        except concurrent.futures.TimeoutError:
+        except concurrent.futures.TimeoutError as err:
             if cancel:
                 future.cancel()
-            raise
+            raise TimeoutError(f"{self.name}: {what} gave no answer within {timeout:g} s") from err
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the loop, wait for its thread, close the loop."""

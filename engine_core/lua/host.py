@@ -46,7 +46,14 @@ class LuaHost(StrategyHost):
         return "@" + self.label
 
     def sandbox(self) -> Sandbox:
-        return Sandbox(self.config.max_instructions, self.config.max_memory_mb)
+        c = self.config
+        return Sandbox(c.max_memory_mb, c.budget, c.max_call_ms, c.max_instructions)
+
+    def limits(self) -> str:
+        c = self.config
+        if c.budget == "time":
+            return f"time budget {c.max_call_ms} ms per call, memory {c.max_memory_mb} MB per symbol"
+        return f"instruction budget {c.max_instructions} per call, memory {c.max_memory_mb} MB per symbol"
 
     def bind(self, symbol: str, view: SymbolView) -> SymbolStrategy:
         return LuaSymbolStrategy(self, symbol, view)
@@ -59,6 +66,7 @@ class LuaSymbolStrategy(SymbolStrategy):
         self.host = host
         self.symbol = symbol
         self.sandbox = host.sandbox()
+        self.stamp = self.sandbox.stamp
         self.ctx = Context(self.sandbox, view, host.label)
         lua = self.ctx.lua
         # looked up once: each read of a Lua table's field from Python costs microseconds
@@ -90,7 +98,7 @@ class LuaSymbolStrategy(SymbolStrategy):
 
     def init(self) -> None:
         self.ctx.sync()
-        result = results(self.ctx.lua.call("init", self.ctx.off))
+        result = results(self.sandbox.call(self.ctx.lua.call, "init", self.ctx.off))
         if result[0] is None:
             raise self._failure("init", result)
 
@@ -99,7 +107,13 @@ class LuaSymbolStrategy(SymbolStrategy):
         # Lua returns stop alone; or k and the decision (a table with only
         # decision fields flattened to their values in DECISION_FIELDS order); or nil
         # and the failure.
-        result = self._scan(function, start, stop, *self.ctx.sync_data())
+        position = self.ctx.sync_data()
+        stamp = self.stamp  # the time budget's count of calls (Sandbox.call, inline)
+        stamp.call += 1
+        try:
+            result = self._scan(function, start, stop, *position)
+        finally:
+            stamp.call += 1
         if result.__class__ is not tuple:
             return stop, None
         k = result[0]
@@ -119,7 +133,7 @@ class LuaSymbolStrategy(SymbolStrategy):
         try:
             decision = parse_decision(state, fields, self._where(function, None))
         except StrategyError:
-            line = self.ctx.lua.return_line(function, k)
+            line = self.sandbox.call(self.ctx.lua.return_line, function, k)
             # The same error again, now naming the line of the return.
             return k, parse_decision(state, fields, self._where(function, line))
         if key is not None and decision is not None:
@@ -135,8 +149,15 @@ class LuaSymbolStrategy(SymbolStrategy):
         ctx.sync()
         at = ctx.bar_at(fill.ts)
         result = results(
-            self._on_fill(
-                at, fill.side.value, float(fill.qty), float(fill.price), float(fill.commission), fill.ts, fill.client_id
+            self.sandbox.call(
+                self._on_fill,
+                at,
+                fill.side.value,
+                float(fill.qty),
+                float(fill.price),
+                float(fill.commission),
+                fill.ts,
+                fill.client_id,
             )
         )
         if result[0] is None:

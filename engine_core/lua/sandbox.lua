@@ -1,27 +1,70 @@
 -- The sandbox's host side: run once per runtime by engine_core/lua/sandbox.py
 -- (Sandbox), with the full standard library, before any script is loaded.
 -- Arguments: max_instructions (per call), period (instructions between two
--- runs of the budget hook). Returns the host's toolkit: guarded, reset,
--- compile, readonly, return_line, share_budget. Nothing here is reachable
+-- runs of the budget hook), and for the time budget max_call_ms (per call; nil:
+-- the instruction budget), now (Python: the monotonic clock, seconds) and
+-- enter (Python: a coroutine is resumed, by its address) and forget (Python:
+-- the coroutines entered so far may go). Returns the host's
+-- toolkit: guarded, reset, compile, readonly, return_line, share_budget, and
+-- main (the address of this runtime's main thread). Nothing here is reachable
 -- from a script's environment (see new_env below for what a script sees).
+--
+-- The instruction budget: a count hook, always set, raises once a call has
+-- run max_instructions. The time budget: no hook at all while calls run; the
+-- watchdog (watchdog.py) sets a count hook on a call that has run
+-- max_call_ms, and the hook looks at the bar (the call) running: seen for the
+-- first time, it notes when; seen again max_call_ms later, it raises. Either
+-- way a spent budget raises again every `period` instructions until the call
+-- ends, and pcall, xpcall and coroutines re-raise it.
 
-local max_instructions, period = ...
+local max_instructions, period, max_call_ms, now, enter, forget = ...
 local sethook, getinfo, getupvalue, upvaluejoin = debug.sethook, debug.getinfo, debug.getupvalue, debug.upvaluejoin
-local error, pcall, xpcall, type, tostring = error, pcall, xpcall, type, tostring
-local co_create, co_resume = coroutine.create, coroutine.resume
+local error, pcall, xpcall, type, tostring, next = error, pcall, xpcall, type, tostring, next
+local co_create, co_resume, running = coroutine.create, coroutine.resume, coroutine.running
 local MEMORY = "not enough memory"
+local timed = max_call_ms ~= nil
+local max_call = timed and max_call_ms / 1000
+if timed then max_instructions = -1 end  -- `left` is the time the running call was first seen; -1: not yet
 
-local left = max_instructions   -- instructions left in the current call
+local left = max_instructions   -- instructions left in the current call (time budget: see above)
 local spent = nil               -- the budget error, once raised in this call
 local source = nil              -- chunk name of the running script ("@file")
+local calling = false           -- a guarded call runs
+local anchored = {}             -- coroutines resumed in this call, kept alive until the next (time budget)
+local host = {}                 -- this file's functions a spent budget does not interrupt
+local hook
 
-local function hook()
+-- Both hooks raise only in a call, and never in the host's own frames (the
+-- message handler, or on the way out of the protected call): getinfo(2) is
+-- the function the hook interrupted.
+local function count_hook()
+  if not calling then return end  -- the host's own calls between two strategy calls
   left = left - period
-  if left < 0 then
+  if left < 0 and not host[getinfo(2, "f").func] then
     spent = spent or ("instruction budget exceeded (" .. max_instructions .. " per call)")
     error(spent, 0)
   end
 end
+
+local function time_hook()
+  if spent then
+    -- what the script still runs (a __close, an xpcall handler of its own) is stopped too
+    sethook(time_hook, "", period)
+    if calling and not host[getinfo(2, "f").func] then error(spent, 0) end
+    return
+  end
+  sethook(time_hook, "")  -- the watchdog's look lasts one instruction
+  if not calling then return end  -- it looked as the call ended
+  local t = now()
+  if left < 0 then
+    left = t
+  elseif t - left >= max_call and not host[getinfo(2, "f").func] then
+    spent = "time budget exceeded (" .. max_call_ms .. " ms per call)"
+    sethook(time_hook, "", period)
+    error(spent, 0)
+  end
+end
+hook = timed and time_hook or count_hook
 
 local function reset()
   left, spent = max_instructions, nil
@@ -44,6 +87,13 @@ local function share_budget(f)
   return f
 end
 
+-- The hook the runtime's threads rest with between calls: the instruction
+-- budget's, counting; the time budget's, registered but not set (the watchdog sets it).
+local function rest(co)
+  if co then return sethook(co, hook, "", timed and 0 or period) end
+  sethook(hook, "", timed and 0 or period)
+end
+
 -- After a protected call returns: a spent budget or memory error goes on up.
 local function rethrow(ok, ...)
   if spent then error(spent, 0) end
@@ -59,8 +109,22 @@ end
 
 local function create(f)
   local co = co_create(f)
-  sethook(co, hook, "", period)
+  rest(co)
   return co
+end
+
+-- Resuming a coroutine: with the time budget, the watchdog learns its
+-- address (once per call), to set the hook on it too; it stays alive until
+-- the next call has the watchdog forget it.
+local resume = co_resume
+if timed then
+  resume = function(co, ...)
+    if type(co) == "thread" and not anchored[co] then  -- (co_resume refuses anything else)
+      anchored[co] = true
+      enter(tostring(co))
+    end
+    return co_resume(co, ...)
+  end
 end
 
 -- Read-only tables: a proxy whose metatable is locked.
@@ -91,10 +155,10 @@ math.randomseed(0)  -- deterministic runs
 
 local safe_coroutine = copy(coroutine)
 safe_coroutine.create = create
-safe_coroutine.resume = function(co, ...) return rethrow(co_resume(co, ...)) end
+safe_coroutine.resume = function(co, ...) return rethrow(resume(co, ...)) end
 safe_coroutine.wrap = function(f)
   local co = create(f)
-  return function(...) return unwrap(co_resume(co, ...)) end
+  return function(...) return unwrap(resume(co, ...)) end
 end
 
 local BASICS = {"assert", "error", "ipairs", "next", "pairs", "select", "tonumber",
@@ -104,7 +168,12 @@ local function new_env()
   local env = {}
   for _, name in ipairs(BASICS) do env[name] = _G[name] end
   env.pcall = function(f, ...) return rethrow(pcall(f, ...)) end
-  env.xpcall = function(f, h, ...) return rethrow(xpcall(f, h, ...)) end
+  -- Once the budget is spent the script's own handler is not called: Lua runs
+  -- the handler of an error raised by a hook with hooks off, so a loop there
+  -- would never stop.
+  env.xpcall = function(f, h, ...)
+    return rethrow(xpcall(f, function(e) if spent then return e end return h(e) end, ...))
+  end
   env.rawset = function(t, k, v)
     if protected[t] then error("attempt to modify a read-only table", 2) end
     return rawset(t, k, v)
@@ -137,6 +206,8 @@ end
 
 -- Call f(...) under a fresh budget; on failure return nil, kind, message, line.
 local function finish(ok, ...)
+  calling = false
+  if timed then sethook(time_hook, "") end  -- a hook the watchdog set, or a spent budget's
   if ok then return ... end
   local info = ...
   if type(info) ~= "table" then  -- a memory error skips the handler
@@ -146,8 +217,11 @@ local function finish(ok, ...)
 end
 local function guarded(f, ...)
   reset()
+  if next(anchored) then forget(); anchored = {} end  -- the watchdog forgets them, then they may go
+  calling = true
   return finish(xpcall(f, handler, ...))
 end
+host[guarded], host[finish], host[handler] = true, true, true
 
 -- Compile and run a script in a fresh environment; check its functions.
 local function compile(code, chunkname, required, optional)
@@ -179,12 +253,14 @@ local function return_line(f, ...)
   sethook(function(event)
     if event == "count" then return hook() end
     if getinfo(2, "f").func == f then line = getinfo(2, "l").currentline end
-  end, "r", period)
+  end, "r", timed and 0 or period)
   guarded(f, ...)
-  sethook(hook, "", period)
+  rest()
   return line or getinfo(f, "S").linedefined
 end
 
+-- Set once, so that the host reads the hook's C entry point (lua_gethook) for
+-- the watchdog; the host then unsets it (time budget).
 sethook(hook, "", period)
 return {guarded = guarded, reset = reset, compile = compile, readonly = readonly,
-        return_line = return_line, share_budget = share_budget}
+        return_line = return_line, share_budget = share_budget, main = tostring(running())}

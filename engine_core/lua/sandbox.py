@@ -9,32 +9,42 @@ side of each symbol's ``ctx`` is ``context.lua``): run once per runtime with
 the full standard library, it returns the host's toolkit, and nothing in it
 is reachable from a script's environment.
 
-The CPU budget is an instruction-count hook installed by ``sandbox.lua``
-(the ``debug`` library stays outside the script's environment). The hook
-fires every ``PERIOD`` instructions and raises once the current call has
-used ``max_instructions``; callers reset the budget per call with one
-upvalue assignment (the scan loop shares the budget's upvalues through
-``share_budget`` and resets it inline per bar). ``pcall``, ``xpcall`` and
-``coroutine.resume``/``wrap`` re-raise a spent budget or a memory error, and
-new coroutines get the hook, so neither a swallowing loop nor a coroutine
-escapes the limit.
+The CPU budget is per call (one bar of a decision function, ``init``,
+``on_fill``, loading a script), enforced by hooks installed by
+``sandbox.lua`` (the ``debug`` library stays outside the script's
+environment), in one of two ways (``[strategy] budget``):
 
-The hook's cost is per instruction, not per run of the hook: while a count
-hook is set, every VM instruction traps into ``luaG_traceexec`` (about 4 ns
-here), whatever ``PERIOD`` is; ``PERIOD`` only sets how often the Lua hook
-function itself runs (1000: ~1% of a typical bar's cost).
+- ``"time"`` (the default): calls run with no hook at all, and the process's
+  watchdog (``watchdog.py``) stops a call that runs past ``max_call_ms``. The
+  host stamps each call into Lua (:meth:`Sandbox.call`, and inline in the
+  scan).
+- ``"instructions"``: a count hook fires every ``PERIOD`` instructions and
+  raises once the current call has used ``max_instructions``: the same limit
+  on every machine, at a price: while a count hook is set, every VM
+  instruction traps into ``luaG_traceexec`` (about 4 ns here), whatever
+  ``PERIOD`` is (a strategy's bar costs ~1.5x); ``PERIOD`` only sets how
+  often the Lua hook function itself runs.
+
+Callers reset the budget per call with one upvalue assignment (the scan loop
+shares the budget's upvalues through ``share_budget`` and resets it inline per
+bar). ``pcall``, ``xpcall`` and ``coroutine.resume``/``wrap`` re-raise a spent
+budget or a memory error, and every coroutine gets the hook, so neither a
+swallowing loop nor a coroutine escapes the limit.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import time
+from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import Any, Literal, cast
 
 from lupa import lua54
 
 from engine_core.errors import StrategyBudgetError, StrategyError
+from engine_core.lua.watchdog import WATCHDOG, Slot, Stamp
 
 PERIOD = 1000  # instructions between two runs of the budget hook
 _MB = 1 << 20
@@ -50,9 +60,14 @@ def _refuse(obj: Any, name: Any, setting: bool) -> Any:
 class Sandbox:
     """A Lua 5.4 runtime with the script sandbox installed."""
 
-    def __init__(self, max_instructions: int, max_memory_mb: int) -> None:
+    def __init__(
+        self,
+        max_memory_mb: int,
+        budget: Literal["time", "instructions"] = "time",
+        max_call_ms: int = 100,
+        max_instructions: int = 1_000_000,
+    ) -> None:
         self.memory_budget = max_memory_mb * _MB
-        self.max_instructions = max_instructions
         self.lua = lua54.LuaRuntime(
             register_eval=False,
             register_builtins=False,
@@ -60,8 +75,37 @@ class Sandbox:
             attribute_filter=_refuse,
             max_memory=self.memory_budget,
         )
-        self.tools = self.run("sandbox.lua", max_instructions, PERIOD)
+        self.clock = time.monotonic  # what the time budget's hook reads (its calls are few)
+        self.stamp = Stamp()
+        if budget == "time":
+            self.tools = self.run(
+                "sandbox.lua", max_instructions, PERIOD, max_call_ms, self._now, self._enter, self._forget
+            )
+            self.stamp = Slot(self.lua, self.tools.main, max_call_ms)
+            WATCHDOG.watch(self.stamp)
+        else:
+            self.tools = self.run("sandbox.lua", max_instructions, PERIOD)
         self.lua.globals().python = None
+
+    def _now(self) -> float:
+        return self.clock()
+
+    # Only the time budget's sandbox.lua calls these two.
+    def _enter(self, thread: str) -> None:
+        cast(Slot, self.stamp).enter(thread)
+
+    def _forget(self) -> None:
+        cast(Slot, self.stamp).forget()
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)``, a call into Lua that runs script code, under the
+        time budget (the scan stamps its calls inline, the same way)."""
+        stamp = self.stamp
+        stamp.call += 1
+        try:
+            return function(*args)
+        finally:
+            stamp.call += 1
 
     def run(self, glue: str, *args: Any) -> Any:
         """Run one of the host's Lua files (``glue``, shipped in this package)
@@ -76,7 +120,7 @@ class Sandbox:
         """Load a script in a fresh environment; raise StrategyError when it
         does not compile, fails at load, or lacks a required function."""
         env, kind, message, line = results(
-            self.tools.compile(code, chunkname, self.lua.table(*required), self.lua.table(*optional))
+            self.call(self.tools.compile, code, chunkname, self.lua.table(*required), self.lua.table(*optional))
         )
         if env is None:
             raise self.failure(chunkname[1:], None, kind, message, line, None)

@@ -22,6 +22,7 @@ import numpy as np
 
 from engine_core.errors import ConfigError
 from engine_core.model import RoundTrip, fraction_digits
+from engine_core.report.candles import write_candles
 from engine_core.report.fastcsv import (
     CHUNK_ROWS,
     decimal_places,
@@ -199,6 +200,8 @@ def _write_report(result: RunResult, summary: dict, out_dir: Path, html: bool) -
     trades = sorted_trades(result)
     shown = _write_trades(paths["trades"], trades)
     points = _write_equity(paths["equity"], result)
+    paths["candles"] = out_dir / "candles.csv"
+    write_candles(paths["candles"], result.symbols)
     if not html:
         return paths
     paths["html"] = out_dir / "report.html"

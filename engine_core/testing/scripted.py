@@ -18,6 +18,10 @@ step          what the venue does
 ``timeout``   (first step only) ``submit`` places the order, then raises
               BrokerTimeout, as if the answer was lost
 ``lost``      (first step only) ``submit`` raises BrokerTimeout and places nothing
+``stall``     (first step only) ``submit`` places the order, then its call to
+              the venue gets no answer: after ``stall`` seconds it raises the
+              TimeoutError of the venue's loop (``engine_core.live.LoopThread``),
+              as a venue broker that lets it through does
 ============  =================================================================
 
 ``on_cancel`` says what a cancel request meets: ``cancel`` (cancels what is
@@ -30,6 +34,7 @@ orders and fills of the one before (reconciliation).
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -42,6 +47,7 @@ from pydantic import Field
 
 from engine_core.brokers import Broker, UpdateCallback
 from engine_core.errors import BrokerError, BrokerTimeout
+from engine_core.live.loop import LoopThread
 from engine_core.model import Fill, Order
 from engine_core.orders import OPEN_STATUSES, OrderState, OrderStatus, OrderUpdate, UpdateKind
 from engine_core.sources import PluginConfig
@@ -54,6 +60,7 @@ class ScriptedConfig(PluginConfig):
     scripts: dict[str, list[str]] = {}  # per order number ("1" is the first order the venue gets)
     on_cancel: Literal["cancel", "fill_then_cancel", "ignore"] = "cancel"
     venue: str = "default"
+    stall: float = Field(default=0.2, gt=0)  # seconds a ``stall`` step's call waits for its answer
 
 
 @dataclass
@@ -174,10 +181,24 @@ class ScriptedBroker(Broker):
                 raise BrokerTimeout(f"no answer for {order.client_id} (the order never arrived)")
             vo = v.place(order)
             vo.status = OrderStatus.SUBMITTED
-            vo.steps = list(script[1:] if first == "timeout" else script)
+            vo.steps = list(script[1:] if first in ("timeout", "stall") else script)
         self._work.put(order.client_id)
         if first == "timeout":
             raise BrokerTimeout(f"no answer for {order.client_id} (the order arrived)")
+        if first == "stall":
+            self._stall()
+
+    def _stall(self) -> None:
+        loop = LoopThread("scripted-venue-loop")
+        loop.start()
+        try:
+            loop.run(self._no_answer(), self.config.stall, cancel=True)
+        finally:
+            loop.stop()
+
+    @staticmethod
+    async def _no_answer() -> None:
+        await asyncio.Event().wait()
 
     def cancel(self, client_id: str) -> None:
         v = self.venue

@@ -45,6 +45,7 @@ class BackgroundServer:
         self.port = 0
         self._io = LoopThread(self.thread_name)
         self._runner: web.AppRunner | None = None
+        self.received: list[str] = []  # "METHOD /path" of every request that reached the server, any route
 
     @property
     def http_url(self) -> str:
@@ -103,8 +104,13 @@ class BackgroundServer:
 
         return self._io.run(run(), self.CALL_TIMEOUT)
 
+    @web.middleware
+    async def _note(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.received.append(f"{request.method} {request.path}")
+        return await handler(request)
+
     async def _serve(self) -> None:
-        app = web.Application()
+        app = web.Application(middlewares=[self._note])
         app.on_response_prepare.append(self._date)
         self.routes(app.router)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +65,37 @@ def harness(tmp_path: Path) -> Any:
         return Harness(tmp_path / "strategy.lua", code, **kwargs)
 
     return make
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A CPU budget mode with limits small enough for runaway tests, and the
+    error a spent budget raises."""
+
+    limits: dict[str, Any]
+    message: str  # a regex
+
+
+BUDGETS = {
+    "time": Budget({"budget": "time", "max_call_ms": 20}, r"time budget exceeded \(20 ms per call\)"),
+    "instructions": Budget(
+        {"budget": "instructions", "max_instructions": 100_000}, r"instruction budget exceeded \(100000 per call\)"
+    ),
+}
+# Limits that no test's CPU use reaches, by mode (for the memory tests).
+ROOMY = {"time": {"budget": "time", "max_call_ms": 600_000}, "instructions": {"max_instructions": 100_000_000}}
+
+
+@pytest.fixture(params=sorted(BUDGETS))
+def budget(request: pytest.FixtureRequest) -> Budget:
+    """Each hostile-script test runs under both CPU budgets."""
+    return BUDGETS[request.param]
+
+
+@pytest.fixture(autouse=True)
+def no_hang() -> Iterator[None]:
+    """A runaway script the sandbox failed to stop ends the test run with
+    every thread's stack instead of hanging it."""
+    faulthandler.dump_traceback_later(300, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()

@@ -90,7 +90,7 @@ def test_error_names_script_line_function_and_symbol(harness: Any, code: str, me
         ("function watch(ctx) end\nfunction close_watch(ctx) end\n", "does not define function in_trade"),
         ("function watch(ctx) end end", r"^strategy.lua:1: <eof> expected"),
         ("error('at load')", r"^strategy.lua:1: at load"),
-        ("while true do end", "instruction budget exceeded"),
+        ("while true do end", r"^strategy.lua:1: time budget exceeded \(100 ms per call\)$"),  # the default budget
         ("init = 3" + FUNCTIONS + "function watch() end", "init must be a function"),
     ],
 )

@@ -4,11 +4,15 @@ is rejected and the running version keeps going."""
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
+import pytest
 
+from engine_core.errors import StrategyBudgetError
 from engine_core.model import State
+from tests.lua.conftest import Budget
 
 VERSION = """
 function watch(ctx)
@@ -71,3 +75,23 @@ def test_checks_are_throttled(harness: Any) -> None:
     assert h.strategy.reload_if_changed() is None
     h.path.write_text(VERSION.format(tag="v2") + "\n")
     assert h.strategy.reload_if_changed() is None  # within 0.5 s of the last look
+
+
+def test_a_new_version_that_runs_away_as_it_loads_is_rejected(harness: Any, budget: Budget) -> None:
+    h = harness(VERSION.format(tag="v1"), **budget.limits)
+    h.feed(np.arange(1.0, 4.0))
+    assert reason(h) == "v1 1"
+    rewrite(h, "while true do end\n" + VERSION.format(tag="v2"))
+    message = h.strategy.reload_if_changed() or ""
+    assert re.search(f"reload rejected for TEST, the running version stays: strategy.lua:1: {budget.message}", message)
+    assert reason(h) == "v1 2"
+
+
+def test_a_new_version_that_runs_away_in_a_call_is_stopped(harness: Any, budget: Budget) -> None:
+    h = harness(VERSION.format(tag="v1"), **budget.limits)
+    h.feed(np.arange(1.0, 4.0))
+    assert reason(h) == "v1 1"
+    rewrite(h, VERSION.format(tag="v2").replace("ctx.state.calls = ", "while true do end\n  ctx.state.calls = "))
+    assert (h.strategy.reload_if_changed() or "").startswith("strategy.lua: reloaded for TEST")
+    with pytest.raises(StrategyBudgetError, match=f"^strategy.lua:3: watch for TEST: {budget.message}$"):
+        reason(h)

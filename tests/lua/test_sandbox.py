@@ -10,6 +10,7 @@ import pytest
 
 from engine_core.errors import StrategyBudgetError, StrategyError
 from engine_core.model import State
+from tests.lua.conftest import ROOMY, Budget
 
 ESCAPES = [
     "os.execute('echo hi')",
@@ -33,6 +34,8 @@ ESCAPES = [
     "setmetatable({}, {__gc = function() end})",
     "os.getenv('HOME')",
     "print('x')",
+    "coroutine.resume(42)",
+    "coroutine.wrap(42)()",
 ]
 
 
@@ -63,8 +66,24 @@ RUNAWAYS = {
     "loop": "while true do end",
     "loop in pcall": "while true do pcall(function() while true do end end) end",
     "loop in xpcall": "while true do xpcall(function() while true do end end, function(e) return e end) end",
+    "loop in an xpcall handler": "xpcall(error, function() while true do end end)",
     "coroutine": "local co = coroutine.create(function() while true do end end); coroutine.resume(co)",
     "coroutine wrap in pcall": "while true do pcall(coroutine.wrap(function() while true do end end)) end",
+    "nested coroutines": (
+        "coroutine.wrap(function() coroutine.resume(coroutine.create(function() while true do end end)) end)()"
+    ),
+    "coroutine yielding forever": (
+        "local co = coroutine.wrap(function() while true do coroutine.yield() end end); while true do co() end"
+    ),
+    "__index metamethod": "local t = setmetatable({}, {__index = function() while true do end end}); local x = t.x",
+    "__lt metamethod in sort": (
+        "local mt = {__lt = function() while true do end end}\n"
+        "  table.sort({setmetatable({}, mt), setmetatable({}, mt), setmetatable({}, mt)})"
+    ),
+    "__close metamethod": (
+        "local guard <close> = setmetatable({}, {__close = function() while true do end end}); error('x')"
+    ),
+    "loop after resuming a non-coroutine": "pcall(coroutine.resume, 42); while true do end",
     "recursion in pcall": "local function f() pcall(f) end; while true do f() end",
     "tail recursion": "local function f(n) return f(n + 1) end; f(1)",
     "string.rep in pcall": "while true do pcall(string.rep, 'x', 1000) end",
@@ -75,20 +94,27 @@ MEMORY = {
     "growing table": "local t = {}; for i = 1, 1e9 do t[i] = {i} end",
     "concat doubling in pcall": "local s = 'x'; while true do local ok, r = pcall(function() return s .. s end); s = r end",
 }
-# Each runaway hits the instruction budget, each bomb the memory limit.
-BUDGET = r"^strategy.lua:\d+: watch for TEST: instruction budget exceeded"
 MEMORY_LIMIT = r"^strategy.lua(:\d+)?: watch for TEST: memory limit of 16 MB exceeded"
-LIMITS = [pytest.param(code, {"max_instructions": 100_000}, BUDGET, id=name) for name, code in RUNAWAYS.items()] + [
-    pytest.param(code, {"max_memory_mb": 16, "max_instructions": 100_000_000}, MEMORY_LIMIT, id=name)
-    for name, code in MEMORY.items()
-]
 
 
-@pytest.mark.parametrize("code, limits, message", LIMITS)
-def test_runaway_or_bomb_hits_its_limit(harness: Any, code: str, limits: dict[str, int], message: str) -> None:
-    h = harness(f"function watch(ctx)\n  {code}\nend\nfunction close_watch() end\nfunction in_trade() end\n", **limits)
+def watch(code: str) -> str:
+    return f"function watch(ctx)\n  {code}\nend\nfunction close_watch() end\nfunction in_trade() end\n"
+
+
+@pytest.mark.parametrize("code", RUNAWAYS.values(), ids=RUNAWAYS.keys())
+def test_runaway_hits_its_budget(harness: Any, budget: Budget, code: str) -> None:
+    h = harness(watch(code), **budget.limits)
     h.feed(np.arange(1.0, 4.0))
-    with pytest.raises(StrategyBudgetError, match=message):
+    with pytest.raises(StrategyBudgetError, match=rf"^strategy.lua:\d+: watch for TEST: {budget.message}$"):
+        h.strategy.scan(State.WATCH, 0, 3)
+
+
+@pytest.mark.parametrize("mode", sorted(ROOMY))
+@pytest.mark.parametrize("code", MEMORY.values(), ids=MEMORY.keys())
+def test_bomb_hits_the_memory_limit(harness: Any, mode: str, code: str) -> None:
+    h = harness(watch(code), max_memory_mb=16, **ROOMY[mode])
+    h.feed(np.arange(1.0, 4.0))
+    with pytest.raises(StrategyBudgetError, match=MEMORY_LIMIT):
         h.strategy.scan(State.WATCH, 0, 3)
 
 
@@ -103,7 +129,7 @@ def test_deep_recursion_is_an_error(harness: Any) -> None:
         h.strategy.scan(State.WATCH, 0, 3)
 
 
-def test_runtime_stays_usable_after_each_failure(harness: Any) -> None:
+def test_runtime_stays_usable_after_each_failure(harness: Any, budget: Budget) -> None:
     code = """
     function watch(ctx)
       if ctx.state.mode == "loop" then while true do end end
@@ -113,28 +139,30 @@ def test_runtime_stays_usable_after_each_failure(harness: Any) -> None:
     end
     function close_watch() end
     function in_trade() end
-    function init(ctx) ctx.state.mode = ctx.params.mode end
     """
-    h = harness(code, params={"mode": "loop"}, max_memory_mb=16, max_instructions=100_000)
+    h = harness(code, max_memory_mb=16, **budget.limits)
     h.feed(np.arange(1.0, 4.0))
-    h.strategy.init()
-    for expected in (StrategyBudgetError, StrategyBudgetError, StrategyError):
-        with pytest.raises(expected):
+    for mode, message in (
+        ("loop", budget.message),
+        ("loop", budget.message),
+        ("memory", "memory limit"),
+        ("error", "boom"),
+    ):
+        h.strategy.restore_state({"mode": mode})
+        with pytest.raises(StrategyError, match=message):
             h.strategy.scan(State.WATCH, 0, 3)
-    # The same runtime still runs a well-behaved call, and another symbol is unaffected.
-    other = harness(code, params={"mode": "ok"})
-    other.feed(np.arange(1.0, 4.0))
-    other.strategy.init()
-    assert other.strategy.scan(State.WATCH, 1, 3)[1].reason == "2.0"
+    # The same runtime runs a well-behaved call again.
+    h.strategy.restore_state({"mode": "ok"})
+    assert h.strategy.scan(State.WATCH, 1, 3)[1].reason == "2.0"
 
 
-def test_budget_is_per_call_not_per_scan(harness: Any) -> None:
+def test_instruction_budget_is_per_call_not_per_scan(harness: Any) -> None:
     code = """
     function watch(ctx) for i = 1, 20000 do end end
     function close_watch() end
     function in_trade() end
     """
-    h = harness(code, max_instructions=100_000)
+    h = harness(code, budget="instructions", max_instructions=100_000)
     h.feed(np.arange(1.0, 101.0))  # 100 bars x ~40,000 instructions: far past one budget
     assert h.strategy.scan(State.WATCH, 0, 100) == (100, None)
 

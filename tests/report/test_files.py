@@ -37,7 +37,7 @@ def write(result, path):
 
 def test_writes_the_four_files_byte_identically(result, tmp_path):
     first, second = write(result, tmp_path / "a"), write(result, tmp_path / "b")
-    assert sorted(first) == ["equity", "html", "summary", "trades"]
+    assert sorted(first) == ["candles", "equity", "html", "summary", "trades"]
     for key in first:
         assert first[key].read_bytes() == second[key].read_bytes(), key
 

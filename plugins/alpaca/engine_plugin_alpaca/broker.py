@@ -17,32 +17,47 @@ power, a fractional quantity of an asset that is not fractionable, a short
 sale of an asset that is not shortable, checked before sending) are
 ``BrokerError`` with one line naming the order and why.
 
+What has been reported of each order and leg is kept by the shared
+``engine_core.live.VenueOrders``, which delivers the updates on a thread of
+its own. ``order_status`` (after a timeout, and after a restart) registers
+the order and its legs there, and returns what its legs filled, so that a
+leg that filled while the engine was down is booked, and one that fills
+later is reported like any other.
+
 The broker runs its own asyncio loop on a thread; the engine's calls
-(``submit`` from a symbol's worker) wait on it, and updates are emitted from
-it through ``on_update``.
+(``submit`` from a symbol's worker) wait on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
-import queue
-import threading
 import time
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, TypeVar
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from engine_core.brokers import Broker, UpdateCallback
-from engine_core.errors import BrokerError, BrokerTimeout
-from engine_core.live import Backoff
-from engine_core.live.loop import LoopThread, cancel_all
-from engine_core.model import Fill, Order, OrderType, Side, TimeInForce
-from engine_core.orders import OrderState, OrderUpdate, UpdateKind
+from engine_core import (
+    Broker,
+    BrokerError,
+    BrokerTimeout,
+    Fill,
+    Order,
+    OrderState,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+    TimeInForce,
+    UpdateCallback,
+    UpdateKind,
+    key_hint,
+)
+from engine_core.live import Backoff, LoopThread, VenueOrder, VenueOrders, cancel_all
 from engine_plugin_alpaca import wire
 from engine_plugin_alpaca.config import AlpacaBrokerConfig
 from engine_plugin_alpaca.rest import AlpacaHttpError, AlpacaRest, AlpacaUnreachable
@@ -51,29 +66,12 @@ log = logging.getLogger("engine_plugin_alpaca.broker")
 
 T = TypeVar("T")
 QTY_STEP = Decimal("0.000000001")  # Alpaca takes quantities to 9 decimals
-PRICE_STEP = Decimal("0.000000001")
 _TERMINAL = {"canceled": UpdateKind.CANCEL, "expired": UpdateKind.EXPIRE, "rejected": UpdateKind.REJECT}
+_LEG_DONE = ("filled", "canceled", "expired", "rejected", "replaced")
 
 
-def _plain(value: Decimal) -> Decimal:
-    """Without trailing zeros, and never in exponent form (``100``, not ``1E+2``)."""
-    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
-
-
-@dataclass
-class _Tracked:
-    """What the broker has told the engine about one of its orders."""
-
-    order: Order
-    venue_id: str = ""
-    acked: bool = False
-    filled: Decimal = Decimal(0)
-    cost: Decimal = Decimal(0)  # filled * average price, as reported so far
-    done: bool = False
-    legs: dict[str, str] = field(default_factory=dict)  # venue id of a leg -> "stop_loss" / "take_profit"
-    leg_filled: dict[str, Decimal] = field(default_factory=dict)
-    leg_cost: dict[str, Decimal] = field(default_factory=dict)
-    leg_status: dict[str, str] = field(default_factory=dict)
+def _leg_name(leg: wire.VenueOrder) -> str:
+    return "stop_loss" if leg.type in ("stop", "stop_limit") else "take_profit"
 
 
 class AlpacaBroker(Broker):
@@ -83,17 +81,23 @@ class AlpacaBroker(Broker):
     def __init__(self, config: AlpacaBrokerConfig, *, on_update: UpdateCallback, symbols: Sequence[str] = ()) -> None:
         super().__init__(config, on_update=on_update, symbols=symbols)
         self._io = LoopThread("alpaca-broker")
-        self._dispatcher: threading.Thread | None = None
-        self._outbox: queue.SimpleQueue[OrderUpdate | None] = queue.SimpleQueue()
         self._rest: AlpacaRest | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._tracked: dict[str, _Tracked] = {}  # by client id
-        self._by_venue: dict[str, str] = {}  # venue id (entries and legs) -> client id
+        self.orders = VenueOrders("alpaca", self._deliver, lost_after=self.config.timeout * 2)
+        self._sent: dict[str, Order] = {}  # by client id: each is sent once
         self._assets: dict[str, wire.Asset] = {}
         self._positions: dict[str, Decimal] = {}
         self.account: wire.Account | None = None
         self.stream_up = False
-        self.counts: dict[str, int] = {"stream_events": 0, "polls": 0, "duplicates_resolved": 0}
+        self._counts: dict[str, int] = {"stream_events": 0, "duplicates_resolved": 0}
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Stream events, duplicate client ids resolved, polls and lookups."""
+        return {**self._counts, **self.orders.counts}
+
+    def _deliver(self, update: OrderUpdate) -> None:
+        self.on_update(update)
 
     # ------------------------------------------------------------ plumbing
 
@@ -105,6 +109,8 @@ class AlpacaBroker(Broker):
             return self._io.run(coro, timeout if timeout is not None else self.config.timeout * 4, cancel=True)
         except TimeoutError as err:
             raise BrokerTimeout("alpaca broker: no answer in time") from err
+        except concurrent.futures.CancelledError as err:  # the engine stopped before the answer came
+            raise BrokerTimeout("alpaca broker: stopped before the answer came") from err
 
     def _keys(self) -> tuple[str, str]:
         return self.config.key_id.get_secret_value(), self.config.secret_key.get_secret_value()
@@ -126,14 +132,18 @@ class AlpacaBroker(Broker):
 
     # ---------------------------------------------------------- lifecycle
 
+    def describe_account(self) -> str:
+        money = "the paper account (test money)" if self.config.paper else "REAL MONEY"
+        key = key_hint(self.config.key_id.get_secret_value())
+        return f"alpaca, {money}: {self.config.base_url}, key id {key}"
+
     def connect(self) -> None:
         """Start the broker's loop, read the account and positions, open the
         ``trade_updates`` stream and the polling fallback."""
         if self._io.running:
             return
         self._io.start()
-        self._dispatcher = threading.Thread(target=self._dispatch, name="alpaca-broker-updates", daemon=True)
-        self._dispatcher.start()
+        self.orders.start()
         try:
             self._call(self._start())
         except BaseException:
@@ -149,7 +159,8 @@ class AlpacaBroker(Broker):
             raise BrokerError(f"alpaca broker: {self.config.base_url}: cannot read the account: {err}") from err
         if self.account.trading_blocked:
             raise BrokerError(f"alpaca broker: the account is blocked from trading (status {self.account.status})")
-        self._tasks = [asyncio.ensure_future(self._stream_loop()), asyncio.ensure_future(self._poll_loop())]
+        watch = self.orders.watch(self._lookup_tracked, lambda: self.stream_up, self.config.poll_interval)
+        self._tasks = [asyncio.ensure_future(self._stream_loop()), asyncio.ensure_future(watch)]
 
     def close(self) -> None:
         if not self._io.running:
@@ -165,9 +176,7 @@ class AlpacaBroker(Broker):
         except Exception as err:  # closing anyway
             log.warning("alpaca broker: close: %s", err)
         self._io.stop()
-        self._outbox.put(None)  # after every update emitted so far
-        if self._dispatcher is not None:
-            self._dispatcher.join(10)
+        self.orders.close()  # after every update made so far
 
     def starting_cash(self) -> Decimal:
         if self.account is None:
@@ -198,8 +207,30 @@ class AlpacaBroker(Broker):
 
     # --------------------------------------------------------- orders
 
-    def submit(self, order: Order) -> None:
+    def submit(self, order: Order) -> OrderStatus | None:
+        limiter = self._rest.limiter if self._rest is not None else None
+        if (
+            limiter is not None
+            and limiter.delay() > 0
+            and self._io.loop is not None
+            and order.client_id not in self._sent
+        ):
+            # the rate limit would make the send wait: sent when it allows, the engine's thread goes on
+            tracked = self.orders.track(order.client_id, order.symbol, order.side, order.qty)
+            self._io.loop.call_soon_threadsafe(
+                self.orders.send_later, tracked, limiter.delay, lambda: self._submit(order)
+            )
+            return OrderStatus.INTENT
         self._call(self._submit(order))
+        return None
+
+    def stop_sending(self, timeout: float) -> None:
+        if not self._io.running or self._io.on_thread():
+            return
+        try:
+            self._io.run(self.orders.stop_sending(timeout), timeout + 10)
+        except Exception as err:  # stopping anyway; what is not known stays open in the journal
+            log.warning("alpaca broker: stopping the order sending: %s: %s", type(err).__name__, err)
 
     def _describe(self, order: Order) -> str:
         kind = "bracket " if order.stop_price is not None or order.take_profit_price is not None else ""
@@ -227,7 +258,7 @@ class AlpacaBroker(Broker):
 
     async def _submit(self, order: Order) -> None:
         cid = order.client_id
-        if cid in self._tracked:
+        if cid in self._sent:
             return  # sent before: the same client id is never sent twice
         await self._check(order)
         if await self._exits_held_by_legs(order):
@@ -235,31 +266,36 @@ class AlpacaBroker(Broker):
                 f"alpaca broker: {self._describe(order)}: the position was already closed by its bracket leg"
             )
         body = wire.order_request(order, extended_hours=self.config.extended_hours)
-        tracked = _Tracked(order)
+        self._sent[cid] = order
+        tracked = self.orders.track(cid, order.symbol, order.side, order.qty)
+        with self.orders.on_wire(tracked):
+            await self._post(order, tracked, body)
+
+    async def _post(self, order: Order, tracked: VenueOrder, body: dict[str, Any]) -> None:
+        cid = order.client_id
         try:
             answer = await self._http().request("POST", "/v2/orders", body=body)
         except AlpacaHttpError as err:
             if wire.is_duplicate_client_id(err.error):
-                self.counts["duplicates_resolved"] += 1
-                found = await self._lookup(cid)
-                if found is None:
-                    raise BrokerError(
-                        f"alpaca broker: {self._describe(order)}: {err.error}, yet no such order"
-                    ) from err
-                self._tracked[cid] = tracked
-                self._apply(found, "")
-                return
+                self._counts["duplicates_resolved"] += 1
+                if await self.orders.resolve(tracked, self._lookup_tracked):
+                    return
+                self.orders.unresolved(tracked)
+                raise BrokerTimeout(
+                    f"alpaca broker: {self._describe(order)}: {err.error}, and it could not be looked up yet"
+                ) from err
+            self.orders.forget(cid)
+            del self._sent[cid]
             raise BrokerError(
                 f"alpaca broker: {self._describe(order)} refused: {err.error.message or err.error}"
             ) from err
         except AlpacaUnreachable as err:
-            found = await self._lookup_quietly(cid)
-            if found is None:
-                raise BrokerTimeout(f"alpaca broker: {self._describe(order)}: no answer ({err})") from err
-            self._tracked[cid] = tracked
-            self._apply(found, "")
-            return
-        self._tracked[cid] = tracked
+            if await self.orders.resolve(tracked, self._lookup_tracked):
+                return
+            self.orders.unresolved(tracked)  # asked for until known
+            raise BrokerTimeout(
+                f"alpaca broker: {self._describe(order)}: no answer ({err}); its state is unknown"
+            ) from err
         try:
             self._apply(wire.venue_order(answer), "")
         except wire.WireError as err:
@@ -274,57 +310,64 @@ class AlpacaBroker(Broker):
             raise
         return wire.venue_order(body)
 
-    async def _lookup_quietly(self, cid: str) -> wire.VenueOrder | None:
+    async def _lookup_tracked(self, tracked: VenueOrder) -> bool:
+        """Ask for an order (and its legs) by client id and report what it
+        shows; False when Alpaca has no such order."""
         try:
-            return await self._lookup(cid)
-        except (AlpacaHttpError, AlpacaUnreachable, wire.WireError) as err:
-            log.warning("alpaca broker: looking up %s: %s", cid, err)
-            return None
+            found = await self._lookup(tracked.client_id)
+        except wire.WireError as err:
+            raise BrokerError(f"alpaca broker: order {tracked.client_id}: {err}") from err
+        if found is None:
+            return False
+        self._apply(found, "")
+        return True
 
     async def _exits_held_by_legs(self, order: Order) -> bool:
         """Before an exit, cancel the symbol's working bracket legs (they hold its
         shares). True when a leg had filled already: nothing is left to exit."""
         closed = False
-        for tracked in list(self._tracked.values()):
-            if tracked.order.symbol != order.symbol or not tracked.legs or tracked.order.side is order.side:
+        for tracked in self.orders:
+            if tracked.symbol != order.symbol or tracked.side is order.side:
                 continue
-            for leg_id, name in tracked.legs.items():
-                if tracked.leg_status.get(leg_id) in ("filled",):
-                    closed = closed or tracked.leg_filled.get(leg_id, Decimal(0)) >= tracked.filled
+            for leg in self.orders.legs(tracked):
+                if leg.status == "filled":
+                    closed = closed or leg.filled >= tracked.filled
                     continue
-                if tracked.leg_status.get(leg_id) in ("canceled", "expired", "rejected", "replaced"):
+                if leg.status in _LEG_DONE:
                     continue
                 try:
-                    await self._http().request("DELETE", f"/v2/orders/{leg_id}")
+                    await self._http().request("DELETE", f"/v2/orders/{leg.venue_id}")
                 except AlpacaHttpError as err:
                     if err.error.status not in (404, 422):
                         raise BrokerError(
-                            f"alpaca broker: cancelling the {name} leg of {tracked.order.client_id}: {err.error}"
+                            f"alpaca broker: cancelling the {leg.leg} leg of {tracked.client_id}: {err.error}"
                         ) from err
                 # wait until the venue says the leg is done (cancelled, or filled first)
                 deadline = time.monotonic() + self.config.timeout
                 while True:
-                    leg = wire.venue_order(await self._http().get(f"/v2/orders/{leg_id}"))
-                    parent = await self._lookup(tracked.order.client_id)
+                    now = wire.venue_order(await self._http().get(f"/v2/orders/{leg.venue_id}"))
+                    parent = await self._lookup(tracked.client_id)
                     if parent is not None:
                         self._apply(parent, "")
-                    if not leg.is_open or leg.status == "held":
-                        tracked.leg_status[leg_id] = leg.status
-                        if leg.status == "filled":
+                    if not now.is_open or now.status == "held":
+                        leg.status = now.status
+                        if now.status == "filled":
                             closed = True
                         break
                     if time.monotonic() > deadline:
                         raise BrokerError(
-                            f"alpaca broker: the {name} leg of {tracked.order.client_id} did not cancel in time"
+                            f"alpaca broker: the {leg.leg} leg of {tracked.client_id} did not cancel in time"
                         )
                     await asyncio.sleep(0.05)
         return closed
 
     def cancel(self, client_id: str) -> None:
+        if self._io.running and self._call(self.orders.cancel_held(client_id)):
+            return  # held back for the rate limit: cancelled here, never sent
         self._call(self._cancel(client_id))
 
     async def _cancel(self, cid: str) -> None:
-        tracked = self._tracked.get(cid)
+        tracked = self.orders.get(cid)
         venue_id = tracked.venue_id if tracked is not None else ""
         if not venue_id:
             found = await self._lookup(cid)
@@ -351,19 +394,28 @@ class AlpacaBroker(Broker):
             return None
         fills: tuple[Fill, ...] = ()
         if found.filled_qty > 0 and found.filled_avg_price is not None:
-            fills = (
-                Fill(
-                    cid,
-                    found.symbol,
-                    found.side,
-                    found.filled_qty,
-                    found.filled_avg_price,
-                    Decimal(0),
-                    found.updated_at,
-                    f"{found.id}:{found.filled_qty}",
-                ),
-            )
-        return OrderState(found.engine_status, found.filled_qty, fills, found.id)
+            fills = (self._cumulative_fill(cid, found),)
+        # registered with its legs: what they do from now on is reported; what
+        # they filled so far goes with the state, for the engine to book
+        tracked = self.orders.track(cid, found.symbol, found.side, found.qty)
+        self.orders.known(tracked, venue_id=found.id, fills=fills, done=not found.is_open, status=found.status)
+        leg_fills: list[tuple[str, Fill]] = []
+        for leg in found.legs:
+            name = _leg_name(leg)
+            tracked_leg = self.orders.track_leg(tracked, leg.id, name, leg.side, leg.qty)
+            filled = (self._cumulative_fill(cid, leg),) if leg.filled_qty > 0 and leg.filled_avg_price else ()
+            self.orders.known(tracked_leg, venue_id=leg.id, fills=filled, done=not leg.is_open, status=leg.status)
+            leg_fills += [(name, f) for f in filled]
+        return OrderState(found.engine_status, found.filled_qty, fills, found.id, tuple(leg_fills))
+
+    @staticmethod
+    def _cumulative_fill(cid: str, vo: wire.VenueOrder) -> Fill:
+        """What an order (or leg) has filled so far, as one fill (keyed as the stream's last one)."""
+        assert vo.filled_avg_price is not None
+        price = vo.filled_avg_price
+        return Fill(
+            cid, vo.symbol, vo.side, vo.filled_qty, price, Decimal(0), vo.updated_at, f"{vo.id}:{vo.filled_qty}"
+        )
 
     def open_orders(self) -> list[Order]:
         return self._call(self._open_orders())
@@ -399,88 +451,49 @@ class AlpacaBroker(Broker):
 
     # ------------------------------------------------------ updates
 
-    def _emit(self, update: OrderUpdate) -> None:
-        """Hand an update to the dispatcher thread: the broker's loop never waits
-        on the engine (a worker may be inside ``submit``, waiting on this loop)."""
-        self._outbox.put(update)
-
-    def _dispatch(self) -> None:
-        while True:
-            update = self._outbox.get()
-            if update is None:
-                return
-            try:
-                self.on_update(update)
-            except Exception:  # the engine's callback must not stop the updates
-                log.exception("alpaca broker: on_update failed for %s", update.client_id)
-
     def _apply(self, vo: wire.VenueOrder, event: str, ts: int = 0) -> None:
         """Turn what the venue says of an order (a stream event, a poll, an
         answer) into the updates not yet emitted."""
-        cid = self._by_venue.get(vo.id, vo.client_order_id)
-        tracked = self._tracked.get(cid)
+        ts = ts or vo.updated_at or time.time_ns()
+        leg = self.orders.leg(vo.id)
+        if leg is not None:
+            self._apply_leg(leg, vo, ts)
+            return
+        tracked = self.orders.get(vo.client_order_id)
         if tracked is None:
             return  # not an order of this engine
-        ts = ts or vo.updated_at or time.time_ns()
-        if vo.id != tracked.venue_id and vo.id in tracked.legs:
-            self._apply_leg(tracked, vo, ts)
-            return
-        if not tracked.venue_id:
+        for sub in vo.legs:
+            self._apply_leg(self.orders.track_leg(tracked, sub.id, _leg_name(sub), sub.side, sub.qty), sub, ts)
+        tracked.status = vo.status
+        if vo.status not in ("pending_new", "rejected"):
+            self.orders.ack(tracked, vo.id, ts)
+        elif not tracked.venue_id:
             tracked.venue_id = vo.id
-            self._by_venue[vo.id] = cid
-        for leg in vo.legs:
-            name = "stop_loss" if leg.type in ("stop", "stop_limit") else "take_profit"
-            if leg.id not in tracked.legs:
-                tracked.legs[leg.id] = name
-                self._by_venue[leg.id] = cid
-            self._apply_leg(tracked, leg, ts)
-        order = tracked.order
-        if not tracked.acked and vo.status not in ("pending_new",) and not tracked.done:
-            tracked.acked = True
-            if vo.status not in ("rejected",):
-                self._emit(OrderUpdate(UpdateKind.ACK, cid, order.symbol, ts, venue_id=vo.id))
-        self._fill(tracked, vo.filled_qty, vo.filled_avg_price, ts, leg=None)
-        if not tracked.done:
-            if vo.status == "filled" and tracked.filled >= order.qty:
-                tracked.done = True
-            elif vo.status in _TERMINAL:
-                tracked.done = True
-                reason = f"alpaca: order {vo.status}" + (f" ({event})" if event and event != vo.status else "")
-                self._emit(OrderUpdate(_TERMINAL[vo.status], cid, order.symbol, ts, venue_id=vo.id, reason=reason))
+        self._fill(tracked, vo, ts)
+        if vo.status == "filled" and tracked.filled >= tracked.qty:
+            tracked.done = True
+        elif vo.status in _TERMINAL:
+            reason = f"alpaca: order {vo.status}" + (f" ({event})" if event and event != vo.status else "")
+            self.orders.end(tracked, _TERMINAL[vo.status], ts, reason)
 
-    def _fill(self, tracked: _Tracked, cum: Decimal, avg: Decimal | None, ts: int, leg: wire.VenueOrder | None) -> None:
-        order = tracked.order
-        if leg is None:
-            done, cost = tracked.filled, tracked.cost
-        else:
-            done, cost = tracked.leg_filled.get(leg.id, Decimal(0)), tracked.leg_cost.get(leg.id, Decimal(0))
-        delta = cum - done
-        if delta <= 0 or avg is None:
-            return
-        new_cost = avg * cum
-        price = _plain(((new_cost - cost) / delta).quantize(PRICE_STEP))
-        if leg is None:
-            tracked.filled, tracked.cost = cum, new_cost
-            side, kind_total, name, venue = order.side, order.qty, "", tracked.venue_id
-        else:
-            tracked.leg_filled[leg.id], tracked.leg_cost[leg.id] = cum, new_cost
-            side, kind_total, name, venue = leg.side, leg.qty, tracked.legs[leg.id], leg.id
-        sign = 1 if side is Side.BUY else -1
-        self._positions[order.symbol] = self._positions.get(order.symbol, Decimal(0)) + sign * delta
-        fill = Fill(order.client_id, order.symbol, side, delta, price, Decimal(0), ts, f"{venue}:{cum}")
-        kind = UpdateKind.FILL if cum >= kind_total else UpdateKind.PARTIAL_FILL
-        self._emit(OrderUpdate(kind, order.client_id, order.symbol, ts, fill, venue_id=venue, leg=name))
+    def _fill(self, tracked: VenueOrder, vo: wire.VenueOrder, ts: int) -> None:
+        fill = self.orders.fill_to(tracked, vo.filled_qty, vo.filled_avg_price, ts)
+        if fill is not None:
+            sign = 1 if fill.side is Side.BUY else -1
+            self._positions[fill.symbol] = self._positions.get(fill.symbol, Decimal(0)) + sign * fill.qty
 
-    def _apply_leg(self, tracked: _Tracked, leg: wire.VenueOrder, ts: int) -> None:
-        before = tracked.leg_status.get(leg.id)
-        tracked.leg_status[leg.id] = leg.status
-        self._fill(tracked, leg.filled_qty, leg.filled_avg_price, ts, leg)
-        if before != leg.status and leg.status in ("expired", "rejected"):
+    def _apply_leg(self, leg: VenueOrder, vo: wire.VenueOrder, ts: int) -> None:
+        before = leg.status
+        leg.status = vo.status
+        self._fill(leg, vo, ts)
+        if vo.status in _LEG_DONE:
+            leg.done = True
+        if before != vo.status and vo.status in ("expired", "rejected"):
             log.warning(
                 "alpaca broker: the %s leg of %s is %s: the position is no longer protected at the venue",
-                tracked.legs[leg.id],
-                tracked.order.client_id,
-                leg.status,
+                leg.leg,
+                leg.client_id,
+                vo.status,
             )
 
     # ---------------------------------------------- stream and polling
@@ -504,7 +517,7 @@ class AlpacaBroker(Broker):
                         raise ConnectionError(f"listen answered {stream} {data}")
                     self.stream_up = True
                     backoff.reset()
-                    await self._poll_once()  # what happened while the stream was down
+                    await self.orders.poll(self._lookup_tracked)  # what happened while the stream was down
                     async for raw in ws:
                         self._on_stream(raw)
             except asyncio.CancelledError:
@@ -531,27 +544,5 @@ class AlpacaBroker(Broker):
         except wire.WireError as err:
             log.warning("alpaca broker: dropped a trade update: %s", err)
             return
-        self.counts["stream_events"] += 1
+        self._counts["stream_events"] += 1
         self._apply(update.order, update.event, update.timestamp)
-
-    async def _poll_once(self) -> None:
-        for cid, tracked in list(self._tracked.items()):
-            legs_open = any(
-                s not in ("filled", "canceled", "expired", "rejected", "replaced") for s in tracked.leg_status.values()
-            )
-            if tracked.done and not legs_open:
-                continue
-            try:
-                found = await self._lookup(cid)
-            except (AlpacaHttpError, AlpacaUnreachable, wire.WireError) as err:
-                log.warning("alpaca broker: polling %s: %s", cid, err)
-                continue
-            if found is not None:
-                self._apply(found, "")
-        self.counts["polls"] += 1
-
-    async def _poll_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.poll_interval)
-            if not self.stream_up:
-                await self._poll_once()

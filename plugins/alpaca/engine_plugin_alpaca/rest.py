@@ -18,13 +18,14 @@ from typing import Any
 
 import aiohttp
 
+from engine_core import BrokerError, BrokerTimeout, error_text
 from engine_core.live import Backoff, RateLimiter, VenueClock
 from engine_plugin_alpaca.wire import ApiError, api_error
 
 DEFAULT_LIMIT = 200  # requests per minute (Alpaca's default for trading and market data)
 
 
-class AlpacaHttpError(Exception):
+class AlpacaHttpError(BrokerError):
     """An error answer (``error`` holds status, Alpaca's code and message)."""
 
     def __init__(self, what: str, error: ApiError) -> None:
@@ -32,7 +33,7 @@ class AlpacaHttpError(Exception):
         self.error = error
 
 
-class AlpacaUnreachable(Exception):
+class AlpacaUnreachable(BrokerTimeout):
     """No answer: a transport error or a timeout."""
 
 
@@ -119,7 +120,10 @@ class AlpacaRest:
                 if attempt + 1 < attempts:
                     await backoff.wait()
                     continue
-                raise AlpacaUnreachable(f"{what}: {type(exc).__name__}: {exc}".rstrip(": ")) from exc
+                why = (
+                    f"no answer within {self.timeout:g} s" if isinstance(exc, asyncio.TimeoutError) else error_text(exc)
+                )
+                raise AlpacaUnreachable(f"{what}: {why}") from exc
         raise AlpacaUnreachable(f"{what}: no answer after {attempts} attempts")
 
     async def get(self, path: str, params: dict[str, str] | None = None) -> Any:

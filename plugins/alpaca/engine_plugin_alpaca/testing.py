@@ -24,6 +24,7 @@ import base64
 import itertools
 import json
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -158,6 +159,7 @@ class FakeAlpaca(BackgroundServer):
         self.order_posts: list[dict[str, Any]] = []  # every POST /v2/orders body, accepted or not
         self.fail_next: dict[str, list[int]] = {}  # path -> statuses to answer next (429, 500...)
         self.delay_next_order = 0.0  # seconds to hold the next POST /v2/orders answer (after placing it)
+        self.spent_after_order: float | None = None  # see spend_rate_limit
         self.connection_limit = 1
         self.symbol_limit = 10_000
         self.stream_auth_ok = True
@@ -300,6 +302,12 @@ class FakeAlpaca(BackgroundServer):
     def fill_rest(self, client_order_id: str, price: Decimal | None = None) -> None:
         """Fill what remains of a partially filled order."""
         self.call(self._fill_rest, client_order_id, price)
+
+    def spend_rate_limit(self, seconds: float) -> None:
+        """Fault plan: the next order's answer says the client's request budget
+        is spent (``X-RateLimit-Remaining: 0``) until ``seconds`` from now: the
+        broker's next request waits in its rate limiter that long."""
+        self.spent_after_order = seconds
 
     def fill_leg(self, entry_client_id: str, leg: str, price: Decimal) -> None:
         """Trigger a bracket leg (``stop_loss`` or ``take_profit``) of a filled entry:
@@ -545,10 +553,14 @@ class FakeAlpaca(BackgroundServer):
         else:
             asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._work(order, behaviour)))
         answer = order.json()
+        headers = self._headers()
+        if self.spent_after_order is not None:
+            reset, self.spent_after_order = time.time() + self.spent_after_order, None
+            headers.update({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(reset) + 1)})
         if self.delay_next_order:
             delay, self.delay_next_order = self.delay_next_order, 0.0
             await asyncio.sleep(delay)
-        return web.json_response(answer, headers=self._headers())
+        return web.json_response(answer, headers=headers)
 
     async def _work(self, order: _Order, behaviour: str) -> None:
         await self._event("new", order)

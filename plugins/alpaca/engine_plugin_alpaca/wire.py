@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from engine_core import NS_PER_SECOND, Bar, Order, OrderStatus, OrderType, Side, TimeInForce, Trade
+from engine_core import NS_PER_SECOND, Bar, Order, OrderStatus, OrderType, Side, TimeInForce, Trade, epoch_ns
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -38,7 +38,6 @@ class WireError(ValueError):
 # ------------------------------------------------------------------ times
 
 _RFC3339 = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)$")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def parse_time(text: Any) -> int:
@@ -56,9 +55,7 @@ def parse_time(text: Any) -> int:
     if zone not in ("Z", "z"):
         sign = 1 if zone[0] == "+" else -1
         moment -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-    delta = moment - _EPOCH
-    ns = (delta.days * 86_400 + delta.seconds) * NS_PER_SECOND
-    return ns + (int(frac.ljust(9, "0")) if frac else 0)
+    return epoch_ns(moment) + (int(frac.ljust(9, "0")) if frac else 0)
 
 
 def format_time(ns: int) -> str:
@@ -302,7 +299,7 @@ def _local(day: date, hhmm: Any) -> int:
         raise WireError("bad calendar time", repr(hhmm))
     digits = hhmm.replace(":", "")
     moment = datetime.combine(day, time(int(digits[:2]), int(digits[2:])), tzinfo=NEW_YORK)
-    return int(moment.timestamp()) * NS_PER_SECOND
+    return epoch_ns(moment)
 
 
 def calendar(body: Any) -> list[SessionDay]:

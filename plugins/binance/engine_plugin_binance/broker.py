@@ -11,7 +11,14 @@ stream, every update reported once.
   (``FULL``: ack and fills), ``executionReport`` events of the user data
   stream (WebSocket API, ``userDataStream.subscribe.signature``), and REST
   polling of the orders in flight while that stream is down. Each ack,
-  each trade (by trade id) and each end of an order is reported once.
+  each trade (by trade id) and each end of an order is reported once
+  (``engine_core.live.VenueOrders``, which also delivers the updates).
+* An order whose answer is lost and that cannot be found at once (the
+  lookup answered 429, 418, -1021, 404, or "no such order" yet) is never
+  "not placed": ``submit`` raises ``BrokerTimeout`` (the engine journals it
+  ``unknown``), and the tracker goes on asking for it by client id with
+  backoff, paced by the shared rate limiter (which a 429's or a 418's
+  ``Retry-After`` pauses), until its fills, its end or its absence are known.
 * Commission: a fee in the asset bought is ``Fill.fee_qty`` (the position
   is what the account holds); a fee in the quote asset is cost; a fee in
   BNB is cost at BNB's price in the quote asset.
@@ -27,29 +34,43 @@ engine's threads call in and wait for the answer.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import websockets
 
-from engine_core.brokers import Broker, UpdateCallback
-from engine_core.errors import BrokerError, BrokerTimeout, ConfigError, EngineError
-from engine_core.live import Backoff
-from engine_core.live.loop import LoopThread, cancel_all
-from engine_core.model import Fill, Order, OrderType, Side, TimeInForce
-from engine_core.orders import OrderState, OrderUpdate, UpdateKind, make_client_id, parse_client_id
+from engine_core import (
+    Broker,
+    BrokerError,
+    BrokerTimeout,
+    ConfigError,
+    EngineError,
+    Order,
+    OrderState,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+    TimeInForce,
+    UpdateCallback,
+    UpdateKind,
+    key_hint,
+    make_client_id,
+    parse_client_id,
+)
+from engine_core.live import Backoff, LoopThread, VenueOrder, VenueOrders, cancel_all
 from engine_plugin_binance import wire
 from engine_plugin_binance.config import BinanceBrokerConfig
 from engine_plugin_binance.filters import SymbolRules
 from engine_plugin_binance.rest import NO_SUCH_ORDER, BinanceError, BinanceRest, Unanswered, sign
 
 if TYPE_CHECKING:
-    from engine_core.journal import Journal
+    from engine_core import Journal
 
 log = logging.getLogger("engine_plugin_binance")
 
@@ -63,19 +84,6 @@ _KIND_OF = {
     "EXPIRED": UpdateKind.EXPIRE,
     "EXPIRED_IN_MATCH": UpdateKind.EXPIRE,
 }
-
-
-@dataclass
-class _Track:
-    """What has been reported of one order (so that nothing is reported twice)."""
-
-    symbol: str
-    qty: Decimal
-    venue_id: str = ""
-    acked: bool = False
-    trades: set[str] = field(default_factory=set)
-    filled: Decimal = Decimal(0)
-    done: bool = False
 
 
 class BinanceBroker(Broker):
@@ -99,7 +107,8 @@ class BinanceBroker(Broker):
         self._rules: dict[str, SymbolRules] = {}
         self._ref_price: dict[str, Decimal] = {}
         self._asset_prices: dict[str, Decimal] = {}  # a third commission asset's price in the quote asset
-        self._orders: dict[str, _Track] = {}
+        # an order not found after recvWindow (and a margin) never reached the matching engine
+        self.orders = VenueOrders("binance", self._deliver, lost_after=config.recv_window / 1000 + self.ORDER_TIMEOUT)
         self._sent: set[str] = set()
         self._cash = Decimal(0)
         self._journal: Journal | None = None
@@ -108,7 +117,15 @@ class BinanceBroker(Broker):
         self._tasks: list[asyncio.Task[None]] = []
         self.stream_up = threading.Event()
         self._stopping = False
-        self.counts = {"stream_reconnects": 0, "polls": 0, "foreign_reports": 0}
+        self._counts = {"stream_reconnects": 0, "foreign_reports": 0}
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Stream reconnects, reports of orders not the engine's, polls and lookups."""
+        return {**self._counts, **self.orders.counts}
+
+    def _deliver(self, update: OrderUpdate) -> None:
+        self.on_update(update)
 
     # ---------------------------------------------------------------- loop thread
 
@@ -119,12 +136,19 @@ class BinanceBroker(Broker):
         if self._io.on_thread():
             coro.close()
             raise BrokerError("binance broker: called from its own on_update (the callback must not call back)")
-        return self._io.run(coro, timeout)
+        name = getattr(coro, "__name__", "call")
+        try:
+            return self._io.run(coro, timeout, cancel=True)
+        except TimeoutError as err:
+            raise BrokerTimeout(f"binance broker: {name.lstrip('_')}: no result within {timeout:g}s") from err
+        except concurrent.futures.CancelledError as err:  # the engine stopped before the answer came
+            raise BrokerTimeout(f"binance broker: {name.lstrip('_')}: stopped before the answer came") from err
 
     def connect(self) -> None:
         if self._io.running:
             return
         self._io.start()
+        self.orders.start()
         try:
             self._run(self._connect(), 60)
         except EngineError:
@@ -149,7 +173,10 @@ class BinanceBroker(Broker):
         for symbol in self.symbols:
             await self._refresh_price(symbol)
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._user_stream()), loop.create_task(self._poll())]
+        self._tasks = [
+            loop.create_task(self._user_stream()),
+            loop.create_task(self.orders.watch(self._lookup, self.stream_up.is_set, self.POLL_INTERVAL)),
+        ]
 
     async def _load_rules(self, symbols: Sequence[str]) -> None:
         if not symbols:
@@ -182,8 +209,14 @@ class BinanceBroker(Broker):
             self._io.run(shutdown(), 10)
         finally:
             self._io.stop()
+            self.orders.close()
 
     # ---------------------------------------------------------------- the contract
+
+    def describe_account(self) -> str:
+        money = "the testnet (test money)" if self.config.testnet else "REAL MONEY"
+        key = key_hint(self.config.api_key.get_secret_value())
+        return f"binance spot, {money}: {self.config.rest()}, api key {key}"
 
     def bind_journal(self, journal: Journal) -> None:
         self._journal = journal
@@ -220,10 +253,10 @@ class BinanceBroker(Broker):
     def round_qty(self, symbol: str, qty: Decimal) -> Decimal:
         return self.rules(symbol).round_qty(qty)
 
-    def submit(self, order: Order) -> None:
+    def submit(self, order: Order) -> OrderStatus | None:
         if order.client_id in self._sent:
             log.warning("binance: %s was sent already; not sending it again", order.client_id)
-            return
+            return None
         rules = self.rules(order.symbol)
         market = order.type is OrderType.MARKET
         qty = rules.round_qty(order.qty, market)
@@ -246,39 +279,75 @@ class BinanceBroker(Broker):
         params["newClientOrderId"] = order.client_id
         params["newOrderRespType"] = "FULL"
         self._sent.add(order.client_id)
-        self._run(self._place(order, qty, params), self.ORDER_TIMEOUT * 3 + 10)
+        tracked = self.orders.track(order.client_id, order.symbol, order.side, qty)
+        if self._rest.limiter.delay(1) > 0 and self._io.loop is not None:
+            # the weight budget is spent: sent when it allows, the engine's thread goes on
+            delay = self._rest.limiter.delay
+            self._io.loop.call_soon_threadsafe(
+                self.orders.send_later, tracked, lambda: delay(1), lambda: self._place(tracked, params)
+            )
+            return OrderStatus.INTENT
+        try:
+            self._run(self._place(tracked, params), self.ORDER_TIMEOUT * 3 + 10)
+        except BrokerTimeout:
+            self.orders.unresolved(tracked)  # on the wire: its fate is asked for until known
+            raise
+        return None
 
-    async def _place(self, order: Order, qty: Decimal, params: dict[str, Any]) -> None:
-        cid = order.client_id
-        self._orders.setdefault(cid, _Track(order.symbol, qty))
+    def stop_sending(self, timeout: float) -> None:
+        if not self._io.running or self._io.on_thread():
+            return
+        try:
+            self._io.run(self.orders.stop_sending(timeout), timeout + 10)
+        except Exception as err:  # noqa: BLE001 - stopping anyway; what is not known stays open in the journal
+            log.warning("binance: stopping the order sending: %s: %s", type(err).__name__, err)
+
+    async def _place(self, tracked: VenueOrder, params: dict[str, Any]) -> None:
+        with self.orders.on_wire(tracked):
+            await self._send(tracked, params)
+
+    async def _send(self, tracked: VenueOrder, params: dict[str, Any]) -> None:
+        cid, symbol = tracked.client_id, tracked.symbol
         try:
             resp = await self._rest.request("POST", "/api/v3/order", params, weight=1, signed=True)
         except Unanswered as err:
             log.warning("binance: order %s unanswered (%s); asking for it by client id", cid, err)
-            found = await self._resolve(order.symbol, cid)
-            if found is None:
-                what = f"{order.symbol}: order {cid} sent, no answer, and Binance does not know it (yet)"
-                raise BrokerTimeout(what) from err
-            return
-        except BinanceError as err:
-            self._orders.pop(cid, None)
-            raise BrokerError(f"{order.symbol}: Binance refused order {cid}: {err}") from err
+            if await self._resolve(tracked):
+                return
+            raise BrokerTimeout(
+                f"{symbol}: order {cid} sent without answer ({err}) and not found yet: its state is unknown; "
+                "asking Binance for it by client id"
+            ) from err
+        except BinanceError as err:  # Binance did not execute a request it answered with an error
+            self.orders.forget(cid)
+            raise BrokerError(f"{symbol}: Binance refused order {cid}: {err}") from err
         await self._apply(resp, resp.get("fills", []))
 
-    async def _resolve(self, symbol: str, cid: str) -> dict[str, Any] | None:
-        """Look an order up by client id (a few tries: it may still be on its
-        way); report what it shows."""
+    async def _resolve(self, tracked: VenueOrder) -> bool:
+        """Look an order up by client id, a few times within ORDER_TIMEOUT (it
+        may still be on its way; a lookup may be refused); True once found."""
+        deadline = time.monotonic() + self.ORDER_TIMEOUT
         for delay in (0.0, 0.5, 1.0, 2.0):
             await asyncio.sleep(delay)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
             try:
-                found = await self._query(symbol, cid)
-            except Unanswered:
-                continue
-            if found is not None:
-                order, trades = found
-                await self._apply(order, trades)
-                return order
-        return None
+                found = await asyncio.wait_for(self.orders.resolve(tracked, self._lookup), left)
+            except asyncio.TimeoutError:
+                break
+            if found:
+                return True
+        return False
+
+    async def _lookup(self, tracked: VenueOrder) -> bool:
+        """Ask Binance for an order by client id and report what it shows;
+        False when it has no such order."""
+        found = await self._query(tracked.symbol, tracked.client_id)
+        if found is None:
+            return False
+        await self._apply(*found)
+        return True
 
     async def _query(self, symbol: str, cid: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         try:
@@ -297,6 +366,8 @@ class BinanceBroker(Broker):
         return order, trades
 
     def cancel(self, client_id: str) -> None:
+        if self._io.running and self._io.run(self.orders.cancel_held(client_id), 10):
+            return  # held back for the rate limit: cancelled here, never sent
         self._run(self._cancel(client_id), self.ORDER_TIMEOUT * 2 + 10)
 
     async def _cancel(self, cid: str) -> None:
@@ -308,7 +379,9 @@ class BinanceBroker(Broker):
         except BinanceError as err:
             # already filled, cancelled or unknown: report whatever it came to
             log.info("binance: cancel of %s refused (%s); asking for its state", cid, err)
-            await self._resolve(symbol, cid)
+            tracked = self.orders.get(cid)
+            if tracked is not None:
+                await self._resolve(tracked)
             return
         resp = {**resp, "clientOrderId": resp.get("origClientOrderId", cid)}
         await self._apply(resp, [])
@@ -324,12 +397,10 @@ class BinanceBroker(Broker):
         order, trades = found
         rules = self._rules[symbol]
         fills = wire.trade_fills(trades, cid, symbol, rules.base, rules.quote, self._value_now)
-        track = self._track(cid, symbol, Decimal(order["origQty"]))
-        track.venue_id = str(order["orderId"])
-        track.trades.update(f.trade_id for f in fills)  # the engine books these from the state
-        track.filled = sum((f.qty for f in fills), start=Decimal(0))
-        track.acked = True
-        track.done = order["status"] in _TERMINAL or order["status"] == "FILLED"
+        tracked = self.orders.track(cid, symbol, wire_side(order), Decimal(order["origQty"]))
+        done = order["status"] in _TERMINAL or order["status"] == "FILLED"
+        # the engine books these from the state: never reported again
+        self.orders.known(tracked, venue_id=str(order["orderId"]), fills=fills, done=done, status=order["status"])
         return wire.order_state(order, fills)
 
     def open_orders(self) -> list[Order]:
@@ -375,71 +446,41 @@ class BinanceBroker(Broker):
 
     # ---------------------------------------------------------------- reporting, once
 
-    def _track(self, cid: str, symbol: str, qty: Decimal) -> _Track:
-        track = self._orders.get(cid)
-        if track is None:
-            track = self._orders[cid] = _Track(symbol, qty)
-        return track
-
     async def _apply(self, order: dict[str, Any], trades: list[dict[str, Any]]) -> None:
         """Report what an order payload (response or query) shows that was not reported yet."""
         cid, symbol = order["clientOrderId"], order["symbol"]
-        track = self._track(cid, symbol, Decimal(order["origQty"]))
+        side = wire_side(order)
+        tracked = self.orders.track(cid, symbol, side, Decimal(order["origQty"]))
         ts = int(order.get("transactTime") or order.get("updateTime") or time.time() * 1000) * wire.MS
-        venue_id = str(order.get("orderId", ""))
-        if not track.acked:
-            track.acked = True
-            track.venue_id = venue_id
-            self._emit(OrderUpdate(UpdateKind.ACK, cid, symbol, ts, venue_id=venue_id))
+        self.orders.ack(tracked, str(order.get("orderId", "")), ts)
         rules = self._rules[symbol]
-        side = Side.BUY if order["side"] == "BUY" else Side.SELL
         for t in trades:
             await self._price_commission(t.get("commissionAsset"), rules)
             rows = [{**t, "side": wire.SIDE[side], "time": t.get("time", ts // wire.MS)}]
             for fill in wire.trade_fills(rows, cid, symbol, rules.base, rules.quote, self._value_now):
-                self._fill(track, fill)
+                if self.orders.fill(tracked, fill):
+                    self._ref_price[symbol] = fill.price
         status = order.get("status", "")
-        if status in _TERMINAL and not track.done:
-            track.done = True
-            self._emit(OrderUpdate(_KIND_OF[status], cid, symbol, ts, venue_id=venue_id))
-
-    def _fill(self, track: _Track, fill: Fill) -> None:
-        if fill.trade_id in track.trades:
-            return
-        track.trades.add(fill.trade_id)
-        track.filled += fill.qty
-        self._ref_price[fill.symbol] = fill.price
-        kind = UpdateKind.FILL if track.filled >= track.qty else UpdateKind.PARTIAL_FILL
-        if kind is UpdateKind.FILL:
-            track.done = True
-        self._emit(OrderUpdate(kind, fill.client_id, fill.symbol, fill.ts, fill, track.venue_id))
+        if status in _TERMINAL:
+            self.orders.end(tracked, _KIND_OF[status], ts)
 
     async def _on_report(self, ev: dict[str, Any]) -> None:
         cid = ev["C"] if ev.get("x") == "CANCELED" and ev.get("C") else ev["c"]
         symbol = ev["s"]
-        if cid not in self._orders and not self._ours(cid, symbol):
-            self.counts["foreign_reports"] += 1
+        if self.orders.get(cid) is None and not self._ours(cid, symbol):
+            self._counts["foreign_reports"] += 1
             return
-        track = self._track(cid, symbol, Decimal(ev["q"]))
+        tracked = self.orders.track(cid, symbol, Side.BUY if ev["S"] == "BUY" else Side.SELL, Decimal(ev["q"]))
         rules = self._rules.get(symbol) or self.rules(symbol)
         await self._price_commission(ev.get("N"), rules)
         for update in wire.report_updates(ev, rules.base, rules.quote, self._value_now):
             if update.kind is UpdateKind.ACK:
-                if not track.acked:
-                    track.acked = True
-                    track.venue_id = update.venue_id
-                    self._emit(update)
+                self.orders.ack(tracked, update.venue_id, update.ts)
             elif update.fill is not None:
-                self._fill(track, update.fill)
-            elif not track.done:
-                track.done = True
-                self._emit(update)
-
-    def _emit(self, update: OrderUpdate) -> None:
-        try:
-            self.on_update(update)
-        except Exception:  # noqa: BLE001 - the engine's callback must not kill the broker's loop
-            log.exception("binance: the engine's on_update failed for %s", update)
+                if self.orders.fill(tracked, update.fill):
+                    self._ref_price[symbol] = update.fill.price
+            else:
+                self.orders.end(tracked, update.kind, update.ts, update.reason)
 
     # ---------------------------------------------------------------- commission in a third asset
 
@@ -462,9 +503,9 @@ class BinanceBroker(Broker):
     # ---------------------------------------------------------------- client ids
 
     def _symbol_of(self, cid: str) -> str:
-        track = self._orders.get(cid)
-        if track is not None:
-            return track.symbol
+        tracked = self.orders.get(cid)
+        if tracked is not None:
+            return tracked.symbol
         for symbol in self.symbols:
             if self._ours(cid, symbol):
                 return symbol
@@ -511,7 +552,7 @@ class BinanceBroker(Broker):
                                 break
                             backoff.reset()
                             self.stream_up.set()
-                            await self._catch_up()  # what happened while it was down
+                            await self.orders.poll(self._lookup)  # what happened while it was down
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # noqa: BLE001 - any failure: reconnect, the polls cover the gap
@@ -519,26 +560,12 @@ class BinanceBroker(Broker):
             self.stream_up.clear()
             if self._stopping:
                 return
-            self.counts["stream_reconnects"] += 1
+            self._counts["stream_reconnects"] += 1
             await asyncio.sleep(backoff.next())
 
-    async def _poll(self) -> None:
-        """While the user data stream is down, ask for the orders in flight."""
-        while not self._stopping:
-            await asyncio.sleep(self.POLL_INTERVAL)
-            if not self.stream_up.is_set():
-                self.counts["polls"] += 1
-                try:
-                    await self._catch_up()
-                except EngineError as err:
-                    log.warning("binance: polling orders failed: %s", err)
 
-    async def _catch_up(self) -> None:
-        for cid, track in list(self._orders.items()):
-            if not track.done:
-                found = await self._query(track.symbol, cid)
-                if found is not None:
-                    await self._apply(*found)
+def wire_side(order: dict[str, Any]) -> Side:
+    return Side.BUY if order["side"] == "BUY" else Side.SELL
 
 
 def _holdings(account: dict[str, Any]) -> dict[str, Decimal]:

@@ -31,7 +31,7 @@ from urllib.parse import urlencode
 import aiohttp
 from yarl import URL
 
-from engine_core import EngineError
+from engine_core import BrokerError, BrokerTimeout, error_text
 from engine_core.live import Backoff, RateLimiter, VenueClock
 from engine_plugin_binance import wire
 
@@ -42,7 +42,7 @@ INVALID_TIMESTAMP = -1021
 NO_SUCH_ORDER = -2013
 
 
-class BinanceError(EngineError):
+class BinanceError(BrokerError):
     """Binance answered with an error (``code`` and ``msg`` from its payload)."""
 
     def __init__(self, message: str, *, code: int = 0, status: int = 0) -> None:
@@ -55,7 +55,7 @@ class BinanceBanned(BinanceError):
     """HTTP 418: the IP is banned for sending on after 429s."""
 
 
-class Unanswered(BinanceError):
+class Unanswered(BinanceError, BrokerTimeout):
     """A request was sent and no answer came (network error, timeout, 5xx): it
     may or may not have been executed."""
 
@@ -177,7 +177,9 @@ class BinanceRest:
                     headers = resp.headers
                     self.clock.observe_date(headers.get("Date"))
             except (aiohttp.ClientError, asyncio.TimeoutError) as err:
-                what = f"{method} {path}: no answer ({type(err).__name__}: {err})"
+                timed_out = isinstance(err, asyncio.TimeoutError)
+                why = f"none within {self._timeout.total:g} s" if timed_out else error_text(err)
+                what = f"{method} {path}: no answer ({why})"
                 if retry_unanswered and attempt <= self.retries:
                     log.warning("binance: %s; retrying", what)
                     await backoff.wait()
@@ -188,6 +190,7 @@ class BinanceRest:
                 self.limiter.observe(int(used))
             if status == 418:
                 after = headers.get("Retry-After", "?")
+                self.limiter.pause(_seconds(headers.get("Retry-After"), 60.0))  # nothing more until the ban ends
                 raise BinanceBanned(
                     f"Binance banned this IP (HTTP 418) for {after}s after repeated rate-limit breaches; "
                     f"stopping ({method} {path})",

@@ -45,6 +45,7 @@ _Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]
 API_KEY = "fake-api-key"
 API_SECRET = "fake-api-secret"
 
+_MESSAGES = {-1021: "Timestamp for this request is outside of the recvWindow."}
 _WEIGHTS = {
     ("GET", "/api/v3/time"): 1,
     ("GET", "/api/v3/exchangeInfo"): 20,
@@ -115,6 +116,8 @@ class _Failure:
     status: int
     retry_after: int
     times: int
+    method: str | None = None  # None: every method
+    code: int | None = None  # a Binance error code in the body (-1021: a timestamp outside recvWindow)
 
 
 @dataclass
@@ -406,11 +409,28 @@ class FakeBinance(BackgroundServer):
 
     # ---------------------------------------------------------------- failures
 
-    def fail(self, path: str, status: int, *, retry_after: int = 1, times: int = 1) -> None:
-        """Answer the next ``times`` requests to ``path`` with HTTP ``status``
-        (429 and 418 with ``Retry-After``; 5xx without a body)."""
+    def fail(
+        self,
+        path: str,
+        status: int,
+        *,
+        retry_after: int = 1,
+        times: int = 1,
+        method: str | None = None,
+        code: int | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests to ``path`` (of ``method``, or
+        any) with HTTP ``status``: 429 and 418 with ``Retry-After``; with
+        ``code``, Binance's error payload of that code (``-1021``: timestamp
+        outside the recvWindow); else no body (a 5xx, a 404 of a missing endpoint).
+
+        A lost order answer whose lookup is refused::
+
+            fake.script.append(OrderScript("no_answer"))
+            fake.fail("/api/v3/order", 429, method="GET", retry_after=0, times=5)
+        """
         with self._lock:
-            self._failures.append(_Failure(path, status, retry_after, times))
+            self._failures.append(_Failure(path, status, retry_after, times, method, code))
 
     def _count(self, request: web.Request) -> tuple[int, dict[str, str]]:
         minute = self.now_ms() // 60_000
@@ -423,7 +443,7 @@ class FakeBinance(BackgroundServer):
     def _injected(self, request: web.Request, headers: dict[str, str]) -> web.Response | None:
         with self._lock:
             for f in self._failures:
-                if f.path == request.path and f.times > 0:
+                if f.path == request.path and f.times > 0 and f.method in (None, request.method):
                     f.times -= 1
                     if f.status in (418, 429):
                         headers["Retry-After"] = str(f.retry_after)
@@ -431,6 +451,9 @@ class FakeBinance(BackgroundServer):
                         if f.status == 418:
                             msg = "Way too many requests; IP banned until 1700000000000."
                         return _json({"code": -1003, "msg": msg}, f.status, headers)
+                    if f.code is not None:
+                        msg = _MESSAGES.get(f.code, "An unknown error occurred while processing the request.")
+                        return _json({"code": f.code, "msg": msg}, f.status, headers)
                     return web.Response(status=f.status, text="", headers=headers)
         return None
 

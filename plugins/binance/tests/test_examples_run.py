@@ -88,6 +88,7 @@ def test_the_testnet_example_trades_through_the_binance_broker(fake, tmp_path):
     assert code == 0, err
     assert "Traceback" not in err and API_SECRET not in out + err
     assert "warning" not in err  # a shipped example runs without warnings
+    assert err.startswith(f"trading on binance spot, the testnet (test money): {fake.http_url}, api key fak...\n")
     [order] = fake.placed
     assert (order["symbol"], order["side"], order["type"], order["quantity"]) == ("BTCUSDT", "BUY", "MARKET", "0.001")
     assert fake.bad_signatures == 0

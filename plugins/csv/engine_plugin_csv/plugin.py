@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from engine_core import Register, hookimpl
-from engine_plugin_csv.source import CsvSource
 
 
 @hookimpl
 def register_data_sources(register: Register) -> None:
-    """Register :class:`CsvSource` as ``csv``."""
-    register("csv", CsvSource)
+    """Register :class:`CsvSource` as ``csv`` (by reference: the reader and
+    pyarrow load when a config names the source)."""
+    register("csv", "engine_plugin_csv.source:CsvSource")

@@ -3,6 +3,7 @@ TCP_NODELAY, and the reconnect delays."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import ssl
@@ -44,11 +45,17 @@ def client(
     tls: ssl.SSLContext | None,
     will: aiomqtt.Will | None = None,
     inflight: int | None = None,
+    inbox: asyncio.Queue[aiomqtt.Message] | None = None,
 ) -> aiomqtt.Client:
-    """An aiomqtt client for ``cfg`` (not yet connected; use ``async with``)."""
+    """An aiomqtt client for ``cfg`` (not yet connected; use ``async with``).
+    ``inbox``: the queue incoming messages go to, for a reader that takes
+    what has arrived at once (``get_nowait``) instead of one ``client.messages``
+    step (a task and a wait) per message."""
     kwargs: dict[str, Any] = {}
     if inflight is not None:
         kwargs["max_inflight_messages"] = inflight
+    if inbox is not None:
+        kwargs["queue_type"] = lambda maxsize: inbox
     return aiomqtt.Client(
         cfg.host,
         cfg.port,

@@ -3,33 +3,33 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from engine_core import hookimpl
 
 # Every plugin spells its hooks out like this (PLUGINS.md): pluggy finds them by
-# name on this module, and the imports inside keep loading the entry point cheap.
+# name on this module; the sink and source are registered by reference, so
+# loading the entry point imports no MQTT client.
 # This plugin, the venue plugins and engine_core.testing look alike on purpose.
 
 
 @hookimpl
 def register_event_sinks(register: Any) -> None:
-    from engine_plugin_mqtt.sink import MqttSink
-
-    register("mqtt", MqttSink)
+    register("mqtt", "engine_plugin_mqtt.sink:MqttSink")
 
 
 @hookimpl
 def register_data_sources(register: Any) -> None:
-    from engine_plugin_mqtt.source import MqttSource
-
-    register("mqtt", MqttSource)
+    register("mqtt", "engine_plugin_mqtt.source:MqttSource")
 
 
 @hookimpl
 def engine_started(engine: Any) -> None:
     """Connect this engine's mqtt sinks, with the engine to steer and the
     symbols' restored state."""
+    if "engine_plugin_mqtt.sink" not in sys.modules:
+        return  # no config named an mqtt sink: none to connect (and no client to import)
     from engine_plugin_mqtt.sink import MqttSink
 
     loaded = engine.loaded

@@ -45,7 +45,7 @@ from engine_core import Bar, EngineError, Event, EventSink
 from engine_plugin_mqtt import connection, wire
 from engine_plugin_mqtt.config import MqttSinkConfig
 from engine_plugin_mqtt.control import ControlChannel
-from engine_plugin_mqtt.status import UPDATES, SymbolStatus
+from engine_plugin_mqtt.status import UPDATES, EngineFigures, SymbolStatus
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,19 @@ class _Message(NamedTuple):
 
 class _Abandoned(Exception):
     """close_timeout ran out with messages undelivered."""
+
+
+def _with_indicators(views: dict[str, Any]) -> Any:
+    """A bar's payload with the values of the indicators its strategy reads at that bar."""
+
+    def make(bar: Bar, engine_id: str, seq: int) -> wire.EventPayload:
+        payload = wire.PAYLOADS[Bar](bar, engine_id, seq)
+        view = views.get(bar.symbol)
+        if view is not None:
+            payload.indicators = view.latest_indicators(bar.ts)  # type: ignore[attr-defined]
+        return payload
+
+    return make
 
 
 class MqttSink(EventSink):
@@ -109,6 +122,7 @@ class MqttSink(EventSink):
         self._since = ""
         self._status_figures: tuple[int, ...] = ()
         self.control: ControlChannel | None = None
+        self._figures: EngineFigures | None = None  # cash, equity, kill switches (set by attach)
         self._stop_event: threading.Event | None = None  # the engine's
         self._was_attached = False
         self._was_connected = False
@@ -160,6 +174,9 @@ class MqttSink(EventSink):
         if self.control is not None:
             self.control.engine = engine
         self._stop_event = getattr(engine, "stop_event", None)
+        self._figures = EngineFigures(engine)
+        if self.cfg.bars and self.mode == "live" and getattr(engine, "workers", None):
+            self._steps[Bar] = (_with_indicators({s: w.view for s, w in engine.workers.items()}), UPDATES.get(Bar))
         assert self._loop is not None and self._attached is not None
         self._loop.call_soon_threadsafe(self._seed, seeds, seeded_after)
         self._was_attached = True
@@ -281,6 +298,8 @@ class MqttSink(EventSink):
             "queued": queued,
             "connects": self.connects,
         }
+        if self._figures is not None and reason != "connection lost":  # (the will's figures would be stale)
+            body.update(self._figures.payload(self._statuses))
         self._status_figures = (self.received, self.dropped, self.connects)
         return _Message(self.topic("status"), wire.dumps(body), True)
 

@@ -11,6 +11,7 @@ from engine_core import Bar, ErrorEvent, Event, FillEvent, OrderEvent, OrderStat
 from engine_plugin_mqtt.wire import SCHEMA, iso_ms
 
 _ZERO = Decimal(0)
+_PLACES = Decimal("1e-8")
 
 
 _OPEN = frozenset(s for s in OrderStatus if s.is_open)
@@ -34,12 +35,14 @@ class SymbolStatus:
         self.paused = False
         self.seq = 0  # the last event applied
         self.ts: int | None = None
+        self.cash = Decimal(0)  # the symbol's cash flows (as its ledger books them), for the engine's cash
 
     def seed(self, snap: dict[str, Any]) -> None:
         """Start from a worker's snapshot (a restored live run holds a position
         that no event of this run has shown)."""
         self.state = snap.get("state", self.state)
         self.qty = Decimal(snap.get("qty", "0"))
+        self.cash = Decimal(snap.get("cash", "0"))
         entry = snap.get("entry")
         self.avg_price = Decimal(entry["price"]) if entry else None
         self.halted = snap.get("halted")
@@ -98,6 +101,7 @@ class SymbolStatus:
         elif abs(after) > abs(before) and self.avg_price is not None:
             self.avg_price = (self.avg_price * abs(before) + f.price * f.qty) / abs(after)
         self.qty = after
+        self.cash -= (f.qty * f.price if f.side is Side.BUY else -f.qty * f.price) + f.commission
         p = self.pending
         if p is not None and p["client_id"] == f.client_id:
             self.filled += f.qty
@@ -130,3 +134,45 @@ UPDATES: dict[type, Callable[[SymbolStatus, Any], None]] = {
     Bar: SymbolStatus._bar,
     ErrorEvent: SymbolStatus._error,
 }
+
+
+class EngineFigures:
+    """The engine-wide figures of the engine status: cash and equity from the
+    symbols' statuses (the fills and last bars published), and each kill
+    switch's limits and memory, read from the symbols' workers (numbers the
+    worker replaces whole, so a read from the sink's thread sees one bar's)."""
+
+    def __init__(self, engine: Any) -> None:
+        workers = getattr(engine, "workers", None) or {}
+        first = next(iter(workers.values()), None)
+        self.start_cash: Decimal | None = first.risk.account.start_cash if first is not None else None
+        self.kills = {s: w.kill for s, w in workers.items() if w.kill.enabled}
+
+    def payload(self, statuses: dict[str, SymbolStatus]) -> dict[str, Any]:
+        if self.start_cash is None:
+            return {}
+        cash = self.start_cash + sum((s.cash for s in statuses.values()), _ZERO)
+        equity = cash
+        for s in statuses.values():
+            close = (s.last_bar or {}).get("close")
+            if s.qty and close is not None:
+                equity += s.qty * Decimal(repr(close))
+        kills = {}
+        for symbol, kill in self.kills.items():
+            limits, state = kill.risk.limits(symbol), kill.state
+            halted = statuses[symbol].halted if symbol in statuses else None
+            kills[symbol] = {
+                "daily_loss_limit": limits.daily_loss_limit,
+                "max_drawdown": limits.max_drawdown,
+                "action": kill.action,
+                "peak": state.peak,
+                "day_start": state.day_start,
+                "last": state.last,
+                "tripped": halted if halted is not None and " kill switch " in halted else None,
+            }
+        return {"cash": _money(cash), "equity": _money(equity), "kill_switches": kills}
+
+
+def _money(value: Decimal) -> str:
+    """A decimal string without exponent, to 8 places at most (the price of a bar is a float)."""
+    return format(value.quantize(_PLACES).normalize(), "f")

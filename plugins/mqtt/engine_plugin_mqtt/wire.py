@@ -20,7 +20,6 @@ import msgspec
 
 # The event types, as hookspecs.py lists them too: each module names what it handles.
 from engine_core import (
-    NS_PER_SECOND,
     Bar,
     ConnectionEvent,
     ErrorEvent,
@@ -31,6 +30,7 @@ from engine_core import (
     SignalEvent,
     Trade,
     TransitionEvent,
+    epoch_ns,
 )
 
 SCHEMA = 1
@@ -85,6 +85,11 @@ def topic_level(symbol: str) -> str:
     """A symbol as one topic level: '/' (allowed in symbols such as EUR/USD)
     becomes '%2F'; '%' cannot occur in a symbol, so this is reversible."""
     return symbol.replace("/", "%2F")
+
+
+def symbol_of_level(level: str) -> str:
+    """The symbol a topic level names (the inverse of :func:`topic_level`)."""
+    return level.replace("%2F", "/")
 
 
 # ------------------------------------------------------------ events out
@@ -145,12 +150,14 @@ class ErrorPayload(EventPayload, gc=False):
     message: str
 
 
-class BarPayload(EventPayload, gc=False):
+class BarPayload(EventPayload, gc=False, omit_defaults=True):
     open: float
     high: float
     low: float
     close: float
     volume: float
+    # live, with bars = true: each indicator the strategy reads, at this bar (left out otherwise)
+    indicators: dict[str, float | None] | None = None
 
 
 class LogPayload(EventPayload, gc=False):
@@ -314,8 +321,7 @@ def _ts(obj: dict[str, Any]) -> int:
             raise Malformed(f"time: expected ISO 8601 text, got {text!r}") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
-        delta = when - datetime(1970, 1, 1, tzinfo=timezone.utc)
-        return (delta.days * 86_400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1000
+        return epoch_ns(when)
     raise Malformed("missing ts (or time)")
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validat
 from engine_core import ConfigError
 from engine_core.config import LoadedConfig, load_config, read_toml, validate_plugin_config
 from engine_core.plugins import Registry
+from engine_core.validate import refuse_venue_broker
 from engine_plugin_optimize.constraints import Constraint, ConstraintSyntaxError, parse_constraint
 from engine_plugin_optimize.metrics import METRICS, Direction, unknown_metric_message
 
@@ -221,6 +222,7 @@ def load_job(path: str | Path, registry: Registry) -> Job:
     else:
         config_path, raw_config = path, raw
     loaded = load_config(config_path, registry)
+    refuse_venue_broker(loaded, registry, "engine optimize")  # before anything is read or started
     if loaded.config.engine.mode != "backtest":
         raise ConfigError(f'{config_path}: engine.mode: engine optimize runs backtests; set mode = "backtest"')
     params = loaded.config.strategy.params

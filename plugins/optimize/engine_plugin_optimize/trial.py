@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine_core import EngineError
+from engine_core import EngineError, error_text
 from engine_core.config import LoadedConfig, StrategySection
 from engine_core.plugins import Registry, get_registry
 from engine_plugin_optimize.history import History, MemorySource, MemoryWindow
@@ -167,7 +167,7 @@ class TrialRunner:
         except EngineError as err:
             return outcome(None, str(err))
         except Exception as err:  # noqa: BLE001 - a bug in a plugin fails this trial, not the search
-            return outcome(None, f"internal error: {type(err).__name__}: {err}")
+            return outcome(None, f"internal error: {error_text(err)}")
         total = summary["total"]
         for symbol, reason in total["halted"].items():
             if not _kill_switch(reason):

@@ -205,3 +205,23 @@ def test_bad_study_name(invoke: Invoke, project: Path, write_optimize: Callable[
     write_optimize(PARAMS)
     message = one_line_error(invoke, project, "-c", str(project / "optimize.toml"), "--study", "a b")
     assert message == "--study 'a b': expected 1-64 letters, digits, '_', '.' or '-'"
+
+
+@pytest.mark.parametrize("mode", ["backtest", "live"])
+def test_a_venue_broker_is_never_searched(
+    invoke: Invoke, project: Path, write_optimize: Callable[..., Path], mode: str
+) -> None:
+    """Every trial is a backtest: a venue broker is refused before any trial,
+    whatever engine.mode says (binance's keys set, testnet off)."""
+    backtest = project / "backtest.toml"
+    text = backtest.read_text().replace("[engine]\n", f'[engine]\nmode = "{mode}"\n')
+    head, _, _ = text.partition("[broker]")
+    backtest.write_text(
+        head + '[broker]\ntype = "binance"\napi_key = "k"\napi_secret = "s"\ntestnet = false\n'
+        '[report]\ndir = "reports/out"\n'
+    )
+    write_optimize(PARAMS)
+    message = one_line_error(invoke, project, "-c", str(project / "optimize.toml"))
+    assert message == (
+        f'{backtest}: [broker] type = "binance" is a venue broker; engine optimize runs only simulated brokers (paper)'
+    )

@@ -1,0 +1,117 @@
+"""What a dashboard needs beyond the events: the engine status carries the
+engine's cash, equity and kill switches; with ``bars = true`` a live bar
+carries the values of the indicators its strategy reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import engine_plugin_indicators.plugin as indicators_plugin
+import engine_plugin_mqtt.plugin as mqtt_plugin
+import mqtt_gated
+import pytest
+from mqtt_engines import Running, gated_config, sinks
+from mqtt_gated import bar, channel
+
+import engine_core.testing as testing
+from engine_core.model import FillEvent, Side
+from engine_core.plugins import set_registry
+from engine_core.testing import wait_until
+
+# the busy strategy (in at every 4th bar, out two bars later), reading an SMA and Bollinger bands
+READER = """
+class S:
+    def watch(self, ctx):
+        ctx.ind.sma(3)
+        ctx.ind.bbands(4, 2, 2)
+        return "enter" if ctx.index % 4 == 0 else None
+    def close_watch(self, ctx):
+        return None
+    def in_trade(self, ctx):
+        ctx.ind.sma(3)
+        ctx.ind.bbands(4, 2, 2)
+        return "exit" if ctx.index % 4 == 2 else None
+"""
+
+
+@pytest.fixture(autouse=True)
+def registry() -> Iterator[None]:
+    extra: list[tuple[str, Any]] = [
+        ("testing", testing),
+        ("mqtt", mqtt_plugin),
+        ("gated", mqtt_gated),
+        ("indicators", indicators_plugin),
+    ]
+    set_registry(testing.builtin_registry(*extra))
+    yield
+    set_registry(None)
+
+
+def test_the_engine_status_has_cash_equity_and_kill_switches_and_a_bar_its_indicators(
+    tmp_path: Path, broker, subscriber
+):
+    path, name = gated_config(
+        tmp_path, broker.port, engine={"symbols": ["AAA", "BBB"]}, sink={"bars": True, "status_every": 0.2}
+    )
+    (tmp_path / "busy.py").write_text(READER)
+    text = path.read_text()
+    path.write_text(
+        text + "\n[risk]\nmax_drawdown = 0.5\n[risk.symbols.BBB]\nmax_drawdown = 0.3\ndaily_loss_limit = 0.01\n"
+    )
+    run = Running(path)
+    try:
+        memory, mqtt = sinks(run.engine)
+        wait_until(lambda: mqtt.connects == 1, "the sink to connect")
+        for i in range(6):  # in at bars 0 and 4, out at bar 2: in a trade after bar 5
+            channel(name).put(bar("AAA", i))
+            channel(name).put(bar("BBB", i))
+            # a bar at a time (at 1 bar/s, a worker never moves on before its bar is published)
+            wait_until(lambda i=i: len([p for p in subscriber.events() if p["event"] == "bar"]) == 2 * i + 2, "bars")
+        last_bar_ts = bar("AAA", 5).ts
+
+        def current() -> dict[str, Any] | None:
+            statuses = [s for s in subscriber.on("t/e1/status") if s.get("online")]
+            fills = [e for e in memory.events if isinstance(e, FillEvent)]
+            if not statuses or not fills or statuses[-1]["events"] < len(memory.events):
+                return None
+            return statuses[-1]
+
+        wait_until(current, "an engine status after the last event")
+        status = current()
+        assert status is not None
+    finally:
+        channel(name).put(None)
+        run.join()
+
+    # cash: the starting cash and every fill's cash flow; equity: cash and each position at its last close
+    start = run.engine.workers["AAA"].risk.account.start_cash
+    cash = start
+    for e in memory.events:
+        if isinstance(e, FillEvent):
+            f = e.fill
+            cash -= (f.qty * f.price if f.side is Side.BUY else -f.qty * f.price) + f.commission
+    held = run.engine.workers["AAA"].ledger.qty
+    assert held > 0 and run.engine.workers["BBB"].ledger.qty == held  # both in since bar 4
+    last_close = Decimal(repr(bar("AAA", 5).close))
+    assert Decimal(status["cash"]) == cash != start
+    assert Decimal(status["equity"]) == cash + 2 * held * last_close
+    kills = status["kill_switches"]
+    assert set(kills) == {"AAA", "BBB"}
+    assert (kills["AAA"]["max_drawdown"], kills["AAA"]["daily_loss_limit"]) == (0.5, None)
+    assert (kills["BBB"]["max_drawdown"], kills["BBB"]["daily_loss_limit"]) == (0.3, 0.01)
+    assert kills["AAA"]["action"] == "flatten" and kills["AAA"]["tripped"] is None
+    assert kills["AAA"]["peak"] >= kills["AAA"]["last"] > 0
+
+    # each live bar with the indicators its strategy reads, at that bar
+    bars = [p for p in subscriber.events() if p["event"] == "bar" and p["symbol"] == "AAA"]
+    closes = [bar("AAA", i).close for i in range(6)]
+    last = bars[-1]
+    assert last["ts"] == last_bar_ts
+    assert last["indicators"]["sma(3)"] == pytest.approx(sum(closes[-3:]) / 3)
+    assert set(last["indicators"]) == {"sma(3)", "bbands(4,2,2).upperband", "bbands(4,2,2).middleband",
+                                       "bbands(4,2,2).lowerband"}  # fmt: skip
+    assert last["indicators"]["bbands(4,2,2).middleband"] == pytest.approx(sum(closes[-4:]) / 4)
+    assert bars[1]["indicators"]["sma(3)"] is None  # not ready at the second bar

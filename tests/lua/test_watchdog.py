@@ -1,0 +1,148 @@
+"""The time budget: calls run with no hook; the watchdog's looks stop a call
+that runs past its budget and never one that finished or ran less."""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+from lupa import lua54
+
+from engine_core.errors import StrategyBudgetError
+from engine_core.lua.watchdog import address
+from engine_core.model import State
+from engine_core.runner import run
+from engine_core.testing import write_config
+from tests.lua.conftest import Budget
+
+_lua = ctypes.CDLL(lua54.__file__)
+_lua.lua_gethook.argtypes = [ctypes.c_void_p]
+_lua.lua_gethook.restype = ctypes.c_void_p
+
+FUNCTIONS = "function close_watch() end\nfunction in_trade() end\n"
+
+
+def main_hook(h: Any) -> int | None:
+    """The hook set on the strategy's main Lua thread (None: none)."""
+    return _lua.lua_gethook(address(h.strategy.sandbox.tools.main))
+
+
+@pytest.mark.parametrize("mode, hooked", [("time", False), ("instructions", True)])
+def test_a_call_runs_with_no_hook_on_the_time_budget(harness: Any, mode: str, hooked: bool) -> None:
+    h = harness("function watch(ctx) ctx.log('x') end\n" + FUNCTIONS, budget=mode)
+    seen = []
+    h.view.log = lambda ts, message: seen.append(main_hook(h) is not None)
+    h.feed(np.arange(1.0, 4.0))
+    assert h.strategy.scan(State.WATCH, 0, 3) == (3, None)
+    assert seen == [hooked] * 3
+
+
+class Looks:
+    """The watchdog's looks at chosen moments, on a clock the test moves: each
+    ``ctx.log(seconds)`` of the script moves the clock, then the watchdog looks
+    (the hook runs at the script's next instruction)."""
+
+    def __init__(self, h: Any) -> None:
+        self.now = 1000.0
+        sandbox = h.strategy.sandbox
+        sandbox.clock = lambda: self.now
+        h.view.log = self.log
+        self.stamp = sandbox.stamp
+
+    def log(self, ts: Any, message: str) -> None:
+        self.now += float(message)
+        self.stamp.look()
+
+
+def test_calls_each_within_the_budget_are_never_stopped_however_long_the_scan(harness: Any) -> None:
+    code = "function watch(ctx) ctx.log(0.1); ctx.log(0.9) end\n" + FUNCTIONS  # two looks 0.9 s apart in each bar
+    h = harness(code, budget="time", max_call_ms=1000)
+    looks = Looks(h)
+    h.feed(np.arange(1.0, 101.0))
+    assert h.strategy.scan(State.WATCH, 0, 100) == (100, None)
+    assert looks.now == pytest.approx(1100.0)  # 100 s in one call, never 1 s in one bar
+
+
+def test_a_bar_seen_running_for_the_budget_is_stopped(harness: Any) -> None:
+    code = "function watch(ctx) ctx.log(0.5); if ctx.index == 3 then ctx.log(0.5); ctx.log(0.5) end end\n"
+    h = harness(code + FUNCTIONS, budget="time", max_call_ms=1000)
+    Looks(h)
+    h.feed(np.arange(1.0, 11.0))
+    with pytest.raises(StrategyBudgetError, match=r"^strategy.lua:1: watch for TEST: time budget exceeded \(1000 ms"):
+        h.strategy.scan(State.WATCH, 0, 10)
+
+
+def test_a_look_as_a_call_ends_does_nothing(harness: Any) -> None:
+    code = "function watch(ctx) if ctx.index == 2 then return 'setup' end end\n" + FUNCTIONS
+    h = harness(code, budget="time", max_call_ms=1000)
+    stamp = h.strategy.sandbox.stamp
+    h.feed(np.arange(1.0, 4.0))
+    for _ in range(3):  # the watchdog saw a call that then ended: its look comes late
+        stamp.look()
+        assert main_hook(h) is not None
+        h.strategy.sandbox.clock = lambda: 1e9  # were the look taken for one, the call would seem far too long
+        assert h.strategy.state() == {}  # the host's own calls into Lua
+        assert h.strategy.scan(State.WATCH, 0, 3)[0] == 1
+        assert main_hook(h) is None  # the hook ran once and unset itself
+
+
+def test_a_coroutine_from_an_earlier_call_is_stopped_when_it_loops(harness: Any, budget: Budget) -> None:
+    code = """
+    local co
+    function watch(ctx)
+      if co == nil then
+        co = coroutine.wrap(function() coroutine.yield(); while true do end end)
+      end
+      co()
+    end
+    """
+    h = harness(code + FUNCTIONS, **budget.limits)
+    h.feed(np.arange(1.0, 4.0))
+    assert h.strategy.scan(State.WATCH, 0, 1) == (1, None)  # runs it to its yield
+    with pytest.raises(StrategyBudgetError, match=budget.message):
+        h.strategy.scan(State.WATCH, 1, 2)
+
+
+def test_a_runaway_halts_its_own_symbol_in_a_run(tmp_path: Any, budget: Budget) -> None:
+    (tmp_path / "s.lua").write_text(
+        "function watch(ctx)\n  if ctx.symbol == 'A' and ctx.index == 50 then while true do end end\nend\n" + FUNCTIONS
+    )
+    config = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"symbols": ["A", "B"], "chunk": 1},
+            "source": {"type": "simulated", "bars": 100},
+            "strategy": {"host": "lua", "script": "s.lua", **budget.limits},
+        },
+    )
+    result = run(config)
+    assert re.fullmatch(f"s.lua:2: watch for A: {budget.message}", result.symbols["A"].halted or "")
+    assert result.symbols["B"].halted is None
+
+
+def test_the_watchdog_looks_at_a_call_that_ran_its_budget_since_it_first_saw_it(harness: Any) -> None:
+    h = harness(budget="time", max_call_ms=1000)
+    slot = h.strategy.sandbox.stamp
+    t = 1e9  # (the watchdog's own polls, on the real clock, are far from these)
+    slot.call += 1  # a call runs
+    slot.poll(t)
+    slot.poll(t + 0.999)
+    assert main_hook(h) is None  # seen running for less than its budget
+    slot.poll(t + 1.0)
+    assert main_hook(h) is not None
+    assert h.strategy.state() == {}  # (a host call: the hook sees no call and unsets itself)
+    slot.poll(t + 1.1)
+    assert main_hook(h) is None  # a quarter of the budget between two looks
+    slot.poll(t + 1.25)
+    assert main_hook(h) is not None
+    h.strategy.state()
+    slot.call += 2  # that call ended, another runs: seen from now on
+    slot.poll(t + 2.0)
+    slot.poll(t + 2.5)
+    assert main_hook(h) is None
+    slot.call += 1  # no call runs
+    slot.poll(t + 10.0)
+    assert main_hook(h) is None

@@ -1,0 +1,46 @@
+"""What a CSV backtest imports: registering every installed plugin must not
+load the venue, MQTT or optimisation libraries (half a second and 10 MB)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from engine_core.testing import engine_env, write_config
+
+ROOT = Path(__file__).resolve().parents[1]
+# Libraries a CSV backtest never uses, each imported by some installed plugin.
+HEAVY = ("aiohttp", "websockets", "paho", "aiomqtt", "optuna", "ray")
+
+
+def test_csv_backtest_imports_no_venue_mqtt_or_optimize_library(tmp_path: Path) -> None:
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"symbols": ["BTCUSDT"], "window": 100},
+            "source": {"type": "csv", "path": str(ROOT / "examples" / "data")},
+            "strategy": {
+                "host": "lua",
+                "script": str(ROOT / "strategies" / "sma_cross.lua"),
+                "params": {"fast": 10, "slow": 30},
+            },
+            "report": {"dir": str(tmp_path / "report")},
+        },
+    )
+    # `engine run` as a user runs it (every installed plugin loads), writing the
+    # names of the modules it imported when the process exits.
+    out = tmp_path / "modules.json"
+    child = (
+        "import atexit, json, runpy, sys\n"
+        f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(sorted(sys.modules))))\n"
+        f"sys.argv = ['engine', 'run', '-c', {str(cfg)!r}, '--no-report']\n"
+        "runpy.run_module('engine_core', run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=engine_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = set(json.loads(out.read_text()))
+    assert "engine_plugin_csv.source" in imported  # the run did read the CSV through the plugin
+    assert "engine_plugin_mqtt" in imported and "engine_plugin_binance" in imported  # every plugin registered
+    assert sorted(m for m in imported if m.split(".")[0] in HEAVY) == []
