@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine_core.brokers import Broker
 from engine_core.config import LoadedConfig, journal_path, load_config
@@ -33,14 +33,16 @@ from engine_core.journal import Journal
 from engine_core.model import BarChunk, ConnectionEvent
 from engine_core.orders import OrderUpdate
 from engine_core.plugins import Registry, get_registry
-from engine_core.recording.format import recording_enabled
-from engine_core.recording.writer import Recorder
+from engine_core.recording.paths import recording_enabled
 from engine_core.results import RunResult
 from engine_core.risk import Account, RiskManager
 from engine_core.services import Service
 from engine_core.sources import ConnectionState, DataSource
 from engine_core.validate import refuse_venue_broker
 from engine_core.worker import STOP, SymbolWorker, Warmup
+
+if TYPE_CHECKING:
+    from engine_core.recording.writer import Recorder
 
 INBOX_CHUNKS = 2  # backtest chunks queued per symbol before the reader waits
 # The interpreter's thread switch interval while a live engine runs (the
@@ -82,8 +84,11 @@ class Engine:
         )
         self.host = self.loaded.host_cls(cfg.strategy, self.loaded.base_dir)
         sinks = [cls(c) for cls, c in self.loaded.sinks]
-        self.recorder: Recorder | None = Recorder(self) if recording_enabled(cfg.engine) else None
-        if self.recorder is not None:
+        self.recorder: Recorder | None = None
+        if recording_enabled(cfg.engine):
+            from engine_core.recording.writer import Recorder  # pyarrow: only for a run that records
+
+            self.recorder = Recorder(self)
             sinks.append(self.recorder.sink)
         for sink in sinks:
             sink.bind(cfg.engine.id, self.symbols, cfg.engine.mode)

@@ -26,7 +26,7 @@ def _config_option() -> Any:
 
 def _engine_root(config_path: Path) -> Path:
     from engine_core.config import read_engine_section
-    from engine_core.recording.format import recordings_dir
+    from engine_core.recording.paths import recordings_dir
 
     return recordings_dir(config_path.parent, read_engine_section(config_path, None))
 

@@ -41,13 +41,11 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from engine_core.config import EngineSection
 from engine_core.model import Bar, BarChunk, Fill, Side
 from engine_core.orders import OrderUpdate, UpdateKind
 
@@ -90,16 +88,6 @@ HEADER_FIELDS = (
 
 # A record as the writer queues it and the reader yields it: the columns in order.
 Row = tuple[Any, ...]
-
-
-def recordings_dir(base_dir: Path, engine: EngineSection) -> Path:
-    """Where an engine's recordings live: ``<state_dir>/recordings/<engine id>``."""
-    return base_dir / engine.state_dir / "recordings" / engine.id
-
-
-def recording_enabled(engine: EngineSection) -> bool:
-    """``[engine] record``: on by default for live runs, never for backtests."""
-    return engine.mode == "live" and engine.record is not False
 
 
 # ------------------------------------------------------------ values <-> records

@@ -45,9 +45,9 @@ from engine_core.recording.format import (
     bar_row,
     chunk_blob,
     fill_json,
-    recordings_dir,
     update_json,
 )
+from engine_core.recording.paths import recordings_dir
 from engine_core.worker import STOP, Warmup
 
 if TYPE_CHECKING:
