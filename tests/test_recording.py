@@ -98,6 +98,10 @@ def test_a_restart_inside_the_session_replays_as_such(tmp_path: Path, registry: 
     assert outcome.divergence is None
     assert outcome.events == len(_events(paths[0])) + len(_events(paths[1])) > 0
 
+    # --from a time after the restart: only the second run, from the journal it recovered from
+    later = replay_session(paths, registry, from_=second.start)
+    assert later.divergence is None and later.events == len(_events(paths[1]))
+
     # against the backtest of the same bars: the same but where the restart rebuilt the indicators
     comparison = against_backtest(paths, registry)
     assert comparison.same > 0
