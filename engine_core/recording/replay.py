@@ -36,13 +36,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from engine_core import errors
 from engine_core.brokers import Broker
 from engine_core.builtin.paper import PaperBroker, PaperConfig
 from engine_core.config import journal_path, load_config
 from engine_core.control import Command, Request
 from engine_core.events import EventSink, describe
-from engine_core.model import Bar, ConnectionEvent, Order
+from engine_core.model import Bar, BarChunk, ConnectionEvent, Order
 from engine_core.orders import OrderState, OrderStatus, OrderUpdate
 from engine_core.plugins import Registry
 from engine_core.recording.format import blob_chunk, json_fill, json_update, row_bar
@@ -420,8 +422,16 @@ def _feed(
     broker = engine.broker
     stopped: set[str] = set()
     matching = what_if and isinstance(broker, ReplayedBroker)
+    reload_after: set[tuple[str, int]] = set()
     if not what_if:
-        _replay_reloads(workers, rows)
+        reload_after = _replay_reloads(workers, rows)
+    # A symbol's bars in a row (nothing else of its own between them) go to its
+    # worker as one chunk: the worker decides the same on a chunk as bar by bar
+    # (a backtest's premise), and a chunk costs one step instead of many. Not
+    # when symbols share account limits (the order across symbols matters) or
+    # a what-if fills its own orders bar by bar.
+    batching = not matching and not any(w.risk.tracks_account for w in workers.values())
+    pending: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
 
     def drain(worker: Any) -> None:
         while True:
@@ -431,6 +441,19 @@ def _feed(
                 return
             worker.handle(msg)
 
+    def flush(symbol: str) -> None:
+        bars = pending.pop(symbol, None)
+        if not bars:
+            return
+        worker = workers[symbol]
+        if len(bars) == 1:
+            worker.handle(row_bar(bars[0]))
+        else:
+            cols = np.array([b[3:9] for b in bars], dtype=np.float64).T
+            ts = np.array([b[3] for b in bars], dtype=np.int64)
+            worker.handle(BarChunk(symbol, ts, cols[1], cols[2], cols[3], cols[4], cols[5]))
+        drain(worker)
+
     for row in rows:
         kind, symbol = row[0], row[1]
         if to is not None and row[2] > to:
@@ -439,14 +462,23 @@ def _feed(
         if worker is None:
             continue
         if kind == "bar":
-            if symbol not in stopped:
-                bar = row_bar(row)
-                if matching:
-                    for update in broker.match(bar):
-                        outcome.simulated_fills += update.fill is not None
-                        worker.handle(update)
-                worker.handle(bar)
-        elif kind == "warmup":
+            if symbol in stopped:
+                continue
+            if batching:
+                pending[symbol].append(row)
+                if (symbol, row[3]) in reload_after:
+                    flush(symbol)
+                continue
+            bar = row_bar(row)
+            if matching:
+                for update in broker.match(bar):
+                    outcome.simulated_fills += update.fill is not None
+                    worker.handle(update)
+            worker.handle(bar)
+            drain(worker)
+            continue
+        flush(symbol)
+        if kind == "warmup":
             if symbol not in stopped:
                 worker.handle(Warmup(blob_chunk(symbol, bytes(row[10]))))
         elif kind == "command":
@@ -464,9 +496,11 @@ def _feed(
         elif kind == "stop":
             stopped.add(symbol)
         drain(worker)
+    for symbol in list(pending):
+        flush(symbol)
 
 
-def _replay_reloads(workers: dict[str, Any], rows: list[tuple[Any, ...]]) -> None:
+def _replay_reloads(workers: dict[str, Any], rows: list[tuple[Any, ...]]) -> set[tuple[str, int]]:
     """Each symbol's strategy reloads the recorded version after the bar it
     reloaded after live (the file's changes are seen on the wall clock's time)."""
     texts: dict[str, bytes] = {}
@@ -498,6 +532,7 @@ def _replay_reloads(workers: dict[str, Any], rows: list[tuple[Any, ...]]) -> Non
             return message
 
         strategy.reload_if_changed = reload_if_changed
+    return {(symbol, ts) for symbol, queue in reloads.items() for ts, _ in queue if ts is not None}
 
 
 def _compare(run: Run, log: EventLog, outcome: ReplayOutcome, cut: bool) -> None:
