@@ -89,10 +89,10 @@ class Engine:
             from engine_core.recording.writer import Recorder  # pyarrow: only for a run that records
 
             self.recorder = Recorder(self)
-            sinks.append(self.recorder.sink)
         for sink in sinks:
             sink.bind(cfg.engine.id, self.symbols, cfg.engine.mode)
-        self.bus = EventBus(self.registry.pm, sinks)
+        taps = [self.recorder.sink] if self.recorder is not None else []
+        self.bus = EventBus(self.registry.pm, sinks, taps=taps)
         # what runs beside a live engine ([dashboard]); a backtest only validated their tables
         self.services: list[Service] = (
             [cls(c, name=name, loaded=self.loaded) for name, cls, c in self.loaded.services]
