@@ -41,7 +41,9 @@ def test_what_cannot_be_installed_is_said_on_one_line(tmp_path: Path):
 
 
 def test_make_test_and_ci_install_from_that_list_first():
-    dry = subprocess.run(["make", "-n", "test"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    dry = subprocess.run(
+        ["make", "--no-print-directory", "-n", "test"], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.splitlines()[0] == "scripts/test-deps install"
     ci = (ROOT / ".ci" / "run").read_text()
