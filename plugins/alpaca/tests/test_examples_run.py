@@ -91,5 +91,6 @@ def test_the_shipped_example_validates_as_it_is():
         "ok (live, 2 symbols, source alpaca, strategy sma_cross.lua on lua (time budget 100 ms per call"
         in result.stdout
     )
-    assert "broker alpaca)" in result.stdout
+    recordings = ROOT / "examples" / ".engine" / "recordings" / "alpaca-paper"
+    assert f"broker alpaca, recorded to {recordings})" in result.stdout
     assert "example-secret" not in result.stdout + result.stderr
