@@ -5,7 +5,9 @@ A fake venue subclasses :class:`BackgroundServer`, adds its routes in
 ``routes`` and closes the connections it holds open in
 ``close_connections``; every answer's ``Date`` header tells the venue's
 clock (``venue_time_ns``: this machine's unless the fake keeps its own, as a
-clock-skew fault plan does); a test starts it, points a config at ``http_url`` /
+clock-skew fault plan does); ``hold_order_answer`` is a fault plan every
+fake venue shares (an order's answer held until the test releases it, its
+stream events going out first); a test starts it, points a config at ``http_url`` /
 ``ws_url``, and drives it from any thread, running code on the server's loop
 with ``call``::
 
