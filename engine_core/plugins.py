@@ -225,7 +225,7 @@ def _import(reg: Registration) -> Any:
     except Exception as err:
         raise PluginError(
             f'plugin "{p.name}" ({p.distribution}) failed to import {reg.kind} {reg.name!r} '
-            f"({reg.obj}): {type(err).__name__}: {err}"
+            f"({reg.obj}): {error_text(err)}"
         ) from err
     return obj
 

@@ -294,9 +294,20 @@ class SymbolWorker:
         self.bars_done += n
         self._persist(soon=True)  # only the bar's progress: committed with the other symbols' shortly
         if self.halted is None and self.cfg.reload:
-            message = self.strategy.reload_if_changed()
-            if message:
-                self.bus.emit(ErrorEvent(self.symbol, int(chunk.ts[-1]), message, kind="reload"))
+            self._reload(int(chunk.ts[-1]))
+
+    def _reload(self, ts: int) -> None:
+        """Hot reload between chunks: a success is a log line and a journal
+        entry (never an error); a rejected version is an error event."""
+        try:
+            done = self.strategy.reload_if_changed()
+        except StrategyError as err:
+            self.bus.emit(ErrorEvent(self.symbol, ts, str(err), kind="reload"))
+            return
+        if done and self.journal is not None:
+            self.journal.event("reload", self.symbol, ts, result=done)
+        if done:
+            self.view.log(ts, done)
 
     def warm(self, chunk: BarChunk) -> None:
         """Feed history through the indicators and the strategy without

@@ -21,6 +21,8 @@ from typing import Any
 import msgspec
 from engine_plugin_mqtt.wire import symbol_of_level
 
+from engine_core import error_text
+
 log = logging.getLogger("engine_plugin_dashboard")
 
 SCHEMA = 1
@@ -358,7 +360,7 @@ class Fleet:
         except Malformed as err:
             self.problem(topic, str(err))
         except (KeyError, TypeError, ValueError) as err:
-            self.problem(topic, f"unexpected content: {type(err).__name__}: {err}")
+            self.problem(topic, f"unexpected content: {error_text(err)}")
 
     def _bar_message(self, engine: str, bar: BarMessage) -> None:
         if bar.schema != SCHEMA:
