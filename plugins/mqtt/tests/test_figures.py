@@ -138,3 +138,22 @@ def test_the_engine_status_is_sent_again_while_events_keep_coming(tmp_path: Path
         channel(name).put(None)
         run.join()
     assert updated, "the engine status kept its first figures while bars came every 20 ms"
+
+
+def test_a_restored_position_counts_in_the_equity_before_its_first_bar():
+    """After a restart the journal restores a position, but no bar of this run
+    has priced it yet: the equity must still hold it (at its entry price until
+    the first bar), not drop to the cash alone."""
+    from types import SimpleNamespace
+
+    from engine_plugin_mqtt.status import EngineFigures, SymbolStatus
+
+    worker = SimpleNamespace(risk=SimpleNamespace(account=SimpleNamespace(start_cash=Decimal(1000))))
+    worker.kill = SimpleNamespace(enabled=False)
+    figures = EngineFigures(SimpleNamespace(workers={"AAA": worker}))
+    status = SymbolStatus("AAA")
+    # bought 5 at 100 last run: the symbol's cash flow is -500
+    status.seed({"state": "in_trade", "qty": "5", "cash": "-500", "entry": {"price": "100"}, "last_ts": 1})
+    payload = figures.payload({"AAA": status})
+    assert Decimal(payload["cash"]) == 500
+    assert Decimal(payload["equity"]) == 1000
