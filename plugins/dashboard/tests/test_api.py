@@ -300,3 +300,21 @@ def test_a_study_names_only_its_parameters_and_run_this_one_writes_only_those(tm
     params = written.split("[strategy.params]")[1].split("\n[")[0]
     assert "fast =" in params
     assert "orders" not in params and "fills" not in params
+
+
+def test_the_equity_curve_outlives_a_broker_outage():
+    """The broker gone, the engine's last will (no figures) stands for its
+    status until it reconnects: its equity curve is kept, not swapped for
+    "PnL seen" and cleared, then cleared again on the way back."""
+    fleet = Fleet("mqtt")
+    status = {"schema": 1, "engine": "e1", "online": True, "symbols": ["AAA"], "cash": "9000", "equity": "10000"}
+    fleet.message("t", "t/e1/status", json.dumps(status).encode())
+    fleet.tick()
+    will = {"schema": 1, "engine": "e1", "online": False, "reason": "connection lost", "symbols": ["AAA"]}
+    fleet.message("t", "t/e1/status", json.dumps(will).encode())
+    fleet.tick()
+    fleet.message("t", "t/e1/status", json.dumps({**status, "equity": "10100"}).encode())
+    fleet.tick()
+    [engine] = fleet.snapshot()["engines"]
+    assert engine["curve"] == "equity"
+    assert [v for _, v in fleet.snapshot()["pnl"]["e1"]] == [10000.0, 10100.0]
