@@ -253,6 +253,8 @@ class EngineView:
             self.rate = (self.counted - counted) / (now - then)
             self._rate_at = (now, self.counted)
         equity = self.status.get("equity")
+        if equity is None and self.curve == "equity" and self.status.get("online") is False:
+            return  # its last will (no figures): keep the equity curve until it is back
         kind = "pnl" if equity is None else "equity"
         if kind == "equity":
             value = float(_decimal(equity, "equity"))
