@@ -753,8 +753,8 @@ class SymbolWorker:
         if to is _WATCH:
             self.bracket = None
         event = self.sm.transition(to, ts, reason)
-        if self.journal is not None:
-            with self.journal.transaction():
+        if self.journal is not None:  # not synced: a restart settles the state from the booked position
+            with self.journal.transaction(synced=False):
                 self.journal.event(
                     "transition", self.symbol, ts, frm=event.from_state.value, to=to.value, reason=reason
                 )
