@@ -176,6 +176,9 @@ class SymbolWorker:
         self._restored_state: Any = None  # ctx.state from the journal, put back after init
         self.entries_allowed: Callable[[str, int], bool] | None = None  # the source's, when it has sessions
         self._i = 0  # chunk-relative index of the bar being processed
+        # the thread in a call to the simulated broker, and the chunk bar it is at:
+        # what the broker reports meanwhile is applied at once (``deliver``)
+        self._simulating, self._at = 0, 0
 
     # ------------------------------------------------------------ threading
 
@@ -227,8 +230,13 @@ class SymbolWorker:
 
     def deliver(self, update: OrderUpdate) -> None:
         """A broker update for this symbol, from any thread; never blocks on
-        the worker (a broker may report from inside ``submit``). After the
-        worker has ended (shutdown), it is applied here so no fill is dropped."""
+        the worker (a broker may report from inside ``submit``). A simulated
+        broker's report from inside the worker's own call (``_simulate``) is
+        applied at once, at that bar. After the worker has ended (shutdown),
+        it is applied here so no fill is dropped."""
+        if self._simulating == threading.get_ident():
+            self.on_update(update, self._at)
+            return
         self.inbox.put(update)
         if self.done:
             self._apply_queued_updates()
@@ -383,11 +391,20 @@ class SymbolWorker:
         v, j = self.view, self.view.offset + i
         ts = int(v.ts[j])
         if self.sim is not None and cur.order.ts < ts and (self.fill_next_open or cur.order.type is _LIMIT):
-            for update in self.sim.match(self.symbol, ts, float(v.open[j]), float(v.high[j]), float(v.low[j])):
-                self.on_update(update, i)
+            self._simulate(i, self.sim.match, self.symbol, ts, float(v.open[j]), float(v.high[j]), float(v.low[j]))
         if self.orders.current is not None and self.order_expiry is not None and v.seen + i >= self.order_expiry:
             self.order_expiry = None
             self._cancel(self.orders.current, i)
+
+    def _simulate(self, k: int, call: Callable[..., None], *args: Any) -> None:
+        """Call the simulated broker at chunk bar ``k``: what it reports
+        through ``on_update`` meanwhile is applied at once, at that bar."""
+        before = self._simulating, self._at
+        self._simulating, self._at = threading.get_ident(), k
+        try:
+            call(*args)
+        finally:
+            self._simulating, self._at = before
 
     # ------------------------------------------------------------ stops and kill switches
 
@@ -541,8 +558,7 @@ class SymbolWorker:
             self.apply_state(order, state, k)
         if self.sim is not None and self.orders.current is not None and limit is None:
             if price is not None or not self.fill_next_open:
-                for update in self.sim.fill_market(self.symbol, ts, last):
-                    self.on_update(update, k)
+                self._simulate(k, self.sim.fill_market, self.symbol, ts, last)
         return True
 
     def _not_placed(self, ts: int, err: EngineError) -> None:
@@ -567,8 +583,7 @@ class SymbolWorker:
             return
         flight.cancel_sent = True
         if self.sim is not None:
-            for update in self.sim.cancel_now(flight.order.client_id):
-                self.on_update(update, k)
+            self._simulate(k, self.execution.cancel, flight.order)
         else:
             self.execution.cancel(flight.order)
 
