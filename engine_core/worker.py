@@ -34,14 +34,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from engine_core import recovery, symbol_control
 from engine_core.brokers import Broker, SimulatedBroker
 from engine_core.candles import Candles
 from engine_core.config import StrategySection
-from engine_core.control import ControlError, Request
+from engine_core.control import Request
 from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError, error_text
 from engine_core.events import EventBus
 from engine_core.execution import HELD, ExecutionEngine
-from engine_core.journal import Journal, order_from_row
+from engine_core.journal import Journal
 from engine_core.ledger import Ledger
 from engine_core.model import (
     BUY,
@@ -173,7 +174,7 @@ class SymbolWorker:
         self.bars_done = 0  # bars processed up to last_ts
         self.errors: list[str] = []
         self.orders_sent = 0
-        self._restored_state: Any = None  # ctx.state from the journal, put back after init
+        self.restored_state: Any = None  # ctx.state from the journal, put back after init
         self.entries_allowed: Callable[[str, int], bool] | None = None  # the source's, when it has sessions
         self._i = 0  # chunk-relative index of the bar being processed
         # the thread in a call to the simulated broker, and the chunk bar it is at:
@@ -207,7 +208,7 @@ class SymbolWorker:
             elif type(msg) is Warmup:
                 self.warm(msg.chunk)
             elif type(msg) is Request:
-                self.control(msg)
+                symbol_control.act(self, msg)
         except EngineError as err:
             self.halt(str(err), None)
         except Exception as err:  # a bug: keep the engine alive, say so loudly
@@ -269,13 +270,13 @@ class SymbolWorker:
     def _load(self, chunk: BarChunk, bar: Bar | None = None) -> None:
         cols, offset = self.store.push(chunk, self.window - 1)
         self.view.set_data(cols, offset, bar)
-        self._sync_position_view()
+        self.sync_position_view()
         if not self.started:
             self.started = True
             self._guard(self.strategy.init, int(chunk.ts[0]))
-            if self._restored_state is not None:  # a restart: ctx.state continues where it was
-                self.strategy.restore_state(self._restored_state)
-                self._restored_state = None
+            if self.restored_state is not None:  # a restart: ctx.state continues where it was
+                self.strategy.restore_state(self.restored_state)
+                self.restored_state = None
 
     def process(self, chunk: BarChunk, bar: Bar | None = None) -> None:
         """Step through ``chunk``; ``bar`` is its one bar when it came live as a Bar."""
@@ -347,7 +348,7 @@ class SymbolWorker:
             lapse = self.expiry - v.seen
             if lapse <= i:
                 self.expiry = None
-                self._transition(State.WATCH, int(v.ts[o + i]), "setup expired")
+                self.transition(State.WATCH, int(v.ts[o + i]), "setup expired")
                 return i
             stop = min(stop, lapse)
         k, decision = self._scan(state, i, stop)
@@ -360,7 +361,7 @@ class SymbolWorker:
         if decision is None:
             if hit is not None and k == hit.bar:
                 self._consume_kill(i, k + 1)
-                self._exit(hit.bar, hit.reason, hit.price)
+                self.exit(hit.bar, hit.reason, hit.price)
                 return hit.bar + 1
             if kill is not None and k == kill[0]:
                 self._consume_kill(i, k + 1)
@@ -394,7 +395,7 @@ class SymbolWorker:
             self._simulate(i, self.sim.match, self.symbol, ts, float(v.open[j]), float(v.high[j]), float(v.low[j]))
         if self.orders.current is not None and self.order_expiry is not None and v.seen + i >= self.order_expiry:
             self.order_expiry = None
-            self._cancel(self.orders.current, i)
+            self.cancel(self.orders.current, i)
 
     def _simulate(self, k: int, call: Callable[..., None], *args: Any) -> None:
         """Call the simulated broker at chunk bar ``k``: what it reports
@@ -437,7 +438,7 @@ class SymbolWorker:
         ts = int(self.view.ts[self.view.offset + k])
         self._cancel_entry(k)
         if self.kill.action == "flatten" and self.ledger.qty != 0:
-            self._exit(k, rule, None)
+            self.exit(k, rule, None)
         self.halt(f"{self.symbol}: kill switch {rule} tripped; trading stopped ({self.kill.action})", ts, flatten=False)
 
     # ------------------------------------------------------------ decisions
@@ -448,7 +449,7 @@ class SymbolWorker:
             self.bus.emit(SignalEvent(self.symbol, ts, d.action, d.detail()))
         action = d.action
         if state is _WATCH and action in ("setup", "enter"):
-            self._transition(_CLOSE_WATCH, ts, d.reason or action)
+            self.transition(_CLOSE_WATCH, ts, d.reason or action)
             self.expiry = self.view.seen + k + d.expires if d.expires else None
             if action == "setup":
                 k2, d2 = self._scan(_CLOSE_WATCH, k, k + 1)
@@ -458,17 +459,17 @@ class SymbolWorker:
         if action == "enter":
             self._enter(d, k, ts)
         elif action == "exit":
-            self._exit(k, d.reason or "exit", None)
+            self.exit(k, d.reason or "exit", None)
         elif action == "cancel":
             self.expiry = None
             if self.orders.current is not None:
-                self._cancel(self.orders.current, k)  # back to Watch when the venue confirms
+                self.cancel(self.orders.current, k)  # back to Watch when the venue confirms
             else:
-                self._transition(_WATCH, ts, d.reason or "cancel")
+                self.transition(_WATCH, ts, d.reason or "cancel")
         elif action == "adjust":
             self.stops.override(d.stop_price, d.take_profit_price, d.trailing_stop)
             self._journal_stops(ts)
-            self._sync_position_view()
+            self.sync_position_view()
             self._persist()
 
     def _enter(self, d: Decision, k: int, ts: int) -> None:
@@ -565,10 +566,10 @@ class SymbolWorker:
         self.entry_levels = None
         rule = f" by {err.rule}" if isinstance(err, RiskError) and err.rule else ""
         self.bus.emit(ErrorEvent(self.symbol, ts, f"order not placed: {err}", kind="order"))
-        if self.sm.state is State.CLOSE_WATCH and self._flat():
-            self._transition(State.WATCH, ts, f"entry refused{rule}" if rule else "entry not placed")
+        if self.sm.state is State.CLOSE_WATCH and self.flat():
+            self.transition(State.WATCH, ts, f"entry refused{rule}" if rule else "entry not placed")
 
-    def _exit(self, k: int, reason: str, price: float | None) -> None:
+    def exit(self, k: int, reason: str, price: float | None) -> None:
         qty = self.ledger.qty
         if qty == 0 or self.orders.current is not None:
             return
@@ -578,7 +579,7 @@ class SymbolWorker:
         ts = int(self.view.ts[self.view.offset + k])
         self._send(SELL if qty > 0 else BUY, size, ts, reason, k, price, reducing=True)
 
-    def _cancel(self, flight: InFlight, k: int) -> None:
+    def cancel(self, flight: InFlight, k: int) -> None:
         if flight.cancel_sent:
             return
         flight.cancel_sent = True
@@ -590,7 +591,7 @@ class SymbolWorker:
     def _cancel_entry(self, k: int) -> None:
         cur = self.orders.current
         if cur is not None and self.sm.state is State.CLOSE_WATCH:
-            self._cancel(cur, k)
+            self.cancel(cur, k)
 
     # ------------------------------------------------------------ broker updates
 
@@ -602,7 +603,7 @@ class SymbolWorker:
             return  # a fill seen before (a resent update, or reported again after a restart)
         if update.leg and fill is not None:  # a bracket leg the venue held: it closes the position
             self._book(fill, i, None, None, reason=update.leg)
-            self._settle_state(fill.ts, update.leg)
+            self.settle_state(fill.ts, update.leg)
             return
         flight, status, done = self.orders.apply(update)
         if fill is not None:
@@ -614,9 +615,7 @@ class SymbolWorker:
             self._order_finished(flight, update.ts, update.reason)
         elif fill is not None and (flight is None or flight is not self.orders.current):
             # a late fill of an order given up (lost), or of one not known here
-            self._settle_state(
-                fill.ts, "fill of a finished order" if flight is not None else "fill of an unknown order"
-            )
+            self.settle_state(fill.ts, "fill of a finished order" if flight is not None else "fill of an unknown order")
 
     def _book(self, fill: Fill, i: int, flight: InFlight | None, status: OrderStatus | None, reason: str = "") -> None:
         """Book a fill into the ledger, journaled with its order's status and
@@ -628,7 +627,7 @@ class SymbolWorker:
         reason = reason or (flight.order.reason if flight is not None else "exit")
         index = self.view.seen + i + 1
         # the ledger's own reading (only zero is flat) serves a broker without a lot step
-        flat = None if self._any_qty else self._flat(self.ledger.qty + fill.position_change)
+        flat = None if self._any_qty else self.flat(self.ledger.qty + fill.position_change)
         if self.journal is None:
             self.ledger.book(fill, i, index, reason, flat)
         else:
@@ -656,7 +655,7 @@ class SymbolWorker:
             last = float(self.view.close[self.view.offset + i]) if self.view.n else float(fill.price)
             qty = float(self.ledger.qty)
             self.risk.account.update(self.symbol, float(self.ledger.cash) + qty * last, abs(qty) * last)
-        self._sync_position_view()
+        self.sync_position_view()
         self._guard(self.strategy.on_fill, fill.ts, fill)
 
     def _order_finished(self, flight: InFlight, ts: int, why: str) -> None:
@@ -664,11 +663,11 @@ class SymbolWorker:
         self.order_expiry = None
         status = flight.status
         state, qty = self.sm.state, self.ledger.qty
-        if state is _CLOSE_WATCH and not self._flat():
+        if state is _CLOSE_WATCH and not self.flat():
             order = flight.order
             if self.broker.supports_brackets and (order.stop_price is not None or order.take_profit_price is not None):
                 self.bracket = order.client_id
-            self._transition(
+            self.transition(
                 _IN_TRADE,
                 ts,
                 "entry filled" if status is _FILLED else f"entry {status.value} after a partial fill",
@@ -677,10 +676,10 @@ class SymbolWorker:
         elif state is _CLOSE_WATCH:
             self.entry_levels = None
             detail = f": {why}" if why else ""
-            self._transition(_WATCH, ts, f"order {flight.order.client_id} {status.value}{detail}")
-        elif state is _IN_TRADE and self._flat():
+            self.transition(_WATCH, ts, f"order {flight.order.client_id} {status.value}{detail}")
+        elif state is _IN_TRADE and self.flat():
             self.stops.clear()
-            self._transition(_WATCH, ts, flight.order.reason)
+            self.transition(_WATCH, ts, flight.order.reason)
         elif state is _IN_TRADE and status is not _FILLED:
             self.bus.emit(
                 ErrorEvent(
@@ -691,26 +690,25 @@ class SymbolWorker:
                 )
             )
         else:
-            self._settle_state(ts, f"order {flight.order.client_id} {status.value}")
-        self._sync_position_view()
+            self.settle_state(ts, f"order {flight.order.client_id} {status.value}")
+        self.sync_position_view()
         self._persist()
-        if self.halted is not None and self.cfg.on_error == "flatten" and self.ledger.qty != 0 and self.view.n:
-            self._exit(self._i, "halt", None)
+        self._flatten_if_halted()
 
-    def _settle_state(self, ts: int, reason: str) -> None:
+    def settle_state(self, ts: int, reason: str) -> None:
         """With no order in flight, bring the state machine in line with the
         position a fill left (a late fill of an order given up)."""
         if self.orders.current is not None:
             return
         state = self.sm.state
-        if not self._flat() and state is not State.IN_TRADE:
+        if not self.flat() and state is not State.IN_TRADE:
             if state is State.WATCH:
-                self._transition(State.CLOSE_WATCH, ts, reason)
-            self._transition(State.IN_TRADE, ts, reason)
+                self.transition(State.CLOSE_WATCH, ts, reason)
+            self.transition(State.IN_TRADE, ts, reason)
             self._arm_stops(ts)
-        elif self._flat() and state is State.IN_TRADE:
+        elif self.flat() and state is State.IN_TRADE:
             self.stops.clear()
-            self._transition(State.WATCH, ts, reason)
+            self.transition(State.WATCH, ts, reason)
 
     def _arm_stops(self, ts: int) -> None:
         """A trade has begun: the config's stops from the entry price, or the
@@ -724,7 +722,7 @@ class SymbolWorker:
         if self.journal is not None:
             self._journal_stops(entry.ts if entry else ts)
 
-    def _flat(self, qty: Decimal | None = None) -> bool:
+    def flat(self, qty: Decimal | None = None) -> bool:
         """No position the venue could trade (the symbol's, or ``qty``): zero,
         or a remainder below its lot step. A venue that takes its fee in the
         asset bought leaves such dust after an exit; the trade is over, and
@@ -746,16 +744,16 @@ class SymbolWorker:
         kind = _TERMINAL_UPDATE.get(state.status)
         if kind is not None:
             self.on_update(OrderUpdate(kind, cid, sym, order.ts, reason="reported by the broker"), i)
-        self._apply_leg_fills(order, state, i)
+        self.apply_leg_fills(order, state, i)
 
-    def _apply_leg_fills(self, order: Order, state: OrderState, i: int = 0) -> None:
+    def apply_leg_fills(self, order: Order, state: OrderState, i: int = 0) -> None:
         """Book what the order's bracket legs filled (each fill once)."""
         for leg, fill in state.leg_fills:
             self.on_update(OrderUpdate(UpdateKind.FILL, order.client_id, order.symbol, fill.ts, fill, leg=leg), i)
 
     def order_lost(self, order: Order, why: str) -> None:
         """The broker has no such order: it never arrived (never resent)."""
-        self.execution.record(order, OrderStatus.LOST, why)
+        self.execution.lost(order, why)
         flight = self.orders.find(order.client_id)
         if flight is not None and flight is self.orders.current:
             self.orders.settle(OrderStatus.LOST)
@@ -764,7 +762,7 @@ class SymbolWorker:
 
     # ------------------------------------------------------------ state, errors
 
-    def _transition(self, to: State, ts: int, reason: str) -> None:
+    def transition(self, to: State, ts: int, reason: str) -> None:
         if to is _WATCH:
             self.bracket = None
         event = self.sm.transition(to, ts, reason)
@@ -804,10 +802,16 @@ class SymbolWorker:
         if not self.view.n:
             return
         self._cancel_entry(self._i)
-        if flatten and self.cfg.on_error == "flatten" and self.ledger.qty != 0 and self.orders.current is None:
-            self._exit(self._i, "halt", None)
+        if flatten:
+            self._flatten_if_halted()
 
-    def _sync_position_view(self) -> None:
+    def _flatten_if_halted(self) -> None:
+        """A halted symbol whose config says ``on_error = "flatten"`` exits
+        what it holds (at once, or when the order in flight is done)."""
+        if self.halted is not None and self.cfg.on_error == "flatten" and self.ledger.qty != 0 and self.view.n:
+            self.exit(self._i, "halt", None)
+
+    def sync_position_view(self) -> None:
         p, e, s = self.view.position, self.ledger.entry, self.stops
         p.qty = float(self.ledger.qty)
         if e is None:
@@ -816,152 +820,14 @@ class SymbolWorker:
             p.avg_price, p.entry_ts, p.entry_index = float(e.price), e.ts, e.index
         p.stop_price, p.take_profit_price, p.trailing_stop = s.stop_price, s.take_profit_price, s.trailing
 
-    # ------------------------------------------------------------ control
-
-    def control(self, request: Request) -> None:
-        """Act on a control command between chunks (engine_core.control) and
-        answer it: the result's message, or ControlError when refused."""
-        name, reply = request.command.name, request.reply
-        last = int(self.view.ts[-1]) if self.view.n else self.last_ts
-        try:
-            if name == "pause":
-                done = "already paused" if self.paused else "paused: the strategy is not asked, stops still act"
-                self.paused = True
-            elif name == "resume":
-                if self.halted is not None:
-                    raise ControlError(f"{self.symbol} is halted ({self.halted}); resume only undoes a pause")
-                done = "resumed" if self.paused else "was not paused"
-                self.paused = False
-            elif name == "flatten":
-                cur = self.orders.current
-                if cur is not None and self.sm.state is not State.CLOSE_WATCH:
-                    raise ControlError(f"{self.symbol}: exit order {cur.order.client_id} is already working")
-                if cur is not None:  # an entry working: cancel it, then flatten what it filled
-                    self._cancel(cur, max(self.view.n - 1, 0))
-                if self._flat():
-                    done = "already flat"
-                    if self.sm.state is State.CLOSE_WATCH:
-                        self.expiry = None
-                        self._transition(State.WATCH, last or 0, "flatten command")
-                        done = "already flat; the setup is cancelled"
-                elif not self.view.n:
-                    raise ControlError(f"{self.symbol}: no bar yet to price an order at")
-                else:
-                    self._exit(self.view.n - 1, "flatten", None)
-                    cur = self.orders.current
-                    if cur is None and not self._flat():
-                        raise ControlError(f"{self.symbol}: the flatten order was not placed (see the error event)")
-                    done = f"flatten order {cur.order.client_id} sent" if cur else "flattened"
-            elif name == "reload":
-                done = self.strategy.reload_if_changed() or "the strategy file is unchanged"
-            else:
-                raise ControlError(f"{name} is not a symbol command")
-        except EngineError as err:
-            reply.set_exception(err)
-            return
-        except Exception as err:  # a bug: answer, then let the loop report it
-            reply.set_exception(err)
-            raise
-        if self.journal is not None:  # what steered the symbol, for engine status and replays
-            self.journal.event(
-                "control", self.symbol, last or None, command=name, result=done, origin=request.command.origin
-            )
-        reply.set_result(done)  # a success is the command's answer (its reply), never an error event
-
     # ------------------------------------------------------------ journal
 
     def snapshot(self) -> dict[str, Any]:
-        cur = self.orders.current
-        return {
-            "state": self.sm.state.value,
-            **self.ledger.snapshot(),
-            "pending": None if cur is None else cur.order.client_id,
-            "pending_filled": "0" if cur is None else str(cur.filled),
-            **self.stops.snapshot(),
-            "entry_levels": self.entry_levels,
-            "bracket": self.bracket,
-            "expiry": self.expiry,
-            "order_expiry": self.order_expiry,
-            "halted": self.halted,
-            "last_ts": self.last_ts,
-            "bars": self.bars_done,
-            "kill": self.kill.snapshot(),
-            "strategy_state": self.strategy.state() if self.started else self._restored_state,
-        }
+        return recovery.snapshot(self)
 
     def _persist(self, soon: bool = False) -> None:
         if self.journal is not None:
-            self.journal.save_symbol(self.symbol, self.snapshot(), soon=soon)
-
-    def restore(self, snap: dict[str, Any] | None, unsettled: list[dict[str, Any]], fill_keys: set[str]) -> None:
-        """Take up where a previous run of this engine left off: ``snap`` is
-        the symbol's last snapshot, ``unsettled`` the journal's rows of orders
-        still open or whose fills do not add up (``Journal.unsettled_orders``)."""
-        if snap is not None:
-            self.sm = StateMachine(self.symbol, State(snap["state"]))
-            self.ledger.restore(snap, fill_keys)
-            self.stops.restore(snap)
-            levels = snap.get("entry_levels")
-            self.entry_levels = None if levels is None else tuple(levels)  # type: ignore[assignment]
-            self.bracket = snap.get("bracket")
-            self.expiry, self.order_expiry = snap["expiry"], snap.get("order_expiry")
-            self.halted, self.last_ts = snap["halted"], snap["last_ts"]
-            self.view.seen = self.bars_done = snap["bars"]
-            self.kill.restore(snap.get("kill", {}))
-            self._restored_state = snap.get("strategy_state")
-        else:
-            self.ledger.fill_keys = set(fill_keys)
-        pending = None if snap is None else snap.get("pending")
-        open_rows = [r for r in unsettled if OrderStatus(r["status"]).is_open]
-        current = next((r for r in open_rows if r["client_id"] == pending), None)
-        if current is None and open_rows:
-            current = open_rows[-1]  # journaled as sent, snapshot not yet written
-        for row in unsettled:
-            order = order_from_row(row)
-            status, filled = OrderStatus(row["status"]), Decimal(row["filled_qty"])
-            if row is current:
-                self.orders.open(order, status, filled=filled)
-            else:
-                self.orders.remember(InFlight(order, status, filled, row.get("venue_id") or ""))
-        self._sync_position_view()
-
-    def reconcile(self, held: Decimal) -> None:
-        """After ``restore``: ask the broker about every unsettled order, book
-        the fills the journal missed, mark orders it never got as lost (never
-        resent), then halt the symbol if its position still disagrees."""
-        flights = list(self.orders.recent.values())
-        if self.orders.current is not None:
-            flights.append(self.orders.current)
-        for flight in flights:
-            order = flight.order
-            state = self.execution.lookup(order.client_id)
-            if state is None:
-                if flight.status.is_open:
-                    self.order_lost(order, "not at the broker after a restart; not resent")
-                continue
-            self.apply_state(order, state)
-        self._reconcile_bracket(flights)
-        # killed between booking a fill and the transition it causes
-        self._settle_state(self.last_ts or 0, "restart: the state follows the booked position")
-        if held != self.ledger.qty:
-            self.halt(
-                f"{self.symbol}: position mismatch after restart: the journal says {self.ledger.qty}, "
-                f"the broker {held}; resolve it at the broker, then restart",
-                self.last_ts,
-            )
-
-    def _reconcile_bracket(self, flights: list[InFlight]) -> None:
-        """The entry whose legs protect the position at the venue: asked for
-        (which registers its legs with the broker), and what a leg filled
-        while the engine was down is booked: the position it closed is not
-        exited again."""
-        cid = self.bracket
-        if cid is None or self.journal is None or any(f.order.client_id == cid for f in flights):
-            return
-        row = next((r for r in self.journal.orders(symbol=self.symbol) if r["client_id"] == cid), None)
-        state = self.execution.lookup(cid) if row is not None else None
-        if row is not None and state is not None:
-            self._apply_leg_fills(order_from_row(row), state)
+            self.journal.save_symbol(self.symbol, recovery.snapshot(self), soon=soon)
 
     # ------------------------------------------------------------ result
 
