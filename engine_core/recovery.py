@@ -12,6 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from engine_core import updates
 from engine_core.journal import order_from_row
 from engine_core.model import State
 from engine_core.orders import InFlight, OrderStatus
@@ -87,12 +88,12 @@ def reconcile(w: SymbolWorker, held: Decimal) -> None:
         state = w.execution.lookup(order.client_id)
         if state is None:
             if flight.status.is_open:
-                w.order_lost(order, "not at the broker after a restart; not resent")
+                updates.order_lost(w, order, "not at the broker after a restart; not resent")
             continue
-        w.apply_state(order, state)
+        updates.apply_state(w, order, state)
     _reconcile_bracket(w, flights)
     # killed between booking a fill and the transition it causes
-    w.settle_state(w.last_ts or 0, "restart: the state follows the booked position")
+    updates.settle_state(w, w.last_ts or 0, "restart: the state follows the booked position")
     if held != w.ledger.qty:
         w.halt(
             f"{w.symbol}: position mismatch after restart: the journal says {w.ledger.qty}, "
@@ -112,4 +113,4 @@ def _reconcile_bracket(w: SymbolWorker, flights: list[InFlight]) -> None:
     row = next((r for r in w.journal.orders(symbol=w.symbol) if r["client_id"] == cid), None)
     state = w.execution.lookup(cid) if row is not None else None
     if row is not None and state is not None:
-        w.apply_leg_fills(order_from_row(row), state)
+        updates.apply_leg_fills(w, order_from_row(row), state)

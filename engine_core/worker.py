@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine_core import recovery, symbol_control
+from engine_core import recovery, symbol_control, updates
 from engine_core.brokers import Broker, SimulatedBroker
 from engine_core.candles import Candles
 from engine_core.config import StrategySection
@@ -50,8 +50,6 @@ from engine_core.model import (
     Bar,
     BarChunk,
     ErrorEvent,
-    Fill,
-    FillEvent,
     Order,
     OrderType,
     Side,
@@ -62,11 +60,9 @@ from engine_core.model import (
 )
 from engine_core.orders import (
     InFlight,
-    OrderState,
     OrderStatus,
     OrderTracker,
     OrderUpdate,
-    UpdateKind,
 )
 from engine_core.results import SymbolResult
 from engine_core.risk import KillSwitch
@@ -85,16 +81,10 @@ class Warmup(NamedTuple):
     chunk: BarChunk
 
 
-_TERMINAL_UPDATE = {
-    OrderStatus.CANCELLED: UpdateKind.CANCEL,
-    OrderStatus.REJECTED: UpdateKind.REJECT,
-    OrderStatus.EXPIRED: UpdateKind.EXPIRE,
-}
-
 # Enum members the order path reads, looked up once: on Python 3.11 each
 # ``State.X`` goes through the enum metaclass's __getattr__ hook (~0.2 us).
-_WATCH, _CLOSE_WATCH, _IN_TRADE = State.WATCH, State.CLOSE_WATCH, State.IN_TRADE
-_FILLED, _SUBMITTED, _UNKNOWN = OrderStatus.FILLED, OrderStatus.SUBMITTED, OrderStatus.UNKNOWN
+_WATCH, _CLOSE_WATCH = State.WATCH, State.CLOSE_WATCH
+_SUBMITTED, _UNKNOWN = OrderStatus.SUBMITTED, OrderStatus.UNKNOWN
 _INTENT = OrderStatus.INTENT  # an order the broker holds back (execution.HELD)
 _MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
 
@@ -202,7 +192,7 @@ class SymbolWorker:
             if type(msg) is BarChunk:
                 self.process(msg)
             elif type(msg) is OrderUpdate:
-                self.on_update(msg, self._i)
+                updates.apply(self, msg, self._i)
             elif type(msg) is Bar:
                 self.process(BarChunk.from_bar(msg), msg)
             elif type(msg) is Warmup:
@@ -236,7 +226,7 @@ class SymbolWorker:
         applied at once, at that bar. After the worker has ended (shutdown),
         it is applied here so no fill is dropped."""
         if self._simulating == threading.get_ident():
-            self.on_update(update, self._at)
+            updates.apply(self, update, self._at)
             return
         self.inbox.put(update)
         if self.done:
@@ -556,7 +546,7 @@ class SymbolWorker:
         self.orders_sent += 1
         self._persist()
         if state is not None:
-            self.apply_state(order, state, k)
+            updates.apply_state(self, order, state, k)
         if self.sim is not None and self.orders.current is not None and limit is None:
             if price is not None or not self.fill_next_open:
                 self._simulate(k, self.sim.fill_market, self.symbol, ts, last)
@@ -593,135 +583,6 @@ class SymbolWorker:
         if cur is not None and self.sm.state is State.CLOSE_WATCH:
             self.cancel(cur, k)
 
-    # ------------------------------------------------------------ broker updates
-
-    def on_update(self, update: OrderUpdate, i: int) -> None:
-        """Apply a broker update (at chunk bar ``i``): its status, its fill,
-        and what the order's end means for the state machine."""
-        fill = update.fill
-        if fill is not None and self.ledger.booked(fill):
-            return  # a fill seen before (a resent update, or reported again after a restart)
-        if update.leg and fill is not None:  # a bracket leg the venue held: it closes the position
-            self._book(fill, i, None, None, reason=update.leg)
-            self.settle_state(fill.ts, update.leg)
-            return
-        flight, status, done = self.orders.apply(update)
-        if fill is not None:
-            self._book(fill, i, flight, status)
-        elif status is not None and flight is not None:
-            self.execution.record(flight.order, status, update.reason, update.venue_id)
-        if done and flight is not None:
-            self.execution.order_closed()
-            self._order_finished(flight, update.ts, update.reason)
-        elif fill is not None and (flight is None or flight is not self.orders.current):
-            # a late fill of an order given up (lost), or of one not known here
-            self.settle_state(fill.ts, "fill of a finished order" if flight is not None else "fill of an unknown order")
-
-    def _book(self, fill: Fill, i: int, flight: InFlight | None, status: OrderStatus | None, reason: str = "") -> None:
-        """Book a fill into the ledger, journaled with its order's status and
-        the new position in one transaction; events go out once it is committed."""
-        if flight is None and not reason:
-            self.bus.emit(
-                ErrorEvent(self.symbol, fill.ts, f"fill for unknown order {fill.client_id}: booked", kind="fill")
-            )
-        reason = reason or (flight.order.reason if flight is not None else "exit")
-        index = self.view.seen + i + 1
-        # the ledger's own reading (only zero is flat) serves a broker without a lot step
-        flat = None if self._any_qty else self.flat(self.ledger.qty + fill.position_change)
-        if self.journal is None:
-            self.ledger.book(fill, i, index, reason, flat)
-        else:
-            recorded = status or (flight.status if flight is not None else _FILLED)
-            filled = flight.filled if flight is not None else fill.qty
-            with self.journal.transaction():
-                self.journal.fill(
-                    fill.client_id,
-                    self.symbol,
-                    fill.ts,
-                    str(filled),
-                    recorded,
-                    side=fill.side.value,
-                    qty=str(fill.qty),
-                    price=str(fill.price),
-                    commission=str(fill.commission),
-                    fee_qty=str(fill.fee_qty),
-                    trade_id=fill.trade_id,
-                )
-                self.ledger.book(fill, i, index, reason, flat)
-                self._persist()
-        if self.bus.listening:
-            self.bus.emit(FillEvent(fill))
-        if self.risk.tracks_account:
-            last = float(self.view.close[self.view.offset + i]) if self.view.n else float(fill.price)
-            qty = float(self.ledger.qty)
-            self.risk.account.update(self.symbol, float(self.ledger.cash) + qty * last, abs(qty) * last)
-        self.sync_position_view()
-        self._guard(self.strategy.on_fill, fill.ts, fill)
-
-    def _order_finished(self, flight: InFlight, ts: int, why: str) -> None:
-        """The order in flight is done (filled, cancelled, rejected, expired, lost)."""
-        self.order_expiry = None
-        status = flight.status
-        state, qty = self.sm.state, self.ledger.qty
-        if state is _CLOSE_WATCH and not self.flat():
-            order = flight.order
-            if self.broker.supports_brackets and (order.stop_price is not None or order.take_profit_price is not None):
-                self.bracket = order.client_id
-            self.transition(
-                _IN_TRADE,
-                ts,
-                "entry filled" if status is _FILLED else f"entry {status.value} after a partial fill",
-            )
-            self._arm_stops(ts)
-        elif state is _CLOSE_WATCH:
-            self.entry_levels = None
-            detail = f": {why}" if why else ""
-            self.transition(_WATCH, ts, f"order {flight.order.client_id} {status.value}{detail}")
-        elif state is _IN_TRADE and self.flat():
-            self.stops.clear()
-            self.transition(_WATCH, ts, flight.order.reason)
-        elif state is _IN_TRADE and status is not _FILLED:
-            self.bus.emit(
-                ErrorEvent(
-                    self.symbol,
-                    ts,
-                    f"exit order {flight.order.client_id} {status.value} ({why}); position {qty} still open",
-                    kind="order",
-                )
-            )
-        else:
-            self.settle_state(ts, f"order {flight.order.client_id} {status.value}")
-        self.sync_position_view()
-        self._persist()
-        self._flatten_if_halted()
-
-    def settle_state(self, ts: int, reason: str) -> None:
-        """With no order in flight, bring the state machine in line with the
-        position a fill left (a late fill of an order given up)."""
-        if self.orders.current is not None:
-            return
-        state = self.sm.state
-        if not self.flat() and state is not State.IN_TRADE:
-            if state is State.WATCH:
-                self.transition(State.CLOSE_WATCH, ts, reason)
-            self.transition(State.IN_TRADE, ts, reason)
-            self._arm_stops(ts)
-        elif self.flat() and state is State.IN_TRADE:
-            self.stops.clear()
-            self.transition(State.WATCH, ts, reason)
-
-    def _arm_stops(self, ts: int) -> None:
-        """A trade has begun: the config's stops from the entry price, or the
-        levels the entry decision named, journaled."""
-        entry, c = self.ledger.entry, self.cfg
-        price = float(entry.price) if entry else 0.0
-        self.stops.on_entry(price, self.ledger.qty > 0, c.stop_loss, c.take_profit, c.trailing_stop)
-        if self.entry_levels is not None:
-            self.stops.override(*self.entry_levels)
-        self.entry_levels = None
-        if self.journal is not None:
-            self._journal_stops(entry.ts if entry else ts)
-
     def flat(self, qty: Decimal | None = None) -> bool:
         """No position the venue could trade (the symbol's, or ``qty``): zero,
         or a remainder below its lot step. A venue that takes its fee in the
@@ -732,33 +593,6 @@ class SymbolWorker:
         if qty == 0:
             return True
         return not self._any_qty and self.broker.round_qty(self.symbol, abs(qty)) <= 0
-
-    def apply_state(self, order: Order, state: OrderState, i: int = 0) -> None:
-        """Apply what the broker says of an order (after an unanswered send or
-        a restart) as the updates it stands for: fills first, then its end."""
-        cid, sym = order.client_id, order.symbol
-        if state.venue_id or state.status is OrderStatus.ACCEPTED:
-            self.on_update(OrderUpdate(UpdateKind.ACK, cid, sym, order.ts, venue_id=state.venue_id), i)
-        for fill in state.fills:
-            self.on_update(OrderUpdate(UpdateKind.PARTIAL_FILL, cid, sym, fill.ts, fill), i)
-        kind = _TERMINAL_UPDATE.get(state.status)
-        if kind is not None:
-            self.on_update(OrderUpdate(kind, cid, sym, order.ts, reason="reported by the broker"), i)
-        self.apply_leg_fills(order, state, i)
-
-    def apply_leg_fills(self, order: Order, state: OrderState, i: int = 0) -> None:
-        """Book what the order's bracket legs filled (each fill once)."""
-        for leg, fill in state.leg_fills:
-            self.on_update(OrderUpdate(UpdateKind.FILL, order.client_id, order.symbol, fill.ts, fill, leg=leg), i)
-
-    def order_lost(self, order: Order, why: str) -> None:
-        """The broker has no such order: it never arrived (never resent)."""
-        self.execution.lost(order, why)
-        flight = self.orders.find(order.client_id)
-        if flight is not None and flight is self.orders.current:
-            self.orders.settle(OrderStatus.LOST)
-            self.execution.order_closed()
-            self._order_finished(flight, order.ts, why)
 
     # ------------------------------------------------------------ state, errors
 
