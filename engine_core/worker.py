@@ -16,9 +16,12 @@ in this order:
 
 An order in flight does not freeze the symbol: stops, kill switches and the
 strategy keep running (a decision that would send a second order waits).
-What an order does lives in ``orders.py`` (its lifecycle), the position in
-``ledger.py``, the exits in ``stops.py``, the way to the broker in
-``execution.py``. A strategy error halts only this symbol (``on_error``
+What a broker's update does lives in ``updates.py`` (for every broker: a
+simulated broker's reports are applied at once, at the bar it matched), the
+order's lifecycle in ``orders.py``, the position in ``ledger.py``, the exits
+in ``stops.py``, the way to the broker in ``execution.py``, the journal's
+snapshot and a restart in ``recovery.py``, control commands in
+``symbol_control.py``. A strategy error halts only this symbol (``on_error``
 keeps or flattens the position). Every transition, order and fill is an
 event, and with a journal, written before it is acted on.
 """
@@ -55,6 +58,7 @@ from engine_core.model import (
     Side,
     SignalEvent,
     State,
+    TransitionEvent,
     iso_utc,
     to_decimal,
 )
@@ -599,15 +603,13 @@ class SymbolWorker:
     def transition(self, to: State, ts: int, reason: str) -> None:
         if to is _WATCH:
             self.bracket = None
-        event = self.sm.transition(to, ts, reason)
+        frm = self.sm.move(to, reason)
         if self.journal is not None:  # not synced: a restart settles the state from the booked position
             with self.journal.transaction(synced=False):
-                self.journal.event(
-                    "transition", self.symbol, ts, frm=event.from_state.value, to=to.value, reason=reason
-                )
+                self.journal.event("transition", self.symbol, ts, frm=frm.value, to=to.value, reason=reason)
                 self._persist()
         if self.bus.listening:
-            self.bus.emit(event)
+            self.bus.emit(TransitionEvent(self.symbol, ts, frm, to, reason))
 
     def _journal_stops(self, ts: int | None) -> None:
         if self.journal is not None and self.stops.active:
