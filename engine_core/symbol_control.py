@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from engine_core import decisions
 from engine_core.control import ControlError, Request
 from engine_core.errors import EngineError
 from engine_core.model import State
@@ -54,7 +55,7 @@ def _flatten(w: SymbolWorker, last: int | None) -> str:
     if cur is not None and w.sm.state is not State.CLOSE_WATCH:
         raise ControlError(f"{w.symbol}: exit order {cur.order.client_id} is already working")
     if cur is not None:  # an entry working: cancel it, then flatten what it filled
-        w.cancel(cur, max(w.view.n - 1, 0))
+        decisions.cancel(w, cur, max(w.view.n - 1, 0))
     if w.flat():
         if w.sm.state is State.CLOSE_WATCH:
             w.expiry = None
@@ -63,7 +64,7 @@ def _flatten(w: SymbolWorker, last: int | None) -> str:
         return "already flat"
     if not w.view.n:
         raise ControlError(f"{w.symbol}: no bar yet to price an order at")
-    w.exit(w.view.n - 1, "flatten", None)
+    decisions.exit(w, w.view.n - 1, "flatten", None)
     cur = w.orders.current
     if cur is None and not w.flat():
         raise ControlError(f"{w.symbol}: the flatten order was not placed (see the error event)")

@@ -37,41 +37,34 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine_core import recovery, symbol_control, updates
+from engine_core import decisions, recovery, symbol_control, updates
 from engine_core.brokers import Broker, SimulatedBroker
 from engine_core.candles import Candles
 from engine_core.config import StrategySection
 from engine_core.control import Request
-from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError, error_text
+from engine_core.errors import EngineError, StrategyError, error_text
 from engine_core.events import EventBus
-from engine_core.execution import HELD, ExecutionEngine
+from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal
 from engine_core.ledger import Ledger
 from engine_core.model import (
-    BUY,
-    SELL,
     Bar,
     BarChunk,
     ErrorEvent,
     Order,
     OrderType,
-    Side,
-    SignalEvent,
     State,
     TransitionEvent,
     iso_utc,
-    to_decimal,
 )
 from engine_core.orders import (
-    InFlight,
-    OrderStatus,
     OrderTracker,
     OrderUpdate,
 )
 from engine_core.results import SymbolResult
 from engine_core.risk import KillSwitch
 from engine_core.statemachine import StateMachine
-from engine_core.stops import StopHit, Stops, stop_price_from
+from engine_core.stops import StopHit, Stops
 from engine_core.storage import BarWindow
 from engine_core.strategy import Decision, StrategyHost, SymbolView
 from engine_core.strategy_log import StrategyLog
@@ -85,12 +78,9 @@ class Warmup(NamedTuple):
     chunk: BarChunk
 
 
-# Enum members the order path reads, looked up once: on Python 3.11 each
+# Enum members the bar path reads, looked up once: on Python 3.11 each
 # ``State.X`` goes through the enum metaclass's __getattr__ hook (~0.2 us).
-_WATCH, _CLOSE_WATCH = State.WATCH, State.CLOSE_WATCH
-_SUBMITTED, _UNKNOWN = OrderStatus.SUBMITTED, OrderStatus.UNKNOWN
-_INTENT = OrderStatus.INTENT  # an order the broker holds back (execution.HELD)
-_MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
+_WATCH, _LIMIT = State.WATCH, OrderType.LIMIT
 
 
 def _raised_in(err: BaseException, broker: Broker) -> str:
@@ -355,7 +345,7 @@ class SymbolWorker:
         if decision is None:
             if hit is not None and k == hit.bar:
                 self._consume_kill(i, k + 1)
-                self.exit(hit.bar, hit.reason, hit.price)
+                decisions.exit(self, hit.bar, hit.reason, hit.price)
                 return hit.bar + 1
             if kill is not None and k == kill[0]:
                 self._consume_kill(i, k + 1)
@@ -364,7 +354,7 @@ class SymbolWorker:
             self._consume_kill(i, stop)
             return stop
         self._consume_kill(i, k + 1)
-        self._apply(state, decision, k)
+        decisions.apply(self, state, decision, k)
         return k + 1
 
     def _scan(self, state: State, start: int, stop: int) -> tuple[int | None, Decision | None]:
@@ -389,7 +379,7 @@ class SymbolWorker:
             self._simulate(i, self.sim.match, self.symbol, ts, float(v.open[j]), float(v.high[j]), float(v.low[j]))
         if self.orders.current is not None and self.order_expiry is not None and v.seen + i >= self.order_expiry:
             self.order_expiry = None
-            self.cancel(self.orders.current, i)
+            decisions.cancel(self, self.orders.current, i)
 
     def _simulate(self, k: int, call: Callable[..., None], *args: Any) -> None:
         """Call the simulated broker at chunk bar ``k``: what it reports
@@ -430,162 +420,10 @@ class SymbolWorker:
 
     def _kill_switch(self, k: int, rule: str) -> None:
         ts = int(self.view.ts[self.view.offset + k])
-        self._cancel_entry(k)
+        decisions.cancel_entry(self, k)
         if self.kill.action == "flatten" and self.ledger.qty != 0:
-            self.exit(k, rule, None)
+            decisions.exit(self, k, rule, None)
         self.halt(f"{self.symbol}: kill switch {rule} tripped; trading stopped ({self.kill.action})", ts, flatten=False)
-
-    # ------------------------------------------------------------ decisions
-
-    def _apply(self, state: State, d: Decision, k: int) -> None:
-        ts = int(self.view.ts[self.view.offset + k])
-        if self.bus.listening:
-            self.bus.emit(SignalEvent(self.symbol, ts, d.action, d.detail()))
-        action = d.action
-        if state is _WATCH and action in ("setup", "enter"):
-            self.transition(_CLOSE_WATCH, ts, d.reason or action)
-            self.expiry = self.view.seen + k + d.expires if d.expires else None
-            if action == "setup":
-                k2, d2 = self._scan(_CLOSE_WATCH, k, k + 1)
-                if d2 is not None and k2 is not None:
-                    self._apply(_CLOSE_WATCH, d2, k2)
-                return
-        if action == "enter":
-            self._enter(d, k, ts)
-        elif action == "exit":
-            self.exit(k, d.reason or "exit", None)
-        elif action == "cancel":
-            self.expiry = None
-            if self.orders.current is not None:
-                self.cancel(self.orders.current, k)  # back to Watch when the venue confirms
-            else:
-                self.transition(_WATCH, ts, d.reason or "cancel")
-        elif action == "adjust":
-            self.stops.override(d.stop_price, d.take_profit_price, d.trailing_stop)
-            self._journal_stops(ts)
-            self.sync_position_view()
-            self._persist()
-
-    def _enter(self, d: Decision, k: int, ts: int) -> None:
-        if self.orders.current is not None:
-            return  # an entry is already working
-        if self.entries_allowed is not None and not self.entries_allowed(self.symbol, ts):
-            refusal = RiskError(f"{self.symbol}: no entries now (outside the market's session)", rule="session")
-            self._not_placed(ts, refusal)
-            return
-        price = float(self.view.close[self.view.offset + k])
-        ref = d.limit_price if d.limit_price is not None else price
-        sign = 1 if d.side is BUY else -1
-        if d.stop_price is not None and (d.stop_price - ref) * sign >= 0:
-            word = "below" if sign > 0 else "above"
-            raise StrategyError(
-                f"{self.symbol}: invalid decision: stop_price {d.stop_price:g} is not {word} the entry price "
-                f"{ref:g} of a {d.side.value}"
-            )
-        if d.take_profit_price is not None and (d.take_profit_price - ref) * sign <= 0:
-            word = "above" if sign > 0 else "below"
-            raise StrategyError(
-                f"{self.symbol}: invalid decision: take_profit_price {d.take_profit_price:g} is not {word} the "
-                f"entry price {ref:g} of a {d.side.value}"
-            )
-        stop = d.stop_price
-        if stop is None and self.cfg.stop_loss:
-            stop = stop_price_from(ref, sign, self.cfg.stop_loss)
-        try:
-            qty = d.qty or self.risk.size(
-                self.symbol, ref, stop, self.start_cash + float(self.ledger.cash), self.cfg.qty
-            )
-        except RiskError as err:
-            self._not_placed(ts, err)
-            return
-        qty = self.broker.round_qty(self.symbol, qty)
-        if qty <= 0:
-            self._not_placed(ts, RiskError(f"{self.symbol}: entry quantity rounds to 0 at the venue's lot step"))
-            return
-        self.expiry = None
-        self.entry_levels = (d.stop_price, d.take_profit_price, d.trailing_stop)
-        placed = self._send(
-            d.side, qty, ts, d.reason or "enter", k, limit=d.limit_price, stop=stop, target=d.take_profit_price
-        )
-        if placed and d.limit_price is not None and d.expires and self.orders.current is not None:
-            self.order_expiry = self.view.seen + k + d.expires
-
-    def _send(
-        self,
-        side: Side,
-        qty: Decimal,
-        ts: int,
-        reason: str,
-        k: int,
-        price: float | None = None,
-        reducing: bool = False,
-        limit: float | None = None,
-        stop: float | None = None,
-        target: float | None = None,
-    ) -> bool:
-        """Send an order decided at chunk bar ``k``; ``price`` is the level of
-        a stop the bar touched (a simulated broker fills there at once)."""
-        last = float(self.view.close[self.view.offset + k]) if price is None else price
-        order = Order(
-            self.execution.client_id(self.symbol),
-            self.symbol,
-            side,
-            qty,
-            ts,
-            reason,
-            _MARKET if limit is None else _LIMIT,
-            None if limit is None else to_decimal(limit),
-            stop_price=None if stop is None else to_decimal(stop),
-            take_profit_price=None if target is None else to_decimal(target),
-        )
-        try:
-            state = self.execution.submit(order, price=last, position=self.ledger.qty, reducing=reducing)
-        except EngineError as err:
-            if isinstance(err, OrderLost):  # remembered: a fill may still come if the venue had it after all
-                self.orders.remember(InFlight(order, OrderStatus.LOST))
-            self._not_placed(ts, err)
-            return False
-        status = _SUBMITTED if state is None else _INTENT if state is HELD else _UNKNOWN
-        self.orders.open(order, status, self.view.seen + k)
-        self.orders_sent += 1
-        self._persist()
-        if state is not None:
-            updates.apply_state(self, order, state, k)
-        if self.sim is not None and self.orders.current is not None and limit is None:
-            if price is not None or not self.fill_next_open:
-                self._simulate(k, self.sim.fill_market, self.symbol, ts, last)
-        return True
-
-    def _not_placed(self, ts: int, err: EngineError) -> None:
-        self.entry_levels = None
-        rule = f" by {err.rule}" if isinstance(err, RiskError) and err.rule else ""
-        self.bus.emit(ErrorEvent(self.symbol, ts, f"order not placed: {err}", kind="order"))
-        if self.sm.state is State.CLOSE_WATCH and self.flat():
-            self.transition(State.WATCH, ts, f"entry refused{rule}" if rule else "entry not placed")
-
-    def exit(self, k: int, reason: str, price: float | None) -> None:
-        qty = self.ledger.qty
-        if qty == 0 or self.orders.current is not None:
-            return
-        size = self.broker.round_qty(self.symbol, abs(qty))
-        if size <= 0:
-            return
-        ts = int(self.view.ts[self.view.offset + k])
-        self._send(SELL if qty > 0 else BUY, size, ts, reason, k, price, reducing=True)
-
-    def cancel(self, flight: InFlight, k: int) -> None:
-        if flight.cancel_sent:
-            return
-        flight.cancel_sent = True
-        if self.sim is not None:
-            self._simulate(k, self.execution.cancel, flight.order)
-        else:
-            self.execution.cancel(flight.order)
-
-    def _cancel_entry(self, k: int) -> None:
-        cur = self.orders.current
-        if cur is not None and self.sm.state is State.CLOSE_WATCH:
-            self.cancel(cur, k)
 
     def flat(self, qty: Decimal | None = None) -> bool:
         """No position the venue could trade (the symbol's, or ``qty``): zero,
@@ -637,7 +475,7 @@ class SymbolWorker:
         self.bus.emit(ErrorEvent(self.symbol, ts, message, kind="halted"))
         if not self.view.n:
             return
-        self._cancel_entry(self._i)
+        decisions.cancel_entry(self, self._i)
         if flatten:
             self._flatten_if_halted()
 
@@ -645,7 +483,7 @@ class SymbolWorker:
         """A halted symbol whose config says ``on_error = "flatten"`` exits
         what it holds (at once, or when the order in flight is done)."""
         if self.halted is not None and self.cfg.on_error == "flatten" and self.ledger.qty != 0 and self.view.n:
-            self.exit(self._i, "halt", None)
+            decisions.exit(self, self._i, "halt", None)
 
     def sync_position_view(self) -> None:
         p, e, s = self.view.position, self.ledger.entry, self.stops
