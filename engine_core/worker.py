@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine_core import decisions, recovery, symbol_control, updates
+from engine_core import decisions, exits, recovery, symbol_control, updates
 from engine_core.brokers import Broker, SimulatedBroker
 from engine_core.candles import Candles
 from engine_core.config import StrategySection
@@ -322,10 +322,10 @@ class SymbolWorker:
         stop = end
         hit: StopHit | None = None
         if state is State.IN_TRADE and self.orders.current is None and self.stops.active:
-            hit = self._first_stop(i, end)
+            hit = exits.first_stop(self, i, end)
             if hit is not None:
                 stop = hit.bar
-        kill = self._first_kill(i, stop + 1 if hit is not None else stop) if self.kill.enabled else None
+        kill = exits.first_kill(self, i, stop + 1 if hit is not None else stop) if self.kill.enabled else None
         if kill is not None and (hit is None or kill[0] < hit.bar):
             stop, hit = kill[0], None
         if state is State.CLOSE_WATCH and self.expiry is not None:
@@ -344,16 +344,16 @@ class SymbolWorker:
             )
         if decision is None:
             if hit is not None and k == hit.bar:
-                self._consume_kill(i, k + 1)
+                exits.consume_kill(self, i, k + 1)
                 decisions.exit(self, hit.bar, hit.reason, hit.price)
                 return hit.bar + 1
             if kill is not None and k == kill[0]:
-                self._consume_kill(i, k + 1)
-                self._kill_switch(k, kill[1])
+                exits.consume_kill(self, i, k + 1)
+                exits.kill_switch(self, k, kill[1])
                 return k + 1
-            self._consume_kill(i, stop)
+            exits.consume_kill(self, i, stop)
             return stop
-        self._consume_kill(i, k + 1)
+        exits.consume_kill(self, i, k + 1)
         decisions.apply(self, state, decision, k)
         return k + 1
 
@@ -390,40 +390,6 @@ class SymbolWorker:
             call(*args)
         finally:
             self._simulating, self._at = before
-
-    # ------------------------------------------------------------ stops and kill switches
-
-    def _first_stop(self, i: int, n: int) -> StopHit | None:
-        v, o = self.view, self.view.offset
-        hit = self.stops.first_hit(
-            v.open[o + i : o + n], v.high[o + i : o + n], v.low[o + i : o + n], self.ledger.qty > 0
-        )
-        return None if hit is None else StopHit(i + hit.bar, hit.price, hit.reason)
-
-    def _equity(self, start: int, stop: int) -> np.ndarray:
-        """The symbol's equity (start cash + its PnL) at the closes of chunk bars [start, stop)."""
-        o = self.view.offset
-        close = self.view.close[o + start : o + stop]
-        return self.start_cash + float(self.ledger.cash) + float(self.ledger.qty) * close
-
-    def _first_kill(self, start: int, stop: int) -> tuple[int, str] | None:
-        if not self.kill.enabled or stop <= start:
-            return None
-        o = self.view.offset
-        hit = self.kill.first(self.view.ts[o + start : o + stop], self._equity(start, stop))
-        return None if hit is None else (start + hit[0], hit[1])
-
-    def _consume_kill(self, start: int, stop: int) -> None:
-        if self.kill.enabled and stop > start:
-            o = self.view.offset
-            self.kill.consume(self.view.ts[o + start : o + stop], self._equity(start, stop))
-
-    def _kill_switch(self, k: int, rule: str) -> None:
-        ts = int(self.view.ts[self.view.offset + k])
-        decisions.cancel_entry(self, k)
-        if self.kill.action == "flatten" and self.ledger.qty != 0:
-            decisions.exit(self, k, rule, None)
-        self.halt(f"{self.symbol}: kill switch {rule} tripped; trading stopped ({self.kill.action})", ts, flatten=False)
 
     def flat(self, qty: Decimal | None = None) -> bool:
         """No position the venue could trade (the symbol's, or ``qty``): zero,
