@@ -1,7 +1,7 @@
 # The two commands a newcomer runs: `make run` and `make test`.
 # Both create .venv if missing and install the core and every plugin under
 # plugins/ in editable mode first. `make test` first installs the Debian
-# packages the tests run (scripts/test-deps: mosquitto, chromium) with apt-get
+# packages the tests run (scripts/test-deps: mosquitto, chromium, npm) with apt-get
 # when it can, else says what is missing and stops.
 
 PYTHON ?= python3

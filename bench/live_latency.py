@@ -13,7 +13,8 @@ build the plugin registry, the first calls warm the Lua runtimes).
 
 Without ``--journal`` the engine keeps no journal (the Python path alone);
 with it, as a live engine runs by default (a SQLite journal in a temporary
-directory, ``journal_sync = "full"``).
+directory, ``journal_sync = "full"``). ``--record`` records the session as a
+live engine does by default (``bench/replay.py`` compares the two).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=300, help="bars per symbol")
     parser.add_argument("--pace", type=float, default=0.05, help="seconds between bars")
     parser.add_argument("--journal", action="store_true", help="keep the journal, as a live engine does by default")
+    parser.add_argument("--record", action="store_true", help="record the session, as a live engine does by default")
     args = parser.parse_args()
     import engine_plugin_indicators.plugin as indicators
 
@@ -106,6 +108,7 @@ def main() -> None:
         symbols = ", ".join(f'"S{k:03d}"' for k in range(args.symbols))
         (work / "live.toml").write_text(
             f'[engine]\nmode = "live"\nsymbols = [{symbols}]\njournal = {str(args.journal).lower()}\n'
+            f"record = {str(args.record).lower()}\n"
             f'[source]\ntype = "stamped"\nbars = {args.bars}\npace = {args.pace}\n'
             '[strategy]\nhost = "lua"\nscript = "s.lua"\n'
         )
@@ -118,6 +121,7 @@ def main() -> None:
     lat = np.array([s for s, _ in latencies]) * 1000
     steady = np.array([s for s, warm in latencies if warm]) * 1000
     journal = "with the journal" if args.journal else "no journal"
+    journal += ", recorded" if args.record else ", not recorded"
     print(f"live: {args.symbols} symbols, {bars:,} bars in {wall:.1f} s, {len(lat):,} orders, {journal}")
     for label, values in (("all bars", lat), (f"after each symbol's first {WARM} bars", steady)):
         if len(values):

@@ -488,3 +488,13 @@ def status(config_path: Path, as_json: bool, shard: str | None) -> None:
     if connection is not None:  # whole, never cut to the terminal's width
         detail = f" ({connection['detail']})" if connection["detail"] else ""
         click.echo(f"source {connection['source']}: {connection['state']} since {iso_utc(connection['ts'])}{detail}")
+
+
+def _add_recording_commands() -> None:
+    from engine_core.recording.commands import replay, sessions
+
+    main.add_command(sessions)
+    main.add_command(replay)
+
+
+_add_recording_commands()

@@ -48,6 +48,7 @@ class EngineSection(_Section):
     state_dir: str = ".engine"  # where the journal lives: <state_dir>/<id>.sqlite
     journal: bool | None = None  # default: on for live runs, off for backtests
     journal_sync: Literal["full", "normal"] = "full"  # "normal" survives a crash, not power loss
+    record: bool | None = None  # record what enters a live run (engine replay); default: on for live runs
     shard: str | None = None  # "K/N": run only the symbols of shard K of N (see shard_symbols)
     # seconds a live engine's stop gives an order already sent to be answered
     # (else it is journaled unknown, for the next start to ask about)

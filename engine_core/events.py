@@ -256,14 +256,20 @@ class EventBus:
     and thread)."""
 
     def __init__(
-        self, pm: pluggy.PluginManager | None, sinks: Iterable[EventSink] = (), queue_size: int = SINK_QUEUE
+        self,
+        pm: pluggy.PluginManager | None,
+        sinks: Iterable[EventSink] = (),
+        queue_size: int = SINK_QUEUE,
+        taps: Iterable[EventSink] = (),
     ) -> None:
+        """``sinks`` are the config's; ``taps`` the engine's own (the session
+        recorder), handled the same way but not among ``sinks``."""
         self.pm = pm
         self.sinks = list(sinks)
         self._lock = threading.Lock()
         self.close_timeout = 10.0  # seconds a sink may take no event at close before it is left behind
         self._threads: list[_SinkThread | _InlineSink] = [
-            _InlineSink(s) if s.inline else _SinkThread(s, queue_size) for s in self.sinks
+            _InlineSink(s) if s.inline else _SinkThread(s, queue_size) for s in [*self.sinks, *taps]
         ]
         self._bar_threads = [t for t in self._threads if t.sink.wants_bars]
         self._hooks: dict[type, list[tuple[Any, str, str]]] = {}
@@ -276,7 +282,7 @@ class EventBus:
                     self._hooks[cls] = [(impl, impl.plugin_name, arg) for impl in impls]
         self.wants_bars = Bar in self._hooks or bool(self._bar_threads)
         # False when nothing listens: the hot paths then skip building events.
-        self.listening = bool(self.sinks) or bool(self._hooks)
+        self.listening = bool(self._threads) or bool(self._hooks)
 
     def emit(self, event: Event) -> None:
         hooks = self._hooks.get(type(event))

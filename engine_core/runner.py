@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine_core.brokers import Broker
 from engine_core.config import LoadedConfig, journal_path, load_config
@@ -33,12 +33,16 @@ from engine_core.journal import Journal
 from engine_core.model import BarChunk, ConnectionEvent
 from engine_core.orders import OrderUpdate
 from engine_core.plugins import Registry, get_registry
+from engine_core.recording.paths import recording_enabled
 from engine_core.results import RunResult
 from engine_core.risk import Account, RiskManager
 from engine_core.services import Service
 from engine_core.sources import ConnectionState, DataSource
 from engine_core.validate import refuse_venue_broker
 from engine_core.worker import STOP, SymbolWorker, Warmup
+
+if TYPE_CHECKING:
+    from engine_core.recording.writer import Recorder
 
 INBOX_CHUNKS = 2  # backtest chunks queued per symbol before the reader waits
 # The interpreter's thread switch interval while a live engine runs (the
@@ -63,6 +67,8 @@ class Engine:
     notice: Callable[[str], None] = field(default=lambda line: _say(line))
     """Where a live run says, before it connects, which venue and account it trades."""
     stop_event: threading.Event = field(default_factory=threading.Event)
+    # replaces the feeding (engine_core.recording.replay: a recording's inputs, on this thread)
+    feed: Callable[[Engine], None] | None = None
 
     def __post_init__(self) -> None:
         cfg = self.loaded.config
@@ -78,9 +84,15 @@ class Engine:
         )
         self.host = self.loaded.host_cls(cfg.strategy, self.loaded.base_dir)
         sinks = [cls(c) for cls, c in self.loaded.sinks]
+        self.recorder: Recorder | None = None
+        if recording_enabled(cfg.engine):
+            from engine_core.recording.writer import Recorder  # pyarrow: only for a run that records
+
+            self.recorder = Recorder(self)
         for sink in sinks:
             sink.bind(cfg.engine.id, self.symbols, cfg.engine.mode)
-        self.bus = EventBus(self.registry.pm, sinks)
+        taps = [self.recorder.sink] if self.recorder is not None else []
+        self.bus = EventBus(self.registry.pm, sinks, taps=taps)
         # what runs beside a live engine ([dashboard]); a backtest only validated their tables
         self.services: list[Service] = (
             [cls(c, name=name, loaded=self.loaded) for name, cls, c in self.loaded.services]
@@ -104,6 +116,8 @@ class Engine:
 
     def _journal_connection(self, state: ConnectionState, detail: str) -> int:
         ts = time.time_ns()
+        if self.recorder is not None:
+            self.recorder.connection(state.value, detail)
         if self.journal is not None:
             self.journal.event(
                 "connection", None, ts, source=self.loaded.config.source.type, state=state.value, detail=detail
@@ -122,6 +136,8 @@ class Engine:
         if use_journal:
             self.journal = Journal(journal_path(self.loaded.base_dir, cfg.engine), sync=cfg.engine.journal_sync)
             self.broker.bind_journal(self.journal)
+        if self.recorder is not None:
+            self.recorder.open()
         failure: BaseException | None = None
         result: RunResult | None = None
         self.bus.start()
@@ -145,6 +161,8 @@ class Engine:
                     inbox_size=0 if live else INBOX_CHUNKS,
                     journal=self.journal,
                 )
+            if self.recorder is not None:
+                self.recorder.tap_workers(self.workers)
             if type(self.source).entries_allowed is not DataSource.entries_allowed:
                 for worker in self.workers.values():
                     worker.entries_allowed = self.source.entries_allowed
@@ -155,7 +173,9 @@ class Engine:
                 service.start(self)
                 self._started.append(service)
             # cross-symbol rules that can refuse an order make the symbols' order of events matter
-            self.lockstep = not live and len(self.workers) > 1 and risk.cross_symbol_binds(self.symbols)
+            self.lockstep = self.feed is not None or (
+                not live and len(self.workers) > 1 and risk.cross_symbol_binds(self.symbols)
+            )
             # What start-up built (modules, classes, plugins, the workers) lives
             # as long as the run: out of the collector's sight, a full
             # collection during the run walks only what the run made (tens of
@@ -165,7 +185,9 @@ class Engine:
                 if not self.lockstep:
                     worker.start()
             try:
-                if live:
+                if self.feed is not None:
+                    self.feed(self)
+                elif live:
                     self._feed_live()
                 else:
                     self._feed_history(self.source.history())
@@ -196,6 +218,8 @@ class Engine:
             self.source.close()
             self.broker.close()
             self.bus.close()
+            if self.recorder is not None:
+                self.recorder.close()
             if self.journal is not None:
                 if live:  # `engine status` no longer says "connected since" once the run is over
                     ended = "the engine stopped" if failure is None else "the run failed"

@@ -105,6 +105,11 @@ def _validate(path: Path, registry: Registry, unset: list[tuple[str, str]], runs
         f"{cfg.engine.mode}, {len(cfg.engine.symbols)} symbols, source {cfg.source.type}, "
         f"strategy {host.name} on {cfg.strategy.host}{f' ({limits})' if limits else ''}, broker {cfg.broker.type}"
     )
+    if cfg.engine.mode == "live":
+        from engine_core.recording.paths import recording_enabled, recordings_dir
+
+        where = recordings_dir(loaded.base_dir, cfg.engine)
+        result.summary += f", recorded to {where}" if recording_enabled(cfg.engine) else ", not recorded"
     return result
 
 

@@ -30,6 +30,9 @@ ENGINE_INTERNALS = {
     ("engine_core.config", "StrategySection"),
     ("engine_core.plugins", "Registry"),
     ("engine_core.tables", "Column"),  # engine optimize prints its results as the CLI's own tables
+    # the venue plugins' tests record their sessions and replay them (engine replay's machinery)
+    ("engine_core.recording.reader", "RecordingError"),
+    ("engine_core.recording.replay", "WhatIf"),
 }
 
 

@@ -50,6 +50,20 @@ def _params(params: dict) -> str:
     return ", ".join(f"{key} = {json.dumps(value)}" for key, value in params.items()) or "none"
 
 
+def _live_vs_backtest(section: dict | None) -> list[str]:
+    """``engine replay --against-backtest``: live held against this backtest, decision by decision."""
+    if not section:
+        return []
+    reasons = [[reason, str(n)] for reason, n in sorted(section["reasons"].items(), key=lambda r: -r[1])]
+    rows = [[d["time"], d["symbol"], d["live"] or "", d["backtest"] or "", d["reason"]] for d in section["differences"]]
+    return [
+        "<h2>Live against backtest</h2>",
+        f'<p class="note">{section["same"]} of {section["decisions"]} live decisions and fills as the backtest.</p>',
+        _table(["Reason", "Differences"], reasons) if reasons else "",
+        _table(["Time", "Symbol", "Live", "Backtest", "Reason"], rows) if rows else "",
+    ]
+
+
 def render_page(
     summary: dict,
     trade_header: list[str],
@@ -114,6 +128,7 @@ def render_page(
             "<h2>Trades</h2>",
             _table(trade_header, trade_rows[:TRADE_LIMIT]),
             f'<p class="note">{trades_note}</p>',
+            *_live_vs_backtest(summary.get("live_vs_backtest")),
             "</body>",
             "</html>",
             "",

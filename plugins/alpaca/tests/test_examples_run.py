@@ -91,6 +91,10 @@ def test_the_shipped_example_validates_as_it_is():
     env = engine_env(APCA_API_KEY_ID="PKEXAMPLE", APCA_API_SECRET_KEY="example-secret")
     result = run_engine("validate", str(ROOT / "examples" / "alpaca_paper.toml"), env=env)
     assert result.returncode == 0, result.stderr
-    assert "ok (live, 2 symbols, source alpaca, strategy sma_cross.lua on lua (time budget 100 ms per call" in result.stdout
-    assert "broker alpaca)" in result.stdout
+    assert (
+        "ok (live, 2 symbols, source alpaca, strategy sma_cross.lua on lua (time budget 100 ms per call"
+        in result.stdout
+    )
+    recordings = ROOT / "examples" / ".engine" / "recordings" / "alpaca-paper"
+    assert f"broker alpaca, recorded to {recordings})" in result.stdout
     assert "example-secret" not in result.stdout + result.stderr
