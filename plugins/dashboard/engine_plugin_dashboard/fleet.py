@@ -73,6 +73,12 @@ def _text(d: Decimal | None) -> str | None:
     return None if d is None else format(d.normalize(), "f")
 
 
+def item_id(engine: str, seq: Any) -> str | None:
+    """A listed item's id (engine and event number): a page lists an item
+    once, though the snapshot it loaded and the next push may both hold it."""
+    return f"{engine}:{seq}" if isinstance(seq, int) else None
+
+
 def describe(event: dict[str, Any]) -> str:
     """One line for an event in the events lists."""
     kind = event.get("event")
@@ -307,6 +313,7 @@ class Fleet:
         self._rows: set[tuple[str, str]] = set()
         self._engines: set[str] = set()
         self._events: list[dict[str, Any]] = []
+        self._recent_new: list[dict[str, Any]] = []
         self._bars: list[dict[str, Any]] = []
         self._link_changed = True
 
@@ -328,6 +335,7 @@ class Fleet:
 
     def listed(self, engine: str, symbol: str, item: dict[str, Any]) -> None:
         """Add an item to a symbol's events list."""
+        item = {"id": item_id(engine, item.get("seq")), **item}
         self.engine(engine).symbol(symbol).events.append(item)
         self._events.append({"engine": engine, "symbol": symbol, **item})
 
@@ -459,15 +467,16 @@ class Fleet:
             self._recent(engine, sym.symbol, event)
 
     def _recent(self, engine: str, symbol: str | None, event: dict[str, Any]) -> None:
-        self.recent.append(
-            {
-                "engine": engine,
-                "symbol": symbol,
-                "time": event.get("time"),
-                "event": event.get("event"),
-                "text": describe(event),
-            }
-        )
+        item = {
+            "id": item_id(engine, event.get("seq")),
+            "engine": engine,
+            "symbol": symbol,
+            "time": event.get("time"),
+            "event": event.get("event"),
+            "text": describe(event),
+        }
+        self.recent.append(item)
+        self._recent_new.append(item)
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -507,22 +516,23 @@ class Fleet:
         }
 
     def forget_changes(self) -> None:
-        self._rows, self._engines, self._events, self._bars = set(), set(), [], []
+        self._rows, self._engines, self._events, self._bars, self._recent_new = set(), set(), [], [], []
 
     def take_changes(self) -> dict[str, Any] | None:
         """What changed since the last call (None: nothing), for the pages' streams."""
-        if not (self._rows or self._engines or self._events or self._bars or self._link_changed):
+        if not (self._rows or self._engines or self._events or self._bars or self._recent_new or self._link_changed):
             return None
         changes: dict[str, Any] = {
             "rows": [self.engines[e].symbols[s].row() for e, s in self._rows],
             "engines": [self.engines[e].summary() for e in self._engines if e in self.engines],
-            "events": self._events,
+            "events": self._events,  # each symbol's events list
+            "recent": self._recent_new,  # the fleet's orders, fills and errors
             "bars": self._bars,
         }
         if self._link_changed:
             changes["link"] = self.link
             changes["malformed"] = self.malformed
             changes["problems"] = list(self.problems)
-        self._rows, self._engines, self._events, self._bars = set(), set(), [], []
+        self._rows, self._engines, self._events, self._bars, self._recent_new = set(), set(), [], [], []
         self._link_changed = False
         return changes

@@ -73,12 +73,11 @@ class Client:
         self.symbol = symbol
 
     def picks(self, changes: dict[str, Any]) -> dict[str, Any]:
-        if self.symbol is None:
-            out = {k: v for k, v in changes.items() if k != "bars"}
-            return out
+        if self.symbol is None:  # the fleet page: rows, engines and the fleet's orders, fills and errors
+            return {k: v for k, v in changes.items() if k not in ("bars", "events")}
         mine = lambda item: item["engine"] == self.engine and item["symbol"] == self.symbol  # noqa: E731
         return {
-            **changes,
+            **{k: v for k, v in changes.items() if k != "recent"},
             "rows": [r for r in changes["rows"] if mine(r)],
             "events": [e for e in changes["events"] if mine(e)],
             "bars": [b for b in changes["bars"] if mine(b)],

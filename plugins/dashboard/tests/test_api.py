@@ -318,3 +318,34 @@ def test_the_equity_curve_outlives_a_broker_outage():
     [engine] = fleet.snapshot()["engines"]
     assert engine["curve"] == "equity"
     assert [v for _, v in fleet.snapshot()["pnl"]["e1"]] == [10000.0, 10100.0]
+
+
+def test_an_event_batched_for_the_next_push_is_in_the_snapshot_and_the_push_once_by_its_id():
+    """A page loads /api/fleet (or /api/symbol) while an event waits in the
+    0.1 s change batch: the snapshot holds it, and so does the next push. Each
+    listed item carries its engine and seq as its id, so the page lists it once."""
+    fleet = Fleet("mqtt")
+    fleet.message("t", "t/e1/AAA/status", status("AAA"))
+    fleet.take_changes()
+
+    def event(seq: int, name: str, **body: object) -> None:
+        message = {"schema": 1, "event": name, "seq": seq, "engine": "e1", "ts": seq * 10**9, **body}
+        fleet.message("t", f"t/e1/{'AAA/' if 'symbol' in body else ''}{name}", json.dumps(message).encode())
+
+    event(5, "fill", symbol="AAA", side="buy", qty="1", price="10", commission="0", client_id="c1")
+    event(6, "error", kind="feed", message="engine-wide: no symbol")
+    snap, detail = fleet.snapshot(), fleet.symbol_detail("e1", "AAA")
+    push = fleet.take_changes()
+    assert push is not None
+    assert [i["id"] for i in snap["recent"]] == ["e1:5", "e1:6"]
+    assert [i["id"] for i in push["recent"]] == ["e1:5", "e1:6"]  # the engine-wide error is pushed too
+    assert [i["id"] for i in detail["events"]] == ["e1:5"]
+    assert [i["id"] for i in push["events"]] == ["e1:5"]
+    # a page that lists by id: the snapshot, then the push, each event once
+    listed: dict[str, dict[str, object]] = {}
+    for item in [*snap["recent"], *push["recent"]]:
+        listed.setdefault(str(item["id"]), item)
+    assert [i["text"] for i in listed.values()] == [
+        "fill buy 1 @ 10 (commission 0) c1",
+        "error feed: engine-wide: no symbol",
+    ]

@@ -258,3 +258,40 @@ def test_a_report_with_many_trades_marks_every_trade_or_says_where_they_are(tmp_
         shot(page, tmp_path, "report-busy")
     finally:
         dash.stop()
+
+
+def test_an_event_in_both_the_snapshot_and_the_next_push_is_listed_once(tmp_path, browser):
+    """The page loads /api/fleet (or /api/symbol) while an event waits in the
+    server's 0.1 s batch, and the next push brings it again: the fleet's
+    "Orders, fills and errors" and a symbol's events list show it once (by its
+    engine:seq id). Here the same push is replayed twice into the page."""
+    dash = Dashboard("--reports", str(tmp_path / "reports"), "--token", TOKEN)
+    fill = {"id": "e1:5", "engine": "e1", "symbol": "AAA", "time": "2026-01-02T03:04:05Z", "event": "fill"}
+    fill["text"] = "fill buy 1 @ 10 (commission 0) c1"
+    replay = "(push) => { for (let i = 0; i < 2; i++) for (const fn of live.listeners) fn(push); }"
+    try:
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(dash.url)
+        page.locator("#link[data-state='none']").wait_for(timeout=WAIT)
+        page.evaluate(replay, {"rows": [], "engines": [], "recent": [fill, {**fill, "id": "e1:6"}]})
+        assert (
+            page.locator("ul.recent li").all_inner_texts()
+            == ["2026-01-02 03:04:05 e1 AAA fill buy 1 @ 10 (commission 0) c1"] * 2
+        )  # e1:6, then e1:5: each once
+        assert [page.locator("ul.recent li").nth(i).get_attribute("data-id") for i in range(2)] == ["e1:6", "e1:5"]
+
+        page.goto(f"{dash.base}/#/symbol/e1/AAA")
+        page.locator(".symbol-head .error").wait_for(timeout=WAIT)  # no such symbol yet: its list still takes pushes
+        page.evaluate(replay, {"rows": [], "events": [fill], "bars": []})
+        assert page.locator("ul.events li").count() == 1
+        shot(page, tmp_path, "fix-dedupe-symbol")
+        page.goto(f"{dash.base}/#/")
+        page.locator("#link[data-state='none']").wait_for(timeout=WAIT)
+        page.evaluate(replay, {"rows": [], "engines": [], "recent": [fill]})
+        assert page.locator("ul.recent li").count() == 1  # the list was loaded afresh
+        shot(page, tmp_path, "fix-dedupe-fleet")
+        assert errors == []
+    finally:
+        dash.stop()

@@ -61,6 +61,25 @@ const fmt = {
   },
 };
 
+// The ids (engine:seq) of the items a list shows: the snapshot a page loads and the
+// next push may both hold an event that was waiting in the server's 0.1 s batch.
+function unlisted(items, ids, kept) {
+  const out = [];
+  for (const item of items) {
+    if (item.id) {
+      if (ids.has(item.id)) continue;
+      ids.add(item.id);
+    }
+    out.push(item);
+  }
+  if (ids.size > 4 * kept) {  // forget the oldest: a list shows `kept` items at most
+    const all = [...ids];
+    ids.clear();
+    for (const id of all.slice(-2 * kept)) ids.add(id);
+  }
+  return out;
+}
+
 function notice(text, ok) {
   const box = document.getElementById("replies");
   const item = el("div", { class: `reply ${ok ? "ok" : "bad"}` }, text,
@@ -274,6 +293,7 @@ function fleetPage() {
     el("thead", {}, el("tr", {}, ["engine", "symbol", ...ROW_FIELDS, ""].map((h) => el("th", {}, h.replace("_", " "))))),
     tbody);
   const recent = el("ul", { class: "events recent" });
+  const recentIds = new Set();
   view.replaceChildren(banner, fleetsBox, enginesBox,
     el("section", {}, el("h2", {}, "Symbols ", filter), el("div", { class: "scroll" }, table)),
     el("section", {}, el("h2", {}, "Orders, fills and errors"), recent));
@@ -386,8 +406,8 @@ function fleetPage() {
   }
 
   function addRecent(items) {
-    for (const item of items) {
-      recent.prepend(el("li", { class: `ev ${item.event}` }, el("time", {}, fmt.time(item.time)), " ",
+    for (const item of unlisted(items, recentIds, 100)) {
+      recent.prepend(el("li", { class: `ev ${item.event}`, dataset: { id: item.id || "" } }, el("time", {}, fmt.time(item.time)), " ",
         el("b", {}, `${item.engine}${item.symbol ? ` ${item.symbol}` : ""}`), " ", item.text));
     }
     while (recent.children.length > 100) recent.lastChild.remove();
@@ -409,7 +429,8 @@ function fleetPage() {
       snap.source === "none" ? "No live source: start the dashboard with --mqtt HOST[:PORT] or --journal PATH."
         : "No engine has published under this prefix yet.")));
     recent.replaceChildren();
-    addRecent(snap.recent.slice().reverse().reverse());
+    recentIds.clear();
+    addRecent(snap.recent);
     applyFilter();
   }
 
@@ -429,7 +450,7 @@ function fleetPage() {
     if (empty && changes.rows.length) empty.remove();
     for (const e of changes.engines || []) { state.engines.set(e.engine, e); renderEngine(e); pnlPoint(e); }
     for (const r of changes.rows || []) { state.rows.set(rowKey(r), r); renderRow(r); }
-    addRecent((changes.events || []).filter((e) => ["fill", "order", "error"].includes(e.event)));
+    addRecent(changes.recent || []);
     applyFilter();
   };
   live.listeners.add(onChanges);
@@ -452,6 +473,7 @@ function symbolPage(engine, symbol) {
     type: "checkbox", checked: true, onchange: (e) => { e.target.checked ? shown.add(k) : shown.delete(k); refilter(); },
   }), k));
   const list = el("ul", { class: "events" });
+  const listedIds = new Set();
   const banner = el("div", { id: "link-banner", class: "banner", hidden: true });
   view.replaceChildren(banner, el("p", {}, el("a", { href: "#/" }, "← all symbols")), header, chartEl,
     el("section", {}, el("h2", {}, "Events ", search, ...boxes), list));
@@ -470,8 +492,8 @@ function symbolPage(engine, symbol) {
   }
 
   function addEvents(items) {
-    for (const item of items) {
-      list.prepend(el("li", { class: `ev ${item.event}`, dataset: { kind: item.event } },
+    for (const item of unlisted(items, listedIds, 300)) {
+      list.prepend(el("li", { class: `ev ${item.event}`, dataset: { kind: item.event, id: item.id || "" } },
         el("time", {}, fmt.time(item.time)), " ", el("b", {}, item.event), " ", item.text));
     }
     while (list.children.length > 300) list.lastChild.remove();
@@ -554,6 +576,7 @@ function symbolPage(engine, symbol) {
       if (!detail.bars.length) chartEl.dataset.empty = "no bars yet: set bars = true in the engine's mqtt sink for live candles";
     }
     list.replaceChildren();
+    listedIds.clear();
     addEvents(detail.events);
   }
 
