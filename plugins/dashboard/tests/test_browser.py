@@ -8,6 +8,7 @@ DASHBOARD_SCREENS names a folder, there too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -293,5 +294,54 @@ def test_an_event_in_both_the_snapshot_and_the_next_push_is_listed_once(tmp_path
         assert page.locator("ul.recent li").count() == 1  # the list was loaded afresh
         shot(page, tmp_path, "fix-dedupe-fleet")
         assert errors == []
+    finally:
+        dash.stop()
+
+
+def test_the_compare_view_fits_each_whole_run_in_its_half_width_charts(tmp_path, browser):
+    """Two runs of 2,000 bars side by side: each equity chart shows the run
+    from its first point to its last, not from about its sixth day on (the
+    chart's default minimum bar spacing cannot fit 2,000 points in half a page)."""
+    from engine_plugin_dashboard import reports
+
+    (tmp_path / "often.py").write_text(
+        "class S:\n    def watch(self, ctx):\n        return 'enter' if ctx.index % 50 == 0 else None\n"
+        "    def close_watch(self, ctx):\n        return None\n"
+        "    def in_trade(self, ctx):\n        return 'exit' if ctx.index % 50 == 25 else None\n"
+    )
+    for name, seed in (("long1", 1), ("long2", 2)):
+        config = write_config(
+            tmp_path / f"{name}.toml",
+            {
+                "engine": {"symbols": ["AAA"], "id": name},
+                "source": {"type": "simulated", "bars": 2000, "seed": seed, "interval": 3600},
+                "strategy": {"host": "python", "class": "often.py:S"},
+                "report": {"dir": f"reports/{name}"},
+            },
+        )
+        done = run_engine("run", "-c", str(config), "-q")
+        assert done.returncode == 0, done.stderr
+    spans = []
+    for name in ("long1", "long2"):
+        times = [int(t) for t, _ in reports.report(tmp_path / "reports", name)["equity"]]
+        assert len(times) >= 1900
+        spans.append([str(times[0]), str(times[-1])])
+    dash = Dashboard("--reports", str(tmp_path / "reports"), "--token", TOKEN)
+    try:
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        page.goto(dash.url)
+        page.goto(f"{dash.base}/#/compare/long1/long2")
+        charts = page.locator(".side-by-side .column .chart[data-markers]")  # the equity charts
+        charts.nth(1).wait_for(timeout=WAIT)
+        with contextlib.suppress(playwright.TimeoutError):  # the charts settle at their sizes; then read below
+            page.wait_for_function(
+                "(spans) => [...document.querySelectorAll('.side-by-side .chart[data-markers]')]"
+                ".every((c, i) => c.dataset.from === spans[i][0] && c.dataset.to === spans[i][1])",
+                arg=spans,
+                timeout=10_000,
+            )
+        shown = [[charts.nth(i).get_attribute("data-from"), charts.nth(i).get_attribute("data-to")] for i in range(2)]
+        assert shown == spans
+        shot(page, tmp_path, "fix-compare")
     finally:
         dash.stop()

@@ -175,7 +175,9 @@ function makeChart(box, options = {}) {
     autoSize: true,
     layout: { background: { color: "#ffffff" }, textColor: "#333", fontFamily: "system-ui, sans-serif" },
     grid: { vertLines: { color: "#f0f0f0" }, horzLines: { color: "#f0f0f0" } },
-    timeScale: { timeVisible: true, secondsVisible: true },
+    // minBarSpacing: the default (0.5 px) cannot fit a report's 2,000 points in half a page (the compare
+    // view): fitContent then showed the run from about its sixth day on
+    timeScale: { timeVisible: true, secondsVisible: true, minBarSpacing: 0.01 },
     ...options,
   });
   return chart;
@@ -704,6 +706,11 @@ function figures(summary) {
 // below carry them), never the first few hundred, which would read as no trades after them.
 const EQUITY_MARKERS = 400;
 
+function shownRange(chart, box) {
+  // the times the chart shows, on its box (data-from, data-to): what a trader sees without scrolling
+  chart.timeScale().subscribeVisibleTimeRangeChange((r) => { if (r) { box.dataset.from = r.from; box.dataset.to = r.to; } });
+}
+
 function equityCharts(report, box, markersToo) {
   const eqBox = chartBox(260), ddBox = chartBox(140);
   const marked = markersToo && report.markers.length <= EQUITY_MARKERS;
@@ -724,6 +731,7 @@ function equityCharts(report, box, markersToo) {
       window.LightweightCharts.createSeriesMarkers(series, marks);
     }
     eq.timeScale().fitContent();
+    shownRange(eq, eqBox);
     charts.push(eq);
   }
   if (dd) {
