@@ -349,3 +349,18 @@ def test_an_event_batched_for_the_next_push_is_in_the_snapshot_and_the_push_once
         "fill buy 1 @ 10 (commission 0) c1",
         "error feed: engine-wide: no symbol",
     ]
+
+
+async def test_a_browser_without_the_token_gets_a_page_saying_how_to_open_the_dashboard(tmp_path):
+    client = await client_for(tmp_path)
+    try:
+        page = await client.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+        assert page.status == 401 and page.content_type == "text/html"
+        text = await page.text()
+        assert "<h1>This dashboard needs its token</h1>" in text
+        assert "?token=" in text and "engine dashboard" in text and security.TOKEN_ENV in text
+        assert TOKEN not in text
+        api = await client.get("/api/fleet", headers={"Accept": "application/json"})  # an API client: JSON
+        assert api.status == 401 and "needs its token" in (await api.json())["error"]
+    finally:
+        await client.close()

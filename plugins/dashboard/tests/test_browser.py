@@ -173,6 +173,8 @@ def test_without_the_token_the_page_is_refused(tmp_path, browser):
         response = page.goto(f"{dash.base}/")
         assert response.status == 401
         assert "needs its token" in page.content()
+        assert page.locator("h1").inner_text() == "This dashboard needs its token"  # a page, not raw JSON
+        shot(page, tmp_path, "fix-401")
         page.goto(dash.url)
         page.locator("#link[data-state='none']").wait_for(timeout=WAIT)
         page.goto(f"{dash.base}/#/reports")
