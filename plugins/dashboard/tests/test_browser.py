@@ -347,3 +347,55 @@ def test_the_compare_view_fits_each_whole_run_in_its_half_width_charts(tmp_path,
         shot(page, tmp_path, "fix-compare")
     finally:
         dash.stop()
+
+
+def test_money_prices_kill_switches_and_study_figures_read_as_a_trader_expects(tmp_path, browser):
+    """PnL, cash and equity at 2 decimals (914.10, not 914.1), prices with at
+    least 2, a kill switch with no loss today says 0.00 (not -0), and a
+    study's figures are rounded (not raw floats)."""
+    study = tmp_path / "reports" / "st"
+    study.mkdir(parents=True)
+    (study / "trials.csv").write_text(
+        "number,state,value,fast,sharpe,pnl\n0,complete,0.123456789012345,3,1.98765432109876,914.1\n"
+    )
+    dash = Dashboard("--reports", str(tmp_path / "reports"), "--token", TOKEN)
+    row = {"engine": "e1", "symbol": "AAA", "state": "in_trade", "position": "2", "avg_price": "215.9"}
+    row |= {"close": 216.5, "unrealised": "1.2", "realised": "914.1", "pending": None, "stops": {"stop_loss": 200.5}}
+    kills = {"AAA": {"daily_loss_limit": 0.05, "max_drawdown": None, "day_start": 10000.0, "last": 10000.0}}
+    engine = {"engine": "e1", "online": True, "cash": "9000.5", "equity": "10050", "kill_switches": kills}
+    try:
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(dash.url)
+        page.locator("#link[data-state='none']").wait_for(timeout=WAIT)
+        page.evaluate(
+            "(push) => { for (const fn of live.listeners) fn(push); }",
+            {"rows": [row], "engines": [engine], "recent": []},
+        )
+        tr = page.locator('tr[data-key="e1/AAA"]')
+        cells = {
+            c: tr.locator(f"td.{c}").inner_text() for c in ("avg_price", "close", "unrealised", "realised", "stops")
+        }
+        assert cells == {
+            "avg_price": "215.90",
+            "close": "216.50",
+            "unrealised": "1.20",
+            "realised": "914.10",
+            "stops": "SL 200.50",
+        }
+        card = page.locator('.engine-card[data-engine="e1"]')
+        assert card.locator(".cash").inner_text() == "cash 9,000.50"
+        assert card.locator(".equity").inner_text() == "equity 10,050.00"
+        assert card.locator('.kill[data-symbol="AAA"]').inner_text().startswith("AAA: today 0.00 (limit 5.00%")
+        shot(page, tmp_path, "fix-cosmetics-fleet")
+
+        page.goto(f"{dash.base}/#/study/st")
+        page.locator("table.sortable tbody tr").first.wait_for(timeout=WAIT)
+        trial = page.locator("table.sortable tbody tr").first
+        shown = {c: trial.locator(f"td.{c}").inner_text() for c in ("number", "value", "fast", "sharpe", "pnl")}
+        assert shown == {"number": "0", "value": "0.1235", "fast": "3", "sharpe": "1.9877", "pnl": "914.10"}
+        shot(page, tmp_path, "fix-cosmetics-study")
+        assert errors == []
+    finally:
+        dash.stop()

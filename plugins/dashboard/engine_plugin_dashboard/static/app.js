@@ -44,12 +44,32 @@ const fmt = {
     const n = Number(v);
     return Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: digits }) : String(v);
   },
+  // money (PnL, cash, equity): 2 decimals, 914.10 not 914.1, and never "-0.00"
+  money(v) {
+    if (v === null || v === undefined || v === "") return "–";
+    const n = Math.round(Number(v) * 100) / 100;
+    if (!Number.isFinite(n)) return String(v);
+    return (n + 0).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  },
+  // a price: at least 2 decimals (215.90), more when it has them (a coin at 0.00012345); the payloads
+  // carry no instrument's tick size
+  price(v) {
+    if (v === null || v === undefined || v === "") return "–";
+    const n = Number(v);
+    return Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 8 }) : String(v);
+  },
+  // a study's cell (trials.csv text): integers as written, money at 2 decimals, other figures at 4
+  figure(v, column) {
+    if (v === null || v === undefined || v === "" || !/^-?[\d.]+(e[-+]?\d+)?$/i.test(String(v).trim())) return v ?? "";
+    if (/^-?\d+$/.test(String(v).trim())) return String(v).trim();
+    return /pnl|equity|commission/.test(column) ? fmt.money(v) : fmt.num(v, 4);
+  },
   pct(v) { return v === null || v === undefined ? "–" : `${(Number(v) * 100).toFixed(2)}%`; },
   time(v) { return v ? String(v).replace("T", " ").replace(/\.\d+Z$|Z$/, "") : "–"; },
   signed(v) {
     if (v === null || v === undefined) return "–";
     const n = Number(v);
-    return el("span", { class: n > 0 ? "up" : n < 0 ? "down" : "" }, fmt.num(n));
+    return el("span", { class: n > 0 ? "up" : n < 0 ? "down" : "" }, fmt.money(n));
   },
   uptime(since) {
     if (!since) return "–";
@@ -248,7 +268,7 @@ function killSwitches(kills) {
     }
     if (k.daily_loss_limit !== null && k.daily_loss_limit !== undefined) {
       const loss = k.day_start !== null && k.last !== null ? k.day_start - k.last : null;
-      parts.push(`today ${loss === null ? "–" : fmt.num(-loss)} (limit ${fmt.pct(k.daily_loss_limit)} of the cash)`);
+      parts.push(`today ${loss === null ? "–" : fmt.money(-loss)} (limit ${fmt.pct(k.daily_loss_limit)} of the cash)`);
     }
     return el("span", { class: `kill ${k.tripped ? "tripped" : ""}`, dataset: { symbol }, title: k.tripped || `${k.action} when tripped` },
       `${symbol}: ${parts.join(", ")}${k.tripped ? " TRIPPED" : ""}`);
@@ -267,12 +287,12 @@ function feedOf(row, engine) {
 
 function cells(row, engine) {
   const p = row.pending;
-  const stops = Object.entries(row.stops || {}).map(([k, v]) => `${{ stop_loss: "SL", take_profit: "TP", trailing_stop: "trail" }[k] || k} ${v}`).join(" ");
+  const stops = Object.entries(row.stops || {}).map(([k, v]) => `${{ stop_loss: "SL", take_profit: "TP", trailing_stop: "trail" }[k] || k} ${fmt.price(v)}`).join(" ");
   return {
     state: el("span", { class: `state ${row.state}` }, row.state || "–"),
     position: row.position ?? "–",
-    avg_price: row.avg_price ?? "–",
-    close: fmt.num(row.close, 6),
+    avg_price: fmt.price(row.avg_price),
+    close: fmt.price(row.close),
     unrealised: fmt.signed(row.unrealised),
     realised: fmt.signed(row.realised),
     pending: p ? `${p.side || ""} ${p.qty || ""} ${p.status}` : "–",
@@ -346,8 +366,8 @@ function fleetPage() {
       el("span", {}, el("b", {}, "events "), fmt.num(e.events, 0), e.dropped ? ` (${e.dropped} dropped)` : ""),
       el("span", {}, el("b", {}, "feed "), e.feed ? `${e.feed.state}${e.feed.detail ? `: ${e.feed.detail}` : ""}` : "–"),
       ...(e.equity !== null && e.equity !== undefined
-        ? [el("span", { class: "cash" }, el("b", {}, "cash "), fmt.num(e.cash)),
-           el("span", { class: "equity" }, el("b", {}, "equity "), fmt.num(e.equity))]
+        ? [el("span", { class: "cash" }, el("b", {}, "cash "), fmt.money(e.cash)),
+           el("span", { class: "equity" }, el("b", {}, "equity "), fmt.money(e.equity))]
         : [el("span", { title: "the engine's status has no equity (an older mqtt sink): the PnL of the fills and positions seen here" },
              el("b", {}, "PnL seen "), fmt.signed(e.pnl))]),
       el("span", {}, el("b", {}, "control "), why ? el("span", { class: "muted" }, why) : "on"));
@@ -395,8 +415,8 @@ function fleetPage() {
             missing.length ? el("span", { class: "error" }, ` (shard ${missing.map((k) => `${k}/${g.n}`).join(", ")} not seen)`) : ""),
           el("span", {}, el("b", {}, "symbols "), String(symbols)),
           el("span", {}, el("b", {}, "events/s "), fmt.num(g.shards.reduce((a, e) => a + (e.rate || 0), 0), 1)),
-          ...(sum("equity") !== null ? [el("span", { class: "cash" }, el("b", {}, "cash "), fmt.num(sum("cash"))),
-            el("span", { class: "equity" }, el("b", {}, "equity "), fmt.num(sum("equity")))] : [])));
+          ...(sum("equity") !== null ? [el("span", { class: "cash" }, el("b", {}, "cash "), fmt.money(sum("cash"))),
+            el("span", { class: "equity" }, el("b", {}, "equity "), fmt.money(sum("equity")))] : [])));
     }));
   }
 
@@ -691,7 +711,7 @@ function reportsPage() {
 }
 
 const FIGURE_NAMES = [
-  ["total_return", "return", fmt.pct], ["pnl", "PnL", fmt.num], ["sharpe", "Sharpe", fmt.num], ["sortino", "Sortino", fmt.num],
+  ["total_return", "return", fmt.pct], ["pnl", "PnL", fmt.money], ["sharpe", "Sharpe", fmt.num], ["sortino", "Sortino", fmt.num],
   ["max_drawdown", "max drawdown", fmt.pct], ["trades", "trades", (v) => fmt.num(v, 0)], ["win_rate", "win rate", fmt.pct],
   ["profit_factor", "profit factor", fmt.num], ["exposure", "exposure", fmt.pct],
 ];
@@ -797,7 +817,8 @@ function tradesTable(report) {
     report.trades.length ? el("div", { class: "scroll tall" }, el("table", { class: "grid trades" },
       el("thead", {}, el("tr", {}, cols.map((c) => el("th", {}, c.replace("_", " "))))),
       el("tbody", {}, report.trades.map((t) => el("tr", {}, cols.map((c) => el("td", { class: c },
-        c === "pnl" ? fmt.signed(t[c]) : c.endsWith("time") ? fmt.time(t[c]) : t[c]))))))) : el("p", { class: "muted" }, "No trades."));
+        c === "pnl" ? fmt.signed(t[c]) : c.endsWith("time") ? fmt.time(t[c]) : c.endsWith("price") ? fmt.price(t[c])
+          : c === "commission" ? fmt.price(t[c]) : t[c]))))))) : el("p", { class: "muted" }, "No trades."));
 }
 
 function shardsTable(report) {
@@ -858,7 +879,7 @@ function studyPage(id) {
         } catch (err) { out.replaceChildren(el("span", { class: "error" }, err.message)); }
       } }, "run this one")];
     const shownCols = s.columns.filter((c) => c !== "note");
-    const cols = [...shownCols.map((c) => [c, c, (t) => t[c]]), run];
+    const cols = [...shownCols.map((c) => [c, c, (t) => fmt.figure(t[c], c)]), run];
     view.replaceChildren(el("p", {}, el("a", { href: "#/reports" }, "← all reports")), el("h2", {}, `Study ${s.id}`),
       el("p", {}, `parameters: ${s.params.join(", ") || "–"}`), out,
       s.trials.length ? el("div", { class: "scroll tall" }, sortable(cols, s.trials, "value")) : el("p", { class: "muted" }, "No trials yet."));
