@@ -399,3 +399,31 @@ def test_money_prices_kill_switches_and_study_figures_read_as_a_trader_expects(t
         assert errors == []
     finally:
         dash.stop()
+
+
+def test_while_the_dashboard_has_lost_the_broker_an_engines_state_is_unknown(tmp_path, browser):
+    """The broker down, the engine card must not read "offline (connection
+    lost)" from the sink's last will: the engine may still run; the page says
+    the dashboard lost the broker and the engine's state is unknown."""
+    dash = Dashboard("--reports", str(tmp_path / "reports"), "--token", TOKEN)
+    will = {"engine": "e1", "online": False, "reason": "connection lost"}
+    push = "(push) => live.source.onmessage({ data: JSON.stringify(push) })"  # as the stream delivers it
+    try:
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(dash.url)
+        page.locator("#link[data-state='none']").wait_for(timeout=WAIT)
+        lost = {"state": "reconnecting", "detail": "127.0.0.1:1883: connection refused", "since": 0}
+        page.evaluate(push, {"rows": [], "engines": [will], "recent": [], "link": lost})
+        status = page.locator('.engine-card[data-engine="e1"] .online')
+        status.wait_for(timeout=WAIT)
+        assert status.inner_text() == "unknown: the dashboard lost the MQTT broker"
+        assert "offline" not in page.locator('.engine-card[data-engine="e1"]').inner_text()
+        shot(page, tmp_path, "fix-broker-lost")
+        back = {"state": "connected", "detail": "127.0.0.1:1883", "since": 1}
+        page.evaluate(push, {"rows": [], "engines": [{**will, "online": True, "reason": None}], "link": back})
+        page.wait_for_function("() => document.querySelector('.engine-card .online').textContent === 'online'")
+        assert errors == []
+    finally:
+        dash.stop()

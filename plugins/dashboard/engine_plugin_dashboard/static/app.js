@@ -173,6 +173,8 @@ function setLink(link, malformed, problems) {
   if (banner) renderBanner(banner, link);
 }
 
+const BROKER_LOST = ["reconnecting", "refused"];  // link states in which the engines' statuses cannot be told
+
 function renderBanner(node, link) {
   const quiet = ["connected", "journal"].includes(link.state);
   node.hidden = quiet;
@@ -357,9 +359,13 @@ function fleetPage() {
   function renderEngine(e) {
     let card = enginesBox.querySelector(`[data-engine="${CSS.escape(e.engine)}"]`);
     const why = state.control[e.engine];
-    const online = e.online === true ? "online" : e.online === false ? `offline (${e.reason || "?"})` : e.reason || "–";
+    // the broker away, the status (or the sink's last will) the dashboard holds is old news: the engine may run on
+    const lost = live.link && BROKER_LOST.includes(live.link.state);
+    const online = lost ? "unknown: the dashboard lost the MQTT broker"
+      : e.online === true ? "online" : e.online === false ? `offline (${e.reason || "?"})` : e.reason || "–";
     const body = el("div", { class: "figures" },
-      el("span", {}, el("b", {}, "status "), el("span", { class: `online ${e.online}` }, online)),
+      el("span", {}, el("b", {}, "status "), el("span", { class: `online ${lost ? "unknown" : e.online}`,
+        title: lost ? `its last status said ${e.online ? "online" : `offline (${e.reason || "?"})`}` : null }, online)),
       el("span", {}, el("b", {}, "mode "), e.mode || "–", e.shard ? ` shard ${e.shard}` : ""),
       el("span", {}, el("b", {}, "uptime "), el("span", { class: "uptime", dataset: { since: e.since || "" } }, fmt.uptime(e.since))),
       el("span", {}, el("b", {}, "events/s "), fmt.num(e.rate, 1)),
