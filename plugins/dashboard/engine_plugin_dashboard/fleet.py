@@ -73,10 +73,13 @@ def _text(d: Decimal | None) -> str | None:
     return None if d is None else format(d.normalize(), "f")
 
 
-def item_id(engine: str, seq: Any) -> str | None:
-    """A listed item's id (engine and event number): a page lists an item
-    once, though the snapshot it loaded and the next push may both hold it."""
-    return f"{engine}:{seq}" if isinstance(seq, int) else None
+def item_id(engine: str, seq: Any, run: Any = None) -> str | None:
+    """A listed item's id (engine, its start and event number): a page lists
+    an item once, though the snapshot it loaded and the next push may both
+    hold it; an engine numbers its events from 1 again at each start."""
+    if not isinstance(seq, int):
+        return None
+    return f"{engine}:{seq}" if run is None else f"{engine}@{run}:{seq}"
 
 
 def describe(event: dict[str, Any]) -> str:
@@ -225,6 +228,7 @@ class EngineView:
         self.feed: dict[str, Any] | None = None  # the live source's last connection event
         self.seqs: set[int] = set()
         self._order: deque[int] = deque()
+        self.run: Any = None  # the engine's start ("since" in its status): its event numbers start again with it
         self.counted = 0  # events this dashboard took
         self._rate_at: tuple[float, int] = (time.monotonic(), 0)
         self.rate = 0.0
@@ -236,6 +240,16 @@ class EngineView:
         if view is None:
             view = self.symbols[symbol] = SymbolView(self.engine, symbol)
         return view
+
+    def started(self, since: Any) -> None:
+        """The engine's status names its start: a new start numbers its events
+        from 1 again, so the numbers taken before it no longer say "seen"."""
+        if since is None or since == self.run:
+            return
+        if self.run is not None:
+            self.seqs.clear()
+            self._order.clear()
+        self.run = since
 
     def fresh(self, seq: Any) -> bool:
         """False for an event number already taken (QoS 1 redelivers after a reconnect)."""
@@ -335,7 +349,7 @@ class Fleet:
 
     def listed(self, engine: str, symbol: str, item: dict[str, Any]) -> None:
         """Add an item to a symbol's events list."""
-        item = {"id": item_id(engine, item.get("seq")), **item}
+        item = {"id": item_id(engine, item.get("seq"), self.engine(engine).run), **item}
         self.engine(engine).symbol(symbol).events.append(item)
         self._events.append({"engine": engine, "symbol": symbol, **item})
 
@@ -404,7 +418,9 @@ class Fleet:
                     _decimal(obj[key], key)
             if not isinstance(obj.get("kill_switches") or {}, dict):
                 raise Malformed("kill_switches: expected an object")
-            self.engine(engine).status = obj
+            view = self.engine(engine)
+            view.started(obj.get("since"))
+            view.status = obj
             self._engines.add(engine)
             for symbol in obj.get("symbols") or []:
                 self.engine(engine).symbol(str(symbol))
@@ -468,7 +484,7 @@ class Fleet:
 
     def _recent(self, engine: str, symbol: str | None, event: dict[str, Any]) -> None:
         item = {
-            "id": item_id(engine, event.get("seq")),
+            "id": item_id(engine, event.get("seq"), self.engine(engine).run),
             "engine": engine,
             "symbol": symbol,
             "time": event.get("time"),

@@ -158,6 +158,31 @@ def test_fills_give_the_realised_pnl_and_a_redelivered_event_counts_once():
     assert len(fleet.symbol_detail("e1", "A/B")["markers"]) == 2
 
 
+def test_an_engine_that_restarts_numbers_its_events_again_and_none_is_dropped():
+    fleet = Fleet("mqtt")
+
+    def engine_status(since: str) -> None:
+        body = {"schema": 1, "engine": "e1", "online": True, "mode": "live", "symbols": ["AAA"], "since": since}
+        fleet.message("t", "t/e1/status", json.dumps(body).encode())
+
+    def signal(seq: int) -> None:
+        body = {"schema": 1, "event": "signal", "seq": seq, "engine": "e1", "symbol": "AAA", "ts": seq * 10**9}
+        body |= {"action": "enter", "side": "buy", "detail": {}}
+        fleet.message("t", "t/e1/AAA/signal", json.dumps(body).encode())
+
+    engine_status("2024-01-01T00:00:00Z")
+    signal(1)
+    signal(2)
+    engine_status("2024-01-01T00:00:00Z")  # the same start's status again: nothing changes
+    signal(2)  # a redelivery of that start's second event
+    engine_status("2024-01-02T00:00:00Z")  # the engine restarted: its events are numbered from 1 again
+    signal(1)
+    signal(2)
+    events = fleet.symbol_detail("e1", "AAA")["events"]
+    assert len(events) == 4
+    assert len({e["id"] for e in events}) == 4
+
+
 def test_the_journal_view_reads_a_journal_and_says_when_it_is_missing_or_locked(tmp_path):
     path = tmp_path / "e1.sqlite"
     with pytest.raises(journal_view.JournalUnreadable) as missing:
