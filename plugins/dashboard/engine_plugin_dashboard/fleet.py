@@ -75,6 +75,15 @@ def _text(d: Decimal | None) -> str | None:
     return None if d is None else format(d.normalize(), "f")
 
 
+def item_id(engine: str, seq: Any, run: Any = None) -> str | None:
+    """A listed item's id (engine, its start and event number): a page lists
+    an item once, though the snapshot it loaded and the next push may both
+    hold it; an engine numbers its events from 1 again at each start."""
+    if not isinstance(seq, int):
+        return None
+    return f"{engine}:{seq}" if run is None else f"{engine}@{run}:{seq}"
+
+
 def describe(event: dict[str, Any]) -> str:
     """One line for an event in the events lists."""
     kind = event.get("event")
@@ -221,6 +230,7 @@ class EngineView:
         self.feed: dict[str, Any] | None = None  # the live source's last connection event
         self.seqs: set[int] = set()
         self._order: deque[int] = deque()
+        self.run: Any = None  # the engine's start ("since" in its status): its event numbers start again with it
         self.counted = 0  # events this dashboard took
         self._rate_at: tuple[float, int] = (time.monotonic(), 0)
         self.rate = 0.0
@@ -232,6 +242,16 @@ class EngineView:
         if view is None:
             view = self.symbols[symbol] = SymbolView(self.engine, symbol)
         return view
+
+    def started(self, since: Any) -> None:
+        """The engine's status names its start: a new start numbers its events
+        from 1 again, so the numbers taken before it no longer say "seen"."""
+        if since is None or since == self.run:
+            return
+        if self.run is not None:
+            self.seqs.clear()
+            self._order.clear()
+        self.run = since
 
     def fresh(self, seq: Any) -> bool:
         """False for an event number already taken (QoS 1 redelivers after a reconnect)."""
@@ -309,6 +329,7 @@ class Fleet:
         self._rows: set[tuple[str, str]] = set()
         self._engines: set[str] = set()
         self._events: list[dict[str, Any]] = []
+        self._recent_new: list[dict[str, Any]] = []
         self._bars: list[dict[str, Any]] = []
         self._link_changed = True
 
@@ -330,6 +351,7 @@ class Fleet:
 
     def listed(self, engine: str, symbol: str, item: dict[str, Any]) -> None:
         """Add an item to a symbol's events list."""
+        item = {"id": item_id(engine, item.get("seq"), self.engine(engine).run), **item}
         self.engine(engine).symbol(symbol).events.append(item)
         self._events.append({"engine": engine, "symbol": symbol, **item})
 
@@ -398,7 +420,9 @@ class Fleet:
                     _decimal(obj[key], key)
             if not isinstance(obj.get("kill_switches") or {}, dict):
                 raise Malformed("kill_switches: expected an object")
-            self.engine(engine).status = obj
+            view = self.engine(engine)
+            view.started(obj.get("since"))
+            view.status = obj
             self._engines.add(engine)
             for symbol in obj.get("symbols") or []:
                 self.engine(engine).symbol(str(symbol))
@@ -461,15 +485,16 @@ class Fleet:
             self._recent(engine, sym.symbol, event)
 
     def _recent(self, engine: str, symbol: str | None, event: dict[str, Any]) -> None:
-        self.recent.append(
-            {
-                "engine": engine,
-                "symbol": symbol,
-                "time": event.get("time"),
-                "event": event.get("event"),
-                "text": describe(event),
-            }
-        )
+        item = {
+            "id": item_id(engine, event.get("seq"), self.engine(engine).run),
+            "engine": engine,
+            "symbol": symbol,
+            "time": event.get("time"),
+            "event": event.get("event"),
+            "text": describe(event),
+        }
+        self.recent.append(item)
+        self._recent_new.append(item)
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -509,22 +534,23 @@ class Fleet:
         }
 
     def forget_changes(self) -> None:
-        self._rows, self._engines, self._events, self._bars = set(), set(), [], []
+        self._rows, self._engines, self._events, self._bars, self._recent_new = set(), set(), [], [], []
 
     def take_changes(self) -> dict[str, Any] | None:
         """What changed since the last call (None: nothing), for the pages' streams."""
-        if not (self._rows or self._engines or self._events or self._bars or self._link_changed):
+        if not (self._rows or self._engines or self._events or self._bars or self._recent_new or self._link_changed):
             return None
         changes: dict[str, Any] = {
             "rows": [self.engines[e].symbols[s].row() for e, s in self._rows],
             "engines": [self.engines[e].summary() for e in self._engines if e in self.engines],
-            "events": self._events,
+            "events": self._events,  # each symbol's events list
+            "recent": self._recent_new,  # the fleet's orders, fills and errors
             "bars": self._bars,
         }
         if self._link_changed:
             changes["link"] = self.link
             changes["malformed"] = self.malformed
             changes["problems"] = list(self.problems)
-        self._rows, self._engines, self._events, self._bars = set(), set(), [], []
+        self._rows, self._engines, self._events, self._bars, self._recent_new = set(), set(), [], [], []
         self._link_changed = False
         return changes

@@ -73,12 +73,11 @@ class Client:
         self.symbol = symbol
 
     def picks(self, changes: dict[str, Any]) -> dict[str, Any]:
-        if self.symbol is None:
-            out = {k: v for k, v in changes.items() if k != "bars"}
-            return out
+        if self.symbol is None:  # the fleet page: rows, engines and the fleet's orders, fills and errors
+            return {k: v for k, v in changes.items() if k not in ("bars", "events")}
         mine = lambda item: item["engine"] == self.engine and item["symbol"] == self.symbol  # noqa: E731
         return {
-            **changes,
+            **{k: v for k, v in changes.items() if k != "recent"},
             "rows": [r for r in changes["rows"] if mine(r)],
             "events": [e for e in changes["events"] if mine(e)],
             "bars": [b for b in changes["bars"] if mine(b)],
@@ -159,12 +158,30 @@ async def guard(
         response.set_cookie(security.COOKIE, token, httponly=True, samesite="Strict", path="/")
         raise response
     if not security.same(token, _given_token(request)):
+        if "text/html" in request.headers.get("Accept", ""):  # a browser: a page, not JSON
+            return web.Response(text=_NO_TOKEN_PAGE, status=401, content_type="text/html")
         return _refuse(401, "this dashboard needs its token: open the address `engine dashboard` printed")
     return await handler(request)
 
 
 def _refuse(status: int, why: str) -> web.Response:
     return web.json_response({"error": why}, status=status)
+
+
+_NO_TOKEN_PAGE = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>engine dashboard: token needed</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:42rem;margin:3rem auto;line-height:1.5;color:#222}}
+code{{background:#f0f0f0;padding:0 .25em;white-space:nowrap}}</style></head>
+<body><h1>This dashboard needs its token</h1>
+<p>Open the address the dashboard printed when it started, the one ending in
+<code>/?token=...</code>: <code>engine dashboard</code> prints it on its terminal, and
+<code>engine run</code> of a config with a <code>[dashboard]</code> table prints it on stderr.
+The first visit keeps the token in a cookie of this browser.</p>
+<p>Lost it? The token is the <code>--token</code> given, or <code>{security.TOKEN_ENV}</code>;
+without either, a random one was made: look for the line <code>dashboard: open http://...</code>
+in its terminal or log, or restart it to print a new address.</p>
+</body></html>
+"""
 
 
 # ------------------------------------------------------------ pages and API

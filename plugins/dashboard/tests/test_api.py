@@ -158,6 +158,31 @@ def test_fills_give_the_realised_pnl_and_a_redelivered_event_counts_once():
     assert len(fleet.symbol_detail("e1", "A/B")["markers"]) == 2
 
 
+def test_an_engine_that_restarts_numbers_its_events_again_and_none_is_dropped():
+    fleet = Fleet("mqtt")
+
+    def engine_status(since: str) -> None:
+        body = {"schema": 1, "engine": "e1", "online": True, "mode": "live", "symbols": ["AAA"], "since": since}
+        fleet.message("t", "t/e1/status", json.dumps(body).encode())
+
+    def signal(seq: int) -> None:
+        body = {"schema": 1, "event": "signal", "seq": seq, "engine": "e1", "symbol": "AAA", "ts": seq * 10**9}
+        body |= {"action": "enter", "side": "buy", "detail": {}}
+        fleet.message("t", "t/e1/AAA/signal", json.dumps(body).encode())
+
+    engine_status("2024-01-01T00:00:00Z")
+    signal(1)
+    signal(2)
+    engine_status("2024-01-01T00:00:00Z")  # the same start's status again: nothing changes
+    signal(2)  # a redelivery of that start's second event
+    engine_status("2024-01-02T00:00:00Z")  # the engine restarted: its events are numbered from 1 again
+    signal(1)
+    signal(2)
+    events = fleet.symbol_detail("e1", "AAA")["events"]
+    assert len(events) == 4
+    assert len({e["id"] for e in events}) == 4
+
+
 def test_the_journal_view_reads_a_journal_and_says_when_it_is_missing_or_locked(tmp_path):
     path = tmp_path / "e1.sqlite"
     with pytest.raises(journal_view.JournalUnreadable) as missing:
@@ -318,3 +343,49 @@ def test_the_equity_curve_outlives_a_broker_outage():
     [engine] = fleet.snapshot()["engines"]
     assert engine["curve"] == "equity"
     assert [v for _, v in fleet.snapshot()["pnl"]["e1"]] == [10000.0, 10100.0]
+
+
+def test_an_event_batched_for_the_next_push_is_in_the_snapshot_and_the_push_once_by_its_id():
+    """A page loads /api/fleet (or /api/symbol) while an event waits in the
+    0.1 s change batch: the snapshot holds it, and so does the next push. Each
+    listed item carries its engine and seq as its id, so the page lists it once."""
+    fleet = Fleet("mqtt")
+    fleet.message("t", "t/e1/AAA/status", status("AAA"))
+    fleet.take_changes()
+
+    def event(seq: int, name: str, **body: object) -> None:
+        message = {"schema": 1, "event": name, "seq": seq, "engine": "e1", "ts": seq * 10**9, **body}
+        fleet.message("t", f"t/e1/{'AAA/' if 'symbol' in body else ''}{name}", json.dumps(message).encode())
+
+    event(5, "fill", symbol="AAA", side="buy", qty="1", price="10", commission="0", client_id="c1")
+    event(6, "error", kind="feed", message="engine-wide: no symbol")
+    snap, detail = fleet.snapshot(), fleet.symbol_detail("e1", "AAA")
+    push = fleet.take_changes()
+    assert push is not None
+    assert [i["id"] for i in snap["recent"]] == ["e1:5", "e1:6"]
+    assert [i["id"] for i in push["recent"]] == ["e1:5", "e1:6"]  # the engine-wide error is pushed too
+    assert [i["id"] for i in detail["events"]] == ["e1:5"]
+    assert [i["id"] for i in push["events"]] == ["e1:5"]
+    # a page that lists by id: the snapshot, then the push, each event once
+    listed: dict[str, dict[str, object]] = {}
+    for item in [*snap["recent"], *push["recent"]]:
+        listed.setdefault(str(item["id"]), item)
+    assert [i["text"] for i in listed.values()] == [
+        "fill buy 1 @ 10 (commission 0) c1",
+        "error feed: engine-wide: no symbol",
+    ]
+
+
+async def test_a_browser_without_the_token_gets_a_page_saying_how_to_open_the_dashboard(tmp_path):
+    client = await client_for(tmp_path)
+    try:
+        page = await client.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+        assert page.status == 401 and page.content_type == "text/html"
+        text = await page.text()
+        assert "<h1>This dashboard needs its token</h1>" in text
+        assert "?token=" in text and "engine dashboard" in text and security.TOKEN_ENV in text
+        assert TOKEN not in text
+        api = await client.get("/api/fleet", headers={"Accept": "application/json"})  # an API client: JSON
+        assert api.status == 401 and "needs its token" in (await api.json())["error"]
+    finally:
+        await client.close()

@@ -8,6 +8,7 @@ DASHBOARD_SCREENS names a folder, there too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -172,6 +173,8 @@ def test_without_the_token_the_page_is_refused(tmp_path, browser):
         response = page.goto(f"{dash.base}/")
         assert response.status == 401
         assert "needs its token" in page.content()
+        assert page.locator("h1").inner_text() == "This dashboard needs its token"  # a page, not raw JSON
+        shot(page, tmp_path, "fix-401")
         page.goto(dash.url)
         page.locator("#link[data-state='none']").wait_for(timeout=WAIT)
         page.goto(f"{dash.base}/#/reports")
@@ -256,5 +259,171 @@ def test_a_report_with_many_trades_marks_every_trade_or_says_where_they_are(tmp_
         shown = [int(charts.nth(i).get_attribute("data-markers") or -1) for i in range(charts.count())]
         assert shown == [2 * trades.count("AAA"), 2 * trades.count("BBB")]
         shot(page, tmp_path, "report-busy")
+    finally:
+        dash.stop()
+
+
+def test_an_event_in_both_the_snapshot_and_the_next_push_is_listed_once(tmp_path, browser):
+    """The page loads /api/fleet (or /api/symbol) while an event waits in the
+    server's 0.1 s batch, and the next push brings it again: the fleet's
+    "Orders, fills and errors" and a symbol's events list show it once (by its
+    engine:seq id). Here the same push is replayed twice into the page."""
+    dash = Dashboard("--reports", str(tmp_path / "reports"), "--token", TOKEN)
+    fill = {"id": "e1:5", "engine": "e1", "symbol": "AAA", "time": "2026-01-02T03:04:05Z", "event": "fill"}
+    fill["text"] = "fill buy 1 @ 10 (commission 0) c1"
+    replay = "(push) => { for (let i = 0; i < 2; i++) for (const fn of live.listeners) fn(push); }"
+    try:
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(dash.url)
+        page.locator("#link[data-state='none']").wait_for(timeout=WAIT)
+        page.evaluate(replay, {"rows": [], "engines": [], "recent": [fill, {**fill, "id": "e1:6"}]})
+        assert (
+            page.locator("ul.recent li").all_inner_texts()
+            == ["2026-01-02 03:04:05 e1 AAA fill buy 1 @ 10 (commission 0) c1"] * 2
+        )  # e1:6, then e1:5: each once
+        assert [page.locator("ul.recent li").nth(i).get_attribute("data-id") for i in range(2)] == ["e1:6", "e1:5"]
+
+        page.goto(f"{dash.base}/#/symbol/e1/AAA")
+        page.locator(".symbol-head .error").wait_for(timeout=WAIT)  # no such symbol yet: its list still takes pushes
+        page.evaluate(replay, {"rows": [], "events": [fill], "bars": []})
+        assert page.locator("ul.events li").count() == 1
+        shot(page, tmp_path, "fix-dedupe-symbol")
+        page.goto(f"{dash.base}/#/")
+        page.locator("#link[data-state='none']").wait_for(timeout=WAIT)
+        page.evaluate(replay, {"rows": [], "engines": [], "recent": [fill]})
+        assert page.locator("ul.recent li").count() == 1  # the list was loaded afresh
+        shot(page, tmp_path, "fix-dedupe-fleet")
+        assert errors == []
+    finally:
+        dash.stop()
+
+
+def test_the_compare_view_fits_each_whole_run_in_its_half_width_charts(tmp_path, browser):
+    """Two runs of 2,000 bars side by side: each equity chart shows the run
+    from its first point to its last, not from about its sixth day on (the
+    chart's default minimum bar spacing cannot fit 2,000 points in half a page)."""
+    from engine_plugin_dashboard import reports
+
+    (tmp_path / "often.py").write_text(
+        "class S:\n    def watch(self, ctx):\n        return 'enter' if ctx.index % 50 == 0 else None\n"
+        "    def close_watch(self, ctx):\n        return None\n"
+        "    def in_trade(self, ctx):\n        return 'exit' if ctx.index % 50 == 25 else None\n"
+    )
+    for name, seed in (("long1", 1), ("long2", 2)):
+        config = write_config(
+            tmp_path / f"{name}.toml",
+            {
+                "engine": {"symbols": ["AAA"], "id": name},
+                "source": {"type": "simulated", "bars": 2000, "seed": seed, "interval": 3600},
+                "strategy": {"host": "python", "class": "often.py:S"},
+                "report": {"dir": f"reports/{name}"},
+            },
+        )
+        done = run_engine("run", "-c", str(config), "-q")
+        assert done.returncode == 0, done.stderr
+    spans = []
+    for name in ("long1", "long2"):
+        times = [int(t) for t, _ in reports.report(tmp_path / "reports", name)["equity"]]
+        assert len(times) >= 1900
+        spans.append([str(times[0]), str(times[-1])])
+    dash = Dashboard("--reports", str(tmp_path / "reports"), "--token", TOKEN)
+    try:
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        page.goto(dash.url)
+        page.goto(f"{dash.base}/#/compare/long1/long2")
+        charts = page.locator(".side-by-side .column .chart[data-markers]")  # the equity charts
+        charts.nth(1).wait_for(timeout=WAIT)
+        with contextlib.suppress(playwright.TimeoutError):  # the charts settle at their sizes; then read below
+            page.wait_for_function(
+                "(spans) => [...document.querySelectorAll('.side-by-side .chart[data-markers]')]"
+                ".every((c, i) => c.dataset.from === spans[i][0] && c.dataset.to === spans[i][1])",
+                arg=spans,
+                timeout=10_000,
+            )
+        shown = [[charts.nth(i).get_attribute("data-from"), charts.nth(i).get_attribute("data-to")] for i in range(2)]
+        assert shown == spans
+        shot(page, tmp_path, "fix-compare")
+    finally:
+        dash.stop()
+
+
+def test_money_prices_kill_switches_and_study_figures_read_as_a_trader_expects(tmp_path, browser):
+    """PnL, cash and equity at 2 decimals (914.10, not 914.1), prices with at
+    least 2, a kill switch with no loss today says 0.00 (not -0), and a
+    study's figures are rounded (not raw floats)."""
+    study = tmp_path / "reports" / "st"
+    study.mkdir(parents=True)
+    (study / "trials.csv").write_text(
+        "number,state,value,fast,sharpe,pnl\n0,complete,0.123456789012345,3,1.98765432109876,914.1\n"
+    )
+    dash = Dashboard("--reports", str(tmp_path / "reports"), "--token", TOKEN)
+    row = {"engine": "e1", "symbol": "AAA", "state": "in_trade", "position": "2", "avg_price": "215.9"}
+    row |= {"close": 216.5, "unrealised": "1.2", "realised": "914.1", "pending": None, "stops": {"stop_loss": 200.5}}
+    kills = {"AAA": {"daily_loss_limit": 0.05, "max_drawdown": None, "day_start": 10000.0, "last": 10000.0}}
+    engine = {"engine": "e1", "online": True, "cash": "9000.5", "equity": "10050", "kill_switches": kills}
+    try:
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(dash.url)
+        page.locator("#link[data-state='none']").wait_for(timeout=WAIT)
+        page.evaluate(
+            "(push) => { for (const fn of live.listeners) fn(push); }",
+            {"rows": [row], "engines": [engine], "recent": []},
+        )
+        tr = page.locator('tr[data-key="e1/AAA"]')
+        cells = {
+            c: tr.locator(f"td.{c}").inner_text() for c in ("avg_price", "close", "unrealised", "realised", "stops")
+        }
+        assert cells == {
+            "avg_price": "215.90",
+            "close": "216.50",
+            "unrealised": "1.20",
+            "realised": "914.10",
+            "stops": "SL 200.50",
+        }
+        card = page.locator('.engine-card[data-engine="e1"]')
+        assert card.locator(".cash").inner_text() == "cash 9,000.50"
+        assert card.locator(".equity").inner_text() == "equity 10,050.00"
+        assert card.locator('.kill[data-symbol="AAA"]').inner_text().startswith("AAA: today 0.00 (limit 5.00%")
+        shot(page, tmp_path, "fix-cosmetics-fleet")
+
+        page.goto(f"{dash.base}/#/study/st")
+        page.locator("table.sortable tbody tr").first.wait_for(timeout=WAIT)
+        trial = page.locator("table.sortable tbody tr").first
+        shown = {c: trial.locator(f"td.{c}").inner_text() for c in ("number", "value", "fast", "sharpe", "pnl")}
+        assert shown == {"number": "0", "value": "0.1235", "fast": "3", "sharpe": "1.9877", "pnl": "914.10"}
+        shot(page, tmp_path, "fix-cosmetics-study")
+        assert errors == []
+    finally:
+        dash.stop()
+
+
+def test_while_the_dashboard_has_lost_the_broker_an_engines_state_is_unknown(tmp_path, browser):
+    """The broker down, the engine card must not read "offline (connection
+    lost)" from the sink's last will: the engine may still run; the page says
+    the dashboard lost the broker and the engine's state is unknown."""
+    dash = Dashboard("--reports", str(tmp_path / "reports"), "--token", TOKEN)
+    will = {"engine": "e1", "online": False, "reason": "connection lost"}
+    push = "(push) => live.source.onmessage({ data: JSON.stringify(push) })"  # as the stream delivers it
+    try:
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(dash.url)
+        page.locator("#link[data-state='none']").wait_for(timeout=WAIT)
+        lost = {"state": "reconnecting", "detail": "127.0.0.1:1883: connection refused", "since": 0}
+        page.evaluate(push, {"rows": [], "engines": [will], "recent": [], "link": lost})
+        status = page.locator('.engine-card[data-engine="e1"] .online')
+        status.wait_for(timeout=WAIT)
+        assert status.inner_text() == "unknown: the dashboard lost the MQTT broker"
+        assert "offline" not in page.locator('.engine-card[data-engine="e1"]').inner_text()
+        shot(page, tmp_path, "fix-broker-lost")
+        back = {"state": "connected", "detail": "127.0.0.1:1883", "since": 1}
+        page.evaluate(push, {"rows": [], "engines": [{**will, "online": True, "reason": None}], "link": back})
+        page.wait_for_function("() => document.querySelector('.engine-card .online').textContent === 'online'")
+        assert errors == []
     finally:
         dash.stop()

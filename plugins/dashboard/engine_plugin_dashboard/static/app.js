@@ -44,12 +44,32 @@ const fmt = {
     const n = Number(v);
     return Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: digits }) : String(v);
   },
+  // money (PnL, cash, equity): 2 decimals, 914.10 not 914.1, and never "-0.00"
+  money(v) {
+    if (v === null || v === undefined || v === "") return "–";
+    const n = Math.round(Number(v) * 100) / 100;
+    if (!Number.isFinite(n)) return String(v);
+    return (n + 0).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  },
+  // a price: at least 2 decimals (215.90), more when it has them (a coin at 0.00012345); the payloads
+  // carry no instrument's tick size
+  price(v) {
+    if (v === null || v === undefined || v === "") return "–";
+    const n = Number(v);
+    return Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 8 }) : String(v);
+  },
+  // a study's cell (trials.csv text): integers as written, money at 2 decimals, other figures at 4
+  figure(v, column) {
+    if (v === null || v === undefined || v === "" || !/^-?[\d.]+(e[-+]?\d+)?$/i.test(String(v).trim())) return v ?? "";
+    if (/^-?\d+$/.test(String(v).trim())) return String(v).trim();
+    return /pnl|equity|commission/.test(column) ? fmt.money(v) : fmt.num(v, 4);
+  },
   pct(v) { return v === null || v === undefined ? "–" : `${(Number(v) * 100).toFixed(2)}%`; },
   time(v) { return v ? String(v).replace("T", " ").replace(/\.\d+Z$|Z$/, "") : "–"; },
   signed(v) {
     if (v === null || v === undefined) return "–";
     const n = Number(v);
-    return el("span", { class: n > 0 ? "up" : n < 0 ? "down" : "" }, fmt.num(n));
+    return el("span", { class: n > 0 ? "up" : n < 0 ? "down" : "" }, fmt.money(n));
   },
   uptime(since) {
     if (!since) return "–";
@@ -60,6 +80,25 @@ const fmt = {
     return (d ? `${d}d ` : "") + `${h}h ${String(m).padStart(2, "0")}m ${String(s).padStart(2, "0")}s`;
   },
 };
+
+// The ids (engine:seq) of the items a list shows: the snapshot a page loads and the
+// next push may both hold an event that was waiting in the server's 0.1 s batch.
+function unlisted(items, ids, kept) {
+  const out = [];
+  for (const item of items) {
+    if (item.id) {
+      if (ids.has(item.id)) continue;
+      ids.add(item.id);
+    }
+    out.push(item);
+  }
+  if (ids.size > 4 * kept) {  // forget the oldest: a list shows `kept` items at most
+    const all = [...ids];
+    ids.clear();
+    for (const id of all.slice(-2 * kept)) ids.add(id);
+  }
+  return out;
+}
 
 function notice(text, ok) {
   const box = document.getElementById("replies");
@@ -134,6 +173,8 @@ function setLink(link, malformed, problems) {
   if (banner) renderBanner(banner, link);
 }
 
+const BROKER_LOST = ["reconnecting", "refused"];  // link states in which the engines' statuses cannot be told
+
 function renderBanner(node, link) {
   const quiet = ["connected", "journal"].includes(link.state);
   node.hidden = quiet;
@@ -156,7 +197,9 @@ function makeChart(box, options = {}) {
     autoSize: true,
     layout: { background: { color: "#ffffff" }, textColor: "#333", fontFamily: "system-ui, sans-serif" },
     grid: { vertLines: { color: "#f0f0f0" }, horzLines: { color: "#f0f0f0" } },
-    timeScale: { timeVisible: true, secondsVisible: true },
+    // minBarSpacing: the default (0.5 px) cannot fit a report's 2,000 points in half a page (the compare
+    // view): fitContent then showed the run from about its sixth day on
+    timeScale: { timeVisible: true, secondsVisible: true, minBarSpacing: 0.01 },
     ...options,
   });
   return chart;
@@ -227,7 +270,7 @@ function killSwitches(kills) {
     }
     if (k.daily_loss_limit !== null && k.daily_loss_limit !== undefined) {
       const loss = k.day_start !== null && k.last !== null ? k.day_start - k.last : null;
-      parts.push(`today ${loss === null ? "–" : fmt.num(-loss)} (limit ${fmt.pct(k.daily_loss_limit)} of the cash)`);
+      parts.push(`today ${loss === null ? "–" : fmt.money(-loss)} (limit ${fmt.pct(k.daily_loss_limit)} of the cash)`);
     }
     return el("span", { class: `kill ${k.tripped ? "tripped" : ""}`, dataset: { symbol }, title: k.tripped || `${k.action} when tripped` },
       `${symbol}: ${parts.join(", ")}${k.tripped ? " TRIPPED" : ""}`);
@@ -246,12 +289,12 @@ function feedOf(row, engine) {
 
 function cells(row, engine) {
   const p = row.pending;
-  const stops = Object.entries(row.stops || {}).map(([k, v]) => `${{ stop_loss: "SL", take_profit: "TP", trailing_stop: "trail" }[k] || k} ${v}`).join(" ");
+  const stops = Object.entries(row.stops || {}).map(([k, v]) => `${{ stop_loss: "SL", take_profit: "TP", trailing_stop: "trail" }[k] || k} ${fmt.price(v)}`).join(" ");
   return {
     state: el("span", { class: `state ${row.state}` }, row.state || "–"),
     position: row.position ?? "–",
-    avg_price: row.avg_price ?? "–",
-    close: fmt.num(row.close, 6),
+    avg_price: fmt.price(row.avg_price),
+    close: fmt.price(row.close),
     unrealised: fmt.signed(row.unrealised),
     realised: fmt.signed(row.realised),
     pending: p ? `${p.side || ""} ${p.qty || ""} ${p.status}` : "–",
@@ -274,6 +317,7 @@ function fleetPage() {
     el("thead", {}, el("tr", {}, ["engine", "symbol", ...ROW_FIELDS, ""].map((h) => el("th", {}, h.replace("_", " "))))),
     tbody);
   const recent = el("ul", { class: "events recent" });
+  const recentIds = new Set();
   view.replaceChildren(banner, fleetsBox, enginesBox,
     el("section", {}, el("h2", {}, "Symbols ", filter), el("div", { class: "scroll" }, table)),
     el("section", {}, el("h2", {}, "Orders, fills and errors"), recent));
@@ -315,17 +359,21 @@ function fleetPage() {
   function renderEngine(e) {
     let card = enginesBox.querySelector(`[data-engine="${CSS.escape(e.engine)}"]`);
     const why = state.control[e.engine];
-    const online = e.online === true ? "online" : e.online === false ? `offline (${e.reason || "?"})` : e.reason || "–";
+    // the broker away, the status (or the sink's last will) the dashboard holds is old news: the engine may run on
+    const lost = live.link && BROKER_LOST.includes(live.link.state);
+    const online = lost ? "unknown: the dashboard lost the MQTT broker"
+      : e.online === true ? "online" : e.online === false ? `offline (${e.reason || "?"})` : e.reason || "–";
     const body = el("div", { class: "figures" },
-      el("span", {}, el("b", {}, "status "), el("span", { class: `online ${e.online}` }, online)),
+      el("span", {}, el("b", {}, "status "), el("span", { class: `online ${lost ? "unknown" : e.online}`,
+        title: lost ? `its last status said ${e.online ? "online" : `offline (${e.reason || "?"})`}` : null }, online)),
       el("span", {}, el("b", {}, "mode "), e.mode || "–", e.shard ? ` shard ${e.shard}` : ""),
       el("span", {}, el("b", {}, "uptime "), el("span", { class: "uptime", dataset: { since: e.since || "" } }, fmt.uptime(e.since))),
       el("span", {}, el("b", {}, "events/s "), fmt.num(e.rate, 1)),
       el("span", {}, el("b", {}, "events "), fmt.num(e.events, 0), e.dropped ? ` (${e.dropped} dropped)` : ""),
       el("span", {}, el("b", {}, "feed "), e.feed ? `${e.feed.state}${e.feed.detail ? `: ${e.feed.detail}` : ""}` : "–"),
       ...(e.equity !== null && e.equity !== undefined
-        ? [el("span", { class: "cash" }, el("b", {}, "cash "), fmt.num(e.cash)),
-           el("span", { class: "equity" }, el("b", {}, "equity "), fmt.num(e.equity))]
+        ? [el("span", { class: "cash" }, el("b", {}, "cash "), fmt.money(e.cash)),
+           el("span", { class: "equity" }, el("b", {}, "equity "), fmt.money(e.equity))]
         : [el("span", { title: "the engine's status has no equity (an older mqtt sink): the PnL of the fills and positions seen here" },
              el("b", {}, "PnL seen "), fmt.signed(e.pnl))]),
       el("span", {}, el("b", {}, "control "), why ? el("span", { class: "muted" }, why) : "on"));
@@ -373,8 +421,8 @@ function fleetPage() {
             missing.length ? el("span", { class: "error" }, ` (shard ${missing.map((k) => `${k}/${g.n}`).join(", ")} not seen)`) : ""),
           el("span", {}, el("b", {}, "symbols "), String(symbols)),
           el("span", {}, el("b", {}, "events/s "), fmt.num(g.shards.reduce((a, e) => a + (e.rate || 0), 0), 1)),
-          ...(sum("equity") !== null ? [el("span", { class: "cash" }, el("b", {}, "cash "), fmt.num(sum("cash"))),
-            el("span", { class: "equity" }, el("b", {}, "equity "), fmt.num(sum("equity")))] : [])));
+          ...(sum("equity") !== null ? [el("span", { class: "cash" }, el("b", {}, "cash "), fmt.money(sum("cash"))),
+            el("span", { class: "equity" }, el("b", {}, "equity "), fmt.money(sum("equity")))] : [])));
     }));
   }
 
@@ -386,8 +434,8 @@ function fleetPage() {
   }
 
   function addRecent(items) {
-    for (const item of items) {
-      recent.prepend(el("li", { class: `ev ${item.event}` }, el("time", {}, fmt.time(item.time)), " ",
+    for (const item of unlisted(items, recentIds, 100)) {
+      recent.prepend(el("li", { class: `ev ${item.event}`, dataset: { id: item.id || "" } }, el("time", {}, fmt.time(item.time)), " ",
         el("b", {}, `${item.engine}${item.symbol ? ` ${item.symbol}` : ""}`), " ", item.text));
     }
     while (recent.children.length > 100) recent.lastChild.remove();
@@ -409,7 +457,8 @@ function fleetPage() {
       snap.source === "none" ? "No live source: start the dashboard with --mqtt HOST[:PORT] or --journal PATH."
         : "No engine has published under this prefix yet.")));
     recent.replaceChildren();
-    addRecent(snap.recent.slice().reverse().reverse());
+    recentIds.clear();
+    addRecent(snap.recent);
     applyFilter();
   }
 
@@ -429,7 +478,7 @@ function fleetPage() {
     if (empty && changes.rows.length) empty.remove();
     for (const e of changes.engines || []) { state.engines.set(e.engine, e); renderEngine(e); pnlPoint(e); }
     for (const r of changes.rows || []) { state.rows.set(rowKey(r), r); renderRow(r); }
-    addRecent((changes.events || []).filter((e) => ["fill", "order", "error"].includes(e.event)));
+    addRecent(changes.recent || []);
     applyFilter();
   };
   live.listeners.add(onChanges);
@@ -452,6 +501,7 @@ function symbolPage(engine, symbol) {
     type: "checkbox", checked: true, onchange: (e) => { e.target.checked ? shown.add(k) : shown.delete(k); refilter(); },
   }), k));
   const list = el("ul", { class: "events" });
+  const listedIds = new Set();
   const banner = el("div", { id: "link-banner", class: "banner", hidden: true });
   view.replaceChildren(banner, el("p", {}, el("a", { href: "#/" }, "← all symbols")), header, chartEl,
     el("section", {}, el("h2", {}, "Events ", search, ...boxes), list));
@@ -470,8 +520,8 @@ function symbolPage(engine, symbol) {
   }
 
   function addEvents(items) {
-    for (const item of items) {
-      list.prepend(el("li", { class: `ev ${item.event}`, dataset: { kind: item.event } },
+    for (const item of unlisted(items, listedIds, 300)) {
+      list.prepend(el("li", { class: `ev ${item.event}`, dataset: { kind: item.event, id: item.id || "" } },
         el("time", {}, fmt.time(item.time)), " ", el("b", {}, item.event), " ", item.text));
     }
     while (list.children.length > 300) list.lastChild.remove();
@@ -554,6 +604,7 @@ function symbolPage(engine, symbol) {
       if (!detail.bars.length) chartEl.dataset.empty = "no bars yet: set bars = true in the engine's mqtt sink for live candles";
     }
     list.replaceChildren();
+    listedIds.clear();
     addEvents(detail.events);
   }
 
@@ -666,7 +717,7 @@ function reportsPage() {
 }
 
 const FIGURE_NAMES = [
-  ["total_return", "return", fmt.pct], ["pnl", "PnL", fmt.num], ["sharpe", "Sharpe", fmt.num], ["sortino", "Sortino", fmt.num],
+  ["total_return", "return", fmt.pct], ["pnl", "PnL", fmt.money], ["sharpe", "Sharpe", fmt.num], ["sortino", "Sortino", fmt.num],
   ["max_drawdown", "max drawdown", fmt.pct], ["trades", "trades", (v) => fmt.num(v, 0)], ["win_rate", "win rate", fmt.pct],
   ["profit_factor", "profit factor", fmt.num], ["exposure", "exposure", fmt.pct],
 ];
@@ -680,6 +731,11 @@ function figures(summary) {
 // Trade markers drawn on the equity curve, at most: a run with more has none there (its candles
 // below carry them), never the first few hundred, which would read as no trades after them.
 const EQUITY_MARKERS = 400;
+
+function shownRange(chart, box) {
+  // the times the chart shows, on its box (data-from, data-to): what a trader sees without scrolling
+  chart.timeScale().subscribeVisibleTimeRangeChange((r) => { if (r) { box.dataset.from = r.from; box.dataset.to = r.to; } });
+}
 
 function equityCharts(report, box, markersToo) {
   const eqBox = chartBox(260), ddBox = chartBox(140);
@@ -701,6 +757,7 @@ function equityCharts(report, box, markersToo) {
       window.LightweightCharts.createSeriesMarkers(series, marks);
     }
     eq.timeScale().fitContent();
+    shownRange(eq, eqBox);
     charts.push(eq);
   }
   if (dd) {
@@ -766,7 +823,8 @@ function tradesTable(report) {
     report.trades.length ? el("div", { class: "scroll tall" }, el("table", { class: "grid trades" },
       el("thead", {}, el("tr", {}, cols.map((c) => el("th", {}, c.replace("_", " "))))),
       el("tbody", {}, report.trades.map((t) => el("tr", {}, cols.map((c) => el("td", { class: c },
-        c === "pnl" ? fmt.signed(t[c]) : c.endsWith("time") ? fmt.time(t[c]) : t[c]))))))) : el("p", { class: "muted" }, "No trades."));
+        c === "pnl" ? fmt.signed(t[c]) : c.endsWith("time") ? fmt.time(t[c]) : c.endsWith("price") ? fmt.price(t[c])
+          : c === "commission" ? fmt.price(t[c]) : t[c]))))))) : el("p", { class: "muted" }, "No trades."));
 }
 
 function shardsTable(report) {
@@ -827,7 +885,7 @@ function studyPage(id) {
         } catch (err) { out.replaceChildren(el("span", { class: "error" }, err.message)); }
       } }, "run this one")];
     const shownCols = s.columns.filter((c) => c !== "note");
-    const cols = [...shownCols.map((c) => [c, c, (t) => t[c]]), run];
+    const cols = [...shownCols.map((c) => [c, c, (t) => fmt.figure(t[c], c)]), run];
     view.replaceChildren(el("p", {}, el("a", { href: "#/reports" }, "← all reports")), el("h2", {}, `Study ${s.id}`),
       el("p", {}, `parameters: ${s.params.join(", ") || "–"}`), out,
       s.trials.length ? el("div", { class: "scroll tall" }, sortable(cols, s.trials, "value")) : el("p", { class: "muted" }, "No trials yet."));
