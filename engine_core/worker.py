@@ -814,13 +814,13 @@ class SymbolWorker:
                 self.paused = True
             elif name == "resume":
                 if self.halted is not None:
-                    raise ControlError(f"{self.symbol} is halted ({self.halted}); resume only undoes a pause")
+                    raise ControlError(f"halted ({self.halted}); resume only undoes a pause")
                 done = "resumed" if self.paused else "was not paused"
                 self.paused = False
             elif name == "flatten":
                 cur = self.orders.current
                 if cur is not None and self.sm.state is not State.CLOSE_WATCH:
-                    raise ControlError(f"{self.symbol}: exit order {cur.order.client_id} is already working")
+                    raise ControlError(f"exit order {cur.order.client_id} is already working")
                 if cur is not None:  # an entry working: cancel it, then flatten what it filled
                     self._cancel(cur, max(self.view.n - 1, 0))
                 if self._flat():
@@ -830,12 +830,12 @@ class SymbolWorker:
                         self._transition(State.WATCH, last or 0, "flatten command")
                         done = "already flat; the setup is cancelled"
                 elif not self.view.n:
-                    raise ControlError(f"{self.symbol}: no bar yet to price an order at")
+                    raise ControlError("no bar yet to price an order at")
                 else:
                     self._exit(self.view.n - 1, "flatten", None)
                     cur = self.orders.current
                     if cur is None and not self._flat():
-                        raise ControlError(f"{self.symbol}: the flatten order was not placed (see the error event)")
+                        raise ControlError("the flatten order was not placed (see the error event)")
                     done = f"flatten order {cur.order.client_id} sent" if cur else "flattened"
             elif name == "reload":
                 done = self.strategy.reload_if_changed() or "the strategy file is unchanged"
