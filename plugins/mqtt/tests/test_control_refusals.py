@@ -6,9 +6,10 @@ import asyncio
 import threading
 from pathlib import Path
 
+from engine_plugin_mqtt.control import ControlChannel
+
 from engine_core.runner import build_engine
 from engine_core.testing import wait_until, write_config
-from engine_plugin_mqtt.control import ControlChannel
 
 STRATEGY = """
 class S:
