@@ -152,30 +152,29 @@ class SimulatedBroker(Broker):
     ``fill_at`` is ``"next_open"`` (a market order fills at the open of the
     bar after the decision) or ``"close"`` (at the decision bar's close).
     Limit orders fill when a bar's range reaches the limit: at the open when
-    it opens through the limit, else at the limit. Its updates are returned
-    to the worker, which applies them at once, rather than sent through
-    ``on_update``: a backtest books every fill at its bar.
+    it opens through the limit, else at the limit. It reports through
+    ``on_update`` like a venue; the worker calls ``match``, ``fill_market``
+    and ``cancel`` at the bar's point, and an update reported from inside
+    such a call is applied there, on the worker's thread (a backtest books
+    every fill at its bar). Report after releasing any lock of your own:
+    the worker may send the next order from a fill.
     """
 
     simulated: ClassVar[bool] = True
     fill_at: str = "next_open"
 
     @abc.abstractmethod
-    def match(self, symbol: str, ts: int, open_: float, high: float, low: float) -> list[OrderUpdate]:
+    def match(self, symbol: str, ts: int, open_: float, high: float, low: float) -> None:
         """Fill the symbol's working orders placed before ``ts`` against a bar
         (market orders at ``open_``; limits where the range reaches them) and
-        return the updates, which the worker applies at once."""
+        report the fills through ``on_update``."""
 
     @abc.abstractmethod
-    def fill_market(self, symbol: str, ts: int, price: float) -> list[OrderUpdate]:
+    def fill_market(self, symbol: str, ts: int, price: float) -> None:
         """Fill the symbol's working market orders at ``price`` now: the
         decision bar's close (``fill_at = "close"``), or the level of a stop
-        the bar touched."""
+        the bar touched; reported through ``on_update``."""
 
     @abc.abstractmethod
-    def cancel_now(self, client_id: str) -> list[OrderUpdate]:
-        """Cancel at once and return the update (nothing if it was not open)."""
-
     def cancel(self, client_id: str) -> None:
-        for update in self.cancel_now(client_id):
-            self.on_update(update)
+        """Cancel at once and report it through ``on_update`` (nothing if it was not open)."""

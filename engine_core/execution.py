@@ -144,11 +144,14 @@ class ExecutionEngine:
             )
             return OrderState(OrderStatus.UNKNOWN, Decimal(0))
         if state is None:
-            self.record(
-                order, OrderStatus.LOST, f"not placed: the broker has no order {order.client_id} ({why}); not resent"
-            )
+            self.lost(order, f"not placed: the broker has no order {order.client_id} ({why}); not resent")
             raise OrderLost(f"order {order.client_id} was not placed ({why}); it is not resent")
         return state
+
+    def lost(self, order: Order, why: str) -> None:
+        """The broker has no such order: it never arrived, and it is never
+        resent (journaled ``lost``; the worker forgets it as in flight)."""
+        self.record(order, OrderStatus.LOST, why)
 
     def cancel(self, order: Order) -> None:
         """Ask the broker to cancel ``order``; the outcome comes as an update."""

@@ -30,7 +30,9 @@ releasing the journal's lock, and one fsync covers every commit before it,
 so workers committing at the same moment share one (a group commit) and
 none waits for another's fsync to write. The records a restart rebuilds by
 asking the venue (an order's status after its intent: ``VENUE_TELLS``),
-bars' snapshots and connection events are not synced on their own. Every
+transitions, stops, snapshots, a simulated broker's records and connection
+events are not synced on their own: they ride on the next synced commit
+(an intent, a fill, a halt), so an order costs two fsyncs. Every
 commit survives a crash of the engine (the operating system holds it); a
 power loss can take the last unsynced ones, never one written before a
 synced commit (the log is synced as a whole, in order).
@@ -124,7 +126,9 @@ VENUE_TELLS = frozenset(
         OrderStatus.REFUSED,
     }
 )
-_UNSYNCED_EVENTS = frozenset({"connection"})
+# Events a restart settles again from the booked position and the venue:
+# they ride on the next synced commit (an intent or a fill).
+_UNSYNCED_EVENTS = frozenset({"connection", "transition", "stops"})
 _ORDER_COLUMNS = (
     "client_id",
     "symbol",
@@ -156,6 +160,7 @@ class Journal:
         self._full = sync == "full"
         self._commits = 0  # commits made so far
         self._synced = 0  # commits known to be on disk
+        self.synced_commits = 0  # commits that waited for an fsync (what an order costs in syncs)
         self._sync_lock = threading.Lock()
         self._wal_fd: int | None = None
         self._pending: dict[str, str] = {}  # symbol -> snapshot JSON saved with ``soon``, not yet written
@@ -263,6 +268,7 @@ class Journal:
                 self._commits += 1
                 if self._full and synced:
                     commit = self._commits
+                    self.synced_commits += 1
         if commit:
             self._sync(commit)
 
@@ -360,7 +366,9 @@ class Journal:
             self._wake.set()
             return
         try:
-            with self.transaction():  # an older snapshot still waiting must not be written after this one
+            # not synced on its own: what an order or a fill changed is synced with
+            # them (in their transaction), the rest rides on the next synced commit
+            with self.transaction(synced=False):  # an older snapshot still waiting must not be written after this one
                 with self._pending_lock:
                     self._pending.pop(symbol, None)
                 self._db.execute(_SAVE_SYMBOL, (symbol, data))
@@ -394,11 +402,13 @@ class Journal:
                 self._flush_error = err
                 return
 
-    def put(self, key: str, value: Any) -> None:
-        """A simulated broker's own state."""
+    def put(self, key: str, value: Any, *, synced: bool = True) -> None:
+        """A simulated broker's own state (``synced=False``: it rides on the
+        next synced commit, which the worker makes at once)."""
         self._write(
             "INSERT INTO broker(key, data) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET data=excluded.data",
             (key, json.dumps(value, sort_keys=True, default=str)),
+            synced=synced,
         )
 
     # ------------------------------------------------------------ reads

@@ -185,9 +185,9 @@ class Registry:
             return reg.obj
         label = kind.replace("_", " ")
         installed = ", ".join(sorted(table)) or "none"
-        if not self.autoload:
-            installed += f" ({AUTOLOAD_ENV}=1 turns plugin loading off)"
         hint = provider_hint(self, kind, name)
+        if not self.autoload and AUTOLOAD_ENV not in hint:  # said once, where it explains most
+            installed += f" ({AUTOLOAD_ENV}=1 turns plugin loading off)"
         failed = [p for p in self.plugins if p.status == "failed"]
         if failed and "failed to load" not in hint:
             hint += "; plugins that failed to load: " + ", ".join(f"{p.name} ({p.error})" for p in failed)
@@ -225,7 +225,7 @@ def _import(reg: Registration) -> Any:
     except Exception as err:
         raise PluginError(
             f'plugin "{p.name}" ({p.distribution}) failed to import {reg.kind} {reg.name!r} '
-            f"({reg.obj}): {type(err).__name__}: {err}"
+            f"({reg.obj}): {error_text(err)}"
         ) from err
     return obj
 

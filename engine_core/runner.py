@@ -23,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine_core import recovery
 from engine_core.brokers import Broker
 from engine_core.config import LoadedConfig, journal_path, load_config
 from engine_core.control import ENGINE, Command, ControlError, Request
@@ -311,8 +312,10 @@ class Engine:
         snapshots = journal.symbols()
         positions = self.broker.positions()
         for symbol, worker in self.workers.items():
-            worker.restore(snapshots.get(symbol), journal.unsettled_orders(symbol), journal.booked_fill_keys(symbol))
-            worker.reconcile(positions.get(symbol, Decimal(0)))
+            recovery.restore(
+                worker, snapshots.get(symbol), journal.unsettled_orders(symbol), journal.booked_fill_keys(symbol)
+            )
+            recovery.reconcile(worker, positions.get(symbol, Decimal(0)))
             cur = worker.orders.current
             journal.event(
                 "recovered",

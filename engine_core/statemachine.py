@@ -32,10 +32,15 @@ class StateMachine:
         self.state = state
         self.transitions = 0
 
-    def transition(self, to: State, ts: int, reason: str) -> TransitionEvent:
+    def move(self, to: State, reason: str) -> State:
+        """Go to ``to`` and return the state left (no event built: the
+        worker builds one only when something listens)."""
         frm = self.state
         if to not in _ALLOWED[frm]:
             raise StateError(f"{self.symbol}: illegal transition {frm.value} -> {to.value} ({reason})")
         self.state = to
         self.transitions += 1
-        return TransitionEvent(self.symbol, ts, frm, to, reason)
+        return frm
+
+    def transition(self, to: State, ts: int, reason: str) -> TransitionEvent:
+        return TransitionEvent(self.symbol, ts, self.move(to, reason), to, reason)

@@ -343,8 +343,10 @@ class SymbolStrategy(abc.ABC):
         """Put back what ``state`` returned before a restart (after ``init``)."""
 
     def reload_if_changed(self) -> str | None:
-        """Swap in a changed strategy file between bars (keeping state); return
-        a message when something was reloaded or rejected, else None."""
+        """Swap in a changed strategy file between bars (keeping state): the
+        line saying what was reloaded, None when nothing changed. A changed
+        file that cannot run raises :class:`StrategyError` naming the file and
+        line; the running version stays."""
         return None
 
     def close(self) -> None:

@@ -7,9 +7,9 @@ plugin's logging (on its loop thread) or the summary at the end would stop
 there. :class:`GuardedStream` waits at most ``patience`` for room; a write
 that finds none is left out and counted, and while the reader stays behind,
 the next ones are left out at once (a write that goes through again ends
-that). ``engine run`` puts one in place of ``sys.stdout`` and
-``sys.stderr`` (:func:`guard_std_streams`), so everything a run prints goes
-through it; the other commands, whose output a pager may read at the
+that). ``engine run`` and ``engine optimize``'s trial processes put one
+in place of ``sys.stdout`` and ``sys.stderr`` (:func:`guard_std_streams`), so
+everything a run prints goes through it; the other commands, whose output a pager may read at the
 user's pace, write as usual.
 """
 

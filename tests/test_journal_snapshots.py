@@ -138,3 +138,48 @@ def test_workers_committing_at_once_each_return_with_their_commit_on_disk(tmp_pa
     again = Journal(tmp_path / "j.sqlite")
     assert len(again.events(kind="fill")) == 160
     again.close()
+
+
+ENTER_EVERY = """
+class S:
+    def watch(self, ctx):
+        return "enter" if {every} and ctx.index % 4 == 0 else None
+    def close_watch(self, ctx):
+        return None
+    def in_trade(self, ctx):
+        return "exit"
+"""
+
+
+def journaled_run(tmp_path, orders: bool):
+    from engine_core.runner import build_engine
+    from engine_core.testing import write_config
+
+    folder = tmp_path / ("orders" if orders else "none")
+    folder.mkdir()
+    (folder / "s.py").write_text(ENTER_EVERY.format(every=orders))
+    rows = [["A", 60 * i, 100.0 + i % 3, 101.0 + i % 3, 99.0 + i % 3, 100.0 + i % 3, 1.0] for i in range(40)]
+    config = write_config(
+        folder / "c.toml",
+        {
+            "engine": {"symbols": ["A"], "journal": True},  # journal_sync "full", as a live run
+            "source": {"type": "replay", "bars": rows},
+            "strategy": {"host": "python", "class": "s.py:S", "params": {"x": 0}},
+            "broker": {"type": "paper", "cash": 10000},
+            "report": {"dir": "out"},
+        },
+    )
+    engine = build_engine(config)
+    result = engine.run().symbols["A"]
+    assert engine.journal is not None
+    return result, engine.journal.synced_commits
+
+
+def test_an_order_makes_two_synced_commits_its_intent_and_its_fill(tmp_path):
+    """Decision 5 of issue 22: an order syncs what a restart cannot ask the
+    venue for (its intent before the send, its fill) and nothing else; its
+    statuses, the transitions, stops and snapshots ride on those commits."""
+    _, start_up = journaled_run(tmp_path, orders=False)  # the journal's creation, the recovery event
+    result, synced = journaled_run(tmp_path, orders=True)
+    assert result.orders >= 10 and result.fills >= result.orders - 1  # the last may wait for a next bar
+    assert synced - start_up == result.orders + result.fills

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from engine_core.errors import BrokerError, BrokerTimeout, error_text
 from engine_core.live.loop import LoopThread, cancel_all
 from engine_core.testing import wait_until
 
@@ -72,3 +73,27 @@ async def test_cancel_all_cancels_again_a_task_that_swallowed_it():
     await asyncio.sleep(0)
     await cancel_all([task], timeout=30)
     assert task.cancelled() and swallowed == [True]
+
+
+def test_a_brokers_call_that_times_out_names_the_broker_the_call_and_the_wait():
+    io = LoopThread("test-io")
+    with pytest.raises(BrokerError, match=r"^venue broker: sleep: not connected \(connect\(\) first\)$"):
+        io.call("venue broker", asyncio.sleep(0), 1)
+    io.start()
+    try:
+
+        async def _submit() -> None:
+            await asyncio.sleep(30)
+
+        with pytest.raises(BrokerTimeout) as caught:
+            io.call("venue broker", _submit(), 0.05)
+        assert str(caught.value) == "venue broker: submit: no answer within 0.05 s"
+        assert error_text(caught.value) == str(caught.value)
+
+        async def calls_back() -> None:
+            io.call("venue broker", asyncio.sleep(0), 1)
+
+        with pytest.raises(BrokerError, match=r"^venue broker: sleep: called from its own loop thread$"):
+            io.run(calls_back(), 30)
+    finally:
+        io.stop()

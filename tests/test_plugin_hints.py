@@ -34,7 +34,7 @@ def test_a_plugin_installed_but_not_loaded_says_why():
     with pytest.raises(PluginError) as info:
         registry.get("source", "binance")
     assert str(info.value) == (
-        "unknown source 'binance'; installed: none (ENGINE_DISABLE_PLUGIN_AUTOLOAD=1 turns plugin loading off); "
+        "unknown source 'binance'; installed: none; "
         "it is provided by engine-plugin-binance, installed but not loaded (ENGINE_DISABLE_PLUGIN_AUTOLOAD=1)"
     )
 

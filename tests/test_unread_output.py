@@ -85,6 +85,43 @@ def test_a_log_file_that_is_a_pipe_nobody_reads_does_not_stop_the_run(tmp_path: 
     assert f"warning: sink log: {log['dropped']:,} events not written: {fifo} was not being read" in done.stderr
 
 
+def test_a_log_path_of_dev_stderr_is_valid_and_writes_to_the_runs_stderr(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"symbols": ["AAA"]},
+            "source": {"type": "simulated", "bars": 200},
+            "strategy": python_strategy(tmp_path, watch="return 'enter'"),
+            "sinks": [{"type": "log", "level": "trades", "path": "/dev/stderr"}],
+            "report": {"dir": "out"},
+        },
+    )
+    checked = run_engine("validate", str(config), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    done = run_engine("run", "-q", "-c", str(config), cwd=tmp_path)  # its stderr: a pipe this test reads
+    assert done.returncode == 0, done.stderr
+    assert " AAA fill buy 1 @ " in done.stderr
+
+
+def test_a_log_fifo_that_no_one_opens_to_read_does_not_stop_the_run(tmp_path: Path) -> None:
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)  # opened by no reader, ever: a plain open() would wait for one
+    config = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"symbols": ["AAA"]},
+            "source": {"type": "simulated", "bars": 2_000},
+            "strategy": python_strategy(tmp_path, watch="return None"),
+            "sinks": [{"type": "log", "bars": True, "path": "events.fifo"}],
+            "report": {"dir": "out"},
+        },
+    )
+    done = run_engine("run", "-q", "-c", str(config), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [log] = json.loads((tmp_path / "out" / "summary.json").read_text())["sinks"]
+    assert log == {"type": "log", "lines": 2_000, "dropped": 2_000, "why": f"{fifo} was not being read"}
+
+
 def test_a_guarded_stream_read_by_someone_loses_nothing_and_one_nobody_reads_counts_what_it_leaves_out():
     read_end, write_end = os.pipe()
     fcntl.fcntl(write_end, F_SETPIPE_SZ, 4096)

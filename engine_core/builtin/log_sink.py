@@ -2,10 +2,14 @@
 
 On stderr under the ``engine`` command, a line that finds no reader (a full
 pipe nobody reads) is left out and counted (``engine_core.streams``): the
-sink never stops the run, and its ``stats`` say how many lines it lost."""
+sink never stops the run, and its ``stats`` say how many lines it lost. A
+``path`` that is a pipe or a terminal (``/dev/stderr``, a FIFO) is written
+the same way; a FIFO is opened without waiting for a reader: until one
+comes, each write tries again and its lines are counted as left out."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import sys
@@ -32,12 +36,14 @@ class LogConfig(PluginConfig):
     @field_validator("path")
     @classmethod
     def _writable_place(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """Resolve against the config's directory; the folder must exist (checked
-        before the run, so a typo does not cost a run)."""
+        """Made absolute against the config's directory, links kept as given
+        (``/dev/stderr`` is this process's stderr, wherever it leads when the
+        run opens it); the folder must exist (checked before the run, so a
+        typo does not cost a run)."""
         if value is None:
             return None
         base = (info.context or {}).get("base_dir")
-        path = (Path(base, value) if base is not None else Path(value)).resolve()
+        path = Path(os.path.abspath(Path(base, value) if base is not None else Path(value)))
         if path.is_dir():
             raise ValueError(f"{path} is a folder; give a file name")
         if not path.parent.is_dir():
@@ -56,16 +62,27 @@ class LogSink(EventSink):
         self._lines: list[str] = []  # written together: one write for many events in a backtest
         self.lines = 0
         self.dropped = 0  # lines the stream left out (no room: nobody reads it)
+        self.closed = False
 
     def start(self) -> None:
         if not self.config.path:
             self._out = sys.stderr
             return
+        self._open()
+
+    def _open(self) -> None:
+        """Open ``path`` to append, never waiting: a FIFO with no reader yet
+        stays closed (ENXIO) and is tried again at the next write."""
+        path = self.config.path
         try:
-            self._file = self._out = open(Path(self.config.path), "a", encoding="utf-8")
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
         except OSError as err:
-            raise ConfigError(f"sinks: log: cannot open {self.config.path}: {err.strerror}") from err
-        if not stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):  # a pipe, a terminal: maybe nobody reads it
+            if err.errno == errno.ENXIO:
+                return
+            raise ConfigError(f"sinks: log: cannot open {path}: {err.strerror}") from err
+        os.set_blocking(fd, True)  # a plain file, as open() gives; GuardedStream never waits long on a pipe
+        self._file = self._out = open(fd, "a", encoding="utf-8")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a pipe, a terminal: maybe nobody reads it
             self._out = GuardedStream(self._file)
 
     def handle(self, event: Event) -> None:
@@ -80,8 +97,14 @@ class LogSink(EventSink):
             self._write()
 
     def _write(self) -> None:
+        if not self._lines:
+            return
+        if self._out is None and self.config.path and not self.closed:
+            self._open()  # a FIFO nobody had opened to read
         text = "".join(self._lines)
-        if self._out is not None:
+        if self._out is None:
+            self.dropped += len(self._lines)
+        else:
             out = self._out.write(text)
             if out < len(text):  # the lines not written whole are lost
                 self.dropped += len(self._lines) - text.count("\n", 0, out)
@@ -94,8 +117,8 @@ class LogSink(EventSink):
             self._out.flush()
 
     def close(self) -> None:
-        if self._lines:
-            self._write()
+        self._write()
+        self.closed = True
         if self._file is not None:
             self._file.close()
         self._file = self._out = None

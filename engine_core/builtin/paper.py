@@ -27,10 +27,12 @@ from engine_core.orders import OrderState, OrderStatus, OrderUpdate, UpdateKind
 from engine_core.sources import PluginConfig
 
 _KEY = "paper:"
-_OPEN = {"status": "open"}  # a backtest's record of a working order (shared, never changed)
+# A record's status is an OrderStatus value; journals written before it said "open".
+_WORKING, _CANCELLED, _FILLED = OrderStatus.ACCEPTED.value, OrderStatus.CANCELLED.value, OrderStatus.FILLED.value
+_OPEN = {"status": _WORKING}  # a backtest's record of a working order (shared, never changed)
 _ZERO = Decimal(0)
 # Enum members read once: on Python 3.11 each ``OrderType.X`` costs a metaclass lookup.
-_MARKET, _FILL = OrderType.MARKET, UpdateKind.FILL
+_MARKET, _FILL, _CANCEL = OrderType.MARKET, UpdateKind.FILL, UpdateKind.CANCEL
 
 
 class PaperConfig(PluginConfig):
@@ -57,12 +59,17 @@ class PaperBroker(SimulatedBroker):
         for key, record in journal.items(_KEY):
             cid = key[len(_KEY) :]
             self._orders[cid] = record
-            if record["status"] == "open":
+            if record["status"] == "open":  # an older journal's word for accepted
+                record["status"] = _WORKING
+            if record["status"] == _WORKING:
                 self._working.setdefault(record["symbol"], {})[cid] = order_from_row({"client_id": cid, **record})
 
     def _save(self, cid: str) -> None:
         if self._journal is not None:
-            self._journal.put(_KEY + cid, self._orders[cid])
+            # the worker's commit right after (the fill, or the next intent) syncs it:
+            # a power loss before it loses the order or fill at "the venue" and in the
+            # engine alike, and a restart finds them consistent
+            self._journal.put(_KEY + cid, self._orders[cid], synced=False)
 
     def starting_cash(self) -> Decimal:
         return self.config.cash
@@ -88,26 +95,26 @@ class PaperBroker(SimulatedBroker):
                 "type": order.type.value,
                 "price": None if order.price is None else str(order.price),
                 "tif": order.tif.value,
-                "status": "open",
+                "status": _WORKING,
             }
             self._save(order.client_id)
             working[order.client_id] = order
 
-    def cancel_now(self, client_id: str) -> list[OrderUpdate]:
+    def cancel(self, client_id: str) -> None:
         with self._lock:
             record = self._orders.get(client_id)
-            if record is None or record["status"] != "open":
-                return []
+            if record is None or record["status"] != _WORKING:
+                return
             order = next(o for w in self._working.values() for cid, o in w.items() if cid == client_id)
             del self._working[order.symbol][client_id]
             if self._journal is None:
                 del self._orders[client_id]
             else:
-                record["status"] = "cancelled"
+                record["status"] = _CANCELLED
                 self._save(client_id)
-            return [OrderUpdate(UpdateKind.CANCEL, client_id, order.symbol, order.ts)]
+        self.on_update(OrderUpdate(_CANCEL, client_id, order.symbol, order.ts))
 
-    def match(self, symbol: str, ts: int, open_: float, high: float, low: float) -> list[OrderUpdate]:
+    def match(self, symbol: str, ts: int, open_: float, high: float, low: float) -> None:
         base = to_decimal(open_)
 
         def price(order: Order) -> Decimal | None:
@@ -117,27 +124,27 @@ class PaperBroker(SimulatedBroker):
                 return self._slipped(base, order.side)
             return self._limit_fill(order, open_, high, low)
 
-        return self._fill_working(symbol, ts, price)
+        self._fill_working(symbol, ts, price)
 
-    def fill_market(self, symbol: str, ts: int, price: float) -> list[OrderUpdate]:
+    def fill_market(self, symbol: str, ts: int, price: float) -> None:
         base = to_decimal(price)
-        return self._fill_working(
-            symbol, ts, lambda order: self._slipped(base, order.side) if order.type is _MARKET else None
-        )
+        self._fill_working(symbol, ts, lambda order: self._slipped(base, order.side) if order.type is _MARKET else None)
 
-    def _fill_working(self, symbol: str, ts: int, price: Callable[[Order], Decimal | None]) -> list[OrderUpdate]:
-        """Fill each working order of ``symbol`` that ``price`` prices."""
+    def _fill_working(self, symbol: str, ts: int, price: Callable[[Order], Decimal | None]) -> None:
+        """Fill each working order of ``symbol`` that ``price`` prices, and
+        report the fills (after the lock: the worker may send from a fill)."""
         with self._lock:
             working = self._working.get(symbol)
             if not working:
-                return []
+                return
             out = []
             for cid, order in list(working.items()):
                 px = price(order)
                 if px is not None:
                     del working[cid]
                     out.append(self._fill(order, px, ts))
-            return out
+        for update in out:
+            self.on_update(update)
 
     @staticmethod
     def _limit_fill(order: Order, open_: float, high: float, low: float) -> Decimal | None:
@@ -165,7 +172,7 @@ class PaperBroker(SimulatedBroker):
             del self._orders[order.client_id]  # a backtest keeps no history of filled orders
         else:
             record = self._orders[order.client_id]
-            record.update(status="filled", fill_price=str(px), commission=str(commission), fill_ts=ts)
+            record.update(status=_FILLED, fill_price=str(px), commission=str(commission), fill_ts=ts)
             self._save(order.client_id)  # the fill exists once it is journaled here
         return OrderUpdate(_FILL, order.client_id, order.symbol, ts, fill)
 
@@ -174,10 +181,8 @@ class PaperBroker(SimulatedBroker):
             record = self._orders.get(client_id)
         if record is None:
             return None
-        if record["status"] == "open":
-            return OrderState(OrderStatus.ACCEPTED, Decimal(0))
-        if record["status"] == "cancelled":
-            return OrderState(OrderStatus.CANCELLED, Decimal(0))
+        if record["status"] != _FILLED:
+            return OrderState(OrderStatus(record["status"]), Decimal(0))
         qty = Decimal(record["qty"])
         fill = Fill(
             client_id,
@@ -199,7 +204,7 @@ class PaperBroker(SimulatedBroker):
         out: dict[str, Decimal] = {}
         with self._lock:
             for record in self._orders.values():
-                if record["status"] == "filled":
+                if record["status"] == _FILLED:
                     qty = Decimal(record["qty"])
                     signed = qty if record["side"] == "buy" else -qty
                     out[record["symbol"]] = out.get(record["symbol"], Decimal(0)) + signed

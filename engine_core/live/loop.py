@@ -1,5 +1,7 @@
 """An asyncio loop on a thread of its own, for a venue broker: the broker
-contract is synchronous, the venue's sessions (REST, streams) are async."""
+contract is synchronous, the venue's sessions (REST, streams) are async.
+A broker's methods wait on it with :meth:`LoopThread.call`, whose errors
+name the broker, the call and the time waited."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
+
+from engine_core.errors import BrokerError, BrokerTimeout
 
 T = TypeVar("T")
 
@@ -55,6 +59,24 @@ class LoopThread:
             if cancel:
                 future.cancel()
             raise TimeoutError(f"{self.name}: {what} gave no answer within {timeout:g} s") from err
+
+    def call(self, who: str, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """A broker method (``who``: ``"alpaca broker"``) waiting on the loop:
+        ``run`` with ``cancel``, and a :class:`BrokerError` naming the call
+        when the loop is not running or the caller is the loop itself (an
+        ``on_update`` calling back), a :class:`BrokerTimeout` naming the call
+        and the wait when no answer comes or the engine stops first."""
+        what = getattr(coro, "__name__", "call").lstrip("_")
+        if self.loop is None or self.on_thread():
+            coro.close()
+            why = "not connected (connect() first)" if self.loop is None else "called from its own loop thread"
+            raise BrokerError(f"{who}: {what}: {why}")
+        try:
+            return self.run(coro, timeout, cancel=True)
+        except TimeoutError as err:
+            raise BrokerTimeout(f"{who}: {what}: no answer within {timeout:g} s") from err
+        except concurrent.futures.CancelledError as err:  # the engine stopped before the answer came
+            raise BrokerTimeout(f"{who}: {what}: stopped before the answer came") from err
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the loop, wait for its thread, close the loop."""

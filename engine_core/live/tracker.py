@@ -50,7 +50,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from engine_core.errors import BrokerError, BrokerTimeout
+from engine_core.errors import BrokerError, BrokerTimeout, error_text
 from engine_core.live.backoff import Backoff
 from engine_core.model import Fill, Side
 from engine_core.orders import OrderUpdate, UpdateKind
@@ -348,7 +348,7 @@ class VenueOrders:
         except Exception as err:  # noqa: BLE001 - a bug or a transport error: its fate is not known
             log.exception("%s: sending %s failed", self.venue, order.client_id)
             self.unresolved(order)
-            reason = f"sending failed ({type(err).__name__}: {err})"
+            reason = f"sending failed ({error_text(err)})"
             self.emit(OrderUpdate(_UNKNOWN, order.client_id, order.symbol, time.time_ns(), reason=reason))
 
     @contextlib.contextmanager

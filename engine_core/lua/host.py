@@ -173,7 +173,7 @@ class LuaSymbolStrategy(SymbolStrategy):
         except StrategyError as err:
             message = f"{label}: reload rejected for {self.symbol}, the running version stays: {err}"
             log.warning(message)
-            return message
+            raise StrategyError(message) from err
         message = f"{label}: reloaded for {self.symbol} (sha256 {version.digest[:12]})"
         log.info(message)
         return message

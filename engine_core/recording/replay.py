@@ -109,14 +109,27 @@ class ReplayedBroker(Broker):
         self.answers: Answers = config
         self.placed: set[str] = set()  # client ids submitted in this replay that the venue had answered
         # a what-if's own orders (no answer recorded): filled by the paper broker's rules, at the next bar
-        self.paper = PaperBroker(PaperConfig(), on_update=on_update, symbols=symbols)
+        self.paper = PaperBroker(PaperConfig(), on_update=self._paper_reports, symbols=symbols)
         self.simulated_ids: set[str] = set()
+        self._matched: list[OrderUpdate] | None = None  # what the paper broker reports inside ``match``
+
+    def _paper_reports(self, update: OrderUpdate) -> None:
+        if self._matched is not None:
+            self._matched.append(update)
+        else:
+            self.on_update(update)
 
     def match(self, bar: Bar) -> list[OrderUpdate]:
-        """The paper broker's fills of the what-if's own orders at ``bar``."""
+        """The paper broker's fills of the what-if's own orders at ``bar``,
+        returned for the feeder to apply before the bar."""
         if not self.simulated_ids:
             return []
-        return self.paper.match(bar.symbol, bar.ts, bar.open, bar.high, bar.low)
+        self._matched = []
+        try:
+            self.paper.match(bar.symbol, bar.ts, bar.open, bar.high, bar.low)
+        finally:
+            matched, self._matched = self._matched, None
+        return matched
 
     def starting_cash(self) -> Decimal:
         d = self.answers.take("starting_cash")

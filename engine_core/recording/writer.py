@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from engine_core.control import Request
+from engine_core.errors import error_text
 from engine_core.events import EventSink, describe
 from engine_core.model import NS_PER_DAY, Bar, ConnectionEvent
 from engine_core.orders import OrderState, OrderUpdate
@@ -309,7 +310,7 @@ class Recorder:
             self.flush()
         except Exception as err:  # noqa: BLE001 - a recording failure never stops trading
             if self.failed is None:
-                self.failed = f"recording stopped: {type(err).__name__}: {err}"
+                self.failed = f"recording stopped: {error_text(err)}"
                 log.error("%s", self.failed)
 
     def flush(self) -> None:

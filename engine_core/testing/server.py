@@ -5,7 +5,9 @@ A fake venue subclasses :class:`BackgroundServer`, adds its routes in
 ``routes`` and closes the connections it holds open in
 ``close_connections``; every answer's ``Date`` header tells the venue's
 clock (``venue_time_ns``: this machine's unless the fake keeps its own, as a
-clock-skew fault plan does); a test starts it, points a config at ``http_url`` /
+clock-skew fault plan does); ``hold_order_answer`` is a fault plan every
+fake venue shares (an order's answer held until the test releases it, its
+stream events going out first); a test starts it, points a config at ``http_url`` /
 ``ws_url``, and drives it from any thread, running code on the server's loop
 with ``call``::
 
@@ -23,6 +25,7 @@ module from the plugin's own tests or fakes.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from email.utils import formatdate
@@ -46,6 +49,7 @@ class BackgroundServer:
         self._io = LoopThread(self.thread_name)
         self._runner: web.AppRunner | None = None
         self.received: list[str] = []  # "METHOD /path" of every request that reached the server, any route
+        self._answer_gate: threading.Event | None = None  # see hold_order_answer
 
     @property
     def http_url(self) -> str:
@@ -103,6 +107,26 @@ class BackgroundServer:
             return result
 
         return self._io.run(run(), self.CALL_TIMEOUT)
+
+    def hold_order_answer(self) -> None:
+        """Fault plan: new orders are placed and worked as usual (their stream
+        events, a fill, go out), but their answers are held until
+        :meth:`release_order_answer`: the venue's stream tells of an order
+        before the order's own answer does."""
+        self._answer_gate = threading.Event()
+
+    def release_order_answer(self) -> None:
+        gate, self._answer_gate = self._answer_gate, None
+        if gate is not None:
+            gate.set()
+
+    async def order_answer_held(self) -> None:
+        """A fake's order handler awaits this before it answers (see
+        :meth:`hold_order_answer`; at most ``CALL_TIMEOUT`` seconds)."""
+        gate = self._answer_gate
+        deadline = time.monotonic() + self.CALL_TIMEOUT
+        while gate is not None and not gate.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     @web.middleware
     async def _note(self, request: web.Request, handler: Any) -> web.StreamResponse:

@@ -31,7 +31,6 @@ The broker runs its own asyncio loop on a thread; the engine's calls
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import time
 from collections.abc import Coroutine, Sequence
@@ -55,6 +54,7 @@ from engine_core import (
     TimeInForce,
     UpdateCallback,
     UpdateKind,
+    error_text,
     key_hint,
 )
 from engine_core.live import Backoff, LoopThread, VenueOrder, VenueOrders, cancel_all
@@ -102,15 +102,7 @@ class AlpacaBroker(Broker):
     # ------------------------------------------------------------ plumbing
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        if not self._io.running:
-            coro.close()
-            raise BrokerError("alpaca broker: not connected")
-        try:
-            return self._io.run(coro, timeout if timeout is not None else self.config.timeout * 4, cancel=True)
-        except TimeoutError as err:
-            raise BrokerTimeout("alpaca broker: no answer in time") from err
-        except concurrent.futures.CancelledError as err:  # the engine stopped before the answer came
-            raise BrokerTimeout("alpaca broker: stopped before the answer came") from err
+        return self._io.call("alpaca broker", coro, timeout if timeout is not None else self.config.timeout * 4)
 
     def _keys(self) -> tuple[str, str]:
         return self.config.key_id.get_secret_value(), self.config.secret_key.get_secret_value()
@@ -230,7 +222,7 @@ class AlpacaBroker(Broker):
         try:
             self._io.run(self.orders.stop_sending(timeout), timeout + 10)
         except Exception as err:  # stopping anyway; what is not known stays open in the journal
-            log.warning("alpaca broker: stopping the order sending: %s: %s", type(err).__name__, err)
+            log.warning("alpaca broker: stopping the order sending: %s", error_text(err))
 
     def _describe(self, order: Order) -> str:
         kind = "bracket " if order.stop_price is not None or order.take_profit_price is not None else ""
@@ -530,7 +522,7 @@ class AlpacaBroker(Broker):
                 ConnectionError,
                 wire.WireError,
             ) as err:
-                log.warning("alpaca broker: trade_updates stream: %s: %s", type(err).__name__, err)
+                log.warning("alpaca broker: trade_updates stream: %s", error_text(err))
             finally:
                 self.stream_up = False
             await backoff.wait()

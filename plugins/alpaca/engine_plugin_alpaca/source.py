@@ -32,7 +32,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from engine_core import Bar, BarChunk, ConnectionState, DataError, DataSource, iso_utc
+from engine_core import Bar, BarChunk, ConnectionState, DataError, DataSource, error_text, iso_utc
 from engine_core.live import Backoff, BarSequencer, VenueClock, WireProblems, cancel_all
 from engine_plugin_alpaca import wire
 from engine_plugin_alpaca.config import AlpacaSourceConfig, timeframe_ns
@@ -312,7 +312,7 @@ class AlpacaSource(DataSource):
                 OSError,
                 asyncio.TimeoutError,
             ) as err:
-                log.warning("alpaca source: stream %s: %s: %s", self.url, type(err).__name__, err)
+                log.warning("alpaca source: stream %s: %s", self.url, error_text(err))
             finally:
                 if backfill is not None:
                     await cancel_all([backfill])

@@ -11,7 +11,9 @@ until then): ``/v2/clock`` and every answer's ``Date`` header tell it. A bar
 in progress (``open_bar``) is served by REST with what it holds so far;
 ``close_bar`` gives it its final values and streams it. Orders fill as ``behaviour[symbol]`` says: ``fill`` (at once, at
 ``prices[symbol]``), ``partial`` (half, then the rest on ``fill_rest``),
-``hold`` (stay ``new``), ``reject``.
+``hold`` (stay ``new``), ``reject``. Fault plans: ``hold_order_answer`` (the
+order's answer comes after its trade_updates), ``delay_next_order``,
+``spend_rate_limit``, ``fail_next``.
 
 Point a config at it with ``data_url``/``trading_url`` = ``server.http_url`` and
 ``stream_url`` = ``server.ws_url``.
@@ -560,6 +562,7 @@ class FakeAlpaca(BackgroundServer):
         if self.delay_next_order:
             delay, self.delay_next_order = self.delay_next_order, 0.0
             await asyncio.sleep(delay)
+        await self.order_answer_held()  # the answer tells the order as it was placed (``new``)
         return web.json_response(answer, headers=headers)
 
     async def _work(self, order: _Order, behaviour: str) -> None:

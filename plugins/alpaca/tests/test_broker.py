@@ -4,6 +4,7 @@ reconciliation after a restart."""
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 import pytest
@@ -270,3 +271,19 @@ def test_restart_reads_positions_and_open_orders(server, make_broker):
         Decimal(50),
     )
     assert broker.order_status("e-nothing-1") is None
+
+
+def test_a_fill_event_before_the_orders_answer_is_reported_once(server, make_broker):
+    broker, updates = make_broker()
+    server.hold_order_answer()  # placed and filled; trade_updates tell it; the POST's answer waits
+    sending = threading.Thread(target=broker.submit, args=(order("e-AAPL-9"),))
+    sending.start()
+    try:
+        wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-9"), "the fill from the stream, before the answer")
+    finally:
+        server.release_order_answer()
+        sending.join(10)
+    assert not sending.is_alive()
+    broker.orders.close()  # every update made so far delivered
+    assert updates.kinds("e-AAPL-9") == [UpdateKind.ACK, UpdateKind.FILL]  # the late answer ("new") adds nothing
+    assert [u.fill.qty for u in updates.fills("e-AAPL-9")] == [Decimal(5)]

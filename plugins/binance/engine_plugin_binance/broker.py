@@ -34,7 +34,6 @@ engine's threads call in and wait for the answer.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import threading
 import time
@@ -59,6 +58,7 @@ from engine_core import (
     TimeInForce,
     UpdateCallback,
     UpdateKind,
+    error_text,
     key_hint,
     make_client_id,
     parse_client_id,
@@ -129,20 +129,8 @@ class BinanceBroker(Broker):
 
     # ---------------------------------------------------------------- loop thread
 
-    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        if not self._io.running:
-            coro.close()
-            raise BrokerError("binance broker: not connected (connect() first)")
-        if self._io.on_thread():
-            coro.close()
-            raise BrokerError("binance broker: called from its own on_update (the callback must not call back)")
-        name = getattr(coro, "__name__", "call")
-        try:
-            return self._io.run(coro, timeout, cancel=True)
-        except TimeoutError as err:
-            raise BrokerTimeout(f"binance broker: {name.lstrip('_')}: no result within {timeout:g}s") from err
-        except concurrent.futures.CancelledError as err:  # the engine stopped before the answer came
-            raise BrokerTimeout(f"binance broker: {name.lstrip('_')}: stopped before the answer came") from err
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        return self._io.call("binance broker", coro, timeout)
 
     def connect(self) -> None:
         if self._io.running:
@@ -300,7 +288,7 @@ class BinanceBroker(Broker):
         try:
             self._io.run(self.orders.stop_sending(timeout), timeout + 10)
         except Exception as err:  # noqa: BLE001 - stopping anyway; what is not known stays open in the journal
-            log.warning("binance: stopping the order sending: %s: %s", type(err).__name__, err)
+            log.warning("binance: stopping the order sending: %s", error_text(err))
 
     async def _place(self, tracked: VenueOrder, params: dict[str, Any]) -> None:
         with self.orders.on_wire(tracked):
@@ -366,7 +354,7 @@ class BinanceBroker(Broker):
         return order, trades
 
     def cancel(self, client_id: str) -> None:
-        if self._io.running and self._io.run(self.orders.cancel_held(client_id), 10):
+        if self._io.running and self._run(self.orders.cancel_held(client_id), 10):
             return  # held back for the rate limit: cancelled here, never sent
         self._run(self._cancel(client_id), self.ORDER_TIMEOUT * 2 + 10)
 
@@ -556,7 +544,7 @@ class BinanceBroker(Broker):
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # noqa: BLE001 - any failure: reconnect, the polls cover the gap
-                log.warning("binance: user data stream dropped: %s: %s", type(err).__name__, err)
+                log.warning("binance: user data stream dropped: %s", error_text(err))
             self.stream_up.clear()
             if self._stopping:
                 return

@@ -29,7 +29,7 @@ from typing import Any
 
 import websockets
 
-from engine_core import Bar, BarChunk, ConnectionState, DataSource
+from engine_core import Bar, BarChunk, ConnectionState, DataSource, error_text
 from engine_core.live import Backoff, BarSequencer, WireProblems
 from engine_plugin_binance import rest as binance_rest
 from engine_plugin_binance import wire
@@ -160,7 +160,7 @@ class BinanceSource(DataSource):
                 except _Reconnect as why:
                     log.info("binance: reconnecting: %s", why)
                 except (*_DROPPED, Unanswered) as err:
-                    log.warning("binance: stream dropped: %s: %s", type(err).__name__, err)
+                    log.warning("binance: stream dropped: %s", error_text(err))
                     await asyncio.sleep(self.backoff.next())
                 self.counts["reconnects"] += 1
                 for symbol in self.symbols:

@@ -7,7 +7,8 @@ symbol's last price with a 0.1% commission in the asset received (Binance
 without BNB), verifies HMAC signatures of the exact query string, counts
 request weight into ``X-MBX-USED-WEIGHT-1M``, and lets a test script what a
 real venue does now and then: a failing request (429, 418, 5xx), an order
-placed but unanswered, a rejected order, partial fills, a stream cut with
+placed but unanswered, an order answered only after its executionReports
+(``hold_order_answer``), a rejected order, partial fills, a stream cut with
 no close frame, a stream gone quiet, malformed frames, a kline in progress
 (``open_bar``, ``close_bar``), and this machine's clock running ahead of the
 venue's (``skew_clock``: the venue's server time, ``Date`` headers,
@@ -625,6 +626,7 @@ class FakeBinance(BackgroundServer):
             request.transport.abort()
             return web.Response(status=200)
         body = {**order.view(), "transactTime": order.time, "fills": fills}
+        await self.order_answer_held()
         return _json(body, 200, headers)
 
     async def _execute(self, order: FakeOrder, qty: Decimal, price: Decimal) -> dict[str, Any]:

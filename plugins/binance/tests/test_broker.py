@@ -1,3 +1,4 @@
+import threading
 import time
 from decimal import Decimal
 
@@ -214,3 +215,22 @@ def test_orders_placed_by_hand_on_the_account_are_left_alone(fake, venue):
     assert not BinanceBroker._ours("web_abc123", "BTCUSDT")
     assert BinanceBroker._ours(make_client_id("my-engine", "BTCUSDT", 4), "BTCUSDT")
     assert not BinanceBroker._ours(make_client_id("my-engine", "ETHUSDT", 4), "BTCUSDT")
+
+
+def test_an_execution_report_before_the_orders_answer_is_reported_once(fake, venue):
+    broker, updates = venue
+    o = order(11)
+    fake.hold_order_answer()  # placed and filled; the user stream tells it; the POST's answer waits
+    sending = threading.Thread(target=broker.submit, args=(o,))
+    sending.start()
+    try:
+        updates.wait(
+            lambda: UpdateKind.FILL in updates.kinds(o.client_id), "the fill from the stream, before the answer"
+        )
+    finally:
+        fake.release_order_answer()
+        sending.join(10)
+    assert not sending.is_alive()
+    broker.orders.close()  # every update made so far delivered
+    assert updates.kinds(o.client_id) == [UpdateKind.ACK, UpdateKind.FILL]  # the answer's fills are the same trade
+    assert [u.fill.qty for u in updates.fills(o.client_id)] == [D("0.01")]

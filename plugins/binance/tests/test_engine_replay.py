@@ -127,6 +127,7 @@ def test_a_faulty_session_with_a_kill_and_restart_replays_identical(
         eng.wait(lambda: w.orders.current is not None and w.ledger.qty == D("0.003996"), "the reconciliation")
         fake.fill_order(cid)
         eng.wait(lambda: w.sm.state is State.IN_TRADE, "the rest of the fill")
+        eng.streaming()  # a bar streamed before the stream subscribes would never reach the engine
         fake.stream_bar("BTCUSDT", 20300.0)
         eng.wait(lambda: w.sm.state is State.WATCH, "the exit")
         eng.stop()

@@ -21,6 +21,8 @@ from typing import Any
 import msgspec
 from engine_plugin_mqtt.wire import symbol_of_level
 
+from engine_core import error_text
+
 log = logging.getLogger("engine_plugin_dashboard")
 
 SCHEMA = 1
@@ -251,6 +253,8 @@ class EngineView:
             self.rate = (self.counted - counted) / (now - then)
             self._rate_at = (now, self.counted)
         equity = self.status.get("equity")
+        if equity is None and self.curve == "equity" and self.status.get("online") is False:
+            return  # its last will (no figures): keep the equity curve until it is back
         kind = "pnl" if equity is None else "equity"
         if kind == "equity":
             value = float(_decimal(equity, "equity"))
@@ -358,7 +362,7 @@ class Fleet:
         except Malformed as err:
             self.problem(topic, str(err))
         except (KeyError, TypeError, ValueError) as err:
-            self.problem(topic, f"unexpected content: {type(err).__name__}: {err}")
+            self.problem(topic, f"unexpected content: {error_text(err)}")
 
     def _bar_message(self, engine: str, bar: BarMessage) -> None:
         if bar.schema != SCHEMA:

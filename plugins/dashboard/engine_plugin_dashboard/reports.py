@@ -273,8 +273,17 @@ def study(root: Path, ident: str) -> dict[str, Any]:
         "worst_trade_pnl",
         "final_equity",
         "returns",
+        "orders",
+        "fills",
     }
-    params = [c for c in columns if c not in fixed]
+    # engine optimize writes [fold,] number, state, value, the parameters, then the figures:
+    # the parameters are the columns after "value" up to the first figure
+    start = columns.index("value") + 1 if "value" in columns else 0
+    params: list[str] = []
+    for c in columns[start:]:
+        if c in fixed:
+            break
+        params.append(c)
     best = path / "best.toml"
     return {
         "id": ident,

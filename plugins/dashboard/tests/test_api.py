@@ -278,3 +278,43 @@ def test_the_shards_of_a_run_are_listed_together_and_shown_as_one(tmp_path, shar
     assert reports.listing(tmp_path / "reports")["runs"][0]["missing"] == [2]
     with pytest.raises(reports.ReportError, match="no shard reports of 'other'"):
         reports.shards(tmp_path / "reports", "other")
+
+
+def test_a_study_names_only_its_parameters_and_run_this_one_writes_only_those(tmp_path):
+    """trials.csv as ``engine optimize`` writes it: the page's parameters are the
+    searched ones, never a figure (orders, fills), and "run this one" puts
+    only those into the trial's [strategy.params]."""
+    backtest(tmp_path, "opt", seed=1, every=4)
+    config = tmp_path / "opt.toml"
+    config.write_text(
+        config.read_text() + '\n[strategy.params]\nfast = 3\n\n[optimize]\nmetric = "pnl"\ntrials = 2\n'
+        'sampler = "random"\n\n[optimize.params]\nfast = { low = 2, high = 9 }\n'
+    )
+    done = run_engine("optimize", "-c", str(config), "-q", "-j", "1")
+    assert done.returncode == 0, done.stderr
+    study = reports.study(tmp_path / "reports", "opt")
+    assert {"orders", "fills"} <= set(study["columns"])
+    assert study["params"] == ["fast"]
+    number = study["trials"][0]["number"]
+    written = reports.trial_config(tmp_path / "reports", "opt", number).read_text()
+    params = written.split("[strategy.params]")[1].split("\n[")[0]
+    assert "fast =" in params
+    assert "orders" not in params and "fills" not in params
+
+
+def test_the_equity_curve_outlives_a_broker_outage():
+    """The broker gone, the engine's last will (no figures) stands for its
+    status until it reconnects: its equity curve is kept, not swapped for
+    "PnL seen" and cleared, then cleared again on the way back."""
+    fleet = Fleet("mqtt")
+    status = {"schema": 1, "engine": "e1", "online": True, "symbols": ["AAA"], "cash": "9000", "equity": "10000"}
+    fleet.message("t", "t/e1/status", json.dumps(status).encode())
+    fleet.tick()
+    will = {"schema": 1, "engine": "e1", "online": False, "reason": "connection lost", "symbols": ["AAA"]}
+    fleet.message("t", "t/e1/status", json.dumps(will).encode())
+    fleet.tick()
+    fleet.message("t", "t/e1/status", json.dumps({**status, "equity": "10100"}).encode())
+    fleet.tick()
+    [engine] = fleet.snapshot()["engines"]
+    assert engine["curve"] == "equity"
+    assert [v for _, v in fleet.snapshot()["pnl"]["e1"]] == [10000.0, 10100.0]

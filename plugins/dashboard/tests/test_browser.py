@@ -18,7 +18,7 @@ import pytest
 from dashboard_helpers import TOKEN, Dashboard, backtest, live_config
 from mqtt_brokers import Subscriber
 
-from engine_core.testing import start_engine, wait_until
+from engine_core.testing import run_engine, start_engine, wait_until, write_config
 from engine_core.testing.processes import exited
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install 'engine-plugin-dashboard[test]'")
@@ -219,3 +219,42 @@ def test_the_shards_of_a_fleet_and_of_a_run_are_shown_together(tmp_path, broker,
             engine.terminate()
         for engine in engines:
             engine.wait(30)
+
+
+def test_a_report_with_many_trades_marks_every_trade_or_says_where_they_are(tmp_path, browser):
+    """Over 200 trades: the equity curve must not carry only the first few
+    hundred markers (read as no trades after them), and each symbol's candles
+    carry every trade of that symbol."""
+    (tmp_path / "busy.py").write_text(
+        "class S:\n    def watch(self, ctx):\n        return 'enter'\n"
+        "    def close_watch(self, ctx):\n        return None\n"
+        "    def in_trade(self, ctx):\n        return 'exit'\n"
+    )
+    config = write_config(
+        tmp_path / "busy.toml",
+        {
+            "engine": {"symbols": ["AAA", "BBB"], "id": "busy"},
+            "source": {"type": "simulated", "bars": 1000, "seed": 3, "interval": 3600},
+            "strategy": {"host": "python", "class": "busy.py:S"},
+            "report": {"dir": "reports/busy"},
+        },
+    )
+    done = run_engine("run", "-c", str(config), "-q")
+    assert done.returncode == 0, done.stderr
+    trades = [line.split(",")[0] for line in (tmp_path / "reports/busy/trades.csv").read_text().splitlines()[1:]]
+    assert len(trades) > 200
+    dash = Dashboard("--reports", str(tmp_path / "reports"), "--token", TOKEN)
+    try:
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        page.goto(dash.url)
+        page.goto(f"{dash.base}/#/report/busy")
+        page.locator("table.trades tbody tr").first.wait_for(timeout=WAIT)
+        equity = page.locator(".chart[data-markers]").first
+        assert equity.get_attribute("data-markers") == "0"
+        assert page.get_by_text("too many for this chart").count() == 1
+        charts = page.locator('.chart[data-kind="candles"]')
+        shown = [int(charts.nth(i).get_attribute("data-markers") or -1) for i in range(charts.count())]
+        assert shown == [2 * trades.count("AAA"), 2 * trades.count("BBB")]
+        shot(page, tmp_path, "report-busy")
+    finally:
+        dash.stop()

@@ -13,7 +13,7 @@ import asyncio
 from collections import OrderedDict
 from typing import Any
 
-from engine_core import Command, ControlError, deliver
+from engine_core import Command, ControlError, deliver, error_text
 from engine_plugin_mqtt import wire
 
 ANSWER_TIMEOUT = 10.0  # seconds a worker has to act on a command
@@ -62,14 +62,18 @@ class ControlChannel:
         except ControlError as err:
             return self._refuse(reply, str(err))
         for target, future in futures.items():
+            answered = asyncio.wrap_future(future)
+            await asyncio.wait([answered], timeout=ANSWER_TIMEOUT)
+            if not answered.done():
+                answered.cancel()
+                reply["errors"][target] = f"no answer within {ANSWER_TIMEOUT:g} s"
+                continue
             try:
-                reply["results"][target] = await asyncio.wait_for(asyncio.wrap_future(future), ANSWER_TIMEOUT)
+                reply["results"][target] = answered.result()
             except ControlError as err:
                 reply["errors"][target] = str(err)
-            except asyncio.TimeoutError:
-                reply["errors"][target] = f"no answer within {ANSWER_TIMEOUT:g} s"
-            except Exception as err:  # noqa: BLE001 - a worker's bug, reported, never raised here
-                reply["errors"][target] = f"internal error: {type(err).__name__}: {err}"
+            except Exception as err:  # noqa: BLE001 - a worker's bug (a TimeoutError too), reported, never raised here
+                reply["errors"][target] = f"internal error: {error_text(err)}"
         reply["ok"] = not reply["errors"]
         if reply["errors"]:
             reply["error"] = "; ".join(f"{s}: {e}" for s, e in reply["errors"].items())

@@ -121,6 +121,7 @@ class MqttSink(EventSink):
         self._deadline = 0.0
         self._since = ""
         self._status_figures: tuple[int, ...] = ()
+        self._status_at = 0.0  # time.monotonic() of the last engine status made
         self.control: ControlChannel | None = None
         self._figures: EngineFigures | None = None  # cash, equity, kill switches (set by attach)
         self._stop_event: threading.Event | None = None  # the engine's
@@ -301,6 +302,7 @@ class MqttSink(EventSink):
         if self._figures is not None and reason != "connection lost":  # (the will's figures would be stale)
             body.update(self._figures.payload(self._statuses))
         self._status_figures = (self.received, self.dropped, self.connects)
+        self._status_at = time.monotonic()
         return _Message(self.topic("status"), wire.dumps(body), True)
 
     def _symbol_status(self, symbol: str) -> _Message:
@@ -600,6 +602,9 @@ class MqttSink(EventSink):
             events = self._take()
             if events:
                 stage(self._messages(events))
+                # events coming faster than status_every never let the wait below time out
+                if time.monotonic() - self._status_at >= self.cfg.status_every:
+                    stage([self._engine_status(True)])
                 continue
             if self._closing:
                 if not unacked and not self._local:

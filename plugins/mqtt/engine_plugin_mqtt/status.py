@@ -138,7 +138,8 @@ UPDATES: dict[type, Callable[[SymbolStatus, Any], None]] = {
 
 class EngineFigures:
     """The engine-wide figures of the engine status: cash and equity from the
-    symbols' statuses (the fills and last bars published), and each kill
+    symbols' statuses (the fills and last bars published; a position restored
+    from the journal counts at its entry price until its first bar), and each kill
     switch's limits and memory, read from the symbols' workers (numbers the
     worker replaces whole, so a read from the sink's thread sees one bar's)."""
 
@@ -157,6 +158,8 @@ class EngineFigures:
             close = (s.last_bar or {}).get("close")
             if s.qty and close is not None:
                 equity += s.qty * Decimal(repr(close))
+            elif s.qty and s.avg_price is not None:  # restored from the journal, no bar of this run yet
+                equity += s.qty * s.avg_price
         kills = {}
         for symbol, kill in self.kills.items():
             limits, state = kill.risk.limits(symbol), kill.state

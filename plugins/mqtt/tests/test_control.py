@@ -3,6 +3,7 @@ malformed ones are answered with an error and never acted on."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,3 +201,19 @@ def test_mqtt5_response_topic_and_correlation_data(tmp_path: Path, broker, subsc
     finally:
         channel(name).put(None)
         run.join()
+
+
+def test_a_worker_error_without_a_message_is_answered_with_its_type_never_an_empty_line(monkeypatch):
+    from concurrent.futures import Future
+
+    from engine_plugin_mqtt import control
+
+    failed: Future[Any] = Future()
+    failed.set_exception(TimeoutError())  # str() is ""
+    monkeypatch.setattr(control, "deliver", lambda engine, command: {"AAA": failed})
+    channel = control.ControlChannel("e1")
+    channel.engine = object()
+    reply = asyncio.run(channel.answer("pause", b'{"symbol": "AAA"}'))
+    assert reply["ok"] is False
+    assert reply["errors"] == {"AAA": "internal error: TimeoutError: (no message)"}
+    assert reply["error"] == "AAA: internal error: TimeoutError: (no message)"

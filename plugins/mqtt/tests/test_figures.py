@@ -4,6 +4,7 @@ carries the values of the indicators its strategy reads."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -115,3 +116,44 @@ def test_the_engine_status_has_cash_equity_and_kill_switches_and_a_bar_its_indic
                                        "bbands(4,2,2).lowerband"}  # fmt: skip
     assert last["indicators"]["bbands(4,2,2).middleband"] == pytest.approx(sum(closes[-4:]) / 4)
     assert bars[1]["indicators"]["sma(3)"] is None  # not ready at the second bar
+
+
+def test_the_engine_status_is_sent_again_while_events_keep_coming(tmp_path: Path, broker, subscriber):
+    """Bars arriving more often than ``status_every`` must not hold the engine
+    status (events, cash, equity: a dashboard's curve) at its first figures."""
+    path, name = gated_config(tmp_path, broker.port, engine={"symbols": ["AAA"]}, sink={"status_every": 0.3})
+    (tmp_path / "busy.py").write_text(READER)
+    run = Running(path)
+    try:
+        _memory, mqtt = sinks(run.engine)
+        wait_until(lambda: mqtt.connects == 1, "the sink to connect")
+        updated: list[dict[str, Any]] = []
+        for i in range(200):  # a bar every 20 ms (status_every is 300 ms), until a fresh status shows
+            channel(name).put(bar("AAA", i))
+            time.sleep(0.02)
+            updated = [s for s in subscriber.on("t/e1/status") if s.get("online") and s["events"] > 0]
+            if updated:
+                break
+    finally:
+        channel(name).put(None)
+        run.join()
+    assert updated, "the engine status kept its first figures while bars came every 20 ms"
+
+
+def test_a_restored_position_counts_in_the_equity_before_its_first_bar():
+    """After a restart the journal restores a position, but no bar of this run
+    has priced it yet: the equity must still hold it (at its entry price until
+    the first bar), not drop to the cash alone."""
+    from types import SimpleNamespace
+
+    from engine_plugin_mqtt.status import EngineFigures, SymbolStatus
+
+    worker = SimpleNamespace(risk=SimpleNamespace(account=SimpleNamespace(start_cash=Decimal(1000))))
+    worker.kill = SimpleNamespace(enabled=False)
+    figures = EngineFigures(SimpleNamespace(workers={"AAA": worker}))
+    status = SymbolStatus("AAA")
+    # bought 5 at 100 last run: the symbol's cash flow is -500
+    status.seed({"state": "in_trade", "qty": "5", "cash": "-500", "entry": {"price": "100"}, "last_ts": 1})
+    payload = figures.payload({"AAA": status})
+    assert Decimal(payload["cash"]) == 500
+    assert Decimal(payload["equity"]) == 1000

@@ -34,6 +34,7 @@ from typing import Any
 from engine_core import EngineError, error_text
 from engine_core.config import LoadedConfig, StrategySection
 from engine_core.plugins import Registry, get_registry
+from engine_core.streams import guard_std_streams
 from engine_plugin_optimize.history import History, MemorySource, MemoryWindow
 from engine_plugin_optimize.metrics import figures
 
@@ -186,9 +187,12 @@ _runner: TrialRunner | None = None
 
 
 def init_process(setup: TrialSetup) -> None:
-    """Initializer of a local worker process: Ctrl-C is the driver's to handle."""
+    """Initializer of a local worker process: Ctrl-C is the driver's to
+    handle; stdout and stderr (the driver's) are written as ``engine run``
+    writes them, so that a reader who does not read never stops a trial."""
     global _runner
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    guard_std_streams()
     _runner = TrialRunner(setup)
 
 

@@ -677,18 +677,25 @@ function figures(summary) {
     el("span", {}, el("b", {}, "bars "), `${fmt.time(summary.first_bar)} → ${fmt.time(summary.last_bar)}`));
 }
 
+// Trade markers drawn on the equity curve, at most: a run with more has none there (its candles
+// below carry them), never the first few hundred, which would read as no trades after them.
+const EQUITY_MARKERS = 400;
+
 function equityCharts(report, box, markersToo) {
   const eqBox = chartBox(260), ddBox = chartBox(140);
-  box.append(el("h3", {}, "Equity"), eqBox, el("h3", {}, "Drawdown (%)"), ddBox);
+  const marked = markersToo && report.markers.length <= EQUITY_MARKERS;
+  eqBox.dataset.markers = marked ? report.markers.length : 0;
+  const title = markersToo && !marked ? `Equity (${report.markers.length} trade markers: too many for this chart; each symbol's candles below have them)` : "Equity";
+  box.append(el("h3", {}, title), eqBox, el("h3", {}, "Drawdown (%)"), ddBox);
   const charts = [];
   const eq = makeChart(eqBox), dd = makeChart(ddBox);
   if (eq) {
     const series = lineSeries(eq, "#2962ff", "equity");
     series.setData(dedupe(report.equity.map(([t, v]) => ({ time: Math.floor(t), value: v }))));
-    if (markersToo) {
+    if (marked) {
       const times = report.equity.map(([t]) => Math.floor(t));
       const snap = (t) => { let lo = 0, hi = times.length - 1; while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (times[mid] <= t) lo = mid; else hi = mid - 1; } return times[lo]; };
-      const marks = report.markers.slice(0, 400).map((m) => ({ time: snap(Math.floor(m.time)), position: m.kind === "entry" ? "belowBar" : "aboveBar",
+      const marks = report.markers.map((m) => ({ time: snap(Math.floor(m.time)), position: m.kind === "entry" ? "belowBar" : "aboveBar",
         color: m.kind === "entry" ? "#2962ff" : (Number(m.pnl) >= 0 ? "#26a69a" : "#ef5350"), shape: m.kind === "entry" ? "arrowUp" : "arrowDown" }));
       marks.sort((a, b) => a.time - b.time);
       window.LightweightCharts.createSeriesMarkers(series, marks);
@@ -741,7 +748,8 @@ function tradeChart(report, box) {
     // a marker sits on the candle its trade happened in
     const snap = (t) => { let lo = 0, hi = times.length - 1; while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (times[mid] <= t) lo = mid; else hi = mid - 1; } return times[lo]; };
     if (times.length) {
-      LC.createSeriesMarkers(series, mine.slice(0, 800).map((m) => ({
+      b.dataset.markers = mine.length;  // every trade shown (the first TRADES_SHOWN of the report)
+      LC.createSeriesMarkers(series, mine.map((m) => ({
         time: snap(Math.floor(m.time)), position: m.kind === "entry" ? "belowBar" : "aboveBar",
         color: m.kind === "entry" ? "#2962ff" : (Number(m.pnl) >= 0 ? "#26a69a" : "#ef5350"),
         shape: m.kind === "entry" ? "arrowUp" : "arrowDown", text: m.kind === "exit" && bars === undefined ? m.pnl : "" })).sort((x, y) => x.time - y.time));

@@ -1,0 +1,183 @@
+"""What a strategy's decision does: a setup, an entry (checked, sized,
+rounded to the venue's lot step, sent), an exit, a cancel, new stops; and
+how an order leaves (``_send``: through ``execution.py``; a simulated
+broker's fill at a stop's level or at the decision bar's close is asked for
+at once). The worker calls ``apply`` at the bar that decided.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from engine_core import updates
+from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError
+from engine_core.execution import HELD
+from engine_core.model import BUY, SELL, ErrorEvent, Order, OrderType, Side, SignalEvent, State, to_decimal
+from engine_core.orders import InFlight, OrderStatus
+from engine_core.stops import stop_price_from
+from engine_core.strategy import Decision
+
+if TYPE_CHECKING:
+    from engine_core.worker import SymbolWorker
+
+# Enum members read once: on Python 3.11 each ``State.X`` costs a metaclass lookup.
+_WATCH, _CLOSE_WATCH = State.WATCH, State.CLOSE_WATCH
+_SUBMITTED, _UNKNOWN = OrderStatus.SUBMITTED, OrderStatus.UNKNOWN
+_INTENT = OrderStatus.INTENT  # an order the broker holds back (execution.HELD)
+_MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
+
+
+def apply(w: SymbolWorker, state: State, d: Decision, k: int) -> None:
+    ts = int(w.view.ts[w.view.offset + k])
+    if w.bus.listening:
+        w.bus.emit(SignalEvent(w.symbol, ts, d.action, d.detail()))
+    action = d.action
+    if state is _WATCH and action in ("setup", "enter"):
+        w.transition(_CLOSE_WATCH, ts, d.reason or action)
+        w.expiry = w.view.seen + k + d.expires if d.expires else None
+        if action == "setup":
+            k2, d2 = w._scan(_CLOSE_WATCH, k, k + 1)
+            if d2 is not None and k2 is not None:
+                apply(w, _CLOSE_WATCH, d2, k2)
+            return
+    if action == "enter":
+        _enter(w, d, k, ts)
+    elif action == "exit":
+        exit(w, k, d.reason or "exit", None)
+    elif action == "cancel":
+        w.expiry = None
+        if w.orders.current is not None:
+            cancel(w, w.orders.current, k)  # back to Watch when the venue confirms
+        else:
+            w.transition(_WATCH, ts, d.reason or "cancel")
+    elif action == "adjust":
+        w.stops.override(d.stop_price, d.take_profit_price, d.trailing_stop)
+        w._journal_stops(ts)
+        w.sync_position_view()
+        w._persist()
+
+
+def _enter(w: SymbolWorker, d: Decision, k: int, ts: int) -> None:
+    if w.orders.current is not None:
+        return  # an entry is already working
+    if w.entries_allowed is not None and not w.entries_allowed(w.symbol, ts):
+        refusal = RiskError(f"{w.symbol}: no entries now (outside the market's session)", rule="session")
+        _not_placed(w, ts, refusal)
+        return
+    price = float(w.view.close[w.view.offset + k])
+    ref = d.limit_price if d.limit_price is not None else price
+    sign = 1 if d.side is BUY else -1
+    if d.stop_price is not None and (d.stop_price - ref) * sign >= 0:
+        word = "below" if sign > 0 else "above"
+        raise StrategyError(
+            f"{w.symbol}: invalid decision: stop_price {d.stop_price:g} is not {word} the entry price "
+            f"{ref:g} of a {d.side.value}"
+        )
+    if d.take_profit_price is not None and (d.take_profit_price - ref) * sign <= 0:
+        word = "above" if sign > 0 else "below"
+        raise StrategyError(
+            f"{w.symbol}: invalid decision: take_profit_price {d.take_profit_price:g} is not {word} the "
+            f"entry price {ref:g} of a {d.side.value}"
+        )
+    stop = d.stop_price
+    if stop is None and w.cfg.stop_loss:
+        stop = stop_price_from(ref, sign, w.cfg.stop_loss)
+    try:
+        qty = d.qty or w.risk.size(w.symbol, ref, stop, w.start_cash + float(w.ledger.cash), w.cfg.qty)
+    except RiskError as err:
+        _not_placed(w, ts, err)
+        return
+    qty = w.broker.round_qty(w.symbol, qty)
+    if qty <= 0:
+        _not_placed(w, ts, RiskError(f"{w.symbol}: entry quantity rounds to 0 at the venue's lot step"))
+        return
+    w.expiry = None
+    w.entry_levels = (d.stop_price, d.take_profit_price, d.trailing_stop)
+    placed = _send(
+        w, d.side, qty, ts, d.reason or "enter", k, limit=d.limit_price, stop=stop, target=d.take_profit_price
+    )
+    if placed and d.limit_price is not None and d.expires and w.orders.current is not None:
+        w.order_expiry = w.view.seen + k + d.expires
+
+
+def _send(
+    w: SymbolWorker,
+    side: Side,
+    qty: Decimal,
+    ts: int,
+    reason: str,
+    k: int,
+    price: float | None = None,
+    reducing: bool = False,
+    limit: float | None = None,
+    stop: float | None = None,
+    target: float | None = None,
+) -> bool:
+    """Send an order decided at chunk bar ``k``; ``price`` is the level of
+    a stop the bar touched (a simulated broker fills there at once)."""
+    last = float(w.view.close[w.view.offset + k]) if price is None else price
+    order = Order(
+        w.execution.client_id(w.symbol),
+        w.symbol,
+        side,
+        qty,
+        ts,
+        reason,
+        _MARKET if limit is None else _LIMIT,
+        None if limit is None else to_decimal(limit),
+        stop_price=None if stop is None else to_decimal(stop),
+        take_profit_price=None if target is None else to_decimal(target),
+    )
+    try:
+        state = w.execution.submit(order, price=last, position=w.ledger.qty, reducing=reducing)
+    except EngineError as err:
+        if isinstance(err, OrderLost):  # remembered: a fill may still come if the venue had it after all
+            w.orders.remember(InFlight(order, OrderStatus.LOST))
+        _not_placed(w, ts, err)
+        return False
+    status = _SUBMITTED if state is None else _INTENT if state is HELD else _UNKNOWN
+    w.orders.open(order, status, w.view.seen + k)
+    w.orders_sent += 1
+    w._persist()
+    if state is not None:
+        updates.apply_state(w, order, state, k)
+    if w.sim is not None and w.orders.current is not None and limit is None:
+        if price is not None or not w.fill_next_open:
+            w._simulate(k, w.sim.fill_market, w.symbol, ts, last)
+    return True
+
+
+def _not_placed(w: SymbolWorker, ts: int, err: EngineError) -> None:
+    w.entry_levels = None
+    rule = f" by {err.rule}" if isinstance(err, RiskError) and err.rule else ""
+    w.bus.emit(ErrorEvent(w.symbol, ts, f"order not placed: {err}", kind="order"))
+    if w.sm.state is State.CLOSE_WATCH and w.flat():
+        w.transition(State.WATCH, ts, f"entry refused{rule}" if rule else "entry not placed")
+
+
+def exit(w: SymbolWorker, k: int, reason: str, price: float | None) -> None:
+    qty = w.ledger.qty
+    if qty == 0 or w.orders.current is not None:
+        return
+    size = w.broker.round_qty(w.symbol, abs(qty))
+    if size <= 0:
+        return
+    ts = int(w.view.ts[w.view.offset + k])
+    _send(w, SELL if qty > 0 else BUY, size, ts, reason, k, price, reducing=True)
+
+
+def cancel(w: SymbolWorker, flight: InFlight, k: int) -> None:
+    if flight.cancel_sent:
+        return
+    flight.cancel_sent = True
+    if w.sim is not None:
+        w._simulate(k, w.execution.cancel, flight.order)
+    else:
+        w.execution.cancel(flight.order)
+
+
+def cancel_entry(w: SymbolWorker, k: int) -> None:
+    cur = w.orders.current
+    if cur is not None and w.sm.state is State.CLOSE_WATCH:
+        cancel(w, cur, k)

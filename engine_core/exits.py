@@ -1,0 +1,53 @@
+"""The exits the engine takes by itself, found over a span of bars at
+once: the first bar whose range reaches a stop (``stops.py``), the first bar
+at which a kill switch trips (``risk.KillSwitch``, on the symbol's equity at
+the closes), and what a tripped switch does (cancel the entry, flatten if
+its action says so, halt the symbol).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engine_core import decisions
+from engine_core.stops import StopHit
+
+if TYPE_CHECKING:
+    from engine_core.worker import SymbolWorker
+
+
+def first_stop(w: SymbolWorker, i: int, n: int) -> StopHit | None:
+    v, o = w.view, w.view.offset
+    hit = w.stops.first_hit(v.open[o + i : o + n], v.high[o + i : o + n], v.low[o + i : o + n], w.ledger.qty > 0)
+    return None if hit is None else StopHit(i + hit.bar, hit.price, hit.reason)
+
+
+def _equity(w: SymbolWorker, start: int, stop: int) -> np.ndarray:
+    """The symbol's equity (start cash + its PnL) at the closes of chunk bars [start, stop)."""
+    o = w.view.offset
+    close = w.view.close[o + start : o + stop]
+    return w.start_cash + float(w.ledger.cash) + float(w.ledger.qty) * close
+
+
+def first_kill(w: SymbolWorker, start: int, stop: int) -> tuple[int, str] | None:
+    if not w.kill.enabled or stop <= start:
+        return None
+    o = w.view.offset
+    hit = w.kill.first(w.view.ts[o + start : o + stop], _equity(w, start, stop))
+    return None if hit is None else (start + hit[0], hit[1])
+
+
+def consume_kill(w: SymbolWorker, start: int, stop: int) -> None:
+    if w.kill.enabled and stop > start:
+        o = w.view.offset
+        w.kill.consume(w.view.ts[o + start : o + stop], _equity(w, start, stop))
+
+
+def kill_switch(w: SymbolWorker, k: int, rule: str) -> None:
+    ts = int(w.view.ts[w.view.offset + k])
+    decisions.cancel_entry(w, k)
+    if w.kill.action == "flatten" and w.ledger.qty != 0:
+        decisions.exit(w, k, rule, None)
+    w.halt(f"{w.symbol}: kill switch {rule} tripped; trading stopped ({w.kill.action})", ts, flatten=False)

@@ -1,0 +1,191 @@
+"""What a broker's update does to a symbol: to its order in flight
+(``orders.py`` keeps the lifecycle), to its position when it brings a fill
+(``ledger.py``, journaled with the snapshot it leaves in one synced commit),
+and, when the order is done, to its state and stops.
+
+Every broker's updates come here the same way: a venue's through the
+worker's inbox, a simulated broker's at once from inside the worker's call
+(``SymbolWorker.deliver``), a restart's as the updates an order's state at
+the broker stands for (``apply_state``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine_core.model import ErrorEvent, Fill, FillEvent, Order, State
+from engine_core.orders import InFlight, OrderState, OrderStatus, OrderUpdate, UpdateKind
+
+if TYPE_CHECKING:
+    from engine_core.worker import SymbolWorker
+
+_TERMINAL_UPDATE = {
+    OrderStatus.CANCELLED: UpdateKind.CANCEL,
+    OrderStatus.REJECTED: UpdateKind.REJECT,
+    OrderStatus.EXPIRED: UpdateKind.EXPIRE,
+}
+# Enum members read once: on Python 3.11 each ``State.X`` costs a metaclass lookup.
+_WATCH, _CLOSE_WATCH, _IN_TRADE = State.WATCH, State.CLOSE_WATCH, State.IN_TRADE
+_FILLED = OrderStatus.FILLED
+
+
+def apply(w: SymbolWorker, update: OrderUpdate, i: int) -> None:
+    """Apply a broker update (at chunk bar ``i``): its status, its fill,
+    and what the order's end means for the state machine."""
+    fill = update.fill
+    if fill is not None and w.ledger.booked(fill):
+        return  # a fill seen before (a resent update, or reported again after a restart)
+    if update.leg and fill is not None:  # a bracket leg the venue held: it closes the position
+        _book(w, fill, i, None, None, reason=update.leg)
+        settle_state(w, fill.ts, update.leg)
+        return
+    flight, status, done = w.orders.apply(update)
+    if fill is not None:
+        _book(w, fill, i, flight, status)
+    elif status is not None and flight is not None:
+        w.execution.record(flight.order, status, update.reason, update.venue_id)
+    if done and flight is not None:
+        w.execution.order_closed()
+        _order_finished(w, flight, update.ts, update.reason)
+    elif fill is not None and (flight is None or flight is not w.orders.current):
+        # a late fill of an order given up (lost), or of one not known here
+        settle_state(w, fill.ts, "fill of a finished order" if flight is not None else "fill of an unknown order")
+
+
+def _book(
+    w: SymbolWorker, fill: Fill, i: int, flight: InFlight | None, status: OrderStatus | None, reason: str = ""
+) -> None:
+    """Book a fill into the ledger, journaled with its order's status and
+    the new position in one transaction; events go out once it is committed."""
+    if flight is None and not reason:
+        w.bus.emit(ErrorEvent(w.symbol, fill.ts, f"fill for unknown order {fill.client_id}: booked", kind="fill"))
+    reason = reason or (flight.order.reason if flight is not None else "exit")
+    index = w.view.seen + i + 1
+    # the ledger's own reading (only zero is flat) serves a broker without a lot step
+    flat = None if w._any_qty else w.flat(w.ledger.qty + fill.position_change)
+    if w.journal is None:
+        w.ledger.book(fill, i, index, reason, flat)
+    else:
+        recorded = status or (flight.status if flight is not None else _FILLED)
+        filled = flight.filled if flight is not None else fill.qty
+        with w.journal.transaction():
+            w.journal.fill(
+                fill.client_id,
+                w.symbol,
+                fill.ts,
+                str(filled),
+                recorded,
+                side=fill.side.value,
+                qty=str(fill.qty),
+                price=str(fill.price),
+                commission=str(fill.commission),
+                fee_qty=str(fill.fee_qty),
+                trade_id=fill.trade_id,
+            )
+            w.ledger.book(fill, i, index, reason, flat)
+            w._persist()
+    if w.bus.listening:
+        w.bus.emit(FillEvent(fill))
+    if w.risk.tracks_account:
+        last = float(w.view.close[w.view.offset + i]) if w.view.n else float(fill.price)
+        qty = float(w.ledger.qty)
+        w.risk.account.update(w.symbol, float(w.ledger.cash) + qty * last, abs(qty) * last)
+    w.sync_position_view()
+    w._guard(w.strategy.on_fill, fill.ts, fill)
+
+
+def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> None:
+    """The order in flight is done (filled, cancelled, rejected, expired, lost)."""
+    w.order_expiry = None
+    status = flight.status
+    state, qty = w.sm.state, w.ledger.qty
+    if state is _CLOSE_WATCH and not w.flat():
+        order = flight.order
+        if w.broker.supports_brackets and (order.stop_price is not None or order.take_profit_price is not None):
+            w.bracket = order.client_id
+        w.transition(
+            _IN_TRADE,
+            ts,
+            "entry filled" if status is _FILLED else f"entry {status.value} after a partial fill",
+        )
+        _arm_stops(w, ts)
+    elif state is _CLOSE_WATCH:
+        w.entry_levels = None
+        detail = f": {why}" if why else ""
+        w.transition(_WATCH, ts, f"order {flight.order.client_id} {status.value}{detail}")
+    elif state is _IN_TRADE and w.flat():
+        w.stops.clear()
+        w.transition(_WATCH, ts, flight.order.reason)
+    elif state is _IN_TRADE and status is not _FILLED:
+        w.bus.emit(
+            ErrorEvent(
+                w.symbol,
+                ts,
+                f"exit order {flight.order.client_id} {status.value} ({why}); position {qty} still open",
+                kind="order",
+            )
+        )
+    else:
+        settle_state(w, ts, f"order {flight.order.client_id} {status.value}")
+    w.sync_position_view()
+    w._persist()
+    w._flatten_if_halted()
+
+
+def settle_state(w: SymbolWorker, ts: int, reason: str) -> None:
+    """With no order in flight, bring the state machine in line with the
+    position a fill left (a late fill of an order given up)."""
+    if w.orders.current is not None:
+        return
+    state = w.sm.state
+    if not w.flat() and state is not State.IN_TRADE:
+        if state is State.WATCH:
+            w.transition(State.CLOSE_WATCH, ts, reason)
+        w.transition(State.IN_TRADE, ts, reason)
+        _arm_stops(w, ts)
+    elif w.flat() and state is State.IN_TRADE:
+        w.stops.clear()
+        w.transition(State.WATCH, ts, reason)
+
+
+def _arm_stops(w: SymbolWorker, ts: int) -> None:
+    """A trade has begun: the config's stops from the entry price, or the
+    levels the entry decision named, journaled."""
+    entry, c = w.ledger.entry, w.cfg
+    price = float(entry.price) if entry else 0.0
+    w.stops.on_entry(price, w.ledger.qty > 0, c.stop_loss, c.take_profit, c.trailing_stop)
+    if w.entry_levels is not None:
+        w.stops.override(*w.entry_levels)
+    w.entry_levels = None
+    if w.journal is not None:
+        w._journal_stops(entry.ts if entry else ts)
+
+
+def apply_state(w: SymbolWorker, order: Order, state: OrderState, i: int = 0) -> None:
+    """Apply what the broker says of an order (after an unanswered send or
+    a restart) as the updates it stands for: fills first, then its end."""
+    cid, sym = order.client_id, order.symbol
+    if state.venue_id or state.status is OrderStatus.ACCEPTED:
+        apply(w, OrderUpdate(UpdateKind.ACK, cid, sym, order.ts, venue_id=state.venue_id), i)
+    for fill in state.fills:
+        apply(w, OrderUpdate(UpdateKind.PARTIAL_FILL, cid, sym, fill.ts, fill), i)
+    kind = _TERMINAL_UPDATE.get(state.status)
+    if kind is not None:
+        apply(w, OrderUpdate(kind, cid, sym, order.ts, reason="reported by the broker"), i)
+    apply_leg_fills(w, order, state, i)
+
+
+def apply_leg_fills(w: SymbolWorker, order: Order, state: OrderState, i: int = 0) -> None:
+    """Book what the order's bracket legs filled (each fill once)."""
+    for leg, fill in state.leg_fills:
+        apply(w, OrderUpdate(UpdateKind.FILL, order.client_id, order.symbol, fill.ts, fill, leg=leg), i)
+
+
+def order_lost(w: SymbolWorker, order: Order, why: str) -> None:
+    """The broker has no such order: it never arrived (never resent)."""
+    w.execution.lost(order, why)
+    flight = w.orders.find(order.client_id)
+    if flight is not None and flight is w.orders.current:
+        w.orders.settle(OrderStatus.LOST)
+        w.execution.order_closed()
+        _order_finished(w, flight, order.ts, why)

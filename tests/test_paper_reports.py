@@ -1,0 +1,46 @@
+"""The paper broker reports like a venue: through ``on_update``, in the
+core's ``OrderStatus`` (issue 22: one path for every broker's updates)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from engine_core.builtin.paper import PaperBroker, PaperConfig
+from engine_core.journal import Journal
+from engine_core.model import Order, OrderType, Side
+from engine_core.orders import OrderStatus, OrderUpdate, UpdateKind
+
+
+def broker(reports: list[OrderUpdate]) -> PaperBroker:
+    return PaperBroker(PaperConfig(), on_update=reports.append, symbols=["A"])
+
+
+def test_a_match_and_a_cancel_are_reported_through_on_update():
+    reports: list[OrderUpdate] = []
+    paper = broker(reports)
+    paper.submit(Order("e-A-1", "A", Side.BUY, Decimal(2), 1, "enter"))
+    paper.submit(Order("e-A-2", "A", Side.SELL, Decimal(1), 1, "exit", OrderType.LIMIT, Decimal(150)))
+    paper.match("A", 2, 100.0, 101.0, 99.0)
+    assert [(u.kind, u.client_id, u.fill.price if u.fill else None) for u in reports] == [
+        (UpdateKind.FILL, "e-A-1", Decimal(100))
+    ]
+    paper.cancel("e-A-2")
+    paper.cancel("e-A-2")  # idempotent: reported once
+    assert [(u.kind, u.client_id) for u in reports[1:]] == [(UpdateKind.CANCEL, "e-A-2")]
+
+
+def test_its_records_speak_order_status_and_an_older_journals_open_is_read(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    paper = broker([])
+    paper.bind_journal(journal)
+    paper.submit(Order("e-A-1", "A", Side.BUY, Decimal(2), 1, "enter"))
+    assert OrderStatus(journal.get("paper:e-A-1")["status"]) is OrderStatus.ACCEPTED
+    older = dict(journal.get("paper:e-A-1"), status="open")  # what journals before said
+    journal.put("paper:e-A-2", older)
+    again = broker(reports := [])
+    again.bind_journal(journal)
+    assert again.order_status("e-A-2").status is OrderStatus.ACCEPTED
+    again.match("A", 2, 100.0, 101.0, 99.0)
+    assert sorted(u.client_id for u in reports) == ["e-A-1", "e-A-2"]
+    assert OrderStatus(journal.get("paper:e-A-2")["status"]) is OrderStatus.FILLED
+    journal.close()
