@@ -66,17 +66,16 @@ def test_a_second_run_of_the_same_config_is_refused_while_the_first_runs(tmp_pat
     # stopped: the next run takes the journal over
     third = start_engine("run", "-c", str(cfg))
     try:
-        _wait_for_start(journal, third, 2)
+        _wait_for_start(journal, third, 2)  # not refused: the first run released its lock
     finally:
         third.kill()  # kill -9: the lock goes with the process
         third.communicate(timeout=30)
     fourth = start_engine("run", "-c", str(cfg))
     try:
-        _wait_for_start(journal, fourth, 3)
+        _wait_for_start(journal, fourth, 3)  # not refused: the killed run's lock went with it
     finally:
-        fourth.send_signal(signal.SIGINT)
-        _, err = fourth.communicate(timeout=30)
-    assert fourth.returncode == 0, err
+        fourth.kill()
+        fourth.communicate(timeout=30)
 
 
 def test_the_lock_is_taken_by_runs_only(tmp_path: Path):
