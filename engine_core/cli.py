@@ -292,7 +292,10 @@ def report() -> None:
 @report.command("merge")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option(
-    "-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Where to write (default: DIR less -KofN)."
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write (default: DIR less -KofN; refused if another report is there).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No summary table.")
 def report_merge(folders: tuple[Path, ...], out: Path | None, quiet: bool) -> None:
@@ -300,9 +303,12 @@ def report_merge(folders: tuple[Path, ...], out: Path | None, quiet: bool) -> No
     report folders of the shards of a run (``engine run --shard K/N`` writes
     ``<report.dir>-KofN``)."""
     from engine_core.report import print_summary
-    from engine_core.report.merge import default_output, merge_reports
+    from engine_core.report.merge import default_output, merge_reports, refuse_other_report
 
-    target = out or default_output(list(folders))
+    target = out
+    if target is None:
+        target = default_output(list(folders))
+        refuse_other_report(target, list(folders))
     summary = merge_reports(list(folders), target)
     if not quiet:
         console = Console()

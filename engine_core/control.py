@@ -33,7 +33,9 @@ ENGINE = "*"  # the key of an engine-wide command's answer
 
 
 class ControlError(EngineError):
-    """A control command was malformed, unknown, or refused; nothing was done."""
+    """A control command was malformed, unknown, or refused; nothing was done.
+    A worker's refusal does not name its symbol: the answer to a command
+    keys each refusal by symbol (the control channel's reply says it once)."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import pluggy
@@ -92,6 +93,19 @@ class EventSink(abc.ABC):
         return {}
 
 
+FEE_PLACES = 8  # decimals a fee shows in an event line (a satoshi; cents have fewer)
+
+
+def fee_text(fee: Decimal) -> str:
+    """A fee as an event line shows it: at most ``FEE_PLACES`` decimals, no
+    trailing zeros (a fraction of a notional carries every digit of both:
+    ``29.9894807100``). The fill itself keeps the exact amount."""
+    if fee.is_finite() and int(fee.as_tuple().exponent) < -FEE_PLACES:
+        fee = fee.quantize(Decimal(1).scaleb(-FEE_PLACES))
+    text = format(fee, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def describe(event: Event) -> str:
     """One line for an event (shared by every text sink)."""
     if isinstance(event, model.TransitionEvent):
@@ -103,7 +117,8 @@ def describe(event: Event) -> str:
         return f"{iso_utc(o.ts)} {o.symbol} {what} {o.reason}{extra}"
     if isinstance(event, model.FillEvent):
         f = event.fill
-        return f"{iso_utc(f.ts)} {f.symbol} fill {f.side.value} {f.qty} @ {f.price} fee {f.commission} [{f.client_id}]"
+        fee = fee_text(f.commission)
+        return f"{iso_utc(f.ts)} {f.symbol} fill {f.side.value} {f.qty} @ {f.price} fee {fee} [{f.client_id}]"
     if isinstance(event, model.SignalEvent):
         return f"{iso_utc(event.ts)} {event.symbol} signal {event.action} {event.detail or ''}".rstrip()
     if isinstance(event, model.ErrorEvent):

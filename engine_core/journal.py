@@ -36,10 +36,18 @@ events are not synced on their own: they ride on the next synced commit
 commit survives a crash of the engine (the operating system holds it); a
 power loss can take the last unsynced ones, never one written before a
 synced commit (the log is synced as a whole, in order).
+
+One engine at a time: a run opens its journal ``exclusive``, holding an
+advisory lock on ``<journal>.lock`` (``flock``) until it closes the journal.
+A second run of the same config is refused before it connects to anything;
+a process that dies (kill -9) loses the lock with it, so a restart is never
+refused by a stale one. Readers (``engine status``, the dashboard) do not
+take the lock.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -144,8 +152,9 @@ class Journal:
     snapshots saved with ``soon``, which a thread of the journal's commits
     together (``flush``)."""
 
-    def __init__(self, path: str | Path, *, sync: str = "full") -> None:
+    def __init__(self, path: str | Path, *, sync: str = "full", exclusive: bool = False) -> None:
         self.path = Path(path)
+        self._lock_fd = _lock_for_run(self.path) if exclusive else None
         self._lock = threading.RLock()
         self._depth = 0
         self._full = sync == "full"
@@ -171,9 +180,19 @@ class Journal:
             else:
                 self._create()
         except sqlite3.DatabaseError as err:
+            self._unlock()
             raise JournalError(f"{self.path}: not a readable journal ({err}); move it away to start afresh") from err
         except OSError as err:
+            self._unlock()
             raise JournalError(f"{self.path}: cannot open the journal: {err}") from err
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
 
     def _create(self) -> None:
         with self.transaction():
@@ -222,6 +241,7 @@ class Journal:
                 self._db.close()
                 if self._wal_fd is not None:
                     os.close(self._wal_fd)
+                self._unlock()
 
     @contextmanager
     def transaction(self, *, synced: bool = True) -> Iterator[None]:
@@ -474,6 +494,29 @@ class Journal:
 
 
 _SAVE_SYMBOL = "INSERT INTO symbols(symbol, data) VALUES (?, ?) ON CONFLICT(symbol) DO UPDATE SET data=excluded.data"
+
+
+def _lock_for_run(path: Path) -> int:
+    """Hold ``<path>.lock`` for this process (the descriptor returned), or
+    refuse: another engine runs on this journal."""
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise JournalError(f"{lock_path}: cannot open the journal's lock: {err}") from err
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise JournalError(
+            f"{path}: in use by another engine (pid {holder}); stop it, "
+            "or give this config its own [engine] id or state_dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    return fd
 
 
 def order_from_row(row: dict[str, Any]) -> Order:

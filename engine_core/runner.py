@@ -135,7 +135,9 @@ class Engine:
         self.host.load()
         use_journal = cfg.engine.journal if cfg.engine.journal is not None else live
         if use_journal:
-            self.journal = Journal(journal_path(self.loaded.base_dir, cfg.engine), sync=cfg.engine.journal_sync)
+            self.journal = Journal(
+                journal_path(self.loaded.base_dir, cfg.engine), sync=cfg.engine.journal_sync, exclusive=True
+            )
             self.broker.bind_journal(self.journal)
         if self.recorder is not None:
             self.recorder.open()

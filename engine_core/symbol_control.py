@@ -39,7 +39,7 @@ def _do(w: SymbolWorker, name: str, last: int | None) -> str:
         return done
     if name == "resume":
         if w.halted is not None:
-            raise ControlError(f"{w.symbol} is halted ({w.halted}); resume only undoes a pause")
+            raise ControlError(f"halted ({w.halted}); resume only undoes a pause")
         done = "resumed" if w.paused else "was not paused"
         w.paused = False
         return done
@@ -53,7 +53,7 @@ def _do(w: SymbolWorker, name: str, last: int | None) -> str:
 def _flatten(w: SymbolWorker, last: int | None) -> str:
     cur = w.orders.current
     if cur is not None and w.sm.state is not State.CLOSE_WATCH:
-        raise ControlError(f"{w.symbol}: exit order {cur.order.client_id} is already working")
+        raise ControlError(f"exit order {cur.order.client_id} is already working")
     if cur is not None:  # an entry working: cancel it, then flatten what it filled
         decisions.cancel(w, cur, max(w.view.n - 1, 0))
     if w.flat():
@@ -63,9 +63,9 @@ def _flatten(w: SymbolWorker, last: int | None) -> str:
             return "already flat; the setup is cancelled"
         return "already flat"
     if not w.view.n:
-        raise ControlError(f"{w.symbol}: no bar yet to price an order at")
+        raise ControlError("no bar yet to price an order at")
     decisions.exit(w, w.view.n - 1, "flatten", None)
     cur = w.orders.current
     if cur is None and not w.flat():
-        raise ControlError(f"{w.symbol}: the flatten order was not placed (see the error event)")
+        raise ControlError("the flatten order was not placed (see the error event)")
     return f"flatten order {cur.order.client_id} sent" if cur else "flattened"

@@ -198,8 +198,13 @@ def refuse_venue_broker(loaded: LoadedConfig, registry: Registry, runs: str | No
 
 def report_dir(loaded: LoadedConfig) -> Path:
     """The run's report folder; shard K of N writes its own, ``<report.dir>-KofN``
-    (``engine report merge`` shows the shards together)."""
-    folder = (loaded.base_dir / loaded.config.report.dir).resolve()
+    (``engine report merge`` shows the shards together). A live run whose
+    config sets no ``report.dir`` writes ``reports/<engine id>``, never into
+    ``reports`` itself beside other runs' folders."""
+    section = loaded.config.report
+    folder = (loaded.base_dir / section.dir).resolve()
+    if loaded.config.engine.mode == "live" and "dir" not in section.model_fields_set:
+        return folder / loaded.config.engine.id  # a shard's id ends in -KofN already
     shard = loaded.config.engine.shard
     return folder.with_name(f"{folder.name}-{shard.replace('/', 'of')}") if shard else folder
 

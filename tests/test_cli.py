@@ -356,6 +356,26 @@ def test_each_shard_writes_its_own_report_and_merge_shows_them_together(example)
     assert sorted(merged_trades[1:]) == sorted(shard_trades)
 
 
+def test_report_merge_never_overwrites_an_unsharded_runs_report_unless_told(example):
+    folder = example.parent
+    assert engine("run", "-q", "-c", str(example)).returncode == 0  # the unsharded run: its report in out/
+    whole = (folder / "out" / "summary.json").read_text()
+    for k in (1, 2):
+        assert engine("run", "-q", "-c", str(example), "--shard", f"{k}/2").returncode == 0
+    shards = [str(folder / "out-1of2"), str(folder / "out-2of2")]
+    refused = engine("report", "merge", "-q", *shards)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"error: {folder / 'out'}: holds another report than a merge of these shards; "
+        "name the merge's folder with -o (naming this one overwrites it)\n"
+    )
+    assert (folder / "out" / "summary.json").read_text() == whole
+    assert engine("report", "merge", "-q", "-o", str(folder / "out"), *shards).returncode == 0  # told to
+    assert "merged_from" in json.loads((folder / "out" / "summary.json").read_text())
+    again = engine("report", "merge", "-q", *shards)  # a merge of the same shards is replaced
+    assert again.returncode == 0, again.stderr
+
+
 def test_report_merge_of_a_folder_that_is_no_report_is_one_line(tmp_path):
     proc = engine("report", "merge", str(tmp_path))
     assert proc.returncode == 2

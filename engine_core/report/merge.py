@@ -113,4 +113,24 @@ def default_output(folders: list[Path]) -> Path:
     return Path(folders[0]).with_name(f"{name}-merged")
 
 
-__all__ = ["default_output", "merge_reports"]
+def refuse_other_report(out: Path, folders: list[Path]) -> None:
+    """Refuse a default output that holds something else than a merge of
+    these shards (an unsharded run's report of the same name, say): the
+    merge would overwrite it. ``-o`` naming it overwrites on purpose."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    try:
+        merged_from = json.loads((out / "summary.json").read_text(encoding="utf-8")).get("merged_from")
+    except (OSError, ValueError, AttributeError):
+        merged_from = None
+    if isinstance(merged_from, list) and sorted(Path(str(f)).name for f in merged_from) == sorted(
+        Path(f).name for f in folders
+    ):
+        return
+    raise ConfigError(
+        f"{out}: holds another report than a merge of these shards; "
+        "name the merge's folder with -o (naming this one overwrites it)"
+    )
+
+
+__all__ = ["default_output", "merge_reports", "refuse_other_report"]

@@ -296,7 +296,8 @@ def study(root: Path, ident: str) -> dict[str, Any]:
 
 def trial_config(root: Path, ident: str, number: str) -> Path:
     """Write ``trial-<number>.toml`` beside the study's ``best.toml``: the same
-    backtest with that trial's parameters; return its path."""
+    backtest with that trial's parameters, reporting into ``trial-<number>/``
+    in the study's folder; return its path."""
     path = folder(root, ident)
     best = path / "best.toml"
     if not best.is_file():
@@ -306,22 +307,35 @@ def trial_config(root: Path, ident: str, number: str) -> Path:
     if trial is None:
         raise ReportError(f"{ident}: no trial number {number!r}")
     lines = best.read_text(encoding="utf-8").splitlines()
+    # its report goes to its own folder in the study's, never over the study's or another run's
+    report_dir = f'dir = "trial-{int(number)}"'
     out, inside, written = [], False, set()
+    in_report, report_seen = False, False
     for line in lines:
         stripped = line.strip()
         if stripped.startswith("["):
             if inside:
                 out += [f"{k} = {_toml_value(trial[k])}" for k in found["params"] if k not in written]
+            if in_report and not report_seen:
+                out.append(report_dir)
+                report_seen = True
             inside = stripped == "[strategy.params]"
-        if inside and "=" in stripped and not stripped.startswith("#"):
+            in_report = stripped == "[report]"
+        if (inside or in_report) and "=" in stripped and not stripped.startswith("#"):
             key = stripped.split("=", 1)[0].strip()
-            if key in found["params"]:
+            if inside and key in found["params"]:
                 out.append(f"{key} = {_toml_value(trial[key])}")
                 written.add(key)
+                continue
+            if in_report and key == "dir":
+                out.append(report_dir)
+                report_seen = True
                 continue
         out.append(line)
     if inside:
         out += [f"{k} = {_toml_value(trial[k])}" for k in found["params"] if k not in written]
+    if not report_seen:
+        out += [report_dir] if in_report else ["", "[report]", report_dir]
     target = path / f"trial-{int(number)}.toml"
     target.write_text("\n".join(out) + "\n", encoding="utf-8")
     return target
