@@ -330,14 +330,15 @@ class Engine:
         """Each worker processes what is queued, applies the broker updates
         that came meanwhile, and ends; updates after that are applied by the
         thread that delivers them (``SymbolWorker.deliver``)."""
-        started = [w for w in self.workers.values() if w.thread is not None]
+        # a stop (Ctrl-C) can come while the workers start: one whose thread never ran is not joined
+        started = [w for w in self.workers.values() if w.thread is not None and w.thread.ident is not None]
         for worker in started:
             worker.inbox.put(STOP)
         for worker in started:
             assert worker.thread is not None
             worker.thread.join()
         for worker in self.workers.values():
-            if worker.thread is None:
+            if all(worker is not w for w in started):
                 worker.done = True
 
     # ------------------------------------------------------------ feeding

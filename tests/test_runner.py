@@ -76,3 +76,36 @@ def test_ctrl_c_stops_a_live_run_cleanly(tmp_path: Path, root: Path):
     assert summary["mode"] == "live" and summary["total"]["bars"] > 0
     logged_fills = events.read_text().count(" fill ")
     assert logged_fills == summary["total"]["fills"] > 0  # the sink was flushed with every fill
+
+
+def test_ctrl_c_while_the_workers_start_stops_without_a_traceback_of_its_own(tmp_path: Path, monkeypatch):
+    """A Ctrl-C that lands after a worker's thread is made but before it
+    starts: the stop joins only the threads that ran, and the interrupt is
+    what the run ends with (the CLI turns it into its one line)."""
+    import threading
+
+    import pytest
+
+    from engine_core.worker import SymbolWorker
+
+    (tmp_path / "s.py").write_text(textwrap.dedent(RECORDER))
+    rows = [[sym, 60 * i, 1.0, 1.0, 1.0, 1.0, 1.0] for i in range(5) for sym in ("A", "B")]
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"mode": "live", "symbols": ["A", "B"]},
+            "source": {"type": "replay", "bars": rows},
+            "strategy": {"host": "python", "class": "s.py:S", "params": {"log": str(tmp_path / "calls.log")}},
+        },
+    )
+    start = SymbolWorker.start
+
+    def interrupted_start(self: SymbolWorker) -> None:
+        if self.symbol == "B":
+            self.thread = threading.Thread(target=lambda: None)  # made, never started: Ctrl-C came first
+            raise KeyboardInterrupt
+        start(self)
+
+    monkeypatch.setattr(SymbolWorker, "start", interrupted_start)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
