@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import signal
 import textwrap
+import threading
 from pathlib import Path
+
+import pytest
 
 from engine_core.runner import run
 from engine_core.testing import exited, python_strategy, start_engine, wait_until, write_config
+from engine_core.worker import SymbolWorker
 
 RECORDER = """
 import time
@@ -82,12 +86,6 @@ def test_ctrl_c_while_the_workers_start_stops_without_a_traceback_of_its_own(tmp
     """A Ctrl-C that lands after a worker's thread is made but before it
     starts: the stop joins only the threads that ran, and the interrupt is
     what the run ends with (the CLI turns it into its one line)."""
-    import threading
-
-    import pytest
-
-    from engine_core.worker import SymbolWorker
-
     (tmp_path / "s.py").write_text(textwrap.dedent(RECORDER))
     rows = [[sym, 60 * i, 1.0, 1.0, 1.0, 1.0, 1.0] for i in range(5) for sym in ("A", "B")]
     cfg = write_config(
