@@ -318,3 +318,14 @@ def test_the_equity_curve_outlives_a_broker_outage():
     [engine] = fleet.snapshot()["engines"]
     assert engine["curve"] == "equity"
     assert [v for _, v in fleet.snapshot()["pnl"]["e1"]] == [10000.0, 10100.0]
+
+
+def test_the_fleet_row_holds_the_stop_levels_the_engine_armed_and_drops_them_after_the_exit():
+    fleet = Fleet("mqtt")
+    armed = {"stop_price": 98.0, "take_profit_price": None, "trailing_stop": 0.05, "trailing_price": 96.9}
+    fleet.message("t", "t/e1/AAA/status", status("AAA", state="in_trade", position="2", avg_price="100", stops=armed))
+    [row] = fleet.snapshot()["rows"]
+    assert row["stops"] == {"stop_loss": 98.0, "trailing_stop": 96.9}
+    fleet.message("t", "t/e1/AAA/status", status("AAA", stops=None))
+    [row] = fleet.snapshot()["rows"]
+    assert row["stops"] == {}
