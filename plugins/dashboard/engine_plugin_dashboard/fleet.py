@@ -5,7 +5,8 @@ changed since the page was last told.
 The retained statuses give each symbol's state, position, pending order,
 paused, halted and the stop levels the engine armed; the events add what no
 status holds: the stop levels of the last entry signal (until the entry
-fills), the PnL realised by the fills this dashboard saw, the bars for the charts, the source's connection state, and the events list.
+fills), the PnL realised by the fills this dashboard saw, the bars for the
+charts, the source's connection state, and the events list.
 Messages are checked before use: one that is not as the mqtt plugin's
 README says is counted and shown as a problem, never applied.
 """
