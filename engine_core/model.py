@@ -242,13 +242,16 @@ class Fill(NamedTuple):
 
 
 class TransitionEvent(NamedTuple):
-    """A state-machine transition."""
+    """A state-machine transition. ``stops``: on the move into in_trade, the
+    levels the engine armed (``Stops.snapshot()``: ``stop_price``,
+    ``take_profit_price``, ``trailing_stop``, ``best``), None when it armed none."""
 
     symbol: str
     ts: int
     from_state: State
     to_state: State
     reason: str
+    stops: dict[str, Any] | None = None
 
 
 class SignalEvent(NamedTuple):

@@ -103,12 +103,12 @@ def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> Non
         order = flight.order
         if w.broker.supports_brackets and (order.stop_price is not None or order.take_profit_price is not None):
             w.bracket = order.client_id
+        _arm_stops(w, ts)  # before the transition, whose event carries the levels
         w.transition(
             _IN_TRADE,
             ts,
             "entry filled" if status is _FILLED else f"entry {status.value} after a partial fill",
         )
-        _arm_stops(w, ts)
     elif state is _CLOSE_WATCH:
         w.entry_levels = None
         detail = f": {why}" if why else ""
@@ -141,8 +141,8 @@ def settle_state(w: SymbolWorker, ts: int, reason: str) -> None:
     if not w.flat() and state is not State.IN_TRADE:
         if state is State.WATCH:
             w.transition(State.CLOSE_WATCH, ts, reason)
-        w.transition(State.IN_TRADE, ts, reason)
         _arm_stops(w, ts)
+        w.transition(State.IN_TRADE, ts, reason)
     elif w.flat() and state is State.IN_TRADE:
         w.stops.clear()
         w.transition(State.WATCH, ts, reason)

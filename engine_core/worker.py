@@ -80,7 +80,7 @@ class Warmup(NamedTuple):
 
 # Enum members the bar path reads, looked up once: on Python 3.11 each
 # ``State.X`` goes through the enum metaclass's __getattr__ hook (~0.2 us).
-_WATCH, _LIMIT = State.WATCH, OrderType.LIMIT
+_WATCH, _IN_TRADE, _LIMIT = State.WATCH, State.IN_TRADE, OrderType.LIMIT
 
 
 def _raised_in(err: BaseException, broker: Broker) -> str:
@@ -424,7 +424,8 @@ class SymbolWorker:
                 self.journal.event("transition", self.symbol, ts, frm=frm.value, to=to.value, reason=reason)
                 self._persist()
         if self.bus.listening:
-            self.bus.emit(TransitionEvent(self.symbol, ts, frm, to, reason))
+            armed = self.stops.snapshot() if to is _IN_TRADE and self.stops.active else None
+            self.bus.emit(TransitionEvent(self.symbol, ts, frm, to, reason, armed))
 
     def _journal_stops(self, ts: int | None) -> None:
         if self.journal is not None and self.stops.active:

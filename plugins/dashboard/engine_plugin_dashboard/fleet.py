@@ -3,9 +3,10 @@ symbol's row, kept from the mqtt plugin's messages (or a journal), with what
 changed since the page was last told.
 
 The retained statuses give each symbol's state, position, pending order,
-paused and halted; the events add what no status holds: the stop levels of
-the last entry signal, the PnL realised by the fills this dashboard saw, the
-bars for the charts, the source's connection state, and the events list.
+paused, halted and the stop levels the engine armed; the events add what no
+status holds: the stop levels of the last entry signal (until the entry
+fills), the PnL realised by the fills this dashboard saw, the bars for the
+charts, the source's connection state, and the events list.
 Messages are checked before use: one that is not as the mqtt plugin's
 README says is counted and shown as a problem, never applied.
 """
@@ -112,6 +113,10 @@ def describe(event: dict[str, Any]) -> str:
     return str(kind)
 
 
+# row key -> the symbol status's ``stops`` field (prices, as the mqtt README says)
+_ARMED = {"stop_loss": "stop_price", "take_profit": "take_profit_price", "trailing_stop": "trailing_price"}
+
+
 class SymbolView:
     """One symbol of one engine."""
 
@@ -148,6 +153,9 @@ class SymbolView:
             self.close = float(last["close"])
         if status.get("state") == "watch":
             self.stops = {}
+        armed = status.get("stops")
+        if isinstance(armed, dict):  # the levels the engine armed replace the entry signal's
+            self.stops = {k: armed[key] for k, key in _ARMED.items() if armed.get(key) is not None}
 
     def bar(self, event: BarMessage) -> list[Any]:
         t = event.ts / 1e9

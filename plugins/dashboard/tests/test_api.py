@@ -389,3 +389,14 @@ async def test_a_browser_without_the_token_gets_a_page_saying_how_to_open_the_da
         assert api.status == 401 and "needs its token" in (await api.json())["error"]
     finally:
         await client.close()
+
+
+def test_the_fleet_row_holds_the_stop_levels_the_engine_armed_and_drops_them_after_the_exit():
+    fleet = Fleet("mqtt")
+    armed = {"stop_price": 98.0, "take_profit_price": None, "trailing_stop": 0.05, "trailing_price": 96.9}
+    fleet.message("t", "t/e1/AAA/status", status("AAA", state="in_trade", position="2", avg_price="100", stops=armed))
+    [row] = fleet.snapshot()["rows"]
+    assert row["stops"] == {"stop_loss": 98.0, "trailing_stop": 96.9}
+    fleet.message("t", "t/e1/AAA/status", status("AAA", stops=None))
+    [row] = fleet.snapshot()["rows"]
+    assert row["stops"] == {}

@@ -168,9 +168,9 @@ class MqttSink(EventSink):
         in the background while events queue."""
         self.shard = shard
         self._tls = connection.tls_context(self.cfg, base_dir, where)
-        seeds: dict[str, dict[str, Any]] = {}
+        seeds: dict[str, tuple[dict[str, Any], Any]] = {}
         for symbol, worker in (getattr(engine, "workers", None) or {}).items():
-            seeds[symbol] = worker.snapshot()
+            seeds[symbol] = (worker.snapshot(), worker.stops)
         seeded_after = self.received
         if self.control is not None:
             self.control.engine = engine
@@ -398,10 +398,10 @@ class MqttSink(EventSink):
                 self._first.set_result(None)
             loop.close()
 
-    def _seed(self, seeds: dict[str, dict[str, Any]], seeded_after: int) -> None:
-        for symbol, snap in seeds.items():
+    def _seed(self, seeds: dict[str, tuple[dict[str, Any], Any]], seeded_after: int) -> None:
+        for symbol, (snap, stops) in seeds.items():
             if symbol in self._statuses:
-                self._statuses[symbol].seed(snap)
+                self._statuses[symbol].seed(snap, stops)
         self._seeded_after = seeded_after
         self._local.extend(self._symbol_status(s) for s in self._statuses)
 

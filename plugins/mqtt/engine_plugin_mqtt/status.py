@@ -1,5 +1,6 @@
 """A symbol's status as the sink publishes it (retained): state, position,
-last bar, pending order, halted/paused, kept up to date from the events."""
+last bar, pending order, stop levels, halted/paused, kept up to date from the
+events."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from engine_core import Bar, ErrorEvent, Event, FillEvent, OrderEvent, OrderStatus, Side, TransitionEvent
+from engine_core import Bar, ErrorEvent, Event, FillEvent, OrderEvent, OrderStatus, Side, SignalEvent, TransitionEvent
 from engine_plugin_mqtt.wire import SCHEMA, iso_ms
 
 _ZERO = Decimal(0)
 _PLACES = Decimal("1e-8")
 
 
+_LEVELS = ("stop_price", "take_profit_price", "trailing_stop")
+_ARMED = (*_LEVELS, "best")
 _OPEN = frozenset(s for s in OrderStatus if s.is_open)
 
 
@@ -36,10 +39,13 @@ class SymbolStatus:
         self.seq = 0  # the last event applied
         self.ts: int | None = None
         self.cash = Decimal(0)  # the symbol's cash flows (as its ledger books them), for the engine's cash
+        self.stops: dict[str, Any] | None = None  # the levels the engine armed (``Stops.snapshot()``)
+        self.worker_stops: Any = None  # the worker's ``Stops``, for the trailing stop's best price
 
-    def seed(self, snap: dict[str, Any]) -> None:
+    def seed(self, snap: dict[str, Any], worker_stops: Any = None) -> None:
         """Start from a worker's snapshot (a restored live run holds a position
         that no event of this run has shown)."""
+        self.worker_stops = worker_stops
         self.state = snap.get("state", self.state)
         self.qty = Decimal(snap.get("qty", "0"))
         self.cash = Decimal(snap.get("cash", "0"))
@@ -49,6 +55,8 @@ class SymbolStatus:
         pending = snap.get("pending")
         self.pending = {"client_id": pending, "status": "open"} if pending else None
         self.filled = Decimal(snap.get("pending_filled") or "0")
+        if self.state == "in_trade" and any(snap.get(k) is not None for k in _LEVELS):
+            self.stops = {k: snap.get(k) for k in _ARMED}
         last = snap.get("last_ts")
         if last is not None:
             self.last_bar = {"ts": last, "time": iso_ms(last)}
@@ -63,10 +71,35 @@ class SymbolStatus:
     def _transition(self, event: TransitionEvent) -> None:
         self.state = event.to_state  # a str enum: written as its value (Enum.value costs more than the rest)
         self.ts = event.ts
+        self.stops = None if event.stops is None else dict(event.stops)  # armed into in_trade, cleared on leaving
+
+    def _signal(self, event: SignalEvent) -> None:
+        """An ``adjust`` in a trade moves the levels it names (as ``Stops.override``)."""
+        if event.action == "adjust" and self.stops is not None:
+            for key in _LEVELS:
+                value = event.detail.get(key)
+                if value is not None:
+                    self.stops[key] = value
 
     def _bar(self, event: Bar) -> None:
         self.ts = event.ts
         self.last_bar = {"ts": event.ts, "time": iso_ms(event.ts), "close": event.close}
+
+    def _levels(self) -> dict[str, Any] | None:
+        s = self.stops
+        if s is None:
+            return None
+        trailing, best = s["trailing_stop"], s["best"]
+        if trailing is not None and self.worker_stops is not None:
+            # the best price since entry, read from the worker as it is now (a float it replaces whole)
+            best = max(best, self.worker_stops.best) if self.qty > 0 else min(best, self.worker_stops.best)
+        level = None if trailing is None else best * (1 - trailing) if self.qty > 0 else best * (1 + trailing)
+        return {
+            "stop_price": s["stop_price"],
+            "take_profit_price": s["take_profit_price"],
+            "trailing_stop": trailing,
+            "trailing_price": level,
+        }
 
     def _error(self, event: ErrorEvent) -> None:
         if event.ts is not None:
@@ -118,6 +151,7 @@ class SymbolStatus:
             "avg_price": None if self.avg_price is None else str(self.avg_price),
             "last_bar": self.last_bar,
             "pending_order": None if self.pending is None else dict(self.pending, filled=str(self.filled)),
+            "stops": self._levels(),
             "halted": self.halted,
             "paused": self.paused,
             "seq": self.seq,
@@ -133,6 +167,7 @@ UPDATES: dict[type, Callable[[SymbolStatus, Any], None]] = {
     FillEvent: SymbolStatus._fill,
     Bar: SymbolStatus._bar,
     ErrorEvent: SymbolStatus._error,
+    SignalEvent: SymbolStatus._signal,
 }
 
 

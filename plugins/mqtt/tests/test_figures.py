@@ -157,3 +157,38 @@ def test_a_restored_position_counts_in_the_equity_before_its_first_bar():
     payload = figures.payload({"AAA": status})
     assert Decimal(payload["cash"]) == 500
     assert Decimal(payload["equity"]) == 1000
+
+
+def test_a_symbol_status_has_the_stop_levels_the_engine_armed_until_the_exit(tmp_path: Path, broker, subscriber):
+    path, name = gated_config(tmp_path, broker.port, engine={"symbols": ["AAA"]}, sink={"bars": True})
+    text = path.read_text()
+    assert "[strategy]\n" in text
+    path.write_text(text.replace("[strategy]\n", "[strategy]\nstop_loss = 0.02\ntrailing_stop = 0.05\n"))
+    run = Running(path)
+    try:
+        memory, mqtt = sinks(run.engine)
+        wait_until(lambda: mqtt.connects == 1, "the sink to connect")
+
+        def fed_until(state: str, start: int, after: int = 0) -> tuple[int, dict[str, Any]]:
+            """Feed bars from ``start``, each once the last is published, until a symbol status is in ``state``."""
+            for i in range(start, start + 8):
+                channel(name).put(bar("AAA", i))
+                wait_until(lambda i=i: any(p["ts"] == bar("AAA", i).ts for p in subscriber.events()), f"bar {i}")
+                # the status made with bar i's events (published after them)
+                made = [s for s in subscriber.on("t/e1/AAA/status")[after:] if s["state"] == state]
+                if made:
+                    return i, made[0]
+            raise AssertionError(f"no {state} status")
+
+        i, entered = fed_until("in_trade", 0)
+        entry = float(entered["avg_price"])
+        stops = entered["stops"]
+        assert stops["stop_price"] == pytest.approx(entry * 0.98)
+        assert (stops["take_profit_price"], stops["trailing_stop"]) == (None, 0.05)
+        # the best price since entry as the worker had it: the entry, or a later bar's high once stepped
+        assert entry * 0.95 <= stops["trailing_price"] <= bar("AAA", i + 1).high * 0.95 + 1e-9
+        _, exited = fed_until("watch", i + 1, after=len(subscriber.on("t/e1/AAA/status")))
+        assert exited["stops"] is None
+    finally:
+        channel(name).put(None)
+        run.join()

@@ -546,6 +546,7 @@ function symbolPage(engine, symbol) {
       if (row.avg_price && Number(row.position)) add(row.avg_price, "entry", "#555");
       add(row.stops && row.stops.stop_loss, "stop loss", "#ef5350");
       add(row.stops && row.stops.take_profit, "take profit", "#26a69a");
+      if (row.state === "in_trade") add(row.stops && row.stops.trailing_stop, "trailing stop", "#ffa726");
     }
   }
 
