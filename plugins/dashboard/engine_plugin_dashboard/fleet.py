@@ -176,9 +176,10 @@ class SymbolView:
     def signal(self, event: dict[str, Any]) -> None:
         detail = event.get("detail") or {}
         if event.get("action") in ("setup", "enter", "adjust"):
-            for key in ("stop_loss", "take_profit", "trailing_stop"):
-                if detail.get(key) is not None:
-                    self.stops[key] = detail[key]
+            # a signal's levels are prices (its trailing_stop is a fraction: the status gives its price)
+            for key, field in _ARMED.items():
+                if key != "trailing_stop" and detail.get(field) is not None:
+                    self.stops[key] = detail[field]
 
     def fill(self, event: dict[str, Any]) -> dict[str, Any]:
         qty = _decimal(event["qty"], "qty")

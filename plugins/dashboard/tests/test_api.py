@@ -400,3 +400,13 @@ def test_the_fleet_row_holds_the_stop_levels_the_engine_armed_and_drops_them_aft
     fleet.message("t", "t/e1/AAA/status", status("AAA", stops=None))
     [row] = fleet.snapshot()["rows"]
     assert row["stops"] == {}
+
+
+def test_an_entry_signals_own_levels_show_before_the_fill():
+    fleet = Fleet("mqtt")
+    fleet.message("t", "t/e1/AAA/status", status("AAA"))
+    body = {"schema": 1, "event": "signal", "seq": 2, "engine": "e1", "symbol": "AAA", "ts": 10**9, "action": "enter"}
+    body["detail"] = {"side": "buy", "stop_price": 95.5, "take_profit_price": 110.0, "trailing_stop": 0.05}
+    fleet.message("t", "t/e1/AAA/signal", json.dumps(body).encode())
+    [row] = fleet.snapshot()["rows"]
+    assert row["stops"] == {"stop_loss": 95.5, "take_profit": 110.0}
