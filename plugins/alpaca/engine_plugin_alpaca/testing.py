@@ -48,6 +48,29 @@ from engine_plugin_alpaca.wire import (
 MINUTE = 60_000_000_000
 KEY_ID = "PKTEST"
 SECRET = "test-secret"
+# The two regular sessions the tests trade (New York hours, in UTC).
+DAY1_OPEN = parse_time("2024-01-02T14:30:00Z")
+DAY1_CLOSE = parse_time("2024-01-02T21:00:00Z")
+DAY2_OPEN = parse_time("2024-01-03T14:30:00Z")
+DAY2_CLOSE = parse_time("2024-01-03T21:00:00Z")
+
+
+def live_tables(server: FakeAlpaca, **broker: Any) -> dict[str, dict[str, Any]]:
+    """The ``[source]`` and ``[broker]`` tables of a live config trading on
+    ``server`` with its keys (``broker`` adds or overrides broker keys)."""
+    urls = {"trading_url": server.http_url}
+    return {
+        "source": {
+            "type": "alpaca",
+            "key_id": KEY_ID,
+            "secret_key": SECRET,
+            "data_url": server.http_url,
+            "stream_url": server.ws_url,
+            "clock_poll": 0.2,
+            **urls,
+        },
+        "broker": {"type": "alpaca", "key_id": KEY_ID, "secret_key": SECRET, "poll_interval": 0.2, **urls, **broker},
+    }
 
 
 def bar_json(bar: Bar, *, stream: bool = True) -> dict[str, Any]:

@@ -14,13 +14,16 @@ from typing import Any
 
 import pytest
 from engine_plugin_alpaca.config import AlpacaBrokerConfig, AlpacaSourceConfig
-from engine_plugin_alpaca.testing import KEY_ID, MINUTE, SECRET, FakeAlpaca, regular_day
-from engine_plugin_alpaca.wire import parse_time
-
-DAY1_OPEN = parse_time("2024-01-02T14:30:00Z")
-DAY1_CLOSE = parse_time("2024-01-02T21:00:00Z")
-DAY2_OPEN = parse_time("2024-01-03T14:30:00Z")
-DAY2_CLOSE = parse_time("2024-01-03T21:00:00Z")
+from engine_plugin_alpaca.testing import (
+    DAY1_CLOSE,
+    DAY1_OPEN,
+    DAY2_OPEN,
+    KEY_ID,
+    MINUTE,
+    SECRET,
+    FakeAlpaca,
+    regular_day,
+)
 
 
 @pytest.fixture

@@ -11,15 +11,20 @@ from pathlib import Path
 
 import pytest
 from engine_plugin_alpaca import plugin as alpaca_plugin
-from engine_plugin_alpaca.testing import KEY_ID, MINUTE, SECRET, minute_bars
+from engine_plugin_alpaca.testing import (
+    DAY1_CLOSE,
+    DAY1_OPEN,
+    DAY2_OPEN,
+    MINUTE,
+    live_tables,
+    minute_bars,
+)
 from engine_plugin_alpaca.wire import parse_time
 
 from engine_core.runner import build_engine
 from engine_core.testing import EngineThread, builtin_registry, wait_until, write_config
 
-OPEN = parse_time("2024-01-02T14:30:00Z")
-NEXT_OPEN = parse_time("2024-01-03T14:30:00Z")
-CLOSE = parse_time("2024-01-02T21:00:00Z")
+OPEN, CLOSE, NEXT_OPEN = DAY1_OPEN, DAY1_CLOSE, DAY2_OPEN
 
 STRATEGY = """
 class S:
@@ -34,22 +39,12 @@ class S:
 
 def config(tmp_path: Path, server, **params) -> Path:
     (tmp_path / "s.py").write_text(textwrap.dedent(STRATEGY))
-    urls = {"trading_url": server.http_url}
     return write_config(
         tmp_path / "alpaca.toml",
         {
             "engine": {"mode": "live", "symbols": ["AAPL"], "window": 20, "journal_sync": "normal"},
-            "source": {
-                "type": "alpaca",
-                "key_id": KEY_ID,
-                "secret_key": SECRET,
-                "data_url": server.http_url,
-                "stream_url": server.ws_url,
-                "clock_poll": 0.2,
-                **urls,
-            },
+            **live_tables(server),
             "strategy": {"host": "python", "class": "s.py:S", "params": params},
-            "broker": {"type": "alpaca", "key_id": KEY_ID, "secret_key": SECRET, "poll_interval": 0.2, **urls},
             "report": {"dir": "out"},
         },
     )
