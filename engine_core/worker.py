@@ -478,7 +478,12 @@ class SymbolWorker:
         return recovery.snapshot(self)
 
     def _persist(self, soon: bool = False) -> None:
-        if self.journal is not None:
+        if self.journal is None:
+            return
+        if soon and self.thread is not None and self.thread.ident == threading.get_ident():
+            # on its own thread, holding self.lock while it changes anything: the journal's thread takes it
+            self.journal.save_symbol_later(self.symbol, self.snapshot, self.lock)
+        else:
             self.journal.save_symbol(self.symbol, recovery.snapshot(self), soon=soon)
 
     # ------------------------------------------------------------ result
