@@ -66,6 +66,7 @@ from engine_core.orders import OPEN_STATUSES, OrderStatus
 
 SCHEMA_VERSION = 2
 SNAPSHOT_DELAY = 0.2  # seconds a bar's snapshot may wait to be committed with the others
+CHECKPOINT_COMMITS = 500  # commits after which the journal's thread copies the write-ahead log into the file
 _APP_ID = 0x454E474E  # "ENGN": marks the file as this engine's journal
 
 _SCHEMA = """
@@ -173,6 +174,7 @@ class Journal:
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._flusher: threading.Thread | None = None
+        self._checkpointed = 0  # the commits the last checkpoint was asked for at
         self._flush_error: JournalError | None = None
         existed = self.path.exists() and self.path.stat().st_size > 0
         try:
@@ -180,6 +182,7 @@ class Journal:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # "full": the journal fsyncs itself (_sync)
+            self._db.execute("PRAGMA wal_autocheckpoint=0")  # the journal's thread checkpoints (_checkpoint)
             if existed:
                 self._check_existing()
             else:
@@ -271,12 +274,21 @@ class Journal:
                     self._db.execute("COMMIT")
                 except sqlite3.Error as err:
                     raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
-                self._commits += 1
-                if self._full and synced:
-                    commit = self._commits
-                    self.synced_commits += 1
+                commit = self._committed(synced)
         if commit:
             self._sync(commit)
+
+    def _committed(self, synced: bool) -> int:
+        """Count a commit just made (the journal's lock held): its number
+        when it must be on disk before the writer goes on, else 0."""
+        self._commits += 1
+        if self._commits - self._checkpointed == CHECKPOINT_COMMITS:  # a journal written without bars
+            self._start_flusher()
+            self._wake.set()
+        if self._full and synced:
+            self.synced_commits += 1
+            return self._commits
+        return 0
 
     def _sync(self, commit: int) -> None:
         """Return once commits up to ``commit`` are on disk. One fsync of the
@@ -295,11 +307,20 @@ class Journal:
             self._synced = done
 
     def _write(self, sql: str, args: tuple[Any, ...], synced: bool = True) -> None:
-        try:
-            with self.transaction(synced=synced):
+        """One statement: in the current transaction, or else as its own
+        (SQLite's autocommit: one call into SQLite, not three with BEGIN and
+        COMMIT; each call lets other threads take the interpreter, and the
+        writer, holding the journal's lock, waits to get it back)."""
+        commit = 0
+        with self._lock:
+            try:
                 self._db.execute(sql, args)
-        except sqlite3.Error as err:
-            raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
+            except sqlite3.Error as err:
+                raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
+            if self._depth == 0:
+                commit = self._committed(synced)
+        if commit:
+            self._sync(commit)
 
     # ------------------------------------------------------------ writes
 
@@ -366,16 +387,13 @@ class Journal:
                 self._pending[symbol] = data
             self._soon()
             return
-        try:
+        with self._lock:  # an older snapshot still waiting must not be written after this one
+            with self._pending_lock:
+                self._pending.pop(symbol, None)
+                self._later.pop(symbol, None)
             # not synced on its own: what an order or a fill changed is synced with
             # them (in their transaction), the rest rides on the next synced commit
-            with self.transaction(synced=False):  # an older snapshot still waiting must not be written after this one
-                with self._pending_lock:
-                    self._pending.pop(symbol, None)
-                    self._later.pop(symbol, None)
-                self._db.execute(_SAVE_SYMBOL, (symbol, data))
-        except sqlite3.Error as err:
-            raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
+            self._write(_SAVE_SYMBOL, (symbol, data), synced=False)
 
     def save_symbol_later(
         self, symbol: str, take: Callable[[], dict[str, Any]], lock: AbstractContextManager[Any]
@@ -398,12 +416,15 @@ class Journal:
         if self._flush_error is not None:
             raise self._flush_error
         if self._flusher is None:
-            with self._pending_lock:
-                if self._flusher is None:
-                    self._flusher = threading.Thread(target=self._flush_soon, name="journal-flush", daemon=True)
-                    self._flusher.start()
+            self._start_flusher()
         if not self._wake.is_set():  # once per burst: the journal's thread is then gathering the rest
             self._wake.set()
+
+    def _start_flusher(self) -> None:
+        with self._pending_lock:
+            if self._flusher is None and not self._closing.is_set():
+                self._flusher = threading.Thread(target=self._flush_soon, name="journal-flush", daemon=True)
+                self._flusher.start()
 
     def _take_later(self) -> None:
         """Take the snapshots marked with ``save_symbol_later`` (without the
@@ -438,18 +459,41 @@ class Journal:
 
     def _flush_soon(self) -> None:
         """The journal's thread: commit waiting snapshots in bursts, each
-        within SNAPSHOT_DELAY seconds of the first one that waited."""
-        while not self._closing.is_set():
-            self._wake.wait()
-            self._closing.wait(SNAPSHOT_DELAY)  # gather the rest of the burst
-            self._wake.clear()
-            if self._closing.is_set():
-                return  # close() writes the rest
-            try:
-                self.flush()
-            except JournalError as err:  # the next save_symbol on a worker raises it
-                self._flush_error = err
-                return
+        within SNAPSHOT_DELAY seconds of the first one that waited, and
+        checkpoint the write-ahead log."""
+        checkpointer: sqlite3.Connection | None = None
+        try:
+            while not self._closing.is_set():
+                self._wake.wait()
+                self._closing.wait(SNAPSHOT_DELAY)  # gather the rest of the burst
+                self._wake.clear()
+                if self._closing.is_set():
+                    return  # close() writes the rest
+                try:
+                    self.flush()
+                    if self._commits - self._checkpointed >= CHECKPOINT_COMMITS:
+                        checkpointer = self._checkpoint(checkpointer)
+                except JournalError as err:  # the next save_symbol on a worker raises it
+                    self._flush_error = err
+                    return
+        finally:
+            if checkpointer is not None:
+                checkpointer.close()
+
+    def _checkpoint(self, checkpointer: sqlite3.Connection | None) -> sqlite3.Connection:
+        """Copy the write-ahead log into the database file, on a connection
+        of the journal's thread's own, without the journal's lock: the
+        workers go on writing meanwhile. (SQLite's automatic checkpoint ran
+        in the commit that crossed its limit, holding the journal's lock
+        through a sync of the log and one of the file: every worker waited.)"""
+        self._checkpointed = self._commits
+        try:
+            if checkpointer is None:
+                checkpointer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as err:
+            raise JournalError(f"{self.path}: cannot checkpoint the journal: {err}") from err
+        return checkpointer
 
     def put(self, key: str, value: Any, *, synced: bool = True) -> None:
         """A simulated broker's own state (``synced=False``: it rides on the
