@@ -213,6 +213,10 @@ class Journal:
     def _check_existing(self) -> None:
         app = self._db.execute("PRAGMA application_id").fetchone()[0]
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if app == version == 0 and self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            # killed while creating it: the switch to WAL had written the file's header, the schema's commit not
+            self._create()
+            return
         if app != _APP_ID:
             raise JournalError(f"{self.path}: not an engine journal; move it away or set engine.state_dir")
         if version > SCHEMA_VERSION:

@@ -228,6 +228,25 @@ def test_foreign_sqlite_file_is_not_taken_for_a_journal(tmp_path):
         Journal(path)
 
 
+def test_a_journal_killed_while_being_created_is_created_again(tmp_path):
+    """A kill -9 between the switch to WAL (which writes the file's header)
+    and the schema's commit left a journal every restart refused as "not an
+    engine journal"."""
+    path = tmp_path / "j.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("CREATE TABLE events(seq INTEGER)")  # the creation's transaction, never committed
+    db.close()
+    assert path.stat().st_size > 0
+    journal = Journal(path)
+    journal.event("connection", None, 1, state="connected")
+    journal.close()
+    again = Journal(path)
+    assert [e["kind"] for e in again.events()] == ["connection"]
+    again.close()
+
+
 def test_status_command_reads_the_journal(tmp_path):
     config = live_config(tmp_path, bars=30, pace=0.0)
     build_engine(config).run()
