@@ -170,6 +170,8 @@ class Journal:
         # symbol -> how to take its snapshot, and the lock its worker holds while it changes it
         self._later: dict[str, tuple[Callable[[], dict[str, Any]], AbstractContextManager[Any]]] = {}
         self._pending_lock = threading.Lock()
+        # symbol -> the snapshot its row holds (committed, or in the open transaction)
+        self._written: dict[str, str] = {}
         self._failed: dict[str, JournalError] = {}  # symbol -> why the journal's thread could not take its snapshot
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -271,6 +273,7 @@ class Journal:
                 self._depth -= 1
                 if self._depth == 0:
                     self._db.execute("ROLLBACK")
+                    self._written.clear()  # what the rows hold is not known any more
                 raise
             self._depth -= 1
             if self._depth == 0:
@@ -395,9 +398,12 @@ class Journal:
             with self._pending_lock:
                 self._pending.pop(symbol, None)
                 self._later.pop(symbol, None)
+            if self._written.get(symbol) == data:
+                return  # the row holds it already (a step's second snapshot, nothing changed between)
             # not synced on its own: what an order or a fill changed is synced with
             # them (in their transaction), the rest rides on the next synced commit
             self._write(_SAVE_SYMBOL, (symbol, data), synced=False)
+            self._written[symbol] = data
 
     def save_symbol_later(
         self, symbol: str, take: Callable[[], dict[str, Any]], lock: AbstractContextManager[Any]
@@ -460,6 +466,7 @@ class Journal:
                         self._db.executemany(_SAVE_SYMBOL, batch.items())
                 except sqlite3.Error as err:
                     raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
+                self._written.update(batch)
 
     def _flush_soon(self) -> None:
         """The journal's thread: commit waiting snapshots in bursts, each

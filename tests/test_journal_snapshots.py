@@ -5,6 +5,7 @@ commits of what a restart cannot ask the venue for are synced, the rest not."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 from decimal import Decimal
@@ -183,3 +184,122 @@ def test_an_order_makes_two_synced_commits_its_intent_and_its_fill(tmp_path):
     result, synced = journaled_run(tmp_path, orders=True)
     assert result.orders >= 10 and result.fills >= result.orders - 1  # the last may wait for a next bar
     assert synced - start_up == result.orders + result.fills
+
+
+class Symbol:
+    """A worker's state as ``save_symbol_later`` sees it: changed only while its lock is held."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.bars = 0
+        self.taken = 0
+
+    def snapshot(self) -> dict:
+        self.taken += 1
+        return {"bars": self.bars}
+
+
+def test_a_bar_marked_for_later_is_taken_when_the_journal_writes_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal_module, "SNAPSHOT_DELAY", 3600.0)  # the thread never gets to it
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    a = Symbol()
+    for _ in range(5):  # five bars: marked five times, taken once, as it is at the write
+        with a.lock:
+            a.bars += 1
+            journal.save_symbol_later("A", a.snapshot, a.lock)
+    assert a.taken == 0
+    journal.flush()
+    assert a.taken == 1 and read_back(path) == {"A": {"bars": 5}}
+    journal.save_symbol_later("A", a.snapshot, a.lock)
+    journal.save_symbol("A", {"bars": 5, "qty": "1"})  # written now: the mark is taken away
+    journal.close()
+    assert a.taken == 1 and read_back(path) == {"A": {"bars": 5, "qty": "1"}}
+
+
+def test_a_snapshot_taken_for_later_never_overwrites_one_its_worker_wrote_since(tmp_path):
+    """The worker writes its snapshot now (an order, a fill) while the
+    journal's thread takes the marked ones: whichever comes second, the row
+    ends with the worker's newest state."""
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    a = Symbol()
+
+    def worker():
+        for bar in range(1, 301):
+            with a.lock:
+                a.bars = bar
+                if bar % 7 == 0:
+                    journal.save_symbol("A", a.snapshot())
+                else:
+                    journal.save_symbol_later("A", a.snapshot, a.lock)
+
+    threads = [threading.Thread(target=worker)] + [threading.Thread(target=journal.flush) for _ in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    journal.close()
+    assert read_back(path) == {"A": {"bars": 300}}
+
+
+def test_a_snapshot_that_cannot_be_taken_is_said_on_that_symbols_next_mark(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+
+    def broken() -> dict:
+        raise ValueError("no state")
+
+    journal.save_symbol_later("A", broken, threading.Lock())
+    journal.flush()
+    journal.save_symbol("B", {"bars": 1})  # other symbols go on
+    try:
+        journal.save_symbol_later("A", broken, threading.Lock())
+    except journal_module.JournalError as err:
+        assert "cannot take A's snapshot: no state" in str(err)
+    else:
+        raise AssertionError("the failure was not said")
+    journal.close()
+
+
+def test_a_snapshot_the_row_holds_already_is_not_written_again(tmp_path, monkeypatch):
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.save_symbol("A", {"bars": 1})
+    commits = journal._commits
+    journal.save_symbol("A", {"bars": 1})  # a step's second snapshot, nothing changed
+    assert journal._commits == commits
+    try:
+        with journal.transaction():
+            journal.save_symbol("A", {"bars": 2})
+            raise RuntimeError("the step failed")
+    except RuntimeError:
+        pass
+    journal.save_symbol("A", {"bars": 2})  # the row was rolled back to bars 1: written
+    journal.close()
+    assert read_back(tmp_path / "j.sqlite") == {"A": {"bars": 2}}
+
+
+def test_the_journals_thread_copies_the_log_into_the_file_while_the_engine_runs(tmp_path, monkeypatch):
+    """Checkpoints are the journal's thread's, on its own connection: SQLite's
+    automatic one ran inside the commit that crossed its limit, holding the
+    journal's lock (and every worker waiting for it) through two syncs."""
+    monkeypatch.setattr(journal_module, "CHECKPOINT_COMMITS", 20)
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    assert journal._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    for k in range(25):  # no bar snapshots: the commits themselves call the thread
+        journal.event("fill", "A", k, qty="1")
+
+    def in_file() -> int:  # the database file alone, without the log
+        db = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        try:
+            return db.execute("SELECT count(*) FROM events").fetchone()[0]
+        except sqlite3.OperationalError:  # not even the schema there yet
+            return 0
+        finally:
+            db.close()
+
+    deadline = time.monotonic() + 10
+    while in_file() < 20 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert in_file() >= 20
+    journal.close()
