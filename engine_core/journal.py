@@ -104,6 +104,30 @@ CREATE TABLE IF NOT EXISTS broker (
 );
 """
 
+# An order's status and a fill each write two tables: one statement each
+# (this connection's TEMP views, whose triggers write the order's row and the
+# event), so one call into SQLite, not four with BEGIN and COMMIT (each call
+# lets other threads take the interpreter, and the writer, holding the
+# journal's lock, waits to get it back). TEMP: not in the file.
+_STATEMENTS = """
+CREATE TEMP VIEW order_status(client_id, symbol, side, qty, reason, status, ts, type, price, tif, venue_id, data)
+    AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL;
+CREATE TEMP TRIGGER order_status INSTEAD OF INSERT ON order_status BEGIN
+    INSERT INTO orders(client_id, symbol, side, qty, reason, status, created_ts, updated_ts, type, price, tif, venue_id)
+    VALUES (NEW.client_id, NEW.symbol, NEW.side, NEW.qty, NEW.reason, NEW.status, NEW.ts, NEW.ts, NEW.type,
+            NEW.price, NEW.tif, NEW.venue_id)
+    ON CONFLICT(client_id) DO UPDATE SET status=excluded.status, updated_ts=excluded.updated_ts,
+    venue_id=CASE WHEN excluded.venue_id != '' THEN excluded.venue_id ELSE orders.venue_id END;
+    INSERT INTO events(ts, symbol, kind, data) VALUES (NEW.ts, NEW.symbol, NEW.status, NEW.data);
+END;
+CREATE TEMP VIEW order_fill(client_id, symbol, ts, filled_qty, status, data)
+    AS SELECT NULL, NULL, NULL, NULL, NULL, NULL;
+CREATE TEMP TRIGGER order_fill INSTEAD OF INSERT ON order_fill BEGIN
+    UPDATE orders SET filled_qty=NEW.filled_qty, status=NEW.status, updated_ts=NEW.ts WHERE client_id=NEW.client_id;
+    INSERT INTO events(ts, symbol, kind, data) VALUES (NEW.ts, NEW.symbol, 'fill', NEW.data);
+END;
+"""
+
 _MIGRATIONS = {
     # version 1 -> 2: order types and venue ids; "acknowledged" is now "accepted"
     1: (
@@ -189,6 +213,7 @@ class Journal:
                 self._check_existing()
             else:
                 self._create()
+            self._db.executescript(_STATEMENTS)
         except sqlite3.DatabaseError as err:
             self._unlock()
             raise JournalError(f"{self.path}: not a readable journal ({err}); move it away to start afresh") from err
@@ -340,45 +365,38 @@ class Journal:
 
     def order(self, order: Order, status: OrderStatus, *, detail: str = "", venue_id: str = "") -> None:
         """Record an order's status (inserting it the first time) and the event."""
-        with self.transaction(synced=status not in VENUE_TELLS):
-            self._write(
-                "INSERT INTO orders(client_id, symbol, side, qty, reason, status, created_ts, updated_ts, "
-                "type, price, tif, venue_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(client_id) DO UPDATE SET status=excluded.status, updated_ts=excluded.updated_ts, "
-                "venue_id=CASE WHEN excluded.venue_id != '' THEN excluded.venue_id ELSE orders.venue_id END",
-                (
-                    order.client_id,
-                    order.symbol,
-                    order.side.value,
-                    str(order.qty),
-                    order.reason,
-                    status.value,
-                    order.ts,
-                    order.ts,
-                    order.type.value,
-                    None if order.price is None else str(order.price),
-                    order.tif.value,
-                    venue_id,
-                ),
-            )
-            self.event(
-                status.value,
+        data = {"client_id": order.client_id, "side": order.side.value, "qty": str(order.qty), "reason": order.reason}
+        self._write(
+            _ORDER_STATUS,
+            (
+                order.client_id,
                 order.symbol,
+                order.side.value,
+                str(order.qty),
+                order.reason,
+                status.value,
                 order.ts,
-                client_id=order.client_id,
-                side=order.side.value,
-                qty=str(order.qty),
-                reason=order.reason,
-                detail=detail,
-            )
+                order.type.value,
+                None if order.price is None else str(order.price),
+                order.tif.value,
+                venue_id,
+                json.dumps({**data, "detail": detail}, sort_keys=True, default=str),
+            ),
+            synced=status not in VENUE_TELLS,
+        )
 
     def fill(self, client_id: str, symbol: str, ts: int, filled_qty: str, status: OrderStatus, **data: Any) -> None:
-        with self.transaction():
-            self._write(
-                "UPDATE orders SET filled_qty=?, status=?, updated_ts=? WHERE client_id=?",
-                (filled_qty, status.value, ts, client_id),
-            )
-            self.event("fill", symbol, ts, client_id=client_id, **data)
+        self._write(
+            _ORDER_FILL,
+            (
+                client_id,
+                symbol,
+                ts,
+                filled_qty,
+                status.value,
+                json.dumps({"client_id": client_id, **data}, sort_keys=True, default=str),
+            ),
+        )
 
     def save_symbol(self, symbol: str, snapshot: dict[str, Any], *, soon: bool = False) -> None:
         """Write a symbol's snapshot now (in the current transaction, if
@@ -598,6 +616,8 @@ class Journal:
 
 
 _SAVE_SYMBOL = "INSERT INTO symbols(symbol, data) VALUES (?, ?) ON CONFLICT(symbol) DO UPDATE SET data=excluded.data"
+_ORDER_STATUS = "INSERT INTO order_status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ORDER_FILL = "INSERT INTO order_fill VALUES (?, ?, ?, ?, ?, ?)"
 
 
 def _lock_for_run(path: Path) -> int:
