@@ -140,6 +140,12 @@ def main() -> None:
             f"({(c1 - c0) / (w1 - w0) * 100:.1f}% of one core = {(c1 - c0) / (w1 - w0) * 100 / args.symbols:.3f}% "
             "per symbol)"
         )
+    if engine.journal is not None:
+        j = engine.journal
+        print(
+            f"  journal: {j.commits:,} commits, {j.synced_commits:,} synced with {j.fsyncs:,} fsyncs "
+            f"({j.synced_commits / max(j.fsyncs, 1):.1f} commits per fsync)"
+        )
     print(f"  peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

@@ -37,7 +37,8 @@ events are not synced on their own: they ride on the next synced commit
 (an intent, a fill, a halt), so an order costs two fsyncs. Every
 commit survives a crash of the engine (the operating system holds it); a
 power loss can take the last unsynced ones, never one written before a
-synced commit (the log is synced as a whole, in order).
+synced commit (the log is synced as a whole, in order). The journal's
+thread checkpoints the log (``_checkpoint``), off the journal's lock.
 
 One engine at a time: a run opens its journal ``exclusive``, holding an
 advisory lock on ``<journal>.lock`` (``flock``) until it closes the journal.
@@ -188,6 +189,7 @@ class Journal:
         self._commits = 0  # commits made so far
         self._synced = 0  # commits known to be on disk
         self.synced_commits = 0  # commits that waited for an fsync (what an order costs in syncs)
+        self.fsyncs = 0  # fsyncs made: fewer than synced_commits when commits shared one (group commit)
         self._sync_lock = threading.Lock()
         self._wal_fd: int | None = None
         self._pending: dict[str, str] = {}  # symbol -> snapshot JSON saved with ``soon``, not yet written
@@ -223,6 +225,11 @@ class Journal:
         except BaseException:
             self._unlock()
             raise
+
+    @property
+    def commits(self) -> int:
+        """Commits made so far (``synced_commits`` of them waited for an fsync)."""
+        return self._commits
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
@@ -334,6 +341,7 @@ class Journal:
                 if self._wal_fd is None:
                     self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
                 os.fsync(self._wal_fd)
+                self.fsyncs += 1
             except OSError as err:
                 raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
             self._synced = done
