@@ -56,7 +56,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,7 @@ from engine_core.orders import OPEN_STATUSES, OrderStatus
 
 SCHEMA_VERSION = 2
 SNAPSHOT_DELAY = 0.2  # seconds a bar's snapshot may wait to be committed with the others
+BUSY_WAIT = 0.02  # seconds the journal's thread waits for a busy worker before leaving its snapshot for later
 CHECKPOINT_COMMITS = 500  # commits after which the journal's thread copies the write-ahead log into the file
 _APP_ID = 0x454E474E  # "ENGN": marks the file as this engine's journal
 
@@ -194,7 +195,7 @@ class Journal:
         self._wal_fd: int | None = None
         self._pending: dict[str, str] = {}  # symbol -> snapshot JSON saved with ``soon``, not yet written
         # symbol -> how to take its snapshot, and the lock its worker holds while it changes it
-        self._later: dict[str, tuple[Callable[[], dict[str, Any]], AbstractContextManager[Any]]] = {}
+        self._later: dict[str, tuple[Callable[[], dict[str, Any]], threading.Lock]] = {}
         self._pending_lock = threading.Lock()
         # symbol -> the snapshot its row holds (committed, or in the open transaction)
         self._written: dict[str, str] = {}
@@ -431,9 +432,7 @@ class Journal:
             self._write(_SAVE_SYMBOL, (symbol, data), synced=False)
             self._written[symbol] = data
 
-    def save_symbol_later(
-        self, symbol: str, take: Callable[[], dict[str, Any]], lock: AbstractContextManager[Any]
-    ) -> None:
+    def save_symbol_later(self, symbol: str, take: Callable[[], dict[str, Any]], lock: threading.Lock) -> None:
         """``save_symbol(symbol, take(), soon=True)``, with the snapshot
         taken by the journal's thread when it writes, holding ``lock``: a
         worker on its own thread, which holds ``lock`` while it changes
@@ -462,27 +461,38 @@ class Journal:
                 self._flusher = threading.Thread(target=self._flush_soon, name="journal-flush", daemon=True)
                 self._flusher.start()
 
-    def _take_later(self) -> None:
+    def _take_later(self, wait: bool = True) -> None:
         """Take the snapshots marked with ``save_symbol_later`` (without the
         journal's lock: a worker holding its own lock may be waiting for it).
         Each is taken and queued under its worker's lock, so a snapshot the
         worker writes now comes either after it (and takes it away) or
-        before it (and it is the newer)."""
+        before it (and it is the newer). Unless told to ``wait``, a worker
+        still busy after ``BUSY_WAIT`` (a bar takes well under a
+        millisecond; a broker that is slow to answer, seconds) is left
+        marked for the next round: the other symbols' snapshots do not wait
+        for it."""
         with self._pending_lock:
             marked, self._later = self._later, {}
         for symbol, (take, lock) in marked.items():
-            with lock:
-                try:
-                    data = json.dumps(take(), sort_keys=True, default=str)
-                except Exception as err:  # noqa: BLE001 - a bug: the symbol's next save says it (and halts it)
-                    self._failed[symbol] = JournalError(f"{self.path}: cannot take {symbol}'s snapshot: {err}")
-                    continue
+            if not lock.acquire(timeout=-1 if wait else BUSY_WAIT):
+                with self._pending_lock:
+                    self._later.setdefault(symbol, (take, lock))
+                continue
+            try:
+                data = json.dumps(take(), sort_keys=True, default=str)
+            except Exception as err:  # noqa: BLE001 - a bug: the symbol's next save says it (and halts it)
+                self._failed[symbol] = JournalError(f"{self.path}: cannot take {symbol}'s snapshot: {err}")
+                continue
+            else:
                 with self._pending_lock:
                     self._pending[symbol] = data
+            finally:
+                lock.release()
 
-    def flush(self) -> None:
-        """Commit the snapshots waiting to be written, in one transaction."""
-        self._take_later()
+    def flush(self, *, wait: bool = True) -> None:
+        """Commit the snapshots waiting to be written, in one transaction
+        (without ``wait``, those of workers that stay busy wait for the next)."""
+        self._take_later(wait)
         with self._lock:
             with self._pending_lock:
                 batch, self._pending = self._pending, {}
@@ -507,7 +517,9 @@ class Journal:
                 if self._closing.is_set():
                     return  # close() writes the rest
                 try:
-                    self.flush()
+                    self.flush(wait=False)
+                    if self._later:  # workers that were busy: the next round
+                        self._wake.set()
                     if self._commits - self._checkpointed >= CHECKPOINT_COMMITS:
                         checkpointer = self._checkpoint(checkpointer)
                 except JournalError as err:  # the next save_symbol on a worker raises it

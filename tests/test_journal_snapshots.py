@@ -303,3 +303,17 @@ def test_the_journals_thread_copies_the_log_into_the_file_while_the_engine_runs(
         time.sleep(0.02)
     assert in_file() >= 20
     journal.close()
+
+
+def test_a_worker_busy_in_a_slow_call_does_not_hold_back_the_other_symbols_snapshots(tmp_path):
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    a, b = Symbol(), Symbol()
+    a.bars = b.bars = 1
+    journal.save_symbol_later("A", a.snapshot, a.lock)
+    journal.save_symbol_later("B", b.snapshot, b.lock)
+    with a.lock:  # A waits for its broker meanwhile
+        snaps = read_back(path, until=lambda s: "B" in s)
+        assert snaps == {"B": {"bars": 1}}
+    journal.close()  # A's is written at the latest when the journal closes
+    assert read_back(path) == {"A": {"bars": 1}, "B": {"bars": 1}}
