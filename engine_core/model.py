@@ -264,15 +264,22 @@ class SignalEvent(NamedTuple):
 
 
 class OrderEvent(NamedTuple):
-    """An order's status changed (``status``: an orders.OrderStatus, a str enum)."""
+    """An order's status changed (``status``: an orders.OrderStatus, a str
+    enum); ``venue_id``: the venue's id of the order, once it told."""
 
     order: Order
     status: Any
     detail: str = ""
+    venue_id: str = ""
 
 
 class FillEvent(NamedTuple):
+    """A fill, and what it leaves of its order: the quantity filled so far
+    (``filled``) and the order's status (an orders.OrderStatus)."""
+
     fill: Fill
+    filled: Decimal | None = None
+    status: Any = None
 
 
 @dataclass(frozen=True, slots=True)
