@@ -356,11 +356,12 @@ class SymbolStrategy(abc.ABC):
     def restore_state(self, data: Any) -> None:
         """Put back what ``state`` returned before a restart (after ``init``)."""
 
-    def reload_if_changed(self) -> str | None:
+    def reload_if_changed(self, force: bool = False) -> str | None:
         """Swap in a changed strategy file between bars (keeping state): the
         line saying what was reloaded, None when nothing changed. A changed
         file that cannot run raises :class:`StrategyError` naming the file and
-        line; the running version stays."""
+        line; the running version stays. ``force`` (a reload command): look
+        at the file now, even within the watcher's interval."""
         return None
 
     def close(self) -> None:

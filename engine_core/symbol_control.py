@@ -46,7 +46,7 @@ def _do(w: SymbolWorker, name: str, last: int | None) -> str:
     if name == "flatten":
         return _flatten(w, last)
     if name == "reload":
-        return w.strategy.reload_if_changed() or "the strategy file is unchanged"
+        return w.strategy.reload_if_changed(force=True) or "the strategy file is unchanged"
     raise ControlError(f"{name} is not a symbol command")
 
 
