@@ -3,7 +3,7 @@ journal does not have open (``Broker.open_orders``, ``GET /api/v3/openOrders``):
 the engine's own entry, whose journal was lost, is adopted and followed to
 its fill; an order placed by hand is named in one warning line and left
 alone; nothing is sent at start, and the engine's next order takes the
-client id after the adopted one."""
+client id after the adopted one. The session replays to the same event log."""
 
 from __future__ import annotations
 
@@ -14,11 +14,15 @@ from decimal import Decimal
 from engine_plugin_binance.testing import OrderScript
 
 from engine_core import Journal, State
+from engine_core.recording.reader import read_segment, segment_paths, session_dirs
+from engine_core.recording.replay import replay_session
 
 D = Decimal
 
 
-def test_a_restart_adopts_its_own_order_and_leaves_one_placed_by_hand_alone(fake, live_config, running, tmp_path):
+def test_a_restart_adopts_its_own_order_and_leaves_one_placed_by_hand_alone(
+    fake, live_config, running, registry, tmp_path
+):
     fake.add_history("BTCUSDT", 30, price=20000.0)
     fake.script.append(OrderScript("rest"))
     params = {"enter_at": 20100.0, "exit_at": 20300.0, "qty": 0.01, "limit": 20050.0}
@@ -69,6 +73,16 @@ def test_a_restart_adopts_its_own_order_and_leaves_one_placed_by_hand_alone(fake
         "what they fill is not booked here and moves the position the broker reports): "
         f"{manual.order_id} (web_manual1) sell 0.50000000 limit @ 25000.00000000"
     ]
+
+
+    # the recorded session replays to the same event log, the venue's open orders answered as recorded
+    [day] = session_dirs(tmp_path / ".engine" / "recordings" / "e2e")
+    paths = segment_paths(day)
+    events = [r[9] for p in paths for r in read_segment(p).rows if r[0] == "event"]
+    assert sum(" warning: " in e for e in events) == 1 and sum(": adopted" in e for e in events) == 1
+    outcome = replay_session(paths, registry)
+    assert outcome.divergence is None, outcome.divergence.lines() if outcome.divergence else None
+    assert outcome.events == len(events)
 
 
 def entry_id(fake, cid: str) -> int:
