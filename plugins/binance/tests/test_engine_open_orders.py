@@ -74,7 +74,6 @@ def test_a_restart_adopts_its_own_order_and_leaves_one_placed_by_hand_alone(
         f"{manual.order_id} (web_manual1) sell 0.50000000 limit @ 25000.00000000"
     ]
 
-
     # the recorded session replays to the same event log, the venue's open orders answered as recorded
     [day] = session_dirs(tmp_path / ".engine" / "recordings" / "e2e")
     paths = segment_paths(day)
