@@ -66,6 +66,7 @@ log = logging.getLogger("engine_plugin_alpaca.broker")
 
 T = TypeVar("T")
 QTY_STEP = Decimal("0.000000001")  # Alpaca takes quantities to 9 decimals
+SYMBOLS_PER_QUERY = 50  # open orders asked for by symbol up to this many (a short URL), else all, then filtered
 _TERMINAL = {"canceled": UpdateKind.CANCEL, "expired": UpdateKind.EXPIRE, "rejected": UpdateKind.REJECT}
 _LEG_DONE = ("filled", "canceled", "expired", "rejected", "replaced")
 
@@ -427,7 +428,7 @@ class AlpacaBroker(Broker):
         working legs of a bracket whose entry filled, named with their entry;
         a leg held for its entry goes with the entry."""
         query = {"status": "open", "nested": "true", "limit": "500"}
-        if self.symbols:
+        if self.symbols and len(self.symbols) <= SYMBOLS_PER_QUERY:
             query["symbols"] = ",".join(self.symbols)
         try:
             rows = wire.venue_orders(await self._http().get("/v2/orders", query))
