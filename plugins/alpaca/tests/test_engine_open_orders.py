@@ -61,7 +61,8 @@ def test_a_restart_adopts_its_own_order_and_leaves_one_placed_by_hand_alone(tmp_
         server.push_bars(minute_bars("AAPL", DAY1_OPEN + 30 * MINUTE, 2))
         wait_until(lambda: len(server.order_posts) == 1 and server.tu_clients() == 1)
         cid = server.order_posts[0]["client_order_id"]
-        wait_until(lambda: first.engine.workers["AAPL"].orders.current.venue_id != "")  # the ack
+        w = first.engine.workers["AAPL"]
+        wait_until(lambda: (cur := w.orders.current) is not None and cur.venue_id != "")  # the ack
     finally:
         first.stop()
 

@@ -33,7 +33,7 @@ def test_a_restart_adopts_its_own_order_and_leaves_one_placed_by_hand_alone(
         eng.streaming()
         w = eng.worker()
         fake.stream_bar("BTCUSDT", 20100.0)
-        eng.wait(lambda: w.orders.current is not None and w.orders.current.status.value == "accepted", "the entry")
+        eng.wait(lambda: (cur := w.orders.current) is not None and cur.status.value == "accepted", "the entry")
         eng.stop()
     [entry] = fake.placed
     cid = entry["newClientOrderId"]
@@ -45,7 +45,7 @@ def test_a_restart_adopts_its_own_order_and_leaves_one_placed_by_hand_alone(
     # run 2: the entry is adopted and followed; the manual order is named and left alone
     with running(config) as eng:
         w = eng.worker()
-        eng.wait(lambda: w.orders.current is not None, "the adoption")
+        eng.wait(lambda: w.started, "the restart's reconciliation and warm-up")
         assert w.orders.current.order.client_id == cid and w.orders.current.venue_id == str(entry_id(fake, cid))
         assert (w.sm.state, w.ledger.qty, w.halted) == (State.WATCH, 0, None)
         assert len(fake.placed) == 1  # nothing sent at start
