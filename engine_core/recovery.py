@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from engine_core import halts, updates
+from engine_core import halts, outbox, updates
 from engine_core.journal import order_from_row
 from engine_core.model import ErrorEvent, State
 from engine_core.orders import InFlight, OpenOrder, OrderStatus, client_id_head
@@ -137,7 +137,7 @@ def _reconcile_working(w: SymbolWorker, working: Sequence[OpenOrder]) -> None:
     intent was journaled, then given up as lost when the venue did not know
     it yet, or the journal itself was lost): adopted. Any other was placed
     by hand, by another program or by another engine on the account: left
-    alone, never cancelled, and named once in a warning. A leg the venue
+    alone, never cancelled, and named once in a warning (journaled). A leg the venue
     attached to one of the engine's entries goes with its entry
     (``_reconcile_bracket``)."""
     head = client_id_head(w.execution.prefix, w.symbol)
@@ -152,7 +152,7 @@ def _reconcile_working(w: SymbolWorker, working: Sequence[OpenOrder]) -> None:
         elif not _ours(head, found.parent):
             foreign.append(found)
     if foreign:
-        w.bus.emit(ErrorEvent(w.symbol, w.last_ts, _foreign_warning(foreign), kind="warning"))
+        outbox.write(w.journal, w.bus, ErrorEvent(w.symbol, w.last_ts, _foreign_warning(foreign), kind="warning"))
 
 
 def _ours(head: str, client_id: str) -> bool:

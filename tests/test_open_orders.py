@@ -108,8 +108,10 @@ def test_an_order_someone_else_placed_is_named_once_and_left_alone(tmp_path):
     assert all(v.orders[c].status is OrderStatus.ACCEPTED for c in ("manual-7", "web_x1"))  # never cancelled
     with closing(journal_of(tmp_path)) as j:
         [row] = j.orders("A")  # the engine's own entry, and nothing else
+        [journaled] = j.events("A", kind="warning")
     assert row["status"] == "filled" and list(v.orders)[3:] == [row["client_id"]]
     lines = [line for line in (tmp_path / "events.log").read_text().splitlines() if " warning: " in line]
+    assert lines == ["- A warning: " + journaled["message"]]
     assert lines == [
         "- A warning: 2 open orders at the broker not placed by this engine, left alone (never cancelled; "
         "what they fill is not booked here and moves the position the broker reports): "
