@@ -137,8 +137,8 @@ def _reconcile_working(w: SymbolWorker, working: Sequence[OpenOrder]) -> None:
     intent was journaled, then given up as lost when the venue did not know
     it yet, or the journal itself was lost): adopted. Any other was placed
     by hand, by another program or by another engine on the account: left
-    alone, never cancelled, and named once in a warning (journaled). A leg the venue
-    attached to one of the engine's entries goes with its entry
+    alone, never cancelled, and named once in a warning (journaled). A leg
+    the venue attached to one of the engine's entries goes with its entry
     (``_reconcile_bracket``)."""
     head = client_id_head(w.execution.prefix, w.symbol)
     foreign = []
@@ -168,8 +168,10 @@ def _adopt(w: SymbolWorker, found: OpenOrder) -> None:
     from now on; the symbol's next client id follows it."""
     cid = found.order.client_id
     state = w.execution.lookup(cid)
-    if state is None:
-        return  # listed open, then not found: it ended meanwhile, and never filled
+    if state is None:  # listed open, then not found: said, never touched
+        why = f"order {cid} is working at the broker but its lookup found nothing: not adopted (a restart asks again)"
+        w.bus.emit(ErrorEvent(w.symbol, w.last_ts, why, kind="order"))
+        return
     row = _journal_row(w, cid)
     order = found.order if row is None else order_from_row(row)
     filled = Decimal(0) if row is None else Decimal(row["filled_qty"])
