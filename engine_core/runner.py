@@ -32,7 +32,7 @@ from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal
 from engine_core.model import BarChunk, ConnectionEvent
-from engine_core.orders import OrderUpdate
+from engine_core.orders import OpenOrder, OrderUpdate
 from engine_core.plugins import Registry, get_registry
 from engine_core.recording.paths import recording_enabled
 from engine_core.results import RunResult
@@ -308,14 +308,18 @@ class Engine:
 
     def _recover(self, journal: Journal) -> None:
         """Restore each symbol from the journal, then reconcile with the broker
-        before anything trades (``SymbolWorker.reconcile``)."""
+        before anything trades (``recovery.reconcile``): its positions, and
+        the orders working at the venue, asked for once for every symbol."""
         snapshots = journal.symbols()
         positions = self.broker.positions()
+        working: dict[str, list[OpenOrder]] = {}
+        for found in self.broker.open_orders():
+            working.setdefault(found.order.symbol, []).append(found)
         for symbol, worker in self.workers.items():
             recovery.restore(
                 worker, snapshots.get(symbol), journal.unsettled_orders(symbol), journal.booked_fill_keys(symbol)
             )
-            recovery.reconcile(worker, positions.get(symbol, Decimal(0)))
+            recovery.reconcile(worker, positions.get(symbol, Decimal(0)), working.get(symbol, ()))
             cur = worker.orders.current
             journal.event(
                 "recovered",

@@ -46,6 +46,7 @@ from engine_core.recording.format import (
     bar_row,
     chunk_blob,
     fill_json,
+    open_order_json,
     update_json,
 )
 from engine_core.recording.paths import recordings_dir
@@ -398,7 +399,7 @@ def _tapped(recorder: Recorder, method: str, original: Callable[..., Any]) -> Ca
         if method == "positions":
             return {s: str(q) for s, q in result.items()}
         if method == "open_orders":
-            return [o.client_id for o in result]
+            return [open_order_json(found) for found in result]
         if method in ("starting_cash", "round_qty"):
             return str(result)
         return None

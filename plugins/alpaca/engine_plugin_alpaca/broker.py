@@ -45,13 +45,13 @@ from engine_core import (
     BrokerError,
     BrokerTimeout,
     Fill,
+    OpenOrder,
     Order,
     OrderState,
     OrderStatus,
     OrderType,
     OrderUpdate,
     Side,
-    TimeInForce,
     UpdateCallback,
     UpdateKind,
     error_text,
@@ -66,8 +66,17 @@ log = logging.getLogger("engine_plugin_alpaca.broker")
 
 T = TypeVar("T")
 QTY_STEP = Decimal("0.000000001")  # Alpaca takes quantities to 9 decimals
+SYMBOLS_PER_QUERY = 50  # open orders asked for by symbol up to this many (a short URL), else all, then filtered
 _TERMINAL = {"canceled": UpdateKind.CANCEL, "expired": UpdateKind.EXPIRE, "rejected": UpdateKind.REJECT}
 _LEG_DONE = ("filled", "canceled", "expired", "rejected", "replaced")
+
+
+def _open_order(vo: wire.VenueOrder, parent: str) -> OpenOrder:
+    """An open order as ``Broker.open_orders`` lists it."""
+    kind = OrderType.LIMIT if vo.limit_price is not None else OrderType.MARKET
+    terms = (vo.client_order_id, vo.symbol, vo.side, vo.qty, vo.updated_at)
+    order = Order(*terms, type=kind, price=vo.limit_price, stop_price=vo.stop_price)
+    return OpenOrder(order, vo.id, vo.filled_qty, parent)
 
 
 def _leg_name(leg: wire.VenueOrder) -> str:
@@ -410,26 +419,27 @@ class AlpacaBroker(Broker):
             cid, vo.symbol, vo.side, vo.filled_qty, price, Decimal(0), vo.updated_at, f"{vo.id}:{vo.filled_qty}"
         )
 
-    def open_orders(self) -> list[Order]:
+    def open_orders(self) -> list[OpenOrder]:
         return self._call(self._open_orders())
 
-    async def _open_orders(self) -> list[Order]:
+    async def _open_orders(self) -> list[OpenOrder]:
+        """Every open order of the engine's symbols, whoever placed it (the
+        engine tells its own from the others by their client ids), and the
+        working legs of a bracket whose entry filled, named with their entry;
+        a leg held for its entry goes with the entry."""
+        query = {"status": "open", "nested": "true", "limit": "500"}
+        if self.symbols and len(self.symbols) <= SYMBOLS_PER_QUERY:
+            query["symbols"] = ",".join(self.symbols)
         try:
-            rows = wire.venue_orders(
-                await self._http().get("/v2/orders", {"status": "open", "nested": "true", "limit": "500"})
-            )
+            rows = wire.venue_orders(await self._http().get("/v2/orders", query))
         except (AlpacaHttpError, AlpacaUnreachable, wire.WireError) as err:
             raise BrokerError(f"alpaca broker: open orders: {err}") from err
         out = []
         for o in rows:
-            if o.status == "held":
-                continue  # a leg waiting for its entry
-            kind = OrderType.LIMIT if o.type == "limit" else OrderType.MARKET
-            out.append(
-                Order(
-                    o.client_order_id, o.symbol, o.side, o.qty, o.updated_at, "", kind, o.limit_price, TimeInForce.GTC
-                )
-            )
+            if self.symbols and o.symbol not in self.symbols:
+                continue
+            found = [(o, "")] + [(leg, o.client_order_id) for leg in o.legs]
+            out += [_open_order(vo, parent) for vo, parent in found if vo.is_open and vo.status != "held"]
         return out
 
     def positions(self) -> dict[str, Decimal]:

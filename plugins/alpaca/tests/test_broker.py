@@ -263,7 +263,9 @@ def test_restart_reads_positions_and_open_orders(server, make_broker):
     first.close()
     broker, _ = make_broker()
     assert broker.positions() == {"AAPL": Decimal(7)}
-    (open_order,) = broker.open_orders()
+    (found,) = broker.open_orders()
+    open_order = found.order
+    assert found.venue_id and found.filled_qty == 0 and found.parent == ""
     assert (open_order.client_id, open_order.symbol, open_order.qty, open_order.price) == (
         "e-MSFT-1",
         "MSFT",
