@@ -204,7 +204,7 @@ def main() -> None:
     print("  whole process, start-up included:")
     print(f"    engine run -c:    {run[0]:.2f} s, CPU {run[1]:.2f} s, peak RSS {run[2]:.0f} MB")
     trades = json.loads(plain[3])["trades"]
-    print(f"    plain loop:       {plain[0]:.2f} s, CPU {plain[1]:.2f} s (reads the CSV itself; {trades:,} round trips)")
+    print(f"    plain loop:       {plain[0]:.2f} s, CPU {plain[1]:.2f} s (reads the CSV; {trades:,} round trips)")
     print(
         f"    engine / loop:    {plain[0] / run[0]:.3f}x wall, {plain[1] / run[1]:.3f}x CPU (target: at least 0.3x)"
     )
