@@ -42,7 +42,7 @@ def test_values_missing_past_arrows_first_batch_name_their_line(write, source) -
 
 
 def test_symbol_column_read_across_batches(write, read) -> None:
-    # one block of about 3 MB, parsed in 1 MiB batches: the first ones name
+    # one block of 2.3 MB, parsed in 1 MiB batches: the first ones name
     # BTCUSDT and XRPUSDT only, the last ETHUSDT too, each in its own dictionary
     early = [f"{'BTCUSDT' if i % 2 else 'XRPUSDT'},{1704067200 + i * 60},1,1,1,1,1" for i in range(60_000)]
     late = [f"{'ETHUSDT' if i % 2 else 'BTCUSDT'},{1704067200 + i * 60},2,2,2,2,2" for i in range(60_000, 80_000)]
