@@ -121,20 +121,27 @@ def timed(cmd: list[str]) -> tuple[float, float, float, str]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
 
 
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(path: str, report: bool) -> None:
     """Run once in this process and print the figures as JSON."""
     from engine_core.report import summarize, write_report
     from engine_core.runner import build_engine
 
     engine = build_engine(path)
+    peaks = {"start-up": _peak_mb()}
     t0, c0 = time.perf_counter(), time.process_time()
     result = engine.run()
     run_s, run_cpu = time.perf_counter() - t0, time.process_time() - c0
-    summary = summarize(result)
+    peaks["run"] = _peak_mb()
+    summary = engine.summary or summarize(result)  # as engine run does
     if report:
         write_report(result, summary, Path(path).parent / "report", html=True)
+        peaks["report"] = _peak_mb()
     total_s = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = _peak_mb()
     bars = sum(r.bars for r in result.symbols.values())
     loop_s = loop_cpu = 0.0
     loop_trades = 0
@@ -158,6 +165,7 @@ def child(path: str, report: bool) -> None:
                 "loop_cpu": loop_cpu,
                 "total_s": total_s,
                 "rss_mb": rss,
+                "peaks": peaks,
                 "loop_s": loop_s,
                 "loop_trades": loop_trades,
                 "pnl": summary["total"]["pnl"],
@@ -188,7 +196,9 @@ def main() -> None:
     print(f"backtest: {out['bars']:,} bars, {out['trades']:,} round trips, pnl {out['pnl']}")
     print(f"  engine run:         {out['run_s']:.2f} s = {out['bars'] / out['run_s']:,.0f} bars/s")
     print(f"  with report files:  {out['total_s']:.2f} s = {out['bars'] / out['total_s']:,.0f} bars/s")
-    print(f"  peak RSS:           {out['rss_mb']:.0f} MB (engine run, before the reference loop)")
+    print(f"  peak RSS:           {out['rss_mb']:.0f} MB (before the reference loop; target: at most 150 MB)")
+    phases = ", ".join(f"{name} {mb:.0f}" for name, mb in out["peaks"].items())
+    print(f"  peak RSS by phase:  {phases} MB (the peak so far at the end of each)")
     loop_rate = out["bars"] / out["loop_s"]
     print(f"  plain Python loop:  {out['loop_s']:.2f} s = {loop_rate:,.0f} bars/s ({out['loop_trades']:,} round trips)")
     print(f"  engine / loop:      {out['loop_s'] / out['run_s']:.3f}x wall (target: at least 0.25x)")
