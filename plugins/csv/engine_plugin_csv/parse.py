@@ -224,9 +224,18 @@ def _epoch_ns(values: np.ndarray, unit: str) -> np.ndarray:
     scale: np.ndarray | int
     if unit == "auto":
         size = np.abs(values)
-        scale = np.where(size < 1e11, 10**9, np.where(size < 1e14, 10**6, np.where(size < 1e17, 10**3, 1)))
+        low, high = (size.min(), size.max()) if len(size) else (0, 0)
+        if not np.isnan(low) and _auto_unit(low) == _auto_unit(high):  # the usual file: one unit
+            scale = _auto_unit(low)
+        else:
+            scale = np.where(size < 1e11, 10**9, np.where(size < 1e14, 10**6, np.where(size < 1e17, 10**3, 1)))
     else:
         scale = _UNIT_NS[unit]
     if values.dtype.kind == "f":
         return np.rint(values * scale).astype(np.int64)
     return values * scale
+
+
+def _auto_unit(size: float) -> int:
+    """Nanoseconds per unit of an epoch number of this magnitude (``time_unit = "auto"``)."""
+    return 10**9 if size < 1e11 else 10**6 if size < 1e14 else 10**3 if size < 1e17 else 1
