@@ -51,8 +51,12 @@ class Entry:
 class Ledger:
     """Position, cash and round trips of one symbol, and its PnL per bar."""
 
-    def __init__(self, symbol: str) -> None:
+    def __init__(self, symbol: str, keep_fill_keys: bool = True) -> None:
         self.symbol = symbol
+        # Only a venue (an update sent again) or a restart (the broker telling
+        # fills the journal booked) brings a fill twice; a backtest's paper
+        # broker never does, and its fills need no key kept.
+        self.keeps_fill_keys = keep_fill_keys
         self.qty = _ZERO
         self.cash = _ZERO
         self.entry: Entry | None = None
@@ -74,7 +78,8 @@ class Ledger:
         whether the position it leaves counts as none: by default only zero
         does; the worker also counts a remainder below the venue's lot step
         (dust that no order can sell), so that the round trip ends there."""
-        self.fill_keys.add(key)
+        if self.keeps_fill_keys:
+            self.fill_keys.add(key)
         signed = fill.position_change
         before = self.qty
         qty = self.qty = before + signed

@@ -9,7 +9,6 @@ stops cleanly: feeding stops, workers drain their queues, sinks flush.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import heapq
 import sys
@@ -43,6 +42,8 @@ from engine_core.validate import refuse_venue_broker
 from engine_core.worker import STOP, SymbolWorker, Warmup
 
 if TYPE_CHECKING:
+    import asyncio
+
     from engine_core.recording.writer import Recorder
 
 INBOX_CHUNKS = 2  # backtest chunks queued per symbol before the reader waits
@@ -425,6 +426,8 @@ class Engine:
 
     def _run_io_thread(self) -> None:
         errors: list[BaseException] = []
+        import asyncio  # live only: a backtest imports neither asyncio nor ssl
+
         loop = asyncio.new_event_loop()
         self.source.bind_connection(self._on_connection)
 
@@ -490,6 +493,8 @@ def _say(line: str) -> None:
 
 
 def _drain(loop: asyncio.AbstractEventLoop) -> None:
+    import asyncio
+
     """Cancel and await what a source left running, and close async
     generators, so that nothing is destroyed pending when the loop closes."""
     try:

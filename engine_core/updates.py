@@ -34,7 +34,8 @@ def apply(w: SymbolWorker, update: OrderUpdate, i: int) -> None:
     """Apply a broker update (at chunk bar ``i``): its status, its fill,
     and what the order's end means for the state machine."""
     fill = update.fill
-    if fill is not None:
+    key = ""
+    if fill is not None and w.ledger.keeps_fill_keys:
         key = fill.key
         if key in w.ledger.fill_keys:
             return  # a fill seen before (a resent update, or reported again after a restart)

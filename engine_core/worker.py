@@ -94,7 +94,7 @@ class SymbolWorker:
         self.lock = threading.Lock()  # held while a message is processed
         self.done = False  # the thread has ended; late updates are applied by the caller
 
-        self.ledger = Ledger(symbol)
+        self.ledger = Ledger(symbol, keep_fill_keys=journal is not None or self.sim is None)
         self.orders = OrderTracker()
         self.stops = Stops()
         self.risk = execution.risk
