@@ -9,12 +9,14 @@ live bar, both over every bar and in the steady state (after each symbol's
 first ``WARM`` bars, which pay one-time costs: the first indicator reads
 build the plugin registry, the first calls warm the Lua runtimes).
 
-    .venv/bin/python bench/live_latency.py [--symbols 100] [--bars 300] [--pace 0.05] [--journal]
+    .venv/bin/python bench/live_latency.py [--symbols 100] [--bars 300] [--pace 0.05] [--journal] [--mqtt]
 
 Without ``--journal`` the engine keeps no journal (the Python path alone);
 with it, as a live engine runs by default (a SQLite journal in a temporary
 directory, ``journal_sync = "full"``). ``--record`` records the session as a
 live engine does by default (``bench/replay.py`` compares the two).
+``--mqtt`` adds the mqtt sink as a live run uses it (QoS 1, one message per
+event) publishing to a mosquitto this bench starts on a free local port.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ def main() -> None:
     parser.add_argument("--pace", type=float, default=0.05, help="seconds between bars")
     parser.add_argument("--journal", action="store_true", help="keep the journal, as a live engine does by default")
     parser.add_argument("--record", action="store_true", help="record the session, as a live engine does by default")
+    parser.add_argument("--mqtt", action="store_true", help="publish every event to a local mosquitto (QoS 1)")
     args = parser.parse_args()
     import engine_plugin_indicators.plugin as indicators
 
@@ -98,30 +101,48 @@ def main() -> None:
     import engine_core.builtin.paper as paper
     import engine_core.lua.plugin as lua
 
-    registry = build_registry(
-        [("paper", paper), ("lua", lua), ("log", log_sink), ("indicators", indicators), ("probe", Probe())],
-        autoload=False,
-    )
+    plugins: list[tuple[str, Any]] = [
+        ("paper", paper),
+        ("lua", lua),
+        ("log", log_sink),
+        ("indicators", indicators),
+        ("probe", Probe()),
+    ]
+    if args.mqtt:
+        import engine_plugin_mqtt.plugin as mqtt
+
+        plugins.append(("mqtt", mqtt))
+    registry = build_registry(plugins, autoload=False)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "s.lua").write_text(STRATEGY)
         symbols = ", ".join(f'"S{k:03d}"' for k in range(args.symbols))
+        sink = ""
+        if args.mqtt:
+            from mqtt_publish import start_mosquitto
+
+            broker, port = start_mosquitto(work)
+            sink = f'[[sinks]]\ntype = "mqtt"\nport = {port}\nprefix = "bench"\nqos = 1\n'
         (work / "live.toml").write_text(
             f'[engine]\nmode = "live"\nsymbols = [{symbols}]\njournal = {str(args.journal).lower()}\n'
             f"record = {str(args.record).lower()}\n"
             f'[source]\ntype = "stamped"\nbars = {args.bars}\npace = {args.pace}\n'
-            '[strategy]\nhost = "lua"\nscript = "s.lua"\n'
+            '[strategy]\nhost = "lua"\nscript = "s.lua"\n' + sink
         )
         engine = Engine(load_config(work / "live.toml", registry), registry)
         running.append(engine)
         cpu0, t0 = time.process_time(), time.perf_counter()
         result = engine.run()
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+        if args.mqtt:
+            broker.terminate()
+            broker.wait()
     bars = sum(r.bars for r in result.symbols.values())
     lat = np.array([s for s, _ in latencies]) * 1000
     steady = np.array([s for s, warm in latencies if warm]) * 1000
     journal = "with the journal" if args.journal else "no journal"
     journal += ", recorded" if args.record else ", not recorded"
+    journal += ", mqtt sink (QoS 1, a message per event)" if args.mqtt else ""
     print(f"live: {args.symbols} symbols, {bars:,} bars in {wall:.1f} s, {len(lat):,} orders, {journal}")
     for label, values in (("all bars", lat), (f"after each symbol's first {WARM} bars", steady)):
         if len(values):
