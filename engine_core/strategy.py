@@ -206,6 +206,7 @@ class SymbolView:
         self.position = PositionView()
         self._indicators: dict[tuple[str, tuple[Any, ...]], Any] = {}
         self._last: Bar | None = None
+        self._newest_ts: int | None = None  # the time of the newest bar set
 
     def last_bar(self) -> Bar:
         """The newest bar of the view (built once per chunk)."""
@@ -218,23 +219,30 @@ class SymbolView:
     def set_data(self, cols: Mapping[str, np.ndarray], offset: int, last: Bar | None = None) -> None:
         """The view's new arrays; ``last`` is the newest bar when the worker
         holds it already (a live bar), so indicators need not rebuild it."""
+        before = self._newest_ts
         self._last = last
-        self.ts = cols["ts"]
+        ts = self.ts = cols["ts"]
         self.open, self.high, self.low = cols["open"], cols["high"], cols["low"]
         self.close, self.volume = cols["close"], cols["volume"]
         self.offset = offset
         self.seen += self.n
-        self.n = len(self.ts) - offset
+        self.n = len(ts) - offset
+        self._newest_ts = last.ts if last is not None else int(ts[-1]) if len(ts) else None
         for tracked in self._indicators.values():
-            tracked.advance(self)
+            tracked.advance(self, before)
 
     def indicator(self, name: str, args: tuple[Any, ...] = ()) -> tuple[np.ndarray, ...]:
+        return self.tracker(name, args).outputs
+
+    def tracker(self, name: str, args: tuple[Any, ...] = ()) -> TrackedIndicator:
+        """The indicator ``name(args)`` kept in step with the view: its
+        ``outputs`` are what ``indicator`` returns, replaced at each chunk."""
         key = (name, args)
         tracked = self._indicators.get(key)
         if tracked is None:
-            tracked = _TrackedIndicator(name, args, self)
+            tracked = TrackedIndicator(name, args, self)
             self._indicators[key] = tracked
-        return tracked.outputs
+        return tracked
 
     def latest_indicators(self, ts: int) -> dict[str, float | None] | None:
         """Each indicator the strategy has read, at the bar ``ts``: ``{"sma(10)":
@@ -256,7 +264,7 @@ class SymbolView:
         return values
 
 
-class _TrackedIndicator:
+class TrackedIndicator:
     """A streaming indicator kept in step with the view's chunks.
 
     On creation it is warmed on the history the view holds; each new chunk is
@@ -277,7 +285,17 @@ class _TrackedIndicator:
         self.outputs: tuple[np.ndarray, ...] = outs
         self.fed_until_ts: int | None = int(view.ts[-1]) if len(view.ts) else None
 
-    def advance(self, view: SymbolView) -> None:
+    def advance(self, view: SymbolView, before: int | None) -> None:
+        """Feed the view's new bars; ``before`` is the time of the view's
+        newest bar before them."""
+        if view.n == 1 and before is not None and self.fed_until_ts == before:
+            # one new bar after those fed (live): the scalar update is far cheaper
+            self.instance.update(view.last_bar())
+            value = self.instance.value
+            cols, _ = self.ring.push_row(value if isinstance(value, tuple) else (value,), len(view.ts) - 1)
+            self.outputs = tuple(cols)
+            self.fed_until_ts = view._newest_ts
+            return
         # Bars of the view not fed yet: normally the chunk after the view's history.
         o = view.offset
         if self.fed_until_ts is None:
@@ -286,15 +304,9 @@ class _TrackedIndicator:
             start = o
         else:
             start = int(np.searchsorted(view.ts, self.fed_until_ts, "right"))
-        if start == len(view.ts) - 1:  # one new bar (live): the scalar update is far cheaper
-            self.instance.update(view.last_bar())
-            value = self.instance.value
-            cols, _ = self.ring.push_row(value if isinstance(value, tuple) else (value,), start)
-            self.outputs = tuple(cols)
-        else:
-            new = tuple(self.instance.update_many(_Cols(view, start)))
-            named, _ = self.ring.push(dict(zip(self.names, new)), start)
-            self.outputs = tuple(named[name] for name in self.names)
+        new = tuple(self.instance.update_many(_Cols(view, start)))
+        named, _ = self.ring.push(dict(zip(self.names, new)), start)
+        self.outputs = tuple(named[name] for name in self.names)
         if len(view.ts):
             self.fed_until_ts = int(view.ts[-1])
 
