@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from engine_core.model import BUY, BarChunk, Fill, RoundTrip, Side
+from engine_core.model import BUY, Bar, BarChunk, Fill, RoundTrip, Side
 from engine_core.storage import Series
 
 _ZERO = Decimal(0)
@@ -119,14 +119,16 @@ class Ledger:
             held = self._held = (self.qty, self.cash, (0, float(self.qty), float(self.cash)))
         self._marks = [held[2]]
 
-    def mark_chunk(self, chunk: BarChunk) -> float:
+    def mark_chunk(self, chunk: BarChunk, bar: Bar | None = None) -> float:
         """Mark the chunk's bars to market (PnL and exposure at each close);
-        returns the PnL at its last close."""
+        returns the PnL at its last close. ``bar`` is its one bar when it
+        came live as a Bar (its values are read from it)."""
         marks = self._marks
         _, qty, cash = marks[-1]
-        if len(chunk.ts) == 1:  # live: one bar, the position as it stands after it
-            pnl = cash + qty * float(chunk.close[0])
-            self._ts.append(chunk.ts[0])
+        if bar is not None or len(chunk) == 1:  # one bar: the position as it stands after it
+            ts, close = (bar.ts, bar.close) if bar is not None else (chunk.ts[0], chunk.close[0])
+            pnl = cash + qty * float(close)
+            self._ts.append(ts)
             self._pnl.append(pnl)
             self._exposed.append(qty != 0)
             return pnl

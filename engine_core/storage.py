@@ -67,22 +67,30 @@ class Ring:
     def push_row(self, row: Sequence[Any], history: int) -> tuple[list[np.ndarray], int]:
         """``push`` for one row (a live bar), its values in column order: the
         columns as views of the buffer, in that order, and where the row starts."""
-        count, cap = self._count, self.capacity
+        count = self._count
         offset = history if history < count else count
-        if offset >= cap:
+        if offset >= self.capacity:
             cols, offset = self.push({name: np.array((v,)) for name, v in zip(self._cols, row)}, history)
             return list(cols.values()), offset
+        self.append_row(row)
+        return self.columns(offset + 1), offset
+
+    def append_row(self, row: Sequence[Any]) -> None:
+        """Append one row, its values in column order (scalar writes)."""
+        cap = self.capacity
         with self._lock:
             i = self._next
             for dst, value in zip(self._arrays, row):
                 dst[i] = dst[i + cap] = value
-            end = i + 1 if i + 1 < cap else 0
-            self._next = end
-            if count < cap:
-                self._count = count + 1
-        end += cap
-        start = end - offset - 1
-        return [dst[start:end] for dst in self._arrays], offset
+            self._next = i + 1 if i + 1 < cap else 0
+            if self._count < cap:
+                self._count += 1
+
+    def columns(self, count: int) -> list[np.ndarray]:
+        """The last ``count`` rows of every column, in column order, oldest
+        first: views, valid until the next write."""
+        end = self._next + self.capacity
+        return [dst[end - count : end] for dst in self._arrays]
 
     def _tail(self, name: str, count: int) -> np.ndarray:
         """The last ``count`` values of a column, oldest first: a view, valid until the next write."""

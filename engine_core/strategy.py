@@ -254,11 +254,11 @@ class SymbolView:
         for (name, args), tracked in list(self._indicators.items()):
             if tracked.fed_until_ts != ts:
                 return None
-            outputs, names = tracked.outputs, tracked.output_names
+            latest, names = tracked.latest, tracked.output_names
             label = f"{name}({','.join(map(str, args))})"
-            for out_name, column in zip(names, outputs):
-                value = float(column[-1]) if len(column) else math.nan
-                values[label if len(names) == 1 else f"{label}.{out_name}"] = None if math.isnan(value) else value
+            for out_name, value in zip(names, latest):
+                number = float(value)
+                values[label if len(names) == 1 else f"{label}.{out_name}"] = None if math.isnan(number) else number
             if tracked.fed_until_ts != ts:  # the worker moved on while this was read
                 return None
         return values
@@ -270,6 +270,10 @@ class TrackedIndicator:
     On creation it is warmed on the history the view holds; each new chunk is
     fed with ``update_many`` (one bar live: ``update``), and its outputs are
     kept in a ring for the same history span as the view's arrays.
+    ``outputs`` are views of that ring, made when first read after a live
+    bar (the Lua host reads only ``latest`` then); ``latest`` holds the
+    outputs at the newest bar as numbers, replaced whole (a sink on another
+    thread reads it, never ``outputs``).
     """
 
     def __init__(self, name: str, args: tuple[Any, ...], view: SymbolView) -> None:
@@ -282,8 +286,20 @@ class TrackedIndicator:
         self.output_names = spec_outputs if len(spec_outputs) == len(outs) else self.names
         self.ring = Ring(dict.fromkeys(self.names, np.float64), view.window)
         self.ring.extend(dict(zip(self.names, outs)))
-        self.outputs: tuple[np.ndarray, ...] = outs
+        self._set_outputs(outs)
         self.fed_until_ts: int | None = int(view.ts[-1]) if len(view.ts) else None
+
+    @property
+    def outputs(self) -> tuple[np.ndarray, ...]:
+        """The outputs aligned with the view's arrays (the worker's thread only)."""
+        outs = self._outputs
+        if outs is None:
+            outs = self._outputs = tuple(self.ring.columns(self._span))
+        return outs
+
+    def _set_outputs(self, outs: tuple[np.ndarray, ...]) -> None:
+        self._outputs = outs
+        self.latest: tuple[float, ...] = tuple(float(c[-1]) if len(c) else math.nan for c in outs)
 
     def advance(self, view: SymbolView, before: int | None) -> None:
         """Feed the view's new bars; ``before`` is the time of the view's
@@ -292,8 +308,11 @@ class TrackedIndicator:
             # one new bar after those fed (live): the scalar update is far cheaper
             self.instance.update(view.last_bar())
             value = self.instance.value
-            cols, _ = self.ring.push_row(value if isinstance(value, tuple) else (value,), len(view.ts) - 1)
-            self.outputs = tuple(cols)
+            row = value if isinstance(value, tuple) else (value,)
+            ring = self.ring
+            ring.append_row(row)
+            self._outputs, self._span = None, min(len(view.ts), len(ring))
+            self.latest = row
             self.fed_until_ts = view._newest_ts
             return
         # Bars of the view not fed yet: normally the chunk after the view's history.
@@ -306,7 +325,7 @@ class TrackedIndicator:
             start = int(np.searchsorted(view.ts, self.fed_until_ts, "right"))
         new = tuple(self.instance.update_many(_Cols(view, start)))
         named, _ = self.ring.push(dict(zip(self.names, new)), start)
-        self.outputs = tuple(named[name] for name in self.names)
+        self._set_outputs(tuple(named[name] for name in self.names))
         if len(view.ts):
             self.fed_until_ts = int(view.ts[-1])
 

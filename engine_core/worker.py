@@ -270,7 +270,7 @@ class SymbolWorker:
         """Step through ``chunk``; ``bar`` is its one bar when it came live as a
         Bar (its values are then read from it, as numbers)."""
         chunk = self._accept(chunk, bar)
-        n = len(chunk.ts)
+        n = len(chunk)
         if n == 0:
             return
         self._load(chunk, bar)
@@ -282,15 +282,16 @@ class SymbolWorker:
         while i < n:
             self._i = i
             i = self._step(i, n)
-        pnl = self.ledger.mark_chunk(chunk)
+        pnl = self.ledger.mark_chunk(chunk, bar)
         if bar is None:
             self.candles.add(chunk.ts, chunk.open, chunk.high, chunk.low, chunk.close)
+            last_ts, close = int(chunk.ts[-1]), float(chunk.close[-1])
         else:
-            self.candles.bar(int(bar.ts), float(bar.open), float(bar.high), float(bar.low), float(bar.close))
-        last_ts = int(chunk.ts[-1])
+            last_ts, close = int(bar.ts), float(bar.close)
+            self.candles.bar(last_ts, float(bar.open), float(bar.high), float(bar.low), close)
         if self.risk.tracks_account:
             qty = float(self.ledger.qty)
-            self.risk.account.update(self.symbol, pnl, abs(qty * float(chunk.close[-1])))
+            self.risk.account.update(self.symbol, pnl, abs(qty * close))
         self._i = 0
         self.last_ts = last_ts
         self.bars_done += n

@@ -29,6 +29,7 @@ _ARRAY_BYTES = 40  # a Lua array slot, with room for growth, per shipped value
 
 _COLUMN = {"time": "ts", "open": "open", "high": "high", "low": "low", "close": "close", "volume": "volume"}
 ArrayOf = Callable[[SymbolView], np.ndarray]
+NewestOf = Callable[[SymbolView], Any]
 
 
 class Context:
@@ -39,6 +40,7 @@ class Context:
         self.view = view
         self.label = label
         self.arrays: list[ArrayOf] = []  # in the order the Lua side holds them
+        self.newest: list[NewestOf] = []  # each array's value at the view's newest bar, as a number
         self.chunk: tuple[int, int] | None = None  # (seen, n) of the shipped chunk
         self.length = 0  # length of the arrays in Lua
         self.off = 0  # array index (1-based) of the chunk's first bar, minus one
@@ -69,17 +71,18 @@ class Context:
 
     def _need_column(self, name: str) -> bytes:
         column = _COLUMN[name]
-        return self._add(lambda view: getattr(view, column))
+        return self._add(lambda view: getattr(view, column), lambda view: getattr(view, column).item(-1))
 
     def _need_indicator(self, name: Any, *args: Any) -> tuple[Any, ...]:
         try:
             tracked = self.view.tracker(str(name), args)
         except EngineError as err:
             return None, str(err)
-        return tuple(self._add(_output(tracked, k)) for k in range(len(tracked.outputs)))
+        return tuple(self._add(*_output(tracked, k)) for k in range(len(tracked.latest)))
 
-    def _add(self, array_of: ArrayOf) -> bytes:
+    def _add(self, array_of: ArrayOf, newest_of: NewestOf) -> bytes:
         self.arrays.append(array_of)
+        self.newest.append(newest_of)
         self._reserve()
         return array_of(self.view).tobytes()
 
@@ -128,7 +131,7 @@ class Context:
             self._reserve(off + n)
         dest = off + 1 - (offset - start)
         if n == 1 and keep == 0 and start == offset:  # a live bar appended: its values as numbers
-            values = [array_of(view).item(-1) for array_of in self.arrays]
+            values = [newest_of(view) for newest_of in self.newest]
             self._load_bar(off, view.seen - off, off - offset + 1, dest, *values)
         else:
             blobs = [array_of(view)[start:].tobytes() for array_of in self.arrays]
@@ -151,9 +154,9 @@ class Context:
         return int(np.searchsorted(self.view.ts, ts, "right")) + self.off - self.view.offset
 
 
-def _output(tracked: TrackedIndicator, k: int) -> ArrayOf:
-    """Reads output ``k`` of an indicator the view tracks."""
-    return lambda view: tracked.outputs[k]
+def _output(tracked: TrackedIndicator, k: int) -> tuple[ArrayOf, NewestOf]:
+    """Read output ``k`` of an indicator the view tracks: its array, its newest value."""
+    return (lambda view: tracked.outputs[k]), (lambda view: tracked.latest[k])
 
 
 def to_lua(lua: Any, value: Any) -> Any:
