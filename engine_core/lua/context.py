@@ -141,10 +141,13 @@ class Context:
         self.length = off + n
 
     def _reserve(self, size: int = 0) -> None:
+        """Reserve sandbox memory for the arrays at ``size`` bars. The reserve
+        grows only, at least doubling up to ``capacity`` bars (the arrays
+        grow a bar at a time live, and a lupa call per bar is not free)."""
         size = max(size, len(self.view.ts), self.length)
         per_bar = len(self.arrays) * _ARRAY_BYTES + 8
-        budget = size * per_bar
-        if budget > self.reserved:  # grows only: a lupa call per bar is not free
+        if size * per_bar > self.reserved:
+            budget = max(size, min(2 * self.fits, self.capacity)) * per_bar
             self.sandbox.reserve(budget)
             self.reserved = budget
         self.fits = self.reserved // per_bar  # the bars the reserve holds with these arrays
