@@ -75,8 +75,9 @@ class Ring:
         self.append_row(row)
         return self.columns(offset + 1), offset
 
-    def append_row(self, row: Sequence[Any]) -> None:
-        """Append one row, its values in column order (scalar writes)."""
+    def append_row(self, row: Sequence[Any]) -> int:
+        """Append one row, its values in column order (scalar writes); return
+        how many rows the ring holds."""
         cap = self.capacity
         with self._lock:
             i = self._next
@@ -85,6 +86,7 @@ class Ring:
             self._next = i + 1 if i + 1 < cap else 0
             if self._count < cap:
                 self._count += 1
+            return self._count
 
     def columns(self, count: int) -> list[np.ndarray]:
         """The last ``count`` rows of every column, in column order, oldest

@@ -309,9 +309,7 @@ class TrackedIndicator:
             self.instance.update(view.last_bar())
             value = self.instance.value
             row = value if isinstance(value, tuple) else (value,)
-            ring = self.ring
-            ring.append_row(row)
-            self._outputs, self._span = None, min(len(view.ts), len(ring))
+            self._outputs, self._span = None, min(len(view.ts), self.ring.append_row(row))
             self.latest = row
             self.fed_until_ts = view._newest_ts
             return
