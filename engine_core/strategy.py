@@ -286,6 +286,9 @@ class TrackedIndicator:
         self.output_names = spec_outputs if len(spec_outputs) == len(outs) else self.names
         self.ring = Ring(dict.fromkeys(self.names, np.float64), view.window)
         self.ring.extend(dict(zip(self.names, outs)))
+        self._outputs: tuple[np.ndarray, ...] | None = None
+        self._span = 0  # the length of the outputs when they are made from the ring
+        self.latest: tuple[float, ...] = ()
         self._set_outputs(outs)
         self.fed_until_ts: int | None = int(view.ts[-1]) if len(view.ts) else None
 
@@ -299,7 +302,7 @@ class TrackedIndicator:
 
     def _set_outputs(self, outs: tuple[np.ndarray, ...]) -> None:
         self._outputs = outs
-        self.latest: tuple[float, ...] = tuple(float(c[-1]) if len(c) else math.nan for c in outs)
+        self.latest = tuple(float(c[-1]) if len(c) else math.nan for c in outs)
 
     def advance(self, view: SymbolView, before: int | None) -> None:
         """Feed the view's new bars; ``before`` is the time of the view's
