@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from decimal import Decimal
 
+from engine_core import outbox
 from engine_core.brokers import Broker
 from engine_core.errors import BrokerError, BrokerTimeout, OrderLost, RiskError, error_text
 from engine_core.events import EventBus
@@ -64,11 +65,9 @@ class ExecutionEngine:
         return f"{head}{seq}"
 
     def record(self, order: Order, status: OrderStatus, detail: str = "", venue_id: str = "") -> None:
-        """Journal an order's new status and emit it."""
-        if self.journal is not None:
-            self.journal.order(order, status, detail=detail, venue_id=venue_id)
-        if self.bus.listening:
-            self.bus.emit(OrderEvent(order, status, detail))
+        """Journal an order's new status and emit it: one record for both."""
+        if outbox.wanted(self.journal, self.bus):
+            outbox.write(self.journal, self.bus, OrderEvent(order, status, detail, venue_id))
 
     def submit(self, order: Order, *, price: float, position: object, reducing: bool) -> OrderState | None:
         """Check ``order`` against the risk rules, journal it and send it.

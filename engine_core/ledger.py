@@ -68,16 +68,14 @@ class Ledger:
 
     # ------------------------------------------------------------ fills
 
-    def booked(self, fill: Fill) -> bool:
-        return fill.key in self.fill_keys
-
-    def book(self, fill: Fill, i: int, index: int, reason: str, flat: bool | None = None) -> RoundTrip | None:
-        """Book ``fill`` (at chunk bar ``i``; ``index`` is the symbol's bar
-        count there). Returns the round trip it closes, if any. ``flat`` says
+    def book(self, fill: Fill, key: str, i: int, index: int, reason: str, flat: bool | None = None) -> RoundTrip | None:
+        """Book ``fill`` (``key``: its ``Fill.key``, which the caller has
+        checked is not in ``fill_keys``) at chunk bar ``i``; ``index`` is the
+        symbol's bar count there. Returns the round trip it closes, if any. ``flat`` says
         whether the position it leaves counts as none: by default only zero
         does; the worker also counts a remainder below the venue's lot step
         (dust that no order can sell), so that the round trip ends there."""
-        self.fill_keys.add(fill.key)
+        self.fill_keys.add(key)
         signed = fill.position_change
         before = self.qty
         qty = self.qty = before + signed

@@ -14,6 +14,7 @@ that the engine moves.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -34,8 +35,14 @@ def iso_utc(ts: int | None, digits: int = 0) -> str:
     if ts is None:
         return "-"
     seconds, ns = divmod(ts, NS_PER_SECOND)
-    text = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    text = _second_text(seconds)
     return f"{text}.{ns // 10 ** (9 - digits):0{digits}d}Z" if digits else f"{text}Z"
+
+
+@functools.lru_cache(maxsize=1024)
+def _second_text(seconds: int) -> str:
+    """A second's ISO 8601 text (the events of a bar share theirs: made once)."""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def fraction_digits(ts: Any) -> int:
@@ -291,15 +298,22 @@ class SignalEvent(NamedTuple):
 
 
 class OrderEvent(NamedTuple):
-    """An order's status changed (``status``: an orders.OrderStatus, a str enum)."""
+    """An order's status changed (``status``: an orders.OrderStatus, a str
+    enum); ``venue_id``: the venue's id of the order, once it told."""
 
     order: Order
     status: Any
     detail: str = ""
+    venue_id: str = ""
 
 
 class FillEvent(NamedTuple):
+    """A fill, and what it leaves of its order: the quantity filled so far
+    (``filled``) and the order's status (an orders.OrderStatus)."""
+
     fill: Fill
+    filled: Decimal | None = None
+    status: Any = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from engine_core import updates
+from engine_core import halts, updates
 from engine_core.journal import order_from_row
 from engine_core.model import State
 from engine_core.orders import InFlight, OrderStatus
@@ -95,7 +95,8 @@ def reconcile(w: SymbolWorker, held: Decimal) -> None:
     # killed between booking a fill and the transition it causes
     updates.settle_state(w, w.last_ts or 0, "restart: the state follows the booked position")
     if held != w.ledger.qty:
-        w.halt(
+        halts.halt(
+            w,
             f"{w.symbol}: position mismatch after restart: the journal says {w.ledger.qty}, "
             f"the broker {held}; resolve it at the broker, then restart",
             w.last_ts,

@@ -110,11 +110,20 @@ def _number(value: Any, key: str, where: str) -> float:
     return float(value)
 
 
+_SIDES = {"buy": Side.BUY, "sell": Side.SELL}
+# The decisions a bare action string makes, parsed once: (state, action) -> Decision.
+_ACTION_ONLY: dict[tuple[State, str], Decision] = {}
+
+
 def parse_decision(state: State, value: Any, where: str) -> Decision | None:
     """Validate what a decision function returned; ``where`` names script,
     function and line for the error message."""
     if value is None or value is False:
         return None
+    if value.__class__ is str:
+        known = _ACTION_ONLY.get((state, value))
+        if known is not None:
+            return known
     if isinstance(value, str):
         fields: Mapping[str, Any] = {"action": value}
     elif isinstance(value, Mapping):
@@ -157,14 +166,17 @@ def parse_decision(state: State, value: Any, where: str) -> Decision | None:
             raise StrategyError(f"{where}: 'expires' must be a whole number of bars >= 1")
         expires = int(e)
     reason = fields.get("reason", "")
-    return Decision(
+    decision = Decision(
         action=str(action),
-        side=Side(side),
+        side=_SIDES[side],
         qty=qty,
         expires=expires,
         reason=str(reason),
         **prices,
     )
+    if value.__class__ is str:  # one of a few valid (state, action) pairs
+        _ACTION_ONLY[(state, value)] = decision
+    return decision
 
 
 @dataclass(slots=True)
@@ -348,6 +360,8 @@ class _Cols:
 class SymbolStrategy(abc.ABC):
     """One symbol's running strategy, made by a host's ``bind``."""
 
+    has_on_fill = True  # False: the strategy defines no on_fill, and the worker does not call it
+
     @abc.abstractmethod
     def init(self) -> None:
         """Call the strategy's ``init(ctx)`` if it has one."""
@@ -374,11 +388,12 @@ class SymbolStrategy(abc.ABC):
     def restore_state(self, data: Any) -> None:
         """Put back what ``state`` returned before a restart (after ``init``)."""
 
-    def reload_if_changed(self) -> str | None:
+    def reload_if_changed(self, force: bool = False) -> str | None:
         """Swap in a changed strategy file between bars (keeping state): the
         line saying what was reloaded, None when nothing changed. A changed
         file that cannot run raises :class:`StrategyError` naming the file and
-        line; the running version stays."""
+        line; the running version stays. ``force`` (a reload command): look
+        at the file now, even within the watcher's interval."""
         return None
 
     def close(self) -> None:

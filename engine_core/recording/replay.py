@@ -533,7 +533,11 @@ def _replay_reloads(workers: dict[str, Any], rows: list[tuple[Any, ...]]) -> set
         original = strategy.reload_if_changed
 
         def reload_if_changed(
-            worker: Any = worker, watcher: Any = watcher, original: Any = original, queue: Any = reloads[symbol]
+            force: bool = False,
+            worker: Any = worker,
+            watcher: Any = watcher,
+            original: Any = original,
+            queue: Any = reloads[symbol],
         ) -> str | None:
             if not queue or queue[0][0] != worker.last_ts:
                 return None

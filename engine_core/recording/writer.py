@@ -83,7 +83,9 @@ def state_json(state: OrderState | None) -> Any:
 
 
 class _EventTap(EventSink):
-    """The recorder's view of the event bus: each event's line, on the emitting thread."""
+    """The recorder's view of the event bus: each event, taken on the emitting
+    thread; its line is made on the recorder's thread when the batch is
+    written (events are immutable values)."""
 
     inline = True
 
@@ -95,7 +97,7 @@ class _EventTap(EventSink):
         if type(event) is ConnectionEvent:
             return  # wall-clock time: recorded as an input instead
         self.recorder.put(
-            ("event", event_symbol(event), time.time_ns(), None, None, None, None, None, None, describe(event), None)
+            ("event", event_symbol(event), time.time_ns(), None, None, None, None, None, None, event, None)
         )
 
 
@@ -235,8 +237,8 @@ class Recorder:
         strategy = worker.strategy
         original = strategy.reload_if_changed
 
-        def reload_if_changed() -> str | None:
-            message = original()
+        def reload_if_changed(force: bool = False) -> str | None:
+            message = original(force)
             if message is not None:
                 version = strategy.watcher.current  # type: ignore[attr-defined]
                 if version.digest not in self._scripts:
@@ -326,6 +328,7 @@ class Recorder:
             return
         pop = self._queue.popleft
         rows = [pop() for _ in range(n)]
+        rows = [r if r[0] != "event" else (*r[:9], describe(r[9]), r[10]) for r in rows]
         columns = list(zip(*rows))
         batch = pa.RecordBatch.from_arrays(
             [pa.array(col, type=field.type) for col, field in zip(columns, SCHEMA)], schema=SCHEMA

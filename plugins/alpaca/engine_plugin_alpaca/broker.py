@@ -87,6 +87,7 @@ class AlpacaBroker(Broker):
         self._sent: dict[str, Order] = {}  # by client id: each is sent once
         self._assets: dict[str, wire.Asset] = {}
         self._positions: dict[str, Decimal] = {}
+        self._updated: dict[str, int] = {}  # venue order id -> the newest updated_at applied
         self.account: wire.Account | None = None
         self.stream_up = False
         self._counts: dict[str, int] = {"stream_events": 0, "duplicates_resolved": 0}
@@ -449,11 +450,12 @@ class AlpacaBroker(Broker):
         ts = ts or vo.updated_at or time.time_ns()
         leg = self.orders.leg(vo.id)
         if leg is not None:
-            self._apply_leg(leg, vo, ts)
+            if not self._older(vo):
+                self._apply_leg(leg, vo, ts)
             return
         tracked = self.orders.get(vo.client_order_id)
-        if tracked is None:
-            return  # not an order of this engine
+        if tracked is None or self._older(vo):
+            return  # not an order of this engine, or an older view of it than one applied
         for sub in vo.legs:
             self._apply_leg(self.orders.track_leg(tracked, sub.id, _leg_name(sub), sub.side, sub.qty), sub, ts)
         tracked.status = vo.status
@@ -467,6 +469,18 @@ class AlpacaBroker(Broker):
         elif vo.status in _TERMINAL:
             reason = f"alpaca: order {vo.status}" + (f" ({event})" if event and event != vo.status else "")
             self.orders.end(tracked, _TERMINAL[vo.status], ts, reason)
+
+    def _older(self, vo: wire.VenueOrder) -> bool:
+        """Whether ``vo`` is an older view of the order than one applied
+        already (a POST's answer, ``new``, that came after trade_updates told
+        the fill): it may not set the order's status back. Its quantities are
+        cumulative, so skipping it loses no fill."""
+        if not vo.updated_at:
+            return False
+        if vo.updated_at < self._updated.get(vo.id, 0):
+            return True
+        self._updated[vo.id] = vo.updated_at
+        return False
 
     def _fill(self, tracked: VenueOrder, vo: wire.VenueOrder, ts: int) -> None:
         fill = self.orders.fill_to(tracked, vo.filled_qty, vo.filled_avg_price, ts)

@@ -286,4 +286,6 @@ def test_a_fill_event_before_the_orders_answer_is_reported_once(server, make_bro
     assert not sending.is_alive()
     broker.orders.close()  # every update made so far delivered
     assert updates.kinds("e-AAPL-9") == [UpdateKind.ACK, UpdateKind.FILL]  # the late answer ("new") adds nothing
+    tracked = broker.orders.get("e-AAPL-9")
+    assert tracked is not None and tracked.status == "filled"  # nor sets the order back to "new"
     assert [u.fill.qty for u in updates.fills("e-AAPL-9")] == [Decimal(5)]
