@@ -7,7 +7,10 @@ I/O thread receives them); an observation hook stamps each submitted order.
 Prints the arrival-to-order latency percentiles and the process CPU time per
 live bar, both over every bar and in the steady state (after each symbol's
 first ``WARM`` bars, which pay one-time costs: the first indicator reads
-build the plugin registry, the first calls warm the Lua runtimes).
+build the plugin registry, the first calls warm the Lua runtimes), and the
+worker's own CPU per live bar: the thread CPU time of ``SymbolWorker.handle``
+on each steady-state bar, summed by a wrapper this bench installs (the
+engine's hot path carries no instrumentation).
 
     .venv/bin/python bench/live_latency.py [--symbols 100] [--bars 300] [--pace 0.05] [--journal] [--mqtt]
 
@@ -25,6 +28,7 @@ import argparse
 import asyncio
 import resource
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,9 +38,10 @@ import numpy as np
 from engine_core.builtin.simulated import SimulatedSource
 from engine_core.config import load_config
 from engine_core.hookspecs import hookimpl
-from engine_core.model import OrderEvent
+from engine_core.model import Bar, OrderEvent
 from engine_core.plugins import build_registry
 from engine_core.runner import Engine
+from engine_core.worker import SymbolWorker
 
 STRATEGY = """
 function watch(ctx)
@@ -53,6 +58,26 @@ counts: dict[str, int] = {}
 latencies: list[tuple[float, bool]] = []  # (seconds, after the symbol's first WARM bars)
 marks: dict[str, tuple[float, float]] = {}  # (process CPU, wall) when the steady state begins and when all is done
 running: list[Engine] = []
+handled = [0.0, 0]  # thread CPU seconds inside SymbolWorker.handle on steady-state live bars, and their count
+handled_lock = threading.Lock()
+
+
+def time_handle() -> None:
+    """Wrap ``SymbolWorker.handle`` to sum its thread CPU time per steady-state live bar."""
+    handle = SymbolWorker.handle
+
+    def timed(worker: SymbolWorker, msg: Any) -> None:
+        if type(msg) is not Bar or arrived.get((msg.symbol, msg.ts), (0.0, 0))[1] <= WARM:
+            handle(worker, msg)
+            return
+        t0 = time.thread_time()
+        handle(worker, msg)
+        spent = time.thread_time() - t0
+        with handled_lock:
+            handled[0] += spent
+            handled[1] += 1
+
+    SymbolWorker.handle = timed  # type: ignore[method-assign]
 
 
 class StampedSource(SimulatedSource):
@@ -95,6 +120,7 @@ def main() -> None:
     parser.add_argument("--record", action="store_true", help="record the session, as a live engine does by default")
     parser.add_argument("--mqtt", action="store_true", help="publish every event to a local mosquitto (QoS 1)")
     args = parser.parse_args()
+    time_handle()
     import engine_plugin_indicators.plugin as indicators
 
     import engine_core.builtin.log_sink as log_sink
@@ -161,6 +187,8 @@ def main() -> None:
             f"({(c1 - c0) / (w1 - w0) * 100:.1f}% of one core = {(c1 - c0) / (w1 - w0) * 100 / args.symbols:.3f}% "
             "per symbol)"
         )
+    if handled[1]:
+        print(f"  worker CPU per bar (handle): {handled[0] / handled[1] * 1e6:.1f} us over {handled[1]:,} live bars")
     print(f"  peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from engine_core.model import BUY, BarChunk, Fill, RoundTrip, Side
+from engine_core.model import BUY, Bar, BarChunk, Fill, RoundTrip, Side
 from engine_core.storage import Series
 
 _ZERO = Decimal(0)
@@ -68,6 +68,7 @@ class Ledger:
         self._exposed = Series(bool)
         # (chunk bar from which it holds, qty, cash) for the chunk being processed
         self._marks: list[tuple[int, float, float]] = [(0, 0.0, 0.0)]
+        self._held = (self.qty, self.cash, self._marks[0])  # the first mark of a chunk, for this qty and cash
 
     # ------------------------------------------------------------ fills
 
@@ -116,20 +117,25 @@ class Ledger:
     # ------------------------------------------------------------ marks
 
     def begin_chunk(self) -> None:
-        self._marks = [(0, float(self.qty), float(self.cash))]
+        held = self._held
+        if held[0] is not self.qty or held[1] is not self.cash:  # booked or restored since: new floats
+            held = self._held = (self.qty, self.cash, (0, float(self.qty), float(self.cash)))
+        self._marks = [held[2]]
 
-    def mark_chunk(self, chunk: BarChunk) -> float:
+    def mark_chunk(self, chunk: BarChunk, bar: Bar | None = None) -> float:
         """Mark the chunk's bars to market (PnL and exposure at each close);
-        returns the PnL at its last close."""
+        returns the PnL at its last close. ``bar`` is its one bar when it
+        came live as a Bar (its values are read from it)."""
         marks = self._marks
-        if len(marks) == 1 or len(chunk) == 1:
-            _, qty, cash = marks[-1]
-            if len(chunk) == 1:  # live: one bar, the position as it stands after it
-                pnl = cash + qty * float(chunk.close[0])
-                self._ts.append(chunk.ts[0])
-                self._pnl.append(pnl)
-                self._exposed.append(qty != 0)
-                return pnl
+        _, qty, cash = marks[-1]
+        if bar is not None or len(chunk) == 1:  # one bar: the position as it stands after it
+            ts, close = (bar.ts, bar.close) if bar is not None else (chunk.ts[0], chunk.close[0])
+            pnl = cash + qty * float(close)
+            self._ts.append(ts)
+            self._pnl.append(pnl)
+            self._exposed.append(qty != 0)
+            return pnl
+        if len(marks) == 1:
             pnls = cash + qty * chunk.close
             self._ts.extend(chunk.ts)
             self._pnl.extend(pnls)

@@ -187,15 +187,19 @@ class SymbolWorker:
 
     # ------------------------------------------------------------ chunks
 
-    def _accept(self, chunk: BarChunk) -> BarChunk:
+    def _accept(self, chunk: BarChunk, bar: Bar | None = None) -> BarChunk:
         """The part of ``chunk`` after the last bar processed (a restart or a
-        warm-up overlapping the first live bars)."""
-        if self.last_ts is not None and len(chunk) and int(chunk.ts[0]) <= self.last_ts:
+        warm-up overlapping the first live bars); ``bar`` is its one bar, if live."""
+        if self.last_ts is None:
+            return chunk
+        if bar is not None:
+            return chunk if bar.ts > self.last_ts else chunk.slice(0, 0)
+        if len(chunk) and int(chunk.ts[0]) <= self.last_ts:
             chunk = chunk.slice(int(np.searchsorted(chunk.ts, self.last_ts, "right")), len(chunk))
         return chunk
 
     def _load(self, chunk: BarChunk, bar: Bar | None = None) -> None:
-        cols, offset = self.store.push(chunk, self.window - 1)
+        cols, offset = self.store.push(chunk, self.window - 1, bar)
         self.view.set_data(cols, offset, bar)
         self.sync_position_view()
         if not self.started:
@@ -206,31 +210,37 @@ class SymbolWorker:
                 self.restored_state = None
 
     def process(self, chunk: BarChunk, bar: Bar | None = None) -> None:
-        """Step through ``chunk``; ``bar`` is its one bar when it came live as a Bar."""
-        chunk = self._accept(chunk)
-        if len(chunk) == 0:
+        """Step through ``chunk``; ``bar`` is its one bar when it came live as a
+        Bar (its values are then read from it, as numbers)."""
+        chunk = self._accept(chunk, bar)
+        n = len(chunk)
+        if n == 0:
             return
         self._load(chunk, bar)
         if self.bus.wants_bars:
-            for k in range(len(chunk)):
-                self.bus.emit(chunk.bar(k))
-        n = len(chunk)
+            for k in range(n):
+                self.bus.emit(chunk.bar(k) if bar is None else bar)
         self.ledger.begin_chunk()
         i = 0
         while i < n:
             self._i = i
             i = self._step(i, n)
-        pnl = self.ledger.mark_chunk(chunk)
-        self.candles.add(chunk.ts, chunk.open, chunk.high, chunk.low, chunk.close)
+        pnl = self.ledger.mark_chunk(chunk, bar)
+        if bar is None:
+            self.candles.add(chunk.ts, chunk.open, chunk.high, chunk.low, chunk.close)
+            last_ts, close = int(chunk.ts[-1]), float(chunk.close[-1])
+        else:
+            last_ts, close = int(bar.ts), float(bar.close)
+            self.candles.bar(last_ts, float(bar.open), float(bar.high), float(bar.low), close)
         if self.risk.tracks_account:
             qty = float(self.ledger.qty)
-            self.risk.account.update(self.symbol, pnl, abs(qty * float(chunk.close[-1])))
+            self.risk.account.update(self.symbol, pnl, abs(qty * close))
         self._i = 0
-        self.last_ts = int(chunk.ts[-1])
+        self.last_ts = last_ts
         self.bars_done += n
         self._persist(soon=True)  # only the bar's progress: committed with the other symbols' shortly
         if self.halted is None and self.cfg.reload:
-            self._reload(int(chunk.ts[-1]))
+            self._reload(last_ts)
 
     def _reload(self, ts: int) -> None:
         """Hot reload between chunks: a success is a log line and a journal
