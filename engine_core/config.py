@@ -120,7 +120,7 @@ class StrategySection(_Section):
     trailing_stop: float | None = Field(default=None, gt=0, lt=1)
     on_error: Literal["keep", "flatten"] = "flatten"
     budget: Literal["time", "instructions"] = "time"  # how a sandboxed call's CPU is limited
-    max_call_ms: int = Field(default=100, ge=1)  # budget = "time": wall time per call
+    max_call_ms: int = Field(default=100, ge=1)  # budget = "time": CPU time per call
     max_instructions: int = Field(default=1_000_000, ge=1000)  # budget = "instructions": per call
     max_memory_mb: int = Field(default=64, ge=1)
     reload: bool = True

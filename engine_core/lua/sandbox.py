@@ -15,7 +15,8 @@ The CPU budget is per call (one bar of a decision function, ``init``,
 environment), in one of two ways (``[strategy] budget``):
 
 - ``"time"`` (the default): calls run with no hook at all, and the process's
-  watchdog (``watchdog.py``) stops a call that runs past ``max_call_ms``. The
+  watchdog (``watchdog.py``) stops a call that computes past ``max_call_ms``
+  (its thread's CPU time: waiting does not count). The
   host stamps each call into Lua (:meth:`Sandbox.call`, and inline in the
   scan).
 - ``"instructions"``: a count hook fires every ``PERIOD`` instructions and
@@ -75,7 +76,10 @@ class Sandbox:
             attribute_filter=_refuse,
             max_memory=self.memory_budget,
         )
-        self.clock = time.monotonic  # what the time budget's hook reads (its calls are few)
+        # What the time budget's hook reads, on the thread running the call: its
+        # CPU time, so that a call waiting (for a core on a loaded machine, for
+        # the interpreter lock in a callback) is never taken for a runaway.
+        self.clock = time.thread_time
         self.stamp = Stamp()
         if budget == "time":
             self.tools = self.run(

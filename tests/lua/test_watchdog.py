@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import re
+import time
 from typing import Any
 
 import numpy as np
@@ -121,6 +122,26 @@ def test_a_runaway_halts_its_own_symbol_in_a_run(tmp_path: Any, budget: Budget) 
     result = run(config)
     assert re.fullmatch(f"s.lua:2: watch for A: {budget.message}", result.symbols["A"].halted or "")
     assert result.symbols["B"].halted is None
+
+
+def test_a_call_that_waits_past_its_budget_is_not_stopped_one_that_computes_is(harness: Any) -> None:
+    """The budget is the CPU time the call spends, not the time it takes: a
+    bar waiting 0.5 s (a loaded machine, a callback) on a 0.1 s budget goes
+    on; one computing for 0.5 s stops."""
+    code = "function watch(ctx) for _ = 1, 25 do ctx.log('x'); local k = 0; for i = 1, 1000 do k = k + i end end end\n"
+    h = harness(code + FUNCTIONS, budget="time", max_call_ms=100)
+    h.view.log = lambda ts, message: time.sleep(0.02)  # 25 waits: 0.5 s, the Lua code running between them
+    h.feed(np.arange(1.0, 3.0))
+    assert h.strategy.scan(State.WATCH, 0, 2) == (2, None)
+    h.view.log = lambda ts, message: _spin(0.02)  # the same 0.5 s, computed
+    with pytest.raises(StrategyBudgetError, match=r"time budget exceeded \(100 ms"):
+        h.strategy.scan(State.WATCH, 0, 2)
+
+
+def _spin(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
 
 
 def test_the_watchdog_looks_at_a_call_that_ran_its_budget_since_it_first_saw_it(harness: Any) -> None:
