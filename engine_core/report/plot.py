@@ -175,7 +175,8 @@ Legend = list[tuple[dict, str]]  # (swatch attributes, label); the swatch kind i
 
 
 def chart_svg(data: ChartData) -> str:
-    """The chart as an inline SVG element, byte-identical for the same data."""
+    """The chart as an SVG element for inside an HTML page (so without a namespace), byte-identical
+    for the same data."""
     symbols = data.symbols
     lanes = symbols if 0 < len(symbols) <= LANE_LIMIT else []
     t0, t1 = int(data.ts[0]), int(data.ts[-1])
@@ -200,7 +201,6 @@ def chart_svg(data: ChartData) -> str:
     return svg.element(
         "svg",
         "\n" + "\n".join(parts) + "\n",
-        xmlns="http://www.w3.org/2000/svg",
         viewBox=f"0 0 {WIDTH} {height}",
         width=WIDTH,
         height=height,
@@ -252,14 +252,22 @@ def _equity(data: ChartData, x: svg.Scale, ticks: list[int], y: float) -> tuple[
             pick = m.short == short
             if pick.any():
                 d = _marks(x(m.entry_ts[pick]), py(m.entry_equity[pick]), shape)
-                body.append(svg.element("path", d=d, class_="entry", data_symbol=s.name, fill=c, stroke="white", stroke_width=0.5))
+                body.append(
+                    svg.element(
+                        "path", d=d, class_="entry", data_symbol=s.name, fill=c, stroke="white", stroke_width=0.5
+                    )
+                )
         d = _marks(x(m.exit_ts), py(m.exit_equity), RING)
-        body.append(svg.element("path", d=d, class_="exit", data_symbol=s.name, fill="white", stroke=c, stroke_width=1.0))
+        body.append(
+            svg.element("path", d=d, class_="exit", data_symbol=s.name, fill="white", stroke=c, stroke_width=1.0)
+        )
     body.append(_frame(top, EQUITY_HEIGHT))
     return top + EQUITY_HEIGHT, svg.group(body, class_="equity")
 
 
-def _lanes(lanes: list[SymbolLine], total_ts: np.ndarray, x: svg.Scale, ticks: list[int], y: float) -> tuple[float, str]:
+def _lanes(
+    lanes: list[SymbolLine], total_ts: np.ndarray, x: svg.Scale, ticks: list[int], y: float
+) -> tuple[float, str]:
     """One row per symbol: a bar per trade (merged per pixel), stop and take-profit exits marked."""
     span = int(total_ts[-1] - total_ts[0]) if len(total_ts) > 1 else 1
     pixel = max(span // LANE_PIXELS, 1)  # ns
@@ -289,11 +297,18 @@ def _lanes(lanes: list[SymbolLine], total_ts: np.ndarray, x: svg.Scale, ticks: l
                     for a, w in zip(x(start), widths)
                 )
                 body.append(svg.element("path", d=d, class_="bars", data_symbol=s.name, fill=colour))
-        for pick, shape, colour, kind in ((m.stop, CROSS, STOP_COLOUR, "stops"), (m.target, PLUS, TARGET_COLOUR, "targets")):
+        for pick, shape, colour, kind in (
+            (m.stop, CROSS, STOP_COLOUR, "stops"),
+            (m.target, PLUS, TARGET_COLOUR, "targets"),
+        ):
             at = np.unique(m.exit_ts[pick] // pixel) * pixel
             if len(at):
                 d = _marks(x(at), np.full(len(at), py.at(lane + 0.3)), shape)
-                body.append(svg.element("path", d=d, class_=kind, data_symbol=s.name, fill="none", stroke=colour, stroke_width=1.2))
+                body.append(
+                    svg.element(
+                        "path", d=d, class_=kind, data_symbol=s.name, fill="none", stroke=colour, stroke_width=1.2
+                    )
+                )
     body.append(_frame(top, height))
     return top + height, svg.group(body, class_="trades")
 
@@ -344,7 +359,9 @@ def _yticks(py: svg.Scale, values: list[float], form: str) -> list[str]:
 
 def _ylabel(top: float, height: float, label: str) -> str:
     at, mid = LEFT - 64, top + height / 2
-    return svg.text(at, mid, label, class_="label", text_anchor="middle", font_size=13, transform=f"rotate(-90 {at} {svg.num(mid)})")
+    return svg.text(
+        at, mid, label, class_="label", text_anchor="middle", font_size=13, transform=f"rotate(-90 {at} {svg.num(mid)})"
+    )
 
 
 def _frame(top: float, height: float) -> str:

@@ -20,11 +20,16 @@ import numpy as np
 NS = 1_000_000_000
 CHAR_WIDTH = 0.6  # an average glyph's width, in font sizes (for laying out legends)
 NICE = (1.0, 2.0, 2.5, 5.0, 10.0)
-# time steps that divide a day, in seconds; then days of the month, months, years
-SECOND_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200)
-DAY_STEPS = (1, 2, 3, 7, 14)
-MONTH_STEPS = (1, 2, 3, 4, 6)
-YEAR_STEPS = (1, 2, 5, 10, 20, 50, 100)
+# time axis units, coarsest first: name, about how many seconds, steps (AutoDateLocator's)
+UNITS = (
+    ("year", 365.25 * 86400, (1, 2, 4, 5, 10, 20, 40, 50, 100, 200, 400, 500, 1000)),
+    ("month", 30.44 * 86400, (1, 2, 3, 4, 6)),
+    ("day", 86400, (1, 2, 3, 7, 14)),  # days of the month
+    ("hour", 3600, (1, 2, 3, 4, 6, 12)),
+    ("minute", 60, (1, 5, 10, 15, 30)),
+    ("second", 1, (1, 5, 10, 15, 30)),
+)
+MIN_TICKS, MAX_TICKS = 5, 11
 # ConciseDateFormatter's formats per level (year, month, day, hour, minute, second)
 FORMATS = ("%Y", "%b", "%d", "%H:%M", "%H:%M", "%H:%M:%S")
 ZERO_FORMATS = ("", "%Y", "%b", "%b-%d", "%H:%M", "%H:%M")
@@ -77,29 +82,32 @@ def _stamp(ns: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ns // 1000)
 
 
-def time_ticks(t0: int, t1: int, max_ticks: int = 10) -> tuple[list[int], list[str], str]:
-    """Ticks over ``[t0, t1]`` (ns, UTC), their labels and the offset text, as ConciseDateFormatter would."""
+def time_ticks(t0: int, t1: int) -> tuple[list[int], list[str], str]:
+    """Ticks over ``[t0, t1]`` (ns, UTC), their labels and the offset text, as matplotlib's
+    AutoDateLocator and ConciseDateFormatter would: the coarsest unit with at least MIN_TICKS
+    in the span, at the smallest of its steps that gives at most MAX_TICKS."""
     span = max(t1 - t0, 1) / NS
-    ticks: list[datetime] = []
+    unit, seconds, steps = next((u for u in UNITS if span / u[1] >= MIN_TICKS), UNITS[-1])
+    step = next((s for s in steps if span / seconds / s <= MAX_TICKS), steps[-1])
     first, last = _stamp(t0), _stamp(t1)
-    if step := next((s for s in SECOND_STEPS if span / s <= max_ticks), 0):
-        k = -(-t0 // (step * NS))
-        ticks = [_stamp(t) for t in range(k * step * NS, t1 + 1, step * NS)]
-    elif days := next((d for d in DAY_STEPS if span / 86400 / d <= max_ticks), 0):
+    ticks: list[datetime] = []
+    if unit == "year":
+        ticks = [datetime(y, 1, 1, tzinfo=timezone.utc) for y in range(first.year, last.year + 1) if y % step == 0]
+    elif unit == "month":
+        months = (
+            datetime(y, m, 1, tzinfo=timezone.utc) for y in range(first.year, last.year + 1) for m in range(1, 13)
+        )
+        ticks = [t for t in months if (t.month - 1) % step == 0]
+    elif unit == "day":
         day = datetime(first.year, first.month, first.day, tzinfo=timezone.utc)
         while day <= last:
-            if day >= first and (day.day - 1) % days == 0 and (days == 1 or day.day <= 28):
+            if (day.day - 1) % step == 0 and (step == 1 or day.day <= 28):
                 ticks.append(day)
             day += timedelta(days=1)
-    else:
-        months = span / (86400 * 30.44)
-        step = next((m for m in MONTH_STEPS if months / m <= max_ticks), 0)
-        years = next((y for y in YEAR_STEPS if months / 12 / y <= max_ticks), YEAR_STEPS[-1])
-        for year in range(first.year, last.year + 1):
-            for month in range(1, 13) if step else (1,):
-                tick = datetime(year, month, 1, tzinfo=timezone.utc)
-                if first <= tick <= last and ((month - 1) % step == 0 if step else year % years == 0):
-                    ticks.append(tick)
+    else:  # hours, minutes, seconds: steps that divide a day
+        every = int(step * seconds) * NS
+        ticks = [_stamp(t) for t in range(-(-t0 // every) * every, t1 + 1, every)]
+    ticks = [t for t in ticks if first <= t <= last]
     return [_ns(t) for t in ticks], *_labels(ticks)
 
 
@@ -144,11 +152,13 @@ def line_path(xs: np.ndarray, ys: np.ndarray) -> str:
     x, y = x[~inside], y[~inside]
     if not len(x):
         return ""
-    steps = "".join(f"{_gap(dx)}{tenths(dx)}{_gap(dy)}{tenths(dy)}" for dx, dy in zip(np.diff(x).tolist(), np.diff(y).tolist()))
+    steps = "".join(
+        f"{_gap(dx)}{tenths(dx)}{_gap(dy)}{tenths(dy)}" for dx, dy in zip(np.diff(x).tolist(), np.diff(y).tolist())
+    )
     return f"M{tenths(int(x[0]))} {tenths(int(y[0]))}" + (f"l{steps.lstrip()}" if steps else "")
 
 
-def element(tag: str, body: str = "", **attrs: object) -> str:
+def element(tag: str, body: str = "", /, **attrs: object) -> str:
     """One element; attribute names with ``_`` are written with ``-`` (``stroke_width``), None left out."""
     text = "".join(
         f' {k.rstrip("_").replace("_", "-")}="{escape(num(v) if isinstance(v, float) else str(v))}"'
