@@ -171,7 +171,7 @@ UP, DOWN = "m0-5l4.5 8h-9z", "m0 5l4.5-8h-9z"
 RING = "m-3 0a3 3 0 1 0 6 0a3 3 0 1 0-6 0"
 CROSS, PLUS = "m-3-3l6 6m0-6l-6 6", "m-3.5 0h7m-3.5-3.5v7"
 
-Legend = list[tuple[dict, str]]  # (swatch attributes, label); the swatch kind is under "d" or "kind"
+Legend = list[tuple[dict, str]]  # (swatch attributes, label): a line; a mark if "d" is its path; kind "box"
 
 
 def chart_svg(data: ChartData) -> str:
