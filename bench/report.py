@@ -4,8 +4,8 @@
 
 Three layouts: one symbol; both symbols on the same bar times; and the second
 symbol's bars 30 s after the first's, so that the total curve is built on a
-merged grid of twice as many times. The first write_report includes importing
-matplotlib.
+merged grid of twice as many times. The first write_report includes drawing
+the chart (inline SVG).
 
 Each layout runs in a fresh process, which reports how much summarize and the
 first write_report raise its peak RSS (``ru_maxrss``) above what it held once

@@ -38,7 +38,7 @@ from engine_core.report.metrics import (
     total_curve_blocks,
 )
 from engine_core.report.page import TRADE_LIMIT, render_page
-from engine_core.report.plot import ChartData, Downsampler, chart_png, symbol_line
+from engine_core.report.plot import ChartData, Downsampler, chart_svg, symbol_line
 from engine_core.results import RunResult
 
 TRADE_COLUMNS = [
@@ -175,7 +175,7 @@ def equity_lines(
 def write_report(result: RunResult, summary: dict, out_dir: Path, *, html: bool = True) -> dict[str, Path]:
     """Write the report files into ``out_dir`` (created if missing); return their paths.
 
-    ``html=False`` leaves out report.html (and the chart, and matplotlib).
+    ``html=False`` leaves out report.html (and the chart).
 
     Memory stays bounded whatever the length of the run: the curve and the
     trades are formatted and written in blocks, and the chart gets at most a
@@ -209,7 +209,7 @@ def _write_report(result: RunResult, summary: dict, out_dir: Path, html: bool) -
     if points:
         start_cash = float(result.start_cash)
         lines = [symbol_line(s, start_cash) for s in result.symbols.values() if s.bars]
-        chart = chart_png(ChartData(*points, lines))
+        chart = chart_svg(ChartData(*points, lines))
     paths["html"].write_text(
         render_page(summary, TRADE_COLUMNS, shown, chart, trade_count=len(trades)),
         encoding="utf-8",

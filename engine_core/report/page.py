@@ -1,8 +1,7 @@
-"""The self-contained HTML report: tables and an inline chart, nothing loaded from outside."""
+"""The self-contained HTML report: tables and an inline SVG chart, nothing loaded from outside."""
 
 from __future__ import annotations
 
-import base64
 import json
 from html import escape
 
@@ -68,10 +67,10 @@ def render_page(
     summary: dict,
     trade_header: list[str],
     trade_rows: list[list[str]],
-    chart_png: bytes | None,
+    chart_svg: str | None,
     trade_count: int | None = None,
 ) -> str:
-    """The report page for a summary, its trade rows (sorted) and the chart, if any.
+    """The report page for a summary, its trade rows (sorted) and the chart (an SVG element), if any.
 
     ``trade_rows`` may hold only the first TRADE_LIMIT rows when ``trade_count``
     gives the number of all trades.
@@ -95,11 +94,7 @@ def render_page(
         [name, *(show(figures[key], kind) for key, _, kind in TABLE_COLUMNS)]
         for name, figures in summary["per_symbol"].items()
     ]
-    chart = (
-        f'<img alt="Equity and drawdown" src="data:image/png;base64,{base64.b64encode(chart_png).decode("ascii")}">'
-        if chart_png
-        else '<p class="note">No bars: nothing to plot.</p>'
-    )
+    chart = chart_svg or '<p class="note">No bars: nothing to plot.</p>'
     trades_note = (
         f"First {TRADE_LIMIT} of {trade_count} trades; all are in trades.csv."
         if trade_count > TRADE_LIMIT

@@ -1,4 +1,4 @@
-"""The chart of the HTML report, as PNG bytes.
+"""The chart of the HTML report, as an inline SVG element.
 
 Three panels on one time axis:
 
@@ -11,26 +11,20 @@ Three panels on one time axis:
   the exits by stop-loss or trailing stop (x) and by take-profit (+);
 - drawdown of the total equity, in percent below its peak.
 
-Whatever the length of the run, matplotlib gets a bounded number of points:
+Whatever the length of the run, the SVG holds a bounded number of points:
 each curve is downsampled to MAX_POINTS (:class:`Downsampler`, fed in
-blocks), and the trade bars and stop marks are merged per pixel.
+blocks), and the trade bars and stop marks are merged per pixel. The
+drawing itself (scales, ticks, elements) is :mod:`engine_core.report.svg`.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine_core.model import NS_PER_DAY
+from engine_core.report import svg
 from engine_core.results import SymbolResult
-
-if TYPE_CHECKING:
-    from matplotlib.artist import Artist
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 MAX_POINTS = 5_000
 MARK_LIMIT = 150  # trades of a symbol marked on its equity line
@@ -163,173 +157,246 @@ def symbol_line(s: SymbolResult, start_cash: float) -> SymbolLine:
 # colours: symbols from a qualitative palette; the total black; trades by outcome
 SYMBOL_COLOURS = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 TOTAL_COLOUR = "#111111"
+MANY_COLOUR = "#9aa5b1"
 WON, LOST = "#2e9d5b", "#d0453a"
 STOP_COLOUR, TARGET_COLOUR = "#7a1f16", "#145a32"
 LANE_PIXELS = 1000  # about the plot's width in pixels: trades closer than 1/LANE_PIXELS of the span merge
+# layout, in pixels: the plot spans LEFT..RIGHT of WIDTH
+WIDTH, LEFT, RIGHT = 1000, 80, 980
+EQUITY_HEIGHT, LANE_HEIGHT, DRAWDOWN_HEIGHT = 400, 30, 150
+ROW = 16  # a legend row
+GRID = "#e3e3e3"
+# marks, drawn from their centre
+UP, DOWN = "m0-5l4.5 8h-9z", "m0 5l4.5-8h-9z"
+RING = "m-3 0a3 3 0 1 0 6 0a3 3 0 1 0-6 0"
+CROSS, PLUS = "m-3-3l6 6m0-6l-6 6", "m-3.5 0h7m-3.5-3.5v7"
+
+Legend = list[tuple[dict, str]]  # (swatch attributes, label): a line; a mark if "d" is its path; kind "box"
 
 
-def chart_png(data: ChartData) -> bytes:
-    """The chart as PNG, byte-identical for the same data."""
-    buffer = io.BytesIO()
-    chart_figure(data).savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
-
-
-def chart_figure(data: ChartData) -> Figure:
-    """The chart's matplotlib figure (Agg): equity, trade lanes, drawdown."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import FuncFormatter, PercentFormatter
-
+def chart_svg(data: ChartData) -> str:
+    """The chart as an SVG element for inside an HTML page (so without a namespace), byte-identical
+    for the same data."""
     symbols = data.symbols
     lanes = symbols if 0 < len(symbols) <= LANE_LIMIT else []
-    # panel heights and the gaps above each (room for a legend row), in inches
-    panels = [(4.0, 0.35)]
+    t0, t1 = int(data.ts[0]), int(data.ts[-1])
+    pad = max((t1 - t0) // 50, 30 * svg.NS)
+    x = svg.Scale(t0 - pad, t1 + pad, LEFT, RIGHT)
+    ticks, labels, offset = svg.time_ticks(t0 - pad, t1 + pad)
+    parts: list[str] = []
+    y = 8.0
+    y, part = _equity(data, x, ticks, y)
+    parts.append(part)
     if lanes:
-        panels.append((0.3 * len(lanes) + 0.2, 0.3))
-    panels.append((1.5, 0.2))
-    bottom_in = 0.5
-    height = bottom_in + sum(h + gap for h, gap in panels)
-    fig = Figure(figsize=(10, height), dpi=100)
-    # fixed positions: a layout engine would cost more than the drawing itself
-    axes: list[Axes] = []
-    y = height
-    for h, gap in panels:
-        y -= gap + h
-        axes.append(fig.add_axes((0.1, y / height, 0.88, h / height), sharex=axes[0] if axes else None))
-    top, bottom = axes[0], axes[-1]
-    for ax in axes[:-1]:
-        ax.tick_params(labelbottom=False)
+        y, part = _lanes(lanes, data.ts, x, ticks, y + 8)
+        parts.append(part)
+    y, part = _drawdown(data, x, ticks, y + 16)
+    parts.append(part)
+    axis = [svg.element("line", x1=float(x.at(t)), y1=y, x2=float(x.at(t)), y2=y + 4, stroke="#333") for t in ticks]
+    axis += [svg.text(x.at(t), y + 16, label, text_anchor="middle") for t, label in zip(ticks, labels)]
+    if offset:
+        axis.append(svg.text(RIGHT, y + 32, offset, text_anchor="end"))
+    parts.append(svg.group(axis, class_="time"))
+    height = int(y + 40)
+    return svg.element(
+        "svg",
+        "\n" + "\n".join(parts) + "\n",
+        viewBox=f"0 0 {WIDTH} {height}",
+        width=WIDTH,
+        height=height,
+        class_="chart",
+        role="img",
+        aria_label="Equity and drawdown",
+        font_family="system-ui, sans-serif",
+        font_size=12,
+        style="max-width:100%;height:auto",
+    )
 
-    # equity: symbols, then the total on top
+
+def _equity(data: ChartData, x: svg.Scale, ticks: list[int], y: float) -> tuple[float, str]:
+    """Equity lines per symbol and the total, trades marked on the lines; returns the panel's bottom."""
+    symbols = data.symbols
     colour = {s.name: SYMBOL_COLOURS[k % len(SYMBOL_COLOURS)] for k, s in enumerate(symbols)}
     many = len(symbols) > len(SYMBOL_COLOURS)
-    handles: list[Artist] = []
-    for s in symbols:
-        if many:
-            top.plot(_days(s.ts), s.equity, color="#9aa5b1", linewidth=0.6, alpha=0.7)
-        else:
-            (line,) = top.plot(_days(s.ts), s.equity, color=colour[s.name], linewidth=1.0, label=s.name)
-            handles.append(line)
-    if many:
-        handles.append(Line2D([], [], color="#9aa5b1", linewidth=0.8, label=f"{len(symbols)} symbols"))
+    marked = [s for s in symbols if not many and 0 < len(s.trades.entry_ts) <= MARK_LIMIT]
+    values = [s.equity for s in symbols] + [m for s in marked for m in (s.trades.entry_equity, s.trades.exit_equity)]
     if len(symbols) != 1:
-        (total,) = top.plot(_days(data.ts), data.equity, color=TOTAL_COLOUR, linewidth=1.6, label="Total")
-        handles.append(total)
+        values.append(data.equity)
+    lo, hi = svg.padded(*_extent(values))
+    items: Legend = []
+    if many:
+        items.append(({"stroke": MANY_COLOUR, "stroke_width": 0.8}, f"{len(symbols)} symbols"))
     else:
-        handles[0].set_label(f"{symbols[0].name} (= total)")
-    marked = False
-    for s in symbols:
-        m = s.trades
-        if many or not 0 < len(m.entry_ts) <= MARK_LIMIT:
-            continue
-        marked = True
-        c = colour[s.name]
-        for short, marker in ((False, "^"), (True, "v")):
-            pick = m.short == short
-            top.scatter(
-                _days(m.entry_ts[pick]),
-                m.entry_equity[pick],
-                marker=marker,
-                s=34,
-                color=c,
-                edgecolors="white",
-                linewidths=0.5,
-                zorder=3,
-            )
-        top.scatter(
-            _days(m.exit_ts),
-            m.exit_equity,
-            marker="o",
-            s=14,
-            facecolors="white",
-            edgecolors=c,
-            linewidths=0.9,
-            zorder=3,
-        )
+        items += [({"stroke": colour[s.name]}, s.name) for s in symbols]
+    if len(symbols) != 1:
+        items.append(({"stroke": TOTAL_COLOUR, "stroke_width": 1.6}, "Total"))
+    else:
+        items[0] = (items[0][0], f"{symbols[0].name} (= total)")
     if marked:
-        handles.append(Line2D([], [], marker="^", linestyle="", color="#555555", markersize=5, label="entry"))
-        handles.append(
-            Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="#555555", label="exit")
+        items.append(({"d": UP, "fill": "#555555"}, "entry"))
+        items.append(({"d": RING, "fill": "white", "stroke": "#555555"}, "exit"))
+    rows, legend = _legend(items, y, right=False)
+    top = y + rows
+    py = svg.Scale(lo, hi, top + EQUITY_HEIGHT, top)
+    ytick, decimals = svg.value_ticks(lo, hi, 9)
+    body = [_grid(x, ticks, py, ytick, top, EQUITY_HEIGHT), legend]
+    body += [_ylabel(top, EQUITY_HEIGHT, "Equity"), *_yticks(py, ytick, f"{{:,.{decimals}f}}")]
+    for s in symbols:
+        style = {"stroke": MANY_COLOUR, "stroke_width": 0.6, "opacity": 0.7} if many else {"stroke": colour[s.name]}
+        body.append(_line(x(s.ts), py(s.equity), s.name, **style))
+    if len(symbols) != 1:
+        body.append(_line(x(data.ts), py(data.equity), "Total", stroke=TOTAL_COLOUR, stroke_width=1.6))
+    for s in marked:
+        m, c = s.trades, colour[s.name]
+        for short, shape in ((False, UP), (True, DOWN)):
+            pick = m.short == short
+            if pick.any():
+                d = _marks(x(m.entry_ts[pick]), py(m.entry_equity[pick]), shape)
+                body.append(
+                    svg.element(
+                        "path", d=d, class_="entry", data_symbol=s.name, fill=c, stroke="white", stroke_width=0.5
+                    )
+                )
+        d = _marks(x(m.exit_ts), py(m.exit_equity), RING)
+        body.append(
+            svg.element("path", d=d, class_="exit", data_symbol=s.name, fill="white", stroke=c, stroke_width=1.0)
         )
-    top.legend(
-        handles=handles,
-        loc="lower left",
-        bbox_to_anchor=(0.0, 1.0),
-        ncol=min(len(handles), 8),
-        fontsize=8,
-        frameon=False,
-        borderaxespad=0.2,
-    )
-    top.set_ylabel("Equity")
-    top.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    top.grid(alpha=0.3)
-
-    if lanes:
-        _trade_lanes(axes[1], lanes, data.ts)
-
-    dd_days = _days(data.drawdown_ts)
-    bottom.fill_between(dd_days, -100.0 * data.drawdown, 0.0, color="#c0392b", alpha=0.45, linewidth=0)
-    bottom.plot(dd_days, -100.0 * data.drawdown, color="#922b21", linewidth=0.6)
-    bottom.set_ylabel("Drawdown (%)")
-    bottom.yaxis.set_major_formatter(PercentFormatter(xmax=100, decimals=None))
-    bottom.set_ylim(top=0.0)
-    bottom.grid(alpha=0.3)
-    locator = AutoDateLocator()
-    bottom.xaxis.set_major_locator(locator)
-    bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    return fig
+    body.append(_frame(top, EQUITY_HEIGHT))
+    return top + EQUITY_HEIGHT, svg.group(body, class_="equity")
 
 
-def _trade_lanes(ax: Axes, lanes: list[SymbolLine], total_ts: np.ndarray) -> None:
+def _lanes(
+    lanes: list[SymbolLine], total_ts: np.ndarray, x: svg.Scale, ticks: list[int], y: float
+) -> tuple[float, str]:
     """One row per symbol: a bar per trade (merged per pixel), stop and take-profit exits marked."""
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     span = int(total_ts[-1] - total_ts[0]) if len(total_ts) > 1 else 1
     pixel = max(span // LANE_PIXELS, 1)  # ns
-    stops = targets = False
+    n = len(lanes)
+    height = LANE_HEIGHT * n + 20
+    items: Legend = [({"kind": "box", "fill": WON}, "won"), ({"kind": "box", "fill": LOST}, "lost")]
+    if any(s.trades.stop.any() for s in lanes):
+        items.append(({"d": CROSS, "stroke": STOP_COLOUR}, "stop-loss exit"))
+    if any(s.trades.target.any() for s in lanes):
+        items.append(({"d": PLUS, "stroke": TARGET_COLOUR}, "take-profit exit"))
+    rows, legend = _legend(items, y, right=True)
+    top = y + rows
+    py = svg.Scale(-0.55, n - 0.4, top + height, top)
+    body = [_grid(x, ticks, None, [], top, height), legend, _ylabel(top, height, "Trades")]
+    size = 11 if n <= 8 else 9
     for row, s in enumerate(lanes):
-        m = s.trades
-        y = len(lanes) - 1 - row
+        m, lane = s.trades, n - 1 - row
+        label_y = py.at(lane - 0.11) + size * 0.35
+        body.append(svg.text(LEFT - 6, label_y, s.name, class_="lane", text_anchor="end", font_size=size))
+        bar_top, bar_height = py.at(lane + 0.14), svg.num(py.at(lane - 0.36) - py.at(lane + 0.14))
         for won, colour in ((True, WON), (False, LOST)):
             start, stop = _merged(m.entry_ts[m.won == won], m.exit_ts[m.won == won], pixel)
             if len(start):
-                ax.broken_barh(
-                    list(zip(_days(start), np.maximum(stop - start, pixel) / NS_PER_DAY)),
-                    (y - 0.36, 0.5),
-                    facecolors=colour,
-                    linewidth=0,
+                widths = np.maximum(np.round(np.maximum(stop - start, pixel) * x.k, 1), 0.1)
+                d = "".join(
+                    f"M{svg.num(a)} {svg.num(bar_top)}h{svg.num(w)}v{bar_height}h{svg.num(-w)}z"
+                    for a, w in zip(x(start), widths)
                 )
-        for pick, marker, colour in ((m.stop, "x", STOP_COLOUR), (m.target, "+", TARGET_COLOUR)):
+                body.append(svg.element("path", d=d, class_="bars", data_symbol=s.name, fill=colour))
+        for pick, shape, colour, kind in (
+            (m.stop, CROSS, STOP_COLOUR, "stops"),
+            (m.target, PLUS, TARGET_COLOUR, "targets"),
+        ):
             at = np.unique(m.exit_ts[pick] // pixel) * pixel
             if len(at):
-                ax.scatter(_days(at), np.full(len(at), y + 0.3), marker=marker, s=14, color=colour, linewidths=0.8)
-                stops |= marker == "x"
-                targets |= marker == "+"
-    ax.set_yticks(np.arange(len(lanes)) - 0.11, [s.name for s in reversed(lanes)], fontsize=8 if len(lanes) <= 8 else 6)
-    ax.set_ylim(-0.55, len(lanes) - 0.4)
-    ax.tick_params(axis="y", length=0)
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_ylabel("Trades", fontsize=9)
-    handles: list[Artist] = [Patch(color=WON, label="won"), Patch(color=LOST, label="lost")]
-    if stops:
-        handles.append(Line2D([], [], marker="x", linestyle="", color=STOP_COLOUR, label="stop-loss exit"))
-    if targets:
-        handles.append(Line2D([], [], marker="+", linestyle="", color=TARGET_COLOUR, label="take-profit exit"))
-    ax.legend(
-        handles=handles,
-        loc="lower right",
-        bbox_to_anchor=(1.0, 1.0),
-        ncol=len(handles),
-        fontsize=7.5,
-        frameon=False,
-        borderaxespad=0.1,
+                d = _marks(x(at), np.full(len(at), py.at(lane + 0.3)), shape)
+                body.append(
+                    svg.element(
+                        "path", d=d, class_=kind, data_symbol=s.name, fill="none", stroke=colour, stroke_width=1.2
+                    )
+                )
+    body.append(_frame(top, height))
+    return top + height, svg.group(body, class_="trades")
+
+
+def _drawdown(data: ChartData, x: svg.Scale, ticks: list[int], top: float) -> tuple[float, str]:
+    """The total's drawdown in percent below its peak, filled down from zero."""
+    percent = -100.0 * data.drawdown
+    lo = float(percent.min()) if len(percent) else 0.0
+    lo = lo * 1.05 if lo < 0 else -1.0
+    py = svg.Scale(lo, 0.0, top + DRAWDOWN_HEIGHT, top)
+    ytick, decimals = svg.value_ticks(lo, 0.0, 4)
+    xs, ys = x(data.drawdown_ts), py(percent)
+    area = svg.line_path(xs, ys) + f"V{svg.num(py.at(0.0))}H{svg.num(xs[0])}z" if len(xs) else ""
+    body = [_grid(x, ticks, py, ytick, top, DRAWDOWN_HEIGHT), _ylabel(top, DRAWDOWN_HEIGHT, "Drawdown (%)")]
+    body += _yticks(py, ytick, f"{{:.{decimals}f}}%")
+    body.append(svg.element("path", d=area, class_="area", fill="#c0392b", fill_opacity=0.45))
+    body.append(_line(xs, ys, "Drawdown", stroke="#922b21", stroke_width=0.6))
+    body.append(_frame(top, DRAWDOWN_HEIGHT))
+    return top + DRAWDOWN_HEIGHT, svg.group(body, class_="drawdown")
+
+
+def _extent(values: list[np.ndarray]) -> tuple[float, float]:
+    full = [v for v in values if len(v)]
+    if not full:
+        return 0.0, 1.0
+    return float(min(v.min() for v in full)), float(max(v.max() for v in full))
+
+
+def _line(xs: np.ndarray, ys: np.ndarray, label: str, **style: object) -> str:
+    style = {"stroke_width": 1.0, **style}
+    return svg.element("path", d=svg.line_path(xs, ys), class_="line", data_label=label, fill="none", **style)
+
+
+def _marks(xs: np.ndarray, ys: np.ndarray, shape: str) -> str:
+    """One path of marks of ``shape``, each a subpath that starts at the mark's centre."""
+    return "".join(f"M{svg.num(a)} {svg.num(b)}{shape}" for a, b in zip(xs, ys))
+
+
+def _grid(x: svg.Scale, ticks: list[int], py: svg.Scale | None, values: list[float], top: float, height: float) -> str:
+    lines = [f"M{svg.num(x.at(t))} {svg.num(top)}v{height}" for t in ticks]
+    lines += [f"M{LEFT} {svg.num(py.at(v))}H{RIGHT}" for v in values] if py else []
+    return svg.element("path", d="".join(lines), class_="grid", stroke=GRID, fill="none")
+
+
+def _yticks(py: svg.Scale, values: list[float], form: str) -> list[str]:
+    return [svg.text(LEFT - 6, py.at(v) + 4, form.format(v), class_="tick", text_anchor="end") for v in values]
+
+
+def _ylabel(top: float, height: float, label: str) -> str:
+    at, mid = LEFT - 64, top + height / 2
+    return svg.text(
+        at, mid, label, class_="label", text_anchor="middle", font_size=13, transform=f"rotate(-90 {at} {svg.num(mid)})"
     )
+
+
+def _frame(top: float, height: float) -> str:
+    return svg.element("rect", x=LEFT, y=top, width=RIGHT - LEFT, height=height, fill="none", stroke="#333")
+
+
+def _legend(items: Legend, top: float, right: bool) -> tuple[float, str]:
+    """Legend items in rows above a panel (left or right aligned); returns its height and element."""
+    widths = [28 + svg.text_width(label, 11) + 12 for _, label in items]
+    rows: list[list[int]] = [[]]
+    used = 0.0
+    for k, w in enumerate(widths):
+        if rows[-1] and used + w > RIGHT - LEFT:
+            rows.append([])
+            used = 0.0
+        rows[-1].append(k)
+        used += w
+    out = []
+    for r, row in enumerate(rows):
+        cy = top + r * ROW + ROW / 2
+        at = RIGHT - sum(widths[k] for k in row) if right else LEFT
+        for k in row:
+            swatch, label = items[k]
+            out.append(svg.group([_swatch(swatch, at, cy), svg.text(at + 28, cy + 4, label)], class_="item"))
+            at += widths[k]
+    return len(rows) * ROW, svg.group(out, class_="legend", font_size=11)
+
+
+def _swatch(style: dict, x: float, y: float) -> str:
+    style = {"stroke_width": 1.0, **style}
+    if style.pop("kind", None) == "box":
+        return svg.element("rect", x=x + 4, y=y - 5, width=16, height=10, **style)
+    if "d" in style:
+        return svg.element("path", d=f"M{svg.num(x + 12)} {svg.num(y)}{style.pop('d')}", **style)
+    return svg.element("line", x1=x, y1=y, x2=x + 24, y2=y, **style)
 
 
 def _merged(start: np.ndarray, stop: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
@@ -342,10 +409,3 @@ def _merged(start: np.ndarray, stop: np.ndarray, gap: int) -> tuple[np.ndarray, 
     first = np.flatnonzero(new)
     last = np.concatenate((first[1:] - 1, [len(start) - 1]))
     return start[first], stop[last]
-
-
-def _days(ts: np.ndarray) -> np.ndarray:
-    """Matplotlib date numbers (days) of int64 ns times."""
-    from matplotlib.dates import date2num
-
-    return date2num(np.asarray(ts, dtype=np.int64).astype("datetime64[ns]"))

@@ -113,7 +113,8 @@ def test_equity_csv_holds_the_total_curve(result, tmp_path):
 def test_html_is_self_contained_and_escaped(result, tmp_path):
     html = write(result, tmp_path)["html"].read_text()
     assert not re.search(r"https?://", html)
-    assert '<img alt="Equity and drawdown" src="data:image/png;base64,' in html
+    assert '<svg viewBox="0 0 1000 ' in html and 'aria-label="Equity and drawdown"' in html  # drawn inline
+    assert "<img" not in html and "<script" not in html
     assert "&lt;b&gt;demo&lt;/b&gt;.lua" in html and "<b>demo" not in html
     assert "take &lt;profit&gt;" in html
     assert "3 trades." in html
