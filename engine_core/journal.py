@@ -58,6 +58,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from engine_core.baton import step_aside
 from engine_core.errors import JournalError
 from engine_core.model import Order, OrderType, Side, TimeInForce, fill_key
 from engine_core.orders import OPEN_STATUSES, OrderStatus
@@ -270,6 +271,7 @@ class Journal:
                     commit = self._commits
                     self.synced_commits += 1
         if commit:
+            step_aside()  # the other symbols' turns go on while this one waits for the disk
             self._sync(commit)
 
     def _sync(self, commit: int) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine_core import recovery
+from engine_core.baton import Baton
 from engine_core.brokers import Broker
 from engine_core.config import LoadedConfig, journal_path, load_config
 from engine_core.control import ENGINE, Command, ControlError, Request
@@ -104,6 +105,7 @@ class Engine:
         self._io_task: asyncio.Task[None] | None = None
         self.summary: dict[str, Any] | None = None
         self.lockstep = False
+        self.baton: Baton | None = None  # live: the workers take turns (baton.py)
         self._started: list[Service] = []
 
     def _route_update(self, update: OrderUpdate) -> None:
@@ -184,6 +186,10 @@ class Engine:
             # collection during the run walks only what the run made (tens of
             # milliseconds less each; given back to the collector at the end).
             gc.freeze()
+            if live and not self.lockstep:  # one worker at a time processes a message, in arrival order (baton.py)
+                self.baton = Baton()
+                for worker in self.workers.values():
+                    worker.inbox = self.baton.gate(worker.inbox)  # type: ignore[assignment]
             for worker in self.workers.values():
                 if not self.lockstep:
                     worker.start()
@@ -214,6 +220,8 @@ class Engine:
                 # nothing is sent after stop: held orders never, orders on the wire answered or unknown
                 self.broker.stop_sending(cfg.engine.stop_timeout)
             self._stop_workers()
+            if self.baton is not None:
+                self.baton.close()
             if live:  # the feed ended: what the workers' last bars left held back is not sent either
                 self.broker.stop_sending(cfg.engine.stop_timeout)
             self._stop_services()
