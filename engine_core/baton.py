@@ -47,8 +47,8 @@ _held = threading.local()  # the Gate whose turn holds the baton on this thread,
 class Baton:
     """The engine-wide queue of turns; ``gate`` puts a worker's inbox under it."""
 
-    def __init__(self, lease: float = LEASE) -> None:
-        self.lease = lease
+    def __init__(self, lease: float | None = None) -> None:
+        self.lease = LEASE if lease is None else lease
         self._lock = threading.Lock()
         self._turns: deque[Gate] = deque()  # the turns not begun, one per message put, in put order
         self._holder = 0  # the turn that holds the baton (0: none)
