@@ -138,9 +138,9 @@ def main() -> None:
             )
     if len(first) and len(last):
         print(
-            f"  arrival -> order, steady state, by the bar's place in its burst: first tenth median "
-            f"{np.median(first):.2f} ms (p99 {np.percentile(first, 99):.2f}), last tenth median {np.median(last):.2f} ms "
-            f"(p99 {np.percentile(last, 99):.2f})"
+            "  arrival -> order, steady state, by the bar's place in its burst: "
+            f"first tenth median {np.median(first):.2f} ms (p99 {np.percentile(first, 99):.2f}), "
+            f"last tenth median {np.median(last):.2f} ms (p99 {np.percentile(last, 99):.2f})"
         )
     if engine.baton is not None:
         print(f"  turns that lost the baton by its lease: {engine.baton.lapsed:,}")

@@ -3,7 +3,8 @@
 Backtest: the source's history is read on the calling thread and each chunk
 is routed to its symbol's worker queue (bounded, so memory stays flat).
 Live: the source runs on an asyncio I/O thread and routes each bar the same
-way. Either way each symbol's worker runs on its own thread, and Ctrl-C
+way, and the workers take turns in arrival order (``baton.py``). Either
+way each symbol's worker runs on its own thread, and Ctrl-C
 stops cleanly: feeding stops, workers drain their queues, sinks flush.
 """
 
@@ -47,13 +48,6 @@ if TYPE_CHECKING:
     from engine_core.recording.writer import Recorder
 
 INBOX_CHUNKS = 2  # backtest chunks queued per symbol before the reader waits
-# The interpreter's thread switch interval while a live engine runs (the
-# default is 5 ms). When many symbols get a bar at once, their workers queue
-# for the GIL; each waiter wakes every interval to ask for a switch, so with
-# 5 ms a burst of 100 bars costs hundreds of needless wake-ups and forced
-# switches in the middle of bars. A worker gives the GIL up after each bar
-# anyway, so a longer interval only bounds how long one busy thread can keep it.
-LIVE_SWITCH_INTERVAL = 0.1
 
 
 @dataclass
@@ -419,15 +413,6 @@ class Engine:
             self.progress(fed)
 
     def _feed_live(self) -> None:
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(max(interval, LIVE_SWITCH_INTERVAL))
-        try:
-            self._run_io_thread()
-        finally:
-            if sys.getswitchinterval() == max(interval, LIVE_SWITCH_INTERVAL):
-                sys.setswitchinterval(interval)
-
-    def _run_io_thread(self) -> None:
         errors: list[BaseException] = []
         loop = asyncio.new_event_loop()
         self.source.bind_connection(self._on_connection)
