@@ -59,11 +59,15 @@ class Baton:
         self.lapsed = 0  # turns that lost the baton by the lease
 
     def gate(self, inbox: Any) -> Gate:
-        """``inbox`` (a worker's queue) under the baton."""
+        """``inbox`` (a worker's queue) under the baton; what it holds already
+        (a broker's update from the reconciliation at start) takes turns too."""
         if self._watcher is None:
             self._watcher = threading.Thread(target=self._watch, name="baton", daemon=True)
             self._watcher.start()
-        return Gate(self, inbox)
+        gate = Gate(self, inbox)
+        for _ in range(inbox.qsize()):
+            self._queue(gate)
+        return gate
 
     def close(self) -> None:
         """End the watcher (the workers have ended)."""
@@ -158,7 +162,7 @@ class Gate:
     def get(self) -> Any:
         self.turn = self.handed.get()
         _held.gate = self
-        return self.inbox.get_nowait()
+        return self.inbox.get()
 
     def end(self) -> None:
         _held.gate = None

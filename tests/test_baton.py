@@ -14,10 +14,17 @@ from engine_core.baton import Baton, Gate, step_aside
 WAIT = 30  # seconds: only a broken baton gets near it
 
 
-def _workers(baton: Baton, names: str, act: Callable[[str, Any], None]) -> dict[str, Gate]:
+def _workers(
+    baton: Baton, names: str, act: Callable[[str, Any], None], queued: dict[str, list[Any]] | None = None
+) -> dict[str, Gate]:
     """One thread per name taking turns through its gate, calling ``act`` on
-    each message until it gets None (then it leaves)."""
-    gates = {name: baton.gate(SimpleQueue()) for name in names}
+    each message until it gets None (then it leaves); ``queued``: what a
+    worker's inbox holds before its gate is made."""
+    inboxes: dict[str, SimpleQueue[Any]] = {name: SimpleQueue() for name in names}
+    for name, messages in (queued or {}).items():
+        for msg in messages:
+            inboxes[name].put(msg)
+    gates = {name: baton.gate(inboxes[name]) for name in names}
 
     def loop(name: str, gate: Gate) -> None:
         while True:
@@ -130,4 +137,27 @@ def test_a_worker_that_ends_gives_up_its_turns():
     assert b_done.wait(WAIT)
     assert done == ["B"]
     gates["B"].put(None)
+    baton.close()
+
+
+def test_what_an_inbox_holds_when_its_gate_is_made_takes_turns_too():
+    """A restart's reconciliation can deliver a broker update before the
+    workers start: it is processed, and every later message after it."""
+    baton = Baton(lease=WAIT)
+    done: list[tuple[str, Any]] = []
+    finished = threading.Event()
+
+    def act(name: str, msg: Any) -> None:
+        done.append((name, msg))
+        if len(done) == 4:
+            finished.set()
+
+    gates = _workers(baton, "AB", act, queued={"A": ["update"]})
+    gates["B"].put("bar")
+    gates["A"].put("bar")
+    gates["A"].put("bar 2")
+    assert finished.wait(WAIT)
+    assert done == [("A", "update"), ("B", "bar"), ("A", "bar"), ("A", "bar 2")]
+    for gate in gates.values():
+        gate.put(None)
     baton.close()
