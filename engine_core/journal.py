@@ -249,7 +249,10 @@ class Journal:
         """Group writes into one atomic commit (nests; the outermost commits,
         and returns once it is on disk unless it says ``synced=False``)."""
         commit = 0  # the commit to see on disk once the lock is released
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            step_aside()  # another thread is writing (the snapshots' batch): the other symbols' turns go on
+            self._lock.acquire()
+        try:
             if self._depth == 0:
                 self._db.execute("BEGIN IMMEDIATE")
             self._depth += 1
@@ -270,6 +273,8 @@ class Journal:
                 if self._full and synced:
                     commit = self._commits
                     self.synced_commits += 1
+        finally:
+            self._lock.release()
         if commit:
             step_aside()  # the other symbols' turns go on while this one waits for the disk
             self._sync(commit)
