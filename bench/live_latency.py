@@ -9,14 +9,19 @@ bars that arrived in the first and in the last tenth of their burst: bar
 after bar in arrival order, the first tenth's orders leave long before the
 last's) and the process CPU time per live bar, both over every bar and in the steady state (after each symbol's
 first ``WARM`` bars, which pay one-time costs: the first indicator reads
-build the plugin registry, the first calls warm the Lua runtimes).
+build the plugin registry, the first calls warm the Lua runtimes), and the
+worker's own CPU per live bar: the thread CPU time of ``SymbolWorker.handle``
+on each steady-state bar, summed by a wrapper this bench installs (the
+engine's hot path carries no instrumentation).
 
-    .venv/bin/python bench/live_latency.py [--symbols 100] [--bars 300] [--pace 0.05] [--journal]
+    .venv/bin/python bench/live_latency.py [--symbols 100] [--bars 300] [--pace 0.05] [--journal] [--mqtt]
 
 Without ``--journal`` the engine keeps no journal (the Python path alone);
 with it, as a live engine runs by default (a SQLite journal in a temporary
 directory, ``journal_sync = "full"``). ``--record`` records the session as a
 live engine does by default (``bench/replay.py`` compares the two).
+``--mqtt`` adds the mqtt sink as a live run uses it (QoS 1, one message per
+event) publishing to a mosquitto this bench starts on a free local port.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import argparse
 import asyncio
 import resource
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,9 +40,10 @@ import numpy as np
 from engine_core.builtin.simulated import SimulatedSource
 from engine_core.config import load_config
 from engine_core.hookspecs import hookimpl
-from engine_core.model import OrderEvent
+from engine_core.model import Bar, OrderEvent
 from engine_core.plugins import build_registry
 from engine_core.runner import Engine
+from engine_core.worker import SymbolWorker
 
 STRATEGY = """
 function watch(ctx)
@@ -54,6 +61,26 @@ burst: dict[int, int] = {}  # ts -> bars arrived at that instant so far
 latencies: list[tuple[float, bool, int]] = []  # (seconds, after the symbol's first WARM bars, place in burst)
 marks: dict[str, tuple[float, float]] = {}  # (process CPU, wall) when the steady state begins and when all is done
 running: list[Engine] = []
+handled = [0.0, 0]  # thread CPU seconds inside SymbolWorker.handle on steady-state live bars, and their count
+handled_lock = threading.Lock()
+
+
+def time_handle() -> None:
+    """Wrap ``SymbolWorker.handle`` to sum its thread CPU time per steady-state live bar."""
+    handle = SymbolWorker.handle
+
+    def timed(worker: SymbolWorker, msg: Any) -> None:
+        if type(msg) is not Bar or arrived.get((msg.symbol, msg.ts), (0.0, 0))[1] <= WARM:
+            handle(worker, msg)
+            return
+        t0 = time.thread_time()
+        handle(worker, msg)
+        spent = time.thread_time() - t0
+        with handled_lock:
+            handled[0] += spent
+            handled[1] += 1
+
+    SymbolWorker.handle = timed  # type: ignore[method-assign]
 
 
 class StampedSource(SimulatedSource):
@@ -95,32 +122,51 @@ def main() -> None:
     parser.add_argument("--pace", type=float, default=0.05, help="seconds between bars")
     parser.add_argument("--journal", action="store_true", help="keep the journal, as a live engine does by default")
     parser.add_argument("--record", action="store_true", help="record the session, as a live engine does by default")
+    parser.add_argument("--mqtt", action="store_true", help="publish every event to a local mosquitto (QoS 1)")
     args = parser.parse_args()
+    time_handle()
     import engine_plugin_indicators.plugin as indicators
 
     import engine_core.builtin.log_sink as log_sink
     import engine_core.builtin.paper as paper
     import engine_core.lua.plugin as lua
 
-    registry = build_registry(
-        [("paper", paper), ("lua", lua), ("log", log_sink), ("indicators", indicators), ("probe", Probe())],
-        autoload=False,
-    )
+    plugins: list[tuple[str, Any]] = [
+        ("paper", paper),
+        ("lua", lua),
+        ("log", log_sink),
+        ("indicators", indicators),
+        ("probe", Probe()),
+    ]
+    if args.mqtt:
+        import engine_plugin_mqtt.plugin as mqtt
+
+        plugins.append(("mqtt", mqtt))
+    registry = build_registry(plugins, autoload=False)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "s.lua").write_text(STRATEGY)
         symbols = ", ".join(f'"S{k:03d}"' for k in range(args.symbols))
+        sink = ""
+        if args.mqtt:
+            from mqtt_publish import start_mosquitto
+
+            broker, port = start_mosquitto(work)
+            sink = f'[[sinks]]\ntype = "mqtt"\nport = {port}\nprefix = "bench"\nqos = 1\n'
         (work / "live.toml").write_text(
             f'[engine]\nmode = "live"\nsymbols = [{symbols}]\njournal = {str(args.journal).lower()}\n'
             f"record = {str(args.record).lower()}\n"
             f'[source]\ntype = "stamped"\nbars = {args.bars}\npace = {args.pace}\n'
-            '[strategy]\nhost = "lua"\nscript = "s.lua"\n'
+            '[strategy]\nhost = "lua"\nscript = "s.lua"\n' + sink
         )
         engine = Engine(load_config(work / "live.toml", registry), registry)
         running.append(engine)
         cpu0, t0 = time.process_time(), time.perf_counter()
         result = engine.run()
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+        if args.mqtt:
+            broker.terminate()
+            broker.wait()
     bars = sum(r.bars for r in result.symbols.values())
     lat = np.array([s for s, _, _ in latencies]) * 1000
     steady = np.array([s for s, warm, _ in latencies if warm]) * 1000
@@ -129,6 +175,7 @@ def main() -> None:
     last = np.array([s for s, warm, place in latencies if warm and place > args.symbols - tenth]) * 1000
     journal = "with the journal" if args.journal else "no journal"
     journal += ", recorded" if args.record else ", not recorded"
+    journal += ", mqtt sink (QoS 1, a message per event)" if args.mqtt else ""
     print(f"live: {args.symbols} symbols, {bars:,} bars in {wall:.1f} s, {len(lat):,} orders, {journal}")
     for label, values in (("all bars", lat), (f"after each symbol's first {WARM} bars", steady)):
         if len(values):
@@ -155,6 +202,8 @@ def main() -> None:
             f"({(c1 - c0) / (w1 - w0) * 100:.1f}% of one core = {(c1 - c0) / (w1 - w0) * 100 / args.symbols:.3f}% "
             "per symbol)"
         )
+    if handled[1]:
+        print(f"  worker CPU per bar (handle): {handled[0] / handled[1] * 1e6:.1f} us over {handled[1]:,} live bars")
     print(f"  peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

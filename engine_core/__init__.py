@@ -16,7 +16,7 @@ contracts          ``DataSource``, ``PluginConfig``, ``ConnectionState``;
                    ``IndicatorKind``, ``IndicatorSpec``, ``StreamingIndicator``
 values             bars, orders, fills and events (``engine_core.model``);
                    the order lifecycle (``OrderStatus``, ``OrderUpdate``,
-                   ``UpdateKind``, ``OrderState``, client ids); control
+                   ``UpdateKind``, ``OrderState``, ``OpenOrder``, client ids); control
                    ``Command`` and ``deliver``
 errors             the tree rooted at ``EngineError`` (``engine_core.errors``)
 =================  ==========================================================
@@ -75,6 +75,7 @@ _HOMES = {
         "iso_utc",
     ),
     "engine_core.orders": (
+        "OpenOrder",
         "OrderState",
         "OrderStatus",
         "OrderUpdate",
@@ -137,6 +138,7 @@ if TYPE_CHECKING:
         iso_utc,
     )
     from engine_core.orders import (
+        OpenOrder,
         OrderState,
         OrderStatus,
         OrderUpdate,

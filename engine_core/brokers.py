@@ -23,7 +23,9 @@ method              required   what it does
                                update (cancel, or the fill that raced it)
 ``order_status``    yes        the venue's view of one order by client id
                                (``None``: it never arrived)
-``open_orders``                orders working at the venue (reconciliation)
+``open_orders``                every order working at the venue for the
+                               engine's symbols, whoever placed it
+                               (reconciliation at start)
 ``positions``                  net position per symbol (reconciliation)
 ``round_qty``                  a quantity rounded down to what the venue can
                                trade (lot step); exits sell what is held
@@ -52,7 +54,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine_core.model import Order
-from engine_core.orders import OrderState, OrderStatus, OrderUpdate
+from engine_core.orders import OpenOrder, OrderState, OrderStatus, OrderUpdate
 from engine_core.sources import PluginConfig
 
 if TYPE_CHECKING:
@@ -116,8 +118,12 @@ class Broker(abc.ABC):
         """The broker's view of an order with its fills, or None when it has
         no such order (it never arrived). Used after a timeout and a restart."""
 
-    def open_orders(self) -> list[Order]:
-        """Orders the broker holds open (for reconciliation after a restart)."""
+    def open_orders(self) -> list[OpenOrder]:
+        """Every order working at the venue for the engine's symbols, the
+        engine's own and any other's (placed by hand, by another program), as
+        the venue lists them: asked once at start, where reconciliation
+        adopts an order of this engine that its journal does not have open
+        (``recovery.reconcile``) and warns of the others, never touching them."""
         return []
 
     def positions(self) -> dict[str, Decimal]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from engine_core import updates
+from engine_core import transitions, updates
 from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError
 from engine_core.execution import HELD
 from engine_core.model import BUY, SELL, ErrorEvent, Order, OrderType, Side, SignalEvent, State, to_decimal
@@ -34,7 +34,7 @@ def apply(w: SymbolWorker, state: State, d: Decision, k: int) -> None:
         w.bus.emit(SignalEvent(w.symbol, ts, d.action, d.detail()))
     action = d.action
     if state is _WATCH and action in ("setup", "enter"):
-        w.transition(_CLOSE_WATCH, ts, d.reason or action)
+        transitions.move(w, _CLOSE_WATCH, ts, d.reason or action)
         w.expiry = w.view.seen + k + d.expires if d.expires else None
         if action == "setup":
             k2, d2 = w._scan(_CLOSE_WATCH, k, k + 1)
@@ -50,10 +50,10 @@ def apply(w: SymbolWorker, state: State, d: Decision, k: int) -> None:
         if w.orders.current is not None:
             cancel(w, w.orders.current, k)  # back to Watch when the venue confirms
         else:
-            w.transition(_WATCH, ts, d.reason or "cancel")
+            transitions.move(w, _WATCH, ts, d.reason or "cancel")
     elif action == "adjust":
         w.stops.override(d.stop_price, d.take_profit_price, d.trailing_stop)
-        w._journal_stops(ts)
+        transitions.journal_stops(w, ts)
         w.sync_position_view()
         w._persist()
 
@@ -153,7 +153,7 @@ def _not_placed(w: SymbolWorker, ts: int, err: EngineError) -> None:
     rule = f" by {err.rule}" if isinstance(err, RiskError) and err.rule else ""
     w.bus.emit(ErrorEvent(w.symbol, ts, f"order not placed: {err}", kind="order"))
     if w.sm.state is State.CLOSE_WATCH and w.flat():
-        w.transition(State.WATCH, ts, f"entry refused{rule}" if rule else "entry not placed")
+        transitions.move(w, State.WATCH, ts, f"entry refused{rule}" if rule else "entry not placed")
 
 
 def exit(w: SymbolWorker, k: int, reason: str, price: float | None) -> None:

@@ -15,12 +15,13 @@ import time
 from collections.abc import Sequence
 from decimal import Decimal
 
+from engine_core import outbox
 from engine_core.brokers import Broker
 from engine_core.errors import BrokerError, BrokerTimeout, OrderLost, RiskError, error_text
 from engine_core.events import EventBus
 from engine_core.journal import Journal
 from engine_core.model import ErrorEvent, Order, OrderEvent
-from engine_core.orders import OrderState, OrderStatus, client_id_prefix, make_client_id, parse_client_id
+from engine_core.orders import OrderState, OrderStatus, client_id_head, client_id_prefix, parse_client_id
 from engine_core.risk import RiskManager
 
 STATUS_RETRIES = 3
@@ -51,24 +52,25 @@ class ExecutionEngine:
         self._count_orders = risk.section.max_open_orders is not None
         if journal is not None:
             for row in journal.orders():
-                _, seq = parse_client_id(row["client_id"])
-                self._seq[row["symbol"]] = max(self._seq.get(row["symbol"], 0), seq)
+                self.taken(row["symbol"], row["client_id"])
+
+    def taken(self, symbol: str, client_id: str) -> None:
+        """A client id of the symbol in use (journaled, or adopted at a restart): the next one follows it."""
+        _, seq = parse_client_id(client_id)
+        self._seq[symbol] = max(self._seq.get(symbol, 0), seq)
 
     def client_id(self, symbol: str) -> str:
         seq = self._seq.get(symbol, 0) + 1
         self._seq[symbol] = seq
         head = self._heads.get(symbol)
-        if head is None:  # what make_client_id makes of the longest sequence, less its digits
-            longest = 9_999_999_999
-            head = self._heads[symbol] = make_client_id(self.prefix, symbol, longest)[: -len(str(longest))]
+        if head is None:
+            head = self._heads[symbol] = client_id_head(self.prefix, symbol)
         return f"{head}{seq}"
 
     def record(self, order: Order, status: OrderStatus, detail: str = "", venue_id: str = "") -> None:
-        """Journal an order's new status and emit it."""
-        if self.journal is not None:
-            self.journal.order(order, status, detail=detail, venue_id=venue_id)
-        if self.bus.listening:
-            self.bus.emit(OrderEvent(order, status, detail))
+        """Journal an order's new status and emit it: one record for both."""
+        if outbox.wanted(self.journal, self.bus):
+            outbox.write(self.journal, self.bus, OrderEvent(order, status, detail, venue_id))
 
     def submit(self, order: Order, *, price: float, position: object, reducing: bool) -> OrderState | None:
         """Check ``order`` against the risk rules, journal it and send it.

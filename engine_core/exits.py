@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine_core import decisions
+from engine_core import decisions, halts
 from engine_core.stops import StopHit
 
 if TYPE_CHECKING:
@@ -50,4 +50,4 @@ def kill_switch(w: SymbolWorker, k: int, rule: str) -> None:
     decisions.cancel_entry(w, k)
     if w.kill.action == "flatten" and w.ledger.qty != 0:
         decisions.exit(w, k, rule, None)
-    w.halt(f"{w.symbol}: kill switch {rule} tripped; trading stopped ({w.kill.action})", ts, flatten=False)
+    halts.halt(w, f"{w.symbol}: kill switch {rule} tripped; trading stopped ({w.kill.action})", ts, flatten=False)

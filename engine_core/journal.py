@@ -60,7 +60,17 @@ from typing import Any
 
 from engine_core.baton import step_aside
 from engine_core.errors import JournalError
-from engine_core.model import Order, OrderType, Side, TimeInForce, fill_key
+from engine_core.model import (
+    ErrorEvent,
+    FillEvent,
+    Order,
+    OrderEvent,
+    OrderType,
+    Side,
+    TimeInForce,
+    TransitionEvent,
+    fill_key,
+)
 from engine_core.orders import OPEN_STATUSES, OrderStatus
 
 SCHEMA_VERSION = 2
@@ -303,6 +313,33 @@ class Journal:
             raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
 
     # ------------------------------------------------------------ writes
+
+    def record(self, event: TransitionEvent | OrderEvent | FillEvent | ErrorEvent) -> None:
+        """Journal what a step did, from the record the event bus takes too
+        (``outbox.write``): a transition, an order's status, a fill (with its
+        order's cumulative quantity and status), a halt."""
+        if isinstance(event, TransitionEvent):
+            frm, to = event.from_state.value, event.to_state.value
+            self.event("transition", event.symbol, event.ts, frm=frm, to=to, reason=event.reason)
+        elif isinstance(event, OrderEvent):
+            self.order(event.order, event.status, detail=event.detail, venue_id=event.venue_id)
+        elif isinstance(event, FillEvent):
+            f = event.fill
+            self.fill(
+                f.client_id,
+                f.symbol,
+                f.ts,
+                str(event.filled),
+                event.status,
+                side=f.side.value,
+                qty=str(f.qty),
+                price=str(f.price),
+                commission=str(f.commission),
+                fee_qty=str(f.fee_qty),
+                trade_id=f.trade_id,
+            )
+        else:
+            self.event(event.kind, event.symbol, event.ts, message=event.message)
 
     def event(self, kind: str, symbol: str | None, ts: int | None, **data: Any) -> None:
         self._write(

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from engine_core.model import BUY, BarChunk, Fill, RoundTrip, Side
+from engine_core.model import BUY, Bar, BarChunk, Fill, RoundTrip, Side
 from engine_core.storage import Series
 
 _ZERO = Decimal(0)
@@ -51,8 +51,12 @@ class Entry:
 class Ledger:
     """Position, cash and round trips of one symbol, and its PnL per bar."""
 
-    def __init__(self, symbol: str) -> None:
+    def __init__(self, symbol: str, keep_fill_keys: bool = True) -> None:
         self.symbol = symbol
+        # Only a venue (an update sent again) or a restart (the broker telling
+        # fills the journal booked) brings a fill twice; a backtest's paper
+        # broker never does, and its fills need no key kept.
+        self.keeps_fill_keys = keep_fill_keys
         self.qty = _ZERO
         self.cash = _ZERO
         self.entry: Entry | None = None
@@ -64,19 +68,19 @@ class Ledger:
         self._exposed = Series(bool)
         # (chunk bar from which it holds, qty, cash) for the chunk being processed
         self._marks: list[tuple[int, float, float]] = [(0, 0.0, 0.0)]
+        self._held = (self.qty, self.cash, self._marks[0])  # the first mark of a chunk, for this qty and cash
 
     # ------------------------------------------------------------ fills
 
-    def booked(self, fill: Fill) -> bool:
-        return fill.key in self.fill_keys
-
-    def book(self, fill: Fill, i: int, index: int, reason: str, flat: bool | None = None) -> RoundTrip | None:
-        """Book ``fill`` (at chunk bar ``i``; ``index`` is the symbol's bar
-        count there). Returns the round trip it closes, if any. ``flat`` says
+    def book(self, fill: Fill, key: str, i: int, index: int, reason: str, flat: bool | None = None) -> RoundTrip | None:
+        """Book ``fill`` (``key``: its ``Fill.key``, which the caller has
+        checked is not in ``fill_keys``) at chunk bar ``i``; ``index`` is the
+        symbol's bar count there. Returns the round trip it closes, if any. ``flat`` says
         whether the position it leaves counts as none: by default only zero
         does; the worker also counts a remainder below the venue's lot step
         (dust that no order can sell), so that the round trip ends there."""
-        self.fill_keys.add(fill.key)
+        if self.keeps_fill_keys:
+            self.fill_keys.add(key)
         signed = fill.position_change
         before = self.qty
         qty = self.qty = before + signed
@@ -113,20 +117,25 @@ class Ledger:
     # ------------------------------------------------------------ marks
 
     def begin_chunk(self) -> None:
-        self._marks = [(0, float(self.qty), float(self.cash))]
+        held = self._held
+        if held[0] is not self.qty or held[1] is not self.cash:  # booked or restored since: new floats
+            held = self._held = (self.qty, self.cash, (0, float(self.qty), float(self.cash)))
+        self._marks = [held[2]]
 
-    def mark_chunk(self, chunk: BarChunk) -> float:
+    def mark_chunk(self, chunk: BarChunk, bar: Bar | None = None) -> float:
         """Mark the chunk's bars to market (PnL and exposure at each close);
-        returns the PnL at its last close."""
+        returns the PnL at its last close. ``bar`` is its one bar when it
+        came live as a Bar (its values are read from it)."""
         marks = self._marks
-        if len(marks) == 1 or len(chunk) == 1:
-            _, qty, cash = marks[-1]
-            if len(chunk) == 1:  # live: one bar, the position as it stands after it
-                pnl = cash + qty * float(chunk.close[0])
-                self._ts.append(chunk.ts[0])
-                self._pnl.append(pnl)
-                self._exposed.append(qty != 0)
-                return pnl
+        _, qty, cash = marks[-1]
+        if bar is not None or len(chunk) == 1:  # one bar: the position as it stands after it
+            ts, close = (bar.ts, bar.close) if bar is not None else (chunk.ts[0], chunk.close[0])
+            pnl = cash + qty * float(close)
+            self._ts.append(ts)
+            self._pnl.append(pnl)
+            self._exposed.append(qty != 0)
+            return pnl
+        if len(marks) == 1:
             pnls = cash + qty * chunk.close
             self._ts.extend(chunk.ts)
             self._pnl.extend(pnls)

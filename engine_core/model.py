@@ -14,6 +14,7 @@ that the engine moves.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -34,8 +35,14 @@ def iso_utc(ts: int | None, digits: int = 0) -> str:
     if ts is None:
         return "-"
     seconds, ns = divmod(ts, NS_PER_SECOND)
-    text = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    text = _second_text(seconds)
     return f"{text}.{ns // 10 ** (9 - digits):0{digits}d}Z" if digits else f"{text}Z"
+
+
+@functools.lru_cache(maxsize=1024)
+def _second_text(seconds: int) -> str:
+    """A second's ISO 8601 text (the events of a bar share theirs: made once)."""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def fraction_digits(ts: Any) -> int:
@@ -149,9 +156,10 @@ class BarChunk:
 
     @classmethod
     def from_bar(cls, bar: Bar) -> BarChunk:
-        """One bar as a chunk (the live path)."""
-        f = np.array((bar.open, bar.high, bar.low, bar.close, bar.volume), dtype=np.float64)
-        return cls(bar.symbol, np.array((bar.ts,), dtype=np.int64), f[0:1], f[1:2], f[2:3], f[3:4], f[4:5])
+        """One bar as a chunk (the live path). Its columns are made when first
+        read: the worker reads a live bar's values from the bar, so that a
+        live bar builds no numpy array of its own."""
+        return _OneBar(bar)
 
     @classmethod
     def from_bars(cls, bars: list[Bar]) -> BarChunk:
@@ -165,6 +173,32 @@ class BarChunk:
             np.fromiter((b.close for b in bars), dtype=np.float64, count=len(bars)),
             np.fromiter((b.volume for b in bars), dtype=np.float64, count=len(bars)),
         )
+
+
+class _OneBar(BarChunk):
+    """A chunk of one bar whose columns are built when first read."""
+
+    __slots__ = ("_bar",)
+
+    def __init__(self, bar: Bar) -> None:  # noqa: D107 - a BarChunk's fields, but for the columns
+        object.__setattr__(self, "symbol", bar.symbol)
+        object.__setattr__(self, "_bar", bar)
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getattr__(self, name: str) -> Any:  # a column read before it was built
+        if name not in _CHUNK_COLUMNS:
+            raise AttributeError(name)
+        bar = self._bar
+        f = np.array((bar.open, bar.high, bar.low, bar.close, bar.volume), dtype=np.float64)
+        columns = (np.array((bar.ts,), dtype=np.int64), f[0:1], f[1:2], f[2:3], f[3:4], f[4:5])
+        for column, values in zip(_CHUNK_COLUMNS, columns):
+            object.__setattr__(self, column, values)
+        return getattr(self, name)
+
+
+_CHUNK_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 
 
 class OrderType(str, enum.Enum):
@@ -264,15 +298,22 @@ class SignalEvent(NamedTuple):
 
 
 class OrderEvent(NamedTuple):
-    """An order's status changed (``status``: an orders.OrderStatus, a str enum)."""
+    """An order's status changed (``status``: an orders.OrderStatus, a str
+    enum); ``venue_id``: the venue's id of the order, once it told."""
 
     order: Order
     status: Any
     detail: str = ""
+    venue_id: str = ""
 
 
 class FillEvent(NamedTuple):
+    """A fill, and what it leaves of its order: the quantity filled so far
+    (``filled``) and the order's status (an orders.OrderStatus)."""
+
     fill: Fill
+    filled: Decimal | None = None
+    status: Any = None
 
 
 @dataclass(frozen=True, slots=True)

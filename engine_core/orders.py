@@ -157,6 +157,19 @@ class OrderState(NamedTuple):
     leg_fills: tuple[tuple[str, Fill], ...] = ()
 
 
+class OpenOrder(NamedTuple):
+    """An order working at the venue, as ``Broker.open_orders`` lists it,
+    whoever placed it: its terms (``order.client_id`` is the venue's client
+    order id; a price the venue triggers at is ``order.stop_price``), the
+    venue's id for it, what it filled so far, and for a leg the venue
+    attached to an entry (a bracket's), the entry's client id."""
+
+    order: Order
+    venue_id: str
+    filled_qty: Decimal = Decimal(0)
+    parent: str = ""
+
+
 @dataclass(slots=True)
 class InFlight:
     """The order a symbol has working: its status, cumulative fill and venue id."""
@@ -267,6 +280,14 @@ def client_id_prefix(engine_id: str, symbols: list[str] | tuple[str, ...] = ()) 
     if _CLIENT_ID_CHARS.match(engine_id) and len(engine_id) + longest + 12 <= CLIENT_ID_MAX:
         return engine_id
     return "e" + blake2b(engine_id.encode(), digest_size=4).hexdigest()
+
+
+def client_id_head(prefix: str, symbol: str) -> str:
+    """What every client id of the symbol starts with, the sequence's digits
+    following: ``make_client_id`` of the longest sequence, less its digits
+    (so that every id of a symbol has the same head)."""
+    longest = 9_999_999_999
+    return make_client_id(prefix, symbol, longest)[: -len(str(longest))]
 
 
 def make_client_id(prefix: str, symbol: str, seq: int) -> str:

@@ -10,7 +10,6 @@ stops cleanly: feeding stops, workers drain their queues, sinks flush.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import heapq
 import sys
@@ -34,7 +33,7 @@ from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal
 from engine_core.model import BarChunk, ConnectionEvent
-from engine_core.orders import OrderUpdate
+from engine_core.orders import OpenOrder, OrderUpdate
 from engine_core.plugins import Registry, get_registry
 from engine_core.recording.paths import recording_enabled
 from engine_core.results import RunResult
@@ -45,6 +44,8 @@ from engine_core.validate import refuse_venue_broker
 from engine_core.worker import STOP, SymbolWorker, Warmup
 
 if TYPE_CHECKING:
+    import asyncio
+
     from engine_core.recording.writer import Recorder
 
 INBOX_CHUNKS = 2  # backtest chunks queued per symbol before the reader waits
@@ -310,14 +311,18 @@ class Engine:
 
     def _recover(self, journal: Journal) -> None:
         """Restore each symbol from the journal, then reconcile with the broker
-        before anything trades (``SymbolWorker.reconcile``)."""
+        before anything trades (``recovery.reconcile``): its positions, and
+        the orders working at the venue, asked for once for every symbol."""
         snapshots = journal.symbols()
         positions = self.broker.positions()
+        working: dict[str, list[OpenOrder]] = {}
+        for found in self.broker.open_orders():
+            working.setdefault(found.order.symbol, []).append(found)
         for symbol, worker in self.workers.items():
             recovery.restore(
                 worker, snapshots.get(symbol), journal.unsettled_orders(symbol), journal.booked_fill_keys(symbol)
             )
-            recovery.reconcile(worker, positions.get(symbol, Decimal(0)))
+            recovery.reconcile(worker, positions.get(symbol, Decimal(0)), working.get(symbol, ()))
             cur = worker.orders.current
             journal.event(
                 "recovered",
@@ -414,6 +419,8 @@ class Engine:
 
     def _feed_live(self) -> None:
         errors: list[BaseException] = []
+        import asyncio  # live only: a backtest imports neither asyncio nor ssl
+
         loop = asyncio.new_event_loop()
         self.source.bind_connection(self._on_connection)
 
@@ -479,6 +486,8 @@ def _say(line: str) -> None:
 
 
 def _drain(loop: asyncio.AbstractEventLoop) -> None:
+    import asyncio
+
     """Cancel and await what a source left running, and close async
     generators, so that nothing is destroyed pending when the loop closes."""
     try:

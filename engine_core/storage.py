@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engine_core.model import BarChunk
+from engine_core.model import Bar, BarChunk
 
 COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 
@@ -28,6 +28,7 @@ class Ring:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self._cols = {name: np.zeros(2 * capacity, dtype=dtype) for name, dtype in dtypes.items()}
+        self._arrays = tuple(self._cols.values())  # the buffers in column order (the one-row path)
         self._next = 0  # ring position the next row is written at
         self._count = 0
         self._lock = threading.Lock()
@@ -66,20 +67,32 @@ class Ring:
     def push_row(self, row: Sequence[Any], history: int) -> tuple[list[np.ndarray], int]:
         """``push`` for one row (a live bar), its values in column order: the
         columns as views of the buffer, in that order, and where the row starts."""
-        offset = min(history, self._count)
-        cap = self.capacity
-        if offset + 1 > cap:
+        count = self._count
+        offset = history if history < count else count
+        if offset >= self.capacity:
             cols, offset = self.push({name: np.array((v,)) for name, v in zip(self._cols, row)}, history)
             return list(cols.values()), offset
+        self.append_row(row)
+        return self.columns(offset + 1), offset
+
+    def append_row(self, row: Sequence[Any]) -> int:
+        """Append one row, its values in column order (scalar writes); return
+        how many rows the ring holds."""
+        cap = self.capacity
         with self._lock:
             i = self._next
-            for dst, value in zip(self._cols.values(), row):
+            for dst, value in zip(self._arrays, row):
                 dst[i] = dst[i + cap] = value
-            self._next = (i + 1) % cap
-            self._count = min(self._count + 1, cap)
-        end = self._next + cap
-        start = end - offset - 1
-        return [dst[start:end] for dst in self._cols.values()], offset
+            self._next = i + 1 if i + 1 < cap else 0
+            if self._count < cap:
+                self._count += 1
+            return self._count
+
+    def columns(self, count: int) -> list[np.ndarray]:
+        """The last ``count`` rows of every column, in column order, oldest
+        first: views, valid until the next write."""
+        end = self._next + self.capacity
+        return [dst[end - count : end] for dst in self._arrays]
 
     def _tail(self, name: str, count: int) -> np.ndarray:
         """The last ``count`` values of a column, oldest first: a view, valid until the next write."""
@@ -126,13 +139,20 @@ class BarWindow:
     def extend(self, chunk: BarChunk) -> None:
         self._ring.extend(_columns(chunk))
 
-    def push(self, chunk: BarChunk, history: int) -> tuple[dict[str, np.ndarray], int]:
-        """Store ``chunk``; return up to ``history`` earlier bars followed by it, and its offset."""
-        if len(chunk.ts) == 1:  # a live bar: scalar writes, no per-column dict
+    def push(
+        self, chunk: BarChunk, history: int, bar: Bar | None = None
+    ) -> tuple[dict[str, np.ndarray], int]:
+        """Store ``chunk``; return up to ``history`` earlier bars followed by it,
+        and its offset. ``bar`` is its one bar when it came live as a Bar: its
+        values are written as numbers, read from it."""
+        if bar is not None:
+            row = (bar.ts, bar.open, bar.high, bar.low, bar.close, bar.volume)
+        elif len(chunk.ts) == 1:  # one bar: scalar writes, no per-column dict
             row = (chunk.ts[0], chunk.open[0], chunk.high[0], chunk.low[0], chunk.close[0], chunk.volume[0])
-            cols, offset = self._ring.push_row(row, history)
-            return dict(zip(COLUMNS, cols)), offset
-        return self._ring.push(_columns(chunk), history)
+        else:
+            return self._ring.push(_columns(chunk), history)
+        cols, offset = self._ring.push_row(row, history)
+        return dict(zip(COLUMNS, cols)), offset
 
 
 def _columns(chunk: BarChunk) -> dict[str, np.ndarray]:
@@ -157,9 +177,11 @@ class Series:
             self._data = grown
 
     def append(self, value: Any) -> None:
-        self._room(1)
-        self._data[self._n] = value
-        self._n += 1
+        n = self._n
+        if n == len(self._data):
+            self._room(1)
+        self._data[n] = value
+        self._n = n + 1
 
     def extend(self, values: np.ndarray) -> None:
         self._room(len(values))

@@ -110,11 +110,20 @@ def _number(value: Any, key: str, where: str) -> float:
     return float(value)
 
 
+_SIDES = {"buy": Side.BUY, "sell": Side.SELL}
+# The decisions a bare action string makes, parsed once: (state, action) -> Decision.
+_ACTION_ONLY: dict[tuple[State, str], Decision] = {}
+
+
 def parse_decision(state: State, value: Any, where: str) -> Decision | None:
     """Validate what a decision function returned; ``where`` names script,
     function and line for the error message."""
     if value is None or value is False:
         return None
+    if value.__class__ is str:
+        known = _ACTION_ONLY.get((state, value))
+        if known is not None:
+            return known
     if isinstance(value, str):
         fields: Mapping[str, Any] = {"action": value}
     elif isinstance(value, Mapping):
@@ -157,14 +166,17 @@ def parse_decision(state: State, value: Any, where: str) -> Decision | None:
             raise StrategyError(f"{where}: 'expires' must be a whole number of bars >= 1")
         expires = int(e)
     reason = fields.get("reason", "")
-    return Decision(
+    decision = Decision(
         action=str(action),
-        side=Side(side),
+        side=_SIDES[side],
         qty=qty,
         expires=expires,
         reason=str(reason),
         **prices,
     )
+    if value.__class__ is str:  # one of a few valid (state, action) pairs
+        _ACTION_ONLY[(state, value)] = decision
+    return decision
 
 
 @dataclass(slots=True)
@@ -206,6 +218,7 @@ class SymbolView:
         self.position = PositionView()
         self._indicators: dict[tuple[str, tuple[Any, ...]], Any] = {}
         self._last: Bar | None = None
+        self._newest_ts: int | None = None  # the time of the newest bar set
 
     def last_bar(self) -> Bar:
         """The newest bar of the view (built once per chunk)."""
@@ -218,23 +231,30 @@ class SymbolView:
     def set_data(self, cols: Mapping[str, np.ndarray], offset: int, last: Bar | None = None) -> None:
         """The view's new arrays; ``last`` is the newest bar when the worker
         holds it already (a live bar), so indicators need not rebuild it."""
+        before = self._newest_ts
         self._last = last
-        self.ts = cols["ts"]
+        ts = self.ts = cols["ts"]
         self.open, self.high, self.low = cols["open"], cols["high"], cols["low"]
         self.close, self.volume = cols["close"], cols["volume"]
         self.offset = offset
         self.seen += self.n
-        self.n = len(self.ts) - offset
+        self.n = len(ts) - offset
+        self._newest_ts = last.ts if last is not None else int(ts[-1]) if len(ts) else None
         for tracked in self._indicators.values():
-            tracked.advance(self)
+            tracked.advance(self, before)
 
     def indicator(self, name: str, args: tuple[Any, ...] = ()) -> tuple[np.ndarray, ...]:
+        return self.tracker(name, args).outputs
+
+    def tracker(self, name: str, args: tuple[Any, ...] = ()) -> TrackedIndicator:
+        """The indicator ``name(args)`` kept in step with the view: its
+        ``outputs`` are what ``indicator`` returns, replaced at each chunk."""
         key = (name, args)
         tracked = self._indicators.get(key)
         if tracked is None:
-            tracked = _TrackedIndicator(name, args, self)
+            tracked = TrackedIndicator(name, args, self)
             self._indicators[key] = tracked
-        return tracked.outputs
+        return tracked
 
     def latest_indicators(self, ts: int) -> dict[str, float | None] | None:
         """Each indicator the strategy has read, at the bar ``ts``: ``{"sma(10)":
@@ -246,22 +266,26 @@ class SymbolView:
         for (name, args), tracked in list(self._indicators.items()):
             if tracked.fed_until_ts != ts:
                 return None
-            outputs, names = tracked.outputs, tracked.output_names
+            latest, names = tracked.latest, tracked.output_names
             label = f"{name}({','.join(map(str, args))})"
-            for out_name, column in zip(names, outputs):
-                value = float(column[-1]) if len(column) else math.nan
-                values[label if len(names) == 1 else f"{label}.{out_name}"] = None if math.isnan(value) else value
+            for out_name, value in zip(names, latest):
+                number = float(value)
+                values[label if len(names) == 1 else f"{label}.{out_name}"] = None if math.isnan(number) else number
             if tracked.fed_until_ts != ts:  # the worker moved on while this was read
                 return None
         return values
 
 
-class _TrackedIndicator:
+class TrackedIndicator:
     """A streaming indicator kept in step with the view's chunks.
 
     On creation it is warmed on the history the view holds; each new chunk is
     fed with ``update_many`` (one bar live: ``update``), and its outputs are
     kept in a ring for the same history span as the view's arrays.
+    ``outputs`` are views of that ring, made when first read after a live
+    bar (the Lua host reads only ``latest`` then); ``latest`` holds the
+    outputs at the newest bar as numbers, replaced whole (a sink on another
+    thread reads it, never ``outputs``).
     """
 
     def __init__(self, name: str, args: tuple[Any, ...], view: SymbolView) -> None:
@@ -274,10 +298,36 @@ class _TrackedIndicator:
         self.output_names = spec_outputs if len(spec_outputs) == len(outs) else self.names
         self.ring = Ring(dict.fromkeys(self.names, np.float64), view.window)
         self.ring.extend(dict(zip(self.names, outs)))
-        self.outputs: tuple[np.ndarray, ...] = outs
+        self._outputs: tuple[np.ndarray, ...] | None = None
+        self._span = 0  # the length of the outputs when they are made from the ring
+        self.latest: tuple[float, ...] = ()
+        self._set_outputs(outs)
         self.fed_until_ts: int | None = int(view.ts[-1]) if len(view.ts) else None
 
-    def advance(self, view: SymbolView) -> None:
+    @property
+    def outputs(self) -> tuple[np.ndarray, ...]:
+        """The outputs aligned with the view's arrays (the worker's thread only)."""
+        outs = self._outputs
+        if outs is None:
+            outs = self._outputs = tuple(self.ring.columns(self._span))
+        return outs
+
+    def _set_outputs(self, outs: tuple[np.ndarray, ...]) -> None:
+        self._outputs = outs
+        self.latest = tuple(float(c[-1]) if len(c) else math.nan for c in outs)
+
+    def advance(self, view: SymbolView, before: int | None) -> None:
+        """Feed the view's new bars; ``before`` is the time of the view's
+        newest bar before them."""
+        if view.n == 1 and before is not None and self.fed_until_ts == before:
+            # one new bar after those fed (live): the scalar update is far cheaper
+            self.instance.update(view.last_bar())
+            value = self.instance.value
+            row = value if isinstance(value, tuple) else (value,)
+            self._outputs, self._span = None, min(len(view.ts), self.ring.append_row(row))
+            self.latest = row
+            self.fed_until_ts = view._newest_ts
+            return
         # Bars of the view not fed yet: normally the chunk after the view's history.
         o = view.offset
         if self.fed_until_ts is None:
@@ -286,15 +336,9 @@ class _TrackedIndicator:
             start = o
         else:
             start = int(np.searchsorted(view.ts, self.fed_until_ts, "right"))
-        if start == len(view.ts) - 1:  # one new bar (live): the scalar update is far cheaper
-            self.instance.update(view.last_bar())
-            value = self.instance.value
-            cols, _ = self.ring.push_row(value if isinstance(value, tuple) else (value,), start)
-            self.outputs = tuple(cols)
-        else:
-            new = tuple(self.instance.update_many(_Cols(view, start)))
-            named, _ = self.ring.push(dict(zip(self.names, new)), start)
-            self.outputs = tuple(named[name] for name in self.names)
+        new = tuple(self.instance.update_many(_Cols(view, start)))
+        named, _ = self.ring.push(dict(zip(self.names, new)), start)
+        self._set_outputs(tuple(named[name] for name in self.names))
         if len(view.ts):
             self.fed_until_ts = int(view.ts[-1])
 
@@ -315,6 +359,8 @@ class _Cols:
 
 class SymbolStrategy(abc.ABC):
     """One symbol's running strategy, made by a host's ``bind``."""
+
+    has_on_fill = True  # False: the strategy defines no on_fill, and the worker does not call it
 
     @abc.abstractmethod
     def init(self) -> None:
@@ -342,11 +388,12 @@ class SymbolStrategy(abc.ABC):
     def restore_state(self, data: Any) -> None:
         """Put back what ``state`` returned before a restart (after ``init``)."""
 
-    def reload_if_changed(self) -> str | None:
+    def reload_if_changed(self, force: bool = False) -> str | None:
         """Swap in a changed strategy file between bars (keeping state): the
         line saying what was reloaded, None when nothing changed. A changed
         file that cannot run raises :class:`StrategyError` naming the file and
-        line; the running version stays."""
+        line; the running version stays. ``force`` (a reload command): look
+        at the file now, even within the watcher's interval."""
         return None
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine_core import decisions
+from engine_core import decisions, transitions
 from engine_core.control import ControlError, Request
 from engine_core.errors import EngineError
 from engine_core.model import State
@@ -46,7 +46,7 @@ def _do(w: SymbolWorker, name: str, last: int | None) -> str:
     if name == "flatten":
         return _flatten(w, last)
     if name == "reload":
-        return w.strategy.reload_if_changed() or "the strategy file is unchanged"
+        return w.strategy.reload_if_changed(force=True) or "the strategy file is unchanged"
     raise ControlError(f"{name} is not a symbol command")
 
 
@@ -59,7 +59,7 @@ def _flatten(w: SymbolWorker, last: int | None) -> str:
     if w.flat():
         if w.sm.state is State.CLOSE_WATCH:
             w.expiry = None
-            w.transition(State.WATCH, last or 0, "flatten command")
+            transitions.move(w, State.WATCH, last or 0, "flatten command")
             return "already flat; the setup is cancelled"
         return "already flat"
     if not w.view.n:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from engine_core import halts, outbox, transitions
 from engine_core.model import ErrorEvent, Fill, FillEvent, Order, State
 from engine_core.orders import InFlight, OrderState, OrderStatus, OrderUpdate, UpdateKind
 
@@ -33,15 +34,18 @@ def apply(w: SymbolWorker, update: OrderUpdate, i: int) -> None:
     """Apply a broker update (at chunk bar ``i``): its status, its fill,
     and what the order's end means for the state machine."""
     fill = update.fill
-    if fill is not None and w.ledger.booked(fill):
-        return  # a fill seen before (a resent update, or reported again after a restart)
+    key = ""
+    if fill is not None and w.ledger.keeps_fill_keys:
+        key = fill.key
+        if key in w.ledger.fill_keys:
+            return  # a fill seen before (a resent update, or reported again after a restart)
     if update.leg and fill is not None:  # a bracket leg the venue held: it closes the position
-        _book(w, fill, i, None, None, reason=update.leg)
+        _book(w, fill, key, i, None, None, reason=update.leg)
         settle_state(w, fill.ts, update.leg)
         return
     flight, status, done = w.orders.apply(update)
     if fill is not None:
-        _book(w, fill, i, flight, status)
+        _book(w, fill, key, i, flight, status, ends=done and flight is not None)
     elif status is not None and flight is not None:
         w.execution.record(flight.order, status, update.reason, update.venue_id)
     if done and flight is not None:
@@ -53,45 +57,47 @@ def apply(w: SymbolWorker, update: OrderUpdate, i: int) -> None:
 
 
 def _book(
-    w: SymbolWorker, fill: Fill, i: int, flight: InFlight | None, status: OrderStatus | None, reason: str = ""
+    w: SymbolWorker,
+    fill: Fill,
+    key: str,
+    i: int,
+    flight: InFlight | None,
+    status: OrderStatus | None,
+    reason: str = "",
+    ends: bool = False,
 ) -> None:
     """Book a fill into the ledger, journaled with its order's status and
-    the new position in one transaction; events go out once it is committed."""
+    the new position in one transaction; events go out once it is committed.
+    ``ends``: the fill ends the order in flight, whose end syncs the
+    strategy's position view (unless ``on_fill`` reads it first)."""
     if flight is None and not reason:
         w.bus.emit(ErrorEvent(w.symbol, fill.ts, f"fill for unknown order {fill.client_id}: booked", kind="fill"))
     reason = reason or (flight.order.reason if flight is not None else "exit")
     index = w.view.seen + i + 1
     # the ledger's own reading (only zero is flat) serves a broker without a lot step
     flat = None if w._any_qty else w.flat(w.ledger.qty + fill.position_change)
-    if w.journal is None:
-        w.ledger.book(fill, i, index, reason, flat)
-    else:
-        recorded = status or (flight.status if flight is not None else _FILLED)
+    record = None
+    if outbox.wanted(w.journal, w.bus):  # the fill, and what it leaves of its order
         filled = flight.filled if flight is not None else fill.qty
+        record = FillEvent(fill, filled, status or (flight.status if flight is not None else _FILLED))
+    if record is None or w.journal is None:
+        w.ledger.book(fill, key, i, index, reason, flat)
+    else:
         with w.journal.transaction():
-            w.journal.fill(
-                fill.client_id,
-                w.symbol,
-                fill.ts,
-                str(filled),
-                recorded,
-                side=fill.side.value,
-                qty=str(fill.qty),
-                price=str(fill.price),
-                commission=str(fill.commission),
-                fee_qty=str(fill.fee_qty),
-                trade_id=fill.trade_id,
-            )
-            w.ledger.book(fill, i, index, reason, flat)
+            w.journal.record(record)
+            w.ledger.book(fill, key, i, index, reason, flat)
             w._persist()
-    if w.bus.listening:
-        w.bus.emit(FillEvent(fill))
+    if record is not None and w.bus.listening:  # once it is committed
+        w.bus.emit(record)
     if w.risk.tracks_account:
         last = float(w.view.close[w.view.offset + i]) if w.view.n else float(fill.price)
         qty = float(w.ledger.qty)
         w.risk.account.update(w.symbol, float(w.ledger.cash) + qty * last, abs(qty) * last)
-    w.sync_position_view()
-    w._guard(w.strategy.on_fill, fill.ts, fill)
+    if w.strategy.has_on_fill:
+        w.sync_position_view()
+        w._guard(w.strategy.on_fill, fill.ts, fill)
+    elif not ends:
+        w.sync_position_view()
 
 
 def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> None:
@@ -104,7 +110,8 @@ def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> Non
         if w.broker.supports_brackets and (order.stop_price is not None or order.take_profit_price is not None):
             w.bracket = order.client_id
         _arm_stops(w, ts)  # before the transition, whose event carries the levels
-        w.transition(
+        transitions.move(
+            w,
             _IN_TRADE,
             ts,
             "entry filled" if status is _FILLED else f"entry {status.value} after a partial fill",
@@ -112,10 +119,10 @@ def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> Non
     elif state is _CLOSE_WATCH:
         w.entry_levels = None
         detail = f": {why}" if why else ""
-        w.transition(_WATCH, ts, f"order {flight.order.client_id} {status.value}{detail}")
+        transitions.move(w, _WATCH, ts, f"order {flight.order.client_id} {status.value}{detail}")
     elif state is _IN_TRADE and w.flat():
         w.stops.clear()
-        w.transition(_WATCH, ts, flight.order.reason)
+        transitions.move(w, _WATCH, ts, flight.order.reason)
     elif state is _IN_TRADE and status is not _FILLED:
         w.bus.emit(
             ErrorEvent(
@@ -129,7 +136,7 @@ def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> Non
         settle_state(w, ts, f"order {flight.order.client_id} {status.value}")
     w.sync_position_view()
     w._persist()
-    w._flatten_if_halted()
+    halts.flatten_if_halted(w)
 
 
 def settle_state(w: SymbolWorker, ts: int, reason: str) -> None:
@@ -140,12 +147,12 @@ def settle_state(w: SymbolWorker, ts: int, reason: str) -> None:
     state = w.sm.state
     if not w.flat() and state is not State.IN_TRADE:
         if state is State.WATCH:
-            w.transition(State.CLOSE_WATCH, ts, reason)
+            transitions.move(w, State.CLOSE_WATCH, ts, reason)
         _arm_stops(w, ts)
-        w.transition(State.IN_TRADE, ts, reason)
+        transitions.move(w, State.IN_TRADE, ts, reason)
     elif w.flat() and state is State.IN_TRADE:
         w.stops.clear()
-        w.transition(State.WATCH, ts, reason)
+        transitions.move(w, State.WATCH, ts, reason)
 
 
 def _arm_stops(w: SymbolWorker, ts: int) -> None:
@@ -158,7 +165,7 @@ def _arm_stops(w: SymbolWorker, ts: int) -> None:
         w.stops.override(*w.entry_levels)
     w.entry_levels = None
     if w.journal is not None:
-        w._journal_stops(entry.ts if entry else ts)
+        transitions.journal_stops(w, entry.ts if entry else ts)
 
 
 def apply_state(w: SymbolWorker, order: Order, state: OrderState, i: int = 0) -> None:

@@ -1,29 +1,15 @@
-"""One symbol's worker: its thread, the stepping through bars, and the calls
-to its strategy.
+"""One symbol's worker: its thread and inbox, the stepping through bars,
+and the calls to its strategy.
 
-The worker takes bars in chunks (one bar live, many in a backtest) and
-broker updates between them, from its own inbox. It walks a chunk bar by bar
-in this order:
-
-1. the order in flight of a simulated broker is matched against the bar
-   (``fill = "next_open"``: a market order at its open; a limit where the
-   range reaches it), and an entry limit past its ``expires`` is cancelled;
-2. in a trade, the engine's stops and the kill switches are checked against
-   the bar's range (vectorised over the chunk: ``stops.py``), so the strategy
-   is only asked about the bars before the first hit;
-3. the strategy's function for the current state decides on the bar's close
-   (the host scans bars until one returns a decision).
-
-An order in flight does not freeze the symbol: stops, kill switches and the
-strategy keep running (a decision that would send a second order waits).
-What a broker's update does lives in ``updates.py`` (for every broker: a
-simulated broker's reports are applied at once, at the bar it matched), the
-order's lifecycle in ``orders.py``, the position in ``ledger.py``, the exits
-in ``stops.py``, the way to the broker in ``execution.py``, the journal's
-snapshot and a restart in ``recovery.py``, control commands in
-``symbol_control.py``. A strategy error halts only this symbol (``on_error``
-keeps or flattens the position). Every transition, order and fill is an
-event, and with a journal, written before it is acted on.
+Bars come in chunks (one bar live, many in a backtest), broker updates and
+control commands between them. Each bar, in order: a simulated broker's
+order in flight is matched against it and a lapsed entry limit cancelled;
+in a trade, stops and kill switches are checked against its range
+(vectorised over the chunk, so the strategy is asked only about the bars
+before the first hit); then the strategy's function for the state decides
+on its close. An order in flight does not freeze the symbol. What the rest
+does lives in its own module: decisions.py, exits.py, updates.py,
+transitions.py, halts.py, recovery.py, symbol_control.py (ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -37,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine_core import decisions, exits, recovery, symbol_control, updates
+from engine_core import decisions, exits, halts, recovery, symbol_control, transitions, updates
 from engine_core.baton import Gate
 from engine_core.brokers import Broker, SimulatedBroker
 from engine_core.candles import Candles
@@ -48,20 +34,8 @@ from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal
 from engine_core.ledger import Ledger
-from engine_core.model import (
-    Bar,
-    BarChunk,
-    ErrorEvent,
-    Order,
-    OrderType,
-    State,
-    TransitionEvent,
-    iso_utc,
-)
-from engine_core.orders import (
-    OrderTracker,
-    OrderUpdate,
-)
+from engine_core.model import Bar, BarChunk, ErrorEvent, OrderType, State
+from engine_core.orders import OrderTracker, OrderUpdate
 from engine_core.results import SymbolResult
 from engine_core.risk import KillSwitch
 from engine_core.statemachine import StateMachine
@@ -82,24 +56,6 @@ class Warmup(NamedTuple):
 # Enum members the bar path reads, looked up once: on Python 3.11 each
 # ``State.X`` goes through the enum metaclass's __getattr__ hook (~0.2 us).
 _WATCH, _IN_TRADE, _LIMIT = State.WATCH, State.IN_TRADE, OrderType.LIMIT
-
-
-def _raised_in(err: BaseException, broker: Broker) -> str:
-    """``", in broker.submit of order X (buy 1)"``: the outermost broker call
-    the exception came through, and the order it was about, if any."""
-    call, order = "", None
-    tb = err.__traceback__
-    while tb is not None and not call:
-        local = tb.tb_frame.f_locals
-        if isinstance(local.get("order"), Order):
-            order = local["order"]
-        if local.get("self") is broker:
-            call = f"broker.{tb.tb_frame.f_code.co_name}"
-        tb = tb.tb_next
-    if not call:
-        return ""
-    about = f" of order {order.client_id} ({order.side.value} {order.qty})" if order is not None else ""
-    return f", in {call}{about}"
 
 
 class SymbolWorker:
@@ -139,7 +95,7 @@ class SymbolWorker:
         self.lock = threading.Lock()  # held while a message is processed
         self.done = False  # the thread has ended; late updates are applied by the caller
 
-        self.ledger = Ledger(symbol)
+        self.ledger = Ledger(symbol, keep_fill_keys=journal is not None or self.sim is None)
         self.orders = OrderTracker()
         self.stops = Stops()
         self.risk = execution.risk
@@ -202,24 +158,11 @@ class SymbolWorker:
             elif type(msg) is Request:
                 symbol_control.act(self, msg)
         except EngineError as err:
-            self.halt(str(err), None)
+            halts.halt(self, str(err), None)
         except Exception as err:  # a bug: keep the engine alive, say so loudly
             tb = traceback.format_exc(limit=5)
-            self.halt(f"internal error {self._doing(msg)}{_raised_in(err, self.broker)}: {error_text(err)}", None)
+            halts.halt(self, halts.internal_error(self, msg, err, error_text(err)), None)
             self.errors.append(tb)
-
-    def _doing(self, msg: Any) -> str:
-        """What the worker was doing with ``msg`` (for a halt line)."""
-        if type(msg) is OrderUpdate:
-            return f"applying the broker's {msg.kind.value} of order {msg.client_id}"
-        if type(msg) is Warmup:
-            return "warming up"
-        if type(msg) is Request:
-            return f"on control command {msg.command.name}"
-        view = self.view
-        if type(msg) in (BarChunk, Bar) and view.n and view.offset + self._i < len(view.ts):
-            return f"at the bar of {iso_utc(int(view.ts[view.offset + self._i]))}"
-        return "at a bar"
 
     def deliver(self, update: OrderUpdate) -> None:
         """A broker update for this symbol, from any thread; never blocks on
@@ -252,15 +195,19 @@ class SymbolWorker:
 
     # ------------------------------------------------------------ chunks
 
-    def _accept(self, chunk: BarChunk) -> BarChunk:
+    def _accept(self, chunk: BarChunk, bar: Bar | None = None) -> BarChunk:
         """The part of ``chunk`` after the last bar processed (a restart or a
-        warm-up overlapping the first live bars)."""
-        if self.last_ts is not None and len(chunk) and int(chunk.ts[0]) <= self.last_ts:
+        warm-up overlapping the first live bars); ``bar`` is its one bar, if live."""
+        if self.last_ts is None:
+            return chunk
+        if bar is not None:
+            return chunk if bar.ts > self.last_ts else chunk.slice(0, 0)
+        if len(chunk) and int(chunk.ts[0]) <= self.last_ts:
             chunk = chunk.slice(int(np.searchsorted(chunk.ts, self.last_ts, "right")), len(chunk))
         return chunk
 
     def _load(self, chunk: BarChunk, bar: Bar | None = None) -> None:
-        cols, offset = self.store.push(chunk, self.window - 1)
+        cols, offset = self.store.push(chunk, self.window - 1, bar)
         self.view.set_data(cols, offset, bar)
         self.sync_position_view()
         if not self.started:
@@ -271,31 +218,37 @@ class SymbolWorker:
                 self.restored_state = None
 
     def process(self, chunk: BarChunk, bar: Bar | None = None) -> None:
-        """Step through ``chunk``; ``bar`` is its one bar when it came live as a Bar."""
-        chunk = self._accept(chunk)
-        if len(chunk) == 0:
+        """Step through ``chunk``; ``bar`` is its one bar when it came live as a
+        Bar (its values are then read from it, as numbers)."""
+        chunk = self._accept(chunk, bar)
+        n = len(chunk)
+        if n == 0:
             return
         self._load(chunk, bar)
         if self.bus.wants_bars:
-            for k in range(len(chunk)):
-                self.bus.emit(chunk.bar(k))
-        n = len(chunk)
+            for k in range(n):
+                self.bus.emit(chunk.bar(k) if bar is None else bar)
         self.ledger.begin_chunk()
         i = 0
         while i < n:
             self._i = i
             i = self._step(i, n)
-        pnl = self.ledger.mark_chunk(chunk)
-        self.candles.add(chunk.ts, chunk.open, chunk.high, chunk.low, chunk.close)
+        pnl = self.ledger.mark_chunk(chunk, bar)
+        if bar is None:
+            self.candles.add(chunk.ts, chunk.open, chunk.high, chunk.low, chunk.close)
+            last_ts, close = int(chunk.ts[-1]), float(chunk.close[-1])
+        else:
+            last_ts, close = int(bar.ts), float(bar.close)
+            self.candles.bar(last_ts, float(bar.open), float(bar.high), float(bar.low), close)
         if self.risk.tracks_account:
             qty = float(self.ledger.qty)
-            self.risk.account.update(self.symbol, pnl, abs(qty * float(chunk.close[-1])))
+            self.risk.account.update(self.symbol, pnl, abs(qty * close))
         self._i = 0
-        self.last_ts = int(chunk.ts[-1])
+        self.last_ts = last_ts
         self.bars_done += n
         self._persist(soon=True)  # only the bar's progress: committed with the other symbols' shortly
         if self.halted is None and self.cfg.reload:
-            self._reload(int(chunk.ts[-1]))
+            self._reload(last_ts)
 
     def _reload(self, ts: int) -> None:
         """Hot reload between chunks: a success is a log line and a journal
@@ -351,7 +304,7 @@ class SymbolWorker:
             lapse = self.expiry - v.seen
             if lapse <= i:
                 self.expiry = None
-                self.transition(State.WATCH, int(v.ts[o + i]), "setup expired")
+                transitions.move(self, State.WATCH, int(v.ts[o + i]), "setup expired")
                 return i
             stop = min(stop, lapse)
         k, decision = self._scan(state, i, stop)
@@ -385,7 +338,7 @@ class SymbolWorker:
             return self.strategy.scan(state, start, stop)
         except StrategyError as err:
             ts = int(self.view.ts[self.view.offset + start])
-            self.halt(str(err), ts)
+            halts.halt(self, str(err), ts)
             return None, None
 
     def _work_order(self, i: int) -> None:
@@ -423,53 +376,13 @@ class SymbolWorker:
 
     # ------------------------------------------------------------ state, errors
 
-    def transition(self, to: State, ts: int, reason: str) -> None:
-        if to is _WATCH:
-            self.bracket = None
-        frm = self.sm.move(to, reason)
-        if self.journal is not None:  # not synced: a restart settles the state from the booked position
-            with self.journal.transaction(synced=False):
-                self.journal.event("transition", self.symbol, ts, frm=frm.value, to=to.value, reason=reason)
-                self._persist()
-        if self.bus.listening:
-            armed = self.stops.snapshot() if to is _IN_TRADE and self.stops.active else None
-            self.bus.emit(TransitionEvent(self.symbol, ts, frm, to, reason, armed))
-
-    def _journal_stops(self, ts: int | None) -> None:
-        if self.journal is not None and self.stops.active:
-            self.journal.event("stops", self.symbol, ts, **self.stops.snapshot())
-
     def _guard(self, call: Any, ts: int, *args: Any) -> None:
         if self.halted is not None:
             return
         try:
             call(*args)
         except StrategyError as err:
-            self.halt(str(err), ts)
-
-    def halt(self, message: str, ts: int | None, flatten: bool = True) -> None:
-        """Stop this symbol's strategy; cancel a working entry; flatten if the config says so."""
-        if self.halted is not None:
-            self.errors.append(message)
-            return
-        self.halted = message
-        self.errors.append(message)
-        if self.journal is not None:
-            with self.journal.transaction():
-                self.journal.event("halted", self.symbol, ts, message=message)
-                self._persist()
-        self.bus.emit(ErrorEvent(self.symbol, ts, message, kind="halted"))
-        if not self.view.n:
-            return
-        decisions.cancel_entry(self, self._i)
-        if flatten:
-            self._flatten_if_halted()
-
-    def _flatten_if_halted(self) -> None:
-        """A halted symbol whose config says ``on_error = "flatten"`` exits
-        what it holds (at once, or when the order in flight is done)."""
-        if self.halted is not None and self.cfg.on_error == "flatten" and self.ledger.qty != 0 and self.view.n:
-            decisions.exit(self, self._i, "halt", None)
+            halts.halt(self, str(err), ts)
 
     def sync_position_view(self) -> None:
         p, e, s = self.view.position, self.ledger.entry, self.stops

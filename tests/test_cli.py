@@ -345,6 +345,7 @@ def test_each_shard_writes_its_own_report_and_merge_shows_them_together(example)
     assert f"report: {folder / 'out'} (merged from 2)" in merged.stdout
     together = json.loads((folder / "out" / "summary.json").read_text())
     merged_trades = (folder / "out" / "trades.csv").read_text().splitlines()
+    merged_candles = (folder / "out" / "candles.csv").read_text().splitlines()
     assert engine("run", "-q", "-c", str(example)).returncode == 0  # the run without shards, for reference
     whole = json.loads((folder / "out" / "summary.json").read_text())
     assert together["per_symbol"] == whole["per_symbol"] and sorted(together["symbols"]) == sorted(whole["symbols"])
@@ -354,6 +355,9 @@ def test_each_shard_writes_its_own_report_and_merge_shows_them_together(example)
         assert together["total"][key] == pytest.approx(whole["total"][key], rel=1e-6), key
     shard_trades = [line for s in shards for line in (s / "trades.csv").read_text().splitlines()[1:]]
     assert sorted(merged_trades[1:]) == sorted(shard_trades)
+    # the candles of both shards, as the run without shards wrote them
+    assert sorted(merged_candles[1:]) == sorted((folder / "out" / "candles.csv").read_text().splitlines()[1:])
+    assert len(merged_candles) > 2
 
 
 def test_report_merge_never_overwrites_an_unsharded_runs_report_unless_told(example):

@@ -18,17 +18,7 @@ from engine_core.model import ErrorEvent
 from engine_core.plugins import set_registry
 from engine_core.runner import build_engine
 from engine_core.testing import MemorySink, wait_until, write_config
-
-ALWAYS_IN = """
-class S:
-    def watch(self, ctx):
-        return "enter"
-    def close_watch(self, ctx):
-        return None
-    def in_trade(self, ctx):
-        return None
-"""
-TIMEOUT = 30
+from tests.test_control import ALWAYS_IN, TIMEOUT
 
 
 def live_config(tmp_path: Path, **engine: Any) -> Path:

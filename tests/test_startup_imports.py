@@ -1,5 +1,6 @@
 """What a CSV backtest imports: registering every installed plugin must not
-load the venue, MQTT or optimisation libraries (half a second and 10 MB)."""
+load the venue, MQTT or optimisation libraries (half a second and 10 MB),
+nor asyncio and ssl, which only a live run uses (7 MB)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from engine_core.testing import engine_env, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 # Libraries a CSV backtest never uses, each imported by some installed plugin.
-HEAVY = ("aiohttp", "websockets", "paho", "aiomqtt", "optuna", "ray")
+HEAVY = ("aiohttp", "websockets", "paho", "aiomqtt", "optuna", "ray", "asyncio", "ssl")
 
 
 def test_csv_backtest_imports_no_venue_mqtt_or_optimize_library(tmp_path: Path) -> None:

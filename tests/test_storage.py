@@ -113,3 +113,28 @@ def test_reads_are_consistent_under_concurrent_writes():
     finally:
         stop.set()
         t.join()
+
+
+def test_a_live_bar_pushed_from_its_bar_gives_the_columns_of_the_chunk_path():
+    """The worker hands a live bar's values as numbers (``bar``): the same
+    columns, dtypes and offsets as the same bar pushed as a chunk."""
+    by_chunk, by_bar = BarWindow("S", 5), BarWindow("S", 5)
+    for t in range(12):
+        one = chunk(t, 1)
+        bar = one.bar(0)
+        cols, offset = by_chunk.push(one, 4)
+        live, live_offset = by_bar.push(BarChunk.from_bar(bar), 4, bar)
+        assert live_offset == offset
+        for name, column in cols.items():
+            assert live[name].dtype == column.dtype
+            assert list(live[name]) == list(column)
+
+
+def test_a_live_bars_chunk_makes_its_columns_when_read():
+    bar = Bar("S", 7, 1.0, 2.0, 0.5, 1.5, 10.0)
+    one = BarChunk.from_bar(bar)
+    assert len(one) == 1 and one.symbol == "S"
+    assert one.ts.dtype == np.int64 and list(one.ts) == [7]
+    assert [float(one.open[0]), float(one.high[0]), float(one.low[0]), float(one.close[0])] == [1.0, 2.0, 0.5, 1.5]
+    assert one.volume.dtype == np.float64 and list(one.volume) == [10.0]
+    assert len(one.slice(0, 0)) == 0 and one.bar(0) == bar

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from engine_core.builtin.python_host import PythonHost
+from engine_core.builtin.simulated import gbm_bars
 from engine_core.config import StrategySection
 from engine_core.errors import StrategyError
-from engine_core.model import State
-from engine_core.strategy import parse_decision
+from engine_core.model import BarChunk, State
+from engine_core.storage import BarWindow
+from engine_core.strategy import SymbolView, parse_decision
 
 
 def test_a_signal_carries_the_side_of_an_entry_the_fields_given_and_the_reason():
@@ -26,3 +30,33 @@ def test_a_python_strategy_must_define_every_state_function(tmp_path: Path):
     host = PythonHost(StrategySection(host="python", **{"class": "s.py:S"}), tmp_path)
     with pytest.raises(StrategyError, match=r"s\.py:S does not define close_watch, in_trade$"):
         host.load()
+
+
+def _fed(view: SymbolView, store: BarWindow, chunk: BarChunk, live: bool) -> None:
+    """Show ``chunk`` to ``view`` as the worker does: live, one Bar at a time."""
+    if not live:
+        view.set_data(*store.push(chunk, view.window - 1))
+        return
+    for k in range(len(chunk)):
+        bar = chunk.bar(k)
+        view.set_data(*store.push(BarChunk.from_bar(bar), view.window - 1, bar), bar)
+
+
+def test_indicators_fed_live_bars_match_the_chunk_path_and_keep_their_latest_values(registry: Any):
+    bars = gbm_bars("S", 120)
+    views = {live: SymbolView("S", {}, 30) for live in (False, True)}
+    stores = {live: BarWindow("S", 30) for live in (False, True)}
+    for live, view in views.items():
+        _fed(view, stores[live], bars.slice(0, 40), live=False)
+        view.indicator("bbands", (10, 2, 2))  # made on the history, then fed with each chunk
+        view.indicator("sma", (5,))
+        _fed(view, stores[live], bars.slice(40, 120), live=live)
+    chunked, live = views[False], views[True]
+    for name, args in (("bbands", (10, 2, 2)), ("sma", (5,))):
+        got, want = live.indicator(name, args), chunked.indicator(name, args)
+        assert all(len(g) == len(live.ts) == 30 for g in got)  # the window's history, then the bar
+        assert [list(g) for g in got] == [list(w[-30:]) for w in want]
+        assert live.tracker(name, args).latest == tuple(float(g[-1]) for g in got)
+    latest = live.latest_indicators(int(bars.ts[-1]))
+    assert latest is not None and latest["sma(5)"] == pytest.approx(float(np.mean(bars.close[-5:])))
+    assert live.latest_indicators(int(bars.ts[-2])) is None  # no longer at that bar

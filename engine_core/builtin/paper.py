@@ -23,7 +23,7 @@ from engine_core.brokers import SimulatedBroker, UpdateCallback
 from engine_core.hookspecs import hookimpl
 from engine_core.journal import Journal, order_from_row
 from engine_core.model import BUY, Fill, Order, OrderType, Side, to_decimal
-from engine_core.orders import OrderState, OrderStatus, OrderUpdate, UpdateKind
+from engine_core.orders import OpenOrder, OrderState, OrderStatus, OrderUpdate, UpdateKind
 from engine_core.sources import PluginConfig
 
 _KEY = "paper:"
@@ -196,9 +196,9 @@ class PaperBroker(SimulatedBroker):
         )
         return OrderState(OrderStatus.FILLED, qty, (fill,))
 
-    def open_orders(self) -> list[Order]:
+    def open_orders(self) -> list[OpenOrder]:
         with self._lock:
-            return [o for orders in self._working.values() for o in orders.values()]
+            return [OpenOrder(o, "") for orders in self._working.values() for o in orders.values()]
 
     def positions(self) -> dict[str, Decimal]:
         out: dict[str, Decimal] = {}

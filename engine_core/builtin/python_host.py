@@ -129,6 +129,7 @@ class PythonSymbolStrategy(SymbolStrategy):
         self.ctx = Context(view, {})
         try:
             self.obj = cls()
+            self.has_on_fill = callable(getattr(self.obj, "on_fill", None))
         except Exception as err:
             raise self._error(err, "__init__") from err
 

@@ -8,7 +8,6 @@ from (seed, symbol), so adding a symbol does not change the others' bars.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timezone
@@ -108,6 +107,8 @@ class SimulatedSource(DataSource):
     async def live(self) -> AsyncIterator[Bar]:  # type: ignore[override]
         """The same bars as ``history`` (for the same seed), one at a time in
         time order, ``pace`` seconds apart."""
+        import asyncio  # live only: registering the source imports no asyncio
+
         pending: list[BarChunk] = []
         for chunk in self.history():
             pending.append(chunk)

@@ -23,12 +23,13 @@ from lupa import lua54
 
 from engine_core.errors import EngineError
 from engine_core.lua.sandbox import Sandbox
-from engine_core.strategy import DECISION_FIELDS, SymbolView
+from engine_core.strategy import DECISION_FIELDS, SymbolView, TrackedIndicator
 
 _ARRAY_BYTES = 40  # a Lua array slot, with room for growth, per shipped value
 
 _COLUMN = {"time": "ts", "open": "open", "high": "high", "low": "low", "close": "close", "volume": "volume"}
 ArrayOf = Callable[[SymbolView], np.ndarray]
+NewestOf = Callable[[SymbolView], Any]
 
 
 class Context:
@@ -39,11 +40,13 @@ class Context:
         self.view = view
         self.label = label
         self.arrays: list[ArrayOf] = []  # in the order the Lua side holds them
+        self.newest: list[NewestOf] = []  # each array's value at the view's newest bar, as a number
         self.chunk: tuple[int, int] | None = None  # (seen, n) of the shipped chunk
         self.length = 0  # length of the arrays in Lua
         self.off = 0  # array index (1-based) of the chunk's first bar, minus one
         self.capacity = max(4 * view.window, 1024)  # array length up to which chunks are appended
         self.reserved = 0  # memory reserved for the arrays so far
+        self.fits = 0  # how many bars of the arrays that is
         self.position: tuple[Any, ...] | None = None
         self.lua = sandbox.run(
             "context.lua",
@@ -68,18 +71,18 @@ class Context:
 
     def _need_column(self, name: str) -> bytes:
         column = _COLUMN[name]
-        return self._add(lambda view: getattr(view, column))
+        return self._add(lambda view: getattr(view, column), lambda view: getattr(view, column).item(-1))
 
     def _need_indicator(self, name: Any, *args: Any) -> tuple[Any, ...]:
         try:
-            outputs = self.view.indicator(str(name), args)
+            tracked = self.view.tracker(str(name), args)
         except EngineError as err:
             return None, str(err)
-        key = str(name)
-        return tuple(self._add(_output(key, args, k)) for k in range(len(outputs)))
+        return tuple(self._add(*_output(tracked, k)) for k in range(len(tracked.latest)))
 
-    def _add(self, array_of: ArrayOf) -> bytes:
+    def _add(self, array_of: ArrayOf, newest_of: NewestOf) -> bytes:
         self.arrays.append(array_of)
+        self.newest.append(newest_of)
         self._reserve()
         return array_of(self.view).tobytes()
 
@@ -115,41 +118,48 @@ class Context:
         """Send the chunk's bars. A chunk that follows the last one is appended
         after it while the arrays stay under ``capacity`` (a live bar then costs
         O(1)); past that, the history is moved to the front first."""
-        view = self.view
-        follows = self.chunk is not None and view.seen == sum(self.chunk) and view.offset <= self.length
-        if follows and self.length + view.n <= self.capacity:
-            keep, off, start = 0, self.length, view.offset
+        view, chunk = self.view, self.chunk
+        n, offset, length = view.n, view.offset, self.length
+        follows = chunk is not None and view.seen == chunk[0] + chunk[1] and offset <= length
+        if follows and length + n <= self.capacity:
+            keep, off, start = 0, length, offset
         elif follows:
-            keep, off, start = view.offset, view.offset, view.offset
+            keep, off, start = offset, offset, offset
         else:
-            keep, off, start = 0, view.offset, 0
-        self._reserve(off + view.n)
-        dest = off + 1 - (view.offset - start)
-        if view.n == 1 and keep == 0 and start == view.offset:  # a live bar appended: its values as numbers
-            values = [array_of(view)[-1].item() for array_of in self.arrays]
-            self._load_bar(off, view.seen - off, off - view.offset + 1, dest, *values)
+            keep, off, start = 0, offset, 0
+        if off + n > self.fits:
+            self._reserve(off + n)
+        dest = off + 1 - (offset - start)
+        if n == 1 and keep == 0 and start == offset:  # a live bar appended: its values as numbers
+            values = [newest_of(view) for newest_of in self.newest]
+            self._load_bar(off, view.seen - off, off - offset + 1, dest, *values)
         else:
             blobs = [array_of(view)[start:].tobytes() for array_of in self.arrays]
-            self._load_chunk(off, view.seen - off, off - view.offset + 1, keep, self.length, dest, *blobs)
-        self.chunk = (view.seen, view.n)
+            self._load_chunk(off, view.seen - off, off - offset + 1, keep, length, dest, *blobs)
+        self.chunk = (view.seen, n)
         self.off = off
-        self.length = off + view.n
+        self.length = off + n
 
     def _reserve(self, size: int = 0) -> None:
+        """Reserve sandbox memory for the arrays at ``size`` bars. The reserve
+        grows only, at least doubling up to ``capacity`` bars (the arrays
+        grow a bar at a time live, and a lupa call per bar is not free)."""
         size = max(size, len(self.view.ts), self.length)
-        budget = size * (len(self.arrays) * _ARRAY_BYTES + 8)
-        if budget > self.reserved:  # grows only: a lupa call per bar is not free
+        per_bar = len(self.arrays) * _ARRAY_BYTES + 8
+        if size * per_bar > self.reserved:
+            budget = max(size, min(2 * self.fits, self.capacity)) * per_bar
             self.sandbox.reserve(budget)
             self.reserved = budget
+        self.fits = self.reserved // per_bar  # the bars the reserve holds with these arrays
 
     def bar_at(self, ts: int) -> int:
         """The array index (1-based, as Lua holds it) of the last bar at or before ``ts``."""
         return int(np.searchsorted(self.view.ts, ts, "right")) + self.off - self.view.offset
 
 
-def _output(name: str, args: tuple[Any, ...], k: int) -> ArrayOf:
-    """Reads output ``k`` of an indicator from the view."""
-    return lambda view: view.indicator(name, args)[k]
+def _output(tracked: TrackedIndicator, k: int) -> tuple[ArrayOf, NewestOf]:
+    """Read output ``k`` of an indicator the view tracks: its array, its newest value."""
+    return (lambda view: tracked.outputs[k]), (lambda view: tracked.latest[k])
 
 
 def to_lua(lua: Any, value: Any) -> Any:

@@ -163,10 +163,10 @@ class LuaSymbolStrategy(SymbolStrategy):
         if result[0] is None:
             raise self._failure("on_fill", result)
 
-    def reload_if_changed(self) -> str | None:
+    def reload_if_changed(self, force: bool = False) -> str | None:
         label = self.host.label
         try:
-            version = self.watcher.poll()
+            version = self.watcher.poll(force)
             if version is None:
                 return None
             self._install(version)

@@ -45,11 +45,12 @@ class ScriptWatcher:
         self.interval = interval
         self.next_check = time.monotonic() + interval
 
-    def poll(self) -> ScriptVersion | None:
+    def poll(self, force: bool = False) -> ScriptVersion | None:
         """The new version when the file changed since the last one seen;
-        StrategyError (once per change) when it cannot be read."""
+        StrategyError (once per change) when it cannot be read. ``force``:
+        look now, even within the interval."""
         now = time.monotonic()
-        if now < self.next_check:
+        if now < self.next_check and not force:
             return None
         self.next_check = now + self.interval
         try:

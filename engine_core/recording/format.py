@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from engine_core.model import Bar, BarChunk, Fill, Side
-from engine_core.orders import OrderUpdate, UpdateKind
+from engine_core.model import Bar, BarChunk, Fill, Order, OrderType, Side, TimeInForce
+from engine_core.orders import OpenOrder, OrderUpdate, UpdateKind
 
 VERSION = 1  # what this engine writes
 READABLE = (1,)  # versions this engine reads
@@ -134,6 +134,21 @@ def json_fill(data: list[Any]) -> Fill:
     return Fill(
         cid, symbol, Side(side), Decimal(qty), Decimal(price), Decimal(commission), ts, trade_id, Decimal(fee_qty)
     )
+
+
+def open_order_json(found: OpenOrder) -> list[Any]:
+    """An order working at the venue (``Broker.open_orders``), every field."""
+    o = found.order
+    prices = [None if p is None else str(p) for p in (o.price, o.stop_price, o.take_profit_price)]
+    head = [o.client_id, o.symbol, o.side.value, str(o.qty), o.ts, o.reason, o.type.value, o.tif.value]
+    return [*head, *prices, found.venue_id, str(found.filled_qty), found.parent]
+
+
+def json_open_order(data: list[Any]) -> OpenOrder:
+    cid, symbol, side, qty, ts, reason, kind, tif, *prices, venue_id, filled, parent = data
+    price, stop, take = (None if p is None else Decimal(p) for p in prices)
+    terms = (cid, symbol, Side(side), Decimal(qty), ts, reason, OrderType(kind), price, TimeInForce(tif), stop, take)
+    return OpenOrder(Order(*terms), venue_id, Decimal(filled), parent)
 
 
 def update_json(u: OrderUpdate) -> str:

@@ -45,9 +45,9 @@ from engine_core.config import journal_path, load_config
 from engine_core.control import Command, Request
 from engine_core.events import EventSink, describe
 from engine_core.model import Bar, BarChunk, ConnectionEvent, Order
-from engine_core.orders import OrderState, OrderStatus, OrderUpdate
+from engine_core.orders import OpenOrder, OrderState, OrderStatus, OrderUpdate
 from engine_core.plugins import Registry
-from engine_core.recording.format import blob_chunk, json_fill, json_update, row_bar
+from engine_core.recording.format import blob_chunk, json_fill, json_open_order, json_update, row_bar
 from engine_core.recording.reader import RecordingError, Segment, read_segments
 from engine_core.recording.writer import event_symbol, order_terms
 from engine_core.sources import DataSource
@@ -145,11 +145,12 @@ class ReplayedBroker(Broker):
         _raise(d)
         return {s: Decimal(q) for s, q in d["r"].items()}
 
-    def open_orders(self) -> list[Order]:
+    def open_orders(self) -> list[OpenOrder]:
         d = self.answers.take("open_orders")
-        if d is not None:
-            _raise(d)
-        return []
+        if d is None:
+            return []
+        _raise(d)
+        return [json_open_order(found) for found in d["r"]]
 
     def submit(self, order: Order) -> None:
         recorded = self.answers.calls.get(("submit", order.client_id))
@@ -533,7 +534,11 @@ def _replay_reloads(workers: dict[str, Any], rows: list[tuple[Any, ...]]) -> set
         original = strategy.reload_if_changed
 
         def reload_if_changed(
-            worker: Any = worker, watcher: Any = watcher, original: Any = original, queue: Any = reloads[symbol]
+            force: bool = False,
+            worker: Any = worker,
+            watcher: Any = watcher,
+            original: Any = original,
+            queue: Any = reloads[symbol],
         ) -> str | None:
             if not queue or queue[0][0] != worker.last_ts:
                 return None

@@ -46,6 +46,7 @@ from engine_core.recording.format import (
     bar_row,
     chunk_blob,
     fill_json,
+    open_order_json,
     update_json,
 )
 from engine_core.recording.paths import recordings_dir
@@ -83,7 +84,9 @@ def state_json(state: OrderState | None) -> Any:
 
 
 class _EventTap(EventSink):
-    """The recorder's view of the event bus: each event's line, on the emitting thread."""
+    """The recorder's view of the event bus: each event, taken on the emitting
+    thread; its line is made on the recorder's thread when the batch is
+    written (events are immutable values)."""
 
     inline = True
 
@@ -95,7 +98,7 @@ class _EventTap(EventSink):
         if type(event) is ConnectionEvent:
             return  # wall-clock time: recorded as an input instead
         self.recorder.put(
-            ("event", event_symbol(event), time.time_ns(), None, None, None, None, None, None, describe(event), None)
+            ("event", event_symbol(event), time.time_ns(), None, None, None, None, None, None, event, None)
         )
 
 
@@ -235,8 +238,8 @@ class Recorder:
         strategy = worker.strategy
         original = strategy.reload_if_changed
 
-        def reload_if_changed() -> str | None:
-            message = original()
+        def reload_if_changed(force: bool = False) -> str | None:
+            message = original(force)
             if message is not None:
                 version = strategy.watcher.current  # type: ignore[attr-defined]
                 if version.digest not in self._scripts:
@@ -326,6 +329,7 @@ class Recorder:
             return
         pop = self._queue.popleft
         rows = [pop() for _ in range(n)]
+        rows = [r if r[0] != "event" else (*r[:9], describe(r[9]), r[10]) for r in rows]
         columns = list(zip(*rows))
         batch = pa.RecordBatch.from_arrays(
             [pa.array(col, type=field.type) for col, field in zip(columns, SCHEMA)], schema=SCHEMA
@@ -395,7 +399,7 @@ def _tapped(recorder: Recorder, method: str, original: Callable[..., Any]) -> Ca
         if method == "positions":
             return {s: str(q) for s, q in result.items()}
         if method == "open_orders":
-            return [o.client_id for o in result]
+            return [open_order_json(found) for found in result]
         if method in ("starting_cash", "round_qty"):
             return str(result)
         return None

@@ -23,6 +23,7 @@ import numpy as np
 
 from engine_core.errors import ConfigError
 from engine_core.model import RoundTrip, Side
+from engine_core.report.candles import CANDLES_HEADER
 from engine_core.report.files import write_report
 from engine_core.report.metrics import summarize
 from engine_core.results import RunResult, SymbolResult
@@ -101,7 +102,26 @@ def merge_reports(folders: list[Path], out: Path) -> dict[str, Any]:
     }
     summary |= {"symbols": list(per_symbol), "per_symbol": per_symbol, "merged_from": [str(f) for f in folders]}
     write_report(result, summary, out)
+    _merge_candles(folders, out / "candles.csv")
     return summary
+
+
+def _merge_candles(folders: list[Path], path: Path) -> None:
+    """``candles.csv``: every shard's candles (their symbols are disjoint),
+    in the order the shards were named. A shard written before candles.csv
+    existed adds none."""
+    with path.open("wb") as out:
+        out.write(CANDLES_HEADER)
+        for folder in folders:
+            try:
+                data = (Path(folder) / "candles.csv").read_bytes()
+            except FileNotFoundError:
+                continue
+            except OSError as err:
+                raise ConfigError(f"{folder}: cannot read the report: {err}") from None
+            if not data.startswith(CANDLES_HEADER):
+                raise ConfigError(f"{folder}/candles.csv: not the candles file engine run writes (its header differs)")
+            out.write(data[len(CANDLES_HEADER) :])
 
 
 def default_output(folders: list[Path]) -> Path:

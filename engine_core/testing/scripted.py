@@ -49,7 +49,7 @@ from engine_core.brokers import Broker, UpdateCallback
 from engine_core.errors import BrokerError, BrokerTimeout
 from engine_core.live.loop import LoopThread
 from engine_core.model import Fill, Order
-from engine_core.orders import OPEN_STATUSES, OrderState, OrderStatus, OrderUpdate, UpdateKind
+from engine_core.orders import OPEN_STATUSES, OpenOrder, OrderState, OrderStatus, OrderUpdate, UpdateKind
 from engine_core.sources import PluginConfig
 
 
@@ -219,9 +219,13 @@ class ScriptedBroker(Broker):
                 return None
             return OrderState(vo.status, vo.filled, tuple(vo.fills), vo.venue_id)
 
-    def open_orders(self) -> list[Order]:
+    def open_orders(self) -> list[OpenOrder]:
         with self.venue.lock:
-            return [vo.order for vo in self.venue.orders.values() if vo.status in OPEN_STATUSES]
+            return [
+                OpenOrder(vo.order, vo.venue_id, vo.filled)
+                for vo in self.venue.orders.values()
+                if vo.status in OPEN_STATUSES and (not self.symbols or vo.order.symbol in self.symbols)
+            ]
 
     def positions(self) -> dict[str, Decimal]:
         out: dict[str, Decimal] = {}

@@ -307,3 +307,22 @@ def test_indicators_with_several_arguments_and_outputs(harness: Any) -> None:
     for k in (0, 3, 4, 12, 40, 59):
         got = reason(h, k).replace("-nan", "nan").split(",")
         assert got == [expected(kind, name, args, k) for kind, name, args in reads]
+
+
+def test_live_bars_grow_the_arrays_memory_reserve_in_steps(harness: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live bar appends to the Lua arrays; the sandbox's memory reserve for
+    them grows at least twofold when it grows, not by a lupa call per bar."""
+    close = 100 + np.sin(np.arange(600) / 7.0)
+    h = probe(harness, "ctx.ind.sma(3), ctx.close()", window=20)
+    h.feed(close[:1])
+    at(h, 0)  # the script registers its arrays
+    sandbox = h.strategy.ctx.sandbox
+    grown: list[int] = []
+    reserve = sandbox.reserve
+    monkeypatch.setattr(sandbox, "reserve", lambda data_bytes: (grown.append(data_bytes), reserve(data_bytes)))
+    for k in range(1, len(close)):
+        h.feed(close[k : k + 1])
+        assert at(h, 0)[1] == close[k]
+    assert at(h, 0)[0] == pytest.approx(close[-3:].mean())
+    assert all(b >= 2 * a for a, b in zip(grown, grown[1:]))
+    assert 0 < len(grown) <= 11  # log2(600) steps, not 600

@@ -55,6 +55,21 @@ def test_reload_swaps_the_script_and_keeps_state(harness: Any) -> None:
     assert reason(h) == "v2 2"
 
 
+def test_a_reload_command_looks_at_the_file_at_once(harness: Any) -> None:
+    """A trader saves the script and sends ``reload`` within the watcher's
+    half second: the command reads the file now instead of answering
+    "unchanged" (the bar-time poll still waits for its interval)."""
+    h = harness(VERSION.format(tag="v1"))
+    h.feed(np.arange(1.0, 4.0))
+    assert reason(h) == "v1 1"
+    rewrite(h, VERSION.format(tag="v2"))
+    h.strategy.watcher.next_check = float("inf")  # the watcher has just looked
+    assert h.strategy.reload_if_changed() is None
+    message = h.strategy.reload_if_changed(force=True)
+    assert message is not None and message.startswith("strategy.lua: reloaded for TEST")
+    assert reason(h) == "v2 2"
+
+
 def test_broken_version_is_rejected_and_the_old_one_keeps_running(harness: Any) -> None:
     h = harness(VERSION.format(tag="v1"))
     h.feed(np.arange(1.0, 4.0))

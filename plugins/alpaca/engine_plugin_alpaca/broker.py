@@ -45,13 +45,13 @@ from engine_core import (
     BrokerError,
     BrokerTimeout,
     Fill,
+    OpenOrder,
     Order,
     OrderState,
     OrderStatus,
     OrderType,
     OrderUpdate,
     Side,
-    TimeInForce,
     UpdateCallback,
     UpdateKind,
     error_text,
@@ -66,8 +66,17 @@ log = logging.getLogger("engine_plugin_alpaca.broker")
 
 T = TypeVar("T")
 QTY_STEP = Decimal("0.000000001")  # Alpaca takes quantities to 9 decimals
+SYMBOLS_PER_QUERY = 50  # open orders asked for by symbol up to this many (a short URL), else all, then filtered
 _TERMINAL = {"canceled": UpdateKind.CANCEL, "expired": UpdateKind.EXPIRE, "rejected": UpdateKind.REJECT}
 _LEG_DONE = ("filled", "canceled", "expired", "rejected", "replaced")
+
+
+def _open_order(vo: wire.VenueOrder, parent: str) -> OpenOrder:
+    """An open order as ``Broker.open_orders`` lists it."""
+    kind = OrderType.LIMIT if vo.limit_price is not None else OrderType.MARKET
+    terms = (vo.client_order_id, vo.symbol, vo.side, vo.qty, vo.updated_at)
+    order = Order(*terms, type=kind, price=vo.limit_price, stop_price=vo.stop_price)
+    return OpenOrder(order, vo.id, vo.filled_qty, parent)
 
 
 def _leg_name(leg: wire.VenueOrder) -> str:
@@ -87,6 +96,7 @@ class AlpacaBroker(Broker):
         self._sent: dict[str, Order] = {}  # by client id: each is sent once
         self._assets: dict[str, wire.Asset] = {}
         self._positions: dict[str, Decimal] = {}
+        self._updated: dict[str, int] = {}  # venue order id -> the newest updated_at applied
         self.account: wire.Account | None = None
         self.stream_up = False
         self._counts: dict[str, int] = {"stream_events": 0, "duplicates_resolved": 0}
@@ -409,26 +419,27 @@ class AlpacaBroker(Broker):
             cid, vo.symbol, vo.side, vo.filled_qty, price, Decimal(0), vo.updated_at, f"{vo.id}:{vo.filled_qty}"
         )
 
-    def open_orders(self) -> list[Order]:
+    def open_orders(self) -> list[OpenOrder]:
         return self._call(self._open_orders())
 
-    async def _open_orders(self) -> list[Order]:
+    async def _open_orders(self) -> list[OpenOrder]:
+        """Every open order of the engine's symbols, whoever placed it (the
+        engine tells its own from the others by their client ids), and the
+        working legs of a bracket whose entry filled, named with their entry;
+        a leg held for its entry goes with the entry."""
+        query = {"status": "open", "nested": "true", "limit": "500"}
+        if self.symbols and len(self.symbols) <= SYMBOLS_PER_QUERY:
+            query["symbols"] = ",".join(self.symbols)
         try:
-            rows = wire.venue_orders(
-                await self._http().get("/v2/orders", {"status": "open", "nested": "true", "limit": "500"})
-            )
+            rows = wire.venue_orders(await self._http().get("/v2/orders", query))
         except (AlpacaHttpError, AlpacaUnreachable, wire.WireError) as err:
             raise BrokerError(f"alpaca broker: open orders: {err}") from err
         out = []
         for o in rows:
-            if o.status == "held":
-                continue  # a leg waiting for its entry
-            kind = OrderType.LIMIT if o.type == "limit" else OrderType.MARKET
-            out.append(
-                Order(
-                    o.client_order_id, o.symbol, o.side, o.qty, o.updated_at, "", kind, o.limit_price, TimeInForce.GTC
-                )
-            )
+            if self.symbols and o.symbol not in self.symbols:
+                continue
+            found = [(o, "")] + [(leg, o.client_order_id) for leg in o.legs]
+            out += [_open_order(vo, parent) for vo, parent in found if vo.is_open and vo.status != "held"]
         return out
 
     def positions(self) -> dict[str, Decimal]:
@@ -449,11 +460,12 @@ class AlpacaBroker(Broker):
         ts = ts or vo.updated_at or time.time_ns()
         leg = self.orders.leg(vo.id)
         if leg is not None:
-            self._apply_leg(leg, vo, ts)
+            if not self._older(vo):
+                self._apply_leg(leg, vo, ts)
             return
         tracked = self.orders.get(vo.client_order_id)
-        if tracked is None:
-            return  # not an order of this engine
+        if tracked is None or self._older(vo):
+            return  # not an order of this engine, or an older view of it than one applied
         for sub in vo.legs:
             self._apply_leg(self.orders.track_leg(tracked, sub.id, _leg_name(sub), sub.side, sub.qty), sub, ts)
         tracked.status = vo.status
@@ -467,6 +479,18 @@ class AlpacaBroker(Broker):
         elif vo.status in _TERMINAL:
             reason = f"alpaca: order {vo.status}" + (f" ({event})" if event and event != vo.status else "")
             self.orders.end(tracked, _TERMINAL[vo.status], ts, reason)
+
+    def _older(self, vo: wire.VenueOrder) -> bool:
+        """Whether ``vo`` is an older view of the order than one applied
+        already (a POST's answer, ``new``, that came after trade_updates told
+        the fill): it may not set the order's status back. Its quantities are
+        cumulative, so skipping it loses no fill."""
+        if not vo.updated_at:
+            return False
+        if vo.updated_at < self._updated.get(vo.id, 0):
+            return True
+        self._updated[vo.id] = vo.updated_at
+        return False
 
     def _fill(self, tracked: VenueOrder, vo: wire.VenueOrder, ts: int) -> None:
         fill = self.orders.fill_to(tracked, vo.filled_qty, vo.filled_avg_price, ts)

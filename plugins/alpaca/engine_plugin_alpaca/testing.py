@@ -328,6 +328,22 @@ class FakeAlpaca(BackgroundServer):
         """Fill what remains of a partially filled order."""
         self.call(self._fill_rest, client_order_id, price)
 
+    def fill_part(self, client_order_id: str, qty: Decimal, price: Decimal | None = None) -> None:
+        """Fill ``qty`` of a working order, as the market would."""
+        order = self.order_by_client_id(client_order_id)
+        assert order is not None, client_order_id
+        self.call(self._execute, order, qty, price or self.prices.get(order.symbol, Decimal(100)))
+
+    def place(self, symbol: str, client_order_id: str, side: str, qty: Decimal, limit_price: Decimal) -> _Order:
+        """A limit order working at the venue that no engine sent: placed by
+        hand or by another program on the account (reported to no one)."""
+        now = self._now()
+        terms = (str(uuid.uuid4()), client_order_id, symbol, side, qty, "limit", "day", limit_price)
+        order = _Order(*terms, created_at=now, updated_at=now)
+        with self._lock:
+            self.orders[order.id] = order
+        return order
+
     def spend_rate_limit(self, seconds: float) -> None:
         """Fault plan: the next order's answer says the client's request budget
         is spent (``X-RateLimit-Remaining: 0``) until ``seconds`` from now: the

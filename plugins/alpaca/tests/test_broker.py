@@ -263,7 +263,9 @@ def test_restart_reads_positions_and_open_orders(server, make_broker):
     first.close()
     broker, _ = make_broker()
     assert broker.positions() == {"AAPL": Decimal(7)}
-    (open_order,) = broker.open_orders()
+    (found,) = broker.open_orders()
+    open_order = found.order
+    assert found.venue_id and found.filled_qty == 0 and found.parent == ""
     assert (open_order.client_id, open_order.symbol, open_order.qty, open_order.price) == (
         "e-MSFT-1",
         "MSFT",
@@ -286,4 +288,6 @@ def test_a_fill_event_before_the_orders_answer_is_reported_once(server, make_bro
     assert not sending.is_alive()
     broker.orders.close()  # every update made so far delivered
     assert updates.kinds("e-AAPL-9") == [UpdateKind.ACK, UpdateKind.FILL]  # the late answer ("new") adds nothing
+    tracked = broker.orders.get("e-AAPL-9")
+    assert tracked is not None and tracked.status == "filled"  # nor sets the order back to "new"
     assert [u.fill.qty for u in updates.fills("e-AAPL-9")] == [Decimal(5)]

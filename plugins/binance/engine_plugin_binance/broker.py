@@ -49,6 +49,7 @@ from engine_core import (
     BrokerTimeout,
     ConfigError,
     EngineError,
+    OpenOrder,
     Order,
     OrderState,
     OrderStatus,
@@ -391,10 +392,12 @@ class BinanceBroker(Broker):
         self.orders.known(tracked, venue_id=str(order["orderId"]), fills=fills, done=done, status=order["status"])
         return wire.order_state(order, fills)
 
-    def open_orders(self) -> list[Order]:
+    def open_orders(self) -> list[OpenOrder]:
         return self._run(self._open_orders(), 60)
 
-    async def _open_orders(self) -> list[Order]:
+    async def _open_orders(self) -> list[OpenOrder]:
+        """Every open order of the engine's symbols, whoever placed it: the
+        engine tells its own from the others by their client ids."""
         rows: list[dict[str, Any]] = []
         if self.symbols and len(self.symbols) <= 10:
             for s in self.symbols:
@@ -403,19 +406,20 @@ class BinanceBroker(Broker):
             rows = await self._rest.request("GET", "/api/v3/openOrders", weight=80, signed=True)
         out = []
         for r in rows:
-            if not self._ours(r["clientOrderId"], r["symbol"]):
+            if self.symbols and r["symbol"] not in self.symbols:
                 continue
-            out.append(
-                Order(
-                    r["clientOrderId"],
-                    r["symbol"],
-                    Side.BUY if r["side"] == "BUY" else Side.SELL,
-                    Decimal(r["origQty"]),
-                    int(r.get("time", 0)) * wire.MS,
-                    type=OrderType.LIMIT if r["type"] == "LIMIT" else OrderType.MARKET,
-                    price=Decimal(r["price"]) if r["type"] == "LIMIT" else None,
-                )
+            price, stop = Decimal(r.get("price") or 0), Decimal(r.get("stopPrice") or 0)
+            order = Order(
+                r["clientOrderId"],
+                r["symbol"],
+                wire_side(r),
+                Decimal(r["origQty"]),
+                int(r.get("time", 0)) * wire.MS,
+                type=OrderType.LIMIT if price else OrderType.MARKET,
+                price=price or None,
+                stop_price=stop or None,
             )
+            out.append(OpenOrder(order, str(r["orderId"]), Decimal(r.get("executedQty") or 0)))
         return out
 
     def positions(self) -> dict[str, Decimal]:

@@ -670,6 +670,17 @@ class FakeBinance(BackgroundServer):
             "tradeId": trade["id"],
         }
 
+    def place(self, symbol: str, client_id: str, side: str, qty: str, price: str) -> FakeOrder:
+        """A limit order resting on the book that no engine sent: placed by
+        hand or by another program on the account (reported to no one)."""
+        with self._lock:
+            self._next_order += 1
+            order = FakeOrder(
+                symbol, self._next_order, client_id, side, "LIMIT", Decimal(qty), Decimal(price), "GTC", self.now_ms()
+            )
+            self.orders[order.order_id] = order
+        return order
+
     def fill_order(self, client_id: str, qty: str | Decimal | None = None, price: str | Decimal | None = None) -> None:
         """Fill (part of) a resting order, as the market would."""
         order = next(o for o in reversed(list(self.orders.values())) if o.client_id == client_id)

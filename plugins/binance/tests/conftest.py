@@ -135,7 +135,7 @@ def live_config(fake, tmp_path):
 
     (tmp_path / "s.py").write_text(STRATEGY)
 
-    def make(*, params=None, source=None, broker=None, strategy=None, engine=None, name="c.toml"):
+    def make(*, params=None, source=None, broker=None, strategy=None, engine=None, sinks=None, name="c.toml"):
         broker_table = {
             "type": "binance",
             "api_key": API_KEY,
@@ -161,6 +161,7 @@ def live_config(fake, tmp_path):
                     "params": {"log": str(tmp_path / "seen.log"), **(params or {})},
                 },
                 "broker": broker if broker is not None else broker_table,
+                **({"sinks": sinks} if sinks else {}),
             },
         )
 

@@ -203,7 +203,8 @@ def test_after_a_restart_an_open_order_is_found_and_its_fill_reported(fake, brok
     again.connect()
     try:
         [found] = again.open_orders()
-        assert (found.client_id, found.qty, found.price) == (o.client_id, D("0.01"), D("19000"))
+        assert (found.order.client_id, found.order.qty, found.order.price) == (o.client_id, D("0.01"), D("19000"))
+        assert (found.venue_id, found.filled_qty) == ("1001", D(0))
         fake.fill_order(o.client_id)
         updates.wait(lambda: UpdateKind.FILL in updates.kinds(o.client_id), "the fill after the restart")
     finally:

@@ -13,7 +13,7 @@ from engine_core import BarChunk, DataError
 from engine_plugin_csv.checks import Rejects, RowLog, check_rows, describe
 from engine_plugin_csv.config import CsvConfig
 from engine_plugin_csv.layout import detect_layout, excerpt
-from engine_plugin_csv.parse import BadLine, Block, BlockParser, Columns, read_blocks
+from engine_plugin_csv.parse import BadLine, Block, BlockParser, Columns, arrow_buffer, open_arrow, read_blocks
 
 _NEVER = np.iinfo(np.int64).min
 
@@ -55,13 +55,14 @@ class FileGroupReader:
         layout = detect_layout(path, _text(first), _text(data), self.config)
         if not layout.header:
             data, data_start, data_number = first, origin, 1
-        stream.seek(data_start)
         parser = BlockParser(layout, self.config, self.symbols)
         size = max(len(data or b""), 16) * self.config.chunk_rows
-        for block in read_blocks(stream, data_number, size):
-            yield from self._chunks(path, block, *parser.parse(block))
-            if self._past_end():
-                return
+        with open_arrow(str(path)) as file:
+            file.seek(data_start)
+            for block in read_blocks(file, data_number, size):
+                yield from self._chunks(path, block, *parser.parse(block))
+                if self._past_end():
+                    return
 
     def _chunks(self, path: Path, block: Block, cols: Columns, bad: list[BadLine]) -> Iterator[BarChunk]:
         rejects = Rejects()
@@ -188,7 +189,7 @@ def peek(path: Path, config: CsvConfig, symbols: list[str], skip: bool) -> tuple
 
 def _row_time(path: Path, parser: BlockParser, line: bytes, number: int, skip: bool) -> int | None:
     """The time of one data row; ``DataError`` naming line ``number`` when it is bad (unless ``skip``)."""
-    cols, bad = parser.parse(Block(number, line.rstrip(b"\r\n") + b"\n"))
+    cols, bad = parser.parse(Block(number, arrow_buffer(line.rstrip(b"\r\n") + b"\n")))
     codes = check_rows(cols.ts, cols.prices, cols.ts_missing, _NEVER) if not bad else None
     if codes is not None and len(codes) and codes[0] == 0:
         return int(cols.ts[0])

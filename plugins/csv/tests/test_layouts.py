@@ -48,6 +48,12 @@ def test_epoch_units_detected_by_magnitude(write, read, ns, bars, name: str, sca
     assert read(path="BTCUSDT.csv")[0].ts.tolist() == [ns(T0), ns(T1)]
 
 
+def test_epoch_unit_decided_per_value(write, read, ns) -> None:
+    # Binance's kline dumps moved from milliseconds to microseconds in 2025: one history holds both
+    write("BTCUSDT.csv", "open_time,open,high,low,close,volume\n1704067200000,1,1,1,1,1\n1704067260000000,1,1,1,1,1\n")
+    assert read(path="BTCUSDT.csv")[0].ts.tolist() == [ns(T0), ns(T1)]
+
+
 def test_epoch_nanoseconds_stay_exact(write, read, ns, bars) -> None:
     write("BTCUSDT.csv", "ts,open,high,low,close,volume\n1704067200123456789,1,1,1,1,1\n")
     assert read(path="BTCUSDT.csv")[0].ts.tolist() == [1704067200123456789]

@@ -18,7 +18,6 @@ def register_commands(cli: Any) -> None:
 
 @hookimpl
 def register_services(register: Any) -> None:
-    """``[dashboard]`` in a live config: ``engine run`` serves the page beside the engine."""
-    from engine_plugin_dashboard.service import DashboardService
-
-    register("dashboard", DashboardService)
+    """``[dashboard]`` in a live config: ``engine run`` serves the page beside
+    the engine (imported when a config names it: a backtest imports no asyncio)."""
+    register("dashboard", "engine_plugin_dashboard.service:DashboardService")

@@ -18,24 +18,25 @@ if TYPE_CHECKING:
     from engine_plugin_indicators.catalog import TalibKind
 
 
-class SmaStream(FiniteMemory):
+class SmaStream(O1Indicator):
     """TA-Lib's SMA: one running sum from the first bar (add the new value,
-    divide, subtract the oldest). ``update_many`` runs the same additions in
-    the same order through ``np.cumsum`` (a strictly sequential accumulate)
-    over ``[total, x0, -old0, x1, -old1, ...]``."""
+    divide, subtract the oldest); the running mean keeps the window.
+    ``update_many`` runs the same additions in the same order through
+    ``np.cumsum`` (a strictly sequential accumulate) over
+    ``[total, x0, -old0, x1, -old1, ...]``."""
 
     _vectorised = True
 
-    def _reset(self) -> None:
-        self._mean = RunningMean(self._params["period"])
+    def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
+        super().__init__(kind, params)
+        self._mean = RunningMean(params["period"])
 
-    def _step(self, x: float) -> None:  # type: ignore[override]
+    def _push(self, x: float) -> None:  # type: ignore[override]
         self._value = (self._mean.push(x),)
 
     def _bulk(self, columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
         x = columns[0]
         out = self._mean.bulk(x)
-        extend_recent(self._recent[0], x)
         self._n += len(x)
         return (out,)
 

@@ -5,7 +5,6 @@ keeps the last lookback + 1 bars)."""
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,7 @@ class O1Indicator(FedIndicator):
     def update(self, bar: Any) -> None:
         values = self._get(bar)
         for v in values:
-            if math.isnan(v):
+            if v != v:  # NaN
                 self._read(bar)  # raises, naming the column
         self._n += 1
         self._push(*values)

@@ -1,0 +1,119 @@
+"""What a restart finds working at the venue (``Broker.open_orders``), on the
+scripted venue: an order of this engine that its journal gave up as lost is
+adopted (journaled, its fills booked, the symbol waits on it, nothing sent);
+an order someone else placed is named in one warning line and left alone."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from engine_core.journal import Journal, order_from_row
+from engine_core.model import Order, OrderType, Side
+from engine_core.orders import OrderStatus, client_id_prefix, make_client_id
+from engine_core.runner import build_engine
+from engine_core.testing import EngineThread, python_strategy, replay_rows, venue, write_config
+
+D = Decimal
+ENTER = {"watch": 'return {"action": "enter", "qty": 2} if ctx.index == 1 else None'}
+
+
+def config(
+    tmp_path: Path, broker: dict[str, Any], n: int = 3, pace: float = 0.02, strategy: dict[str, str] = ENTER
+) -> Path:
+    return write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"mode": "live", "symbols": ["A"], "window": 20, "journal_sync": "normal"},
+            "source": {"type": "replay", "bars": replay_rows("A", [100.0] * n), "pace": pace},
+            "strategy": python_strategy(tmp_path, **strategy),
+            "broker": {"type": "scripted", **broker},
+            "sinks": [{"type": "log", "path": "events.log"}],
+        },
+    )
+
+
+def journal_of(tmp_path: Path) -> Journal:
+    return Journal(tmp_path / ".engine" / "c.sqlite")
+
+
+def test_restart_adopts_an_order_of_this_engine_that_the_journal_gave_up_as_lost(tmp_path):
+    v = venue("adopt", reset=True)
+    cfg = config(tmp_path, {"venue": "adopt", "scripts": {"1": ["lost"]}})
+    first = build_engine(cfg).run().symbols["A"]
+    assert (first.final_state, first.position_qty) == ("watch", 0)
+    with closing(journal_of(tmp_path)) as j:
+        [row] = j.orders("A")
+    assert row["status"] == "lost"
+    # the venue had it after all: it rests there, and fills in part while the engine is down
+    cid = row["client_id"]
+    v.place(order_from_row(row))
+    v.fill(cid, D(1), emit=False)
+
+    with EngineThread(build_engine(config(tmp_path, {"venue": "adopt"}, n=400, pace=0.01))) as eng:
+        eng.wait(lambda: "A" in eng.engine.workers and eng.engine.workers["A"].started, "the restart")
+        w = eng.engine.workers["A"]
+        cur = w.orders.current
+        assert cur is not None and cur.order.client_id == cid and cur.status is OrderStatus.PARTIALLY_FILLED
+        assert (w.ledger.qty, w.halted) == (D(1), None)  # the fill made while down is booked
+        v.fill(cid)  # the rest, reported by the venue: the broker follows the adopted order
+        eng.wait(lambda: w.ledger.qty == D(2) and w.orders.current is None, "the rest of the fill")
+        result = eng.stop()
+    assert result is not None
+    r = result.symbols["A"]
+    assert (r.final_state, r.position_qty, r.halted) == ("in_trade", D(2), None)
+    assert list(v.orders) == [cid]  # nothing sent: the strategy's entry waited on the adopted order
+    with closing(journal_of(tmp_path)) as j:
+        [row] = j.orders("A")
+        events = [(e["kind"], e.get("detail", "")) for e in j.events("A") if e.get("client_id") == cid]
+    assert row["status"] == "filled" and D(row["filled_qty"]) == D(2) and row["venue_id"] == "v2"
+    assert events[-3:] == [
+        ("accepted", "working at the broker after a restart: adopted"),
+        ("fill", ""),
+        ("fill", ""),
+    ]
+
+
+def test_the_next_client_id_follows_an_adopted_order_the_journal_never_had(tmp_path):
+    """The journal was lost (a new state folder): the order the venue holds
+    under this engine's first client id is adopted, and the engine's next
+    order takes the id after it, never the same one."""
+    v = venue("fresh", reset=True)
+    strategy = {**ENTER, "in_trade": 'return "exit"'}
+    cfg = config(tmp_path, {"venue": "fresh"}, strategy=strategy)
+    engine = build_engine(cfg)
+    prefix = client_id_prefix(engine.loaded.config.engine.id, ["A"])
+    cid = make_client_id(prefix, "A", 1)
+    v.place(Order(cid, "A", Side.BUY, D(2), 0, type=OrderType.LIMIT, price=D(90)))
+    r = engine.run().symbols["A"]
+    assert (r.final_state, r.position_qty, r.halted, r.orders) == ("close_watch", 0, None, 0)  # the entry waits on it
+    with closing(journal_of(tmp_path)) as j:
+        [row] = j.orders("A")
+    assert (row["client_id"], row["status"], row["price"], row["venue_id"]) == (cid, "accepted", "90", "v1")
+    v.fill(cid, emit=False)
+    second = build_engine(config(tmp_path, {"venue": "fresh"}, n=6, strategy=strategy)).run().symbols["A"]
+    assert (second.final_state, second.position_qty, second.halted, len(second.trades)) == ("watch", 0, None, 1)
+    assert list(v.orders) == [cid, make_client_id(prefix, "A", 2)]  # the exit took the next id
+
+
+def test_an_order_someone_else_placed_is_named_once_and_left_alone(tmp_path):
+    v = venue("foreign", reset=True)
+    v.place(Order("manual-7", "A", Side.SELL, D("0.5"), 0, type=OrderType.LIMIT, price=D(120)))
+    v.place(Order("web_x1", "A", Side.BUY, D(3), 0))
+    v.place(Order("other", "B", Side.BUY, D(1), 0))  # a symbol the engine does not trade: not its business
+    r = build_engine(config(tmp_path, {"venue": "foreign"})).run().symbols["A"]
+    assert (r.final_state, r.position_qty, r.halted, r.fills) == ("in_trade", D(2), None, 1)
+    assert all(v.orders[c].status is OrderStatus.ACCEPTED for c in ("manual-7", "web_x1"))  # never cancelled
+    with closing(journal_of(tmp_path)) as j:
+        [row] = j.orders("A")  # the engine's own entry, and nothing else
+        [journaled] = j.events("A", kind="warning")
+    assert row["status"] == "filled" and list(v.orders)[3:] == [row["client_id"]]
+    lines = [line for line in (tmp_path / "events.log").read_text().splitlines() if " warning: " in line]
+    assert lines == ["- A warning: " + journaled["message"]]
+    assert lines == [
+        "- A warning: 2 open orders at the broker not placed by this engine, left alone (never cancelled; "
+        "what they fill is not booked here and moves the position the broker reports): "
+        "v1 (manual-7) sell 0.5 limit @ 120; v2 (web_x1) buy 3 market"
+    ]
