@@ -4,8 +4,10 @@ Runs the engine in live mode on the simulated feed (one bar per symbol every
 ``--pace`` seconds) with a Lua strategy that enters and exits often, for
 ``--symbols`` symbols. The source's bars are stamped on arrival (when the
 I/O thread receives them); an observation hook stamps each submitted order.
-Prints the arrival-to-order latency percentiles and the process CPU time per
-live bar, both over every bar and in the steady state (after each symbol's
+Prints the arrival-to-order latency percentiles (over all bars, and for the
+bars that arrived in the first and in the last tenth of their burst: bar
+after bar in arrival order, the first tenth's orders leave long before the
+last's) and the process CPU time per live bar, both over every bar and in the steady state (after each symbol's
 first ``WARM`` bars, which pay one-time costs: the first indicator reads
 build the plugin registry, the first calls warm the Lua runtimes), and the
 worker's own CPU per live bar: the thread CPU time of ``SymbolWorker.handle``
@@ -53,9 +55,10 @@ function in_trade(ctx) if ctx.index % 10 == 5 then return "exit" end end
 """
 
 WARM = 20  # a symbol's first bars pay one-time costs (indicator set-up, first imports)
-arrived: dict[tuple[str, int], tuple[float, int]] = {}  # (symbol, ts) -> (arrival, the symbol's bar number)
+arrived: dict[tuple[str, int], tuple[float, int, int]] = {}  # (symbol, ts) -> (arrival, bar number, place in burst)
 counts: dict[str, int] = {}
-latencies: list[tuple[float, bool]] = []  # (seconds, after the symbol's first WARM bars)
+burst: dict[int, int] = {}  # ts -> bars arrived at that instant so far
+latencies: list[tuple[float, bool, int]] = []  # (seconds, after the symbol's first WARM bars, place in burst)
 marks: dict[str, tuple[float, float]] = {}  # (process CPU, wall) when the steady state begins and when all is done
 running: list[Engine] = []
 handled = [0.0, 0]  # thread CPU seconds inside SymbolWorker.handle on steady-state live bars, and their count
@@ -87,7 +90,8 @@ class StampedSource(SimulatedSource):
             now = time.perf_counter()
             if bar.symbol == self.symbols[0] and n == WARM + 1:
                 marks["steady"] = (time.process_time(), now)
-            arrived[(bar.symbol, bar.ts)] = (now, n)
+            place = burst[bar.ts] = burst.get(bar.ts, 0) + 1
+            arrived[(bar.symbol, bar.ts)] = (now, n, place)
             yield bar
         # the feed is over: wait until every worker has processed its last bar
         workers = list(running[0].workers.values())
@@ -108,7 +112,7 @@ class Probe:
         if event.status == "submitted":
             stamp = arrived.get((event.order.symbol, event.order.ts))
             if stamp is not None:
-                latencies.append((time.perf_counter() - stamp[0], stamp[1] > WARM))
+                latencies.append((time.perf_counter() - stamp[0], stamp[1] > WARM, stamp[2]))
 
 
 def main() -> None:
@@ -164,8 +168,11 @@ def main() -> None:
             broker.terminate()
             broker.wait()
     bars = sum(r.bars for r in result.symbols.values())
-    lat = np.array([s for s, _ in latencies]) * 1000
-    steady = np.array([s for s, warm in latencies if warm]) * 1000
+    lat = np.array([s for s, _, _ in latencies]) * 1000
+    steady = np.array([s for s, warm, _ in latencies if warm]) * 1000
+    tenth = max(1, args.symbols // 10)
+    first = np.array([s for s, warm, place in latencies if warm and place <= tenth]) * 1000
+    last = np.array([s for s, warm, place in latencies if warm and place > args.symbols - tenth]) * 1000
     journal = "with the journal" if args.journal else "no journal"
     journal += ", recorded" if args.record else ", not recorded"
     journal += ", mqtt sink (QoS 1, a message per event)" if args.mqtt else ""
@@ -176,6 +183,14 @@ def main() -> None:
                 f"  arrival -> order submitted ({label}): median {np.median(values):.2f} ms, "
                 f"p99 {np.percentile(values, 99):.2f} ms, max {values.max():.2f} ms"
             )
+    if len(first) and len(last):
+        print(
+            "  arrival -> order, steady state, by the bar's place in its burst: "
+            f"first tenth median {np.median(first):.2f} ms (p99 {np.percentile(first, 99):.2f}), "
+            f"last tenth median {np.median(last):.2f} ms (p99 {np.percentile(last, 99):.2f})"
+        )
+    if engine.baton is not None:
+        print(f"  turns that lost the baton by its lease: {engine.baton.lapsed:,}")
     print(f"  CPU per live bar, whole run: {cpu / bars * 1e6:.0f} us (whole process, start-up included)")
     # Steady state: from the first bar after the warm-up to the moment every
     # bar has been processed (backlog included when the engine fell behind).

@@ -61,6 +61,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from engine_core.baton import step_aside
 from engine_core.errors import JournalError
 from engine_core.model import (
     ErrorEvent,
@@ -306,7 +307,10 @@ class Journal:
         """Group writes into one atomic commit (nests; the outermost commits,
         and returns once it is on disk unless it says ``synced=False``)."""
         commit = 0  # the commit to see on disk once the lock is released
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            step_aside()  # another thread is writing (the snapshots' batch): the other symbols' turns go on
+            self._lock.acquire()
+        try:
             if self._depth == 0:
                 self._db.execute("BEGIN IMMEDIATE")
             self._depth += 1
@@ -325,7 +329,10 @@ class Journal:
                 except sqlite3.Error as err:
                     raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
                 commit = self._committed(synced)
+        finally:
+            self._lock.release()
         if commit:
+            step_aside()  # the other symbols' turns go on while this one waits for the disk
             self._sync(commit)
 
     def _committed(self, synced: bool) -> int:

@@ -3,7 +3,8 @@
 Backtest: the source's history is read on the calling thread and each chunk
 is routed to its symbol's worker queue (bounded, so memory stays flat).
 Live: the source runs on an asyncio I/O thread and routes each bar the same
-way. Either way each symbol's worker runs on its own thread, and Ctrl-C
+way, and the workers take turns in arrival order (``baton.py``). Either
+way each symbol's worker runs on its own thread, and Ctrl-C
 stops cleanly: feeding stops, workers drain their queues, sinks flush.
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine_core import recovery
+from engine_core.baton import Baton
 from engine_core.brokers import Broker
 from engine_core.config import LoadedConfig, journal_path, load_config
 from engine_core.control import ENGINE, Command, ControlError, Request
@@ -47,13 +49,6 @@ if TYPE_CHECKING:
     from engine_core.recording.writer import Recorder
 
 INBOX_CHUNKS = 2  # backtest chunks queued per symbol before the reader waits
-# The interpreter's thread switch interval while a live engine runs (the
-# default is 5 ms). When many symbols get a bar at once, their workers queue
-# for the GIL; each waiter wakes every interval to ask for a switch, so with
-# 5 ms a burst of 100 bars costs hundreds of needless wake-ups and forced
-# switches in the middle of bars. A worker gives the GIL up after each bar
-# anyway, so a longer interval only bounds how long one busy thread can keep it.
-LIVE_SWITCH_INTERVAL = 0.1
 
 
 @dataclass
@@ -105,6 +100,7 @@ class Engine:
         self._io_task: asyncio.Task[None] | None = None
         self.summary: dict[str, Any] | None = None
         self.lockstep = False
+        self.baton: Baton | None = None  # live: the workers take turns (baton.py)
         self._started: list[Service] = []
 
     def _route_update(self, update: OrderUpdate) -> None:
@@ -185,6 +181,10 @@ class Engine:
             # collection during the run walks only what the run made (tens of
             # milliseconds less each; given back to the collector at the end).
             gc.freeze()
+            if live and not self.lockstep:  # one worker at a time processes a message, in arrival order (baton.py)
+                self.baton = Baton()
+                for worker in self.workers.values():
+                    worker.inbox = self.baton.gate(worker.inbox)  # type: ignore[assignment]
             for worker in self.workers.values():
                 if not self.lockstep:
                     worker.start()
@@ -215,6 +215,8 @@ class Engine:
                 # nothing is sent after stop: held orders never, orders on the wire answered or unknown
                 self.broker.stop_sending(cfg.engine.stop_timeout)
             self._stop_workers()
+            if self.baton is not None:
+                self.baton.close()
             if live:  # the feed ended: what the workers' last bars left held back is not sent either
                 self.broker.stop_sending(cfg.engine.stop_timeout)
             self._stop_services()
@@ -416,15 +418,6 @@ class Engine:
             self.progress(fed)
 
     def _feed_live(self) -> None:
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(max(interval, LIVE_SWITCH_INTERVAL))
-        try:
-            self._run_io_thread()
-        finally:
-            if sys.getswitchinterval() == max(interval, LIVE_SWITCH_INTERVAL):
-                sys.setswitchinterval(interval)
-
-    def _run_io_thread(self) -> None:
         errors: list[BaseException] = []
         import asyncio  # live only: a backtest imports neither asyncio nor ssl
 

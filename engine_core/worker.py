@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from engine_core import decisions, exits, halts, recovery, symbol_control, transitions, updates
+from engine_core.baton import Gate
 from engine_core.brokers import Broker, SimulatedBroker
 from engine_core.candles import Candles
 from engine_core.config import StrategySection
@@ -128,13 +129,20 @@ class SymbolWorker:
         self.thread.start()
 
     def _loop(self) -> None:
+        gate = self.inbox if isinstance(self.inbox, Gate) else None  # live: the workers take turns (baton.py)
         while True:
             msg = self.inbox.get()
             if msg is STOP:
                 self._finish()
+                if gate is not None:
+                    gate.leave()
                 return
-            with self.lock:
-                self.handle(msg)
+            try:
+                with self.lock:
+                    self.handle(msg)
+            finally:
+                if gate is not None:
+                    gate.end()
 
     def handle(self, msg: Any) -> None:
         """Process one inbox message; an error halts this symbol only."""

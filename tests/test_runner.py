@@ -52,6 +52,37 @@ def test_a_slow_strategy_does_not_delay_another_symbol(tmp_path: Path):
     assert fast_done < slow_times[10]
 
 
+def test_a_burst_of_bars_is_processed_bar_after_bar_in_the_order_they_arrived(tmp_path: Path, monkeypatch):
+    """Live, many symbols get a bar at the same instant: the strategy is asked
+    about each bar in the order the bars arrived, one after another, not about
+    all of them together (engine_core/baton.py). The baton's lease is set long
+    here so that only the order is tested, never the machine's speed."""
+    monkeypatch.setattr("engine_core.baton.LEASE", 60.0)
+    log = tmp_path / "calls.log"
+    bursts = ["DCBAEHGF", "ABCDEFGH", "HGFEDCBA", "EAFBGCHD"]
+    rows = [[sym, 60 * i, 1.0, 1.0, 1.0, 1.0, 1.0] for i, order in enumerate(bursts) for sym in order]
+    strategy = python_strategy(
+        tmp_path,
+        watch=f"""
+        import time
+        time.sleep(0.001)  # lets the interpreter lock go, as each call into Lua does
+        with open({str(log)!r}, "a") as f:
+            f.write(f"{{ctx.symbol}} {{ctx.index}}\\n")
+        """,
+    )
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"mode": "live", "symbols": list("ABCDEFGH"), "journal": False},
+            "source": {"type": "replay", "bars": rows},
+            "strategy": strategy,
+        },
+    )
+    run(cfg)
+    asked = [tuple(line.split()) for line in log.read_text().splitlines()]
+    assert asked == [(sym, str(i + 1)) for i, order in enumerate(bursts) for sym in order]
+
+
 def test_ctrl_c_stops_a_live_run_cleanly(tmp_path: Path, root: Path):
     strategy = python_strategy(
         tmp_path,

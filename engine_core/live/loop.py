@@ -11,6 +11,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from engine_core.baton import step_aside
 from engine_core.errors import BrokerError, BrokerTimeout
 
 T = TypeVar("T")
@@ -53,6 +54,7 @@ class LoopThread:
             raise RuntimeError(f"{self.name}: " + ("not started" if self.loop is None else "run from its own thread"))
         what = getattr(coro, "__qualname__", type(coro).__name__)
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        step_aside()  # a worker waiting for a venue's answer lets the other symbols' turns go on
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError as err:

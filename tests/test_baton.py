@@ -1,0 +1,163 @@
+"""The baton (engine_core/baton.py): workers take turns in the order their
+messages were put, and a holder that waits or is slow does not keep the others
+waiting. No timing is asserted: each test waits for what must happen."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from queue import SimpleQueue
+from typing import Any
+
+from engine_core.baton import Baton, Gate, step_aside
+
+WAIT = 30  # seconds: only a broken baton gets near it
+
+
+def _workers(
+    baton: Baton, names: str, act: Callable[[str, Any], None], queued: dict[str, list[Any]] | None = None
+) -> dict[str, Gate]:
+    """One thread per name taking turns through its gate, calling ``act`` on
+    each message until it gets None (then it leaves); ``queued``: what a
+    worker's inbox holds before its gate is made."""
+    inboxes: dict[str, SimpleQueue[Any]] = {name: SimpleQueue() for name in names}
+    for name, messages in (queued or {}).items():
+        for msg in messages:
+            inboxes[name].put(msg)
+    gates = {name: baton.gate(inboxes[name]) for name in names}
+
+    def loop(name: str, gate: Gate) -> None:
+        while True:
+            msg = gate.get()
+            if msg is None:
+                gate.leave()
+                return
+            try:
+                act(name, msg)
+            finally:
+                gate.end()
+
+    for name, gate in gates.items():
+        threading.Thread(target=loop, args=(name, gate), daemon=True).start()
+    return gates
+
+
+def test_turns_follow_the_order_the_messages_were_put_in():
+    baton = Baton(lease=WAIT)  # no turn lapses: the order is the baton's alone
+    done: list[tuple[str, int]] = []
+    finished = threading.Event()
+    order = [(name, burst) for burst in range(5) for name in ("DCBAEHGF", "ABCDEFGH", "HGFEDCBA")[burst % 3]]
+
+    def act(name: str, burst: Any) -> None:
+        threading.Event().wait(0.0005)  # lets the interpreter lock go, as a call into Lua does
+        done.append((name, burst))
+        if len(done) == len(order):
+            finished.set()
+
+    gates = _workers(baton, "ABCDEFGH", act)
+    for name, burst in order:
+        gates[name].put(burst)
+    assert finished.wait(WAIT)
+    assert done == order
+    for gate in gates.values():
+        gate.put(None)
+    baton.close()
+
+
+def test_a_holder_that_steps_aside_lets_the_next_turns_go_on():
+    baton = Baton(lease=WAIT)
+    waiting, release = threading.Event(), threading.Event()
+    done: list[str] = []
+    others = threading.Event()
+
+    def act(name: str, msg: Any) -> None:
+        if name == "A":
+            step_aside()  # about to wait (an fsync, a venue's answer)
+            waiting.set()
+            assert release.wait(WAIT)
+        done.append(name)
+        if {"B", "C"} <= set(done):
+            others.set()
+
+    gates = _workers(baton, "ABC", act)
+    for name in "ABC":
+        gates[name].put(1)
+    assert waiting.wait(WAIT)
+    assert others.wait(WAIT)  # B and C came after A and finished while A waits
+    release.set()
+    for gate in gates.values():
+        gate.put(None)
+    baton.close()
+
+
+def test_a_holder_that_keeps_the_baton_loses_it_after_its_lease_and_catches_up_beside_the_others():
+    baton = Baton(lease=0.005)
+    release = threading.Event()
+    done: list[tuple[str, int]] = []
+    c_done, a_done = threading.Event(), threading.Event()
+
+    def act(name: str, msg: Any) -> None:
+        if (name, msg) == ("A", 1):
+            assert release.wait(WAIT)  # a slow strategy: holds on without stepping aside
+        done.append((name, msg))
+        if name == "C":
+            c_done.set()
+        if (name, msg) == ("A", 2):
+            a_done.set()
+
+    gates = _workers(baton, "ABC", act)
+    gates["A"].put(1)
+    gates["B"].put(1)
+    gates["A"].put(2)  # its turn comes while A is still busy: it does not hold C back
+    gates["C"].put(1)
+    assert c_done.wait(WAIT)
+    assert done == [("B", 1), ("C", 1)]
+    release.set()
+    assert a_done.wait(WAIT)
+    for gate in gates.values():
+        gate.put(None)
+    baton.close()
+    assert sorted(done) == [("A", 1), ("A", 2), ("B", 1), ("C", 1)]
+    assert baton.lapsed >= 1
+
+
+def test_a_worker_that_ends_gives_up_its_turns():
+    baton = Baton(lease=WAIT)
+    done: list[str] = []
+    b_done = threading.Event()
+
+    def act(name: str, msg: Any) -> None:
+        done.append(name)
+        b_done.set()
+
+    gates = _workers(baton, "AB", act)
+    gates["A"].put(None)  # A ends at its first turn, with a message still queued behind
+    gates["A"].put(1)
+    gates["B"].put(1)
+    assert b_done.wait(WAIT)
+    assert done == ["B"]
+    gates["B"].put(None)
+    baton.close()
+
+
+def test_what_an_inbox_holds_when_its_gate_is_made_takes_turns_too():
+    """A restart's reconciliation can deliver a broker update before the
+    workers start: it is processed, and every later message after it."""
+    baton = Baton(lease=WAIT)
+    done: list[tuple[str, Any]] = []
+    finished = threading.Event()
+
+    def act(name: str, msg: Any) -> None:
+        done.append((name, msg))
+        if len(done) == 4:
+            finished.set()
+
+    gates = _workers(baton, "AB", act, queued={"A": ["update"]})
+    gates["B"].put("bar")
+    gates["A"].put("bar")
+    gates["A"].put("bar 2")
+    assert finished.wait(WAIT)
+    assert done == [("A", "update"), ("B", "bar"), ("A", "bar"), ("A", "bar 2")]
+    for gate in gates.values():
+        gate.put(None)
+    baton.close()
