@@ -73,6 +73,18 @@ def live_tables(server: FakeAlpaca, **broker: Any) -> dict[str, dict[str, Any]]:
     }
 
 
+# A strategy class (s.py:S) that sets up at once, enters 2 shares and holds them.
+ENTER_TWO_AND_HOLD = """
+class S:
+    def watch(self, ctx):
+        return "setup"
+    def close_watch(self, ctx):
+        return {"action": "enter", "qty": 2}
+    def in_trade(self, ctx):
+        return None
+"""
+
+
 def bar_json(bar: Bar, *, stream: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {
         "t": format_time(bar.ts),

@@ -14,22 +14,22 @@ from decimal import Decimal
 from pathlib import Path
 
 from engine_plugin_alpaca import plugin as alpaca_plugin
-from engine_plugin_alpaca.testing import DAY1_CLOSE, DAY1_OPEN, DAY2_OPEN, MINUTE, live_tables, minute_bars
+from engine_plugin_alpaca.testing import (
+    DAY1_CLOSE,
+    DAY1_OPEN,
+    DAY2_OPEN,
+    ENTER_TWO_AND_HOLD,
+    MINUTE,
+    live_tables,
+    minute_bars,
+)
 
 from engine_core import Journal, State
 from engine_core.runner import build_engine
 from engine_core.testing import EngineThread, builtin_registry, wait_until, write_config
 
 D = Decimal
-STRATEGY = """
-class S:
-    def watch(self, ctx):
-        return "setup"
-    def close_watch(self, ctx):
-        return {"action": "enter", "qty": 2}
-    def in_trade(self, ctx):
-        return None
-"""
+STRATEGY = ENTER_TWO_AND_HOLD
 
 
 def config(tmp_path: Path, server) -> Path:

@@ -441,8 +441,18 @@ function fleetPage() {
     while (recent.children.length > 100) recent.lastChild.remove();
   }
 
+  let pushedWhileLoading = null; // what pushes brought while the snapshot was on its way
+
   async function load() {
-    const snap = await api("/api/fleet");
+    pushedWhileLoading = [];
+    let snap;
+    let pushed = [];
+    try {
+      snap = await api("/api/fleet");
+    } finally {
+      pushed = pushedWhileLoading;
+      pushedWhileLoading = null;
+    }
     state.control = snap.control;
     setLink(snap.link, snap.malformed, snap.problems);
     renderBanner(banner, snap.link);
@@ -459,6 +469,7 @@ function fleetPage() {
     recent.replaceChildren();
     recentIds.clear();
     addRecent(snap.recent);
+    addRecent(pushed); // newer than the snapshot, or in it too (listed once, by id)
     applyFilter();
   }
 
@@ -478,6 +489,7 @@ function fleetPage() {
     if (empty && changes.rows.length) empty.remove();
     for (const e of changes.engines || []) { state.engines.set(e.engine, e); renderEngine(e); pnlPoint(e); }
     for (const r of changes.rows || []) { state.rows.set(rowKey(r), r); renderRow(r); }
+    if (pushedWhileLoading) pushedWhileLoading.push(...(changes.recent || []));
     addRecent(changes.recent || []);
     applyFilter();
   };
@@ -585,13 +597,20 @@ function symbolPage(engine, symbol) {
       shape: buy ? "arrowUp" : "arrowDown" };
   }
 
+  let pushedWhileLoading = null; // the events pushes brought while the snapshot was on its way
+
   async function load() {
     let detail;
+    let pushed = [];
+    pushedWhileLoading = [];
     try {
       detail = await api(`/api/symbol?engine=${encodeURIComponent(engine)}&symbol=${encodeURIComponent(symbol)}`);
     } catch (err) {
       header.replaceChildren(el("p", { class: "error" }, err.message));
       return;
+    } finally {
+      pushed = pushedWhileLoading;
+      pushedWhileLoading = null;
     }
     why = detail.control;
     setLink(detail.link);
@@ -607,12 +626,14 @@ function symbolPage(engine, symbol) {
     list.replaceChildren();
     listedIds.clear();
     addEvents(detail.events);
+    addEvents(pushed); // newer than the snapshot, or in it too (listed once, by id)
   }
 
   const onChanges = async (changes) => {
     if (changes.reopened) { await load(); return; }
     if (changes.link) renderBanner(banner, changes.link);
     for (const r of changes.rows || []) renderHead(r);
+    if (pushedWhileLoading) pushedWhileLoading.push(...(changes.events || []));
     addEvents(changes.events || []);
     for (const b of changes.bars || []) {
       if (!candles) continue;
