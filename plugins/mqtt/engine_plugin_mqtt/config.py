@@ -49,6 +49,8 @@ class MqttSinkConfig(MqttConnection):
     control: bool = False  # accept commands on <prefix>/<engine id>/control/<command>
     close_timeout: float = Field(default=10.0, ge=0)  # seconds a stopping engine waits to deliver what is queued
     status_every: float = Field(default=5.0, gt=0)  # seconds between engine status updates (when figures change)
+    # seconds between a symbol's statuses that only its bars changed (an event's goes at once); 0: every bar
+    bar_status_every: float = Field(default=1.0, ge=0)
     # many events per message on <prefix>/<engine id>/<symbol>/events: "auto" in backtests only
     batch: Literal["auto"] | bool = "auto"
     batch_size: int = Field(default=1000, ge=1, le=100_000)  # events per batched message, at most

@@ -122,6 +122,8 @@ class MqttSink(EventSink):
         self._since = ""
         self._status_figures: tuple[int, ...] = ()
         self._status_at = 0.0  # time.monotonic() of the last engine status made
+        self._symbol_status_at: dict[str, float] = {}  # time.monotonic() of each symbol's last status
+        self._bars_only: dict[str, None] = {}  # symbols whose bars changed their status since it was last sent
         self.control: ControlChannel | None = None
         self._figures: EngineFigures | None = None  # cash, equity, kill switches (set by attach)
         self._stop_event: threading.Event | None = None  # the engine's
@@ -325,7 +327,7 @@ class MqttSink(EventSink):
         event, or batched one per symbol and ``batch_size`` events; then each
         touched symbol's status."""
         out: list[_Message] = []
-        touched: dict[str, None] = {}
+        touched: dict[str, bool] = {}  # symbol -> whether an event (not only its bars) changed its status
         statuses, engine_id = self._statuses, self.engine_id
         steps, seq = self._steps, self._seq
         batches: dict[str | None, list[wire.EventPayload]] = {}
@@ -366,9 +368,8 @@ class MqttSink(EventSink):
                 if symbol != status_symbol:
                     status_symbol = symbol
                     status = statuses.get(symbol)
-                    if status is not None:
-                        touched[symbol] = None
                 if status is not None:
+                    touched[symbol] = touched.get(symbol, False) or event.__class__ is not Bar
                     status.seq = seq
                     if update is not None:
                         update(status, event)
@@ -378,8 +379,35 @@ class MqttSink(EventSink):
             topic = self._event_topic(symbol, "events")
             for i in range(0, len(group), size):
                 out.append(_Message(topic, wire.dumps(group[i : i + size])))
-        out.extend(self._symbol_status(s) for s in touched)
+        out.extend(self._statuses_due(touched))
         return out
+
+    def _statuses_due(self, touched: dict[str, bool]) -> list[_Message]:
+        """The statuses to send now: each one an event changed, at once; one
+        that only bars changed, once ``bar_status_every`` has passed since the
+        symbol's last (else it waits: ``_bar_statuses_due``)."""
+        now = time.monotonic()
+        every, sent_at, waiting = self.cfg.bar_status_every, self._symbol_status_at, self._bars_only
+        out = []
+        for symbol, by_event in touched.items():
+            if by_event or now - sent_at.get(symbol, -every) >= every:
+                out.append(self._symbol_status(symbol))
+                sent_at[symbol] = now
+                waiting.pop(symbol, None)
+            else:
+                waiting[symbol] = None
+        return out
+
+    def _bar_statuses_due(self) -> tuple[list[_Message], float]:
+        """The statuses only bars changed whose time has come, and the seconds
+        until the next one waiting is due (``status_every`` if none waits)."""
+        if not self._bars_only:
+            return [], self.cfg.status_every
+        now, every = time.monotonic(), self.cfg.bar_status_every
+        due = [s for s in self._bars_only if now - self._symbol_status_at.get(s, -every) >= every]
+        out = self._statuses_due(dict.fromkeys(due, True))
+        wait = min((self._symbol_status_at.get(s, now) + every - now for s in self._bars_only), default=None)
+        return out, self.cfg.status_every if wait is None else max(0.001, min(wait, self.cfg.status_every))
 
     # ------------------------------------------------------------ the loop
 
@@ -607,6 +635,9 @@ class MqttSink(EventSink):
                     stage([self._engine_status(True)])
                 continue
             if self._closing:
+                if self._bars_only:  # the last bars' statuses go before the engine's last
+                    stage(self._statuses_due(dict.fromkeys(self._bars_only, True)))
+                    continue
                 if not unacked and not self._local:
                     stage([self._engine_status(False, "stopped")])
                     number, final = outbox.popleft()
@@ -619,9 +650,15 @@ class MqttSink(EventSink):
                     await an_ack()
                 give_up()
                 continue
+            due, wait = self._bar_statuses_due()
+            if due:
+                stage(due)
+                continue
             try:
-                await asyncio.wait_for(wake.wait(), self.cfg.status_every)
+                await asyncio.wait_for(wake.wait(), wait)
             except asyncio.TimeoutError:
+                if time.monotonic() - self._status_at < self.cfg.status_every:
+                    continue  # woken for a symbol's status waiting on its bars
                 if (self.received, self.dropped, self.connects) != self._status_figures:
                     self._local.append(self._engine_status(True))
 

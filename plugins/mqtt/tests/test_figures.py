@@ -192,3 +192,45 @@ def test_a_symbol_status_has_the_stop_levels_the_engine_armed_until_the_exit(tmp
     finally:
         channel(name).put(None)
         run.join()
+
+
+@pytest.mark.parametrize("every", [30.0, 0.0])
+def test_a_status_only_bars_changed_waits_bar_status_every_and_an_events_goes_at_once(
+    tmp_path: Path, broker, subscriber, every: float
+):
+    """Live, each bar changes its symbol's status (its last bar): with many
+    symbols and fast bars, a status per bar costs the engine more than its
+    bars. A status only bars changed goes at most every ``bar_status_every``
+    seconds (0: after every bar); one an event changed goes at once; the
+    last goes before the engine stops."""
+    path, name = gated_config(tmp_path, broker.port, engine={"symbols": ["AAA"]}, sink={"bar_status_every": every})
+    topic = "t/e1/AAA/status"
+
+    def bars_in_statuses() -> list[int]:
+        return [s["last_bar"]["ts"] for s in subscriber.on(topic) if s.get("last_bar")]
+
+    run = Running(path)
+    try:
+        memory, mqtt = sinks(run.engine)
+        wait_until(lambda: mqtt.connects == 1, "the sink to connect")
+        worker = run.engine.workers["AAA"]
+        channel(name).put(bar("AAA", 0))
+        wait_until(lambda: bar("AAA", 0).ts in bars_in_statuses(), "the first bar's status")
+        for i in (1, 2):  # the strategy does nothing at these bars: only the bars change the status
+            channel(name).put(bar("AAA", i))
+        wait_until(lambda: worker.bars_done == 3, "the worker to take the bars")
+        if every:
+            time.sleep(0.3)  # (nothing comes)
+            assert bars_in_statuses()[-1] == bar("AAA", 0).ts
+        else:
+            wait_until(lambda: bars_in_statuses()[-1] == bar("AAA", 2).ts, "the status after the bars")
+        channel(name).put(bar("AAA", 3))  # an entry: its events change the status, at once
+        wait_until(lambda: bars_in_statuses()[-1] == bar("AAA", 3).ts, "the entry's status")
+        assert subscriber.on(topic)[-1]["state"] != "watch"
+        channel(name).put(bar("AAA", 4))
+        wait_until(lambda: worker.bars_done == 5, "the worker to take the last bar")
+    finally:
+        channel(name).put(None)
+        run.join()
+    subscriber.final_status()
+    assert bars_in_statuses()[-1] == bar("AAA", 4).ts  # the last bar's status went out before the engine stopped
