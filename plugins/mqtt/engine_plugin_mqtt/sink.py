@@ -52,6 +52,11 @@ log = logging.getLogger(__name__)
 WINDOW = 50  # messages published and not yet acknowledged, at most
 BATCH = 1000  # events taken from the queue at a time (one message each)
 LINGER = 0.2  # seconds a batch may wait to fill (batched only)
+# Live: once woken, the loop waits until no event came for LIVE_QUIET
+# seconds (at most LIVE_SETTLE), so that a burst of bars (every symbol's at
+# the same instant) is processed by the workers before the loop takes the
+# interpreter to publish what they made.
+LIVE_QUIET, LIVE_SETTLE = 0.002, 0.05
 _NEVER = 1 << 62  # a queue length handle() never reaches: the loop does not want waking
 _NO_SYMBOL = object()  # no symbol seen yet (None is the engine-wide events')
 FIRST_CONNECT_WAIT = 5.0  # seconds the engine waits at start to learn whether the broker takes us
@@ -124,6 +129,7 @@ class MqttSink(EventSink):
         self._status_at = 0.0  # time.monotonic() of the last engine status made
         self._symbol_status_at: dict[str, float] = {}  # time.monotonic() of each symbol's last status
         self._bars_only: dict[str, None] = {}  # symbols whose bars changed their status since it was last sent
+        self._bars_due = float("inf")  # time.monotonic() at which the first of them may be sent
         self.control: ControlChannel | None = None
         self._figures: EngineFigures | None = None  # cash, equity, kill switches (set by attach)
         self._stop_event: threading.Event | None = None  # the engine's
@@ -394,20 +400,22 @@ class MqttSink(EventSink):
                 out.append(self._symbol_status(symbol))
                 sent_at[symbol] = now
                 waiting.pop(symbol, None)
-            else:
+            elif symbol not in waiting:
                 waiting[symbol] = None
+                self._bars_due = min(self._bars_due, sent_at[symbol] + every)
         return out
 
     def _bar_statuses_due(self) -> tuple[list[_Message], float]:
         """The statuses only bars changed whose time has come, and the seconds
         until the next one waiting is due (``status_every`` if none waits)."""
-        if not self._bars_only:
-            return [], self.cfg.status_every
-        now, every = time.monotonic(), self.cfg.bar_status_every
-        due = [s for s in self._bars_only if now - self._symbol_status_at.get(s, -every) >= every]
+        now = time.monotonic()
+        if now < self._bars_due:  # (inf when none waits)
+            return [], min(self._bars_due - now, self.cfg.status_every)
+        every, sent_at = self.cfg.bar_status_every, self._symbol_status_at
+        due = [s for s in self._bars_only if now - sent_at[s] >= every]
         out = self._statuses_due(dict.fromkeys(due, True))
-        wait = min((self._symbol_status_at.get(s, now) + every - now for s in self._bars_only), default=None)
-        return out, self.cfg.status_every if wait is None else max(0.001, min(wait, self.cfg.status_every))
+        self._bars_due = min((sent_at[s] + every for s in self._bars_only), default=float("inf"))
+        return out, max(0.001, min(self._bars_due - now, self.cfg.status_every))
 
     # ------------------------------------------------------------ the loop
 
@@ -627,6 +635,8 @@ class MqttSink(EventSink):
                     self._local.clear()
             if self.batched and not self._closing:
                 await self._linger()
+            elif self._buf and not self._closing:
+                await self._settle()
             events = self._take()
             if events:
                 stage(self._messages(events))
@@ -661,6 +671,15 @@ class MqttSink(EventSink):
                     continue  # woken for a symbol's status waiting on its bars
                 if (self.received, self.dropped, self.connects) != self._status_figures:
                     self._local.append(self._engine_status(True))
+
+    async def _settle(self) -> None:
+        """Live: wait for the burst being processed to end (no event for
+        LIVE_QUIET seconds), at most LIVE_SETTLE seconds or half the queue."""
+        deadline = time.monotonic() + LIVE_SETTLE
+        buf, half, seen = self._buf, self.cfg.queue // 2, -1
+        while len(buf) != seen and len(buf) < half and time.monotonic() < deadline:
+            seen = len(buf)
+            await asyncio.sleep(LIVE_QUIET)
 
     async def _linger(self) -> None:
         """Batched: let the queue fill up to a batch for each symbol (or half the
