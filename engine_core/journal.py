@@ -197,6 +197,7 @@ class Journal:
         self._lock_fd = _lock_for_run(self.path) if exclusive else None
         self._lock = threading.RLock()
         self._depth = 0
+        self._sync_wanted = False  # something written in the open transaction must be synced
         self._full = sync == "full"
         self._commits = 0  # commits made so far
         self._synced = 0  # commits known to be on disk
@@ -305,7 +306,9 @@ class Journal:
     @contextmanager
     def transaction(self, *, synced: bool = True) -> Iterator[None]:
         """Group writes into one atomic commit (nests; the outermost commits,
-        and returns once it is on disk unless it says ``synced=False``)."""
+        and returns once it is on disk unless neither it nor anything written
+        inside it asked to be synced: ``synced=False`` on the outermost does
+        not take away an inner write's sync)."""
         commit = 0  # the commit to see on disk once the lock is released
         if not self._lock.acquire(blocking=False):
             step_aside()  # another thread is writing (the snapshots' batch): the other symbols' turns go on
@@ -313,6 +316,8 @@ class Journal:
         try:
             if self._depth == 0:
                 self._db.execute("BEGIN IMMEDIATE")
+                self._sync_wanted = False
+            self._sync_wanted = self._sync_wanted or synced
             self._depth += 1
             try:
                 yield
@@ -328,7 +333,7 @@ class Journal:
                     self._db.execute("COMMIT")
                 except sqlite3.Error as err:
                     raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
-                commit = self._committed(synced)
+                commit = self._committed(self._sync_wanted)
         finally:
             self._lock.release()
         if commit:
@@ -377,6 +382,8 @@ class Journal:
                 raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
             if self._depth == 0:
                 commit = self._committed(synced)
+            else:
+                self._sync_wanted = self._sync_wanted or synced  # the transaction it is in syncs it
         if commit:
             self._sync(commit)
 

@@ -317,3 +317,25 @@ def test_a_worker_busy_in_a_slow_call_does_not_hold_back_the_other_symbols_snaps
         assert snaps == {"B": {"bars": 1}}
     journal.close()  # A's is written at the latest when the journal closes
     assert read_back(path) == {"A": {"bars": 1}, "B": {"bars": 1}}
+
+
+def test_a_write_that_must_be_synced_is_synced_in_a_transaction_that_need_not_be(tmp_path):
+    """A halt (synced) written inside a transition's transaction (not synced
+    on its own) is on disk when the transaction returns: the outermost
+    transaction syncs what anything inside it asked to sync."""
+    journal = Journal(tmp_path / "j.sqlite", sync="full")
+    try:
+        opened = journal.synced_commits  # (its schema)
+        with journal.transaction(synced=False):
+            journal.event("transition", "A", 1, frm="watch", to="close_watch", reason="setup")
+        assert journal.synced_commits == opened
+        with journal.transaction(synced=False):
+            journal.event("transition", "A", 2, frm="close_watch", to="watch", reason="x")
+            journal.event("halted", "A", 2, message="a halt")
+        assert journal.synced_commits == opened + 1
+        with journal.transaction(synced=False):
+            with journal.transaction():
+                journal.event("stops", "A", 3, stop_price=1.0)
+        assert journal.synced_commits == opened + 2
+    finally:
+        journal.close()
