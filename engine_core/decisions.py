@@ -54,7 +54,7 @@ def apply(w: SymbolWorker, state: State, d: Decision, k: int) -> None:
     elif action == "adjust":
         w.stops.override(d.stop_price, d.take_profit_price, d.trailing_stop)
         transitions.journal_stops(w, ts)
-        w.sync_position_view()
+        w.view.position.sync(w.ledger, w.stops)
         w._persist()
 
 

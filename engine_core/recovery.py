@@ -76,7 +76,7 @@ def restore(w: SymbolWorker, snap: dict[str, Any] | None, unsettled: list[dict[s
             w.orders.open(order, status, filled=filled)
         else:
             w.orders.remember(InFlight(order, status, filled, row.get("venue_id") or ""))
-    w.sync_position_view()
+    w.view.position.sync(w.ledger, w.stops)
 
 
 def reconcile(w: SymbolWorker, held: Decimal, working: Sequence[OpenOrder] = ()) -> None:

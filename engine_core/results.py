@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine_core.model import RoundTrip
+
+if TYPE_CHECKING:
+    from engine_core.worker import SymbolWorker
 
 
 @dataclass
@@ -33,6 +36,25 @@ class SymbolResult:
     @property
     def bars(self) -> int:
         return len(self.ts)
+
+
+def symbol_result(w: SymbolWorker) -> SymbolResult:
+    """What a symbol's worker hands to the report once its run has ended."""
+    ts, pnl, exposed = w.ledger.series()
+    return SymbolResult(
+        symbol=w.symbol,
+        ts=ts,
+        pnl=pnl,
+        exposed=exposed,
+        trades=list(w.ledger.trades),
+        orders=w.orders_sent,
+        fills=w.ledger.fills,
+        final_state=w.sm.state.value,
+        position_qty=w.ledger.qty,
+        halted=w.halted,
+        errors=list(w.errors),
+        candles=w.candles,
+    )
 
 
 @dataclass

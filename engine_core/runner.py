@@ -36,7 +36,7 @@ from engine_core.model import BarChunk, ConnectionEvent
 from engine_core.orders import OpenOrder, OrderUpdate
 from engine_core.plugins import Registry, get_registry
 from engine_core.recording.paths import recording_enabled
-from engine_core.results import RunResult
+from engine_core.results import RunResult, symbol_result
 from engine_core.risk import Account, RiskManager
 from engine_core.services import Service
 from engine_core.sources import ConnectionState, DataSource
@@ -234,7 +234,7 @@ class Engine:
         if failure is not None:
             raise failure
         assert result is not None
-        result.symbols = {s: w.result() for s, w in self.workers.items()}
+        result.symbols = {s: symbol_result(w) for s, w in self.workers.items()}
         result.source_stats = self.source.stats()
         result.sink_stats = [
             {"type": section.type, **stats}

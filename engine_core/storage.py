@@ -139,9 +139,7 @@ class BarWindow:
     def extend(self, chunk: BarChunk) -> None:
         self._ring.extend(_columns(chunk))
 
-    def push(
-        self, chunk: BarChunk, history: int, bar: Bar | None = None
-    ) -> tuple[dict[str, np.ndarray], int]:
+    def push(self, chunk: BarChunk, history: int, bar: Bar | None = None) -> tuple[dict[str, np.ndarray], int]:
         """Store ``chunk``; return up to ``history`` earlier bars followed by it,
         and its offset. ``bar`` is its one bar when it came live as a Bar: its
         values are written as numbers, read from it."""

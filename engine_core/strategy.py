@@ -53,6 +53,8 @@ from engine_core.strategy_log import StrategyLog
 
 if TYPE_CHECKING:
     from engine_core.config import StrategySection
+    from engine_core.ledger import Ledger
+    from engine_core.stops import Stops
 
 ACTIONS: dict[State, tuple[str, ...]] = {
     State.WATCH: ("setup", "enter"),
@@ -190,6 +192,21 @@ class PositionView:
     stop_price: float | None = None
     take_profit_price: float | None = None
     trailing_stop: float | None = None
+
+    def sync(self, ledger: Ledger, stops: Stops) -> None:
+        """Take the position from the symbol's books and its armed stops (after
+        a fill, an order's end, new stops, a restore, at each chunk)."""
+        e = ledger.entry
+        self.qty = float(ledger.qty)
+        if e is None:
+            self.avg_price, self.entry_ts, self.entry_index = 0.0, 0, 0
+        else:
+            self.avg_price, self.entry_ts, self.entry_index = float(e.price), e.ts, e.index
+        self.stop_price, self.take_profit_price, self.trailing_stop = (
+            stops.stop_price,
+            stops.take_profit_price,
+            stops.trailing,
+        )
 
 
 class SymbolView:

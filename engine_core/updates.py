@@ -94,10 +94,10 @@ def _book(
         qty = float(w.ledger.qty)
         w.risk.account.update(w.symbol, float(w.ledger.cash) + qty * last, abs(qty) * last)
     if w.strategy.has_on_fill:
-        w.sync_position_view()
+        w.view.position.sync(w.ledger, w.stops)
         w._guard(w.strategy.on_fill, fill.ts, fill)
     elif not ends:
-        w.sync_position_view()
+        w.view.position.sync(w.ledger, w.stops)
 
 
 def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> None:
@@ -134,7 +134,7 @@ def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> Non
         )
     else:
         settle_state(w, ts, f"order {flight.order.client_id} {status.value}")
-    w.sync_position_view()
+    w.view.position.sync(w.ledger, w.stops)
     w._persist()
     halts.flatten_if_halted(w)
 

@@ -36,7 +36,6 @@ from engine_core.journal import Journal
 from engine_core.ledger import Ledger
 from engine_core.model import Bar, BarChunk, ErrorEvent, OrderType, State
 from engine_core.orders import OrderTracker, OrderUpdate
-from engine_core.results import SymbolResult
 from engine_core.risk import KillSwitch
 from engine_core.statemachine import StateMachine
 from engine_core.stops import StopHit, Stops
@@ -209,7 +208,7 @@ class SymbolWorker:
     def _load(self, chunk: BarChunk, bar: Bar | None = None) -> None:
         cols, offset = self.store.push(chunk, self.window - 1, bar)
         self.view.set_data(cols, offset, bar)
-        self.sync_position_view()
+        self.view.position.sync(self.ledger, self.stops)
         if not self.started:
             self.started = True
             self._guard(self.strategy.init, int(chunk.ts[0]))
@@ -384,15 +383,6 @@ class SymbolWorker:
         except StrategyError as err:
             halts.halt(self, str(err), ts)
 
-    def sync_position_view(self) -> None:
-        p, e, s = self.view.position, self.ledger.entry, self.stops
-        p.qty = float(self.ledger.qty)
-        if e is None:
-            p.avg_price, p.entry_ts, p.entry_index = 0.0, 0, 0
-        else:
-            p.avg_price, p.entry_ts, p.entry_index = float(e.price), e.ts, e.index
-        p.stop_price, p.take_profit_price, p.trailing_stop = s.stop_price, s.take_profit_price, s.trailing
-
     # ------------------------------------------------------------ journal
 
     def snapshot(self) -> dict[str, Any]:
@@ -408,20 +398,3 @@ class SymbolWorker:
             self.journal.save_symbol(self.symbol, recovery.snapshot(self), soon=soon)
 
     # ------------------------------------------------------------ result
-
-    def result(self) -> SymbolResult:
-        ts, pnl, exposed = self.ledger.series()
-        return SymbolResult(
-            symbol=self.symbol,
-            ts=ts,
-            pnl=pnl,
-            exposed=exposed,
-            trades=list(self.ledger.trades),
-            orders=self.orders_sent,
-            fills=self.ledger.fills,
-            final_state=self.sm.state.value,
-            position_qty=self.ledger.qty,
-            halted=self.halted,
-            errors=list(self.errors),
-            candles=self.candles,
-        )
