@@ -45,6 +45,27 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto | Amqtt]:
 
 
 @pytest.fixture
+def mosquitto_installed() -> None:
+    """What only mosquitto does here (MQTT 5, its own configs: TLS, passwords;
+    amqtt speaks 3.1.1): ``make test`` and ``.ci/run`` install it, so a test
+    that needs it fails, never skips, without it."""
+    if broker_kind() != "mosquitto":
+        pytest.fail(
+            "this test needs Debian's mosquitto (apt-get install mosquitto; "
+            "make test and .ci/run do: scripts/test-deps install)"
+        )
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path, mosquitto_installed: None) -> Iterator[Mosquitto]:
+    """Mosquitto itself, on a free port."""
+    b = Mosquitto(tmp_path)
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
 def subscriber(broker: Mosquitto | Amqtt) -> Iterator[Subscriber]:
     sub = Subscriber(broker.port)
     yield sub

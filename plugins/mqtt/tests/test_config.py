@@ -4,7 +4,6 @@ secrets never shown."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from engine_core.report import summarize
 from engine_core.runner import build_engine
 from engine_core.testing import write_config
 
-needs_mosquitto = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="runs its own mosquitto")
+needs_mosquitto = pytest.mark.usefixtures("mosquitto_installed")  # runs its own mosquitto
 
 
 @pytest.mark.parametrize(

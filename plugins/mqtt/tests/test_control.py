@@ -176,10 +176,10 @@ def test_stop_ends_the_engine(live: Live, broker):
     wait_until(lambda: live.subscriber.on("t/e1/status")[-1]["online"] is False, "the engine offline")
 
 
-def test_mqtt5_response_topic_and_correlation_data(tmp_path: Path, broker, subscriber):
-    if not isinstance(broker, Mosquitto):
-        pytest.skip("amqtt speaks MQTT 3.1.1 only")
+def test_mqtt5_response_topic_and_correlation_data(tmp_path: Path, mosquitto: Mosquitto):
+    broker = mosquitto
     path, name = gated_config(tmp_path, broker.port, sink={"control": True, "mqtt_version": "5"})
+    subscriber = Subscriber(broker.port)
     run = Running(path)
     try:
         wait_until(lambda: any(s["online"] for s in subscriber.on("t/e1/status")), "the engine online")
@@ -201,6 +201,7 @@ def test_mqtt5_response_topic_and_correlation_data(tmp_path: Path, broker, subsc
     finally:
         channel(name).put(None)
         run.join()
+        subscriber.close()
 
 
 def test_a_worker_error_without_a_message_is_answered_with_its_type_never_an_empty_line(monkeypatch):
