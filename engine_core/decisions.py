@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from engine_core import transitions, updates
+from engine_core import matching, recovery, transitions, updates
 from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError
 from engine_core.execution import HELD
 from engine_core.model import BUY, SELL, ErrorEvent, Order, OrderType, Side, SignalEvent, State, to_decimal
@@ -55,7 +55,7 @@ def apply(w: SymbolWorker, state: State, d: Decision, k: int) -> None:
         w.stops.override(d.stop_price, d.take_profit_price, d.trailing_stop)
         transitions.journal_stops(w, ts)
         w.view.position.sync(w.ledger, w.stops)
-        w._persist()
+        recovery.persist(w)
 
 
 def _enter(w: SymbolWorker, d: Decision, k: int, ts: int) -> None:
@@ -139,12 +139,12 @@ def _send(
     status = _SUBMITTED if state is None else _INTENT if state is HELD else _UNKNOWN
     w.orders.open(order, status, w.view.seen + k)
     w.orders_sent += 1
-    w._persist()
+    recovery.persist(w)
     if state is not None:
         updates.apply_state(w, order, state, k)
     if w.sim is not None and w.orders.current is not None and limit is None:
         if price is not None or not w.fill_next_open:
-            w._simulate(k, w.sim.fill_market, w.symbol, ts, last)
+            matching.simulate(w, k, w.sim.fill_market, w.symbol, ts, last)
     return True
 
 
@@ -152,7 +152,7 @@ def _not_placed(w: SymbolWorker, ts: int, err: EngineError) -> None:
     w.entry_levels = None
     rule = f" by {err.rule}" if isinstance(err, RiskError) and err.rule else ""
     w.bus.emit(ErrorEvent(w.symbol, ts, f"order not placed: {err}", kind="order"))
-    if w.sm.state is State.CLOSE_WATCH and w.flat():
+    if w.sm.state is State.CLOSE_WATCH and w.ledger.flat():
         transitions.move(w, State.WATCH, ts, f"entry refused{rule}" if rule else "entry not placed")
 
 
@@ -172,7 +172,7 @@ def cancel(w: SymbolWorker, flight: InFlight, k: int) -> None:
         return
     flight.cancel_sent = True
     if w.sim is not None:
-        w._simulate(k, w.execution.cancel, flight.order)
+        matching.simulate(w, k, w.execution.cancel, flight.order)
     else:
         w.execution.cancel(flight.order)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine_core import decisions
+from engine_core import decisions, recovery
 from engine_core.brokers import Broker
 from engine_core.control import Request
 from engine_core.model import Bar, BarChunk, ErrorEvent, Order, iso_utc
@@ -28,7 +28,7 @@ def halt(w: SymbolWorker, message: str, ts: int | None, flatten: bool = True) ->
     if w.journal is not None:
         with w.journal.transaction():
             w.journal.record(record)
-            w._persist()
+            recovery.persist(w)
     w.bus.emit(record)
     if not w.view.n:
         return

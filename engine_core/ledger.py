@@ -8,6 +8,7 @@ so the symbol's PnL at a price is ``cash + qty * price``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -51,8 +52,12 @@ class Entry:
 class Ledger:
     """Position, cash and round trips of one symbol, and its PnL per bar."""
 
-    def __init__(self, symbol: str, keep_fill_keys: bool = True) -> None:
+    def __init__(
+        self, symbol: str, keep_fill_keys: bool = True, lot: Callable[[Decimal], Decimal] | None = None
+    ) -> None:
         self.symbol = symbol
+        # the venue's lot rounding (None: any quantity trades): what counts as flat
+        self.lot = lot
         # Only a venue (an update sent again) or a restart (the broker telling
         # fills the journal booked) brings a fill twice; a backtest's paper
         # broker never does, and its fills need no key kept.
@@ -72,13 +77,21 @@ class Ledger:
 
     # ------------------------------------------------------------ fills
 
-    def book(self, fill: Fill, key: str, i: int, index: int, reason: str, flat: bool | None = None) -> RoundTrip | None:
+    def flat(self, qty: Decimal | None = None) -> bool:
+        """No position the venue could trade (the symbol's, or ``qty``): zero,
+        or a remainder below its lot step. A venue that takes its fee in the
+        asset bought leaves such dust after an exit; the trade is over, and
+        the dust goes with the next exit."""
+        if qty is None:
+            qty = self.qty
+        return qty == 0 or (self.lot is not None and self.lot(abs(qty)) <= 0)
+
+    def book(self, fill: Fill, key: str, i: int, index: int, reason: str) -> RoundTrip | None:
         """Book ``fill`` (``key``: its ``Fill.key``, which the caller has
         checked is not in ``fill_keys``) at chunk bar ``i``; ``index`` is the
-        symbol's bar count there. Returns the round trip it closes, if any. ``flat`` says
-        whether the position it leaves counts as none: by default only zero
-        does; the worker also counts a remainder below the venue's lot step
-        (dust that no order can sell), so that the round trip ends there."""
+        symbol's bar count there. Returns the round trip it closes, if any: a
+        position left flat (``flat``: dust below the lot step counts as none)
+        ends the round trip."""
         if self.keeps_fill_keys:
             self.fill_keys.add(key)
         signed = fill.position_change
@@ -89,7 +102,7 @@ class Ledger:
         self.fills += 1
         closed = None
         e = self.entry
-        flat_after = qty == 0 if flat is None else flat
+        flat_after = qty == 0 or (self.lot is not None and self.lot(abs(qty)) <= 0)
         grows = abs(qty) > abs(before)
         if e is None:
             if not flat_after and grows:  # from flat (or dust) into a position

@@ -11,6 +11,7 @@ halts the symbol when its position still disagrees.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,20 @@ def snapshot(w: SymbolWorker) -> dict[str, Any]:
         "kill": w.kill.snapshot(),
         "strategy_state": w.strategy.state() if w.started else w.restored_state,
     }
+
+
+def persist(w: SymbolWorker, soon: bool = False) -> None:
+    """Write ``w``'s snapshot to the journal (in the current transaction, if
+    any); ``soon``: only a bar's progress, committed with the other symbols'
+    shortly, the snapshot then taken by the journal's thread when ``w`` runs
+    on its own thread (it holds ``w.lock`` while it changes anything)."""
+    journal = w.journal
+    if journal is None:
+        return
+    if soon and w.thread is not None and w.thread.ident == threading.get_ident():
+        journal.save_symbol_later(w.symbol, w.snapshot, w.lock)
+    else:
+        journal.save_symbol(w.symbol, snapshot(w), soon=soon)
 
 
 def restore(w: SymbolWorker, snap: dict[str, Any] | None, unsettled: list[dict[str, Any]], fill_keys: set[str]) -> None:
@@ -183,7 +198,7 @@ def _adopt(w: SymbolWorker, found: OpenOrder) -> None:
     else:
         w.orders.remember(InFlight(order, OrderStatus.ACCEPTED, filled, venue_id, w.bars_done))
     updates.apply_state(w, order, state)
-    w._persist()
+    persist(w)
 
 
 def _foreign_warning(orders: Sequence[OpenOrder]) -> str:

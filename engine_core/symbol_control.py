@@ -56,7 +56,7 @@ def _flatten(w: SymbolWorker, last: int | None) -> str:
         raise ControlError(f"exit order {cur.order.client_id} is already working")
     if cur is not None:  # an entry working: cancel it, then flatten what it filled
         decisions.cancel(w, cur, max(w.view.n - 1, 0))
-    if w.flat():
+    if w.ledger.flat():
         if w.sm.state is State.CLOSE_WATCH:
             w.expiry = None
             transitions.move(w, State.WATCH, last or 0, "flatten command")
@@ -66,6 +66,6 @@ def _flatten(w: SymbolWorker, last: int | None) -> str:
         raise ControlError("no bar yet to price an order at")
     decisions.exit(w, w.view.n - 1, "flatten", None)
     cur = w.orders.current
-    if cur is None and not w.flat():
+    if cur is None and not w.ledger.flat():
         raise ControlError("the flatten order was not placed (see the error event)")
     return f"flatten order {cur.order.client_id} sent" if cur else "flattened"

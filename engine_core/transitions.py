@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from engine_core import recovery
 from engine_core.model import State, TransitionEvent
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def move(w: SymbolWorker, to: State, ts: int, reason: str) -> None:
         return
     with journal.transaction(synced=False):
         journal.record(record)
-        w._persist()
+        recovery.persist(w)
     if bus.listening:
         bus.emit(record)
 

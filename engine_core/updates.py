@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine_core import halts, outbox, transitions
+from engine_core import halts, outbox, recovery, transitions
 from engine_core.model import ErrorEvent, Fill, FillEvent, Order, State
 from engine_core.orders import InFlight, OrderState, OrderStatus, OrderUpdate, UpdateKind
 
@@ -74,19 +74,17 @@ def _book(
         w.bus.emit(ErrorEvent(w.symbol, fill.ts, f"fill for unknown order {fill.client_id}: booked", kind="fill"))
     reason = reason or (flight.order.reason if flight is not None else "exit")
     index = w.view.seen + i + 1
-    # the ledger's own reading (only zero is flat) serves a broker without a lot step
-    flat = None if w._any_qty else w.flat(w.ledger.qty + fill.position_change)
     record = None
     if outbox.wanted(w.journal, w.bus):  # the fill, and what it leaves of its order
         filled = flight.filled if flight is not None else fill.qty
         record = FillEvent(fill, filled, status or (flight.status if flight is not None else _FILLED))
     if record is None or w.journal is None:
-        w.ledger.book(fill, key, i, index, reason, flat)
+        w.ledger.book(fill, key, i, index, reason)
     else:
         with w.journal.transaction():
             w.journal.record(record)
-            w.ledger.book(fill, key, i, index, reason, flat)
-            w._persist()
+            w.ledger.book(fill, key, i, index, reason)
+            recovery.persist(w)
     if record is not None and w.bus.listening:  # once it is committed
         w.bus.emit(record)
     if w.risk.tracks_account:
@@ -105,7 +103,7 @@ def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> Non
     w.order_expiry = None
     status = flight.status
     state, qty = w.sm.state, w.ledger.qty
-    if state is _CLOSE_WATCH and not w.flat():
+    if state is _CLOSE_WATCH and not w.ledger.flat():
         order = flight.order
         if w.broker.supports_brackets and (order.stop_price is not None or order.take_profit_price is not None):
             w.bracket = order.client_id
@@ -120,7 +118,7 @@ def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> Non
         w.entry_levels = None
         detail = f": {why}" if why else ""
         transitions.move(w, _WATCH, ts, f"order {flight.order.client_id} {status.value}{detail}")
-    elif state is _IN_TRADE and w.flat():
+    elif state is _IN_TRADE and w.ledger.flat():
         w.stops.clear()
         transitions.move(w, _WATCH, ts, flight.order.reason)
     elif state is _IN_TRADE and status is not _FILLED:
@@ -135,7 +133,7 @@ def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> Non
     else:
         settle_state(w, ts, f"order {flight.order.client_id} {status.value}")
     w.view.position.sync(w.ledger, w.stops)
-    w._persist()
+    recovery.persist(w)
     halts.flatten_if_halted(w)
 
 
@@ -145,12 +143,12 @@ def settle_state(w: SymbolWorker, ts: int, reason: str) -> None:
     if w.orders.current is not None:
         return
     state = w.sm.state
-    if not w.flat() and state is not State.IN_TRADE:
+    if not w.ledger.flat() and state is not State.IN_TRADE:
         if state is State.WATCH:
             transitions.move(w, State.CLOSE_WATCH, ts, reason)
         _arm_stops(w, ts)
         transitions.move(w, State.IN_TRADE, ts, reason)
-    elif w.flat() and state is State.IN_TRADE:
+    elif w.ledger.flat() and state is State.IN_TRADE:
         w.stops.clear()
         transitions.move(w, State.WATCH, ts, reason)
 

@@ -14,16 +14,16 @@ transitions.py, halts.py, recovery.py, symbol_control.py (ARCHITECTURE.md).
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import traceback
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine_core import decisions, exits, halts, recovery, symbol_control, transitions, updates
+from engine_core import decisions, exits, halts, matching, recovery, symbol_control, transitions, updates
 from engine_core.baton import Gate
 from engine_core.brokers import Broker, SimulatedBroker
 from engine_core.candles import Candles
@@ -34,7 +34,7 @@ from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal
 from engine_core.ledger import Ledger
-from engine_core.model import Bar, BarChunk, ErrorEvent, OrderType, State
+from engine_core.model import Bar, BarChunk, ErrorEvent, State
 from engine_core.orders import OrderTracker, OrderUpdate
 from engine_core.risk import KillSwitch
 from engine_core.statemachine import StateMachine
@@ -52,9 +52,8 @@ class Warmup(NamedTuple):
     chunk: BarChunk
 
 
-# Enum members the bar path reads, looked up once: on Python 3.11 each
-# ``State.X`` goes through the enum metaclass's __getattr__ hook (~0.2 us).
-_WATCH, _IN_TRADE, _LIMIT = State.WATCH, State.IN_TRADE, OrderType.LIMIT
+# Read once: on Python 3.11 each ``State.X`` goes through the enum metaclass (~0.2 us).
+_CLOSE_WATCH, _IN_TRADE = State.CLOSE_WATCH, State.IN_TRADE
 
 
 class SymbolWorker:
@@ -77,8 +76,6 @@ class SymbolWorker:
         self.broker = broker
         self.sim: SimulatedBroker | None = broker if isinstance(broker, SimulatedBroker) else None
         self.fill_next_open = self.sim is not None and self.sim.fill_at == "next_open"
-        # A broker that trades any quantity (no lot step): only zero is flat.
-        self._any_qty = type(broker).round_qty is Broker.round_qty
         self.bus = bus
         self.window = window
         self.store = BarWindow(symbol, window)
@@ -94,7 +91,9 @@ class SymbolWorker:
         self.lock = threading.Lock()  # held while a message is processed
         self.done = False  # the thread has ended; late updates are applied by the caller
 
-        self.ledger = Ledger(symbol, keep_fill_keys=journal is not None or self.sim is None)
+        # a broker that trades any quantity (no lot step): only zero is flat
+        lot = None if type(broker).round_qty is Broker.round_qty else functools.partial(broker.round_qty, symbol)
+        self.ledger = Ledger(symbol, keep_fill_keys=journal is not None or self.sim is None, lot=lot)
         self.orders = OrderTracker()
         self.stops = Stops()
         self.risk = execution.risk
@@ -118,8 +117,8 @@ class SymbolWorker:
         self.entries_allowed: Callable[[str, int], bool] | None = None  # the source's, when it has sessions
         self._i = 0  # chunk-relative index of the bar being processed
         # the thread in a call to the simulated broker, and the chunk bar it is at:
-        # what the broker reports meanwhile is applied at once (``deliver``)
-        self._simulating, self._at = 0, 0
+        # what the broker reports meanwhile is applied at once (``deliver``; matching.py)
+        self.simulating = (0, 0)
 
     # ------------------------------------------------------------ threading
 
@@ -169,8 +168,9 @@ class SymbolWorker:
         broker's report from inside the worker's own call (``_simulate``) is
         applied at once, at that bar. After the worker has ended (shutdown),
         it is applied here so no fill is dropped."""
-        if self._simulating == threading.get_ident():
-            updates.apply(self, update, self._at)
+        thread, at = self.simulating
+        if thread == threading.get_ident():
+            updates.apply(self, update, at)
             return
         self.inbox.put(update)
         if self.done:
@@ -245,7 +245,7 @@ class SymbolWorker:
         self._i = 0
         self.last_ts = last_ts
         self.bars_done += n
-        self._persist(soon=True)  # only the bar's progress: committed with the other symbols' shortly
+        recovery.persist(self, soon=True)  # only the bar's progress: committed with the other symbols' shortly
         if self.halted is None and self.cfg.reload:
             self._reload(last_ts)
 
@@ -284,7 +284,7 @@ class SymbolWorker:
     def _step(self, i: int, n: int) -> int:
         v, o = self.view, self.view.offset
         if self.orders.current is not None:
-            self._work_order(i)
+            matching.work_order(self, i)
         # With a simulated order working, go bar by bar so it is matched on each.
         end = i + 1 if self.orders.current is not None and self.sim is not None else n
         if self.halted is not None:
@@ -292,14 +292,14 @@ class SymbolWorker:
         state = self.sm.state
         stop = end
         hit: StopHit | None = None
-        if state is State.IN_TRADE and self.orders.current is None and self.stops.active:
+        if state is _IN_TRADE and self.orders.current is None and self.stops.active:
             hit = exits.first_stop(self, i, end)
             if hit is not None:
                 stop = hit.bar
         kill = exits.first_kill(self, i, stop + 1 if hit is not None else stop) if self.kill.enabled else None
         if kill is not None and (hit is None or kill[0] < hit.bar):
             stop, hit = kill[0], None
-        if state is State.CLOSE_WATCH and self.expiry is not None:
+        if state is _CLOSE_WATCH and self.expiry is not None:
             lapse = self.expiry - v.seen
             if lapse <= i:
                 self.expiry = None
@@ -309,7 +309,7 @@ class SymbolWorker:
         k, decision = self._scan(state, i, stop)
         if k is None:  # the strategy failed and the symbol halted
             return i + 1
-        if self.stops.trailing is not None and state is State.IN_TRADE:  # (no slicing when nothing trails)
+        if self.stops.trailing is not None and state is _IN_TRADE:  # (no slicing when nothing trails)
             self.stops.advance_best(
                 v.high[o + i : o + min(k + 1, stop)], v.low[o + i : o + min(k + 1, stop)], self.ledger.qty > 0
             )
@@ -340,39 +340,6 @@ class SymbolWorker:
             halts.halt(self, str(err), ts)
             return None, None
 
-    def _work_order(self, i: int) -> None:
-        """Match a simulated order against bar ``i``; cancel an entry limit past its expiry."""
-        cur = self.orders.current
-        assert cur is not None
-        v, j = self.view, self.view.offset + i
-        ts = int(v.ts[j])
-        if self.sim is not None and cur.order.ts < ts and (self.fill_next_open or cur.order.type is _LIMIT):
-            self._simulate(i, self.sim.match, self.symbol, ts, float(v.open[j]), float(v.high[j]), float(v.low[j]))
-        if self.orders.current is not None and self.order_expiry is not None and v.seen + i >= self.order_expiry:
-            self.order_expiry = None
-            decisions.cancel(self, self.orders.current, i)
-
-    def _simulate(self, k: int, call: Callable[..., None], *args: Any) -> None:
-        """Call the simulated broker at chunk bar ``k``: what it reports
-        through ``on_update`` meanwhile is applied at once, at that bar."""
-        before = self._simulating, self._at
-        self._simulating, self._at = threading.get_ident(), k
-        try:
-            call(*args)
-        finally:
-            self._simulating, self._at = before
-
-    def flat(self, qty: Decimal | None = None) -> bool:
-        """No position the venue could trade (the symbol's, or ``qty``): zero,
-        or a remainder below its lot step. A venue that takes its fee in the
-        asset bought leaves such dust after an exit; the trade is over, and
-        the dust goes with the next exit."""
-        if qty is None:
-            qty = self.ledger.qty
-        if qty == 0:
-            return True
-        return not self._any_qty and self.broker.round_qty(self.symbol, abs(qty)) <= 0
-
     # ------------------------------------------------------------ state, errors
 
     def _guard(self, call: Any, ts: int, *args: Any) -> None:
@@ -387,14 +354,3 @@ class SymbolWorker:
 
     def snapshot(self) -> dict[str, Any]:
         return recovery.snapshot(self)
-
-    def _persist(self, soon: bool = False) -> None:
-        if self.journal is None:
-            return
-        if soon and self.thread is not None and self.thread.ident == threading.get_ident():
-            # on its own thread, holding self.lock while it changes anything: the journal's thread takes it
-            self.journal.save_symbol_later(self.symbol, self.snapshot, self.lock)
-        else:
-            self.journal.save_symbol(self.symbol, recovery.snapshot(self), soon=soon)
-
-    # ------------------------------------------------------------ result
