@@ -190,7 +190,12 @@ def main() -> None:
             f"last tenth median {np.median(last):.2f} ms (p99 {np.percentile(last, 99):.2f})"
         )
     if engine.baton is not None:
-        print(f"  turns that lost the baton by its lease: {engine.baton.lapsed:,}")
+        turns = engine.baton._begun
+        print(
+            f"  turns: {turns:,}, {engine.baton.woken:,} begun by waking a thread "
+            f"({engine.baton.woken / max(turns, 1):.1%}; the others ran on the thread that ended the one before), "
+            f"{engine.baton.lapsed:,} lost the baton by its lease"
+        )
     print(f"  CPU per live bar, whole run: {cpu / bars * 1e6:.0f} us (whole process, start-up included)")
     # Steady state: from the first bar after the warm-up to the moment every
     # bar has been processed (backlog included when the engine fell behind).

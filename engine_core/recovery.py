@@ -50,12 +50,13 @@ def snapshot(w: SymbolWorker) -> dict[str, Any]:
 def persist(w: SymbolWorker, soon: bool = False) -> None:
     """Write ``w``'s snapshot to the journal (in the current transaction, if
     any); ``soon``: only a bar's progress, committed with the other symbols'
-    shortly, the snapshot then taken by the journal's thread when ``w`` runs
-    on its own thread (it holds ``w.lock`` while it changes anything)."""
+    shortly, the snapshot then taken by the journal's thread when ``w`` is
+    processing a message from its inbox (it holds ``w.lock`` while it
+    changes anything)."""
     journal = w.journal
     if journal is None:
         return
-    if soon and w.thread is not None and w.thread.ident == threading.get_ident():
+    if soon and w.running == threading.get_ident():
         journal.save_symbol_later(w.symbol, w.snapshot, w.lock)
     else:
         journal.save_symbol(w.symbol, snapshot(w), soon=soon)

@@ -184,7 +184,7 @@ class Engine:
             if live and not self.lockstep:  # one worker at a time processes a message, in arrival order (baton.py)
                 self.baton = Baton()
                 for worker in self.workers.values():
-                    worker.inbox = self.baton.gate(worker.inbox)  # type: ignore[assignment]
+                    worker.inbox = self.baton.gate(worker.inbox, worker.take)  # type: ignore[assignment]
             for worker in self.workers.values():
                 if not self.lockstep:
                     worker.start()

@@ -89,6 +89,7 @@ class SymbolWorker:
         )
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()  # held while a message is processed
+        self.running = 0  # the thread processing a message from the inbox (``take``), if any
         self.done = False  # the thread has ended; late updates are applied by the caller
 
         # a broker that trades any quantity (no lot step): only zero is flat
@@ -127,20 +128,25 @@ class SymbolWorker:
         self.thread.start()
 
     def _loop(self) -> None:
-        gate = self.inbox if isinstance(self.inbox, Gate) else None  # live: the workers take turns (baton.py)
-        while True:
-            msg = self.inbox.get()
-            if msg is STOP:
-                self._finish()
-                if gate is not None:
-                    gate.leave()
-                return
+        if isinstance(self.inbox, Gate):  # live: the threads run the workers' turns, any worker's (baton.py)
+            self.inbox.serve()
+            return
+        while self.take(self.inbox.get()):
+            pass
+
+    def take(self, msg: Any) -> bool:
+        """Process one message from the inbox on the calling thread (live, the
+        one the baton runs this turn on); False once it was STOP."""
+        if msg is STOP:
+            self._finish()
+            return False
+        with self.lock:
+            self.running = threading.get_ident()
             try:
-                with self.lock:
-                    self.handle(msg)
+                self.handle(msg)
             finally:
-                if gate is not None:
-                    gate.end()
+                self.running = 0
+        return True
 
     def handle(self, msg: Any) -> None:
         """Process one inbox message; an error halts this symbol only."""

@@ -4,7 +4,9 @@ waiting. No timing is asserted: each test waits for what must happen."""
 
 from __future__ import annotations
 
+import functools
 import threading
+import time
 from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any
@@ -15,30 +17,32 @@ WAIT = 30  # seconds: only a broken baton gets near it
 
 
 def _workers(
-    baton: Baton, names: str, act: Callable[[str, Any], None], queued: dict[str, list[Any]] | None = None
+    baton: Baton,
+    names: str,
+    act: Callable[[str, Any], None],
+    queued: dict[str, list[Any]] | None = None,
+    threads: list[threading.Thread] | None = None,
 ) -> dict[str, Gate]:
-    """One thread per name taking turns through its gate, calling ``act`` on
-    each message until it gets None (then it leaves); ``queued``: what a
-    worker's inbox holds before its gate is made."""
+    """One thread per name running turns (any name's) through the baton,
+    calling ``act`` on each message until a name gets None (then it ends);
+    ``queued``: what a worker's inbox holds before its gate is made."""
     inboxes: dict[str, SimpleQueue[Any]] = {name: SimpleQueue() for name in names}
     for name, messages in (queued or {}).items():
         for msg in messages:
             inboxes[name].put(msg)
-    gates = {name: baton.gate(inboxes[name]) for name in names}
 
-    def loop(name: str, gate: Gate) -> None:
-        while True:
-            msg = gate.get()
-            if msg is None:
-                gate.leave()
-                return
-            try:
-                act(name, msg)
-            finally:
-                gate.end()
+    def work(name: str, msg: Any) -> bool:
+        if msg is None:
+            return False
+        act(name, msg)
+        return True
 
-    for name, gate in gates.items():
-        threading.Thread(target=loop, args=(name, gate), daemon=True).start()
+    gates = {name: baton.gate(inboxes[name], functools.partial(work, name)) for name in names}
+    for gate in gates.values():
+        thread = threading.Thread(target=gate.serve, daemon=True)
+        thread.start()
+        if threads is not None:
+            threads.append(thread)
     return gates
 
 
@@ -160,4 +164,91 @@ def test_what_an_inbox_holds_when_its_gate_is_made_takes_turns_too():
     assert done == [("A", "update"), ("B", "bar"), ("A", "bar"), ("A", "bar 2")]
     for gate in gates.values():
         gate.put(None)
+    baton.close()
+
+
+def test_a_burst_for_idle_workers_runs_on_the_thread_that_ended_the_turn_before():
+    """No thread is woken per bar: the thread ending a turn runs the next."""
+    baton = Baton(lease=WAIT)
+    release, finished = threading.Event(), threading.Event()
+    ran: list[tuple[str, int]] = []
+
+    def act(name: str, msg: Any) -> None:
+        if name == "A":
+            assert release.wait(WAIT)  # the burst queues up behind A's turn
+        ran.append((name, threading.get_ident()))
+        if len(ran) == 8:
+            finished.set()
+
+    gates = _workers(baton, "ABCDEFGH", act)
+    for name in "ABCDEFGH":
+        gates[name].put(1)
+    release.set()
+    assert finished.wait(WAIT)
+    assert [name for name, _ in ran] == list("ABCDEFGH")
+    assert {thread for _, thread in ran} == {ran[0][1]}  # one thread ran the whole burst
+    assert baton.woken == 1  # only the first turn woke a thread
+    for gate in gates.values():
+        gate.put(None)
+    baton.close()
+
+
+def test_a_worker_runs_on_one_thread_at_a_time_in_order_whatever_its_turns_do():
+    """Holders that step aside or lose the baton, turns begun for busy
+    workers: each worker's messages are still processed one at a time, in
+    the order they were put, and every one of them is."""
+    baton = Baton(lease=0.0005)
+    names, per_name = "ABCDEF", 60
+    inside: dict[str, int] = dict.fromkeys(names, 0)
+    seen: dict[str, list[int]] = {name: [] for name in names}
+    overlaps: list[str] = []
+    finished = threading.Event()
+    lock = threading.Lock()
+
+    def act(name: str, msg: Any) -> None:
+        with lock:
+            inside[name] += 1
+            if inside[name] > 1:
+                overlaps.append(name)
+        if msg % 3 == 0:
+            step_aside()
+            threading.Event().wait(0.0003)  # an fsync
+        elif msg % 7 == 0:
+            time.sleep(0.002)  # slow: loses the baton
+        with lock:
+            inside[name] -= 1
+            seen[name].append(msg)
+            if sum(map(len, seen.values())) == len(names) * per_name:
+                finished.set()
+
+    gates = _workers(baton, names, act)
+    for msg in range(per_name):
+        for name in names if msg % 2 else reversed(names):
+            gates[name].put(msg)
+    assert finished.wait(WAIT)
+    assert overlaps == []
+    assert seen == {name: list(range(per_name)) for name in names}
+    for gate in gates.values():
+        gate.put(None)
+    baton.close()
+
+
+def test_every_thread_ends_once_every_worker_has_ended():
+    baton = Baton(lease=0.0005)
+    threads: list[threading.Thread] = []
+
+    def act(name: str, msg: Any) -> None:
+        if msg == 2:
+            step_aside()
+            time.sleep(0.01)
+
+    gates = _workers(baton, "ABCD", act, threads=threads)
+    for name in "ABCD":
+        gates[name].put(1)
+        gates[name].put(2)
+    for name in "DCBA":
+        gates[name].put(None)
+    for thread in threads:
+        thread.join(WAIT)
+    assert not any(thread.is_alive() for thread in threads)
     baton.close()
