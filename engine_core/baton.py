@@ -124,16 +124,12 @@ class Baton:
         return None
 
     def _wake(self, gate: Gate) -> None:
-        """Under the lock: a parked thread runs ``gate``'s turn (its own, if parked)."""
-        parked = self._parked
-        if not parked:
+        """Under the lock: the thread parked last (its caches the warmest) runs
+        ``gate``'s turn; with none parked, the next thread that is free does."""
+        if not self._parked:
             self._unrun.append(gate)
             return
-        if gate.parked:
-            parked.remove(gate)
-            home = gate
-        else:
-            home = parked.pop()
+        home = self._parked.pop()
         home.parked = False
         self.woken += 1
         home.assigned.put(gate)
