@@ -105,8 +105,7 @@ class ExecutionEngine:
         except Exception as err:  # a bug in the broker: the worker halts; a restart asks the broker
             self.record(order, OrderStatus.UNKNOWN, f"broker.submit: {error_text(err)}")
             raise
-        if self._count_orders:
-            self.risk.account.order_opened()
+        self.order_opened()
         if held:
             return HELD
         self.record(order, _SUBMITTED)
@@ -114,9 +113,14 @@ class ExecutionEngine:
 
     def _unanswered(self, order: Order, why: str) -> OrderState:
         state = self.resolve(order, why)
+        self.order_opened()
+        return state
+
+    def order_opened(self) -> None:
+        """An order joined the book: sent, or at a restart the symbol's order
+        in flight again (restored from the journal or adopted from the venue)."""
         if self._count_orders:
             self.risk.account.order_opened()
-        return state
 
     def order_closed(self) -> None:
         """An order left the book (filled, cancelled, rejected, expired or lost)."""

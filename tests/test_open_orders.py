@@ -117,3 +117,37 @@ def test_an_order_someone_else_placed_is_named_once_and_left_alone(tmp_path):
         "what they fill is not booked here and moves the position the broker reports): "
         "v1 (manual-7) sell 0.5 limit @ 120; v2 (web_x1) buy 3 market"
     ]
+
+
+def test_an_order_still_open_after_a_restart_counts_towards_max_open_orders(tmp_path):
+    """A's entry rests at the venue when the engine stops; after the restart
+    it is A's order in flight again, and it is one of the account's open
+    orders: with max_open_orders = 1, B's entry is refused, never sent."""
+    v = venue("limit", reset=True)
+
+    def cfg(strategy: str, n: int) -> Path:
+        rows = sorted(replay_rows("A", [100.0] * n) + replay_rows("B", [100.0] * n), key=lambda r: r[1])
+        return write_config(
+            tmp_path / "c.toml",
+            {
+                "engine": {"mode": "live", "symbols": ["A", "B"], "window": 20, "journal_sync": "normal"},
+                "source": {"type": "replay", "bars": rows, "pace": 0.02},
+                "strategy": python_strategy(tmp_path, watch=strategy),
+                "broker": {"type": "scripted", "venue": "limit", "script": ["ack"]},  # accepted, never filled
+                "risk": {"max_open_orders": 1},
+            },
+        )
+
+    build_engine(cfg('return {"action": "enter", "qty": 1} if ctx.symbol == "A" and ctx.index == 1 else None', 3)).run()
+    [resting] = list(v.orders)
+    with closing(journal_of(tmp_path)) as j:
+        assert [r["status"] for r in j.orders("A")] == ["accepted"]
+    second = build_engine(cfg('return {"action": "enter", "qty": 1} if ctx.symbol == "B" and ctx.index >= 4 else None', 8))
+    result = second.run()
+    assert result.symbols["B"].position_qty == 0
+    assert list(v.orders) == [resting]  # B's entry never reached the venue
+    with closing(journal_of(tmp_path)) as j:
+        rows = j.orders("B")
+        refusals = [e.get("detail", "") for e in j.events("B") if e["kind"] == "refused"]
+    assert rows and {r["status"] for r in rows} == {"refused"}
+    assert refusals and all("max_open_orders: " in detail for detail in refusals)
