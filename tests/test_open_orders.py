@@ -142,7 +142,9 @@ def test_an_order_still_open_after_a_restart_counts_towards_max_open_orders(tmp_
     [resting] = list(v.orders)
     with closing(journal_of(tmp_path)) as j:
         assert [r["status"] for r in j.orders("A")] == ["accepted"]
-    second = build_engine(cfg('return {"action": "enter", "qty": 1} if ctx.symbol == "B" and ctx.index >= 4 else None', 8))
+    second = build_engine(
+        cfg('return {"action": "enter", "qty": 1} if ctx.symbol == "B" and ctx.index >= 4 else None', 8)
+    )
     result = second.run()
     assert result.symbols["B"].position_qty == 0
     assert list(v.orders) == [resting]  # B's entry never reached the venue
