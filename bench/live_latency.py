@@ -14,7 +14,7 @@ worker's own CPU per live bar: the thread CPU time of ``SymbolWorker.handle``
 on each steady-state bar, summed by a wrapper this bench installs (the
 engine's hot path carries no instrumentation).
 
-    .venv/bin/python bench/live_latency.py [--symbols 100] [--bars 300] [--pace 0.05] [--journal] [--mqtt]
+    .venv/bin/python bench/live_latency.py [--symbols 100] [--bars 300] [--pace 0.05] [--journal] [--mqtt] [--shards N]
 
 Without ``--journal`` the engine keeps no journal (the Python path alone);
 with it, as a live engine runs by default (a SQLite journal in a temporary
@@ -22,6 +22,9 @@ directory, ``journal_sync = "full"``). ``--record`` records the session as a
 live engine does by default (``bench/replay.py`` compares the two).
 ``--mqtt`` adds the mqtt sink as a live run uses it (QoS 1, one message per
 event) publishing to a mosquitto this bench starts on a free local port.
+``--shards N`` runs N engines at once, one process each with the symbols of
+its shard (``engine run --shard K/N``: a fleet, one engine per core), and
+prints their latencies together.
 """
 
 from __future__ import annotations
@@ -123,7 +126,13 @@ def main() -> None:
     parser.add_argument("--journal", action="store_true", help="keep the journal, as a live engine does by default")
     parser.add_argument("--record", action="store_true", help="record the session, as a live engine does by default")
     parser.add_argument("--mqtt", action="store_true", help="publish every event to a local mosquitto (QoS 1)")
+    parser.add_argument("--shards", type=int, default=1, help="run N engines (--shard K/N each), one process each")
+    parser.add_argument("--shard", help=argparse.SUPPRESS)  # K/N: this process runs shard K (set by --shards)
+    parser.add_argument("--dump", help=argparse.SUPPRESS)  # where this shard leaves its latencies
     args = parser.parse_args()
+    if args.shards > 1:
+        run_shards(args)
+        return
     time_handle()
     import engine_plugin_indicators.plugin as indicators
 
@@ -159,7 +168,7 @@ def main() -> None:
             f'[source]\ntype = "stamped"\nbars = {args.bars}\npace = {args.pace}\n'
             '[strategy]\nhost = "lua"\nscript = "s.lua"\n' + sink
         )
-        engine = Engine(load_config(work / "live.toml", registry), registry)
+        engine = Engine(load_config(work / "live.toml", registry, shard=args.shard), registry)
         running.append(engine)
         cpu0, t0 = time.process_time(), time.perf_counter()
         result = engine.run()
@@ -168,15 +177,16 @@ def main() -> None:
             broker.terminate()
             broker.wait()
     bars = sum(r.bars for r in result.symbols.values())
+    run = len(result.symbols)  # the symbols this engine ran (its shard's, with --shard)
     lat = np.array([s for s, _, _ in latencies]) * 1000
     steady = np.array([s for s, warm, _ in latencies if warm]) * 1000
-    tenth = max(1, args.symbols // 10)
+    tenth = max(1, run // 10)
     first = np.array([s for s, warm, place in latencies if warm and place <= tenth]) * 1000
-    last = np.array([s for s, warm, place in latencies if warm and place > args.symbols - tenth]) * 1000
+    last = np.array([s for s, warm, place in latencies if warm and place > run - tenth]) * 1000
     journal = "with the journal" if args.journal else "no journal"
     journal += ", recorded" if args.record else ", not recorded"
     journal += ", mqtt sink (QoS 1, a message per event)" if args.mqtt else ""
-    print(f"live: {args.symbols} symbols, {bars:,} bars in {wall:.1f} s, {len(lat):,} orders, {journal}")
+    print(f"live: {run} symbols, {bars:,} bars in {wall:.1f} s, {len(lat):,} orders, {journal}")
     for label, values in (("all bars", lat), (f"after each symbol's first {WARM} bars", steady)):
         if len(values):
             print(
@@ -190,7 +200,7 @@ def main() -> None:
             f"last tenth median {np.median(last):.2f} ms (p99 {np.percentile(last, 99):.2f})"
         )
     if engine.baton is not None:
-        turns = engine.baton._begun
+        turns = engine.baton.begun
         print(
             f"  turns: {turns:,}, {engine.baton.woken:,} begun by waking a thread "
             f"({engine.baton.woken / max(turns, 1):.1%}; the others ran on the thread that ended the one before), "
@@ -201,10 +211,10 @@ def main() -> None:
     # bar has been processed (backlog included when the engine fell behind).
     if "steady" in marks and "done" in marks:
         (c0, w0), (c1, w1) = marks["steady"], marks["done"]
-        n = bars - WARM * args.symbols
+        n = bars - WARM * run
         print(
             f"  CPU per live bar, steady state: {(c1 - c0) / n * 1e6:.0f} us over {n:,} bars "
-            f"({(c1 - c0) / (w1 - w0) * 100:.1f}% of one core = {(c1 - c0) / (w1 - w0) * 100 / args.symbols:.3f}% "
+            f"({(c1 - c0) / (w1 - w0) * 100:.1f}% of one core = {(c1 - c0) / (w1 - w0) * 100 / run:.3f}% "
             "per symbol)"
         )
     if handled[1]:
@@ -216,6 +226,43 @@ def main() -> None:
             f"({j.synced_commits / max(j.fsyncs, 1):.1f} commits per fsync)"
         )
     print(f"  peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    if args.dump:
+        np.save(args.dump, np.array(latencies, dtype=np.float64).reshape(-1, 3))
+
+
+def run_shards(args: argparse.Namespace) -> None:
+    """``--shards N``: N engines at once, each a process running the symbols
+    of its shard (``engine run --shard K/N``), as a fleet covers more symbols
+    than one interpreter keeps up with; the latencies of all of them together."""
+    import subprocess
+    import sys
+
+    forwarded = [f"--symbols={args.symbols}", f"--bars={args.bars}", f"--pace={args.pace}"]
+    forwarded += [flag for flag in ("--journal", "--record", "--mqtt") if getattr(args, flag[2:])]
+    with tempfile.TemporaryDirectory() as tmp:
+        dumps = [Path(tmp) / f"shard{k}.npy" for k in range(1, args.shards + 1)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, __file__, *forwarded, f"--shard={k}/{args.shards}", f"--dump={dump}"],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for k, dump in enumerate(dumps, 1)
+        ]
+        outputs = [proc.communicate()[0] for proc in procs]
+        if any(proc.returncode for proc in procs):
+            raise SystemExit(f"a shard failed: exit codes {[proc.returncode for proc in procs]}")
+        rows = np.concatenate([np.load(dump) for dump in dumps])
+    for k, out in enumerate(outputs, 1):
+        for line in out.splitlines():
+            if "steady state:" in line or "handle" in line or "p99" in line:
+                print(f"  shard {k}/{args.shards}: {line.strip()}")
+    steady = rows[rows[:, 1] > 0, 0] * 1000
+    print(
+        f"live: {args.symbols} symbols in {args.shards} engines (one process each), {len(rows):,} orders: "
+        f"arrival -> order submitted, after each symbol's first {WARM} bars: median {np.median(steady):.2f} ms, "
+        f"p99 {np.percentile(steady, 99):.2f} ms, max {steady.max():.2f} ms"
+    )
 
 
 if __name__ == "__main__":

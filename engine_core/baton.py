@@ -72,6 +72,11 @@ class Baton:
         self.lapsed = 0  # turns that lost the baton by the lease
         self.woken = 0  # turns begun by waking a thread (the others ran on the thread that ended the last)
 
+    @property
+    def begun(self) -> int:
+        """Turns begun so far."""
+        return self._begun
+
     def gate(self, inbox: Any, work: Callable[[Any], bool]) -> Gate:
         """``inbox`` (a worker's queue) under the baton; ``work`` processes one
         of its messages and returns False when the worker has ended. What the
