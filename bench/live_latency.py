@@ -66,6 +66,7 @@ marks: dict[str, tuple[float, float]] = {}  # (process CPU, wall) when the stead
 running: list[Engine] = []
 handled = [0.0, 0]  # thread CPU seconds inside SymbolWorker.handle on steady-state live bars, and their count
 handled_lock = threading.Lock()
+bursts: dict[int, float] = {}  # a steady-state burst's time -> when its last bar was processed
 
 
 def time_handle() -> None:
@@ -82,6 +83,7 @@ def time_handle() -> None:
         with handled_lock:
             handled[0] += spent
             handled[1] += 1
+            bursts[msg.ts] = time.perf_counter()  # the burst's last bar processed so far
 
     SymbolWorker.handle = timed  # type: ignore[method-assign]
 
@@ -198,6 +200,19 @@ def main() -> None:
             "  arrival -> order, steady state, by the bar's place in its burst: "
             f"first tenth median {np.median(first):.2f} ms (p99 {np.percentile(first, 99):.2f}), "
             f"last tenth median {np.median(last):.2f} ms (p99 {np.percentile(last, 99):.2f})"
+        )
+    if bursts:
+        # A burst is kept up with when its last bar is processed before the next burst's first arrives.
+        first_arrival: dict[int, float] = {}
+        for (_, ts), (at, _, _) in arrived.items():
+            first_arrival[ts] = min(at, first_arrival.get(ts, at))
+        times = sorted(bursts)
+        gaps = [(bursts[t] - first_arrival[t], first_arrival[u] - first_arrival[t]) for t, u in zip(times, times[1:])]
+        behind = sum(took > gap for took, gap in gaps)
+        slowest = max(gaps, default=(0.0, 0.0))
+        print(
+            f"  bursts processed before the next one arrived: {len(gaps) - behind:,} of {len(gaps):,} "
+            f"(fell behind {behind:,} times; the slowest took {slowest[0] * 1000:.1f} ms)"
         )
     if engine.baton is not None:
         turns = engine.baton.begun
