@@ -27,18 +27,18 @@ WAL mode. Schema (version in ``PRAGMA user_version``):
 Money and quantities are stored as decimal strings.
 
 With ``sync = "full"`` (the default) a commit is on disk before the engine
-acts on it: the thread that committed fsyncs the write-ahead log after
-releasing the journal's lock, and one fsync covers every commit before it,
-so workers committing at the same moment share one (a group commit) and
-none waits for another's fsync to write. The records a restart rebuilds by
-asking the venue (an order's status after its intent: ``VENUE_TELLS``),
-transitions, stops, snapshots, a simulated broker's records and connection
-events are not synced on their own: they ride on the next synced commit
-(an intent, a fill, a halt), so an order costs two fsyncs. Every
-commit survives a crash of the engine (the operating system holds it); a
-power loss can take the last unsynced ones, never one written before a
-synced commit (the log is synced as a whole, in order). The journal's
-thread checkpoints the log (``_checkpoint``), off the journal's lock.
+acts on it: the writer waits, without the journal's lock and without its
+turn, for an fsync of the write-ahead log that began after its commit, and
+the commits waiting together share one (a group commit:
+``journal_sync.py``). The records a restart rebuilds by asking the venue
+(an order's status after its intent: ``VENUE_TELLS``), transitions, stops,
+snapshots, a simulated broker's records and connection events are not
+synced on their own: they ride on the next synced commit (an intent, a
+fill, a halt), so an order costs two synced commits. Every commit survives
+a crash of the engine (the operating system holds it); a power loss can
+take the last unsynced ones, never one written before a synced commit (the
+log is synced as a whole, in order). The journal's thread checkpoints the
+log (``_checkpoint``), off the journal's lock.
 
 One engine at a time: a run opens its journal ``exclusive``, holding an
 advisory lock on ``<journal>.lock`` (``flock``) until it closes the journal.
@@ -63,6 +63,7 @@ from typing import Any
 
 from engine_core.baton import step_aside
 from engine_core.errors import JournalError
+from engine_core.journal_sync import GroupCommit
 from engine_core.model import (
     ErrorEvent,
     FillEvent,
@@ -198,13 +199,7 @@ class Journal:
         self._lock = threading.RLock()
         self._depth = 0
         self._sync_wanted = False  # something written in the open transaction must be synced
-        self._full = sync == "full"
-        self._commits = 0  # commits made so far
-        self._synced = 0  # commits known to be on disk
-        self.synced_commits = 0  # commits that waited for an fsync (what an order costs in syncs)
-        self.fsyncs = 0  # fsyncs made: fewer than synced_commits when commits shared one (group commit)
-        self._sync_lock = threading.Lock()
-        self._wal_fd: int | None = None
+        self._group = GroupCommit(self.path, full=sync == "full")  # counts the commits, syncs those that must be
         self._pending: dict[str, str] = {}  # symbol -> snapshot JSON saved with ``soon``, not yet written
         # symbol -> how to take its snapshot, and the lock its worker holds while it changes it
         self._later: dict[str, tuple[Callable[[], dict[str, Any]], threading.Lock]] = {}
@@ -222,13 +217,14 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # "full": the journal fsyncs itself (_sync)
+            self._db.execute("PRAGMA synchronous=NORMAL")  # "full": the journal syncs the log itself (journal_sync.py)
             self._db.execute("PRAGMA wal_autocheckpoint=0")  # the journal's thread checkpoints (_checkpoint)
             if existed:
                 self._check_existing()
             else:
                 self._create()
             self._db.executescript(_STATEMENTS)
+            self._group.open()
         except sqlite3.DatabaseError as err:
             self._unlock()
             raise JournalError(f"{self.path}: not a readable journal ({err}); move it away to start afresh") from err
@@ -241,8 +237,18 @@ class Journal:
 
     @property
     def commits(self) -> int:
-        """Commits made so far (``synced_commits`` of them waited for an fsync)."""
-        return self._commits
+        """Commits made so far (``synced_commits`` of them waited to be on disk)."""
+        return self._group.commits
+
+    @property
+    def synced_commits(self) -> int:
+        """Commits that waited to be on disk (what an order costs in syncs)."""
+        return self._group.synced_commits
+
+    @property
+    def fsyncs(self) -> int:
+        """Fsyncs of the write-ahead log: fewer than ``synced_commits`` when commits shared one."""
+        return self._group.fsyncs
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
@@ -299,8 +305,7 @@ class Journal:
                 self.flush()
             finally:
                 self._db.close()
-                if self._wal_fd is not None:
-                    os.close(self._wal_fd)
+                self._group.close()
                 self._unlock()
 
     @contextmanager
@@ -337,37 +342,16 @@ class Journal:
         finally:
             self._lock.release()
         if commit:
-            step_aside()  # the other symbols' turns go on while this one waits for the disk
-            self._sync(commit)
+            self._group.wait(commit)  # the other symbols' turns go on while this one waits for the disk
 
     def _committed(self, synced: bool) -> int:
         """Count a commit just made (the journal's lock held): its number
         when it must be on disk before the writer goes on, else 0."""
-        self._commits += 1
-        if self._commits - self._checkpointed == CHECKPOINT_COMMITS:  # a journal written without bars
+        commit = self._group.committed(synced)
+        if self._group.commits - self._checkpointed == CHECKPOINT_COMMITS:  # a journal written without bars
             self._start_flusher()
             self._wake.set()
-        if self._full and synced:
-            self.synced_commits += 1
-            return self._commits
-        return 0
-
-    def _sync(self, commit: int) -> None:
-        """Return once commits up to ``commit`` are on disk. One fsync of the
-        write-ahead log covers every commit made before it starts, so threads
-        arriving while one runs share the next."""
-        with self._sync_lock:
-            if self._synced >= commit:
-                return  # another thread's fsync covered it
-            done = self._commits  # every commit counted here is in the log already
-            try:
-                if self._wal_fd is None:
-                    self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
-                os.fsync(self._wal_fd)
-                self.fsyncs += 1
-            except OSError as err:
-                raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
-            self._synced = done
+        return commit
 
     def _write(self, sql: str, args: tuple[Any, ...], synced: bool = True) -> None:
         """One statement: in the current transaction, or else as its own
@@ -385,7 +369,7 @@ class Journal:
             else:
                 self._sync_wanted = self._sync_wanted or synced  # the transaction it is in syncs it
         if commit:
-            self._sync(commit)
+            self._group.wait(commit)
 
     # ------------------------------------------------------------ writes
 
@@ -571,7 +555,7 @@ class Journal:
                     self.flush(wait=False)
                     if self._later:  # workers that were busy: the next round
                         self._wake.set()
-                    if self._commits - self._checkpointed >= CHECKPOINT_COMMITS:
+                    if self._group.commits - self._checkpointed >= CHECKPOINT_COMMITS:
                         checkpointer = self._checkpoint(checkpointer)
                 except JournalError as err:  # the next save_symbol on a worker raises it
                     self._flush_error = err
@@ -586,7 +570,7 @@ class Journal:
         workers go on writing meanwhile. (SQLite's automatic checkpoint ran
         in the commit that crossed its limit, holding the journal's lock
         through a sync of the log and one of the file: every worker waited.)"""
-        self._checkpointed = self._commits
+        self._checkpointed = self._group.commits
         try:
             if checkpointer is None:
                 checkpointer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

@@ -114,7 +114,7 @@ def test_workers_committing_at_once_each_return_with_their_commit_on_disk(tmp_pa
     real = os.fsync
 
     def fsync(fd):
-        covers = journal._commits
+        covers = journal.commits
         real(fd)
         synced_upto.append(covers)
 
@@ -125,7 +125,7 @@ def test_workers_committing_at_once_each_return_with_their_commit_on_disk(tmp_pa
         for k in range(20):
             with journal.transaction():
                 journal.event("fill", symbol, k, qty="1")
-                mine = journal._commits + 1  # the journal's lock is held: this commit's number
+                mine = journal.commits + 1  # the journal's lock is held: this commit's number
             if not synced_upto or max(synced_upto) < mine:
                 failures.append((symbol, k))
 
@@ -264,9 +264,9 @@ def test_a_snapshot_that_cannot_be_taken_is_said_on_that_symbols_next_mark(tmp_p
 def test_a_snapshot_the_row_holds_already_is_not_written_again(tmp_path, monkeypatch):
     journal = Journal(tmp_path / "j.sqlite")
     journal.save_symbol("A", {"bars": 1})
-    commits = journal._commits
+    commits = journal.commits
     journal.save_symbol("A", {"bars": 1})  # a step's second snapshot, nothing changed
-    assert journal._commits == commits
+    assert journal.commits == commits
     try:
         with journal.transaction():
             journal.save_symbol("A", {"bars": 2})
