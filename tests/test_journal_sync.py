@@ -1,0 +1,206 @@
+"""The journal's group commit (journal_sync.py): synced commits made while an
+fsync runs share the next one, each writer returns only once an fsync that
+began after its commit has ended, a failed fsync fails every synced commit
+after it, and a commit that returned survives a kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from decimal import Decimal
+
+import pytest
+
+import engine_core.journal_sync as journal_sync
+from engine_core.errors import JournalError
+from engine_core.journal import Journal
+from engine_core.model import Order, Side
+from engine_core.orders import OrderStatus
+
+
+def intent(journal: Journal, client_id: str) -> None:
+    """An order's intent: a synced write of its own (no transaction)."""
+    journal.order(Order(client_id, "A", Side.BUY, Decimal(1), 1, "enter"), OrderStatus.INTENT)
+
+
+class Disk:
+    """``os.fsync`` watched: for each fsync, the commits made when it began,
+    and whether it has ended; the first one can be held until released."""
+
+    def __init__(self, journal: Journal, monkeypatch: pytest.MonkeyPatch, hold_first: bool = False) -> None:
+        self.journal = journal
+        self.began: list[int] = []  # per fsync: the commits made when it began
+        self.ended: list[int] = []  # the same, once it has ended
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        if not hold_first:
+            self.release.set()
+        real = os.fsync
+
+        def fsync(fd: int) -> None:
+            began = journal.commits
+            self.began.append(began)
+            self.entered.set()
+            self.release.wait()
+            real(fd)
+            self.ended.append(began)
+
+        monkeypatch.setattr(journal_sync.os, "fsync", fsync)
+
+
+def numbered(journal: Journal) -> dict[int, int]:
+    """Each writing thread's last commit number, as the journal counted it."""
+    mine: dict[int, int] = {}
+    group = journal._group
+    count = group.committed
+
+    def committed(synced: bool) -> int:
+        n = count(synced)
+        mine[threading.get_ident()] = group.commits
+        return n
+
+    group.committed = committed  # type: ignore[method-assign]
+    return mine
+
+
+def test_commits_made_while_an_fsync_runs_share_the_next_one(tmp_path, monkeypatch):
+    journal = Journal(tmp_path / "j.sqlite")
+    opened = journal.fsyncs  # (its schema's)
+    disk = Disk(journal, monkeypatch, hold_first=True)
+    mine = numbered(journal)
+    returned: dict[int, list[int]] = {}  # thread -> the fsyncs ended (commits they covered) when it returned
+
+    def write(client_id: str) -> None:
+        intent(journal, client_id)
+        returned[threading.get_ident()] = list(disk.ended)
+
+    first = threading.Thread(target=write, args=("e-A-1",))
+    first.start()
+    assert disk.entered.wait(10)  # the first commit's fsync runs (held)
+    before = journal.commits
+    others = [threading.Thread(target=write, args=(f"e-A-{k}",)) for k in range(2, 6)]
+    for t in others:
+        t.start()
+    while journal.commits < before + 4:  # all four committed while the first fsync runs
+        threading.Event().wait(0.001)
+    assert returned == {}  # none of them is on disk yet: the fsync running began before their commits
+    disk.release.set()
+    for t in [first, *others]:
+        t.join(10)
+    assert len(disk.began) == 2 and journal.fsyncs - opened == 2  # five synced commits, two fsyncs
+    for thread, ended in returned.items():
+        assert any(covered >= mine[thread] for covered in ended), "returned before its commit was synced"
+    journal.close()
+
+
+def test_workers_committing_at_once_each_return_after_an_fsync_that_began_after_their_commit(
+    tmp_path, monkeypatch
+):
+    journal = Journal(tmp_path / "j.sqlite")
+    disk = Disk(journal, monkeypatch)
+    mine = numbered(journal)
+    failures = []
+
+    def worker(symbol: str) -> None:
+        for k in range(25):
+            intent(journal, f"e-{symbol}-{k}")
+            if not any(covered >= mine[threading.get_ident()] for covered in list(disk.ended)):
+                failures.append((symbol, k))
+
+    threads = [threading.Thread(target=worker, args=(f"S{n}",)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    synced = journal.synced_commits
+    journal.close()
+    assert failures == []
+    assert journal.fsyncs <= synced
+    again = Journal(tmp_path / "j.sqlite")
+    assert len(again.orders()) == 200
+    again.close()
+
+
+def test_a_writer_waiting_for_the_disk_gives_up_its_turn_first(tmp_path, monkeypatch):
+    """An intent (a synced write outside a transaction) as a fill (a synced
+    transaction): the next symbol's turn begins while it waits (baton.py)."""
+    journal = Journal(tmp_path / "j.sqlite")
+    aside = []
+    monkeypatch.setattr(journal_sync, "step_aside", lambda: aside.append(len(aside)))
+    intent(journal, "e-A-1")
+    assert len(aside) == 1
+    with journal.transaction():
+        journal.fill("e-A-1", "A", 2, "1", OrderStatus.FILLED, qty="1", price="100")
+    assert len(aside) == 2
+    journal.order(Order("e-A-1", "A", Side.BUY, Decimal(1), 1, "enter"), OrderStatus.SUBMITTED)
+    assert len(aside) == 2  # not synced: no wait, the turn goes on
+    journal.close()
+
+
+def test_after_a_failed_fsync_no_synced_commit_is_said_to_be_on_disk(tmp_path, monkeypatch):
+    """Linux may drop the pages an fsync failed to write and report the next
+    fsync as a success: the journal does not ask again, it fails."""
+    journal = Journal(tmp_path / "j.sqlite")
+    real = os.fsync
+    calls = []
+
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(journal_sync.os, "fsync", fsync)
+    with pytest.raises(JournalError, match="cannot write the journal"):
+        intent(journal, "e-A-1")
+    with pytest.raises(JournalError, match="cannot write the journal"):
+        intent(journal, "e-A-2")
+    assert len(calls) == 1
+    journal.order(Order("e-A-2", "A", Side.BUY, Decimal(1), 1, "enter"), OrderStatus.SUBMITTED)  # not synced: goes on
+    journal.close()
+
+
+WRITER = """
+import os, signal, sys, threading
+from decimal import Decimal
+from engine_core.journal import Journal
+from engine_core.model import Order, Side
+from engine_core.orders import OrderStatus
+
+journal = Journal(sys.argv[1])
+said = threading.Lock()
+count = [0]
+
+def worker(symbol):
+    for k in range(1000):
+        cid = f"e-{symbol}-{k}"
+        journal.order(Order(cid, symbol, Side.BUY, Decimal(1), 1, "enter"), OrderStatus.INTENT)
+        with said:
+            os.write(1, (cid + "\\n").encode())  # returned: the engine would send it now
+            count[0] += 1
+            if count[0] == 150:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+threads = [threading.Thread(target=worker, args=(s,)) for s in ("A", "B", "C", "D")]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+"""
+
+
+def test_a_kill_right_after_synced_commits_return_finds_every_one_of_them(tmp_path):
+    path = tmp_path / "j.sqlite"
+    proc = subprocess.run(
+        [sys.executable, "-c", WRITER, str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    returned = proc.stdout.split()
+    assert len(returned) == 150
+    journal = Journal(path)
+    kept = {row["client_id"] for row in journal.orders()}
+    journal.close()
+    assert set(returned) <= kept
