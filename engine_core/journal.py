@@ -315,9 +315,7 @@ class Journal:
         inside it asked to be synced: ``synced=False`` on the outermost does
         not take away an inner write's sync)."""
         commit = 0  # the commit to see on disk once the lock is released
-        if not self._lock.acquire(blocking=False):
-            step_aside()  # another thread is writing (the snapshots' batch): the other symbols' turns go on
-            self._lock.acquire()
+        self._acquire()
         try:
             if self._depth == 0:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -344,6 +342,14 @@ class Journal:
         if commit:
             self._group.wait(commit)  # the other symbols' turns go on while this one waits for the disk
 
+    def _acquire(self) -> None:
+        """Take the journal's lock; when another thread is writing (the
+        snapshots' batch) the caller steps aside first: the other symbols'
+        turns go on while it waits."""
+        if not self._lock.acquire(blocking=False):
+            step_aside()
+            self._lock.acquire()
+
     def _committed(self, synced: bool) -> int:
         """Count a commit just made (the journal's lock held): its number
         when it must be on disk before the writer goes on, else 0."""
@@ -359,7 +365,8 @@ class Journal:
         COMMIT; each call lets other threads take the interpreter, and the
         writer, holding the journal's lock, waits to get it back)."""
         commit = 0
-        with self._lock:
+        self._acquire()
+        try:
             try:
                 self._db.execute(sql, args)
             except sqlite3.Error as err:
@@ -368,6 +375,8 @@ class Journal:
                 commit = self._committed(synced)
             else:
                 self._sync_wanted = self._sync_wanted or synced  # the transaction it is in syncs it
+        finally:
+            self._lock.release()
         if commit:
             self._group.wait(commit)
 
@@ -403,7 +412,7 @@ class Journal:
     def event(self, kind: str, symbol: str | None, ts: int | None, **data: Any) -> None:
         self._write(
             "INSERT INTO events(ts, symbol, kind, data) VALUES (?, ?, ?, ?)",
-            (ts, symbol, kind, json.dumps(data, sort_keys=True, default=str)),
+            (ts, symbol, kind, _encode(data)),
             synced=kind not in _UNSYNCED_EVENTS,
         )
 
@@ -424,7 +433,7 @@ class Journal:
                 None if order.price is None else str(order.price),
                 order.tif.value,
                 venue_id,
-                json.dumps({**data, "detail": detail}, sort_keys=True, default=str),
+                _encode({**data, "detail": detail}),
             ),
             synced=status not in VENUE_TELLS,
         )
@@ -438,7 +447,7 @@ class Journal:
                 ts,
                 filled_qty,
                 status.value,
-                json.dumps({"client_id": client_id, **data}, sort_keys=True, default=str),
+                _encode({"client_id": client_id, **data}),
             ),
         )
 
@@ -450,7 +459,7 @@ class Journal:
         what only a bar changed: a crash loses at most that much of the
         symbols' bar progress, never an order, a fill or a transition, whose
         snapshots are written with them."""
-        data = json.dumps(snapshot, sort_keys=True, default=str)
+        data = _encode(snapshot)
         if soon:
             with self._pending_lock:
                 self._pending[symbol] = data
@@ -514,7 +523,7 @@ class Journal:
                     self._later.setdefault(symbol, (take, lock))
                 continue
             try:
-                data = json.dumps(take(), sort_keys=True, default=str)
+                data = _encode(take())
             except Exception as err:  # noqa: BLE001 - a bug: the symbol's next save says it (and halts it)
                 self._failed[symbol] = JournalError(f"{self.path}: cannot take {symbol}'s snapshot: {err}")
                 continue
@@ -584,7 +593,7 @@ class Journal:
         next synced commit, which the worker makes at once)."""
         self._write(
             "INSERT INTO broker(key, data) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET data=excluded.data",
-            (key, json.dumps(value, sort_keys=True, default=str)),
+            (key, _encode(value)),
             synced=synced,
         )
 
@@ -670,6 +679,9 @@ class Journal:
         ]
 
 
+# JSON as every record is written (keys sorted, anything else as its str), one
+# encoder for all: json.dumps with arguments builds an encoder per call.
+_encode = json.JSONEncoder(sort_keys=True, default=str).encode
 _SAVE_SYMBOL = "INSERT INTO symbols(symbol, data) VALUES (?, ?) ON CONFLICT(symbol) DO UPDATE SET data=excluded.data"
 _ORDER_STATUS = "INSERT INTO order_status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _ORDER_FILL = "INSERT INTO order_fill VALUES (?, ?, ?, ?, ?, ?)"
