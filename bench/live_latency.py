@@ -236,9 +236,11 @@ def main() -> None:
         print(f"  worker CPU per bar (handle): {handled[0] / handled[1] * 1e6:.1f} us over {handled[1]:,} live bars")
     if engine.journal is not None:
         j = engine.journal
+        orders = max(len(lat), 1)
         print(
-            f"  journal: {j.commits:,} commits, {j.synced_commits:,} synced with {j.fsyncs:,} fsyncs "
-            f"({j.synced_commits / max(j.fsyncs, 1):.1f} commits per fsync)"
+            f"  journal: {j.commits:,} commits ({j.commits / orders:.1f} per order), {j.synced_commits:,} synced "
+            f"with {j.fsyncs:,} fsyncs ({j.synced_commits / max(j.fsyncs, 1):.1f} synced commits per fsync: "
+            f"the group commit; {j.fsyncs / orders:.2f} fsyncs per order)"
         )
     print(f"  peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if args.dump:
