@@ -578,12 +578,21 @@ class Journal:
         of the journal's thread's own, without the journal's lock: the
         workers go on writing meanwhile. (SQLite's automatic checkpoint ran
         in the commit that crossed its limit, holding the journal's lock
-        through a sync of the log and one of the file: every worker waited.)"""
+        through a sync of the log and one of the file: every worker waited.)
+        Then the few commits made meanwhile are copied holding the lock, so
+        that the next commit finds the whole log copied and writes it again
+        from its start: SQLite starts the log over only then, and a log that
+        workers never stop writing otherwise grows for the whole session,
+        every commit appending to the file (a block allocated per page, and
+        more for each fsync to write)."""
         self._checkpointed = self._group.commits
         try:
             if checkpointer is None:
                 checkpointer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            busy, _, _ = checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy:
+                with self._lock:
+                    checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as err:
             raise JournalError(f"{self.path}: cannot checkpoint the journal: {err}") from err
         return checkpointer
