@@ -1,12 +1,15 @@
 """The journal's group commit (journal_sync.py): synced commits made while an
 fsync runs share the next one, each writer returns only once an fsync that
 began after its commit has ended, a failed fsync fails every synced commit
-after it, and a commit that returned survives a kill -9."""
+after it, a commit that returned survives a kill -9, and the log is started
+over after each checkpoint, however busy the writers."""
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
+import struct
 import subprocess
 import sys
 import threading
@@ -204,3 +207,62 @@ def test_a_kill_right_after_synced_commits_return_finds_every_one_of_them(tmp_pa
     kept = {row["client_id"] for row in journal.orders()}
     journal.close()
     assert set(returned) <= kept
+
+
+def log_header(path) -> tuple[int, int]:
+    """The write-ahead log's checkpoint sequence and first salt: both change
+    when SQLite starts the log over."""
+    with open(f"{path}-wal", "rb") as log:
+        return struct.unpack(">II", log.read(20)[12:20])
+
+
+class Meanwhile:
+    """The checkpointer's connection, whose first copy of the log misses the
+    last commits, as one that workers committed to while it copied: a
+    reader holds the log as it was before them while it copies."""
+
+    def __init__(self, path, journal: Journal) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.journal = journal
+        self.calls = 0
+
+    def execute(self, sql: str) -> sqlite3.Cursor:
+        self.calls += 1
+        if self.calls > 1:
+            return self.db.execute(sql)
+        reader = sqlite3.connect(self.path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM events").fetchone()
+        for k in range(5):
+            self.journal.event("transition", "A", k, frm="watch", to="close_watch", reason="setup")
+        cursor = self.db.execute(sql)
+        reader.execute("COMMIT")
+        reader.close()
+        return cursor
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def test_the_log_starts_over_after_a_checkpoint_though_commits_came_while_it_copied(tmp_path):
+    """SQLite starts the log over only when a commit finds all of it copied
+    into the file: with workers committing while the journal's thread
+    copied it, that never happened, and the log grew for the whole session."""
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    for k in range(30):
+        intent(journal, f"e-A-{k}")
+    before = log_header(path)
+    meanwhile = Meanwhile(path, journal)
+    journal._checkpoint(meanwhile)  # type: ignore[arg-type]  # what the journal's thread runs
+    size = os.path.getsize(f"{path}-wal")
+    intent(journal, "e-A-30")  # the next commit
+    after = log_header(path)
+    assert after[0] == before[0] + 1 and after[1] != before[1]  # started over
+    assert os.path.getsize(f"{path}-wal") == size  # written again from its start, not appended to
+    meanwhile.close()
+    journal.close()
+    again = Journal(path)
+    assert len(again.orders()) == 31 and len(again.events(kind="transition")) == 5
+    again.close()
