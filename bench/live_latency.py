@@ -240,7 +240,8 @@ def main() -> None:
         print(
             f"  journal: {j.commits:,} commits ({j.commits / orders:.1f} per order), {j.synced_commits:,} synced "
             f"with {j.fsyncs:,} fsyncs ({j.synced_commits / max(j.fsyncs, 1):.1f} synced commits per fsync: "
-            f"the group commit; {j.fsyncs / orders:.2f} fsyncs per order)"
+            f"the group commit; {j.fsyncs / orders:.2f} fsyncs per order); write-ahead log at most "
+            f"{j.log_bytes / 1e6:.1f} MB (it starts over after each checkpoint)"
         )
     print(f"  peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if args.dump:

@@ -211,6 +211,7 @@ class Journal:
         self._closing = threading.Event()
         self._flusher: threading.Thread | None = None
         self._checkpointed = 0  # the commits the last checkpoint was asked for at
+        self.log_bytes = 0  # the write-ahead log's largest size at a checkpoint (it starts over after one)
         self._flush_error: JournalError | None = None
         existed = self.path.exists() and self.path.stat().st_size > 0
         try:
@@ -589,6 +590,7 @@ class Journal:
         try:
             if checkpointer is None:
                 checkpointer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.log_bytes = max(self.log_bytes, os.path.getsize(f"{self.path}-wal"))
             busy, _, _ = checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             if not busy:
                 with self._lock:
