@@ -99,9 +99,7 @@ def test_commits_made_while_an_fsync_runs_share_the_next_one(tmp_path, monkeypat
     journal.close()
 
 
-def test_workers_committing_at_once_each_return_after_an_fsync_that_began_after_their_commit(
-    tmp_path, monkeypatch
-):
+def test_workers_committing_at_once_each_return_after_an_fsync_that_began_after_their_commit(tmp_path, monkeypatch):
     journal = Journal(tmp_path / "j.sqlite")
     disk = Disk(journal, monkeypatch)
     mine = numbered(journal)
