@@ -38,7 +38,8 @@ fill, a halt), so an order costs two synced commits. Every commit survives
 a crash of the engine (the operating system holds it); a power loss can
 take the last unsynced ones, never one written before a synced commit (the
 log is synced as a whole, in order). The journal's thread checkpoints the
-log (``_checkpoint``), off the journal's lock.
+log (``_checkpoint``), off the journal's lock, then copies the commits made
+meanwhile holding it, so that the next commit starts the log over.
 
 One engine at a time: a run opens its journal ``exclusive``, holding an
 advisory lock on ``<journal>.lock`` (``flock``) until it closes the journal.
