@@ -97,17 +97,19 @@ class Ledger:
         signed = fill.position_change
         before = self.qty
         qty = self.qty = before + signed
-        sign = 1 if fill.side is BUY else -1
-        cash = self.cash = self.cash - (sign * fill.qty * fill.price + fill.commission)
+        notional = fill.qty * fill.price
+        if fill.side is BUY:
+            cash = self.cash = self.cash - (notional + fill.commission)
+        else:
+            cash = self.cash = self.cash - (-notional + fill.commission)
         self.fills += 1
         closed = None
         e = self.entry
         flat_after = qty == 0 or (self.lot is not None and self.lot(abs(qty)) <= 0)
-        grows = abs(qty) > abs(before)
         if e is None:
-            if not flat_after and grows:  # from flat (or dust) into a position
+            if not flat_after and abs(qty) > abs(before):  # from flat (or dust) into a position
                 self.entry = Entry(fill.ts, fill.price, abs(signed), fill.commission, fill.side, index)
-        elif grows and (qty > 0) == (before > 0):
+        elif (qty > 0) == (before > 0) and abs(qty) > abs(before):
             total = e.qty + abs(signed)  # adding to the position: average the entry
             e.price = (e.price * e.qty + fill.price * abs(signed)) / total
             e.qty, e.commission = total, e.commission + fill.commission
@@ -119,9 +121,9 @@ class Ledger:
     def _close(self, fill: Fill, reason: str) -> RoundTrip:
         e = self.entry
         assert e is not None
-        direction = 1 if e.side is BUY else -1
         commission = e.commission + fill.commission
-        pnl = (fill.price - e.price) * e.qty * direction - commission
+        gain = (fill.price - e.price) * e.qty
+        pnl = (gain if e.side is BUY else -gain) - commission
         trip = RoundTrip(self.symbol, e.side, e.qty, e.ts, e.price, fill.ts, fill.price, pnl, commission, reason)
         self.trades.append(trip)
         self.entry = None
