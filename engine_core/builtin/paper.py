@@ -120,9 +120,7 @@ class PaperBroker(SimulatedBroker):
     def fill_market(self, symbol: str, ts: int, price: float) -> None:
         self._fill_working(symbol, ts, price, None)
 
-    def _fill_working(
-        self, symbol: str, ts: int, market: float, bar: tuple[float, float, float] | None
-    ) -> None:
+    def _fill_working(self, symbol: str, ts: int, market: float, bar: tuple[float, float, float] | None) -> None:
         """Fill each working order of ``symbol``: a market order at ``market``
         (slipped), a limit order where ``bar`` (open, high, low) reaches it.
         With ``bar`` (``match``), an order placed on this bar fills from the
