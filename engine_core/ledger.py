@@ -63,6 +63,7 @@ class Ledger:
         # broker never does, and its fills need no key kept.
         self.keeps_fill_keys = keep_fill_keys
         self.qty = _ZERO
+        self.qty_float = 0.0  # float(qty), made once per change (a Decimal's float goes through its text)
         self.cash = _ZERO
         self.entry: Entry | None = None
         self.trades: list[RoundTrip] = []
@@ -115,7 +116,8 @@ class Ledger:
             e.qty, e.commission = total, e.commission + fill.commission
         elif flat_after:
             closed = self._close(fill, reason)
-        self._marks.append((i, float(qty), float(cash)))
+        self.qty_float = qty_float = float(qty)
+        self._marks.append((i, qty_float, float(cash)))
         return closed
 
     def _close(self, fill: Fill, reason: str) -> RoundTrip:
@@ -134,7 +136,7 @@ class Ledger:
     def begin_chunk(self) -> None:
         held = self._held
         if held[0] is not self.qty or held[1] is not self.cash:  # booked or restored since: new floats
-            held = self._held = (self.qty, self.cash, (0, float(self.qty), float(self.cash)))
+            held = self._held = (self.qty, self.cash, (0, self.qty_float, float(self.cash)))
         self._marks = [held[2]]
 
     def mark_chunk(self, chunk: BarChunk, bar: Bar | None = None) -> float:
@@ -180,5 +182,6 @@ class Ledger:
 
     def restore(self, snap: dict[str, Any], fill_keys: set[str]) -> None:
         self.qty, self.cash = Decimal(snap["qty"]), Decimal(snap["cash"])
+        self.qty_float = float(self.qty)
         self.entry = None if snap["entry"] is None else Entry.from_json(snap["entry"])
         self.fill_keys = set(fill_keys)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
 from hashlib import blake2b
@@ -208,11 +209,12 @@ class OrderTracker:
     a time), the orders it finished lately, and what each broker update does
     to them."""
 
-    __slots__ = ("current", "recent")
+    __slots__ = ("current", "recent", "_oldest")
 
     def __init__(self) -> None:
         self.current: InFlight | None = None
         self.recent: dict[str, InFlight] = {}
+        self._oldest: deque[str] = deque()  # the client ids in ``recent``, oldest first
 
     def open(self, order: Order, status: OrderStatus, bar: int = 0, filled: Decimal = Decimal(0)) -> InFlight:
         self.current = InFlight(order, status, filled=filled, bar=bar)
@@ -220,9 +222,12 @@ class OrderTracker:
 
     def remember(self, flight: InFlight) -> None:
         """Keep a finished (or restored) order for updates that come late."""
-        self.recent[flight.order.client_id] = flight
-        if len(self.recent) > _RECENT:
-            del self.recent[next(iter(self.recent))]
+        cid = flight.order.client_id
+        if cid not in self.recent:
+            self._oldest.append(cid)
+        self.recent[cid] = flight
+        if len(self._oldest) > _RECENT:  # (a deque: a dict's first key is found past every key deleted)
+            del self.recent[self._oldest.popleft()]
 
     def find(self, client_id: str) -> InFlight | None:
         cur = self.current

@@ -134,7 +134,8 @@ def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> Non
         settle_state(w, ts, f"order {flight.order.client_id} {status.value}")
     w.view.position.sync(w.ledger, w.stops)
     recovery.persist(w)
-    halts.flatten_if_halted(w)
+    if w.halted is not None:
+        halts.flatten_if_halted(w)
 
 
 def settle_state(w: SymbolWorker, ts: int, reason: str) -> None:
