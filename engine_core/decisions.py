@@ -152,7 +152,8 @@ def _send(
     status = _SUBMITTED if state is None else _INTENT if state is HELD else _UNKNOWN
     w.orders.open(order, status, view.seen + k)
     w.orders_sent += 1
-    recovery.persist(w)
+    if w.journal is not None:  # (a backtest's order makes no call for it)
+        recovery.persist(w)
     if state is not None:
         updates.apply_state(w, order, state, k)
     if w.sim is not None and w.orders.current is not None and limit is None:

@@ -7,8 +7,8 @@ reports through ``on_update`` meanwhile is applied at once, at that bar
 
 from __future__ import annotations
 
-from threading import get_ident
 from collections.abc import Callable
+from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 from engine_core import decisions

@@ -187,18 +187,15 @@ class InFlight:
         return self.order.qty - self.filled
 
 
-class Applied(NamedTuple):
-    """What an update did: the order it was for (None: unknown here), the
-    status it moved to (None when the table refused the move or the order is
-    unknown), and whether the order in flight is done with."""
-
-    flight: InFlight | None
-    status: OrderStatus | None
-    done: bool
+# What an update did: the order it was for (None: unknown here), the status
+# it moved to (None when the table refused the move or the order is unknown),
+# and whether the order in flight is done with. A plain tuple: a NamedTuple's
+# constructor is a Python call, and every update makes one.
+Applied = tuple[InFlight | None, OrderStatus | None, bool]
 
 
 _RECENT = 64  # finished orders remembered per symbol, for late updates
-_NOT_HERE = Applied(None, None, False)
+_NOT_HERE: Applied = (None, None, False)
 # Read once: on Python 3.11 each ``OrderStatus.X`` goes through the enum
 # metaclass's __getattr__ hook (~0.2 us), and apply runs for every update.
 _FILLED, _PARTIALLY_FILLED = OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED
@@ -251,13 +248,13 @@ class OrderTracker:
             flight.filled += fill.qty
             to = _FILLED if flight.filled >= flight.order.qty else _PARTIALLY_FILLED
         if to not in TRANSITIONS[flight.status]:
-            return Applied(flight, None, False)
+            return flight, None, False
         flight.status = to
         done = flight is self.current and to not in OPEN_STATUSES
         if done:
             self.current = None
             self.remember(flight)
-        return Applied(flight, to, done)
+        return flight, to, done
 
     def settle(self, status: OrderStatus) -> InFlight | None:
         """The order in flight ended without an update (lost, refused at

@@ -131,7 +131,7 @@ class PaperBroker(SimulatedBroker):
             if not working:
                 return
             out = []
-            base = None  # the market price as a Decimal, made once
+            base: Decimal | None = None  # the market price as a Decimal, made once
             for cid, order in list(working.items()):
                 if order.type is _MARKET:
                     if bar is not None and order.ts >= ts:
@@ -142,9 +142,10 @@ class PaperBroker(SimulatedBroker):
                 elif bar is None or order.ts >= ts:
                     continue
                 else:
-                    px = self._limit_fill(order, *bar)
-                    if px is None:
+                    limit_px = self._limit_fill(order, *bar)
+                    if limit_px is None:
                         continue
+                    px = limit_px
                 del working[cid]
                 out.append(self._fill(order, px, ts))
         for update in out:
