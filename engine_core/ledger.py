@@ -123,7 +123,10 @@ class Ledger:
     def _close(self, fill: Fill, reason: str) -> RoundTrip:
         e = self.entry
         assert e is not None
-        commission = e.commission + fill.commission
+        paid = fill.commission
+        # no commission on either fill (one shared zero, as a simulated broker
+        # without costs reports): the sum is that zero, so no Decimal is made per trip
+        commission = e.commission if paid is e.commission and not paid else e.commission + paid
         gain = (fill.price - e.price) * e.qty
         pnl = (gain if e.side is BUY else -gain) - commission
         trip = RoundTrip(self.symbol, e.side, e.qty, e.ts, e.price, fill.ts, fill.price, pnl, commission, reason)
