@@ -58,7 +58,7 @@ EQUITY_HEADER = b"time,equity,drawdown\n"
 Curves = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # downsampled total equity and drawdown
 
 
-TRADE_BLOCK = 4096  # round trips formatted at a time
+TRADE_BLOCK = 1024  # round trips formatted at a time
 EQUITY_BLOCK = 1 << 13  # rows of the total curve made, formatted and written at a time (about 1.5 MB of text)
 
 

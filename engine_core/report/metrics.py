@@ -219,6 +219,8 @@ class Drawdown:
 def sorted_trades(result: RunResult) -> list[RoundTrip]:
     """All round trips by exit time, then symbol (stable within a symbol)."""
     trades = [t for s in result.symbols.values() for t in s.trades]
+    if len({t.symbol for t in trades}) <= 1 and all(a.exit_ts <= b.exit_ts for a, b in itertools.pairwise(trades)):
+        return trades  # one symbol's, in exit order already (as they closed): no sort keys made
     return sorted(trades, key=lambda t: (t.exit_ts, t.symbol))
 
 

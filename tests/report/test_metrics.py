@@ -196,3 +196,14 @@ def test_one_symbols_total_figures_are_those_of_the_total_curve(build):
     expected = metrics._curve_stats(curve.ts, equity, curve.exposed, 100.0, None)
     assert {k: total[k] for k in expected} == expected
     assert total["sharpe"] is not None and total["max_drawdown"] is not None
+
+
+def test_trades_come_by_exit_time_whether_one_symbol_or_several(build):
+    a1, a2, a3 = build.trip("A", "1", 3), build.trip("A", "2", 5), build.trip("A", "3", 4)
+    b1 = build.trip("B", "4", 4)
+    in_order = build.run(build.symbol("A", [0], [0.0], trades=[a1, a2]))
+    assert metrics.sorted_trades(in_order) == [a1, a2]
+    late = build.run(build.symbol("A", [0], [0.0], trades=[a1, a2, a3]))  # a fill reported late
+    assert metrics.sorted_trades(late) == [a1, a3, a2]
+    both = build.run(build.symbol("B", [0], [0.0], trades=[b1]), build.symbol("A", [0], [0.0], trades=[a1, a2]))
+    assert metrics.sorted_trades(both) == [a1, b1, a2]
