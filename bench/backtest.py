@@ -15,6 +15,10 @@ since these machines' speed varies from day to day.
 
 Then the whole process, start-up included: ``engine run -c <config>`` against
 a process that reads the CSV itself (pyarrow) and runs the same loop.
+
+What an order costs: the same run with a script that reads the same averages
+and finds the same crosses but never decides (``NO_ORDERS``), in a fresh
+process too; the CPU the orders add, divided by the orders sent.
 """
 
 from __future__ import annotations
@@ -44,14 +48,44 @@ def make_data(bars: int, symbols: list[str]) -> Path:
     return folder
 
 
-def config(folder: Path, symbols: list[str], report: bool) -> Path:
-    path = folder / "bench.toml"
+# sma_cross.lua's crosses, found the same way, never acted on: the bars' cost without the orders
+NO_ORDERS = """
+local TIE = 2^-40
+local function side(fast, slow)
+  local gap = fast - slow
+  local tie = TIE * math.abs(slow)
+  if gap > tie then return 1 elseif gap < -tie then return -1 end
+  return 0
+end
+local function cross(ctx)
+  local p = ctx.params
+  local fast, slow = ctx.ind.sma(p.fast), ctx.ind.sma(p.slow)
+  if not (fast and slow) then return 0 end
+  local now = side(fast, slow)
+  if now == 0 then return 0 end
+  local before = ctx.state.side
+  ctx.state.side = now
+  if before and before ~= now then return now end
+  return 0
+end
+function watch(ctx) cross(ctx) end
+function close_watch(ctx) end
+function in_trade(ctx) end
+"""
+
+
+def config(folder: Path, symbols: list[str], report: bool, orders: bool = True) -> Path:
+    script = ROOT / "strategies" / "sma_cross.lua"
+    if not orders:
+        script = folder / "no_orders.lua"
+        script.write_text(NO_ORDERS)
+    path = folder / ("bench.toml" if orders else "bench_no_orders.toml")
     path.write_text(
         "[engine]\n"
         f"symbols = {json.dumps(symbols)}\n"
         "window = 100\n"
         '[source]\ntype = "csv"\npath = "."\n'
-        f'[strategy]\nhost = "lua"\nscript = "{ROOT / "strategies" / "sma_cross.lua"}"\n'
+        f'[strategy]\nhost = "lua"\nscript = "{script}"\n'
         "[strategy.params]\nfast = 10\nslow = 30\nqty = 1\n"
         '[broker]\ntype = "paper"\ncash = 100000\nfill = "next_open"\n'
         f'[report]\ndir = "report"\nhtml = {"true" if report else "false"}\n'
@@ -155,11 +189,13 @@ def child(path: str, report: bool) -> None:
         loop_s += time.perf_counter() - t1
         loop_cpu += time.process_time() - c1
     trades = sum(len(r.trades) for r in result.symbols.values())
+    orders = sum(r.orders for r in result.symbols.values())
     print(
         json.dumps(
             {
                 "bars": bars,
                 "trades": trades,
+                "orders": orders,
                 "run_s": run_s,
                 "run_cpu": run_cpu,
                 "loop_cpu": loop_cpu,
@@ -207,6 +243,14 @@ def main() -> None:
     print(
         f"  CPU time:           engine {out['run_cpu']:.2f} s, loop {out['loop_cpu']:.2f} s: "
         f"{out['loop_cpu'] / out['run_cpu']:.3f}x (target: at least 0.25x)"
+    )
+    bare_path = config(folder, symbols, False, orders=False)
+    bare_cmd = [sys.executable, __file__, "--child", str(bare_path), "--no-report"]
+    bare = json.loads(subprocess.run(bare_cmd, check=True, capture_output=True, text=True).stdout)
+    per_order = (out["run_cpu"] - bare["run_cpu"]) / out["orders"] * 1e6 if out["orders"] else float("nan")
+    print(
+        f"  an order:           {per_order:.1f} us CPU ({out['orders']:,} orders; the run {out['run_cpu']:.2f} s, "
+        f"the same bars without orders {bare['run_cpu']:.2f} s; target: at most 20 us)"
     )
     engine = str(Path(sys.executable).with_name("engine"))
     run = timed([engine, "run", "-c", str(path)] + (["--no-report"] if args.no_report else []))

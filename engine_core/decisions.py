@@ -13,7 +13,18 @@ from typing import TYPE_CHECKING
 from engine_core import matching, recovery, transitions, updates
 from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError
 from engine_core.execution import HELD
-from engine_core.model import BUY, SELL, ErrorEvent, Order, OrderType, Side, SignalEvent, State, to_decimal
+from engine_core.model import (
+    BUY,
+    SELL,
+    ErrorEvent,
+    Order,
+    OrderType,
+    Side,
+    SignalEvent,
+    State,
+    TimeInForce,
+    to_decimal,
+)
 from engine_core.orders import InFlight, OrderStatus
 from engine_core.stops import stop_price_from
 from engine_core.strategy import Decision
@@ -25,11 +36,11 @@ if TYPE_CHECKING:
 _WATCH, _CLOSE_WATCH = State.WATCH, State.CLOSE_WATCH
 _SUBMITTED, _UNKNOWN = OrderStatus.SUBMITTED, OrderStatus.UNKNOWN
 _INTENT = OrderStatus.INTENT  # an order the broker holds back (execution.HELD)
-_MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
+_MARKET, _LIMIT, _GTC = OrderType.MARKET, OrderType.LIMIT, TimeInForce.GTC
 
 
 def apply(w: SymbolWorker, state: State, d: Decision, k: int) -> None:
-    ts = int(w.view.ts[w.view.offset + k])
+    ts = w.view.ts.item(w.view.offset + k)  # (``item``: a Python number, no numpy scalar on the way)
     if w.bus.listening:
         w.bus.emit(SignalEvent(w.symbol, ts, d.action, d.detail()))
     action = d.action
@@ -65,7 +76,7 @@ def _enter(w: SymbolWorker, d: Decision, k: int, ts: int) -> None:
         refusal = RiskError(f"{w.symbol}: no entries now (outside the market's session)", rule="session")
         _not_placed(w, ts, refusal)
         return
-    price = float(w.view.close[w.view.offset + k])
+    price = w.view.close.item(w.view.offset + k)
     ref = d.limit_price if d.limit_price is not None else price
     sign = 1 if d.side is BUY else -1
     if d.stop_price is not None and (d.stop_price - ref) * sign >= 0:
@@ -116,30 +127,33 @@ def _send(
 ) -> bool:
     """Send an order decided at chunk bar ``k``; ``price`` is the level of
     a stop the bar touched (a simulated broker fills there at once)."""
-    last = float(w.view.close[w.view.offset + k]) if price is None else price
+    view, execution, symbol = w.view, w.execution, w.symbol
+    last = view.close.item(view.offset + k) if price is None else price
     order = Order(
-        w.execution.client_id(w.symbol),
-        w.symbol,
+        execution.client_id(symbol),
+        symbol,
         side,
         qty,
         ts,
         reason,
         _MARKET if limit is None else _LIMIT,
         None if limit is None else to_decimal(limit),
-        stop_price=None if stop is None else to_decimal(stop),
-        take_profit_price=None if target is None else to_decimal(target),
+        _GTC,
+        None if stop is None else to_decimal(stop),
+        None if target is None else to_decimal(target),
     )
     try:
-        state = w.execution.submit(order, price=last, position=w.ledger.qty, reducing=reducing)
+        state = execution.submit(order, price=last, position=w.ledger.qty, reducing=reducing)
     except EngineError as err:
         if isinstance(err, OrderLost):  # remembered: a fill may still come if the venue had it after all
             w.orders.remember(InFlight(order, OrderStatus.LOST))
         _not_placed(w, ts, err)
         return False
     status = _SUBMITTED if state is None else _INTENT if state is HELD else _UNKNOWN
-    w.orders.open(order, status, w.view.seen + k)
+    w.orders.open(order, status, view.seen + k)
     w.orders_sent += 1
-    recovery.persist(w)
+    if w.journal is not None:  # (a backtest's order makes no call for it)
+        recovery.persist(w)
     if state is not None:
         updates.apply_state(w, order, state, k)
     if w.sim is not None and w.orders.current is not None and limit is None:
@@ -163,7 +177,7 @@ def exit(w: SymbolWorker, k: int, reason: str, price: float | None) -> None:
     size = w.broker.round_qty(w.symbol, abs(qty))
     if size <= 0:
         return
-    ts = int(w.view.ts[w.view.offset + k])
+    ts = w.view.ts.item(w.view.offset + k)
     _send(w, SELL if qty > 0 else BUY, size, ts, reason, k, price, reducing=True)
 
 

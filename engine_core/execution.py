@@ -92,7 +92,9 @@ class ExecutionEngine:
         except RiskError as err:
             self.record(order, OrderStatus.REFUSED, f"{err.rule}: {err}")
             raise
-        self.record(order, _INTENT)
+        told = outbox.wanted(self.journal, self.bus)  # asked once for the intent and the send
+        if told:
+            self.record(order, _INTENT)
         try:
             held = self.broker.submit(order) is _INTENT
         except BrokerError as err:
@@ -108,7 +110,8 @@ class ExecutionEngine:
         self.order_opened()
         if held:
             return HELD
-        self.record(order, _SUBMITTED)
+        if told:
+            self.record(order, _SUBMITTED)
         return None
 
     def _unanswered(self, order: Order, why: str) -> OrderState:

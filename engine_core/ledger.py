@@ -63,6 +63,7 @@ class Ledger:
         # broker never does, and its fills need no key kept.
         self.keeps_fill_keys = keep_fill_keys
         self.qty = _ZERO
+        self.qty_float = 0.0  # float(qty), made once per change (a Decimal's float goes through its text)
         self.cash = _ZERO
         self.entry: Entry | None = None
         self.trades: list[RoundTrip] = []
@@ -97,31 +98,37 @@ class Ledger:
         signed = fill.position_change
         before = self.qty
         qty = self.qty = before + signed
-        sign = 1 if fill.side is BUY else -1
-        cash = self.cash = self.cash - (sign * fill.qty * fill.price + fill.commission)
+        notional = fill.qty * fill.price
+        if fill.side is BUY:
+            cash = self.cash = self.cash - (notional + fill.commission)
+        else:
+            cash = self.cash = self.cash - (-notional + fill.commission)
         self.fills += 1
         closed = None
         e = self.entry
         flat_after = qty == 0 or (self.lot is not None and self.lot(abs(qty)) <= 0)
-        grows = abs(qty) > abs(before)
         if e is None:
-            if not flat_after and grows:  # from flat (or dust) into a position
+            if not flat_after and abs(qty) > abs(before):  # from flat (or dust) into a position
                 self.entry = Entry(fill.ts, fill.price, abs(signed), fill.commission, fill.side, index)
-        elif grows and (qty > 0) == (before > 0):
+        elif (qty > 0) == (before > 0) and abs(qty) > abs(before):
             total = e.qty + abs(signed)  # adding to the position: average the entry
             e.price = (e.price * e.qty + fill.price * abs(signed)) / total
             e.qty, e.commission = total, e.commission + fill.commission
         elif flat_after:
             closed = self._close(fill, reason)
-        self._marks.append((i, float(qty), float(cash)))
+        self.qty_float = qty_float = float(qty)
+        self._marks.append((i, qty_float, float(cash)))
         return closed
 
     def _close(self, fill: Fill, reason: str) -> RoundTrip:
         e = self.entry
         assert e is not None
-        direction = 1 if e.side is BUY else -1
-        commission = e.commission + fill.commission
-        pnl = (fill.price - e.price) * e.qty * direction - commission
+        paid = fill.commission
+        # no commission on either fill (one shared zero, as a simulated broker
+        # without costs reports): the sum is that zero, so no Decimal is made per trip
+        commission = e.commission if paid is e.commission and not paid else e.commission + paid
+        gain = (fill.price - e.price) * e.qty
+        pnl = (gain if e.side is BUY else -gain) - commission
         trip = RoundTrip(self.symbol, e.side, e.qty, e.ts, e.price, fill.ts, fill.price, pnl, commission, reason)
         self.trades.append(trip)
         self.entry = None
@@ -132,7 +139,7 @@ class Ledger:
     def begin_chunk(self) -> None:
         held = self._held
         if held[0] is not self.qty or held[1] is not self.cash:  # booked or restored since: new floats
-            held = self._held = (self.qty, self.cash, (0, float(self.qty), float(self.cash)))
+            held = self._held = (self.qty, self.cash, (0, self.qty_float, float(self.cash)))
         self._marks = [held[2]]
 
     def mark_chunk(self, chunk: BarChunk, bar: Bar | None = None) -> float:
@@ -178,5 +185,6 @@ class Ledger:
 
     def restore(self, snap: dict[str, Any], fill_keys: set[str]) -> None:
         self.qty, self.cash = Decimal(snap["qty"]), Decimal(snap["cash"])
+        self.qty_float = float(self.qty)
         self.entry = None if snap["entry"] is None else Entry.from_json(snap["entry"])
         self.fill_keys = set(fill_keys)

@@ -7,8 +7,8 @@ reports through ``on_update`` meanwhile is applied at once, at that bar
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 from engine_core import decisions
@@ -24,10 +24,12 @@ def work_order(w: SymbolWorker, i: int) -> None:
     """Match a simulated order against chunk bar ``i``; cancel an entry limit past its expiry."""
     cur = w.orders.current
     assert cur is not None
-    v, j = w.view, w.view.offset + i
-    ts = int(v.ts[j])
-    if w.sim is not None and cur.order.ts < ts and (w.fill_next_open or cur.order.type is _LIMIT):
-        simulate(w, i, w.sim.match, w.symbol, ts, float(v.open[j]), float(v.high[j]), float(v.low[j]))
+    v = w.view
+    j = v.offset + i
+    ts = v.ts.item(j)  # (``item``: a Python number, no numpy scalar on the way)
+    sim = w.sim
+    if sim is not None and cur.order.ts < ts and (w.fill_next_open or cur.order.type is _LIMIT):
+        simulate(w, i, sim.match, w.symbol, ts, v.open.item(j), v.high.item(j), v.low.item(j))
     if w.orders.current is not None and w.order_expiry is not None and v.seen + i >= w.order_expiry:
         w.order_expiry = None
         decisions.cancel(w, w.orders.current, i)
@@ -37,7 +39,7 @@ def simulate(w: SymbolWorker, k: int, call: Callable[..., None], *args: Any) -> 
     """Call the simulated broker at chunk bar ``k``: what it reports
     through ``on_update`` meanwhile is applied at once, at that bar."""
     before = w.simulating
-    w.simulating = (threading.get_ident(), k)
+    w.simulating = (get_ident(), k)
     try:
         call(*args)
     finally:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
 from hashlib import blake2b
@@ -186,18 +187,15 @@ class InFlight:
         return self.order.qty - self.filled
 
 
-class Applied(NamedTuple):
-    """What an update did: the order it was for (None: unknown here), the
-    status it moved to (None when the table refused the move or the order is
-    unknown), and whether the order in flight is done with."""
-
-    flight: InFlight | None
-    status: OrderStatus | None
-    done: bool
+# What an update did: the order it was for (None: unknown here), the status
+# it moved to (None when the table refused the move or the order is unknown),
+# and whether the order in flight is done with. A plain tuple: a NamedTuple's
+# constructor is a Python call, and every update makes one.
+Applied = tuple[InFlight | None, OrderStatus | None, bool]
 
 
 _RECENT = 64  # finished orders remembered per symbol, for late updates
-_NOT_HERE = Applied(None, None, False)
+_NOT_HERE: Applied = (None, None, False)
 # Read once: on Python 3.11 each ``OrderStatus.X`` goes through the enum
 # metaclass's __getattr__ hook (~0.2 us), and apply runs for every update.
 _FILLED, _PARTIALLY_FILLED = OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED
@@ -208,11 +206,12 @@ class OrderTracker:
     a time), the orders it finished lately, and what each broker update does
     to them."""
 
-    __slots__ = ("current", "recent")
+    __slots__ = ("current", "recent", "_oldest")
 
     def __init__(self) -> None:
         self.current: InFlight | None = None
         self.recent: dict[str, InFlight] = {}
+        self._oldest: deque[str] = deque()  # the client ids in ``recent``, oldest first
 
     def open(self, order: Order, status: OrderStatus, bar: int = 0, filled: Decimal = Decimal(0)) -> InFlight:
         self.current = InFlight(order, status, filled=filled, bar=bar)
@@ -220,9 +219,12 @@ class OrderTracker:
 
     def remember(self, flight: InFlight) -> None:
         """Keep a finished (or restored) order for updates that come late."""
-        self.recent[flight.order.client_id] = flight
-        if len(self.recent) > _RECENT:
-            del self.recent[next(iter(self.recent))]
+        cid = flight.order.client_id
+        if cid not in self.recent:
+            self._oldest.append(cid)
+        self.recent[cid] = flight
+        if len(self._oldest) > _RECENT:  # (a deque: a dict's first key is found past every key deleted)
+            del self.recent[self._oldest.popleft()]
 
     def find(self, client_id: str) -> InFlight | None:
         cur = self.current
@@ -246,13 +248,13 @@ class OrderTracker:
             flight.filled += fill.qty
             to = _FILLED if flight.filled >= flight.order.qty else _PARTIALLY_FILLED
         if to not in TRANSITIONS[flight.status]:
-            return Applied(flight, None, False)
+            return flight, None, False
         flight.status = to
         done = flight is self.current and to not in OPEN_STATUSES
         if done:
             self.current = None
             self.remember(flight)
-        return Applied(flight, to, done)
+        return flight, to, done
 
     def settle(self, status: OrderStatus) -> InFlight | None:
         """The order in flight ended without an update (lost, refused at

@@ -197,7 +197,7 @@ class PositionView:
         """Take the position from the symbol's books and its armed stops (after
         a fill, an order's end, new stops, a restore, at each chunk)."""
         e = ledger.entry
-        self.qty = float(ledger.qty)
+        self.qty = ledger.qty_float
         if e is None:
             self.avg_price, self.entry_ts, self.entry_index = 0.0, 0, 0
         else:

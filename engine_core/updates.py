@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine_core import halts, outbox, recovery, transitions
+from engine_core import halts, recovery, transitions
 from engine_core.model import ErrorEvent, Fill, FillEvent, Order, State
 from engine_core.orders import InFlight, OrderState, OrderStatus, OrderUpdate, UpdateKind
 
@@ -75,14 +75,15 @@ def _book(
     reason = reason or (flight.order.reason if flight is not None else "exit")
     index = w.view.seen + i + 1
     record = None
-    if outbox.wanted(w.journal, w.bus):  # the fill, and what it leaves of its order
+    journal = w.journal
+    if journal is not None or w.bus.listening:  # (outbox.wanted inline) the fill, and what it leaves of its order
         filled = flight.filled if flight is not None else fill.qty
         record = FillEvent(fill, filled, status or (flight.status if flight is not None else _FILLED))
-    if record is None or w.journal is None:
+    if record is None or journal is None:
         w.ledger.book(fill, key, i, index, reason)
     else:
-        with w.journal.transaction():
-            w.journal.record(record)
+        with journal.transaction():
+            journal.record(record)
             w.ledger.book(fill, key, i, index, reason)
             recovery.persist(w)
     if record is not None and w.bus.listening:  # once it is committed
@@ -133,8 +134,10 @@ def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> Non
     else:
         settle_state(w, ts, f"order {flight.order.client_id} {status.value}")
     w.view.position.sync(w.ledger, w.stops)
-    recovery.persist(w)
-    halts.flatten_if_halted(w)
+    if w.journal is not None:  # (a backtest's fill makes no call for it)
+        recovery.persist(w)
+    if w.halted is not None:
+        halts.flatten_if_halted(w)
 
 
 def settle_state(w: SymbolWorker, ts: int, reason: str) -> None:

@@ -37,3 +37,23 @@ def test_a_restored_position_is_marked_from_the_next_chunk_on():
     assert ledger.mark_chunk(BarChunk.from_bar(bar), bar) == 2.0
     _, pnl, exposed = ledger.series()
     assert list(pnl) == [0.0, 2.0] and list(exposed) == [False, True]
+
+
+def test_fills_book_cash_and_round_trips_exactly():
+    # cash moves by sign * qty * price + commission, in Decimal; a round trip's
+    # pnl is the price move times the size, less both commissions; float(qty) follows
+    from decimal import Decimal as D
+
+    from engine_core.model import Fill, Side
+
+    ledger = Ledger("S")
+    ledger.book(Fill("a", "S", Side.BUY, D("0.30"), D("100.10"), D("0.03"), 1), "", 0, 1, "enter")
+    assert (ledger.qty, str(ledger.cash), ledger.qty_float) == (D("0.30"), "-30.0600", 0.3)
+    trip = ledger.book(Fill("b", "S", Side.SELL, D("0.30"), D("99.95"), D("0.02"), 2), "", 1, 2, "exit")
+    assert (ledger.qty, str(ledger.cash), ledger.qty_float) == (D("0.00"), "-0.0950", 0.0)
+    assert trip is not None and str(trip.pnl) == "-0.0950" and str(trip.commission) == "0.05"
+    ledger.book(Fill("c", "S", Side.SELL, D("2"), D("10"), D(0), 3), "", 2, 3, "enter")
+    trip = ledger.book(Fill("d", "S", Side.BUY, D("2"), D("9.5"), D(0), 4), "", 3, 4, "exit")
+    assert trip is not None and str(trip.pnl) == "1.0" and str(ledger.cash) == "0.9050"
+    ledger.restore({"qty": "-1.5", "cash": "3", "entry": None}, set())
+    assert ledger.qty_float == -1.5

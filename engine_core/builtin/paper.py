@@ -13,7 +13,7 @@ every fill it makes is written there first, so that after a crash it answers
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -115,34 +115,39 @@ class PaperBroker(SimulatedBroker):
         self.on_update(OrderUpdate(_CANCEL, client_id, order.symbol, order.ts))
 
     def match(self, symbol: str, ts: int, open_: float, high: float, low: float) -> None:
-        base = to_decimal(open_)
-
-        def price(order: Order) -> Decimal | None:
-            if order.ts >= ts:
-                return None  # placed on this bar: it fills from the next one
-            if order.type is _MARKET:
-                return self._slipped(base, order.side)
-            return self._limit_fill(order, open_, high, low)
-
-        self._fill_working(symbol, ts, price)
+        self._fill_working(symbol, ts, open_, (open_, high, low))
 
     def fill_market(self, symbol: str, ts: int, price: float) -> None:
-        base = to_decimal(price)
-        self._fill_working(symbol, ts, lambda order: self._slipped(base, order.side) if order.type is _MARKET else None)
+        self._fill_working(symbol, ts, price, None)
 
-    def _fill_working(self, symbol: str, ts: int, price: Callable[[Order], Decimal | None]) -> None:
-        """Fill each working order of ``symbol`` that ``price`` prices, and
-        report the fills (after the lock: the worker may send from a fill)."""
+    def _fill_working(self, symbol: str, ts: int, market: float, bar: tuple[float, float, float] | None) -> None:
+        """Fill each working order of ``symbol``: a market order at ``market``
+        (slipped), a limit order where ``bar`` (open, high, low) reaches it.
+        With ``bar`` (``match``), an order placed on this bar fills from the
+        next one; without (``fill_market``), market orders only. The fills
+        are reported after the lock (the worker may send from a fill)."""
         with self._lock:
             working = self._working.get(symbol)
             if not working:
                 return
             out = []
+            base: Decimal | None = None  # the market price as a Decimal, made once
             for cid, order in list(working.items()):
-                px = price(order)
-                if px is not None:
-                    del working[cid]
-                    out.append(self._fill(order, px, ts))
+                if order.type is _MARKET:
+                    if bar is not None and order.ts >= ts:
+                        continue  # placed on this bar: it fills from the next one
+                    if base is None:
+                        base = to_decimal(market)
+                    px = self._slipped(base, order.side) if self.config.slippage else base
+                elif bar is None or order.ts >= ts:
+                    continue
+                else:
+                    limit_px = self._limit_fill(order, *bar)
+                    if limit_px is None:
+                        continue
+                    px = limit_px
+                del working[cid]
+                out.append(self._fill(order, px, ts))
         for update in out:
             self.on_update(update)
 
@@ -159,8 +164,7 @@ class PaperBroker(SimulatedBroker):
         return max(to_decimal(open_), limit)
 
     def _slipped(self, base: Decimal, side: Side) -> Decimal:
-        if not self.config.slippage:
-            return base
+        """``base`` moved against ``side`` by the (nonzero) slippage."""
         slip = base * self.config.slippage
         return base + slip if side is BUY else base - slip
 

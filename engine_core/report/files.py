@@ -58,7 +58,8 @@ EQUITY_HEADER = b"time,equity,drawdown\n"
 Curves = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # downsampled total equity and drawdown
 
 
-TRADE_BLOCK = 4096  # round trips formatted at a time
+TRADE_BLOCK = 1024  # round trips formatted at a time
+EQUITY_BLOCK = 1 << 13  # rows of the total curve made, formatted and written at a time (about 1.5 MB of text)
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def _write_equity(path: Path, result: RunResult) -> Curves | None:
     the times, decimals of the equity); the second formats and writes.
     """
     n, digits, largest = 0, 0, []
-    for curve in total_curve_blocks(result):
+    for curve in total_curve_blocks(result, EQUITY_BLOCK):
         n += len(curve.ts)
         digits = max(digits, fraction_digits(curve.ts))
         largest.append(np.abs(curve.equity).max())
@@ -148,7 +149,7 @@ def _write_equity(path: Path, result: RunResult) -> Curves | None:
     dd_of = Drawdown()
     with path.open("wb") as out:
         out.write(EQUITY_HEADER)
-        for curve in total_curve_blocks(result):
+        for curve in total_curve_blocks(result, EQUITY_BLOCK):
             dd = dd_of(curve.equity)
             for text in equity_lines(curve.ts, curve.equity, dd, digits, decimals):
                 out.write(text)

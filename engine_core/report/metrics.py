@@ -219,6 +219,8 @@ class Drawdown:
 def sorted_trades(result: RunResult) -> list[RoundTrip]:
     """All round trips by exit time, then symbol (stable within a symbol)."""
     trades = [t for s in result.symbols.values() for t in s.trades]
+    if len({t.symbol for t in trades}) <= 1 and all(a.exit_ts <= b.exit_ts for a, b in itertools.pairwise(trades)):
+        return trades  # one symbol's, in exit order already (as they closed): no sort keys made
     return sorted(trades, key=lambda t: (t.exit_ts, t.symbol))
 
 
@@ -244,14 +246,38 @@ def _std(r: np.ndarray) -> float:
     return float(np.sqrt(np.add.reduce(r) / (n - 1)))
 
 
-def _returns(equity: np.ndarray) -> np.ndarray:
-    """Per-period returns ``equity[1:] / equity[:-1] - 1`` in one new array."""
-    r = np.divide(equity[1:], equity[:-1])
+class EquityBlocks:
+    """A curve's equity read a block of rows at a time: ``start + pnl[lo:hi]``,
+    made per block (so that no n-long equity array is held beside the
+    returns), or ``pnl[lo:hi]`` itself when ``start`` is None (an equity
+    array made already). Each value is the one ``start + pnl`` would hold."""
+
+    def __init__(self, pnl: np.ndarray, start: float | None) -> None:
+        self.pnl = pnl
+        self.start = start
+
+    def __len__(self) -> int:
+        return len(self.pnl)
+
+    def __call__(self, lo: int, hi: int) -> np.ndarray:
+        values = self.pnl[lo:hi]
+        return values if self.start is None else self.start + values
+
+
+def _returns(equity: EquityBlocks) -> np.ndarray:
+    """Per-period returns ``equity[1:] / equity[:-1] - 1`` in one new array
+    (the equity read in blocks)."""
+    n = len(equity)
+    r = np.empty(max(n - 1, 0))
+    for lo in range(0, n - 1, BLOCK):
+        hi = min(lo + BLOCK, n - 1)
+        e = equity(lo, hi + 1)
+        np.divide(e[1:], e[:-1], out=r[lo:hi])
     np.subtract(r, 1.0, out=r)
     return r
 
 
-def _drawdown_stats(ts: np.ndarray, equity: np.ndarray) -> dict:
+def _drawdown_stats(ts: np.ndarray, equity: EquityBlocks) -> dict:
     """Maximum drawdown and the longest drawdown period, scanning the curve in blocks."""
     n = len(equity)
     dd_of = Drawdown()
@@ -260,7 +286,7 @@ def _drawdown_stats(ts: np.ndarray, equity: np.ndarray) -> dict:
     longest_bars = longest_ns = None
     for start in range(0, n, BLOCK):
         stop = min(start + BLOCK, n)
-        dd = dd_of(equity[start:stop])
+        dd = dd_of(equity(start, stop))
         deepest.append(dd.max())
         below = dd > 0
         under = np.flatnonzero(below)
@@ -288,14 +314,17 @@ def _drawdown_stats(ts: np.ndarray, equity: np.ndarray) -> dict:
     return stats
 
 
-def _curve_stats(curve: Curve, start_cash: float, periods_per_year: float | None) -> dict:
+def _curve_stats(
+    ts: np.ndarray, equity: EquityBlocks, exposed: np.ndarray, start_cash: float, periods_per_year: float | None
+) -> dict:
     """Return, risk and drawdown figures of one equity curve.
 
-    Temporaries are at most one n-long float array at a time (the returns);
-    the drawdown is scanned in blocks.
+    Temporaries are at most one n-long array at a time (the bar intervals,
+    then the returns), beside no equity array when ``equity`` adds the
+    starting cash per block; the drawdown is scanned in blocks.
     """
-    ts, equity, n = curve.ts, curve.equity, len(curve.ts)
-    final = float(equity[-1]) if n else start_cash
+    n = len(ts)
+    final = float(equity(n - 1, n)[0]) if n else start_cash
     step = float(np.median(np.diff(ts), overwrite_input=True)) / NS_PER_SECOND if n > 1 else None
     periods = periods_per_year or (SECONDS_PER_YEAR / step if step else None)
     span_days = (n - 1) / periods * 365 if periods and n > 1 else None
@@ -315,7 +344,7 @@ def _curve_stats(curve: Curve, start_cash: float, periods_per_year: float | None
         "sortino": None,
         "returns": max(n - 1, 0),
         "ratio_min_returns": ratio_min_returns(periods),
-        "exposure": number(np.count_nonzero(curve.exposed) / n) if n else None,
+        "exposure": number(np.count_nonzero(exposed) / n) if n else None,
         "max_drawdown": None,
         "max_drawdown_bars": None,
         "max_drawdown_seconds": None,
@@ -326,9 +355,13 @@ def _curve_stats(curve: Curve, start_cash: float, periods_per_year: float | None
     if annualized and periods and start_cash > 0 and final > 0:
         with np.errstate(over="ignore"):
             stats["cagr"] = number(np.power(final / start_cash, periods / (n - 1)) - 1.0)
-    head = equity[:-1]  # the last value may be anything
     need = stats["ratio_min_returns"]
-    if need is not None and n - 1 >= need and all(np.all(head[i : i + BLOCK] > 0) for i in range(0, n - 1, BLOCK)):
+    # every value but the last (which may be anything) positive
+    if (
+        need is not None
+        and n - 1 >= need
+        and all(np.all(equity(i, min(i + BLOCK, n - 1)) > 0) for i in range(0, n - 1, BLOCK))
+    ):
         r = _returns(equity)
         mean = float(r.mean())
         stats["sharpe"] = _ratio(mean, _std(r), factor)
@@ -366,12 +399,17 @@ def _span(ts: np.ndarray) -> dict[str, str | None]:
     return {"first_bar": iso_utc(int(ts[0]), digits), "last_bar": iso_utc(int(ts[-1]), digits)}
 
 
-def _symbol_summary(s: SymbolResult, start_cash: float, periods_per_year: float | None) -> dict:
-    curve = Curve(np.asarray(s.ts), start_cash + np.asarray(s.pnl, float), s.exposed)
+def _symbol_curve_stats(s: SymbolResult, start_cash: float, periods_per_year: float | None) -> dict:
+    """The figures of a symbol's equity curve, ``start_cash + pnl`` (added per block)."""
+    equity = EquityBlocks(np.asarray(s.pnl, float), start_cash)
+    return _curve_stats(np.asarray(s.ts), equity, s.exposed, start_cash, periods_per_year)
+
+
+def _symbol_summary(s: SymbolResult, curve_stats: dict) -> dict:
     return {
-        **_curve_stats(curve, start_cash, periods_per_year),
+        **curve_stats,
         **_trade_stats(s.trades),
-        **_span(curve.ts),
+        **_span(np.asarray(s.ts)),
         "bars": s.bars,
         "orders": s.orders,
         "fills": s.fills,
@@ -385,9 +423,16 @@ def _symbol_summary(s: SymbolResult, start_cash: float, periods_per_year: float 
 def summarize(result: RunResult, periods_per_year: float | None = None) -> dict:
     """The run's summary as JSON-safe data (see the module docstring for definitions)."""
     start_cash = float(result.start_cash)
-    per_symbol = {name: _symbol_summary(s, start_cash, periods_per_year) for name, s in result.symbols.items()}
+    curves = {name: _symbol_curve_stats(s, start_cash, periods_per_year) for name, s in result.symbols.items()}
+    per_symbol = {name: _symbol_summary(s, curves[name]) for name, s in result.symbols.items()}
     symbols = result.symbols.values()
-    total = total_curve(result)
+    traded = [name for name, s in result.symbols.items() if s.bars]
+    if len(traded) == 1:  # the total curve is that symbol's (total_curve's values), its figures too
+        ts, total_stats = np.asarray(result.symbols[traded[0]].ts), curves[traded[0]]
+    else:
+        total = total_curve(result)
+        ts = total.ts
+        total_stats = _curve_stats(ts, EquityBlocks(total.equity, None), total.exposed, start_cash, periods_per_year)
     return {
         "strategy": result.strategy,
         "mode": result.mode,
@@ -396,9 +441,9 @@ def summarize(result: RunResult, periods_per_year: float | None = None) -> dict:
         "source": json_safe(result.source_stats),
         "params": json_safe(result.params),
         **({"sinks": json_safe(result.sink_stats)} if result.sink_stats else {}),
-        **_span(total.ts),
+        **_span(ts),
         "total": {
-            **_curve_stats(total, start_cash, periods_per_year),
+            **total_stats,
             **_trade_stats(sorted_trades(result)),
             "bars": sum(s.bars for s in symbols),
             "orders": sum(s.orders for s in symbols),

@@ -170,3 +170,40 @@ def test_number_rounds_to_ten_significant_digits():
     assert metrics.number(float("inf")) is None
     assert metrics.number(float("nan")) is None
     assert metrics.json_safe({1: (np.float64(2.5), np.int64(3))}) == {"1": [2.5, 3]}
+
+
+def test_returns_read_in_blocks_are_those_of_the_whole_equity_array():
+    # across block edges, each return is the one the n-long equity array gives, to the bit
+    rng = np.random.default_rng(7)
+    pnl = np.cumsum(rng.normal(0, 1, 3 * metrics.BLOCK + 5))
+    equity = 1000.0 + pnl
+    whole = equity[1:] / equity[:-1] - 1
+    assert np.array_equal(metrics._returns(metrics.EquityBlocks(pnl, 1000.0)), whole)
+    assert np.array_equal(metrics._returns(metrics.EquityBlocks(equity, None)), whole)
+    assert len(metrics._returns(metrics.EquityBlocks(pnl[:1], 1000.0))) == 0
+
+
+def test_one_symbols_total_figures_are_those_of_the_total_curve(build):
+    # summarize takes one symbol's total figures from the symbol's own; they are
+    # the figures of the total curve that total_curve makes
+    rng = np.random.default_rng(3)
+    n = metrics.BLOCK + 100
+    pnl = list(np.cumsum(rng.normal(0, 1, n)))
+    result = build.run(build.symbol("BTC", list(range(n)), pnl, list(rng.random(n) > 0.5)))
+    total = summarize(result)["total"]
+    curve = total_curve(result)
+    equity = metrics.EquityBlocks(curve.equity, None)
+    expected = metrics._curve_stats(curve.ts, equity, curve.exposed, 100.0, None)
+    assert {k: total[k] for k in expected} == expected
+    assert total["sharpe"] is not None and total["max_drawdown"] is not None
+
+
+def test_trades_come_by_exit_time_whether_one_symbol_or_several(build):
+    a1, a2, a3 = build.trip("A", "1", 3), build.trip("A", "2", 5), build.trip("A", "3", 4)
+    b1 = build.trip("B", "4", 4)
+    in_order = build.run(build.symbol("A", [0], [0.0], trades=[a1, a2]))
+    assert metrics.sorted_trades(in_order) == [a1, a2]
+    late = build.run(build.symbol("A", [0], [0.0], trades=[a1, a2, a3]))  # a fill reported late
+    assert metrics.sorted_trades(late) == [a1, a3, a2]
+    both = build.run(build.symbol("B", [0], [0.0], trades=[b1]), build.symbol("A", [0], [0.0], trades=[a1, a2]))
+    assert metrics.sorted_trades(both) == [a1, b1, a2]
