@@ -21,13 +21,15 @@ with it, as a live engine runs by default (a SQLite journal in a temporary
 directory, ``journal_sync = "full"``). ``--record`` records the session as a
 live engine does by default (``bench/replay.py`` compares the two).
 ``--mqtt`` adds the mqtt sink as a live run uses it (QoS 1, one message per
-event) publishing to a mosquitto this bench starts on a free local port.
+event) publishing to a mosquitto this bench starts on a free local port, and
+prints the CPU time the sink's thread and mosquitto took, per message.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import tempfile
 import threading
@@ -63,6 +65,28 @@ marks: dict[str, tuple[float, float]] = {}  # (process CPU, wall) when the stead
 running: list[Engine] = []
 handled = [0.0, 0]  # thread CPU seconds inside SymbolWorker.handle on steady-state live bars, and their count
 handled_lock = threading.Lock()
+sink_cpu: list[float] = []  # the mqtt sink thread's CPU seconds, when its loop ends
+
+
+def time_sink() -> None:
+    """Wrap the mqtt sink's thread to keep its CPU time."""
+    from engine_plugin_mqtt.sink import MqttSink
+
+    run = MqttSink._run
+
+    def timed(sink: MqttSink, ready: threading.Event) -> None:
+        try:
+            run(sink, ready)
+        finally:
+            sink_cpu.append(time.thread_time())
+
+    MqttSink._run = timed  # type: ignore[method-assign]
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has taken, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def time_handle() -> None:
@@ -142,6 +166,7 @@ def main() -> None:
         import engine_plugin_mqtt.plugin as mqtt
 
         plugins.append(("mqtt", mqtt))
+        time_sink()
     registry = build_registry(plugins, autoload=False)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -165,6 +190,7 @@ def main() -> None:
         result = engine.run()
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
         if args.mqtt:
+            broker_cpu = process_cpu(broker.pid)
             broker.terminate()
             broker.wait()
     bars = sum(r.bars for r in result.symbols.values())
@@ -209,6 +235,14 @@ def main() -> None:
         print(
             f"  journal: {j.commits:,} commits, {j.synced_commits:,} synced with {j.fsyncs:,} fsyncs "
             f"({j.synced_commits / max(j.fsyncs, 1):.1f} commits per fsync)"
+        )
+    if args.mqtt:
+        sink = next(s for s in engine.bus.sinks if type(s).__name__ == "MqttSink")
+        n = max(sink.published, 1)
+        print(
+            f"  mqtt: {sink.published:,} messages; sink thread CPU {sink_cpu[0]:.2f} s "
+            f"({sink_cpu[0] / n * 1e6:.0f} us a message), mosquitto CPU {broker_cpu:.2f} s "
+            f"({broker_cpu / n * 1e6:.0f} us a message)"
         )
     print(f"  peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 

@@ -42,7 +42,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from engine_core import Bar, EngineError, Event, EventSink
-from engine_plugin_mqtt import connection, wire
+from engine_plugin_mqtt import connection, lean, wire
 from engine_plugin_mqtt.config import MqttSinkConfig
 from engine_plugin_mqtt.control import ControlChannel
 from engine_plugin_mqtt.status import UPDATES, EngineFigures, SymbolStatus
@@ -489,6 +489,7 @@ class MqttSink(EventSink):
             will=will,
             inflight=WINDOW,
         )
+        lean.trim(client._client)  # paho's per-message reads, acknowledgements and writes made cheaper
         async with client:
             self.connects += 1
             self._was_connected = True
