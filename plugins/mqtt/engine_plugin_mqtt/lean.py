@@ -41,6 +41,7 @@ from paho.mqtt.client import DISCONNECT, MQTT_LOG_ERR, PUBLISH, MQTTErrorCode, M
 log = logging.getLogger(__name__)
 
 READ = 65536  # bytes asked of the socket at a time
+JOIN = 65536  # bytes of packets joined into one write, at most
 _TOPICS = 10_000  # topics whose bytes are kept, at most
 # what of paho's client the publisher replaces or uses
 _USED = (
@@ -190,7 +191,7 @@ class Publisher:
         if len(out) < 2 or not all(_plain(p) for p in out):
             return self._write()  # type: ignore[no-any-return]
         while out:
-            data = b"".join(memoryview(p["packet"])[p["pos"] :] for p in out)
+            data = _head(out)
             try:
                 sent = client._sock_send(data)
             except (AttributeError, ValueError):
@@ -213,6 +214,19 @@ class Publisher:
         with client._msgtime_mutex:
             client._last_msg_out = time_func()
         return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
+def _head(out: Any) -> Any:
+    """The next bytes to write: the packets at the head of ``out`` joined, up
+    to JOIN bytes (a larger packet alone, as paho writes it, never copied)."""
+    parts: list[memoryview] = []
+    size = 0
+    for p in out:
+        if parts and size + p["to_process"] > JOIN:
+            break
+        parts.append(memoryview(p["packet"])[p["pos"] :])
+        size += p["to_process"]
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _plain(packet: dict[str, Any]) -> bool:
