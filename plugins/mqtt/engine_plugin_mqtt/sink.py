@@ -317,13 +317,11 @@ class MqttSink(EventSink):
 
     def _symbol_status(self, symbol: str) -> _Message:
         status = self._statuses[symbol]
-        return _Message(
-            self.topic(wire.topic_level(symbol), "status"), wire.dumps(status.payload(self.engine_id)), True
-        )
+        return _Message(self._event_topic(symbol, "status"), wire.dumps(status.payload(self.engine_id)), True)
 
     def _event_topic(self, symbol: str | None, name: str) -> str:
         """``<prefix>/<engine id>/<symbol>/<name>`` (``<prefix>/<engine id>/<name>``
-        for an engine-wide event), made once per symbol and name."""
+        for an engine-wide event; a symbol's ``status`` too), made once per symbol and name."""
         topic = self._topics.get((symbol, name))
         if topic is None:
             topic = self.topic(wire.topic_level(symbol), name) if symbol is not None else self.topic(name)
