@@ -21,9 +21,10 @@ client (its instance, never the class):
   reason code and properties of MQTT 5, which the sink does not use, as
   paho's callbacks did not) and tells ``on_ack``; any other goes to paho;
 - reads the socket in large pieces and serves paho's reads from them;
-- writes the packets waiting in one ``send`` when every one of them is of
-  a kind paho only sends (not a QoS 0 PUBLISH, whose publish callback paho
-  calls once written, nor a DISCONNECT).
+- writes the packets waiting in one ``send`` (up to ``JOIN`` bytes; a larger
+  one alone, never copied) when every one of them is of a kind paho only
+  sends (not a QoS 0 PUBLISH, whose publish callback paho calls once
+  written, nor a DISCONNECT).
 
 The replaced methods and the fields used are paho-mqtt 2's (aiomqtt 2.5
 requires it); a paho without them is left as it is and the sink publishes
