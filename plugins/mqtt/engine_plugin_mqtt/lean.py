@@ -103,6 +103,8 @@ class Publisher:
             head = self._topics[topic, retain] = bytes((0x32 | retain,)) + len(encoded).to_bytes(2, "big") + encoded
         mid = client._mid_generate()
         size = len(head) - 1 + 2 + len(self._properties) + len(payload)
+        if size > 268_435_455:
+            raise ValueError("payload too large")  # (as paho says it)
         length = bytearray()
         while True:  # the remaining length, 7 bits a byte
             size, byte = size >> 7, size & 0x7F

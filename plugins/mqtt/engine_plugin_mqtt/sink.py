@@ -12,8 +12,8 @@ drops, the unacknowledged ones are sent again first, in their order, after a
 reconnect with backoff. So at QoS 1 nothing is lost while the broker is away,
 and a subscriber may see a duplicate, which the events' ``seq`` numbers let it
 drop. Its QoS 1 messages are written and acknowledged by ``lean.Publisher`` on
-the connection paho (under aiomqtt) keeps: paho's own publish path cost about
-three times its CPU per message.
+the connection paho (under aiomqtt) keeps: with paho's own publish path this
+thread spent about three times the CPU per message.
 
 Batched (``batch``; by default in backtests only), each message carries the
 JSON array of up to ``batch_size`` events of one symbol, on
