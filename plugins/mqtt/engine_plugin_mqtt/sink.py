@@ -132,6 +132,7 @@ class MqttSink(EventSink):
         self._symbol_status_at: dict[str, float] = {}  # time.monotonic() of each symbol's last status
         self._bars_only: dict[str, None] = {}  # symbols whose bars changed their status since it was last sent
         self._bars_due = float("inf")  # time.monotonic() at which the first of them may be sent
+        self._burst = 0.0  # seconds the last live burst took to settle (_settle)
         self.control: ControlChannel | None = None
         self._figures: EngineFigures | None = None  # cash, equity, kill switches (set by attach)
         self._stop_event: threading.Event | None = None  # the engine's
@@ -684,12 +685,24 @@ class MqttSink(EventSink):
 
     async def _settle(self) -> None:
         """Live: wait for the burst being processed to end (no event for
-        LIVE_QUIET seconds), at most LIVE_SETTLE seconds or half the queue."""
-        deadline = time.monotonic() + LIVE_SETTLE
+        LIVE_QUIET seconds), at most LIVE_SETTLE seconds or half the queue.
+        Each look at the queue takes the interpreter from a worker busy with
+        the burst: most of the last burst's length is waited in one go (woken
+        at half the queue), then the queue is looked at every LIVE_QUIET."""
+        assert self._wake is not None
+        start = time.monotonic()
         buf, half, seen = self._buf, self.cfg.queue // 2, -1
-        while len(buf) != seen and len(buf) < half and time.monotonic() < deadline:
+        first = min(self._burst, LIVE_SETTLE) - LIVE_QUIET
+        if first > LIVE_QUIET and len(buf) < half:
+            self._wake_at = half
+            self._wake.clear()  # set again by handle() at half the queue, by close(), or by a command's reply
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), first)
+            self._wake_at = _NEVER
+        while len(buf) != seen and len(buf) < half and time.monotonic() < start + LIVE_SETTLE:
             seen = len(buf)
             await asyncio.sleep(LIVE_QUIET)
+        self._burst = time.monotonic() - start - LIVE_QUIET  # (the last look saw no new event)
 
     async def _linger(self) -> None:
         """Batched: let the queue fill up to a batch for each symbol (or half the
