@@ -21,7 +21,8 @@ with it, as a live engine runs by default (a SQLite journal in a temporary
 directory, ``journal_sync = "full"``). ``--record`` records the session as a
 live engine does by default (``bench/replay.py`` compares the two).
 ``--mqtt`` adds the mqtt sink as a live run uses it (QoS 1, one message per
-event) publishing to a mosquitto this bench starts on a free local port.
+event) publishing to a mosquitto this bench starts on a free local port, and
+prints the CPU time the sink's thread and mosquitto took, per message.
 ``--shards N`` runs N engines at once, one process each with the symbols of
 its shard (``engine run --shard K/N``: a fleet, one engine per core), and
 prints their latencies together.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import tempfile
 import threading
@@ -67,6 +69,28 @@ running: list[Engine] = []
 handled = [0.0, 0]  # thread CPU seconds inside SymbolWorker.handle on steady-state live bars, and their count
 handled_lock = threading.Lock()
 bursts: dict[int, float] = {}  # a steady-state burst's time -> when its last bar was processed
+sink_cpu: list[float] = []  # the mqtt sink thread's CPU seconds, when its loop ends
+
+
+def time_sink() -> None:
+    """Wrap the mqtt sink's thread to keep its CPU time."""
+    from engine_plugin_mqtt.sink import MqttSink
+
+    run = MqttSink._run
+
+    def timed(sink: MqttSink, ready: threading.Event) -> None:
+        try:
+            run(sink, ready)
+        finally:
+            sink_cpu.append(time.thread_time())
+
+    MqttSink._run = timed  # type: ignore[method-assign]
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has taken, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def time_handle() -> None:
@@ -153,6 +177,7 @@ def main() -> None:
         import engine_plugin_mqtt.plugin as mqtt
 
         plugins.append(("mqtt", mqtt))
+        time_sink()
     registry = build_registry(plugins, autoload=False)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -176,6 +201,7 @@ def main() -> None:
         result = engine.run()
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
         if args.mqtt:
+            broker_cpu = process_cpu(broker.pid)
             broker.terminate()
             broker.wait()
     bars = sum(r.bars for r in result.symbols.values())
@@ -242,6 +268,14 @@ def main() -> None:
             f"with {j.fsyncs:,} fsyncs ({j.synced_commits / max(j.fsyncs, 1):.1f} synced commits per fsync: "
             f"the group commit; {j.fsyncs / orders:.2f} fsyncs per order); write-ahead log at most "
             f"{j.log_bytes / 1e6:.1f} MB (it starts over after each checkpoint)"
+        )
+    if args.mqtt:
+        sink = next(s for s in engine.bus.sinks if type(s).__name__ == "MqttSink")
+        n = max(sink.published, 1)
+        print(
+            f"  mqtt: {sink.published:,} messages; sink thread CPU {sink_cpu[0]:.2f} s "
+            f"({sink_cpu[0] / n * 1e6:.0f} us a message), mosquitto CPU {broker_cpu:.2f} s "
+            f"({broker_cpu / n * 1e6:.0f} us a message)"
         )
     print(f"  peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if args.dump:

@@ -91,13 +91,18 @@ class Running(EngineThread):
 
 def cut_when_published(proxy: Any, mqtt: MqttSink, counts: tuple[int, ...]) -> tuple[threading.Thread, list[int]]:
     """On a thread: cut the connection (then let it back) each time the sink
-    has published ``counts[k]`` messages; the list gets how many were
-    unacknowledged at each cut."""
+    has published ``counts[k]`` messages and is connected again since the
+    last cut (a cut while it reconnects cuts nothing); the list gets how many
+    were unacknowledged at each cut."""
     cuts: list[int] = []
 
     def cutter() -> None:
         for at in counts:
-            wait_until(lambda at=at: mqtt.published >= at, f"{at} messages published", 120)
+            wait_until(
+                lambda at=at: mqtt.published >= at and mqtt.connects > len(cuts),
+                f"{at} messages published on connection {len(cuts) + 1}",
+                120,
+            )
             proxy.cut()
             cuts.append(len(mqtt._unacked))
             proxy.open()
