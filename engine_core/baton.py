@@ -47,7 +47,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from queue import SimpleQueue
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine_core.idle_gc import IdleCollector
 
 LEASE = 0.002  # seconds a holder keeps the baton before the next turn begins beside it
 
@@ -58,8 +61,9 @@ class Baton:
     """The engine-wide queue of turns, and the threads that run them;
     ``gate`` puts a worker's inbox under it."""
 
-    def __init__(self, lease: float | None = None) -> None:
+    def __init__(self, lease: float | None = None, collector: IdleCollector | None = None) -> None:
         self.lease = LEASE if lease is None else lease
+        self.collector = collector  # the garbage collector's runs, when no turn holds the baton (idle_gc.py)
         self._lock = threading.Lock()
         self._turns: deque[Gate] = deque()  # the turns not begun, one per message put, in put order
         self._holder = 0  # the turn that holds the baton (0: none)
@@ -219,18 +223,25 @@ class Baton:
 
     def _watch(self) -> None:
         seen = 0  # the turn that held the baton at the last look
+        collector = self.collector
         while True:
             self._busy.wait()
             time.sleep(self.lease)
             with self._lock:
                 if self._closed:
                     return
-                if not self._holder:
+                idle = not self._holder
+                if idle:
                     self._busy.clear()
                 elif self._holder == seen:  # held since the last look, a lease ago at least
                     self.lapsed += 1
                     self._pass(None)
                 seen = self._holder
+            if collector is not None:  # (without the lock: a turn may begin meanwhile)
+                if idle:
+                    collector.idle()
+                else:
+                    collector.busy()
 
 
 class Gate:

@@ -31,6 +31,7 @@ from engine_core.control import ENGINE, Command, ControlError, Request
 from engine_core.errors import BrokerError, DataError, EngineError, error_text
 from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
+from engine_core.idle_gc import IdleCollector
 from engine_core.journal import Journal
 from engine_core.model import BarChunk, ConnectionEvent
 from engine_core.orders import OpenOrder, OrderUpdate
@@ -101,6 +102,7 @@ class Engine:
         self.summary: dict[str, Any] | None = None
         self.lockstep = False
         self.baton: Baton | None = None  # live: the workers take turns (baton.py)
+        self.collector: IdleCollector | None = None  # live: the garbage collector runs when idle (idle_gc.py)
         self._started: list[Service] = []
 
     def _route_update(self, update: OrderUpdate) -> None:
@@ -182,7 +184,9 @@ class Engine:
             # milliseconds less each; given back to the collector at the end).
             gc.freeze()
             if live and not self.lockstep:  # one worker at a time processes a message, in arrival order (baton.py)
-                self.baton = Baton()
+                self.collector = IdleCollector()  # the garbage collector runs between bursts (idle_gc.py)
+                self.collector.start()
+                self.baton = Baton(collector=self.collector)
                 for worker in self.workers.values():
                     worker.inbox = self.baton.gate(worker.inbox, worker.take)  # type: ignore[assignment]
             for worker in self.workers.values():
@@ -217,6 +221,8 @@ class Engine:
             self._stop_workers()
             if self.baton is not None:
                 self.baton.close()
+            if self.collector is not None:
+                self.collector.stop()
             if live:  # the feed ended: what the workers' last bars left held back is not sent either
                 self.broker.stop_sending(cfg.engine.stop_timeout)
             self._stop_services()
