@@ -108,39 +108,6 @@ def test_a_journal_kept_with_sync_normal_never_syncs(tmp_path, monkeypatch):
     journal.close()
 
 
-def test_workers_committing_at_once_each_return_with_their_commit_on_disk(tmp_path, monkeypatch):
-    journal = Journal(tmp_path / "j.sqlite")
-    synced_upto = []  # per fsync: the commits it covered
-    real = os.fsync
-
-    def fsync(fd):
-        covers = journal.commits
-        real(fd)
-        synced_upto.append(covers)
-
-    monkeypatch.setattr(journal_module.os, "fsync", fsync)
-    failures = []
-
-    def worker(symbol):
-        for k in range(20):
-            with journal.transaction():
-                journal.event("fill", symbol, k, qty="1")
-                mine = journal.commits + 1  # the journal's lock is held: this commit's number
-            if not synced_upto or max(synced_upto) < mine:
-                failures.append((symbol, k))
-
-    threads = [threading.Thread(target=worker, args=(f"S{n}",)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    journal.close()
-    assert failures == []
-    again = Journal(tmp_path / "j.sqlite")
-    assert len(again.events(kind="fill")) == 160
-    again.close()
-
-
 ENTER_EVERY = """
 class S:
     def watch(self, ctx):

@@ -100,6 +100,7 @@ def test_commits_made_while_an_fsync_runs_share_the_next_one(tmp_path, monkeypat
 
 
 def test_workers_committing_at_once_each_return_after_an_fsync_that_began_after_their_commit(tmp_path, monkeypatch):
+    """Intents (a write of their own) and fills (in a transaction) alike."""
     journal = Journal(tmp_path / "j.sqlite")
     disk = Disk(journal, monkeypatch)
     mine = numbered(journal)
@@ -107,7 +108,11 @@ def test_workers_committing_at_once_each_return_after_an_fsync_that_began_after_
 
     def worker(symbol: str) -> None:
         for k in range(25):
-            intent(journal, f"e-{symbol}-{k}")
+            if k % 2:
+                with journal.transaction():
+                    journal.event("fill", symbol, k, qty="1")
+            else:
+                intent(journal, f"e-{symbol}-{k}")
             if not any(covered >= mine[threading.get_ident()] for covered in list(disk.ended)):
                 failures.append((symbol, k))
 
@@ -121,7 +126,7 @@ def test_workers_committing_at_once_each_return_after_an_fsync_that_began_after_
     assert failures == []
     assert journal.fsyncs <= synced
     again = Journal(tmp_path / "j.sqlite")
-    assert len(again.orders()) == 200
+    assert (len(again.orders()), len(again.events(kind="fill"))) == (8 * 13, 8 * 12)
     again.close()
 
 

@@ -118,11 +118,16 @@ def expected(protocol: int) -> bytes:
     return bytes(sock.sent)
 
 
-def test_acknowledgements_are_taken_whole_and_the_rest_left_to_paho():
+def publishing(protocol: int) -> tuple[FakeSocket, paho.Client, Publisher, list[int]]:
+    """A connected client with a publisher, and the message ids it is told were acknowledged."""
     sock = FakeSocket()
-    client = connected(paho.MQTTv311, sock)
+    client = connected(protocol, sock)
     acks: list[int] = []
-    publisher = Publisher(client, acks.append)
+    return sock, client, Publisher(client, acks.append), acks
+
+
+def test_acknowledgements_are_taken_whole_and_the_rest_left_to_paho():
+    sock, client, publisher, acks = publishing(paho.MQTTv311)
     mids = [publisher.publish("t/e1/AAA/fill", b"{}", False) for _ in range(5)]
     paho_acks: list[int] = []
     client.on_publish = lambda c, u, mid, reason, props: paho_acks.append(mid)
@@ -155,10 +160,7 @@ def counted(client: paho.Client, name: str) -> list[int]:
 
 
 def test_a_second_acknowledgement_of_a_message_is_left_to_paho_which_ignores_it():
-    sock = FakeSocket()
-    client = connected(paho.MQTTv311, sock)
-    acks: list[int] = []
-    publisher = Publisher(client, acks.append)
+    sock, client, publisher, acks = publishing(paho.MQTTv311)
     mid = publisher.publish("t/e1/AAA/fill", b"{}", False)
     sock.incoming.append(puback(mid) + puback(mid))
     assert client.loop_read() == paho.MQTT_ERR_SUCCESS
@@ -166,10 +168,7 @@ def test_a_second_acknowledgement_of_a_message_is_left_to_paho_which_ignores_it(
 
 
 def test_mqtt5_acknowledgements_with_a_reason_code_are_taken_too():
-    sock = FakeSocket()
-    client = connected(paho.MQTTv5, sock)
-    acks: list[int] = []
-    publisher = Publisher(client, acks.append)
+    sock, client, publisher, acks = publishing(paho.MQTTv5)
     mids = [publisher.publish("t/e1/AAA/fill", b"{}", False) for _ in range(2)]
     no_subscribers = bytes((0x40, 3)) + mids[0].to_bytes(2, "big") + b"\x10"
     sock.incoming.append(no_subscribers + puback(mids[1]))
