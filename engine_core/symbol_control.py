@@ -1,5 +1,6 @@
 """What a control command does to one symbol (``engine_core.control``
-routes it; the symbol's worker acts on it between chunks, on its thread)."""
+routes it; the symbol's worker acts on it between chunks), and a hot reload
+of the strategy's file found between chunks."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from engine_core import decisions, transitions
 from engine_core.control import ControlError, Request
-from engine_core.errors import EngineError
-from engine_core.model import State
+from engine_core.errors import EngineError, StrategyError
+from engine_core.model import ErrorEvent, State
 
 if TYPE_CHECKING:
     from engine_core.worker import SymbolWorker
@@ -69,3 +70,17 @@ def _flatten(w: SymbolWorker, last: int | None) -> str:
     if cur is None and not w.ledger.flat():
         raise ControlError("the flatten order was not placed (see the error event)")
     return f"flatten order {cur.order.client_id} sent" if cur else "flattened"
+
+
+def reload_if_changed(w: SymbolWorker, ts: int) -> None:
+    """Hot reload between chunks: a success is a log line and a journal
+    entry (never an error); a rejected version is an error event."""
+    try:
+        done = w.strategy.reload_if_changed()
+    except StrategyError as err:
+        w.bus.emit(ErrorEvent(w.symbol, ts, str(err), kind="reload"))
+        return
+    if done and w.journal is not None:
+        w.journal.event("reload", w.symbol, ts, result=done)
+    if done:
+        w.view.log(ts, done)

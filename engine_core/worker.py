@@ -34,7 +34,7 @@ from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
 from engine_core.journal import Journal
 from engine_core.ledger import Ledger
-from engine_core.model import Bar, BarChunk, ErrorEvent, State
+from engine_core.model import Bar, BarChunk, State
 from engine_core.orders import OrderTracker, OrderUpdate
 from engine_core.risk import KillSwitch
 from engine_core.statemachine import StateMachine
@@ -253,20 +253,7 @@ class SymbolWorker:
         self.bars_done += n
         recovery.persist(self, soon=True)  # only the bar's progress: committed with the other symbols' shortly
         if self.halted is None and self.cfg.reload:
-            self._reload(last_ts)
-
-    def _reload(self, ts: int) -> None:
-        """Hot reload between chunks: a success is a log line and a journal
-        entry (never an error); a rejected version is an error event."""
-        try:
-            done = self.strategy.reload_if_changed()
-        except StrategyError as err:
-            self.bus.emit(ErrorEvent(self.symbol, ts, str(err), kind="reload"))
-            return
-        if done and self.journal is not None:
-            self.journal.event("reload", self.symbol, ts, result=done)
-        if done:
-            self.view.log(ts, done)
+            symbol_control.reload_if_changed(self, last_ts)
 
     def warm(self, chunk: BarChunk) -> None:
         """Feed history through the indicators and the strategy without
@@ -355,8 +342,3 @@ class SymbolWorker:
             call(*args)
         except StrategyError as err:
             halts.halt(self, str(err), ts)
-
-    # ------------------------------------------------------------ journal
-
-    def snapshot(self) -> dict[str, Any]:
-        return recovery.snapshot(self)
