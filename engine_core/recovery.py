@@ -11,7 +11,6 @@ halts the symbol when its position still disagrees.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Sequence
 from decimal import Decimal
@@ -58,7 +57,7 @@ def persist(w: SymbolWorker, soon: bool = False) -> None:
     if journal is None:
         return
     if soon and w.running == threading.get_ident():
-        journal.save_symbol_later(w.symbol, functools.partial(snapshot, w), w.lock)
+        journal.save_symbol_later(w.symbol, w.snapshot, w.lock)
     else:
         journal.save_symbol(w.symbol, snapshot(w), soon=soon)
 

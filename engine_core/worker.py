@@ -342,3 +342,8 @@ class SymbolWorker:
             call(*args)
         except StrategyError as err:
             halts.halt(self, str(err), ts)
+
+    # ------------------------------------------------------------ journal
+
+    def snapshot(self) -> dict[str, Any]:
+        return recovery.snapshot(self)
