@@ -46,6 +46,13 @@ def _workers(
     return gates
 
 
+def _end(baton: Baton, gates: dict[str, Gate]) -> None:
+    """Every worker ends (its threads with it), then the baton's watcher."""
+    for gate in gates.values():
+        gate.put(None)
+    baton.close()
+
+
 def test_turns_follow_the_order_the_messages_were_put_in():
     baton = Baton(lease=WAIT)  # no turn lapses: the order is the baton's alone
     done: list[tuple[str, int]] = []
@@ -63,9 +70,7 @@ def test_turns_follow_the_order_the_messages_were_put_in():
         gates[name].put(burst)
     assert finished.wait(WAIT)
     assert done == order
-    for gate in gates.values():
-        gate.put(None)
-    baton.close()
+    _end(baton, gates)
 
 
 def test_a_holder_that_steps_aside_lets_the_next_turns_go_on():
@@ -89,9 +94,7 @@ def test_a_holder_that_steps_aside_lets_the_next_turns_go_on():
     assert waiting.wait(WAIT)
     assert others.wait(WAIT)  # B and C came after A and finished while A waits
     release.set()
-    for gate in gates.values():
-        gate.put(None)
-    baton.close()
+    _end(baton, gates)
 
 
 def test_a_holder_that_keeps_the_baton_loses_it_after_its_lease_and_catches_up_beside_the_others():
@@ -118,9 +121,7 @@ def test_a_holder_that_keeps_the_baton_loses_it_after_its_lease_and_catches_up_b
     assert done == [("B", 1), ("C", 1)]
     release.set()
     assert a_done.wait(WAIT)
-    for gate in gates.values():
-        gate.put(None)
-    baton.close()
+    _end(baton, gates)
     assert sorted(done) == [("A", 1), ("A", 2), ("B", 1), ("C", 1)]
     assert baton.lapsed >= 1
 
@@ -162,9 +163,7 @@ def test_what_an_inbox_holds_when_its_gate_is_made_takes_turns_too():
     gates["A"].put("bar 2")
     assert finished.wait(WAIT)
     assert done == [("A", "update"), ("B", "bar"), ("A", "bar"), ("A", "bar 2")]
-    for gate in gates.values():
-        gate.put(None)
-    baton.close()
+    _end(baton, gates)
 
 
 def test_a_burst_for_idle_workers_runs_on_the_thread_that_ended_the_turn_before():
@@ -188,9 +187,7 @@ def test_a_burst_for_idle_workers_runs_on_the_thread_that_ended_the_turn_before(
     assert [name for name, _ in ran] == list("ABCDEFGH")
     assert {thread for _, thread in ran} == {ran[0][1]}  # one thread ran the whole burst
     assert baton.woken == 1  # only the first turn woke a thread
-    for gate in gates.values():
-        gate.put(None)
-    baton.close()
+    _end(baton, gates)
 
 
 def test_a_worker_runs_on_one_thread_at_a_time_in_order_whatever_its_turns_do():
@@ -228,9 +225,7 @@ def test_a_worker_runs_on_one_thread_at_a_time_in_order_whatever_its_turns_do():
     assert finished.wait(WAIT)
     assert overlaps == []
     assert seen == {name: list(range(per_name)) for name in names}
-    for gate in gates.values():
-        gate.put(None)
-    baton.close()
+    _end(baton, gates)
 
 
 def test_every_thread_ends_once_every_worker_has_ended():

@@ -14,7 +14,7 @@ from engine_core.journal import Journal, order_from_row
 from engine_core.model import Order, OrderType, Side
 from engine_core.orders import OrderStatus, client_id_prefix, make_client_id
 from engine_core.runner import build_engine
-from engine_core.testing import EngineThread, python_strategy, replay_rows, venue, write_config
+from engine_core.testing import EngineThread, scripted_live_config, venue
 
 D = Decimal
 ENTER = {"watch": 'return {"action": "enter", "qty": 2} if ctx.index == 1 else None'}
@@ -23,15 +23,8 @@ ENTER = {"watch": 'return {"action": "enter", "qty": 2} if ctx.index == 1 else N
 def config(
     tmp_path: Path, broker: dict[str, Any], n: int = 3, pace: float = 0.02, strategy: dict[str, str] = ENTER
 ) -> Path:
-    return write_config(
-        tmp_path / "c.toml",
-        {
-            "engine": {"mode": "live", "symbols": ["A"], "window": 20, "journal_sync": "normal"},
-            "source": {"type": "replay", "bars": replay_rows("A", [100.0] * n), "pace": pace},
-            "strategy": python_strategy(tmp_path, **strategy),
-            "broker": {"type": "scripted", **broker},
-            "sinks": [{"type": "log", "path": "events.log"}],
-        },
+    return scripted_live_config(
+        tmp_path, strategy, broker, n=n, pace=pace, sinks=[{"type": "log", "path": "events.log"}]
     )
 
 
@@ -125,17 +118,10 @@ def test_an_order_still_open_after_a_restart_counts_towards_max_open_orders(tmp_
     orders: with max_open_orders = 1, B's entry is refused, never sent."""
     v = venue("limit", reset=True)
 
-    def cfg(strategy: str, n: int) -> Path:
-        rows = sorted(replay_rows("A", [100.0] * n) + replay_rows("B", [100.0] * n), key=lambda r: r[1])
-        return write_config(
-            tmp_path / "c.toml",
-            {
-                "engine": {"mode": "live", "symbols": ["A", "B"], "window": 20, "journal_sync": "normal"},
-                "source": {"type": "replay", "bars": rows, "pace": 0.02},
-                "strategy": python_strategy(tmp_path, watch=strategy),
-                "broker": {"type": "scripted", "venue": "limit", "script": ["ack"]},  # accepted, never filled
-                "risk": {"max_open_orders": 1},
-            },
+    def cfg(watch: str, n: int) -> Path:
+        broker = {"venue": "limit", "script": ["ack"]}  # accepted, never filled
+        return scripted_live_config(
+            tmp_path, {"watch": watch}, broker, symbols=("A", "B"), n=n, risk={"max_open_orders": 1}
         )
 
     build_engine(cfg('return {"action": "enter", "qty": 1} if ctx.symbol == "A" and ctx.index == 1 else None', 3)).run()

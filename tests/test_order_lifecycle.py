@@ -13,19 +13,11 @@ import pytest
 
 from engine_core.journal import Journal
 from engine_core.runner import build_engine
-from engine_core.testing import python_strategy, replay_rows, venue, write_config
+from engine_core.testing import python_strategy, replay_rows, scripted_live_config, venue, write_config
 
 
 def config(tmp_path: Path, strategy: dict[str, str], broker: dict[str, Any], n: int = 8, pace: float = 0.02) -> Path:
-    return write_config(
-        tmp_path / "c.toml",
-        {
-            "engine": {"mode": "live", "symbols": ["A"], "window": 20, "journal_sync": "normal"},
-            "source": {"type": "replay", "bars": replay_rows("A", [100.0] * n), "pace": pace},
-            "strategy": python_strategy(tmp_path, **strategy),
-            "broker": {"type": "scripted", **broker},
-        },
-    )
+    return scripted_live_config(tmp_path, strategy, broker, n=n, pace=pace)
 
 
 def journal_of(tmp_path: Path) -> Journal:

@@ -252,6 +252,33 @@ def write_config(path: Path, sections: dict[str, Any]) -> Path:
     return path
 
 
+def scripted_live_config(
+    tmp_path: Path,
+    strategy: dict[str, str],
+    broker: dict[str, Any],
+    *,
+    symbols: Sequence[str] = ("A",),
+    n: int = 8,
+    pace: float = 0.02,
+    **tables: Any,
+) -> Path:
+    """``tmp_path/c.toml``: a live run of ``symbols`` on ``n`` replayed bars at
+    100 each, ``pace`` seconds apart, with the Python strategy whose function
+    bodies ``strategy`` gives (``python_strategy``), on the scripted venue
+    (``broker``: its ``venue``, ``script`` ...); ``tables``: more sections."""
+    rows = sorted((row for symbol in symbols for row in replay_rows(symbol, [100.0] * n)), key=lambda r: r[1])
+    return write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"mode": "live", "symbols": list(symbols), "window": 20, "journal_sync": "normal"},
+            "source": {"type": "replay", "bars": rows, "pace": pace},
+            "strategy": python_strategy(tmp_path, **strategy),
+            "broker": {"type": "scripted", **broker},
+            **tables,
+        },
+    )
+
+
 def __getattr__(name: str) -> Any:
     if name == "BackgroundServer":  # needs aiohttp, which only venue plugins bring
         from engine_core.testing.server import BackgroundServer

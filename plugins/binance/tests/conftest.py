@@ -128,21 +128,32 @@ def registry():
 
 
 @pytest.fixture
-def live_config(fake, tmp_path):
-    """A factory of live configs on the fake venue: the logging strategy by
-    default, the binance broker unless ``broker`` says otherwise."""
-    from engine_core.testing import write_config
+def broker_table(fake):
+    """A factory of ``[broker]`` tables of the binance broker on the fake venue (``kw``: more keys)."""
 
-    (tmp_path / "s.py").write_text(STRATEGY)
-
-    def make(*, params=None, source=None, broker=None, strategy=None, engine=None, sinks=None, name="c.toml"):
-        broker_table = {
+    def make(**kw):
+        return {
             "type": "binance",
             "api_key": API_KEY,
             "api_secret": API_SECRET,
             "rest_url": fake.http_url,
             "ws_api_url": fake.ws_api_url,
+            **kw,
         }
+
+    return make
+
+
+@pytest.fixture
+def live_config(fake, tmp_path, broker_table):
+    """A factory of live configs on the fake venue: the logging strategy by
+    default, the binance broker unless ``broker`` says otherwise."""
+    from engine_core.testing import write_config
+
+    (tmp_path / "s.py").write_text(STRATEGY)
+    binance = broker_table()
+
+    def make(*, params=None, source=None, broker=None, strategy=None, engine=None, sinks=None, name="c.toml"):
         return write_config(
             tmp_path / name,
             {
@@ -160,7 +171,7 @@ def live_config(fake, tmp_path):
                     "class": "s.py:S",
                     "params": {"log": str(tmp_path / "seen.log"), **(params or {})},
                 },
-                "broker": broker if broker is not None else broker_table,
+                "broker": broker if broker is not None else binance,
                 **({"sinks": sinks} if sinks else {}),
             },
         )

@@ -7,16 +7,9 @@ from __future__ import annotations
 from engine_plugin_binance.testing import API_KEY, API_SECRET
 
 
-def test_a_live_run_names_real_money_and_the_account_before_it_connects(fake, live_config, running):
+def test_a_live_run_names_real_money_and_the_account_before_it_connects(fake, live_config, running, broker_table):
     fake.add_history("BTCUSDT", 30, price=20000.0)
-    broker = {
-        "type": "binance",
-        "api_key": API_KEY,
-        "api_secret": API_SECRET,
-        "testnet": False,
-        "rest_url": fake.http_url,
-        "ws_api_url": fake.ws_api_url,
-    }
+    broker = broker_table(testnet=False)
     run = running(live_config(broker=broker))
     lines: list[str] = []
     run.engine.notice = lambda line: lines.append(f"{line} (requests so far: {len(fake.received)})")

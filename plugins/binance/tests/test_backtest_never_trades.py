@@ -5,20 +5,11 @@ the local venue receives no request at all."""
 
 from __future__ import annotations
 
-from engine_plugin_binance.testing import API_KEY, API_SECRET
-
 from engine_core.testing.refusals import assert_refused_before_anything, venue_backtest
 
 
-def test_validate_and_run_refuse_a_backtest_on_binance_before_any_request(tmp_path, fake):
-    broker = {
-        "type": "binance",
-        "api_key": API_KEY,
-        "api_secret": API_SECRET,
-        "testnet": False,
-        "rest_url": fake.http_url,
-        "ws_api_url": fake.ws_api_url,
-    }
+def test_validate_and_run_refuse_a_backtest_on_binance_before_any_request(tmp_path, fake, broker_table):
+    broker = broker_table(testnet=False)
     assert_refused_before_anything(venue_backtest(tmp_path, "BTCUSDT", "2024-01-01 00", broker), "binance")
     assert fake.received == []  # no request of any kind: no time sync, no account, no order
     assert fake.placed == []
