@@ -73,7 +73,8 @@ def live_tables(server: FakeAlpaca, **broker: Any) -> dict[str, dict[str, Any]]:
     }
 
 
-# A strategy class (s.py:S) that sets up at once, enters 2 shares and holds them.
+# A strategy class (s.py:S) that sets up at once, enters 2 shares and holds
+# them (exits at once when its params say ``exit = true``).
 ENTER_TWO_AND_HOLD = """
 class S:
     def watch(self, ctx):
@@ -81,7 +82,7 @@ class S:
     def close_watch(self, ctx):
         return {"action": "enter", "qty": 2}
     def in_trade(self, ctx):
-        return None
+        return "exit" if ctx.params.get("exit") else None
 """
 
 

@@ -15,6 +15,7 @@ from engine_plugin_alpaca.testing import (
     DAY1_CLOSE,
     DAY1_OPEN,
     DAY2_OPEN,
+    ENTER_TWO_AND_HOLD,
     MINUTE,
     live_tables,
     minute_bars,
@@ -26,15 +27,7 @@ from engine_core.testing import EngineThread, builtin_registry, wait_until, writ
 
 OPEN, CLOSE, NEXT_OPEN = DAY1_OPEN, DAY1_CLOSE, DAY2_OPEN
 
-STRATEGY = """
-class S:
-    def watch(self, ctx):
-        return "setup"
-    def close_watch(self, ctx):
-        return {"action": "enter", "qty": 2}
-    def in_trade(self, ctx):
-        return "exit" if ctx.params.get("exit") else None
-"""
+STRATEGY = ENTER_TWO_AND_HOLD
 
 
 def config(tmp_path: Path, server, **params) -> Path:
