@@ -64,7 +64,7 @@ from typing import Any
 
 from engine_core.baton import step_aside
 from engine_core.errors import JournalError
-from engine_core.journal_sync import GroupCommit
+from engine_core.journal_sync import GroupCommit, Statement
 from engine_core.model import (
     ErrorEvent,
     FillEvent,
@@ -199,8 +199,8 @@ class Journal:
         self._lock_fd = _lock_for_run(self.path) if exclusive else None
         self._lock = threading.RLock()
         self._depth = 0
+        self._open: list[Statement] = []  # the open transaction's statements, handed to the writer at its end
         self._sync_wanted = False  # something written in the open transaction must be synced
-        self._group = GroupCommit(self.path, full=sync == "full")  # counts the commits, syncs those that must be
         self._pending: dict[str, str] = {}  # symbol -> snapshot JSON saved with ``soon``, not yet written
         # symbol -> how to take its snapshot, and the lock its worker holds while it changes it
         self._later: dict[str, tuple[Callable[[], dict[str, Any]], threading.Lock]] = {}
@@ -218,6 +218,8 @@ class Journal:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # the writer's thread applies every commit (journal_sync.py); reads pause it
+            self._group = GroupCommit(self._db, self.path, full=sync == "full")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # "full": the journal syncs the log itself (journal_sync.py)
             self._db.execute("PRAGMA wal_autocheckpoint=0")  # the journal's thread checkpoints (_checkpoint)
@@ -258,7 +260,7 @@ class Journal:
             self._lock_fd = None
 
     def _create(self) -> None:
-        with self.transaction():
+        with self._setup():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
@@ -288,27 +290,42 @@ class Journal:
         missing = {"events", "orders", "symbols", "broker"} - tables
         if missing:
             raise JournalError(f"{self.path}: journal is corrupt (missing tables {', '.join(sorted(missing))})")
-        with self.transaction():
+        with self._setup():
             while version < SCHEMA_VERSION:
                 for statement in _MIGRATIONS[version]:
                     self._db.execute(statement)
                 version += 1
                 self._db.execute(f"PRAGMA user_version={version}")
 
+    @contextmanager
+    def _setup(self) -> Iterator[None]:
+        """A transaction made while the journal opens, before its writer runs."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def close(self) -> None:
-        """Write the snapshots still waiting, then close."""
+        """Write the snapshots still waiting and every commit handed to the
+        writer, then close (raises if that last writing fails)."""
         self._closing.set()
         self._wake.set()
         if self._flusher is not None:
             self._flusher.join()
         self._take_later()
         with self._lock:
+            failed = self._group.failed
             try:
                 self.flush()
             finally:
-                self._db.close()
                 self._group.close()
+                self._db.close()
                 self._unlock()
+            if self._group.failed is not None and failed is None:
+                raise self._group.failed
 
     @contextmanager
     def transaction(self, *, synced: bool = True) -> Iterator[None]:
@@ -320,7 +337,7 @@ class Journal:
         self._acquire()
         try:
             if self._depth == 0:
-                self._db.execute("BEGIN IMMEDIATE")
+                self._open = []
                 self._sync_wanted = False
             self._sync_wanted = self._sync_wanted or synced
             self._depth += 1
@@ -329,16 +346,13 @@ class Journal:
             except BaseException:
                 self._depth -= 1
                 if self._depth == 0:
-                    self._db.execute("ROLLBACK")
-                    self._written.clear()  # what the rows hold is not known any more
+                    self._open = []  # nothing of it reaches the writer
+                    self._written.clear()  # what the rows will hold is not known any more
                 raise
             self._depth -= 1
-            if self._depth == 0:
-                try:
-                    self._db.execute("COMMIT")
-                except sqlite3.Error as err:
-                    raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
-                commit = self._committed(self._sync_wanted)
+            if self._depth == 0 and self._open:
+                statements, self._open = self._open, []
+                commit = self._committed(statements, self._sync_wanted)
         finally:
             self._lock.release()
         if commit:
@@ -352,30 +366,25 @@ class Journal:
             step_aside()
             self._lock.acquire()
 
-    def _committed(self, synced: bool) -> int:
-        """Count a commit just made (the journal's lock held): its number
-        when it must be on disk before the writer goes on, else 0."""
-        commit = self._group.committed(synced)
+    def _committed(self, statements: list[Statement], synced: bool) -> int:
+        """Hand a commit to the writer (the journal's lock held): its number
+        when it must be on disk before the caller goes on, else 0."""
+        commit = self._group.push(statements, synced)
         if self._group.commits - self._checkpointed == CHECKPOINT_COMMITS:  # a journal written without bars
             self._start_flusher()
             self._wake.set()
         return commit
 
-    def _write(self, sql: str, args: tuple[Any, ...], synced: bool = True) -> None:
-        """One statement: in the current transaction, or else as its own
-        (SQLite's autocommit: one call into SQLite, not three with BEGIN and
-        COMMIT; each call lets other threads take the interpreter, and the
-        writer, holding the journal's lock, waits to get it back)."""
+    def _write(self, sql: str, args: Any, synced: bool = True, many: bool = False) -> None:
+        """One statement: in the current transaction, or else as a commit of
+        its own."""
         commit = 0
         self._acquire()
         try:
-            try:
-                self._db.execute(sql, args)
-            except sqlite3.Error as err:
-                raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
             if self._depth == 0:
-                commit = self._committed(synced)
+                commit = self._committed([(sql, args, many)], synced)
             else:
+                self._open.append((sql, args, many))
                 self._sync_wanted = self._sync_wanted or synced  # the transaction it is in syncs it
         finally:
             self._lock.release()
@@ -543,11 +552,7 @@ class Journal:
             with self._pending_lock:
                 batch, self._pending = self._pending, {}
             if batch:
-                try:
-                    with self.transaction(synced=False):
-                        self._db.executemany(_SAVE_SYMBOL, batch.items())
-                except sqlite3.Error as err:
-                    raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
+                self._write(_SAVE_SYMBOL, list(batch.items()), synced=False, many=True)
                 self._written.update(batch)
 
     def _flush_soon(self) -> None:
@@ -594,7 +599,7 @@ class Journal:
             self.log_bytes = max(self.log_bytes, os.path.getsize(f"{self.path}-wal"))
             busy, _, _ = checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             if not busy:
-                with self._lock:
+                with self._group.paused():
                     checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as err:
             raise JournalError(f"{self.path}: cannot checkpoint the journal: {err}") from err
@@ -612,7 +617,9 @@ class Journal:
     # ------------------------------------------------------------ reads
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
+        """Rows, with every commit handed to the writer so far applied."""
+        self._group.drain()
+        with self._group.paused():
             try:
                 return self._db.execute(sql, args).fetchall()
             except sqlite3.DatabaseError as err:

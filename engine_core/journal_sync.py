@@ -1,19 +1,27 @@
-"""The journal's group commit: a commit that must be on disk before the
-engine acts waits for one fsync of the write-ahead log that began after
-it, and the commits waiting together share that fsync.
+"""The journal's writer: one thread applies every commit to SQLite, in the
+order the engine made them, several to a transaction, and syncs the
+write-ahead log once for all those that must be on disk.
 
-The journal commits with SQLite's ``synchronous=NORMAL``: COMMIT writes the
-transaction's frames into ``<journal>-wal`` and returns without syncing (the
-operating system holds them: a kill -9 loses nothing). A commit the journal
-says must be synced then calls :meth:`GroupCommit.wait` without the
-journal's lock: the worker steps aside (its turn's successors run their
-bars, and commit, meanwhile) and the first waiter with no fsync running
-becomes the leader. It notes how many commits are made (each one's frames
-are written by then), fsyncs the log, and wakes everyone waiting: those
-covered return, and one of the others leads the next round, for all the
-commits made while the last fsync ran. So a burst of orders costs a few
-fsyncs in a row, not one per order, and no commit waits behind a fsync that
-began before it was made.
+A commit (``Journal.transaction``, or a write of its own) is a list of
+statements the engine hands over with :meth:`GroupCommit.push`; the
+caller goes on at once unless the commit must be synced (an intent, a
+fill, a halt): then it steps aside (its turn's successors run their bars
+meanwhile) and :meth:`GroupCommit.wait` returns once the writer has
+committed it and, with ``sync = "full"``, once an fsync of the log that
+began after that commit has ended. The writer takes every commit waiting
+when it looks, applies them in one SQLite transaction (``synchronous=NORMAL``:
+COMMIT writes the frames into ``<journal>-wal`` without syncing) and fsyncs
+the log when one of them must be synced; the commits pushed meanwhile are
+the next round's. So a burst of orders costs a few SQLite transactions and
+fsyncs, not one of each per statement, and none of SQLite's work (nor an
+fsync) runs on a worker's thread: the statements run without the
+interpreter's lock, on the other core.
+
+What a commit that did not wait costs in a crash: a kill -9 or a power loss
+can take the last commits not yet applied or synced, never one made before a
+synced commit (the writer applies them in order, and the log is synced as a
+whole). Those are what a restart learns again from the venue or settles
+from the booked position (the journal's rule, ARCHITECTURE.md).
 
 Why an fsync of the log is enough whatever SQLite does meanwhile:
 
@@ -29,76 +37,186 @@ Why an fsync of the log is enough whatever SQLite does meanwhile:
   synced when the journal opens it here (and again should it ever be a
   new file: each round checks);
 - an fsync that failed may have dropped what it did not write: from then
-  on every synced commit raises, none is told it is on disk.
+  on every commit raises, none is told it is on disk. A commit SQLite
+  refuses fails the journal the same way (the disk is full, the file gone).
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from engine_core.baton import step_aside
 from engine_core.errors import JournalError
 
+# One statement of a commit: SQL, its arguments, and whether they are many rows (executemany).
+Statement = tuple[str, Any, bool]
+
 
 class GroupCommit:
-    """Counts a journal's commits and syncs the ones that must be on disk
-    (none unless ``full``), several to an fsync."""
+    """A journal's writer thread and its counts: commits pushed, those that
+    waited to be on disk, and the fsyncs that covered them."""
 
-    def __init__(self, path: Path, full: bool) -> None:
+    def __init__(self, db: sqlite3.Connection, path: Path, full: bool) -> None:
+        self.db = db  # the journal's connection: this thread's alone once started
         self.path = path  # the journal's database file; the log is beside it
         self.full = full
-        self.commits = 0  # commits made (counted under the journal's lock, in commit order)
+        self.commits = 0  # commits pushed (numbered in push order)
         self.synced_commits = 0  # commits that waited to be on disk (what an order costs in syncs)
         self.fsyncs = 0  # fsyncs of the log: fewer than synced_commits when commits shared one
-        self._synced = 0  # commits known to be on disk
-        self._syncing = False  # a leader's fsync runs
-        self._done = threading.Condition(threading.Lock())  # a round ended: waiters look again
-        self._failed = ""  # why an fsync failed: no commit is said to be on disk any more
+        self.rounds = 0  # SQLite transactions the writer made: fewer than commits when commits shared one
+        self._queue: list[tuple[list[Statement], bool]] = []
+        self._applied = 0  # commits committed to SQLite (and synced, when one of their round had to be)
+        self._waiting: list[tuple[int, threading.Event]] = []  # (commit, set once it is applied)
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)  # the writer: something to apply, or closing
+        self._drained = threading.Condition(self._lock)  # a round ended (drain)
+        self._applying = threading.Lock()  # held by the writer through a round (and a checkpoint's last copy)
+        self._closing = False
+        self._failed: JournalError | None = None
         self._fd: int | None = None  # the log, open
         self._log: tuple[int, int] = (0, 0)  # its device and inode
+        self._thread: threading.Thread | None = None
 
     def open(self) -> None:
-        """Open the log (SQLite has created it) and sync its directory entry;
-        nothing unless ``full``."""
+        """Start the writer; open the log (SQLite has created it) and sync
+        its directory entry unless syncing is off."""
         if self.full:
             self._open_log()
+        self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
+        self._thread.start()
 
-    def committed(self, synced: bool) -> int:
-        """Count a commit just made (the journal's lock held): its number
-        when it must be on disk before the writer goes on (``wait``), else 0."""
-        self.commits += 1
-        if synced and self.full:
-            self.synced_commits += 1
-            return self.commits
-        return 0
+    @property
+    def failed(self) -> JournalError | None:
+        """Why the writer stopped (no commit is applied any more), or None."""
+        return self._failed
+
+    def push(self, statements: list[Statement], synced: bool) -> int:
+        """Hand over a commit (the journal's lock held, so that commits are
+        numbered in the order the engine made them): its number when the
+        caller must ``wait`` for it (``synced``), else 0."""
+        with self._lock:
+            if self._failed is not None:
+                raise self._failed
+            self.commits += 1
+            self._queue.append((statements, synced))
+            if len(self._queue) == 1:
+                self._work.notify()
+            if synced:
+                self.synced_commits += 1
+                return self.commits
+            return 0
 
     def wait(self, commit: int) -> None:
-        """Return once commit number ``commit`` is on disk (called without
-        the journal's lock). The caller's turn goes on without it meanwhile."""
+        """Return once commit number ``commit`` is applied (and on disk,
+        with ``full``); called without the journal's lock. The caller's turn
+        goes on without it meanwhile."""
         step_aside()
-        done = self._done
-        with done:
-            while self._synced < commit:
-                if self._failed:
-                    raise JournalError(self._failed)
-                if self._syncing:
-                    done.wait()
-                    continue
-                self._syncing = True  # this thread leads the round
-                upto = self.commits  # each of these commits is written to the log by now
-                done.release()
-                try:
-                    self._fsync()
-                finally:
-                    done.acquire()
-                    self._syncing = False
-                    done.notify_all()
-                self._synced = max(self._synced, upto)
+        with self._lock:
+            if self._applied >= commit:
+                return
+            if self._failed is not None:
+                raise self._failed
+            done = threading.Event()
+            self._waiting.append((commit, done))
+        done.wait()
+        if self._applied < commit:
+            assert self._failed is not None
+            raise self._failed
+
+    def drain(self) -> None:
+        """Return once every commit pushed so far is applied (a read sees them)."""
+        with self._lock:
+            upto = self.commits
+            while self._applied < upto and self._failed is None and self._thread is not None:
+                self._drained.wait()
+            if self._failed is not None and self._applied < upto:
+                raise self._failed
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No commit is applied meanwhile (a read, a checkpoint's last copy)."""
+        with self._applying:
+            yield
+
+    def close(self) -> None:
+        """Apply what is pushed, then end the writer and close the log."""
+        with self._lock:
+            self._closing = True
+            self._work.notify()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closing:
+                    self._work.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+                upto = self.commits
+            try:
+                with self._applying:
+                    self._apply(batch)
+                    if self.full and any(synced for _, synced in batch):
+                        self._fsync()
+            except JournalError as err:
+                self._fail(err)
+                return
+            with self._lock:
+                self._applied = upto
+                self._drained.notify_all()
+                if self._waiting:
+                    still = []
+                    for commit, done in self._waiting:
+                        if commit <= upto:
+                            done.set()
+                        else:
+                            still.append((commit, done))
+                    self._waiting = still
+
+    def _apply(self, batch: list[tuple[list[Statement], bool]]) -> None:
+        """The commits of a round in one SQLite transaction, in order."""
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statements, _ in batch:
+                    for sql, args, many in statements:
+                        if many:
+                            db.executemany(sql, args)
+                        else:
+                            db.execute(sql, args)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as err:
+            raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
+        self.rounds += 1
+
+    def _fail(self, err: JournalError) -> None:
+        """No commit is said to be applied any more: every waiter and every later push raises."""
+        with self._lock:
+            self._failed = err
+            self._queue.clear()
+            self._drained.notify_all()
+            for _, done in self._waiting:
+                done.set()
+            self._waiting = []
 
     def _fsync(self) -> None:
-        """One fsync of the log (the leader, no lock held)."""
+        """One fsync of the log, for the round just committed."""
         try:
             now = os.stat(f"{self.path}-wal")
             if self._fd is None or (now.st_dev, now.st_ino) != self._log:  # (SQLite keeps it while open)
@@ -106,12 +224,13 @@ class GroupCommit:
             assert self._fd is not None
             os.fsync(self._fd)
         except OSError as err:
-            self._failed = f"{self.path}: cannot write the journal: {err}"
-            raise JournalError(self._failed) from err
+            raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
         self.fsyncs += 1
 
     def _open_log(self) -> None:
-        self.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         fd = self._fd = os.open(f"{self.path}-wal", os.O_RDONLY)
         st = os.fstat(fd)
         self._log = (st.st_dev, st.st_ino)
@@ -120,8 +239,3 @@ class GroupCommit:
             os.fsync(folder)  # the log's name survives a power loss too
         finally:
             os.close(folder)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None

@@ -1,8 +1,8 @@
-"""The journal's group commit (journal_sync.py): synced commits made while an
-fsync runs share the next one, each writer returns only once an fsync that
-began after its commit has ended, a failed fsync fails every synced commit
-after it, a commit that returned survives a kill -9, and the log is started
-over after each checkpoint, however busy the writers."""
+"""The journal's writer and group commit (journal_sync.py): synced commits
+made while an fsync runs share the next one, each writer returns only once an
+fsync that began after its commit has ended, a failed fsync fails every
+commit after it, a commit that returned survives a kill -9, and the log is
+started over after each checkpoint, however busy the writers."""
 
 from __future__ import annotations
 
@@ -30,13 +30,13 @@ def intent(journal: Journal, client_id: str) -> None:
 
 
 class Disk:
-    """``os.fsync`` watched: for each fsync, the commits made when it began,
-    and whether it has ended; the first one can be held until released."""
+    """``os.fsync`` watched: for each fsync, what the journal's file held
+    (committed) when it began, and whether it has ended; the first one can
+    be held until released."""
 
-    def __init__(self, journal: Journal, monkeypatch: pytest.MonkeyPatch, hold_first: bool = False) -> None:
-        self.journal = journal
-        self.began: list[int] = []  # per fsync: the commits made when it began
-        self.ended: list[int] = []  # the same, once it has ended
+    def __init__(self, path, monkeypatch: pytest.MonkeyPatch, hold_first: bool = False) -> None:
+        self.began: list[set[str]] = []  # per fsync: the commits (their keys) made when it began
+        self.ended: list[set[str]] = []  # the same, once it has ended
         self.entered = threading.Event()
         self.release = threading.Event()
         if not hold_first:
@@ -44,7 +44,7 @@ class Disk:
         real = os.fsync
 
         def fsync(fd: int) -> None:
-            began = journal.commits
+            began = committed(path)
             self.began.append(began)
             self.entered.set()
             self.release.wait()
@@ -53,32 +53,33 @@ class Disk:
 
         monkeypatch.setattr(journal_sync.os, "fsync", fsync)
 
+    def covers(self, key: str) -> bool:
+        """An fsync that began after ``key`` was committed has ended."""
+        return any(key in covered for covered in list(self.ended))
 
-def numbered(journal: Journal) -> dict[int, int]:
-    """Each writing thread's last commit number, as the journal counted it."""
-    mine: dict[int, int] = {}
-    group = journal._group
-    count = group.committed
 
-    def committed(synced: bool) -> int:
-        n = count(synced)
-        mine[threading.get_ident()] = group.commits
-        return n
-
-    group.committed = committed  # type: ignore[method-assign]
-    return mine
+def committed(path) -> set[str]:
+    """What the journal's file holds, as another connection reads it: each
+    order's client id and each fill's ``symbol/ts``."""
+    reader = sqlite3.connect(path)
+    try:
+        orders = {cid for (cid,) in reader.execute("SELECT client_id FROM orders")}
+        fills = {f"{s}/{ts}" for s, ts in reader.execute("SELECT symbol, ts FROM events WHERE kind='fill'")}
+    finally:
+        reader.close()
+    return orders | fills
 
 
 def test_commits_made_while_an_fsync_runs_share_the_next_one(tmp_path, monkeypatch):
-    journal = Journal(tmp_path / "j.sqlite")
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
     opened = journal.fsyncs  # (its schema's)
-    disk = Disk(journal, monkeypatch, hold_first=True)
-    mine = numbered(journal)
-    returned: dict[int, list[int]] = {}  # thread -> the fsyncs ended (commits they covered) when it returned
+    disk = Disk(path, monkeypatch, hold_first=True)
+    returned: dict[str, bool] = {}  # client id -> an fsync that began after its commit had ended when it returned
 
     def write(client_id: str) -> None:
         intent(journal, client_id)
-        returned[threading.get_ident()] = list(disk.ended)
+        returned[client_id] = disk.covers(client_id)
 
     first = threading.Thread(target=write, args=("e-A-1",))
     first.start()
@@ -94,16 +95,15 @@ def test_commits_made_while_an_fsync_runs_share_the_next_one(tmp_path, monkeypat
     for t in [first, *others]:
         t.join(10)
     assert len(disk.began) == 2 and journal.fsyncs - opened == 2  # five synced commits, two fsyncs
-    for thread, ended in returned.items():
-        assert any(covered >= mine[thread] for covered in ended), "returned before its commit was synced"
+    assert returned == {f"e-A-{k}": True for k in range(1, 6)}, "returned before its commit was synced"
     journal.close()
 
 
 def test_workers_committing_at_once_each_return_after_an_fsync_that_began_after_their_commit(tmp_path, monkeypatch):
     """Intents (a write of their own) and fills (in a transaction) alike."""
-    journal = Journal(tmp_path / "j.sqlite")
-    disk = Disk(journal, monkeypatch)
-    mine = numbered(journal)
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    disk = Disk(path, monkeypatch)
     failures = []
 
     def worker(symbol: str) -> None:
@@ -111,10 +111,12 @@ def test_workers_committing_at_once_each_return_after_an_fsync_that_began_after_
             if k % 2:
                 with journal.transaction():
                     journal.event("fill", symbol, k, qty="1")
+                key = f"{symbol}/{k}"
             else:
-                intent(journal, f"e-{symbol}-{k}")
-            if not any(covered >= mine[threading.get_ident()] for covered in list(disk.ended)):
-                failures.append((symbol, k))
+                key = f"e-{symbol}-{k}"
+                intent(journal, key)
+            if not disk.covers(key):
+                failures.append(key)
 
     threads = [threading.Thread(target=worker, args=(f"S{n}",)) for n in range(8)]
     for t in threads:
@@ -146,9 +148,10 @@ def test_a_writer_waiting_for_the_disk_gives_up_its_turn_first(tmp_path, monkeyp
     journal.close()
 
 
-def test_after_a_failed_fsync_no_synced_commit_is_said_to_be_on_disk(tmp_path, monkeypatch):
+def test_after_a_failed_fsync_no_commit_is_said_to_be_written(tmp_path, monkeypatch):
     """Linux may drop the pages an fsync failed to write and report the next
-    fsync as a success: the journal does not ask again, it fails."""
+    fsync as a success: the journal does not ask again, it fails, and every
+    later write raises (the engine stops sending)."""
     journal = Journal(tmp_path / "j.sqlite")
     real = os.fsync
     calls = []
@@ -165,7 +168,8 @@ def test_after_a_failed_fsync_no_synced_commit_is_said_to_be_on_disk(tmp_path, m
     with pytest.raises(JournalError, match="cannot write the journal"):
         intent(journal, "e-A-2")
     assert len(calls) == 1
-    journal.order(Order("e-A-2", "A", Side.BUY, Decimal(1), 1, "enter"), OrderStatus.SUBMITTED)  # not synced: goes on
+    with pytest.raises(JournalError, match="cannot write the journal"):  # nor one that need not be synced
+        journal.order(Order("e-A-2", "A", Side.BUY, Decimal(1), 1, "enter"), OrderStatus.SUBMITTED)
     journal.close()
 
 
