@@ -201,6 +201,7 @@ class Journal:
         self._depth = 0
         self._open: list[Statement] = []  # the open transaction's statements, handed to the writer at its end
         self._sync_wanted = False  # something written in the open transaction must be synced
+        self._waits = True  # the open transaction's writer waits for the disk when it is synced
         self._pending: dict[str, str] = {}  # symbol -> snapshot JSON saved with ``soon``, not yet written
         # symbol -> how to take its snapshot, and the lock its worker holds while it changes it
         self._later: dict[str, tuple[Callable[[], dict[str, Any]], threading.Lock]] = {}
@@ -328,17 +329,22 @@ class Journal:
                 raise self._group.failed
 
     @contextmanager
-    def transaction(self, *, synced: bool = True) -> Iterator[None]:
+    def transaction(self, *, synced: bool = True, waits: bool = True) -> Iterator[None]:
         """Group writes into one atomic commit (nests; the outermost commits,
         and returns once it is on disk unless neither it nor anything written
         inside it asked to be synced: ``synced=False`` on the outermost does
-        not take away an inner write's sync)."""
+        not take away an inner write's sync). ``waits=False`` on the
+        outermost: synced all the same (the writer's next fsync), but the
+        caller goes on at once: what it sends next is journaled after it, and
+        an intent waits for the disk, so nothing leaves before it is on disk
+        (a fill: ``updates.py``)."""
         commit = 0  # the commit to see on disk once the lock is released
         self._acquire()
         try:
             if self._depth == 0:
                 self._open = []
                 self._sync_wanted = False
+                self._waits = waits
             self._sync_wanted = self._sync_wanted or synced
             self._depth += 1
             try:
@@ -353,6 +359,8 @@ class Journal:
             if self._depth == 0 and self._open:
                 statements, self._open = self._open, []
                 commit = self._committed(statements, self._sync_wanted)
+                if not self._waits:
+                    commit = 0
         finally:
             self._lock.release()
         if commit:

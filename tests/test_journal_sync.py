@@ -148,6 +148,37 @@ def test_a_writer_waiting_for_the_disk_gives_up_its_turn_first(tmp_path, monkeyp
     journal.close()
 
 
+def test_a_fill_is_synced_without_waiting_and_the_next_intent_waits_for_it(tmp_path, monkeypatch):
+    """A fill's commit (``waits=False``) is synced by the writer's next
+    fsync while its worker goes on; whatever the worker sends next has an
+    intent, which returns only once an fsync covering the fill has ended."""
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    disk = Disk(path, monkeypatch, hold_first=True)
+    aside = []
+    monkeypatch.setattr(journal_sync, "step_aside", lambda: aside.append(len(aside)))
+    synced = journal.synced_commits
+
+    def fill() -> None:
+        with journal.transaction(waits=False):
+            journal.fill("e-A-1", "A", 7, "1", OrderStatus.FILLED, qty="1", price="100")
+
+    booked = threading.Thread(target=fill)
+    booked.start()
+    booked.join(5)
+    assert not booked.is_alive() and aside == []  # not waited for (its fsync is held)
+    assert journal.synced_commits == synced + 1  # synced all the same
+    assert disk.entered.wait(10)  # its fsync runs (held) while the worker goes on
+    sent = threading.Thread(target=intent, args=(journal, "x-A-2"))
+    sent.start()
+    sent.join(0.2)
+    assert sent.is_alive()  # the exit's intent waits
+    disk.release.set()
+    sent.join(10)
+    assert disk.covers("A/7") and disk.covers("x-A-2")
+    journal.close()
+
+
 def test_after_a_failed_fsync_no_commit_is_said_to_be_written(tmp_path, monkeypatch):
     """Linux may drop the pages an fsync failed to write and report the next
     fsync as a success: the journal does not ask again, it fails, and every
