@@ -104,6 +104,7 @@ def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> Non
     w.order_expiry = None
     status = flight.status
     state, qty = w.sm.state, w.ledger.qty
+    moved = True  # the move journals the snapshot, with everything above changed before it
     if state is _CLOSE_WATCH and not w.ledger.flat():
         order = flight.order
         if w.broker.supports_brackets and (order.stop_price is not None or order.take_profit_price is not None):
@@ -123,6 +124,7 @@ def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> Non
         w.stops.clear()
         transitions.move(w, _WATCH, ts, flight.order.reason)
     elif state is _IN_TRADE and status is not _FILLED:
+        moved = False
         w.bus.emit(
             ErrorEvent(
                 w.symbol,
@@ -132,9 +134,10 @@ def _order_finished(w: SymbolWorker, flight: InFlight, ts: int, why: str) -> Non
             )
         )
     else:
+        moved = False
         settle_state(w, ts, f"order {flight.order.client_id} {status.value}")
     w.view.position.sync(w.ledger, w.stops)
-    if w.journal is not None:  # (a backtest's fill makes no call for it)
+    if not moved and w.journal is not None:  # (a backtest's fill makes no call for it)
         recovery.persist(w)
     if w.halted is not None:
         halts.flatten_if_halted(w)

@@ -74,12 +74,17 @@ class LuaSymbolStrategy(SymbolStrategy):
         # Decisions parse_decision accepted, by state and the values returned
         # (with their types: 1, 1.0 and true are equal keys otherwise).
         self._decisions: dict[tuple[Any, ...], Decision] = {}
+        # ctx.state as Python values, and the stamp of calls into Lua it was read at: only a
+        # call changes it, and an order's step journals the symbol's snapshot several times
+        self._state: Any = None
+        self._state_at = -1
         self._install(host.version)
         self.watcher = ScriptWatcher(host.path, host.label, host.version)
 
     def _install(self, version: ScriptVersion) -> None:
         env = self.sandbox.compile(version.code, self.host.chunkname, REQUIRED_FUNCTIONS, OPTIONAL_FUNCTIONS)
         self.ctx.lua.set_functions(env, self.sandbox.lua.table(*REQUIRED_FUNCTIONS, *OPTIONAL_FUNCTIONS))
+        self._state_at = -1
         self.has_on_fill = env["on_fill"] is not None
 
     def _failure(self, function: str, result: tuple[Any, ...]) -> StrategyError:
@@ -91,10 +96,14 @@ class LuaSymbolStrategy(SymbolStrategy):
         return f"{at}: {function} for {self.symbol}"
 
     def state(self) -> Any:
-        return from_lua(self._get_state())
+        at = self.stamp.call
+        if at != self._state_at:
+            self._state, self._state_at = from_lua(self._get_state()), at
+        return self._state
 
     def restore_state(self, data: Any) -> None:
         self.ctx.lua.set_state(to_lua(self.sandbox.lua, data if isinstance(data, dict | list) else {}))
+        self._state_at = -1
 
     def init(self) -> None:
         self.ctx.sync()

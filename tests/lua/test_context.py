@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 import math
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import talib
 
-from engine_core.model import State
+from engine_core.model import Fill, Side, State
 from engine_core.strategy_log import StrategyLog, TerminalLog
 
 MINUTE = 60_000_000_000
@@ -326,3 +327,25 @@ def test_live_bars_grow_the_arrays_memory_reserve_in_steps(harness: Any, monkeyp
     assert at(h, 0)[0] == pytest.approx(close[-3:].mean())
     assert all(b >= 2 * a for a, b in zip(grown, grown[1:]))
     assert 0 < len(grown) <= 11  # log2(600) steps, not 600
+
+
+def test_the_state_journaled_is_what_the_last_call_left(harness: Any) -> None:
+    """``state()`` (read for each snapshot) follows every call that changes
+    ``ctx.state``, on_fill's too, and what a restart puts back."""
+    code = """
+    function watch(ctx) ctx.state.bars = (ctx.state.bars or 0) + 1 end
+    function close_watch(ctx) end
+    function in_trade(ctx) end
+    function on_fill(ctx, fill) ctx.state.fills = (ctx.state.fills or 0) + 1 end
+    """
+    h = harness(code)
+    h.feed(np.arange(1.0, 4.0))
+    assert h.strategy.state() == {}
+    for k in range(3):
+        h.strategy.scan(State.WATCH, k, k + 1)
+        assert h.strategy.state() == {"bars": k + 1}
+        assert h.strategy.state() == {"bars": k + 1}  # read again with no call between
+    h.strategy.on_fill(Fill("e-TEST-1", "TEST", Side.BUY, Decimal(1), Decimal(2), Decimal(0), 3 * MINUTE))
+    assert h.strategy.state() == {"bars": 3, "fills": 1}
+    h.strategy.restore_state({"bars": 10})
+    assert h.strategy.state() == {"bars": 10}
