@@ -81,6 +81,10 @@ class Baton:
         """Turns begun so far."""
         return self._begun
 
+    def idle(self) -> bool:
+        """No turn holds the baton, and none waits for it: a burst is over."""
+        return not self._holder and not self._turns
+
     def gate(self, inbox: Any, work: Callable[[Any], bool]) -> Gate:
         """``inbox`` (a worker's queue) under the baton; ``work`` processes one
         of its messages and returns False when the worker has ended. What the

@@ -26,7 +26,7 @@ def halt(w: SymbolWorker, message: str, ts: int | None, flatten: bool = True) ->
     w.halted = message
     record = ErrorEvent(w.symbol, ts, message, kind="halted")
     if w.journal is not None:
-        with w.journal.transaction():
+        with w.journal.transaction(symbol=w.symbol):
             w.journal.record(record)
             recovery.persist(w)
     w.bus.emit(record)

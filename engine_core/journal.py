@@ -56,11 +56,12 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from engine_core.baton import step_aside
 from engine_core.errors import JournalError
@@ -81,6 +82,8 @@ from engine_core.orders import OPEN_STATUSES, OrderStatus
 SCHEMA_VERSION = 2
 SNAPSHOT_DELAY = 0.2  # seconds a bar's snapshot may wait to be committed with the others
 BUSY_WAIT = 0.02  # seconds the journal's thread waits for a busy worker before leaving its snapshot for later
+QUIET_WAIT = 0.5  # seconds the journal's thread waits for a burst of turns to end before writing anyway
+QUIET_LOOK = 0.0005  # seconds between its looks meanwhile
 CHECKPOINT_COMMITS = 500  # commits after which the journal's thread copies the write-ahead log into the file
 _APP_ID = 0x454E474E  # "ENGN": marks the file as this engine's journal
 
@@ -188,6 +191,27 @@ _ORDER_COLUMNS = (
 )
 
 
+class Worker(Protocol):
+    """What the journal needs of a symbol's worker to hold its writes (``Journal.attach``)."""
+
+    running: int  # the thread in one of its steps (0: none)
+    lock: threading.Lock  # held through a step
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+class Held:
+    """What a symbol's worker wrote in its steps and has not handed over yet."""
+
+    __slots__ = ("worker", "records", "synced", "dirty")
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.records: list[Statement] = []  # the statements, in order
+        self.synced = False  # one of them must be synced (a fill)
+        self.dirty = False  # the symbol's state changed since its last snapshot
+
+
 class Journal:
     """Thread-safe: one connection, one lock; every write is its own
     transaction unless grouped with :meth:`transaction`, except the
@@ -203,8 +227,10 @@ class Journal:
         self._sync_wanted = False  # something written in the open transaction must be synced
         self._waits = True  # the open transaction's writer waits for the disk when it is synced
         self._pending: dict[str, str] = {}  # symbol -> snapshot JSON saved with ``soon``, not yet written
-        # symbol -> how to take its snapshot, and the lock its worker holds while it changes it
-        self._later: dict[str, tuple[Callable[[], dict[str, Any]], threading.Lock]] = {}
+        # symbol -> what its worker's steps wrote and have not handed to the writer yet (``attach``)
+        self._held: dict[str, Held] = {}
+        self.quiet: Callable[[], bool] | None = None  # no symbol's turn runs (the engine's baton), when known
+        self._urgent = False  # a held write must be synced: the journal's thread does not gather more first
         self._pending_lock = threading.Lock()
         # symbol -> the snapshot its row holds (committed, or in the open transaction)
         self._written: dict[str, str] = {}
@@ -316,7 +342,7 @@ class Journal:
         self._wake.set()
         if self._flusher is not None:
             self._flusher.join()
-        self._take_later()
+        self._take_held()  # (without the journal's lock: a worker holding its own may be waiting for it)
         with self._lock:
             failed = self._group.failed
             try:
@@ -329,7 +355,7 @@ class Journal:
                 raise self._group.failed
 
     @contextmanager
-    def transaction(self, *, synced: bool = True, waits: bool = True) -> Iterator[None]:
+    def transaction(self, *, synced: bool = True, waits: bool = True, symbol: str | None = None) -> Iterator[None]:
         """Group writes into one atomic commit (nests; the outermost commits,
         and returns once it is on disk unless neither it nor anything written
         inside it asked to be synced: ``synced=False`` on the outermost does
@@ -337,7 +363,8 @@ class Journal:
         outermost: synced all the same (the writer's next fsync), but the
         caller goes on at once: what it sends next is journaled after it, and
         an intent waits for the disk, so nothing leaves before it is on disk
-        (a fill: ``updates.py``)."""
+        (a fill: ``updates.py``). ``symbol``: made in that symbol's step,
+        it is held with the step's other writes (``_hand``)."""
         commit = 0  # the commit to see on disk once the lock is released
         self._acquire()
         try:
@@ -358,9 +385,7 @@ class Journal:
             self._depth -= 1
             if self._depth == 0 and self._open:
                 statements, self._open = self._open, []
-                commit = self._committed(statements, self._sync_wanted)
-                if not self._waits:
-                    commit = 0
+                commit = self._hand(symbol, statements, self._sync_wanted, self._waits)
         finally:
             self._lock.release()
         if commit:
@@ -383,14 +408,15 @@ class Journal:
             self._wake.set()
         return commit
 
-    def _write(self, sql: str, args: Any, synced: bool = True, many: bool = False) -> None:
+    def _write(self, sql: str, args: Any, synced: bool = True, many: bool = False, symbol: str | None = None) -> None:
         """One statement: in the current transaction, or else as a commit of
-        its own."""
+        its own; in ``symbol``'s step, held with what the step wrote before
+        (``_hand``)."""
         commit = 0
         self._acquire()
         try:
             if self._depth == 0:
-                commit = self._committed([(sql, args, many)], synced)
+                commit = self._hand(symbol, [(sql, args, many)], synced, synced)
             else:
                 self._open.append((sql, args, many))
                 self._sync_wanted = self._sync_wanted or synced  # the transaction it is in syncs it
@@ -398,6 +424,37 @@ class Journal:
             self._lock.release()
         if commit:
             self._group.wait(commit)
+
+    def _hand(self, symbol: str | None, statements: list[Statement], synced: bool, waits: bool) -> int:
+        """A commit made (the journal's lock held): handed to the writer, or,
+        made in the step of a symbol's worker (``attach``), held with the
+        step's other writes until the journal's thread hands them over with
+        the symbol's snapshot (``_release``) once no turn runs. A commit its
+        writer waits for (an intent: it is sent next) takes what the symbol
+        holds with it, and its snapshot. The number to wait for, or 0."""
+        held = self._held.get(symbol) if symbol is not None else None
+        if held is None or held.worker.running != threading.get_ident():
+            commit = self._committed(statements, synced)
+            return commit if waits else 0
+        if synced and waits:
+            return self._committed(self._release(symbol, held, statements), True)
+        held.records.extend(statements)
+        held.synced = held.synced or synced
+        self._soon(urgent=synced)
+        return 0
+
+    def _release(self, symbol: str, held: Held, statements: list[Statement]) -> list[Statement]:
+        """What ``symbol`` holds, then ``statements``, then its snapshot when
+        anything changed it (taken now: its worker is in a step on this
+        thread, or the caller holds the worker's lock); nothing held after."""
+        data = _encode(held.worker.snapshot()) if held.dirty else None  # (raises before anything is taken)
+        out = held.records + statements if held.records else statements
+        held.records = []
+        held.synced = held.dirty = False
+        if data is not None and self._written.get(symbol) != data:
+            out.append((_SAVE_SYMBOL, (symbol, data), False))
+            self._written[symbol] = data
+        return out
 
     # ------------------------------------------------------------ writes
 
@@ -433,6 +490,7 @@ class Journal:
             "INSERT INTO events(ts, symbol, kind, data) VALUES (?, ?, ?, ?)",
             (ts, symbol, kind, _encode(data)),
             synced=kind not in _UNSYNCED_EVENTS,
+            symbol=symbol,
         )
 
     def order(self, order: Order, status: OrderStatus, *, detail: str = "", venue_id: str = "") -> None:
@@ -455,6 +513,7 @@ class Journal:
                 _encode({**data, "detail": detail}),
             ),
             synced=status not in VENUE_TELLS,
+            symbol=order.symbol,
         )
 
     def fill(self, client_id: str, symbol: str, ts: int, filled_qty: str, status: OrderStatus, **data: Any) -> None:
@@ -468,6 +527,7 @@ class Journal:
                 status.value,
                 _encode({"client_id": client_id, **data}),
             ),
+            symbol=symbol,
         )
 
     def save_symbol(self, symbol: str, snapshot: dict[str, Any], *, soon: bool = False) -> None:
@@ -487,7 +547,6 @@ class Journal:
         with self._lock:  # an older snapshot still waiting must not be written after this one
             with self._pending_lock:
                 self._pending.pop(symbol, None)
-                self._later.pop(symbol, None)
             if self._written.get(symbol) == data:
                 return  # the row holds it already (a step's second snapshot, nothing changed between)
             # not synced on its own: what an order or a fill changed is synced with
@@ -495,27 +554,37 @@ class Journal:
             self._write(_SAVE_SYMBOL, (symbol, data), synced=False)
             self._written[symbol] = data
 
-    def save_symbol_later(self, symbol: str, take: Callable[[], dict[str, Any]], lock: threading.Lock) -> None:
-        """``save_symbol(symbol, take(), soon=True)``, with the snapshot
-        taken by the journal's thread when it writes, holding ``lock``: a
-        worker on its own thread, which holds ``lock`` while it changes
-        what ``take`` reads, marks a bar's progress for a few hundred
-        nanoseconds instead of taking and encoding a snapshot per bar (and a
-        burst of bars for many symbols waits for none of it). A snapshot
-        written now (``save_symbol``) takes the mark away."""
+    def attach(self, symbol: str, worker: Worker) -> None:
+        """What ``worker`` writes for ``symbol`` in its steps (while its
+        ``running`` is the writing thread) is held and handed to the writer
+        together, with one snapshot (``worker.snapshot()``) for all of them,
+        by the journal's thread between bursts (``_hand``)."""
+        self._held[symbol] = Held(worker)
+
+    def mark(self, symbol: str) -> bool:
+        """``symbol``'s state changed in its worker's step on this thread: its
+        snapshot goes with what the step writes (taken when it is handed
+        over). False when the symbol is not in such a step."""
+        held = self._held.get(symbol)
+        if held is None or held.worker.running != threading.get_ident():
+            return False
         if self._failed and symbol in self._failed:
             raise self._failed.pop(symbol)
-        with self._pending_lock:
-            self._later[symbol] = (take, lock)
+        held.dirty = True
         self._soon()
+        return True
 
-    def _soon(self) -> None:
-        """A snapshot waits: the journal's thread writes it within SNAPSHOT_DELAY."""
+    def _soon(self, urgent: bool = False) -> None:
+        """Something waits: the journal's thread writes it within
+        SNAPSHOT_DELAY, or, ``urgent`` (a fill), as soon as no turn runs."""
         if self._flush_error is not None:
             raise self._flush_error
         if self._flusher is None:
             self._start_flusher()
-        if not self._wake.is_set():  # once per burst: the journal's thread is then gathering the rest
+        if urgent and not self._urgent:
+            self._urgent = True
+            self._wake.set()
+        elif not self._wake.is_set():  # once per burst: the journal's thread is then gathering the rest
             self._wake.set()
 
     def _start_flusher(self) -> None:
@@ -524,44 +593,54 @@ class Journal:
                 self._flusher = threading.Thread(target=self._flush_soon, name="journal-flush", daemon=True)
                 self._flusher.start()
 
-    def _take_later(self, wait: bool = True) -> None:
-        """Take the snapshots marked with ``save_symbol_later`` (without the
-        journal's lock: a worker holding its own lock may be waiting for it).
-        Each is taken and queued under its worker's lock, so a snapshot the
-        worker writes now comes either after it (and takes it away) or
-        before it (and it is the newer). Unless told to ``wait``, a worker
-        still busy after ``BUSY_WAIT`` (a bar takes well under a
-        millisecond; a broker that is slow to answer, seconds) is left
-        marked for the next round: the other symbols' snapshots do not wait
-        for it."""
-        with self._pending_lock:
-            marked, self._later = self._later, {}
-        for symbol, (take, lock) in marked.items():
-            if not lock.acquire(timeout=-1 if wait else BUSY_WAIT):
-                with self._pending_lock:
-                    self._later.setdefault(symbol, (take, lock))
+    def _take_held(self, wait: bool = True, overdue: float | None = None) -> bool:
+        """Hand over what each symbol holds, with its snapshot, under its
+        worker's lock (a worker in a step on this thread needs none), so
+        that the worker's next writes come after it. Unless told to
+        ``wait``, a worker still busy after ``BUSY_WAIT`` (a bar takes well
+        under a millisecond; a broker that is slow to answer, seconds) is
+        left for the next round, and, before ``overdue`` (monotonic), the
+        round stops when a turn begins: a burst waits for none of it. True
+        when everything held was handed over."""
+        me = threading.get_ident()
+        done = True
+        for symbol, held in list(self._held.items()):
+            if not (held.records or held.dirty):
+                continue
+            if overdue is not None and self.quiet is not None and not self.quiet() and time.monotonic() < overdue:
+                return False
+            worker = held.worker
+            own = worker.running == me
+            if not own and not worker.lock.acquire(timeout=-1 if wait else BUSY_WAIT):
+                done = False
                 continue
             try:
-                data = _encode(take())
-            except Exception as err:  # noqa: BLE001 - a bug: the symbol's next save says it (and halts it)
-                self._failed[symbol] = JournalError(f"{self.path}: cannot take {symbol}'s snapshot: {err}")
-                continue
-            else:
-                with self._pending_lock:
-                    self._pending[symbol] = data
+                synced = held.synced
+                try:
+                    statements = self._release(symbol, held, [])
+                except Exception as err:  # noqa: BLE001 - a bug: the symbol's next mark says it (and halts it)
+                    self._failed[symbol] = JournalError(f"{self.path}: cannot take {symbol}'s snapshot: {err}")
+                    statements, held.records, held.synced, held.dirty = held.records, [], False, False
+                if statements:
+                    with self._lock:
+                        self._committed(statements, synced)
             finally:
-                lock.release()
+                if not own:
+                    worker.lock.release()
+        return done
 
-    def flush(self, *, wait: bool = True) -> None:
-        """Commit the snapshots waiting to be written, in one transaction
-        (without ``wait``, those of workers that stay busy wait for the next)."""
-        self._take_later(wait)
+    def flush(self, *, wait: bool = True, overdue: float | None = None) -> bool:
+        """Hand over what the symbols hold and the snapshots waiting to be
+        written (without ``wait``, those of workers that stay busy wait for
+        the next round; see ``_take_held``). True when nothing is left."""
+        done = self._take_held(wait, overdue)
         with self._lock:
             with self._pending_lock:
                 batch, self._pending = self._pending, {}
             if batch:
                 self._write(_SAVE_SYMBOL, list(batch.items()), synced=False, many=True)
                 self._written.update(batch)
+        return done
 
     def _flush_soon(self) -> None:
         """The journal's thread: commit waiting snapshots in bursts, each
@@ -571,13 +650,18 @@ class Journal:
         try:
             while not self._closing.is_set():
                 self._wake.wait()
-                self._closing.wait(SNAPSHOT_DELAY)  # gather the rest of the burst
+                if not self._urgent:
+                    self._closing.wait(SNAPSHOT_DELAY)  # gather the rest of the burst
                 self._wake.clear()
+                self._urgent = False
+                overdue = time.monotonic() + QUIET_WAIT
+                while self.quiet is not None and not self.quiet() and time.monotonic() < overdue:
+                    if self._closing.wait(QUIET_LOOK):  # a burst runs: after it
+                        return
                 if self._closing.is_set():
                     return  # close() writes the rest
                 try:
-                    self.flush(wait=False)
-                    if self._later:  # workers that were busy: the next round
+                    if not self.flush(wait=False, overdue=overdue):  # busy workers, or a turn began
                         self._wake.set()
                     if self._group.commits - self._checkpointed >= CHECKPOINT_COMMITS:
                         checkpointer = self._checkpoint(checkpointer)
@@ -613,19 +697,21 @@ class Journal:
             raise JournalError(f"{self.path}: cannot checkpoint the journal: {err}") from err
         return checkpointer
 
-    def put(self, key: str, value: Any, *, synced: bool = True) -> None:
+    def put(self, key: str, value: Any, *, synced: bool = True, symbol: str | None = None) -> None:
         """A simulated broker's own state (``synced=False``: it rides on the
         next synced commit, which the worker makes at once)."""
         self._write(
             "INSERT INTO broker(key, data) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET data=excluded.data",
             (key, _encode(value)),
             synced=synced,
+            symbol=symbol,
         )
 
     # ------------------------------------------------------------ reads
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Rows, with every commit handed to the writer so far applied."""
+        """Rows, with every commit so far applied (what symbols hold handed over first)."""
+        self.flush()
         self._group.drain()
         with self._group.paused():
             try:

@@ -11,7 +11,6 @@ halts the symbol when its position still disagrees.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -48,18 +47,15 @@ def snapshot(w: SymbolWorker) -> dict[str, Any]:
 
 
 def persist(w: SymbolWorker, soon: bool = False) -> None:
-    """Write ``w``'s snapshot to the journal (in the current transaction, if
-    any); ``soon``: only a bar's progress, committed with the other symbols'
-    shortly, the snapshot then taken by the journal's thread when ``w`` is
-    processing a message from its inbox (it holds ``w.lock`` while it
-    changes anything)."""
+    """Journal ``w``'s snapshot. In one of ``w``'s steps (processing a
+    message from its inbox, holding ``w.lock``) it is taken once, when what
+    the step wrote is handed over (``Journal.mark``); otherwise now (in the
+    current transaction, if any), or with ``soon`` (only a bar's progress)
+    committed with the other symbols' shortly."""
     journal = w.journal
-    if journal is None:
+    if journal is None or journal.mark(w.symbol):
         return
-    if soon and w.running == threading.get_ident():
-        journal.save_symbol_later(w.symbol, w.snapshot, w.lock)
-    else:
-        journal.save_symbol(w.symbol, snapshot(w), soon=soon)
+    journal.save_symbol(w.symbol, snapshot(w), soon=soon)
 
 
 def restore(w: SymbolWorker, snap: dict[str, Any] | None, unsettled: list[dict[str, Any]], fill_keys: set[str]) -> None:

@@ -169,6 +169,8 @@ class Engine:
                 for worker in self.workers.values():
                     worker.entries_allowed = self.source.entries_allowed
             if self.journal is not None:
+                for symbol, worker in self.workers.items():  # what a step writes goes over together (journal.py)
+                    self.journal.attach(symbol, worker)
                 self._recover(self.journal)
             self.registry.pm.hook.engine_started(config=cfg, engine=self)
             for service in self.services:
@@ -187,6 +189,8 @@ class Engine:
                 self.collector = IdleCollector()  # the garbage collector runs between bursts (idle_gc.py)
                 self.collector.start()
                 self.baton = Baton(collector=self.collector)
+                if self.journal is not None:  # the journal's thread writes what steps held between bursts
+                    self.journal.quiet = self.baton.idle
                 for worker in self.workers.values():
                     worker.inbox = self.baton.gate(worker.inbox, worker.take)  # type: ignore[assignment]
             for worker in self.workers.values():

@@ -30,7 +30,7 @@ def move(w: SymbolWorker, to: State, ts: int, reason: str) -> None:
     if journal is None:
         bus.emit(record)
         return
-    with journal.transaction(synced=False):
+    with journal.transaction(synced=False, symbol=w.symbol):
         journal.record(record)
         recovery.persist(w)
     if bus.listening:

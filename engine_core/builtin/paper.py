@@ -66,10 +66,12 @@ class PaperBroker(SimulatedBroker):
 
     def _save(self, cid: str) -> None:
         if self._journal is not None:
-            # the worker's commit right after (the fill, or the next intent) syncs it:
-            # a power loss before it loses the order or fill at "the venue" and in the
-            # engine alike, and a restart finds them consistent
-            self._journal.put(_KEY + cid, self._orders[cid], synced=False)
+            # the worker's commit right after (the fill, or the next intent) syncs it, and
+            # it is held with the symbol's other writes: a power loss or a kill before
+            # it loses the order or fill at "the venue" and in the engine alike, and a
+            # restart finds them consistent
+            record = self._orders[cid]
+            self._journal.put(_KEY + cid, record, synced=False, symbol=record["symbol"])
 
     def starting_cash(self) -> Decimal:
         return self.config.cash
