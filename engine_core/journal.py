@@ -65,7 +65,8 @@ from typing import Any, Protocol
 
 from engine_core.baton import step_aside
 from engine_core.errors import JournalError
-from engine_core.journal_sync import GroupCommit, Statement
+from engine_core.journal_sync import ENCODE, MANY, ONE, GroupCommit, Statement
+from engine_core.journal_sync import encode as _encode
 from engine_core.model import (
     ErrorEvent,
     FillEvent,
@@ -144,7 +145,35 @@ CREATE TEMP TRIGGER order_fill INSTEAD OF INSERT ON order_fill BEGIN
     UPDATE orders SET filled_qty=NEW.filled_qty, status=NEW.status, updated_ts=NEW.ts WHERE client_id=NEW.client_id;
     INSERT INTO events(ts, symbol, kind, data) VALUES (NEW.ts, NEW.symbol, 'fill', NEW.data);
 END;
+CREATE TEMP VIEW ops(op, a, b, c, d, e, f, g, h, i, j, k, l)
+    AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL;
+CREATE TEMP TRIGGER op_status INSTEAD OF INSERT ON ops WHEN NEW.op = 1 BEGIN
+    INSERT INTO order_status VALUES (NEW.a, NEW.b, NEW.c, NEW.d, NEW.e, NEW.f, NEW.g, NEW.h, NEW.i, NEW.j, NEW.k, NEW.l);
+END;
+CREATE TEMP TRIGGER op_fill INSTEAD OF INSERT ON ops WHEN NEW.op = 2 BEGIN
+    INSERT INTO order_fill VALUES (NEW.a, NEW.b, NEW.c, NEW.d, NEW.e, NEW.f);
+END;
+CREATE TEMP TRIGGER op_event INSTEAD OF INSERT ON ops WHEN NEW.op = 3 BEGIN
+    INSERT INTO events(ts, symbol, kind, data) VALUES (NEW.a, NEW.b, NEW.c, NEW.d);
+END;
+CREATE TEMP TRIGGER op_symbol INSTEAD OF INSERT ON ops WHEN NEW.op = 4 BEGIN
+    INSERT INTO symbols(symbol, data) VALUES (NEW.a, NEW.b) ON CONFLICT(symbol) DO UPDATE SET data=excluded.data;
+END;
+CREATE TEMP TRIGGER op_broker INSTEAD OF INSERT ON ops WHEN NEW.op = 5 BEGIN
+    INSERT INTO broker(key, data) VALUES (NEW.a, NEW.b) ON CONFLICT(key) DO UPDATE SET data=excluded.data;
+END;
 """
+# A round of the writer is one statement, its rows (each an op below and its
+# arguments, in the order they were written) one JSON array: one call into
+# SQLite, which the writer makes without the interpreter's lock (one per
+# statement, each taking the lock back, made the writer wait for a burst's
+# thread to let go of it, up to the interpreter's switch interval, each time).
+_APPLY = (
+    "INSERT INTO ops SELECT "
+    + ", ".join(f"value ->> {k}" for k in range(13))
+    + " FROM json_each(?) ORDER BY key"
+)
+_STATUS, _FILL, _EVENT, _SYMBOL, _BROKER = 1, 2, 3, 4, 5
 
 _MIGRATIONS = {
     # version 1 -> 2: order types and venue ids; "acknowledged" is now "accepted"
@@ -246,7 +275,7 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             # the writer's thread applies every commit (journal_sync.py); reads pause it
-            self._group = GroupCommit(self._db, self.path, full=sync == "full")
+            self._group = GroupCommit(self._db, self.path, _APPLY, full=sync == "full")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # "full": the journal syncs the log itself (journal_sync.py)
             self._db.execute("PRAGMA wal_autocheckpoint=0")  # the journal's thread checkpoints (_checkpoint)
@@ -385,7 +414,7 @@ class Journal:
             self._depth -= 1
             if self._depth == 0 and self._open:
                 statements, self._open = self._open, []
-                commit = self._hand(symbol, statements, self._sync_wanted, self._waits)
+                commit = self._hand(symbol, statements, self._sync_wanted, self._waits, True)
         finally:
             self._lock.release()
         if commit:
@@ -408,7 +437,7 @@ class Journal:
             self._wake.set()
         return commit
 
-    def _write(self, sql: str, args: Any, synced: bool = True, many: bool = False, symbol: str | None = None) -> None:
+    def _write(self, op: int, args: Any, synced: bool = True, how: int = ONE, symbol: str | None = None) -> None:
         """One statement: in the current transaction, or else as a commit of
         its own; in ``symbol``'s step, held with what the step wrote before
         (``_hand``)."""
@@ -416,43 +445,48 @@ class Journal:
         self._acquire()
         try:
             if self._depth == 0:
-                commit = self._hand(symbol, [(sql, args, many)], synced, synced)
+                commit = self._hand(symbol, [(op, args, how)], synced, synced, False)
             else:
-                self._open.append((sql, args, many))
+                self._open.append((op, args, how))
                 self._sync_wanted = self._sync_wanted or synced  # the transaction it is in syncs it
         finally:
             self._lock.release()
         if commit:
             self._group.wait(commit)
 
-    def _hand(self, symbol: str | None, statements: list[Statement], synced: bool, waits: bool) -> int:
+    def _hand(self, symbol: str | None, statements: list[Statement], synced: bool, waits: bool, whole: bool) -> int:
         """A commit made (the journal's lock held): handed to the writer, or,
         made in the step of a symbol's worker (``attach``), held with the
         step's other writes until the journal's thread hands them over with
         the symbol's snapshot (``_release``) once no turn runs. A commit its
-        writer waits for (an intent: it is sent next) takes what the symbol
-        holds with it, and its snapshot. The number to wait for, or 0."""
+        writer waits for takes what the symbol holds with it, and the
+        snapshot when a fill is among that or the commit is a ``whole``
+        transaction (a halt): an intent (it is sent next) leaves the
+        snapshot to the journal's thread. The number to wait for, or 0."""
         held = self._held.get(symbol) if symbol is not None else None
         if held is None or held.worker.running != threading.get_ident():
             commit = self._committed(statements, synced)
             return commit if waits else 0
         if synced and waits:
-            return self._committed(self._release(symbol, held, statements), True)
+            return self._committed(self._release(symbol, held, statements, whole or held.synced), True)
         held.records.extend(statements)
         held.synced = held.synced or synced
         self._soon(urgent=synced)
         return 0
 
-    def _release(self, symbol: str, held: Held, statements: list[Statement]) -> list[Statement]:
-        """What ``symbol`` holds, then ``statements``, then its snapshot when
-        anything changed it (taken now: its worker is in a step on this
-        thread, or the caller holds the worker's lock); nothing held after."""
-        data = _encode(held.worker.snapshot()) if held.dirty else None  # (raises before anything is taken)
+    def _release(self, symbol: str, held: Held, statements: list[Statement], snapshot: bool = True) -> list[Statement]:
+        """What ``symbol`` holds, then ``statements``, then (with ``snapshot``)
+        its snapshot when anything changed it (taken now: its worker is in a
+        step on this thread, or the caller holds the worker's lock); nothing
+        held after, but the snapshot still to take without ``snapshot``."""
+        take = snapshot and held.dirty
+        data = _encode(held.worker.snapshot()) if take else None  # (raises before anything is taken)
         out = held.records + statements if held.records else statements
         held.records = []
-        held.synced = held.dirty = False
+        held.synced = False
+        held.dirty = held.dirty and not take
         if data is not None and self._written.get(symbol) != data:
-            out.append((_SAVE_SYMBOL, (symbol, data), False))
+            out.append((_SYMBOL, (symbol, data), ONE))
             self._written[symbol] = data
         return out
 
@@ -487,9 +521,10 @@ class Journal:
 
     def event(self, kind: str, symbol: str | None, ts: int | None, **data: Any) -> None:
         self._write(
-            "INSERT INTO events(ts, symbol, kind, data) VALUES (?, ?, ?, ?)",
-            (ts, symbol, kind, _encode(data)),
+            _EVENT,
+            (ts, symbol, kind, data),
             synced=kind not in _UNSYNCED_EVENTS,
+            how=ENCODE,
             symbol=symbol,
         )
 
@@ -497,7 +532,7 @@ class Journal:
         """Record an order's status (inserting it the first time) and the event."""
         data = {"client_id": order.client_id, "side": order.side.value, "qty": str(order.qty), "reason": order.reason}
         self._write(
-            _ORDER_STATUS,
+            _STATUS,
             (
                 order.client_id,
                 order.symbol,
@@ -510,23 +545,25 @@ class Journal:
                 None if order.price is None else str(order.price),
                 order.tif.value,
                 venue_id,
-                _encode({**data, "detail": detail}),
+                {**data, "detail": detail},
             ),
             synced=status not in VENUE_TELLS,
+            how=ENCODE,
             symbol=order.symbol,
         )
 
     def fill(self, client_id: str, symbol: str, ts: int, filled_qty: str, status: OrderStatus, **data: Any) -> None:
         self._write(
-            _ORDER_FILL,
+            _FILL,
             (
                 client_id,
                 symbol,
                 ts,
                 filled_qty,
                 status.value,
-                _encode({"client_id": client_id, **data}),
+                {"client_id": client_id, **data},
             ),
+            how=ENCODE,
             symbol=symbol,
         )
 
@@ -551,7 +588,7 @@ class Journal:
                 return  # the row holds it already (a step's second snapshot, nothing changed between)
             # not synced on its own: what an order or a fill changed is synced with
             # them (in their transaction), the rest rides on the next synced commit
-            self._write(_SAVE_SYMBOL, (symbol, data), synced=False)
+            self._write(_SYMBOL, (symbol, data), synced=False)
             self._written[symbol] = data
 
     def attach(self, symbol: str, worker: Worker) -> None:
@@ -638,7 +675,7 @@ class Journal:
             with self._pending_lock:
                 batch, self._pending = self._pending, {}
             if batch:
-                self._write(_SAVE_SYMBOL, list(batch.items()), synced=False, many=True)
+                self._write(_SYMBOL, list(batch.items()), synced=False, how=MANY)
                 self._written.update(batch)
         return done
 
@@ -701,7 +738,7 @@ class Journal:
         """A simulated broker's own state (``synced=False``: it rides on the
         next synced commit, which the worker makes at once)."""
         self._write(
-            "INSERT INTO broker(key, data) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET data=excluded.data",
+            _BROKER,
             (key, _encode(value)),
             synced=synced,
             symbol=symbol,
@@ -792,12 +829,6 @@ class Journal:
         ]
 
 
-# JSON as every record is written (keys sorted, anything else as its str), one
-# encoder for all: json.dumps with arguments builds an encoder per call.
-_encode = json.JSONEncoder(sort_keys=True, default=str).encode
-_SAVE_SYMBOL = "INSERT INTO symbols(symbol, data) VALUES (?, ?) ON CONFLICT(symbol) DO UPDATE SET data=excluded.data"
-_ORDER_STATUS = "INSERT INTO order_status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_ORDER_FILL = "INSERT INTO order_fill VALUES (?, ?, ?, ?, ?, ?)"
 
 
 def _lock_for_run(path: Path) -> int:

@@ -43,6 +43,7 @@ Why an fsync of the log is enough whatever SQLite does meanwhile:
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -54,17 +55,27 @@ from typing import Any
 from engine_core.baton import step_aside
 from engine_core.errors import JournalError
 
-# One statement of a commit: SQL, its arguments, and whether they are many rows (executemany).
-Statement = tuple[str, Any, bool]
+# One write of a commit: the journal's op (what its one statement, ``apply``, does
+# with the row), its arguments, and how to take them: ONE, MANY (rows of arguments)
+# or ENCODE (one, its last argument a dict the writer encodes as JSON: the
+# engine's thread that made it does not pay for it; the dict is the write's own,
+# never changed after).
+Statement = tuple[int, Any, int]
+ONE, MANY, ENCODE = 0, 1, 2
+# JSON as every record is written (keys sorted, anything else as its str), one
+# encoder for all: json.dumps with arguments builds an encoder per call.
+encode = json.JSONEncoder(sort_keys=True, default=str).encode
+_rows = json.JSONEncoder(separators=(",", ":")).encode  # a round's rows: strings, numbers and nulls
 
 
 class GroupCommit:
     """A journal's writer thread and its counts: commits pushed, those that
     waited to be on disk, and the fsyncs that covered them."""
 
-    def __init__(self, db: sqlite3.Connection, path: Path, full: bool) -> None:
+    def __init__(self, db: sqlite3.Connection, path: Path, apply: str, full: bool) -> None:
         self.db = db  # the journal's connection: this thread's alone once started
         self.path = path  # the journal's database file; the log is beside it
+        self.apply = apply  # the statement that applies a round's rows (a JSON array: [op, *arguments] each)
         self.full = full
         self.commits = 0  # commits pushed (numbered in push order)
         self.synced_commits = 0  # commits that waited to be on disk (what an order costs in syncs)
@@ -173,6 +184,9 @@ class GroupCommit:
             except JournalError as err:
                 self._fail(err)
                 return
+            except Exception as err:  # noqa: BLE001 - a record that cannot be encoded: nothing more is written
+                self._fail(JournalError(f"{self.path}: cannot write the journal: {err}"))
+                return
             with self._lock:
                 self._applied = upto
                 self._drained.notify_all()
@@ -186,17 +200,23 @@ class GroupCommit:
                     self._waiting = still
 
     def _apply(self, batch: list[tuple[list[Statement], bool]]) -> None:
-        """The commits of a round in one SQLite transaction, in order."""
+        """The commits of a round in one SQLite transaction, in order, one
+        statement for all of them."""
+        rows: list[list[Any]] = []
+        for statements, _ in batch:
+            for op, args, how in statements:
+                if how == ENCODE:
+                    rows.append([op, *args[:-1], encode(args[-1])])
+                elif how == MANY:
+                    rows.extend([op, *one] for one in args)
+                else:
+                    rows.append([op, *args])
+        text = _rows(rows)
         db = self.db
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
-                for statements, _ in batch:
-                    for sql, args, many in statements:
-                        if many:
-                            db.executemany(sql, args)
-                        else:
-                            db.execute(sql, args)
+                db.execute(self.apply, (text,))
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
