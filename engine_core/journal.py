@@ -148,7 +148,8 @@ END;
 CREATE TEMP VIEW ops(op, a, b, c, d, e, f, g, h, i, j, k, l)
     AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL;
 CREATE TEMP TRIGGER op_status INSTEAD OF INSERT ON ops WHEN NEW.op = 1 BEGIN
-    INSERT INTO order_status VALUES (NEW.a, NEW.b, NEW.c, NEW.d, NEW.e, NEW.f, NEW.g, NEW.h, NEW.i, NEW.j, NEW.k, NEW.l);
+    INSERT INTO order_status
+    VALUES (NEW.a, NEW.b, NEW.c, NEW.d, NEW.e, NEW.f, NEW.g, NEW.h, NEW.i, NEW.j, NEW.k, NEW.l);
 END;
 CREATE TEMP TRIGGER op_fill INSTEAD OF INSERT ON ops WHEN NEW.op = 2 BEGIN
     INSERT INTO order_fill VALUES (NEW.a, NEW.b, NEW.c, NEW.d, NEW.e, NEW.f);
@@ -168,11 +169,7 @@ END;
 # SQLite, which the writer makes without the interpreter's lock (one per
 # statement, each taking the lock back, made the writer wait for a burst's
 # thread to let go of it, up to the interpreter's switch interval, each time).
-_APPLY = (
-    "INSERT INTO ops SELECT "
-    + ", ".join(f"value ->> {k}" for k in range(13))
-    + " FROM json_each(?) ORDER BY key"
-)
+_APPLY = "INSERT INTO ops SELECT " + ", ".join(f"value ->> {k}" for k in range(13)) + " FROM json_each(?) ORDER BY key"
 _STATUS, _FILL, _EVENT, _SYMBOL, _BROKER = 1, 2, 3, 4, 5
 
 _MIGRATIONS = {
@@ -464,7 +461,7 @@ class Journal:
         transaction (a halt): an intent (it is sent next) leaves the
         snapshot to the journal's thread. The number to wait for, or 0."""
         held = self._held.get(symbol) if symbol is not None else None
-        if held is None or held.worker.running != threading.get_ident():
+        if symbol is None or held is None or held.worker.running != threading.get_ident():
             commit = self._committed(statements, synced)
             return commit if waits else 0
         if synced and waits:
@@ -827,8 +824,6 @@ class Journal:
             {"seq": seq, "ts": ts, "symbol": sym, "kind": kind, **json.loads(data)}
             for seq, ts, sym, kind, data in self._read(sql, tuple(args))
         ]
-
-
 
 
 def _lock_for_run(path: Path) -> int:

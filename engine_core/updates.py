@@ -82,7 +82,9 @@ def _book(
     if record is None or journal is None:
         w.ledger.book(fill, key, i, index, reason)
     else:
-        with journal.transaction(waits=False, symbol=w.symbol):  # synced; what is sent next waits for the disk (its intent)
+        with journal.transaction(
+            waits=False, symbol=w.symbol
+        ):  # synced; what is sent next waits for the disk (its intent)
             journal.record(record)
             w.ledger.book(fill, key, i, index, reason)
             recovery.persist(w)
