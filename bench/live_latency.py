@@ -264,7 +264,8 @@ def main() -> None:
         j = engine.journal
         orders = max(len(lat), 1)
         print(
-            f"  journal: {j.commits:,} commits ({j.commits / orders:.1f} per order), {j.synced_commits:,} synced "
+            f"  journal: {j.commits:,} commits ({j.commits / orders:.1f} per order) in {j.rounds:,} rounds of the "
+            f"writer, {j.synced_commits:,} synced "
             f"with {j.fsyncs:,} fsyncs ({j.synced_commits / max(j.fsyncs, 1):.1f} synced commits per fsync: "
             f"the group commit; {j.fsyncs / orders:.2f} fsyncs per order); write-ahead log at most "
             f"{j.log_bytes / 1e6:.1f} MB (it starts over after each checkpoint)"

@@ -13,33 +13,42 @@ WAL mode. Schema (version in ``PRAGMA user_version``):
              reason, status, filled_qty, created_ts, updated_ts, type, price,
              tif, venue_id``; status is an ``orders.OrderStatus`` value.
 ``symbols``  the latest snapshot of each symbol's worker (state, position,
-             stops, client-id sequence, pending order), as JSON. A
-             snapshot taken with an order, fill or transition is written
-             in its transaction; a bar's progress is written within
-             ``SNAPSHOT_DELAY`` seconds, with the other symbols' (one commit
-             for a burst of bars, not one per bar), and a worker on its own
-             thread does not even take that snapshot: the journal's thread
-             takes it when it writes (``save_symbol_later``).
+             stops, client-id sequence, pending order), as JSON: taken once
+             for everything a step of the worker wrote (``attach``, below),
+             and written in the same commit.
 ``broker``   key/value rows a simulated broker keeps its own state in (the
              paper broker's open orders and fills), so that a paper run
              survives a restart exactly like a real one.
 
 Money and quantities are stored as decimal strings.
 
-With ``sync = "full"`` (the default) a commit is on disk before the engine
-acts on it: the writer waits, without the journal's lock and without its
-turn, for an fsync of the write-ahead log that began after its commit, and
-the commits waiting together share one (a group commit:
-``journal_sync.py``). The records a restart rebuilds by asking the venue
-(an order's status after its intent: ``VENUE_TELLS``), transitions, stops,
-snapshots, a simulated broker's records and connection events are not
-synced on their own: they ride on the next synced commit (an intent, a
-fill, a halt), so an order costs two synced commits. Every commit survives
-a crash of the engine (the operating system holds it); a power loss can
-take the last unsynced ones, never one written before a synced commit (the
-log is synced as a whole, in order). The journal's thread checkpoints the
-log (``_checkpoint``), off the journal's lock, then copies the commits made
-meanwhile holding it, so that the next commit starts the log over.
+Every commit is applied by the journal's writer thread (``journal_sync.py``),
+in order, several to a SQLite transaction. With ``sync = "full"`` (the
+default) a commit that must be on disk before the engine acts (an intent:
+its order is sent next; a halt) waits, without the journal's lock and
+without its turn, for an fsync of the write-ahead log that began after it,
+and the commits waiting together share one (a group commit). A fill is
+synced by the writer's next round without its worker waiting: whatever the
+worker sends next has an intent, which waits, and covers it. The records a
+restart rebuilds by asking the venue (an order's status after its intent:
+``VENUE_TELLS``), transitions, stops, snapshots, a simulated broker's
+records and connection events are not synced on their own: they ride on the
+next synced commit.
+
+What a symbol's worker writes in its steps (``attach``: while its
+``running`` is the writing thread) is held, not handed over: the journal's
+thread hands it over in one commit, with one snapshot taken under the
+worker's lock, once no turn runs (``quiet``; a fill asks for that at once,
+anything else within ``SNAPSHOT_DELAY``, and a burst longer than
+``QUIET_WAIT`` does not hold it back), and a write the worker waits for (an
+intent, a halt) takes what the symbol holds with it. So a symbol's records
+reach the file in the order it wrote them, and a crash or a power loss can
+take the last of them, never one written before the symbol's synced
+commits: a restart learns those again from the venue and settles the state
+from the booked position. The journal's thread also checkpoints the log
+(``_checkpoint``), off the journal's lock, then copies the commits made
+meanwhile with the writer paused, so that the next round starts the log
+over.
 
 One engine at a time: a run opens its journal ``exclusive``, holding an
 advisory lock on ``<journal>.lock`` (``flock``) until it closes the journal.
@@ -301,6 +310,11 @@ class Journal:
     def synced_commits(self) -> int:
         """Commits that waited to be on disk (what an order costs in syncs)."""
         return self._group.synced_commits
+
+    @property
+    def rounds(self) -> int:
+        """SQLite transactions the writer made: fewer than ``commits`` when commits shared one."""
+        return self._group.rounds
 
     @property
     def fsyncs(self) -> int:

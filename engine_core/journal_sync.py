@@ -18,10 +18,16 @@ fsync) runs on a worker's thread: the statements run without the
 interpreter's lock, on the other core.
 
 What a commit that did not wait costs in a crash: a kill -9 or a power loss
-can take the last commits not yet applied or synced, never one made before a
-synced commit (the writer applies them in order, and the log is synced as a
-whole). Those are what a restart learns again from the venue or settles
-from the booked position (the journal's rule, ARCHITECTURE.md).
+can take the last commits not yet applied or synced, never one handed over
+before a synced commit (the writer applies them in order, and the log is
+synced as a whole). Those are what a restart learns again from the venue or
+settles from the booked position (the journal's rule, ARCHITECTURE.md).
+
+A round is one statement (``apply``, the journal's): its rows, one JSON
+array, go through a view whose triggers write each, so the writer takes the
+interpreter's lock back once per round. Taking it back after each write made
+the writer wait, each time, for a burst's thread to let go of it (up to the
+interpreter's switch interval, 5 ms), and the intents waiting behind it.
 
 Why an fsync of the log is enough whatever SQLite does meanwhile:
 
