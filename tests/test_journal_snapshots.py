@@ -195,12 +195,19 @@ def committed(path) -> tuple[set[str], dict]:
     return kinds, snaps
 
 
-def test_a_bar_marked_in_a_step_is_taken_when_the_journal_writes_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(journal_module, "SNAPSHOT_DELAY", 3600.0)  # the thread never gets to it
+def attached(tmp_path, monkeypatch) -> tuple:
+    """A journal whose thread never gets to what waits (``flush`` writes it),
+    with symbol A's worker attached."""
+    monkeypatch.setattr(journal_module, "SNAPSHOT_DELAY", 3600.0)
     path = tmp_path / "j.sqlite"
     journal = Journal(path)
     a = Symbol()
     journal.attach("A", a)
+    return path, journal, a
+
+
+def test_a_bar_marked_in_a_step_is_taken_when_the_journal_writes_it(tmp_path, monkeypatch):
+    path, journal, a = attached(tmp_path, monkeypatch)
     for _ in range(5):  # five bars: marked five times, taken once, as it is at the write
         with a.step():
             a.bars += 1
@@ -215,11 +222,7 @@ def test_a_bar_marked_in_a_step_is_taken_when_the_journal_writes_it(tmp_path, mo
 def test_what_a_step_writes_goes_over_together_with_one_snapshot(tmp_path, monkeypatch):
     """A step's transition, a simulated broker's record and the snapshot are
     handed over as one commit by the journal's thread; nothing before."""
-    monkeypatch.setattr(journal_module, "SNAPSHOT_DELAY", 3600.0)
-    path = tmp_path / "j.sqlite"
-    journal = Journal(path)
-    a = Symbol()
-    journal.attach("A", a)
+    path, journal, a = attached(tmp_path, monkeypatch)
     commits = journal.commits
     with a.step():
         a.bars = 3
@@ -239,11 +242,7 @@ def test_an_intent_in_a_step_takes_what_the_symbol_holds_with_it(tmp_path, monke
     """The fill before it (synced without its worker waiting) and the
     snapshot are on disk, in the intent's commit, before the intent returns
     (what it is for is sent next)."""
-    monkeypatch.setattr(journal_module, "SNAPSHOT_DELAY", 3600.0)
-    path = tmp_path / "j.sqlite"
-    journal = Journal(path)
-    a = Symbol()
-    journal.attach("A", a)
+    path, journal, a = attached(tmp_path, monkeypatch)
     synced = journal.synced_commits
     with a.step():
         a.bars = 7
@@ -261,11 +260,7 @@ def test_the_journals_thread_writes_what_steps_hold_once_the_burst_is_over(tmp_p
     """A fill held in a step asks the journal's thread to write it at once,
     but not while turns run (``quiet``), unless they run for longer than
     ``QUIET_WAIT``."""
-    monkeypatch.setattr(journal_module, "SNAPSHOT_DELAY", 3600.0)
-    path = tmp_path / "j.sqlite"
-    journal = Journal(path)
-    a = Symbol()
-    journal.attach("A", a)
+    path, journal, a = attached(tmp_path, monkeypatch)
     burst = threading.Event()
     burst.set()
     journal.quiet = lambda: not burst.is_set()
