@@ -747,11 +747,14 @@ class Journal:
 
     def put(self, key: str, value: Any, *, synced: bool = True, symbol: str | None = None) -> None:
         """A simulated broker's own state (``synced=False``: it rides on the
-        next synced commit, which the worker makes at once)."""
+        next synced commit, which the worker makes at once). A dict is
+        copied, one level deep, and encoded by the writer: its values must
+        be numbers, strings or None (the paper broker's order records)."""
         self._write(
             _BROKER,
-            (key, _encode(value)),
+            (key, dict(value) if type(value) is dict else value),
             synced=synced,
+            how=ENCODE,
             symbol=symbol,
         )
 
