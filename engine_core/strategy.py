@@ -338,9 +338,7 @@ class TrackedIndicator:
         newest bar before them."""
         if view.n == 1 and before is not None and self.fed_until_ts == before:
             # one new bar after those fed (live): the scalar update is far cheaper
-            self.instance.update(view.last_bar())
-            value = self.instance.value
-            row = value if isinstance(value, tuple) else (value,)
+            row = self.instance.step(view.last_bar())
             self._outputs, self._span = None, min(len(view.ts), self.ring.append_row(row))
             self.latest = row
             self.fed_until_ts = view._newest_ts
