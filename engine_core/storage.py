@@ -139,18 +139,29 @@ class BarWindow:
     def extend(self, chunk: BarChunk) -> None:
         self._ring.extend(_columns(chunk))
 
-    def push(self, chunk: BarChunk, history: int, bar: Bar | None = None) -> tuple[dict[str, np.ndarray], int]:
+    def push(self, chunk: BarChunk, history: int) -> tuple[dict[str, np.ndarray], int]:
         """Store ``chunk``; return up to ``history`` earlier bars followed by it,
-        and its offset. ``bar`` is its one bar when it came live as a Bar: its
-        values are written as numbers, read from it."""
-        if bar is not None:
-            row = (bar.ts, bar.open, bar.high, bar.low, bar.close, bar.volume)
-        elif len(chunk.ts) == 1:  # one bar: scalar writes, no per-column dict
+        and its offset."""
+        if len(chunk.ts) == 1:  # one bar: scalar writes, no per-column dict
             row = (chunk.ts[0], chunk.open[0], chunk.high[0], chunk.low[0], chunk.close[0], chunk.volume[0])
         else:
             return self._ring.push(_columns(chunk), history)
         cols, offset = self._ring.push_row(row, history)
         return dict(zip(COLUMNS, cols)), offset
+
+    def push_bar(self, bar: Bar, history: int) -> int:
+        """Store a live bar, its values written as numbers read from it; return
+        its offset: how many earlier bars (up to ``history``, below the
+        capacity) ``columns(offset + 1)`` shows before it. No array is made
+        here: a live bar nobody reads the arrays of makes none."""
+        ring = self._ring
+        count = ring._count
+        ring.append_row((bar.ts, bar.open, bar.high, bar.low, bar.close, bar.volume))
+        return min(history, count, self.capacity - 1)
+
+    def columns(self, count: int) -> dict[str, np.ndarray]:
+        """The last ``count`` bars, column by column: views, valid until the next write."""
+        return dict(zip(COLUMNS, self._ring.columns(count)))
 
 
 def _columns(chunk: BarChunk) -> dict[str, np.ndarray]:

@@ -47,8 +47,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine_core.errors import StrategyError
-from engine_core.model import Bar, Fill, Side, State, bar_at, to_decimal
-from engine_core.storage import Ring
+from engine_core.model import Bar, BarChunk, Fill, Side, State, bar_at, to_decimal
+from engine_core.storage import COLUMNS as _ARRAYS
+from engine_core.storage import BarWindow, Ring
 from engine_core.strategy_log import StrategyLog
 
 if TYPE_CHECKING:
@@ -236,6 +237,9 @@ class SymbolView:
         self._indicators: dict[tuple[str, tuple[Any, ...]], Any] = {}
         self._last: Bar | None = None
         self._newest_ts: int | None = None  # the time of the newest bar set
+        # A live bar's store while the arrays above are not made yet (``show``:
+        # they are made when first read, ``__getattr__``); None once they are.
+        self._store: BarWindow | None = None
 
     def last_bar(self) -> Bar:
         """The newest bar of the view (built once per chunk)."""
@@ -244,12 +248,47 @@ class SymbolView:
             bar = self._last = bar_at(self, self.symbol, -1)
         return bar
 
-    # The worker calls these two.
+    # The worker calls these.
+    def show(self, store: BarWindow, chunk: BarChunk, bar: Bar | None = None) -> None:
+        """Store ``chunk`` in ``store`` and make it the view's bars. ``bar`` is
+        its one bar when it came live as a Bar: the arrays are then views of
+        the store made when first read (a live bar that only a strategy's
+        indicators and the Lua context see, which read numbers, makes none)."""
+        if bar is None:
+            self.set_data(*store.push(chunk, self.window - 1))
+            return
+        offset = store.push_bar(bar, self.window - 1)
+        if self._store is None:  # the arrays of the bar before were made: they go
+            del self.ts, self.open, self.high, self.low, self.close, self.volume
+        self._store = store
+        before = self._newest_ts
+        self._last = bar
+        self.offset = offset
+        self.seen += self.n
+        self.n = 1
+        self._newest_ts = bar.ts
+        for tracked in self._indicators.values():
+            tracked.advance(self, before)
+
+    if not TYPE_CHECKING:  # (for mypy the arrays are plain attributes)
+
+        def __getattr__(self, name: str) -> Any:
+            """An array of a live bar's view read for the first time (``show``)."""
+            store = self.__dict__.get("_store")
+            if store is None or name not in _ARRAYS:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            self._store = None
+            cols = store.columns(self.offset + 1)
+            self.ts, self.open, self.high, self.low = cols["ts"], cols["open"], cols["high"], cols["low"]
+            self.close, self.volume = cols["close"], cols["volume"]
+            return cols[name]
+
     def set_data(self, cols: Mapping[str, np.ndarray], offset: int, last: Bar | None = None) -> None:
         """The view's new arrays; ``last`` is the newest bar when the worker
-        holds it already (a live bar), so indicators need not rebuild it."""
+        holds it already, so indicators need not rebuild it."""
         before = self._newest_ts
         self._last = last
+        self._store = None
         ts = self.ts = cols["ts"]
         self.open, self.high, self.low = cols["open"], cols["high"], cols["low"]
         self.close, self.volume = cols["close"], cols["volume"]
@@ -339,7 +378,7 @@ class TrackedIndicator:
         if view.n == 1 and before is not None and self.fed_until_ts == before:
             # one new bar after those fed (live): the scalar update is far cheaper
             row = self.instance.step(view.last_bar())
-            self._outputs, self._span = None, min(len(view.ts), self.ring.append_row(row))
+            self._outputs, self._span = None, min(view.offset + 1, self.ring.append_row(row))
             self.latest = row
             self.fed_until_ts = view._newest_ts
             return

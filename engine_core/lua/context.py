@@ -71,7 +71,9 @@ class Context:
 
     def _need_column(self, name: str) -> bytes:
         column = _COLUMN[name]
-        return self._add(lambda view: getattr(view, column), lambda view: getattr(view, column).item(-1))
+        # the newest value from the newest bar, not the array: a live bar's arrays are made only when read
+        number = int if column == "ts" else float
+        return self._add(lambda view: getattr(view, column), lambda view: number(getattr(view.last_bar(), column)))
 
     def _need_indicator(self, name: Any, *args: Any) -> tuple[Any, ...]:
         try:
