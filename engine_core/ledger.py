@@ -19,6 +19,7 @@ from engine_core.model import BUY, Bar, BarChunk, Fill, RoundTrip, Side
 from engine_core.storage import Series
 
 _ZERO = Decimal(0)
+_PENDING = 4096  # live bars whose marks wait as Python numbers before they join the series
 
 
 @dataclass(slots=True)
@@ -72,6 +73,10 @@ class Ledger:
         self._ts = Series(np.int64)
         self._pnl = Series(np.float64)
         self._exposed = Series(bool)
+        # A live bar's (ts, pnl, exposed), kept as Python numbers until the
+        # next chunk, read, or _PENDING of them: one list append a bar, not
+        # three numpy writes.
+        self._pending: list[tuple[int, float, bool]] = []
         # (chunk bar from which it holds, qty, cash) for the chunk being processed
         self._marks: list[tuple[int, float, float]] = [(0, 0.0, 0.0)]
         self._held = (self.qty, self.cash, self._marks[0])  # the first mark of a chunk, for this qty and cash
@@ -151,10 +156,12 @@ class Ledger:
         if bar is not None or len(chunk) == 1:  # one bar: the position as it stands after it
             ts, close = (bar.ts, bar.close) if bar is not None else (chunk.ts[0], chunk.close[0])
             pnl = cash + qty * float(close)
-            self._ts.append(ts)
-            self._pnl.append(pnl)
-            self._exposed.append(qty != 0)
+            pending = self._pending
+            pending.append((ts, pnl, qty != 0))
+            if len(pending) >= _PENDING:
+                self._settle()
             return pnl
+        self._settle()
         if len(marks) == 1:
             pnls = cash + qty * chunk.close
             self._ts.extend(chunk.ts)
@@ -170,8 +177,19 @@ class Ledger:
         self._exposed.extend(qtys != 0)
         return float(pnls[-1])
 
+    def _settle(self) -> None:
+        """Move the pending bars' marks to the series."""
+        pending = self._pending
+        if pending:
+            ts, pnl, exposed = zip(*pending)
+            self._ts.extend(np.array(ts, dtype=np.int64))
+            self._pnl.extend(np.array(pnl, dtype=np.float64))
+            self._exposed.extend(np.array(exposed, dtype=bool))
+            pending.clear()
+
     def series(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ts, pnl, exposed)`` per bar so far."""
+        self._settle()
         return self._ts.array(), self._pnl.array(), self._exposed.array()
 
     # ------------------------------------------------------------ journal

@@ -169,7 +169,7 @@ def _columns(chunk: BarChunk) -> dict[str, np.ndarray]:
 
 
 class Series:
-    """A growable numpy array (amortised O(1) append), for per-bar results."""
+    """A growable numpy array (amortised O(1) extend), for per-bar results."""
 
     def __init__(self, dtype: Any, capacity: int = 1024) -> None:
         self._data = np.empty(capacity, dtype=dtype)
@@ -184,13 +184,6 @@ class Series:
             grown = np.empty(max(need, 2 * len(self._data)), dtype=self._data.dtype)
             grown[: self._n] = self._data[: self._n]
             self._data = grown
-
-    def append(self, value: Any) -> None:
-        n = self._n
-        if n == len(self._data):
-            self._room(1)
-        self._data[n] = value
-        self._n = n + 1
 
     def extend(self, values: np.ndarray) -> None:
         self._room(len(values))
