@@ -41,7 +41,7 @@ class Context:
         self.label = label
         self.arrays: list[ArrayOf] = []  # in the order the Lua side holds them
         self.newest: list[NewestOf] = []  # each array's value at the view's newest bar, as a number
-        self.chunk: tuple[int, int] | None = None  # (seen, n) of the shipped chunk
+        self.seen, self.n = -1, 0  # the view's seen and n when its chunk was shipped (-1: none yet)
         self.length = 0  # length of the arrays in Lua
         self.off = 0  # array index (1-based) of the chunk's first bar, minus one
         self.capacity = max(4 * view.window, 1024)  # array length up to which chunks are appended
@@ -112,7 +112,16 @@ class Context:
         position thus ride on the call into Lua that scans: one crossing a
         bar instead of two (each releases and takes back the interpreter lock)."""
         view = self.view
-        bar = self._ship() if self.chunk != (view.seen, view.n) else ()
+        seen, n, length = view.seen, view.n, self.length
+        if seen == self.seen and n == self.n:  # shipped (a second scan of the same bar)
+            bar: tuple[Any, ...] = ()
+        elif n == 1 and seen == self.seen + self.n and view.offset <= length < self.capacity and length < self.fits:
+            # a live bar that follows the last one (``_ship``'s common case, inline): appended
+            offset = view.offset
+            self.seen, self.n, self.off, self.length = seen, 1, length, length + 1
+            bar = (length, seen - length, length - offset + 1, length + 1, *[value(view) for value in self.newest])
+        else:
+            bar = self._ship()
         p = view.position
         position = (p.qty, p.avg_price, p.entry_ts, p.entry_index, p.stop_price, p.take_profit_price, p.trailing_stop)
         if position == self.position:
@@ -126,9 +135,9 @@ class Context:
         O(1)); past that, the history is moved to the front first. A live bar
         appended is not sent here: its ``load_bar`` arguments are returned, for
         the caller's next call into Lua (else ``()``)."""
-        view, chunk = self.view, self.chunk
+        view = self.view
         n, offset, length = view.n, view.offset, self.length
-        follows = chunk is not None and view.seen == chunk[0] + chunk[1] and offset <= length
+        follows = self.seen >= 0 and view.seen == self.seen + self.n and offset <= length
         if follows and length + n <= self.capacity:
             keep, off, start = 0, length, offset
         elif follows:
@@ -138,7 +147,7 @@ class Context:
         if off + n > self.fits:
             self._reserve(off + n)
         dest = off + 1 - (offset - start)
-        self.chunk = (view.seen, n)
+        self.seen, self.n = view.seen, n
         self.off = off
         self.length = off + n
         if n == 1 and keep == 0 and start == offset:  # a live bar appended: its values as numbers
