@@ -266,9 +266,12 @@ class SymbolView:
         self.offset = offset
         self.seen += self.n
         self.n = 1
-        self._newest_ts = bar.ts
+        ts = self._newest_ts = bar.ts
         for tracked in self._indicators.values():
-            tracked.advance(self, before)
+            if tracked.fed_until_ts == before and before is not None:  # fed up to the bar before this one
+                tracked.step(bar, offset + 1, ts)
+            else:
+                tracked.advance(self, before)
 
     if not TYPE_CHECKING:  # (for mypy the arrays are plain attributes)
 
@@ -372,15 +375,20 @@ class TrackedIndicator:
         self._outputs = outs
         self.latest = tuple(float(c[-1]) if len(c) else math.nan for c in outs)
 
+    def step(self, bar: Bar, span: int, ts: int | None) -> None:
+        """Feed ``bar``, the one bar after those fed (live), at ``ts``: the
+        scalar update is far cheaper than a chunk's; ``span`` is the length
+        of the view's arrays with it."""
+        row = self.instance.step(bar)
+        self._outputs, self._span = None, min(span, self.ring.append_row(row))
+        self.latest = row
+        self.fed_until_ts = ts
+
     def advance(self, view: SymbolView, before: int | None) -> None:
         """Feed the view's new bars; ``before`` is the time of the view's
         newest bar before them."""
         if view.n == 1 and before is not None and self.fed_until_ts == before:
-            # one new bar after those fed (live): the scalar update is far cheaper
-            row = self.instance.step(view.last_bar())
-            self._outputs, self._span = None, min(view.offset + 1, self.ring.append_row(row))
-            self.latest = row
-            self.fed_until_ts = view._newest_ts
+            self.step(view.last_bar(), view.offset + 1, view._newest_ts)
             return
         # Bars of the view not fed yet: normally the chunk after the view's history.
         o = view.offset
