@@ -154,10 +154,20 @@ class BarWindow:
         its offset: how many earlier bars (up to ``history``, below the
         capacity) ``columns(offset + 1)`` shows before it. No array is made
         here: a live bar nobody reads the arrays of makes none."""
-        ring = self._ring
-        count = ring._count
-        ring.append_row((bar.ts, bar.open, bar.high, bar.low, bar.close, bar.volume))
-        return min(history, count, self.capacity - 1)
+        ring, cap = self._ring, self.capacity
+        ts, o, h, low, c, v = ring._arrays
+        with ring._lock:  # Ring.append_row, unrolled: a loop over six columns costs more than their writes
+            i, count = ring._next, ring._count
+            ts[i] = ts[i + cap] = bar.ts
+            o[i] = o[i + cap] = bar.open
+            h[i] = h[i + cap] = bar.high
+            low[i] = low[i + cap] = bar.low
+            c[i] = c[i + cap] = bar.close
+            v[i] = v[i + cap] = bar.volume
+            ring._next = i + 1 if i + 1 < cap else 0
+            if count < cap:
+                ring._count = count + 1
+        return min(history, count, cap - 1)
 
     def columns(self, count: int) -> dict[str, np.ndarray]:
         """The last ``count`` bars, column by column: views, valid until the next write."""
