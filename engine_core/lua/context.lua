@@ -286,8 +286,12 @@ tools.share_budget(loop)
 -- changed since the last call), then a live bar's load_bar arguments, if any
 -- (context.py's sync_data: one crossing from Python a bar, not two).
 local function scan(name, start, stop, moved, ...)
-  if moved > 0 then set_position(...) end
-  if select("#", ...) > moved then load_bar(select(moved + 1, ...)) end
+  if moved > 0 then
+    set_position(...)
+    if select("#", ...) > moved then load_bar(select(moved + 1, ...)) end
+  elseif select("#", ...) > 0 then
+    load_bar(...)
+  end
   return guarded(loop, fns[name], start, stop)
 end
 
