@@ -60,7 +60,7 @@ def test_fills_book_cash_and_round_trips_exactly():
 
 
 def test_many_live_bars_between_chunks_keep_their_order():
-    """Live bars' marks wait as Python numbers (ledger._PENDING at most) and
+    """Live bars' marks are staged (ledger._PENDING at most) and
     join the series in order with the chunks' marks around them."""
     chunk = bars(9000)
     whole, mixed = Ledger("S"), Ledger("S")
