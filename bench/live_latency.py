@@ -12,7 +12,8 @@ first ``WARM`` bars, which pay one-time costs: the first indicator reads
 build the plugin registry, the first calls warm the Lua runtimes), and the
 worker's own CPU per live bar: the thread CPU time of ``SymbolWorker.handle``
 on each steady-state bar, summed by a wrapper this bench installs (the
-engine's hot path carries no instrumentation).
+engine's hot path carries no instrumentation), over all of them and over
+those that moved no state, sent no order and booked no fill.
 
     .venv/bin/python bench/live_latency.py [--symbols 100] [--bars 300] [--pace 0.05] [--journal] [--mqtt] [--shards N]
 
@@ -67,6 +68,7 @@ latencies: list[tuple[float, bool, int]] = []  # (seconds, after the symbol's fi
 marks: dict[str, tuple[float, float]] = {}  # (process CPU, wall) when the steady state begins and when all is done
 running: list[Engine] = []
 handled = [0.0, 0]  # thread CPU seconds inside SymbolWorker.handle on steady-state live bars, and their count
+quiet = [0.0, 0]  # the same for the bars that moved no state, sent no order and booked no fill (the common case)
 handled_lock = threading.Lock()
 bursts: dict[int, float] = {}  # a steady-state burst's time -> when its last bar was processed
 sink_cpu: list[float] = []  # the mqtt sink thread's CPU seconds, when its loop ends
@@ -101,12 +103,16 @@ def time_handle() -> None:
         if type(msg) is not Bar or arrived.get((msg.symbol, msg.ts), (0.0, 0))[1] <= WARM:
             handle(worker, msg)
             return
+        before = (worker.sm.state, worker.orders_sent, worker.ledger.fills)
         t0 = time.thread_time()
         handle(worker, msg)
         spent = time.thread_time() - t0
         with handled_lock:
             handled[0] += spent
             handled[1] += 1
+            if (worker.sm.state, worker.orders_sent, worker.ledger.fills) == before:
+                quiet[0] += spent
+                quiet[1] += 1
             bursts[msg.ts] = time.perf_counter()  # the burst's last bar processed so far
 
     SymbolWorker.handle = timed  # type: ignore[method-assign]
@@ -260,6 +266,11 @@ def main() -> None:
         )
     if handled[1]:
         print(f"  worker CPU per bar (handle): {handled[0] / handled[1] * 1e6:.1f} us over {handled[1]:,} live bars")
+    if quiet[1]:
+        print(
+            f"  of which bars with no decision, order or fill: {quiet[0] / quiet[1] * 1e6:.1f} us "
+            f"over {quiet[1]:,} bars"
+        )
     if engine.journal is not None:
         j = engine.journal
         orders = max(len(lat), 1)

@@ -177,8 +177,9 @@ class Baton:
         """Run the next turn of ``gate`` on this thread (whose own gate is
         ``home``); the gate whose turn this thread runs next (``home`` once
         its worker has ended: the thread ends), None once it has parked."""
-        with self._lock:
-            turn = gate.begun.popleft()
+        # Without the lock: only the thread running a gate takes its turns, and
+        # a deque's append (``_pass``, under the lock) and popleft are atomic.
+        turn = gate.begun.popleft()
         _held.gate, gate.turn = gate, turn
         going = raised = True
         try:

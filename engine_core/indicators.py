@@ -64,6 +64,14 @@ class StreamingIndicator(abc.ABC):
     def value(self) -> float | tuple[float, ...]:
         """The latest value (a tuple for multi-output indicators); NaN until ready."""
 
+    def step(self, bar: Any) -> tuple[float, ...]:
+        """``update``, then the latest value as a tuple (one number per output):
+        what the engine calls on each live bar. An indicator may do it in
+        one call, without building its ``value``."""
+        self.update(bar)
+        value = self.value
+        return value if isinstance(value, tuple) else (value,)
+
     @property
     @abc.abstractmethod
     def ready(self) -> bool:

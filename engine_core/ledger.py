@@ -8,6 +8,7 @@ so the symbol's PnL at a price is ``cash + qty * price``.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,6 +20,7 @@ from engine_core.model import BUY, Bar, BarChunk, Fill, RoundTrip, Side
 from engine_core.storage import Series
 
 _ZERO = Decimal(0)
+_PENDING = 1024  # live bars whose marks wait in the staging arrays before they join the series
 
 
 @dataclass(slots=True)
@@ -72,6 +74,10 @@ class Ledger:
         self._ts = Series(np.int64)
         self._pnl = Series(np.float64)
         self._exposed = Series(bool)
+        # Live bars' ts, pnl and exposed, staged until the next chunk, read, or
+        # _PENDING of them: an array.array's append is a C call (a Series'
+        # is a Python one and a numpy write), and keeps no Python object.
+        self._pending = (array("q"), array("d"), array("b"))
         # (chunk bar from which it holds, qty, cash) for the chunk being processed
         self._marks: list[tuple[int, float, float]] = [(0, 0.0, 0.0)]
         self._held = (self.qty, self.cash, self._marks[0])  # the first mark of a chunk, for this qty and cash
@@ -151,10 +157,14 @@ class Ledger:
         if bar is not None or len(chunk) == 1:  # one bar: the position as it stands after it
             ts, close = (bar.ts, bar.close) if bar is not None else (chunk.ts[0], chunk.close[0])
             pnl = cash + qty * float(close)
-            self._ts.append(ts)
-            self._pnl.append(pnl)
-            self._exposed.append(qty != 0)
+            pending_ts, pending_pnl, pending_exposed = self._pending
+            pending_ts.append(ts)
+            pending_pnl.append(pnl)
+            pending_exposed.append(qty != 0)
+            if len(pending_ts) >= _PENDING:
+                self._settle()
             return pnl
+        self._settle()
         if len(marks) == 1:
             pnls = cash + qty * chunk.close
             self._ts.extend(chunk.ts)
@@ -170,8 +180,18 @@ class Ledger:
         self._exposed.extend(qtys != 0)
         return float(pnls[-1])
 
+    def _settle(self) -> None:
+        """Move the staged live bars' marks to the series."""
+        ts, pnl, exposed = self._pending
+        if ts:
+            self._ts.extend(np.array(ts, dtype=np.int64))
+            self._pnl.extend(np.array(pnl, dtype=np.float64))
+            self._exposed.extend(np.array(exposed, dtype=bool))
+            del ts[:], pnl[:], exposed[:]
+
     def series(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ts, pnl, exposed)`` per bar so far."""
+        self._settle()
         return self._ts.array(), self._pnl.array(), self._exposed.array()
 
     # ------------------------------------------------------------ journal

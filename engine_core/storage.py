@@ -139,18 +139,39 @@ class BarWindow:
     def extend(self, chunk: BarChunk) -> None:
         self._ring.extend(_columns(chunk))
 
-    def push(self, chunk: BarChunk, history: int, bar: Bar | None = None) -> tuple[dict[str, np.ndarray], int]:
+    def push(self, chunk: BarChunk, history: int) -> tuple[dict[str, np.ndarray], int]:
         """Store ``chunk``; return up to ``history`` earlier bars followed by it,
-        and its offset. ``bar`` is its one bar when it came live as a Bar: its
-        values are written as numbers, read from it."""
-        if bar is not None:
-            row = (bar.ts, bar.open, bar.high, bar.low, bar.close, bar.volume)
-        elif len(chunk.ts) == 1:  # one bar: scalar writes, no per-column dict
+        and its offset."""
+        if len(chunk.ts) == 1:  # one bar: scalar writes, no per-column dict
             row = (chunk.ts[0], chunk.open[0], chunk.high[0], chunk.low[0], chunk.close[0], chunk.volume[0])
         else:
             return self._ring.push(_columns(chunk), history)
         cols, offset = self._ring.push_row(row, history)
         return dict(zip(COLUMNS, cols)), offset
+
+    def push_bar(self, bar: Bar, history: int) -> int:
+        """Store a live bar, its values written as numbers read from it; return
+        its offset: how many earlier bars (up to ``history``, below the
+        capacity) ``columns(offset + 1)`` shows before it. No array is made
+        here: a live bar nobody reads the arrays of makes none."""
+        ring, cap = self._ring, self.capacity
+        ts, o, h, low, c, v = ring._arrays
+        with ring._lock:  # Ring.append_row, unrolled: a loop over six columns costs more than their writes
+            i, count = ring._next, ring._count
+            ts[i] = ts[i + cap] = bar.ts
+            o[i] = o[i + cap] = bar.open
+            h[i] = h[i + cap] = bar.high
+            low[i] = low[i + cap] = bar.low
+            c[i] = c[i + cap] = bar.close
+            v[i] = v[i + cap] = bar.volume
+            ring._next = i + 1 if i + 1 < cap else 0
+            if count < cap:
+                ring._count = count + 1
+        return min(history, count, cap - 1)
+
+    def columns(self, count: int) -> dict[str, np.ndarray]:
+        """The last ``count`` bars, column by column: views, valid until the next write."""
+        return dict(zip(COLUMNS, self._ring.columns(count)))
 
 
 def _columns(chunk: BarChunk) -> dict[str, np.ndarray]:
@@ -158,7 +179,7 @@ def _columns(chunk: BarChunk) -> dict[str, np.ndarray]:
 
 
 class Series:
-    """A growable numpy array (amortised O(1) append), for per-bar results."""
+    """A growable numpy array (amortised O(1) extend), for per-bar results."""
 
     def __init__(self, dtype: Any, capacity: int = 1024) -> None:
         self._data = np.empty(capacity, dtype=dtype)
@@ -173,13 +194,6 @@ class Series:
             grown = np.empty(max(need, 2 * len(self._data)), dtype=self._data.dtype)
             grown[: self._n] = self._data[: self._n]
             self._data = grown
-
-    def append(self, value: Any) -> None:
-        n = self._n
-        if n == len(self._data):
-            self._room(1)
-        self._data[n] = value
-        self._n = n + 1
 
     def extend(self, values: np.ndarray) -> None:
         self._room(len(values))

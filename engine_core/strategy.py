@@ -47,8 +47,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine_core.errors import StrategyError
-from engine_core.model import Bar, Fill, Side, State, bar_at, to_decimal
-from engine_core.storage import Ring
+from engine_core.model import Bar, BarChunk, Fill, Side, State, bar_at, to_decimal
+from engine_core.storage import COLUMNS as _ARRAYS
+from engine_core.storage import BarWindow, Ring
 from engine_core.strategy_log import StrategyLog
 
 if TYPE_CHECKING:
@@ -236,6 +237,9 @@ class SymbolView:
         self._indicators: dict[tuple[str, tuple[Any, ...]], Any] = {}
         self._last: Bar | None = None
         self._newest_ts: int | None = None  # the time of the newest bar set
+        # A live bar's store while the arrays above are not made yet (``show``:
+        # they are made when first read, ``__getattr__``); None once they are.
+        self._store: BarWindow | None = None
 
     def last_bar(self) -> Bar:
         """The newest bar of the view (built once per chunk)."""
@@ -244,12 +248,50 @@ class SymbolView:
             bar = self._last = bar_at(self, self.symbol, -1)
         return bar
 
-    # The worker calls these two.
+    # The worker calls these.
+    def show(self, store: BarWindow, chunk: BarChunk, bar: Bar | None = None) -> None:
+        """Store ``chunk`` in ``store`` and make it the view's bars. ``bar`` is
+        its one bar when it came live as a Bar: the arrays are then views of
+        the store made when first read (a live bar that only a strategy's
+        indicators and the Lua context see, which read numbers, makes none)."""
+        if bar is None:
+            self.set_data(*store.push(chunk, self.window - 1))
+            return
+        offset = store.push_bar(bar, self.window - 1)
+        if self._store is None:  # the arrays of the bar before were made: they go
+            del self.ts, self.open, self.high, self.low, self.close, self.volume
+        self._store = store
+        before = self._newest_ts
+        self._last = bar
+        self.offset = offset
+        self.seen += self.n
+        self.n = 1
+        ts = self._newest_ts = bar.ts
+        for tracked in self._indicators.values():
+            if tracked.fed_until_ts == before and before is not None:  # fed up to the bar before this one
+                tracked.step(bar, offset + 1, ts)
+            else:
+                tracked.advance(self, before)
+
+    if not TYPE_CHECKING:  # (for mypy the arrays are plain attributes)
+
+        def __getattr__(self, name: str) -> Any:
+            """An array of a live bar's view read for the first time (``show``)."""
+            store = self.__dict__.get("_store")
+            if store is None or name not in _ARRAYS:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            self._store = None
+            cols = store.columns(self.offset + 1)
+            self.ts, self.open, self.high, self.low = cols["ts"], cols["open"], cols["high"], cols["low"]
+            self.close, self.volume = cols["close"], cols["volume"]
+            return cols[name]
+
     def set_data(self, cols: Mapping[str, np.ndarray], offset: int, last: Bar | None = None) -> None:
         """The view's new arrays; ``last`` is the newest bar when the worker
-        holds it already (a live bar), so indicators need not rebuild it."""
+        holds it already, so indicators need not rebuild it."""
         before = self._newest_ts
         self._last = last
+        self._store = None
         ts = self.ts = cols["ts"]
         self.open, self.high, self.low = cols["open"], cols["high"], cols["low"]
         self.close, self.volume = cols["close"], cols["volume"]
@@ -333,17 +375,20 @@ class TrackedIndicator:
         self._outputs = outs
         self.latest = tuple(float(c[-1]) if len(c) else math.nan for c in outs)
 
+    def step(self, bar: Bar, span: int, ts: int | None) -> None:
+        """Feed ``bar``, the one bar after those fed (live), at ``ts``: the
+        scalar update is far cheaper than a chunk's; ``span`` is the length
+        of the view's arrays with it."""
+        row = self.instance.step(bar)
+        self._outputs, self._span = None, min(span, self.ring.append_row(row))
+        self.latest = row
+        self.fed_until_ts = ts
+
     def advance(self, view: SymbolView, before: int | None) -> None:
         """Feed the view's new bars; ``before`` is the time of the view's
         newest bar before them."""
         if view.n == 1 and before is not None and self.fed_until_ts == before:
-            # one new bar after those fed (live): the scalar update is far cheaper
-            self.instance.update(view.last_bar())
-            value = self.instance.value
-            row = value if isinstance(value, tuple) else (value,)
-            self._outputs, self._span = None, min(len(view.ts), self.ring.append_row(row))
-            self.latest = row
-            self.fed_until_ts = view._newest_ts
+            self.step(view.last_bar(), view.offset + 1, view._newest_ts)
             return
         # Bars of the view not fed yet: normally the chunk after the view's history.
         o = view.offset

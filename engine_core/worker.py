@@ -212,8 +212,7 @@ class SymbolWorker:
         return chunk
 
     def _load(self, chunk: BarChunk, bar: Bar | None = None) -> None:
-        cols, offset = self.store.push(chunk, self.window - 1, bar)
-        self.view.set_data(cols, offset, bar)
+        self.view.show(self.store, chunk, bar)
         self.view.position.sync(self.ledger, self.stops)
         if not self.started:
             self.started = True

@@ -57,3 +57,22 @@ def test_fills_book_cash_and_round_trips_exactly():
     assert trip is not None and str(trip.pnl) == "1.0" and str(ledger.cash) == "0.9050"
     ledger.restore({"qty": "-1.5", "cash": "3", "entry": None}, set())
     assert ledger.qty_float == -1.5
+
+
+def test_many_live_bars_between_chunks_keep_their_order():
+    """Live bars' marks are staged (ledger._PENDING at most) and
+    join the series in order with the chunks' marks around them."""
+    chunk = bars(9000)
+    whole, mixed = Ledger("S"), Ledger("S")
+    whole.begin_chunk()
+    whole.mark_chunk(chunk)
+    mixed.begin_chunk()
+    mixed.mark_chunk(chunk.slice(0, 100))
+    for k in range(100, 8900):
+        bar = chunk.bar(k)
+        mixed.begin_chunk()
+        mixed.mark_chunk(BarChunk.from_bar(bar), bar)
+    mixed.begin_chunk()
+    mixed.mark_chunk(chunk.slice(8900, 9000))
+    for a, b in zip(whole.series(), mixed.series()):
+        assert a.dtype == b.dtype and list(a) == list(b)

@@ -123,7 +123,8 @@ def test_a_live_bar_pushed_from_its_bar_gives_the_columns_of_the_chunk_path():
         one = chunk(t, 1)
         bar = one.bar(0)
         cols, offset = by_chunk.push(one, 4)
-        live, live_offset = by_bar.push(BarChunk.from_bar(bar), 4, bar)
+        live_offset = by_bar.push_bar(bar, 4)
+        live = by_bar.columns(live_offset + 1)
         assert live_offset == offset
         for name, column in cols.items():
             assert live[name].dtype == column.dtype

@@ -35,11 +35,11 @@ def test_a_python_strategy_must_define_every_state_function(tmp_path: Path):
 def _fed(view: SymbolView, store: BarWindow, chunk: BarChunk, live: bool) -> None:
     """Show ``chunk`` to ``view`` as the worker does: live, one Bar at a time."""
     if not live:
-        view.set_data(*store.push(chunk, view.window - 1))
+        view.show(store, chunk)
         return
     for k in range(len(chunk)):
         bar = chunk.bar(k)
-        view.set_data(*store.push(BarChunk.from_bar(bar), view.window - 1, bar), bar)
+        view.show(store, BarChunk.from_bar(bar), bar)
 
 
 def test_indicators_fed_live_bars_match_the_chunk_path_and_keep_their_latest_values(registry: Any):
@@ -60,3 +60,24 @@ def test_indicators_fed_live_bars_match_the_chunk_path_and_keep_their_latest_val
     latest = live.latest_indicators(int(bars.ts[-1]))
     assert latest is not None and latest["sma(5)"] == pytest.approx(float(np.mean(bars.close[-5:])))
     assert live.latest_indicators(int(bars.ts[-2])) is None  # no longer at that bar
+
+
+def test_a_live_bars_arrays_are_made_when_read_and_match_the_chunk_path():
+    bars = gbm_bars("S", 50)
+    live, chunked = SymbolView("S", {}, 30), SymbolView("S", {}, 30)
+    live_store, chunk_store = BarWindow("S", 30), BarWindow("S", 30)
+    for view, store in ((live, live_store), (chunked, chunk_store)):
+        view.show(store, bars.slice(0, 20))
+    for k in range(20, 50):
+        bar = bars.bar(k)
+        live.show(live_store, BarChunk.from_bar(bar), bar)
+        chunked.show(chunk_store, bars.slice(k, k + 1))
+        assert "close" not in vars(live)  # not made until read
+        assert (live.offset, live.n, live.seen) == (chunked.offset, chunked.n, chunked.seen)
+        if k % 3 == 0:  # read on some bars only: the next bar drops them again
+            for name in ("ts", "open", "high", "low", "close", "volume"):
+                got, want = getattr(live, name), getattr(chunked, name)
+                assert got.dtype == want.dtype and list(got) == list(want), name
+    assert live.last_bar() == chunked.last_bar() == bars.bar(49)
+    with pytest.raises(AttributeError, match="no attribute 'closes'"):
+        live.closes  # noqa: B018 - a name that is no array

@@ -282,9 +282,16 @@ local function loop(fn, start, stop)
 end
 tools.share_budget(loop)
 
--- The position follows the bounds when it changed since the last call.
-local function scan(name, start, stop, ...)
-  if select("#", ...) > 0 then set_position(...) end
+-- After the bounds: how many position values follow (0, or 7 when it
+-- changed since the last call), then a live bar's load_bar arguments, if any
+-- (context.py's sync_data: one crossing from Python a bar, not two).
+local function scan(name, start, stop, moved, ...)
+  if moved > 0 then
+    set_position(...)
+    if select("#", ...) > moved then load_bar(select(moved + 1, ...)) end
+  elseif select("#", ...) > 0 then
+    load_bar(...)
+  end
   return guarded(loop, fns[name], start, stop)
 end
 

@@ -41,7 +41,7 @@ class Context:
         self.label = label
         self.arrays: list[ArrayOf] = []  # in the order the Lua side holds them
         self.newest: list[NewestOf] = []  # each array's value at the view's newest bar, as a number
-        self.chunk: tuple[int, int] | None = None  # (seen, n) of the shipped chunk
+        self.seen, self.n = -1, 0  # the view's seen and n when its chunk was shipped (-1: none yet)
         self.length = 0  # length of the arrays in Lua
         self.off = 0  # array index (1-based) of the chunk's first bar, minus one
         self.capacity = max(4 * view.window, 1024)  # array length up to which chunks are appended
@@ -71,7 +71,9 @@ class Context:
 
     def _need_column(self, name: str) -> bytes:
         column = _COLUMN[name]
-        return self._add(lambda view: getattr(view, column), lambda view: getattr(view, column).item(-1))
+        # the newest value from the newest bar, not the array: a live bar's arrays are made only when read
+        number = int if column == "ts" else float
+        return self._add(lambda view: getattr(view, column), lambda view: number(getattr(view.last_bar(), column)))
 
     def _need_indicator(self, name: Any, *args: Any) -> tuple[Any, ...]:
         try:
@@ -96,31 +98,46 @@ class Context:
 
     def sync(self) -> None:
         """Ship a new chunk's arrays and a changed position to Lua."""
-        moved = self.sync_data()
-        if moved:
-            self._set_position(*moved)
+        args = self.sync_data()
+        if args[0]:
+            self._set_position(*args[1:8])
+        if len(args) > args[0] + 1:
+            self._load_bar(*args[args[0] + 1 :])
 
     def sync_data(self) -> tuple[Any, ...]:
-        """Ship a new chunk's arrays; return the position when it changed
-        since it was last shipped (else ``()``), for the caller to pass along
-        with its call into Lua (``scan`` takes it: one call instead of two)."""
+        """Ship a new chunk's arrays; return what Lua's ``scan`` takes before
+        its call: how many position values follow (0 or 7), the position when
+        it changed since it was last shipped, then a live bar's ``load_bar``
+        arguments when one is to be appended. A live bar and a changed
+        position thus ride on the call into Lua that scans: one crossing a
+        bar instead of two (each releases and takes back the interpreter lock)."""
         view = self.view
-        if self.chunk != (view.seen, view.n):
-            self._ship()
+        seen, n, length = view.seen, view.n, self.length
+        if seen == self.seen and n == self.n:  # shipped (a second scan of the same bar)
+            bar: tuple[Any, ...] = ()
+        elif n == 1 and seen == self.seen + self.n and view.offset <= length < self.capacity and length < self.fits:
+            # a live bar that follows the last one (``_ship``'s common case, inline): appended
+            offset = view.offset
+            self.seen, self.n, self.off, self.length = seen, 1, length, length + 1
+            bar = (length, seen - length, length - offset + 1, length + 1, *[value(view) for value in self.newest])
+        else:
+            bar = self._ship()
         p = view.position
         position = (p.qty, p.avg_price, p.entry_ts, p.entry_index, p.stop_price, p.take_profit_price, p.trailing_stop)
         if position == self.position:
-            return ()
+            return (0, *bar)
         self.position = position
-        return position
+        return (7, *position, *bar)
 
-    def _ship(self) -> None:
+    def _ship(self) -> tuple[Any, ...]:
         """Send the chunk's bars. A chunk that follows the last one is appended
         after it while the arrays stay under ``capacity`` (a live bar then costs
-        O(1)); past that, the history is moved to the front first."""
-        view, chunk = self.view, self.chunk
+        O(1)); past that, the history is moved to the front first. A live bar
+        appended is not sent here: its ``load_bar`` arguments are returned, for
+        the caller's next call into Lua (else ``()``)."""
+        view = self.view
         n, offset, length = view.n, view.offset, self.length
-        follows = chunk is not None and view.seen == chunk[0] + chunk[1] and offset <= length
+        follows = self.seen >= 0 and view.seen == self.seen + self.n and offset <= length
         if follows and length + n <= self.capacity:
             keep, off, start = 0, length, offset
         elif follows:
@@ -130,15 +147,14 @@ class Context:
         if off + n > self.fits:
             self._reserve(off + n)
         dest = off + 1 - (offset - start)
-        if n == 1 and keep == 0 and start == offset:  # a live bar appended: its values as numbers
-            values = [newest_of(view) for newest_of in self.newest]
-            self._load_bar(off, view.seen - off, off - offset + 1, dest, *values)
-        else:
-            blobs = [array_of(view)[start:].tobytes() for array_of in self.arrays]
-            self._load_chunk(off, view.seen - off, off - offset + 1, keep, length, dest, *blobs)
-        self.chunk = (view.seen, n)
+        self.seen, self.n = view.seen, n
         self.off = off
         self.length = off + n
+        if n == 1 and keep == 0 and start == offset:  # a live bar appended: its values as numbers
+            return (off, view.seen - off, off - offset + 1, dest, *[newest_of(view) for newest_of in self.newest])
+        blobs = [array_of(view)[start:].tobytes() for array_of in self.arrays]
+        self._load_chunk(off, view.seen - off, off - offset + 1, keep, length, dest, *blobs)
+        return ()
 
     def _reserve(self, size: int = 0) -> None:
         """Reserve sandbox memory for the arrays at ``size`` bars. The reserve

@@ -116,11 +116,11 @@ class LuaSymbolStrategy(SymbolStrategy):
         # Lua returns stop alone; or k and the decision (a table with only
         # decision fields flattened to their values in DECISION_FIELDS order); or nil
         # and the failure.
-        position = self.ctx.sync_data()
+        shipped = self.ctx.sync_data()
         stamp = self.stamp  # the time budget's count of calls (Sandbox.call, inline)
         stamp.call += 1
         try:
-            result = self._scan(function, start, stop, *position)
+            result = self._scan(function, start, stop, *shipped)
         finally:
             stamp.call += 1
         if result.__class__ is not tuple:

@@ -216,7 +216,7 @@ local function finish(ok, ...)
   return nil, info.kind, info.message, info.line
 end
 local function guarded(f, ...)
-  reset()
+  left, spent = max_instructions, nil  -- reset(), inline: a call less per strategy call
   if next(anchored) then forget(); anchored = {} end  -- the watchdog forgets them, then they may go
   calling = true
   return finish(xpcall(f, handler, ...))

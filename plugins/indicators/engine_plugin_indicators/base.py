@@ -30,6 +30,7 @@ class FedIndicator(StreamingIndicator):
         self._value: tuple[float, ...] = (NAN,) * len(kind.spec.outputs)
         getter = attrgetter(*kind.columns)
         self._get = getter if len(kind.columns) > 1 else (lambda bar: (getter(bar),))
+        self._one = getter if len(kind.columns) == 1 else None  # a bar's one input value
 
     @property
     def value(self) -> float | tuple[float, ...]:

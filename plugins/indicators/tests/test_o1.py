@@ -174,3 +174,18 @@ def test_value_shapes() -> None:
     assert isinstance(macd.value, tuple) and len(macd.value) == 3
     sma.update(bar)
     assert sma.value == 1.5 and sma.ready
+
+
+def test_step_is_update_then_value_as_a_tuple() -> None:
+    """``step`` (the engine's call on a live bar) feeds the bar as ``update``
+    does and returns ``value`` as a tuple, for one- and many-input indicators."""
+    chunk = make_path(13, 120)
+    for name, params in [*CASES, ("bbands", {"matype": 1})]:
+        stepped, updated = indicators.create(name, **params), indicators.create(name, **params)
+        for i in range(len(chunk)):
+            row = stepped.step(chunk.bar(i))
+            updated.update(chunk.bar(i))
+            value = updated.value
+            want = value if isinstance(value, tuple) else (value,)
+            assert np.array_equal(row, want, equal_nan=True), name
+            assert np.array_equal(np.atleast_1d(stepped.value), np.atleast_1d(value), equal_nan=True), name

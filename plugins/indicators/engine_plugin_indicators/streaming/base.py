@@ -27,12 +27,24 @@ class O1Indicator(FedIndicator):
         return True
 
     def update(self, bar: Any) -> None:
+        self.step(bar)
+
+    def step(self, bar: Any) -> tuple[float, ...]:
+        one = self._one
+        if one is not None:  # one input column (most indicators): no tuple, no loop
+            x = one(bar)
+            if x != x:  # NaN
+                self._read(bar)  # raises, naming the column
+            self._n += 1
+            self._push(x)
+            return self._value
         values = self._get(bar)
         for v in values:
-            if v != v:  # NaN
-                self._read(bar)  # raises, naming the column
+            if v != v:
+                self._read(bar)
         self._n += 1
         self._push(*values)
+        return self._value
 
     def update_many(self, bars: Any) -> tuple[np.ndarray, ...]:
         columns = self._read_chunk(bars)
