@@ -61,7 +61,6 @@ take the lock.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import sqlite3
 import threading
@@ -74,6 +73,20 @@ from typing import Any, Protocol
 
 from engine_core.baton import step_aside
 from engine_core.errors import JournalError
+from engine_core.journal_reads import JournalReads
+from engine_core.journal_schema import (
+    APP_ID,
+    APPLY,
+    BROKER,
+    EVENT,
+    FILL,
+    MIGRATIONS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    STATEMENTS,
+    STATUS,
+    SYMBOL,
+)
 from engine_core.journal_sync import ENCODE, MANY, ONE, GroupCommit, Statement
 from engine_core.journal_sync import encode as _encode
 from engine_core.model import (
@@ -85,113 +98,14 @@ from engine_core.model import (
     Side,
     TimeInForce,
     TransitionEvent,
-    fill_key,
 )
-from engine_core.orders import OPEN_STATUSES, OrderStatus
+from engine_core.orders import OrderStatus
 
-SCHEMA_VERSION = 2
 SNAPSHOT_DELAY = 0.2  # seconds a bar's snapshot may wait to be committed with the others
 BUSY_WAIT = 0.02  # seconds the journal's thread waits for a busy worker before leaving its snapshot for later
 QUIET_WAIT = 0.5  # seconds the journal's thread waits for a burst of turns to end before writing anyway
 QUIET_LOOK = 0.0005  # seconds between its looks meanwhile
 CHECKPOINT_COMMITS = 500  # commits after which the journal's thread copies the write-ahead log into the file
-_APP_ID = 0x454E474E  # "ENGN": marks the file as this engine's journal
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts INTEGER,
-    symbol TEXT,
-    kind TEXT NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_symbol ON events(symbol, seq);
-CREATE TABLE IF NOT EXISTS orders (
-    client_id TEXT PRIMARY KEY,
-    symbol TEXT NOT NULL,
-    side TEXT NOT NULL,
-    qty TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    status TEXT NOT NULL,
-    filled_qty TEXT NOT NULL DEFAULT '0',
-    created_ts INTEGER NOT NULL,
-    updated_ts INTEGER NOT NULL,
-    type TEXT NOT NULL DEFAULT 'market',
-    price TEXT,
-    tif TEXT NOT NULL DEFAULT 'gtc',
-    venue_id TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS orders_open ON orders(symbol, status);
-CREATE TABLE IF NOT EXISTS symbols (
-    symbol TEXT PRIMARY KEY,
-    data TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS broker (
-    key TEXT PRIMARY KEY,
-    data TEXT NOT NULL
-);
-"""
-
-# An order's status and a fill each write two tables: one statement each
-# (this connection's TEMP views, whose triggers write the order's row and the
-# event), so one call into SQLite, not four with BEGIN and COMMIT (each call
-# lets other threads take the interpreter, and the writer, holding the
-# journal's lock, waits to get it back). TEMP: not in the file.
-_STATEMENTS = """
-CREATE TEMP VIEW order_status(client_id, symbol, side, qty, reason, status, ts, type, price, tif, venue_id, data)
-    AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL;
-CREATE TEMP TRIGGER order_status INSTEAD OF INSERT ON order_status BEGIN
-    INSERT INTO orders(client_id, symbol, side, qty, reason, status, created_ts, updated_ts, type, price, tif, venue_id)
-    VALUES (NEW.client_id, NEW.symbol, NEW.side, NEW.qty, NEW.reason, NEW.status, NEW.ts, NEW.ts, NEW.type,
-            NEW.price, NEW.tif, NEW.venue_id)
-    ON CONFLICT(client_id) DO UPDATE SET status=excluded.status, updated_ts=excluded.updated_ts,
-    venue_id=CASE WHEN excluded.venue_id != '' THEN excluded.venue_id ELSE orders.venue_id END;
-    INSERT INTO events(ts, symbol, kind, data) VALUES (NEW.ts, NEW.symbol, NEW.status, NEW.data);
-END;
-CREATE TEMP VIEW order_fill(client_id, symbol, ts, filled_qty, status, data)
-    AS SELECT NULL, NULL, NULL, NULL, NULL, NULL;
-CREATE TEMP TRIGGER order_fill INSTEAD OF INSERT ON order_fill BEGIN
-    UPDATE orders SET filled_qty=NEW.filled_qty, status=NEW.status, updated_ts=NEW.ts WHERE client_id=NEW.client_id;
-    INSERT INTO events(ts, symbol, kind, data) VALUES (NEW.ts, NEW.symbol, 'fill', NEW.data);
-END;
-CREATE TEMP VIEW ops(op, a, b, c, d, e, f, g, h, i, j, k, l)
-    AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL;
-CREATE TEMP TRIGGER op_status INSTEAD OF INSERT ON ops WHEN NEW.op = 1 BEGIN
-    INSERT INTO order_status
-    VALUES (NEW.a, NEW.b, NEW.c, NEW.d, NEW.e, NEW.f, NEW.g, NEW.h, NEW.i, NEW.j, NEW.k, NEW.l);
-END;
-CREATE TEMP TRIGGER op_fill INSTEAD OF INSERT ON ops WHEN NEW.op = 2 BEGIN
-    INSERT INTO order_fill VALUES (NEW.a, NEW.b, NEW.c, NEW.d, NEW.e, NEW.f);
-END;
-CREATE TEMP TRIGGER op_event INSTEAD OF INSERT ON ops WHEN NEW.op = 3 BEGIN
-    INSERT INTO events(ts, symbol, kind, data) VALUES (NEW.a, NEW.b, NEW.c, NEW.d);
-END;
-CREATE TEMP TRIGGER op_symbol INSTEAD OF INSERT ON ops WHEN NEW.op = 4 BEGIN
-    INSERT INTO symbols(symbol, data) VALUES (NEW.a, NEW.b) ON CONFLICT(symbol) DO UPDATE SET data=excluded.data;
-END;
-CREATE TEMP TRIGGER op_broker INSTEAD OF INSERT ON ops WHEN NEW.op = 5 BEGIN
-    INSERT INTO broker(key, data) VALUES (NEW.a, NEW.b) ON CONFLICT(key) DO UPDATE SET data=excluded.data;
-END;
-"""
-# A round of the writer is one statement, its rows (each an op below and its
-# arguments, in the order they were written) one JSON array: one call into
-# SQLite, which the writer makes without the interpreter's lock (one per
-# statement, each taking the lock back, made the writer wait for a burst's
-# thread to let go of it, up to the interpreter's switch interval, each time).
-_APPLY = "INSERT INTO ops SELECT " + ", ".join(f"value ->> {k}" for k in range(13)) + " FROM json_each(?) ORDER BY key"
-_STATUS, _FILL, _EVENT, _SYMBOL, _BROKER = 1, 2, 3, 4, 5
-
-_MIGRATIONS = {
-    # version 1 -> 2: order types and venue ids; "acknowledged" is now "accepted"
-    1: (
-        "ALTER TABLE orders ADD COLUMN type TEXT NOT NULL DEFAULT 'market'",
-        "ALTER TABLE orders ADD COLUMN price TEXT",
-        "ALTER TABLE orders ADD COLUMN tif TEXT NOT NULL DEFAULT 'gtc'",
-        "ALTER TABLE orders ADD COLUMN venue_id TEXT NOT NULL DEFAULT ''",
-        "UPDATE orders SET status='accepted' WHERE status='acknowledged'",
-    ),
-}
-_OPEN = tuple(s.value for s in OPEN_STATUSES)
 # An order's statuses after its (always synced) intent that recovery learns
 # again from the venue by client id: their commits need no fsync.
 VENUE_TELLS = frozenset(
@@ -209,21 +123,6 @@ VENUE_TELLS = frozenset(
 # Events a restart settles again from the booked position and the venue:
 # they ride on the next synced commit (an intent or a fill).
 _UNSYNCED_EVENTS = frozenset({"connection", "transition", "stops"})
-_ORDER_COLUMNS = (
-    "client_id",
-    "symbol",
-    "side",
-    "qty",
-    "reason",
-    "status",
-    "filled_qty",
-    "created_ts",
-    "updated_ts",
-    "type",
-    "price",
-    "tif",
-    "venue_id",
-)
 
 
 class Worker(Protocol):
@@ -247,7 +146,7 @@ class Held:
         self.dirty = False  # the symbol's state changed since its last snapshot
 
 
-class Journal:
+class Journal(JournalReads):
     """Thread-safe: one connection, one lock; every write is its own
     transaction unless grouped with :meth:`transaction`, except the
     snapshots saved with ``soon``, which a thread of the journal's commits
@@ -281,7 +180,7 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             # the writer's thread applies every commit (journal_sync.py); reads pause it
-            self._group = GroupCommit(self._db, self.path, _APPLY, full=sync == "full")
+            self._group = GroupCommit(self._db, self.path, APPLY, full=sync == "full")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # "full": the journal syncs the log itself (journal_sync.py)
             self._db.execute("PRAGMA wal_autocheckpoint=0")  # the journal's thread checkpoints (_checkpoint)
@@ -289,7 +188,7 @@ class Journal:
                 self._check_existing()
             else:
                 self._create()
-            self._db.executescript(_STATEMENTS)
+            self._db.executescript(STATEMENTS)
             self._group.open()
         except sqlite3.DatabaseError as err:
             self._unlock()
@@ -328,11 +227,11 @@ class Journal:
 
     def _create(self) -> None:
         with self._setup():
-            for statement in _SCHEMA.split(";"):
+            for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            self._db.execute(f"PRAGMA application_id={_APP_ID}")
+            self._db.execute(f"PRAGMA application_id={APP_ID}")
 
     def _check_existing(self) -> None:
         app = self._db.execute("PRAGMA application_id").fetchone()[0]
@@ -341,7 +240,7 @@ class Journal:
             # killed while creating it: the switch to WAL had written the file's header, the schema's commit not
             self._create()
             return
-        if app != _APP_ID:
+        if app != APP_ID:
             raise JournalError(f"{self.path}: not an engine journal; move it away or set engine.state_dir")
         if version > SCHEMA_VERSION:
             raise JournalError(
@@ -359,7 +258,7 @@ class Journal:
             raise JournalError(f"{self.path}: journal is corrupt (missing tables {', '.join(sorted(missing))})")
         with self._setup():
             while version < SCHEMA_VERSION:
-                for statement in _MIGRATIONS[version]:
+                for statement in MIGRATIONS[version]:
                     self._db.execute(statement)
                 version += 1
                 self._db.execute(f"PRAGMA user_version={version}")
@@ -497,7 +396,7 @@ class Journal:
         held.synced = False
         held.dirty = held.dirty and not take
         if data is not None and self._written.get(symbol) != data:
-            out.append((_SYMBOL, (symbol, data), ONE))
+            out.append((SYMBOL, (symbol, data), ONE))
             self._written[symbol] = data
         return out
 
@@ -532,7 +431,7 @@ class Journal:
 
     def event(self, kind: str, symbol: str | None, ts: int | None, **data: Any) -> None:
         self._write(
-            _EVENT,
+            EVENT,
             (ts, symbol, kind, data),
             synced=kind not in _UNSYNCED_EVENTS,
             how=ENCODE,
@@ -543,7 +442,7 @@ class Journal:
         """Record an order's status (inserting it the first time) and the event."""
         data = {"client_id": order.client_id, "side": order.side.value, "qty": str(order.qty), "reason": order.reason}
         self._write(
-            _STATUS,
+            STATUS,
             (
                 order.client_id,
                 order.symbol,
@@ -565,7 +464,7 @@ class Journal:
 
     def fill(self, client_id: str, symbol: str, ts: int, filled_qty: str, status: OrderStatus, **data: Any) -> None:
         self._write(
-            _FILL,
+            FILL,
             (
                 client_id,
                 symbol,
@@ -599,7 +498,7 @@ class Journal:
                 return  # the row holds it already (a step's second snapshot, nothing changed between)
             # not synced on its own: what an order or a fill changed is synced with
             # them (in their transaction), the rest rides on the next synced commit
-            self._write(_SYMBOL, (symbol, data), synced=False)
+            self._write(SYMBOL, (symbol, data), synced=False)
             self._written[symbol] = data
 
     def attach(self, symbol: str, worker: Worker) -> None:
@@ -686,7 +585,7 @@ class Journal:
             with self._pending_lock:
                 batch, self._pending = self._pending, {}
             if batch:
-                self._write(_SYMBOL, list(batch.items()), synced=False, how=MANY)
+                self._write(SYMBOL, list(batch.items()), synced=False, how=MANY)
                 self._written.update(batch)
         return done
 
@@ -751,7 +650,7 @@ class Journal:
         copied, one level deep, and encoded by the writer: its values must
         be numbers, strings or None (the paper broker's order records)."""
         self._write(
-            _BROKER,
+            BROKER,
             (key, dict(value) if type(value) is dict else value),
             synced=synced,
             how=ENCODE,
@@ -769,78 +668,6 @@ class Journal:
                 return self._db.execute(sql, args).fetchall()
             except sqlite3.DatabaseError as err:
                 raise JournalError(f"{self.path}: cannot read the journal: {err}") from err
-
-    def get(self, key: str) -> Any:
-        rows = self._read("SELECT data FROM broker WHERE key=?", (key,))
-        return json.loads(rows[0][0]) if rows else None
-
-    def items(self, prefix: str) -> list[tuple[str, Any]]:
-        """A simulated broker's state rows whose key starts with ``prefix``."""
-        rows = self._read(
-            "SELECT key, data FROM broker WHERE key >= ? AND key < ? ORDER BY key", (prefix, prefix + "\uffff")
-        )
-        return [(k, json.loads(d)) for k, d in rows]
-
-    def symbols(self) -> dict[str, dict[str, Any]]:
-        return {s: json.loads(d) for s, d in self._read("SELECT symbol, data FROM symbols ORDER BY symbol")}
-
-    def orders(self, symbol: str | None = None, statuses: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
-        sql = f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders"
-        where, args = [], []
-        if symbol is not None:
-            where.append("symbol=?")
-            args.append(symbol)
-        if statuses:
-            where.append(f"status IN ({','.join('?' * len(statuses))})")
-            args.extend(statuses)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return [
-            dict(zip(_ORDER_COLUMNS, row)) for row in self._read(sql + " ORDER BY created_ts, client_id", tuple(args))
-        ]
-
-    def open_orders(self, symbol: str) -> list[dict[str, Any]]:
-        return self.orders(symbol, _OPEN)
-
-    def unsettled_orders(self, symbol: str) -> list[dict[str, Any]]:
-        """Orders to reconcile with the broker after a restart: those still
-        open, and those whose journaled fills do not add up to their status
-        (a fill reported but not booked when the engine stopped)."""
-        booked: dict[str, Decimal] = {}
-        for e in self.events(symbol, kind="fill"):
-            booked[e["client_id"]] = booked.get(e["client_id"], Decimal(0)) + Decimal(e.get("qty", "0"))
-        out = []
-        for row in self.orders(symbol):
-            got = booked.get(row["client_id"], Decimal(0))
-            filled = Decimal(row["filled_qty"])
-            status = OrderStatus(row["status"])
-            if status.is_open or got != filled or (status is OrderStatus.FILLED and got < Decimal(row["qty"])):
-                out.append(row)
-        return out
-
-    def booked_fill_keys(self, symbol: str) -> set[str]:
-        return {fill_key(e["client_id"], e.get("trade_id", "")) for e in self.events(symbol, kind="fill")}
-
-    def events(
-        self, symbol: str | None = None, kind: str | None = None, last: int | None = None
-    ) -> list[dict[str, Any]]:
-        sql = "SELECT seq, ts, symbol, kind, data FROM events"
-        where, args = [], []
-        if symbol is not None:
-            where.append("symbol=?")
-            args.append(symbol)
-        if kind is not None:
-            where.append("kind=?")
-            args.append(kind)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq"
-        if last is not None:
-            sql = f"SELECT * FROM ({sql.replace(' ORDER BY seq', ' ORDER BY seq DESC')} LIMIT {int(last)}) ORDER BY seq"
-        return [
-            {"seq": seq, "ts": ts, "symbol": sym, "kind": kind, **json.loads(data)}
-            for seq, ts, sym, kind, data in self._read(sql, tuple(args))
-        ]
 
 
 def _lock_for_run(path: Path) -> int:
