@@ -190,10 +190,12 @@ class SymbolWorker:
 
     def _apply_queued_updates(self) -> None:
         with self.lock:
+            self.running = threading.get_ident()  # a step: what it journals is held in order (journal.py)
             while True:
                 try:
                     msg = self.inbox.get_nowait()
                 except queue.Empty:
+                    self.running = 0
                     return
                 if type(msg) is OrderUpdate:
                     self.handle(msg)
