@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from engine_core import decisions, recovery
 from engine_core.brokers import Broker
 from engine_core.control import Request
+from engine_core.errors import JournalError
 from engine_core.model import Bar, BarChunk, ErrorEvent, Order, iso_utc
 from engine_core.orders import OrderUpdate
 
@@ -26,9 +27,12 @@ def halt(w: SymbolWorker, message: str, ts: int | None, flatten: bool = True) ->
     w.halted = message
     record = ErrorEvent(w.symbol, ts, message, kind="halted")
     if w.journal is not None:
-        with w.journal.transaction(symbol=w.symbol):
-            w.journal.record(record)
-            recovery.persist(w)
+        try:
+            with w.journal.transaction(symbol=w.symbol):
+                w.journal.record(record)
+                recovery.persist(w)
+        except JournalError:  # the journal itself failed: the run stops with its error (runner.py)
+            pass
     w.bus.emit(record)
     if not w.view.n:
         return

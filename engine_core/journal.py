@@ -274,24 +274,34 @@ class Journal(JournalReads):
             raise
         self._db.execute("COMMIT")
 
+    @property
+    def failed(self) -> JournalError | None:
+        """Why the journal stopped writing (every write raises it since), or None."""
+        return self._group.failed
+
     def close(self) -> None:
         """Write the snapshots still waiting and every commit handed to the
-        writer, then close (raises if that last writing fails)."""
+        writer, then close (raises if that last writing fails; a journal that
+        had failed before closes all the same: its writers were told)."""
         self._closing.set()
         self._wake.set()
         if self._flusher is not None:
             self._flusher.join()
-        self._take_held()  # (without the journal's lock: a worker holding its own may be waiting for it)
-        with self._lock:
-            failed = self._group.failed
-            try:
+        failed = self._group.failed
+        try:
+            self._take_held()  # (without the journal's lock: a worker holding its own may be waiting for it)
+            with self._lock:
                 self.flush()
-            finally:
+        except JournalError:
+            if failed is None:
+                raise
+        finally:
+            with self._lock:
                 self._group.close()
                 self._db.close()
                 self._unlock()
-            if self._group.failed is not None and failed is None:
-                raise self._group.failed
+        if self._group.failed is not None and failed is None:
+            raise self._group.failed
 
     @contextmanager
     def transaction(self, *, synced: bool = True, waits: bool = True, symbol: str | None = None) -> Iterator[None]:

@@ -205,6 +205,8 @@ class Engine:
                     self._feed_history(self.source.history())
             except KeyboardInterrupt:
                 self.stop_event.set()
+            if self.journal is not None and self.journal.failed is not None:
+                raise self.journal.failed  # nothing was journaled, nor sent, since: the run ends with it
             result = RunResult(
                 strategy=self.host.name,
                 mode=cfg.engine.mode,
@@ -475,7 +477,7 @@ class Engine:
         try:
             while thread.is_alive():
                 thread.join(0.2)
-                if self.stop_event.is_set():
+                if self.stop_event.is_set() or (self.journal is not None and self.journal.failed is not None):
                     break
         except KeyboardInterrupt:
             self.stop_event.set()
