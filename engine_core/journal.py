@@ -207,7 +207,7 @@ class Journal(JournalReads):
 
     @property
     def synced_commits(self) -> int:
-        """Commits that waited to be on disk (what an order costs in syncs)."""
+        """Commits that had to be on disk, waited for or not (what an order costs in syncs)."""
         return self._group.synced_commits
 
     @property

@@ -84,7 +84,7 @@ class GroupCommit:
         self.apply = apply  # the statement that applies a round's rows (a JSON array: [op, *arguments] each)
         self.full = full
         self.commits = 0  # commits pushed (numbered in push order)
-        self.synced_commits = 0  # commits that waited to be on disk (what an order costs in syncs)
+        self.synced_commits = 0  # commits that had to be on disk, waited for or not (what an order costs in syncs)
         self.fsyncs = 0  # fsyncs of the log: fewer than synced_commits when commits shared one
         self.rounds = 0  # SQLite transactions the writer made: fewer than commits when commits shared one
         self._queue: list[tuple[list[Statement], bool]] = []
