@@ -157,6 +157,7 @@ const LINK_TEXT = {
 
 function setLink(link, malformed, problems) {
   live.link = link;
+  live.linkSeq = (live.linkSeq || 0) + 1; // a snapshot asked for before a pushed link is older than it (load)
   const node = document.getElementById("link");
   node.dataset.state = link.state;
   node.textContent = LINK_TEXT[link.state] || link.state;
@@ -447,6 +448,7 @@ function fleetPage() {
     pushedWhileLoading = [];
     let snap;
     let pushed = [];
+    const linkSeq = live.linkSeq;
     try {
       snap = await api("/api/fleet");
     } finally {
@@ -454,8 +456,10 @@ function fleetPage() {
       pushedWhileLoading = null;
     }
     state.control = snap.control;
-    setLink(snap.link, snap.malformed, snap.problems);
-    renderBanner(banner, snap.link);
+    if (live.linkSeq === linkSeq) { // else a push brought a newer link while the snapshot was on its way
+      setLink(snap.link, snap.malformed, snap.problems);
+      renderBanner(banner, snap.link);
+    }
     for (const e of snap.engines) { state.engines.set(e.engine, e); renderEngine(e); }
     for (const [name, points] of Object.entries(snap.pnl || {})) {
       const c = state.charts.get(name);
