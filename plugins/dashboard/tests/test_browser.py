@@ -414,6 +414,8 @@ def test_while_the_dashboard_has_lost_the_broker_an_engines_state_is_unknown(tmp
         page.on("pageerror", lambda err: errors.append(str(err)))
         page.goto(dash.url)
         page.locator("#link[data-state='none']").wait_for(timeout=WAIT)
+        # the stream open: its opening reloads the snapshot, which must not take back the link pushed meanwhile
+        page.wait_for_function("() => live.source.readyState === EventSource.OPEN", timeout=WAIT)
         lost = {"state": "reconnecting", "detail": "127.0.0.1:1883: connection refused", "since": 0}
         page.evaluate(push, {"rows": [], "engines": [will], "recent": [], "link": lost})
         status = page.locator('.engine-card[data-engine="e1"] .online')
