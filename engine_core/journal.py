@@ -147,10 +147,12 @@ class Held:
 
 
 class Journal(JournalReads):
-    """Thread-safe: one connection, one lock; every write is its own
-    transaction unless grouped with :meth:`transaction`, except the
-    snapshots saved with ``soon``, which a thread of the journal's commits
-    together (``flush``)."""
+    """Thread-safe. Every write is a commit of its own unless grouped with
+    :meth:`transaction`; commits are handed, in order, to the writer thread
+    (``journal_sync.GroupCommit``), except what a symbol's step writes,
+    which is held until the journal's thread (or an intent) hands it over
+    (``attach``), and the snapshots saved with ``soon``, which the journal's
+    thread commits together (``flush``)."""
 
     def __init__(self, path: str | Path, *, sync: str = "full", exclusive: bool = False) -> None:
         self.path = Path(path)
@@ -341,9 +343,9 @@ class Journal(JournalReads):
             self._group.wait(commit)  # the other symbols' turns go on while this one waits for the disk
 
     def _acquire(self) -> None:
-        """Take the journal's lock; when another thread is writing (the
-        snapshots' batch) the caller steps aside first: the other symbols'
-        turns go on while it waits."""
+        """Take the journal's lock; when another thread holds it (its
+        transaction, a hand-over) the caller steps aside first: the other
+        symbols' turns go on while it waits."""
         if not self._lock.acquire(blocking=False):
             step_aside()
             self._lock.acquire()
@@ -383,8 +385,8 @@ class Journal(JournalReads):
         snapshot when a fill is among that or the commit is a ``whole``
         transaction (a halt): an intent (it is sent next) leaves the
         snapshot to the journal's thread. The number to wait for, or 0."""
-        held = self._held.get(symbol) if symbol is not None else None
-        if symbol is None or held is None or held.worker.running != threading.get_ident():
+        held = self._stepping(symbol)
+        if symbol is None or held is None:
             commit = self._committed(statements, synced)
             return commit if waits else 0
         if synced and waits:
@@ -393,6 +395,11 @@ class Journal(JournalReads):
         held.synced = held.synced or synced
         self._soon(urgent=synced)
         return 0
+
+    def _stepping(self, symbol: str | None) -> Held | None:
+        """What ``symbol`` holds, when its worker is in a step on this thread."""
+        held = self._held.get(symbol) if symbol is not None else None
+        return held if held is not None and held.worker.running == threading.get_ident() else None
 
     def _release(self, symbol: str, held: Held, statements: list[Statement], snapshot: bool = True) -> list[Statement]:
         """What ``symbol`` holds, then ``statements``, then (with ``snapshot``)
@@ -522,8 +529,8 @@ class Journal(JournalReads):
         """``symbol``'s state changed in its worker's step on this thread: its
         snapshot goes with what the step writes (taken when it is handed
         over). False when the symbol is not in such a step."""
-        held = self._held.get(symbol)
-        if held is None or held.worker.running != threading.get_ident():
+        held = self._stepping(symbol)
+        if held is None:
             return False
         if self._failed and symbol in self._failed:
             raise self._failed.pop(symbol)
