@@ -11,7 +11,7 @@ from lupa import lua54
 from engine_core.errors import StrategyError
 from engine_core.lua.context import Context, from_lua, to_lua
 from engine_core.lua.sandbox import Sandbox, results
-from engine_core.lua.script import ScriptVersion, ScriptWatcher, read_script
+from engine_core.lua.script import FileLook, ScriptVersion, ScriptWatcher, read_script
 from engine_core.model import Fill, State
 from engine_core.strategy import (
     DECISION_FIELDS,
@@ -39,6 +39,7 @@ class LuaHost(StrategyHost):
         self.label = self.config.script
         self.path = (self.base_dir / self.config.script).resolve()
         self.version = read_script(self.path, self.label)
+        self.look = FileLook(self.path)  # one look at the file for every symbol's watcher
         self.sandbox().compile(self.version.code, self.chunkname, REQUIRED_FUNCTIONS, OPTIONAL_FUNCTIONS)
 
     @property
@@ -79,7 +80,7 @@ class LuaSymbolStrategy(SymbolStrategy):
         self._state: Any = None
         self._state_at = -1
         self._install(host.version)
-        self.watcher = ScriptWatcher(host.path, host.label, host.version)
+        self.watcher = ScriptWatcher(host.path, host.label, host.version, look=host.look)
 
     def _install(self, version: ScriptVersion) -> None:
         env = self.sandbox.compile(version.code, self.host.chunkname, REQUIRED_FUNCTIONS, OPTIONAL_FUNCTIONS)

@@ -545,7 +545,7 @@ def _replay_reloads(workers: dict[str, Any], rows: list[tuple[Any, ...]]) -> set
             _, digest = queue.popleft()
             watcher.path.write_bytes(texts[digest])
             watcher.current = dataclasses.replace(watcher.current, stamp=(-1, -1))
-            watcher.next_check = 0.0
+            watcher.due()
             message: str | None = original()
             return message
 

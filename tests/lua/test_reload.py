@@ -19,6 +19,7 @@ from engine_core.control import Command, deliver
 from engine_core.errors import StrategyBudgetError, StrategyError
 from engine_core.model import ErrorEvent, LogEvent, State
 from engine_core.runner import Engine, build_engine
+from engine_core.strategy import SymbolView
 from engine_core.testing import MemorySink, journal_value, wait_until, write_config
 from tests.lua.conftest import Budget
 
@@ -37,7 +38,7 @@ def rewrite(h: Any, code: str) -> None:
     stat = h.path.stat()
     h.path.write_text(code)
     os.utime(h.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
-    h.strategy.watcher.next_check = 0.0
+    h.strategy.watcher.due()
 
 
 def reason(h: Any) -> str:
@@ -97,10 +98,43 @@ def test_unchanged_content_is_not_reloaded(harness: Any) -> None:
 
 def test_checks_are_throttled(harness: Any) -> None:
     h = harness(VERSION.format(tag="v1"))
-    h.strategy.watcher.next_check = 0.0
+    h.strategy.watcher.due()
     assert h.strategy.reload_if_changed() is None
     h.path.write_text(VERSION.format(tag="v2") + "\n")
     assert h.strategy.reload_if_changed() is None  # within 0.5 s of the last look
+
+
+def test_every_symbol_of_a_script_shares_one_look_at_the_file_per_interval(
+    harness: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every symbol's bar comes at the same instant and each polls the same
+    file: it is looked at (a system call) once per interval for all of them,
+    and each still reloads the new version, or reports a broken one, once."""
+    h = harness(VERSION.format(tag="v1"))
+    others = [h.host.bind(symbol, SymbolView(symbol, h.config.params, 50)) for symbol in ("B", "C")]
+    strategies = [h.strategy, *others]
+    looked: list[str] = []
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda path, *a, **k: looked.append(str(path)) or real_stat(path, *a, **k))
+
+    def poll_all() -> list[str | None]:
+        for s in strategies:
+            s.watcher.next_check = 0.0  # each symbol's interval has passed
+        return [s.reload_if_changed() for s in strategies]
+
+    rewrite(h, VERSION.format(tag="v2"))
+    looked.clear()
+    assert [m is not None and m.startswith("strategy.lua: reloaded for ") for m in poll_all()] == [True] * 3
+    assert looked.count(str(h.path)) == 1 + 3  # one look, then each symbol reads the new text (read_script's stat)
+    looked.clear()
+    assert poll_all() == [None, None, None]  # within the interval: the look is shared, nothing read again
+    assert looked == []
+    rewrite(h, "function watch(ctx) return 'setup' end\n")  # broken: each symbol says so once
+    for s in strategies:
+        with pytest.raises(StrategyError, match="reload rejected for "):
+            s.watcher.next_check = 0.0
+            s.reload_if_changed()
+    assert poll_all() == [None, None, None]
 
 
 def test_a_new_version_that_runs_away_as_it_loads_is_rejected(harness: Any, budget: Budget) -> None:
@@ -197,12 +231,12 @@ def test_a_reload_command_answers_a_rejected_version_with_an_error_and_a_success
     with running(tmp_path, reload=False) as (engine, sink, journal):
         watcher = engine.workers["A"].strategy.watcher  # type: ignore[attr-defined]
         touch(tmp_path / "s.lua", "function watch(ctx)\n  return nil end end\n")
-        watcher.next_check = 0.0  # the file is looked at most every 0.5 s: look now
+        watcher.due()  # the file is looked at most every 0.5 s: look now
         (reply,) = deliver(engine, Command("reload", "A")).values()
         with pytest.raises(StrategyError, match=r"^s\.lua: reload rejected for A, .*: s\.lua:2: <eof> expected"):
             reply.result(30)
         touch(tmp_path / "s.lua", LIVE_VERSION.format(tag="v3"))
-        watcher.next_check = 0.0
+        watcher.due()
         (reply,) = deliver(engine, Command("reload", "A")).values()
         done = reply.result(30)
         assert done.startswith("s.lua: reloaded for A (sha256 ")
