@@ -145,6 +145,15 @@ class Broker(abc.ABC):
         """Simulated brokers keep their own state in the engine's journal so
         that a paper run survives a restart like a real one; venues ignore it."""
 
+    @property
+    def in_journal(self) -> bool:
+        """Whether this broker's orders are kept in the engine's journal
+        (``bind_journal``), each written after the engine's intent for it: a
+        crash then keeps the intent without the order, never the order
+        without its intent, and the intent need not be on disk before the
+        send. A venue's orders are not: False."""
+        return False
+
 
 def key_hint(key: str) -> str:
     """What a line may show of an API key id: its first few characters (a

@@ -27,7 +27,10 @@ in order, several to a SQLite transaction. With ``sync = "full"`` (the
 default) a commit that must be on disk before the engine acts (an intent:
 its order is sent next; a halt) waits, without the journal's lock and
 without its turn, for an fsync of the write-ahead log that began after it,
-and the commits waiting together share one (a group commit). A fill is
+and the commits waiting together share one (a group commit). A simulated
+broker's intent does not wait (``broker_in_journal``): the broker keeps
+its orders in this journal, written behind the intent, so a crash can keep
+the intent without its order but never the order without its intent. A fill is
 synced by the writer's next round without its worker waiting: whatever the
 worker sends next has an intent, which waits, and covers it. The records a
 restart rebuilds by asking the venue (an order's status after its intent:
@@ -166,6 +169,9 @@ class Journal(JournalReads):
         # symbol -> what its worker's steps wrote and have not handed to the writer yet (``attach``)
         self._held: dict[str, Held] = {}
         self.quiet: Callable[[], bool] | None = None  # no symbol's turn runs (the engine's baton), when known
+        # The broker keeps its orders in this journal (a simulated broker's
+        # ``bind_journal``), each written behind its intent: intents need not wait.
+        self.broker_in_journal = False
         self._urgent = False  # a held write must be synced: the journal's thread does not gather more first
         self._pending_lock = threading.Lock()
         # symbol -> the snapshot its row holds (committed, or in the open transaction)
@@ -359,15 +365,18 @@ class Journal(JournalReads):
             self._wake.set()
         return commit
 
-    def _write(self, op: int, args: Any, synced: bool = True, how: int = ONE, symbol: str | None = None) -> None:
+    def _write(
+        self, op: int, args: Any, synced: bool = True, how: int = ONE, symbol: str | None = None, waits: bool = True
+    ) -> None:
         """One statement: in the current transaction, or else as a commit of
-        its own; in ``symbol``'s step, held with what the step wrote before
+        its own, which its writer waits for when it is ``synced`` and
+        ``waits``; in ``symbol``'s step, held with what the step wrote before
         (``_hand``)."""
         commit = 0
         self._acquire()
         try:
             if self._depth == 0:
-                commit = self._hand(symbol, [(op, args, how)], synced, synced, False)
+                commit = self._hand(symbol, [(op, args, how)], synced, synced and waits, False)
             else:
                 self._open.append((op, args, how))
                 self._sync_wanted = self._sync_wanted or synced  # the transaction it is in syncs it
@@ -391,6 +400,9 @@ class Journal(JournalReads):
             return commit if waits else 0
         if synced and waits:
             return self._committed(self._release(symbol, held, statements, whole or held.synced), True)
+        failed = self._group.failed
+        if synced and failed is not None:
+            raise failed  # a write that must reach the disk (an intent) cannot: nothing is sent after it
         held.records.extend(statements)
         held.synced = held.synced or synced
         self._soon(urgent=synced)
@@ -477,6 +489,7 @@ class Journal(JournalReads):
             synced=status not in VENUE_TELLS,
             how=ENCODE,
             symbol=order.symbol,
+            waits=not self.broker_in_journal,
         )
 
     def fill(self, client_id: str, symbol: str, ts: int, filled_qty: str, status: OrderStatus, **data: Any) -> None:

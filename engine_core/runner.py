@@ -138,6 +138,7 @@ class Engine:
                 journal_path(self.loaded.base_dir, cfg.engine), sync=cfg.engine.journal_sync, exclusive=True
             )
             self.broker.bind_journal(self.journal)
+            self.journal.broker_in_journal = self.broker.in_journal  # its intents need not wait for the disk
         if self.recorder is not None:
             self.recorder.open()
         failure: BaseException | None = None

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 
 import engine_core.journal as journal_module
+import engine_core.journal_sync as journal_sync
 from engine_core.journal import Journal
 from engine_core.model import Order, Side
 from engine_core.orders import OrderStatus
@@ -123,40 +124,63 @@ class S:
 """
 
 
-def journaled_run(tmp_path, orders: bool):
+def journaled_run(tmp_path, orders: bool, broker: str, monkeypatch) -> tuple:
+    """A live run of A on the scripted venue or the paper broker, with a
+    journal kept as a live run keeps it: its result, its synced commits, and
+    how many times a worker waited for the disk."""
     from engine_core.runner import build_engine
-    from engine_core.testing import write_config
+    from engine_core.testing import venue, write_config
 
     folder = tmp_path / ("orders" if orders else "none")
     folder.mkdir()
     (folder / "s.py").write_text(ENTER_EVERY.format(every=orders))
     rows = [["A", 60 * i, 100.0 + i % 3, 101.0 + i % 3, 99.0 + i % 3, 100.0 + i % 3, 1.0] for i in range(40)]
+    table = {"type": "paper", "cash": 10000} if broker == "paper" else {"type": "scripted", "venue": "synced"}
     config = write_config(
         folder / "c.toml",
         {
-            "engine": {"symbols": ["A"], "journal": True},  # journal_sync "full", as a live run
-            "source": {"type": "replay", "bars": rows},
+            "engine": {"mode": "live", "symbols": ["A"]},  # a journal with journal_sync "full"
+            "source": {"type": "replay", "bars": rows, "pace": 0.005},
             "strategy": {"host": "python", "class": "s.py:S", "params": {"x": 0}},
-            "broker": {"type": "paper", "cash": 10000},
+            "broker": table,
             "report": {"dir": "out"},
         },
     )
+    venue("synced", reset=True)
+    waits = []
+    wait = journal_sync.GroupCommit.wait
+    monkeypatch.setattr(journal_sync.GroupCommit, "wait", lambda self, n: waits.append(n) or wait(self, n))
     engine = build_engine(config)
     result = engine.run().symbols["A"]
     assert engine.journal is not None
-    return result, engine.journal.synced_commits
+    return result, engine.journal.synced_commits, len(waits)
 
 
-def test_an_order_makes_at_most_two_synced_commits_its_intent_and_its_fill(tmp_path):
+def test_an_order_makes_at_most_two_synced_commits_its_intent_and_its_fill(tmp_path, monkeypatch):
     """Decision 5 of issue 22: an order syncs what a restart cannot ask the
     venue for (its intent before the send, its fill) and nothing else; its
     statuses, the transitions, stops and snapshots ride on those commits. A
     fill the symbol still holds when its next intent is written is synced
-    with that intent (one commit for both)."""
-    _, start_up = journaled_run(tmp_path, orders=False)  # the journal's creation, the recovery event
-    result, synced = journaled_run(tmp_path, orders=True)
+    with that intent (one commit for both). Its worker waits for the disk
+    once per order: before the send."""
+    _, start_up, waited = journaled_run(tmp_path, False, "scripted", monkeypatch)  # the journal's creation, recovery
+    result, synced, waits = journaled_run(tmp_path, True, "scripted", monkeypatch)
     assert result.orders >= 10 and result.fills >= result.orders - 1  # the last may wait for a next bar
     assert result.orders <= synced - start_up <= result.orders + result.fills
+    assert waits - waited == result.orders
+
+
+def test_a_paper_order_never_waits_for_the_disk(tmp_path, monkeypatch):
+    """The paper broker keeps its orders in the journal, each written behind
+    its intent, so a crash can never keep an order without its intent: the
+    intent need not be on disk before the "send", and a paper session's
+    worker never waits for the disk (a kill -9 at any point stays consistent:
+    test_recovery.py)."""
+    _, _, waited = journaled_run(tmp_path, False, "paper", monkeypatch)  # the journal's creation, recovery
+    result, synced, waits = journaled_run(tmp_path, True, "paper", monkeypatch)
+    assert result.orders >= 10 and result.fills >= result.orders - 1
+    assert waits == waited
+    assert synced >= 1  # the fills and intents still reach the disk synced, by the writer's rounds
 
 
 class Symbol:

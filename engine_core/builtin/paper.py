@@ -64,6 +64,10 @@ class PaperBroker(SimulatedBroker):
             if record["status"] == _WORKING:
                 self._working.setdefault(record["symbol"], {})[cid] = order_from_row({"client_id": cid, **record})
 
+    @property
+    def in_journal(self) -> bool:
+        return self._journal is not None  # each order's record is written behind its intent (``_save``)
+
     def _save(self, cid: str) -> None:
         if self._journal is not None:
             # the worker's commit right after (the fill, or the next intent) syncs it, and
