@@ -15,11 +15,16 @@ on each steady-state bar, summed by a wrapper this bench installs (the
 engine's hot path carries no instrumentation), over all of them and over
 those that moved no state, sent no order and booked no fill.
 
-    .venv/bin/python bench/live_latency.py [--symbols 100] [--bars 300] [--pace 0.05] [--journal] [--mqtt] [--shards N]
+    .venv/bin/python bench/live_latency.py [--symbols 100] [--bars 300] [--pace 0.05] [--journal]
+        [--broker paper|scripted] [--mqtt] [--shards N]
 
 Without ``--journal`` the engine keeps no journal (the Python path alone);
 with it, as a live engine runs by default (a SQLite journal in a temporary
-directory, ``journal_sync = "full"``). ``--record`` records the session as a
+directory, ``journal_sync = "full"``). The broker is the paper broker, whose
+orders live in the journal behind their intents (they never wait for the
+disk); ``--broker scripted`` trades on ``engine_core.testing``'s venue double
+instead (it acks and fills from its own thread), whose intents wait for the
+disk before the send, as a venue's do. ``--record`` records the session as a
 live engine does by default (``bench/replay.py`` compares the two).
 ``--mqtt`` adds the mqtt sink as a live run uses it (QoS 1, one message per
 event) publishing to a mosquitto this bench starts on a free local port, and
@@ -157,6 +162,7 @@ def main() -> None:
     parser.add_argument("--pace", type=float, default=0.05, help="seconds between bars")
     parser.add_argument("--journal", action="store_true", help="keep the journal, as a live engine does by default")
     parser.add_argument("--record", action="store_true", help="record the session, as a live engine does by default")
+    parser.add_argument("--broker", choices=["paper", "scripted"], default="paper", help="paper, or the venue double")
     parser.add_argument("--mqtt", action="store_true", help="publish every event to a local mosquitto (QoS 1)")
     parser.add_argument("--shards", type=int, default=1, help="run N engines (--shard K/N each), one process each")
     parser.add_argument("--shard", help=argparse.SUPPRESS)  # K/N: this process runs shard K (set by --shards)
@@ -179,6 +185,13 @@ def main() -> None:
         ("indicators", indicators),
         ("probe", Probe()),
     ]
+    broker = ""
+    if args.broker == "scripted":
+        import engine_core.testing as testing
+
+        plugins.append(("testing", testing))
+        testing.venue("bench", reset=True)
+        broker = '[broker]\ntype = "scripted"\nvenue = "bench"\nscript = ["ack", "fill"]\n'
     if args.mqtt:
         import engine_plugin_mqtt.plugin as mqtt
 
@@ -199,7 +212,7 @@ def main() -> None:
             f'[engine]\nmode = "live"\nsymbols = [{symbols}]\njournal = {str(args.journal).lower()}\n'
             f"record = {str(args.record).lower()}\n"
             f'[source]\ntype = "stamped"\nbars = {args.bars}\npace = {args.pace}\n'
-            '[strategy]\nhost = "lua"\nscript = "s.lua"\n' + sink
+            '[strategy]\nhost = "lua"\nscript = "s.lua"\n' + broker + sink
         )
         engine = Engine(load_config(work / "live.toml", registry, shard=args.shard), registry)
         running.append(engine)
@@ -220,6 +233,7 @@ def main() -> None:
     journal = "with the journal" if args.journal else "no journal"
     journal += ", recorded" if args.record else ", not recorded"
     journal += ", mqtt sink (QoS 1, a message per event)" if args.mqtt else ""
+    journal += f", {args.broker} broker"
     print(f"live: {run} symbols, {bars:,} bars in {wall:.1f} s, {len(lat):,} orders, {journal}")
     for label, values in (("all bars", lat), (f"after each symbol's first {WARM} bars", steady)):
         if len(values):
@@ -303,6 +317,7 @@ def run_shards(args: argparse.Namespace) -> None:
 
     forwarded = [f"--symbols={args.symbols}", f"--bars={args.bars}", f"--pace={args.pace}"]
     forwarded += [flag for flag in ("--journal", "--record", "--mqtt") if getattr(args, flag[2:])]
+    forwarded.append(f"--broker={args.broker}")
     with tempfile.TemporaryDirectory() as tmp:
         dumps = [Path(tmp) / f"shard{k}.npy" for k in range(1, args.shards + 1)]
         procs = [
