@@ -436,7 +436,7 @@ class Journal(JournalReads):
         (``outbox.write``): a transition, an order's status, a fill (with its
         order's cumulative quantity and status), a halt."""
         if isinstance(event, TransitionEvent):
-            frm, to = event.from_state.value, event.to_state.value
+            frm, to = event.from_state._value_, event.to_state._value_  # (``_value_``: no descriptor call)
             self.event("transition", event.symbol, event.ts, frm=frm, to=to, reason=event.reason)
         elif isinstance(event, OrderEvent):
             self.order(event.order, event.status, detail=event.detail, venue_id=event.venue_id)
@@ -448,7 +448,7 @@ class Journal(JournalReads):
                 f.ts,
                 str(event.filled),
                 event.status,
-                side=f.side.value,
+                side=f.side._value_,
                 qty=str(f.qty),
                 price=str(f.price),
                 commission=str(f.commission),
@@ -469,22 +469,24 @@ class Journal(JournalReads):
 
     def order(self, order: Order, status: OrderStatus, *, detail: str = "", venue_id: str = "") -> None:
         """Record an order's status (inserting it the first time) and the event."""
-        data = {"client_id": order.client_id, "side": order.side.value, "qty": str(order.qty), "reason": order.reason}
+        # (an enum's ``_value_``: ``value`` is a descriptor, two Python calls, each time)
+        side, qty = order.side._value_, str(order.qty)
+        data = {"client_id": order.client_id, "side": side, "qty": qty, "reason": order.reason, "detail": detail}
         self._write(
             STATUS,
             (
                 order.client_id,
                 order.symbol,
-                order.side.value,
-                str(order.qty),
+                side,
+                qty,
                 order.reason,
-                status.value,
+                status._value_,
                 order.ts,
-                order.type.value,
+                order.type._value_,
                 None if order.price is None else str(order.price),
-                order.tif.value,
+                order.tif._value_,
                 venue_id,
-                {**data, "detail": detail},
+                data,
             ),
             synced=status not in VENUE_TELLS,
             how=ENCODE,
@@ -500,7 +502,7 @@ class Journal(JournalReads):
                 symbol,
                 ts,
                 filled_qty,
-                status.value,
+                status._value_,
                 {"client_id": client_id, **data},
             ),
             how=ENCODE,

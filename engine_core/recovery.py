@@ -29,7 +29,7 @@ def snapshot(w: SymbolWorker) -> dict[str, Any]:
     """The symbol's state as the journal keeps it."""
     cur = w.orders.current
     return {
-        "state": w.sm.state.value,
+        "state": w.sm.state._value_,
         **w.ledger.snapshot(),
         "pending": None if cur is None else cur.order.client_id,
         "pending_filled": "0" if cur is None else str(cur.filled),

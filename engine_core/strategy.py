@@ -91,7 +91,7 @@ class Decision:
     def detail(self) -> dict[str, Any]:
         """What a signal event carries besides the action: the side of an entry,
         the fields the strategy gave (Decimals as text), its reason."""
-        out: dict[str, Any] = {"side": self.side.value} if self.action == "enter" else {}
+        out: dict[str, Any] = {"side": self.side._value_} if self.action == "enter" else {}
         for key in _DETAIL_FIELDS:
             value = getattr(self, key)
             if value is not None:

@@ -94,13 +94,13 @@ class PaperBroker(SimulatedBroker):
                 return
             self._orders[order.client_id] = {
                 "symbol": order.symbol,
-                "side": order.side.value,
+                "side": order.side._value_,  # (no descriptor call: written per order)
                 "qty": str(order.qty),
                 "ts": order.ts,
                 "reason": order.reason,
-                "type": order.type.value,
+                "type": order.type._value_,
                 "price": None if order.price is None else str(order.price),
-                "tif": order.tif.value,
+                "tif": order.tif._value_,
                 "status": _WORKING,
             }
             self._save(order.client_id)
