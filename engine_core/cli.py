@@ -153,7 +153,7 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
     from engine_core.config import in_config, load_config
     from engine_core.errors import ConfigError
     from engine_core.plugins import get_registry
-    from engine_core.report import print_summary, summarize, write_report
+    from engine_core.report import summarize
     from engine_core.runner import Engine
     from engine_core.strategy_log import TERMINAL
     from engine_core.streams import guard_std_streams
@@ -164,7 +164,6 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
     guard_std_streams()
     from engine_core.validate import load_warnings, preflight, report_dir
 
-    console = Console(stderr=False)
     registry = get_registry()
     loaded = load_config(config_path, registry, shard=shard)
     problems = preflight(loaded, registry, report=not no_report)
@@ -188,10 +187,15 @@ def run(config_path: Path, no_report: bool, quiet: bool, shard: str | None) -> N
         how = "SIGTERM" if stopped.signal else (engine.stopped_by or "Ctrl-C") if engine.stop_event.is_set() else None
         summary = engine.summary or summarize(result)
         if not no_report:
+            from engine_core.report import write_report
+
             out = report_dir(engine.loaded)
             paths = write_report(result, summary, out, html=engine.loaded.config.report.html)
             files = ", ".join(sorted(p.name for p in paths.values()))
         if not quiet:
+            from engine_core.report import print_summary
+
+            console = Console(stderr=False)
             print_summary(summary, console)
             if not no_report:
                 # one line, never broken by the console's width: a path and its files stay whole

@@ -240,17 +240,23 @@ def _distributions() -> dict[tuple[str, str], tuple[str, str]]:
     """(entry-point name, value) -> (distribution, version) for the plugin group.
 
     stevedore's cached entry points do not carry their distribution, so it is
-    looked up once from importlib.metadata.
+    looked up once from importlib.metadata. Each distribution's metadata is
+    read once (every read parses the file again; the core's, with its
+    README, has five entry points).
     """
     from importlib.metadata import entry_points
 
     out: dict[tuple[str, str], tuple[str, str]] = {}
+    named: dict[int, tuple[str, str]] = {}  # id of a distribution -> (name, version)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         dist = getattr(ep, "dist", None)
         if dist is None:
             out[(ep.name, ep.value)] = ("?", "?")
-        else:
-            out[(ep.name, ep.value)] = (dist.metadata["Name"] or "?", dist.version or "?")
+            continue
+        if id(dist) not in named:
+            meta = dist.metadata
+            named[id(dist)] = (meta["Name"] or "?", meta["Version"] or "?")
+        out[(ep.name, ep.value)] = named[id(dist)]
     return out
 
 

@@ -1,6 +1,9 @@
 """What a CSV backtest imports: registering every installed plugin must not
 load the venue, MQTT or optimisation libraries (half a second and 10 MB),
-nor asyncio and ssl, which only a live run uses (7 MB)."""
+nor asyncio and ssl, which only a live run uses (7 MB). With ``--no-report``
+the report files' modules (HTML page, SVG plots) are not imported either,
+nor, with ``-q``, the terminal table's, nor any plugin's config models
+before a config names the plugin."""
 
 from __future__ import annotations
 
@@ -13,7 +16,15 @@ from engine_core.testing import engine_env, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 # Libraries a CSV backtest never uses, each imported by some installed plugin.
-HEAVY = ("aiohttp", "websockets", "paho", "aiomqtt", "optuna", "ray", "asyncio", "ssl")
+HEAVY = ("aiohttp", "websockets", "paho", "aiomqtt", "optuna", "ray", "asyncio", "ssl", "html")
+# Modules of the engine and its plugins that such a run (``--no-report -q``) has no use for.
+UNUSED = (
+    "engine_core.report.files",
+    "engine_core.report.page",
+    "engine_core.report.plot",
+    "engine_core.report.terminal",
+    "engine_plugin_mqtt.config",
+)
 
 
 def test_csv_backtest_imports_no_venue_mqtt_or_optimize_library(tmp_path: Path) -> None:
@@ -36,7 +47,7 @@ def test_csv_backtest_imports_no_venue_mqtt_or_optimize_library(tmp_path: Path) 
     child = (
         "import atexit, json, runpy, sys\n"
         f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(sorted(sys.modules))))\n"
-        f"sys.argv = ['engine', 'run', '-c', {str(cfg)!r}, '--no-report']\n"
+        f"sys.argv = ['engine', 'run', '-c', {str(cfg)!r}, '--no-report', '-q']\n"
         "runpy.run_module('engine_core', run_name='__main__')\n"
     )
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=engine_env(), timeout=120)
@@ -45,3 +56,4 @@ def test_csv_backtest_imports_no_venue_mqtt_or_optimize_library(tmp_path: Path) 
     assert "engine_plugin_csv.source" in imported  # the run did read the CSV through the plugin
     assert "engine_plugin_mqtt" in imported and "engine_plugin_binance" in imported  # every plugin registered
     assert sorted(m for m in imported if m.split(".")[0] in HEAVY) == []
+    assert sorted(imported.intersection(UNUSED)) == []
