@@ -50,6 +50,7 @@ class ExecutionEngine:
         self._seq: dict[str, int] = {}  # each symbol's entry is only touched by its own worker
         self._heads: dict[str, str] = {}  # "<prefix>-<symbol>-", checked once per symbol
         self._count_orders = risk.section.max_open_orders is not None
+        self._told = outbox.wanted(journal, bus)  # a record is kept or heard (fixed for the run): asked once
         if journal is not None:
             for row in journal.orders():
                 self.taken(row["symbol"], row["client_id"])
@@ -69,7 +70,7 @@ class ExecutionEngine:
 
     def record(self, order: Order, status: OrderStatus, detail: str = "", venue_id: str = "") -> None:
         """Journal an order's new status and emit it: one record for both."""
-        if outbox.wanted(self.journal, self.bus):
+        if self._told:
             outbox.write(self.journal, self.bus, OrderEvent(order, status, detail, venue_id))
 
     def submit(self, order: Order, *, price: float, position: object, reducing: bool) -> OrderState | None:
@@ -92,7 +93,7 @@ class ExecutionEngine:
         except RiskError as err:
             self.record(order, OrderStatus.REFUSED, f"{err.rule}: {err}")
             raise
-        told = outbox.wanted(self.journal, self.bus)  # asked once for the intent and the send
+        told = self._told
         if told:
             self.record(order, _INTENT)
         try:

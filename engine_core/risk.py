@@ -234,20 +234,19 @@ class RiskManager:
 
         if price <= 0:
             raise refuse(f"price {_num(price)} is not positive")
-        px = to_decimal(price)
-        if rule == "fixed_qty":
+        if rule == "fixed_qty":  # (the price as a Decimal only for the rules that size by it)
             qty = lim.qty or default_qty
         elif rule == "fixed_notional":
             assert lim.notional is not None  # validated with the config
-            qty = lim.notional / px
+            qty = lim.notional / to_decimal(price)
         elif rule == "percent_equity":
             assert lim.percent is not None
-            qty = to_decimal(equity) * lim.percent / px
+            qty = to_decimal(equity) * lim.percent / to_decimal(price)
         else:
             assert lim.risk is not None
             if stop_price is None:
                 raise refuse("the entry has no stop-loss")
-            distance = abs(px - to_decimal(stop_price))
+            distance = abs(to_decimal(price) - to_decimal(stop_price))
             if distance == 0:
                 raise refuse(f"stop-loss {_num(stop_price)} equals the price")
             qty = to_decimal(equity) * lim.risk / distance
