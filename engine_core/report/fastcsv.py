@@ -125,12 +125,18 @@ def fixed_columns(values: np.ndarray, decimals: int) -> np.ndarray:
 def decimal_places(values: Iterable[Decimal]) -> int:
     """The fewest decimals that show every one of ``values`` exactly (as
     :func:`engine_core.model.fraction_digits` does for times): a column of
-    prices or quantities then reads at one precision, the instrument's."""
+    prices or quantities then reads at one precision, the instrument's.
+
+    Each distinct value is looked at once, and normalized (its trailing zeros
+    dropped) only when its own exponent shows more decimals than found so far:
+    normalizing never adds decimals."""
     places = 0
-    for value in values:
-        exponent = value.normalize().as_tuple().exponent
+    for value in set(values):
+        exponent = value.as_tuple().exponent
         if isinstance(exponent, int) and -exponent > places:
-            places = -exponent
+            exponent = value.normalize().as_tuple().exponent
+            if isinstance(exponent, int) and -exponent > places:
+                places = -exponent
     return places
 
 
