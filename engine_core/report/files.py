@@ -25,8 +25,8 @@ from engine_core.model import RoundTrip, fraction_digits
 from engine_core.report.candles import write_candles
 from engine_core.report.fastcsv import (
     CHUNK_ROWS,
+    decimal_format,
     decimal_places,
-    decimal_text,
     fixed_columns,
     join_rows,
     time_columns,
@@ -64,40 +64,27 @@ EQUITY_BLOCK = 1 << 13  # rows of the total curve made, formatted and written at
 
 @dataclass(frozen=True)
 class _Places:
-    """Decimals of a symbol's money columns: the fewest that show all its round trips exactly."""
+    """Format specs of a symbol's money columns: the fewest decimals that show all its round trips exactly."""
 
-    price: int
-    qty: int
-    pnl: int
-    commission: int
+    price: str
+    qty: str
+    pnl: str
+    commission: str
 
     @classmethod
     def of(cls, trades: list[RoundTrip]) -> _Places:
-        return cls(
-            decimal_places(itertools.chain((t.entry_price for t in trades), (t.exit_price for t in trades))),
-            decimal_places(t.qty for t in trades),
-            decimal_places(t.pnl for t in trades),
-            decimal_places(t.commission for t in trades),
+        columns = (
+            itertools.chain((t.entry_price for t in trades), (t.exit_price for t in trades)),
+            (t.qty for t in trades),
+            (t.pnl for t in trades),
+            (t.commission for t in trades),
         )
+        return cls(*(decimal_format(decimal_places(values)) for values in columns))
 
 
-def _trade_row(t: RoundTrip, entry: str, exit_: str, places: _Places) -> list[str]:
-    return [
-        t.symbol,
-        t.side.value,
-        entry,
-        decimal_text(t.entry_price, places.price),
-        exit_,
-        decimal_text(t.exit_price, places.price),
-        decimal_text(t.qty, places.qty),
-        decimal_text(t.pnl, places.pnl),
-        decimal_text(t.commission, places.commission),
-        t.exit_reason,
-    ]
-
-
-def trade_row_blocks(trades: list[RoundTrip]) -> Iterator[list[list[str]]]:
-    """One row of text per round trip, in TRADE_COLUMNS order, TRADE_BLOCK round trips at a time."""
+def trade_row_blocks(trades: list[RoundTrip]) -> Iterator[list[tuple[str, ...]]]:
+    """One row of text per round trip, in TRADE_COLUMNS order, TRADE_BLOCK round trips at a time,
+    made column by column."""
     if not trades:
         return
     n = len(trades)
@@ -112,7 +99,21 @@ def trade_row_blocks(trades: list[RoundTrip]) -> Iterator[list[list[str]]]:
         m = len(block)
         times = np.concatenate([ts[start : start + m], ts[n + start : n + start + m]])
         text = join_rows([time_columns(times, digits)]).tobytes().decode("ascii").splitlines()
-        yield [_trade_row(t, entry, exit_, places[t.symbol]) for t, entry, exit_ in zip(block, text[:m], text[m:])]
+        own = [places[t.symbol] for t in block]
+        price = [p.price for p in own]
+        columns = [
+            [t.symbol for t in block],
+            [t.side.value for t in block],
+            text[:m],
+            list(map(format, [t.entry_price for t in block], price)),
+            text[m:],
+            list(map(format, [t.exit_price for t in block], price)),
+            list(map(format, [t.qty for t in block], [p.qty for p in own])),
+            list(map(format, [t.pnl for t in block], [p.pnl for p in own])),
+            list(map(format, [t.commission for t in block], [p.commission for p in own])),
+            [t.exit_reason for t in block],
+        ]
+        yield list(zip(*columns))
 
 
 def _decimals_for(largest: float) -> int:
@@ -129,7 +130,7 @@ def _write_trades(path: Path, trades: list[RoundTrip]) -> list[list[str]]:
         for rows in trade_row_blocks(trades):
             writer.writerows(rows)
             if len(shown) < TRADE_LIMIT:
-                shown += rows[: TRADE_LIMIT - len(shown)]
+                shown += [list(row) for row in rows[: TRADE_LIMIT - len(shown)]]
     return shown
 
 
