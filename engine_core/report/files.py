@@ -12,6 +12,7 @@ of the run alone, so two writes of the same run are byte-identical.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ TRADE_COLUMNS = [
     "commission",
     "exit_reason",
 ]
+TEXT_COLUMNS = {TRADE_COLUMNS.index(name) for name in ("symbol", "side", "exit_reason")}  # the others never need quotes
 DRAWDOWN_DECIMALS = 10
 EQUITY_HEADER = b"time,equity,drawdown\n"
 Curves = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # downsampled total equity and drawdown
@@ -82,9 +84,9 @@ class _Places:
         return cls(*(decimal_format(decimal_places(values)) for values in columns))
 
 
-def trade_row_blocks(trades: list[RoundTrip]) -> Iterator[list[tuple[str, ...]]]:
-    """One row of text per round trip, in TRADE_COLUMNS order, TRADE_BLOCK round trips at a time,
-    made column by column."""
+def trade_column_blocks(trades: list[RoundTrip]) -> Iterator[list[list[str]]]:
+    """The text of the round trips' fields, one list per column in TRADE_COLUMNS order,
+    TRADE_BLOCK round trips at a time."""
     if not trades:
         return
     n = len(trades)
@@ -101,7 +103,7 @@ def trade_row_blocks(trades: list[RoundTrip]) -> Iterator[list[tuple[str, ...]]]
         text = join_rows([time_columns(times, digits)]).tobytes().decode("ascii").splitlines()
         own = [places[t.symbol] for t in block]
         price = [p.price for p in own]
-        columns = [
+        yield [
             [t.symbol for t in block],
             [t.side.value for t in block],
             text[:m],
@@ -113,7 +115,16 @@ def trade_row_blocks(trades: list[RoundTrip]) -> Iterator[list[tuple[str, ...]]]
             list(map(format, [t.commission for t in block], [p.commission for p in own])),
             [t.exit_reason for t in block],
         ]
-        yield list(zip(*columns))
+
+
+class _CsvFields(dict[str, str]):
+    """Each text as a field of a CSV line (quoted by the csv module if it must be), made once per text."""
+
+    def __missing__(self, text: str) -> str:
+        line = io.StringIO()
+        csv.writer(line, lineterminator="\n").writerow([text, ""])
+        self[text] = field = line.getvalue()[: -len(",\n")]
+        return field
 
 
 def _decimals_for(largest: float) -> int:
@@ -122,15 +133,19 @@ def _decimals_for(largest: float) -> int:
 
 
 def _write_trades(path: Path, trades: list[RoundTrip]) -> list[list[str]]:
-    """Write trades.csv block by block; return the rows the HTML page lists."""
+    """Write trades.csv block by block; return the rows the HTML page lists.
+
+    Times and numbers never need quoting: only the text columns go through
+    the csv module, once per distinct text."""
     shown: list[list[str]] = []
+    fields = _CsvFields()
     with path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(TRADE_COLUMNS)
-        for rows in trade_row_blocks(trades):
-            writer.writerows(rows)
+        out.write(",".join(TRADE_COLUMNS) + "\n")
+        for columns in trade_column_blocks(trades):
+            quoted = [list(map(fields.__getitem__, c)) if k in TEXT_COLUMNS else c for k, c in enumerate(columns)]
+            out.write("".join(",".join(row) + "\n" for row in zip(*quoted)))
             if len(shown) < TRADE_LIMIT:
-                shown += [list(row) for row in rows[: TRADE_LIMIT - len(shown)]]
+                shown += [list(row) for row in zip(*columns)][: TRADE_LIMIT - len(shown)]
     return shown
 
 
