@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import re
@@ -95,6 +96,19 @@ def test_trade_columns_read_at_each_symbols_precision_exactly(build, tmp_path):
     for row, t in zip(rows, [*btc, *eth]):  # exact: the same Decimals
         assert (Decimal(row["exit_price"]), Decimal(row["pnl"])) == (t.exit_price, t.pnl)
     assert "<td>100.70</td>" in paths["html"].read_text()
+
+
+def test_trades_csv_quotes_the_text_fields_as_the_csv_module_does(build, tmp_path):
+    reasons = ["a,b", 'say "hi"', "line\nbreak", "", "plain"]
+    trades = [build.trip("X,Y", "1", minute, reason=reason) for minute, reason in enumerate(reasons, 1)]
+    result = build.run(build.symbol("X,Y", [0, 1, 2, 3, 4, 5], [0] * 6, trades=trades))
+    path = write(result, tmp_path)["trades"]
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    assert [(r[0], r[9]) for r in rows[1:]] == [("X,Y", reason) for reason in reasons]
+    expected = io.StringIO()
+    csv.writer(expected, lineterminator="\n").writerows(rows)
+    assert path.read_text(encoding="utf-8") == expected.getvalue()
 
 
 def test_equity_csv_holds_the_total_curve(result, tmp_path):
