@@ -158,12 +158,13 @@ def fixed_columns(values: np.ndarray, decimals: int) -> Column:
     n = len(values)
     finite = np.isfinite(values)
     every = bool(finite.all())
-    magnitude = np.abs(values if every else np.where(finite, values, 0.0))
-    scaled = np.rint(magnitude * 10.0**decimals).astype(np.uint64)  # unsigned division is the quicker
+    clean = values if every else np.where(finite, values, 0.0)
+    below = bool(n and clean.min() < 0)
+    scaled = np.rint((np.abs(clean) if below else clean) * 10.0**decimals).astype(np.uint64)  # unsigned: quicker
     whole = scaled // 10**decimals
     frac = scaled - whole * 10**decimals
     digits = len(str(int(whole.max()))) if n else 1
-    negative = (values < 0) & (scaled > 0)
+    negative = (clean < 0) & (scaled > 0) if below else np.zeros(0, bool)
     sign = int(negative.any())
     width = sign + digits + (decimals + 1 if decimals else 0)
 

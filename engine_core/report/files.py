@@ -143,7 +143,7 @@ def _write_trades(path: Path, trades: list[RoundTrip]) -> list[list[str]]:
         out.write(",".join(TRADE_COLUMNS) + "\n")
         for columns in trade_column_blocks(trades):
             quoted = [list(map(fields.__getitem__, c)) if k in TEXT_COLUMNS else c for k, c in enumerate(columns)]
-            out.write("".join(",".join(row) + "\n" for row in zip(*quoted)))
+            out.write("\n".join(map(",".join, zip(*quoted))) + "\n")
             if len(shown) < TRADE_LIMIT:
                 shown += [list(row) for row in zip(*columns)][: TRADE_LIMIT - len(shown)]
     return shown

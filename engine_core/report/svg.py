@@ -10,6 +10,7 @@ and the date the labels leave out as an offset ("2024-Jan").
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -140,6 +141,13 @@ def tenths(v: int) -> str:
     return "-" + text if v < 0 else text
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _step(v: int) -> str:
+    """A relative step's number in a path, with its separator: made once per value (the
+    steps of a line between neighbouring pixels repeat)."""
+    return _gap(v) + tenths(v)
+
+
 def line_path(xs: np.ndarray, ys: np.ndarray) -> str:
     """A path through the points to a tenth of a pixel: an absolute start, then relative steps
     (``M10 20l.5-3 1 2``); repeated points and the inside of flat runs are left out."""
@@ -152,9 +160,7 @@ def line_path(xs: np.ndarray, ys: np.ndarray) -> str:
     x, y = x[~inside], y[~inside]
     if not len(x):
         return ""
-    steps = "".join(
-        f"{_gap(dx)}{tenths(dx)}{_gap(dy)}{tenths(dy)}" for dx, dy in zip(np.diff(x).tolist(), np.diff(y).tolist())
-    )
+    steps = "".join(map(_step, np.stack([np.diff(x), np.diff(y)], axis=1).ravel().tolist()))
     return f"M{tenths(int(x[0]))} {tenths(int(y[0]))}" + (f"l{steps.lstrip()}" if steps else "")
 
 
