@@ -141,7 +141,7 @@ def tenths(v: int) -> str:
     return "-" + text if v < 0 else text
 
 
-@functools.lru_cache(maxsize=1 << 14)
+@functools.lru_cache(maxsize=1 << 12)
 def _step(v: int) -> str:
     """A relative step's number in a path, with its separator: made once per value (the
     steps of a line between neighbouring pixels repeat)."""
