@@ -190,16 +190,19 @@ def decimal_places(values: Iterable[Decimal]) -> int:
     :func:`engine_core.model.fraction_digits` does for times): a column of
     prices or quantities then reads at one precision, the instrument's.
 
-    Each distinct value is looked at once, and normalized (its trailing zeros
-    dropped) only when its own exponent shows more decimals than found so far:
-    normalizing never adds decimals."""
+    Each distinct text of a value is looked at once (a Decimal's text is
+    quicker to make than its hash), and the value normalized (its trailing
+    zeros dropped) only when the text shows more decimals than found so far
+    or is not plain digits: normalizing never adds decimals."""
     places = 0
-    for value in set(values):
-        exponent = value.as_tuple().exponent
+    values = list(values)
+    for text, value in dict(zip(map(str, values), values)).items():
+        whole, _, decimals = text.partition(".")
+        if len(decimals) <= places and (whole + decimals).lstrip("-").isdigit():
+            continue
+        exponent = value.normalize().as_tuple().exponent
         if isinstance(exponent, int) and -exponent > places:
-            exponent = value.normalize().as_tuple().exponent
-            if isinstance(exponent, int) and -exponent > places:
-                places = -exponent
+            places = -exponent
     return places
 
 

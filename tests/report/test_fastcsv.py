@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
 from engine_core.model import fraction_digits, iso_utc
-from engine_core.report.fastcsv import fixed_columns, join_rows, time_columns
+from engine_core.report.fastcsv import decimal_places, fixed_columns, join_rows, time_columns
 from engine_core.report.files import equity_lines
 
 
@@ -64,3 +65,14 @@ def test_equity_lines_in_chunks(monkeypatch):
     lines = text.decode().splitlines()
     assert len(lines) == 7
     assert lines[6] == "1970-01-01T00:00:06Z,60.0,0.0000000000"
+
+
+def test_decimal_places_are_the_fewest_that_show_every_value_exactly():
+    def places(*texts):
+        return decimal_places(Decimal(t) for t in texts)
+
+    assert places() == 0
+    assert places("100", "1E+2", "-0.000", "NaN", "Infinity") == 0
+    assert places("1.10", "2.5", "2.50") == 1  # trailing zeros do not count
+    assert places("3", "0.25", "-1.125000") == 3
+    assert places("1.5E-7", "0E-9") == 8  # scientific notation
