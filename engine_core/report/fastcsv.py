@@ -190,14 +190,12 @@ def decimal_places(values: Iterable[Decimal]) -> int:
     :func:`engine_core.model.fraction_digits` does for times): a column of
     prices or quantities then reads at one precision, the instrument's.
 
-    Each distinct text of a value is looked at once (a Decimal's text is
-    quicker to make than its hash), and the value normalized (its trailing
-    zeros dropped) only when the text shows more decimals than found so far
-    or is not plain digits: normalizing never adds decimals."""
+    A value is normalized (its trailing zeros dropped) only when its text
+    shows more decimals than found so far or is not plain digits:
+    normalizing never adds decimals, and a Decimal's text is the quicker to make."""
     places = 0
-    values = list(values)
-    for text, value in dict(zip(map(str, values), values)).items():
-        whole, _, decimals = text.partition(".")
+    for value in values:
+        whole, _, decimals = str(value).partition(".")
         if len(decimals) <= places and (whole + decimals).lstrip("-").isdigit():
             continue
         exponent = value.normalize().as_tuple().exponent
