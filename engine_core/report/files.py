@@ -136,16 +136,16 @@ def _write_trades(path: Path, trades: list[RoundTrip]) -> list[list[str]]:
     """Write trades.csv block by block; return the rows the HTML page lists.
 
     Times and numbers never need quoting: only the text columns go through
-    the csv module, once per distinct text."""
+    the csv module, once per distinct text of a block."""
     shown: list[list[str]] = []
-    fields = _CsvFields()
     with path.open("w", newline="", encoding="utf-8") as out:
         out.write(",".join(TRADE_COLUMNS) + "\n")
         for columns in trade_column_blocks(trades):
+            fields = _CsvFields()
             quoted = [list(map(fields.__getitem__, c)) if k in TEXT_COLUMNS else c for k, c in enumerate(columns)]
             out.write("\n".join(map(",".join, zip(*quoted))) + "\n")
             if len(shown) < TRADE_LIMIT:
-                shown += [list(row) for row in zip(*columns)][: TRADE_LIMIT - len(shown)]
+                shown += map(list, itertools.islice(zip(*columns), TRADE_LIMIT - len(shown)))
     return shown
 
 
