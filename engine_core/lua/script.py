@@ -64,7 +64,12 @@ class ScriptWatcher:
     file share its ``look``."""
 
     def __init__(
-        self, path: Path, label: str, current: ScriptVersion, interval: float = CHECK_EVERY, look: FileLook | None = None
+        self,
+        path: Path,
+        label: str,
+        current: ScriptVersion,
+        interval: float = CHECK_EVERY,
+        look: FileLook | None = None,
     ) -> None:
         self.path = path
         self.label = label
