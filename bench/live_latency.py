@@ -185,13 +185,13 @@ def main() -> None:
         ("indicators", indicators),
         ("probe", Probe()),
     ]
-    broker = ""
+    broker_table = ""
     if args.broker == "scripted":
         import engine_core.testing as testing
 
         plugins.append(("testing", testing))
         testing.venue("bench", reset=True)
-        broker = '[broker]\ntype = "scripted"\nvenue = "bench"\nscript = ["ack", "fill"]\n'
+        broker_table = '[broker]\ntype = "scripted"\nvenue = "bench"\nscript = ["ack", "fill"]\n'
     if args.mqtt:
         import engine_plugin_mqtt.plugin as mqtt
 
@@ -212,7 +212,7 @@ def main() -> None:
             f'[engine]\nmode = "live"\nsymbols = [{symbols}]\njournal = {str(args.journal).lower()}\n'
             f"record = {str(args.record).lower()}\n"
             f'[source]\ntype = "stamped"\nbars = {args.bars}\npace = {args.pace}\n'
-            '[strategy]\nhost = "lua"\nscript = "s.lua"\n' + broker + sink
+            '[strategy]\nhost = "lua"\nscript = "s.lua"\n' + broker_table + sink
         )
         engine = Engine(load_config(work / "live.toml", registry, shard=args.shard), registry)
         running.append(engine)
