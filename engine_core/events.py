@@ -8,7 +8,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -17,7 +17,7 @@ import pluggy
 from engine_core import model
 from engine_core.errors import error_text
 from engine_core.model import Bar, iso_utc
-from engine_core.plugins import call_impl
+from engine_core.plugins import caller_of
 from engine_core.sources import PluginConfig
 
 # The engine's events: this union, the observation hook each goes to (one spec
@@ -287,14 +287,14 @@ class EventBus:
             _InlineSink(s) if s.inline else _SinkThread(s, queue_size) for s in [*self.sinks, *taps]
         ]
         self._bar_threads = [t for t in self._threads if t.sink.wants_bars]
-        self._hooks: dict[type, list[tuple[Any, str, str]]] = {}
+        self._hooks: dict[type, list[tuple[Callable[[Any], Any], str]]] = {}  # (call with the event, plugin)
         self.hook_failures: list[str] = []
         if pm is not None:
             for cls, name in _HOOK_OF.items():
                 impls = getattr(pm.hook, name).get_hookimpls()
                 if impls:
                     arg = _ARG_OF.get(name, "event")
-                    self._hooks[cls] = [(impl, impl.plugin_name, arg) for impl in impls]
+                    self._hooks[cls] = [(caller_of(impl, arg), impl.plugin_name) for impl in impls]
         self.wants_bars = Bar in self._hooks or bool(self._bar_threads)
         # False when nothing listens: the hot paths then skip building events.
         self.listening = bool(self._threads) or bool(self._hooks)
@@ -311,11 +311,11 @@ class EventBus:
                 for t in targets:
                     t.put(event)
 
-    def _call_hooks(self, cls: type, hooks: list[tuple[Any, str, str]], event: Event) -> None:
+    def _call_hooks(self, cls: type, hooks: list[tuple[Callable[[Any], Any], str]], event: Event) -> None:
         for entry in list(hooks):
-            impl, plugin, arg = entry
+            call, plugin = entry
             try:
-                call_impl(impl, {arg: event})
+                call(event)
             except Exception as err:  # noqa: BLE001 - an observer never halts a symbol
                 hooks.remove(entry)
                 message = f"plugin {plugin!r} failed in {_HOOK_OF[cls]}: {error_text(err)}; hook disabled"

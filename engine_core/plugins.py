@@ -29,7 +29,7 @@ import importlib.util
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -378,6 +378,15 @@ def call_impl(impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
     implementation take a subset. For callers that call each implementation on
     its own (a registrar per plugin; an observer that fails is disabled alone)."""
     return impl.function(*[kwargs[name] for name in impl.argnames])
+
+
+def caller_of(impl: pluggy.HookImpl, name: str) -> Callable[[Any], Any]:
+    """``call_impl`` for a spec of one argument, ``name``, made once: the
+    implementation's own function when it takes that argument (an
+    observation hook is called for every event of its kind)."""
+    if impl.argnames == (name,):
+        return impl.function  # type: ignore[no-any-return]
+    return lambda value: call_impl(impl, {name: value})
 
 
 def _hook_names(pm: pluggy.PluginManager, obj: Any) -> Iterable[str]:
