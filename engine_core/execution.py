@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from engine_core import outbox
 from engine_core.brokers import Broker
-from engine_core.errors import BrokerError, BrokerTimeout, OrderLost, RiskError, error_text
+from engine_core.errors import BrokerError, BrokerTimeout, JournalError, OrderLost, RiskError, error_text
 from engine_core.events import EventBus
 from engine_core.journal import Journal
 from engine_core.model import ErrorEvent, Order, OrderEvent
@@ -93,22 +93,26 @@ class ExecutionEngine:
         except RiskError as err:
             self.record(order, OrderStatus.REFUSED, f"{err.rule}: {err}")
             raise
+        # From here the order is one of the account's open orders (``risk.check``
+        # counted it): given back on every way it is not placed.
         told = self._told
-        if told:
-            self.record(order, _INTENT)
         try:
+            if told:
+                self.record(order, _INTENT)
             held = self.broker.submit(order) is _INTENT
         except BrokerError as err:
             if not isinstance(err, BrokerTimeout):
+                self.order_closed()
                 self.record(order, OrderStatus.REJECTED, str(err))
                 raise
             return self._unanswered(order, str(err))
         except OSError as err:  # a TimeoutError or network error the broker let through: sent or not is unknown
             return self._unanswered(order, f"broker.submit: {error_text(err)}")
-        except Exception as err:  # a bug in the broker: the worker halts; a restart asks the broker
-            self.record(order, OrderStatus.UNKNOWN, f"broker.submit: {error_text(err)}")
+        except Exception as err:  # the journal failed, or a bug in the broker: the worker halts
+            self.order_closed()
+            if not isinstance(err, JournalError):  # sent or not is unknown: a restart asks the broker
+                self.record(order, OrderStatus.UNKNOWN, f"broker.submit: {error_text(err)}")
             raise
-        self.order_opened()
         if held:
             return HELD
         if told:
@@ -116,13 +120,17 @@ class ExecutionEngine:
         return None
 
     def _unanswered(self, order: Order, why: str) -> OrderState:
-        state = self.resolve(order, why)
-        self.order_opened()
-        return state
+        """``resolve``; an order the broker never got gives its place back."""
+        try:
+            return self.resolve(order, why)
+        except OrderLost:
+            self.order_closed()
+            raise
 
     def order_opened(self) -> None:
-        """An order joined the book: sent, or at a restart the symbol's order
-        in flight again (restored from the journal or adopted from the venue)."""
+        """At a restart, the symbol's order in flight is one of the account's
+        open orders again (restored from the journal or adopted from the
+        venue); a new order is counted by ``risk.check``."""
         if self._count_orders:
             self.risk.account.order_opened()
 

@@ -131,6 +131,16 @@ class Account:
         with self._lock:
             self._open_orders += 1
 
+    def take_order(self, limit: int) -> bool:
+        """Count one more open order unless ``limit`` are open: the check and
+        the count in one step, so that two symbols checked at once never both
+        take the last place."""
+        with self._lock:
+            if self._open_orders >= limit:
+                return False
+            self._open_orders += 1
+            return True
+
     def order_closed(self) -> None:
         with self._lock:
             self._open_orders -= 1
@@ -271,7 +281,12 @@ class RiskManager:
     ) -> None:
         """Refuse (RiskError naming the rule) an order that breaks a limit; count it if not.
 
-        A ``reducing`` order (exit, stop, flattening) is never refused.
+        A ``reducing`` order (exit, stop, flattening) is never refused. With
+        ``max_open_orders``, an order passed is one of the account's open
+        orders from here on (``Account.take_order``), before it is journaled
+        and sent: another symbol's order checked while this one waits for the
+        disk or the venue counts it. The caller gives the place back
+        (``Account.order_closed``) when the order is not placed after all.
         """
         if self._idle.get(symbol) or self._unlimited(symbol, self.limits(symbol)):
             return
@@ -299,10 +314,14 @@ class RiskManager:
                 would = to_decimal(others) + notional
                 if would > total.max_total_notional:
                     raise refuse("max_total_notional", "total notional would be", would, total.max_total_notional)
-            if total.max_open_orders is not None and self.account.open_orders >= total.max_open_orders:
+            if total.max_open_orders is not None and not self.account.take_order(total.max_open_orders):
                 raise refuse("max_open_orders", "open orders", self.account.open_orders, total.max_open_orders)
             if lim.max_orders_per_minute is not None and len(sent) >= lim.max_orders_per_minute:
+                if total.max_open_orders is not None:
+                    self.account.order_closed()  # the place taken above
                 raise refuse("max_orders_per_minute", "orders in the last minute", len(sent), lim.max_orders_per_minute)
+        elif total.max_open_orders is not None:
+            self.account.order_opened()  # never refused, but open all the same
         sent.append(ts)
 
     # ------------------------------------------------------------ kill switches

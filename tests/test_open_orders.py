@@ -139,3 +139,55 @@ def test_an_order_still_open_after_a_restart_counts_towards_max_open_orders(tmp_
         refusals = [e.get("detail", "") for e in j.events("B") if e["kind"] == "refused"]
     assert rows and {r["status"] for r in rows} == {"refused"}
     assert refusals and all("max_open_orders: " in detail for detail in refusals)
+
+
+def test_max_open_orders_holds_when_every_symbol_enters_on_the_same_bar(tmp_path):
+    """Ten symbols enter on the same bar with max_open_orders = 3, the
+    journal synced as a live run keeps it: each entry waits for its intent's
+    fsync (and a venue's answer) without the baton, and the other symbols'
+    entries are checked meanwhile. An order counts from the moment it passes
+    the check, so the venue gets three, and the other seven are refused."""
+    from engine_core.testing import python_strategy, write_config
+
+    v = venue("burst", reset=True)
+    symbols = [f"S{k}" for k in range(10)]
+    config = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"mode": "live", "symbols": symbols, "window": 20, "journal_sync": "full"},
+            "source": {"type": "simulated", "bars": 4, "pace": 0.05, "seed": 1},  # every symbol's bar at once
+            "strategy": python_strategy(
+                tmp_path, watch='return {"action": "enter", "qty": 1} if ctx.index == 1 else None'
+            ),
+            "broker": {"type": "scripted", "venue": "burst", "script": ["ack"]},  # accepted, never filled
+            "risk": {"max_open_orders": 3},
+        },
+    )
+    result = build_engine(config).run()
+    assert len(v.orders) == 3
+    with closing(journal_of(tmp_path)) as j:
+        statuses = sorted(r["status"] for s in symbols for r in j.orders(s))
+    assert statuses == ["accepted"] * 3 + ["refused"] * 7
+    assert sum(r.position_qty for r in result.symbols.values()) == 0
+
+
+def test_an_entry_the_venue_never_got_gives_its_place_back(tmp_path):
+    """A's entry goes unanswered and the venue has no such order (lost, not
+    resent): it is not one of the open orders, so B's later entry is sent
+    under max_open_orders = 1."""
+    v = venue("lost_place", reset=True)
+    watch = 'return {"action": "enter", "qty": 1} if (ctx.symbol == "A" and ctx.index == 1) or (ctx.symbol == "B" and ctx.index == 4) else None'
+    config = scripted_live_config(
+        tmp_path,
+        {"watch": watch},
+        {"venue": "lost_place", "script": ["ack"], "scripts": {"1": ["lost"]}},
+        symbols=("A", "B"),
+        n=6,
+        risk={"max_open_orders": 1},
+    )
+    result = build_engine(config).run()
+    with closing(journal_of(tmp_path)) as j:
+        assert [r["status"] for r in j.orders("A")] == ["lost"]
+        assert [r["status"] for r in j.orders("B")] == ["accepted"]
+    assert [o.order.symbol for o in v.orders.values()] == ["B"]
+    assert result.symbols["B"].halted is None

@@ -70,16 +70,19 @@ def test_max_total_notional_counts_other_symbols_but_not_this_ones_old_mark() ->
 
 
 def test_max_open_orders_across_symbols() -> None:
+    """An order passed is one of the account's open orders at once, before it
+    is sent: the next symbol's order checked meanwhile sees it."""
     rm = manager(max_open_orders=2)
-    rm.account.order_opened()
     rm.check("A", BUY, D(1), 1.0, D(0), ts=0, reducing=False)
-    rm.account.order_opened()
-    err = refused(rm, "B", BUY, D(1), 1.0, D(0), ts=0, reducing=False)
-    assert err.rule == "max_open_orders"
-    assert str(err) == "B: order buy 1 refused by max_open_orders: open orders 2, limit 2"
-    rm.account.order_closed()
     rm.check("B", BUY, D(1), 1.0, D(0), ts=0, reducing=False)
-    assert rm.account.open_orders == 1
+    assert rm.account.open_orders == 2
+    err = refused(rm, "C", BUY, D(1), 1.0, D(0), ts=0, reducing=False)
+    assert err.rule == "max_open_orders"
+    assert str(err) == "C: order buy 1 refused by max_open_orders: open orders 2, limit 2"
+    assert rm.account.open_orders == 2  # a refused order takes no place
+    rm.account.order_closed()  # A's order has ended
+    rm.check("C", BUY, D(1), 1.0, D(0), ts=0, reducing=False)
+    assert rm.account.open_orders == 2
 
 
 def test_rate_limit_slides_over_event_time_per_symbol() -> None:
@@ -104,11 +107,15 @@ def test_refused_orders_are_not_counted_by_the_rate_limit() -> None:
 def test_reducing_orders_are_never_refused_but_are_counted() -> None:
     rm = manager(max_position=1, max_notional=1, max_total_notional=1, max_open_orders=1, max_orders_per_minute=1)
     rm.account.update("A", 0.0, 500.0)
-    rm.account.order_opened()
+    rm.account.order_opened()  # the limit of open orders is reached
     for k in range(3):
         rm.check("A", SELL, D(5), 100.0, D(5), ts=k, reducing=True)
-    rm.account.order_closed()
+    assert rm.account.open_orders == 4  # never refused, each one open
+    for _ in range(4):
+        rm.account.order_closed()
+    # they count towards the rate limit, and the order it refuses gives back the place it had taken
     assert refused(rm, "A", BUY, D("0.001"), 1.0, D(0), ts=3, reducing=False).rule == "max_orders_per_minute"
+    assert rm.account.open_orders == 0
 
 
 # ------------------------------------------------------------ config merging and validation
