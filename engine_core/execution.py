@@ -50,6 +50,8 @@ class ExecutionEngine:
         self._seq: dict[str, int] = {}  # each symbol's entry is only touched by its own worker
         self._heads: dict[str, str] = {}  # "<prefix>-<symbol>-", checked once per symbol
         self._count_orders = risk.section.max_open_orders is not None
+        # an order takes a place at its check that its end gives back (``RiskManager.check``)
+        self._takes_place = self._count_orders or risk.section.max_total_notional is not None
         self._told = outbox.wanted(journal, bus)  # a record is kept or heard (fixed for the run): asked once
         if journal is not None:
             for row in journal.orders():
@@ -102,14 +104,14 @@ class ExecutionEngine:
             held = self.broker.submit(order) is _INTENT
         except BrokerError as err:
             if not isinstance(err, BrokerTimeout):
-                self.order_closed()
+                self.order_closed(order.symbol)
                 self.record(order, OrderStatus.REJECTED, str(err))
                 raise
             return self._unanswered(order, str(err))
         except OSError as err:  # a TimeoutError or network error the broker let through: sent or not is unknown
             return self._unanswered(order, f"broker.submit: {error_text(err)}")
         except Exception as err:  # the journal failed, or a bug in the broker: the worker halts
-            self.order_closed()
+            self.order_closed(order.symbol)
             if not isinstance(err, JournalError):  # sent or not is unknown: a restart asks the broker
                 self.record(order, OrderStatus.UNKNOWN, f"broker.submit: {error_text(err)}")
             raise
@@ -124,7 +126,7 @@ class ExecutionEngine:
         try:
             return self.resolve(order, why)
         except OrderLost:
-            self.order_closed()
+            self.order_closed(order.symbol)
             raise
 
     def order_opened(self) -> None:
@@ -134,10 +136,11 @@ class ExecutionEngine:
         if self._count_orders:
             self.risk.account.order_opened()
 
-    def order_closed(self) -> None:
-        """An order left the book (filled, cancelled, rejected, expired or lost)."""
-        if self._count_orders:
-            self.risk.account.order_closed()
+    def order_closed(self, symbol: str) -> None:
+        """``symbol``'s order left the book (filled, cancelled, rejected,
+        expired or lost), or was not placed after its risk check."""
+        if self._takes_place:
+            self.risk.order_closed(symbol)
 
     def resolve(self, order: Order, why: str) -> OrderState:
         """Ask the broker what became of an order whose send went unanswered.

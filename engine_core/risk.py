@@ -119,6 +119,8 @@ class Account:
         self._lock = threading.Lock()
         self._pnl: dict[str, float] = {}
         self._notional: dict[str, float] = {}
+        # the notional each symbol's order in flight would leave it with (``take_notional``)
+        self._pending: dict[str, float] = {}
         self._open_orders = 0
 
     def update(self, symbol: str, pnl: float, notional: float) -> None:
@@ -161,6 +163,28 @@ class Account:
     def total_notional(self) -> float:
         with self._lock:
             return sum(self._notional.values())
+
+    def take_notional(self, symbol: str, notional: Decimal, limit: Decimal) -> Decimal | None:
+        """Reserve ``notional`` for ``symbol``'s order unless it and the other
+        symbols' (each its exposure, or what its order in flight would leave
+        it with when that is larger: an entry not filled yet counts) would
+        pass ``limit``: None when reserved, else that total. The check and the
+        reservation in one step, as ``take_order``."""
+        with self._lock:
+            exposure, pending = self._notional, self._pending
+            others = sum(
+                max(exposure.get(s, 0.0), pending.get(s, 0.0)) for s in exposure.keys() | pending.keys() if s != symbol
+            )
+            would = to_decimal(others) + notional
+            if would > limit:
+                return would
+            pending[symbol] = float(notional)
+            return None
+
+    def release_notional(self, symbol: str) -> None:
+        """``symbol``'s order has left the book: its exposure is what ``update`` says."""
+        with self._lock:
+            self._pending.pop(symbol, None)
 
 
 @dataclass
@@ -281,12 +305,14 @@ class RiskManager:
     ) -> None:
         """Refuse (RiskError naming the rule) an order that breaks a limit; count it if not.
 
-        A ``reducing`` order (exit, stop, flattening) is never refused. With
-        ``max_open_orders``, an order passed is one of the account's open
-        orders from here on (``Account.take_order``), before it is journaled
-        and sent: another symbol's order checked while this one waits for the
-        disk or the venue counts it. The caller gives the place back
-        (``Account.order_closed``) when the order is not placed after all.
+        A ``reducing`` order (exit, stop, flattening) is never refused. An
+        order passed takes its place at once, before it is journaled and sent:
+        with ``max_open_orders`` it is one of the account's open orders
+        (``Account.take_order``), with ``max_total_notional`` the position it
+        would leave counts towards the total (``Account.take_notional``), so
+        another symbol's order checked while this one waits for the disk, the
+        venue or its fill counts it. ``order_closed`` gives it back when the
+        order leaves the book, or is not placed after all.
         """
         if self._idle.get(symbol) or self._unlimited(symbol, self.limits(symbol)):
             return
@@ -310,19 +336,31 @@ class RiskManager:
             if lim.max_notional is not None and notional > lim.max_notional:
                 raise refuse("max_notional", "notional would be", notional, lim.max_notional)
             if total.max_total_notional is not None:
-                others = self.account.total_notional() - self.account.notional(symbol)
-                would = to_decimal(others) + notional
-                if would > total.max_total_notional:
+                would = self.account.take_notional(symbol, notional, total.max_total_notional)
+                if would is not None:
                     raise refuse("max_total_notional", "total notional would be", would, total.max_total_notional)
             if total.max_open_orders is not None and not self.account.take_order(total.max_open_orders):
+                self._give_back(symbol, order=False)  # the notional taken above
                 raise refuse("max_open_orders", "open orders", self.account.open_orders, total.max_open_orders)
             if lim.max_orders_per_minute is not None and len(sent) >= lim.max_orders_per_minute:
-                if total.max_open_orders is not None:
-                    self.account.order_closed()  # the place taken above
+                self._give_back(symbol)  # what was taken above
                 raise refuse("max_orders_per_minute", "orders in the last minute", len(sent), lim.max_orders_per_minute)
         elif total.max_open_orders is not None:
             self.account.order_opened()  # never refused, but open all the same
         sent.append(ts)
+
+    def order_closed(self, symbol: str) -> None:
+        """``symbol``'s order has left the book (or was not placed after
+        passing ``check``): its place among the open orders and the notional
+        it took are given back."""
+        self._give_back(symbol)
+
+    def _give_back(self, symbol: str, order: bool = True) -> None:
+        total = self.section
+        if order and total.max_open_orders is not None:
+            self.account.order_closed()
+        if total.max_total_notional is not None:
+            self.account.release_notional(symbol)
 
     # ------------------------------------------------------------ kill switches
 

@@ -49,7 +49,7 @@ def apply(w: SymbolWorker, update: OrderUpdate, i: int) -> None:
     elif status is not None and flight is not None:
         w.execution.record(flight.order, status, update.reason, update.venue_id)
     if done and flight is not None:
-        w.execution.order_closed()
+        w.execution.order_closed(w.symbol)
         _order_finished(w, flight, update.ts, update.reason)
     elif fill is not None and (flight is None or flight is not w.orders.current):
         # a late fill of an order given up (lost), or of one not known here
@@ -200,5 +200,5 @@ def order_lost(w: SymbolWorker, order: Order, why: str) -> None:
     flight = w.orders.find(order.client_id)
     if flight is not None and flight is w.orders.current:
         w.orders.settle(OrderStatus.LOST)
-        w.execution.order_closed()
+        w.execution.order_closed(w.symbol)
         _order_finished(w, flight, order.ts, why)

@@ -69,6 +69,20 @@ def test_max_total_notional_counts_other_symbols_but_not_this_ones_old_mark() ->
     assert rm.account.total_notional() == 900.0
 
 
+def test_an_entry_on_its_way_counts_towards_max_total_notional_until_it_leaves_the_book() -> None:
+    rm = manager(max_total_notional=1000)
+    rm.check("A", BUY, D(6), 100.0, D(0), ts=0, reducing=False)  # A's entry, not filled yet: 600
+    err = refused(rm, "B", BUY, D(6), 100.0, D(0), ts=0, reducing=False)
+    assert err.rule == "max_total_notional"
+    assert "total notional would be 1200, limit 1000" in str(err)
+    rm.order_closed("A")  # cancelled: A holds nothing
+    rm.check("B", BUY, D(6), 100.0, D(0), ts=0, reducing=False)
+    rm.account.update("B", 0.0, 600.0)  # filled: its exposure from now on
+    rm.order_closed("B")
+    assert refused(rm, "A", BUY, D(6), 100.0, D(0), ts=0, reducing=False).rule == "max_total_notional"
+    rm.check("A", BUY, D(4), 100.0, D(0), ts=0, reducing=False)  # 600 + 400
+
+
 def test_max_open_orders_across_symbols() -> None:
     """An order passed is one of the account's open orders at once, before it
     is sent: the next symbol's order checked meanwhile sees it."""

@@ -157,3 +157,16 @@ def test_cross_symbol_rules_bind_only_when_they_can_refuse():
     assert binds(["A", "B"], max_total_notional=1000)
     assert not binds(["A", "B"], max_total_notional=1000, max_notional=500)
     assert binds(["A", "B"], max_total_notional=1000, max_notional=500, symbols={"B": {"max_notional": 501}})
+
+
+def test_max_total_notional_counts_the_entries_on_their_way(tmp_path):
+    """A and B enter on the same bar (filled at the next open): B's entry is
+    checked before A's fills, and A's position-to-be counts towards the total
+    all the same, so B's is refused: 6 units of 100 each would make 1,200
+    against a limit of 1,000."""
+    rows = sorted(bars("A", [100.0] * 5) + bars("B", [100.0] * 5), key=lambda r: r[1])
+    eng = engine(tmp_path, rows, {"max_total_notional": 1000}, params={"qty": 6})
+    result, events = run_recorded(eng)
+    refused = [e for e in events if isinstance(e, OrderEvent) and e.status == "refused"]
+    assert [(e.order.symbol, e.detail.split(":")[0]) for e in refused] == [("B", "max_total_notional")]
+    assert result.symbols["A"].fills >= 1 and result.symbols["B"].fills == 0
