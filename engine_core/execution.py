@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from engine_core import outbox
 from engine_core.brokers import Broker
-from engine_core.errors import BrokerError, BrokerTimeout, JournalError, OrderLost, RiskError, error_text
+from engine_core.errors import BrokerError, BrokerTimeout, OrderLost, RiskError, error_text
 from engine_core.events import EventBus
 from engine_core.journal import Journal
 from engine_core.model import ErrorEvent, Order, OrderEvent
@@ -96,11 +96,15 @@ class ExecutionEngine:
             self.record(order, OrderStatus.REFUSED, f"{err.rule}: {err}")
             raise
         # From here the order is one of the account's open orders (``risk.check``
-        # counted it): given back on every way it is not placed.
+        # took its place): given back on every way it is not placed.
         told = self._told
-        try:
-            if told:
+        if told:
+            try:
                 self.record(order, _INTENT)
+            except BaseException:  # the journal failed: nothing is sent
+                self.order_closed(order.symbol)
+                raise
+        try:
             held = self.broker.submit(order) is _INTENT
         except BrokerError as err:
             if not isinstance(err, BrokerTimeout):
@@ -110,10 +114,9 @@ class ExecutionEngine:
             return self._unanswered(order, str(err))
         except OSError as err:  # a TimeoutError or network error the broker let through: sent or not is unknown
             return self._unanswered(order, f"broker.submit: {error_text(err)}")
-        except Exception as err:  # the journal failed, or a bug in the broker: the worker halts
+        except Exception as err:  # a bug in the broker: the worker halts; a restart asks the broker
             self.order_closed(order.symbol)
-            if not isinstance(err, JournalError):  # sent or not is unknown: a restart asks the broker
-                self.record(order, OrderStatus.UNKNOWN, f"broker.submit: {error_text(err)}")
+            self.record(order, OrderStatus.UNKNOWN, f"broker.submit: {error_text(err)}")
             raise
         if held:
             return HELD
