@@ -133,11 +133,18 @@ class ExecutionEngine:
             raise
 
     def order_opened(self) -> None:
-        """At a restart, the symbol's order in flight is one of the account's
-        open orders again (restored from the journal or adopted from the
-        venue); a new order is counted by ``risk.check``."""
+        """One of the account's open orders again, besides a new one (which
+        ``risk.check`` counts): at a restart, each order the journal has open
+        or the venue has working (restored or adopted); an order given up as
+        lost that a late fill shows was working after all."""
         if self._count_orders:
             self.risk.account.order_opened()
+
+    def order_left(self) -> None:
+        """An order the symbol only remembers (not its order in flight) left
+        the book: counted at ``order_opened``, it took no notional."""
+        if self._count_orders:
+            self.risk.account.order_closed()
 
     def order_closed(self, symbol: str) -> None:
         """``symbol``'s order left the book (filled, cancelled, rejected,

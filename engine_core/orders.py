@@ -189,13 +189,15 @@ class InFlight:
 
 # What an update did: the order it was for (None: unknown here), the status
 # it moved to (None when the table refused the move or the order is unknown),
-# and whether the order in flight is done with. A plain tuple: a NamedTuple's
-# constructor is a Python call, and every update makes one.
-Applied = tuple[InFlight | None, OrderStatus | None, bool]
+# whether the order in flight is done with, and how the count of open orders
+# moved (-1: it left the open statuses, 1: a late fill opened a lost one
+# again, 0). A plain tuple: a NamedTuple's constructor is a Python call, and
+# every update makes one.
+Applied = tuple[InFlight | None, OrderStatus | None, bool, int]
 
 
 _RECENT = 64  # finished orders remembered per symbol, for late updates
-_NOT_HERE: Applied = (None, None, False)
+_NOT_HERE: Applied = (None, None, False, 0)
 # Read once: on Python 3.11 each ``OrderStatus.X`` goes through the enum
 # metaclass's __getattr__ hook (~0.2 us), and apply runs for every update.
 _FILLED, _PARTIALLY_FILLED = OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED
@@ -247,24 +249,24 @@ class OrderTracker:
         else:
             flight.filled += fill.qty
             to = _FILLED if flight.filled >= flight.order.qty else _PARTIALLY_FILLED
-        if to not in TRANSITIONS[flight.status]:
-            return flight, None, False
+        before = flight.status
+        if to not in TRANSITIONS[before]:
+            return flight, None, False, 0
         flight.status = to
-        done = flight is self.current and to not in OPEN_STATUSES
+        opened = (to in OPEN_STATUSES) - (before in OPEN_STATUSES)
+        done = flight is self.current and opened < 0
         if done:
             self.current = None
             self.remember(flight)
-        return flight, to, done
+        return flight, to, done, opened
 
-    def settle(self, status: OrderStatus) -> InFlight | None:
-        """The order in flight ended without an update (lost, refused at
-        send): forget it and return it."""
-        cur = self.current
-        if cur is not None:
-            cur.status = status
+    def settle(self, flight: InFlight, status: OrderStatus) -> None:
+        """``flight`` ended without an update (lost): the order in flight is
+        forgotten as such, one remembered keeps its place among the recent."""
+        flight.status = status
+        if flight is self.current:
             self.current = None
-            self.remember(cur)
-        return cur
+            self.remember(flight)
 
 
 # ------------------------------------------------------------ client ids

@@ -43,7 +43,7 @@ def apply(w: SymbolWorker, update: OrderUpdate, i: int) -> None:
         _book(w, fill, key, i, None, None, reason=update.leg)
         settle_state(w, fill.ts, update.leg)
         return
-    flight, status, done = w.orders.apply(update)
+    flight, status, done, opened = w.orders.apply(update)
     if fill is not None:
         _book(w, fill, key, i, flight, status, ends=done and flight is not None)
     elif status is not None and flight is not None:
@@ -51,6 +51,10 @@ def apply(w: SymbolWorker, update: OrderUpdate, i: int) -> None:
     if done and flight is not None:
         w.execution.order_closed(w.symbol)
         _order_finished(w, flight, update.ts, update.reason)
+    elif opened < 0:  # an order the symbol only remembers (after a restart) left the book
+        w.execution.order_left()
+    elif opened > 0:  # one given up as lost was working after all (a late fill)
+        w.execution.order_opened()
     elif fill is not None and (flight is None or flight is not w.orders.current):
         # a late fill of an order given up (lost), or of one not known here
         settle_state(w, fill.ts, "fill of a finished order" if flight is not None else "fill of an unknown order")
@@ -198,7 +202,12 @@ def order_lost(w: SymbolWorker, order: Order, why: str) -> None:
     """The broker has no such order: it never arrived (never resent)."""
     w.execution.lost(order, why)
     flight = w.orders.find(order.client_id)
-    if flight is not None and flight is w.orders.current:
-        w.orders.settle(OrderStatus.LOST)
+    if flight is None or not flight.status.is_open:
+        return
+    current = flight is w.orders.current
+    w.orders.settle(flight, OrderStatus.LOST)
+    if current:
         w.execution.order_closed(w.symbol)
         _order_finished(w, flight, order.ts, why)
+    else:  # one the symbol only remembers (after a restart)
+        w.execution.order_left()

@@ -191,3 +191,35 @@ def test_an_entry_the_venue_never_got_gives_its_place_back(tmp_path):
         assert [r["status"] for r in j.orders("B")] == ["accepted"]
     assert [o.order.symbol for o in v.orders.values()] == ["B"]
     assert result.symbols["B"].halted is None
+
+
+def test_every_order_still_open_after_a_restart_counts_towards_max_open_orders(tmp_path):
+    """A's first entry went unanswered and was given up as lost; its second
+    rests at the venue. The venue had the first after all: after the restart
+    A's order in flight is the second, and the first, adopted, is one A only
+    remembers. Both are open orders: with max_open_orders = 2, B's entry is
+    refused, never sent."""
+    v = venue("remembered", reset=True)
+
+    def cfg(watch: str, n: int) -> Path:
+        broker = {"venue": "remembered", "script": ["ack"], "scripts": {"1": ["lost"]}}  # the 2nd rests
+        return scripted_live_config(
+            tmp_path, {"watch": watch}, broker, symbols=("A", "B"), n=n, risk={"max_open_orders": 2}
+        )
+
+    a_enters = 'return {"action": "enter", "qty": 1} if ctx.symbol == "A" and ctx.index in (1, 3) else None'
+    build_engine(cfg(a_enters, 5)).run()
+    with closing(journal_of(tmp_path)) as j:
+        first, second = j.orders("A")
+    assert (first["status"], second["status"]) == ("lost", "accepted")
+    v.place(order_from_row(first))  # it reached the venue after all, and rests there
+    b_enters = 'return {"action": "enter", "qty": 1} if ctx.symbol == "B" and ctx.index >= 6 else None'
+    second_run = build_engine(cfg(b_enters, 10))
+    result = second_run.run()
+    a = second_run.workers["A"]
+    assert a.orders.current is not None and a.orders.current.order.client_id == second["client_id"]
+    assert a.orders.find(first["client_id"]) is not a.orders.current  # adopted, remembered
+    assert result.symbols["B"].position_qty == 0
+    assert sorted(v.orders) == sorted([first["client_id"], second["client_id"]])  # B's entry never left
+    with closing(journal_of(tmp_path)) as j:
+        assert {r["status"] for r in j.orders("B")} == {"refused"}

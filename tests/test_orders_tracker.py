@@ -23,3 +23,35 @@ def test_the_last_finished_orders_are_remembered_the_oldest_forgotten_first():
     tracker.remember(flight(_RECENT + 3))
     assert len(tracker.recent) == _RECENT and "e-S-3" not in tracker.recent
     assert list(tracker.recent)[0] == "e-S-4"
+
+
+def test_an_update_says_how_the_count_of_open_orders_moved():
+    """What the account's count of open orders follows: the order in flight
+    done with, a remembered one that leaves the book, a lost one that a late
+    fill opens again, and a move the table refuses (nothing)."""
+    from engine_core.model import Fill
+    from engine_core.orders import OrderUpdate, UpdateKind
+
+    tracker = OrderTracker()
+    current = tracker.open(Order("e-S-1", "S", Side.BUY, Decimal(2), 1), OrderStatus.ACCEPTED)
+    remembered = InFlight(Order("e-S-0", "S", Side.BUY, Decimal(1), 0), OrderStatus.ACCEPTED)
+    lost = InFlight(Order("e-S-9", "S", Side.BUY, Decimal(2), 0), OrderStatus.LOST)
+    tracker.remember(remembered)
+    tracker.remember(lost)
+
+    def fill(cid: str, qty: str) -> OrderUpdate:
+        f = Fill(cid, "S", Side.BUY, Decimal(qty), Decimal(100), Decimal(0), 5, f"t-{cid}-{qty}")
+        return OrderUpdate(UpdateKind.PARTIAL_FILL, cid, "S", 5, f)
+
+    assert tracker.apply(OrderUpdate(UpdateKind.CANCEL, "e-S-0", "S", 5)) == (
+        remembered,
+        OrderStatus.CANCELLED,
+        False,
+        -1,
+    )
+    assert tracker.apply(OrderUpdate(UpdateKind.CANCEL, "e-S-0", "S", 6)) == (remembered, None, False, 0)  # refused
+    assert tracker.apply(fill("e-S-9", "1")) == (lost, OrderStatus.PARTIALLY_FILLED, False, 1)  # working after all
+    assert tracker.apply(fill("e-S-9", "1")) == (lost, OrderStatus.FILLED, False, -1)
+    assert tracker.apply(fill("e-S-1", "1")) == (current, OrderStatus.PARTIALLY_FILLED, False, 0)
+    assert tracker.apply(fill("e-S-1", "1")) == (current, OrderStatus.FILLED, True, -1)
+    assert tracker.current is None
