@@ -400,9 +400,8 @@ class Journal(JournalReads):
             return commit if waits else 0
         if synced and waits:
             return self._committed(self._release(symbol, held, statements, whole or held.synced), True)
-        failed = self._group.failed
-        if synced and failed is not None:
-            raise failed  # a write that must reach the disk (an intent) cannot: nothing is sent after it
+        if synced and self._group.failed is not None:  # a write that must reach the disk (an intent) cannot:
+            raise self._group.failed  # nothing is sent after it
         held.records.extend(statements)
         held.synced = held.synced or synced
         self._soon(urgent=synced)

@@ -253,8 +253,9 @@ class OrderTracker:
         if to not in TRANSITIONS[before]:
             return flight, None, False, 0
         flight.status = to
-        opened = (to in OPEN_STATUSES) - (before in OPEN_STATUSES)
-        done = flight is self.current and opened < 0
+        still = to in OPEN_STATUSES
+        opened = still - (before in OPEN_STATUSES)
+        done = flight is self.current and not still
         if done:
             self.current = None
             self.remember(flight)
