@@ -156,10 +156,6 @@ class Account:
         with self._lock:
             return float(self.start_cash) + sum(self._pnl.values())
 
-    def notional(self, symbol: str) -> float:
-        with self._lock:
-            return self._notional.get(symbol, 0.0)
-
     def total_notional(self) -> float:
         with self._lock:
             return sum(self._notional.values())
