@@ -106,11 +106,14 @@ class Baton:
 
     # ------------------------------------------------------------ turns (under the lock)
 
-    def _queue(self, gate: Gate) -> None:
+    def _queue(self, gate: Gate, first: bool = False) -> None:
         with self._lock:
             if gate.left:
                 return
-            self._turns.append(gate)
+            if first:
+                self._turns.appendleft(gate)
+            else:
+                self._turns.append(gate)
             if not self._holder:
                 self._pass(None)
                 if not self._busy.is_set():
@@ -270,6 +273,13 @@ class Gate:
     def put(self, msg: Any) -> None:
         self.inbox.put(msg)  # first: a turn begun finds its message
         self.baton._queue(self)
+
+    def put_first(self, msg: Any) -> None:
+        """``put``, its turn at the front of the queue: the next to begin (an
+        order waiting to be sent goes before the bars waiting behind it). The
+        worker still takes its messages in the order they were put."""
+        self.inbox.put(msg)
+        self.baton._queue(self, first=True)
 
     def serve(self) -> None:
         """The worker's own thread: run turns until the worker has ended."""

@@ -8,11 +8,12 @@ at once). The worker calls ``apply`` at the bar that decided.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, NamedTuple
 
 from engine_core import matching, recovery, transitions, updates
-from engine_core.errors import EngineError, OrderLost, RiskError, StrategyError
-from engine_core.execution import HELD
+from engine_core.errors import EngineError, JournalError, OrderLost, RiskError, StrategyError
+from engine_core.execution import HELD, SYNCING
 from engine_core.model import (
     BUY,
     SELL,
@@ -25,7 +26,7 @@ from engine_core.model import (
     TimeInForce,
     to_decimal,
 )
-from engine_core.orders import InFlight, OrderStatus
+from engine_core.orders import InFlight, OrderStatus, OrderUpdate, UpdateKind
 from engine_core.stops import stop_price_from
 from engine_core.strategy import Decision
 
@@ -35,7 +36,17 @@ if TYPE_CHECKING:
 # Enum members read once: on Python 3.11 each ``State.X`` costs a metaclass lookup.
 _WATCH, _CLOSE_WATCH = State.WATCH, State.CLOSE_WATCH
 _SUBMITTED, _UNKNOWN = OrderStatus.SUBMITTED, OrderStatus.UNKNOWN
-_INTENT = OrderStatus.INTENT  # an order the broker holds back (execution.HELD)
+_INTENT = OrderStatus.INTENT  # an order the broker holds back (execution.HELD), or not sent yet (SYNCING)
+_LOST, _REJECTED = OrderStatus.LOST, OrderStatus.REJECTED
+
+
+class Send(NamedTuple):
+    """A worker's message: the intent of its order in flight is on disk (or
+    the journal failed): send the order now (``send``)."""
+
+    order: Order
+
+
 _MARKET, _LIMIT, _GTC = OrderType.MARKET, OrderType.LIMIT, TimeInForce.GTC
 
 
@@ -142,24 +153,73 @@ def _send(
         None if stop is None else to_decimal(stop),
         None if target is None else to_decimal(target),
     )
+    # live on a venue with the journal, the step does not wait for the intent's fsync: the
+    # order is sent at the worker's turn that the journal's writer gives it once it is on disk
+    later = partial(w.inbox.put_first, Send(order)) if execution.sends_later else None  # type: ignore[union-attr]
     try:
-        state = execution.submit(order, price=last, position=w.ledger.qty, reducing=reducing)
+        state = execution.submit(order, price=last, position=w.ledger.qty, reducing=reducing, later=later)
     except EngineError as err:
         if isinstance(err, OrderLost):  # remembered: a fill may still come if the venue had it after all
             w.orders.remember(InFlight(order, OrderStatus.LOST))
         _not_placed(w, ts, err)
         return False
-    status = _SUBMITTED if state is None else _INTENT if state is HELD else _UNKNOWN
-    w.orders.open(order, status, view.seen + k)
-    w.orders_sent += 1
-    if w.journal is not None:  # (a backtest's order makes no call for it)
+    flight = w.orders.open(order, _INTENT, view.seen + k)
+    if state is SYNCING:
+        flight.unsent = True
         recovery.persist(w)
-    if state is not None:
-        updates.apply_state(w, order, state, k)
+        return True
+    _sent(w, flight, state, k)
     if w.sim is not None and w.orders.current is not None and limit is None:
         if price is not None or not w.fill_next_open:
             matching.simulate(w, k, w.sim.fill_market, w.symbol, ts, last)
     return True
+
+
+def _sent(w: SymbolWorker, flight: InFlight, state: object, k: int) -> None:
+    """The order in flight left for the broker (``execution.send``), which
+    answered ``state``: None (it took it), ``HELD``, or what it says of an
+    order whose send went unanswered."""
+    flight.status = _SUBMITTED if state is None else _INTENT if state is HELD else _UNKNOWN
+    w.orders_sent += 1
+    if w.journal is not None:  # (a backtest's order makes no call for it)
+        recovery.persist(w)
+    if state is not None and state is not HELD:
+        updates.apply_state(w, flight.order, state, k)  # type: ignore[arg-type]
+
+
+def send(w: SymbolWorker, order: Order) -> None:
+    """The worker's turn once ``order``'s intent is on disk (``Send``): it
+    leaves now, unless it is no longer the order in flight waiting for that
+    (a cancel ended it first: ``cancel``)."""
+    flight = w.orders.current
+    if flight is None or flight.order is not order or not flight.unsent:
+        return
+    flight.unsent = False
+    try:
+        state = w.execution.send_synced(order)
+    except EngineError as err:
+        w.orders.settle(flight, _LOST if isinstance(err, (OrderLost, JournalError)) else _REJECTED)
+        _not_placed(w, order.ts, err)
+        return
+    except Exception:  # a bug in the broker (journaled unknown): the worker halts; a restart asks the broker
+        w.orders.settle(flight, _UNKNOWN)
+        raise
+    _sent(w, flight, state, w._i)
+
+
+def unsent(w: SymbolWorker) -> Send | None:
+    """At the worker's end (STOP): its order in flight still waiting for its
+    intent's sync, as the ``Send`` to take now, once every commit made so far
+    is on disk (sent, unless the engine is stopping: then it is ``lost``)."""
+    flight = w.orders.current
+    if flight is None or not flight.unsent:
+        return None
+    if w.journal is not None and not w.execution.stopped:
+        try:
+            w.journal.drain()
+        except JournalError:
+            pass  # the send says it (``execution.send_synced``): never sent
+    return Send(flight.order)
 
 
 def _not_placed(w: SymbolWorker, ts: int, err: EngineError) -> None:
@@ -185,7 +245,12 @@ def cancel(w: SymbolWorker, flight: InFlight, k: int) -> None:
     if flight.cancel_sent:
         return
     flight.cancel_sent = True
-    if w.sim is not None:
+    if flight.unsent:  # not sent yet: it never will be
+        why = "cancelled before it was sent"
+        v = w.view
+        ts = v.ts.item(v.offset + k) if v.offset + k < len(v.ts) else flight.order.ts
+        updates.apply(w, OrderUpdate(UpdateKind.CANCEL, flight.order.client_id, w.symbol, ts, reason=why), k)
+    elif w.sim is not None:
         matching.simulate(w, k, w.execution.cancel, flight.order)
     else:
         w.execution.cancel(flight.order)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from engine_core import outbox
@@ -28,6 +28,8 @@ STATUS_RETRIES = 3
 # read once: on Python 3.11 each ``OrderStatus.X`` costs an enum metaclass lookup
 _INTENT, _SUBMITTED = OrderStatus.INTENT, OrderStatus.SUBMITTED
 HELD = OrderState(_INTENT, Decimal(0))  # held back by the broker for its rate limit: not sent yet
+SYNCING = OrderState(_INTENT, Decimal(0))  # its intent on its way to the disk: sent at its worker's next turn
+NEVER_SENT = "never sent: the engine stopped before its intent was on disk"
 
 
 class ExecutionEngine:
@@ -53,9 +55,18 @@ class ExecutionEngine:
         # an order takes a place at its check that its end gives back (``RiskManager.check``)
         self._takes_place = self._count_orders or risk.section.max_total_notional is not None
         self._told = outbox.wanted(journal, bus)  # a record is kept or heard (fixed for the run): asked once
+        # live on a venue, with the journal: an order's step does not wait for its intent's
+        # fsync; the order is sent at its worker's turn once the intent is on disk (set by
+        # the runner: the workers take turns; ``submit``'s ``later``)
+        self.sends_later = False
         if journal is not None:
             for row in journal.orders():
                 self.taken(row["symbol"], row["client_id"])
+
+    @property
+    def stopped(self) -> bool:
+        """The engine is stopping: nothing more is sent."""
+        return self.stopping is not None and self.stopping.is_set()
 
     def taken(self, symbol: str, client_id: str) -> None:
         """A client id of the symbol in use (journaled, or adopted at a restart): the next one follows it."""
@@ -70,12 +81,28 @@ class ExecutionEngine:
             head = self._heads[symbol] = client_id_head(self.prefix, symbol)
         return f"{head}{seq}"
 
-    def record(self, order: Order, status: OrderStatus, detail: str = "", venue_id: str = "") -> None:
-        """Journal an order's new status and emit it: one record for both."""
+    def record(
+        self,
+        order: Order,
+        status: OrderStatus,
+        detail: str = "",
+        venue_id: str = "",
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Journal an order's new status and emit it: one record for both
+        (``then``: an intent nobody waits for, ``Journal.order``)."""
         if self._told:
-            outbox.write(self.journal, self.bus, OrderEvent(order, status, detail, venue_id))
+            outbox.write(self.journal, self.bus, OrderEvent(order, status, detail, venue_id), then)
 
-    def submit(self, order: Order, *, price: float, position: object, reducing: bool) -> OrderState | None:
+    def submit(
+        self,
+        order: Order,
+        *,
+        price: float,
+        position: object,
+        reducing: bool,
+        later: Callable[[], None] | None = None,
+    ) -> OrderState | None:
         """Check ``order`` against the risk rules, journal it and send it.
 
         ``price`` is the last price (for notional limits), ``position`` the
@@ -85,8 +112,11 @@ class ExecutionEngine:
         RiskError when a rule refused it, BrokerError when the broker refused
         it or it was not placed, or the engine is stopping. A state of
         status INTENT: the broker holds the order back for its rate limit
-        and reports its sending as an update."""
-        if self.stopping is not None and self.stopping.is_set():
+        and reports its sending as an update (``HELD``), or, with ``later``
+        (``sends_later``), the intent is on its way to the disk and nothing
+        is sent yet (``SYNCING``): ``later`` is called once it is on disk, or
+        the journal has failed, and the worker sends it then (``send_synced``)."""
+        if self.stopped:
             err = RiskError(f"order {order.client_id} not sent: the engine is stopping", rule="stop")
             self.record(order, OrderStatus.REFUSED, f"stop: {err}")
             raise err
@@ -97,13 +127,34 @@ class ExecutionEngine:
             raise
         # From here the order is one of the account's open orders (``risk.check``
         # took its place): given back on every way it is not placed.
-        told = self._told
-        if told:
+        if self._told:
             try:
-                self.record(order, _INTENT)
+                self.record(order, _INTENT, then=later)
             except BaseException:  # the journal failed: nothing is sent
                 self.order_closed(order.symbol)
                 raise
+            if later is not None:
+                return SYNCING
+        return self.send(order)
+
+    def send_synced(self, order: Order) -> OrderState | None:
+        """Send an order whose intent is on disk (``submit`` returned
+        ``SYNCING``): as ``send``, unless the journal has failed since (it
+        raises its error) or the engine is stopping (the order is ``lost``,
+        never sent: ``OrderLost``); either way the order gives its place back."""
+        failed = self.journal.failed if self.journal is not None else None
+        if failed is not None:
+            self.order_closed(order.symbol)
+            raise failed
+        if self.stopped:
+            self.order_closed(order.symbol)
+            self.lost(order, NEVER_SENT)
+            raise OrderLost(f"order {order.client_id} was not sent: the engine is stopping")
+        return self.send(order)
+
+    def send(self, order: Order) -> OrderState | None:
+        """The broker's part of ``submit``, the intent journaled: what it
+        returns and raises, the order's place given back when it is not placed."""
         try:
             held = self.broker.submit(order) is _INTENT
         except BrokerError as err:
@@ -120,7 +171,7 @@ class ExecutionEngine:
             raise
         if held:
             return HELD
-        if told:
+        if self._told:
             self.record(order, _SUBMITTED)
         return None
 
@@ -159,7 +210,7 @@ class ExecutionEngine:
         cannot tell (the lookup failed too), the order stays ``unknown``: the
         symbol waits for the broker's updates, which go on asking the venue."""
         self.record(order, OrderStatus.UNKNOWN, why)
-        if self.stopping is not None and self.stopping.is_set():
+        if self.stopped:
             return OrderState(OrderStatus.UNKNOWN, Decimal(0))  # journaled unknown: the next start asks for it
         try:
             state = self.broker.order_status(order.client_id)

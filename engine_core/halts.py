@@ -60,6 +60,8 @@ def _doing(w: SymbolWorker, msg: Any) -> str:
         return f"applying the broker's {msg.kind.value} of order {msg.client_id}"
     if type(msg) is Request:
         return f"on control command {msg.command.name}"
+    if type(msg) is decisions.Send:
+        return f"sending order {msg.order.client_id}"
     if type(msg) not in (BarChunk, Bar):
         return "warming up"  # the only other message: a Warmup
     view = w.view

@@ -366,12 +366,21 @@ class Journal(JournalReads):
         return commit
 
     def _write(
-        self, op: int, args: Any, synced: bool = True, how: int = ONE, symbol: str | None = None, waits: bool = True
+        self,
+        op: int,
+        args: Any,
+        synced: bool = True,
+        how: int = ONE,
+        symbol: str | None = None,
+        waits: bool = True,
+        then: Callable[[], None] | None = None,
     ) -> None:
         """One statement: in the current transaction, or else as a commit of
         its own, which its writer waits for when it is ``synced`` and
         ``waits``; in ``symbol``'s step, held with what the step wrote before
-        (``_hand``)."""
+        (``_hand``). With ``then`` (a synced write outside a transaction) the
+        writer does not wait: ``then`` is called once the commit is on disk
+        or the journal has failed (``failed``)."""
         commit = 0
         self._acquire()
         try:
@@ -382,7 +391,11 @@ class Journal(JournalReads):
                 self._sync_wanted = self._sync_wanted or synced  # the transaction it is in syncs it
         finally:
             self._lock.release()
-        if commit:
+        if then is not None:
+            if not commit:  # (a bug: ``then`` would never be called, or called before the disk has it)
+                raise RuntimeError("a journal write with 'then' must be a synced commit of its own")
+            self._group.then(commit, then)
+        elif commit:
             self._group.wait(commit)
 
     def _hand(self, symbol: str | None, statements: list[Statement], synced: bool, waits: bool, whole: bool) -> int:
@@ -430,15 +443,18 @@ class Journal(JournalReads):
 
     # ------------------------------------------------------------ writes
 
-    def record(self, event: TransitionEvent | OrderEvent | FillEvent | ErrorEvent) -> None:
+    def record(
+        self, event: TransitionEvent | OrderEvent | FillEvent | ErrorEvent, then: Callable[[], None] | None = None
+    ) -> None:
         """Journal what a step did, from the record the event bus takes too
         (``outbox.write``): a transition, an order's status, a fill (with its
-        order's cumulative quantity and status), a halt."""
+        order's cumulative quantity and status), a halt. ``then``: an order's
+        intent that nobody waits for (``order``)."""
         if isinstance(event, TransitionEvent):
             frm, to = event.from_state._value_, event.to_state._value_  # (``_value_``: no descriptor call)
             self.event("transition", event.symbol, event.ts, frm=frm, to=to, reason=event.reason)
         elif isinstance(event, OrderEvent):
-            self.order(event.order, event.status, detail=event.detail, venue_id=event.venue_id)
+            self.order(event.order, event.status, detail=event.detail, venue_id=event.venue_id, then=then)
         elif isinstance(event, FillEvent):
             f = event.fill
             self.fill(
@@ -466,8 +482,20 @@ class Journal(JournalReads):
             symbol=symbol,
         )
 
-    def order(self, order: Order, status: OrderStatus, *, detail: str = "", venue_id: str = "") -> None:
-        """Record an order's status (inserting it the first time) and the event."""
+    def order(
+        self,
+        order: Order,
+        status: OrderStatus,
+        *,
+        detail: str = "",
+        venue_id: str = "",
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Record an order's status (inserting it the first time) and the
+        event. An intent is synced before the order is sent: its writer waits
+        for the disk, unless the broker keeps its orders in this journal
+        (``broker_in_journal``) or ``then`` is given (called once the intent
+        is on disk, or the journal has failed: a venue order's send)."""
         # (an enum's ``_value_``: ``value`` is a descriptor, two Python calls, each time)
         side, qty = order.side._value_, str(order.qty)
         data = {"client_id": order.client_id, "side": side, "qty": qty, "reason": order.reason, "detail": detail}
@@ -491,6 +519,7 @@ class Journal(JournalReads):
             how=ENCODE,
             symbol=order.symbol,
             waits=not self.broker_in_journal,
+            then=then,
         )
 
     def fill(self, client_id: str, symbol: str, ts: int, filled_qty: str, status: OrderStatus, **data: Any) -> None:
@@ -687,6 +716,11 @@ class Journal(JournalReads):
             how=ENCODE,
             symbol=symbol,
         )
+
+    def drain(self) -> None:
+        """Return once every commit handed over so far is applied (and on
+        disk, with ``sync = "full"``); raises the writer's failure."""
+        self._group.drain()
 
     # ------------------------------------------------------------ reads
 

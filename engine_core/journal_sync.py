@@ -53,7 +53,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,9 @@ class GroupCommit:
         self.rounds = 0  # SQLite transactions the writer made: fewer than commits when commits shared one
         self._queue: list[tuple[list[Statement], bool]] = []
         self._applied = 0  # commits committed to SQLite (and synced, when one of their round had to be)
-        self._waiting: list[tuple[int, threading.Event]] = []  # (commit, set once it is applied)
+        # (commit, called once it is applied or the writer has failed): a waiter's Event.set, or what
+        # follows a commit nobody waits for (``then``: a venue order's send, ``execution.py``)
+        self._waiting: list[tuple[int, Callable[[], None]]] = []
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # the writer: something to apply, or closing
         self._drained = threading.Condition(self._lock)  # a round ended (drain)
@@ -140,11 +142,23 @@ class GroupCommit:
             if self._failed is not None:
                 raise self._failed
             done = threading.Event()
-            self._waiting.append((commit, done))
+            self._waiting.append((commit, done.set))
         done.wait()
         if self._applied < commit:
             assert self._failed is not None
             raise self._failed
+
+    def then(self, commit: int, call: Callable[[], None]) -> None:
+        """Call ``call`` once commit number ``commit`` is applied (and on
+        disk, with ``full``), or once the writer has failed (``failed`` says
+        which): on the writer's thread, or on the caller's when that is
+        already so. The caller goes on at once."""
+        with self._lock:
+            ready = self._applied >= commit or self._failed is not None
+            if not ready:
+                self._waiting.append((commit, call))
+        if ready:
+            call()
 
     def drain(self) -> None:
         """Return once every commit pushed so far is applied (a read sees them)."""
@@ -196,14 +210,11 @@ class GroupCommit:
             with self._lock:
                 self._applied = upto
                 self._drained.notify_all()
-                if self._waiting:
-                    still = []
-                    for commit, done in self._waiting:
-                        if commit <= upto:
-                            done.set()
-                        else:
-                            still.append((commit, done))
-                    self._waiting = still
+                ready = [waiting for waiting in self._waiting if waiting[0] <= upto]
+                if ready:
+                    self._waiting = [waiting for waiting in self._waiting if waiting[0] > upto]
+            for _, call in ready:  # (without the lock: a call may hand a worker its next turn)
+                call()
 
     def _apply(self, batch: list[tuple[list[Statement], bool]]) -> None:
         """The commits of a round in one SQLite transaction, in order, one
@@ -237,9 +248,9 @@ class GroupCommit:
             self._failed = err
             self._queue.clear()
             self._drained.notify_all()
-            for _, done in self._waiting:
-                done.set()
-            self._waiting = []
+            waiting, self._waiting = self._waiting, []
+        for _, call in waiting:
+            call()
 
     def _fsync(self) -> None:
         """One fsync of the log, for the round just committed."""

@@ -181,6 +181,7 @@ class InFlight:
     venue_id: str = ""
     bar: int = 0  # the symbol's bar count when it was sent (for expiry)
     cancel_sent: bool = False
+    unsent: bool = False  # its intent on its way to the disk: the worker sends it at its next turn (decisions.send)
 
     @property
     def remaining(self) -> Decimal:

@@ -5,6 +5,8 @@ when one of them takes it (``wanted``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from engine_core.events import EventBus
 from engine_core.journal import Journal
 from engine_core.model import ErrorEvent, FillEvent, OrderEvent, TransitionEvent
@@ -17,9 +19,11 @@ def wanted(journal: Journal | None, bus: EventBus) -> bool:
     return journal is not None or bus.listening
 
 
-def write(journal: Journal | None, bus: EventBus, record: Record) -> None:
-    """Journal ``record`` (in the caller's transaction, if any), then publish it."""
+def write(journal: Journal | None, bus: EventBus, record: Record, then: Callable[[], None] | None = None) -> None:
+    """Journal ``record`` (in the caller's transaction, if any), then publish
+    it. ``then``: an intent nobody waits for, called once it is on disk
+    (``Journal.order``)."""
     if journal is not None:
-        journal.record(record)
+        journal.record(record, then)
     if bus.listening:
         bus.emit(record)

@@ -192,6 +192,8 @@ class Engine:
                 self.baton = Baton(collector=self.collector)
                 if self.journal is not None:  # the journal's thread writes what steps held between bursts
                     self.journal.quiet = self.baton.idle
+                    # a venue's order leaves at its worker's turn once its intent is on disk: no step waits
+                    execution.sends_later = not self.broker.in_journal and not self.broker.simulated
                 for worker in self.workers.values():
                     worker.inbox = self.baton.gate(worker.inbox, worker.take)  # type: ignore[assignment]
             for worker in self.workers.values():

@@ -102,9 +102,7 @@ class SymbolWorker:
         self.candles = Candles()  # the bars as candlesticks, for the report
         self.start_cash = float(self.risk.account.start_cash)
         self.entry_levels: tuple[float | None, float | None, float | None] | None = None  # the entry's decision stops
-        # the entry whose bracket legs protect the position at the venue (journaled:
-        # a restart asks for it, to learn what its legs did meanwhile)
-        self.bracket: str | None = None
+        self.bracket: str | None = None  # the entry whose bracket legs guard the position (a restart asks for it)
         self.expiry: int | None = None  # absolute bar index at which a setup lapses
         self.order_expiry: int | None = None  # absolute bar index at which a working entry limit is cancelled
         self.halted: str | None = None
@@ -117,9 +115,7 @@ class SymbolWorker:
         self.restored_state: Any = None  # ctx.state from the journal, put back after init
         self.entries_allowed: Callable[[str, int], bool] | None = None  # the source's, when it has sessions
         self._i = 0  # chunk-relative index of the bar being processed
-        # the thread in a call to the simulated broker, and the chunk bar it is at:
-        # what the broker reports meanwhile is applied at once (``deliver``; matching.py)
-        self.simulating = (0, 0)
+        self.simulating = (0, 0)  # the thread in a simulated broker's call, and its chunk bar (``deliver``)
 
     # ------------------------------------------------------------ threading
 
@@ -135,8 +131,7 @@ class SymbolWorker:
             pass
 
     def take(self, msg: Any) -> bool:
-        """Process one message from the inbox on the calling thread (live, the
-        one the baton runs this turn on); False once it was STOP."""
+        """One inbox message, on the calling thread (live: the baton's, this turn); False once STOP."""
         if msg is STOP:
             self._finish()
             return False
@@ -157,6 +152,8 @@ class SymbolWorker:
                 updates.apply(self, msg, self._i)
             elif type(msg) is Bar:
                 self.process(BarChunk.from_bar(msg), msg)
+            elif type(msg) is decisions.Send:
+                decisions.send(self, msg.order)
             elif type(msg) is Warmup:
                 self.warm(msg.chunk)
             elif type(msg) is Request:
@@ -169,11 +166,10 @@ class SymbolWorker:
             self.errors.append(tb)
 
     def deliver(self, update: OrderUpdate) -> None:
-        """A broker update for this symbol, from any thread; never blocks on
-        the worker (a broker may report from inside ``submit``). A simulated
-        broker's report from inside the worker's own call (``_simulate``) is
-        applied at once, at that bar. After the worker has ended (shutdown),
-        it is applied here so no fill is dropped."""
+        """A broker update for this symbol, from any thread; never blocks on the
+        worker (a broker may report from inside ``submit``). A simulated broker's
+        report from inside the worker's own call (``_simulate``) is applied at
+        once, at that bar; after the worker has ended, here: no fill is dropped."""
         thread, at = self.simulating
         if thread == threading.get_ident():
             updates.apply(self, update, at)
@@ -183,8 +179,11 @@ class SymbolWorker:
             self._apply_queued_updates()
 
     def _finish(self) -> None:
-        """STOP: apply the broker updates still queued (bars are left), then
-        end; from now on ``deliver`` applies them itself."""
+        """STOP: the order waiting for its intent's sync is sent (or lost when
+        the engine stops), the broker updates queued are applied (bars are left)."""
+        unsent = decisions.unsent(self)
+        if unsent is not None:
+            self.take(unsent)
         self.done = True
         self._apply_queued_updates()
 
@@ -203,8 +202,7 @@ class SymbolWorker:
     # ------------------------------------------------------------ chunks
 
     def _accept(self, chunk: BarChunk, bar: Bar | None = None) -> BarChunk:
-        """The part of ``chunk`` after the last bar processed (a restart or a
-        warm-up overlapping the first live bars); ``bar`` is its one bar, if live."""
+        """``chunk`` after the last bar processed (a restart or a warm-up overlapping it); ``bar``: live."""
         if self.last_ts is None:
             return chunk
         if bar is not None:

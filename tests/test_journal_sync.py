@@ -179,6 +179,49 @@ def test_a_fill_is_synced_without_waiting_and_the_next_intent_waits_for_it(tmp_p
     journal.close()
 
 
+def test_an_intent_nobody_waits_for_is_followed_once_an_fsync_that_began_after_it_has_ended(tmp_path, monkeypatch):
+    """A venue order's intent in a live step (``then``): the writer goes on at
+    once, and what follows (the order's send) is called once the intent is
+    on disk, on the writer's thread; at once when that is so already."""
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    disk = Disk(path, monkeypatch, hold_first=True)
+    followed: list[tuple[str, bool, str]] = []  # client id, on disk then, the thread
+
+    def then(client_id: str) -> None:
+        followed.append((client_id, disk.covers(client_id), threading.current_thread().name))
+
+    order = Order("e-A-1", "A", Side.BUY, Decimal(1), 1, "enter")
+    journal.order(order, OrderStatus.INTENT, then=lambda: then("e-A-1"))  # returns with its fsync held
+    assert disk.entered.wait(10)
+    assert followed == []  # not on disk yet: nothing follows
+    disk.release.set()
+    journal.drain()
+    assert followed == [("e-A-1", True, "journal-writer")]
+    journal._group.then(journal.commits, lambda: then("e-A-1"))  # on disk already: called at once, here
+    assert followed[-1] == ("e-A-1", True, threading.current_thread().name)
+    journal.close()
+
+
+def test_what_follows_an_intent_is_told_when_the_journal_fails_before_it_is_on_disk(tmp_path, monkeypatch):
+    """The journal fails with the intent not on disk: what follows is still
+    called (so the order is settled), and finds the journal failed (so the
+    order is never sent: ``execution.send_synced``)."""
+    journal = Journal(tmp_path / "j.sqlite")
+
+    def fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(journal_sync.os, "fsync", fsync)
+    told = threading.Event()
+    failed: list[object] = []
+    order = Order("e-A-1", "A", Side.BUY, Decimal(1), 1, "enter")
+    journal.order(order, OrderStatus.INTENT, then=lambda: (failed.append(journal.failed), told.set()))
+    assert told.wait(10)
+    assert isinstance(failed[0], JournalError) and "Input/output error" in str(failed[0])
+    journal.close()
+
+
 def test_after_a_failed_fsync_no_commit_is_said_to_be_written(tmp_path, monkeypatch):
     """Linux may drop the pages an fsync failed to write and report the next
     fsync as a success: the journal does not ask again, it fails, and every
