@@ -207,19 +207,20 @@ def send(w: SymbolWorker, order: Order) -> None:
     _sent(w, flight, state, w._i)
 
 
-def unsent(w: SymbolWorker) -> Send | None:
-    """At the worker's end (STOP): its order in flight still waiting for its
-    intent's sync, as the ``Send`` to take now, once every commit made so far
-    is on disk (sent, unless the engine is stopping: then it is ``lost``)."""
-    flight = w.orders.current
-    if flight is None or not flight.unsent:
-        return None
+def sent_first(w: SymbolWorker) -> Send:
+    """The ``Send`` of the order in flight still waiting for its intent's
+    sync, to take before anything that came for the symbol after it (a bar,
+    an update, a command, STOP): once every commit made so far is on disk
+    (not waited for when the engine is stopping: it is ``lost``). So a
+    symbol's events come in the order a step that waited for the disk made
+    them (a replay makes them so), and what came next finds the order sent."""
+    assert w.orders.current is not None
     if w.journal is not None and not w.execution.stopped:
         try:
             w.journal.drain()
         except JournalError:
             pass  # the send says it (``execution.send_synced``): never sent
-    return Send(flight.order)
+    return Send(w.orders.current.order)
 
 
 def _not_placed(w: SymbolWorker, ts: int, err: EngineError) -> None:

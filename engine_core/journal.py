@@ -27,7 +27,10 @@ in order, several to a SQLite transaction. With ``sync = "full"`` (the
 default) a commit that must be on disk before the engine acts (an intent:
 its order is sent next; a halt) waits, without the journal's lock and
 without its turn, for an fsync of the write-ahead log that began after it,
-and the commits waiting together share one (a group commit). A simulated
+and the commits waiting together share one (a group commit). Live on a
+venue an intent's step does not wait for it: the order is sent at a turn
+of its worker that the writer gives it once the fsync has ended (``then``;
+``decisions.send``). A simulated
 broker's intent does not wait (``broker_in_journal``): the broker keeps
 its orders in this journal, written behind the intent, so a crash can keep
 the intent without its order but never the order without its intent. A fill is
@@ -719,7 +722,9 @@ class Journal(JournalReads):
 
     def drain(self) -> None:
         """Return once every commit handed over so far is applied (and on
-        disk, with ``sync = "full"``); raises the writer's failure."""
+        disk, with ``sync = "full"``); raises the writer's failure. A turn
+        waiting for it steps aside: the other symbols' turns go on."""
+        step_aside()
         self._group.drain()
 
     # ------------------------------------------------------------ reads

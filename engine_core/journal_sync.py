@@ -8,7 +8,8 @@ caller goes on at once unless the commit must be synced (an intent, a
 fill, a halt): then it steps aside (its turn's successors run their bars
 meanwhile) and :meth:`GroupCommit.wait` returns once the writer has
 committed it and, with ``sync = "full"``, once an fsync of the log that
-began after that commit has ended. The writer takes every commit waiting
+began after that commit has ended (or, nobody waiting, :meth:`GroupCommit.then`
+calls what follows it then: a venue order's send). The writer takes every commit waiting
 when it looks, applies them in one SQLite transaction (``synchronous=NORMAL``:
 COMMIT writes the frames into ``<journal>-wal`` without syncing) and fsyncs
 the log when one of them must be synced; the commits pushed meanwhile are

@@ -18,7 +18,11 @@ update to the order in flight and says what it means for the position::
 
 An order a venue broker holds back for its rate limit stays ``intent``
 (journaled, not sent) until the broker reports it ``sent``; one still held
-when the engine stops is never sent (``lost``). An order whose answer is lost
+when the engine stops is never sent (``lost``). Live with the journal, an
+order is ``intent`` and not sent (``InFlight.unsent``) until its intent is on
+disk and a turn of its worker sends it (``decisions.send``), before anything
+else the symbol takes: cancelled before then it is never sent
+(``cancelled``), and the engine stopping before then leaves it ``lost``. An order whose answer is lost
 and that the venue cannot be asked about yet is ``unknown`` until the broker
 finds it (its fills), learns it was never placed (``lost``), or the engine
 stops (a restart asks again): never "not placed".

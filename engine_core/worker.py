@@ -138,6 +138,9 @@ class SymbolWorker:
         with self.lock:
             self.running = threading.get_ident()
             try:
+                flight = self.orders.current
+                if flight is not None and flight.unsent and type(msg) is not decisions.Send:
+                    self.handle(decisions.sent_first(self))  # the order leaves before what came after it
                 self.handle(msg)
             finally:
                 self.running = 0
@@ -181,9 +184,8 @@ class SymbolWorker:
     def _finish(self) -> None:
         """STOP: the order waiting for its intent's sync is sent (or lost when
         the engine stops), the broker updates queued are applied (bars are left)."""
-        unsent = decisions.unsent(self)
-        if unsent is not None:
-            self.take(unsent)
+        if self.orders.current is not None and self.orders.current.unsent:
+            self.take(decisions.sent_first(self))
         self.done = True
         self._apply_queued_updates()
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import engine_core.decisions as decisions
+import engine_core.halts as halts
 import engine_core.journal_sync as journal_sync
 from engine_core.journal import Journal
 from engine_core.runner import build_engine
@@ -78,6 +79,7 @@ def test_a_venue_order_leaves_only_once_its_intent_is_on_disk_and_no_step_waits_
         if threading.current_thread().name.startswith("worker-"):
             waited.append(threading.current_thread().name)
         wait(self, commit)
+
     monkeypatch.setattr(Journal, "order", journal_order)
     monkeypatch.setattr(journal_sync.GroupCommit, "then", followed)
     monkeypatch.setattr(journal_sync.GroupCommit, "wait", waits)
@@ -124,22 +126,66 @@ def hold_fsyncs_while(monkeypatch, busy) -> None:
 
 
 def test_an_order_cancelled_before_its_intent_is_on_disk_is_never_sent(tmp_path, monkeypatch):
-    """The entry at bar 2 is cancelled by the strategy at bar 3 while its
-    intent's fsync is still running: it ends ``cancelled`` at once and the
-    venue never gets it, though the fsync ends after."""
-    strategy = {
-        "watch": "return {'action': 'enter', 'qty': 1} if ctx.index == 2 else None",
-        "close_watch": "return 'cancel'",
-    }
+    """A halt in the entry's own step (a snapshot that cannot be taken, say)
+    cancels the entry before its turn to be sent: it ends ``cancelled`` at
+    once and the venue never gets it, though its intent reaches the disk."""
+    strategy = {"watch": "return {'action': 'enter', 'qty': 1} if ctx.index == 2 else None"}
     engine = build_engine(live_config(tmp_path, strategy, "cancel-before-send", symbols=("A",), n=8, pace=0.02))
-    hold_fsyncs_while(monkeypatch, lambda: unsent(engine))  # while A's entry waits for its sync: until cancelled
+    enter = decisions._enter
+
+    def enter_then_halt(w: Any, d: Any, k: int, ts: int) -> None:
+        enter(w, d, k, ts)
+        if w.orders.current is not None and w.orders.current.unsent:
+            halts.halt(w, "A: something failed after the entry, in the same step", ts)
+
+    monkeypatch.setattr(decisions, "_enter", enter_then_halt)
     result = engine.run().symbols["A"]
     assert venue("cancel-before-send").orders == {}
     (client_id, row), *others = journal_orders(tmp_path).items()
     assert others == [] and row["status"] == "cancelled"
     assert journal_details(tmp_path, client_id) == [("intent", ""), ("cancelled", "cancelled before it was sent")]
-    assert result.orders == 0 and result.final_state == "watch" and result.halted is None
-    assert result.position_qty == 0
+    assert result.orders == 0 and result.final_state == "watch" and result.position_qty == 0
+    assert result.halted == "A: something failed after the entry, in the same step"
+
+
+def test_what_comes_for_a_symbol_after_its_order_finds_the_order_sent(tmp_path, monkeypatch):
+    """The symbol's next bar comes before its order's intent is on disk: the
+    worker waits for the disk then, sends the order, and only then takes the
+    bar. A symbol's events come in the order a step that waited for the disk
+    made them, which a replay of the session makes again."""
+    strategy = {"watch": "return {'action': 'enter', 'qty': 1} if ctx.index == 2 else None"}
+    engine = build_engine(live_config(tmp_path, strategy, "next-bar", symbols=("A",), n=8, pace=0.02))
+    next_came = threading.Event()
+    first = decisions.sent_first
+
+    def next_message(w: Any) -> Any:
+        next_came.set()
+        return first(w)
+
+    monkeypatch.setattr(decisions, "sent_first", next_message)
+    hold_fsyncs_while(monkeypatch, lambda: unsent(engine) and not next_came.is_set())
+    bars_done: list[tuple[str, int]] = []  # at the intent, and when the venue gets the order
+    order = Journal.order
+
+    def journal_order(self: Journal, o: Any, status: Any, **kw: Any) -> None:
+        if status.value == "intent":
+            bars_done.append(("intent", engine.workers["A"].bars_done))
+        order(self, o, status, **kw)
+
+    def venue_gets(o: Any) -> Any:
+        bars_done.append(("sent", engine.workers["A"].bars_done))
+        return submit(o)
+
+    monkeypatch.setattr(Journal, "order", journal_order)
+    submit = engine.broker.submit
+    monkeypatch.setattr(engine.broker, "submit", venue_gets)
+    result = engine.run().symbols["A"]
+    assert next_came.is_set()  # the next bar came before the intent was on disk
+    (_, at_intent), sent = bars_done
+    assert sent == ("sent", at_intent + 1)  # once the entry's bar was done, before the next one
+    assert result.orders == 1 and result.final_state == "in_trade"
+    (client_id, _), *others = journal_orders(tmp_path).items()
+    assert [kind for kind, _ in journal_details(tmp_path, client_id)] == ["intent", "submitted", "accepted", "fill"]
 
 
 @pytest.mark.parametrize("feed_ends", [False, True])
@@ -152,13 +198,13 @@ def test_an_order_whose_intent_is_not_on_disk_when_the_engine_stops_is_never_sen
     name = f"stop-before-send-{feed_ends}"
     engine = build_engine(live_config(tmp_path, strategy, name, symbols=("A",), n=3 if feed_ends else 50, pace=0.02))
     holding, finishing = threading.Event(), threading.Event()
-    at_end = decisions.unsent
+    first = decisions.sent_first
 
-    def worker_ends(w: Any) -> Any:  # STOP: the worker is about to end
+    def worker_ends(w: Any) -> Any:  # STOP came: the worker sends the order first
         finishing.set()
-        return at_end(w)
+        return first(w)
 
-    monkeypatch.setattr(decisions, "unsent", worker_ends)
+    monkeypatch.setattr(decisions, "sent_first", worker_ends)
 
     def busy() -> bool:
         if not unsent(engine):
