@@ -197,6 +197,11 @@ class GroupCommit:
                     return
                 batch, self._queue = self._queue, []
                 upto = self.commits
+                if self._waiting:  # a round ends with the last commit someone waits for: not later
+                    last = max(commit for commit, _ in self._waiting)
+                    if last < upto:
+                        keep = len(batch) - (upto - last)
+                        batch, self._queue, upto = batch[:keep], batch[keep:], last
             try:
                 with self._applying:
                     self._apply(batch)
