@@ -73,6 +73,9 @@ class Baton:
         self._busy = threading.Event()  # the watcher sleeps while nobody holds the baton
         self._closed = False
         self._watcher: threading.Thread | None = None
+        # turns on their way (a venue order's send, once its intent is on disk): while
+        # it says so, an idle baton is not a burst that is over, and nothing is collected
+        self.expecting: Callable[[], bool] | None = None
         self.lapsed = 0  # turns that lost the baton by the lease
         self.woken = 0  # turns begun by waking a thread (the others ran on the thread that ended the last)
 
@@ -246,10 +249,10 @@ class Baton:
                     self._pass(None)
                 seen = self._holder
             if collector is not None:  # (without the lock: a turn may begin meanwhile)
-                if idle:
-                    collector.idle()
-                else:
+                if not idle:
                     collector.busy()
+                elif self.expecting is None or not self.expecting():
+                    collector.idle()
 
 
 class Gate:

@@ -720,6 +720,10 @@ class Journal(JournalReads):
             symbol=symbol,
         )
 
+    def awaited(self) -> bool:
+        """A commit not yet on disk is waited for, or followed by a venue order's send."""
+        return self._group.awaited()
+
     def drain(self) -> None:
         """Return once every commit handed over so far is applied (and on
         disk, with ``sync = "full"``); raises the writer's failure. A turn

@@ -161,6 +161,10 @@ class GroupCommit:
         if ready:
             call()
 
+    def awaited(self) -> bool:
+        """Someone waits for a commit not yet on disk, or something follows it (``then``)."""
+        return bool(self._waiting)
+
     def drain(self) -> None:
         """Return once every commit pushed so far is applied (a read sees them)."""
         with self._lock:

@@ -194,6 +194,7 @@ class Engine:
                     self.journal.quiet = self.baton.idle
                     # a venue's order leaves at its worker's turn once its intent is on disk: no step waits
                     execution.sends_later = not self.broker.in_journal and not self.broker.simulated
+                    self.baton.expecting = self.journal.awaited  # its turn is on its way: no collection meanwhile
                 for worker in self.workers.values():
                     worker.inbox = self.baton.gate(worker.inbox, worker.take)  # type: ignore[assignment]
             for worker in self.workers.values():

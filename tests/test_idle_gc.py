@@ -89,3 +89,41 @@ def test_the_watcher_collects_once_a_burst_is_over():
         gate.put(None)
         baton.close()
         collector.stop()
+
+
+def test_nothing_is_collected_while_a_turn_is_on_its_way():
+    """A venue order's send comes as a turn once its intent is on disk: the
+    baton is idle meanwhile, but the burst is not over, and a collection
+    then would hold the send back."""
+    collector = IdleCollector(full_every=3600)
+    collector.start()
+    baton = Baton(lease=0.001, collector=collector)
+    on_its_way = threading.Event()
+    on_its_way.set()
+    baton.expecting = on_its_way.is_set
+    done = threading.Event()
+
+    def work(msg: object) -> bool:
+        if msg is None:
+            return False
+        _cycles(collector.young * 2)
+        done.set()
+        return True
+
+    gate = baton.gate(SimpleQueue(), work)
+    threading.Thread(target=gate.serve, daemon=True).start()
+    try:
+        gate.put(1)
+        assert done.wait(WAIT)
+        time.sleep(0.05)  # fifty leases idle, the turn still on its way
+        assert collector.collections == [0, 0, 0]
+        on_its_way.clear()
+        gate.put(1)  # it came: once it is over, what is due is collected
+        deadline = time.monotonic() + WAIT
+        while collector.collections == [0, 0, 0] and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert collector.collections[0] + collector.collections[1] >= 1
+    finally:
+        gate.put(None)
+        baton.close()
+        collector.stop()
