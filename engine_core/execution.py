@@ -116,7 +116,7 @@ class ExecutionEngine:
         (``sends_later``), the intent is on its way to the disk and nothing
         is sent yet (``SYNCING``): ``later`` is called once it is on disk, or
         the journal has failed, and the worker sends it then (``send_synced``)."""
-        if self.stopped:
+        if self.stopping is not None and self.stopping.is_set():  # (``stopped`` inline: every order asks)
             err = RiskError(f"order {order.client_id} not sent: the engine is stopping", rule="stop")
             self.record(order, OrderStatus.REFUSED, f"stop: {err}")
             raise err
