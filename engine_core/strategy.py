@@ -423,6 +423,11 @@ class SymbolStrategy(abc.ABC):
     """One symbol's running strategy, made by a host's ``bind``."""
 
     has_on_fill = True  # False: the strategy defines no on_fill, and the worker does not call it
+    # True while the worker feeds warm-up bars, whose decisions it drops: a
+    # host asks nothing ahead of them (the Lua host asks close_watch on a
+    # setup's bar in the setup's own call, and answers the worker's scan of
+    # close_watch at that bar, next, from it)
+    warming = False
 
     @abc.abstractmethod
     def init(self) -> None:
@@ -435,7 +440,8 @@ class SymbolStrategy(abc.ABC):
 
         Returns ``(i, decision)`` for the first bar that decided, or
         ``(stop, None)``. Raises StrategyError (naming script, function, line
-        and symbol) when the strategy fails.
+        and symbol) when the strategy fails. After a setup at ``i`` (not
+        ``warming``) the worker scans close_watch at ``i`` next.
         """
 
     @abc.abstractmethod

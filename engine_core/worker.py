@@ -257,21 +257,22 @@ class SymbolWorker:
             symbol_control.reload_if_changed(self, last_ts)
 
     def warm(self, chunk: BarChunk) -> None:
-        """Feed history through the indicators and the strategy without
-        trading: decisions are read and dropped, nothing is booked. After a
-        restart the bars may overlap what the journal counted; they only
-        rebuild the indicators (the position comes from the journal)."""
+        """History through the indicators and the strategy without trading (decisions dropped,
+        nothing booked). After a restart the bars may overlap what the journal counted; they
+        only rebuild the indicators (the position comes from the journal)."""
         if len(chunk) == 0 or self.view.n:
             return  # warm-up only comes before the first bar
         counted = self.bars_done
         self.view.seen = max(0, counted - len(chunk))
         self._load(chunk)
         n, i = len(chunk), 0
+        self.strategy.warming = True
         while i < n and self.halted is None:
             k, _ = self._scan(self.sm.state, i, n)
             if k is None:
                 break
             i = k + 1
+        self.strategy.warming = False
         self.last_ts = max(self.last_ts or int(chunk.ts[-1]), int(chunk.ts[-1]))
         self.bars_done = max(counted, self.view.seen + n)
 
@@ -279,8 +280,7 @@ class SymbolWorker:
         v, o = self.view, self.view.offset
         if self.orders.current is not None:
             matching.work_order(self, i)
-        # With a simulated order working, go bar by bar so it is matched on each.
-        end = i + 1 if self.orders.current is not None and self.sim is not None else n
+        end = i + 1 if self.orders.current is not None and self.sim is not None else n  # a simulated order: each bar
         if self.halted is not None:
             return end
         state = self.sm.state

@@ -280,6 +280,38 @@ def test_warmup_feeds_strategy_and_indicators_without_trading_then_live_trades(t
     assert Decimal(j.symbols()["A"]["qty"]) == 1
 
 
+ASKED = """
+function watch(ctx) return "setup" end
+function close_watch(ctx)
+  ctx.state.asked = (ctx.state.asked or 0) + 1
+  return "cancel"
+end
+function in_trade(ctx) end
+"""
+
+
+def test_warmup_bars_ask_nothing_ahead_of_the_strategy(tmp_path):
+    """A Lua strategy asks close_watch on a setup's bar in the setup's call,
+    but not on warm-up bars, whose decisions are dropped: there close_watch
+    is never asked (nor its ctx.state changed), as before."""
+    WarmSource.closed = []
+    registry = builtin_registry(("testing", testing), ("warm", InlinePlugin(sources={"warm": WarmSource})))
+    (tmp_path / "s.lua").write_text(ASKED)
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"mode": "live", "symbols": ["A"], "window": 50, "journal_sync": "normal"},
+            "source": {"type": "warm", "bars": rows(40)},
+            "strategy": {"host": "lua", "script": "s.lua"},
+            "broker": {"type": "paper", "cash": 10000},
+        },
+    )
+    result = build_engine(cfg, registry).run()
+    assert result.symbols["A"].bars == 10
+    j = Journal(tmp_path / ".engine" / "c.sqlite")
+    assert j.symbols()["A"]["strategy_state"] == {"asked": 10}  # the ten live bars' setups, not the warm-up's 30
+
+
 class SessionSource(testing.ReplaySource):
     """Entries allowed only from the 5th bar on (a market that opens then)."""
 

@@ -10,8 +10,8 @@
 local tools, need_column, need_indicator, log, symbol, params, window, decision_fields = ...
 local guarded, readonly = tools.guarded, tools.readonly
 local unpack, tunpack, move, rep, concat = string.unpack, table.unpack, table.move, string.rep, table.concat
-local select, error, type, tostring, setmetatable, rawset, next =
-  select, error, type, tostring, setmetatable, rawset, next
+local select, error, type, tostring, setmetatable, rawset, rawget, next =
+  select, error, type, tostring, setmetatable, rawset, rawget, next
 
 local cur, off, base = 0, 0, 0  -- array index of the current bar; of the chunk's first bar - 1; index - cur
 local first = 1  -- array index of the view's first bar
@@ -269,14 +269,30 @@ end
 
 -- Returns stop alone when no bar decided. Each bar gets a fresh budget, set
 -- inline: the three budget upvalues are the sandbox's own (share_budget).
+-- With `after` (close_watch), a bar whose function returned "setup" asks it
+-- too, in the same call (one crossing from Python, not two; host.py keeps its
+-- answer for the worker's scan of close_watch at that bar, next), with a
+-- budget of its own as a call of its own has. Returns -1 - k (the mark: k >= 0)
+-- and close_watch's answer as `decided` gives it.
 local left, spent, max_instructions  -- luacheck: ignore (joined to the sandbox's by share_budget)
-local function loop(fn, start, stop)
+local setup_at = nil  -- the bar of the setup whose close_watch runs: a failure now is close_watch's
+local function loop(fn, start, stop, after)
   local o = off
   for j = o + start + 1, o + stop do
     cur = j
     left, spent = max_instructions, nil
     local r = fn(ctx)
-    if r then return decided(j - o - 1, r) end
+    if r then
+      if after and r == "setup" then
+        left, spent = max_instructions, nil
+        setup_at = j - o - 1
+        local r2 = after(ctx)
+        setup_at = nil
+        if not r2 then return -1 - (j - o - 1) end
+        return decided(-1 - (j - o - 1), r2)
+      end
+      return decided(j - o - 1, r)
+    end
   end
   return stop
 end
@@ -285,13 +301,26 @@ tools.share_budget(loop)
 -- After the bounds: how many position values follow (0, or 7 when it
 -- changed since the last call), then a live bar's load_bar arguments, if any
 -- (context.py's sync_data: one crossing from Python a bar, not two).
-local function scan(name, start, stop, moved, ...)
+-- A failure: nil, its kind, message and line, and, when close_watch failed
+-- after a setup (`chain`), the setup's bar.
+local function setup_failed(k, ...)
+  if k == nil and setup_at ~= nil then
+    local at = setup_at
+    setup_at = nil
+    local kind, message, line = ...
+    return nil, kind, message, line, at
+  end
+  return k, ...
+end
+
+local function scan(name, start, stop, chain, moved, ...)
   if moved > 0 then
     set_position(...)
     if select("#", ...) > moved then load_bar(select(moved + 1, ...)) end
   elseif select("#", ...) > 0 then
     load_bar(...)
   end
+  if chain then return setup_failed(guarded(loop, fns[name], start, stop, fns.close_watch)) end
   return guarded(loop, fns[name], start, stop)
 end
 

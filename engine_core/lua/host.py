@@ -27,6 +27,9 @@ from engine_core.strategy import (
 
 log = logging.getLogger("engine_core.lua")
 
+_WATCH, _CLOSE_WATCH = State.WATCH, State.CLOSE_WATCH
+_SETUP = ("setup",)  # what watch returned when close_watch was asked on its bar too
+
 _DECISIONS_KEPT = 1024  # parsed decisions remembered per symbol (the cache empties when full)
 
 
@@ -79,6 +82,10 @@ class LuaSymbolStrategy(SymbolStrategy):
         # call changes it, and an order's step journals the symbol's snapshot several times
         self._state: Any = None
         self._state_at = -1
+        # close_watch's answer on a setup's bar, asked in the setup's call: (the bar's
+        # index, the values it returned, its failure), for the scan that asks for it next
+        self._after: tuple[int, tuple[Any, ...], tuple[Any, ...] | None] | None = None
+        self.view = view
         self._install(host.version)
         self.watcher = ScriptWatcher(host.path, host.label, host.version, look=host.look)
 
@@ -114,22 +121,52 @@ class LuaSymbolStrategy(SymbolStrategy):
 
     def scan(self, state: State, start: int, stop: int) -> tuple[int, Decision | None]:
         function = FUNCTION_OF_STATE[state]
+        after, self._after = self._after, None
+        if after is not None and state is _CLOSE_WATCH and stop == start + 1 and after[0] == self.view.seen + start:
+            return self._answer(start, after[1], after[2])
         # Lua returns stop alone; or k and the decision (a table with only
-        # decision fields flattened to their values in DECISION_FIELDS order); or nil
-        # and the failure.
+        # decision fields flattened to their values in DECISION_FIELDS order);
+        # or nil and the failure. With ``chain``, a bar whose watch returned
+        # "setup" asks close_watch too: -1 - k and close_watch's answer (none
+        # when it returned nothing), or, when close_watch failed, the failure and k.
         shipped = self.ctx.sync_data()
+        chain = state is _WATCH and not self.warming
         stamp = self.stamp  # the time budget's count of calls (Sandbox.call, inline)
         stamp.call += 1
         try:
-            result = self._scan(function, start, stop, *shipped)
+            result = self._scan(function, start, stop, chain, *shipped)
         finally:
             stamp.call += 1
         if result.__class__ is not tuple:
-            return stop, None
+            if result >= 0:
+                return stop, None
+            result = (result,)  # a setup, and close_watch returned nothing
         k = result[0]
         if k is None:
-            raise self._failure(function, result)
-        value = result[1] if len(result) == 2 else result[1:]
+            if len(result) == 4:
+                raise self._failure(function, result)
+            k = result[4]  # the setup, then (its next scan) close_watch's failure
+            self._after = (self.view.seen + k, (), result[:4])
+            return k, self._decision(state, function, k, _SETUP)
+        if k < 0:
+            k = -1 - k
+            self._after = (self.view.seen + k, result[1:], None)  # for the scan of close_watch at k, next
+            return k, self._decision(state, function, k, _SETUP)
+        return k, self._decision(state, function, k, result[1:])
+
+    def _answer(self, k: int, values: tuple[Any, ...], failure: tuple[Any, ...] | None) -> tuple[int, Decision | None]:
+        """close_watch's answer at chunk bar ``k``, asked in the call of the
+        setup there: as a scan of close_watch at ``k`` alone returns it."""
+        if failure is not None:
+            raise self._failure("close_watch", failure)
+        if not values:
+            return k + 1, None
+        return k, self._decision(_CLOSE_WATCH, "close_watch", k, values)
+
+    def _decision(self, state: State, function: str, k: int, values: tuple[Any, ...]) -> Decision | None:
+        """A decision from the values Lua returned for it (one, or a table's
+        fields flattened), parsed once per distinct return."""
+        value = values[0] if len(values) == 1 else values
         if value.__class__ is str:
             key: tuple[Any, ...] | None = (state, value)
         elif value.__class__ is tuple:
@@ -138,19 +175,19 @@ class LuaSymbolStrategy(SymbolStrategy):
             key = None
         decision = self._decisions.get(key) if key is not None else None
         if decision is not None:
-            return k, decision
+            return decision
         fields = _python(value)
         try:
             decision = parse_decision(state, fields, self._where(function, None))
         except StrategyError:
             line = self.sandbox.call(self.ctx.lua.return_line, function, k)
             # The same error again, now naming the line of the return.
-            return k, parse_decision(state, fields, self._where(function, line))
+            return parse_decision(state, fields, self._where(function, line))
         if key is not None and decision is not None:
             if len(self._decisions) >= _DECISIONS_KEPT:
                 self._decisions.clear()
             self._decisions[key] = decision
-        return k, decision
+        return decision
 
     def on_fill(self, fill: Fill) -> None:
         if not self.has_on_fill:

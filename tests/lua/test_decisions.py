@@ -206,3 +206,132 @@ def test_on_fill_without_the_function_does_nothing(harness: Any) -> None:
     ctx, s.ctx = s.ctx, _Untouchable()
     s.on_fill(fill)
     s.ctx = ctx
+
+
+SETUPS = """
+function watch(ctx)
+  ctx.state.watched = (ctx.state.watched or 0) + 1
+  if ctx.index % 3 == 0 then return "setup" end
+end
+function close_watch(ctx)
+  ctx.state.asked = (ctx.state.asked or 0) + 1
+  if ctx.index % 2 == 0 then return {action = "enter", qty = 2, reason = "even"} end
+  if ctx.index % 9 == 0 then return "cancel" end
+end
+function in_trade(ctx) end
+"""
+
+
+def as_the_worker_asks(h: Any, n: int) -> tuple[list[tuple[int, str, Any]], int]:
+    """Scan watch over ``n`` bars as the worker does (after a setup, close_watch
+    at its bar; after what close_watch decided, watch again from the next bar):
+    the decisions, and the calls into Lua that took."""
+    s = h.strategy
+    calls = [0]
+    scan = s._scan
+
+    def counted(*args: Any) -> Any:
+        calls[0] += 1
+        return scan(*args)
+
+    s._scan = counted
+    out, i = [], 0
+    while i < n:
+        k, d = s.scan(State.WATCH, i, n)
+        if d is None:
+            break
+        out.append((k, d.action, None))
+        k2, d2 = s.scan(State.CLOSE_WATCH, k, k + 1)
+        out.append((k2, None if d2 is None else d2.action, None if d2 is None else d2.qty))
+        i = k + 1
+    return out, calls[0]
+
+
+def test_a_setup_asks_close_watch_on_its_bar_in_the_same_call(harness: Any) -> None:
+    """One crossing into Lua for a setup's bar, not two: close_watch is asked
+    in the setup's call, and the worker's scan of close_watch at that bar
+    gets its answer, as a call of its own would have given it."""
+    chained = harness(SETUPS)
+    alone = harness(SETUPS)
+    alone.strategy.warming = True  # (warming: nothing asked ahead, each function a call of its own)
+    for h in (chained, alone):
+        h.feed(np.arange(1.0, 31.0))
+    got, calls = as_the_worker_asks(chained, 30)
+    expected, alone_calls = as_the_worker_asks(alone, 30)
+    assert got == expected and len(got) == 20  # ten setups, each with close_watch's answer
+    assert {action for _, action, _ in got} == {"setup", "enter", "cancel", None}
+    assert calls == alone_calls - 10
+    assert chained.strategy.state() == alone.strategy.state() == {"watched": 30, "asked": 10}
+
+
+def test_close_watch_failing_on_a_setups_bar_fails_at_its_own_scan(harness: Any) -> None:
+    """The setup is decided; the scan of close_watch at its bar raises the
+    failure, naming close_watch and its line, as a call of its own would."""
+    code = """
+function watch(ctx) if ctx.index == 3 then return "setup" end end
+function close_watch(ctx)
+  error("no quote")
+end
+function in_trade(ctx) end
+"""
+    errors = []
+    for warming in (False, True):
+        h = harness(code)
+        h.strategy.warming = warming
+        h.feed(np.arange(1.0, 6.0))
+        k, d = h.strategy.scan(State.WATCH, 0, 5)
+        assert (k, d.action) == (2, "setup")
+        with pytest.raises(StrategyError) as err:
+            h.strategy.scan(State.CLOSE_WATCH, 2, 3)
+        errors.append(str(err.value))
+    assert errors[0] == errors[1]
+    assert "close_watch" in errors[0] and ":4:" in errors[0] and "no quote" in errors[0]
+
+
+def test_an_invalid_answer_of_close_watch_on_a_setups_bar_names_its_return_line(harness: Any) -> None:
+    code = """
+function watch(ctx) if ctx.index == 2 then return "setup" end end
+function close_watch(ctx)
+  local x = 1
+  return {action = "enter", qty = -1}
+end
+function in_trade(ctx) end
+"""
+    errors = []
+    for warming in (False, True):
+        h = harness(code)
+        h.strategy.warming = warming
+        h.feed(np.arange(1.0, 6.0))
+        assert h.strategy.scan(State.WATCH, 0, 5)[0] == 1
+        with pytest.raises(StrategyError) as err:
+            h.strategy.scan(State.CLOSE_WATCH, 1, 2)
+        errors.append(str(err.value))
+    assert errors[0] == errors[1] and "close_watch" in errors[0] and ":5" in errors[0]
+
+
+def test_close_watch_on_a_setups_bar_has_a_budget_of_its_own(harness: Any) -> None:
+    """Asked in the setup's call, close_watch still gets the budget a call of
+    its own gets (each uses 60% of one here), and a runaway one is stopped."""
+    code = """
+function watch(ctx)
+  for i = 1, 6000 do end
+  if ctx.index == 2 then return "setup" end
+end
+function close_watch(ctx)
+  for i = 1, 6000 do end
+  if ctx.index == 2 then return "cancel" end
+  while true do end
+end
+function in_trade(ctx) end
+"""
+    h = harness(code, budget="instructions", max_instructions=10_000)
+    h.feed(np.arange(1.0, 9.0))
+    assert h.strategy.scan(State.WATCH, 0, 8)[0] == 1
+    assert h.strategy.scan(State.CLOSE_WATCH, 1, 2)[1].action == "cancel"
+    assert h.strategy.scan(State.WATCH, 2, 8) == (8, None)
+    code_runaway = code.replace('if ctx.index == 2 then return "setup" end', 'return "setup"')
+    r = harness(code_runaway, budget="instructions", max_instructions=10_000)
+    r.feed(np.arange(1.0, 9.0))
+    assert r.strategy.scan(State.WATCH, 0, 8)[0] == 0  # index 1: close_watch loops
+    with pytest.raises(StrategyError, match="instruction budget exceeded.*close_watch|close_watch.*instruction budget"):
+        r.strategy.scan(State.CLOSE_WATCH, 0, 1)
