@@ -191,6 +191,14 @@ class ExecutionEngine:
         if self._count_orders:
             self.risk.account.order_opened()
 
+    def order_restored(self, order: Order, filled: Decimal, position: Decimal) -> None:
+        """After a restart, ``order`` (open) is its symbol's order in flight
+        again: counted as open (``order_opened``), and an entry takes its
+        notional again (``RiskManager.order_restored``)."""
+        self.order_opened()
+        if self._takes_place:
+            self.risk.order_restored(order, filled, position)
+
     def order_left(self) -> None:
         """An order the symbol only remembers (not its order in flight) left
         the book: counted at ``order_opened``, it took no notional."""

@@ -86,10 +86,11 @@ def restore(w: SymbolWorker, snap: dict[str, Any] | None, unsettled: list[dict[s
         status, filled = OrderStatus(row["status"]), Decimal(row["filled_qty"])
         if row is current:
             w.orders.open(order, status, filled=filled)
+            w.execution.order_restored(order, filled, w.ledger.qty)  # counted, its notional taken again
         else:
             w.orders.remember(InFlight(order, status, filled, row.get("venue_id") or ""))
-        if status.is_open:
-            w.execution.order_opened()  # one of the account's open orders again (max_open_orders)
+            if status.is_open:
+                w.execution.order_opened()  # one of the account's open orders again (max_open_orders)
     w.view.position.sync(w.ledger, w.stops)
 
 
@@ -194,9 +195,10 @@ def _adopt(w: SymbolWorker, found: OpenOrder) -> None:
     w.execution.record(order, OrderStatus.ACCEPTED, "working at the broker after a restart: adopted", venue_id)
     if w.orders.current is None:
         w.orders.open(order, OrderStatus.ACCEPTED, w.bars_done, filled)
+        w.execution.order_restored(order, filled, w.ledger.qty)
     else:
         w.orders.remember(InFlight(order, OrderStatus.ACCEPTED, filled, venue_id, w.bars_done))
-    w.execution.order_opened()
+        w.execution.order_opened()
     updates.apply_state(w, order, state)
     persist(w)
 

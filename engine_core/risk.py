@@ -36,9 +36,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from engine_core.errors import RiskError
-from engine_core.model import NS_PER_DAY, NS_PER_SECOND, Side, to_decimal
+from engine_core.model import NS_PER_DAY, NS_PER_SECOND, Order, Side, to_decimal
 
 NS_PER_MINUTE = 60 * NS_PER_SECOND
+_NO_LIMIT = Decimal("Infinity")  # a reservation nothing refuses (an order placed already)
 
 Sizing = Literal["fixed_qty", "fixed_notional", "percent_equity", "risk_per_trade"]
 
@@ -344,6 +345,18 @@ class RiskManager:
         elif total.max_open_orders is not None:
             self.account.order_opened()  # never refused, but open all the same
         sent.append(ts)
+
+    def order_restored(self, order: Order, filled: Decimal, position: Decimal) -> None:
+        """``order``, still open after a restart, is its symbol's order in
+        flight again: an entry with a price takes the notional it would leave
+        (``max_total_notional``), as it did at its check (``order_closed``
+        gives it back). A market order has no price to count it by (the venue
+        fills it at once; the restart books that)."""
+        if self.section.max_total_notional is None or order.price is None:
+            return
+        after = position + order.side.sign * (order.qty - filled)
+        if abs(after) > abs(position):
+            self.account.take_notional(order.symbol, abs(after) * order.price, _NO_LIMIT)
 
     def order_closed(self, symbol: str) -> None:
         """``symbol``'s order has left the book (or was not placed after

@@ -223,3 +223,39 @@ def test_every_order_still_open_after_a_restart_counts_towards_max_open_orders(t
     assert sorted(v.orders) == sorted([first["client_id"], second["client_id"]])  # B's entry never left
     with closing(journal_of(tmp_path)) as j:
         assert {r["status"] for r in j.orders("B")} == {"refused"}
+
+
+def test_an_entry_still_resting_after_a_restart_counts_towards_max_total_notional(tmp_path):
+    """A's limit entry (6 at 100: 600) rests at the venue across a restart.
+    Filled, it would leave A with 600: with max_total_notional = 1,000, B's
+    entry of 600 is refused after the restart as it would have been before,
+    never sent; once A's entry is cancelled, its notional is given back."""
+    v = venue("resting", reset=True)
+
+    def cfg(watch: str, n: int) -> Path:
+        return scripted_live_config(
+            tmp_path,
+            {"watch": watch, "close_watch": "return 'cancel' if ctx.index >= 8 else None"},
+            {"venue": "resting", "script": ["ack"]},  # acked, then it rests
+            symbols=("A", "B"),
+            n=n,
+            risk={"max_total_notional": 1000},
+        )
+
+    a_enters = (
+        'return {"action": "enter", "qty": 6, "limit_price": 99} if ctx.symbol == "A" and ctx.index == 1 else None'
+    )
+    build_engine(cfg(a_enters, 3)).run()
+    with closing(journal_of(tmp_path)) as j:
+        [a_entry] = j.orders("A")
+    assert a_entry["status"] == "accepted"
+    b_enters = 'return {"action": "enter", "qty": 6} if ctx.symbol == "B" and ctx.index in (6, 10) else None'
+    result = build_engine(cfg(b_enters, 12)).run()
+    with closing(journal_of(tmp_path)) as j:
+        a_status = [r["status"] for r in j.orders("A")]
+        b_statuses = [r["status"] for r in j.orders("B")]
+    assert a_status == ["cancelled"]  # cancelled at index 8 (close_watch), its notional given back
+    assert b_statuses[0] == "refused"  # index 6: A's resting entry counts, 594 + 600 > 1,000
+    assert b_statuses[1:] and b_statuses[1] != "refused"  # index 10: A's entry is gone
+    assert sorted(o.order.symbol for o in v.orders.values()) == ["A", "B"]
+    assert result.symbols["B"].halted is None
