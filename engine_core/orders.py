@@ -225,13 +225,21 @@ class OrderTracker:
         return self.current
 
     def remember(self, flight: InFlight) -> None:
-        """Keep a finished (or restored) order for updates that come late."""
+        """Keep a finished (or restored) order for updates that come late: the
+        last ``_RECENT`` finished ones, and every one still open (its end gives
+        its place among the open orders back: it is never forgotten first)."""
         cid = flight.order.client_id
+        oldest = self._oldest
         if cid not in self.recent:
-            self._oldest.append(cid)
+            oldest.append(cid)
         self.recent[cid] = flight
-        if len(self._oldest) > _RECENT:  # (a deque: a dict's first key is found past every key deleted)
-            del self.recent[self._oldest.popleft()]
+        if len(oldest) > _RECENT:  # (a deque: a dict's first key is found past every key deleted)
+            for _ in range(len(oldest)):
+                first = oldest.popleft()
+                if self.recent[first].status not in OPEN_STATUSES:
+                    del self.recent[first]
+                    return
+                oldest.append(first)  # still open: kept
 
     def find(self, client_id: str) -> InFlight | None:
         cur = self.current

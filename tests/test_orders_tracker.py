@@ -55,3 +55,24 @@ def test_an_update_says_how_the_count_of_open_orders_moved():
     assert tracker.apply(fill("e-S-1", "1")) == (current, OrderStatus.PARTIALLY_FILLED, False, 0)
     assert tracker.apply(fill("e-S-1", "1")) == (current, OrderStatus.FILLED, True, -1)
     assert tracker.current is None
+
+
+def test_an_order_still_open_is_never_forgotten_for_newer_finished_ones():
+    """A remembered order still working (restored, adopted, or lost and then
+    found working) stays known however many orders finish after it: its
+    fills are booked as its own and its end gives its place among the open
+    orders back. The finished ones stay bounded."""
+    tracker = OrderTracker()
+    working = InFlight(Order("e-S-open", "S", Side.BUY, Decimal(1), 0), OrderStatus.ACCEPTED)
+    tracker.remember(working)
+    for k in range(3 * _RECENT):
+        tracker.remember(flight(k))
+    assert tracker.find("e-S-open") is working
+    assert len(tracker.recent) == _RECENT
+    assert tracker.find(f"e-S-{3 * _RECENT - 1}") is not None and tracker.find("e-S-0") is None
+    from engine_core.orders import OrderUpdate, UpdateKind
+
+    assert tracker.apply(OrderUpdate(UpdateKind.CANCEL, "e-S-open", "S", 5))[3] == -1  # its place given back
+    for k in range(3 * _RECENT, 3 * _RECENT + _RECENT):
+        tracker.remember(flight(k))
+    assert tracker.find("e-S-open") is None  # finished now: forgotten in its turn
