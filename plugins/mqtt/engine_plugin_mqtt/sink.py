@@ -361,9 +361,10 @@ class MqttSink(EventSink):
                         batch.append(payload)
                     else:
                         last_symbol = symbol
-                        batch = batches.get(symbol)
-                        if batch is None:
-                            batch = batches[symbol] = []
+                        found = batches.get(symbol)
+                        if found is None:
+                            found = batches[symbol] = []
+                        batch = found
                         batch.append(payload)
                 else:
                     out.append(_Message(self._event_topic(symbol, payload.event), wire.dumps(payload)))
