@@ -264,6 +264,22 @@ def test_a_setup_asks_close_watch_on_its_bar_in_the_same_call(harness: Any) -> N
     assert chained.strategy.state() == alone.strategy.state() == {"watched": 30, "asked": 10}
 
 
+def close_watch_errors(harness: Any, code: str, setup: int) -> tuple[str, str]:
+    """The error the scan of close_watch at the setup's bar ``setup`` raises:
+    asked in the setup's call, and as a call of its own (``warming``)."""
+    errors = []
+    for warming in (False, True):
+        h = harness(code)
+        h.strategy.warming = warming
+        h.feed(np.arange(1.0, 6.0))
+        k, d = h.strategy.scan(State.WATCH, 0, 5)
+        assert (k, d.action) == (setup, "setup")
+        with pytest.raises(StrategyError) as err:
+            h.strategy.scan(State.CLOSE_WATCH, setup, setup + 1)
+        errors.append(str(err.value))
+    return errors[0], errors[1]
+
+
 def test_close_watch_failing_on_a_setups_bar_fails_at_its_own_scan(harness: Any) -> None:
     """The setup is decided; the scan of close_watch at its bar raises the
     failure, naming close_watch and its line, as a call of its own would."""
@@ -274,18 +290,9 @@ function close_watch(ctx)
 end
 function in_trade(ctx) end
 """
-    errors = []
-    for warming in (False, True):
-        h = harness(code)
-        h.strategy.warming = warming
-        h.feed(np.arange(1.0, 6.0))
-        k, d = h.strategy.scan(State.WATCH, 0, 5)
-        assert (k, d.action) == (2, "setup")
-        with pytest.raises(StrategyError) as err:
-            h.strategy.scan(State.CLOSE_WATCH, 2, 3)
-        errors.append(str(err.value))
-    assert errors[0] == errors[1]
-    assert "close_watch" in errors[0] and ":4:" in errors[0] and "no quote" in errors[0]
+    chained, alone = close_watch_errors(harness, code, 2)
+    assert chained == alone
+    assert "close_watch" in chained and ":4:" in chained and "no quote" in chained
 
 
 def test_an_invalid_answer_of_close_watch_on_a_setups_bar_names_its_return_line(harness: Any) -> None:
@@ -297,16 +304,8 @@ function close_watch(ctx)
 end
 function in_trade(ctx) end
 """
-    errors = []
-    for warming in (False, True):
-        h = harness(code)
-        h.strategy.warming = warming
-        h.feed(np.arange(1.0, 6.0))
-        assert h.strategy.scan(State.WATCH, 0, 5)[0] == 1
-        with pytest.raises(StrategyError) as err:
-            h.strategy.scan(State.CLOSE_WATCH, 1, 2)
-        errors.append(str(err.value))
-    assert errors[0] == errors[1] and "close_watch" in errors[0] and ":5" in errors[0]
+    chained, alone = close_watch_errors(harness, code, 1)
+    assert chained == alone and "close_watch" in chained and ":5" in chained
 
 
 def test_close_watch_on_a_setups_bar_has_a_budget_of_its_own(harness: Any) -> None:
