@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from engine_core.idle_gc import IdleCollector
 
 LEASE = 0.002  # seconds a holder keeps the baton before the next turn begins beside it
+IDLE_EVERY = 0.05  # seconds: turns running throughout, the idle listeners are still told this often
 
 _held = threading.local()  # the Gate whose turn holds the baton on this thread, if any
 
@@ -76,6 +77,7 @@ class Baton:
         # turns on their way (a venue order's send, once its intent is on disk): while
         # it says so, an idle baton is not a burst that is over, and nothing is collected
         self.expecting: Callable[[], bool] | None = None
+        self._listeners: list[Callable[[], None]] = []  # told when a burst is over (on_idle)
         self.lapsed = 0  # turns that lost the baton by the lease
         self.woken = 0  # turns begun by waking a thread (the others ran on the thread that ended the last)
 
@@ -87,6 +89,14 @@ class Baton:
     def idle(self) -> bool:
         """No turn holds the baton, and none waits for it: a burst is over."""
         return not self._holder and not self._turns
+
+    def on_idle(self, listener: Callable[[], None]) -> None:
+        """``listener()`` is called on the watcher's thread when a burst of
+        turns is over (no turn has held the baton for a lease, and none is on
+        its way: ``expecting``), and at least every ``IDLE_EVERY`` seconds
+        while turns run throughout: the moment for work that would take the
+        interpreter from a burst. It must return at once."""
+        self._listeners.append(listener)
 
     def gate(self, inbox: Any, work: Callable[[Any], bool]) -> Gate:
         """``inbox`` (a worker's queue) under the baton; ``work`` processes one
@@ -234,9 +244,12 @@ class Baton:
 
     def _watch(self) -> None:
         seen = 0  # the turn that held the baton at the last look
-        collector = self.collector
+        collector, listeners = self.collector, self._listeners
+        idle, told = True, 0.0  # at the last look; when the listeners were last told (or the burst began)
         while True:
             self._busy.wait()
+            if idle:  # a burst begins
+                told = time.monotonic()
             time.sleep(self.lease)
             with self._lock:
                 if self._closed:
@@ -248,11 +261,17 @@ class Baton:
                     self.lapsed += 1
                     self._pass(None)
                 seen = self._holder
-            if collector is not None:  # (without the lock: a turn may begin meanwhile)
+            # (without the lock: a turn may begin meanwhile)
+            over = idle and (self.expecting is None or not self.expecting())
+            if collector is not None:
                 if not idle:
                     collector.busy()
-                elif self.expecting is None or not self.expecting():
+                elif over:
                     collector.idle()
+            if listeners and (over or time.monotonic() - told >= IDLE_EVERY):
+                told = time.monotonic()
+                for listener in listeners:
+                    listener()
 
 
 class Gate:

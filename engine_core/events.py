@@ -85,6 +85,14 @@ class EventSink(abc.ABC):
         empty (so what a live run does shows at once; a backtest's events
         come in batches) and at the end."""
 
+    def idle(self) -> None:
+        """Live: the engine's burst of bars is over (every symbol's bar of
+        the same instant has been worked through; ``baton.py``), or it has
+        been busy throughout for 50 ms. A sink that publishes from a thread
+        of its own does it now, not while the workers need the interpreter.
+        Called on the engine's watcher thread, beside ``handle``: it must
+        return at once. Not called in backtests."""
+
     def close(self) -> None:
         """Release resources (after a final flush)."""
 
@@ -134,7 +142,32 @@ def describe(event: Event) -> str:
     return repr(event)
 
 
-class _InlineSink:
+class _Slot:
+    """What the bus keeps of one sink: its failure, once it failed (it is
+    then disabled and reported), and ``idle`` passed on."""
+
+    sink: EventSink
+    name: str
+    failed: str | None
+
+    @property
+    def running(self) -> bool:
+        raise NotImplementedError
+
+    def idle(self) -> None:
+        if self.failed is None and self.running:
+            try:
+                self.sink.idle()
+            except Exception as err:  # noqa: BLE001 - a sink's failure is its own
+                self._fail("idle", err)
+
+    def _fail(self, what: str, err: Exception) -> None:
+        if self.failed is None:
+            self.failed = f"event sink {self.name} failed in {what}: {error_text(err)}; disabled"
+            log.error("%s", self.failed)
+
+
+class _InlineSink(_Slot):
     """An ``inline`` sink: ``handle`` on the emitting thread, failures
     reported and the sink disabled as for a sink on its own thread."""
 
@@ -143,20 +176,24 @@ class _InlineSink:
         self.name = type(sink).__name__
         self.dropped = 0  # the sink counts its own
         self.failed: str | None = None
-        self.running = False
+        self._running = False
+
+    @property
+    def running(self) -> bool:
+        return self._running
 
     def start(self) -> None:
-        self.running = True
+        self._running = True
 
     def put(self, event: Event) -> None:
-        if self.failed is None and self.running:
+        if self.failed is None and self._running:
             try:
                 self.sink.handle(event)
             except Exception as err:  # noqa: BLE001 - a sink's failure is its own
                 self._fail("handle", err)
 
     def stop(self, timeout: float) -> None:
-        self.running = False  # events emitted from here on are not handed over
+        self._running = False  # events emitted from here on are not handed over
         for what, step in (("flush", self.sink.flush), ("close", self.sink.close)):
             if what == "close" or self.failed is None:
                 try:
@@ -164,13 +201,8 @@ class _InlineSink:
                 except Exception as err:  # noqa: BLE001
                     self._fail(what, err)
 
-    def _fail(self, what: str, err: Exception) -> None:
-        if self.failed is None:
-            self.failed = f"event sink {self.name} failed in {what}: {error_text(err)}; disabled"
-            log.error("%s", self.failed)
 
-
-class _SinkThread:
+class _SinkThread(_Slot):
     """One sink's own bounded queue and thread: a slow or blocked sink fills
     only its own queue (what does not fit is dropped and counted), and one
     that raises is reported and disabled, never touching a worker."""
@@ -233,11 +265,6 @@ class _SinkThread:
         except Exception as err:  # noqa: BLE001
             self._fail("close", err)
 
-    def _fail(self, what: str, err: Exception) -> None:
-        if self.failed is None:
-            self.failed = f"event sink {self.name} failed in {what}: {error_text(err)}; disabled"
-            log.error("%s", self.failed)
-
     def stop(self, timeout: float) -> None:
         """Hand the end over and wait while the sink works through its queue;
         a sink that takes no event for ``timeout`` seconds is left behind
@@ -287,6 +314,7 @@ class EventBus:
             _InlineSink(s) if s.inline else _SinkThread(s, queue_size) for s in [*self.sinks, *taps]
         ]
         self._bar_threads = [t for t in self._threads if t.sink.wants_bars]
+        self._idlers = [t for t in self._threads if type(t.sink).idle is not EventSink.idle]
         self._hooks: dict[type, list[tuple[Callable[[Any], Any], str]]] = {}  # (call with the event, plugin)
         self.hook_failures: list[str] = []
         if pm is not None:
@@ -310,6 +338,17 @@ class EventBus:
             with self._lock:  # never blocks long (puts do not wait); every sink sees one order
                 for t in targets:
                     t.put(event)
+
+    @property
+    def idlers(self) -> bool:
+        """Whether a sink wants to be told when the engine is idle (``idle``)."""
+        return bool(self._idlers)
+
+    def idle(self) -> None:
+        """Live: the engine's burst is over (the baton's watcher says so):
+        each sink that asks is told (``EventSink.idle``)."""
+        for t in self._idlers:
+            t.idle()
 
     def _call_hooks(self, cls: type, hooks: list[tuple[Callable[[Any], Any], str]], event: Event) -> None:
         for entry in list(hooks):

@@ -190,6 +190,8 @@ class Engine:
                 self.collector = IdleCollector()  # the garbage collector runs between bursts (idle_gc.py)
                 self.collector.start()
                 self.baton = Baton(collector=self.collector)
+                if self.bus.idlers:  # sinks publishing from threads of their own do it between bursts
+                    self.baton.on_idle(self.bus.idle)
                 if self.journal is not None:  # the journal's thread writes what steps held between bursts
                     self.journal.quiet = self.baton.idle
                     # a venue's order leaves at its worker's turn once its intent is on disk: no step waits

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any
 
+import engine_core.baton as baton_module
 from engine_core.baton import Baton, Gate, step_aside
 
 WAIT = 30  # seconds: only a broken baton gets near it
@@ -247,3 +248,44 @@ def test_every_thread_ends_once_every_worker_has_ended():
         thread.join(WAIT)
     assert not any(thread.is_alive() for thread in threads)
     baton.close()
+
+
+def _burst_and_listener(monkeypatch, idle_every: float, messages: int):
+    """A baton whose idle listener records whether a burst of ``messages``
+    (each letting the interpreter lock go for 0.5 ms) was running when told."""
+    monkeypatch.setattr(baton_module, "IDLE_EVERY", idle_every)
+    baton = Baton(lease=0.001)
+    running = threading.Event()  # set from the burst's first message to the end of its last
+    told: list[bool] = []  # for each time the listener was told: whether the burst was running
+    baton.on_idle(lambda: told.append(running.is_set()))
+    done = threading.Event()
+    count = [0]
+
+    def act(name: str, msg: Any) -> None:
+        running.set()
+        threading.Event().wait(0.0005)
+        count[0] += 1
+        if count[0] == messages:
+            running.clear()
+            done.set()
+
+    gates = _workers(baton, "ABCD", act)
+    for i in range(messages):
+        gates["ABCD"[i % 4]].put(i)
+    assert done.wait(WAIT)
+    deadline = time.monotonic() + WAIT
+    while (not told or told[-1]) and time.monotonic() < deadline:  # the watcher's next look finds it over
+        time.sleep(0.001)
+    _end(baton, gates)
+    return told
+
+
+def test_idle_listeners_are_told_once_a_burst_is_over_not_in_the_middle_of_it(monkeypatch):
+    told = _burst_and_listener(monkeypatch, idle_every=WAIT, messages=40)
+    assert told and not any(told)  # told after the burst, never while it ran
+
+
+def test_idle_listeners_are_still_told_while_turns_run_throughout(monkeypatch):
+    told = _burst_and_listener(monkeypatch, idle_every=0.005, messages=400)  # 0.2 s of turns at least
+    assert any(told)  # told while the burst ran: an engine never idle still gets its sinks' work done
+    assert told[-1] is False  # and once it was over

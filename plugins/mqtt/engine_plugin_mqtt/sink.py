@@ -6,7 +6,9 @@ thread (an ``inline`` sink), appends the event to a bounded queue (``queue``
 events; when full, ``on_full`` drops the oldest or makes the worker wait,
 counted either way) and returns. The plugin's own thread runs an
 asyncio loop that turns queued events into messages and publishes them in
-order with up to ``WINDOW`` unacknowledged at once. A message leaves memory
+order with up to ``WINDOW`` unacknowledged at once; live, once the engine's
+burst of bars is over (``idle``), so that it never takes the interpreter
+from the workers in the middle of one. A message leaves memory
 only when the broker has acknowledged it (QoS 1 and 2): when the connection
 drops, the unacknowledged ones are sent again first, in their order, after a
 reconnect with backoff. So at QoS 1 nothing is lost while the broker is away,
@@ -54,11 +56,11 @@ log = logging.getLogger(__name__)
 WINDOW = 50  # messages published and not yet acknowledged, at most
 BATCH = 1000  # events taken from the queue at a time (one message each)
 LINGER = 0.2  # seconds a batch may wait to fill (batched only)
-# Live: once woken, the loop waits until no event came for LIVE_QUIET
-# seconds (at most LIVE_SETTLE), so that a burst of bars (every symbol's at
-# the same instant) is processed by the workers before the loop takes the
-# interpreter to publish what they made.
-LIVE_QUIET, LIVE_SETTLE = 0.002, 0.05
+# Live, the loop publishes when the engine says a burst of bars is over
+# (``idle``), not in the middle of one, where it would take the interpreter
+# from the workers; from an engine that never says so, every LIVE_EVERY
+# seconds. Half the queue wakes it at once.
+LIVE_EVERY = 0.05
 _NEVER = 1 << 62  # a queue length handle() never reaches: the loop does not want waking
 _NO_SYMBOL = object()  # no symbol seen yet (None is the engine-wide events')
 FIRST_CONNECT_WAIT = 5.0  # seconds the engine waits at start to learn whether the broker takes us
@@ -132,7 +134,7 @@ class MqttSink(EventSink):
         self._symbol_status_at: dict[str, float] = {}  # time.monotonic() of each symbol's last status
         self._bars_only: dict[str, None] = {}  # symbols whose bars changed their status since it was last sent
         self._bars_due = float("inf")  # time.monotonic() at which the first of them may be sent
-        self._burst = 0.0  # seconds the last live burst took to settle (_settle)
+        self._told = False  # the engine says when it is idle (idle()): live events wait for it
         self.control: ControlChannel | None = None
         self._figures: EngineFigures | None = None  # cash, equity, kill switches (set by attach)
         self._stop_event: threading.Event | None = None  # the engine's
@@ -232,6 +234,12 @@ class MqttSink(EventSink):
                 self.dropped += 1
             buf.append(event)
         if len(buf) >= self._wake_at:
+            self._wake_loop()
+
+    def idle(self) -> None:
+        """The engine's burst of bars is over: publish what it made now."""
+        self._told = True
+        if self._buf:
             self._wake_loop()
 
     def _wake_loop(self) -> None:
@@ -647,8 +655,6 @@ class MqttSink(EventSink):
                     self._local.clear()
             if self.batched and not self._closing:
                 await self._linger()
-            elif self._buf and not self._closing:
-                await self._settle()
             events = self._take()
             if events:
                 stage(self._messages(events))
@@ -676,6 +682,8 @@ class MqttSink(EventSink):
             if due:
                 stage(due)
                 continue
+            if self.mode == "live" and not self._told:
+                wait = min(wait, LIVE_EVERY)  # the engine does not say when a burst is over
             try:
                 await asyncio.wait_for(wake.wait(), wait)
             except asyncio.TimeoutError:
@@ -683,27 +691,6 @@ class MqttSink(EventSink):
                     continue  # woken for a symbol's status waiting on its bars
                 if (self.received, self.dropped, self.connects) != self._status_figures:
                     self._local.append(self._engine_status(True))
-
-    async def _settle(self) -> None:
-        """Live: wait for the burst being processed to end (no event for
-        LIVE_QUIET seconds), at most LIVE_SETTLE seconds or half the queue.
-        Each look at the queue takes the interpreter from a worker busy with
-        the burst: most of the last burst's length is waited in one go (woken
-        at half the queue), then the queue is looked at every LIVE_QUIET."""
-        assert self._wake is not None
-        start = time.monotonic()
-        buf, half, seen = self._buf, self.cfg.queue // 2, -1
-        first = min(self._burst, LIVE_SETTLE) - LIVE_QUIET
-        if first > LIVE_QUIET and len(buf) < half:
-            self._wake_at = half
-            self._wake.clear()  # set again by handle() at half the queue, by close(), or by a command's reply
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), first)
-            self._wake_at = _NEVER
-        while len(buf) != seen and len(buf) < half and time.monotonic() < start + LIVE_SETTLE:
-            seen = len(buf)
-            await asyncio.sleep(LIVE_QUIET)
-        self._burst = time.monotonic() - start - LIVE_QUIET  # (the last look saw no new event)
 
     async def _linger(self) -> None:
         """Batched: let the queue fill up to a batch for each symbol (or half the
@@ -720,13 +707,16 @@ class MqttSink(EventSink):
 
     def _take(self) -> list[Event]:
         """Queued events (up to BATCH, or 10 batches a symbol when batched);
-        when there are none, ask to be woken by the next."""
+        when there are none, ask to be woken by the next (live: by the
+        engine's ``idle``, or by half the queue)."""
         assert self._wake is not None
         self._wake.clear()
         limit = self.cfg.batch_size * max(1, len(self.symbols)) * 10 if self.batched else BATCH
         buf = self._buf
         if not buf:
-            self._wake_at = 1
+            # live, the next events are published when the engine is idle (or
+            # every LIVE_EVERY), and at once only when they fill half the queue
+            self._wake_at = 1 if self.mode != "live" or self.batched else max(1, self.cfg.queue // 2)
             if not buf:  # (an event queued before the line above has not woken us)
                 return []
             self._wake_at = _NEVER
