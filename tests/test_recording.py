@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +14,13 @@ from click.testing import CliRunner
 
 from engine_core.cli import main
 from engine_core.plugins import Registry
+from engine_core.recording import writer
 from engine_core.recording.compare import against_backtest
 from engine_core.recording.format import SCHEMA, VERSION_KEY
 from engine_core.recording.reader import RecordingError, read_segment, segment_paths, session_dirs
 from engine_core.recording.replay import replay_session
 from engine_core.runner import build_engine
-from engine_core.testing import write_config
+from engine_core.testing import wait_until, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -291,3 +294,28 @@ def test_replay_to_a_time_compares_what_it_fed(tmp_path: Path, registry: Registr
     assert result.exit_code == 0 and result.output.strip() == f"replay: identical ({part.events} events)"
     bad = CliRunner().invoke(main, ["replay", str(path), "--to", "yesterday"])
     assert bad.exit_code == 2 and "--to: expected a time like" in bad.output
+
+
+def test_once_the_engine_says_when_it_is_idle_a_write_waits_for_the_end_of_the_burst(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record batch's work would hold a burst of bars back: the writer's
+    write, due every FLUSH_EVERY, waits for the engine to say the burst is
+    over (at most another FLUSH_EVERY)."""
+    monkeypatch.setattr(writer, "FLUSH_EVERY", 0.5)
+    engine = build_engine(_config(tmp_path, ["AAA"], 10), registry)
+    recorder = engine.recorder
+    assert recorder is not None
+    flushes: list[bool] = []  # at each write: whether the engine had said it was idle
+    monkeypatch.setattr(recorder, "flush", lambda: flushes.append(recorder._quiet.is_set()))
+    recorder.idle()  # the engine says when it is idle
+    thread = threading.Thread(target=recorder._run, daemon=True)
+    start = time.monotonic()
+    thread.start()
+    time.sleep(0.75 - (time.monotonic() - start))  # the write is due (0.5 s) and waits (until 1.0 s at most)
+    assert flushes == []
+    recorder.idle()  # the burst is over
+    wait_until(lambda: flushes == [True], "the write, once the burst is over")
+    recorder._stop.set()
+    recorder._quiet.set()
+    thread.join(5)

@@ -3,8 +3,10 @@ that writes them.
 
 The live path only appends a tuple to a deque (``Recorder.put``); a thread
 of the recorder's own turns what accumulated into one Arrow record batch
-each second, appends it to the segment's stream and fsyncs it. A crash
-loses at most that last second; what was written before stays readable.
+each second, appends it to the segment's stream and fsyncs it; once the
+engine's burst of bars is over, when the engine says so (``idle``), so that
+the batch's work never holds a burst back. A crash loses at most the last
+two seconds; what was written before stays readable.
 
 Taps (``Recorder.open`` and ``tap_workers``, called by the runner):
 
@@ -101,6 +103,9 @@ class _EventTap(EventSink):
             ("event", event_symbol(event), time.time_ns(), None, None, None, None, None, None, event, None)
         )
 
+    def idle(self) -> None:
+        self.recorder.idle()
+
 
 class RecordingInbox:
     """A worker's inbox that records each message as it is put (see the module docstring)."""
@@ -137,6 +142,8 @@ class Recorder:
         self._queue: deque[Row] = deque()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._quiet = threading.Event()  # set when the engine says a burst is over (idle)
+        self._told = False  # the engine says so
         self._file: Any = None
         self._writer: pa.RecordBatchStreamWriter | None = None
         self._day = 0
@@ -304,8 +311,16 @@ class Recorder:
             self._file.close()
             self._writer = None
 
+    def idle(self) -> None:
+        """The engine's burst of bars is over (its baton's watcher says so)."""
+        self._told = True
+        self._quiet.set()
+
     def _run(self) -> None:
         while not self._stop.wait(FLUSH_EVERY):
+            if self._told:  # the write waits for the burst to end, at most another FLUSH_EVERY
+                self._quiet.clear()
+                self._quiet.wait(FLUSH_EVERY)
             self._flush_guarded()
 
     def _flush_guarded(self) -> None:
@@ -343,6 +358,7 @@ class Recorder:
     def close(self) -> None:
         """Write the rest, mark the segment as ended cleanly, close it."""
         self._stop.set()
+        self._quiet.set()
         if self._thread is not None:
             self._thread.join()
         if self._writer is None:
