@@ -55,9 +55,10 @@ test: test-deps lint $(NPM_STAMP)
 test-deps:
 	@scripts/test-deps install
 
+# mypy checks the core and each plugin's package (plugins/<name>/engine_plugin_<name>/) in one run.
 lint: $(STAMP)
 	$(BIN)/ruff check engine_core plugins tests bench
-	$(BIN)/mypy engine_core
+	$(BIN)/mypy engine_core $(dir $(wildcard plugins/*/engine_plugin_*/__init__.py))
 
 bench: $(BENCH_STAMP)
 	$(COMPILE)

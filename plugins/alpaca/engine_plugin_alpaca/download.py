@@ -57,23 +57,32 @@ async def download(
     results = []
     try:
         for symbol in symbols:
-            state: dict[str, object] = {"token": None, "cursor": None, "start": None}
+            # the request the previous page continues: (the cursor right after its last bar,
+            # its next_page_token, the request's start), or None when it has no next page
+            state: dict[str, tuple[int, str, int] | None] = {"resume": None}
 
             async def page(
-                cursor: int, until: int, symbol: str = symbol, state: dict[str, object] = state
+                cursor: int,
+                until: int,
+                symbol: str = symbol,
+                state: dict[str, tuple[int, str, int] | None] = state,
             ) -> list[Row]:
                 # a cursor right after the previous page's last bar continues that request's pages
-                token = state["token"] if cursor == state["cursor"] else None
-                first = state["start"] if token else cursor
+                resume = state["resume"]
+                token: str | None
+                if resume is not None and cursor == resume[0]:
+                    _, token, first = resume
+                else:
+                    token, first = None, cursor
                 q = wire.bars_query(
                     [symbol],
                     timeframe,
-                    int(first),
+                    first,
                     until - 1,
-                    feed,  # type: ignore[arg-type]
+                    feed,
                     adjustment=adjustment,
                     limit=page_limit,
-                    page_token=token,  # type: ignore[arg-type]
+                    page_token=token,
                 )
                 try:
                     body = await rest.get(wire.BARS_PATH, q)
@@ -83,7 +92,7 @@ async def download(
                 rows = bars.get(symbol, [])
                 if bar_ns:  # the minute (hour) still in progress is not in the file yet
                     rows = [b for b in rows if rest.clock.closed(b.ts + bar_ns)]
-                state.update(token=next_token, start=first, cursor=rows[-1].ts + 1 if rows and next_token else None)
+                state["resume"] = (rows[-1].ts + 1, next_token, first) if rows and next_token else None
                 return [
                     (b.ts, b.open, b.high, b.low, b.close, int(b.volume) if b.volume.is_integer() else b.volume)
                     for b in rows

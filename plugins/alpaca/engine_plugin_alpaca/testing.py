@@ -507,7 +507,7 @@ class FakeAlpaca(BackgroundServer):
         )
         exit_side = "sell" if order.side == "buy" else "buy"
 
-        def leg(kind: str, **price: Decimal) -> _Order:
+        def leg(kind: str, *, limit_price: Decimal | None = None, stop_price: Decimal | None = None) -> _Order:
             """A bracket's protective leg, held until the entry fills."""
             return _Order(
                 str(uuid.uuid4()),
@@ -517,12 +517,13 @@ class FakeAlpaca(BackgroundServer):
                 order.qty,
                 kind,
                 order.time_in_force,
+                limit_price=limit_price,
+                stop_price=stop_price,
                 order_class=order.order_class,
                 status="held",
                 parent=order.id,
                 created_at=now,
                 updated_at=now,
-                **price,
             )
 
         if "take_profit" in body:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, overload
 
 import numpy as np
 
@@ -150,6 +150,10 @@ def _next_line(path: Path, stream: BinaryIO, number: int) -> tuple[bytes | None,
     return None, number
 
 
+@overload
+def _text(line: bytes) -> str: ...
+@overload
+def _text(line: bytes | None) -> str | None: ...
 def _text(line: bytes | None) -> str | None:
     return None if line is None else line.decode("utf-8", "backslashreplace")
 
@@ -194,6 +198,7 @@ def _row_time(path: Path, parser: BlockParser, line: bytes, number: int, skip: b
     if codes is not None and len(codes) and codes[0] == 0:
         return int(cols.ts[0])
     if not skip:
-        detail = bad[0].detail if bad else describe(int(codes[0]), 0, cols.ts, cols.prices, codes, _NEVER)
+        # codes is None exactly when the row is a bad line
+        detail = bad[0].detail if codes is None else describe(int(codes[0]), 0, cols.ts, cols.prices, codes, _NEVER)
         raise DataError(f"{path}:{number}: {detail}")
     return None

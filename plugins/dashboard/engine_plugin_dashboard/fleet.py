@@ -437,9 +437,9 @@ class Fleet:
                 self.engine(engine).symbol(str(symbol))
             return
         if len(tail) == 2 and tail[1] == "status":
-            view = self.engine(engine).symbol(symbol_of_level(tail[0]))
-            view.set_status(obj)
-            self._rows.add((engine, view.symbol))
+            sym = self.engine(engine).symbol(symbol_of_level(tail[0]))
+            sym.set_status(obj)
+            self._rows.add((engine, sym.symbol))
             return
         if tail[-1] in EVENT_KINDS:
             self.event(engine, obj)

@@ -33,7 +33,7 @@ class ReportError(Exception):
 
 
 def _walk(root: Path, name: str) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for depth in range(MAX_DEPTH + 1):
         found += root.glob("/".join(["*"] * depth + [name]))
     return sorted(found)
@@ -197,25 +197,25 @@ def report(root: Path, ident: str) -> dict[str, Any]:
     except (OSError, ValueError) as err:
         problems.append(f"trades.csv: {err}")
     markers = []
-    for t in trades:
+    for trade in trades:
         try:
             markers.append(
                 {
-                    "time": _epoch(t["entry_time"]),
+                    "time": _epoch(trade["entry_time"]),
                     "kind": "entry",
-                    "side": t["side"],
-                    "symbol": t["symbol"],
-                    "price": float(t["entry_price"]),
+                    "side": trade["side"],
+                    "symbol": trade["symbol"],
+                    "price": float(trade["entry_price"]),
                 }
             )
             markers.append(
                 {
-                    "time": _epoch(t["exit_time"]),
+                    "time": _epoch(trade["exit_time"]),
                     "kind": "exit",
-                    "side": t["side"],
-                    "symbol": t["symbol"],
-                    "price": float(t["exit_price"]),
-                    "pnl": t["pnl"],
+                    "side": trade["side"],
+                    "symbol": trade["symbol"],
+                    "price": float(trade["exit_price"]),
+                    "pnl": trade["pnl"],
                 }
             )
         except (KeyError, ValueError):

@@ -4,7 +4,7 @@ chunks (NaN is rejected), counting bars, ``value`` and ``ready``."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +28,15 @@ class FedIndicator(StreamingIndicator):
         self._lookback = kind.lookback(params)
         self._n = 0  # bars seen
         self._value: tuple[float, ...] = (NAN,) * len(kind.spec.outputs)
-        getter = attrgetter(*kind.columns)
-        self._get = getter if len(kind.columns) > 1 else (lambda bar: (getter(bar),))
-        self._one = getter if len(kind.columns) == 1 else None  # a bar's one input value
+        self._get: Callable[[Any], tuple[float, ...]]
+        self._one: Callable[[Any], float] | None  # a bar's one input value
+        if len(kind.columns) == 1:
+            one = attrgetter(kind.columns[0])
+            self._get = lambda bar: (one(bar),)
+            self._one = one
+        else:
+            self._get = attrgetter(*kind.columns)
+            self._one = None
 
     @property
     def value(self) -> float | tuple[float, ...]:

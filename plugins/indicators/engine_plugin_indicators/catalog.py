@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import talib
@@ -40,6 +40,23 @@ RENAMED: Mapping[str, str] = {
 _TINY = np.ones(1)
 
 
+class _AbstractFunction(Protocol):
+    """What this module uses of a ``talib.abstract.Function``."""
+
+    @property
+    def info(self) -> dict[str, Any]: ...
+
+    @property
+    def lookback(self) -> int: ...
+
+    def set_parameters(self, parameters: Mapping[str, Any]) -> None: ...
+
+
+# talib/abstract.py defines ``Function(name)``, but the stub TA-Lib ships (abstract.pyi)
+# declares only the functions themselves, so mypy cannot see it
+_function: Callable[[str], _AbstractFunction] = abstract.Function  # type: ignore[attr-defined]
+
+
 def _columns(input_names: Mapping[str, Any]) -> tuple[str, ...]:
     """Price columns in the order TA-Lib's function takes its input arrays."""
     columns: list[str] = []
@@ -56,7 +73,7 @@ class TalibKind(IndicatorKind):
     the plugin keeps incremental state, else a bounded-window recomputation."""
 
     def __init__(self, talib_name: str) -> None:
-        info = abstract.Function(talib_name).info
+        info = _function(talib_name).info
         rename = {k: RENAMED[k] for k in info["parameters"] if k in RENAMED}
         self.talib_name = talib_name
         self.func: Callable[..., Any] = getattr(talib, talib_name)
@@ -125,7 +142,7 @@ class TalibKind(IndicatorKind):
 
 @functools.lru_cache(maxsize=4096)
 def _lookback(talib_name: str, talib_params: tuple[tuple[str, Any], ...]) -> int:
-    function = abstract.Function(talib_name)
+    function = _function(talib_name)
     function.set_parameters(dict(talib_params))
     return int(function.lookback)
 

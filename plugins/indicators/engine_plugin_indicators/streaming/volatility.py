@@ -159,6 +159,8 @@ class BbandsStream(FiniteMemory):
         size = len(x)
         p = self._lookback + 1
         n0 = self._n
+        # the state is ready (``_bulk`` continues a ready state), so its first bar set the anchor
+        assert self._anchor is not None
         window = self._recent[0]
         full = np.concatenate((np.fromiter(window, np.float64, p), x))
         mean = self._mean.bulk(x)
