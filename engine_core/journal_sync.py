@@ -24,9 +24,10 @@ before a synced commit (the writer applies them in order, and the log is
 synced as a whole). Those are what a restart learns again from the venue or
 settles from the booked position (the journal's rule, ARCHITECTURE.md).
 
-A round is one statement (``apply``, the journal's): its rows, one JSON
-array, go through a view whose triggers write each, so the writer takes the
-interpreter's lock back once per round. Taking it back after each write made
+A round is one statement (``apply``, the journal's), its own transaction:
+its rows, one JSON array, go through a view whose triggers write each, so
+the writer takes the interpreter's lock back once per round (and once per
+fsync). Taking it back after each write made
 the writer wait, each time, for a burst's thread to let go of it (up to the
 interpreter's switch interval, 5 ms), and the intents waiting behind it.
 
@@ -239,15 +240,12 @@ class GroupCommit:
                 else:
                     rows.append([op, *args])
         text = _rows(rows)
-        db = self.db
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute(self.apply, (text,))
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+            # One statement, so one transaction of its own (the connection is in
+            # autocommit mode): no BEGIN and COMMIT around it, each of which gave
+            # the interpreter's lock up and waited to take it back from a burst.
+            # A statement that fails leaves nothing of itself behind.
+            self.db.execute(self.apply, (text,))
         except sqlite3.Error as err:
             raise JournalError(f"{self.path}: cannot write the journal: {err}") from err
         self.rounds += 1
