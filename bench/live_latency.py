@@ -28,7 +28,10 @@ disk before the send, as a venue's do. ``--record`` records the session as a
 live engine does by default (``bench/replay.py`` compares the two).
 ``--mqtt`` adds the mqtt sink as a live run uses it (QoS 1, one message per
 event) publishing to a mosquitto this bench starts on a free local port, and
-prints the CPU time the sink's thread and mosquitto took, per message.
+prints the CPU time the sink's thread and mosquitto took, per message, and
+the p99 as a ratio to the same run without the sink, measured first in a
+process of its own (the reference: this machine's speed varies from run to
+run).
 ``--shards N`` runs N engines at once, one process each with the symbols of
 its shard (``engine run --shard K/N``: a fleet, one engine per core), and
 prints their latencies together.
@@ -171,6 +174,7 @@ def main() -> None:
     if args.shards > 1:
         run_shards(args)
         return
+    reference = without_sink(args) if args.mqtt and not args.dump else None
     time_handle()
     import engine_plugin_indicators.plugin as indicators
 
@@ -303,9 +307,38 @@ def main() -> None:
             f"({sink_cpu[0] / n * 1e6:.0f} us a message), mosquitto CPU {broker_cpu:.2f} s "
             f"({broker_cpu / n * 1e6:.0f} us a message)"
         )
+        if reference is not None and len(steady):
+            p99 = np.percentile(steady, 99)
+            print(
+                f"  mqtt: p99 {p99:.2f} ms against {reference:.2f} ms without the sink (measured just before): "
+                f"x{p99 / reference:.2f} (target: at most x1.10)"
+            )
     print(f"  peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if args.dump:
         np.save(args.dump, np.array(latencies, dtype=np.float64).reshape(-1, 3))
+
+
+def forwarded_flags(args: argparse.Namespace, *, mqtt: bool = True) -> list[str]:
+    """The flags of this run, as a child process of it takes them."""
+    flags = [f"--symbols={args.symbols}", f"--bars={args.bars}", f"--pace={args.pace}", f"--broker={args.broker}"]
+    return flags + [f for f in ("--journal", "--record", "--mqtt") if getattr(args, f[2:]) and (mqtt or f != "--mqtt")]
+
+
+def without_sink(args: argparse.Namespace) -> float:
+    """The steady-state p99 (ms) of the same run without the mqtt sink, in a
+    process of its own (the reference ``--mqtt`` is measured against)."""
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = Path(tmp) / "reference.npy"
+        subprocess.run(
+            [sys.executable, __file__, *forwarded_flags(args, mqtt=False), f"--dump={dump}"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        rows = np.load(dump)
+    return float(np.percentile(rows[rows[:, 1] > 0, 0] * 1000, 99))
 
 
 def run_shards(args: argparse.Namespace) -> None:
@@ -315,9 +348,7 @@ def run_shards(args: argparse.Namespace) -> None:
     import subprocess
     import sys
 
-    forwarded = [f"--symbols={args.symbols}", f"--bars={args.bars}", f"--pace={args.pace}"]
-    forwarded += [flag for flag in ("--journal", "--record", "--mqtt") if getattr(args, flag[2:])]
-    forwarded.append(f"--broker={args.broker}")
+    forwarded = forwarded_flags(args)
     with tempfile.TemporaryDirectory() as tmp:
         dumps = [Path(tmp) / f"shard{k}.npy" for k in range(1, args.shards + 1)]
         procs = [
