@@ -8,6 +8,13 @@ engine.
 
 from __future__ import annotations
 
+import os
+
+# numpy's BLAS starts a thread per core at import, which spins for a while:
+# about 0.1 s of CPU in every ``engine`` process, though the engine never
+# multiplies matrices. One thread, unless the user set it (before numpy loads).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import atexit
 import gc
 import json

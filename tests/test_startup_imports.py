@@ -57,3 +57,24 @@ def test_csv_backtest_imports_no_venue_mqtt_or_optimize_library(tmp_path: Path) 
     assert "engine_plugin_mqtt" in imported and "engine_plugin_binance" in imported  # every plugin registered
     assert sorted(m for m in imported if m.split(".")[0] in HEAVY) == []
     assert sorted(imported.intersection(UNUSED)) == []
+
+
+def _threads_after_numpy(env: dict[str, str]) -> tuple[str, int]:
+    """OPENBLAS_NUM_THREADS and the process's threads once the ``engine``
+    command's module and numpy are loaded."""
+    child = (
+        "import os, engine_core.cli, numpy\n"
+        "print(os.environ.get('OPENBLAS_NUM_THREADS'), len(os.listdir('/proc/self/task')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    value, threads = proc.stdout.split()
+    return value, int(threads)
+
+
+def test_the_engine_command_starts_no_blas_threads_unless_asked() -> None:
+    """numpy's BLAS starts a thread per core that spins at import (about 0.1 s
+    of CPU per process); the engine multiplies no matrices."""
+    env = {k: v for k, v in engine_env().items() if k != "OPENBLAS_NUM_THREADS"}
+    assert _threads_after_numpy(env) == ("1", 1)
+    assert _threads_after_numpy({**env, "OPENBLAS_NUM_THREADS": "2"})[0] == "2"  # the user's own setting stands
