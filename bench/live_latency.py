@@ -9,8 +9,11 @@ bars that arrived in the first and in the last tenth of their burst: bar
 after bar in arrival order, the first tenth's orders leave long before the
 last's) and the process CPU time per live bar, both over every bar and in the steady state (after each symbol's
 first ``WARM`` bars, which pay one-time costs: the first indicator reads
-build the plugin registry, the first calls warm the Lua runtimes), and the
-worker's own CPU per live bar: the thread CPU time of ``SymbolWorker.handle``
+build the plugin registry, the first calls warm the Lua runtimes), the
+same CPU per live bar as a ratio of a bar of ``bench/order_path.py``'s plain
+Python loop (measured before and after the run: this machine's speed varies
+from day to day), the Lua watchdog's polls, and the worker's own CPU per
+live bar: the thread CPU time of ``SymbolWorker.handle``
 on each steady-state bar, summed by a wrapper this bench installs (the
 engine's hot path carries no instrumentation), over all of them and over
 those that moved no state, sent no order and booked no fill.
@@ -97,6 +100,26 @@ def time_sink() -> None:
     MqttSink._run = timed  # type: ignore[method-assign]
 
 
+watchdog_cpu: list[float] = []  # thread CPU seconds of each poll of the Lua time budget's watchdog
+
+
+def time_watchdog() -> None:
+    """Wrap the Lua watchdog's poll to keep its thread CPU time: it looks at
+    every symbol's sandbox, holding the interpreter's lock from the workers."""
+    from engine_core.lua.watchdog import Watchdog
+
+    poll = Watchdog._poll
+
+    def timed(watchdog: Watchdog) -> float | None:
+        c0 = time.thread_time()
+        try:
+            return poll(watchdog)
+        finally:
+            watchdog_cpu.append(time.thread_time() - c0)
+
+    Watchdog._poll = timed  # type: ignore[method-assign]
+
+
 def process_cpu(pid: int) -> float:
     """CPU seconds (user + system) a process has taken, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -176,6 +199,7 @@ def main() -> None:
         return
     reference = without_sink(args) if args.mqtt and not args.dump else None
     time_handle()
+    time_watchdog()
     import engine_plugin_indicators.plugin as indicators
 
     import engine_core.builtin.log_sink as log_sink
@@ -220,9 +244,11 @@ def main() -> None:
         )
         engine = Engine(load_config(work / "live.toml", registry, shard=args.shard), registry)
         running.append(engine)
+        loop_ref = [reference_us()]
         cpu0, t0 = time.process_time(), time.perf_counter()
         result = engine.run()
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+        loop_ref.append(reference_us())
         if args.mqtt:
             broker_cpu = process_cpu(broker.pid)
             broker.terminate()
@@ -282,12 +308,24 @@ def main() -> None:
             f"({(c1 - c0) / (w1 - w0) * 100:.1f}% of one core = {(c1 - c0) / (w1 - w0) * 100 / run:.3f}% "
             "per symbol)"
         )
+        ref = min(loop_ref)
+        print(
+            f"  the same, as a ratio: {(c1 - c0) / n * 1e6 / ref:.0f}x a bar of the reference loop "
+            f"(bench/order_path.py's plain Python loop, the faster of {loop_ref[0]:.3f} us a bar before this "
+            f"run and {loop_ref[-1]:.3f} after; this machine's speed varies from day to day)"
+        )
     if handled[1]:
         print(f"  worker CPU per bar (handle): {handled[0] / handled[1] * 1e6:.1f} us over {handled[1]:,} live bars")
     if quiet[1]:
         print(
             f"  of which bars with no decision, order or fill: {quiet[0] / quiet[1] * 1e6:.1f} us "
             f"over {quiet[1]:,} bars"
+        )
+    if watchdog_cpu:
+        polls = np.array(watchdog_cpu) * 1e6
+        print(
+            f"  Lua watchdog: {len(polls):,} polls of every symbol's sandbox, median {np.median(polls):.0f} us "
+            f"of CPU each (p90 {np.percentile(polls, 90):.0f}), {polls.sum() / 1e6:.2f} s in all"
         )
     if engine.journal is not None:
         j = engine.journal
@@ -316,6 +354,20 @@ def main() -> None:
     print(f"  peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if args.dump:
         np.save(args.dump, np.array(latencies, dtype=np.float64).reshape(-1, 3))
+
+
+def reference_us() -> float:
+    """A bar of bench/order_path.py's plain Python loop, in µs (the best of
+    five): the reference the CPU per live bar is given as a ratio of."""
+    from order_path import plain_loop, prices
+
+    bars = prices(20_000)
+    best = float("inf")
+    for _ in range(5):
+        c0 = time.thread_time()  # (this thread's: the engine's threads may still be ending)
+        plain_loop(bars)
+        best = min(best, time.thread_time() - c0)
+    return best / len(bars) * 1e6
 
 
 def forwarded_flags(args: argparse.Namespace, *, mqtt: bool = True) -> list[str]:
