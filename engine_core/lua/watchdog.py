@@ -140,6 +140,7 @@ class Watchdog:
             slots = list(self.slots)
             if not slots:
                 self.thread = None
+                self.pause = _MAX_POLL  # the next engine's budgets set it again
                 return None
         # Every symbol has a slot, and a poll holds the interpreter's lock from
         # the workers: a slot with no call running (nearly all of them) costs
