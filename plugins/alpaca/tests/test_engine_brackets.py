@@ -91,6 +91,11 @@ def enter_then_kill(tmp_path: Path, market) -> str:
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
         log.close()
+    # the killed engine's sockets close with it; until the venue has seen that, its subscription
+    # would pass for the restarted engine's
+    wait_until(
+        lambda: market.md_clients() == 0 == market.tu_clients(), "the venue to see the killed engine's streams close"
+    )
     [entry] = market.order_posts
     assert entry["order_class"] == "bracket" and market.positions["AAPL"] == 1
     return str(entry["client_order_id"])
@@ -123,6 +128,7 @@ def test_a_take_profit_leg_filled_while_the_engine_was_down_is_booked_at_restart
     cid = enter_then_kill(tmp_path, market)
     market.fill_leg(cid, "take_profit", Decimal("110"))  # while the engine is down: the venue is flat
     run = restart(tmp_path, market)
+    bars_before = 0
     try:
         wait_until(lambda: market.subscribed("AAPL"), "the market stream after the restart")
         bars_before = run.engine.workers["AAPL"].bars_done
@@ -136,6 +142,7 @@ def test_a_leg_that_fills_after_the_restart_is_booked_and_no_exit_follows(tmp_pa
     market.set_asset("AAPL", shortable=shortable)
     cid = enter_then_kill(tmp_path, market)
     run = restart(tmp_path, market)
+    bars_before = 0
     try:
         wait_until(lambda: market.subscribed("AAPL"), "the market stream after the restart")
         w = run.engine.workers["AAPL"]
