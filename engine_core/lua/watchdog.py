@@ -111,7 +111,11 @@ class Watchdog:
     """The thread polling every slot; started with the first, ended with the last."""
 
     def __init__(self) -> None:
-        self.slots: weakref.WeakSet[Slot] = weakref.WeakSet()
+        # weak references in a list, not a WeakSet: a poll walks them in C (a
+        # WeakSet is walked by a Python generator, a resumption per slot); a
+        # slot that has gone (its engine went) is dropped at the next poll
+        self.slots: list[weakref.ReferenceType[Slot]] = []
+        self.gone = False  # a slot has gone since the last poll
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         # seconds between two polls: a quarter of the shortest budget watched so far
@@ -120,7 +124,7 @@ class Watchdog:
 
     def watch(self, slot: Slot) -> None:
         with self.lock:
-            self.slots.add(slot)
+            self.slots.append(weakref.ref(slot, self._gone))
             self.pause = min(self.pause, max(_MIN_POLL, slot.limit / 4))
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._run, name="lua-watchdog", daemon=True)
@@ -137,8 +141,11 @@ class Watchdog:
         """Look at the calls past their budget; the pause until the next poll
         (None: no slot is left, the thread ends). Holds no slot after it returns."""
         with self.lock:
-            slots = list(self.slots)
-            if not slots:
+            if self.gone:
+                self.gone = False
+                self.slots = [ref for ref in self.slots if ref() is not None]
+            refs = self.slots
+            if not refs:
                 self.thread = None
                 self.pause = _MAX_POLL  # the next engine's budgets set it again
                 return None
@@ -146,10 +153,13 @@ class Watchdog:
         # the workers: a slot with no call running (nearly all of them) costs
         # an attribute read, not a method call (1,000 symbols: 635 -> 359 us a poll).
         now = time.monotonic()
-        for slot in slots:
-            if slot.call & 1:
+        for slot in map(weakref.ref.__call__, refs):  # (the list is replaced, never changed: safe to walk unlocked)
+            if slot is not None and slot.call & 1:
                 slot.poll(now)
         return self.pause
+
+    def _gone(self, _: weakref.ReferenceType[Slot]) -> None:
+        self.gone = True  # (a weakref callback: no lock taken, it may run inside a poll's collection)
 
 
 WATCHDOG = Watchdog()

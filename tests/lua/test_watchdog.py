@@ -4,8 +4,10 @@ that runs past its budget and never one that finished or ran less."""
 from __future__ import annotations
 
 import ctypes
+import gc
 import re
 import time
+import weakref
 from typing import Any
 
 import numpy as np
@@ -13,10 +15,10 @@ import pytest
 from lupa import lua54
 
 from engine_core.errors import StrategyBudgetError
-from engine_core.lua.watchdog import address
+from engine_core.lua.watchdog import Watchdog, address
 from engine_core.model import State
 from engine_core.runner import run
-from engine_core.testing import write_config
+from engine_core.testing import wait_until, write_config
 from tests.lua.conftest import Budget
 
 _lua = ctypes.CDLL(lua54.__file__)
@@ -168,3 +170,21 @@ def test_the_watchdog_looks_at_a_call_that_ran_its_budget_since_it_first_saw_it(
     slot.call += 1  # no call runs
     slot.poll(t + 10.0)
     assert main_hook(h) is None
+
+
+def test_a_sandbox_that_has_gone_is_no_longer_polled_and_the_last_one_ends_the_thread(harness: Any) -> None:
+    dog = Watchdog()
+    first, second = harness(budget="time", max_call_ms=1000), harness(budget="time", max_call_ms=1000)
+    dog.watch(first.strategy.sandbox.stamp)
+    dog.watch(second.strategy.sandbox.stamp)
+    thread = dog.thread
+    assert thread is not None and thread.is_alive() and len(dog.slots) == 2
+    kept = weakref.ref(second.strategy.sandbox.stamp)
+    del first
+    gc.collect()  # its engine has gone: the sandbox, its runtime and its slot with it
+    wait_until(lambda: len(dog.slots) == 1, "the slot that went dropped at the next poll", 5.0)
+    assert dog.slots[0]() is kept() and thread.is_alive()
+    del second
+    gc.collect()
+    thread.join(5.0)
+    assert not thread.is_alive() and dog.thread is None and dog.slots == []
