@@ -44,9 +44,10 @@ next synced commit.
 What a symbol's worker writes in its steps (``attach``: while its
 ``running`` is the writing thread) is held, not handed over: the journal's
 thread hands it over in one commit, with one snapshot taken under the
-worker's lock, once no turn runs (``quiet``; a fill asks for that at once,
-anything else within ``SNAPSHOT_DELAY``, and a burst longer than
-``QUIET_WAIT`` does not hold it back), and a write the worker waits for (an
+worker's lock, once no turn runs (``quiet``, which the engine's baton
+tells it of: ``idle``; a fill asks for that at once, anything else within
+``SNAPSHOT_DELAY``, and a burst longer than ``QUIET_WAIT`` does not hold it
+back), and a write the worker waits for (an
 intent, a halt) takes what the symbol holds with it. So a symbol's records
 reach the file in the order it wrote them, and a crash or a power loss can
 take the last of them, never one written before the symbol's synced
@@ -110,7 +111,6 @@ from engine_core.orders import OrderStatus
 SNAPSHOT_DELAY = 0.2  # seconds a bar's snapshot may wait to be committed with the others
 BUSY_WAIT = 0.02  # seconds the journal's thread waits for a busy worker before leaving its snapshot for later
 QUIET_WAIT = 0.5  # seconds the journal's thread waits for a burst of turns to end before writing anyway
-QUIET_LOOK = 0.0005  # seconds between its looks meanwhile
 CHECKPOINT_COMMITS = 500  # commits after which the journal's thread copies the write-ahead log into the file
 # An order's statuses after its (always synced) intent that recovery learns
 # again from the venue by client id: their commits need no fsync.
@@ -182,6 +182,7 @@ class Journal(JournalReads):
         self._failed: dict[str, JournalError] = {}  # symbol -> why the journal's thread could not take its snapshot
         self._wake = threading.Event()
         self._closing = threading.Event()
+        self._told = threading.Event()  # the baton told that a burst is over (``idle``), since the last look
         self._flusher: threading.Thread | None = None
         self._checkpointed = 0  # the commits the last checkpoint was asked for at
         self.log_bytes = 0  # the write-ahead log's largest size at a checkpoint (it starts over after one)
@@ -296,6 +297,7 @@ class Journal(JournalReads):
         had failed before closes all the same: its writers were told)."""
         self._closing.set()
         self._wake.set()
+        self._told.set()
         if self._flusher is not None:
             self._flusher.join()
         failed = self._group.failed
@@ -665,9 +667,12 @@ class Journal(JournalReads):
                 self._wake.clear()
                 self._urgent = False
                 overdue = time.monotonic() + QUIET_WAIT
-                while self.quiet is not None and not self.quiet() and time.monotonic() < overdue:
-                    if self._closing.wait(QUIET_LOOK):  # a burst runs: after it
-                        return
+                while self.quiet is not None:  # a burst runs: after it, as the baton tells (``idle``)
+                    self._told.clear()  # (before the look: a burst that ends after it is told after it)
+                    left = overdue - time.monotonic()
+                    if self.quiet() or left <= 0:
+                        break
+                    self._told.wait(left)
                 if self._closing.is_set():
                     return  # close() writes the rest
                 try:
@@ -681,6 +686,13 @@ class Journal(JournalReads):
         finally:
             if checkpointer is not None:
                 checkpointer.close()
+
+    def idle(self) -> None:
+        """The engine's baton: a burst of turns is over, or has run another
+        ``IDLE_EVERY`` (``Baton.on_idle``). The journal's thread, waiting for
+        the end of a burst, looks again: told, it takes no interpreter's lock
+        from the burst to ask."""
+        self._told.set()
 
     def _checkpoint(self, checkpointer: sqlite3.Connection | None) -> sqlite3.Connection:
         """Copy the write-ahead log into the database file, on a connection

@@ -194,6 +194,7 @@ class Engine:
                     self.baton.on_idle(self.bus.idle)
                 if self.journal is not None:  # the journal's thread writes what steps held between bursts
                     self.journal.quiet = self.baton.idle
+                    self.baton.on_idle(self.journal.idle)
                     # a venue's order leaves at its worker's turn once its intent is on disk: no step waits
                     execution.sends_later = not self.broker.in_journal and not self.broker.simulated
                     self.baton.expecting = self.journal.awaited  # its turn is on its way: no collection meanwhile

@@ -295,6 +295,7 @@ def test_the_journals_thread_writes_what_steps_hold_once_the_burst_is_over(tmp_p
     time.sleep(0.2)
     assert committed(path)[0] == set()  # the burst goes on: held
     burst.clear()
+    journal.idle()  # as the engine's baton tells its listeners
     deadline = time.monotonic() + 10
     while committed(path)[0] != {"fill"} and time.monotonic() < deadline:
         time.sleep(0.01)
