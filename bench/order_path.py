@@ -21,6 +21,13 @@ A plain Python loop over the same bars, without orders (a running SMA of the
 closes), is timed in the same run, so that figures compare across days:
 ``loop bars`` is an order's µs in bars of that loop.
 
+The records an order leaves are made alone too, in a loop with nothing
+between them (``records_alone``: its client id, the ``Order``, the
+``InFlight``, the ``Fill`` and ``OrderUpdate`` of its fill, the Decimal price
+and the cash it moves; per round trip the ``Entry`` and the ``RoundTrip``):
+``x records`` is an order's µs as a multiple of that, what the path costs
+beyond the objects it must make.
+
 The paper broker's runs are backtests of ``--bars`` bars; the scripted
 broker's are live runs of ``--live-bars`` bars, paced (0.5 ms) so that the
 venue's thread answers between bars, with no journal (a live run's default
@@ -45,6 +52,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +96,46 @@ def prices(n: int) -> list[tuple[float, float, float, float]]:
         c = 100.0 + (i % 17) * 0.25
         out.append((c - 0.1, c + 0.5, c - 0.5, c))
     return out
+
+
+def records_alone(trips: int) -> float:
+    """CPU seconds to make, ``trips`` times, the records of a round trip (two
+    orders filled at the market, one trade) with nothing else between them."""
+    from engine_core.ledger import Entry
+    from engine_core.model import BUY, SELL, Fill, Order, OrderType, RoundTrip, TimeInForce, to_decimal
+    from engine_core.orders import InFlight, OrderStatus, OrderUpdate, UpdateKind
+
+    market, gtc, intent, filled, kind = (
+        OrderType.MARKET,
+        TimeInForce.GTC,
+        OrderStatus.INTENT,
+        OrderStatus.FILLED,
+        UpdateKind.FILL,
+    )
+    one, zero, head = Decimal(1), Decimal(0), "order_path-A-"
+    c0 = time.process_time()
+    cash = Decimal(1_000_000)
+    for k in range(trips):
+        ts = 2 * k
+        entry = exit_ = None
+        for side, at, px in ((BUY, ts, 100.25), (SELL, ts + 1, 101.5)):
+            order = Order(f"{head}{ts}", "A", side, one, at, "r", market, None, gtc, None, None)
+            flight = InFlight(order, intent, bar=at)
+            price = to_decimal(px)
+            fill = Fill(order.client_id, "A", side, one, price, zero, at + 1, order.client_id)
+            OrderUpdate(kind, order.client_id, "A", at + 1, fill)
+            flight.filled += fill.qty
+            flight.status = filled
+            notional = fill.qty * fill.price
+            cash = cash - (notional + fill.commission) if side is BUY else cash - (-notional + fill.commission)
+            if entry is None:
+                entry = Entry(fill.ts, price, one, zero, side, at)
+            else:
+                exit_ = fill
+        assert entry is not None and exit_ is not None
+        pnl = (exit_.price - entry.price) * entry.qty
+        RoundTrip("A", BUY, one, entry.ts, entry.price, exit_.ts, exit_.price, pnl, zero, "r")
+    return time.process_time() - c0
 
 
 def plain_loop(bars: list[tuple[float, float, float, float]]) -> float:
@@ -325,18 +373,22 @@ def main() -> None:
     loop_s = min(_timed(lambda: plain_loop(bars)) for _ in range(5))
     loop_us = loop_s / len(bars) * 1e6
     print(f"reference: plain Python loop, {len(bars):,} bars, no orders: {loop_us:.3f} µs per bar")
+    trips = max(1, args.bars // 2)
+    records_us = min(records_alone(trips) for _ in range(3)) / (2 * trips) * 1e6
+    print(f"reference: the records an order leaves, made alone: {records_us:.2f} µs per order")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for host in args.hosts.split(","):
             for broker in args.brokers.split(","):
                 results.append(measure(Path(tmp), broker, host, args, loop_us))
     print(
-        f"\n{'broker':<15} {'orders':>6} {'µs/order':>9} {'loop bars':>9} {'calls':>7} {'frames':>7} "
+        f"\n{'broker':<15} {'orders':>6} {'µs/order':>9} {'loop bars':>9} {'x records':>9} {'calls':>7} {'frames':>7} "
         f"{'bytecodes':>9} {'crossings':>9} {'modules':>7} | {'µs/trip':>8} {'calls':>7} {'bytecodes':>9}"
     )
     for m in results:
         print(
-            f"{m['broker']:<15} {m['orders']:>6} {m['us']:9.1f} {m['loop_bars']:9.0f} {m['calls']:7.0f} "
+            f"{m['broker']:<15} {m['orders']:>6} {m['us']:9.1f} {m['loop_bars']:9.0f} {m['us'] / records_us:9.1f} "
+            f"{m['calls']:7.0f} "
             f"{m['frames']:7.0f} {m['opcodes']:9.0f} {m['crossings']:9.1f} {len(m['modules']):7} | "
             f"{m['us_trip']:8.1f} {m['calls_trip']:7.0f} {m['opcodes_trip']:9.0f}"
         )
