@@ -21,7 +21,6 @@ from engine_core import ConfigError, DataError
 from engine_core.live import DownloadResult, Row, download_bars
 from engine_plugin_alpaca import wire
 from engine_plugin_alpaca.config import DATA_URL, normalize_timeframe, timeframe_ns
-from engine_plugin_alpaca.rest import AlpacaHttpError, AlpacaRest, AlpacaUnreachable
 
 
 def _when(text: str, what: str) -> int:
@@ -52,6 +51,9 @@ async def download(
     page_limit: int = wire.MAX_LIMIT,
     progress: bool = True,
 ) -> list[DownloadResult]:
+    # (aiohttp loads here, not with the command: ``engine --help`` lists the command without it)
+    from engine_plugin_alpaca.rest import AlpacaHttpError, AlpacaRest, AlpacaUnreachable
+
     rest = AlpacaRest(data_url, key_id, secret_key)
     bar_ns = timeframe_ns(timeframe)
     results = []

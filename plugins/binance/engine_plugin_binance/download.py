@@ -20,7 +20,6 @@ from engine_core import ConfigError
 from engine_core.live import Row, download_bars
 from engine_plugin_binance import wire
 from engine_plugin_binance.config import REST, TESTNET_REST
-from engine_plugin_binance.rest import KLINES_LIMIT, KLINES_WEIGHT, BinanceRest
 
 
 def _moment(value: str, option: str) -> int:
@@ -48,6 +47,9 @@ async def download(
     progress: bool = True,
 ) -> list[Any]:
     """Download each symbol's klines from ``start`` to ``end`` (ns) into ``out_dir``."""
+    # (aiohttp loads here, not with the command: ``engine --help`` lists the command without it)
+    from engine_plugin_binance.rest import KLINES_LIMIT, KLINES_WEIGHT, BinanceRest
+
     rest = BinanceRest(rest_url)
     results = []
     try:
