@@ -670,7 +670,7 @@ class Journal(JournalReads):
                 while self.quiet is not None:  # a burst runs: after it, as the baton tells (``idle``)
                     self._told.clear()  # (before the look: a burst that ends after it is told after it)
                     left = overdue - time.monotonic()
-                    if self.quiet() or left <= 0:
+                    if self.quiet() or left <= 0 or self._closing.is_set():
                         break
                     self._told.wait(left)
                 if self._closing.is_set():

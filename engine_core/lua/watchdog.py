@@ -124,7 +124,7 @@ class Watchdog:
 
     def watch(self, slot: Slot) -> None:
         with self.lock:
-            self.slots.append(weakref.ref(slot, self._gone))
+            self.slots = [*self.slots, weakref.ref(slot, self._gone)]  # (a poll may be walking the list it had)
             self.pause = min(self.pause, max(_MIN_POLL, slot.limit / 4))
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._run, name="lua-watchdog", daemon=True)
