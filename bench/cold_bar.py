@@ -21,6 +21,10 @@ ratio of the warm one and of a bar of ``bench/order_path.py``'s plain Python
 loop (this machine's speed varies from day to day). The rounds alternate
 warm and cold; each figure is the median of ``--rounds``.
 
+Last, the Python frames and bytecodes of a quiet bar, counted over
+``--traced`` bursts (``bench/order_path.py``'s tracer): figures this
+machine's speed does not move, to tell a change of a few percent from noise.
+
     .venv/bin/python bench/cold_bar.py [--symbols 100] [--bars 200] [--rounds 5] [--evict 64]
 """
 
@@ -39,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_latency import STRATEGY, reference_us  # noqa: E402
+from order_path import Tracer  # noqa: E402
 
 from engine_core.model import Bar  # noqa: E402
 from engine_core.runner import build_engine  # noqa: E402
@@ -85,6 +90,7 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=200, help="bars per symbol in a round")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each, alternated")
     parser.add_argument("--evict", type=int, default=64, help="MB written before each cold burst")
+    parser.add_argument("--traced", type=int, default=10, help="bursts whose Python frames and bytecodes are counted")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         eng = engine(Path(tmp), args.symbols)
@@ -109,6 +115,13 @@ def main() -> None:
                     spent += time.thread_time() - c0
                 bars = args.bars * len(workers)
                 figures[kind].append((spent / bars * 1e6, lua[0] / bars * 1e6))
+        tracer = Tracer()
+        for _ in range(args.traced):
+            n += 1
+            burst = [Bar(w.symbol, ts[w.symbol] + n * MINUTE, 100.0, 101.0, 99.0, 100.0, 10.0) for w in workers]
+            with tracer.on():
+                for w, bar in zip(workers, burst):
+                    w.handle(bar)
         assert all(w.halted is None and w.orders_sent == 0 for w in workers)
     ref = reference_us()
     print(f"a quiet live bar, {args.symbols} symbols, {args.bars} bursts a round, median of {args.rounds} rounds:")
@@ -122,6 +135,11 @@ def main() -> None:
         f"{cold_lua - warm_lua:.1f} of it in Lua ({args.evict} MB written before each cold burst)"
     )
     print(f"  cold, as a ratio: {cold / ref:.0f}x a bar of the reference loop ({ref:.3f} us)")
+    traced = args.traced * len(workers)
+    print(
+        f"  a quiet bar runs {tracer.frames / traced:.1f} Python frames and {tracer.opcodes / traced:.0f} bytecodes "
+        f"(counted over {args.traced} bursts; the machine's speed does not move these)"
+    )
 
 
 if __name__ == "__main__":
