@@ -115,18 +115,21 @@ def fee_text(fee: Decimal) -> str:
 
 
 def describe(event: Event) -> str:
-    """One line for an event (shared by every text sink)."""
+    """One line for an event (shared by every text sink). Enum members are
+    read as ``_value_``: on Python 3.11 ``value`` is a property, a Python
+    call per read, and a line is made for every event."""
     if isinstance(event, model.TransitionEvent):
-        return f"{iso_utc(event.ts)} {event.symbol} {event.from_state.value} -> {event.to_state.value} ({event.reason})"
+        move = f"{event.from_state._value_} -> {event.to_state._value_}"
+        return f"{iso_utc(event.ts)} {event.symbol} {move} ({event.reason})"
     if isinstance(event, model.OrderEvent):
         o = event.order
         extra = f": {event.detail}" if event.detail else ""
-        what = f"order {event.status.value} {o.side.value} {o.qty} [{o.client_id}]"
+        what = f"order {event.status._value_} {o.side._value_} {o.qty} [{o.client_id}]"
         return f"{iso_utc(o.ts)} {o.symbol} {what} {o.reason}{extra}"
     if isinstance(event, model.FillEvent):
         f = event.fill
         fee = fee_text(f.commission)
-        return f"{iso_utc(f.ts)} {f.symbol} fill {f.side.value} {f.qty} @ {f.price} fee {fee} [{f.client_id}]"
+        return f"{iso_utc(f.ts)} {f.symbol} fill {f.side._value_} {f.qty} @ {f.price} fee {fee} [{f.client_id}]"
     if isinstance(event, model.SignalEvent):
         return f"{iso_utc(event.ts)} {event.symbol} signal {event.action} {event.detail or ''}".rstrip()
     if isinstance(event, model.ErrorEvent):

@@ -119,7 +119,7 @@ def fill_json(fill: Fill) -> list[Any]:
     return [
         fill.client_id,
         fill.symbol,
-        fill.side.value,
+        fill.side._value_,
         str(fill.qty),
         str(fill.price),
         str(fill.commission),
@@ -151,18 +151,21 @@ def json_open_order(data: list[Any]) -> OpenOrder:
     return OpenOrder(Order(*terms), venue_id, Decimal(filled), parent)
 
 
+# ``json.dumps`` with any argument builds an encoder per call: made once (an update is recorded per message)
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def update_json(u: OrderUpdate) -> str:
-    return json.dumps(
+    return _COMPACT(
         {
-            "kind": u.kind.value,
+            "kind": u.kind._value_,
             "client_id": u.client_id,
             "ts": u.ts,
             "fill": None if u.fill is None else fill_json(u.fill),
             "venue_id": u.venue_id,
             "reason": u.reason,
             "leg": u.leg,
-        },
-        separators=(",", ":"),
+        }
     )
 
 

@@ -74,9 +74,8 @@ def event_symbol(event: Any) -> str:
 
 def order_terms(order: Any) -> str:
     """What makes an order the same order (a what-if's order under a recorded client id may not be)."""
-    return (
-        f"{order.side.value} {order.qty} {order.type.value} {order.price} {order.stop_price} {order.take_profit_price}"
-    )
+    prices = f"{order.price} {order.stop_price} {order.take_profit_price}"
+    return f"{order.side._value_} {order.qty} {order.type._value_} {prices}"
 
 
 def state_json(state: OrderState | None) -> Any:
@@ -87,8 +86,8 @@ def state_json(state: OrderState | None) -> Any:
 
 class _EventTap(EventSink):
     """The recorder's view of the event bus: each event, taken on the emitting
-    thread; its line is made on the recorder's thread when the batch is
-    written (events are immutable values)."""
+    thread; its symbol and line are found on the recorder's thread when the
+    batch is written (events are immutable values)."""
 
     inline = True
 
@@ -99,9 +98,7 @@ class _EventTap(EventSink):
     def handle(self, event: Any) -> None:
         if type(event) is ConnectionEvent:
             return  # wall-clock time: recorded as an input instead
-        self.recorder.put(
-            ("event", event_symbol(event), time.time_ns(), None, None, None, None, None, None, event, None)
-        )
+        self.recorder.put(("event", None, time.time_ns(), None, None, None, None, None, None, event, None))
 
     def idle(self) -> None:
         self.recorder.idle()
@@ -344,7 +341,7 @@ class Recorder:
             return
         pop = self._queue.popleft
         rows = [pop() for _ in range(n)]
-        rows = [r if r[0] != "event" else (*r[:9], describe(r[9]), r[10]) for r in rows]
+        rows = [r if r[0] != "event" else ("event", event_symbol(r[9]), *r[2:9], describe(r[9]), None) for r in rows]
         columns = list(zip(*rows))
         batch = pa.RecordBatch.from_arrays(
             [pa.array(col, type=field.type) for col, field in zip(columns, SCHEMA)], schema=SCHEMA
