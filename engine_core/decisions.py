@@ -51,7 +51,8 @@ _MARKET, _LIMIT, _GTC = OrderType.MARKET, OrderType.LIMIT, TimeInForce.GTC
 
 
 def apply(w: SymbolWorker, state: State, d: Decision, k: int) -> None:
-    ts = w.view.ts.item(w.view.offset + k)  # (``item``: a Python number, no numpy scalar on the way)
+    live = w.view.live  # a live bar's values are read from it (``k`` is 0): no array is made
+    ts = live.ts if live is not None else w.view.ts.item(w.view.offset + k)  # (``item``: a Python number)
     if w.bus.listening:
         w.bus.emit(SignalEvent(w.symbol, ts, d.action, d.detail()))
     action = d.action
@@ -87,7 +88,8 @@ def _enter(w: SymbolWorker, d: Decision, k: int, ts: int) -> None:
         refusal = RiskError(f"{w.symbol}: no entries now (outside the market's session)", rule="session")
         _not_placed(w, ts, refusal)
         return
-    price = w.view.close.item(w.view.offset + k)
+    live = w.view.live
+    price = live.close if live is not None else w.view.close.item(w.view.offset + k)
     ref = d.limit_price if d.limit_price is not None else price
     sign = 1 if d.side is BUY else -1
     if d.stop_price is not None and (d.stop_price - ref) * sign >= 0:
@@ -139,7 +141,8 @@ def _send(
     """Send an order decided at chunk bar ``k``; ``price`` is the level of
     a stop the bar touched (a simulated broker fills there at once)."""
     view, execution, symbol = w.view, w.execution, w.symbol
-    last = view.close.item(view.offset + k) if price is None else price
+    live = view.live
+    last = price if price is not None else live.close if live is not None else view.close.item(view.offset + k)
     order = Order(
         execution.client_id(symbol),
         symbol,
@@ -238,7 +241,8 @@ def exit(w: SymbolWorker, k: int, reason: str, price: float | None) -> None:
     size = w.broker.round_qty(w.symbol, abs(qty))
     if size <= 0:
         return
-    ts = w.view.ts.item(w.view.offset + k)
+    live = w.view.live
+    ts = live.ts if live is not None else w.view.ts.item(w.view.offset + k)
     _send(w, SELL if qty > 0 else BUY, size, ts, reason, k, price, reducing=True)
 
 

@@ -25,11 +25,15 @@ def work_order(w: SymbolWorker, i: int) -> None:
     cur = w.orders.current
     assert cur is not None
     v = w.view
+    live = v.live  # a live bar's values are read from it: no array is made
     j = v.offset + i
-    ts = v.ts.item(j)  # (``item``: a Python number, no numpy scalar on the way)
+    ts = live.ts if live is not None else v.ts.item(j)  # (``item``: a Python number, no numpy scalar)
     sim = w.sim
     if sim is not None and cur.order.ts < ts and (w.fill_next_open or cur.order.type is _LIMIT):
-        simulate(w, i, sim.match, w.symbol, ts, v.open.item(j), v.high.item(j), v.low.item(j))
+        if live is not None:
+            simulate(w, i, sim.match, w.symbol, ts, live.open, live.high, live.low)
+        else:
+            simulate(w, i, sim.match, w.symbol, ts, v.open.item(j), v.high.item(j), v.low.item(j))
     if w.orders.current is not None and w.order_expiry is not None and v.seen + i >= w.order_expiry:
         w.order_expiry = None
         decisions.cancel(w, w.orders.current, i)

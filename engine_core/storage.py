@@ -5,6 +5,13 @@ the capacity, so the last bars are always one contiguous slice: reading the
 window needs no copy and no wrap-around. Appending is O(1) per bar and the
 buffer never grows. ``Ring.snapshot`` returns copies, so a reader on
 another thread never sees a half-written bar.
+
+Rows appended one at a time (live bars, and the indicators' outputs at
+each) are written behind: they wait in a list until something reads the
+columns, or ``WRITE_BEHIND`` of them have come, and are then written
+together. A live bar whose arrays nobody reads (a Lua strategy reads the
+bar's numbers) so touches none of the buffers' memory, which idle time
+between bursts has evicted from the caches (``bench/cold_bar.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import numpy as np
 from engine_core.model import Bar, BarChunk
 
 COLUMNS = ("ts", "open", "high", "low", "close", "volume")
+WRITE_BEHIND = 64  # rows appended one at a time that wait before they are written together
+SCALAR_ROWS = 16  # fewer rows waiting than this are written value by value
 
 
 class Ring:
@@ -30,7 +39,8 @@ class Ring:
         self._cols = {name: np.zeros(2 * capacity, dtype=dtype) for name, dtype in dtypes.items()}
         self._arrays = tuple(self._cols.values())  # the buffers in column order (the one-row path)
         self._next = 0  # ring position the next row is written at
-        self._count = 0
+        self._count = 0  # rows held, those waiting to be written included
+        self._rows: list[Sequence[Any]] = []  # rows appended, not written yet (oldest first)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -41,28 +51,51 @@ class Ring:
         n = len(next(iter(values.values())))
         if n == 0:
             return
-        cap = self.capacity
         with self._lock:
-            i = self._next
-            if n == 1:  # a live bar: scalar writes are far cheaper than slice copies
-                for name, dst in self._cols.items():
-                    dst[i] = dst[i + cap] = values[name][0]
-            elif n >= cap:
-                for name, dst in self._cols.items():
-                    tail = values[name][n - cap :]
-                    dst[:cap] = tail
-                    dst[cap:] = tail
-                i = -n  # lands _next on 0 below
-            else:
-                first = min(n, cap - i)
-                for name, dst in self._cols.items():
-                    src = values[name]
-                    dst[i : i + first] = src[:first]
-                    dst[i + cap : i + cap + first] = src[:first]
-                    dst[: n - first] = src[first:]
-                    dst[cap : cap + n - first] = src[first:]
-            self._next = (i + n) % cap
-            self._count = min(self._count + n, cap)
+            self._write_rows()  # the rows appended before come first
+            self._write([values[name] for name in self._cols], n)
+            self._count = min(self._count + n, self.capacity)
+
+    def _write(self, columns: Sequence[Any], n: int) -> None:
+        """Write ``n`` rows, given column by column in column order, at the
+        ring's position (the lock held; the count is the caller's)."""
+        cap = self.capacity
+        i = self._next
+        if n == 1:  # a scalar write is far cheaper than a slice copy
+            for dst, src in zip(self._arrays, columns):
+                dst[i] = dst[i + cap] = src[0]
+        elif n >= cap:
+            for dst, src in zip(self._arrays, columns):
+                tail = src[n - cap :]
+                dst[:cap] = tail
+                dst[cap:] = tail
+            i = -n  # lands _next on 0 below
+        else:
+            first = min(n, cap - i)
+            for dst, src in zip(self._arrays, columns):
+                dst[i : i + first] = src[:first]
+                dst[i + cap : i + cap + first] = src[:first]
+                dst[: n - first] = src[first:]
+                dst[cap : cap + n - first] = src[first:]
+        self._next = (i + n) % cap
+
+    def _write_rows(self) -> None:
+        """Write the rows waiting (``append_row``), the lock held."""
+        rows = self._rows
+        if not rows:
+            return
+        self._rows = []
+        n = len(rows)
+        if n < SCALAR_ROWS:  # a few rows: scalar writes cost less than making arrays of them
+            cap, i = self.capacity, self._next
+            arrays = self._arrays
+            for row in rows:
+                for dst, value in zip(arrays, row):
+                    dst[i] = dst[i + cap] = value
+                i = i + 1 if i + 1 < cap else 0
+            self._next = i
+        else:
+            self._write([np.array(c, dtype=a.dtype) for a, c in zip(self._arrays, zip(*rows))], n)
 
     def push_row(self, row: Sequence[Any], history: int) -> tuple[list[np.ndarray], int]:
         """``push`` for one row (a live bar), its values in column order: the
@@ -76,26 +109,32 @@ class Ring:
         return self.columns(offset + 1), offset
 
     def append_row(self, row: Sequence[Any]) -> int:
-        """Append one row, its values in column order (scalar writes); return
-        how many rows the ring holds."""
-        cap = self.capacity
+        """Append one row, its values in column order; return how many rows
+        the ring holds. The row is written when the columns are next read,
+        or with the ``WRITE_BEHIND`` rows appended after it."""
         with self._lock:
-            i = self._next
-            for dst, value in zip(self._arrays, row):
-                dst[i] = dst[i + cap] = value
-            self._next = i + 1 if i + 1 < cap else 0
-            if self._count < cap:
-                self._count += 1
-            return self._count
+            rows = self._rows
+            rows.append(row)
+            if len(rows) >= WRITE_BEHIND:
+                self._write_rows()
+            count = self._count
+            if count < self.capacity:
+                count = self._count = count + 1
+            return count
 
     def columns(self, count: int) -> list[np.ndarray]:
         """The last ``count`` rows of every column, in column order, oldest
         first: views, valid until the next write."""
+        if self._rows:
+            with self._lock:
+                self._write_rows()
         end = self._next + self.capacity
         return [dst[end - count : end] for dst in self._arrays]
 
     def _tail(self, name: str, count: int) -> np.ndarray:
-        """The last ``count`` values of a column, oldest first: a view, valid until the next write."""
+        """The last ``count`` values of a column, oldest first: a view, valid
+        until the next write (the rows waiting written, the lock held)."""
+        self._write_rows()
         end = self._next + self.capacity
         return self._cols[name][end - count : end]
 
@@ -117,7 +156,8 @@ class Ring:
         offset = min(history, self._count)
         if offset + n <= self.capacity:
             self.extend(values)
-            return {name: self._tail(name, offset + n) for name in self._cols}, offset
+            with self._lock:
+                return {name: self._tail(name, offset + n) for name in self._cols}, offset
         past = self.snapshot(history)
         self.extend(values)
         if offset == 0:
@@ -150,24 +190,12 @@ class BarWindow:
         return dict(zip(COLUMNS, cols)), offset
 
     def push_bar(self, bar: Bar, history: int) -> int:
-        """Store a live bar, its values written as numbers read from it; return
-        its offset: how many earlier bars (up to ``history``, below the
-        capacity) ``columns(offset + 1)`` shows before it. No array is made
-        here: a live bar nobody reads the arrays of makes none."""
-        ring, cap = self._ring, self.capacity
-        ts, o, h, low, c, v = ring._arrays
-        with ring._lock:  # Ring.append_row, unrolled: a loop over six columns costs more than their writes
-            i, count = ring._next, ring._count
-            ts[i] = ts[i + cap] = bar.ts
-            o[i] = o[i + cap] = bar.open
-            h[i] = h[i + cap] = bar.high
-            low[i] = low[i + cap] = bar.low
-            c[i] = c[i + cap] = bar.close
-            v[i] = v[i + cap] = bar.volume
-            ring._next = i + 1 if i + 1 < cap else 0
-            if count < cap:
-                ring._count = count + 1
-        return min(history, count, cap - 1)
+        """Store a live bar (written behind: ``Ring.append_row``); return its
+        offset: how many earlier bars (up to ``history``, below the capacity)
+        ``columns(offset + 1)`` shows before it. No array is made or written
+        here: a live bar nobody reads the arrays of touches none."""
+        count = self._ring.append_row((bar.ts, bar.open, bar.high, bar.low, bar.close, bar.volume)) - 1
+        return min(history, count, self.capacity - 1)
 
     def columns(self, count: int) -> dict[str, np.ndarray]:
         """The last ``count`` bars, column by column: views, valid until the next write."""

@@ -240,6 +240,9 @@ class SymbolView:
         # A live bar's store while the arrays above are not made yet (``show``:
         # they are made when first read, ``__getattr__``); None once they are.
         self._store: BarWindow | None = None
+        # The live bar the view shows (its one bar), None for a chunk: the
+        # order path reads the bar's values from it, making no array.
+        self.live: Bar | None = None
 
     def last_bar(self) -> Bar:
         """The newest bar of the view (built once per chunk)."""
@@ -262,7 +265,7 @@ class SymbolView:
             del self.ts, self.open, self.high, self.low, self.close, self.volume
         self._store = store
         before = self._newest_ts
-        self._last = bar
+        self._last = self.live = bar
         self.offset = offset
         self.seen += self.n
         self.n = 1
@@ -291,7 +294,7 @@ class SymbolView:
         holds it already, so indicators need not rebuild it."""
         before = self._newest_ts
         self._last = last
-        self._store = None
+        self._store = self.live = None
         ts = self.ts = cols["ts"]
         self.open, self.high, self.low = cols["open"], cols["high"], cols["low"]
         self.close, self.volume = cols["close"], cols["volume"]

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine_core.model import Bar, BarChunk
-from engine_core.storage import BarWindow
+from engine_core.storage import WRITE_BEHIND, BarWindow
 
 
 def chunk(start: int, n: int) -> BarChunk:
@@ -113,6 +113,63 @@ def test_reads_are_consistent_under_concurrent_writes():
     finally:
         stop.set()
         t.join()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 20),
+    st.lists(st.tuples(st.sampled_from(["bars", "chunk", "read"]), st.integers(0, 150)), max_size=10),
+)
+def test_live_bars_written_behind_read_as_the_bars_stored(capacity, steps):
+    """Live bars wait to be written until the columns are read, or until
+    ``WRITE_BEHIND`` of them came: whatever comes between them, chunks or
+    reads, every read finds the last bars stored, in order, each bar's
+    offset is right, and no more than that many wait."""
+    w = BarWindow("S", capacity)
+    start = 0
+    for kind, n in [*steps, ("read", 0)]:
+        if kind == "bars":
+            for t in range(start, start + n):
+                offset = w.push_bar(Bar("S", t, float(t), t + 1.0, t - 1.0, t + 0.5, 1.0), capacity - 1)
+                assert offset == min(capacity - 1, t)
+                assert len(w._ring._rows) < WRITE_BEHIND  # a symbol nobody reads keeps no more waiting
+            start += n
+        elif kind == "chunk":
+            w.extend(chunk(start, n))
+            start += n
+        else:
+            expected = list(range(max(0, start - capacity), start))
+            assert len(w) == len(expected)
+            assert last(w, "ts") == expected
+            assert last(w, "close") == [x + 0.5 for x in expected]
+            count = len(expected)
+            ts, _, high, _, _, _ = w._ring.columns(count)
+            assert list(ts) == expected and list(high) == [x + 1.0 for x in expected]
+
+
+def test_reads_from_another_thread_see_every_live_bar_in_order():
+    """A reader on another thread (a snapshot) writes the live bars waiting
+    and sees them whole and in order, while the worker goes on storing."""
+    w = BarWindow("S", 64)
+    stop = threading.Event()
+
+    def worker() -> None:
+        t = 0
+        while not stop.is_set():
+            w.push_bar(Bar("S", t, float(t), t + 1.0, t - 1.0, t + 0.5, 1.0), 63)
+            t += 1
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        for _ in range(2000):
+            snap = w._ring.snapshot()
+            ts = snap["ts"]
+            assert np.all(np.diff(ts) == 1)  # contiguous, in order
+            assert np.array_equal(snap["close"], ts + 0.5)
+    finally:
+        stop.set()
+        thread.join()
 
 
 def test_a_live_bar_pushed_from_its_bar_gives_the_columns_of_the_chunk_path():
