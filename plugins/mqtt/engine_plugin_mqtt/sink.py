@@ -247,6 +247,12 @@ class MqttSink(EventSink):
         if self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
+    def _wake_to_close(self) -> None:
+        """On the loop: stop waiting for the engine or for events (``close``)."""
+        assert self._wake is not None and self._attached is not None
+        self._wake.set()
+        self._attached.set()
+
     @property
     def received(self) -> int:
         """Events handed to handle(): taken by the loop, queued, or dropped."""
@@ -264,9 +270,10 @@ class MqttSink(EventSink):
             return
         self._deadline = time.monotonic() + self.cfg.close_timeout
         self._closing = True
-        assert self._wake is not None and self._attached is not None
-        loop.call_soon_threadsafe(self._wake.set)
-        loop.call_soon_threadsafe(self._attached.set)
+        try:  # one call: the loop may end as soon as it is woken
+            loop.call_soon_threadsafe(self._wake_to_close)
+        except RuntimeError:  # the loop has ended already (it failed): nothing to wake
+            pass
         thread.join(self.cfg.close_timeout + 10)
         with self._lock:
             self._stopped = True

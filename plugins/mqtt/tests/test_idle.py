@@ -56,3 +56,18 @@ def test_a_burst_that_fills_half_the_queue_is_published_while_it_runs(live_sink,
         live_sink.handle(event(i))
     wait_until(lambda: len(subscriber.events()) == 5, "the five events, without the engine idle")
     assert live_sink.dropped == 0
+
+
+def test_closing_a_sink_whose_loop_has_ended_raises_nothing(broker):
+    """The publishing loop may end before ``close`` wakes it (it failed, or
+    it ended as soon as a first wake-up came): ``close`` still returns
+    quietly, never "event loop is closed" from the engine's stop."""
+    sink = MqttSink(MqttSinkConfig(port=broker.port, prefix="t", queue=10))
+    sink.bind("e1", ["AAA"], "live")
+    sink.start()
+    thread, loop, attached = sink._thread, sink._loop, sink._attached
+    assert thread is not None and loop is not None and attached is not None
+    loop.call_soon_threadsafe(attached.set)  # the loop ends on its own: never attached, nothing to publish
+    thread.join(5)
+    assert loop.is_closed()
+    sink.close()
