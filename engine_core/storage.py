@@ -58,13 +58,11 @@ class Ring:
 
     def _write(self, columns: Sequence[Any], n: int) -> None:
         """Write ``n`` rows, given column by column in column order, at the
-        ring's position (the lock held; the count is the caller's)."""
+        ring's position (the lock held; the count is the caller's). Rows
+        appended one at a time are written value by value (``_write_rows``)."""
         cap = self.capacity
         i = self._next
-        if n == 1:  # a scalar write is far cheaper than a slice copy
-            for dst, src in zip(self._arrays, columns):
-                dst[i] = dst[i + cap] = src[0]
-        elif n >= cap:
+        if n >= cap:
             for dst, src in zip(self._arrays, columns):
                 tail = src[n - cap :]
                 dst[:cap] = tail
