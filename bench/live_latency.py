@@ -10,6 +10,8 @@ after bar in arrival order, the first tenth's orders leave long before the
 last's) and the process CPU time per live bar, both over every bar and in the steady state (after each symbol's
 first ``WARM`` bars, which pay one-time costs: the first indicator reads
 build the plugin registry, the first calls warm the Lua runtimes), the
+same CPU per live bar by kind of thread (the workers', the I/O thread's, the
+baton's watcher's, the Lua watchdog's: each thread's CPU clock), the
 same CPU per live bar as a ratio of a bar of ``bench/order_path.py``'s plain
 Python loop (measured before and after the run: this machine's speed varies
 from day to day), the Lua watchdog's polls, and the worker's own CPU per
@@ -17,6 +19,10 @@ live bar: the thread CPU time of ``SymbolWorker.handle``
 on each steady-state bar, summed by a wrapper this bench installs (the
 engine's hot path carries no instrumentation), over all of them and over
 those that moved no state, sent no order and booked no fill.
+What the bench notes while the engine runs (a bar's arrival, an order's
+submission, a bar's ``handle``) is one append of a tuple each, made into its
+tables after the run: dicts kept up to date under a lock cost the process
+CPU the bench counted as the engine's.
 
     .venv/bin/python bench/live_latency.py [--symbols 100] [--bars 300] [--pace 0.05] [--journal]
         [--broker paper|scripted] [--mqtt] [--shards N]
@@ -72,16 +78,18 @@ function in_trade(ctx) if ctx.index % 10 == 5 then return "exit" end end
 """
 
 WARM = 20  # a symbol's first bars pay one-time costs (indicator set-up, first imports)
-arrived: dict[tuple[str, int], tuple[float, int, int]] = {}  # (symbol, ts) -> (arrival, bar number, place in burst)
-counts: dict[str, int] = {}
-burst: dict[int, int] = {}  # ts -> bars arrived at that instant so far
-latencies: list[tuple[float, bool, int]] = []  # (seconds, after the symbol's first WARM bars, place in burst)
+# What the bench notes while the engine runs is one append of a tuple (no lock,
+# no dict): its own CPU counts in the process's, so it is kept to that, and
+# the tables are made from the notes after the run.
+stamps: list[tuple[str, int, float]] = []  # each bar as it arrives: (symbol, ts, arrival)
+submitted: list[tuple[str, int, float]] = []  # each order as it is submitted: (symbol, its bar's ts, when)
+handled: list[
+    tuple[float, bool, int, float]
+] = []  # each steady-state live bar's handle: (thread CPU s, quiet, ts, end)
+steady_ts = [float("inf")]  # the first steady-state burst's time, once it has arrived
 marks: dict[str, tuple[float, float]] = {}  # (process CPU, wall) when the steady state begins and when all is done
+thread_marks: dict[str, dict[str, float]] = {}  # the same instants: CPU seconds by kind of thread
 running: list[Engine] = []
-handled = [0.0, 0]  # thread CPU seconds inside SymbolWorker.handle on steady-state live bars, and their count
-quiet = [0.0, 0]  # the same for the bars that moved no state, sent no order and booked no fill (the common case)
-handled_lock = threading.Lock()
-bursts: dict[int, float] = {}  # a steady-state burst's time -> when its last bar was processed
 sink_cpu: list[float] = []  # the mqtt sink thread's CPU seconds, when its loop ends
 
 
@@ -126,44 +134,81 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def threads_cpu() -> dict[str, float]:
+    """CPU seconds each kind of thread has taken so far (the workers' threads
+    together, as ``worker``), read from each thread's CPU clock."""
+    spent: dict[str, float] = {}
+    for thread in threading.enumerate():
+        if thread.ident is None:
+            continue
+        try:
+            cpu = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except OSError:  # it ended meanwhile
+            continue
+        kind = "worker" if thread.name.startswith("worker-") else thread.name
+        spent[kind] = spent.get(kind, 0.0) + cpu
+    return spent
+
+
 def time_handle() -> None:
-    """Wrap ``SymbolWorker.handle`` to sum its thread CPU time per steady-state live bar."""
+    """Wrap ``SymbolWorker.handle`` to note its thread CPU time on each
+    steady-state live bar, and whether the bar moved no state, sent no order
+    and booked no fill (a quiet bar, the common case)."""
     handle = SymbolWorker.handle
+    clock, now, note = time.thread_time, time.perf_counter, handled.append
 
     def timed(worker: SymbolWorker, msg: Any) -> None:
-        if type(msg) is not Bar or arrived.get((msg.symbol, msg.ts), (0.0, 0))[1] <= WARM:
+        if type(msg) is not Bar or msg.ts < steady_ts[0]:
             handle(worker, msg)
             return
-        before = (worker.sm.state, worker.orders_sent, worker.ledger.fills)
-        t0 = time.thread_time()
+        ledger = worker.ledger
+        before = (worker.sm.state, worker.orders_sent, ledger.fills)
+        t0 = clock()
         handle(worker, msg)
-        spent = time.thread_time() - t0
-        with handled_lock:
-            handled[0] += spent
-            handled[1] += 1
-            if (worker.sm.state, worker.orders_sent, worker.ledger.fills) == before:
-                quiet[0] += spent
-                quiet[1] += 1
-            bursts[msg.ts] = time.perf_counter()  # the burst's last bar processed so far
+        spent = clock() - t0
+        note((spent, (worker.sm.state, worker.orders_sent, ledger.fills) == before, msg.ts, now()))
 
     SymbolWorker.handle = timed  # type: ignore[method-assign]
 
 
 class StampedSource(SimulatedSource):
     async def live(self):  # type: ignore[override]
+        # the simulated source gives every symbol a bar at each instant, in turn: the
+        # first steady-state bar is the one after each symbol's first WARM
+        steady, seen = WARM * len(self.symbols) + 1, 0
+        now, note = time.perf_counter, stamps.append
         async for bar in super().live():
-            n = counts[bar.symbol] = counts.get(bar.symbol, 0) + 1
-            now = time.perf_counter()
-            if bar.symbol == self.symbols[0] and n == WARM + 1:
-                marks["steady"] = (time.process_time(), now)
-            place = burst[bar.ts] = burst.get(bar.ts, 0) + 1
-            arrived[(bar.symbol, bar.ts)] = (now, n, place)
+            seen += 1
+            if seen == steady:
+                marks["steady"] = (time.process_time(), now())
+                thread_marks["steady"] = threads_cpu()
+                steady_ts[0] = bar.ts
+            note((bar.symbol, bar.ts, now()))
             yield bar
         # the feed is over: wait until every worker has processed its last bar
         workers = list(running[0].workers.values())
         while any(not w.inbox.empty() or w.lock.locked() for w in workers):
             await asyncio.sleep(0.001)
         marks["done"] = (time.process_time(), time.perf_counter())
+        thread_marks["done"] = threads_cpu()
+
+
+def latencies() -> list[tuple[float, bool, int]]:
+    """Each order's (seconds from its bar's arrival, after the symbol's first
+    WARM bars, the bar's place in its burst), from the notes."""
+    arrived: dict[tuple[str, int], tuple[float, int, int]] = {}  # (symbol, ts) -> (arrival, bar number, place)
+    counts: dict[str, int] = {}
+    places: dict[int, int] = {}
+    for symbol, ts, at in stamps:
+        n = counts[symbol] = counts.get(symbol, 0) + 1
+        place = places[ts] = places.get(ts, 0) + 1
+        arrived[(symbol, ts)] = (at, n, place)
+    out = []
+    for symbol, ts, at in submitted:
+        stamp = arrived.get((symbol, ts))
+        if stamp is not None:
+            out.append((at - stamp[0], stamp[1] > WARM, stamp[2]))
+    return out
 
 
 class Probe:
@@ -176,9 +221,7 @@ class Probe:
     @hookimpl
     def engine_order(event: OrderEvent) -> None:
         if event.status == "submitted":
-            stamp = arrived.get((event.order.symbol, event.order.ts))
-            if stamp is not None:
-                latencies.append((time.perf_counter() - stamp[0], stamp[1] > WARM, stamp[2]))
+            submitted.append((event.order.symbol, event.order.ts, time.perf_counter()))
 
 
 def main() -> None:
@@ -255,11 +298,12 @@ def main() -> None:
             broker.wait()
     bars = sum(r.bars for r in result.symbols.values())
     run = len(result.symbols)  # the symbols this engine ran (its shard's, with --shard)
-    lat = np.array([s for s, _, _ in latencies]) * 1000
-    steady = np.array([s for s, warm, _ in latencies if warm]) * 1000
+    orders = latencies()
+    lat = np.array([s for s, _, _ in orders]) * 1000
+    steady = np.array([s for s, warm, _ in orders if warm]) * 1000
     tenth = max(1, run // 10)
-    first = np.array([s for s, warm, place in latencies if warm and place <= tenth]) * 1000
-    last = np.array([s for s, warm, place in latencies if warm and place > run - tenth]) * 1000
+    first = np.array([s for s, warm, place in orders if warm and place <= tenth]) * 1000
+    last = np.array([s for s, warm, place in orders if warm and place > run - tenth]) * 1000
     journal = "with the journal" if args.journal else "no journal"
     journal += ", recorded" if args.record else ", not recorded"
     journal += ", mqtt sink (QoS 1, a message per event)" if args.mqtt else ""
@@ -277,10 +321,13 @@ def main() -> None:
             f"first tenth median {np.median(first):.2f} ms (p99 {np.percentile(first, 99):.2f}), "
             f"last tenth median {np.median(last):.2f} ms (p99 {np.percentile(last, 99):.2f})"
         )
+    bursts: dict[int, float] = {}  # a steady-state burst's time -> when its last bar was processed
+    for _, _, ts, end in handled:
+        bursts[ts] = max(end, bursts.get(ts, end))
     if bursts:
         # A burst is kept up with when its last bar is processed before the next burst's first arrives.
         first_arrival: dict[int, float] = {}
-        for (_, ts), (at, _, _) in arrived.items():
+        for _, ts, at in stamps:
             first_arrival[ts] = min(at, first_arrival.get(ts, at))
         times = sorted(bursts)
         gaps = [(bursts[t] - first_arrival[t], first_arrival[u] - first_arrival[t]) for t, u in zip(times, times[1:])]
@@ -308,19 +355,25 @@ def main() -> None:
             f"({(c1 - c0) / (w1 - w0) * 100:.1f}% of one core = {(c1 - c0) / (w1 - w0) * 100 / run:.3f}% "
             "per symbol)"
         )
+        began, ended = thread_marks["steady"], thread_marks["done"]
+        kinds = sorted(ended, key=lambda k: began.get(k, 0.0) - ended[k])
+        by_thread = ", ".join(f"{k} {(ended[k] - began.get(k, 0.0)) / n * 1e6:.1f}" for k in kinds)
+        print(f"  the same by thread, us a bar: {by_thread}")
         ref = min(loop_ref)
         print(
             f"  the same, as a ratio: {(c1 - c0) / n * 1e6 / ref:.0f}x a bar of the reference loop "
             f"(bench/order_path.py's plain Python loop, the faster of {loop_ref[0]:.3f} us a bar before this "
             f"run and {loop_ref[-1]:.3f} after; this machine's speed varies from day to day)"
         )
-    if handled[1]:
-        print(f"  worker CPU per bar (handle): {handled[0] / handled[1] * 1e6:.1f} us over {handled[1]:,} live bars")
-    if quiet[1]:
-        print(
-            f"  of which bars with no decision, order or fill: {quiet[0] / quiet[1] * 1e6:.1f} us "
-            f"over {quiet[1]:,} bars"
-        )
+    if handled:
+        spent = sum(s for s, _, _, _ in handled)
+        print(f"  worker CPU per bar (handle): {spent / len(handled) * 1e6:.1f} us over {len(handled):,} live bars")
+        quiet = [s for s, calm, _, _ in handled if calm]
+        if quiet:
+            print(
+                f"  of which bars with no decision, order or fill: {sum(quiet) / len(quiet) * 1e6:.1f} us "
+                f"over {len(quiet):,} bars"
+            )
     if watchdog_cpu:
         polls = np.array(watchdog_cpu) * 1e6
         print(
@@ -353,7 +406,7 @@ def main() -> None:
             )
     print(f"  peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if args.dump:
-        np.save(args.dump, np.array(latencies, dtype=np.float64).reshape(-1, 3))
+        np.save(args.dump, np.array(orders, dtype=np.float64).reshape(-1, 3))
 
 
 def reference_us() -> float:

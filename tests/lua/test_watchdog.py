@@ -188,3 +188,18 @@ def test_a_sandbox_that_has_gone_is_no_longer_polled_and_the_last_one_ends_the_t
     gc.collect()
     thread.join(5.0)
     assert not thread.is_alive() and dog.thread is None and dog.slots == []
+
+
+def test_the_polls_come_twice_as_often_while_a_call_runs(harness: Any) -> None:
+    # A poll woken from its sleep costs CPU whatever it finds: half a budget
+    # apart while no call runs, a quarter once one does (a runaway is looked
+    # at within a quarter budget of running its budget).
+    h = harness(budget="time", max_call_ms=40)
+    dog = Watchdog()
+    slot = h.strategy.sandbox.stamp
+    dog.watch(slot)
+    assert dog._poll() == pytest.approx(0.020)
+    slot.call += 1  # a call runs
+    assert dog._poll() == pytest.approx(0.010)
+    slot.call += 1  # it ended
+    assert dog._poll() == pytest.approx(0.020)
