@@ -25,7 +25,7 @@ tables after the run: dicts kept up to date under a lock cost the process
 CPU the bench counted as the engine's.
 
     .venv/bin/python bench/live_latency.py [--symbols 100] [--bars 300] [--pace 0.05] [--journal]
-        [--broker paper|scripted] [--mqtt] [--shards N]
+        [--broker paper|scripted] [--mqtt [--rounds N]] [--shards N]
 
 Without ``--journal`` the engine keeps no journal (the Python path alone);
 with it, as a live engine runs by default (a SQLite journal in a temporary
@@ -40,7 +40,8 @@ event) publishing to a mosquitto this bench starts on a free local port, and
 prints the CPU time the sink's thread and mosquitto took, per message, and
 the p99 as a ratio to the same run without the sink, measured first in a
 process of its own (the reference: this machine's speed varies from run to
-run).
+run); with ``--rounds N``, N such pairs alternated, each run a process of its
+own, and the median ratio.
 ``--shards N`` runs N engines at once, one process each with the symbols of
 its shard (``engine run --shard K/N``: a fleet, one engine per core), and
 prints their latencies together.
@@ -234,11 +235,17 @@ def main() -> None:
     parser.add_argument("--broker", choices=["paper", "scripted"], default="paper", help="paper, or the venue double")
     parser.add_argument("--mqtt", action="store_true", help="publish every event to a local mosquitto (QoS 1)")
     parser.add_argument("--shards", type=int, default=1, help="run N engines (--shard K/N each), one process each")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="with --mqtt: N alternated pairs without / with the sink, the median"
+    )
     parser.add_argument("--shard", help=argparse.SUPPRESS)  # K/N: this process runs shard K (set by --shards)
     parser.add_argument("--dump", help=argparse.SUPPRESS)  # where this shard leaves its latencies
     args = parser.parse_args()
     if args.shards > 1:
         run_shards(args)
+        return
+    if args.mqtt and args.rounds > 1 and not args.dump:
+        mqtt_rounds(args)
         return
     reference = without_sink(args) if args.mqtt and not args.dump else None
     time_handle()
@@ -432,18 +439,38 @@ def forwarded_flags(args: argparse.Namespace, *, mqtt: bool = True) -> list[str]
 def without_sink(args: argparse.Namespace) -> float:
     """The steady-state p99 (ms) of the same run without the mqtt sink, in a
     process of its own (the reference ``--mqtt`` is measured against)."""
+    return p99_of(args, mqtt=False)
+
+
+def p99_of(args: argparse.Namespace, *, mqtt: bool) -> float:
+    """The steady-state p99 (ms) of this run, with or without the mqtt sink, in a process of its own."""
     import subprocess
     import sys
 
     with tempfile.TemporaryDirectory() as tmp:
-        dump = Path(tmp) / "reference.npy"
+        dump = Path(tmp) / "p99.npy"
         subprocess.run(
-            [sys.executable, __file__, *forwarded_flags(args, mqtt=False), f"--dump={dump}"],
+            [sys.executable, __file__, *forwarded_flags(args, mqtt=mqtt), f"--dump={dump}"],
             check=True,
             stdout=subprocess.DEVNULL,
         )
         rows = np.load(dump)
     return float(np.percentile(rows[rows[:, 1] > 0, 0] * 1000, 99))
+
+
+def mqtt_rounds(args: argparse.Namespace) -> None:
+    """``--mqtt --rounds N``: N pairs of runs, without the sink then with it,
+    each in a process of its own; each pair's p99 ratio and their median (a
+    single run's p99 moves by a third from run to run here)."""
+    ratios = []
+    for k in range(1, args.rounds + 1):
+        without, with_sink = p99_of(args, mqtt=False), p99_of(args, mqtt=True)
+        ratios.append(with_sink / without)
+        print(f"  pair {k}: p99 {without:.2f} ms without the sink, {with_sink:.2f} ms with it: x{ratios[-1]:.2f}")
+    print(
+        f"mqtt: {args.symbols} symbols, {args.rounds} alternated pairs: p99 with / without the sink, "
+        f"median x{float(np.median(ratios)):.2f} (x{min(ratios):.2f} to x{max(ratios):.2f}; target: at most x1.10)"
+    )
 
 
 def run_shards(args: argparse.Namespace) -> None:
