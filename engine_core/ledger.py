@@ -54,6 +54,25 @@ class Entry:
 class Ledger:
     """Position, cash and round trips of one symbol, and its PnL per bar."""
 
+    __slots__ = (
+        "symbol",
+        "lot",
+        "keeps_fill_keys",
+        "qty",
+        "qty_float",
+        "cash",
+        "entry",
+        "trades",
+        "fills",
+        "fill_keys",
+        "_ts",
+        "_pnl",
+        "_exposed",
+        "_pending",
+        "_marks",
+        "_held",
+    )
+
     def __init__(
         self, symbol: str, keep_fill_keys: bool = True, lot: Callable[[Decimal], Decimal] | None = None
     ) -> None:

@@ -32,6 +32,8 @@ SCALAR_ROWS = 16  # fewer rows waiting than this are written value by value
 class Ring:
     """Named columns keeping their last ``capacity`` rows (thread-safe writes and copies)."""
 
+    __slots__ = ("capacity", "_cols", "_arrays", "_next", "_count", "_rows", "_lock")
+
     def __init__(self, dtypes: Mapping[str, Any], capacity: int) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
@@ -166,6 +168,8 @@ class Ring:
 class BarWindow:
     """The last ``capacity`` bars of one symbol."""
 
+    __slots__ = ("symbol", "capacity", "_ring")
+
     def __init__(self, symbol: str, capacity: int) -> None:
         self.symbol = symbol
         self.capacity = capacity
@@ -206,6 +210,8 @@ def _columns(chunk: BarChunk) -> dict[str, np.ndarray]:
 
 class Series:
     """A growable numpy array (amortised O(1) extend), for per-bar results."""
+
+    __slots__ = ("_data", "_n")
 
     def __init__(self, dtype: Any, capacity: int = 1024) -> None:
         self._data = np.empty(capacity, dtype=dtype)

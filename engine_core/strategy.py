@@ -222,6 +222,28 @@ class SymbolView:
     Only the worker thread of the symbol touches a view.
     """
 
+    __slots__ = (
+        "symbol",
+        "log",
+        "params",
+        "window",
+        "ts",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "offset",
+        "n",
+        "seen",
+        "position",
+        "_indicators",
+        "_last",
+        "_newest_ts",
+        "_store",
+        "live",
+    )
+
     def __init__(self, symbol: str, params: Mapping[str, Any], window: int, log: StrategyLog | None = None) -> None:
         self.symbol = symbol
         self.log = log or StrategyLog(symbol)
@@ -280,7 +302,7 @@ class SymbolView:
 
         def __getattr__(self, name: str) -> Any:
             """An array of a live bar's view read for the first time (``show``)."""
-            store = self.__dict__.get("_store")
+            store = self._store
             if store is None or name not in _ARRAYS:
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
             self._store = None
@@ -349,6 +371,8 @@ class TrackedIndicator:
     outputs at the newest bar as numbers, replaced whole (a sink on another
     thread reads it, never ``outputs``).
     """
+
+    __slots__ = ("instance", "names", "output_names", "ring", "_outputs", "_span", "latest", "fed_until_ts")
 
     def __init__(self, name: str, args: tuple[Any, ...], view: SymbolView) -> None:
         from engine_core import indicators

@@ -35,6 +35,26 @@ NewestOf = Callable[[SymbolView], Any]
 class Context:
     """One symbol's ``ctx`` inside its sandbox, fed from its view."""
 
+    __slots__ = (
+        "sandbox",
+        "view",
+        "label",
+        "lua",
+        "arrays",
+        "newest",
+        "capacity",
+        "fits",
+        "reserved",
+        "length",
+        "seen",
+        "n",
+        "off",
+        "position",
+        "_set_position",
+        "_load_bar",
+        "_load_chunk",
+    )
+
     def __init__(self, sandbox: Sandbox, view: SymbolView, label: str) -> None:
         self.sandbox = sandbox
         self.view = view
