@@ -48,6 +48,10 @@ class StreamingIndicator(abc.ABC):
     and leave the instance in the same state.
     """
 
+    # (no instance dict of its own: an indicator may declare slots, which a
+    # live bar reads at fixed places in the object; one that does not has a dict)
+    __slots__ = ()
+
     spec: IndicatorSpec
 
     @abc.abstractmethod

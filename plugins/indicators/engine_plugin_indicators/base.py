@@ -21,6 +21,8 @@ NAN = math.nan
 class FedIndicator(StreamingIndicator):
     """Ready once more than TA-Lib's lookback bars were seen; NaN until then."""
 
+    __slots__ = ("spec", "_kind", "_params", "_lookback", "_n", "_value", "_get", "_one")
+
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
         self.spec = kind.spec
         self._kind = kind

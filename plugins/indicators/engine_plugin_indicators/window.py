@@ -135,6 +135,8 @@ def plan(kind: TalibKind, params: tuple[tuple[str, Any], ...]) -> Plan:
 class WindowIndicator(FedIndicator):
     """A TA-Lib function recomputed over the last ``plan.window`` bars per update."""
 
+    __slots__ = ("plan", "_pos", "_ring")
+
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
         super().__init__(kind, params)
         self.plan = plan(kind, tuple(params.items()))

@@ -25,6 +25,8 @@ class SmaStream(O1Indicator):
     ``np.cumsum`` (a strictly sequential accumulate) over
     ``[total, x0, -old0, x1, -old1, ...]``."""
 
+    __slots__ = ("_mean",)
+
     _vectorised = True
 
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
@@ -44,6 +46,8 @@ class SmaStream(O1Indicator):
 class EmaStream(O1Indicator):
     """TA-Lib's EMA: seeded with the SMA of the first ``period`` values (summed
     in order, then divided), then ``fma(x - ema, k, ema)``, k = 2 / (period + 1)."""
+
+    __slots__ = ("_period", "_k", "_ema")
 
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
         super().__init__(kind, params)
@@ -73,6 +77,8 @@ class EmaStream(O1Indicator):
 
 class WmaStream(FiniteMemory):
     """TA-Lib's WMA: a running sum and a running weighted sum."""
+
+    __slots__ = ("_divider", "_sub", "_sum", "_trailing")
 
     def _reset(self) -> None:
         period = self._params["period"]

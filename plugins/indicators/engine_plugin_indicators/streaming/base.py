@@ -21,6 +21,8 @@ class O1Indicator(FedIndicator):
     """Base of the O(1) indicators: ``_push`` takes one bar's input values
     after ``self._n`` was counted; ``_bulk`` continues over ready columns."""
 
+    __slots__ = ()
+
     @classmethod
     def supports(cls, params: Mapping[str, Any]) -> bool:
         """Whether these parameters have an O(1) form (else the window wrapper)."""
@@ -98,6 +100,8 @@ def extend_recent(recent: deque[float], x: np.ndarray) -> None:
 
 class FiniteMemory(O1Indicator):
     """An indicator whose output depends only on the last lookback + 1 bars."""
+
+    __slots__ = ("_appends", "_recent")
 
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
         super().__init__(kind, params)

@@ -35,6 +35,8 @@ class RsiStream(O1Indicator):
     change 0 for the side that did not move), so that ``update_many`` can
     continue both averages exactly in ``talib.ATR``'s C loop."""
 
+    __slots__ = ("_period", "_gain", "_loss", "_prev", "_v", "_w")
+
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
         super().__init__(kind, params)
         self._period = p = params["period"]
@@ -100,6 +102,8 @@ class MacdStream(O1Indicator):
     """TA-Lib's MACD: both EMAs start at the slow lookback (the fast one seeded
     with the SMA of the ``fast`` values ending there), the signal is an EMA of
     the MACD line seeded with the SMA of its first ``signal`` values."""
+
+    __slots__ = ("_fast", "_fast_ema", "_kf", "_kg", "_ks", "_seed", "_sig", "_signal", "_slow", "_slow_ema")
 
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
         super().__init__(kind, params)
@@ -168,6 +172,8 @@ def _rolling(x: np.ndarray, span: int, pick: Any) -> np.ndarray:
 class StochStream(FiniteMemory):
     """Slow stochastic: %K over rolling high/low (monotonic deques), then two
     SMAs; O(1) for the default SMA smoothing (matype 0) only."""
+
+    __slots__ = ("_highs", "_lows", "_slowd", "_slowk", "_span")
 
     @classmethod
     def supports(cls, params: Mapping[str, Any]) -> bool:

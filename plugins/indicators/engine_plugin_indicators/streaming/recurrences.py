@@ -141,6 +141,8 @@ def ordered_sum(values: Any) -> float:
 class RunningMean:
     """TA-Lib's SMA recurrence: add the new value, divide, drop the oldest."""
 
+    __slots__ = ("period", "window", "total")
+
     def __init__(self, period: int) -> None:
         self.period = period
         self.window: deque[float] = deque(maxlen=period)

@@ -26,6 +26,8 @@ class AtrStream(O1Indicator):
     has none), then Wilder smoothing as TA-Lib's build computes it:
     ``fma(atr, w, tr * (1 - w))`` with ``w = (period - 1) / period``."""
 
+    __slots__ = ("_period", "_atr", "_close", "_v", "_w")
+
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
         super().__init__(kind, params)
         self._period = p = params["period"]
@@ -96,6 +98,8 @@ class BbandsStream(FiniteMemory):
     from running sums of deviations from an anchor near the prices, re-anchored
     every ``period`` bars (amortised O(1)), and is exactly 0 on a flat window.
     """
+
+    __slots__ = ("_anchor", "_dn", "_mean", "_s1", "_s2", "_same", "_up")
 
     @classmethod
     def supports(cls, params: Mapping[str, Any]) -> bool:

@@ -19,6 +19,8 @@ class VwapStream(O1Indicator):
     ``sumV > 0`` (0.0 before). ``update_many`` runs the same sums in order
     with ``np.cumsum``."""
 
+    __slots__ = ("_pv", "_v", "_vwap")
+
     _vectorised = True
 
     def __init__(self, kind: TalibKind, params: Mapping[str, Any]) -> None:
