@@ -302,8 +302,9 @@ class SymbolView:
 
         def __getattr__(self, name: str) -> Any:
             """An array of a live bar's view read for the first time (``show``)."""
-            store = self._store
-            if store is None or name not in _ARRAYS:
+            # (the name first: an unset slot, _store's included, comes here too)
+            store = self._store if name in _ARRAYS else None
+            if store is None:
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
             self._store = None
             cols = store.columns(self.offset + 1)
