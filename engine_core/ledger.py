@@ -54,23 +54,9 @@ class Entry:
 class Ledger:
     """Position, cash and round trips of one symbol, and its PnL per bar."""
 
-    __slots__ = (
-        "symbol",
-        "lot",
-        "keeps_fill_keys",
-        "qty",
-        "qty_float",
-        "cash",
-        "entry",
-        "trades",
-        "fills",
-        "fill_keys",
-        "_ts",
-        "_pnl",
-        "_exposed",
-        "_pending",
-        "_marks",
-        "_held",
+    __slots__ = tuple(
+        "symbol lot keeps_fill_keys qty qty_float cash entry trades fills fill_keys _ts _pnl _exposed"
+        " _pending _marks _held".split()
     )
 
     def __init__(

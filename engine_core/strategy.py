@@ -222,26 +222,9 @@ class SymbolView:
     Only the worker thread of the symbol touches a view.
     """
 
-    __slots__ = (
-        "symbol",
-        "log",
-        "params",
-        "window",
-        "ts",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        "offset",
-        "n",
-        "seen",
-        "position",
-        "_indicators",
-        "_last",
-        "_newest_ts",
-        "_store",
-        "live",
+    __slots__ = tuple(
+        "symbol log params window ts open high low close volume offset n seen position _indicators _last"
+        " _newest_ts _store live".split()
     )
 
     def __init__(self, symbol: str, params: Mapping[str, Any], window: int, log: StrategyLog | None = None) -> None:

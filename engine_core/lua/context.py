@@ -35,24 +35,9 @@ NewestOf = Callable[[SymbolView], Any]
 class Context:
     """One symbol's ``ctx`` inside its sandbox, fed from its view."""
 
-    __slots__ = (
-        "sandbox",
-        "view",
-        "label",
-        "lua",
-        "arrays",
-        "newest",
-        "capacity",
-        "fits",
-        "reserved",
-        "length",
-        "seen",
-        "n",
-        "off",
-        "position",
-        "_set_position",
-        "_load_bar",
-        "_load_chunk",
+    __slots__ = tuple(
+        "sandbox view label lua arrays newest capacity fits reserved length seen n off position _set_position"
+        " _load_bar _load_chunk".split()
     )
 
     def __init__(self, sandbox: Sandbox, view: SymbolView, label: str) -> None:

@@ -67,23 +67,9 @@ class LuaSymbolStrategy(SymbolStrategy):
     """One symbol's script: its own runtime, ctx and ``state`` table."""
 
     # (read at fixed places in the object: a live bar finds them cold in the caches; see SymbolWorker)
-    __slots__ = (
-        "host",
-        "symbol",
-        "sandbox",
-        "stamp",
-        "ctx",
-        "_scan",
-        "_on_fill",
-        "_get_state",
-        "_decisions",
-        "_state",
-        "_state_at",
-        "_after",
-        "view",
-        "watcher",
-        "has_on_fill",
-        "warming",
+    __slots__ = tuple(
+        "host symbol sandbox stamp ctx _scan _on_fill _get_state _decisions _state _state_at _after view"
+        " watcher has_on_fill warming".split()
     )
 
     def __init__(self, host: LuaHost, symbol: str, view: SymbolView) -> None:
