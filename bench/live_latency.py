@@ -84,9 +84,8 @@ WARM = 20  # a symbol's first bars pay one-time costs (indicator set-up, first i
 # the tables are made from the notes after the run.
 stamps: list[tuple[str, int, float]] = []  # each bar as it arrives: (symbol, ts, arrival)
 submitted: list[tuple[str, int, float]] = []  # each order as it is submitted: (symbol, its bar's ts, when)
-handled: list[
-    tuple[float, bool, int, float]
-] = []  # each steady-state live bar's handle: (thread CPU s, quiet, ts, end)
+# each steady-state live bar's handle: (thread CPU seconds, quiet, its ts, when it ended)
+handled: list[tuple[float, bool, int, float]] = []
 steady_ts = [float("inf")]  # the first steady-state burst's time, once it has arrived
 marks: dict[str, tuple[float, float]] = {}  # (process CPU, wall) when the steady state begins and when all is done
 thread_marks: dict[str, dict[str, float]] = {}  # the same instants: CPU seconds by kind of thread
@@ -247,7 +246,7 @@ def main() -> None:
     if args.mqtt and args.rounds > 1 and not args.dump:
         mqtt_rounds(args)
         return
-    reference = without_sink(args) if args.mqtt and not args.dump else None
+    reference = p99_of(args, mqtt=False) if args.mqtt and not args.dump else None
     time_handle()
     time_watchdog()
     import engine_plugin_indicators.plugin as indicators
@@ -436,14 +435,9 @@ def forwarded_flags(args: argparse.Namespace, *, mqtt: bool = True) -> list[str]
     return flags + [f for f in ("--journal", "--record", "--mqtt") if getattr(args, f[2:]) and (mqtt or f != "--mqtt")]
 
 
-def without_sink(args: argparse.Namespace) -> float:
-    """The steady-state p99 (ms) of the same run without the mqtt sink, in a
-    process of its own (the reference ``--mqtt`` is measured against)."""
-    return p99_of(args, mqtt=False)
-
-
 def p99_of(args: argparse.Namespace, *, mqtt: bool) -> float:
-    """The steady-state p99 (ms) of this run, with or without the mqtt sink, in a process of its own."""
+    """The steady-state p99 (ms) of this run, with or without the mqtt sink, in
+    a process of its own (without: the reference ``--mqtt`` is measured against)."""
     import subprocess
     import sys
 
