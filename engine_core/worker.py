@@ -57,15 +57,12 @@ _CLOSE_WATCH, _IN_TRADE = State.CLOSE_WATCH, State.IN_TRADE
 
 
 class SymbolWorker:
-    # Slots: a live bar reads a dozen of the worker's attributes, and its
-    # objects are cold in the caches by the next bar; a slot is read at a
-    # fixed place in the object (an instance dict's values are an array of
-    # their own)
+    # slots: a live bar finds the worker cold in the caches (ARCHITECTURE.md, hot paths)
     __slots__ = tuple(
-        "_i bars_done bracket broker bus candles cfg done entries_allowed entry_levels errors execution"
-        " expiry fill_next_open halted inbox journal kill last_ts ledger lock order_expiry orders orders_sent"
-        " paused restored_state risk running sim simulating sm start_cash started stops store strategy symbol"
-        " thread view window".split()
+        "_i bars_done bracket broker bus candles cfg done entries_allowed entry_levels errors execution expiry"
+        " fill_next_open halted inbox journal kill last_ts ledger lock order_expiry orders orders_sent paused"
+        " restored_state risk running sim simulating sm start_cash started stops store strategy symbol thread"
+        " view window".split()
     )
 
     def __init__(

@@ -66,7 +66,7 @@ class LuaHost(StrategyHost):
 class LuaSymbolStrategy(SymbolStrategy):
     """One symbol's script: its own runtime, ctx and ``state`` table."""
 
-    # (read at fixed places in the object: a live bar finds them cold in the caches; see SymbolWorker)
+    # slots: a live bar finds the strategy cold in the caches (ARCHITECTURE.md, hot paths)
     __slots__ = tuple(
         "host symbol sandbox stamp ctx _scan _on_fill _get_state _decisions _state _state_at _after view"
         " watcher has_on_fill warming".split()
