@@ -82,7 +82,8 @@ def apply(w: SymbolWorker, state: State, d: Decision, k: int) -> None:
 
 
 def _enter(w: SymbolWorker, d: Decision, k: int, ts: int) -> None:
-    if w.orders.current is not None:
+    working = w.orders.current  # (a local: the attribute changes in ``_send``, and is read again after it)
+    if working is not None:
         return  # an entry is already working
     if w.entries_allowed is not None and not w.entries_allowed(w.symbol, ts):
         refusal = RiskError(f"{w.symbol}: no entries now (outside the market's session)", rule="session")

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
-import engine_core.decisions as decisions
 import engine_core.halts as halts
 import engine_core.journal_sync as journal_sync
+import engine_core.recovery as recovery
+from engine_core.baton import Gate
 from engine_core.journal import Journal
 from engine_core.runner import build_engine
 from engine_core.testing import EngineThread, python_strategy, replay_rows, venue, write_config
+from engine_core.worker import STOP
 
 ENTER_AND_EXIT = {
     "watch": "return {'action': 'enter', 'qty': 1} if ctx.index % 4 == 0 else None",
@@ -131,14 +133,16 @@ def test_an_order_cancelled_before_its_intent_is_on_disk_is_never_sent(tmp_path,
     once and the venue never gets it, though its intent reaches the disk."""
     strategy = {"watch": "return {'action': 'enter', 'qty': 1} if ctx.index == 2 else None"}
     engine = build_engine(live_config(tmp_path, strategy, "cancel-before-send", symbols=("A",), n=8, pace=0.02))
-    enter = decisions._enter
+    persist = recovery.persist
+    halted: list[bool] = []
 
-    def enter_then_halt(w: Any, d: Any, k: int, ts: int) -> None:
-        enter(w, d, k, ts)
-        if w.orders.current is not None and w.orders.current.unsent:
-            halts.halt(w, "A: something failed after the entry, in the same step", ts)
+    def persist_then_halt(w: Any, soon: bool = False) -> None:  # the entry's snapshot, taken once its order waits
+        persist(w, soon)
+        if not halted and w.orders.current is not None and w.orders.current.unsent:
+            halted.append(True)
+            halts.halt(w, "A: something failed after the entry, in the same step", None)
 
-    monkeypatch.setattr(decisions, "_enter", enter_then_halt)
+    monkeypatch.setattr(recovery, "persist", persist_then_halt)
     result = engine.run().symbols["A"]
     assert venue("cancel-before-send").orders == {}
     (client_id, row), *others = journal_orders(tmp_path).items()
@@ -156,13 +160,14 @@ def test_what_comes_for_a_symbol_after_its_order_finds_the_order_sent(tmp_path, 
     strategy = {"watch": "return {'action': 'enter', 'qty': 1} if ctx.index == 2 else None"}
     engine = build_engine(live_config(tmp_path, strategy, "next-bar", symbols=("A",), n=8, pace=0.02))
     next_came = threading.Event()
-    first = decisions.sent_first
+    put = Gate.put
 
-    def next_message(w: Any) -> Any:
-        next_came.set()
-        return first(w)
+    def next_message(gate: Gate, msg: Any) -> None:  # a message for A while its order waits for the disk
+        if unsent(engine):
+            next_came.set()
+        put(gate, msg)
 
-    monkeypatch.setattr(decisions, "sent_first", next_message)
+    monkeypatch.setattr(Gate, "put", next_message)
     hold_fsyncs_while(monkeypatch, lambda: unsent(engine) and not next_came.is_set())
     bars_done: list[tuple[str, int]] = []  # at the intent, and when the venue gets the order
     order = Journal.order
@@ -198,13 +203,14 @@ def test_an_order_whose_intent_is_not_on_disk_when_the_engine_stops_is_never_sen
     name = f"stop-before-send-{feed_ends}"
     engine = build_engine(live_config(tmp_path, strategy, name, symbols=("A",), n=3 if feed_ends else 50, pace=0.02))
     holding, finishing = threading.Event(), threading.Event()
-    first = decisions.sent_first
+    put = Gate.put
 
-    def worker_ends(w: Any) -> Any:  # STOP came: the worker sends the order first
-        finishing.set()
-        return first(w)
+    def worker_ends(gate: Gate, msg: Any) -> None:  # STOP came: the worker sends the order first
+        if msg is STOP:
+            finishing.set()
+        put(gate, msg)
 
-    monkeypatch.setattr(decisions, "sent_first", worker_ends)
+    monkeypatch.setattr(Gate, "put", worker_ends)
 
     def busy() -> bool:
         if not unsent(engine):

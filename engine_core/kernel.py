@@ -1,0 +1,130 @@
+"""The order path's modules, compiled to C by mypyc when the package is built
+(``setup.py``), and the check that what runs is what the source says.
+
+The modules below are the one implementation of the per-bar and per-order
+steps; the build compiles them from this source, and nothing else exists
+beside it. A compiled module is a native extension next to its ``.py``, which
+Python imports first: after an edit of the source (a checkout installed with
+``pip install -e``), that extension would run the old code. So the build
+writes what each source was (``kernel_sources.txt``: module, size, CRC-32),
+and ``import engine_core`` compares: when any compiled module's source
+changed since, or the record is missing, every module of the group is
+imported from its source (their compiled code calls into each other, so it
+is all or nothing) and one line on stderr says so and how to build them
+again. ``ENGINE_INTERPRETED=1`` imports them from source too, silently:
+for a profiler or debugger that sees only Python frames.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Compiled together (mypyc's group: calls between them are C calls). Their
+# classes are native: no instance ``__dict__``, and a module function called
+# from its own module is not looked up again, so a test replaces behaviour
+# through an object the call goes through, not a module attribute.
+MODULES = (
+    "engine_core.decisions",
+    "engine_core.execution",
+    "engine_core.exits",
+    "engine_core.ledger",
+    "engine_core.lua.host",
+    "engine_core.matching",
+    "engine_core.orders",
+    "engine_core.outbox",
+    "engine_core.statemachine",
+    "engine_core.stops",
+    "engine_core.transitions",
+    "engine_core.updates",
+    "engine_core.worker",
+)
+RECORD = "kernel_sources.txt"  # written by the build beside this file
+INTERPRETED_ENV = "ENGINE_INTERPRETED"
+_ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def source_path(module: str, root: str = _ROOT) -> str:
+    return os.path.join(root, *module.split(".")[1:]) + ".py"
+
+
+def fingerprint(path: str) -> str:
+    """What the record keeps of a source: its size and CRC-32 (an edit, not an attack, is what it catches)."""
+    import zlib
+
+    with open(path, "rb") as f:
+        data = f.read()
+    return f"{len(data)} {zlib.crc32(data):08x}"
+
+
+def record_text(root: str = _ROOT) -> str:
+    """The record the build writes: one line per module, ``module size crc``."""
+    return "".join(f"{m} {fingerprint(source_path(m, root))}\n" for m in MODULES)
+
+
+def compiled(root: str = _ROOT) -> list[str]:
+    """The modules of the group that have a compiled extension beside their source."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    out = []
+    for module in MODULES:
+        base = source_path(module, root)[: -len(".py")]
+        if any(os.path.exists(base + suffix) for suffix in EXTENSION_SUFFIXES):
+            out.append(module)
+    return out
+
+
+def changed(root: str = _ROOT) -> list[str]:
+    """The modules whose source differs from what the compiled group was built
+    from (all of them when the record is missing)."""
+    try:
+        with open(os.path.join(root, RECORD), encoding="utf-8") as f:
+            built = dict(line.split(" ", 1) for line in f.read().splitlines() if line)
+    except FileNotFoundError:
+        return list(MODULES)
+    return [m for m in MODULES if built.get(m) != fingerprint(source_path(m, root))]
+
+
+class _FromSource:
+    """A finder that imports the group's modules from their ``.py``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
+        if name not in MODULES:
+            return None
+        from importlib.util import spec_from_file_location
+
+        return spec_from_file_location(name, source_path(name, self.root))
+
+
+def check(root: str = _ROOT) -> str | None:
+    """Run once by ``import engine_core``: import the group from source when
+    asked to, or when its compiled code is not the source's. Returns why, or
+    None when the compiled modules (or no compiled modules) are used as they are."""
+    built = compiled(root)
+    if not built:
+        return None  # built without the compiler: the sources are all there is
+    if os.environ.get(INTERPRETED_ENV, "") not in ("", "0"):
+        reason = f"{INTERPRETED_ENV} is set"
+    else:
+        stale = changed(root) if len(built) == len(MODULES) else [m for m in MODULES if m not in built]
+        if not stale:
+            return None
+        names = ", ".join(os.path.relpath(source_path(m, root), os.path.dirname(root)) for m in stale)
+        reason = (
+            f"changed since they were compiled: {names}"
+            if len(built) == len(MODULES)
+            else f"not compiled with the others: {names}"
+        )
+        sys.stderr.write(
+            f"engine: the order path's modules run interpreted (slower), {reason}; "
+            "build them again with `make install` or `pip install -e .`\n"
+        )
+    sys.meta_path.insert(0, _FromSource(root))  # type: ignore[arg-type]
+    return reason
+
+
+if __name__ == "__main__":  # the sources, for the Makefile (what to rebuild after, and to lint strictly)
+    print(" ".join(os.path.relpath(source_path(m)) for m in MODULES))
