@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from engine_core import kernel
+
 ROOT = Path(__file__).resolve().parents[1]
 ORDER_ROUNDS = 3  # runs with and without orders for an order's cost (the best of each)
 DATA = ROOT / "bench" / "data"
@@ -222,6 +224,7 @@ def main() -> None:
     cmd = [sys.executable, __file__, "--child", str(path)] + (["--no-report"] if args.no_report else [])
     out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     print(f"backtest: {out['bars']:,} bars, {out['trades']:,} round trips, pnl {out['pnl']}")
+    print(f"  {kernel.describe()}")
     print(f"  engine run:         {out['run_s']:.2f} s = {out['bars'] / out['run_s']:,.0f} bars/s")
     print(f"  with report files:  {out['total_s']:.2f} s = {out['bars'] / out['total_s']:,.0f} bars/s")
     print(f"  peak RSS:           {out['rss_mb']:.0f} MB (before the reference loop; target: at most 150 MB)")

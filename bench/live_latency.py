@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from engine_core import kernel
 from engine_core.builtin.simulated import SimulatedSource
 from engine_core.config import load_config
 from engine_core.hookspecs import hookimpl
@@ -315,6 +316,7 @@ def main() -> None:
     journal += ", mqtt sink (QoS 1, a message per event)" if args.mqtt else ""
     journal += f", {args.broker} broker"
     print(f"live: {run} symbols, {bars:,} bars in {wall:.1f} s, {len(lat):,} orders, {journal}")
+    print(f"  {kernel.describe()}")
     for label, values in (("all bars", lat), (f"after each symbol's first {WARM} bars", steady)):
         if len(values):
             print(

@@ -56,6 +56,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from engine_core import kernel
+
 ENTER_EVERY = """
 class S:
     def watch(self, ctx):
@@ -372,6 +374,7 @@ def main() -> None:
     bars = prices(args.bars)
     loop_s = min(_timed(lambda: plain_loop(bars)) for _ in range(5))
     loop_us = loop_s / len(bars) * 1e6
+    print(f"{kernel.describe()}: calls, frames and bytecodes count Python frames (ENGINE_INTERPRETED=1 counts all)")
     print(f"reference: plain Python loop, {len(bars):,} bars, no orders: {loop_us:.3f} µs per bar")
     trips = max(1, args.bars // 2)
     records_us = min(records_alone(trips) for _ in range(3)) / (2 * trips) * 1e6

@@ -38,7 +38,7 @@ import importlib
 from engine_core import errors as _errors  # no dependencies: cheap to import with the package
 from engine_core import kernel as _kernel
 
-_kernel.check()  # before any module of the compiled order path is imported
+_kernel.interpreted = _kernel.check()  # before any module of the compiled order path is imported
 
 __version__ = "0.1.0"
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING (type checkers take it as true), without importing typing

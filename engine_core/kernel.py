@@ -42,6 +42,7 @@ MODULES = (
 RECORD = "kernel_sources.txt"  # written by the build beside this file
 INTERPRETED_ENV = "ENGINE_INTERPRETED"
 _ROOT = os.path.dirname(os.path.abspath(__file__))
+interpreted: str | None = None  # why this process runs the group from source (set by ``check``)
 
 
 def source_path(module: str, root: str = _ROOT) -> str:
@@ -124,6 +125,15 @@ def check(root: str = _ROOT) -> str | None:
         )
     sys.meta_path.insert(0, _FromSource(root))  # type: ignore[arg-type]
     return reason
+
+
+def describe() -> str:
+    """How this process runs the order path, for a benchmark's figures."""
+    if interpreted is not None:
+        return f"the order path interpreted ({interpreted})"
+    if compiled():
+        return f"the order path compiled (mypyc, {len(MODULES)} modules)"
+    return "the order path interpreted (the core was built without compiling it)"
 
 
 if __name__ == "__main__":  # the sources, for the Makefile (what to rebuild after, and to lint strictly)

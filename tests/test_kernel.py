@@ -97,12 +97,14 @@ def test_asked_for_the_sources_the_group_runs_from_them_without_a_word(tmp_path,
     assert meta_path[0].find_spec("engine_core.stops").origin == kernel.source_path("engine_core.stops", root)  # type: ignore[union-attr]
 
 
-def imported_from(env: dict[str, str]) -> tuple[list[str], str]:
-    """Where a fresh process imports the group's modules from, and its stderr."""
+def imported_from(env: dict[str, str]) -> tuple[list[str], str, str]:
+    """Where a fresh process imports the group's modules from, how it describes that, and its stderr."""
     code = "import importlib; from engine_core import kernel\n"
-    code += "print('\\n'.join(importlib.import_module(m).__file__ for m in kernel.MODULES))"
+    code += "print('\\n'.join(importlib.import_module(m).__file__ for m in kernel.MODULES))\n"
+    code += "print(kernel.describe())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    return out.stdout.split(), out.stderr
+    *files, described = out.stdout.splitlines()
+    return files, described, out.stderr
 
 
 def test_this_checkout_runs_its_compiled_order_path_and_can_run_it_from_source():
@@ -112,7 +114,9 @@ def test_this_checkout_runs_its_compiled_order_path_and_can_run_it_from_source()
     env = {k: v for k, v in os.environ.items() if k != kernel.INTERPRETED_ENV}
     assert kernel.compiled() == list(kernel.MODULES), "build the core again: make install"
     assert kernel.changed() == [], "a compiled module's source changed since the build: make install"
-    files, err = imported_from(env)
+    files, described, err = imported_from(env)
     assert err == "" and all(f.endswith(EXTENSION_SUFFIXES[0]) for f in files), files
-    files, err = imported_from({**env, kernel.INTERPRETED_ENV: "1"})
+    assert described == f"the order path compiled (mypyc, {len(kernel.MODULES)} modules)"
+    files, described, err = imported_from({**env, kernel.INTERPRETED_ENV: "1"})
     assert err == "" and files == [kernel.source_path(m) for m in kernel.MODULES]
+    assert described == "the order path interpreted (ENGINE_INTERPRETED is set)"
