@@ -214,11 +214,11 @@ class _Stamps:
 
             return stamped
 
-        def handle(orig: Any) -> Any:
-            def stamped(worker: SymbolWorker, msg: Any) -> None:
+        def take(orig: Any) -> Any:  # a worker's turn (the compiled worker calls its handle past a wrapper)
+            def stamped(worker: SymbolWorker, msg: Any) -> bool:
                 if type(msg) is Bar and msg.ts in by_bar:
                     by_bar[msg.ts]["worker"] = time.perf_counter()
-                orig(worker, msg)
+                return orig(worker, msg)
 
             return stamped
 
@@ -242,7 +242,7 @@ class _Stamps:
             return stamped
 
         self._patch(BinanceSource, "_on_frame", on_frame)
-        self._patch(SymbolWorker, "handle", handle)
+        self._patch(SymbolWorker, "take", take)
         self._patch(BinanceBroker, "submit", submit)
         self._patch(BinanceRest, "request", request)
         return self

@@ -15,12 +15,12 @@ baton's watcher's, the Lua watchdog's: each thread's CPU clock), the
 same CPU per live bar as a ratio of a bar of ``bench/order_path.py``'s plain
 Python loop (measured before and after the run: this machine's speed varies
 from day to day), the Lua watchdog's polls, and the worker's own CPU per
-live bar: the thread CPU time of ``SymbolWorker.handle``
+live bar: the thread CPU time of ``SymbolWorker.take``
 on each steady-state bar, summed by a wrapper this bench installs (the
 engine's hot path carries no instrumentation), over all of them and over
 those that moved no state, sent no order and booked no fill.
 What the bench notes while the engine runs (a bar's arrival, an order's
-submission, a bar's ``handle``) is one append of a tuple each, made into its
+submission, a bar's turn) is one append of a tuple each, made into its
 tables after the run: dicts kept up to date under a lock cost the process
 CPU the bench counted as the engine's.
 
@@ -85,7 +85,7 @@ WARM = 20  # a symbol's first bars pay one-time costs (indicator set-up, first i
 # the tables are made from the notes after the run.
 stamps: list[tuple[str, int, float]] = []  # each bar as it arrives: (symbol, ts, arrival)
 submitted: list[tuple[str, int, float]] = []  # each order as it is submitted: (symbol, its bar's ts, when)
-# each steady-state live bar's handle: (thread CPU seconds, quiet, its ts, when it ended)
+# each steady-state live bar's turn (take): (thread CPU seconds, quiet, its ts, when it ended)
 handled: list[tuple[float, bool, int, float]] = []
 steady_ts = [float("inf")]  # the first steady-state burst's time, once it has arrived
 marks: dict[str, tuple[float, float]] = {}  # (process CPU, wall) when the steady state begins and when all is done
@@ -152,24 +152,26 @@ def threads_cpu() -> dict[str, float]:
 
 
 def time_handle() -> None:
-    """Wrap ``SymbolWorker.handle`` to note its thread CPU time on each
-    steady-state live bar, and whether the bar moved no state, sent no order
-    and booked no fill (a quiet bar, the common case)."""
-    handle = SymbolWorker.handle
+    """Wrap ``SymbolWorker.take`` (a worker's turn, as the baton calls it) to
+    note its thread CPU time on each steady-state live bar, and whether the
+    bar moved no state, sent no order and booked no fill (a quiet bar, the
+    common case). Not ``handle``: the compiled worker calls that itself,
+    past any wrapper (engine_core/kernel.py)."""
+    take = SymbolWorker.take
     clock, now, note = time.thread_time, time.perf_counter, handled.append
 
-    def timed(worker: SymbolWorker, msg: Any) -> None:
+    def timed(worker: SymbolWorker, msg: Any) -> bool:
         if type(msg) is not Bar or msg.ts < steady_ts[0]:
-            handle(worker, msg)
-            return
+            return take(worker, msg)
         ledger = worker.ledger
         before = (worker.sm.state, worker.orders_sent, ledger.fills)
         t0 = clock()
-        handle(worker, msg)
+        going = take(worker, msg)
         spent = clock() - t0
         note((spent, (worker.sm.state, worker.orders_sent, ledger.fills) == before, msg.ts, now()))
+        return going
 
-    SymbolWorker.handle = timed  # type: ignore[method-assign]
+    SymbolWorker.take = timed  # type: ignore[method-assign]
 
 
 class StampedSource(SimulatedSource):
@@ -375,7 +377,8 @@ def main() -> None:
         )
     if handled:
         spent = sum(s for s, _, _, _ in handled)
-        print(f"  worker CPU per bar (handle): {spent / len(handled) * 1e6:.1f} us over {len(handled):,} live bars")
+        per_bar = spent / len(handled) * 1e6
+        print(f"  worker CPU per bar (its turn, take): {per_bar:.1f} us over {len(handled):,} live bars")
         quiet = [s for s, calm, _, _ in handled if calm]
         if quiet:
             print(
@@ -493,7 +496,7 @@ def run_shards(args: argparse.Namespace) -> None:
         rows = np.concatenate([np.load(dump) for dump in dumps])
     for k, out in enumerate(outputs, 1):
         for line in out.splitlines():
-            if "steady state:" in line or "handle" in line or "p99" in line:
+            if "steady state:" in line or "its turn" in line or "p99" in line:
                 print(f"  shard {k}/{args.shards}: {line.strip()}")
     steady = rows[rows[:, 1] > 0, 0] * 1000
     print(
