@@ -37,11 +37,13 @@ KERNEL_STAMP := $(VENV)/.kernel-built
 
 $(STAMP): Makefile pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	find engine_core -name '*.so' -delete
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]' $(foreach d,$(PLUGIN_DIRS),-e $(call plugin_spec,$(d)))
 	$(COMPILE)
 	touch $(STAMP) $(KERNEL_STAMP)
 
 $(KERNEL_STAMP): $(STAMP) $(KERNEL) setup.py
+	find engine_core -name '*.so' -delete
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(KERNEL_STAMP)
 

@@ -75,6 +75,24 @@ def compiled(root: str = _ROOT) -> list[str]:
     return out
 
 
+def strays(root: str = _ROOT) -> list[str]:
+    """Modules with a compiled extension that are not in the group (left by a
+    build from before a module left it): they would shadow their source."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    out = []
+    for folder, folders, files in os.walk(root):
+        folders[:] = [f for f in folders if f != "__pycache__"]
+        inside = os.path.relpath(folder, root)
+        package = "engine_core" if inside == "." else "engine_core." + inside.replace(os.sep, ".")
+        for name in files:
+            suffix = next((s for s in EXTENSION_SUFFIXES if name.endswith(s)), None)
+            module = f"{package}.{name[: -len(suffix)]}" if suffix is not None else None
+            if module is not None and module not in MODULES:
+                out.append(module)
+    return sorted(out)
+
+
 def changed(root: str = _ROOT) -> list[str]:
     """The modules whose source differs from what the compiled group was built
     from (all of them when the record is missing)."""
@@ -87,13 +105,13 @@ def changed(root: str = _ROOT) -> list[str]:
 
 
 class _FromSource:
-    """A finder that imports the group's modules from their ``.py``."""
+    """A finder that imports ``names`` from their ``.py``."""
 
-    def __init__(self, root: str) -> None:
-        self.root = root
+    def __init__(self, root: str, names: tuple[str, ...] | list[str]) -> None:
+        self.root, self.names = root, frozenset(names)
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> object:
-        if name not in MODULES:
+        if name not in self.names:
             return None
         from importlib.util import spec_from_file_location
 
@@ -104,6 +122,14 @@ def check(root: str = _ROOT) -> str | None:
     """Run once by ``import engine_core``: import the group from source when
     asked to, or when its compiled code is not the source's. Returns why, or
     None when the compiled modules (or no compiled modules) are used as they are."""
+    stray = strays(root)
+    if stray:
+        names = ", ".join(os.path.relpath(source_path(m, root), os.path.dirname(root)) for m in stray)
+        sys.stderr.write(
+            f"engine: compiled modules left from an earlier build, not run (their source is): {names}; "
+            "`make install` deletes them\n"
+        )
+        sys.meta_path.insert(0, _FromSource(root, stray))  # type: ignore[arg-type]
     built = compiled(root)
     if not built:
         return None  # built without the compiler: the sources are all there is
@@ -123,7 +149,7 @@ def check(root: str = _ROOT) -> str | None:
             f"engine: the order path's modules run interpreted (slower), {reason}; "
             "build them again with `make install` or `pip install -e .`\n"
         )
-    sys.meta_path.insert(0, _FromSource(root))  # type: ignore[arg-type]
+    sys.meta_path.insert(0, _FromSource(root, MODULES))  # type: ignore[arg-type]
     return reason
 
 
