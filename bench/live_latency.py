@@ -388,7 +388,8 @@ def main() -> None:
     if watchdog_cpu:
         polls = np.array(watchdog_cpu) * 1e6
         print(
-            f"  Lua watchdog: {len(polls):,} polls of every symbol's sandbox, median {np.median(polls):.0f} us "
+            f"  Lua watchdog: {len(polls):,} polls (of the calls begun since the one before and those still "
+            f"running), median {np.median(polls):.0f} us "
             f"of CPU each (p90 {np.percentile(polls, 90):.0f}), {polls.sum() / 1e6:.2f} s in all"
         )
     if engine.journal is not None:

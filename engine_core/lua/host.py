@@ -140,6 +140,7 @@ class LuaSymbolStrategy(SymbolStrategy):
         chain = state is _WATCH and not self.warming
         stamp = self.stamp  # the time budget's count of calls (Sandbox.call, inline)
         stamp.call += 1
+        stamp.begun.append(stamp)
         try:
             result = self._scan(function, start, stop, chain, *shipped)
         finally:

@@ -106,6 +106,7 @@ class Sandbox:
         time budget (the scan stamps its calls inline, the same way)."""
         stamp = self.stamp
         stamp.call += 1
+        stamp.begun.append(stamp)
         try:
             return function(*args)
         finally:

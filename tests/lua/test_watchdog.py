@@ -181,12 +181,12 @@ def test_a_sandbox_that_has_gone_is_no_longer_polled_and_the_last_one_ends_the_t
     assert thread is not None and thread.is_alive() and len(dog.slots) == 2
     kept = weakref.ref(second.strategy.sandbox.stamp)
     del first
-    gc.collect()  # its engine has gone: the sandbox, its runtime and its slot with it
-    wait_until(lambda: len(dog.slots) == 1, "the slot that went dropped at the next poll", 5.0)
+    # its engine has gone: the sandbox, its runtime and its slot with it, once
+    # collected (a poll holds a slot whose call began since the last one)
+    wait_until(lambda: gc.collect() >= 0 and len(dog.slots) == 1, "the slot that went dropped at the next poll", 5.0)
     assert dog.slots[0]() is kept() and thread.is_alive()
     del second
-    gc.collect()
-    thread.join(5.0)
+    wait_until(lambda: gc.collect() >= 0 and not thread.is_alive(), "the thread ended with the last slot", 5.0)
     assert not thread.is_alive() and dog.thread is None and dog.slots == []
 
 
@@ -199,7 +199,34 @@ def test_the_polls_come_twice_as_often_while_a_call_runs(harness: Any) -> None:
     slot = h.strategy.sandbox.stamp
     dog.watch(slot)
     assert dog._poll() == pytest.approx(0.020)
-    slot.call += 1  # a call runs
+    slot.call += 1  # a call runs (begun as the host begins one)
+    slot.begun.append(slot)
     assert dog._poll() == pytest.approx(0.010)
     slot.call += 1  # it ended
     assert dog._poll() == pytest.approx(0.020)
+
+
+def test_a_poll_looks_only_at_the_calls_begun_since_the_last_and_those_still_running(harness: Any) -> None:
+    dog = Watchdog()
+    sandboxes = [harness(budget="time", max_call_ms=1000).strategy.sandbox for _ in range(3)]
+    for sandbox in sandboxes:
+        dog.watch(sandbox.stamp)
+    first, second, third = (sandbox.stamp for sandbox in sandboxes)
+    assert first.begun is dog.begun
+    dog._poll()
+    assert dog.begun == [] and dog.watching == {}  # nothing began: nothing to look at
+    inside = sandboxes[0].call(lambda: (dog._poll(), dict(dog.watching))[1])  # polled while its call runs
+    assert inside == {first: None}
+    dog._poll()
+    assert dog.watching == {}  # let go at the first poll after it ended
+    for slot in (first, second):  # two calls begin, one ends before the poll
+        slot.call += 1
+        slot.begun.append(slot)
+    first.call += 1
+    dog._poll()
+    assert list(dog.watching) == [second] and dog.begun == []
+    dog._poll()
+    assert list(dog.watching) == [second]  # still running: still looked at
+    second.call += 1
+    dog._poll()
+    assert dog.watching == {} and third not in dog.begun  # (third's calls, its init, began before the dog watched)
