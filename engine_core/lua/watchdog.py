@@ -2,8 +2,9 @@
 
 A strategy call runs with no Lua hook at all (a count hook, once set, traps
 every VM instruction of Lua 5.4). Each sandbox on the time budget has a
-:class:`Slot`; the host counts its calls into Lua in it (:class:`Stamp`), and
-the watchdog polls the slots. When a call has run its budget since the
+:class:`Slot`; the host counts its calls into Lua in it (:class:`Stamp`) and
+puts it in the watchdog's list as a call begins, and the watchdog polls the
+slots whose call began since its last poll or still runs. When a call has run its budget since the
 watchdog first saw it, the watchdog sets a count hook on the runtime's main thread and
 on every coroutine the call resumed (each coroutine is a thread of its own),
 from its own thread: ``lua_sethook`` is safe to call asynchronously (the
