@@ -374,7 +374,8 @@ def main() -> None:
     bars = prices(args.bars)
     loop_s = min(_timed(lambda: plain_loop(bars)) for _ in range(5))
     loop_us = loop_s / len(bars) * 1e6
-    print(f"{kernel.describe()}: calls, frames and bytecodes count Python frames (ENGINE_INTERPRETED=1 counts all)")
+    hint = "" if kernel.interpreted else " (with ENGINE_INTERPRETED=1 they count all)"
+    print(f"{kernel.describe()}: calls, frames and bytecodes count Python frames{hint}")
     print(f"reference: plain Python loop, {len(bars):,} bars, no orders: {loop_us:.3f} µs per bar")
     trips = max(1, args.bars // 2)
     records_us = min(records_alone(trips) for _ in range(3)) / (2 * trips) * 1e6
