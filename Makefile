@@ -40,11 +40,13 @@ $(STAMP): Makefile pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	find engine_core -name '*.so' -delete
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]' $(foreach d,$(PLUGIN_DIRS),-e $(call plugin_spec,$(d)))
 	$(COMPILE)
-	touch $(STAMP) $(KERNEL_STAMP)
+	touch $(STAMP)
 
+# (built again only when the compiled group is not its sources as they are: a checkout's new
+# timestamps alone rebuild nothing, nor does the install just made)
 $(KERNEL_STAMP): $(STAMP) $(KERNEL) setup.py
-	find engine_core -name '*.so' -delete
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python engine_core/kernel.py --current || { find engine_core -name '*.so' -delete && \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e . ; }
 	touch $(KERNEL_STAMP)
 
 $(NPM_STAMP): plugins/dashboard/package.json plugins/dashboard/package-lock.json

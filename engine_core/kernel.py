@@ -162,5 +162,7 @@ def describe() -> str:
     return "the order path interpreted (the core was built without compiling it)"
 
 
-if __name__ == "__main__":  # the sources, for the Makefile (what to rebuild after, and to lint strictly)
-    print(" ".join(os.path.relpath(source_path(m)) for m in MODULES))
+if __name__ == "__main__":  # for the Makefile
+    if sys.argv[1:] == ["--current"]:  # exit 0 when the group is compiled from its sources as they are
+        sys.exit(0 if compiled() == list(MODULES) and not changed() and not strays() else 1)
+    print(" ".join(os.path.relpath(source_path(m)) for m in MODULES))  # what to rebuild after, and lint strictly

@@ -114,6 +114,8 @@ def test_this_checkout_runs_its_compiled_order_path_and_can_run_it_from_source()
     env = {k: v for k, v in os.environ.items() if k != kernel.INTERPRETED_ENV}
     assert kernel.compiled() == list(kernel.MODULES), "build the core again: make install"
     assert kernel.changed() == [], "a compiled module's source changed since the build: make install"
+    current = subprocess.run([sys.executable, kernel.__file__, "--current"], env=env)  # what make asks
+    assert current.returncode == 0
     files, described, err = imported_from(env)
     assert err == "" and all(f.endswith(EXTENSION_SUFFIXES[0]) for f in files), files
     assert described == f"the order path compiled (mypyc, {len(kernel.MODULES)} modules)"
