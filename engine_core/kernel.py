@@ -63,6 +63,11 @@ def record_text(root: str = _ROOT) -> str:
     return "".join(f"{m} {fingerprint(source_path(m, root))}\n" for m in MODULES)
 
 
+def _files(modules: list[str] | tuple[str, ...], root: str) -> str:
+    """The modules' source files as a user reads them (``engine_core/ledger.py, ...``)."""
+    return ", ".join(os.path.relpath(source_path(m, root), os.path.dirname(root)) for m in modules)
+
+
 def compiled(root: str = _ROOT) -> list[str]:
     """The modules of the group that have a compiled extension beside their source."""
     from importlib.machinery import EXTENSION_SUFFIXES
@@ -124,9 +129,8 @@ def check(root: str = _ROOT) -> str | None:
     None when the compiled modules (or no compiled modules) are used as they are."""
     stray = strays(root)
     if stray:
-        names = ", ".join(os.path.relpath(source_path(m, root), os.path.dirname(root)) for m in stray)
         sys.stderr.write(
-            f"engine: compiled modules left from an earlier build, not run (their source is): {names}; "
+            f"engine: compiled modules left from an earlier build, not run (their source is): {_files(stray, root)}; "
             "`make install` deletes them\n"
         )
         sys.meta_path.insert(0, _FromSource(root, stray))  # type: ignore[arg-type]
@@ -139,11 +143,10 @@ def check(root: str = _ROOT) -> str | None:
         stale = changed(root) if len(built) == len(MODULES) else [m for m in MODULES if m not in built]
         if not stale:
             return None
-        names = ", ".join(os.path.relpath(source_path(m, root), os.path.dirname(root)) for m in stale)
         reason = (
-            f"changed since they were compiled: {names}"
+            f"changed since they were compiled: {_files(stale, root)}"
             if len(built) == len(MODULES)
-            else f"not compiled with the others: {names}"
+            else f"not compiled with the others: {_files(stale, root)}"
         )
         sys.stderr.write(
             f"engine: the order path's modules run interpreted (slower), {reason}; "
