@@ -25,16 +25,20 @@ import sys
 # from its own module is not looked up again, so a test replaces behaviour
 # through an object the call goes through, not a module attribute.
 MODULES = (
+    "engine_core.candles",
     "engine_core.decisions",
     "engine_core.execution",
     "engine_core.exits",
     "engine_core.ledger",
+    "engine_core.lua.context",
     "engine_core.lua.host",
     "engine_core.matching",
     "engine_core.orders",
     "engine_core.outbox",
     "engine_core.statemachine",
     "engine_core.stops",
+    "engine_core.storage",
+    "engine_core.symbol_control",
     "engine_core.transitions",
     "engine_core.updates",
     "engine_core.worker",

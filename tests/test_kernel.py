@@ -128,12 +128,12 @@ def test_a_compiled_module_outside_the_group_is_not_run(tmp_path, meta_path, cap
     """A module that left the group keeps the extension an earlier build put
     beside it: its source runs, and stderr names the file to delete."""
     root = fake_group(tmp_path)
-    context = Path(root, "lua", "context.py")
-    context.write_text("NAME = 'context'\n")
-    context.with_suffix(EXTENSION_SUFFIXES[0]).write_bytes(b"")
-    assert kernel.strays(root) == ["engine_core.lua.context"]
+    sandbox = Path(root, "lua", "sandbox.py")
+    sandbox.write_text("NAME = 'sandbox'\n")
+    sandbox.with_suffix(EXTENSION_SUFFIXES[0]).write_bytes(b"")
+    assert kernel.strays(root) == ["engine_core.lua.sandbox"]
     assert kernel.check(root) is None  # the group itself is as built
     err = capsys.readouterr().err
-    assert "engine_core/lua/context.py" in err and "not run" in err
-    assert meta_path[0].find_spec("engine_core.lua.context").origin == str(context)  # type: ignore[union-attr]
+    assert "engine_core/lua/sandbox.py" in err and "not run" in err
+    assert meta_path[0].find_spec("engine_core.lua.sandbox").origin == str(sandbox)  # type: ignore[union-attr]
     assert meta_path[0].find_spec("engine_core.ledger") is None  # type: ignore[union-attr]

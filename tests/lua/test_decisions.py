@@ -176,9 +176,14 @@ def test_invalid_decision_tables(harness: Any, decision: str, message: str) -> N
             h.strategy.scan(State.WATCH, 0, 3)
 
 
-class _Untouchable:
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"on_fill touched ctx.{name}")
+def untouched(s: Any, fill: Any) -> None:
+    """``on_fill`` of a script without the function: no call into Lua, nothing
+    shipped to it (the position the view has now stays unshipped)."""
+    calls, shipped = s.stamp.call, s.ctx.position
+    s.view.position.qty += 1.0
+    s.on_fill(fill)
+    assert s.stamp.call == calls and s.ctx.position == shipped
+    s.view.position.qty -= 1.0
 
 
 def test_on_fill_without_the_function_does_nothing(harness: Any) -> None:
@@ -190,9 +195,7 @@ def test_on_fill_without_the_function_does_nothing(harness: Any) -> None:
     h.feed(np.arange(1.0, 4.0))
     fill = Fill("c", "TEST", Side.BUY, Decimal(1), Decimal(1), Decimal(0), 1)
     s = h.strategy
-    ctx, s.ctx = s.ctx, _Untouchable()
-    s.on_fill(fill)
-    s.ctx = ctx
+    untouched(s, fill)
     rewrite(
         h,
         "function on_fill(ctx, f) ctx.state.fills = (ctx.state.fills or 0) + 1 end\n"
@@ -203,9 +206,7 @@ def test_on_fill_without_the_function_does_nothing(harness: Any) -> None:
     assert s.scan(State.WATCH, 0, 1)[1].reason == "1"
     rewrite(h, "function watch() end" + FUNCTIONS)
     assert s.reload_if_changed() is not None
-    ctx, s.ctx = s.ctx, _Untouchable()
-    s.on_fill(fill)
-    s.ctx = ctx
+    untouched(s, fill)
 
 
 SETUPS = """
