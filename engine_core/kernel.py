@@ -25,6 +25,7 @@ import sys
 # from its own module is not looked up again, so a test replaces behaviour
 # through an object the call goes through, not a module attribute.
 MODULES = (
+    "engine_core.builtin.paper_book",
     "engine_core.candles",
     "engine_core.decisions",
     "engine_core.execution",

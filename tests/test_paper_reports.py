@@ -44,3 +44,26 @@ def test_its_records_speak_order_status_and_an_older_journals_open_is_read(tmp_p
     assert sorted(u.client_id for u in reports) == ["e-A-1", "e-A-2"]
     assert OrderStatus(journal.get("paper:e-A-2")["status"]) is OrderStatus.FILLED
     journal.close()
+
+
+def test_its_reports_are_whole_updates_and_fills_with_every_field():
+    """The book makes its updates and fills without their classes' ``__new__``
+    (compiled, a frame less per fill): each is what the class makes from the
+    same values, every field there, defaults included, so a field added to
+    ``Fill`` or ``OrderUpdate`` cannot go missing here."""
+    from engine_core.model import Fill
+
+    reports: list[OrderUpdate] = []
+    paper = PaperBroker(PaperConfig(commission=Decimal("0.001")), on_update=reports.append, symbols=["A"])
+    paper.submit(Order("e-A-1", "A", Side.BUY, Decimal(2), 1, "enter"))
+    paper.submit(Order("e-A-2", "A", Side.SELL, Decimal(1), 1, "exit", OrderType.LIMIT, Decimal(150)))
+    paper.match("A", 2, 100.5, 101.0, 99.0)
+    paper.cancel("e-A-2")
+    fill = Fill("e-A-1", "A", Side.BUY, Decimal(2), Decimal("100.5"), Decimal("0.2010"), 2, "e-A-1")
+    assert reports == [
+        OrderUpdate(UpdateKind.FILL, "e-A-1", "A", 2, fill),
+        OrderUpdate(UpdateKind.CANCEL, "e-A-2", "A", 1),
+    ]
+    for update in reports:
+        assert len(update) == len(OrderUpdate._fields) and type(update) is OrderUpdate
+    assert len(reports[0].fill) == len(Fill._fields) and reports[0].fill.position_change == Decimal(2)
