@@ -113,7 +113,9 @@ def _enter(w: SymbolWorker, d: Decision, k: int, ts: int) -> None:
     except RiskError as err:
         _not_placed(w, ts, err)
         return
-    qty = w.broker.round_qty(w.symbol, qty)
+    lot = w.ledger.lot  # the broker's lot step (None: it trades any quantity, and is not asked)
+    if lot is not None:
+        qty = lot(qty)
     if qty <= 0:
         _not_placed(w, ts, RiskError(f"{w.symbol}: entry quantity rounds to 0 at the venue's lot step"))
         return
@@ -144,18 +146,22 @@ def _send(
     view, execution, symbol = w.view, w.execution, w.symbol
     live = view.live
     last = price if price is not None else live.close if live is not None else view.close.item(view.offset + k)
-    order = Order(
-        execution.client_id(symbol),
-        symbol,
-        side,
-        qty,
-        ts,
-        reason,
-        _MARKET if limit is None else _LIMIT,
-        None if limit is None else to_decimal(limit),
-        _GTC,
-        None if stop is None else to_decimal(stop),
-        None if target is None else to_decimal(target),
+    # (``tuple.__new__``: the NamedTuple's own ``__new__`` is a Python function, a frame per order)
+    order = tuple.__new__(
+        Order,
+        (
+            execution.client_id(symbol),
+            symbol,
+            side,
+            qty,
+            ts,
+            reason,
+            _MARKET if limit is None else _LIMIT,
+            None if limit is None else to_decimal(limit),
+            _GTC,
+            None if stop is None else to_decimal(stop),
+            None if target is None else to_decimal(target),
+        ),
     )
     # live on a venue with the journal, the step does not wait for the intent's fsync: the
     # order is sent at the worker's turn that the journal's writer gives it once it is on disk
@@ -239,7 +245,8 @@ def exit(w: SymbolWorker, k: int, reason: str, price: float | None) -> None:
     qty = w.ledger.qty
     if qty == 0 or w.orders.current is not None:
         return
-    size = w.broker.round_qty(w.symbol, abs(qty))
+    lot = w.ledger.lot
+    size = abs(qty) if lot is None else lot(abs(qty))
     if size <= 0:
         return
     live = w.view.live

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -23,16 +22,20 @@ _ZERO = Decimal(0)
 _PENDING = 1024  # live bars whose marks wait in the staging arrays before they join the series
 
 
-@dataclass(slots=True)
 class Entry:
-    """The open position's entry: average price, size, commission so far."""
+    """The open position's entry: average price, size, commission so far.
+    (A plain class: a compiled dataclass keeps the ``__init__`` the dataclass
+    module writes, a Python frame per entry.)"""
 
-    ts: int
-    price: Decimal
-    qty: Decimal
-    commission: Decimal
-    side: Side
-    index: int  # the symbol's bar count (1-based) at the entry fill
+    __slots__ = ("ts", "price", "qty", "commission", "side", "index")
+
+    def __init__(self, ts: int, price: Decimal, qty: Decimal, commission: Decimal, side: Side, index: int) -> None:
+        self.ts = ts
+        self.price = price
+        self.qty = qty
+        self.commission = commission
+        self.side = side
+        self.index = index  # the symbol's bar count (1-based) at the entry fill
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -140,7 +143,8 @@ class Ledger:
         commission = e.commission if paid is e.commission and not paid else e.commission + paid
         gain = (fill.price - e.price) * e.qty
         pnl = (gain if e.side is BUY else -gain) - commission
-        trip = RoundTrip(self.symbol, e.side, e.qty, e.ts, e.price, fill.ts, fill.price, pnl, commission, reason)
+        values = (self.symbol, e.side, e.qty, e.ts, e.price, fill.ts, fill.price, pnl, commission, reason)
+        trip = tuple.__new__(RoundTrip, values)  # (not the NamedTuple's ``__new__``: a Python frame per trip)
         self.trades.append(trip)
         self.entry = None
         return trip

@@ -37,12 +37,13 @@ from __future__ import annotations
 import enum
 import re
 from collections import deque
-from dataclasses import dataclass
 from decimal import Decimal
 from hashlib import blake2b
 from typing import NamedTuple
 
 from engine_core.model import Fill, Order
+
+_ZERO = Decimal(0)
 
 
 class OrderStatus(str, enum.Enum):
@@ -175,17 +176,23 @@ class OpenOrder(NamedTuple):
     parent: str = ""
 
 
-@dataclass(slots=True)
 class InFlight:
-    """The order a symbol has working: its status, cumulative fill and venue id."""
+    """The order a symbol has working: its status, cumulative fill and venue id.
+    (A plain class: a compiled dataclass keeps the ``__init__`` the dataclass
+    module writes, a Python frame per order.)"""
 
-    order: Order
-    status: OrderStatus
-    filled: Decimal = Decimal(0)
-    venue_id: str = ""
-    bar: int = 0  # the symbol's bar count when it was sent (for expiry)
-    cancel_sent: bool = False
-    unsent: bool = False  # its intent on its way to the disk: the worker sends it at its next turn (decisions.send)
+    __slots__ = ("order", "status", "filled", "venue_id", "bar", "cancel_sent", "unsent")
+
+    def __init__(
+        self, order: Order, status: OrderStatus, filled: Decimal = _ZERO, venue_id: str = "", bar: int = 0
+    ) -> None:
+        self.order = order
+        self.status = status
+        self.filled = filled
+        self.venue_id = venue_id
+        self.bar = bar  # the symbol's bar count when it was sent (for expiry)
+        self.cancel_sent = False
+        self.unsent = False  # its intent on its way to the disk: the worker sends it at its next turn (decisions.send)
 
     @property
     def remaining(self) -> Decimal:

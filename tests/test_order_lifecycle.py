@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from engine_core.journal import Journal
+from engine_core.model import OrderType, Side, TimeInForce
 from engine_core.runner import build_engine
 from engine_core.testing import python_strategy, replay_rows, scripted_live_config, venue, write_config
 
@@ -271,3 +272,25 @@ def test_lua_ctx_state_survives_a_restart(tmp_path):
     build_engine(write_config(tmp_path / "c.toml", sections)).run()
     j = journal_of(tmp_path)
     assert j.symbols()["A"]["strategy_state"] == {"bars": 6, "seen": [1, 2, 3, 4, 5, 6], "label": "n6"}
+
+
+def test_the_orders_and_round_trips_the_compiled_path_makes_are_whole(tmp_path):
+    """The order path makes its orders and round trips with ``tuple.__new__``
+    (not their NamedTuple's ``__new__``, a Python frame each): every field is
+    there, as the class makes it from the same values, so a field added to
+    ``Order`` or ``RoundTrip`` cannot go missing on the way."""
+    from engine_core.model import Order, RoundTrip
+
+    stops = {
+        "watch": 'return {"action": "enter", "qty": 1, "stop_price": 90, "take_profit_price": 120} '
+        "if ctx.index == 1 else None",
+        "in_trade": 'return "exit"',
+    }
+    (trade,) = paper_run(tmp_path, stops, [(100, 101, 99, 100), (99, 100, 94, 96), (96, 97, 95, 96)]).trades
+    assert type(trade) is RoundTrip and len(trade) == len(RoundTrip._fields) and trade == RoundTrip(*trade)
+    (tmp_path / "venue").mkdir()
+    venue("whole", reset=True)
+    build_engine(config(tmp_path / "venue", ENTER, {"venue": "whole", "script": ["ack", "fill"]})).run()
+    (sent,) = [o.order for o in venue("whole").orders.values()]
+    assert type(sent) is Order and len(sent) == len(Order._fields) and sent == Order(*sent)
+    assert (sent.side, sent.qty, sent.type, sent.tif) == (Side.BUY, Decimal(2), OrderType.MARKET, TimeInForce.GTC)
