@@ -211,12 +211,10 @@ class SymbolWorker:
 
     # ------------------------------------------------------------ chunks
 
-    def _accept(self, chunk: BarChunk, bar: Bar | None = None) -> BarChunk:
-        """``chunk`` after the last bar processed (a restart or a warm-up overlapping it); ``bar``: live."""
+    def _accept(self, chunk: BarChunk) -> BarChunk:
+        """``chunk`` after the last bar processed (a restart or a warm-up overlapping it)."""
         if self.last_ts is None:
             return chunk
-        if bar is not None:
-            return chunk if bar.ts > self.last_ts else chunk.slice(0, 0)
         if len(chunk) and int(chunk.ts[0]) <= self.last_ts:
             chunk = chunk.slice(int(np.searchsorted(chunk.ts, self.last_ts, "right")), len(chunk))
         return chunk
@@ -234,10 +232,15 @@ class SymbolWorker:
     def process(self, chunk: BarChunk, bar: Bar | None = None) -> None:
         """Step through ``chunk``; ``bar`` is its one bar when it came live as a
         Bar (its values are then read from it, as numbers)."""
-        chunk = self._accept(chunk, bar)
-        n = len(chunk)
-        if n == 0:
-            return
+        if bar is None:
+            chunk = self._accept(chunk)
+            n = len(chunk)
+            if n == 0:
+                return
+        elif self.last_ts is not None and bar.ts <= self.last_ts:
+            return  # processed before (a restart, or a warm-up overlapping it)
+        else:
+            n = 1
         self._load(chunk, bar)
         if self.bus.wants_bars:
             for k in range(n):

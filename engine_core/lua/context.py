@@ -23,7 +23,8 @@ from lupa import lua54
 
 from engine_core.errors import EngineError
 from engine_core.lua.sandbox import Sandbox
-from engine_core.strategy import DECISION_FIELDS, SymbolView, TrackedIndicator
+from engine_core.strategy import DECISION_FIELDS, SymbolView
+from engine_core.tracked import TrackedIndicator
 
 _ARRAY_BYTES = 40  # a Lua array slot, with room for growth, per shipped value
 
