@@ -25,7 +25,13 @@ Last, the Python frames and bytecodes of a quiet bar, counted over
 ``--traced`` bursts (``bench/order_path.py``'s tracer): figures this
 machine's speed does not move, to tell a change of a few percent from noise.
 
-    .venv/bin/python bench/cold_bar.py [--symbols 100] [--bars 200] [--rounds 5] [--evict 64]
+    .venv/bin/python bench/cold_bar.py [--symbols 100] [--bars 200] [--rounds 5] [--evict 64] [--traced 10]
+
+Under callgrind, the instructions of a quiet bar (``--traced 0``: no tracer):
+
+    valgrind --tool=callgrind --toggle-collect='CPyPy_worker___SymbolWorker___handle' \
+        .venv/bin/python bench/cold_bar.py --rounds 1 --bars 100 --traced 0 --evict 8
+    (total instructions / (symbols * 2 * bars))
 """
 
 from __future__ import annotations
@@ -90,7 +96,9 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=200, help="bars per symbol in a round")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each, alternated")
     parser.add_argument("--evict", type=int, default=64, help="MB written before each cold burst")
-    parser.add_argument("--traced", type=int, default=10, help="bursts whose Python frames and bytecodes are counted")
+    parser.add_argument(
+        "--traced", type=int, default=10, help="bursts whose Python frames and bytecodes are counted (0: none)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         eng = engine(Path(tmp), args.symbols)
@@ -135,6 +143,8 @@ def main() -> None:
         f"{cold_lua - warm_lua:.1f} of it in Lua ({args.evict} MB written before each cold burst)"
     )
     print(f"  cold, as a ratio: {cold / ref:.0f}x a bar of the reference loop ({ref:.3f} us)")
+    if args.traced == 0:
+        return
     traced = args.traced * len(workers)
     print(
         f"  a quiet bar runs {tracer.frames / traced:.1f} Python frames and {tracer.opcodes / traced:.0f} bytecodes "
