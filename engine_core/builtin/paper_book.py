@@ -31,7 +31,6 @@ _OPEN = {"status": _WORKING}  # a backtest's record of a working order (shared, 
 _ZERO = Decimal(0)
 # Enum members read once: on Python 3.11 each ``OrderType.X`` costs a metaclass lookup.
 _MARKET, _FILL, _CANCEL = OrderType.MARKET, UpdateKind.FILL, UpdateKind.CANCEL
-_new = tuple.__new__  # a NamedTuple made without its generated ``__new__`` (a Python frame per fill)
 
 
 class PaperBook:
@@ -106,7 +105,7 @@ class PaperBook:
             else:
                 record["status"] = _CANCELLED
                 self._save(client_id)
-        self.report(_new(OrderUpdate, (_CANCEL, client_id, order.symbol, order.ts, None, "", "", "")))
+        self.report(tuple.__new__(OrderUpdate, (_CANCEL, client_id, order.symbol, order.ts, None, "", "", "")))
 
     def fill_working(self, symbol: str, ts: int, market: float, bar: tuple[float, float, float] | None) -> None:
         """Fill each working order of ``symbol``: a market order at ``market``
@@ -148,14 +147,15 @@ class PaperBook:
         rate = self.commission
         cid = order.client_id
         commission = px * order.qty * rate if rate else _ZERO
-        fill = _new(Fill, (cid, order.symbol, order.side, order.qty, px, commission, ts, cid, _ZERO))
+        # (``tuple.__new__``: the NamedTuple's own ``__new__`` is a Python function, a frame each)
+        fill = tuple.__new__(Fill, (cid, order.symbol, order.side, order.qty, px, commission, ts, cid, _ZERO))
         if self.journal is None:
             del self.records[cid]  # a backtest keeps no history of filled orders
         else:
             record = self.records[cid]
             record.update(status=_FILLED, fill_price=str(px), commission=str(commission), fill_ts=ts)
             self._save(cid)  # the fill exists once it is journaled here
-        return _new(OrderUpdate, (_FILL, cid, order.symbol, ts, fill, "", "", ""))
+        return tuple.__new__(OrderUpdate, (_FILL, cid, order.symbol, ts, fill, "", "", ""))
 
     def order_status(self, client_id: str) -> OrderState | None:
         with self.lock:
