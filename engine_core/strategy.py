@@ -51,12 +51,10 @@ from engine_core.model import Bar, BarChunk, Fill, Side, State, bar_at, to_decim
 from engine_core.storage import COLUMNS as _ARRAYS
 from engine_core.storage import BarWindow
 from engine_core.strategy_log import StrategyLog
-from engine_core.tracked import TrackedIndicator
+from engine_core.tracked import PositionView, TrackedIndicator
 
 if TYPE_CHECKING:
     from engine_core.config import StrategySection
-    from engine_core.ledger import Ledger
-    from engine_core.stops import Stops
 
 ACTIONS: dict[State, tuple[str, ...]] = {
     State.WATCH: ("setup", "enter"),
@@ -181,34 +179,6 @@ def parse_decision(state: State, value: Any, where: str) -> Decision | None:
     if value.__class__ is str:  # one of a few valid (state, action) pairs
         _ACTION_ONLY[(state, value)] = decision
     return decision
-
-
-@dataclass(slots=True)
-class PositionView:
-    """The symbol's position as a strategy sees it (floats; the engine keeps Decimals)."""
-
-    qty: float = 0.0  # signed: > 0 long, < 0 short
-    avg_price: float = 0.0
-    entry_ts: int = 0
-    entry_index: int = 0  # the symbol's bar count (ctx.index) at the entry fill; bars held = index - this
-    stop_price: float | None = None
-    take_profit_price: float | None = None
-    trailing_stop: float | None = None
-
-    def sync(self, ledger: Ledger, stops: Stops) -> None:
-        """Take the position from the symbol's books and its armed stops (after
-        a fill, an order's end, new stops, a restore, at each chunk)."""
-        e = ledger.entry
-        self.qty = ledger.qty_float
-        if e is None:
-            self.avg_price, self.entry_ts, self.entry_index = 0.0, 0, 0
-        else:
-            self.avg_price, self.entry_ts, self.entry_index = float(e.price), e.ts, e.index
-        self.stop_price, self.take_profit_price, self.trailing_stop = (
-            stops.stop_price,
-            stops.take_profit_price,
-            stops.trailing,
-        )
 
 
 class SymbolView:

@@ -1,7 +1,8 @@
-"""An indicator a symbol's view keeps in step with its bars
-(``SymbolView.tracker``): fed each new chunk, its outputs kept for the
-view's history span. Compiled with the order path (``kernel.py``): a live
-bar steps each indicator the strategy reads.
+"""What a symbol's view keeps in step with the engine: each indicator the
+strategy reads (``TrackedIndicator``: fed each new chunk, its outputs kept
+for the view's history span) and the position (``PositionView``: synced
+from the symbol's books). Compiled with the order path (``kernel.py``): a
+live bar steps each indicator and syncs the position.
 """
 
 from __future__ import annotations
@@ -15,7 +16,48 @@ from engine_core.model import Bar
 from engine_core.storage import Ring
 
 if TYPE_CHECKING:
+    from engine_core.ledger import Ledger
+    from engine_core.stops import Stops
     from engine_core.strategy import SymbolView
+
+
+class PositionView:
+    """The symbol's position as a strategy sees it (floats; the engine keeps Decimals).
+    (A plain class: a compiled dataclass keeps the ``__init__`` the dataclass
+    module writes, a Python frame.)"""
+
+    __slots__ = ("qty", "avg_price", "entry_ts", "entry_index", "stop_price", "take_profit_price", "trailing_stop")
+
+    def __init__(self) -> None:
+        self.qty = 0.0  # signed: > 0 long, < 0 short
+        self.avg_price = 0.0
+        self.entry_ts = 0
+        self.entry_index = 0  # the symbol's bar count (ctx.index) at the entry fill; bars held = index - this
+        self.stop_price: float | None = None
+        self.take_profit_price: float | None = None
+        self.trailing_stop: float | None = None
+
+    def __repr__(self) -> str:  # what a Python strategy printing ctx.position sees
+        return (
+            f"PositionView(qty={self.qty!r}, avg_price={self.avg_price!r}, entry_ts={self.entry_ts!r}, "
+            f"entry_index={self.entry_index!r}, stop_price={self.stop_price!r}, "
+            f"take_profit_price={self.take_profit_price!r}, trailing_stop={self.trailing_stop!r})"
+        )
+
+    def sync(self, ledger: Ledger, stops: Stops) -> None:
+        """Take the position from the symbol's books and its armed stops (after
+        a fill, an order's end, new stops, a restore, at each chunk)."""
+        e = ledger.entry
+        self.qty = ledger.qty_float
+        if e is None:
+            self.avg_price, self.entry_ts, self.entry_index = 0.0, 0, 0
+        else:
+            self.avg_price, self.entry_ts, self.entry_index = float(e.price), e.ts, e.index
+        self.stop_price, self.take_profit_price, self.trailing_stop = (
+            stops.stop_price,
+            stops.take_profit_price,
+            stops.trailing,
+        )
 
 
 class TrackedIndicator:
