@@ -235,12 +235,10 @@ class SymbolWorker:
         if bar is None:
             chunk = self._accept(chunk)
             n = len(chunk)
-            if n == 0:
-                return
-        elif self.last_ts is not None and bar.ts <= self.last_ts:
-            return  # processed before (a restart, or a warm-up overlapping it)
-        else:
-            n = 1
+        else:  # one bar, unless processed before (a restart, or a warm-up overlapping it)
+            n = 1 if self.last_ts is None or bar.ts > self.last_ts else 0
+        if n == 0:
+            return
         self._load(chunk, bar)
         if self.bus.wants_bars:
             for k in range(n):
@@ -345,7 +343,7 @@ class SymbolWorker:
             halts.halt(self, str(err), ts)
             return None, None
 
-    # ------------------------------------------------------------ state, errors
+    # ------------------------------------------------------------ state, errors, journal
 
     def _guard(self, call: Any, ts: int, *args: Any) -> None:
         if self.halted is not None:
@@ -354,8 +352,6 @@ class SymbolWorker:
             call(*args)
         except StrategyError as err:
             halts.halt(self, str(err), ts)
-
-    # ------------------------------------------------------------ journal
 
     def snapshot(self) -> dict[str, Any]:
         return recovery.snapshot(self)
