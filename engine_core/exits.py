@@ -12,10 +12,42 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine_core import decisions, halts
+from engine_core.model import State
 from engine_core.stops import StopHit
 
 if TYPE_CHECKING:
     from engine_core.worker import SymbolWorker
+
+_IN_TRADE = State.IN_TRADE
+# Where the engine exits by itself first in a span: (chunk bar, the stop the bar
+# reached or None, the kill switch's rule or None). A plain tuple: made on a hit only.
+Due = tuple[int, StopHit | None, str | None]
+
+
+def first(w: SymbolWorker, i: int, end: int) -> Due | None:
+    """The first of chunk bars ``i`` .. ``end - 1`` at which the engine exits
+    by itself: a stop the bar reaches (in a trade with no order working), or
+    a kill switch that trips (before the stop's bar; on it, the stop goes)."""
+    hit = None
+    if w.sm.state is _IN_TRADE and w.orders.current is None and w.stops.active:
+        hit = first_stop(w, i, end)
+    if w.kill.enabled:
+        kill = first_kill(w, i, end if hit is None else hit.bar + 1)
+        if kill is not None and (hit is None or kill[0] < hit.bar):
+            return kill[0], None, kill[1]
+    return None if hit is None else (hit.bar, hit, None)
+
+
+def take(w: SymbolWorker, i: int, due: Due) -> int:
+    """Exit at ``due``'s bar (``first``), the bars from ``i`` to it stepped:
+    at the stop's level, or as the kill switch says. The next bar to step."""
+    k, hit, rule = due
+    consume_kill(w, i, k + 1)
+    if hit is not None:
+        decisions.exit(w, k, hit.reason, hit.price)
+    elif rule is not None:
+        kill_switch(w, k, rule)
+    return k + 1
 
 
 def first_stop(w: SymbolWorker, i: int, n: int) -> StopHit | None:
@@ -32,7 +64,7 @@ def _equity(w: SymbolWorker, start: int, stop: int) -> np.ndarray:
 
 
 def first_kill(w: SymbolWorker, start: int, stop: int) -> tuple[int, str] | None:
-    if not w.kill.enabled or stop <= start:
+    if stop <= start:
         return None
     o = w.view.offset
     hit = w.kill.first(w.view.ts[o + start : o + stop], _equity(w, start, stop))

@@ -38,7 +38,7 @@ from engine_core.model import Bar, BarChunk, State
 from engine_core.orders import OrderTracker, OrderUpdate
 from engine_core.risk import KillSwitch
 from engine_core.statemachine import StateMachine
-from engine_core.stops import StopHit, Stops
+from engine_core.stops import Stops
 from engine_core.storage import BarWindow
 from engine_core.strategy import Decision, StrategyHost, SymbolView
 from engine_core.strategy_log import StrategyLog
@@ -293,15 +293,8 @@ class SymbolWorker:
         if self.halted is not None:
             return end
         state = self.sm.state
-        stop = end
-        hit: StopHit | None = None
-        if state is _IN_TRADE and self.orders.current is None and self.stops.active:
-            hit = exits.first_stop(self, i, end)
-            if hit is not None:
-                stop = hit.bar
-        kill = exits.first_kill(self, i, stop + 1 if hit is not None else stop) if self.kill.enabled else None
-        if kill is not None and (hit is None or kill[0] < hit.bar):
-            stop, hit = kill[0], None
+        due = exits.first(self, i, end)  # a stop or a kill switch: the strategy is asked about the bars before it
+        stop = end if due is None else due[0]
         if state is _CLOSE_WATCH and self.expiry is not None:
             lapse = self.expiry - v.seen
             if lapse <= i:
@@ -317,14 +310,8 @@ class SymbolWorker:
                 v.high[o + i : o + min(k + 1, stop)], v.low[o + i : o + min(k + 1, stop)], self.ledger.qty > 0
             )
         if decision is None:
-            if hit is not None and k == hit.bar:
-                exits.consume_kill(self, i, k + 1)
-                decisions.exit(self, hit.bar, hit.reason, hit.price)
-                return hit.bar + 1
-            if kill is not None and k == kill[0]:
-                exits.consume_kill(self, i, k + 1)
-                exits.kill_switch(self, k, kill[1])
-                return k + 1
+            if due is not None and k == due[0]:
+                return exits.take(self, i, due)
             exits.consume_kill(self, i, stop)
             return stop
         exits.consume_kill(self, i, k + 1)
