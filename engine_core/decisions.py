@@ -106,8 +106,9 @@ def _enter(w: SymbolWorker, d: Decision, k: int, ts: int) -> None:
             f"entry price {ref:g} of a {d.side.value}"
         )
     stop = d.stop_price
-    if stop is None and w.cfg.stop_loss:
-        stop = stop_price_from(ref, sign, w.cfg.stop_loss)
+    stop_loss = w.config_stops[0]
+    if stop is None and stop_loss:
+        stop = stop_price_from(ref, sign, stop_loss)
     try:
         qty = d.qty or w.risk.size(w.symbol, ref, stop, w.start_cash + float(w.ledger.cash), w.cfg.qty)
     except RiskError as err:

@@ -44,6 +44,7 @@ MODULES = (
     "engine_core.tracked",
     "engine_core.transitions",
     "engine_core.updates",
+    "engine_core.view",
     "engine_core.worker",
 )
 RECORD = "kernel_sources.txt"  # written by the build beside this file

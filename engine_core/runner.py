@@ -34,13 +34,14 @@ from engine_core.execution import ExecutionEngine
 from engine_core.idle_gc import IdleCollector
 from engine_core.journal import Journal
 from engine_core.model import BarChunk, ConnectionEvent
-from engine_core.orders import OpenOrder, OrderUpdate
+from engine_core.orders import OpenOrder
 from engine_core.plugins import Registry, get_registry
 from engine_core.recording.paths import recording_enabled
 from engine_core.results import RunResult, symbol_result
 from engine_core.risk import Account, RiskManager
 from engine_core.services import Service
 from engine_core.sources import ConnectionState, DataSource
+from engine_core.updates import Router
 from engine_core.validate import refuse_venue_broker
 from engine_core.worker import STOP, SymbolWorker, Warmup
 
@@ -78,7 +79,7 @@ class Engine:
             self.loaded.source_config, symbols=self.symbols, base_dir=self.loaded.base_dir
         )
         self.broker: Broker = self.loaded.broker_cls(
-            self.loaded.broker_config, on_update=self._route_update, symbols=self.symbols
+            self.loaded.broker_config, on_update=Router(self.workers), symbols=self.symbols
         )
         self.host = self.loaded.host_cls(cfg.strategy, self.loaded.base_dir)
         sinks = [cls(c) for cls, c in self.loaded.sinks]
@@ -104,11 +105,6 @@ class Engine:
         self.baton: Baton | None = None  # live: the workers take turns (baton.py)
         self.collector: IdleCollector | None = None  # live: the garbage collector runs when idle (idle_gc.py)
         self._started: list[Service] = []
-
-    def _route_update(self, update: OrderUpdate) -> None:
-        worker = self.workers.get(update.symbol)
-        if worker is not None:
-            worker.deliver(update)
 
     def _on_connection(self, state: ConnectionState, detail: str) -> None:
         ts = self._journal_connection(state, detail)

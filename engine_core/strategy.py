@@ -1,5 +1,5 @@
-"""The strategy-host contract, the decisions strategies return, and the view
-of its symbol a strategy reads.
+"""The strategy-host contract and the decisions strategies return (the view
+of its symbol a strategy reads is ``view.py``'s ``SymbolView``).
 
 A strategy is a set of decision functions, one per state of the symbol's
 state machine: ``watch(ctx)``, ``close_watch(ctx)``, ``in_trade(ctx)``, plus
@@ -44,14 +44,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from engine_core.errors import StrategyError
-from engine_core.model import Bar, BarChunk, Fill, Side, State, bar_at, to_decimal
-from engine_core.storage import COLUMNS as _ARRAYS
-from engine_core.storage import BarWindow
-from engine_core.strategy_log import StrategyLog
-from engine_core.tracked import PositionView, TrackedIndicator
+from engine_core.model import Fill, Side, State, to_decimal
+from engine_core.view import SymbolView
 
 if TYPE_CHECKING:
     from engine_core.config import StrategySection
@@ -179,140 +174,6 @@ def parse_decision(state: State, value: Any, where: str) -> Decision | None:
     if value.__class__ is str:  # one of a few valid (state, action) pairs
         _ACTION_ONLY[(state, value)] = decision
     return decision
-
-
-class SymbolView:
-    """What a strategy reads of its symbol: bars with history, indicators, position.
-
-    The arrays ``ts, open, high, low, close, volume`` hold up to ``window - 1``
-    earlier bars followed by the current chunk; the chunk's first bar is at
-    index ``offset`` and it has ``n`` bars; ``seen`` bars of the symbol came
-    before it. ``indicator(name, args)`` returns
-    the indicator's output arrays aligned with them (NaN before it is ready).
-    ``log(ts, message)`` is the strategy's ``ctx.log`` (terminal and event bus).
-    Only the worker thread of the symbol touches a view.
-    """
-
-    __slots__ = tuple(
-        "symbol log params window ts open high low close volume offset n seen position _indicators _last"
-        " _newest_ts _store live".split()
-    )
-
-    def __init__(self, symbol: str, params: Mapping[str, Any], window: int, log: StrategyLog | None = None) -> None:
-        self.symbol = symbol
-        self.log = log or StrategyLog(symbol)
-        self.params = dict(params)
-        self.window = window
-        empty = np.empty(0)
-        self.ts = np.empty(0, dtype=np.int64)
-        self.open = self.high = self.low = self.close = self.volume = empty
-        self.offset = 0
-        self.n = 0
-        self.seen = 0  # bars of the symbol before the current chunk
-        self.position = PositionView()
-        self._indicators: dict[tuple[str, tuple[Any, ...]], Any] = {}
-        self._last: Bar | None = None
-        self._newest_ts: int | None = None  # the time of the newest bar set
-        # A live bar's store while the arrays above are not made yet (``show``:
-        # they are made when first read, ``__getattr__``); None once they are.
-        self._store: BarWindow | None = None
-        # The live bar the view shows (its one bar), None for a chunk: the
-        # order path reads the bar's values from it, making no array.
-        self.live: Bar | None = None
-
-    def last_bar(self) -> Bar:
-        """The newest bar of the view (built once per chunk)."""
-        bar = self._last
-        if bar is None:
-            bar = self._last = bar_at(self, self.symbol, -1)
-        return bar
-
-    # The worker calls these.
-    def show(self, store: BarWindow, chunk: BarChunk, bar: Bar | None = None) -> None:
-        """Store ``chunk`` in ``store`` and make it the view's bars. ``bar`` is
-        its one bar when it came live as a Bar: the arrays are then views of
-        the store made when first read (a live bar that only a strategy's
-        indicators and the Lua context see, which read numbers, makes none)."""
-        if bar is None:
-            self.set_data(*store.push(chunk, self.window - 1))
-            return
-        offset = store.push_bar(bar, self.window - 1)
-        if self._store is None:  # the arrays of the bar before were made: they go
-            del self.ts, self.open, self.high, self.low, self.close, self.volume
-        self._store = store
-        before = self._newest_ts
-        self._last = self.live = bar
-        self.offset = offset
-        self.seen += self.n
-        self.n = 1
-        ts = self._newest_ts = bar.ts
-        for tracked in self._indicators.values():
-            if tracked.fed_until_ts == before and before is not None:  # fed up to the bar before this one
-                tracked.step(bar, offset + 1, ts)
-            else:
-                tracked.advance(self, before)
-
-    if not TYPE_CHECKING:  # (for mypy the arrays are plain attributes)
-
-        def __getattr__(self, name: str) -> Any:
-            """An array of a live bar's view read for the first time (``show``)."""
-            # (the name first: an unset slot, _store's included, comes here too)
-            store = self._store if name in _ARRAYS else None
-            if store is None:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            self._store = None
-            cols = store.columns(self.offset + 1)
-            self.ts, self.open, self.high, self.low = cols["ts"], cols["open"], cols["high"], cols["low"]
-            self.close, self.volume = cols["close"], cols["volume"]
-            return cols[name]
-
-    def set_data(self, cols: Mapping[str, np.ndarray], offset: int, last: Bar | None = None) -> None:
-        """The view's new arrays; ``last`` is the newest bar when the worker
-        holds it already, so indicators need not rebuild it."""
-        before = self._newest_ts
-        self._last = last
-        self._store = self.live = None
-        ts = self.ts = cols["ts"]
-        self.open, self.high, self.low = cols["open"], cols["high"], cols["low"]
-        self.close, self.volume = cols["close"], cols["volume"]
-        self.offset = offset
-        self.seen += self.n
-        self.n = len(ts) - offset
-        self._newest_ts = last.ts if last is not None else int(ts[-1]) if len(ts) else None
-        for tracked in self._indicators.values():
-            tracked.advance(self, before)
-
-    def indicator(self, name: str, args: tuple[Any, ...] = ()) -> tuple[np.ndarray, ...]:
-        return self.tracker(name, args).outputs
-
-    def tracker(self, name: str, args: tuple[Any, ...] = ()) -> TrackedIndicator:
-        """The indicator ``name(args)`` kept in step with the view: its
-        ``outputs`` are what ``indicator`` returns, replaced at each chunk."""
-        key = (name, args)
-        tracked = self._indicators.get(key)
-        if tracked is None:
-            tracked = TrackedIndicator(name, args, self)
-            self._indicators[key] = tracked
-        return tracked
-
-    def latest_indicators(self, ts: int) -> dict[str, float | None] | None:
-        """Each indicator the strategy has read, at the bar ``ts``: ``{"sma(10)":
-        101.2, "bbands(20,2).upper": 104.9, ...}`` (None before it is ready).
-        None when the view is no longer at that bar. For a sink on another
-        thread (the mqtt sink publishes them with each live bar): it reads
-        what the worker last computed and checks it was for ``ts``."""
-        values: dict[str, float | None] = {}
-        for (name, args), tracked in list(self._indicators.items()):
-            if tracked.fed_until_ts != ts:
-                return None
-            latest, names = tracked.latest, tracked.output_names
-            label = f"{name}({','.join(map(str, args))})"
-            for out_name, value in zip(names, latest):
-                number = float(value)
-                values[label if len(names) == 1 else f"{label}.{out_name}"] = None if math.isnan(number) else number
-            if tracked.fed_until_ts != ts:  # the worker moved on while this was read
-                return None
-        return values
 
 
 class SymbolStrategy(abc.ABC):

@@ -18,7 +18,7 @@ from engine_core.storage import Ring
 if TYPE_CHECKING:
     from engine_core.ledger import Ledger
     from engine_core.stops import Stops
-    from engine_core.strategy import SymbolView
+    from engine_core.view import SymbolView
 
 
 class PositionView:

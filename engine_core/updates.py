@@ -30,6 +30,21 @@ _WATCH, _CLOSE_WATCH, _IN_TRADE = State.WATCH, State.CLOSE_WATCH, State.IN_TRADE
 _FILLED = OrderStatus.FILLED
 
 
+class Router:
+    """A broker's ``on_update``: each update to its symbol's worker
+    (``deliver``); an update for a symbol this engine does not run is not
+    its own. Compiled, as the paper book that calls it on every backtest
+    fill: no Python frame between the book and the worker."""
+
+    def __init__(self, workers: dict[str, SymbolWorker]) -> None:
+        self.workers = workers  # the engine's, filled as it builds them
+
+    def __call__(self, update: OrderUpdate) -> None:
+        worker = self.workers.get(update.symbol)
+        if worker is not None:
+            worker.deliver(update)
+
+
 def apply(w: SymbolWorker, update: OrderUpdate, i: int) -> None:
     """Apply a broker update (at chunk bar ``i``): its status, its fill,
     and what the order's end means for the state machine."""
@@ -168,9 +183,9 @@ def settle_state(w: SymbolWorker, ts: int, reason: str) -> None:
 def _arm_stops(w: SymbolWorker, ts: int) -> None:
     """A trade has begun: the config's stops from the entry price, or the
     levels the entry decision named, journaled."""
-    entry, c = w.ledger.entry, w.cfg
+    entry = w.ledger.entry
     price = float(entry.price) if entry else 0.0
-    w.stops.on_entry(price, w.ledger.qty > 0, c.stop_loss, c.take_profit, c.trailing_stop)
+    w.stops.on_entry(price, w.ledger.qty > 0, *w.config_stops)
     if w.entry_levels is not None:
         w.stops.override(*w.entry_levels)
     w.entry_levels = None

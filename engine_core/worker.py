@@ -59,10 +59,10 @@ _CLOSE_WATCH, _IN_TRADE = State.CLOSE_WATCH, State.IN_TRADE
 class SymbolWorker:
     # slots: a live bar finds the worker cold in the caches (ARCHITECTURE.md, hot paths)
     __slots__ = tuple(
-        "_i bars_done bracket broker bus candles cfg done entries_allowed entry_levels errors execution expiry"
-        " fill_next_open halted inbox journal kill last_ts ledger lock order_expiry orders orders_sent paused"
-        " restored_state risk running sim simulating sm start_cash started stops store strategy symbol thread"
-        " view window".split()
+        "_i bars_done bracket broker bus candles cfg config_stops done entries_allowed entry_levels errors"
+        " execution expiry fill_next_open halted inbox journal kill last_ts ledger lock order_expiry orders"
+        " orders_sent paused reloads restored_state risk running sim simulating sm start_cash started stops"
+        " store strategy symbol thread view window".split()
     )
 
     def __init__(
@@ -80,6 +80,9 @@ class SymbolWorker:
         self.symbol = symbol
         self.journal = journal
         self.cfg = strategy
+        # read once: a field read of a pydantic model from compiled code goes through its __getattr__
+        self.config_stops = (strategy.stop_loss, strategy.take_profit, strategy.trailing_stop)  # fractions, or None
+        self.reloads = strategy.reload
         self.execution = execution
         self.broker = broker
         self.sim: SimulatedBroker | None = broker if isinstance(broker, SimulatedBroker) else None
@@ -262,7 +265,7 @@ class SymbolWorker:
         self.last_ts = last_ts
         self.bars_done += n
         recovery.persist(self, soon=True)  # only the bar's progress: committed with the other symbols' shortly
-        if self.halted is None and self.cfg.reload:
+        if self.halted is None and self.reloads:
             symbol_control.reload_if_changed(self, last_ts)
 
     def warm(self, chunk: BarChunk) -> None:
