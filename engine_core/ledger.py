@@ -157,14 +157,14 @@ class Ledger:
             held = self._held = (self.qty, self.cash, (0, self.qty_float, float(self.cash)))
         self._marks = [held[2]]
 
-    def mark_chunk(self, chunk: BarChunk, bar: Bar | None = None) -> float:
-        """Mark the chunk's bars to market (PnL and exposure at each close);
-        returns the PnL at its last close. ``bar`` is its one bar when it
-        came live as a Bar (its values are read from it)."""
+    def mark_chunk(self, chunk: BarChunk | Bar) -> float:
+        """Mark the chunk's bars to market (PnL and exposure at each close),
+        or one bar that came live (a Bar: its values are read from it);
+        returns the PnL at the last close."""
         marks = self._marks
         _, qty, cash = marks[-1]
-        if bar is not None or len(chunk) == 1:  # one bar: the position as it stands after it
-            ts, close = (bar.ts, bar.close) if bar is not None else (chunk.ts[0], chunk.close[0])
+        if isinstance(chunk, Bar) or len(chunk) == 1:  # one bar: the position as it stands after it
+            ts, close = (chunk.ts, chunk.close) if isinstance(chunk, Bar) else (chunk.ts[0], chunk.close[0])
             pnl = cash + qty * float(close)
             pending_ts, pending_pnl, pending_exposed = self._pending
             pending_ts.append(ts)

@@ -155,13 +155,6 @@ class BarChunk:
         )
 
     @classmethod
-    def from_bar(cls, bar: Bar) -> BarChunk:
-        """One bar as a chunk (the live path). Its columns are made when first
-        read: the worker reads a live bar's values from the bar, so that a
-        live bar builds no numpy array of its own."""
-        return _OneBar(bar)
-
-    @classmethod
     def from_bars(cls, bars: list[Bar]) -> BarChunk:
         symbol = bars[0].symbol if bars else ""
         return cls(
@@ -173,32 +166,6 @@ class BarChunk:
             np.fromiter((b.close for b in bars), dtype=np.float64, count=len(bars)),
             np.fromiter((b.volume for b in bars), dtype=np.float64, count=len(bars)),
         )
-
-
-class _OneBar(BarChunk):
-    """A chunk of one bar whose columns are built when first read."""
-
-    __slots__ = ("_bar",)
-
-    def __init__(self, bar: Bar) -> None:  # noqa: D107 - a BarChunk's fields, but for the columns
-        object.__setattr__(self, "symbol", bar.symbol)
-        object.__setattr__(self, "_bar", bar)
-
-    def __len__(self) -> int:
-        return 1
-
-    def __getattr__(self, name: str) -> Any:  # a column read before it was built
-        if name not in _CHUNK_COLUMNS:
-            raise AttributeError(name)
-        bar = self._bar
-        f = np.array((bar.open, bar.high, bar.low, bar.close, bar.volume), dtype=np.float64)
-        columns = (np.array((bar.ts,), dtype=np.int64), f[0:1], f[1:2], f[2:3], f[3:4], f[4:5])
-        for column, values in zip(_CHUNK_COLUMNS, columns):
-            object.__setattr__(self, column, values)
-        return getattr(self, name)
-
-
-_CHUNK_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 
 
 class OrderType(str, enum.Enum):

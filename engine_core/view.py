@@ -117,15 +117,16 @@ class SymbolView:
 
     # ------------------------------------------------------------ the worker calls these
 
-    def show(self, store: BarWindow, chunk: BarChunk, bar: Bar | None = None) -> None:
-        """Store ``chunk`` in ``store`` and make it the view's bars. ``bar`` is
-        its one bar when it came live as a Bar: the arrays are then views of
-        the store made when first read (a live bar that only a strategy's
-        indicators and the Lua context see, which read numbers, makes none)."""
-        if bar is None:
-            cols, offset = store.push(chunk, self.window - 1)
+    def show(self, store: BarWindow, bars: BarChunk | Bar) -> None:
+        """Store ``bars`` in ``store`` and make them the view's bars: a chunk,
+        or one bar that came live (a Bar), whose arrays are views of the store
+        made when first read (a live bar that only a strategy's indicators and
+        the Lua context see, which read numbers, makes none)."""
+        if not isinstance(bars, Bar):
+            cols, offset = store.push(bars, self.window - 1)
             self.set_data(cols, offset)
             return
+        bar = bars
         offset = store.push_bar(bar, self.window - 1)
         self._store = store
         before = self._newest_ts

@@ -160,12 +160,10 @@ class SymbolWorker:
     def handle(self, msg: Any) -> None:
         """Process one inbox message; an error halts this symbol only."""
         try:
-            if type(msg) is BarChunk:
+            if type(msg) is BarChunk or type(msg) is Bar:
                 self.process(msg)
             elif type(msg) is OrderUpdate:
                 updates.apply(self, msg, self._i)
-            elif type(msg) is Bar:
-                self.process(BarChunk.from_bar(msg), msg)
             elif type(msg) is decisions.Send:
                 decisions.send(self, msg.order)
             elif type(msg) is Warmup:
@@ -222,42 +220,42 @@ class SymbolWorker:
             chunk = chunk.slice(int(np.searchsorted(chunk.ts, self.last_ts, "right")), len(chunk))
         return chunk
 
-    def _load(self, chunk: BarChunk, bar: Bar | None = None) -> None:
-        self.view.show(self.store, chunk, bar)
+    def _load(self, bars: BarChunk | Bar) -> None:
+        self.view.show(self.store, bars)
         self.view.position.sync(self.ledger, self.stops)
         if not self.started:
             self.started = True
-            self._guard(self.strategy.init, int(chunk.ts[0]))
+            self._guard(self.strategy.init, int(bars.ts) if isinstance(bars, Bar) else int(bars.ts[0]))
             if self.restored_state is not None:  # a restart: ctx.state continues where it was
                 self.strategy.restore_state(self.restored_state)
                 self.restored_state = None
 
-    def process(self, chunk: BarChunk, bar: Bar | None = None) -> None:
-        """Step through ``chunk``; ``bar`` is its one bar when it came live as a
-        Bar (its values are then read from it, as numbers)."""
-        if bar is None:
-            chunk = self._accept(chunk)
-            n = len(chunk)
-        else:  # one bar, unless processed before (a restart, or a warm-up overlapping it)
-            n = 1 if self.last_ts is None or bar.ts > self.last_ts else 0
+    def process(self, bars: BarChunk | Bar) -> None:
+        """Step through a chunk of bars, or one bar that came live (a Bar: its
+        values are read from it, as numbers, and no chunk is made of it)."""
+        if isinstance(bars, Bar):  # one bar, unless processed before (a restart, or a warm-up overlapping it)
+            n = 1 if self.last_ts is None or bars.ts > self.last_ts else 0
+        else:
+            bars = self._accept(bars)
+            n = len(bars)
         if n == 0:
             return
-        self._load(chunk, bar)
+        self._load(bars)
         if self.bus.wants_bars:
             for k in range(n):
-                self.bus.emit(chunk.bar(k) if bar is None else bar)
+                self.bus.emit(bars if isinstance(bars, Bar) else bars.bar(k))
         self.ledger.begin_chunk()
         i = 0
         while i < n:
             self._i = i
             i = self._step(i, n)
-        pnl = self.ledger.mark_chunk(chunk, bar)
-        if bar is None:
-            self.candles.add(chunk.ts, chunk.open, chunk.high, chunk.low, chunk.close)
-            last_ts, close = int(chunk.ts[-1]), float(chunk.close[-1])
+        pnl = self.ledger.mark_chunk(bars)
+        if isinstance(bars, Bar):
+            last_ts, close = int(bars.ts), float(bars.close)
+            self.candles.bar(last_ts, float(bars.open), float(bars.high), float(bars.low), close)
         else:
-            last_ts, close = int(bar.ts), float(bar.close)
-            self.candles.bar(last_ts, float(bar.open), float(bar.high), float(bar.low), close)
+            self.candles.add(bars.ts, bars.open, bars.high, bars.low, bars.close)
+            last_ts, close = int(bars.ts[-1]), float(bars.close[-1])
         if self.risk.tracks_account:
             qty = float(self.ledger.qty)
             self.risk.account.update(self.symbol, pnl, abs(qty * close))

@@ -22,7 +22,7 @@ def test_live_bars_mark_as_the_chunk_does():
     for k in range(len(chunk)):
         bar = chunk.bar(k)
         live.begin_chunk()
-        live.mark_chunk(BarChunk.from_bar(bar), bar)
+        live.mark_chunk(bar)
     for a, b in zip(whole.series(), live.series()):
         assert a.dtype == b.dtype and list(a) == list(b)
 
@@ -34,7 +34,7 @@ def test_a_restored_position_is_marked_from_the_next_chunk_on():
     ledger.restore({"qty": "2", "cash": "-200", "entry": None}, set())
     bar = Bar("S", 1, 101.0, 102.0, 100.0, 101.0, 1.0)
     ledger.begin_chunk()
-    assert ledger.mark_chunk(BarChunk.from_bar(bar), bar) == 2.0
+    assert ledger.mark_chunk(bar) == 2.0
     _, pnl, exposed = ledger.series()
     assert list(pnl) == [0.0, 2.0] and list(exposed) == [False, True]
 
@@ -71,7 +71,7 @@ def test_many_live_bars_between_chunks_keep_their_order():
     for k in range(100, 8900):
         bar = chunk.bar(k)
         mixed.begin_chunk()
-        mixed.mark_chunk(BarChunk.from_bar(bar), bar)
+        mixed.mark_chunk(bar)
     mixed.begin_chunk()
     mixed.mark_chunk(chunk.slice(8900, 9000))
     for a, b in zip(whole.series(), mixed.series()):

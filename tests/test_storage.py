@@ -25,7 +25,7 @@ def last(w: BarWindow, column: str, n: int | None = None) -> list:
 def test_live_bars_keep_the_last_capacity_bars():
     w = BarWindow("S", 3)
     for i in range(5):
-        w.extend(BarChunk.from_bar(Bar("S", i, i, i, i, float(i), 1)))
+        w.extend(BarChunk.from_bars([Bar("S", i, i, i, i, float(i), 1)]))
     assert last(w, "close") == [2.0, 3.0, 4.0]
     assert last(w, "ts", 2) == [3, 4]
     assert len(w) == 3
@@ -174,13 +174,3 @@ def test_a_live_bar_pushed_from_its_bar_gives_the_columns_of_the_chunk_path():
         for name, column in cols.items():
             assert live[name].dtype == column.dtype
             assert list(live[name]) == list(column)
-
-
-def test_a_live_bars_chunk_makes_its_columns_when_read():
-    bar = Bar("S", 7, 1.0, 2.0, 0.5, 1.5, 10.0)
-    one = BarChunk.from_bar(bar)
-    assert len(one) == 1 and one.symbol == "S"
-    assert one.ts.dtype == np.int64 and list(one.ts) == [7]
-    assert [float(one.open[0]), float(one.high[0]), float(one.low[0]), float(one.close[0])] == [1.0, 2.0, 0.5, 1.5]
-    assert one.volume.dtype == np.float64 and list(one.volume) == [10.0]
-    assert len(one.slice(0, 0)) == 0 and one.bar(0) == bar

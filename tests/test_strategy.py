@@ -39,7 +39,7 @@ def _fed(view: SymbolView, store: BarWindow, chunk: BarChunk, live: bool) -> Non
         return
     for k in range(len(chunk)):
         bar = chunk.bar(k)
-        view.show(store, BarChunk.from_bar(bar), bar)
+        view.show(store, bar)
 
 
 def test_indicators_fed_live_bars_match_the_chunk_path_and_keep_their_latest_values(registry: Any):
@@ -76,7 +76,7 @@ def test_a_live_bars_arrays_are_made_when_read_and_match_the_chunk_path():
         view.show(store, bars.slice(0, 20))
     for k in range(20, 50):
         bar = bars.bar(k)
-        live.show(live_store, BarChunk.from_bar(bar), bar)
+        live.show(live_store, bar)
         chunked.show(chunk_store, bars.slice(k, k + 1))
         assert not _made(live)  # not made until read
         assert (live.offset, live.n, live.seen) == (chunked.offset, chunked.n, chunked.seen)
