@@ -8,7 +8,6 @@ so the symbol's PnL at a price is ``cash + qty * price``.
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -19,7 +18,7 @@ from engine_core.model import BUY, Bar, BarChunk, Fill, RoundTrip, Side
 from engine_core.storage import Series
 
 _ZERO = Decimal(0)
-_PENDING = 1024  # live bars whose marks wait in the staging arrays before they join the series
+_PENDING = 128  # live bars whose marks wait in the staging lists before they join the series
 
 
 class Entry:
@@ -83,9 +82,12 @@ class Ledger:
         self._pnl = Series(np.float64)
         self._exposed = Series(bool)
         # Live bars' ts, pnl and exposed, staged until the next chunk, read, or
-        # _PENDING of them: an array.array's append is a C call (a Series'
-        # is a Python one and a numpy write), and keeps no Python object.
-        self._pending = (array("q"), array("d"), array("b"))
+        # _PENDING of them: a list's append takes the value as it is (an
+        # array.array's parses it, twice: 1.3k instructions an append; a
+        # Series' is a Python call and a numpy write). The values' objects
+        # are kept until then: few enough bars that they weigh what 1,024
+        # bars in arrays did (about 11 KB a symbol).
+        self._pending: tuple[list[int], list[float], list[bool]] = ([], [], [])
         # (chunk bar from which it holds, qty, cash) for the chunk being processed
         self._marks: list[tuple[int, float, float]] = [(0, 0.0, 0.0)]
         self._held = (self.qty, self.cash, self._marks[0])  # the first mark of a chunk, for this qty and cash
@@ -164,7 +166,7 @@ class Ledger:
         marks = self._marks
         _, qty, cash = marks[-1]
         if isinstance(chunk, Bar) or len(chunk) == 1:  # one bar: the position as it stands after it
-            ts, close = (chunk.ts, chunk.close) if isinstance(chunk, Bar) else (chunk.ts[0], chunk.close[0])
+            ts, close = (chunk.ts, chunk.close) if isinstance(chunk, Bar) else (int(chunk.ts[0]), chunk.close[0])
             pnl = cash + qty * float(close)
             pending_ts, pending_pnl, pending_exposed = self._pending
             pending_ts.append(ts)
