@@ -83,7 +83,7 @@ class Ledger:
         self._exposed = Series(bool)
         # Live bars' ts, pnl and exposed, staged until the next chunk, read, or
         # _PENDING of them: a list's append takes the value as it is (an
-        # array.array's parses it, twice: 1.3k instructions an append; a
+        # array.array's parses it, twice: 0.8k instructions an append; a
         # Series' is a Python call and a numpy write). The values' objects
         # are kept until then: few enough bars that they weigh what 1,024
         # bars in arrays did (about 11 KB a symbol).
