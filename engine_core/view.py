@@ -63,46 +63,36 @@ class SymbolView:
 
     @property
     def ts(self) -> np.ndarray:
-        if self._store is not None:
-            self._make_arrays()
-        return self._ts
+        return self._made()._ts
 
     @property
     def open(self) -> np.ndarray:
-        if self._store is not None:
-            self._make_arrays()
-        return self._open
+        return self._made()._open
 
     @property
     def high(self) -> np.ndarray:
-        if self._store is not None:
-            self._make_arrays()
-        return self._high
+        return self._made()._high
 
     @property
     def low(self) -> np.ndarray:
-        if self._store is not None:
-            self._make_arrays()
-        return self._low
+        return self._made()._low
 
     @property
     def close(self) -> np.ndarray:
-        if self._store is not None:
-            self._make_arrays()
-        return self._close
+        return self._made()._close
 
     @property
     def volume(self) -> np.ndarray:
-        if self._store is not None:
-            self._make_arrays()
-        return self._volume
+        return self._made()._volume
 
-    def _make_arrays(self) -> None:
-        """A live bar's arrays, read for the first time (``show``): views of its store."""
+    def _made(self) -> SymbolView:
+        """The view, its arrays made first when a live bar left them unmade
+        (``show``): views of its store."""
         store = self._store
-        assert store is not None
-        self._store = None
-        self._set_arrays(store.columns(self.offset + 1))
+        if store is not None:
+            self._store = None
+            self._set_arrays(store.columns(self.offset + 1))
+        return self
 
     def _set_arrays(self, cols: Mapping[str, np.ndarray]) -> None:
         self._ts, self._open, self._high, self._low = cols["ts"], cols["open"], cols["high"], cols["low"]
