@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -228,7 +229,7 @@ def test_hot_reloads_and_control_commands_replay_where_they_happened(tmp_path: P
     engine = build_engine(config, registry)
     with EngineThread(engine) as run:
         run.wait(lambda: engine.workers and engine.workers["A"].bars_done > 200, "bars")
-        script.write_text(text.replace("local TIE = 2^-40", "local TIE = 2^-30"))
+        _replace(script, text.replace("local TIE = 2^-40", "local TIE = 2^-30").encode())
         run.wait(lambda: engine.workers["A"].strategy.watcher.current.digest != engine.host.version.digest, "reload")
         run.wait(lambda: engine.workers["B"].strategy.watcher.current.digest != engine.host.version.digest, "reload")
         for name in ("pause", "resume", "flatten"):
@@ -243,6 +244,65 @@ def test_hot_reloads_and_control_commands_replay_where_they_happened(tmp_path: P
     assert sum(" log: " in line and "reloaded for" in line for line in lines) == 2  # a log line, never an error
     commands = [json.loads(r[9])["name"] for r in read_segment(path).rows if r[0] == "command"]
     assert commands == ["pause", "resume", "flatten"]
+    outcome = replay_session([path], registry)
+    assert outcome.divergence is None, outcome.divergence.lines() if outcome.divergence else None
+    assert outcome.events == len(lines)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write a file whole at once, as an editor that saves by renaming does."""
+    part = path.with_suffix(".part")
+    part.write_bytes(data)
+    os.replace(part, path)
+
+
+def test_rejected_reloads_replay_rejected_where_they_happened(tmp_path: Path, registry: Registry) -> None:
+    """A version that does not compile, then a file that is not text, then a
+    good one: live, the first two are error events and the running version
+    stays; the replay rejects them at the same bars, for the same reasons."""
+    from engine_core.testing import EngineThread
+
+    script = tmp_path / "sma.lua"
+    text = (ROOT / "strategies" / "sma_cross.lua").read_text()
+    script.write_text(text)
+    config = _config(tmp_path, ["A", "B"], 0)  # endless
+    config.write_text(
+        config.read_text()
+        .replace(str(ROOT / "strategies" / "sma_cross.lua"), str(script))
+        .replace("interval = 60", "interval = 60\npace = 0.002")
+    )
+    engine = build_engine(config, registry)
+
+    def seen(stamp: tuple[int, int]) -> bool:
+        return all(w.strategy.watcher.current.stamp == stamp for w in engine.workers.values())
+
+    def stamp() -> tuple[int, int]:
+        st = script.stat()
+        return st.st_mtime_ns, st.st_size
+
+    with EngineThread(engine) as run:
+        run.wait(lambda: engine.workers and engine.workers["A"].bars_done > 100, "bars")
+        _replace(script, text.replace("function watch(", "function watch_not(").encode())
+        broken = stamp()
+        run.wait(lambda: seen(broken), "the broken version read")
+        _replace(script, b"\xff\xfe not text")
+        unreadable = stamp()
+        run.wait(lambda: seen(unreadable), "the unreadable file looked at")
+        _replace(script, text.replace("local TIE = 2^-40", "local TIE = 2^-30").encode())
+        good = stamp()
+        run.wait(lambda: seen(good), "the good version read")
+        bars = engine.workers["A"].bars_done
+        run.wait(lambda: engine.workers["A"].bars_done > bars + 100, "more bars")
+    (path,) = segment_paths(_session(config))
+    lines = [line for _, line in _events(path)]
+    rejected = [line for line in lines if "reload rejected" in line]
+    assert len(rejected) == 4, rejected
+    for symbol in ("A", "B"):
+        mine = [line for line in rejected if f" {symbol} reload: " in line]
+        assert len(mine) == 2
+        assert mine[0].endswith("does not define function watch(ctx)"), mine[0]
+        assert "not UTF-8 text" in mine[1], mine[1]
+    assert sum(" log: " in line and "reloaded for" in line for line in lines) == 2
     outcome = replay_session([path], registry)
     assert outcome.divergence is None, outcome.divergence.lines() if outcome.divergence else None
     assert outcome.events == len(lines)

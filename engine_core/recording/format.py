@@ -18,7 +18,10 @@ start       a process start: ``data`` the header (``HEADER_FIELDS``),
             ``blob`` the journal as it was before recovery (SQLite image)
 roll        a new UTC day in the same process (``data`` the header)
 script      a strategy version: ``data`` {"hash", "path"}, ``blob`` its text
-            (once per hash and segment)
+            (once per hash and segment); with ``symbol``, a hot reload after
+            the bar ``ts``: ``data`` {"reload", "hash"} of the version read,
+            "rejected" when it did not compile, or {"reload", "unread"}:
+            the file could not be read, and why
 bar         a live bar as put in its symbol's inbox (``ts`` and prices)
 warmup      warm-up history (``blob``: ts int64 then o/h/l/c/v float64)
 update      a broker update as put in its symbol's inbox (``data``)

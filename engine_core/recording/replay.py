@@ -423,7 +423,7 @@ def _loaded(run: Run, registry: Registry, tmp: Path, what_if: WhatIf) -> tuple[A
 
 def _script_text(run: Run, digest: str) -> str:
     for row in run.rows:
-        if row[0] == "script" and json.loads(row[9])["hash"] == digest:
+        if row[0] == "script" and json.loads(row[9]).get("hash") == digest:
             return bytes(row[10]).decode("utf-8")
     raise RecordingError(f"{run.segments[0].path}: the script version {digest[:12]} is not in the recording")
 
@@ -516,16 +516,19 @@ def _feed(
 
 def _replay_reloads(workers: dict[str, Any], rows: list[tuple[Any, ...]]) -> set[tuple[str, int]]:
     """Each symbol's strategy reloads the recorded version after the bar it
-    reloaded after live (the file's changes are seen on the wall clock's time)."""
+    reloaded after live (the file's changes are seen on the wall clock's time),
+    and rejects the ones rejected live: a version that did not compile is
+    compiled again and fails again; a file that could not be read fails
+    with the recorded reason."""
     texts: dict[str, bytes] = {}
-    reloads: dict[str, deque[tuple[int | None, str]]] = defaultdict(deque)
+    reloads: dict[str, deque[tuple[int | None, dict[str, Any]]]] = defaultdict(deque)
     for row in rows:
         if row[0] == "script":
             d = json.loads(row[9])
             if row[10] is not None:
                 texts[d["hash"]] = bytes(row[10])
             if d.get("reload"):
-                reloads[row[1]].append((row[3], d["hash"]))
+                reloads[row[1]].append((row[3], d))
     for symbol, worker in workers.items():
         strategy = worker.strategy
         watcher = getattr(strategy, "watcher", None)
@@ -542,8 +545,10 @@ def _replay_reloads(workers: dict[str, Any], rows: list[tuple[Any, ...]]) -> set
         ) -> str | None:
             if not queue or queue[0][0] != worker.last_ts:
                 return None
-            _, digest = queue.popleft()
-            watcher.path.write_bytes(texts[digest])
+            _, d = queue.popleft()
+            if "unread" in d:
+                raise errors.StrategyError(d["unread"])
+            watcher.path.write_bytes(texts[d["hash"]])
             watcher.current = dataclasses.replace(watcher.current, stamp=(-1, -1))
             watcher.due()
             message: str | None = original()

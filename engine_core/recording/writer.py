@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from engine_core.control import Request
-from engine_core.errors import error_text
+from engine_core.errors import StrategyError, error_text
 from engine_core.events import EventSink, describe
 from engine_core.model import NS_PER_DAY, Bar, ConnectionEvent
 from engine_core.orders import OrderState, OrderUpdate
@@ -239,21 +239,38 @@ class Recorder:
 
     def _tap_reload(self, worker: SymbolWorker) -> None:
         """Each hot reload a symbol's strategy makes (a file change or a reload
-        command), with the bar it came after and the version it read."""
+        command), with the bar it came after and the version it read; a
+        rejected one too (an editor caught mid-write, a script that does not
+        compile), so that a replay rejects it where the live run did: the
+        text it read, or, when the file could not be read, why."""
         strategy = worker.strategy
         original = strategy.reload_if_changed
+        watcher = strategy.watcher  # type: ignore[attr-defined]
 
         def reload_if_changed(force: bool = False) -> str | None:
-            message = original(force)
+            seen = watcher.current.digest
+            try:
+                message = original(force)
+            except StrategyError as err:
+                if watcher.current.digest != seen:  # read, then rejected
+                    self._reload_row(worker, {"rejected": True})
+                else:  # not read: a replay cannot read it again
+                    self._reload_row(worker, {"unread": str(err)}, version=False)
+                raise
             if message is not None:
-                version = strategy.watcher.current  # type: ignore[attr-defined]
-                if version.digest not in self._scripts:
-                    self._script_row(version.digest, self.engine.loaded.config.strategy.script or "", version.code)
-                data = json.dumps({"hash": version.digest, "reload": True})
-                self.put(("script", worker.symbol, time.time_ns(), worker.last_ts, *_NO_PRICES, data, None))
+                self._reload_row(worker, {})
             return message
 
         strategy.reload_if_changed = reload_if_changed  # type: ignore[method-assign]
+
+    def _reload_row(self, worker: SymbolWorker, extra: dict[str, Any], version: bool = True) -> None:
+        data: dict[str, Any] = {"reload": True, **extra}
+        if version:
+            read = worker.strategy.watcher.current  # type: ignore[attr-defined]
+            if read.digest not in self._scripts:
+                self._script_row(read.digest, self.engine.loaded.config.strategy.script or "", read.code)
+            data["hash"] = read.digest
+        self.put(("script", worker.symbol, time.time_ns(), worker.last_ts, *_NO_PRICES, json.dumps(data), None))
 
     def _script(self) -> tuple[str, str, str] | None:
         strategy = self.engine.loaded.config.strategy
