@@ -10,7 +10,11 @@ order on the first later bar whose range reaches it: at the open when the bar
 opens through it, else at the limit (no slippage on a limit). With a journal
 (live paper trading), every order it takes and every fill it makes is
 written there, behind the engine's intent for it, so that after a crash it
-answers as a venue would.
+answers as a venue would. Its memory holds the orders still working, the
+client ids of the ones settled, and the position each symbol's fills add up
+to: a settled order's record is in the journal only (``order_status`` reads
+it there), so that weeks of paper trading do not pile up in memory, and a
+start reads no record it does not need.
 """
 
 from __future__ import annotations
@@ -41,20 +45,32 @@ class PaperBook:
         self.slippage = slippage
         self.report = report
         self.working: dict[str, dict[str, Order]] = {}  # symbol -> client id -> order
-        self.records: dict[str, dict[str, Any]] = {}  # client id -> record (what order_status answers)
+        # client id -> record of a working order (what order_status answers);
+        # with a journal, a settled one's record is there, and its id here:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.settled: set[str] = set()
+        self.held: dict[str, Decimal] = {}  # symbol -> the position its fills add up to (with a journal)
         self.lock = threading.Lock()
         self.journal: Journal | None = None
 
     def bind_journal(self, journal: Journal) -> None:
-        """Restore the open orders and fills of an earlier run from the journal."""
+        """Restore the working orders, the settled ids and the positions of
+        an earlier run from the journal."""
         self.journal = journal
         for key, record in journal.items(KEY):
             cid = key[len(KEY) :]
-            self.records[cid] = record
-            if record["status"] == "open":  # an older journal's word for accepted
+            status = record["status"]
+            if status == "open" or status == _WORKING:  # "open": an older journal's word for accepted
                 record["status"] = _WORKING
-            if record["status"] == _WORKING:
+                self.records[cid] = record
                 self.working.setdefault(record["symbol"], {})[cid] = order_from_row({"client_id": cid, **record})
+                continue
+            self.settled.add(cid)
+            if status == _FILLED:
+                self._hold(record["symbol"], record["side"], Decimal(record["qty"]))
+
+    def _hold(self, symbol: str, side: str, qty: Decimal) -> None:
+        self.held[symbol] = self.held.get(symbol, _ZERO) + (qty if side == "buy" else -qty)
 
     def _save(self, cid: str) -> None:
         journal = self.journal
@@ -69,8 +85,8 @@ class PaperBook:
     def submit(self, order: Order) -> None:
         cid = order.client_id
         with self.lock:
-            if cid in self.records:
-                return  # idempotent: a resend of a known (open, or journaled) order places nothing
+            if cid in self.records or cid in self.settled:
+                return  # idempotent: a resend of a known (working, or settled) order places nothing
             working = self.working.get(order.symbol)
             if working is None:
                 working = self.working[order.symbol] = {}
@@ -100,11 +116,11 @@ class PaperBook:
                 return
             order = next(o for w in self.working.values() for cid, o in w.items() if cid == client_id)
             del self.working[order.symbol][client_id]
-            if self.journal is None:
-                del self.records[client_id]
-            else:
+            if self.journal is not None:
                 record["status"] = _CANCELLED
                 self._save(client_id)
+                self.settled.add(client_id)
+            del self.records[client_id]
         self.report(tuple.__new__(OrderUpdate, (_CANCEL, client_id, order.symbol, order.ts, None, "", "", "")))
 
     def fill_working(self, symbol: str, ts: int, market: float, bar: tuple[float, float, float] | None) -> None:
@@ -149,17 +165,21 @@ class PaperBook:
         commission = px * order.qty * rate if rate else _ZERO
         # (``tuple.__new__``: the NamedTuple's own ``__new__`` is a Python function, a frame each)
         fill = tuple.__new__(Fill, (cid, order.symbol, order.side, order.qty, px, commission, ts, cid, _ZERO))
-        if self.journal is None:
-            del self.records[cid]  # a backtest keeps no history of filled orders
-        else:
+        if self.journal is not None:
             record = self.records[cid]
             record.update(status=_FILLED, fill_price=str(px), commission=str(commission), fill_ts=ts)
             self._save(cid)  # the fill exists once it is journaled here
+            self.settled.add(cid)
+            self._hold(order.symbol, record["side"], order.qty)
+        del self.records[cid]  # the journal has it (a backtest keeps no history of filled orders)
         return tuple.__new__(OrderUpdate, (_FILL, cid, order.symbol, ts, fill, "", "", ""))
 
     def order_status(self, client_id: str) -> OrderState | None:
         with self.lock:
             record = self.records.get(client_id)
+            journal = self.journal if client_id in self.settled else None
+        if journal is not None:
+            record = journal.get(KEY + client_id)
         if record is None:
             return None
         if record["status"] != _FILLED:
@@ -182,14 +202,9 @@ class PaperBook:
             return [OpenOrder(o, "") for orders in self.working.values() for o in orders.values()]
 
     def positions(self) -> dict[str, Decimal]:
-        out: dict[str, Decimal] = {}
+        """What the fills of the journaled run add up to, per symbol."""
         with self.lock:
-            for record in self.records.values():
-                if record["status"] == _FILLED:
-                    qty = Decimal(record["qty"])
-                    signed = qty if record["side"] == "buy" else -qty
-                    out[record["symbol"]] = out.get(record["symbol"], Decimal(0)) + signed
-        return out
+            return dict(self.held)
 
 
 def _limit_fill(order: Order, open_: float, high: float, low: float) -> Decimal | None:
