@@ -263,10 +263,10 @@ class AlpacaBroker(Broker):
         if cid in self._sent:
             return  # sent before: the same client id is never sent twice
         await self._check(order)
-        if await self._exits_held_by_legs(order):
-            raise BrokerError(
-                f"alpaca broker: {self._describe(order)}: the position was already closed by its bracket leg"
-            )
+        left = await self._exits_held_by_legs(order)
+        if left is not None:
+            closed = "already closed" if not left else f"partly closed ({left} left)"
+            raise BrokerError(f"alpaca broker: {self._describe(order)}: the position was {closed} by its bracket leg")
         body = wire.order_request(order, extended_hours=self.config.extended_hours)
         self._sent[cid] = order
         tracked = self.orders.track(cid, order.symbol, order.side, order.qty)
@@ -324,44 +324,59 @@ class AlpacaBroker(Broker):
         self._apply(found, "")
         return True
 
-    async def _exits_held_by_legs(self, order: Order) -> bool:
+    async def _exits_held_by_legs(self, order: Order) -> Decimal | None:
         """Before an exit, cancel the symbol's working bracket legs (they hold its
-        shares). True when a leg had filled already: nothing is left to exit."""
-        closed = False
-        for tracked in self.orders:
-            if tracked.symbol != order.symbol or tracked.side is order.side:
+        shares). When a leg has filled and what is left of the position is less
+        than the exit (so that it would open a position nobody asked for): what
+        is left; None when the exit may go.
+
+        The brackets looked at are the symbol's on the other side with a leg
+        still working, and the latest order on that side (the position the
+        engine holds, if it is a bracket): an earlier bracket a leg closed is
+        history the engine has acted on since. An order that carries its own
+        protective prices is an entry, which no leg closes."""
+        if order.stop_price is not None or order.take_profit_price is not None:
+            return None
+        other = [t for t in self.orders if t.symbol == order.symbol and t.side is not order.side]
+        latest = other[-1] if other else None
+        leg_filled = False
+        for tracked in other:
+            legs = self.orders.legs(tracked)
+            if tracked is not latest and all(leg.status in _LEG_DONE for leg in legs):
                 continue
-            for leg in self.orders.legs(tracked):
-                if leg.status == "filled":
-                    closed = closed or leg.filled >= tracked.filled
-                    continue
+            for leg in legs:
                 if leg.status in _LEG_DONE:
+                    leg_filled = leg_filled or leg.status == "filled"
                     continue
-                try:
-                    await self._http().request("DELETE", f"/v2/orders/{leg.venue_id}")
-                except AlpacaHttpError as err:
-                    if err.error.status not in (404, 422):
-                        raise BrokerError(
-                            f"alpaca broker: cancelling the {leg.leg} leg of {tracked.client_id}: {err.error}"
-                        ) from err
-                # wait until the venue says the leg is done (cancelled, or filled first)
-                deadline = time.monotonic() + self.config.timeout
-                while True:
-                    now = wire.venue_order(await self._http().get(f"/v2/orders/{leg.venue_id}"))
-                    parent = await self._lookup(tracked.client_id)
-                    if parent is not None:
-                        self._apply(parent, "")
-                    if not now.is_open or now.status == "held":
-                        leg.status = now.status
-                        if now.status == "filled":
-                            closed = True
-                        break
-                    if time.monotonic() > deadline:
-                        raise BrokerError(
-                            f"alpaca broker: the {leg.leg} leg of {tracked.client_id} did not cancel in time"
-                        )
-                    await asyncio.sleep(0.05)
-        return closed
+                leg_filled = await self._cancel_leg(tracked, leg) or leg_filled
+        if not leg_filled:
+            return None
+        held = self._positions.get(order.symbol, Decimal(0))
+        left = held if order.side is Side.SELL else -held  # what the exit would close
+        return None if left >= order.qty else max(left, Decimal(0))
+
+    async def _cancel_leg(self, tracked: VenueOrder, leg: VenueOrder) -> bool:
+        """Cancel a working leg and wait until the venue says it is done: True
+        when it filled first (its fill applied)."""
+        try:
+            await self._http().request("DELETE", f"/v2/orders/{leg.venue_id}")
+        except AlpacaHttpError as err:
+            if err.error.status not in (404, 422):
+                raise BrokerError(
+                    f"alpaca broker: cancelling the {leg.leg} leg of {tracked.client_id}: {err.error}"
+                ) from err
+        deadline = time.monotonic() + self.config.timeout
+        while True:
+            now = wire.venue_order(await self._http().get(f"/v2/orders/{leg.venue_id}"))
+            parent = await self._lookup(tracked.client_id)
+            if parent is not None:
+                self._apply(parent, "")
+            if not now.is_open or now.status == "held":
+                leg.status = now.status
+                return now.status == "filled"
+            if time.monotonic() > deadline:
+                raise BrokerError(f"alpaca broker: the {leg.leg} leg of {tracked.client_id} did not cancel in time")
+            await asyncio.sleep(0.05)
 
     def cancel(self, client_id: str) -> None:
         if self._io.running and self._call(self.orders.cancel_held(client_id)):

@@ -226,6 +226,54 @@ def test_an_exit_cancels_the_bracket_legs_first(server, make_broker):
     assert broker.positions() == {}
 
 
+def test_an_exit_after_an_earlier_bracket_a_leg_closed_goes_out(server, make_broker):
+    """A leg closed the first round trip; the second bracket's exit cancels
+    that bracket's legs and is sent: the old filled leg closes nothing now."""
+    broker, updates = make_broker()
+    broker.submit(order("e-AAPL-30", stop_price=Decimal("95"), take_profit_price=Decimal("110")))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-30"))
+    server.fill_leg("e-AAPL-30", "stop_loss", Decimal("94.9"))
+    wait_until(lambda: any(u.leg for u in updates.fills("e-AAPL-30")))
+    broker.submit(order("e-AAPL-31", stop_price=Decimal("95"), take_profit_price=Decimal("110")))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-31"))
+    broker.submit(order("e-AAPL-32", side=Side.SELL))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-32"))
+    assert {leg.status for leg in server.order_by_client_id("e-AAPL-31").legs} == {"canceled"}
+    assert broker.positions() == {}
+
+
+def test_a_bracket_entry_the_other_way_after_a_leg_closed_the_last_goes_out(server, make_broker):
+    """Long, closed by its take-profit leg; then a short bracket entry: an
+    entry carries its own protective prices, and no leg closes it."""
+    broker, updates = make_broker()
+    broker.submit(order("e-AAPL-33", stop_price=Decimal("95"), take_profit_price=Decimal("110")))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-33"))
+    server.fill_leg("e-AAPL-33", "take_profit", Decimal("110"))
+    wait_until(lambda: any(u.leg for u in updates.fills("e-AAPL-33")))
+    short = order("e-AAPL-34", side=Side.SELL, stop_price=Decimal("110"), take_profit_price=Decimal("90"))
+    broker.submit(short)
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-34"))
+    assert broker.positions() == {"AAPL": Decimal(-5)}
+
+
+def test_an_exit_larger_than_what_a_leg_left_is_refused_and_names_what_is_left(server, make_broker):
+    """Two brackets on one position; a leg of the second closed its half
+    while the engine sold the whole: the exit would open a short nobody
+    asked for, so it is refused, and the first bracket's legs are cancelled."""
+    broker, updates = make_broker()
+    broker.submit(order("e-AAPL-35", stop_price=Decimal("95"), take_profit_price=Decimal("110")))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-35"))
+    broker.submit(order("e-AAPL-36", stop_price=Decimal("95"), take_profit_price=Decimal("110")))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-36"))
+    server.fill_leg("e-AAPL-36", "take_profit", Decimal("110"))
+    wait_until(lambda: any(u.leg for u in updates.fills("e-AAPL-36")))
+    with pytest.raises(BrokerError, match=r"the position was partly closed \(5 left\) by its bracket leg"):
+        broker.submit(order("e-AAPL-37", side=Side.SELL, qty="10"))
+    assert {leg.status for leg in server.order_by_client_id("e-AAPL-35").legs} == {"canceled"}
+    assert broker.positions() == {"AAPL": Decimal(5)}
+    assert len(server.order_posts) == 2
+
+
 def test_fractional_bracket_is_refused(server, make_broker):
     broker, _ = make_broker()
     with pytest.raises(BrokerError, match="a bracket order takes whole shares only"):

@@ -153,3 +153,56 @@ def test_a_leg_that_fills_after_the_restart_is_booked_and_no_exit_follows(tmp_pa
         at_take_profit(market, OPEN + 32 * MINUTE)  # the engine's own take-profit level: nothing left to sell
     finally:
         check_agreement(tmp_path, market, run, bars_before + 3)
+
+
+# two round trips with a bracket each: the first closed by its take-profit leg
+# at the venue, the second by the strategy's own exit
+TWO_TRIPS = """
+class S:
+    entered = 0
+    def watch(self, ctx):
+        return "setup"
+    def close_watch(self, ctx):
+        self.entered += 1
+        return {"action": "enter", "qty": 1, "stop_price": 90.0, "take_profit_price": 110.0}
+    def in_trade(self, ctx):
+        return "exit" if self.entered >= 2 else None
+"""
+
+
+def test_the_strategys_exit_after_a_round_trip_a_leg_closed_is_sent_and_fills(tmp_path, market):
+    """The first bracket's take-profit filled at the venue; the second
+    bracket's exit cancels that bracket's legs and goes out: the venue and
+    the engine end flat together, the position never left without its exit."""
+    (tmp_path / "s.py").write_text(textwrap.dedent(TWO_TRIPS))
+    path = write_config(
+        tmp_path / "alpaca.toml",
+        {
+            "engine": {"mode": "live", "symbols": ["AAPL"], "window": 20, "id": "brackets"},
+            **live_tables(market),
+            "strategy": {"host": "python", "class": "s.py:S"},
+        },
+    )
+    run = EngineThread(build_engine(path, builtin_registry(("alpaca", alpaca_plugin)))).start()
+    try:
+        wait_until(lambda: market.subscribed("AAPL"), "the market stream")
+        w = run.engine.workers["AAPL"]
+        market.push_bars(minute_bars("AAPL", OPEN + 30 * MINUTE, 2))
+        run.wait(lambda: w.sm.state is State.IN_TRADE, "the first entry")
+        first = str(market.order_posts[0]["client_order_id"])
+        market.fill_leg(first, "take_profit", Decimal("110"))
+        run.wait(lambda: w.sm.state is State.WATCH and w.ledger.qty == 0, "the leg's fill booked")
+        market.push_bars(minute_bars("AAPL", OPEN + 32 * MINUTE, 2))
+        run.wait(lambda: w.sm.state is State.IN_TRADE, "the second entry")
+        market.push_bars(minute_bars("AAPL", OPEN + 34 * MINUTE, 1))
+        run.wait(lambda: len(market.order_posts) == 3 and w.ledger.qty == 0, "the exit filled")
+    finally:
+        result = run.stop()
+    aapl = result.symbols["AAPL"]
+    assert [b["side"] for b in market.order_posts] == ["buy", "buy", "sell"]
+    assert market.positions.get("AAPL", Decimal(0)) == 0 == aapl.position_qty
+    assert {leg.status for leg in market.order_by_client_id(str(market.order_posts[1]["client_order_id"])).legs} == {
+        "canceled"
+    }
+    assert aapl.errors == [] and aapl.halted is None
+    assert [t.exit_reason for t in aapl.trades] == ["take_profit", "exit"]
