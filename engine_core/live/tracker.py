@@ -31,6 +31,14 @@ is given ``timeout`` seconds to be answered or found, else reported
 plugin runs every send inside :meth:`VenueOrders.on_wire`, so a send the
 engine's thread waits on is bounded at stop the same way).
 
+Memory: an order settled (done, and every leg of it done) is forgotten
+``keep_done`` seconds or so after it settled (:meth:`VenueOrders.sweep`, run
+by the watch loop), so that a session of months holds, and the watch loop
+and an exit look through, only the orders of the last minutes. A report
+about a forgotten order that comes later still (a venue sending an old event
+again) makes it known again: its fills carry the same trade ids, and the
+engine books no fill twice.
+
 A venue plugin gives the tracker one coroutine, ``lookup(order)``: ask the
 venue by client id, apply what it shows (through :meth:`ack`, :meth:`fill`,
 :meth:`fill_to`, :meth:`end`) and return True, or return False when the venue
@@ -92,6 +100,8 @@ Lookup = Callable[[VenueOrder], Awaitable[bool]]
 class VenueOrders:
     """What a venue broker has told the engine of its orders (see the module docstring)."""
 
+    keep_done = 600.0  # seconds between two sweeps: a settled order is kept one to two of them
+
     def __init__(
         self,
         venue: str,
@@ -104,6 +114,7 @@ class VenueOrders:
         self._on_update = on_update
         self.lost_after = lost_after
         self.retry = retry
+        self._settled: set[str] = set()  # client ids found settled by the last sweep
         self._orders: dict[str, VenueOrder] = {}  # by client id
         self._legs: dict[str, VenueOrder] = {}  # by the leg's venue id
         self._outbox: queue.SimpleQueue[OrderUpdate | None] = queue.SimpleQueue()
@@ -111,7 +122,7 @@ class VenueOrders:
         self._held: dict[str, asyncio.Task[None]] = {}  # client id -> its send_later task, while held
         self._sending: dict[str, asyncio.Task[None]] = {}  # the same once sent, until answered
         self.stopping = False
-        self.counts = {"polls": 0, "lookups": 0, "lookup_errors": 0, "lost": 0, "held": 0}
+        self.counts = {"polls": 0, "lookups": 0, "lookup_errors": 0, "lost": 0, "held": 0, "forgotten": 0}
 
     # ------------------------------------------------------------ delivery
 
@@ -180,6 +191,26 @@ class VenueOrders:
         """Orders to ask the venue about: not done, or with a leg not done."""
         open_legs = {leg.client_id for leg in self._legs.values() if not leg.done}
         return [o for o in self._orders.values() if not o.done or o.client_id in open_legs]
+
+    def sweep(self) -> int:
+        """Forget the orders that were settled at the last sweep and still
+        are (so each is kept between one and two sweeps' time after it
+        settled), with their legs; how many. An order held back, on the wire
+        or unresolved is never settled."""
+        open_legs = {leg.client_id for leg in self._legs.values() if not leg.done}
+        settled = {
+            cid
+            for cid, o in self._orders.items()
+            if o.done and not (o.held or o.sending or o.unresolved) and cid not in open_legs
+        }
+        gone = self._settled & settled
+        for cid in gone:
+            del self._orders[cid]
+        if gone:
+            self._legs = {vid: leg for vid, leg in self._legs.items() if leg.client_id not in gone}
+        self._settled = settled - gone
+        self.counts["forgotten"] += len(gone)
+        return len(gone)
 
     def forget(self, client_id: str) -> None:
         """An order that never left (refused before sending): nothing to report."""
@@ -280,9 +311,13 @@ class VenueOrders:
         and poll every working order while the venue's stream is down."""
         tick = min(poll_interval, 0.25)
         next_poll = time.monotonic() + poll_interval
+        next_sweep = time.monotonic() + self.keep_done
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
+            if now >= next_sweep:
+                next_sweep = now + self.keep_done
+                self.sweep()
             for order in list(self._orders.values()):
                 if order.unresolved and now >= order.retry_at:
                     await self._retry(order, lookup)

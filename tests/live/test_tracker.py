@@ -199,3 +199,50 @@ def test_at_stop_an_order_the_stream_reported_is_not_in_doubt_though_its_answer_
 
     got = asyncio.run(asyncio.wait_for(main(), 3))  # a wait for the 5 s timeout fails here
     assert [u.kind for u in got] == [UpdateKind.SENT, UpdateKind.ACK, UpdateKind.FILL]
+
+
+def test_a_settled_order_is_forgotten_at_the_second_sweep_that_finds_it_settled():
+    """Memory of a months-long session: what is settled goes after one to two
+    sweeps; what is working, unresolved, or has a leg working stays."""
+    orders, got = tracker()
+    done = orders.track("e-X-1", "X", Side.BUY, D(1))
+    orders.fill(done, fill("1", "10", "t1"))
+    working = orders.track("e-X-2", "X", Side.BUY, D(1))
+    orders.ack(working, "v2", 1)
+    unknown = orders.track("e-X-3", "X", Side.BUY, D(1))
+    orders.unresolved(unknown)
+    bracket = orders.track("e-X-4", "X", Side.BUY, D(1))
+    orders.fill(bracket, fill("1", "10", "t4", cid="e-X-4"))
+    leg = orders.track_leg(bracket, "v4-stop", "stop_loss", Side.SELL, D(1))
+    assert orders.sweep() == 0  # settled now: kept until the next sweep
+    orders.fill(leg, Fill("e-X-4", "X", Side.SELL, D(1), D(9), D(0), 2, "t5"))  # the leg closes it
+    assert orders.sweep() == 1 and orders.get("e-X-1") is None
+    assert all(orders.get(c) is not None for c in ("e-X-2", "e-X-3", "e-X-4"))
+    assert orders.sweep() == 1 and orders.get("e-X-4") is None and orders.leg("v4-stop") is None
+    assert orders.get("e-X-2") is not None and orders.get("e-X-3") is not None
+    # a report about a forgotten order: known again, its fill emitted with the same trade id
+    again = orders.track("e-X-1", "X", Side.BUY, D(1))
+    orders.fill(again, fill("1", "10", "t1"))
+    assert [u.fill.trade_id for u in got if u.client_id == "e-X-1" and u.fill] == ["t1", "t1"]
+    assert orders.counts["forgotten"] == 2
+
+
+def test_the_watch_loop_sweeps(monkeypatch):
+    monkeypatch.setattr(VenueOrders, "keep_done", 0.05)
+    orders, _ = tracker()
+    o = orders.track("e-X-1", "X", Side.BUY, D(1))
+    orders.fill(o, fill("1", "10", "t1"))
+
+    async def lookup(order: VenueOrder) -> bool:
+        return True
+
+    async def run() -> None:
+        task = asyncio.create_task(orders.watch(lookup, lambda: True, 0.05))
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if orders.get("e-X-1") is None:
+                break
+        task.cancel()
+
+    asyncio.run(run())
+    assert orders.get("e-X-1") is None

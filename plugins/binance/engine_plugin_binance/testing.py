@@ -688,6 +688,13 @@ class FakeBinance(BackgroundServer):
         at = Decimal(price) if price is not None else (order.price or self.last_price[order.symbol])
         self.call(self._execute, order, amount, at)
 
+    def report_again(self, client_id: str) -> None:
+        """Send the execution report of each of an order's trades again, as a
+        venue's user stream may after a hiccup of its own."""
+        order = next(o for o in reversed(list(self.orders.values())) if o.client_id == client_id)
+        for trade in [t for t in self.trades if t["orderId"] == order.order_id]:
+            self.call(self._report, order, "TRADE", trade)
+
     async def _query_order(self, request: web.Request, headers: dict[str, str]) -> web.Response:
         p = dict(request.query)
         order = self._find(p.get("symbol", ""), p)

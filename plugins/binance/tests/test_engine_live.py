@@ -305,3 +305,35 @@ def test_an_entry_limit_not_filled_in_time_is_cancelled_at_the_venue(fake, live_
     assert order.status == "CANCELED" and fake.requests["DELETE /api/v3/order"] == 1
     steps = transitions(tmp_path)
     assert [s[1] for s in steps] == ["close_watch", "watch"] and "cancelled" in steps[1][2]
+
+
+def test_a_fill_reported_again_after_its_order_was_forgotten_is_not_booked_twice(
+    fake, live_config, running, tmp_path, monkeypatch
+):
+    """The broker forgets a settled order after a while (its memory holds the
+    last minutes' orders); the venue's stream then repeats the order's fill:
+    the order is known again, and the fill, with its trade id, is not booked
+    a second time."""
+    from engine_core.live import VenueOrders
+
+    monkeypatch.setattr(VenueOrders, "keep_done", 0.2)
+    fake.add_history("BTCUSDT", 30, price=20000.0)
+    config = live_config(params={"enter_at": 20100.0, "exit_at": 20300.0, "qty": 0.01})
+    with running(config) as eng:
+        eng.wait(lambda: fake.connected_streams() == 1 and fake.connected_users() == 1, "both streams")
+        fake.stream_bar("BTCUSDT", 20100.0)
+        eng.wait(lambda: eng.worker().sm.state is State.IN_TRADE, "the entry's fill")
+        entry = fake.placed[0]["newClientOrderId"]
+        orders = eng.engine.broker.orders
+        eng.wait(lambda: orders.get(entry) is None, "the settled entry forgotten")
+        assert orders.counts["forgotten"] >= 1
+        fake.report_again(entry)
+        eng.wait(lambda: orders.get(entry) is not None, "the repeated report taken")
+        fake.stream_bar("BTCUSDT", 20300.0)
+        eng.wait(lambda: eng.worker().sm.state is State.WATCH, "the exit")
+        result = eng.stop()
+    btc = result.symbols["BTCUSDT"]
+    assert btc.fills == 2 and btc.position_qty == 0 == fake.balances["BTC"]
+    with closing(journal(tmp_path)) as j:
+        assert [f["side"] for f in j.events(symbol="BTCUSDT", kind="fill")] == ["buy", "sell"]
+    assert [p["quantity"] for p in fake.placed] == ["0.01", "0.00999"]
