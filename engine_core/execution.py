@@ -60,8 +60,8 @@ class ExecutionEngine:
         # the runner: the workers take turns; ``submit``'s ``later``)
         self.sends_later = False
         if journal is not None:
-            for row in journal.orders():
-                self.taken(row["symbol"], row["client_id"])
+            for symbol, client_id in journal.client_ids():
+                self.taken(symbol, client_id)
 
     @property
     def stopped(self) -> bool:

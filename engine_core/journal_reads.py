@@ -51,16 +51,26 @@ class JournalReads:
             dict(zip(ORDER_COLUMNS, row)) for row in self._read(sql + " ORDER BY created_ts, client_id", tuple(args))
         ]
 
+    def client_ids(self) -> list[tuple[str, str]]:
+        """``(symbol, client id)`` of every order journaled (what a restart's
+        next ids follow), without the rest of each row."""
+        return [(symbol, cid) for symbol, cid in self._read("SELECT symbol, client_id FROM orders")]
+
     def open_orders(self, symbol: str) -> list[dict[str, Any]]:
         return self.orders(symbol, _OPEN)
 
-    def unsettled_orders(self, symbol: str) -> list[dict[str, Any]]:
-        """Orders to reconcile with the broker after a restart: those still
-        open, and those whose journaled fills do not add up to their status
-        (a fill reported but not booked when the engine stopped)."""
+    def unsettled(self, symbol: str) -> tuple[list[dict[str, Any]], set[str]]:
+        """What a restart takes up for ``symbol``, from one read of its fills:
+        the orders to reconcile with the broker (those still open, and those
+        whose journaled fills do not add up to their status: a fill reported
+        but not booked when the engine stopped), and the keys of the fills
+        booked (``Fill.key``), so that none is booked twice."""
         booked: dict[str, Decimal] = {}
+        keys: set[str] = set()
         for e in self.events(symbol, kind="fill"):
-            booked[e["client_id"]] = booked.get(e["client_id"], Decimal(0)) + Decimal(e.get("qty", "0"))
+            cid = e["client_id"]
+            booked[cid] = booked.get(cid, Decimal(0)) + Decimal(e.get("qty", "0"))
+            keys.add(fill_key(cid, e.get("trade_id", "")))
         out = []
         for row in self.orders(symbol):
             got = booked.get(row["client_id"], Decimal(0))
@@ -68,10 +78,7 @@ class JournalReads:
             status = OrderStatus(row["status"])
             if status.is_open or got != filled or (status is OrderStatus.FILLED and got < Decimal(row["qty"])):
                 out.append(row)
-        return out
-
-    def booked_fill_keys(self, symbol: str) -> set[str]:
-        return {fill_key(e["client_id"], e.get("trade_id", "")) for e in self.events(symbol, kind="fill")}
+        return out, keys
 
     def events(
         self, symbol: str | None = None, kind: str | None = None, last: int | None = None

@@ -61,7 +61,7 @@ def persist(w: SymbolWorker, soon: bool = False) -> None:
 def restore(w: SymbolWorker, snap: dict[str, Any] | None, unsettled: list[dict[str, Any]], fill_keys: set[str]) -> None:
     """Take up where a previous run of this engine left off: ``snap`` is
     the symbol's last snapshot, ``unsettled`` the journal's rows of orders
-    still open or whose fills do not add up (``Journal.unsettled_orders``)."""
+    still open or whose fills do not add up (``Journal.unsettled``)."""
     if snap is not None:
         w.sm = StateMachine(w.symbol, State(snap["state"]))
         w.ledger.restore(snap, fill_keys)

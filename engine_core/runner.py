@@ -334,9 +334,7 @@ class Engine:
         for found in self.broker.open_orders():
             working.setdefault(found.order.symbol, []).append(found)
         for symbol, worker in self.workers.items():
-            recovery.restore(
-                worker, snapshots.get(symbol), journal.unsettled_orders(symbol), journal.booked_fill_keys(symbol)
-            )
+            recovery.restore(worker, snapshots.get(symbol), *journal.unsettled(symbol))
             recovery.reconcile(worker, positions.get(symbol, Decimal(0)), working.get(symbol, ()))
             cur = worker.orders.current
             journal.event(
