@@ -211,21 +211,28 @@ def test_record_false_and_backtests_record_nothing(tmp_path: Path, registry: Reg
     assert not (tmp_path / ".engine" / "recordings").exists()
 
 
+def _endless_with_own_script(tmp: Path) -> tuple[Path, str, Path]:
+    """A live config of A and B, endless and paced, running its own copy of
+    sma_cross.lua: (the copy, its text, the config)."""
+    script = tmp / "sma.lua"
+    text = (ROOT / "strategies" / "sma_cross.lua").read_text()
+    script.write_text(text)
+    config = _config(tmp, ["A", "B"], 0)
+    config.write_text(
+        config.read_text()
+        .replace(str(ROOT / "strategies" / "sma_cross.lua"), str(script))
+        .replace("interval = 60", "interval = 60\npace = 0.002")
+    )
+    return script, text, config
+
+
 def test_hot_reloads_and_control_commands_replay_where_they_happened(tmp_path: Path, registry: Registry) -> None:
     """The script changed on disk mid-run (seen on the wall clock's time), a
     pause, a resume and a flatten: each replays after the bar it came after."""
     from engine_core.control import Command, ControlError
     from engine_core.testing import EngineThread
 
-    script = tmp_path / "sma.lua"
-    text = (ROOT / "strategies" / "sma_cross.lua").read_text()
-    script.write_text(text)
-    config = _config(tmp_path, ["A", "B"], 0)  # endless
-    config.write_text(
-        config.read_text()
-        .replace(str(ROOT / "strategies" / "sma_cross.lua"), str(script))
-        .replace("interval = 60", "interval = 60\npace = 0.002")
-    )
+    script, text, config = _endless_with_own_script(tmp_path)
     engine = build_engine(config, registry)
     with EngineThread(engine) as run:
         run.wait(lambda: engine.workers and engine.workers["A"].bars_done > 200, "bars")
@@ -262,15 +269,7 @@ def test_rejected_reloads_replay_rejected_where_they_happened(tmp_path: Path, re
     stays; the replay rejects them at the same bars, for the same reasons."""
     from engine_core.testing import EngineThread
 
-    script = tmp_path / "sma.lua"
-    text = (ROOT / "strategies" / "sma_cross.lua").read_text()
-    script.write_text(text)
-    config = _config(tmp_path, ["A", "B"], 0)  # endless
-    config.write_text(
-        config.read_text()
-        .replace(str(ROOT / "strategies" / "sma_cross.lua"), str(script))
-        .replace("interval = 60", "interval = 60\npace = 0.002")
-    )
+    script, text, config = _endless_with_own_script(tmp_path)
     engine = build_engine(config, registry)
 
     def seen(stamp: tuple[int, int]) -> bool:
