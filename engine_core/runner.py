@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import gc
 import heapq
+import operator
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,7 @@ from engine_core.events import EventBus
 from engine_core.execution import ExecutionEngine
 from engine_core.idle_gc import IdleCollector
 from engine_core.journal import Journal
-from engine_core.model import BarChunk, ConnectionEvent
+from engine_core.model import Bar, BarChunk, ConnectionEvent
 from engine_core.orders import OpenOrder
 from engine_core.plugins import Registry, get_registry
 from engine_core.recording.paths import recording_enabled
@@ -444,8 +445,11 @@ class Engine:
                     worker.inbox.put(Warmup(chunk))
             bars = self.source.live()
             assert isinstance(bars, AsyncGenerator), "DataSource.live() must be an async generator"
+            source = self.loaded.config.source.type
             try:
                 async for bar in bars:
+                    if bar.__class__ is not Bar or bar.ts.__class__ is not int:
+                        bar = _contract_bar(bar, source)
                     target = self.workers.get(bar.symbol)
                     if target is not None:
                         target.inbox.put(bar)
@@ -492,6 +496,23 @@ class Engine:
             if isinstance(err, EngineError):
                 raise err
             raise EngineError(f"data source {self.loaded.config.source.type!r} failed: {error_text(err)}") from err
+
+
+def _contract_bar(bar: Any, source: str) -> Bar:
+    """A live bar as the contract has it (a ``Bar``, its ``ts`` an int of
+    nanoseconds): an integer of another type (numpy's, from a DataFrame) is
+    taken as its int; anything else stops the run naming the source, the
+    symbol and what it gave."""
+    if not isinstance(bar, Bar):
+        raise EngineError(f"data source {source!r}: live() yielded a {type(bar).__name__}, not an engine_core.Bar")
+    try:
+        ts = operator.index(bar.ts)
+    except TypeError:
+        raise EngineError(
+            f"data source {source!r}: a live bar of {bar.symbol}: ts is a {type(bar.ts).__name__} ({bar.ts}), "
+            "not an int of nanoseconds since the epoch (UTC)"
+        ) from None
+    return replace(bar, ts=ts)
 
 
 def _say(line: str) -> None:

@@ -90,7 +90,10 @@ class DataSource(abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} has no historical data")
 
     async def live(self) -> AsyncIterator[Bar]:
-        """Live bars, as an async generator, until the engine stops it."""
+        """Live bars, as an async generator, until the engine stops it: each a
+        ``Bar`` whose ``ts`` is an int of nanoseconds since the epoch (UTC; an
+        integer of numpy's is taken as its int; anything else stops the run
+        with an error naming the source)."""
         raise NotImplementedError(f"{type(self).__name__} has no live data")
         yield  # pragma: no cover - makes this an async generator
 

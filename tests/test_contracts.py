@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -242,6 +243,20 @@ class WarmSource(DataSource):
         self.closed.append("source")
 
 
+class NumpySource(DataSource):
+    """Live bars whose numbers are numpy's (a plugin reading a DataFrame);
+    ``kind`` = "float" gives each a float time instead, "tuple" a tuple."""
+
+    Config = testing.ReplayConfig
+    kind = "int64"
+
+    async def live(self) -> AsyncIterator[Bar]:
+        for s, t, o, h, lo, c, v in self.config.bars:
+            ts = np.int64(t * NS_PER_SECOND) if self.kind == "int64" else np.float64(t * NS_PER_SECOND)
+            bar = Bar(s, ts, *map(np.float64, (o, h, lo, c, v)))  # type: ignore[arg-type]
+            yield (s, ts) if self.kind == "tuple" else bar  # type: ignore[misc]
+
+
 COUNTER = {
     "init": 'ctx.state["seen"] = 0',
     "watch": """
@@ -278,6 +293,41 @@ def test_warmup_feeds_strategy_and_indicators_without_trading_then_live_trades(t
     j = Journal(tmp_path / ".engine" / "c.sqlite")
     assert [e["state"] for e in j.events(kind="connection")] == ["connected", "stopped"]  # engine status's last word
     assert Decimal(j.symbols()["A"]["qty"]) == 1
+
+
+def _numpy_run(tmp_path: Path, kind: str) -> Any:
+    NumpySource.kind = kind
+    registry = builtin_registry(("testing", testing), ("np", InlinePlugin(sources={"np": NumpySource})))
+    cfg = write_config(
+        tmp_path / "c.toml",
+        {
+            "engine": {"mode": "live", "symbols": ["A"], "window": 20},
+            "source": {"type": "np", "bars": rows(40)},
+            "strategy": python_strategy(tmp_path, **COUNTER),
+            "broker": {"type": "paper", "cash": 10000},
+        },
+    )
+    return build_engine(cfg, registry).run()
+
+
+def test_a_live_bar_with_numpys_integer_time_is_taken_as_its_int(tmp_path):
+    r = _numpy_run(tmp_path, "int64").symbols["A"]
+    assert (r.bars, r.orders, r.errors, r.halted) == (40, 1, [], None)
+    assert r.ts.dtype == np.int64 and int(r.ts[0]) == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("float", r"data source 'np': a live bar of A: ts is a float64 \(0\.0\), not an int of nanoseconds since"),
+        ("tuple", r"data source 'np': live\(\) yielded a tuple, not an engine_core\.Bar"),
+    ],
+)
+def test_a_live_bar_off_the_contract_stops_the_run_naming_the_source(tmp_path, kind, message):
+    from engine_core.errors import EngineError
+
+    with pytest.raises(EngineError, match=message):
+        _numpy_run(tmp_path, kind)
 
 
 ASKED = """
