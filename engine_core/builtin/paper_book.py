@@ -13,8 +13,8 @@ written there, behind the engine's intent for it, so that after a crash it
 answers as a venue would. Its memory holds the orders still working, the
 client ids of the ones settled, and the position each symbol's fills add up
 to: a settled order's record is in the journal only (``order_status`` reads
-it there), so that weeks of paper trading do not pile up in memory, and a
-start reads no record it does not need.
+it there), so that weeks of paper trading do not pile up in memory; a
+start reads every record once and keeps only that.
 """
 
 from __future__ import annotations

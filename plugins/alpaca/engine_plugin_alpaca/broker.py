@@ -339,25 +339,24 @@ class AlpacaBroker(Broker):
             return None
         other = [t for t in self.orders if t.symbol == order.symbol and t.side is not order.side]
         latest = other[-1] if other else None
-        leg_filled = False
+        looked: list[VenueOrder] = []
         for tracked in other:
             legs = self.orders.legs(tracked)
             if tracked is not latest and all(leg.status in _LEG_DONE for leg in legs):
                 continue
+            looked += legs
             for leg in legs:
-                if leg.status in _LEG_DONE:
-                    leg_filled = leg_filled or leg.status == "filled"
-                    continue
-                leg_filled = await self._cancel_leg(tracked, leg) or leg_filled
-        if not leg_filled:
+                if leg.status not in _LEG_DONE:
+                    await self._cancel_leg(tracked, leg)
+        if not any(leg.filled > 0 for leg in looked):  # (in part, too: a cancel may meet a partial fill)
             return None
         held = self._positions.get(order.symbol, Decimal(0))
         left = held if order.side is Side.SELL else -held  # what the exit would close
         return None if left >= order.qty else max(left, Decimal(0))
 
-    async def _cancel_leg(self, tracked: VenueOrder, leg: VenueOrder) -> bool:
-        """Cancel a working leg and wait until the venue says it is done: True
-        when it filled first (its fill applied)."""
+    async def _cancel_leg(self, tracked: VenueOrder, leg: VenueOrder) -> None:
+        """Cancel a working leg and wait until the venue says it is done
+        (cancelled, or filled first: its fill applied)."""
         try:
             await self._http().request("DELETE", f"/v2/orders/{leg.venue_id}")
         except AlpacaHttpError as err:
@@ -373,7 +372,7 @@ class AlpacaBroker(Broker):
                 self._apply(parent, "")
             if not now.is_open or now.status == "held":
                 leg.status = now.status
-                return now.status == "filled"
+                return
             if time.monotonic() > deadline:
                 raise BrokerError(f"alpaca broker: the {leg.leg} leg of {tracked.client_id} did not cancel in time")
             await asyncio.sleep(0.05)

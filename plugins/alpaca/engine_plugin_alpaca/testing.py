@@ -363,10 +363,11 @@ class FakeAlpaca(BackgroundServer):
         broker's next request waits in its rate limiter that long."""
         self.spent_after_order = seconds
 
-    def fill_leg(self, entry_client_id: str, leg: str, price: Decimal) -> None:
+    def fill_leg(self, entry_client_id: str, leg: str, price: Decimal, qty: Decimal | None = None) -> None:
         """Trigger a bracket leg (``stop_loss`` or ``take_profit``) of a filled entry:
-        the leg fills at ``price`` and its sibling is cancelled."""
-        self.call(self._fill_leg, entry_client_id, leg, price)
+        the leg fills at ``price`` and its sibling is cancelled; with ``qty``,
+        only that much fills, and both legs go on working."""
+        self.call(self._fill_leg, entry_client_id, leg, price, qty)
 
     # -------------------------------------------------------- internals
 
@@ -658,13 +659,15 @@ class FakeAlpaca(BackgroundServer):
         assert order is not None, cid
         await self._execute(order, order.qty - order.filled_qty, price or self.prices.get(order.symbol, Decimal(100)))
 
-    async def _fill_leg(self, entry_cid: str, leg_name: str, price: Decimal) -> None:
+    async def _fill_leg(self, entry_cid: str, leg_name: str, price: Decimal, qty: Decimal | None) -> None:
         entry = self.order_by_client_id(entry_cid)
         assert entry is not None and entry.legs, entry_cid
         kind = "stop" if leg_name == "stop_loss" else "limit"
         leg = next(leg for leg in entry.legs if leg.type == kind)
         assert leg.status == "new", leg.status
-        await self._execute(leg, leg.qty, price)
+        await self._execute(leg, qty or leg.qty, price)
+        if qty is not None and qty < leg.qty:
+            return
         for other in entry.legs:
             if other is not leg and other.status in ("new", "held"):
                 other.status = "canceled"

@@ -274,6 +274,21 @@ def test_an_exit_larger_than_what_a_leg_left_is_refused_and_names_what_is_left(s
     assert len(server.order_posts) == 2
 
 
+def test_an_exit_after_a_legs_partial_fill_is_refused_when_it_would_sell_more_than_is_left(server, make_broker):
+    """The take-profit leg filled 2 of 5; the engine, not told yet, sells 5:
+    the legs are cancelled (a cancel meeting a partial fill) and the exit is
+    refused, naming the 3 left, rather than selling 2 short."""
+    broker, updates = make_broker()
+    broker.submit(order("e-AAPL-38", stop_price=Decimal("95"), take_profit_price=Decimal("110")))
+    wait_until(lambda: UpdateKind.FILL in updates.kinds("e-AAPL-38"))
+    server.fill_leg("e-AAPL-38", "take_profit", Decimal("110"), qty=Decimal(2))
+    wait_until(lambda: any(u.leg for u in updates.fills("e-AAPL-38")))
+    with pytest.raises(BrokerError, match=r"the position was partly closed \(3 left\) by its bracket leg"):
+        broker.submit(order("e-AAPL-39", side=Side.SELL))
+    assert {leg.status for leg in server.order_by_client_id("e-AAPL-38").legs} == {"canceled"}
+    assert broker.positions() == {"AAPL": Decimal(3)} and len(server.order_posts) == 1
+
+
 def test_fractional_bracket_is_refused(server, make_broker):
     broker, _ = make_broker()
     with pytest.raises(BrokerError, match="a bracket order takes whole shares only"):
