@@ -189,6 +189,22 @@ def test_a_truncated_recording_replays_up_to_its_last_whole_record(tmp_path: Pat
     assert "replay: identical" in result.output
 
 
+def test_a_recording_of_version_1_still_replays(tmp_path: Path, registry: Registry) -> None:
+    """Version 2 only adds rejected reloads: a session written as version 1
+    (before them) reads and replays as it did."""
+    config = _config(tmp_path, ["A"], 300)
+    build_engine(config, registry).run()
+    (path,) = segment_paths(_session(config))
+    with pa.OSFile(str(path), "rb") as f:
+        table = pa.ipc.open_stream(f).read_all()
+    old = tmp_path / "001-1.arrow"
+    with pa.OSFile(str(old), "wb") as f, pa.ipc.new_stream(f, SCHEMA.with_metadata({VERSION_KEY: b"1"})) as w:
+        w.write_table(table.replace_schema_metadata({VERSION_KEY: b"1"}))
+    assert read_segment(old).rows == read_segment(path).rows
+    outcome = replay_session([old], registry)
+    assert outcome.divergence is None and outcome.events == len(_events(path))
+
+
 def test_a_recording_of_another_version_is_refused_with_its_version(tmp_path: Path) -> None:
     path = tmp_path / "001-1.arrow"
     schema = SCHEMA.with_metadata({VERSION_KEY: b"99"})
@@ -198,7 +214,7 @@ def test_a_recording_of_another_version_is_refused_with_its_version(tmp_path: Pa
         read_segment(path)
     result = CliRunner().invoke(main, ["replay", str(path)])
     assert result.exit_code == 2
-    assert result.output.strip().endswith("recording format version 99; this engine reads version(s) 1")
+    assert result.output.strip().endswith("recording format version 99; this engine reads version(s) 1, 2")
 
 
 def test_record_false_and_backtests_record_nothing(tmp_path: Path, registry: Registry) -> None:

@@ -52,8 +52,10 @@ import pyarrow as pa
 from engine_core.model import Bar, BarChunk, Fill, Order, OrderType, Side, TimeInForce
 from engine_core.orders import OpenOrder, OrderUpdate, UpdateKind
 
-VERSION = 1  # what this engine writes
-READABLE = (1,)  # versions this engine reads
+# what this engine writes: 2 adds rejected reloads (a "script" row with
+# "rejected" or "unread"), which a reader of 1 would take for a reload
+VERSION = 2
+READABLE = (1, 2)  # versions this engine reads (1 is 2 without rejected reloads)
 VERSION_KEY = b"engine-recording-version"
 
 SCHEMA = pa.schema(
