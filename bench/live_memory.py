@@ -2,7 +2,8 @@
 
 1. Memory kept: a live paper session of the simulated feed (journaled, not
    recorded) run twice, ``--bars`` and twice that, each fresh; the Python
-   heap still held when each has ended (tracemalloc, after a collection), and
+   heap the engine still holds when each has ended (tracemalloc, after a
+   collection; the run's result, which the report reads once, let go), and
    the difference per bar and per order: what a session adds the longer it
    runs. The reference: the bytes of the bars themselves (five float64
    prices and an int64 time, 48 a bar), which the engine does not keep.
@@ -51,11 +52,12 @@ def held_after(folder: Path, bars: int) -> tuple[int, int]:
     base = tracemalloc.get_traced_memory()[0]
     engine = build_engine(config(folder, bars), registry)
     result = engine.run()
-    gc.collect()
-    held = tracemalloc.get_traced_memory()[0] - base
-    tracemalloc.stop()
     orders = sum(s.orders for s in result.symbols.values())
-    del engine, result
+    del result  # the report's copy of the series, made once at the end
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - base  # what the engine holds at the session's end
+    tracemalloc.stop()
+    del engine
     return held, orders
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from engine_core.model import BUY, Bar, BarChunk, Fill, RoundTrip, Side
+from engine_core.spill import SeriesSpill
 from engine_core.storage import Series
 
 _ZERO = Decimal(0)
@@ -58,11 +59,15 @@ class Ledger:
 
     __slots__ = tuple(
         "symbol lot keeps_fill_keys qty qty_float cash entry trades fills fill_keys _ts _pnl _exposed"
-        " _pending _marks _held".split()
+        " _pending _marks _held _spill".split()
     )
 
     def __init__(
-        self, symbol: str, keep_fill_keys: bool = True, lot: Callable[[Decimal], Decimal] | None = None
+        self,
+        symbol: str,
+        keep_fill_keys: bool = True,
+        lot: Callable[[Decimal], Decimal] | None = None,
+        spill: bool = False,
     ) -> None:
         self.symbol = symbol
         # the venue's lot rounding (None: any quantity trades): what counts as flat
@@ -91,6 +96,8 @@ class Ledger:
         # (chunk bar from which it holds, qty, cash) for the chunk being processed
         self._marks: list[tuple[int, float, float]] = [(0, 0.0, 0.0)]
         self._held = (self.qty, self.cash, self._marks[0])  # the first mark of a chunk, for this qty and cash
+        # a live run's series go to disk every SPILL_AT bars (``spill.py``): memory stays bounded
+        self._spill = SeriesSpill(symbol) if spill else None
 
     # ------------------------------------------------------------ fills
 
@@ -181,28 +188,38 @@ class Ledger:
             self._ts.extend(chunk.ts)
             self._pnl.extend(pnls)
             self._exposed.extend(np.full(len(chunk), qty != 0))
-            return float(pnls[-1])
-        idx = [m[0] for m in marks] + [len(chunk)]
-        lengths = np.diff(np.asarray(idx))
-        qtys = np.repeat(np.array([m[1] for m in marks]), lengths)
-        pnls = np.repeat(np.array([m[2] for m in marks]), lengths) + qtys * chunk.close
-        self._ts.extend(chunk.ts)
-        self._pnl.extend(pnls)
-        self._exposed.extend(qtys != 0)
+        else:
+            idx = [m[0] for m in marks] + [len(chunk)]
+            lengths = np.diff(np.asarray(idx))
+            qtys = np.repeat(np.array([m[1] for m in marks]), lengths)
+            pnls = np.repeat(np.array([m[2] for m in marks]), lengths) + qtys * chunk.close
+            self._ts.extend(chunk.ts)
+            self._pnl.extend(pnls)
+            self._exposed.extend(qtys != 0)
+        spill = self._spill
+        if spill is not None and spill.due(self._ts):
+            spill.write((self._ts, self._pnl, self._exposed))
         return float(pnls[-1])
 
     def _settle(self) -> None:
-        """Move the staged live bars' marks to the series."""
+        """Move the staged live bars' marks to the series (and the series to
+        disk, when a live run's have gathered ``SPILL_AT``)."""
         ts, pnl, exposed = self._pending
         if ts:
             self._ts.extend(np.array(ts, dtype=np.int64))
             self._pnl.extend(np.array(pnl, dtype=np.float64))
             self._exposed.extend(np.array(exposed, dtype=bool))
             del ts[:], pnl[:], exposed[:]
+            spill = self._spill
+            if spill is not None and spill.due(self._ts):
+                spill.write((self._ts, self._pnl, self._exposed))
 
     def series(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ts, pnl, exposed)`` per bar so far."""
         self._settle()
+        if self._spill is not None:
+            ts, pnl, exposed = self._spill.read((self._ts, self._pnl, self._exposed))
+            return ts, pnl, exposed
         return self._ts.array(), self._pnl.array(), self._exposed.array()
 
     # ------------------------------------------------------------ journal

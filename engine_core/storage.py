@@ -235,3 +235,11 @@ class Series:
     def array(self) -> np.ndarray:
         """The values so far (a view; copy it to keep it past the next append)."""
         return self._data[: self._n]
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self._data.dtype
+
+    def clear(self) -> None:
+        """Empty (the capacity kept)."""
+        self._n = 0

@@ -105,7 +105,8 @@ class SymbolWorker:
 
         # a broker that trades any quantity (no lot step): only zero is flat
         lot = None if type(broker).round_qty is Broker.round_qty else functools.partial(broker.round_qty, symbol)
-        self.ledger = Ledger(symbol, keep_fill_keys=journal is not None or self.sim is None, lot=lot)
+        live = journal is not None or self.sim is None  # (a backtest journals only when asked to)
+        self.ledger = Ledger(symbol, keep_fill_keys=live, lot=lot, spill=live)
         self.orders = OrderTracker()
         self.stops = Stops()
         self.risk = execution.risk

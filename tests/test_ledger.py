@@ -3,6 +3,8 @@ Bar) marks as the same bar in a chunk, at the position as it stands."""
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 
 from engine_core.ledger import Ledger
@@ -76,3 +78,73 @@ def test_many_live_bars_between_chunks_keep_their_order():
     mixed.mark_chunk(chunk.slice(8900, 9000))
     for a, b in zip(whole.series(), mixed.series()):
         assert a.dtype == b.dtype and list(a) == list(b)
+
+
+def test_a_live_ledgers_series_goes_to_disk_and_comes_back_whole(monkeypatch, tmp_path):
+    """A session of months: a live symbol's marks go to disk every SPILL_AT
+    bars (memory holds fewer), and the series the report reads is the same,
+    bar for bar, as one kept in memory; with a position held and fills
+    booked between the spills."""
+    from decimal import Decimal as D
+
+    from engine_core import spill
+    from engine_core.model import Fill, Side
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    chunk = bars(20_000)
+    kept, spilled = Ledger("S"), Ledger("S", spill=True)
+    for ledger in (kept, spilled):
+        ledger.begin_chunk()
+        ledger.mark_chunk(chunk.slice(0, 5_000))  # a warm-up-sized chunk, then bar by bar
+        for k in range(5_000, 20_000):
+            if k == 7_000:
+                ledger.book(Fill("a", "S", Side.BUY, D(2), D(100), D(0), k), "a/", 0, k, "enter")
+            if k == 15_000:
+                ledger.book(Fill("b", "S", Side.SELL, D(2), D(110), D(0), k), "b/", 0, k, "exit")
+            ledger.begin_chunk()
+            ledger.mark_chunk(chunk.bar(k))
+        assert len(ledger._ts) <= (spill.SPILL_AT if ledger is spilled else 20_000)
+    assert spilled._spill is not None and spilled._spill.bars >= 16_000
+    assert [p.parent.parent for p in spilled._spill.paths] == [tmp_path] * 3
+    for a, b in zip(kept.series(), spilled.series()):
+        assert a.dtype == b.dtype and len(a) == 20_000 and np.array_equal(a, b)
+
+
+def test_a_spill_that_cannot_be_written_keeps_the_series_in_memory(monkeypatch, tmp_path, caplog):
+    from engine_core import spill
+
+    monkeypatch.setattr(spill, "spill_dir", lambda: tmp_path / "missing")  # every append fails
+    chunk = bars(10_000)
+    kept, spilled = Ledger("S"), Ledger("S", spill=True)
+    for ledger in (kept, spilled):
+        for k in range(10_000):
+            ledger.begin_chunk()
+            ledger.mark_chunk(chunk.bar(k))
+    assert spilled._spill is not None and spilled._spill.failed and spilled._spill.bars == 0
+    (said,) = [r.getMessage() for r in caplog.records]  # once, not at every bar after
+    assert said.startswith(
+        f"S: the PnL series stays in memory: it cannot be written to disk: [Errno 2] No such file or directory: "
+        f"'{tmp_path / 'missing'}/"
+    )
+    for a, b in zip(kept.series(), spilled.series()):
+        assert np.array_equal(a, b)
+
+
+def test_the_spill_directory_of_a_killed_process_goes_at_the_next_spill(monkeypatch, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from engine_core import spill
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"engine-series-{int(gone.stdout)}-abc"
+    alive = tmp_path / f"engine-series-{os.getppid()}-def"  # a process still running
+    for folder in (stale, alive):
+        folder.mkdir()
+        (folder / "0.0").write_bytes(b"\0" * 8)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(spill, "_dir", None)
+    mine = spill.spill_dir()
+    assert mine.parent == tmp_path and mine.name.startswith(f"engine-series-{os.getpid()}-")
+    assert not stale.exists() and alive.exists()
