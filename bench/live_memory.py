@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -105,12 +106,7 @@ def main() -> None:
                 f"   round {k + 1}: {t_hist * 1e3:.0f} ms with the history, {t_fresh * 1e3:.0f} ms on a fresh "
                 f"journal (x{t_hist / t_fresh:.2f})"
             )
-            for p in fresh.rglob("*"):
-                if p.is_file():
-                    p.unlink()
-            for p in sorted(fresh.rglob("*"), reverse=True):
-                p.rmdir()
-            fresh.rmdir()
+            shutil.rmtree(fresh)
 
 
 if __name__ == "__main__":

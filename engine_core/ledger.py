@@ -196,9 +196,7 @@ class Ledger:
             self._ts.extend(chunk.ts)
             self._pnl.extend(pnls)
             self._exposed.extend(qtys != 0)
-        spill = self._spill
-        if spill is not None and spill.due(self._ts):
-            spill.write((self._ts, self._pnl, self._exposed))
+        self._spill_if_due()
         return float(pnls[-1])
 
     def _settle(self) -> None:
@@ -210,9 +208,12 @@ class Ledger:
             self._pnl.extend(np.array(pnl, dtype=np.float64))
             self._exposed.extend(np.array(exposed, dtype=bool))
             del ts[:], pnl[:], exposed[:]
-            spill = self._spill
-            if spill is not None and spill.due(self._ts):
-                spill.write((self._ts, self._pnl, self._exposed))
+            self._spill_if_due()
+
+    def _spill_if_due(self) -> None:
+        spill = self._spill
+        if spill is not None and spill.due(self._ts):
+            spill.write((self._ts, self._pnl, self._exposed))
 
     def series(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ts, pnl, exposed)`` per bar so far."""
