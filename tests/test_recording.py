@@ -323,6 +323,61 @@ def test_rejected_reloads_replay_rejected_where_they_happened(tmp_path: Path, re
     assert outcome.events == len(lines)
 
 
+STOPS_AT_40 = """
+class S:
+    stop = None  # the live engine's stop event, set by the test (a replay's strategy has none)
+    def __init__(self):
+        self.bars = 0
+    def watch(self, ctx):
+        self.bars = ctx.index
+        if self.bars >= 40 and S.stop is not None:
+            S.stop.set()  # the trader stops the engine as this bar is decided
+        return {"action": "enter", "qty": 1} if self.bars == 10 or self.bars >= 40 else None
+    def close_watch(self, ctx):
+        return None
+    def in_trade(self, ctx):
+        return "exit" if ctx.index >= 20 else None
+"""
+
+
+def test_an_order_refused_because_the_engine_was_stopping_is_refused_again_in_the_replay(
+    tmp_path: Path, registry: Registry
+) -> None:
+    """A live run stopped while a symbol decides: its order is refused (the
+    engine is stopping), on the bar the wall clock put the stop at. The
+    replay refuses it at the same bar, and trades the bars before as live."""
+    (tmp_path / "s.py").write_text(STOPS_AT_40)
+    config = write_config(
+        tmp_path / "live.toml",
+        {
+            "engine": {"mode": "live", "id": "rec", "symbols": ["A"], "window": 60},
+            "source": {"type": "simulated", "bars": 0, "interval": 60, "pace": 0.002},
+            "strategy": {"host": "python", "class": "s.py:S"},
+            "broker": {"type": "paper", "cash": 100000},
+        },
+    )
+    from engine_core.builtin.python_host import PythonHost
+
+    engine = build_engine(config, registry)
+    load = PythonHost.load
+
+    def load_and_hand_over_the_stop(host: PythonHost) -> None:
+        load(host)
+        host.cls.stop = engine.stop_event
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PythonHost, "load", load_and_hand_over_the_stop)
+        result = engine.run()
+    assert result.symbols["A"].fills == 2  # the entry at bar 10 and its exit; none from bar 40 on
+    (path,) = segment_paths(_session(config))
+    lines = [line for _, line in _events(path)]
+    refused = [line for line in lines if " order refused " in line]
+    assert refused and all(line.endswith("not sent: the engine is stopping") for line in refused)
+    outcome = replay_session([path], registry)
+    assert outcome.divergence is None, outcome.divergence.lines() if outcome.divergence else None
+    assert outcome.events == len(lines)
+
+
 def test_what_if_other_parameters_fill_by_the_paper_rules_and_say_so(tmp_path: Path, registry: Registry) -> None:
     config = _config(tmp_path, ["A"], 400)
     build_engine(config, registry).run()

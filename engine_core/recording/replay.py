@@ -29,6 +29,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Future
@@ -44,7 +45,7 @@ from engine_core.builtin.paper import PaperBroker, PaperConfig
 from engine_core.config import journal_path, load_config
 from engine_core.control import Command, Request
 from engine_core.events import EventSink, describe
-from engine_core.model import Bar, BarChunk, ConnectionEvent, Order
+from engine_core.model import Bar, BarChunk, ConnectionEvent, Order, iso_utc
 from engine_core.orders import OpenOrder, OrderState, OrderStatus, OrderUpdate
 from engine_core.plugins import Registry
 from engine_core.recording.format import blob_chunk, json_fill, json_open_order, json_update, row_bar
@@ -437,8 +438,10 @@ def _feed(
     stopped: set[str] = set()
     matching = what_if and isinstance(broker, ReplayedBroker)
     reload_after: set[tuple[str, int]] = set()
+    stopping: _StoppingAsLive | None = None
     if not what_if:
         reload_after = _replay_reloads(workers, rows)
+        stopping = _StoppingAsLive.install(workers, rows)
     # A symbol's bars in a row (nothing else of its own between them) go to its
     # worker as one chunk: the worker decides the same on a chunk as bar by bar
     # (a backtest's premise), and a chunk costs one step instead of many. Not
@@ -459,6 +462,8 @@ def _feed(
         bars = pending.pop(symbol, None)
         if not bars:
             return
+        if stopping is not None:
+            stopping.fed = symbol
         worker = workers[symbol]
         if len(bars) == 1:
             worker.handle(row_bar(bars[0]))
@@ -475,9 +480,14 @@ def _feed(
         worker = workers.get(symbol) if symbol is not None else None
         if worker is None:
             continue
+        if stopping is not None:
+            stopping.fed = symbol
         if kind == "bar":
             if symbol in stopped:
                 continue
+            if stopping is not None and stopping.meets(symbol, row[3]):
+                flush(symbol)  # the bars before it, as they were: not stopping yet
+                stopping.symbols.add(symbol)
             if batching:
                 pending[symbol].append(row)
                 if (symbol, row[3]) in reload_after:
@@ -512,6 +522,48 @@ def _feed(
         drain(worker)
     for symbol in list(pending):
         flush(symbol)
+
+
+class _StoppingAsLive(threading.Event):
+    """The engine's "stopping" as each symbol met it live. A live run stopped
+    while its symbols traded refuses the orders decided after the stop began
+    (rule ``stop``), on whichever bar each worker was at: the wall clock's
+    time, not the bars'. The replay sets it for a symbol from the bar of its
+    first such refusal (read from the recorded event log), so that those
+    orders are refused again, and for no other symbol."""
+
+    def __init__(self, first: dict[str, str], engine_stopping: threading.Event | None) -> None:
+        super().__init__()
+        self.engine_stopping = engine_stopping  # the replay's own stop, at its end: for every symbol
+        self.first = first  # symbol -> the time (its event log's text) of its first refusal for stop
+        self.symbols: set[str] = set()  # the symbols past the bar of their first refusal
+        self.fed: str | None = None  # the symbol whose worker is being fed
+
+    @classmethod
+    def install(cls, workers: dict[str, Any], rows: list[tuple[Any, ...]]) -> _StoppingAsLive | None:
+        first: dict[str, str] = {}
+        for row in rows:
+            if row[0] == "event" and row[1] not in first and _REFUSED_AT_STOP.search(row[9]):
+                first[row[1]] = row[9].split(" ", 1)[0]
+        if not first or not workers:
+            return None
+        execution = next(iter(workers.values())).execution  # (one, shared by the workers)
+        stopping = execution.stopping = cls(first, execution.stopping)
+        return stopping
+
+    def meets(self, symbol: str, ts: int) -> bool:
+        """Whether the bar ``ts`` of ``symbol`` is the first at which it met
+        the stop live (the caller adds it to ``symbols`` once the bars
+        before it are fed)."""
+        at = self.first.get(symbol)
+        return at is not None and symbol not in self.symbols and iso_utc(ts) >= at
+
+    def is_set(self) -> bool:
+        real = self.engine_stopping
+        return (real is not None and real.is_set()) or self.fed in self.symbols
+
+
+_REFUSED_AT_STOP = re.compile(r" order refused .*: the engine is stopping$")
 
 
 def _replay_reloads(workers: dict[str, Any], rows: list[tuple[Any, ...]]) -> set[tuple[str, int]]:
